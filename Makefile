@@ -1,0 +1,38 @@
+# firma-stack project commands. `make demo` shows the main job; `make test`
+# runs every test (CI runs exactly that). Each surface adds its legs from
+# mk/<surface>.mk by appending to BUILD_LEGS / TEST_LEGS.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+BUILD_LEGS := build-rust
+TEST_LEGS := test-rust
+
+include $(sort $(wildcard mk/*.mk))
+
+.PHONY: all build build-rust test test-rust demo clean
+all: build
+
+## build: the release library (.so, .a), the `firma` CLI and the example sidecar.
+build: $(BUILD_LEGS)
+
+build-rust:
+	$(CARGO) build --release --locked --lib --bins
+
+## test: every check and test of every surface.
+test: $(TEST_LEGS)
+	@echo "make test: all legs passed ($(TEST_LEGS))"
+
+test-rust:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(CARGO) test --locked
+
+## demo: three real sidecars in a temporary runtime dir, seen through `firma`.
+demo: build-rust
+	bash scripts/demo.sh
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,10 @@
+//! firma-stack: tells a host's supervisors which agent-sandbox sidecars are
+//! alive, whether they serve, and cleans up after runs that died.
+//!
+//! The core is [`sidecar_markers`]; the C ABI lives in [`ffi`] and the
+//! `firma` command line in [`cli`].
+
+pub mod cli;
+#[allow(non_camel_case_types)]
+pub mod ffi;
+pub mod sidecar_markers;

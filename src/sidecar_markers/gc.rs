@@ -1,0 +1,105 @@
+//! Removing marker directories without ever racing another collector into a
+//! half-removed marker.
+//!
+//! A marker leaves the namespace in one atomic step: it is renamed (with
+//! `RENAME_NOREPLACE`) to a reserved name `.gc-<pid>-<n>` in `run/`, and only
+//! the caller whose rename succeeded reports it. The renamed tree is removed
+//! afterwards; if that is interrupted, the leftover `.gc-*` directory is
+//! finished by a later collection. Listings never show dot-names.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::sys;
+
+/// Prefix of a marker being removed.
+pub(crate) const GC_PREFIX: &[u8] = b".gc-";
+/// Deepest directory nesting we remove; marker dirs are flat, and a deeper
+/// tree is left for a human rather than recursed into without bound.
+const MAX_DEPTH: usize = 8;
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+fn tomb_name() -> CString {
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    CString::new(format!(".gc-{}-{n}", std::process::id())).expect("no NUL in a formatted name")
+}
+
+/// Moves `run/<name>` out of the namespace. `expect` is the (dev, ino) of
+/// the directory the caller judged stale: if `name` now holds another
+/// directory, it is put back and `Ok(false)` returned. `Ok(false)` too when
+/// another caller took it first. On `Ok(true)` the caller owns the removal.
+pub(crate) fn take(
+    run: BorrowedFd<'_>,
+    name: &CStr,
+    expect: Option<(u64, u64)>,
+) -> io::Result<bool> {
+    let tomb = loop {
+        let tomb = tomb_name();
+        match sys::rename_noreplace(run, name, run, &tomb) {
+            Ok(()) => break tomb,
+            // A dead process with our pid left this name behind: pick another.
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    };
+    if let Some(expect) = expect {
+        let st = sys::lstatat(run, &tomb)?;
+        if (st.st_dev, st.st_ino) != expect {
+            // Replaced between our read and the rename: not ours to delete.
+            // If the name was taken again meanwhile, the tree stays under
+            // the tomb name rather than being deleted unjudged.
+            sys::rename_noreplace(run, &tomb, run, name)?;
+            return Ok(false);
+        }
+    }
+    remove_tree(run, &tomb, 0)?;
+    Ok(true)
+}
+
+/// Finishes the removal of a `.gc-*` leftover. Another collector may be
+/// removing it at the same time; everything it removed first is fine.
+pub(crate) fn finish_leftover(run: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+    remove_tree(run, name, 0)
+}
+
+/// Removes `parent/<name>` and everything beneath it, never following a
+/// symlink. Entries that vanish meanwhile are not errors.
+pub(crate) fn remove_tree(parent: BorrowedFd<'_>, name: &CStr, depth: usize) -> io::Result<()> {
+    if depth > MAX_DEPTH {
+        return Err(io::Error::other(
+            "directory tree nested too deeply to remove",
+        ));
+    }
+    let dir = match sys::openat(parent, name, sys::DIR_FLAGS, 0) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+            return ignore_enoent(sys::unlinkat(parent, name, 0));
+        }
+        Err(e) => return Err(e),
+    };
+    for entry in sys::read_dir(dir.as_fd())? {
+        if entry.d_type == libc::DT_DIR {
+            remove_tree(dir.as_fd(), &entry.name, depth + 1)?;
+            continue;
+        }
+        match sys::unlinkat(dir.as_fd(), &entry.name, 0) {
+            Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {
+                remove_tree(dir.as_fd(), &entry.name, depth + 1)?
+            }
+            other => ignore_enoent(other)?,
+        }
+    }
+    ignore_enoent(sys::unlinkat(parent, name, libc::AT_REMOVEDIR))
+}
+
+fn ignore_enoent(r: io::Result<()>) -> io::Result<()> {
+    match r {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        other => other,
+    }
+}

@@ -1,0 +1,320 @@
+//! What a marker holds: the `metadata.toml` schema, the entry we report, and
+//! reading one marker directory safely relative to an open directory.
+
+use std::ffi::CStr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{Result, StackError};
+use super::sys;
+
+/// Largest `metadata.toml` we read; anything bigger is a parse error.
+pub const MAX_METADATA_BYTES: usize = 64 * 1024;
+/// Largest pid a marker may name (`pid_t` max).
+pub const MAX_PID: u32 = i32::MAX as u32;
+
+pub(crate) const METADATA: &CStr = c"metadata.toml";
+pub(crate) const PID_FILE: &CStr = c"sidecar.pid";
+pub(crate) const DEFAULT_SOCKET: &str = "sidecar.sock";
+
+/// The contents of `metadata.toml` (DESIGN §2). Unknown keys are ignored so
+/// newer writers stay readable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataFile {
+    pub sandbox_id: String,
+    pub agent_id: String,
+    pub session_id: String,
+    pub authority_url: String,
+    pub policy_bundle_version: String,
+    /// Sidecar pid, `1..=2^31-1`; anything else is rejected when read.
+    pub pid: u32,
+    /// RFC 3339 UTC start time, reported as written.
+    pub started_at: String,
+    /// Endpoint to probe: an absolute Unix socket path, or `host:port` with
+    /// an IP literal or `localhost` as host. Absent or empty means
+    /// `<marker_dir>/sidecar.sock`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// Kernel boot id (`/proc/sys/kernel/random/boot_id`) when written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+    /// Field 22 of `/proc/<pid>/stat` (start time in clock ticks) when written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_start_ticks: Option<u64>,
+}
+
+/// Liveness and health of a sidecar, serialized lowercase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// The process exists and its endpoint accepted a connection in time.
+    Running,
+    /// The process exists but its endpoint is missing, refuses, is saturated
+    /// or timed out.
+    Unhealthy,
+    /// No such process, a zombie, or the pid was reused by another process.
+    Stopped,
+    /// The process exists but the probe could not be performed (for example
+    /// permission denied on the socket).
+    Unknown,
+}
+
+impl State {
+    /// The lowercase name used in JSON and by every binding.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Running => "running",
+            State::Unhealthy => "unhealthy",
+            State::Stopped => "stopped",
+            State::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One sidecar as reported by `list`, `get` and `probe_entry`. Field order
+/// is the JSON order of DESIGN §3.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SidecarEntry {
+    pub sandbox_id: String,
+    pub agent_id: String,
+    pub session_id: String,
+    pub authority_url: String,
+    pub policy_bundle_version: String,
+    pub pid: u32,
+    pub started_at: String,
+    pub state: State,
+    /// The endpoint probed, as a string (a socket path or `host:port`).
+    pub listen: String,
+    /// Seconds since `sidecar.pid` was modified; `None` when the file is
+    /// absent or its mtime lies in the future.
+    pub uptime_secs: Option<u64>,
+}
+
+/// Where a sidecar serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    /// `sidecar.sock` inside the marker directory (reached through the
+    /// directory's descriptor, so path length never matters).
+    MarkerSocket,
+    /// An absolute Unix socket path from `listen`.
+    Unix(PathBuf),
+    /// A TCP address from `listen`.
+    Tcp(SocketAddr),
+}
+
+/// Parses `listen`. Host names other than `localhost` are refused: resolving
+/// them could block on DNS, and a probe must never block.
+pub(crate) fn parse_listen(listen: Option<&str>) -> std::result::Result<Endpoint, String> {
+    let s = match listen {
+        None | Some("") => return Ok(Endpoint::MarkerSocket),
+        Some(s) => s,
+    };
+    if s.starts_with('/') {
+        if s.contains('\0') {
+            return Err("listen path contains a NUL byte".into());
+        }
+        return Ok(Endpoint::Unix(PathBuf::from(s)));
+    }
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(Endpoint::Tcp(addr));
+    }
+    if let Some((host, port)) = s.rsplit_once(':') {
+        if host.eq_ignore_ascii_case("localhost") {
+            let port: u16 = port
+                .parse()
+                .map_err(|_| format!("listen {s:?}: port {port:?} is not a number 0-65535"))?;
+            return Ok(Endpoint::Tcp(SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                port,
+            )));
+        }
+        if port.parse::<u16>().is_ok() {
+            return Err(format!(
+                "listen {s:?}: host must be an IP address or localhost (names are not resolved)"
+            ));
+        }
+    }
+    Err(format!(
+        "listen {s:?} is neither an absolute Unix socket path nor host:port"
+    ))
+}
+
+/// A marker that was opened, read and parsed, still holding its directory.
+pub(crate) struct Marker {
+    pub dir: OwnedFd,
+    /// Device and inode of the marker directory, to recognise it later.
+    pub dev_ino: (u64, u64),
+    pub path: PathBuf,
+    pub meta: MetadataFile,
+    pub endpoint: Endpoint,
+    pub uptime_secs: Option<u64>,
+}
+
+impl Marker {
+    pub fn listen_string(&self) -> String {
+        match &self.endpoint {
+            Endpoint::MarkerSocket => self
+                .path
+                .join(DEFAULT_SOCKET)
+                .to_string_lossy()
+                .into_owned(),
+            _ => self.meta.listen.clone().unwrap_or_default(),
+        }
+    }
+
+    pub fn entry(&self, state: State) -> SidecarEntry {
+        let m = &self.meta;
+        SidecarEntry {
+            sandbox_id: m.sandbox_id.clone(),
+            agent_id: m.agent_id.clone(),
+            session_id: m.session_id.clone(),
+            authority_url: m.authority_url.clone(),
+            policy_bundle_version: m.policy_bundle_version.clone(),
+            pid: m.pid,
+            started_at: m.started_at.clone(),
+            state,
+            listen: self.listen_string(),
+            uptime_secs: self.uptime_secs,
+        }
+    }
+}
+
+/// Opens the marker directory `name` under `parent` (never through a
+/// symlink) and reads it. `path` is only used in messages and `listen`.
+pub(crate) fn read_marker_at(
+    parent: std::os::fd::BorrowedFd<'_>,
+    name: &CStr,
+    path: PathBuf,
+    now: SystemTime,
+) -> Result<Marker> {
+    let dir = match sys::openat(parent, name, sys::DIR_FLAGS, 0) {
+        Ok(fd) => fd,
+        Err(e) => return Err(open_dir_error(path, e)),
+    };
+    read_marker(dir, path, now)
+}
+
+/// Maps a failure to open a marker directory: a symlink or a non-directory
+/// is a malformed marker, anything else is I/O.
+pub(crate) fn open_dir_error(path: PathBuf, e: std::io::Error) -> StackError {
+    match e.raw_os_error() {
+        Some(libc::ELOOP) => StackError::parse(path, "marker directory is a symlink"),
+        Some(libc::ENOTDIR) => StackError::parse(path, "marker is not a directory"),
+        _ => StackError::io("open marker directory", path, e),
+    }
+}
+
+/// Reads and validates the marker whose directory is open as `dir`.
+pub(crate) fn read_marker(dir: OwnedFd, path: PathBuf, now: SystemTime) -> Result<Marker> {
+    let dst = sys::fstat(dir.as_fd()).map_err(|e| StackError::io("stat", &path, e))?;
+    let meta_path = path.join("metadata.toml");
+    let flags =
+        libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
+    let file = match sys::openat(dir.as_fd(), METADATA, flags, 0) {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(StackError::parse(meta_path, "metadata.toml is a symlink"));
+        }
+        Err(e) => return Err(StackError::io("open", meta_path, e)),
+    };
+    let st = sys::fstat(file.as_fd()).map_err(|e| StackError::io("stat", &meta_path, e))?;
+    if !sys::is_reg(&st) {
+        return Err(StackError::parse(
+            meta_path,
+            "metadata.toml is not a regular file",
+        ));
+    }
+    let too_big = || {
+        StackError::parse(
+            &meta_path,
+            format!("metadata.toml is larger than {MAX_METADATA_BYTES} bytes"),
+        )
+    };
+    if st.st_size as u64 > MAX_METADATA_BYTES as u64 {
+        return Err(too_big());
+    }
+    let bytes = sys::read_capped(file.as_fd(), st.st_size as usize, MAX_METADATA_BYTES)
+        .map_err(|e| StackError::io("read", &meta_path, e))?
+        .ok_or_else(too_big)?;
+    drop(file);
+    let meta = parse_metadata(&bytes).map_err(|reason| StackError::parse(&meta_path, reason))?;
+    let endpoint =
+        parse_listen(meta.listen.as_deref()).map_err(|r| StackError::parse(&meta_path, r))?;
+
+    let dir_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if meta.sandbox_id.as_bytes() != path.file_name().map(|n| n.as_bytes()).unwrap_or_default() {
+        return Err(StackError::IdentityMismatch {
+            path: meta_path,
+            directory: dir_name,
+            metadata: meta.sandbox_id,
+        });
+    }
+
+    let uptime_secs = match sys::lstatat(dir.as_fd(), PID_FILE) {
+        Ok(st) if sys::is_reg(&st) => uptime(&st, now),
+        Ok(_) => None,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
+        Err(e) => return Err(StackError::io("stat", path.join("sidecar.pid"), e)),
+    };
+
+    Ok(Marker {
+        dir,
+        dev_ino: (dst.st_dev, dst.st_ino),
+        path,
+        meta,
+        endpoint,
+        uptime_secs,
+    })
+}
+
+fn uptime(st: &libc::stat, now: SystemTime) -> Option<u64> {
+    if st.st_mtime < 0 {
+        return None;
+    }
+    let mtime = SystemTime::UNIX_EPOCH
+        + Duration::new(
+            st.st_mtime as u64,
+            st.st_mtime_nsec.clamp(0, 999_999_999) as u32,
+        );
+    now.duration_since(mtime).ok().map(|d| d.as_secs())
+}
+
+/// Parses and range-checks `metadata.toml` bytes.
+pub(crate) fn parse_metadata(bytes: &[u8]) -> std::result::Result<MetadataFile, String> {
+    let text =
+        std::str::from_utf8(bytes).map_err(|e| format!("metadata.toml is not UTF-8: {e}"))?;
+    let meta: MetadataFile = toml::from_str(text).map_err(|e| {
+        let msg = e.to_string();
+        format!("invalid metadata.toml: {}", msg.trim_end())
+    })?;
+    check_pid(meta.pid)?;
+    Ok(meta)
+}
+
+/// A pid must be in `1..=2^31-1`: 0 and negatives address process groups in
+/// `kill(2)`, larger values wrap.
+pub(crate) fn check_pid(pid: u32) -> std::result::Result<(), String> {
+    if pid == 0 || pid > MAX_PID {
+        return Err(format!("pid {pid} is out of range 1..={MAX_PID}"));
+    }
+    Ok(())
+}
+
+/// `<path>` as shown in messages for an entry `name` under `dir`.
+pub(crate) fn child_path(dir: &Path, name: &CStr) -> PathBuf {
+    dir.join(std::ffi::OsStr::from_bytes(name.to_bytes()))
+}

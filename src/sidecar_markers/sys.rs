@@ -1,0 +1,250 @@
+//! Thin, checked wrappers over the `*at` system calls the crate uses.
+//!
+//! Every wrapper returns `io::Result` built from `errno`; callers decide what
+//! an error means. Nothing here follows a symlink unless the name says so.
+
+use std::ffi::{CStr, CString, OsStr};
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// Flags for opening a directory we will only use as an anchor for `*at`.
+pub const DIR_FLAGS: libc::c_int =
+    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// A C string from a path; a NUL byte inside is `InvalidInput`.
+pub fn cpath(p: &Path) -> io::Result<CString> {
+    cstring(p.as_os_str())
+}
+
+pub fn cstring(s: &OsStr) -> io::Result<CString> {
+    CString::new(s.as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+/// `open(2)` of a path given by the caller.
+pub fn open(path: &Path, flags: libc::c_int) -> io::Result<OwnedFd> {
+    let c = cpath(path)?;
+    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+    let fd = cvt(unsafe { libc::open(c.as_ptr(), flags, 0o600 as libc::c_uint) })?;
+    // SAFETY: open returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `openat(2)` relative to `dir`.
+pub fn openat(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> io::Result<OwnedFd> {
+    // SAFETY: valid fd and NUL-terminated name.
+    let fd =
+        cvt(unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, mode as libc::c_uint) })?;
+    // SAFETY: openat returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
+    let mut st = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `st` is a valid out-pointer of the right type.
+    cvt(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) })?;
+    // SAFETY: fstat succeeded, so it filled `st`.
+    Ok(unsafe { st.assume_init() })
+}
+
+/// `fstatat(2)` without following a final symlink.
+pub fn lstatat(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<libc::stat> {
+    let mut st = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: valid fd, name and out-pointer.
+    cvt(unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            st.as_mut_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
+    // SAFETY: fstatat succeeded, so it filled `st`.
+    Ok(unsafe { st.assume_init() })
+}
+
+/// Reads the whole file behind `fd`, but never more than `cap` bytes.
+/// Returns `None` when the file holds more than `cap` bytes.
+pub fn read_capped(
+    fd: BorrowedFd<'_>,
+    size_hint: usize,
+    cap: usize,
+) -> io::Result<Option<Vec<u8>>> {
+    // One byte more than the cap tells "exactly cap" from "more than cap".
+    let mut buf: Vec<u8> = Vec::with_capacity(size_hint.min(cap) + 1);
+    loop {
+        if buf.len() > cap {
+            return Ok(None);
+        }
+        if buf.len() == buf.capacity() {
+            buf.reserve((buf.capacity()).clamp(64, cap + 1 - buf.len()));
+        }
+        let spare = buf.capacity() - buf.len();
+        // SAFETY: we read into the vector's spare capacity and only extend
+        // its length by what the kernel reports written.
+        let n = unsafe {
+            libc::read(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr().add(buf.len()).cast(),
+                spare,
+            )
+        };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        if n == 0 {
+            return Ok(Some(buf));
+        }
+        // SAFETY: the kernel initialised `n` more bytes.
+        unsafe { buf.set_len(buf.len() + n as usize) };
+    }
+}
+
+pub fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        // SAFETY: valid fd and buffer.
+        let n = unsafe { libc::write(fd.as_raw_fd(), data.as_ptr().cast(), data.len()) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        data = &data[n as usize..];
+    }
+    Ok(())
+}
+
+pub fn fsync(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: valid fd.
+    cvt(unsafe { libc::fsync(fd.as_raw_fd()) }).map(drop)
+}
+
+pub fn mkdirat(dir: BorrowedFd<'_>, name: &CStr, mode: libc::mode_t) -> io::Result<()> {
+    // SAFETY: valid fd and name.
+    cvt(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode) }).map(drop)
+}
+
+pub fn unlinkat(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: valid fd and name.
+    cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) }).map(drop)
+}
+
+/// `renameat2(2)` with `RENAME_NOREPLACE`: fails with `EEXIST` rather than
+/// replace anything (an empty directory included).
+pub fn rename_noreplace(
+    from_dir: BorrowedFd<'_>,
+    from: &CStr,
+    to_dir: BorrowedFd<'_>,
+    to: &CStr,
+) -> io::Result<()> {
+    // SAFETY: valid fds and names.
+    cvt(unsafe {
+        libc::renameat2(
+            from_dir.as_raw_fd(),
+            from.as_ptr(),
+            to_dir.as_raw_fd(),
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    })
+    .map(drop)
+}
+
+/// `kill(pid, 0)`: `Ok` when the process exists and we may signal it.
+pub fn kill0(pid: libc::pid_t) -> io::Result<()> {
+    debug_assert!(pid > 0, "kill(0|negative) would address process groups");
+    // SAFETY: signal 0 only checks existence and permission.
+    cvt(unsafe { libc::kill(pid, 0) }).map(drop)
+}
+
+/// One directory entry: its name and `d_type`.
+pub struct DirEntry {
+    pub name: CString,
+    pub d_type: u8,
+}
+
+/// Lists the entries of the directory `dir` (except `.` and `..`), reading
+/// through a duplicate descriptor so `dir` stays usable.
+pub fn read_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<DirEntry>> {
+    let dup = dir.try_clone_to_owned()?;
+    // The duplicate shares the file offset; start from the beginning.
+    // SAFETY: valid fd.
+    if unsafe { libc::lseek(dup.as_raw_fd(), 0, libc::SEEK_SET) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let raw = std::os::fd::IntoRawFd::into_raw_fd(dup);
+    // SAFETY: fdopendir takes ownership of `raw` on success.
+    let dirp = unsafe { libc::fdopendir(raw) };
+    if dirp.is_null() {
+        let err = io::Error::last_os_error();
+        // SAFETY: on failure the descriptor is still ours to close.
+        unsafe { libc::close(raw) };
+        return Err(err);
+    }
+    struct Closer(*mut libc::DIR);
+    impl Drop for Closer {
+        fn drop(&mut self) {
+            // SAFETY: the DIR came from fdopendir and is closed once.
+            unsafe { libc::closedir(self.0) };
+        }
+    }
+    let closer = Closer(dirp);
+    let mut out = Vec::new();
+    loop {
+        // SAFETY: errno is thread-local; clear it to tell end from error.
+        unsafe { *libc::__errno_location() = 0 };
+        // SAFETY: dirp is a valid open DIR.
+        let ent = unsafe { libc::readdir64(closer.0) };
+        if ent.is_null() {
+            let errno = unsafe { *libc::__errno_location() };
+            if errno != 0 {
+                return Err(io::Error::from_raw_os_error(errno));
+            }
+            break;
+        }
+        // SAFETY: readdir returned a valid entry with a NUL-terminated name.
+        let (name, d_type) = unsafe {
+            let e = &*ent;
+            (CStr::from_ptr(e.d_name.as_ptr()), e.d_type)
+        };
+        let bytes = name.to_bytes();
+        if bytes == b"." || bytes == b".." {
+            continue;
+        }
+        out.push(DirEntry {
+            name: name.to_owned(),
+            d_type,
+        });
+    }
+    Ok(out)
+}
+
+pub fn is_dir(st: &libc::stat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFDIR
+}
+
+pub fn is_reg(st: &libc::stat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFREG
+}

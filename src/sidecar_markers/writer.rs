@@ -1,0 +1,153 @@
+//! Writing and removing markers, for supervisors and test harnesses.
+//!
+//! A marker appears in `run/` in one atomic step: it is assembled in a
+//! reserved temporary directory `.tmp-<pid>-<n>` (mode 0700; `metadata.toml`
+//! written to a temp file, fsynced and renamed; `sidecar.pid`), then renamed
+//! to its sandbox id with `RENAME_NOREPLACE`. Readers never see a marker
+//! without its metadata, and an existing marker is never overwritten.
+
+use std::ffi::CString;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::error::{Result, StackError};
+use super::markers::{MetadataFile, check_pid};
+use super::{gc, process, sys, validate_sandbox_id};
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Creates `<runtime_dir>/run/<sandbox_id>` atomically from `meta` and
+/// returns its path.
+///
+/// When `meta.boot_id` or `meta.pid_start_ticks` is `None`, the identity of
+/// the live process `meta.pid` is recorded; it is an error if that process
+/// does not exist. Creates `runtime_dir` and `run/` (mode 0700) if needed.
+/// Fails with an I/O error of kind `AlreadyExists` if the marker exists.
+pub fn create_marker(runtime_dir: impl AsRef<Path>, meta: &MetadataFile) -> Result<PathBuf> {
+    let runtime_dir = runtime_dir.as_ref();
+    validate_sandbox_id(&meta.sandbox_id)?;
+    check_pid(meta.pid).map_err(|reason| StackError::InvalidArgument {
+        what: "pid".into(),
+        reason,
+    })?;
+    super::markers::parse_listen(meta.listen.as_deref()).map_err(|reason| {
+        StackError::InvalidArgument {
+            what: "listen".into(),
+            reason,
+        }
+    })?;
+    let mut meta = meta.clone();
+    if meta.boot_id.is_none() || meta.pid_start_ticks.is_none() {
+        let proc_path = PathBuf::from(format!("/proc/{}", meta.pid));
+        let (boot, ticks) = process::identity(meta.pid)
+            .map_err(|e| StackError::io("read identity of process", &proc_path, e))?
+            .ok_or_else(|| {
+                StackError::io(
+                    "record identity of process",
+                    &proc_path,
+                    std::io::Error::from_raw_os_error(libc::ESRCH),
+                )
+            })?;
+        if meta.boot_id.is_none() {
+            meta.boot_id = boot;
+        }
+        meta.pid_start_ticks.get_or_insert(ticks);
+    }
+    let toml = toml::to_string(&meta).map_err(|e| StackError::InvalidArgument {
+        what: "metadata".into(),
+        reason: e.to_string(),
+    })?;
+
+    let run_path = runtime_dir.join("run");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&run_path)
+        .map_err(|e| StackError::io("create", &run_path, e))?;
+    let run =
+        sys::open(&run_path, sys::DIR_FLAGS).map_err(|e| StackError::io("open", &run_path, e))?;
+
+    let tmp = CString::new(format!(
+        ".tmp-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ))
+    .expect("no NUL in a formatted name");
+    let tmp_path = run_path.join(tmp.to_str().expect("ASCII"));
+    let marker_path = run_path.join(&meta.sandbox_id);
+
+    let result = (|| -> Result<()> {
+        sys::mkdirat(run.as_fd(), &tmp, 0o700)
+            .map_err(|e| StackError::io("create", &tmp_path, e))?;
+        let dir = sys::openat(run.as_fd(), &tmp, sys::DIR_FLAGS, 0)
+            .map_err(|e| StackError::io("open", &tmp_path, e))?;
+        let write_file = |name: &str, data: &[u8]| -> Result<()> {
+            let cname = CString::new(name).expect("no NUL");
+            let path = tmp_path.join(name);
+            let f = sys::openat(
+                dir.as_fd(),
+                &cname,
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                0o600,
+            )
+            .map_err(|e| StackError::io("create", &path, e))?;
+            sys::write_all(f.as_fd(), data).map_err(|e| StackError::io("write", &path, e))?;
+            sys::fsync(f.as_fd()).map_err(|e| StackError::io("fsync", &path, e))
+        };
+        write_file(".metadata.toml.tmp", toml.as_bytes())?;
+        sys::rename_noreplace(
+            dir.as_fd(),
+            c".metadata.toml.tmp",
+            dir.as_fd(),
+            c"metadata.toml",
+        )
+        .map_err(|e| StackError::io("rename into place", tmp_path.join("metadata.toml"), e))?;
+        write_file("sidecar.pid", format!("{}\n", meta.pid).as_bytes())?;
+        sys::fsync(dir.as_fd()).map_err(|e| StackError::io("fsync", &tmp_path, e))?;
+        let id = CString::new(meta.sandbox_id.as_str()).expect("validated id has no NUL");
+        sys::rename_noreplace(run.as_fd(), &tmp, run.as_fd(), &id).map_err(|e| {
+            if matches!(e.raw_os_error(), Some(libc::EEXIST) | Some(libc::ENOTEMPTY)) {
+                StackError::io(
+                    "create marker",
+                    &marker_path,
+                    std::io::Error::new(std::io::ErrorKind::AlreadyExists, "marker already exists"),
+                )
+            } else {
+                StackError::io("rename into place", &marker_path, e)
+            }
+        })?;
+        sys::fsync(run.as_fd()).map_err(|e| StackError::io("fsync", &run_path, e))
+    })();
+    if result.is_err() {
+        // Best effort: the temp name is reserved and never listed, so a
+        // leftover cannot confuse readers.
+        let _ = gc::remove_tree(run.as_fd(), &tmp, 0);
+    }
+    result.map(|()| marker_path)
+}
+
+/// Removes the marker of `sandbox_id`, whatever its state (the caller owns
+/// it). Returns `false` when there was none. Uses the same atomic
+/// rename-then-delete as garbage collection.
+pub fn remove_marker(runtime_dir: impl AsRef<Path>, sandbox_id: &str) -> Result<bool> {
+    validate_sandbox_id(sandbox_id)?;
+    let run_path = runtime_dir.as_ref().join("run");
+    let run = match sys::open(&run_path, sys::DIR_FLAGS) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(false),
+        Err(e) => return Err(StackError::io("open", &run_path, e)),
+    };
+    let id = CString::new(sandbox_id).expect("validated id has no NUL");
+    let marker_path = run_path.join(sandbox_id);
+    match sys::lstatat(run.as_fd(), &id) {
+        Ok(st) if sys::is_dir(&st) => {}
+        // Symlinks and files in run/ are never markers and never removed.
+        Ok(_) => return Err(StackError::parse(marker_path, "not a marker directory")),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(false),
+        Err(e) => return Err(StackError::io("stat", marker_path, e)),
+    }
+    gc::take(run.as_fd(), &id, None).map_err(|e| StackError::io("remove", marker_path, e))
+}
+
+use std::os::unix::fs::DirBuilderExt;
