@@ -1,0 +1,51 @@
+// Package firmastack is the Go binding of firma-stack: it tells a supervisor
+// which agent-sandbox sidecars are alive on this host, whether they serve,
+// and collects the markers of runs that died.
+//
+// The package is a thin layer over the library's C ABI (include/firma_stack.h):
+// every function converts its arguments to C, calls the one Rust core, and
+// decodes the JSON the core returns. Listing, probing and garbage collection
+// all happen in the core, so every surface (Rust, C, Python, Go, the firma
+// CLI) gives the same answer for the same directory.
+//
+// # Building
+//
+// The cgo directives find the header in <repo>/include and link the static
+// library <repo>/target/release/libfirma_stack.a, both relative to this
+// package's source directory, so after `make build` in the repository a plain
+// `go build` or `go test` works with no environment variables, and the
+// resulting binaries need no rpath. A module outside the repository uses
+// this one through a replace directive:
+//
+//	require firma.dev/firma-stack/bindings/go v0.0.0
+//	replace firma.dev/firma-stack/bindings/go => /path/to/firma-stack/bindings/go
+//
+// # Runtime directory
+//
+// An empty runtimeDir means the default runtime directory ($FIRMA_STATE_DIR,
+// else $XDG_RUNTIME_DIR/firma, else /tmp/firma-<uid>), resolved by the core at
+// call time; [DefaultRuntimeDir] reports it.
+//
+// # Timeouts and contexts
+//
+// Each probe of a sidecar's endpoint waits at most the probe timeout (the
+// core's default is 200 ms; a listing probes all endpoints concurrently, so it
+// waits about one timeout in all). The Context variants ([ListContext],
+// [GetContext], [ProbeEntryContext]) use the time left until the context's
+// deadline as the probe timeout. A call into C cannot be interrupted: a
+// context that is already done returns its error without calling the core;
+// cancellation after that is not observed, and a context without a deadline
+// uses the default timeout.
+//
+// # Errors
+//
+// Failures are *[Error] values carrying the core's stable error code; test
+// them with errors.Is against the sentinels ([ErrInvalidArgument], [ErrIO],
+// [ErrMarkerParse], [ErrIdentityMismatch], [ErrInternal]) or with errors.As.
+// An I/O error also unwraps to its syscall.Errno, so
+// errors.Is(err, fs.ErrNotExist) works. Error details travel with each call's
+// result, never through thread-local state, so they are safe across
+// goroutines moving between OS threads.
+//
+// All functions are safe for concurrent use.
+package firmastack

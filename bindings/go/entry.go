@@ -1,0 +1,51 @@
+package firmastack
+
+import "time"
+
+// State is the liveness and health of a sidecar, as the core reports it.
+type State string
+
+const (
+	// StateRunning: the process exists and its endpoint accepted a
+	// connection within the probe timeout.
+	StateRunning State = "running"
+	// StateUnhealthy: the process exists, but its endpoint is missing,
+	// refuses, is saturated or timed out.
+	StateUnhealthy State = "unhealthy"
+	// StateStopped: no such process, a zombie, or a reused pid.
+	StateStopped State = "stopped"
+	// StateUnknown: the process exists but the probe could not be performed
+	// (for example permission denied on the socket).
+	StateUnknown State = "unknown"
+)
+
+// SidecarEntry is one sidecar as the core reports it. The fields, their
+// order and their json tags are those of the C ABI's JSON, so json.Marshal
+// of an entry (or a slice of entries) reproduces the core's JSON — exactly
+// so when the strings hold no characters encoding/json escapes for HTML
+// (<, >, &, U+2028, U+2029); use an Encoder with SetEscapeHTML(false) to
+// keep those verbatim as well.
+type SidecarEntry struct {
+	SandboxID           string `json:"sandbox_id"`
+	AgentID             string `json:"agent_id"`
+	SessionID           string `json:"session_id"`
+	AuthorityURL        string `json:"authority_url"`
+	PolicyBundleVersion string `json:"policy_bundle_version"`
+	// PID is the sidecar's process id (1..2^31-1).
+	PID uint32 `json:"pid"`
+	// StartedAt is the RFC 3339 start time exactly as the marker wrote it;
+	// see [SidecarEntry.StartedTime].
+	StartedAt string `json:"started_at"`
+	State     State  `json:"state"`
+	// Listen is the endpoint probed: a Unix socket path or host:port.
+	Listen string `json:"listen"`
+	// UptimeSecs is the number of seconds since the marker's sidecar.pid
+	// was modified; nil when that file is absent or its mtime is in the
+	// future (JSON null).
+	UptimeSecs *uint64 `json:"uptime_secs"`
+}
+
+// StartedTime parses StartedAt as an RFC 3339 time.
+func (e *SidecarEntry) StartedTime() (time.Time, error) {
+	return time.Parse(time.RFC3339Nano, e.StartedAt)
+}

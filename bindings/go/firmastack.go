@@ -1,0 +1,281 @@
+package firmastack
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../../include
+#cgo LDFLAGS: ${SRCDIR}/../../target/release/libfirma_stack.a -lpthread -ldl -lm
+#include <stdlib.h>
+#include "firma_stack.h"
+*/
+import "C"
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// BindingABIVersion is the C ABI version this package was written for;
+// [ABIVersion] reports the version of the library actually linked.
+const BindingABIVersion = 1
+
+// ABIVersion returns the C ABI version of the linked library
+// (firma_abi_version).
+func ABIVersion() uint32 {
+	return uint32(C.firma_abi_version())
+}
+
+// DefaultRuntimeDir returns the runtime directory used when a caller passes
+// "": $FIRMA_STATE_DIR if set and non-empty, else $XDG_RUNTIME_DIR/firma,
+// else /tmp/firma-<uid>. It fails (CodeInvalidArgument) only when that path
+// is not valid UTF-8.
+func DefaultRuntimeDir() (string, error) {
+	var out *C.char
+	status := C.firma_default_runtime_dir(&out)
+	return takeResult(status, out)
+}
+
+// List returns every live sidecar under runtimeDir ("" means the default),
+// sorted by sandbox id, with the default probe timeout. Stale markers are
+// collected on the way and not returned; corrupt or mismatched markers are
+// skipped. A missing run/ directory gives an empty, non-nil slice.
+func List(runtimeDir string) ([]SidecarEntry, error) {
+	return ListContext(context.Background(), runtimeDir)
+}
+
+// ListContext is [List] with the probe timeout taken from ctx's deadline
+// (see the package documentation).
+func ListContext(ctx context.Context, runtimeDir string) ([]SidecarEntry, error) {
+	timeout, err := timeoutFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := runtimeDirArg(runtimeDir)
+	if err != nil {
+		return nil, err
+	}
+	defer C.free(unsafe.Pointer(dir))
+
+	var out *C.char
+	status := C.firma_sidecar_list_with_timeout(dir, timeout, &out)
+	text, err := takeResult(status, out)
+	if err != nil {
+		return nil, err
+	}
+	entries := []SidecarEntry{}
+	if err := decode(text, &entries); err != nil {
+		return nil, err
+	}
+	return entries, nil
+}
+
+// Get looks up and probes the sidecar of sandboxID under runtimeDir ("" means
+// the default), whatever its state; nothing is removed. It returns nil, nil
+// when there is no such marker. An invalid sandbox id is ErrInvalidArgument;
+// a malformed marker is ErrMarkerParse or ErrIdentityMismatch.
+func Get(runtimeDir, sandboxID string) (*SidecarEntry, error) {
+	return GetContext(context.Background(), runtimeDir, sandboxID)
+}
+
+// GetContext is [Get] with the probe timeout taken from ctx's deadline.
+func GetContext(ctx context.Context, runtimeDir, sandboxID string) (*SidecarEntry, error) {
+	timeout, err := timeoutFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := runtimeDirArg(runtimeDir)
+	if err != nil {
+		return nil, err
+	}
+	defer C.free(unsafe.Pointer(dir))
+	id, err := cString("sandbox id", sandboxID)
+	if err != nil {
+		return nil, err
+	}
+	defer C.free(unsafe.Pointer(id))
+
+	var out *C.char
+	status := C.firma_sidecar_get_with_timeout(dir, id, timeout, &out)
+	text, err := takeResult(status, out)
+	if err != nil {
+		return nil, err
+	}
+	var entry *SidecarEntry
+	if err := decode(text, &entry); err != nil {
+		return nil, err
+	}
+	return entry, nil
+}
+
+// GCStale removes the marker of every sidecar that has provably stopped
+// under runtimeDir ("" means the default) and returns the removed sandbox
+// ids, sorted (an empty, non-nil slice when none). Of any number of
+// concurrent callers, each removed id is reported by exactly one. GCStale
+// does not probe endpoints, so it takes no timeout.
+func GCStale(runtimeDir string) ([]string, error) {
+	dir, err := runtimeDirArg(runtimeDir)
+	if err != nil {
+		return nil, err
+	}
+	defer C.free(unsafe.Pointer(dir))
+
+	var out *C.char
+	status := C.firma_sidecar_gc_stale(dir, &out)
+	text, err := takeResult(status, out)
+	if err != nil {
+		return nil, err
+	}
+	removed := []string{}
+	if err := decode(text, &removed); err != nil {
+		return nil, err
+	}
+	return removed, nil
+}
+
+// ProbeEntry reads and probes one marker directory, named by any path (its
+// base name must equal the marker's sandbox id); nothing is removed. A
+// missing or unreadable metadata.toml is ErrIO, one that cannot be
+// understood is ErrMarkerParse.
+func ProbeEntry(markerDir string) (SidecarEntry, error) {
+	return ProbeEntryContext(context.Background(), markerDir)
+}
+
+// ProbeEntryContext is [ProbeEntry] with the probe timeout taken from ctx's
+// deadline.
+func ProbeEntryContext(ctx context.Context, markerDir string) (SidecarEntry, error) {
+	timeout, err := timeoutFrom(ctx)
+	if err != nil {
+		return SidecarEntry{}, err
+	}
+	dir, err := cString("marker dir", markerDir)
+	if err != nil {
+		return SidecarEntry{}, err
+	}
+	defer C.free(unsafe.Pointer(dir))
+
+	var out *C.char
+	status := C.firma_sidecar_probe_entry_with_timeout(dir, timeout, &out)
+	text, err := takeResult(status, out)
+	if err != nil {
+		return SidecarEntry{}, err
+	}
+	var entry SidecarEntry
+	if err := decode(text, &entry); err != nil {
+		return SidecarEntry{}, err
+	}
+	return entry, nil
+}
+
+// timeoutFrom converts ctx's deadline into the C ABI's timeout_ms: 0 (the
+// core's default) without a deadline, else the milliseconds left, rounded
+// up to at least 1. A context that is already done gives its error.
+func timeoutFrom(ctx context.Context) (C.uint32_t, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return 0, nil
+	}
+	left := time.Until(deadline)
+	if left <= 0 {
+		return 0, context.DeadlineExceeded
+	}
+	ms := (left + time.Millisecond - 1) / time.Millisecond
+	if ms > math.MaxUint32 {
+		ms = math.MaxUint32
+	}
+	return C.uint32_t(ms), nil
+}
+
+// cString copies s into C memory for an argument; the caller frees it with
+// C.free. A NUL byte cannot cross the boundary (C would silently truncate
+// the string there), so it is an invalid argument.
+func cString(what, s string) (*C.char, error) {
+	if strings.IndexByte(s, 0) >= 0 {
+		return nil, &Error{
+			Code:    CodeInvalidArgument,
+			Message: fmt.Sprintf("%s %q contains a NUL byte", what, s),
+		}
+	}
+	return C.CString(s), nil
+}
+
+// runtimeDirArg is cString for a runtime directory, with "" as NULL (the
+// default directory). C.free(nil) is a no-op.
+func runtimeDirArg(dir string) (*C.char, error) {
+	if dir == "" {
+		return nil, nil
+	}
+	return cString("runtime dir", dir)
+}
+
+// Status codes of the C ABI (FirmaStatus), used only when an error object
+// cannot be decoded.
+var statusCodes = map[int32]ErrorCode{
+	1: CodeInvalidArgument,
+	2: CodeIO,
+	3: CodeMarkerParse,
+	4: CodeIdentityMismatch,
+	5: CodeInternal,
+}
+
+// takeResult copies the string the library returned into Go memory, frees
+// it with firma_string_free, and turns a non-zero status into an *Error
+// built from the returned error object.
+func takeResult(status C.int32_t, out *C.char) (string, error) {
+	if out == nil {
+		return "", statusError(int32(status), "the library returned no result")
+	}
+	defer C.firma_string_free(out)
+	text := C.GoString(out)
+	if status != 0 {
+		return "", decodeError(int32(status), text)
+	}
+	return text, nil
+}
+
+func statusError(status int32, message string) *Error {
+	code, ok := statusCodes[status]
+	if !ok {
+		code = CodeInternal
+	}
+	return &Error{Code: code, Message: fmt.Sprintf("%s (status %d)", message, status)}
+}
+
+// errorObject is the C ABI's error JSON.
+type errorObject struct {
+	Code    string  `json:"code"`
+	Message string  `json:"message"`
+	Path    *string `json:"path"`
+	Errno   *int    `json:"errno"`
+}
+
+func decodeError(status int32, text string) *Error {
+	var obj errorObject
+	if err := json.Unmarshal([]byte(text), &obj); err != nil || obj.Code == "" {
+		return statusError(status, fmt.Sprintf("undecodable error object %q", text))
+	}
+	e := &Error{Code: ErrorCode(obj.Code), Message: obj.Message}
+	if obj.Path != nil {
+		e.Path = *obj.Path
+	}
+	if obj.Errno != nil {
+		e.Errno = syscall.Errno(*obj.Errno)
+	}
+	return e
+}
+
+func decode(text string, into any) error {
+	if err := json.Unmarshal([]byte(text), into); err != nil {
+		return &Error{
+			Code:    CodeInternal,
+			Message: fmt.Sprintf("cannot decode the library's result %q: %v", text, err),
+		}
+	}
+	return nil
+}

@@ -1,0 +1,3 @@
+module firma.dev/firma-stack/bindings/go
+
+go 1.21
