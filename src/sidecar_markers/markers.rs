@@ -206,13 +206,24 @@ pub(crate) fn read_marker_at(
 }
 
 /// Maps a failure to open a marker directory: a symlink or a non-directory
-/// is a malformed marker, anything else is I/O.
+/// is a malformed marker, anything else is I/O. (`O_DIRECTORY|O_NOFOLLOW`
+/// on a symlink fails with `ENOTDIR` or `ELOOP`; an lstat on this error path
+/// tells the two cases apart for the message.)
 pub(crate) fn open_dir_error(path: PathBuf, e: std::io::Error) -> StackError {
     match e.raw_os_error() {
-        Some(libc::ELOOP) => StackError::parse(path, "marker directory is a symlink"),
-        Some(libc::ENOTDIR) => StackError::parse(path, "marker is not a directory"),
+        Some(libc::ELOOP) | Some(libc::ENOTDIR) => {
+            if is_symlink(&path) {
+                StackError::parse(path, "marker directory is a symlink (not followed)")
+            } else {
+                StackError::parse(path, "marker is not a directory")
+            }
+        }
         _ => StackError::io("open marker directory", path, e),
     }
+}
+
+pub(crate) fn is_symlink(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
 }
 
 /// Reads and validates the marker whose directory is open as `dir`.

@@ -191,6 +191,11 @@ fn open_run(run_path: &Path) -> Result<Option<OwnedFd>> {
     match sys::open(run_path, sys::DIR_FLAGS) {
         Ok(fd) => Ok(Some(fd)),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(_) if markers::is_symlink(run_path) => Err(StackError::io(
+            "open (refusing to follow a symlink)",
+            run_path,
+            std::io::Error::from_raw_os_error(libc::ELOOP),
+        )),
         Err(e) => Err(StackError::io("open", run_path, e)),
     }
 }
@@ -242,7 +247,12 @@ fn scan(runtime_dir: &Path, probe: Option<&ProbeOptions>) -> Result<Scan> {
         let name: &CStr = &entry.name;
         let bytes = name.to_bytes();
         if bytes.starts_with(b".") {
-            if bytes.starts_with(gc::GC_PREFIX) {
+            let leftover = bytes.starts_with(gc::GC_PREFIX)
+                || writer::tmp_writer_pid(bytes)
+                    .is_some_and(|pid| matches!(process::kill_probe(pid), Ok(false)));
+            if leftover {
+                // An interrupted collection, or the temp dir of a writer
+                // that died (kill says ESRCH): finish the removal.
                 gc::finish_leftover(run.as_fd(), name).map_err(|e| {
                     StackError::io("remove", markers::child_path(&run_path, name), e)
                 })?;

@@ -17,6 +17,20 @@ use super::{gc, process, sys, validate_sandbox_id};
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
+/// Prefix of a marker being assembled: `.tmp-<writer pid>-<n>`.
+pub(crate) const TMP_PREFIX: &str = ".tmp-";
+
+/// The writer pid encoded in a temporary name, if `name` is one.
+pub(crate) fn tmp_writer_pid(name: &[u8]) -> Option<u32> {
+    let rest = name.strip_prefix(TMP_PREFIX.as_bytes())?;
+    let pid = rest.split(|&b| b == b'-').next()?;
+    std::str::from_utf8(pid)
+        .ok()?
+        .parse()
+        .ok()
+        .filter(|p| (1..=super::MAX_PID).contains(p))
+}
+
 /// Creates `<runtime_dir>/run/<sandbox_id>` atomically from `meta` and
 /// returns its path.
 ///
@@ -68,18 +82,25 @@ pub fn create_marker(runtime_dir: impl AsRef<Path>, meta: &MetadataFile) -> Resu
     let run =
         sys::open(&run_path, sys::DIR_FLAGS).map_err(|e| StackError::io("open", &run_path, e))?;
 
-    let tmp = CString::new(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ))
-    .expect("no NUL in a formatted name");
-    let tmp_path = run_path.join(tmp.to_str().expect("ASCII"));
+    // A writer that died mid-way may have left our next name behind: skip it.
+    let (tmp, tmp_path) = loop {
+        let tmp = CString::new(format!(
+            "{}{}-{}",
+            TMP_PREFIX,
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ))
+        .expect("no NUL in a formatted name");
+        let tmp_path = run_path.join(tmp.to_str().expect("ASCII"));
+        match sys::mkdirat(run.as_fd(), &tmp, 0o700) {
+            Ok(()) => break (tmp, tmp_path),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
+            Err(e) => return Err(StackError::io("create", &tmp_path, e)),
+        }
+    };
     let marker_path = run_path.join(&meta.sandbox_id);
 
     let result = (|| -> Result<()> {
-        sys::mkdirat(run.as_fd(), &tmp, 0o700)
-            .map_err(|e| StackError::io("create", &tmp_path, e))?;
         let dir = sys::openat(run.as_fd(), &tmp, sys::DIR_FLAGS, 0)
             .map_err(|e| StackError::io("open", &tmp_path, e))?;
         let write_file = |name: &str, data: &[u8]| -> Result<()> {

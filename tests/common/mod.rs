@@ -1,0 +1,196 @@
+//! Real fixtures for the integration tests: example sidecar processes, dead
+//! pids, zombies and hand-written markers.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub const SIDECAR: &str = env!("CARGO_BIN_EXE_firma-example-sidecar");
+pub const FIRMA: &str = env!("CARGO_BIN_EXE_firma");
+
+/// A running example sidecar; SIGTERMed and reaped on drop.
+pub struct Sidecar {
+    pub id: String,
+    child: Option<Child>,
+    pub pid: u32,
+    pub marker: PathBuf,
+}
+
+impl Sidecar {
+    pub fn start(runtime: &Path, id: &str, extra: &[&str]) -> Sidecar {
+        let mut child = Command::new(SIDECAR)
+            .arg("--runtime-dir")
+            .arg(runtime)
+            .args(["--id", id])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn example sidecar");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("read ready line");
+        let marker = line
+            .strip_prefix("ready ")
+            .unwrap_or_else(|| panic!("sidecar {id} did not become ready: {line:?}"))
+            .trim_end()
+            .into();
+        Sidecar {
+            id: id.to_owned(),
+            pid: child.id(),
+            child: Some(child),
+            marker,
+        }
+    }
+
+    /// SIGKILLs the sidecar and reaps it: its pid is then dead (ESRCH) and
+    /// its marker is stale.
+    pub fn kill_and_reap(mut self) -> PathBuf {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        self.marker.clone()
+    }
+
+    /// SIGKILLs the sidecar without reaping it: it stays a zombie until the
+    /// returned child is waited for.
+    pub fn kill_leave_zombie(mut self) -> Child {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        wait_for_zombie(child.id());
+        child
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Blocks until `/proc/<pid>/stat` shows state Z (the kernel finishes the
+/// exit asynchronously after SIGKILL).
+pub fn wait_for_zombie(pid: u32) {
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let state = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned();
+        if state == "Z" {
+            return;
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// A pid that belonged to a process that has exited and been reaped.
+pub fn dead_pid() -> u32 {
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+/// A fresh runtime dir (removed on drop).
+pub fn runtime() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("firma-test-")
+        .tempdir()
+        .unwrap()
+}
+
+/// A valid metadata.toml text for `id` and `pid`, plus `extra` lines.
+pub fn metadata(id: &str, pid: i64, extra: &str) -> String {
+    format!(
+        "sandbox_id = \"{id}\"\nagent_id = \"agent\"\nsession_id = \"session\"\n\
+         authority_url = \"https://authority.invalid\"\npolicy_bundle_version = \"v1\"\n\
+         pid = {pid}\nstarted_at = \"2026-11-29T12:00:00Z\"\n{extra}"
+    )
+}
+
+/// Writes `run/<dir_name>/metadata.toml` by hand (as a foreign writer
+/// would), returning the marker path.
+pub fn write_marker(runtime: &Path, dir_name: &str, contents: &str) -> PathBuf {
+    let dir = runtime.join("run").join(dir_name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("metadata.toml"), contents).unwrap();
+    dir
+}
+
+/// A stale marker: valid metadata naming a dead pid.
+pub fn write_stale(runtime: &Path, id: &str, pid: u32) -> PathBuf {
+    write_marker(runtime, id, &metadata(id, pid.into(), ""))
+}
+
+/// Names in `run/`, sorted.
+pub fn run_names(runtime: &Path) -> Vec<String> {
+    let mut v: Vec<String> = match std::fs::read_dir(runtime.join("run")) {
+        Ok(rd) => rd
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    v.sort();
+    v
+}
+
+/// Opens permissions so an unprivileged user can read the tree.
+pub fn open_up(path: &Path) {
+    for entry in walk(path) {
+        let mode = if entry.is_dir() { 0o755 } else { 0o644 };
+        let meta = std::fs::symlink_metadata(&entry).unwrap();
+        if meta.file_type().is_symlink() || meta.file_type().is_socket_like() {
+            continue;
+        }
+        std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+}
+
+trait SocketLike {
+    fn is_socket_like(&self) -> bool;
+}
+impl SocketLike for std::fs::FileType {
+    fn is_socket_like(&self) -> bool {
+        use std::os::unix::fs::FileTypeExt;
+        self.is_socket()
+    }
+}
+
+fn walk(path: &Path) -> Vec<PathBuf> {
+    let mut out = vec![path.to_path_buf()];
+    if std::fs::symlink_metadata(path)
+        .map(|m| m.is_dir())
+        .unwrap_or(false)
+    {
+        for e in std::fs::read_dir(path).unwrap() {
+            out.extend(walk(&e.unwrap().path()));
+        }
+    }
+    out
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Runs `firma` with `args`; returns (exit code, stdout, stderr).
+pub fn firma(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(FIRMA).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
