@@ -1,6 +1,12 @@
 //! The C ABI: `extern "C"` functions returning an `int32_t` status and a
 //! JSON string, over the core in [`crate::sidecar_markers`].
 //!
+//! This module only converts: C strings to Rust strings, results and errors
+//! to JSON, panics to `FIRMA_INTERNAL`. Every decision is the core's.
+//! `include/firma_stack.h` is generated from this file by cbindgen
+//! (`make header`); the doc comments below are the header's documentation,
+//! so they are written for C readers.
+//!
 //! Conventions (DESIGN §5, §4.7):
 //! - every function returns a [`FirmaStatus`] as `int32_t`; `0` is OK;
 //! - on success `*out_json` holds the JSON result; on failure it holds an
@@ -20,26 +26,73 @@ use serde::Serialize;
 
 use crate::sidecar_markers::{self as sm, ProbeOptions, StackError};
 
-/// Version of the C ABI; bumped on any incompatible change.
+/// Version of the C ABI, as returned by `firma_abi_version()`. Bumped on any
+/// incompatible change; it is also the number in the shared library's
+/// SONAME (`libfirma_stack.so.<FIRMA_ABI_VERSION>`).
 pub const FIRMA_ABI_VERSION: u32 = 1;
 
-/// Status codes. The numbers are part of the ABI and are never reused.
+/// Major version of the firma-stack release this header belongs to.
+pub const FIRMA_STACK_VERSION_MAJOR: u32 = 0;
+/// Minor version of the firma-stack release this header belongs to.
+pub const FIRMA_STACK_VERSION_MINOR: u32 = 1;
+/// Patch version of the firma-stack release this header belongs to.
+pub const FIRMA_STACK_VERSION_PATCH: u32 = 0;
+
+// The literals above are what cbindgen copies into the header (it cannot
+// evaluate `env!`); these checks make a version bump in Cargo.toml fail to
+// compile until they follow. The header derives `FIRMA_STACK_VERSION`, the
+// "MAJOR.MINOR.PATCH" string, from them (cbindgen.toml `after_includes`).
+const fn parse_u32(s: &str) -> u32 {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut n = 0u32;
+    while i < b.len() {
+        assert!(b[i].is_ascii_digit(), "version part is not a number");
+        n = n * 10 + (b[i] - b'0') as u32;
+        i += 1;
+    }
+    n
+}
+
+const _: () = {
+    assert!(
+        FIRMA_STACK_VERSION_MAJOR == parse_u32(env!("CARGO_PKG_VERSION_MAJOR")),
+        "update FIRMA_STACK_VERSION_MAJOR in src/ffi.rs, then `make header`"
+    );
+    assert!(
+        FIRMA_STACK_VERSION_MINOR == parse_u32(env!("CARGO_PKG_VERSION_MINOR")),
+        "update FIRMA_STACK_VERSION_MINOR in src/ffi.rs, then `make header`"
+    );
+    assert!(
+        FIRMA_STACK_VERSION_PATCH == parse_u32(env!("CARGO_PKG_VERSION_PATCH")),
+        "update FIRMA_STACK_VERSION_PATCH in src/ffi.rs, then `make header`"
+    );
+};
+
+/// Status codes returned by every `firma_*` function that can fail. The
+/// numbers are part of the ABI: they never change and are never reused.
+/// Each non-zero code matches the `"code"` string of the error object stored
+/// in `*out_json`.
 #[repr(i32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FirmaStatus {
-    /// Success: `*out` holds the result.
+    /// Success: `*out_json` holds the result.
     FIRMA_OK = 0,
-    /// A NULL or non-UTF-8 argument, or an invalid sandbox id
-    /// (error code `"invalid_argument"`).
+    /// `"invalid_argument"`: a NULL `out` pointer (nothing is written), a
+    /// NULL or non-UTF-8 string argument, or an invalid sandbox id.
     FIRMA_INVALID_ARGUMENT = 1,
-    /// A system call failed (error code `"io"`; `errno` is set).
+    /// `"io"`: a system call failed; the error object's `"path"` names what
+    /// and `"errno"` holds the OS error number.
     FIRMA_IO = 2,
-    /// A marker's `metadata.toml` cannot be understood (`"marker_parse"`).
+    /// `"marker_parse"`: a marker's `metadata.toml` cannot be understood (not
+    /// a regular file, a symlink, too large, not TOML, a missing key, a pid
+    /// out of range, ...).
     FIRMA_MARKER_PARSE = 3,
-    /// A marker names another sandbox than its directory
-    /// (`"identity_mismatch"`).
+    /// `"identity_mismatch"`: a marker's `sandbox_id` differs from its
+    /// directory name.
     FIRMA_IDENTITY_MISMATCH = 4,
-    /// A bug: a panic was caught at the boundary (`"internal"`).
+    /// `"internal"`: a bug in the library (a panic was caught at the
+    /// boundary). Please report it.
     FIRMA_INTERNAL = 5,
 }
 
@@ -124,19 +177,32 @@ fn boundary<F>(out: *mut *mut c_char, f: F) -> i32
 where
     F: FnOnce() -> Result<String, FfiError>,
 {
+    const LAST_RESORT: &CStr = c"{\"code\":\"internal\",\"message\":\"cannot build the result string\",\"path\":null,\"errno\":null}";
     if out.is_null() {
         return FirmaStatus::FIRMA_INVALID_ARGUMENT as i32;
     }
-    let (status, json) = match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(json)) => (FirmaStatus::FIRMA_OK, json),
-        Ok(Err(e)) => (e.status, e.json()),
-        Err(_) => {
+    let converted = catch_unwind(AssertUnwindSafe(|| {
+        let (status, json) = match f() {
+            Ok(json) => (FirmaStatus::FIRMA_OK, json),
+            Err(e) => (e.status, e.json()),
+        };
+        // JSON escapes NUL as \u0000, so this cannot fail; stay safe regardless.
+        (
+            status,
+            CString::new(json).unwrap_or_else(|_| LAST_RESORT.to_owned()),
+        )
+    }));
+    let (status, c) = match converted {
+        Ok(done) => done,
+        Err(payload) => {
+            // Dropping a panic payload can itself panic; leak it instead
+            // (this path is a bug report, not a steady state).
+            std::mem::forget(payload);
             let e = FfiError::internal("internal error: a panic was caught at the C boundary");
-            (e.status, e.json())
+            let c = CString::new(e.json()).unwrap_or_else(|_| LAST_RESORT.to_owned());
+            (e.status, c)
         }
     };
-    // JSON escapes NUL as \u0000, so this cannot fail; stay safe regardless.
-    let c = CString::new(json).unwrap_or_else(|_| c"{\"code\":\"internal\"}".to_owned());
     // SAFETY: `out` is non-NULL and the caller promises it is writable.
     unsafe { *out = c.into_raw() };
     status as i32
@@ -176,12 +242,23 @@ fn opts(timeout_ms: u32) -> ProbeOptions {
     }
 }
 
-/// Lists the live sidecars under `runtime_dir` (NULL: the default) as a JSON
-/// array sorted by sandbox id, collecting stale markers on the way.
+/// Lists the live sidecars under `runtime_dir` (NULL: the default runtime
+/// directory), probing each endpoint with the default 200 ms timeout.
+///
+/// On `FIRMA_OK`, `*out_json` is a JSON array of sidecar objects sorted by
+/// `sandbox_id`, each with the keys `sandbox_id, agent_id, session_id,
+/// authority_url, policy_bundle_version, pid, started_at, state` (`"running"`,
+/// `"unhealthy"` or `"unknown"`), `listen` and `uptime_secs` (a number or
+/// `null`). Markers of stopped sidecars are removed on the way and not
+/// listed; corrupt or mismatched markers are skipped. A missing `run/` is
+/// `[]`. On any other status `*out_json` is an error object
+/// `{"code","message","path","errno"}`. Either way free it with
+/// `firma_string_free`. A NULL `out_json` gives `FIRMA_INVALID_ARGUMENT` and
+/// nothing is written.
 ///
 /// # Safety
 /// `runtime_dir` is NULL or a NUL-terminated string; `out_json` is NULL or
-/// points to writable storage for one pointer.
+/// points to writable storage for one pointer. Thread-safe.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn firma_sidecar_list(
     runtime_dir: *const c_char,
@@ -191,11 +268,12 @@ pub unsafe extern "C" fn firma_sidecar_list(
     unsafe { firma_sidecar_list_with_timeout(runtime_dir, 0, out_json) }
 }
 
-/// [`firma_sidecar_list`] with a probe timeout in milliseconds (0: the
-/// default, 200 ms).
+/// `firma_sidecar_list` with the probe timeout of this call in milliseconds
+/// (0: the default, 200 ms). Endpoints are probed concurrently, so a listing
+/// takes about one timeout at most.
 ///
 /// # Safety
-/// As for [`firma_sidecar_list`].
+/// As for `firma_sidecar_list`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn firma_sidecar_list_with_timeout(
     runtime_dir: *const c_char,
@@ -209,12 +287,20 @@ pub unsafe extern "C" fn firma_sidecar_list_with_timeout(
     })
 }
 
-/// Looks up one sidecar; `*out_json` is its JSON object, or `null` when no
-/// such marker exists. An invalid sandbox id is `FIRMA_INVALID_ARGUMENT`.
+/// Looks up and probes the sidecar `sandbox_id` under `runtime_dir` (NULL:
+/// the default), whatever its state (`"stopped"` included); nothing is
+/// removed.
+///
+/// On `FIRMA_OK`, `*out_json` is one sidecar object (as in
+/// `firma_sidecar_list`), or the JSON literal `null` when no such marker
+/// exists. An invalid sandbox id (empty, longer than 255 bytes, starting
+/// with `.`, or with a byte outside `[A-Za-z0-9._-]`) is
+/// `FIRMA_INVALID_ARGUMENT`; a malformed marker is `FIRMA_MARKER_PARSE` or
+/// `FIRMA_IDENTITY_MISMATCH`. Free `*out_json` with `firma_string_free`.
 ///
 /// # Safety
-/// `runtime_dir` is NULL or a NUL-terminated string; `sandbox_id` is a
-/// NUL-terminated string; `out_json` is NULL or writable.
+/// `runtime_dir` is NULL or a NUL-terminated string; `sandbox_id` is NULL or
+/// a NUL-terminated string; `out_json` is NULL or writable. Thread-safe.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn firma_sidecar_get(
     runtime_dir: *const c_char,
@@ -225,10 +311,11 @@ pub unsafe extern "C" fn firma_sidecar_get(
     unsafe { firma_sidecar_get_with_timeout(runtime_dir, sandbox_id, 0, out_json) }
 }
 
-/// [`firma_sidecar_get`] with a probe timeout in milliseconds (0: default).
+/// `firma_sidecar_get` with the probe timeout of this call in milliseconds
+/// (0: the default, 200 ms).
 ///
 /// # Safety
-/// As for [`firma_sidecar_get`].
+/// As for `firma_sidecar_get`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn firma_sidecar_get_with_timeout(
     runtime_dir: *const c_char,
@@ -245,12 +332,18 @@ pub unsafe extern "C" fn firma_sidecar_get_with_timeout(
     })
 }
 
-/// Removes every stale marker; `*out_json` is the JSON array of removed
-/// sandbox ids, sorted.
+/// Removes the marker of every stopped sidecar under `runtime_dir` (NULL:
+/// the default). Nothing else is ever removed: not a live sidecar's marker,
+/// not a corrupt or mismatched one, nothing outside `<runtime_dir>/run`.
+///
+/// On `FIRMA_OK`, `*out_json` is the JSON array of the removed sandbox ids,
+/// sorted (`[]` when there were none or `run/` is missing). Of concurrent
+/// callers, exactly one reports each removed id. Free `*out_json` with
+/// `firma_string_free`.
 ///
 /// # Safety
 /// `runtime_dir` is NULL or a NUL-terminated string; `out_json` is NULL or
-/// writable.
+/// writable. Thread-safe.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn firma_sidecar_gc_stale(
     runtime_dir: *const c_char,
@@ -263,10 +356,18 @@ pub unsafe extern "C" fn firma_sidecar_gc_stale(
     })
 }
 
-/// Reads and probes the marker directory `marker_dir`; nothing is removed.
+/// Reads and probes the marker directory `marker_dir` (any path; its last
+/// component must equal the marker's `sandbox_id`); nothing is removed.
+///
+/// On `FIRMA_OK`, `*out_json` is one sidecar object (as in
+/// `firma_sidecar_list`; any state). A missing or unreadable
+/// `metadata.toml` is `FIRMA_IO`, one that cannot be understood
+/// `FIRMA_MARKER_PARSE`, a renamed directory `FIRMA_IDENTITY_MISMATCH`.
+/// Free `*out_json` with `firma_string_free`.
 ///
 /// # Safety
-/// `marker_dir` is a NUL-terminated string; `out_json` is NULL or writable.
+/// `marker_dir` is NULL or a NUL-terminated string; `out_json` is NULL or
+/// writable. Thread-safe.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn firma_sidecar_probe_entry(
     marker_dir: *const c_char,
@@ -276,11 +377,11 @@ pub unsafe extern "C" fn firma_sidecar_probe_entry(
     unsafe { firma_sidecar_probe_entry_with_timeout(marker_dir, 0, out_json) }
 }
 
-/// [`firma_sidecar_probe_entry`] with a probe timeout in milliseconds
-/// (0: default).
+/// `firma_sidecar_probe_entry` with the probe timeout of this call in
+/// milliseconds (0: the default, 200 ms).
 ///
 /// # Safety
-/// As for [`firma_sidecar_probe_entry`].
+/// As for `firma_sidecar_probe_entry`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn firma_sidecar_probe_entry_with_timeout(
     marker_dir: *const c_char,
@@ -294,10 +395,17 @@ pub unsafe extern "C" fn firma_sidecar_probe_entry_with_timeout(
     })
 }
 
-/// The default runtime directory as a plain string (not JSON).
+/// The runtime directory used when `runtime_dir` is NULL: `$FIRMA_STATE_DIR`
+/// if set and non-empty, else `$XDG_RUNTIME_DIR/firma`, else
+/// `/tmp/firma-<uid>`.
+///
+/// On `FIRMA_OK`, `*out_path` is the path as a plain string (not JSON); a
+/// path that is not UTF-8 is `FIRMA_INVALID_ARGUMENT` with an error object.
+/// Free `*out_path` with `firma_string_free`.
 ///
 /// # Safety
-/// `out_path` is NULL or writable.
+/// `out_path` is NULL or writable. Thread-safe, as long as no other thread
+/// changes the environment (`setenv`) at the same time.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn firma_default_runtime_dir(out_path: *mut *mut c_char) -> i32 {
     boundary(out_path, || {
@@ -311,7 +419,9 @@ pub unsafe extern "C" fn firma_default_runtime_dir(out_path: *mut *mut c_char) -
     })
 }
 
-/// Frees a string returned by any function here. NULL is a no-op.
+/// Frees a string stored in `*out_json` / `*out_path` by any function of
+/// this library. NULL is a no-op. Never pass it anything else (not even a
+/// string from `malloc`), and free each string once.
 ///
 /// # Safety
 /// `s` is NULL or a string returned by this library, not yet freed.
@@ -323,7 +433,8 @@ pub unsafe extern "C" fn firma_string_free(s: *mut c_char) {
     }
 }
 
-/// The C ABI version ([`FIRMA_ABI_VERSION`]).
+/// The C ABI version of the loaded library. A program built against this
+/// header should check that it equals `FIRMA_ABI_VERSION`.
 #[unsafe(no_mangle)]
 pub extern "C" fn firma_abi_version() -> u32 {
     FIRMA_ABI_VERSION
