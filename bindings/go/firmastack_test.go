@@ -1,0 +1,746 @@
+package firmastack_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	firmastack "firma.dev/firma-stack/bindings/go"
+	"firma.dev/firma-stack/bindings/go/internal/fixture"
+)
+
+// neverHangs is the generous upper bound for calls that must not block
+// (the probe timeout is 200 ms by default); it only catches hangs.
+const neverHangs = 20 * time.Second
+
+// within runs f and fails the test if it has not returned after d.
+func within(t *testing.T, d time.Duration, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("%s did not return within %v", what, d)
+	}
+}
+
+func mustGet(t *testing.T, dir, id string) *firmastack.SidecarEntry {
+	t.Helper()
+	e, err := firmastack.Get(dir, id)
+	if err != nil {
+		t.Fatalf("Get(%q): %v", id, err)
+	}
+	if e == nil {
+		t.Fatalf("Get(%q): no entry", id)
+	}
+	return e
+}
+
+func ids(entries []firmastack.SidecarEntry) []string {
+	out := []string{}
+	for _, e := range entries {
+		out = append(out, e.SandboxID)
+	}
+	return out
+}
+
+func TestABIVersionMatchesBinding(t *testing.T) {
+	if got := firmastack.ABIVersion(); got != firmastack.BindingABIVersion {
+		t.Fatalf("linked library has ABI version %d, binding expects %d", got, firmastack.BindingABIVersion)
+	}
+}
+
+func TestEveryStateOfRealSidecars(t *testing.T) {
+	dir := fixture.RuntimeDir(t)
+	serving := fixture.Start(t, dir, "alpha", "--agent", "agent-a", "--session", "session-a")
+	wedged := fixture.Start(t, dir, "bravo", "--mode", "wedged")
+	noSocket := fixture.Start(t, dir, "charlie", "--mode", "no-socket")
+	zombie := fixture.Start(t, dir, "delta")
+	zombie.KillToZombie(t)
+	dead := fixture.Start(t, dir, "echo")
+	dead.Kill(t)
+
+	want := map[*fixture.Sidecar]firmastack.State{
+		serving:  firmastack.StateRunning,
+		wedged:   firmastack.StateUnhealthy,
+		noSocket: firmastack.StateUnhealthy,
+		zombie:   firmastack.StateStopped,
+		dead:     firmastack.StateStopped,
+	}
+	for sc, state := range want {
+		e := mustGet(t, dir, sc.ID)
+		if e.State != state {
+			t.Errorf("Get(%s).State = %q, want %q", sc.ID, e.State, state)
+		}
+		if e.SandboxID != sc.ID || int(e.PID) != sc.PID() {
+			t.Errorf("Get(%s) = id %q pid %d, want pid %d", sc.ID, e.SandboxID, e.PID, sc.PID())
+		}
+		if want := filepath.Join(sc.MarkerDir, "sidecar.sock"); e.Listen != want {
+			t.Errorf("Get(%s).Listen = %q, want %q", sc.ID, e.Listen, want)
+		}
+		if e.UptimeSecs == nil {
+			t.Errorf("Get(%s).UptimeSecs = nil, want a value (sidecar.pid exists)", sc.ID)
+		}
+		if _, err := e.StartedTime(); err != nil {
+			t.Errorf("Get(%s).StartedTime(): %v", sc.ID, err)
+		}
+		probed, err := firmastack.ProbeEntry(sc.MarkerDir)
+		if err != nil {
+			t.Fatalf("ProbeEntry(%s): %v", sc.MarkerDir, err)
+		}
+		if probed.State != state || probed.SandboxID != sc.ID || probed.PID != e.PID {
+			t.Errorf("ProbeEntry(%s) = %+v, want state %q as Get", sc.MarkerDir, probed, state)
+		}
+	}
+	if e := mustGet(t, dir, "alpha"); e.AgentID != "agent-a" || e.SessionID != "session-a" {
+		t.Errorf("alpha: agent %q session %q, want agent-a session-a", e.AgentID, e.SessionID)
+	}
+	// Get and ProbeEntry never remove anything.
+	for _, sc := range []*fixture.Sidecar{zombie, dead} {
+		if !fixture.Exists(t, sc.MarkerDir) {
+			t.Fatalf("Get removed the marker of stopped %s", sc.ID)
+		}
+	}
+
+	entries, err := firmastack.List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ids(entries), []string{"alpha", "bravo", "charlie"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("List ids = %v, want %v (live only, sorted)", got, want)
+	}
+	for _, e := range entries {
+		if e.State == firmastack.StateStopped {
+			t.Errorf("List returned stopped %s", e.SandboxID)
+		}
+	}
+	// List collected the stopped sidecars' markers: they are now absent.
+	for _, sc := range []*fixture.Sidecar{zombie, dead} {
+		if fixture.Exists(t, sc.MarkerDir) {
+			t.Errorf("List left the stale marker %s", sc.MarkerDir)
+		}
+		if e, err := firmastack.Get(dir, sc.ID); e != nil || err != nil {
+			t.Errorf("Get(%s) after collection = %v, %v; want nil, nil", sc.ID, e, err)
+		}
+	}
+
+	// A sidecar stopped cleanly (SIGTERM) removes its own marker.
+	serving.Stop()
+	if e, err := firmastack.Get(dir, "alpha"); e != nil || err != nil {
+		t.Errorf("Get(alpha) after SIGTERM = %v, %v; want nil, nil", e, err)
+	}
+}
+
+func TestReusedAndDeadPIDsAreStopped(t *testing.T) {
+	dir := fixture.RuntimeDir(t)
+	fixture.WriteMarker(t, dir, "dead-pid", fixture.Metadata("dead-pid", fixture.DeadPID(t), ""))
+	// Our own (live) pid, with an identity that is not ours: a reused pid.
+	fixture.WriteMarker(t, dir, "reused-ticks",
+		fixture.Metadata("reused-ticks", os.Getpid(), "")+"pid_start_ticks = 1\n")
+	fixture.WriteMarker(t, dir, "reused-boot",
+		fixture.Metadata("reused-boot", os.Getpid(), "")+"boot_id = \"00000000-0000-0000-0000-000000000000\"\n")
+	for _, id := range []string{"dead-pid", "reused-ticks", "reused-boot"} {
+		if e := mustGet(t, dir, id); e.State != firmastack.StateStopped {
+			t.Errorf("Get(%s).State = %q, want stopped", id, e.State)
+		}
+	}
+	removed, err := firmastack.GCStale(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"dead-pid", "reused-boot", "reused-ticks"}; !reflect.DeepEqual(removed, want) {
+		t.Fatalf("GCStale = %v, want %v", removed, want)
+	}
+}
+
+// TestMain doubles as a helper process: with FIRMASTACK_TEST_GET_DIR and
+// FIRMASTACK_TEST_GET_ID set it prints Get's JSON result (or error) and
+// exits; the unknown state test runs it as an unprivileged user.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv("FIRMASTACK_TEST_GET_DIR"); dir != "" {
+		e, err := firmastack.Get(dir, os.Getenv("FIRMASTACK_TEST_GET_ID"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		out, _ := json.Marshal(e)
+		fmt.Println(string(out))
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func TestPermissionDeniedSocketIsUnknown(t *testing.T) {
+	dir := fixture.RuntimeDir(t)
+	sc := fixture.Start(t, dir, "locked")
+	sock := filepath.Join(sc.MarkerDir, "sidecar.sock")
+	if err := os.Chmod(sock, 0); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() != 0 {
+		if e := mustGet(t, dir, "locked"); e.State != firmastack.StateUnknown {
+			t.Fatalf("Get(locked).State = %q, want unknown", e.State)
+		}
+		return
+	}
+	// Root connects regardless of the socket's mode, so probe as nobody:
+	// a copy of this test binary in helper mode (see TestMain).
+	const nobody = 65534
+	for _, p := range []string{dir, filepath.Join(dir, "run"), sc.MarkerDir} {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(filepath.Join(sc.MarkerDir, "metadata.toml"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	binDir := fixture.RuntimeDir(t)
+	if err := os.Chmod(binDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	helper := filepath.Join(binDir, "firmastack-helper")
+	copyFile(t, self, helper, 0o755)
+	cmd := exec.Command(helper)
+	cmd.Env = append(os.Environ(), "FIRMASTACK_TEST_GET_DIR="+dir, "FIRMASTACK_TEST_GET_ID=locked")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if errors.Is(err, syscall.EPERM) {
+		t.Skipf("cannot run a helper as uid %d here: %v", nobody, err)
+	}
+	if err != nil {
+		t.Fatalf("helper as nobody: %v: %s", err, stderr.String())
+	}
+	var e firmastack.SidecarEntry
+	if err := json.Unmarshal(out, &e); err != nil {
+		t.Fatalf("helper printed %q: %v", out, err)
+	}
+	if e.State != firmastack.StateUnknown {
+		t.Fatalf("Get(locked) as nobody: state %q, want unknown", e.State)
+	}
+}
+
+func copyFile(t *testing.T, from, to string, mode os.FileMode) {
+	t.Helper()
+	src, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(to, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestGCStaleRemovesOnlyProvablyStale(t *testing.T) {
+	dir := fixture.RuntimeDir(t)
+	live := fixture.Start(t, dir, "live")
+	wedged := fixture.Start(t, dir, "wedged", "--mode", "wedged")
+	killed := fixture.Start(t, dir, "killed")
+	killed.Kill(t)
+	deadPID := fixture.WriteMarker(t, dir, "dead-pid", fixture.Metadata("dead-pid", fixture.DeadPID(t), ""))
+	broken := fixture.WriteMarker(t, dir, "broken", "this is not toml [")
+	mismatched := fixture.WriteMarker(t, dir, "mismatched", fixture.Metadata("someone-else", fixture.DeadPID(t), ""))
+
+	removed, err := firmastack.GCStale(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"dead-pid", "killed"}; !reflect.DeepEqual(removed, want) {
+		t.Fatalf("GCStale = %v, want %v", removed, want)
+	}
+	for _, gone := range []string{killed.MarkerDir, deadPID} {
+		if fixture.Exists(t, gone) {
+			t.Errorf("GCStale left %s", gone)
+		}
+	}
+	for _, kept := range []string{live.MarkerDir, wedged.MarkerDir, broken, mismatched} {
+		if !fixture.Exists(t, kept) {
+			t.Errorf("GCStale removed %s, which is not provably stale", kept)
+		}
+	}
+	again, err := firmastack.GCStale(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again == nil || len(again) != 0 {
+		t.Fatalf("second GCStale = %#v, want an empty slice", again)
+	}
+	// A runtime dir without run/ is not an error.
+	empty := fixture.RuntimeDir(t)
+	if got, err := firmastack.GCStale(empty); err != nil || got == nil || len(got) != 0 {
+		t.Fatalf("GCStale(no run/) = %#v, %v; want [], nil", got, err)
+	}
+	if got, err := firmastack.List(empty); err != nil || got == nil || len(got) != 0 {
+		t.Fatalf("List(no run/) = %#v, %v; want [], nil", got, err)
+	}
+}
+
+func TestInvalidSandboxIDs(t *testing.T) {
+	dir := fixture.RuntimeDir(t)
+	// A real marker named "x", so that an id truncated at a NUL byte would
+	// find something.
+	fixture.Start(t, dir, "x")
+	bad := []string{
+		"", ".", "..", ".hidden", "../x", "x/..", "a/b", "/abs", "with space",
+		"semi;colon", "tab\t", "ünïcode", strings.Repeat("a", 256), "x\x00../../etc",
+	}
+	for _, id := range bad {
+		e, err := firmastack.Get(dir, id)
+		if !errors.Is(err, firmastack.ErrInvalidArgument) {
+			t.Errorf("Get(%q) = %v, %v; want ErrInvalidArgument", id, e, err)
+			continue
+		}
+		var fe *firmastack.Error
+		if !errors.As(err, &fe) || fe.Code != firmastack.CodeInvalidArgument || fe.Message == "" {
+			t.Errorf("Get(%q): error %#v lacks code or message", id, err)
+		}
+		if errors.Is(err, firmastack.ErrIO) || errors.Is(err, firmastack.ErrMarkerParse) {
+			t.Errorf("Get(%q): %v matches another code", id, err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		if _, err := firmastack.GetContext(ctx, dir, id); !errors.Is(err, firmastack.ErrInvalidArgument) {
+			t.Errorf("GetContext(%q) = %v; want ErrInvalidArgument", id, err)
+		}
+		cancel()
+	}
+	// The longest valid id is fine (and absent).
+	if e, err := firmastack.Get(dir, strings.Repeat("a", 255)); e != nil || err != nil {
+		t.Errorf("Get(255 x a) = %v, %v; want nil, nil", e, err)
+	}
+	// A NUL byte can't cross into C in any argument.
+	if _, err := firmastack.List(dir + "\x00"); !errors.Is(err, firmastack.ErrInvalidArgument) {
+		t.Errorf("List(dir with NUL) = %v; want ErrInvalidArgument", err)
+	}
+	if _, err := firmastack.GCStale(dir + "\x00"); !errors.Is(err, firmastack.ErrInvalidArgument) {
+		t.Errorf("GCStale(dir with NUL) = %v; want ErrInvalidArgument", err)
+	}
+	if _, err := firmastack.ProbeEntry(filepath.Join(dir, "run", "x") + "\x00"); !errors.Is(err, firmastack.ErrInvalidArgument) {
+		t.Errorf("ProbeEntry(dir with NUL) = %v; want ErrInvalidArgument", err)
+	}
+	// Non-UTF-8 paths are refused by the C ABI.
+	if _, err := firmastack.List(dir + "/\xff"); !errors.Is(err, firmastack.ErrInvalidArgument) {
+		t.Errorf("List(non-UTF-8 dir) = %v; want ErrInvalidArgument", err)
+	}
+}
+
+func TestMalformedMarkersAreParseErrors(t *testing.T) {
+	dir := fixture.RuntimeDir(t)
+	live := fixture.Start(t, dir, "live")
+	meta := func(id string) string { return fixture.Metadata(id, live.PID(), "") }
+	cases := map[string]func(markerDir string){
+		"not-toml":    func(d string) { writeFile(t, d, "metadata.toml", "sandbox_id = [unclosed") },
+		"missing-key": func(d string) { writeFile(t, d, "metadata.toml", "sandbox_id = \"missing-key\"\n") },
+		"pid-zero": func(d string) {
+			writeFile(t, d, "metadata.toml", strings.Replace(meta("pid-zero"), fmt.Sprintf("pid = %d", live.PID()), "pid = 0", 1))
+		},
+		"pid-negative": func(d string) {
+			writeFile(t, d, "metadata.toml", strings.Replace(meta("pid-negative"), fmt.Sprintf("pid = %d", live.PID()), "pid = -1", 1))
+		},
+		"pid-too-large": func(d string) {
+			writeFile(t, d, "metadata.toml", strings.Replace(meta("pid-too-large"), fmt.Sprintf("pid = %d", live.PID()), "pid = 2147483648", 1))
+		},
+		"huge": func(d string) { writeFile(t, d, "metadata.toml", meta("huge")+"# "+strings.Repeat("x", 1<<20)+"\n") },
+		"fifo": func(d string) {
+			if err := syscall.Mkfifo(filepath.Join(d, "metadata.toml"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"symlink": func(d string) {
+			target := filepath.Join(t.TempDir(), "real.toml")
+			if err := os.WriteFile(target, []byte(meta("symlink")), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(target, filepath.Join(d, "metadata.toml")); err != nil {
+				t.Fatal(err)
+			}
+		},
+	}
+	for name, make := range cases {
+		markerDir := filepath.Join(dir, "run", name)
+		if err := os.MkdirAll(markerDir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		make(markerDir)
+	}
+	for name := range cases {
+		markerDir := filepath.Join(dir, "run", name)
+		var e *firmastack.SidecarEntry
+		var err error
+		within(t, neverHangs, "Get("+name+")", func() { e, err = firmastack.Get(dir, name) })
+		if !errors.Is(err, firmastack.ErrMarkerParse) {
+			t.Errorf("Get(%s) = %v, %v; want ErrMarkerParse", name, e, err)
+			continue
+		}
+		var fe *firmastack.Error
+		if errors.As(err, &fe) && !strings.HasPrefix(fe.Path, markerDir) {
+			t.Errorf("Get(%s): error path %q, want one under %s", name, fe.Path, markerDir)
+		}
+		var perr error
+		within(t, neverHangs, "ProbeEntry("+name+")", func() { _, perr = firmastack.ProbeEntry(markerDir) })
+		if !errors.Is(perr, firmastack.ErrMarkerParse) {
+			t.Errorf("ProbeEntry(%s) = %v; want ErrMarkerParse", name, perr)
+		}
+	}
+	// One bad marker cannot break the listing, and none is collected.
+	var entries []firmastack.SidecarEntry
+	var err error
+	within(t, neverHangs, "List", func() { entries, err = firmastack.List(dir) })
+	if err != nil {
+		t.Fatalf("List with malformed markers: %v", err)
+	}
+	if got := ids(entries); !reflect.DeepEqual(got, []string{"live"}) {
+		t.Fatalf("List = %v, want [live]", got)
+	}
+	removed, err := firmastack.GCStale(dir)
+	if err != nil || len(removed) != 0 {
+		t.Fatalf("GCStale = %v, %v; want nothing removed", removed, err)
+	}
+	for name := range cases {
+		if !fixture.Exists(t, filepath.Join(dir, "run", name)) {
+			t.Errorf("malformed marker %s was removed", name)
+		}
+	}
+}
+
+func writeFile(t *testing.T, dir, name, content string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestIdentityMismatch(t *testing.T) {
+	dir := fixture.RuntimeDir(t)
+	live := fixture.Start(t, dir, "real")
+	// Directory "impostor" holding a marker that names sandbox "real".
+	markerDir := fixture.WriteMarker(t, dir, "impostor", fixture.Metadata("real", live.PID(), ""))
+	e, err := firmastack.Get(dir, "impostor")
+	if !errors.Is(err, firmastack.ErrIdentityMismatch) {
+		t.Fatalf("Get(impostor) = %v, %v; want ErrIdentityMismatch", e, err)
+	}
+	if errors.Is(err, firmastack.ErrMarkerParse) {
+		t.Errorf("identity mismatch also matches ErrMarkerParse")
+	}
+	var fe *firmastack.Error
+	if !errors.As(err, &fe) || fe.Code != firmastack.CodeIdentityMismatch || !strings.HasPrefix(fe.Path, markerDir) {
+		t.Errorf("error = %#v, want code identity_mismatch with a path under %s", err, markerDir)
+	}
+	if _, err := firmastack.ProbeEntry(markerDir); !errors.Is(err, firmastack.ErrIdentityMismatch) {
+		t.Errorf("ProbeEntry(impostor) = %v; want ErrIdentityMismatch", err)
+	}
+	entries, err := firmastack.List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(entries); !reflect.DeepEqual(got, []string{"real"}) {
+		t.Fatalf("List = %v, want [real]", got)
+	}
+	if !fixture.Exists(t, markerDir) {
+		t.Fatal("mismatched marker was removed")
+	}
+}
+
+func TestIOErrorsCarryErrno(t *testing.T) {
+	dir := fixture.RuntimeDir(t)
+	missing := filepath.Join(dir, "run", "nobody-here")
+	_, err := firmastack.ProbeEntry(missing)
+	if !errors.Is(err, firmastack.ErrIO) {
+		t.Fatalf("ProbeEntry(missing) = %v; want ErrIO", err)
+	}
+	if !errors.Is(err, fs.ErrNotExist) || !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("ProbeEntry(missing) = %v; want it to unwrap to ENOENT / fs.ErrNotExist", err)
+	}
+	var fe *firmastack.Error
+	if !errors.As(err, &fe) || fe.Errno != syscall.ENOENT || fe.Path != missing {
+		t.Errorf("error = %#v, want errno ENOENT and path %s", err, missing)
+	}
+
+	// run/ that exists but is not a directory cannot be enumerated.
+	notDir := fixture.RuntimeDir(t)
+	writeFile(t, notDir, "run", "a file, not a directory")
+	if _, err := firmastack.List(notDir); !errors.Is(err, firmastack.ErrIO) {
+		t.Errorf("List(run is a file) = %v; want ErrIO", err)
+	}
+	if _, err := firmastack.GCStale(notDir); !errors.Is(err, firmastack.ErrIO) {
+		t.Errorf("GCStale(run is a file) = %v; want ErrIO", err)
+	}
+}
+
+func TestDefaultRuntimeDirIsUsedForEmptyString(t *testing.T) {
+	dir := fixture.RuntimeDir(t)
+	t.Setenv("FIRMA_STATE_DIR", dir)
+	got, err := firmastack.DefaultRuntimeDir()
+	if err != nil || got != dir {
+		t.Fatalf("DefaultRuntimeDir() = %q, %v; want %q", got, err, dir)
+	}
+	sc := fixture.Start(t, dir, "default-dir")
+	entries, err := firmastack.List("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(entries); !reflect.DeepEqual(got, []string{"default-dir"}) {
+		t.Fatalf(`List("") = %v, want [default-dir]`, got)
+	}
+	if e := mustGet(t, "", "default-dir"); e.PID != uint32(sc.PID()) {
+		t.Fatalf(`Get("", default-dir).PID = %d, want %d`, e.PID, sc.PID())
+	}
+	sc.Kill(t)
+	if removed, err := firmastack.GCStale(""); err != nil || !reflect.DeepEqual(removed, []string{"default-dir"}) {
+		t.Fatalf(`GCStale("") = %v, %v; want [default-dir]`, removed, err)
+	}
+
+	t.Setenv("FIRMA_STATE_DIR", "")
+	t.Setenv("XDG_RUNTIME_DIR", "/run/user/4242")
+	if got, err := firmastack.DefaultRuntimeDir(); err != nil || got != "/run/user/4242/firma" {
+		t.Fatalf("DefaultRuntimeDir() with XDG_RUNTIME_DIR = %q, %v; want /run/user/4242/firma", got, err)
+	}
+}
+
+func TestContextDeadlineBoundsAWedgedTCPSidecar(t *testing.T) {
+	dir := fixture.RuntimeDir(t)
+	sc := fixture.Start(t, dir, "tcp-wedged", "--mode", "wedged", "--tcp", "127.0.0.1:0")
+	check := func(what string, f func(ctx context.Context) (firmastack.State, error)) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		var state firmastack.State
+		var err error
+		within(t, neverHangs, what, func() { state, err = f(ctx) })
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if state != firmastack.StateUnhealthy {
+			t.Fatalf("%s: state %q, want unhealthy", what, state)
+		}
+	}
+	check("GetContext", func(ctx context.Context) (firmastack.State, error) {
+		e, err := firmastack.GetContext(ctx, dir, sc.ID)
+		if e == nil {
+			return "", err
+		}
+		return e.State, err
+	})
+	check("ProbeEntryContext", func(ctx context.Context) (firmastack.State, error) {
+		e, err := firmastack.ProbeEntryContext(ctx, sc.MarkerDir)
+		return e.State, err
+	})
+	check("ListContext", func(ctx context.Context) (firmastack.State, error) {
+		entries, err := firmastack.ListContext(ctx, dir)
+		if len(entries) != 1 {
+			return "", fmt.Errorf("listed %v, %v", ids(entries), err)
+		}
+		return entries[0].State, err
+	})
+	if e := mustGet(t, dir, sc.ID); !strings.HasPrefix(e.Listen, "127.0.0.1:") {
+		t.Errorf("Listen = %q, want the TCP address", e.Listen)
+	}
+}
+
+func TestDoneContextIsNotCalled(t *testing.T) {
+	dir := fixture.RuntimeDir(t)
+	fixture.Start(t, dir, "ctx")
+	expired, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	cancelled, cancel2 := context.WithCancel(context.Background())
+	cancel2()
+	for _, tc := range []struct {
+		ctx  context.Context
+		want error
+	}{{expired, context.DeadlineExceeded}, {cancelled, context.Canceled}} {
+		if _, err := firmastack.ListContext(tc.ctx, dir); !errors.Is(err, tc.want) {
+			t.Errorf("ListContext = %v, want %v", err, tc.want)
+		}
+		if _, err := firmastack.GetContext(tc.ctx, dir, "ctx"); !errors.Is(err, tc.want) {
+			t.Errorf("GetContext = %v, want %v", err, tc.want)
+		}
+		if _, err := firmastack.ProbeEntryContext(tc.ctx, filepath.Join(dir, "run", "ctx")); !errors.Is(err, tc.want) {
+			t.Errorf("ProbeEntryContext = %v, want %v", err, tc.want)
+		}
+	}
+	// A generous deadline works like no deadline.
+	ctx, cancel3 := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel3()
+	if e, err := firmastack.GetContext(ctx, dir, "ctx"); err != nil || e == nil || e.State != firmastack.StateRunning {
+		t.Fatalf("GetContext(1h) = %v, %v; want running", e, err)
+	}
+}
+
+func TestSixtyFourGoroutinesAtOnce(t *testing.T) {
+	dir := fixture.RuntimeDir(t)
+	live := []string{"g-live-1", "g-live-2", "g-live-3"}
+	for _, id := range live {
+		fixture.Start(t, dir, id)
+	}
+	fixture.Start(t, dir, "g-wedged", "--mode", "wedged")
+	live = append(live, "g-wedged")
+	sort.Strings(live)
+	var stale []string
+	for i := 0; i < 8; i++ {
+		id := fmt.Sprintf("g-stale-%d", i)
+		fixture.WriteMarker(t, dir, id, fixture.Metadata(id, fixture.DeadPID(t), ""))
+		stale = append(stale, id)
+	}
+
+	const n = 64
+	var (
+		wg      sync.WaitGroup
+		start   = make(chan struct{})
+		mu      sync.Mutex
+		removed = map[string]int{}
+		errs    []string
+	)
+	fail := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		errs = append(errs, fmt.Sprintf(format, args...))
+	}
+	for g := 0; g < n; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			<-start
+			switch g % 4 {
+			case 0, 1:
+				entries, err := firmastack.List(dir)
+				if err != nil {
+					fail("goroutine %d: List: %v", g, err)
+				} else if got := ids(entries); !reflect.DeepEqual(got, live) {
+					fail("goroutine %d: List = %v, want %v", g, got, live)
+				}
+			case 2:
+				id := live[g%len(live)]
+				e, err := firmastack.Get(dir, id)
+				if err != nil || e == nil || e.SandboxID != id {
+					fail("goroutine %d: Get(%s) = %v, %v", g, id, e, err)
+				}
+				id = stale[g%len(stale)]
+				e, err = firmastack.Get(dir, id)
+				// Collected or not yet: absent, or present and stopped.
+				if err != nil || (e != nil && e.State != firmastack.StateStopped) {
+					fail("goroutine %d: Get(%s) = %v, %v", g, id, e, err)
+				}
+			case 3:
+				got, err := firmastack.GCStale(dir)
+				if err != nil {
+					fail("goroutine %d: GCStale: %v", g, err)
+				}
+				mu.Lock()
+				for _, id := range got {
+					removed[id]++
+				}
+				mu.Unlock()
+			}
+		}(g)
+	}
+	within(t, 4*neverHangs, "64 concurrent calls", func() {
+		close(start)
+		wg.Wait()
+	})
+	for _, e := range errs {
+		t.Error(e)
+	}
+	for id, count := range removed {
+		if count != 1 {
+			t.Errorf("%s reported removed %d times, want at most once", id, count)
+		}
+	}
+	for _, id := range stale {
+		if fixture.Exists(t, filepath.Join(dir, "run", id)) {
+			t.Errorf("stale marker %s survived", id)
+		}
+	}
+}
+
+func TestJSONMatchesTheCLI(t *testing.T) {
+	dir := fixture.RuntimeDir(t)
+	fixture.Start(t, dir, "cli-a", "--agent", "agent-x", "--session", "s-1")
+	fixture.Start(t, dir, "cli-b", "--mode", "wedged")
+	fixture.Start(t, dir, "cli-c", "--mode", "no-socket")
+	fixture.Start(t, dir, "cli-d", "--tcp", "127.0.0.1:0")
+	future := fixture.Start(t, dir, "cli-e")
+	// sidecar.pid modified in the future: uptime_secs is null.
+	later := time.Now().Add(24 * time.Hour)
+	if err := os.Chtimes(filepath.Join(future.MarkerDir, "sidecar.pid"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	dead := fixture.Start(t, dir, "cli-f")
+	dead.Kill(t)
+	firma := fixture.Binary(t, "firma")
+
+	marshal := func() string {
+		entries, err := firmastack.List(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := json.Marshal(entries)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	// uptime_secs ticks every second; compare only when both Go listings
+	// around the CLI's agree, so all three saw the same second.
+	for attempt := 0; ; attempt++ {
+		before := marshal()
+		cli := strings.TrimSuffix(string(fixture.Output(t, firma, "--runtime-dir", dir, "sidecar", "status", "--json")), "\n")
+		after := marshal()
+		if before != after {
+			if attempt < 5 {
+				continue
+			}
+			t.Fatalf("listing keeps changing:\n%s\n%s", before, after)
+		}
+		if cli != before {
+			t.Fatalf("json.Marshal(List) differs from `firma sidecar status --json`:\ngo:  %s\ncli: %s", before, cli)
+		}
+		if !strings.Contains(before, `"uptime_secs":null`) || strings.Contains(before, "cli-f") {
+			t.Fatalf("fixture not as intended: %s", before)
+		}
+		break
+	}
+	for attempt := 0; ; attempt++ {
+		e := mustGet(t, dir, "cli-a")
+		goJSON, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cli := strings.TrimSuffix(string(fixture.Output(t, firma, "--runtime-dir", dir, "sidecar", "get", "cli-a", "--json")), "\n")
+		if cli != string(goJSON) && attempt < 5 {
+			continue
+		}
+		if cli != string(goJSON) {
+			t.Fatalf("json.Marshal(Get) differs from `firma sidecar get --json`:\ngo:  %s\ncli: %s", goJSON, cli)
+		}
+		break
+	}
+}

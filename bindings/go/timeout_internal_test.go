@@ -1,0 +1,35 @@
+package firmastack
+
+import (
+	"context"
+	"errors"
+	"math"
+	"testing"
+	"time"
+)
+
+// The conversion of a context deadline into the C ABI's timeout_ms.
+func TestTimeoutFromContext(t *testing.T) {
+	ms := func(ctx context.Context) (uint64, error) {
+		v, err := timeoutFrom(ctx)
+		return uint64(v), err
+	}
+	if got, err := ms(context.Background()); got != 0 || err != nil {
+		t.Errorf("no deadline: %d, %v; want 0 (the core's default)", got, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if got, err := ms(ctx); got == 0 || got > 300 || err != nil {
+		t.Errorf("300 ms deadline: %d, %v; want 1..300", got, err)
+	}
+	far, cancel2 := context.WithTimeout(context.Background(), 1000*24*time.Hour)
+	defer cancel2()
+	if got, err := ms(far); got != math.MaxUint32 || err != nil {
+		t.Errorf("far deadline: %d, %v; want clamped to MaxUint32", got, err)
+	}
+	past, cancel4 := context.WithDeadline(context.Background(), time.Now().Add(-time.Millisecond))
+	defer cancel4()
+	if _, err := ms(past); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("past deadline: %v; want DeadlineExceeded", err)
+	}
+}
