@@ -214,14 +214,17 @@ func runtimeDirArg(dir string) (*C.char, error) {
 	return cString("runtime dir", dir)
 }
 
-// Status codes of the C ABI (FirmaStatus), used only when an error object
-// cannot be decoded.
+// headerABIVersion is FIRMA_ABI_VERSION of the header compiled against.
+const headerABIVersion = C.FIRMA_ABI_VERSION
+
+// The C ABI's status codes (enum FirmaStatus) and their error codes; the
+// table is used only when an error object cannot be decoded.
 var statusCodes = map[int32]ErrorCode{
-	1: CodeInvalidArgument,
-	2: CodeIO,
-	3: CodeMarkerParse,
-	4: CodeIdentityMismatch,
-	5: CodeInternal,
+	C.FIRMA_INVALID_ARGUMENT:  CodeInvalidArgument,
+	C.FIRMA_IO:                CodeIO,
+	C.FIRMA_MARKER_PARSE:      CodeMarkerParse,
+	C.FIRMA_IDENTITY_MISMATCH: CodeIdentityMismatch,
+	C.FIRMA_INTERNAL:          CodeInternal,
 }
 
 // takeResult copies the string the library returned into Go memory, frees
@@ -233,7 +236,7 @@ func takeResult(status C.int32_t, out *C.char) (string, error) {
 	}
 	defer C.firma_string_free(out)
 	text := C.GoString(out)
-	if status != 0 {
+	if status != C.FIRMA_OK {
 		return "", decodeError(int32(status), text)
 	}
 	return text, nil

@@ -33,3 +33,12 @@ func TestTimeoutFromContext(t *testing.T) {
 		t.Errorf("past deadline: %v; want DeadlineExceeded", err)
 	}
 }
+
+// The header compiled against, the linked library and this binding agree on
+// the ABI version.
+func TestABIVersions(t *testing.T) {
+	if headerABIVersion != BindingABIVersion || ABIVersion() != BindingABIVersion {
+		t.Fatalf("ABI versions: header %d, library %d, binding %d",
+			headerABIVersion, ABIVersion(), BindingABIVersion)
+	}
+}
