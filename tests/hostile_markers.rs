@@ -245,16 +245,15 @@ fn files_and_odd_names_in_run_are_ignored() {
         "has space",
         &metadata("has space", dead.into(), ""),
     );
-    write_marker(
-        rt.path(),
-        ".tmp-123-0",
-        &metadata(".tmp-123-0", dead.into(), ""),
-    );
+    write_marker(rt.path(), ".hidden", &metadata(".hidden", dead.into(), ""));
+    // A marker being written by a live writer (this process).
+    let tmp = format!(".tmp-{}-77", std::process::id());
+    write_marker(rt.path(), &tmp, &metadata(&tmp, dead.into(), ""));
     assert!(list(rt.path()).unwrap().is_empty());
     assert!(gc_stale(rt.path()).unwrap().is_empty());
     assert_eq!(
         run_names(rt.path()),
-        [".tmp-123-0", "a-fifo", "has space", "plain-file"]
+        [".hidden", tmp.as_str(), "a-fifo", "has space", "plain-file"]
     );
 }
 

@@ -28,8 +28,8 @@ fn tomb_name() -> CString {
 }
 
 /// Moves `run/<name>` out of the namespace. `expect` is the (dev, ino) of
-/// the directory the caller judged stale: if `name` now holds another
-/// directory, it is put back and `Ok(false)` returned. `Ok(false)` too when
+/// the `metadata.toml` the caller judged stale: if `name` now holds another
+/// marker, it is put back and `Ok(false)` returned. `Ok(false)` too when
 /// another caller took it first. On `Ok(true)` the caller owns the removal.
 pub(crate) fn take(
     run: BorrowedFd<'_>,
@@ -47,8 +47,15 @@ pub(crate) fn take(
         }
     };
     if let Some(expect) = expect {
-        let st = sys::lstatat(run, &tomb)?;
-        if (st.st_dev, st.st_ino) != expect {
+        let mut meta = tomb.as_bytes().to_vec();
+        meta.extend_from_slice(b"/metadata.toml");
+        let meta = CString::new(meta).expect("no NUL");
+        let same = match sys::lstatat(run, &meta) {
+            Ok(st) => (st.st_dev, st.st_ino) == expect,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => false,
+            Err(e) => return Err(e),
+        };
+        if !same {
             // Replaced between our read and the rename: not ours to delete.
             // If the name was taken again meanwhile, the tree stays under
             // the tomb name rather than being deleted unjudged.

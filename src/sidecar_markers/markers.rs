@@ -1,9 +1,9 @@
 //! What a marker holds: the `metadata.toml` schema, the entry we report, and
 //! reading one marker directory safely relative to an open directory.
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -150,15 +150,46 @@ pub(crate) fn parse_listen(listen: Option<&str>) -> std::result::Result<Endpoint
     ))
 }
 
-/// A marker that was opened, read and parsed, still holding its directory.
+/// Where a marker lives, relative to an open directory.
+#[derive(Clone, Copy)]
+pub(crate) enum Loc<'a> {
+    /// The marker directory itself is open (`probe_entry`).
+    Dir(BorrowedFd<'a>),
+    /// The marker is the entry `name` of the open `run/` directory.
+    Entry { run: BorrowedFd<'a>, name: &'a CStr },
+}
+
+impl Loc<'_> {
+    /// `file` inside the marker, as a name relative to the open directory.
+    fn rel(&self, file: &CStr) -> CString {
+        match self {
+            Loc::Dir(_) => file.to_owned(),
+            Loc::Entry { name, .. } => {
+                let mut v = Vec::with_capacity(name.to_bytes().len() + 1 + file.to_bytes().len());
+                v.extend_from_slice(name.to_bytes());
+                v.push(b'/');
+                v.extend_from_slice(file.to_bytes());
+                CString::new(v).expect("names from readdir and constants hold no NUL")
+            }
+        }
+    }
+
+    fn base(&self) -> BorrowedFd<'_> {
+        match *self {
+            Loc::Dir(fd) => fd,
+            Loc::Entry { run, .. } => run,
+        }
+    }
+}
+
+/// A marker whose `metadata.toml` was read and validated.
 pub(crate) struct Marker {
-    pub dir: OwnedFd,
-    /// Device and inode of the marker directory, to recognise it later.
-    pub dev_ino: (u64, u64),
     pub path: PathBuf,
     pub meta: MetadataFile,
     pub endpoint: Endpoint,
-    pub uptime_secs: Option<u64>,
+    /// Device and inode of the `metadata.toml` that was read, so a collector
+    /// can tell it still holds the marker it judged.
+    pub meta_id: (u64, u64),
 }
 
 impl Marker {
@@ -173,7 +204,7 @@ impl Marker {
         }
     }
 
-    pub fn entry(&self, state: State) -> SidecarEntry {
+    pub fn entry(&self, state: State, uptime_secs: Option<u64>) -> SidecarEntry {
         let m = &self.meta;
         SidecarEntry {
             sandbox_id: m.sandbox_id.clone(),
@@ -185,24 +216,9 @@ impl Marker {
             started_at: m.started_at.clone(),
             state,
             listen: self.listen_string(),
-            uptime_secs: self.uptime_secs,
+            uptime_secs,
         }
     }
-}
-
-/// Opens the marker directory `name` under `parent` (never through a
-/// symlink) and reads it. `path` is only used in messages and `listen`.
-pub(crate) fn read_marker_at(
-    parent: std::os::fd::BorrowedFd<'_>,
-    name: &CStr,
-    path: PathBuf,
-    now: SystemTime,
-) -> Result<Marker> {
-    let dir = match sys::openat(parent, name, sys::DIR_FLAGS, 0) {
-        Ok(fd) => fd,
-        Err(e) => return Err(open_dir_error(path, e)),
-    };
-    read_marker(dir, path, now)
 }
 
 /// Maps a failure to open a marker directory: a symlink or a non-directory
@@ -226,19 +242,47 @@ pub(crate) fn is_symlink(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
 }
 
-/// Reads and validates the marker whose directory is open as `dir`.
-pub(crate) fn read_marker(dir: OwnedFd, path: PathBuf, now: SystemTime) -> Result<Marker> {
-    let dst = sys::fstat(dir.as_fd()).map_err(|e| StackError::io("stat", &path, e))?;
-    let meta_path = path.join("metadata.toml");
-    let flags =
-        libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
-    let file = match sys::openat(dir.as_fd(), METADATA, flags, 0) {
-        Ok(f) => f,
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return Err(StackError::parse(meta_path, "metadata.toml is a symlink"));
+const METADATA_FLAGS: libc::c_int =
+    libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
+
+/// Opens `metadata.toml` of the marker at `loc` without following any
+/// symlink. For a `run/` entry this is one `openat2` with
+/// `RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH` where the kernel has it, else
+/// `openat` of the directory then of the file.
+fn open_metadata(loc: Loc<'_>, path: &Path) -> Result<OwnedFd> {
+    let meta_path = || path.join("metadata.toml");
+    let symlink_error = || {
+        if matches!(loc, Loc::Entry { .. }) && is_symlink(path) {
+            StackError::parse(path, "marker directory is a symlink (not followed)")
+        } else {
+            StackError::parse(meta_path(), "metadata.toml is a symlink (not followed)")
         }
-        Err(e) => return Err(StackError::io("open", meta_path, e)),
     };
+    let opened = match loc {
+        Loc::Dir(dir) => sys::openat(dir, METADATA, METADATA_FLAGS, 0),
+        Loc::Entry { run, name } => {
+            match sys::openat2_beneath(run, &loc.rel(METADATA), METADATA_FLAGS) {
+                Some(r) => r,
+                None => {
+                    let dir = sys::openat(run, name, sys::DIR_FLAGS, 0)
+                        .map_err(|e| open_dir_error(path.to_path_buf(), e))?;
+                    sys::openat(dir.as_fd(), METADATA, METADATA_FLAGS, 0)
+                }
+            }
+        }
+    };
+    opened.map_err(|e| match e.raw_os_error() {
+        Some(libc::ELOOP) | Some(libc::EXDEV) => symlink_error(),
+        Some(libc::ENOTDIR) => open_dir_error(path.to_path_buf(), e),
+        _ => StackError::io("open", meta_path(), e),
+    })
+}
+
+/// Reads and validates the marker at `loc` (`path` names it in messages and
+/// in `listen`).
+pub(crate) fn read_marker(loc: Loc<'_>, path: PathBuf) -> Result<Marker> {
+    let file = open_metadata(loc, &path)?;
+    let meta_path = path.join("metadata.toml");
     let st = sys::fstat(file.as_fd()).map_err(|e| StackError::io("stat", &meta_path, e))?;
     if !sys::is_reg(&st) {
         return Err(StackError::parse(
@@ -262,34 +306,31 @@ pub(crate) fn read_marker(dir: OwnedFd, path: PathBuf, now: SystemTime) -> Resul
     let meta = parse_metadata(&bytes).map_err(|reason| StackError::parse(&meta_path, reason))?;
     let endpoint =
         parse_listen(meta.listen.as_deref()).map_err(|r| StackError::parse(&meta_path, r))?;
-
-    let dir_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if meta.sandbox_id.as_bytes() != path.file_name().map(|n| n.as_bytes()).unwrap_or_default() {
+    let dir_name = path.file_name().map(|n| n.as_bytes()).unwrap_or_default();
+    if meta.sandbox_id.as_bytes() != dir_name {
         return Err(StackError::IdentityMismatch {
             path: meta_path,
-            directory: dir_name,
+            directory: String::from_utf8_lossy(dir_name).into_owned(),
             metadata: meta.sandbox_id,
         });
     }
-
-    let uptime_secs = match sys::lstatat(dir.as_fd(), PID_FILE) {
-        Ok(st) if sys::is_reg(&st) => uptime(&st, now),
-        Ok(_) => None,
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
-        Err(e) => return Err(StackError::io("stat", path.join("sidecar.pid"), e)),
-    };
-
     Ok(Marker {
-        dir,
-        dev_ino: (dst.st_dev, dst.st_ino),
         path,
         meta,
         endpoint,
-        uptime_secs,
+        meta_id: (st.st_dev, st.st_ino),
     })
+}
+
+/// Seconds since `sidecar.pid` was modified; `None` when it is absent, not a
+/// regular file, or its mtime lies in the future.
+pub(crate) fn uptime_secs(loc: Loc<'_>, path: &Path, now: SystemTime) -> Result<Option<u64>> {
+    match sys::lstatat(loc.base(), &loc.rel(PID_FILE)) {
+        Ok(st) if sys::is_reg(&st) => Ok(uptime(&st, now)),
+        Ok(_) => Ok(None),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => Ok(None),
+        Err(e) => Err(StackError::io("stat", path.join("sidecar.pid"), e)),
+    }
 }
 
 fn uptime(st: &libc::stat, now: SystemTime) -> Option<u64> {

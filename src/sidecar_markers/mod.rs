@@ -17,15 +17,16 @@ mod sys;
 mod writer;
 
 use std::ffi::{CStr, CString};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 pub use error::{Result, StackError};
 pub use markers::{MAX_METADATA_BYTES, MAX_PID, MetadataFile, SidecarEntry, State};
 pub use writer::{create_marker, remove_marker};
 
-use markers::Marker;
+use markers::{Loc, Marker};
 use probe::{Prober, Started};
 use process::Liveness;
 
@@ -118,8 +119,9 @@ pub fn probe_entry_with(marker_dir: impl AsRef<Path>, opts: &ProbeOptions) -> Re
     let path = marker_dir.as_ref().to_path_buf();
     let dir = sys::open(&path, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC)
         .map_err(|e| markers::open_dir_error(path.clone(), e))?;
-    let marker = markers::read_marker(dir, path, SystemTime::now())?;
-    probe_one(&marker, opts)
+    let loc = Loc::Dir(dir.as_fd());
+    let marker = markers::read_marker(loc, path)?;
+    probe_one(loc, &marker, opts)
 }
 
 /// Looks up and probes the marker of `sandbox_id`. `Ok(None)` when there is
@@ -141,38 +143,45 @@ pub fn get_with(
         return Ok(None);
     };
     let name = CString::new(sandbox_id).expect("validated id has no NUL");
-    let path = run_path.join(sandbox_id);
-    let dir = match sys::openat(run.as_fd(), &name, sys::DIR_FLAGS, 0) {
-        Ok(fd) => fd,
-        // No marker directory at all: absent. (A directory without
-        // metadata.toml is a broken marker and stays an error.)
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
-        Err(e) => return Err(markers::open_dir_error(path, e)),
+    let loc = Loc::Entry {
+        run: run.as_fd(),
+        name: &name,
     };
-    let marker = markers::read_marker(dir, path, SystemTime::now())?;
-    probe_one(&marker, opts).map(Some)
+    let marker = match markers::read_marker(loc, run_path.join(sandbox_id)) {
+        Ok(m) => m,
+        // No marker directory at all is "absent"; a directory without
+        // metadata.toml is a broken marker and stays an error.
+        Err(e) if e.is_not_found() && is_absent(run.as_fd(), &name) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    probe_one(loc, &marker, opts).map(Some)
 }
 
-fn probe_one(marker: &Marker, opts: &ProbeOptions) -> Result<SidecarEntry> {
+fn is_absent(run: BorrowedFd<'_>, name: &CStr) -> bool {
+    matches!(sys::lstatat(run, name), Err(e) if e.raw_os_error() == Some(libc::ENOENT))
+}
+
+fn probe_one(loc: Loc<'_>, marker: &Marker, opts: &ProbeOptions) -> Result<SidecarEntry> {
+    let uptime = markers::uptime_secs(loc, &marker.path, SystemTime::now())?;
     let state = match check_process(marker)? {
         Liveness::Alive => {
             let mut prober = Prober::new(opts.timeout);
-            let started = prober
-                .start(0, &marker.endpoint, marker.dir.as_fd(), &marker.path)
-                .map_err(|e| StackError::io("probe", marker.listen_string(), e))?;
-            match started {
+            let probe_err = |e| StackError::io("probe", marker.listen_string(), e);
+            match prober
+                .start(0, &marker.endpoint, loc, &marker.path)
+                .map_err(probe_err)?
+            {
                 Started::Done(state) => state,
                 Started::Pending => prober
                     .finish()
-                    .map_err(|e| StackError::io("probe", marker.listen_string(), e))?
+                    .map_err(probe_err)?
                     .first()
-                    .map(|&(_, s)| s)
-                    .unwrap_or(State::Unhealthy),
+                    .map_or(State::Unhealthy, |&(_, s)| s),
             }
         }
         _ => State::Stopped,
     };
-    Ok(marker.entry(state))
+    Ok(marker.entry(state, uptime))
 }
 
 fn check_process(marker: &Marker) -> Result<Liveness> {
@@ -209,39 +218,86 @@ pub fn list(runtime_dir: impl AsRef<Path>) -> Result<Vec<SidecarEntry>> {
 
 /// [`list`] with explicit probe options.
 pub fn list_with(runtime_dir: impl AsRef<Path>, opts: &ProbeOptions) -> Result<Vec<SidecarEntry>> {
-    let scan = scan(runtime_dir.as_ref(), Some(opts))?;
-    Ok(scan.live)
+    Ok(scan(runtime_dir.as_ref(), Some(opts))?.live)
 }
 
 /// Removes every stale marker under `runtime_dir` and returns the removed
 /// sandbox ids, sorted. Each id is reported by exactly one of any number of
-/// concurrent callers. A missing `run/` is not an error.
+/// concurrent callers. A missing `run/` is not an error. (A call that fails
+/// part-way may already have collected some markers.)
 pub fn gc_stale(runtime_dir: impl AsRef<Path>) -> Result<Vec<String>> {
-    let scan = scan(runtime_dir.as_ref(), None)?;
-    Ok(scan.removed)
+    Ok(scan(runtime_dir.as_ref(), None)?.removed)
 }
 
+#[derive(Default)]
 struct Scan {
     live: Vec<SidecarEntry>,
     removed: Vec<String>,
 }
 
+/// Below this many entries a scan stays on the calling thread: spawning a
+/// worker costs more than it saves.
+const ENTRIES_PER_WORKER: usize = 256;
+
+fn workers_for(entries: usize) -> usize {
+    static CPUS: OnceLock<usize> = OnceLock::new();
+    let cpus = *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    cpus.min(entries / ENTRIES_PER_WORKER).max(1)
+}
+
 /// One pass over `run/`: read each marker once, decide liveness, collect the
-/// stale, and (when `probe` is set) probe the live concurrently.
+/// stale, and (when `probe` is set) probe the live concurrently. Large
+/// directories are split between worker threads, one per CPU.
 fn scan(runtime_dir: &Path, probe: Option<&ProbeOptions>) -> Result<Scan> {
     let run_path = runtime_dir.join("run");
-    let mut out = Scan {
-        live: Vec::new(),
-        removed: Vec::new(),
-    };
     let Some(run) = open_run(&run_path)? else {
-        return Ok(out);
+        return Ok(Scan::default());
     };
     let entries = sys::read_dir(run.as_fd()).map_err(|e| StackError::io("list", &run_path, e))?;
     let now = SystemTime::now();
+    let workers = workers_for(entries.len());
+    let mut out = if workers == 1 {
+        scan_part(run.as_fd(), &run_path, &entries, probe, now)?
+    } else {
+        let chunk = entries.len().div_ceil(workers);
+        let parts: Vec<Result<Scan>> = std::thread::scope(|s| {
+            let handles: Vec<_> = entries
+                .chunks(chunk)
+                .map(|part| {
+                    let (run, run_path) = (run.as_fd(), &run_path);
+                    s.spawn(move || scan_part(run, run_path, part, probe, now))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        let mut out = Scan::default();
+        for part in parts {
+            let part = part?;
+            out.live.extend(part.live);
+            out.removed.extend(part.removed);
+        }
+        out
+    };
+    out.live.sort_by(|a, b| a.sandbox_id.cmp(&b.sandbox_id));
+    out.removed.sort();
+    Ok(out)
+}
+
+/// Scans `entries` of `run/`; see [`scan`].
+fn scan_part(
+    run: BorrowedFd<'_>,
+    run_path: &Path,
+    entries: &[sys::DirEntry],
+    probe: Option<&ProbeOptions>,
+    now: SystemTime,
+) -> Result<Scan> {
+    let mut out = Scan::default();
     let mut prober = probe.map(|o| Prober::new(o.timeout));
-    // Markers whose probe is still in flight, by key.
-    let mut waiting: Vec<Option<Marker>> = Vec::new();
+    // Markers whose TCP probe is still in flight, by key, with their uptime.
+    let mut waiting: Vec<Option<(Marker, Option<u64>)>> = Vec::new();
 
     for entry in entries {
         let name: &CStr = &entry.name;
@@ -253,8 +309,8 @@ fn scan(runtime_dir: &Path, probe: Option<&ProbeOptions>) -> Result<Scan> {
             if leftover {
                 // An interrupted collection, or the temp dir of a writer
                 // that died (kill says ESRCH): finish the removal.
-                gc::finish_leftover(run.as_fd(), name).map_err(|e| {
-                    StackError::io("remove", markers::child_path(&run_path, name), e)
+                gc::finish_leftover(run, name).map_err(|e| {
+                    StackError::io("remove", markers::child_path(run_path, name), e)
                 })?;
             }
             continue;
@@ -262,16 +318,15 @@ fn scan(runtime_dir: &Path, probe: Option<&ProbeOptions>) -> Result<Scan> {
         if !matches!(entry.d_type, libc::DT_DIR | libc::DT_UNKNOWN) || !is_valid_sandbox_id(bytes) {
             continue;
         }
-        let path = markers::child_path(&run_path, name);
-        let marker = match markers::read_marker_at(run.as_fd(), name, path, now) {
+        let loc = Loc::Entry { run, name };
+        let marker = match markers::read_marker(loc, markers::child_path(run_path, name)) {
             Ok(m) => m,
             Err(StackError::MarkerParse { .. } | StackError::IdentityMismatch { .. }) => continue,
             Err(e) if e.is_not_found() => continue,
             Err(e) => return Err(e),
         };
-        let liveness = check_process(&marker)?;
-        if !liveness.is_alive() {
-            let taken = gc::take(run.as_fd(), name, Some(marker.dev_ino))
+        if !check_process(&marker)?.is_alive() {
+            let taken = gc::take(run, name, Some(marker.meta_id))
                 .map_err(|e| StackError::io("remove", &marker.path, e))?;
             if taken {
                 out.removed.push(marker.meta.sandbox_id);
@@ -281,29 +336,28 @@ fn scan(runtime_dir: &Path, probe: Option<&ProbeOptions>) -> Result<Scan> {
         let Some(prober) = prober.as_mut() else {
             continue;
         };
+        let uptime = markers::uptime_secs(loc, &marker.path, now)?;
         let key = waiting.len();
         let started = prober
-            .start(key, &marker.endpoint, marker.dir.as_fd(), &marker.path)
+            .start(key, &marker.endpoint, loc, &marker.path)
             .map_err(|e| StackError::io("probe", marker.listen_string(), e))?;
         match started {
             Started::Done(state) => {
-                out.live.push(marker.entry(state));
+                out.live.push(marker.entry(state, uptime));
                 waiting.push(None);
             }
-            Started::Pending => waiting.push(Some(marker)),
+            Started::Pending => waiting.push(Some((marker, uptime))),
         }
     }
     if let Some(prober) = prober {
         let results = prober
             .finish()
-            .map_err(|e| StackError::io("probe endpoints under", &run_path, e))?;
+            .map_err(|e| StackError::io("probe endpoints under", run_path, e))?;
         for (key, state) in results {
-            if let Some(marker) = waiting.get_mut(key).and_then(Option::take) {
-                out.live.push(marker.entry(state));
+            if let Some((marker, uptime)) = waiting.get_mut(key).and_then(Option::take) {
+                out.live.push(marker.entry(state, uptime));
             }
         }
     }
-    out.live.sort_by(|a, b| a.sandbox_id.cmp(&b.sandbox_id));
-    out.removed.sort();
     Ok(out)
 }

@@ -9,14 +9,14 @@
 use std::io;
 use std::mem;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::State;
-use super::markers::{DEFAULT_SOCKET, Endpoint};
+use super::markers::{DEFAULT_SOCKET, Endpoint, Loc};
 
 /// Result of starting a probe.
 pub(crate) enum Started {
@@ -66,6 +66,17 @@ fn classify_connect_error(errno: i32) -> Option<State> {
     }
 }
 
+/// An error of the endpoint becomes its state; any other error is ours.
+fn classify_or_err(e: io::Error) -> io::Result<State> {
+    match e.raw_os_error().and_then(classify_connect_error) {
+        Some(state) => Ok(state),
+        None => Err(e),
+    }
+}
+
+const PATH_DIR_FLAGS: libc::c_int =
+    libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+
 fn new_socket(domain: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: plain socket(2) call.
     let fd = unsafe {
@@ -110,27 +121,39 @@ impl Prober {
         }
     }
 
-    /// Starts probing `endpoint` of the marker whose directory is `dir` at
-    /// `marker_path`. An `Err` is an I/O failure of ours, not the endpoint's.
+    /// Starts probing `endpoint` of the marker at `loc` (its directory is
+    /// `marker_path`). An `Err` is an I/O failure of ours, not the endpoint's.
     pub fn start(
         &mut self,
         key: usize,
         endpoint: &Endpoint,
-        dir: BorrowedFd<'_>,
+        loc: Loc<'_>,
         marker_path: &Path,
     ) -> io::Result<Started> {
         let state = match endpoint {
             Endpoint::MarkerSocket => {
-                let via_fd;
-                let direct;
-                let path: &[u8] = if proc_self_fd_works() {
-                    via_fd = format!("/proc/self/fd/{}/{DEFAULT_SOCKET}", dir.as_raw_fd());
-                    via_fd.as_bytes()
+                let path = marker_path.join(DEFAULT_SOCKET);
+                if sockaddr_un(path.as_os_str().as_bytes()).is_some() || !proc_self_fd_works() {
+                    self.connect_unix(path.as_os_str().as_bytes())?
                 } else {
-                    direct = marker_path.join(DEFAULT_SOCKET);
-                    direct.as_os_str().as_bytes()
-                };
-                self.connect_unix(path)?
+                    // Too long for sun_path: connect through the marker
+                    // directory's descriptor.
+                    let opened;
+                    let dir = match loc {
+                        Loc::Dir(fd) => fd,
+                        Loc::Entry { run, name } => {
+                            match super::sys::openat(run, name, PATH_DIR_FLAGS, 0) {
+                                Ok(fd) => {
+                                    opened = fd;
+                                    opened.as_fd()
+                                }
+                                Err(e) => return classify_or_err(e).map(Started::Done),
+                            }
+                        }
+                    };
+                    let short = format!("/proc/self/fd/{}/{DEFAULT_SOCKET}", dir.as_raw_fd());
+                    self.connect_unix(short.as_bytes())?
+                }
             }
             Endpoint::Unix(path) => self.connect_unix_path(path)?,
             Endpoint::Tcp(addr) => match self.connect_tcp(key, addr)? {
@@ -153,12 +176,7 @@ impl Prober {
         let dir = match super::sys::open(parent, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
         {
             Ok(fd) => fd,
-            Err(e) => {
-                return match e.raw_os_error().and_then(classify_connect_error) {
-                    Some(state) => Ok(state),
-                    None => Err(e),
-                };
-            }
+            Err(e) => return classify_or_err(e),
         };
         let mut short = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
         short.extend_from_slice(name.as_bytes());

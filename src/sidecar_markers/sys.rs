@@ -5,10 +5,11 @@
 
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
-use std::mem::MaybeUninit;
+use std::mem::{self, MaybeUninit};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Flags for opening a directory we will only use as an anchor for `*at`.
 pub const DIR_FLAGS: libc::c_int =
@@ -55,6 +56,52 @@ pub fn openat(
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Whether `openat2(2)` works here; cleared the first time the kernel (or a
+/// seccomp filter) says it does not.
+static OPENAT2_WORKS: AtomicBool = AtomicBool::new(true);
+
+/// `openat2(2)` of `rel` under `dir` with `RESOLVE_BENEATH |
+/// RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS`: one call that opens a path
+/// of several components without following any symlink or leaving `dir`.
+/// `None` when `openat2` is unavailable; callers then open component by
+/// component.
+pub fn openat2_beneath(
+    dir: BorrowedFd<'_>,
+    rel: &CStr,
+    flags: libc::c_int,
+) -> Option<io::Result<OwnedFd>> {
+    if !OPENAT2_WORKS.load(Ordering::Relaxed) {
+        return None;
+    }
+    // SAFETY: open_how is plain old data; all-zero is a valid value.
+    let mut how: libc::open_how = unsafe { MaybeUninit::zeroed().assume_init() };
+    how.flags = flags as u64;
+    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: valid fd, NUL-terminated path, and a correctly sized open_how.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            rel.as_ptr(),
+            &how as *const libc::open_how,
+            mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        let err = io::Error::last_os_error();
+        if matches!(
+            err.raw_os_error(),
+            Some(libc::ENOSYS) | Some(libc::EPERM) | Some(libc::E2BIG)
+        ) {
+            OPENAT2_WORKS.store(false, Ordering::Relaxed);
+            return None;
+        }
+        return Some(Err(err));
+    }
+    // SAFETY: openat2 returned a new descriptor that nothing else owns.
+    Some(Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) }))
+}
+
 pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
     let mut st = MaybeUninit::<libc::stat>::uninit();
     // SAFETY: `st` is a valid out-pointer of the right type.
@@ -79,8 +126,13 @@ pub fn lstatat(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<libc::stat> {
     Ok(unsafe { st.assume_init() })
 }
 
-/// Reads the whole file behind `fd`, but never more than `cap` bytes.
-/// Returns `None` when the file holds more than `cap` bytes.
+/// Reads the whole regular (or proc) file behind `fd`, but never more than
+/// `cap` bytes; `None` when the file holds more than `cap` bytes.
+///
+/// The first read asks for one byte more than `size_hint` (the `fstat` size):
+/// on a regular file or a proc file a short read means end of file, so an
+/// unchanged file costs exactly one `read`. A file that grew since `fstat`
+/// is read on until EOF or the cap.
 pub fn read_capped(
     fd: BorrowedFd<'_>,
     size_hint: usize,
@@ -93,7 +145,7 @@ pub fn read_capped(
             return Ok(None);
         }
         if buf.len() == buf.capacity() {
-            buf.reserve((buf.capacity()).clamp(64, cap + 1 - buf.len()));
+            buf.reserve(buf.capacity().clamp(64, cap + 1 - buf.len()));
         }
         let spare = buf.capacity() - buf.len();
         // SAFETY: we read into the vector's spare capacity and only extend
@@ -112,11 +164,11 @@ pub fn read_capped(
             }
             return Err(err);
         }
-        if n == 0 {
-            return Ok(Some(buf));
-        }
         // SAFETY: the kernel initialised `n` more bytes.
         unsafe { buf.set_len(buf.len() + n as usize) };
+        if (n as usize) < spare {
+            return Ok(if buf.len() > cap { None } else { Some(buf) });
+        }
     }
 }
 
