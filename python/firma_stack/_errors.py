@@ -1,0 +1,178 @@
+"""The exceptions raised by firma_stack, rooted at :class:`StackError`.
+
+The native module picks the class for each core error variant (one class per
+variant, see ``python/src/exceptions.rs``) and fills the attributes; these
+classes only hold them. Every class has a ``code`` equal to the error code of
+the C ABI (``invalid_argument``, ``io``, ``marker_parse``,
+``identity_mismatch``, ``internal``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar, Dict, Optional, Tuple
+
+__all__ = [
+    "StackError",
+    "InvalidArgumentError",
+    "InvalidSandboxIdError",
+    "StackIOError",
+    "MarkerParseError",
+    "IdentityMismatchError",
+    "InternalError",
+]
+
+
+def _rebuild(cls: type, message: str, kwargs: Dict[str, Any]) -> StackError:
+    exc: StackError = cls(message, **kwargs)
+    return exc
+
+
+class StackError(Exception):
+    """Base of every firma_stack error.
+
+    ``message`` is the core's message, which names the path or id involved;
+    ``path`` the path the error is about (a ``str``), or ``None``.
+    """
+
+    code: ClassVar[str] = "internal"
+
+    message: str
+    path: Optional[str]
+
+    def __init__(self, message: str, *, path: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+    def __str__(self) -> str:
+        return self.message
+
+    def _kwargs(self) -> Dict[str, Any]:
+        return {"path": self.path}
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (_rebuild, (type(self), self.message, self._kwargs()))
+
+
+class InvalidArgumentError(StackError, ValueError):
+    """An argument is unusable (for example a timeout out of range, or a pid
+    handed to the writer). Also a :class:`ValueError`."""
+
+    code: ClassVar[str] = "invalid_argument"
+
+    argument: str
+    reason: str
+
+    def __init__(self, message: str, *, argument: str, reason: str) -> None:
+        super().__init__(message)
+        self.argument = argument
+        self.reason = reason
+
+    def _kwargs(self) -> Dict[str, Any]:
+        return {"argument": self.argument, "reason": self.reason}
+
+
+class InvalidSandboxIdError(InvalidArgumentError):
+    """A sandbox id breaks the grammar: non-empty, at most 255 bytes, only
+    ``[A-Za-z0-9._-]``, not starting with ``.``. Also a :class:`ValueError`."""
+
+    sandbox_id: str
+
+    def __init__(self, message: str, *, sandbox_id: str, reason: str) -> None:
+        super().__init__(message, argument="sandbox_id", reason=reason)
+        self.sandbox_id = sandbox_id
+
+    def _kwargs(self) -> Dict[str, Any]:
+        return {"sandbox_id": self.sandbox_id, "reason": self.reason}
+
+
+class StackIOError(StackError, OSError):
+    """A system call failed. Also an :class:`OSError`: ``errno`` (``None``
+    when the failure carries no OS error number), ``strerror`` and
+    ``filename`` (the same as ``path``) are set as usual; ``action`` says what
+    was being done (``"open"``, ``"list"``, ``"probe"``…)."""
+
+    code: ClassVar[str] = "io"
+
+    action: str
+    detail: str
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Optional[str],
+        errno: Optional[int],
+        action: str,
+        detail: str,
+    ) -> None:
+        strerror = os.strerror(errno) if errno is not None else detail
+        # OSError's own initialiser sets errno, strerror and filename.
+        OSError.__init__(self, errno, strerror, path)
+        self.message = message
+        self.path = path
+        self.action = action
+        self.detail = detail
+
+    def _kwargs(self) -> Dict[str, Any]:
+        return {
+            "path": self.path,
+            "errno": self.errno,
+            "action": self.action,
+            "detail": self.detail,
+        }
+
+
+class MarkerParseError(StackError):
+    """A marker's ``metadata.toml`` cannot be understood: not a regular file,
+    a symlink, too large, not UTF-8, invalid TOML, a missing key or a value
+    out of range (such as pid 0)."""
+
+    code: ClassVar[str] = "marker_parse"
+
+    path: str
+    reason: str
+
+    def __init__(self, message: str, *, path: str, reason: str) -> None:
+        super().__init__(message, path=path)
+        self.reason = reason
+
+    def _kwargs(self) -> Dict[str, Any]:
+        return {"path": self.path, "reason": self.reason}
+
+
+class IdentityMismatchError(StackError):
+    """A marker's ``metadata.toml`` names another sandbox (``metadata``) than
+    its directory (``directory``)."""
+
+    code: ClassVar[str] = "identity_mismatch"
+
+    path: str
+    directory: str
+    metadata: str
+
+    def __init__(self, message: str, *, path: str, directory: str, metadata: str) -> None:
+        super().__init__(message, path=path)
+        self.directory = directory
+        self.metadata = metadata
+
+    def _kwargs(self) -> Dict[str, Any]:
+        return {"path": self.path, "directory": self.directory, "metadata": self.metadata}
+
+
+class InternalError(StackError):
+    """A bug in firma_stack (for example a panic caught at the boundary).
+    ``core_code`` is set when the core reported an error kind this binding
+    does not know."""
+
+    code: ClassVar[str] = "internal"
+
+    core_code: Optional[str]
+
+    def __init__(self, message: str, *, core_code: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.core_code = core_code
+
+    def _kwargs(self) -> Dict[str, Any]:
+        return {"core_code": self.core_code}

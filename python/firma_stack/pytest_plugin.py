@@ -1,0 +1,52 @@
+"""pytest plugin (registered through the ``pytest11`` entry point).
+
+Fixtures:
+
+``firma_runtime_dir``
+    A fresh, short runtime directory (``str``) under the temp dir, removed
+    afterwards. Short on purpose: a Unix socket path must fit 108 bytes.
+
+``firma_sidecar``
+    A factory ``firma_sidecar(sandbox_id, *, mode="serve", tcp=None, ...)``
+    that starts a real example sidecar in ``firma_runtime_dir`` (see
+    :func:`firma_stack.testing.start_sidecar`), waits until it is ready and
+    returns its :class:`~firma_stack.testing.SidecarProcess`. Every sidecar
+    it started is stopped and reaped at teardown.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from typing import Any, Callable, Iterator, List
+
+import pytest
+
+from .testing import SidecarProcess, start_sidecar
+
+__all__ = ["firma_runtime_dir", "firma_sidecar"]
+
+
+@pytest.fixture
+def firma_runtime_dir() -> Iterator[str]:
+    path = tempfile.mkdtemp(prefix="firma-")
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def firma_sidecar(firma_runtime_dir: str) -> Iterator[Callable[..., SidecarProcess]]:
+    started: List[SidecarProcess] = []
+
+    def start(sandbox_id: str, **kwargs: Any) -> SidecarProcess:
+        sidecar = start_sidecar(firma_runtime_dir, sandbox_id, **kwargs)
+        started.append(sidecar)
+        return sidecar
+
+    try:
+        yield start
+    finally:
+        for sidecar in reversed(started):
+            sidecar.stop()

@@ -1,0 +1,268 @@
+"""Helpers for test harnesses: write markers, and run real sidecars.
+
+* :func:`write_marker` / :func:`remove_marker` wrap the core's writer (the
+  same atomic writer supervisors use) with harness-friendly defaults.
+* :func:`running_sidecar` starts the real example sidecar
+  (``firma-example-sidecar``), waits for its ``ready`` line, yields a
+  :class:`SidecarProcess`, and on exit terminates and reaps it.
+
+The example sidecar binary is found through ``$FIRMA_EXAMPLE_SIDECAR``, else
+as ``target/release/firma-example-sidecar`` in the current directory or one of
+its parents (run ``make build`` in the firma-stack checkout first).
+
+The pytest fixtures built on these live in :mod:`firma_stack.pytest_plugin`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import selectors
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import IO, Iterator, List, Optional, Union
+
+from ._native import create_marker, remove_marker
+
+__all__ = [
+    "EXAMPLE_SIDECAR_ENV",
+    "SidecarProcess",
+    "find_example_sidecar",
+    "remove_marker",
+    "running_sidecar",
+    "start_sidecar",
+    "write_marker",
+]
+
+#: Environment variable naming the example sidecar binary.
+EXAMPLE_SIDECAR_ENV = "FIRMA_EXAMPLE_SIDECAR"
+
+_StrPath = Union[str, "os.PathLike[str]"]
+
+
+def _utc_now_rfc3339() -> str:
+    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def write_marker(
+    runtime_dir: Optional[_StrPath],
+    sandbox_id: str,
+    *,
+    pid: Optional[int] = None,
+    agent_id: str = "agent-test",
+    session_id: str = "session-test",
+    authority_url: str = "https://authority.example.invalid",
+    policy_bundle_version: str = "sha256:test",
+    started_at: Optional[str] = None,
+    listen: Optional[str] = None,
+    boot_id: Optional[str] = None,
+    pid_start_ticks: Optional[int] = None,
+) -> str:
+    """Writes the marker ``<runtime_dir>/run/<sandbox_id>`` with the core's
+    atomic writer and returns its path.
+
+    ``pid`` defaults to this process (which is alive, so the marker is not
+    stale). Unless both ``boot_id`` and ``pid_start_ticks`` are given, the
+    writer records the identity of the live process ``pid`` (and fails if
+    there is none). ``started_at`` defaults to now (RFC 3339, UTC).
+    """
+    return create_marker(
+        runtime_dir,
+        sandbox_id=sandbox_id,
+        agent_id=agent_id,
+        session_id=session_id,
+        authority_url=authority_url,
+        policy_bundle_version=policy_bundle_version,
+        pid=os.getpid() if pid is None else pid,
+        started_at=_utc_now_rfc3339() if started_at is None else started_at,
+        listen=listen,
+        boot_id=boot_id,
+        pid_start_ticks=pid_start_ticks,
+    )
+
+
+def find_example_sidecar() -> str:
+    """The path of the example sidecar binary: ``$FIRMA_EXAMPLE_SIDECAR``, else
+    ``target/release/firma-example-sidecar`` under the current directory or
+    one of its parents. Raises :class:`FileNotFoundError` if there is none."""
+    env = os.environ.get(EXAMPLE_SIDECAR_ENV)
+    if env:
+        if not os.access(env, os.X_OK):
+            raise FileNotFoundError(f"${EXAMPLE_SIDECAR_ENV}={env!r} is not an executable file")
+        return env
+    here = Path.cwd().resolve()
+    for base in (here, *here.parents):
+        candidate = base / "target" / "release" / "firma-example-sidecar"
+        if os.access(candidate, os.X_OK):
+            return str(candidate)
+    raise FileNotFoundError(
+        "firma-example-sidecar not found: set "
+        f"${EXAMPLE_SIDECAR_ENV} or run `make build` in the firma-stack checkout "
+        f"(looked for target/release/firma-example-sidecar from {here} upwards)"
+    )
+
+
+class SidecarProcess:
+    """A running example sidecar started by :func:`start_sidecar`.
+
+    Attributes: ``sandbox_id``, ``runtime_dir``, ``marker_dir`` (from its
+    ``ready`` line), ``pid``, ``mode`` and the :class:`subprocess.Popen`
+    ``process``.
+    """
+
+    def __init__(
+        self,
+        process: "subprocess.Popen[bytes]",
+        sandbox_id: str,
+        runtime_dir: str,
+        marker_dir: str,
+        mode: str,
+    ) -> None:
+        self.process = process
+        self.sandbox_id = sandbox_id
+        self.runtime_dir = runtime_dir
+        self.marker_dir = marker_dir
+        self.mode = mode
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def __repr__(self) -> str:
+        return (
+            f"SidecarProcess(sandbox_id={self.sandbox_id!r}, pid={self.pid}, "
+            f"mode={self.mode!r}, marker_dir={self.marker_dir!r})"
+        )
+
+    def kill(self, *, reap: bool = True) -> None:
+        """SIGKILLs the sidecar: it cannot remove its marker, which becomes
+        stale. Returns once the process is dead: reaped when ``reap`` is true,
+        otherwise left a zombie (this process stays its parent) until
+        :meth:`stop` or the end of :func:`running_sidecar` reaps it."""
+        if self.process.returncode is not None:
+            return
+        self.process.kill()
+        if reap:
+            self.process.wait()
+        else:
+            # Wait for the exit without collecting it: the pid stays a zombie.
+            os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
+
+    def stop(self, timeout: float = 10.0) -> Optional[int]:
+        """SIGTERMs the sidecar (it removes its own marker and exits 0), waits
+        up to ``timeout`` seconds, then SIGKILLs it. Always reaps it and closes
+        its pipes. Returns the exit status."""
+        proc = self.process
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        return proc.returncode
+
+
+def _read_ready_line(proc: "subprocess.Popen[bytes]", timeout: float) -> Optional[bytes]:
+    """Reads stdout up to the first newline, or returns None on EOF/timeout."""
+    stdout: Optional[IO[bytes]] = proc.stdout
+    assert stdout is not None
+    fd = stdout.fileno()
+    buf = b""
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        while b"\n" not in buf:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not sel.select(remaining):
+                return None
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                return None
+            buf += chunk
+    return buf.split(b"\n", 1)[0]
+
+
+def start_sidecar(
+    runtime_dir: _StrPath,
+    sandbox_id: str,
+    *,
+    mode: str = "serve",
+    tcp: Optional[str] = None,
+    agent: Optional[str] = None,
+    session: Optional[str] = None,
+    binary: Optional[_StrPath] = None,
+    ready_timeout: float = 30.0,
+) -> SidecarProcess:
+    """Starts the example sidecar and returns once it printed ``ready`` (a
+    probe then sees its final state). The caller must :meth:`~SidecarProcess.stop`
+    it; prefer :func:`running_sidecar`, which does.
+
+    ``mode`` is ``serve`` (state running), ``wedged`` (unhealthy: the backlog
+    is full; with ``tcp`` its SYNs are dropped so a probe waits its whole
+    timeout) or ``no-socket`` (unhealthy). ``tcp`` serves TCP on an address
+    such as ``"127.0.0.1:0"`` instead of the marker's Unix socket.
+    """
+    exe = os.fspath(binary) if binary is not None else find_example_sidecar()
+    runtime = os.fspath(runtime_dir)
+    argv: List[str] = [exe, "--runtime-dir", runtime, "--id", sandbox_id, "--mode", mode]
+    if tcp is not None:
+        argv += ["--tcp", tcp]
+    if agent is not None:
+        argv += ["--agent", agent]
+    if session is not None:
+        argv += ["--session", session]
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    line = _read_ready_line(proc, ready_timeout)
+    if line is None or not line.startswith(b"ready "):
+        # It died or never got ready: clean up, and say why.
+        if proc.poll() is None:
+            proc.kill()
+        _, err = proc.communicate()
+        raise RuntimeError(
+            f"example sidecar {sandbox_id!r} did not get ready "
+            f"(exit status {proc.returncode}, first line {line!r}): "
+            f"{err.decode(errors='replace').strip()}"
+        )
+    marker_dir = os.fsdecode(line[len(b"ready ") :])
+    return SidecarProcess(proc, sandbox_id, runtime, marker_dir, mode)
+
+
+@contextlib.contextmanager
+def running_sidecar(
+    runtime_dir: _StrPath,
+    sandbox_id: str,
+    *,
+    mode: str = "serve",
+    tcp: Optional[str] = None,
+    agent: Optional[str] = None,
+    session: Optional[str] = None,
+    binary: Optional[_StrPath] = None,
+    ready_timeout: float = 30.0,
+) -> Iterator[SidecarProcess]:
+    """Context manager: a real example sidecar, ready when the block starts,
+    terminated and reaped when it ends (see :func:`start_sidecar`)."""
+    sidecar = start_sidecar(
+        runtime_dir,
+        sandbox_id,
+        mode=mode,
+        tcp=tcp,
+        agent=agent,
+        session=session,
+        binary=binary,
+        ready_timeout=ready_timeout,
+    )
+    try:
+        yield sidecar
+    finally:
+        sidecar.stop()

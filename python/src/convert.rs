@@ -1,0 +1,57 @@
+//! Argument conversions: paths and probe timeouts.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use firma_stack::sidecar_markers::{self as sm, ProbeOptions, StackError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyBytes;
+
+use crate::exceptions;
+
+/// Longest probe timeout accepted, in seconds (the CLI's limit too).
+pub(crate) const MAX_TIMEOUT_SECS: f64 = 600.0;
+
+/// A filesystem path given as `str`, `bytes` or any `os.PathLike`, converted
+/// the way `os.fsencode` does (so undecodable names round-trip).
+pub(crate) struct FsPath(pub(crate) PathBuf);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for FsPath {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        static FSENCODE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        let py = obj.py();
+        let encoded = FSENCODE.import(py, "os", "fsencode")?.call1((obj,))?;
+        let bytes = encoded.cast::<PyBytes>()?;
+        Ok(FsPath(PathBuf::from(OsString::from_vec(
+            bytes.as_bytes().to_vec(),
+        ))))
+    }
+}
+
+/// `None` means the default runtime directory, resolved by the core (call
+/// it inside the GIL-free closure: it is a core call too).
+pub(crate) fn runtime_dir_or_default(dir: Option<PathBuf>) -> PathBuf {
+    dir.unwrap_or_else(sm::default_runtime_dir)
+}
+
+/// Maps an optional timeout in seconds to the core's probe options.
+/// `None` is the core's default; otherwise it must be a finite number of
+/// seconds in `(0, MAX_TIMEOUT]`.
+pub(crate) fn probe_options(py: Python<'_>, timeout: Option<f64>) -> PyResult<ProbeOptions> {
+    let Some(secs) = timeout else {
+        return Ok(ProbeOptions::default());
+    };
+    if !(secs > 0.0 && secs <= MAX_TIMEOUT_SECS) {
+        let err = StackError::InvalidArgument {
+            what: "timeout".into(),
+            reason: format!("{secs} s is not in (0, {MAX_TIMEOUT_SECS}] seconds"),
+        };
+        return Err(exceptions::from_stack_error(py, err));
+    }
+    Ok(ProbeOptions::with_timeout(Duration::from_secs_f64(secs)))
+}

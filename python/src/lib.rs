@@ -1,0 +1,175 @@
+//! `firma_stack._native`: the Python binding of the firma-stack core.
+//!
+//! A thin layer: every function converts its arguments, calls exactly one
+//! core function with the GIL released (see [`boundary::call_core`]), and
+//! converts the result or error back. Listing, probing, garbage collection
+//! and marker writing all happen in the core (`firma_stack::sidecar_markers`).
+
+mod boundary;
+mod convert;
+mod entry;
+mod exceptions;
+
+use std::ffi::OsString;
+
+use firma_stack::sidecar_markers::{self as sm, MetadataFile, StackError};
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+
+use boundary::call_core;
+use convert::{FsPath, probe_options, runtime_dir_or_default};
+use entry::SidecarEntry;
+
+/// Every live sidecar under `runtime_dir` (default: `default_runtime_dir()`),
+/// sorted by sandbox id. Stale markers are garbage-collected on the way.
+#[pyfunction]
+#[pyo3(signature = (runtime_dir=None, *, timeout=None))]
+fn list(
+    py: Python<'_>,
+    runtime_dir: Option<FsPath>,
+    timeout: Option<f64>,
+) -> PyResult<Vec<SidecarEntry>> {
+    let opts = probe_options(py, timeout)?;
+    let dir = runtime_dir.map(|d| d.0);
+    let entries = call_core(py, move || {
+        sm::list_with(runtime_dir_or_default(dir), &opts)
+    })?;
+    Ok(entries.into_iter().map(SidecarEntry::from).collect())
+}
+
+/// The sidecar of `sandbox_id`, whatever its state, or `None` when there is
+/// no such marker. Nothing is removed.
+#[pyfunction]
+#[pyo3(signature = (runtime_dir, sandbox_id, *, timeout=None))]
+fn get(
+    py: Python<'_>,
+    runtime_dir: Option<FsPath>,
+    sandbox_id: &Bound<'_, PyString>,
+    timeout: Option<f64>,
+) -> PyResult<Option<SidecarEntry>> {
+    let opts = probe_options(py, timeout)?;
+    let dir = runtime_dir.map(|d| d.0);
+    // Lossy on purpose: an unencodable character becomes U+FFFD, which the
+    // core rejects as an invalid sandbox id.
+    let id = sandbox_id.to_string_lossy().into_owned();
+    let entry = call_core(py, move || {
+        sm::get_with(runtime_dir_or_default(dir), &id, &opts)
+    })?;
+    Ok(entry.map(SidecarEntry::from))
+}
+
+/// Removes every stale marker under `runtime_dir` and returns the removed
+/// sandbox ids, sorted.
+#[pyfunction]
+#[pyo3(signature = (runtime_dir=None))]
+fn gc_stale(py: Python<'_>, runtime_dir: Option<FsPath>) -> PyResult<Vec<String>> {
+    let dir = runtime_dir.map(|d| d.0);
+    call_core(py, move || sm::gc_stale(runtime_dir_or_default(dir)))
+}
+
+/// Reads and probes one marker directory. Nothing is removed.
+#[pyfunction]
+#[pyo3(signature = (marker_dir, *, timeout=None))]
+fn probe_entry(py: Python<'_>, marker_dir: FsPath, timeout: Option<f64>) -> PyResult<SidecarEntry> {
+    let opts = probe_options(py, timeout)?;
+    let dir = marker_dir.0;
+    let entry = call_core(py, move || sm::probe_entry_with(dir, &opts))?;
+    Ok(entry.into())
+}
+
+/// The runtime directory used when none is given: `$FIRMA_STATE_DIR` if set
+/// and non-empty, else `$XDG_RUNTIME_DIR/firma`, else `/tmp/firma-<uid>`.
+#[pyfunction]
+fn default_runtime_dir(py: Python<'_>) -> PyResult<OsString> {
+    let dir = call_core(py, || Ok(sm::default_runtime_dir()))?;
+    Ok(dir.into_os_string())
+}
+
+/// Creates the marker `<runtime_dir>/run/<sandbox_id>` atomically and returns
+/// its path. When `boot_id` or `pid_start_ticks` is `None`, the identity of
+/// the live process `pid` is recorded.
+#[pyfunction]
+#[pyo3(signature = (
+    runtime_dir, *, sandbox_id, agent_id, session_id, authority_url,
+    policy_bundle_version, pid, started_at, listen=None, boot_id=None,
+    pid_start_ticks=None,
+))]
+#[allow(clippy::too_many_arguments)]
+fn create_marker(
+    py: Python<'_>,
+    runtime_dir: Option<FsPath>,
+    sandbox_id: String,
+    agent_id: String,
+    session_id: String,
+    authority_url: String,
+    policy_bundle_version: String,
+    pid: i64,
+    started_at: String,
+    listen: Option<String>,
+    boot_id: Option<String>,
+    pid_start_ticks: Option<u64>,
+) -> PyResult<OsString> {
+    let dir = runtime_dir.map(|d| d.0);
+    let path = call_core(py, move || {
+        // An int that does not even fit a u32 gets the core's own error kind.
+        let pid = u32::try_from(pid).map_err(|_| StackError::InvalidArgument {
+            what: "pid".into(),
+            reason: format!("{pid} is out of range 1..={}", sm::MAX_PID),
+        })?;
+        let meta = MetadataFile {
+            sandbox_id,
+            agent_id,
+            session_id,
+            authority_url,
+            policy_bundle_version,
+            pid,
+            started_at,
+            listen,
+            boot_id,
+            pid_start_ticks,
+        };
+        sm::create_marker(runtime_dir_or_default(dir), &meta)
+    })?;
+    Ok(path.into_os_string())
+}
+
+/// Removes the marker of `sandbox_id` whatever its state; `False` when there
+/// was none.
+#[pyfunction]
+#[pyo3(signature = (runtime_dir, sandbox_id))]
+fn remove_marker(
+    py: Python<'_>,
+    runtime_dir: Option<FsPath>,
+    sandbox_id: &Bound<'_, PyString>,
+) -> PyResult<bool> {
+    let dir = runtime_dir.map(|d| d.0);
+    let id = sandbox_id.to_string_lossy().into_owned();
+    call_core(py, move || {
+        sm::remove_marker(runtime_dir_or_default(dir), &id)
+    })
+}
+
+/// Test hook: panics inside the boundary, to prove a panic surfaces as
+/// `InternalError` and never as `PanicException`.
+#[pyfunction]
+fn _panic_for_test(py: Python<'_>) -> PyResult<()> {
+    call_core(py, || -> sm::Result<()> {
+        panic!("deliberate panic requested by _panic_for_test")
+    })
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<SidecarEntry>()?;
+    m.add_function(wrap_pyfunction!(list, m)?)?;
+    m.add_function(wrap_pyfunction!(get, m)?)?;
+    m.add_function(wrap_pyfunction!(gc_stale, m)?)?;
+    m.add_function(wrap_pyfunction!(probe_entry, m)?)?;
+    m.add_function(wrap_pyfunction!(default_runtime_dir, m)?)?;
+    m.add_function(wrap_pyfunction!(create_marker, m)?)?;
+    m.add_function(wrap_pyfunction!(remove_marker, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
+    m.add("DEFAULT_TIMEOUT", sm::DEFAULT_TIMEOUT.as_secs_f64())?;
+    m.add("MAX_TIMEOUT", convert::MAX_TIMEOUT_SECS)?;
+    Ok(())
+}
