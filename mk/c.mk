@@ -10,6 +10,9 @@ FIRMA_CBINDGEN_VERSION := 0.29.4
 C_TOOLS := .tools
 C_CBINDGEN := $(C_TOOLS)/bin/cbindgen
 C_HEADER := include/firma_stack.h
+# The Rust source the header is generated from (overridable so the drift
+# check itself can be tested against a changed ABI).
+C_FFI_SRC ?= src/ffi.rs
 C_RELEASE := target/release
 C_OUT := target/c
 # The C ABI version is the SONAME's number (see build.rs).
@@ -20,7 +23,7 @@ PREFIX ?= /usr/local
 C_LIBDIR ?= $(PREFIX)/lib
 C_INCLUDEDIR ?= $(PREFIX)/include
 
-.PHONY: header header-check build-c test-c install c-cbindgen
+.PHONY: header header-check build-c test-c install c-cbindgen c-test-tools
 
 ## c-cbindgen: install the pinned cbindgen into .tools/ unless it is there.
 c-cbindgen:
@@ -31,16 +34,61 @@ c-cbindgen:
 
 ## header: regenerate include/firma_stack.h from src/ffi.rs.
 header: c-cbindgen
-	"$(C_CBINDGEN)" --quiet --config cbindgen.toml --output "$(C_HEADER)" src/ffi.rs
+	"$(C_CBINDGEN)" --quiet --config cbindgen.toml --output "$(C_HEADER)" "$(C_FFI_SRC)"
 	@echo "wrote $(C_HEADER)"
 
 ## header-check: fail when the committed header differs from src/ffi.rs.
 header-check: c-cbindgen
 	@tmp=$$(mktemp --suffix=.h); trap 'rm -f "$$tmp"' EXIT; \
-	"$(C_CBINDGEN)" --quiet --config cbindgen.toml --output "$$tmp" src/ffi.rs; \
+	"$(C_CBINDGEN)" --quiet --config cbindgen.toml --output "$$tmp" "$(C_FFI_SRC)"; \
 	if ! diff -u "$(C_HEADER)" "$$tmp"; then \
-	    echo "FAIL: $(C_HEADER) is out of date with src/ffi.rs / cbindgen.toml (diff above)." >&2; \
+	    echo "FAIL: $(C_HEADER) is out of date with $(C_FFI_SRC) / cbindgen.toml (diff above)." >&2; \
 	    echo "      Run \`make header\` and commit $(C_HEADER)." >&2; \
 	    exit 1; \
 	fi; \
-	echo "header-check: $(C_HEADER) matches src/ffi.rs"
+	echo "header-check: $(C_HEADER) matches $(C_FFI_SRC)"
+
+C_CC ?= cc
+C_WARN := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wpedantic
+# target/c/lib holds the SONAME link to the release library, so programs
+# linked against it also run from the build tree.
+C_LINKDIR := $(C_OUT)/lib
+
+## build-c: the release library plus the example supervisor target/c/status.
+build-c: build-rust
+	@mkdir -p "$(C_LINKDIR)"
+	ln -sfn ../../release/libfirma_stack.so "$(C_LINKDIR)/$(C_SONAME)"
+	ln -sfn "$(C_SONAME)" "$(C_LINKDIR)/libfirma_stack.so"
+	$(C_CC) $(C_WARN) -O2 -g -Iinclude bindings/c/status.c -o "$(C_OUT)/status" \
+	    -L"$(C_LINKDIR)" -lfirma_stack -Wl,-rpath,"$(abspath $(C_LINKDIR))"
+
+## install: PREFIX=/usr/local (DESTDIR too): the shared library with its
+## SONAME links, the static library, the header and lib/pkgconfig/firma_stack.pc.
+install: build-c
+	install -d "$(DESTDIR)$(C_LIBDIR)/pkgconfig" "$(DESTDIR)$(C_INCLUDEDIR)"
+	install -m 0755 "$(C_RELEASE)/libfirma_stack.so" "$(DESTDIR)$(C_LIBDIR)/libfirma_stack.so.$(FIRMA_VERSION)"
+	ln -sfn "libfirma_stack.so.$(FIRMA_VERSION)" "$(DESTDIR)$(C_LIBDIR)/$(C_SONAME)"
+	ln -sfn "$(C_SONAME)" "$(DESTDIR)$(C_LIBDIR)/libfirma_stack.so"
+	install -m 0644 "$(C_RELEASE)/libfirma_stack.a" "$(DESTDIR)$(C_LIBDIR)/libfirma_stack.a"
+	install -m 0644 "$(C_HEADER)" "$(DESTDIR)$(C_INCLUDEDIR)/firma_stack.h"
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(C_LIBDIR)|g' \
+	    -e 's|@INCLUDEDIR@|$(C_INCLUDEDIR)|g' -e 's|@VERSION@|$(FIRMA_VERSION)|g' \
+	    firma_stack.pc.in > "$(DESTDIR)$(C_LIBDIR)/pkgconfig/firma_stack.pc"
+	@echo "installed firma_stack $(FIRMA_VERSION) (SONAME $(C_SONAME)) under $(DESTDIR)$(PREFIX)"
+
+## c-test-tools: valgrind and pkg-config, from apt only when missing.
+c-test-tools:
+	@missing=; \
+	command -v valgrind >/dev/null || missing="$$missing valgrind"; \
+	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+## test-c: header drift check, the C tests plain / ASan+UBSan / valgrind,
+## the install + pkg-config build. Ends with "N passed, N failed".
+test-c: build-c c-cbindgen c-test-tools
+	C_CC="$(C_CC)" C_WARN="$(C_WARN)" C_CBINDGEN="$(C_CBINDGEN)" C_OUT="$(C_OUT)" \
+	C_LINKDIR="$(C_LINKDIR)" FIRMA_VERSION="$(FIRMA_VERSION)" FIRMA_ABI="$(FIRMA_ABI)" \
+	MAKE="$(MAKE)" bash scripts/c-test.sh

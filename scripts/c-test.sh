@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# The C surface's tests (issue 3), run by `make test-c`:
+#  1. header drift check (and proof that it catches a changed ABI);
+#  2. tests/c/*.c built with -Wall -Wextra -Werror against the header and the
+#     release shared library, run plain, under ASan+UBSan, under valgrind;
+#  3. `make install PREFIX=<tmp>`, then the example supervisor built with
+#     nothing but `pkg-config --cflags --libs firma_stack` (and statically
+#     with `--static`), run against a real sidecar.
+# Closes with "N passed, N failed" and exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+: "${C_CC:=cc}" "${C_OUT:=target/c}" "${C_LINKDIR:=target/c/lib}" "${MAKE:=make}"
+: "${C_WARN:=-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wpedantic}"
+: "${FIRMA_VERSION:?set by mk/c.mk}" "${FIRMA_ABI:?set by mk/c.mk}"
+bin=$root/target/release
+mkdir -p "$C_OUT"
+scratch=$(mktemp -d /tmp/firma-c-test.XXXXXX)
+sidecar_pids=()
+cleanup() {
+    for pid in "${sidecar_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${sidecar_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$scratch"
+}
+trap cleanup EXIT
+
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); echo "ok - $*"; }
+fail() { failed=$((failed + 1)); echo "FAIL - $*"; }
+section() { printf '\n== %s\n' "$*"; }
+
+# run_program LABEL CMD...: runs a test program, shows its output prefixed
+# with LABEL, adds up its "summary: N passed, N failed". A non-zero exit
+# without failed tests (a sanitizer or valgrind report) is one failure more.
+run_program() {
+    local label=$1 log rc summary p f
+    shift
+    log=$scratch/$label.log
+    "$@" >"$log" 2>&1
+    rc=$?
+    sed "s/^/[$label] /" "$log"
+    summary=$(grep -E '^summary: [0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
+    if [[ -z $summary ]]; then
+        fail "$label: exited $rc without a summary"
+        return
+    fi
+    read -r p f < <(sed -E 's/^summary: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/' <<<"$summary")
+    passed=$((passed + p))
+    failed=$((failed + f))
+    if ((rc != 0 && f == 0)); then
+        fail "$label: exit status $rc (see the report above)"
+    fi
+}
+
+# ---- 1. header -------------------------------------------------------------
+section "header drift check"
+if $MAKE --no-print-directory header-check >"$scratch/hc.log" 2>&1; then
+    pass "include/firma_stack.h matches src/ffi.rs"
+else
+    cat "$scratch/hc.log"
+    fail "include/firma_stack.h is stale (run \`make header\`)"
+fi
+# The check must catch an ABI change made without regenerating.
+cp src/ffi.rs "$scratch/ffi.rs"
+cat >>"$scratch/ffi.rs" <<'EOF'
+
+/// A function added without regenerating the header.
+#[unsafe(no_mangle)]
+pub extern "C" fn firma_drift_probe() -> u32 {
+    0
+}
+EOF
+if $MAKE --no-print-directory header-check C_FFI_SRC="$scratch/ffi.rs" >"$scratch/drift.log" 2>&1; then
+    fail "header-check accepted a changed ABI"
+elif grep -q 'firma_drift_probe' "$scratch/drift.log" && grep -q 'make header' "$scratch/drift.log"; then
+    pass "header-check fails on a changed ABI, shows the diff and says to run \`make header\`"
+else
+    cat "$scratch/drift.log"
+    fail "header-check failed on a changed ABI without a diff or the regeneration hint"
+fi
+
+soname=$(readelf -d "$bin/libfirma_stack.so" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
+header_abi=$(sed -n 's/^#define FIRMA_ABI_VERSION \([0-9]*\)$/\1/p' include/firma_stack.h)
+if [[ $soname == "libfirma_stack.so.$header_abi" && $header_abi == "$FIRMA_ABI" ]]; then
+    pass "SONAME $soname carries FIRMA_ABI_VERSION $header_abi"
+else
+    fail "SONAME '$soname' vs FIRMA_ABI_VERSION '$header_abi' (ffi.rs: $FIRMA_ABI)"
+fi
+
+# ---- 2. the C tests, three ways ---------------------------------------------
+section "building tests/c with $C_CC $C_WARN"
+defs=(-DC_BIN_DIR="\"$bin\"" -DC_EXPECTED_VERSION="\"$FIRMA_VERSION\"")
+link=(-L"$C_LINKDIR" -lfirma_stack -lpthread -Wl,-rpath,"$root/$C_LINKDIR")
+# ASan/UBSan instrument the C side; the Rust library is not instrumented,
+# but its malloc/free go through ASan's interceptors, so leaks and misuse of
+# returned strings (double free, free of a foreign pointer) are caught.
+asan=(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+programs=()
+for src in tests/c/test_*.c; do
+    name=$(basename "$src" .c)
+    # shellcheck disable=SC2086
+    if $C_CC $C_WARN -g -O1 -Iinclude "${defs[@]}" "$src" -o "$C_OUT/$name" "${link[@]}" \
+        && $C_CC $C_WARN -g -O1 "${asan[@]}" -Iinclude "${defs[@]}" "$src" -o "$C_OUT/$name.asan" "${link[@]}"; then
+        pass "$name compiles cleanly (plain and sanitized)"
+        programs+=("$name")
+    else
+        fail "$name does not compile with -Werror"
+    fi
+done
+# shellcheck disable=SC2086
+if $C_CC $C_WARN -O2 -Iinclude bindings/c/status.c -o "$scratch/status-werror" "${link[@]}"; then
+    pass "bindings/c/status.c compiles with -Werror"
+else
+    fail "bindings/c/status.c does not compile with -Werror"
+fi
+
+section "plain"
+for name in "${programs[@]}"; do
+    run_program "plain $name" "$C_OUT/$name"
+done
+
+section "AddressSanitizer + UndefinedBehaviorSanitizer"
+for name in "${programs[@]}"; do
+    ASAN_OPTIONS=detect_leaks=1 \
+        UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        run_program "asan $name" "$C_OUT/$name.asan"
+done
+
+section "valgrind"
+# Valgrind 3.19 does not know openat2(2) (syscall 437) and answers ENOSYS:
+# the core then takes its documented component-by-component fallback, so
+# this run also covers that path. The warning it prints is expected.
+for name in "${programs[@]}"; do
+    run_program "valgrind $name" valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible \
+        --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=1 \
+        --child-silent-after-fork=yes "$C_OUT/$name"
+done
+
+# ---- 3. install + pkg-config ------------------------------------------------
+section "make install PREFIX=<tmp> and a program built with pkg-config only"
+prefix=$scratch/prefix
+if $MAKE --no-print-directory install PREFIX="$prefix" >"$scratch/install.log" 2>&1; then
+    pass "make install PREFIX=$prefix"
+else
+    cat "$scratch/install.log"
+    fail "make install failed"
+fi
+lib=$prefix/lib
+if [[ -f $lib/libfirma_stack.so.$FIRMA_VERSION && ! -L $lib/libfirma_stack.so.$FIRMA_VERSION &&
+    $(readlink "$lib/$soname") == "libfirma_stack.so.$FIRMA_VERSION" &&
+    $(readlink "$lib/libfirma_stack.so") == "$soname" &&
+    -f $lib/libfirma_stack.a && -f $prefix/include/firma_stack.h &&
+    -f $lib/pkgconfig/firma_stack.pc ]]; then
+    pass "installed: libfirma_stack.so -> $soname -> libfirma_stack.so.$FIRMA_VERSION, .a, header, .pc"
+else
+    ls -lR "$prefix" 2>/dev/null
+    fail "installed layout is incomplete"
+fi
+export PKG_CONFIG_PATH=$lib/pkgconfig
+if [[ $(pkg-config --modversion firma_stack 2>/dev/null) == "$FIRMA_VERSION" ]]; then
+    pass "pkg-config --modversion firma_stack is $FIRMA_VERSION"
+else
+    fail "pkg-config does not find firma_stack $FIRMA_VERSION"
+fi
+
+# A real sidecar for the installed programs to see.
+runtime=$scratch/runtime
+mkdir -p "$runtime"
+exec {sfd}< <("$bin/firma-example-sidecar" --runtime-dir "$runtime" --id installed-1 & echo "pid $!"; wait)
+sidecar_pid=
+while read -r -u "$sfd" line; do
+    case $line in
+        "pid "*) sidecar_pid=${line#pid } ;;
+        ready*) break ;;
+    esac
+done
+sidecar_pids+=("$sidecar_pid")
+
+# shellcheck disable=SC2046
+if $C_CC $C_WARN bindings/c/status.c -o "$scratch/status-dyn" $(pkg-config --cflags --libs firma_stack); then
+    out=$(LD_LIBRARY_PATH=$lib "$scratch/status-dyn" --runtime-dir "$runtime" 2>&1)
+    resolved=$(LD_LIBRARY_PATH=$lib ldd "$scratch/status-dyn" | awk -v s="$soname" '$1 == s {print $3}')
+    if [[ $out == *installed-1*running* && $resolved == "$lib/$soname" ]]; then
+        pass "status built with pkg-config runs against the installed $soname and sees the live sidecar"
+    else
+        echo "$out"
+        fail "status built with pkg-config: output or library resolution wrong ($resolved)"
+    fi
+else
+    fail "status does not build with \`pkg-config --cflags --libs firma_stack\`"
+fi
+# Static: Libs.private must be enough to link libfirma_stack.a.
+# shellcheck disable=SC2046
+if $C_CC $C_WARN bindings/c/status.c -o "$scratch/status-static" \
+    $(pkg-config --cflags --static --libs firma_stack | sed 's/-lfirma_stack\b/-l:libfirma_stack.a/'); then
+    out=$("$scratch/status-static" --runtime-dir "$runtime" get installed-1 2>&1)
+    if [[ $out == *installed-1*running* ]] && ! readelf -d "$scratch/status-static" | grep -q 'libfirma_stack'; then
+        pass "status linked statically with \`pkg-config --static\` runs without the shared library"
+    else
+        echo "$out"
+        fail "statically linked status misbehaves"
+    fi
+else
+    fail "status does not link statically with \`pkg-config --static --libs firma_stack\`"
+fi
+
+printf '\n'
+echo "test-c: $(if ((failed == 0)); then echo all clean; else echo FAILURES; fi)"
+echo "$passed passed, $failed failed"
+((failed == 0))
