@@ -2,9 +2,23 @@
 
 import builtins
 import os
-from typing import Optional, Union, final
+from typing import Any, Optional, Union, final
 
 from firma_stack._state import State
+
+__all__ = [
+    "SidecarEntry",
+    "list",
+    "get",
+    "gc_stale",
+    "probe_entry",
+    "default_runtime_dir",
+    "create_marker",
+    "remove_marker",
+    "_panic_for_test",
+    "DEFAULT_TIMEOUT",
+    "MAX_TIMEOUT",
+]
 
 _Path = Union[str, bytes, os.PathLike[str], os.PathLike[bytes]]
 
@@ -46,7 +60,7 @@ class SidecarEntry:
     def listen(self) -> str: ...
     @property
     def uptime_secs(self) -> Optional[int]: ...
-    def to_dict(self) -> dict[str, Union[str, int, None]]: ...
+    def to_dict(self) -> dict[str, Any]: ...
     def __eq__(self, other: object) -> bool: ...
     def __hash__(self) -> int: ...
 

@@ -98,7 +98,7 @@ fn default_runtime_dir(py: Python<'_>) -> PyResult<OsString> {
 fn create_marker(
     py: Python<'_>,
     runtime_dir: Option<FsPath>,
-    sandbox_id: String,
+    sandbox_id: &Bound<'_, PyString>,
     agent_id: String,
     session_id: String,
     authority_url: String,
@@ -110,6 +110,7 @@ fn create_marker(
     pid_start_ticks: Option<u64>,
 ) -> PyResult<OsString> {
     let dir = runtime_dir.map(|d| d.0);
+    let sandbox_id = sandbox_id.to_string_lossy().into_owned();
     let path = call_core(py, move || {
         // An int that does not even fit a u32 gets the core's own error kind.
         let pid = u32::try_from(pid).map_err(|_| StackError::InvalidArgument {

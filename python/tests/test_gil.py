@@ -1,0 +1,70 @@
+"""The GIL is released while the core probes: other Python threads run."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable
+
+import pytest
+
+import firma_stack
+from firma_stack import State
+from firma_stack.testing import SidecarProcess
+
+Start = Callable[..., SidecarProcess]
+
+PROBE_TIMEOUT = 1.0
+# How the proof works: a counting thread's progress is first measured while
+# the main thread blocks in a GIL-releasing wait of BASELINE_SECS. During a
+# probe of PROBE_TIMEOUT (5x longer) it should count about 5x that if the
+# GIL is released; if the probe held the GIL, the counter would only run
+# for the interpreter's switch interval (5 ms), about 1/40 of the baseline.
+# Requiring just the baseline leaves a wide margin both ways.
+BASELINE_SECS = 0.2
+
+
+class Counter(threading.Thread):
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.count = 0
+        self.running = True
+        self.started_counting = threading.Event()
+
+    def run(self) -> None:
+        self.started_counting.set()
+        while self.running:
+            self.count += 1
+
+
+@pytest.mark.parametrize("call", ["probe_entry", "get", "list"])
+def test_other_threads_run_while_a_probe_waits_on_a_wedged_tcp_endpoint(
+    firma_runtime_dir: str, firma_sidecar: Start, call: str
+) -> None:
+    sc = firma_sidecar("stuck-tcp", mode="wedged", tcp="127.0.0.1:0")
+    probes: dict[str, Callable[[], Any]] = {
+        "probe_entry": lambda: firma_stack.probe_entry(sc.marker_dir, timeout=PROBE_TIMEOUT),
+        "get": lambda: firma_stack.get(firma_runtime_dir, "stuck-tcp", timeout=PROBE_TIMEOUT),
+        "list": lambda: firma_stack.list(firma_runtime_dir, timeout=PROBE_TIMEOUT)[0],
+    }
+    counter = Counter()
+    counter.start()
+    counter.started_counting.wait()
+    start = counter.count
+    threading.Event().wait(BASELINE_SECS)  # releases the GIL for a known span
+    baseline = counter.count - start
+
+    began = time.monotonic()
+    before = counter.count
+    entry = probes[call]()
+    after = counter.count
+    elapsed = time.monotonic() - began
+    counter.running = False
+    counter.join()
+
+    assert entry.state is State.UNHEALTHY  # the probe really waited out a timeout
+    assert after - before >= baseline, (
+        f"the other thread counted {after - before} while {call} ran for {elapsed:.2f} s, "
+        f"but {baseline} in {BASELINE_SECS} s of a GIL-free wait"
+    )
+    assert elapsed < 30  # never hangs

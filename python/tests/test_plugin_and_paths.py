@@ -1,0 +1,155 @@
+"""The pytest plugin's fixtures, the testing helpers, and path arguments."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import textwrap
+from typing import Callable
+
+import pytest
+
+import firma_stack
+from firma_stack import State
+from firma_stack.testing import (
+    SidecarProcess,
+    find_example_sidecar,
+    remove_marker,
+    running_sidecar,
+    write_marker,
+)
+
+Start = Callable[..., SidecarProcess]
+
+
+def test_plugin_is_registered_through_its_entry_point(pytestconfig: pytest.Config) -> None:
+    plugin = pytestconfig.pluginmanager.get_plugin("firma_stack")
+    assert plugin is not None and plugin.__name__ == "firma_stack.pytest_plugin"
+
+
+def test_fixtures_give_a_runtime_dir_and_real_sidecars(
+    firma_runtime_dir: str, firma_sidecar: Start
+) -> None:
+    assert os.path.isdir(firma_runtime_dir) and os.listdir(firma_runtime_dir) == []
+    sc = firma_sidecar("fx-1", mode="wedged")
+
+    assert sc.marker_dir == os.path.join(firma_runtime_dir, "run", "fx-1")
+    assert os.path.isdir(sc.marker_dir)
+    assert firma_stack.get(firma_runtime_dir, "fx-1").state is State.UNHEALTHY  # type: ignore[union-attr]
+
+
+def test_fixtures_clean_up_in_a_fresh_pytest_run(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A separate pytest process that knows nothing but the installed
+    # package: the fixtures must come from the entry point, and teardown must
+    # stop the sidecar (which removes its marker) and remove the directory.
+    pytester.makepyfile(
+        textwrap.dedent(
+            """
+            import os, json
+            import firma_stack
+
+            def test_one(firma_runtime_dir, firma_sidecar):
+                sc = firma_sidecar("inner-1")
+                assert firma_stack.get(firma_runtime_dir, "inner-1").state == "running"
+                with open(os.environ["FIRMA_TEST_REPORT"], "w") as f:
+                    json.dump({"dir": firma_runtime_dir, "pid": sc.pid}, f)
+            """
+        )
+    )
+    report = pytester.path / "report.json"
+    monkeypatch.setenv("FIRMA_TEST_REPORT", str(report))
+
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+
+    result.assert_outcomes(passed=1)
+    info = json.loads(report.read_text())
+    assert not os.path.exists(info["dir"])
+    with pytest.raises(ProcessLookupError):
+        os.kill(info["pid"], 0)  # stopped and reaped by the fixture
+
+
+def test_running_sidecar_context_manager(firma_runtime_dir: str) -> None:
+    with running_sidecar(firma_runtime_dir, "cm-1", agent="a", session="s") as sc:
+        entry = firma_stack.probe_entry(sc.marker_dir)
+        assert (entry.state, entry.pid, entry.agent_id) == (State.RUNNING, sc.pid, "a")
+    assert sc.process.returncode == 0  # SIGTERM: it removed its marker and exited
+    assert not os.path.exists(sc.marker_dir)
+    assert firma_stack.list(firma_runtime_dir) == []
+
+
+def test_running_sidecar_reports_a_sidecar_that_cannot_start(firma_runtime_dir: str) -> None:
+    write_marker(firma_runtime_dir, "taken-1")
+
+    with pytest.raises(RuntimeError, match="did not get ready"):
+        with running_sidecar(firma_runtime_dir, "taken-1"):
+            pass  # pragma: no cover
+
+
+def test_find_example_sidecar_honours_the_env_var(monkeypatch: pytest.MonkeyPatch) -> None:
+    found = find_example_sidecar()
+    assert os.access(found, os.X_OK)
+    monkeypatch.setenv("FIRMA_EXAMPLE_SIDECAR", "/nonexistent/firma-example-sidecar")
+    with pytest.raises(FileNotFoundError):
+        find_example_sidecar()
+
+
+def test_write_and_remove_marker(firma_runtime_dir: str) -> None:
+    path = write_marker(firma_runtime_dir, "mine-1", agent_id="me")
+
+    assert path == os.path.join(firma_runtime_dir, "run", "mine-1")
+    assert oct(os.stat(path).st_mode & 0o777) == oct(0o700)
+    entry = firma_stack.get(firma_runtime_dir, "mine-1")
+    assert entry is not None
+    assert (entry.pid, entry.agent_id) == (os.getpid(), "me")
+    assert entry.state is State.UNHEALTHY  # alive (this process), no socket
+    assert remove_marker(firma_runtime_dir, "mine-1") is True
+    assert remove_marker(firma_runtime_dir, "mine-1") is False
+    assert firma_stack.get(firma_runtime_dir, "mine-1") is None
+
+
+class MyPath:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __fspath__(self) -> str:
+        return self.path
+
+
+def test_paths_may_be_str_bytes_or_pathlike(firma_runtime_dir: str, firma_sidecar: Start) -> None:
+    sc = firma_sidecar("p-1")
+    expected = firma_stack.list(firma_runtime_dir)
+
+    for form in (
+        firma_runtime_dir,
+        pathlib.Path(firma_runtime_dir),
+        os.fsencode(firma_runtime_dir),
+        MyPath(firma_runtime_dir),
+    ):
+        assert firma_stack.list(form) == expected
+        assert firma_stack.get(form, "p-1") == expected[0]
+        assert firma_stack.gc_stale(form) == []
+    assert firma_stack.probe_entry(pathlib.Path(sc.marker_dir)) == expected[0]
+    assert firma_stack.probe_entry(os.fsencode(sc.marker_dir)) == expected[0]
+
+
+def test_none_means_the_default_runtime_dir(
+    firma_runtime_dir: str, firma_sidecar: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    firma_sidecar("dflt-1")
+    monkeypatch.setenv("FIRMA_STATE_DIR", firma_runtime_dir)
+
+    assert firma_stack.default_runtime_dir() == firma_runtime_dir
+    assert [e.sandbox_id for e in firma_stack.list()] == ["dflt-1"]
+    assert firma_stack.get(None, "dflt-1") is not None
+    assert firma_stack.gc_stale() == []
+
+
+def test_default_runtime_dir_fallbacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FIRMA_STATE_DIR", "")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/4242")
+    assert firma_stack.default_runtime_dir() == "/run/user/4242/firma"
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    assert firma_stack.default_runtime_dir() == f"/tmp/firma-{os.getuid()}"
