@@ -439,3 +439,60 @@ pub unsafe extern "C" fn firma_string_free(s: *mut c_char) {
 pub extern "C" fn firma_abi_version() -> u32 {
     FIRMA_ABI_VERSION
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Takes the string `boundary` stored, freeing it the C way.
+    fn take(p: *mut c_char) -> String {
+        assert!(!p.is_null());
+        // SAFETY: `p` came from `boundary`; freed right after copying.
+        let s = unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_owned();
+        // SAFETY: as above, freed once.
+        unsafe { firma_string_free(p) };
+        s
+    }
+
+    #[test]
+    fn a_panic_becomes_internal_with_an_error_object() {
+        let mut out: *mut c_char = std::ptr::null_mut();
+        let st = boundary(&mut out, || panic!("deliberate test panic"));
+        assert_eq!(st, FirmaStatus::FIRMA_INTERNAL as i32);
+        assert_eq!(
+            take(out),
+            r#"{"code":"internal","message":"internal error: a panic was caught at the C boundary","path":null,"errno":null}"#
+        );
+    }
+
+    #[test]
+    fn a_null_out_pointer_runs_nothing() {
+        let mut ran = false;
+        let st = boundary(std::ptr::null_mut(), || {
+            ran = true;
+            Ok(String::new())
+        });
+        assert_eq!(st, FirmaStatus::FIRMA_INVALID_ARGUMENT as i32);
+        assert!(!ran);
+    }
+
+    #[test]
+    fn status_numbers_match_error_codes() {
+        let cases = [
+            (FirmaStatus::FIRMA_OK, 0),
+            (FirmaStatus::FIRMA_INVALID_ARGUMENT, 1),
+            (FirmaStatus::FIRMA_IO, 2),
+            (FirmaStatus::FIRMA_MARKER_PARSE, 3),
+            (FirmaStatus::FIRMA_IDENTITY_MISMATCH, 4),
+            (FirmaStatus::FIRMA_INTERNAL, 5),
+        ];
+        for (status, n) in cases {
+            assert_eq!(status as i32, n);
+        }
+        let e = FfiError::from(sm::validate_sandbox_id("../x").unwrap_err());
+        assert_eq!(
+            (e.status, e.code),
+            (FirmaStatus::FIRMA_INVALID_ARGUMENT, "invalid_argument")
+        );
+    }
+}
