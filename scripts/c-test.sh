@@ -38,7 +38,8 @@ run_program() {
     local label=$1 log rc summary p f
     shift
     log=$scratch/$label.log
-    "$@" >"$log" 2>&1
+    # A generous bound so that a hang fails the leg instead of stalling CI.
+    timeout -k 10 600 "$@" >"$log" 2>&1
     rc=$?
     sed "s/^/[$label] /" "$log"
     summary=$(grep -E '^summary: [0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)

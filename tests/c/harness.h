@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -255,6 +256,8 @@ static inline void h_sidecar_start(h_sidecar *s, const char *runtime, const char
     if (pid < 0)
         h_die("fork");
     if (pid == 0) {
+        /* If the test dies, its sidecars die with it (no orphans in CI). */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         dup2(fds[1], STDOUT_FILENO);
         const char *argv[12];
         int n = 0;
