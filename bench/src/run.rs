@@ -32,7 +32,9 @@ const PROBE_TIMEOUT_NS: f64 = 200e6;
 const SYN_ENDPOINTS: usize = 20;
 const STALE_N: usize = 10_000;
 const GET_FLEET_N: usize = 100;
-const GET_CALLS: usize = 2_000;
+/// Calls per `get` sample: short samples, many rounds, so load bursts of a
+/// shared machine hit every surface alike.
+const GET_CALLS: usize = 300;
 
 struct Config {
     target: PathBuf,
@@ -178,6 +180,8 @@ struct Timed {
     wall: Duration,
     out: Vec<u8>,
     maxrss_kib: u64,
+    /// User + system CPU time of the process (all its threads).
+    cpu: Duration,
 }
 
 /// Runs `cmd` to completion, timing it from spawn to reaped exit and taking
@@ -215,7 +219,15 @@ fn run_timed(cmd: &mut Command) -> Res<Timed> {
         wall,
         out,
         maxrss_kib: ru.ru_maxrss as u64,
+        cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
     })
+}
+
+fn tv(t: libc::timeval) -> Duration {
+    Duration::new(
+        t.tv_sec.max(0) as u64,
+        (t.tv_usec.clamp(0, 999_999) * 1000) as u32,
+    )
 }
 
 fn count_sub(hay: &[u8], needle: &[u8]) -> usize {
@@ -389,16 +401,11 @@ impl Plan {
             }
         } else {
             Plan {
-                sizes: vec![
-                    (100, 15, 20),
-                    (1_000, 15, 5),
-                    (2_000, 11, 3),
-                    (10_000, 7, 1),
-                ],
-                get_rounds: 15,
+                sizes: vec![(100, 21, 5), (1_000, 11, 2), (2_000, 9, 1), (10_000, 5, 1)],
+                get_rounds: 31,
                 stale_n: STALE_N,
-                stale_rounds: 7,
-                syn_rounds: 7,
+                stale_rounds: 5,
+                syn_rounds: 5,
                 rss_runs: 3,
                 strace_n: 1_000,
                 cli_n: 2_000,
@@ -425,6 +432,10 @@ struct Results {
     strace_firma: Vec<(String, f64)>,
     strace_floor: Vec<(String, f64)>,
     notes: Vec<String>,
+    /// N -> CPU time / wall time of `firma sidecar status`, per round.
+    cli_cores: BTreeMap<usize, Vec<f64>>,
+    /// 1-minute load average at the start and the end of the run.
+    load: (String, String),
     /// contender -> why it was not (fully) measured.
     pending: BTreeMap<&'static str, String>,
 }
@@ -446,6 +457,7 @@ pub fn main(args: &[String]) -> Res<()> {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
+    let load_start = loadavg();
     raise_nofile(65_536, 1_024).map_err(|e| format!("raise RLIMIT_NOFILE: {e}"))?;
     let base = cfg.work.join(format!("firma-bench-{}", std::process::id()));
     std::fs::create_dir_all(&base).map_err(|e| format!("{}: {e}", base.display()))?;
@@ -545,6 +557,7 @@ pub fn main(args: &[String]) -> Res<()> {
     }
     drop(cs);
 
+    res.load = (load_start, loadavg());
     let table = render(&cfg, &plan, &res, &date, started.elapsed());
     print!("{table}");
     if let Some(out) = &cfg.out {
@@ -667,6 +680,10 @@ fn sample_list(
                         f.get(2).copied().unwrap_or(0),
                     )
                 };
+                if record && name == CLI {
+                    let cores = t.cpu.as_secs_f64() / t.wall.as_secs_f64();
+                    res.cli_cores.entry(n).or_default().push(cores);
+                }
                 (t.wall.as_nanos() as f64, entries, running)
             }
             Err(e) => {
@@ -876,6 +893,13 @@ fn measure_syn(
     Ok(())
 }
 
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 fn verdict(ok: bool) -> &'static str {
     if ok { "**met**" } else { "**not met**" }
 }
@@ -901,9 +925,12 @@ fn render(cfg: &Config, plan: &Plan, res: &Results, date: &str, took: Duration) 
     );
     let _ = writeln!(
         o,
-        "- command: `{}`; date: {date}; took {:.0} s",
+        "- command: `{}`; date: {date}; took {:.0} s; 1-minute load average {} at the start, {} at the end \
+         (the machine is shared: absolute times are noisy, ratios from the same rounds less so)",
         cfg.command,
-        took.as_secs_f64()
+        took.as_secs_f64(),
+        res.load.0,
+        res.load.1
     );
     let rounds: Vec<String> = plan
         .sizes
@@ -931,7 +958,7 @@ fn render(cfg: &Config, plan: &Plan, res: &Results, date: &str, took: Duration) 
             } else {
                 (med(FLOOR, n), med(RUST, n))
             };
-            let pending = res.list.get(&(name, n)).is_none();
+            let pending = !res.list.contains_key(&(name, n));
             let rust_col = if [C, PY, GO].contains(&name) {
                 fmt_ratio(m / rust_ref)
             } else {
@@ -953,6 +980,16 @@ fn render(cfg: &Config, plan: &Plan, res: &Results, date: &str, took: Duration) 
             let _ = writeln!(o, "{row}");
         }
     }
+    let cores: Vec<String> = res
+        .cli_cores
+        .iter()
+        .map(|(n, v)| format!("N={n}: {:.2}", median(v)))
+        .collect();
+    let _ = writeln!(
+        o,
+        "\nCores used by `firma sidecar status` (its CPU time / wall time, median): {}.",
+        cores.join(", ")
+    );
     let _ = writeln!(
         o,
         "\nIn-process rows are timed inside the worker (call + releasing the result); × floor is against the in-process floor. \
@@ -1069,7 +1106,7 @@ fn render(cfg: &Config, plan: &Plan, res: &Results, date: &str, took: Duration) 
     let _ = writeln!(o, "\n### Peak RSS of `firma sidecar status --json`\n");
     let _ = writeln!(o, "| N | peak RSS | JSON output |");
     let _ = writeln!(o, "|---:|---:|---:|");
-    for (&n, _) in &res.rss {
+    for &n in res.rss.keys() {
         if let Some((kib, json)) = rss(n) {
             let _ = writeln!(
                 o,
