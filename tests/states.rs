@@ -227,3 +227,17 @@ fn permission_denied_on_socket_is_unknown_not_stopped() {
     );
     assert!(stdout.contains(r#""state":"unknown""#), "{stdout}");
 }
+
+#[test]
+fn huge_timeout_does_not_overflow() {
+    let rt = runtime();
+    let _ok = Sidecar::start(rt.path(), "tcp-ok", &["--tcp", "127.0.0.1:0"]);
+    let e = get_with(
+        rt.path(),
+        "tcp-ok",
+        &ProbeOptions::with_timeout(Duration::MAX),
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(e.state, State::Running);
+}

@@ -224,7 +224,12 @@ impl Prober {
     fn connect_tcp(&mut self, key: usize, addr: &SocketAddr) -> io::Result<Option<State>> {
         let (domain, storage, len) = sockaddr_in(addr);
         let sock = self.socket(domain)?;
-        let deadline = Instant::now() + self.timeout;
+        // A timeout too large for the clock means "no deadline to speak of":
+        // cap it rather than overflow.
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(self.timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365));
         // SAFETY: storage/len describe a valid sockaddr for `domain`.
         let rc = unsafe {
             libc::connect(
