@@ -29,7 +29,8 @@ C_INCLUDEDIR ?= $(PREFIX)/include
 c-cbindgen:
 	@if ! "$(C_CBINDGEN)" --version 2>/dev/null | grep -qx 'cbindgen $(FIRMA_CBINDGEN_VERSION)'; then \
 	    echo "installing cbindgen $(FIRMA_CBINDGEN_VERSION) into $(C_TOOLS)/"; \
-	    $(CARGO) install --locked --quiet --root "$(C_TOOLS)" --version "$(FIRMA_CBINDGEN_VERSION)" cbindgen; \
+	    mkdir -p "$(C_TOOLS)"; \
+	    $(CARGO) install --locked --quiet --root "$(abspath $(C_TOOLS))" --version "$(FIRMA_CBINDGEN_VERSION)" cbindgen; \
 	fi
 
 ## header: regenerate include/firma_stack.h from src/ffi.rs.
