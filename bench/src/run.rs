@@ -248,6 +248,28 @@ fn median(v: &[f64]) -> f64 {
     }
 }
 
+/// `a / b` for samples taken side by side: the median of the per-round
+/// ratios when both have one sample per round, else the ratio of medians.
+fn paired_ratio(a: &[f64], b: &[f64]) -> f64 {
+    if a.len() == b.len() && !a.is_empty() {
+        let r: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
+        median(&r)
+    } else {
+        median(a) / median(b)
+    }
+}
+
+/// Half the interquartile range, relative to the median: `±x%`.
+fn spread(v: &[f64]) -> String {
+    if v.len() < 3 {
+        return String::new();
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let q = |p: f64| s[((s.len() - 1) as f64 * p).round() as usize];
+    format!("±{:.0}%", (q(0.75) - q(0.25)) / 2.0 / median(v) * 100.0)
+}
+
 fn fmt_ns(ns: f64) -> String {
     if ns.is_nan() {
         "—".into()
@@ -434,8 +456,8 @@ struct Results {
     notes: Vec<String>,
     /// N -> CPU time / wall time of `firma sidecar status`, per round.
     cli_cores: BTreeMap<usize, Vec<f64>>,
-    /// 1-minute load average at the start and the end of the run.
-    load: (String, String),
+    /// 1-minute load average when the run started (before our own fleets).
+    load: String,
     /// contender -> why it was not (fully) measured.
     pending: BTreeMap<&'static str, String>,
 }
@@ -557,11 +579,21 @@ pub fn main(args: &[String]) -> Res<()> {
     }
     drop(cs);
 
-    res.load = (load_start, loadavg());
+    res.load = load_start;
     let table = render(&cfg, &plan, &res, &date, started.elapsed());
     print!("{table}");
     if let Some(out) = &cfg.out {
+        if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(parent);
+        }
         std::fs::write(out, &table).map_err(|e| format!("{}: {e}", out.display()))?;
+        let raw = out.with_file_name("samples.tsv");
+        std::fs::write(&raw, samples_tsv(&res)).map_err(|e| format!("{}: {e}", raw.display()))?;
+        eprintln!(
+            "bench: table in {}, every sample in {}",
+            out.display(),
+            raw.display()
+        );
     }
     Ok(())
 }
@@ -893,6 +925,27 @@ fn measure_syn(
     Ok(())
 }
 
+/// Every sample, one per line: what, contender, N, round, nanoseconds.
+fn samples_tsv(res: &Results) -> String {
+    let mut o = String::from("what\tcontender\tn\tround\tns\n");
+    let mut put = |what: &str, name: &str, n: usize, v: &[f64]| {
+        for (r, ns) in v.iter().enumerate() {
+            let _ = writeln!(o, "{what}\t{name}\t{n}\t{r}\t{ns:.0}");
+        }
+    };
+    for ((name, n), v) in &res.list {
+        put("list", name, *n, v);
+    }
+    for (name, v) in &res.get {
+        put("get_per_call", name, GET_FLEET_N, v);
+    }
+    put("gc_stale", RUST, STALE_N, &res.gc);
+    put("list_stale", RUST, STALE_N, &res.stale_list);
+    put("list_syn", RUST, SYN_ENDPOINTS, &res.syn_rust);
+    put("list_syn", CLI, SYN_ENDPOINTS, &res.syn_cli);
+    o
+}
+
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
@@ -915,6 +968,12 @@ fn render(cfg: &Config, plan: &Plan, res: &Results, date: &str, took: Duration) 
             .map(|v| median(v))
             .unwrap_or(f64::NAN)
     };
+    let list_ratio = |a: &'static str, b: &'static str, n: usize| -> f64 {
+        match (res.list.get(&(a, n)), res.list.get(&(b, n))) {
+            (Some(x), Some(y)) => paired_ratio(x, y),
+            _ => f64::NAN,
+        }
+    };
     let mut o = String::new();
     let _ = writeln!(o, "## firma-stack benchmarks\n");
     let _ = writeln!(
@@ -925,12 +984,12 @@ fn render(cfg: &Config, plan: &Plan, res: &Results, date: &str, took: Duration) 
     );
     let _ = writeln!(
         o,
-        "- command: `{}`; date: {date}; took {:.0} s; 1-minute load average {} at the start, {} at the end \
-         (the machine is shared: absolute times are noisy, ratios from the same rounds less so)",
+        "- command: `{}`; date: {date}; took {:.0} s; 1-minute load average {} before the run \
+         (the machine is shared: absolute times are noisy; ratios are medians of per-round ratios, \
+         which cancel drift between rounds)",
         cfg.command,
         took.as_secs_f64(),
-        res.load.0,
-        res.load.1
+        res.load,
     );
     let rounds: Vec<String> = plan
         .sizes
@@ -946,32 +1005,33 @@ fn render(cfg: &Config, plan: &Plan, res: &Results, date: &str, took: Duration) 
     let _ = writeln!(o, "### `list` over N healthy sidecars\n");
     let _ = writeln!(
         o,
-        "| contender | N | median | per marker | × floor | × Rust |"
+        "| contender | N | median | spread | per marker | × floor | × Rust |"
     );
-    let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|---:|");
     let all = [FLOOR, RUST, C, PY, GO, CLI, FLOOR_PROC];
     for &(n, _, _) in &plan.sizes {
         for name in all {
             let m = med(name, n);
-            let (floor_ref, rust_ref) = if name == CLI || name == FLOOR_PROC {
-                (med(FLOOR_PROC, n), f64::NAN)
+            let floor_name = if name == CLI || name == FLOOR_PROC {
+                FLOOR_PROC
             } else {
-                (med(FLOOR, n), med(RUST, n))
+                FLOOR
             };
             let pending = !res.list.contains_key(&(name, n));
             let rust_col = if [C, PY, GO].contains(&name) {
-                fmt_ratio(m / rust_ref)
+                fmt_ratio(list_ratio(name, RUST, n))
             } else {
                 String::new()
             };
             let mut row = if pending {
-                format!("| {name} | {n} | pending | | | |")
+                format!("| {name} | {n} | pending | | | | |")
             } else {
                 format!(
-                    "| {name} | {n} | {} | {} | {} | {rust_col} |",
+                    "| {name} | {n} | {} | {} | {} | {} | {rust_col} |",
                     fmt_ns(m),
+                    spread(&res.list[&(name, n)]),
                     fmt_ns(m / n as f64),
-                    fmt_ratio(m / floor_ref)
+                    fmt_ratio(list_ratio(name, floor_name, n))
                 )
             };
             if let Some(a) = res.anomalies.get(&(name, n)) {
@@ -1003,6 +1063,10 @@ fn render(cfg: &Config, plan: &Plan, res: &Results, date: &str, took: Duration) 
     let _ = writeln!(o, "| surface | calls/s | per call | × Rust |");
     let _ = writeln!(o, "|---|---:|---:|---:|");
     let get_med = |s: &'static str| res.get.get(s).map(|v| median(v)).unwrap_or(f64::NAN);
+    let get_ratio = |s: &'static str| match (res.get.get(s), res.get.get(RUST)) {
+        (Some(x), Some(y)) => paired_ratio(x, y),
+        _ => f64::NAN,
+    };
     for s in [RUST, C, PY, GO] {
         let m = get_med(s);
         let name = s.replace("list", "get").replace("List", "Get");
@@ -1014,7 +1078,7 @@ fn render(cfg: &Config, plan: &Plan, res: &Results, date: &str, took: Duration) 
                 "| {name} | {:.0} | {} | {} |",
                 1e9 / m,
                 fmt_ns(m),
-                fmt_ratio(m / get_med(RUST))
+                fmt_ratio(get_ratio(s))
             );
         }
     }
@@ -1125,10 +1189,10 @@ fn render(cfg: &Config, plan: &Plan, res: &Results, date: &str, took: Duration) 
     }
 
     // Targets of issue 6.
-    let rust10k = med(RUST, big) / med(FLOOR, big);
-    let cli = med(CLI, plan.cli_n) / med(FLOOR_PROC, plan.cli_n);
-    let cli_inproc = med(CLI, plan.cli_n) / med(FLOOR, plan.cli_n);
-    let g = |s| get_med(s) / get_med(RUST);
+    let rust10k = list_ratio(RUST, FLOOR, big);
+    let cli = list_ratio(CLI, FLOOR_PROC, plan.cli_n);
+    let cli_inproc = list_ratio(CLI, FLOOR, plan.cli_n);
+    let g = get_ratio;
     let _ = writeln!(o, "\n### Targets of issue 6\n");
     let _ = writeln!(o, "| target | measured | |");
     let _ = writeln!(o, "|---|---:|---|");
