@@ -592,3 +592,33 @@ fn leftover_that_cannot_be_removed_does_not_break_listing() {
     assert!(gc_stale(rt.path()).is_ok());
     assert!(rt.path().join("run/fine/metadata.toml").exists());
 }
+
+/// A `.gc-<pid>-<n>` directory is the tomb of a collection in progress as
+/// long as its collector lives: between its rename and its removal (or its
+/// rename back, when the marker was replaced meanwhile) another collector
+/// must leave it alone, or that collection fails with ENOENT, the id is
+/// reported by nobody, and a marker that was about to be put back is
+/// deleted unjudged. Only the tomb of a collector that is gone (ESRCH) is
+/// debris to finish, as for `.tmp-` names.
+#[test]
+fn tomb_of_a_live_collector_is_left_alone() {
+    let rt = runtime();
+    // What this process's collector holds for a moment mid-collection: a
+    // (live) marker just renamed to its tomb name.
+    let tomb = rt.path().join(format!("run/.gc-{}-4242", me()));
+    std::fs::create_dir_all(&tomb).unwrap();
+    std::fs::write(
+        tomb.join("metadata.toml"),
+        metadata("taken", me().into(), ""),
+    )
+    .unwrap();
+    // The debris of a collector that died is still finished.
+    let debris = rt.path().join(format!("run/.gc-{}-0", dead_pid()));
+    std::fs::create_dir_all(&debris).unwrap();
+    assert!(gc_stale(rt.path()).unwrap().is_empty());
+    assert!(!debris.exists());
+    assert!(
+        tomb.join("metadata.toml").exists(),
+        "removed the tomb of a collection still in progress"
+    );
+}
