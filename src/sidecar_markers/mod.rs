@@ -92,6 +92,23 @@ fn is_valid_sandbox_id(name: &[u8]) -> bool {
     std::str::from_utf8(name).is_ok_and(|s| validate_sandbox_id(s).is_ok())
 }
 
+fn empty_path(what: &str) -> StackError {
+    StackError::InvalidArgument {
+        what: what.into(),
+        reason: "is empty (pass the default runtime dir explicitly, or use the binding's default)"
+            .into(),
+    }
+}
+
+/// `<runtime_dir>/run`. An empty runtime dir is refused rather than taken as
+/// the current directory.
+pub(crate) fn run_dir(runtime_dir: &Path) -> Result<PathBuf> {
+    if runtime_dir.as_os_str().is_empty() {
+        return Err(empty_path("runtime_dir"));
+    }
+    Ok(runtime_dir.join("run"))
+}
+
 /// The runtime directory used when the caller gives none:
 /// `$FIRMA_STATE_DIR` if set and non-empty, else `$XDG_RUNTIME_DIR/firma`,
 /// else `/tmp/firma-<uid>`.
@@ -117,6 +134,9 @@ pub fn probe_entry(marker_dir: impl AsRef<Path>) -> Result<SidecarEntry> {
 /// [`probe_entry`] with explicit probe options.
 pub fn probe_entry_with(marker_dir: impl AsRef<Path>, opts: &ProbeOptions) -> Result<SidecarEntry> {
     let path = marker_dir.as_ref().to_path_buf();
+    if path.as_os_str().is_empty() {
+        return Err(empty_path("marker_dir"));
+    }
     let dir = sys::open(&path, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC)
         .map_err(|e| markers::open_dir_error(path.clone(), e))?;
     let loc = Loc::Dir(dir.as_fd());
@@ -138,7 +158,7 @@ pub fn get_with(
     opts: &ProbeOptions,
 ) -> Result<Option<SidecarEntry>> {
     validate_sandbox_id(sandbox_id)?;
-    let run_path = runtime_dir.as_ref().join("run");
+    let run_path = run_dir(runtime_dir.as_ref())?;
     let Some(run) = open_run(&run_path)? else {
         return Ok(None);
     };
@@ -249,7 +269,7 @@ fn workers_for(entries: usize) -> usize {
 /// stale, and (when `probe` is set) probe the live concurrently. Large
 /// directories are split between worker threads, one per CPU.
 fn scan(runtime_dir: &Path, probe: Option<&ProbeOptions>) -> Result<Scan> {
-    let run_path = runtime_dir.join("run");
+    let run_path = run_dir(runtime_dir)?;
     let Some(run) = open_run(&run_path)? else {
         return Ok(Scan::default());
     };

@@ -73,7 +73,7 @@ pub fn create_marker(runtime_dir: impl AsRef<Path>, meta: &MetadataFile) -> Resu
         reason: e.to_string(),
     })?;
 
-    let run_path = runtime_dir.join("run");
+    let run_path = super::run_dir(runtime_dir)?;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -153,7 +153,7 @@ pub fn create_marker(runtime_dir: impl AsRef<Path>, meta: &MetadataFile) -> Resu
 /// rename-then-delete as garbage collection.
 pub fn remove_marker(runtime_dir: impl AsRef<Path>, sandbox_id: &str) -> Result<bool> {
     validate_sandbox_id(sandbox_id)?;
-    let run_path = runtime_dir.as_ref().join("run");
+    let run_path = super::run_dir(runtime_dir.as_ref())?;
     let run = match sys::open(&run_path, sys::DIR_FLAGS) {
         Ok(fd) => fd,
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(false),
