@@ -349,12 +349,116 @@ fn uptime(st: &libc::stat, now: SystemTime) -> Option<u64> {
 pub(crate) fn parse_metadata(bytes: &[u8]) -> std::result::Result<MetadataFile, String> {
     let text =
         std::str::from_utf8(bytes).map_err(|e| format!("metadata.toml is not UTF-8: {e}"))?;
-    let meta: MetadataFile = toml::from_str(text).map_err(|e| {
-        let msg = e.to_string();
-        format!("invalid metadata.toml: {}", msg.trim_end())
-    })?;
+    let meta = match parse_flat(text) {
+        Some(meta) => meta,
+        None => toml::from_str(text).map_err(|e| {
+            let msg = e.to_string();
+            format!("invalid metadata.toml: {}", msg.trim_end())
+        })?,
+    };
     check_pid(meta.pid)?;
     Ok(meta)
+}
+
+/// A value in the flat subset [`parse_flat`] understands.
+enum Flat<'a> {
+    Str(&'a str),
+    Int(i64),
+}
+
+/// Parses the flat form writers produce — one `key = "basic string"` or
+/// `key = 123` per line, blank lines and `#` comments — into a
+/// [`MetadataFile`], in one pass without allocating a document.
+///
+/// Returns `None` for anything outside that subset (escapes, other string or
+/// number forms, tables, arrays, dotted or quoted keys, unknown or duplicate
+/// keys, a missing key, a control character, a value of the wrong type), and
+/// the caller then parses with the full TOML parser, which also produces the
+/// error message. So for every input it accepts, this gives exactly what the
+/// TOML parser gives; the unit tests below compare the two.
+pub(crate) fn parse_flat(text: &str) -> Option<MetadataFile> {
+    let mut strs: [Option<&str>; 8] = [None; 8];
+    const KEYS: [&str; 8] = [
+        "sandbox_id",
+        "agent_id",
+        "session_id",
+        "authority_url",
+        "policy_bundle_version",
+        "started_at",
+        "listen",
+        "boot_id",
+    ];
+    let (mut pid, mut ticks) = (None, None);
+    for line in text.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            return None;
+        }
+        let line = line.trim_matches([' ', '\t']);
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, rest) = line.split_once('=')?;
+        let key = key.trim_end_matches([' ', '\t']);
+        let rest = rest.trim_start_matches([' ', '\t']);
+        let (value, after) = if let Some(r) = rest.strip_prefix('"') {
+            let end = r.find(['"', '\\'])?;
+            if r.as_bytes()[end] == b'\\' {
+                return None;
+            }
+            (Flat::Str(&r[..end]), &r[end + 1..])
+        } else {
+            let end = rest.find([' ', '\t', '#']).unwrap_or(rest.len());
+            (Flat::Int(plain_int(&rest[..end])?), &rest[end..])
+        };
+        let after = after.trim_start_matches([' ', '\t']);
+        if !(after.is_empty() || after.starts_with('#')) {
+            return None;
+        }
+        match (key, value) {
+            ("pid", Flat::Int(v)) if pid.is_none() => pid = Some(v),
+            ("pid_start_ticks", Flat::Int(v)) if ticks.is_none() => ticks = Some(v),
+            (k, Flat::Str(v)) => {
+                let slot = &mut strs[KEYS.iter().position(|&known| known == k)?];
+                if slot.replace(v).is_some() {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+    let [
+        sandbox_id,
+        agent_id,
+        session_id,
+        authority_url,
+        policy_bundle_version,
+        started_at,
+        listen,
+        boot_id,
+    ] = strs;
+    Some(MetadataFile {
+        sandbox_id: sandbox_id?.to_owned(),
+        agent_id: agent_id?.to_owned(),
+        session_id: session_id?.to_owned(),
+        authority_url: authority_url?.to_owned(),
+        policy_bundle_version: policy_bundle_version?.to_owned(),
+        pid: u32::try_from(pid?).ok()?,
+        started_at: started_at?.to_owned(),
+        listen: listen.map(str::to_owned),
+        boot_id: boot_id.map(str::to_owned),
+        pid_start_ticks: match ticks {
+            Some(t) => Some(u64::try_from(t).ok()?),
+            None => None,
+        },
+    })
+}
+
+/// A decimal integer without sign, underscores or leading zeros.
+fn plain_int(s: &str) -> Option<i64> {
+    let ok =
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+    if ok { s.parse().ok() } else { None }
 }
 
 /// A pid must be in `1..=2^31-1`: 0 and negatives address process groups in
@@ -369,4 +473,81 @@ pub(crate) fn check_pid(pid: u32) -> std::result::Result<(), String> {
 /// `<path>` as shown in messages for an entry `name` under `dir`.
 pub(crate) fn child_path(dir: &Path, name: &CStr) -> PathBuf {
     dir.join(std::ffi::OsStr::from_bytes(name.to_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full(text: &str) -> Option<MetadataFile> {
+        toml::from_str(text).ok()
+    }
+
+    const BASE: &str = "sandbox_id = \"s-1\"\nagent_id = \"a\"\nsession_id = \"s\"\n\
+        authority_url = \"https://x.invalid/a?b=c#d\"\npolicy_bundle_version = \"sha256:1\"\n\
+        pid = 42\nstarted_at = \"2026-11-29T00:00:00Z\"\n";
+
+    /// Every input the fast path accepts parses to the same value with the
+    /// full TOML parser; inputs outside the subset fall back.
+    #[test]
+    fn flat_parser_agrees_with_toml_or_declines() {
+        let cases: Vec<String> = vec![
+            BASE.to_owned(),
+            format!("{BASE}listen = \"/run/x.sock\"\nboot_id = \"b\"\npid_start_ticks = 0\n"),
+            format!("# comment\r\n\n  {BASE}  # trailing\n"),
+            BASE.replace("pid = 42", "pid = 42 # the sidecar"),
+            BASE.replace("pid = 42", "pid\t=\t42"),
+            BASE.replace("\"a\"", "\"日本 \\\" quote\""),
+            BASE.replace("\"a\"", "'literal'"),
+            BASE.replace("\"a\"", "\"\"\"multi\"\"\""),
+            BASE.replace("\"a\"", "\"tab\there\""),
+            BASE.replace("\"a\"", "\"\""),
+            BASE.replace("pid = 42", "pid = 042"),
+            BASE.replace("pid = 42", "pid = +42"),
+            BASE.replace("pid = 42", "pid = 4_2"),
+            BASE.replace("pid = 42", "pid = 0x2a"),
+            BASE.replace("pid = 42", "pid = -1"),
+            BASE.replace("pid = 42", "pid = 4294967296"),
+            BASE.replace("pid = 42", "pid = 99999999999999999999"),
+            BASE.replace("pid = 42", "pid = \"42\""),
+            BASE.replace("pid = 42", "pid = 42\npid = 43"),
+            BASE.replace("pid = 42", ""),
+            format!("{BASE}unknown = \"x\"\n"),
+            format!("{BASE}[table]\nx = 1\n"),
+            format!("{BASE}a.b = 1\n"),
+            format!("{BASE}\"quoted\" = 1\n"),
+            format!("{BASE}pid_start_ticks = -5\n"),
+            format!("{BASE}listen = 5\n"),
+            BASE.replace("agent_id = \"a\"", "agent_id = \"a\" junk"),
+            BASE.replace("agent_id = \"a\"", "agent_id = \"a\u{7f}\""),
+            format!("\u{feff}{BASE}"),
+        ];
+        let mut accepted = 0;
+        for text in &cases {
+            if let Some(fast) = parse_flat(text) {
+                accepted += 1;
+                assert_eq!(Some(fast), full(text), "fast path differs on {text:?}");
+            }
+        }
+        assert!(accepted >= 6, "the fast path should take the plain forms");
+    }
+
+    /// What the writer produces takes the fast path.
+    #[test]
+    fn writer_output_takes_the_fast_path() {
+        let meta = MetadataFile {
+            sandbox_id: "s-1".into(),
+            agent_id: "agent".into(),
+            session_id: "session".into(),
+            authority_url: "https://authority.invalid".into(),
+            policy_bundle_version: "sha256:abc".into(),
+            pid: 4242,
+            started_at: "2026-11-29T00:00:00Z".into(),
+            listen: Some("127.0.0.1:80".into()),
+            boot_id: Some("0f0e-aa".into()),
+            pid_start_ticks: Some(123456789),
+        };
+        let text = toml::to_string(&meta).unwrap();
+        assert_eq!(parse_flat(&text), Some(meta), "{text}");
+    }
 }
