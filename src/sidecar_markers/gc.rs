@@ -14,8 +14,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::sys;
 
-/// Prefix of a marker being removed.
-pub(crate) const GC_PREFIX: &[u8] = b".gc-";
+/// Prefix of a marker being removed: `.gc-<collector pid>-<n>`.
+pub(crate) const GC_PREFIX: &str = ".gc-";
+
+/// The owner pid encoded in a reserved name (`.gc-<pid>-<n>` of a
+/// collector, `.tmp-<pid>-<n>` of a writer), if `name` is one.
+pub(crate) fn reserved_owner(name: &[u8]) -> Option<u32> {
+    let rest = name
+        .strip_prefix(GC_PREFIX.as_bytes())
+        .or_else(|| name.strip_prefix(super::writer::TMP_PREFIX.as_bytes()))?;
+    let pid = rest.split(|&b| b == b'-').next()?;
+    std::str::from_utf8(pid)
+        .ok()?
+        .parse()
+        .ok()
+        .filter(|p| (1..=super::MAX_PID).contains(p))
+}
 /// Deepest directory nesting we remove; marker dirs are flat, and a deeper
 /// tree is left for a human rather than recursed into without bound.
 const MAX_DEPTH: usize = 8;
@@ -24,7 +38,8 @@ static SEQ: AtomicU64 = AtomicU64::new(0);
 
 fn tomb_name() -> CString {
     let n = SEQ.fetch_add(1, Ordering::Relaxed);
-    CString::new(format!(".gc-{}-{n}", std::process::id())).expect("no NUL in a formatted name")
+    CString::new(format!("{GC_PREFIX}{}-{n}", std::process::id()))
+        .expect("no NUL in a formatted name")
 }
 
 /// Moves `run/<name>` out of the namespace. `expect` is the (dev, ino) of
@@ -38,6 +53,8 @@ pub(crate) fn take(
 ) -> io::Result<bool> {
     let tomb = loop {
         let tomb = tomb_name();
+        // (The tomb is ours alone while we live: scans only finish reserved
+        // names whose owner pid is gone.)
         match sys::rename_noreplace(run, name, run, &tomb) {
             Ok(()) => break tomb,
             // A dead process with our pid left this name behind: pick another.
@@ -67,8 +84,9 @@ pub(crate) fn take(
     Ok(true)
 }
 
-/// Finishes the removal of a `.gc-*` leftover. Another collector may be
-/// removing it at the same time; everything it removed first is fine.
+/// Finishes the removal of a leftover reserved name whose owner is gone.
+/// Another scan may be removing it at the same time; everything it removed
+/// first is fine.
 pub(crate) fn finish_leftover(run: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
     remove_tree(run, name, 0)
 }

@@ -274,6 +274,11 @@ fn open_metadata(loc: Loc<'_>, path: &Path) -> Result<OwnedFd> {
     opened.map_err(|e| match e.raw_os_error() {
         Some(libc::ELOOP) | Some(libc::EXDEV) => symlink_error(),
         Some(libc::ENOTDIR) => open_dir_error(path.to_path_buf(), e),
+        // A socket (ENXIO) or a device without a driver (ENXIO, ENODEV)
+        // cannot be opened at all: as malformed as a FIFO.
+        Some(libc::ENXIO) | Some(libc::ENODEV) => {
+            StackError::parse(meta_path(), "metadata.toml is not a regular file")
+        }
         _ => StackError::io("open", meta_path(), e),
     })
 }

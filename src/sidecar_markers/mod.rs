@@ -323,15 +323,14 @@ fn scan_part(
         let name: &CStr = &entry.name;
         let bytes = name.to_bytes();
         if bytes.starts_with(b".") {
-            let leftover = bytes.starts_with(gc::GC_PREFIX)
-                || writer::tmp_writer_pid(bytes)
-                    .is_some_and(|pid| matches!(process::kill_probe(pid), Ok(false)));
-            if leftover {
-                // An interrupted collection, or the temp dir of a writer
-                // that died (kill says ESRCH): finish the removal.
-                gc::finish_leftover(run, name).map_err(|e| {
-                    StackError::io("remove", markers::child_path(run_path, name), e)
-                })?;
+            // Reserved names. The temp dir of a writer, or the tomb of a
+            // collector, whose process is gone (kill says ESRCH) is debris:
+            // finish removing it. Best effort: a leftover that cannot be
+            // removed now must not fail this call; the next scan retries.
+            let orphan = gc::reserved_owner(bytes)
+                .is_some_and(|owner| matches!(process::kill_probe(owner), Ok(false)));
+            if orphan {
+                let _ = gc::finish_leftover(run, name);
             }
             continue;
         }

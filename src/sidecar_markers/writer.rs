@@ -20,17 +20,6 @@ static SEQ: AtomicU64 = AtomicU64::new(0);
 /// Prefix of a marker being assembled: `.tmp-<writer pid>-<n>`.
 pub(crate) const TMP_PREFIX: &str = ".tmp-";
 
-/// The writer pid encoded in a temporary name, if `name` is one.
-pub(crate) fn tmp_writer_pid(name: &[u8]) -> Option<u32> {
-    let rest = name.strip_prefix(TMP_PREFIX.as_bytes())?;
-    let pid = rest.split(|&b| b == b'-').next()?;
-    std::str::from_utf8(pid)
-        .ok()?
-        .parse()
-        .ok()
-        .filter(|p| (1..=super::MAX_PID).contains(p))
-}
-
 /// Creates `<runtime_dir>/run/<sandbox_id>` atomically from `meta` and
 /// returns its path.
 ///
