@@ -622,3 +622,30 @@ fn tomb_of_a_live_collector_is_left_alone() {
         "removed the tomb of a collection still in progress"
     );
 }
+
+/// A stale marker whose tree cannot be removed whole (nested deeper than
+/// the library recurses; found by the `marker_dir` fuzz target) must not
+/// leave `run/` unreported (DESIGN §4.5: each stale id is reported by
+/// exactly one caller): either the call reports the id — its name is free
+/// again, the remains may stay as debris under a reserved name — or the
+/// marker stays under its own name.
+#[test]
+fn stale_marker_too_deep_to_remove_is_reported_or_kept() {
+    let rt = runtime();
+    let marker = write_stale(rt.path(), "deep", dead_pid());
+    let mut d = marker.clone();
+    for i in 0..12 {
+        d.push(format!("d{i}"));
+    }
+    std::fs::create_dir_all(&d).unwrap();
+    match gc_stale(rt.path()) {
+        Ok(ids) => assert_eq!(ids, ["deep"], "taken out of run/ but not reported"),
+        Err(e) => assert!(
+            marker.join("metadata.toml").exists(),
+            "gc_stale failed ({e}) after taking the marker out of run/: nobody \
+             reports it, and run/ now holds {:?}",
+            run_names(rt.path())
+        ),
+    }
+    assert!(list(rt.path()).is_ok());
+}
