@@ -45,7 +45,8 @@ fn tomb_name() -> CString {
 /// Moves `run/<name>` out of the namespace. `expect` is the (dev, ino) of
 /// the `metadata.toml` the caller judged stale: if `name` now holds another
 /// marker, it is put back and `Ok(false)` returned. `Ok(false)` too when
-/// another caller took it first. On `Ok(true)` the caller owns the removal.
+/// another caller took it first. `Ok(true)`: it left the namespace through
+/// this call, which reports it (its removal is best effort).
 pub(crate) fn take(
     run: BorrowedFd<'_>,
     name: &CStr,
@@ -80,7 +81,11 @@ pub(crate) fn take(
             return Ok(false);
         }
     }
-    remove_tree(run, &tomb, 0)?;
+    // The marker has left the namespace: it is ours to report whatever
+    // happens next. Removal is best effort; what cannot be removed now (say,
+    // a tree nested deeper than we recurse) stays under the tomb name and
+    // is finished by a scan after this process is gone.
+    let _ = remove_tree(run, &tomb, 0);
     Ok(true)
 }
 
