@@ -22,8 +22,13 @@ build-rust:
 	$(CARGO) build --release --locked --lib --bins
 
 ## test: every check and test of every surface.
-test: $(TEST_LEGS)
+# The legs run in order; their output is kept in target/test.log and
+# totalled into one closing line.
+test:
+	@mkdir -p target
+	$(MAKE) --no-print-directory $(TEST_LEGS) 2>&1 | tee target/test.log
 	@echo "make test: all legs passed ($(TEST_LEGS))"
+	@bash scripts/test-summary.sh target/test.log
 
 test-rust:
 	$(CARGO) fmt --all --check
