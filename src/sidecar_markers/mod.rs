@@ -5,8 +5,11 @@
 //! module is the one implementation every surface (C, Python, Go, CLI) calls.
 //!
 //! All file access goes through descriptors: `run/` is opened once and each
-//! marker is opened relative to it with `O_NOFOLLOW`, so a symlink planted
-//! in `run/` is never followed, listed or removed.
+//! marker's `metadata.toml` is opened relative to it without following any
+//! symlink (`openat2` with `RESOLVE_NO_SYMLINKS`, or `O_NOFOLLOW` component
+//! by component), so a symlink planted in `run/` is never followed, listed
+//! or removed. Each marker is read once per call, and the same verdict
+//! decides both its state and whether it is collected.
 
 mod error;
 mod gc;
