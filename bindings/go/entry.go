@@ -22,9 +22,9 @@ const (
 // SidecarEntry is one sidecar as the core reports it. The fields, their
 // order and their json tags are those of the C ABI's JSON, so json.Marshal
 // of an entry (or a slice of entries) reproduces the core's JSON — exactly
-// so when the strings hold no characters encoding/json escapes for HTML
-// (<, >, &, U+2028, U+2029); use an Encoder with SetEscapeHTML(false) to
-// keep those verbatim as well.
+// so when the strings hold none of <, >, &, U+2028, U+2029, which
+// encoding/json escapes. An Encoder with SetEscapeHTML(false) keeps <, > and
+// & verbatim; U+2028 and U+2029 are escaped (\u2028, \u2029) either way.
 type SidecarEntry struct {
 	SandboxID           string `json:"sandbox_id"`
 	AgentID             string `json:"agent_id"`
