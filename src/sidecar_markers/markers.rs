@@ -287,17 +287,18 @@ fn open_metadata(loc: Loc<'_>, path: &Path) -> Result<OwnedFd> {
 /// in `listen`).
 pub(crate) fn read_marker(loc: Loc<'_>, path: PathBuf) -> Result<Marker> {
     let file = open_metadata(loc, &path)?;
-    let meta_path = path.join("metadata.toml");
-    let st = sys::fstat(file.as_fd()).map_err(|e| StackError::io("stat", &meta_path, e))?;
+    // Only errors name the file: build its path only for them.
+    let meta_path = || path.join("metadata.toml");
+    let st = sys::fstat(file.as_fd()).map_err(|e| StackError::io("stat", meta_path(), e))?;
     if !sys::is_reg(&st) {
         return Err(StackError::parse(
-            meta_path,
+            meta_path(),
             "metadata.toml is not a regular file",
         ));
     }
     let too_big = || {
         StackError::parse(
-            &meta_path,
+            meta_path(),
             format!("metadata.toml is larger than {MAX_METADATA_BYTES} bytes"),
         )
     };
@@ -305,16 +306,16 @@ pub(crate) fn read_marker(loc: Loc<'_>, path: PathBuf) -> Result<Marker> {
         return Err(too_big());
     }
     let bytes = sys::read_capped(file.as_fd(), st.st_size as usize, MAX_METADATA_BYTES)
-        .map_err(|e| StackError::io("read", &meta_path, e))?
+        .map_err(|e| StackError::io("read", meta_path(), e))?
         .ok_or_else(too_big)?;
     drop(file);
-    let meta = parse_metadata(&bytes).map_err(|reason| StackError::parse(&meta_path, reason))?;
+    let meta = parse_metadata(&bytes).map_err(|reason| StackError::parse(meta_path(), reason))?;
     let endpoint =
-        parse_listen(meta.listen.as_deref()).map_err(|r| StackError::parse(&meta_path, r))?;
+        parse_listen(meta.listen.as_deref()).map_err(|r| StackError::parse(meta_path(), r))?;
     let dir_name = path.file_name().map(|n| n.as_bytes()).unwrap_or_default();
     if meta.sandbox_id.as_bytes() != dir_name {
         return Err(StackError::IdentityMismatch {
-            path: meta_path,
+            path: meta_path(),
             directory: String::from_utf8_lossy(dir_name).into_owned(),
             metadata: meta.sandbox_id,
         });

@@ -9,7 +9,7 @@
 use std::io;
 use std::mem;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::OnceLock;
@@ -98,6 +98,12 @@ fn proc_self_fd_works() -> bool {
     *OK.get_or_init(|| Path::new("/proc/self/fd").is_dir())
 }
 
+/// Whether a Unix socket path is connected to as it is: it fits `sun_path`,
+/// or there is no `/proc/self/fd` to shorten it through.
+fn connectable_as_is(path: &[u8]) -> bool {
+    sockaddr_un(path).is_some() || !proc_self_fd_works()
+}
+
 fn sockaddr_un(path: &[u8]) -> Option<(libc::sockaddr_un, libc::socklen_t)> {
     // SAFETY: sockaddr_un is plain old data; all-zero is valid.
     let mut addr: libc::sockaddr_un = unsafe { mem::zeroed() };
@@ -133,26 +139,21 @@ impl Prober {
         let state = match endpoint {
             Endpoint::MarkerSocket => {
                 let path = marker_path.join(DEFAULT_SOCKET);
-                if sockaddr_un(path.as_os_str().as_bytes()).is_some() || !proc_self_fd_works() {
-                    self.connect_unix(path.as_os_str().as_bytes())?
+                let bytes = path.as_os_str().as_bytes();
+                if connectable_as_is(bytes) {
+                    self.connect_unix(bytes)?
                 } else {
-                    // Too long for sun_path: connect through the marker
-                    // directory's descriptor.
-                    let opened;
-                    let dir = match loc {
-                        Loc::Dir(fd) => fd,
-                        Loc::Entry { run, name } => {
-                            match super::sys::openat(run, name, PATH_DIR_FLAGS, 0) {
-                                Ok(fd) => {
-                                    opened = fd;
-                                    opened.as_fd()
-                                }
-                                Err(e) => return classify_or_err(e).map(Started::Done),
+                    // Too long for sun_path: through the marker directory.
+                    let name = DEFAULT_SOCKET.as_bytes();
+                    match loc {
+                        Loc::Dir(dir) => self.connect_in_dir(dir, name)?,
+                        Loc::Entry { run, name: dir } => {
+                            match super::sys::openat(run, dir, PATH_DIR_FLAGS, 0) {
+                                Ok(dir) => self.connect_in_dir(dir.as_fd(), name)?,
+                                Err(e) => classify_or_err(e)?,
                             }
                         }
-                    };
-                    let short = format!("/proc/self/fd/{}/{DEFAULT_SOCKET}", dir.as_raw_fd());
-                    self.connect_unix(short.as_bytes())?
+                    }
                 }
             }
             Endpoint::Unix(path) => self.connect_unix_path(path)?,
@@ -166,20 +167,24 @@ impl Prober {
 
     fn connect_unix_path(&mut self, path: &Path) -> io::Result<State> {
         let bytes = path.as_os_str().as_bytes();
-        if sockaddr_un(bytes).is_some() || !proc_self_fd_works() {
+        if connectable_as_is(bytes) {
             return self.connect_unix(bytes);
         }
         // Too long for sun_path: go through the parent directory's descriptor.
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
             return Ok(State::Unhealthy);
         };
-        let dir = match super::sys::open(parent, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
-        {
-            Ok(fd) => fd,
-            Err(e) => return classify_or_err(e),
-        };
+        match super::sys::open(parent, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) {
+            Ok(dir) => self.connect_in_dir(dir.as_fd(), name.as_bytes()),
+            Err(e) => classify_or_err(e),
+        }
+    }
+
+    /// Connects to socket `name` in the open directory `dir`, through
+    /// `/proc/self/fd/<dir>/<name>`: short whatever the directory's path.
+    fn connect_in_dir(&mut self, dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<State> {
         let mut short = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
-        short.extend_from_slice(name.as_bytes());
+        short.extend_from_slice(name);
         self.connect_unix(&short)
     }
 
