@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::sidecar_markers::{self as sm, ProbeOptions, StackError};
+use crate::sidecar_markers::{self as sm, ErrorCode, ProbeOptions, StackError};
 
 /// Version of the C ABI, as returned by `firma_abi_version()`. Bumped on any
 /// incompatible change; it is also the number in the shared library's
@@ -147,21 +147,29 @@ impl FfiError {
     }
 }
 
+impl FirmaStatus {
+    /// The status of each core error code: an exhaustive match, so a new
+    /// code fails to compile until it has its own, never reused, number.
+    fn of(code: ErrorCode) -> Self {
+        match code {
+            ErrorCode::InvalidArgument => FirmaStatus::FIRMA_INVALID_ARGUMENT,
+            ErrorCode::Io => FirmaStatus::FIRMA_IO,
+            ErrorCode::MarkerParse => FirmaStatus::FIRMA_MARKER_PARSE,
+            ErrorCode::IdentityMismatch => FirmaStatus::FIRMA_IDENTITY_MISMATCH,
+            ErrorCode::Internal => FirmaStatus::FIRMA_INTERNAL,
+        }
+    }
+}
+
 impl From<StackError> for FfiError {
     fn from(e: StackError) -> Self {
-        let status = match e.code() {
-            "invalid_argument" => FirmaStatus::FIRMA_INVALID_ARGUMENT,
-            "io" => FirmaStatus::FIRMA_IO,
-            "marker_parse" => FirmaStatus::FIRMA_MARKER_PARSE,
-            "identity_mismatch" => FirmaStatus::FIRMA_IDENTITY_MISMATCH,
-            _ => FirmaStatus::FIRMA_INTERNAL,
-        };
+        let info = e.info();
         FfiError {
-            status,
-            code: e.code(),
-            message: e.to_string(),
-            path: e.path().map(|p| p.to_string_lossy().into_owned()),
-            errno: e.errno(),
+            status: FirmaStatus::of(info.code),
+            code: info.code.as_str(),
+            message: info.message,
+            path: info.path,
+            errno: info.errno,
         }
     }
 }

@@ -361,6 +361,8 @@ fn empty_paths_are_invalid_arguments_not_the_current_directory() {
                 listen: None,
                 boot_id: None,
                 pid_start_ticks: None,
+                pid_ns_inode: None,
+                boottime_offset_ns: None,
             },
         )
         .unwrap_err(),

@@ -161,6 +161,8 @@ prop_compose! {
             listen,
             boot_id: None,
             pid_start_ticks: None,
+            pid_ns_inode: None,
+            boottime_offset_ns: None,
         }
     }
 }
@@ -194,7 +196,11 @@ proptest! {
         let mut expected = meta.clone();
         expected.boot_id = on_disk.boot_id.clone();
         expected.pid_start_ticks = on_disk.pid_start_ticks;
+        expected.pid_ns_inode = on_disk.pid_ns_inode;
+        expected.boottime_offset_ns = on_disk.boottime_offset_ns;
         prop_assert!(on_disk.pid_start_ticks.is_some());
+        prop_assert!(on_disk.pid_ns_inode.is_some());
+        prop_assert!(on_disk.boottime_offset_ns.is_some());
         prop_assert_eq!(on_disk, expected);
         prop_assert_eq!(run_names(rt.path()), vec![meta.sandbox_id.clone()]);
     }

@@ -190,6 +190,8 @@ fn socket_path_longer_than_sun_path_is_probed() {
             listen: Some(sock.to_str().unwrap().into()),
             boot_id: None,
             pid_start_ticks: None,
+            pid_ns_inode: None,
+            boottime_offset_ns: None,
         },
     )
     .unwrap();

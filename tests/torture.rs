@@ -74,6 +74,8 @@ fn own_meta(id: &str) -> MetadataFile {
         listen: None,
         boot_id: None,
         pid_start_ticks: None,
+        pid_ns_inode: None,
+        boottime_offset_ns: None,
     }
 }
 

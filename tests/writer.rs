@@ -20,6 +20,8 @@ fn meta(id: &str, pid: u32) -> MetadataFile {
         listen: None,
         boot_id: None,
         pid_start_ticks: None,
+        pid_ns_inode: None,
+        boottime_offset_ns: None,
     }
 }
 

@@ -152,6 +152,8 @@ pub fn metadata(id: &str, i: usize, pid: libc::pid_t) -> MetadataFile {
         listen: None,
         boot_id: None,
         pid_start_ticks: None,
+        pid_ns_inode: None,
+        boottime_offset_ns: None,
     }
 }
 

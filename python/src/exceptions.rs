@@ -4,7 +4,7 @@
 //! (they need multiple inheritance: `ValueError`, `OSError`); this module
 //! picks the class for each core variant, 1:1, and fills its attributes.
 
-use firma_stack::sidecar_markers::StackError;
+use firma_stack::sidecar_markers::{ErrorCode, StackError};
 use pyo3::IntoPyObjectExt;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -45,72 +45,59 @@ where
     }
 }
 
-/// The exception for a core error. Class per variant:
+/// The exception for a core error. The class follows the core's
+/// [`ErrorCode`] by an exhaustive match (a new code fails to compile until
+/// it has a class); the attributes come from the variant.
 ///
-/// | core variant         | Python class            | code                |
-/// |----------------------|-------------------------|---------------------|
-/// | `InvalidSandboxId`   | `InvalidSandboxIdError` | `invalid_argument`  |
-/// | `InvalidArgument`    | `InvalidArgumentError`  | `invalid_argument`  |
-/// | `Io`                 | `StackIOError`          | `io`                |
-/// | `MarkerParse`        | `MarkerParseError`      | `marker_parse`      |
-/// | `IdentityMismatch`   | `IdentityMismatchError` | `identity_mismatch` |
-/// | (a variant added later) | `InternalError`      | `internal`          |
+/// | code                | Python class                                      |
+/// |---------------------|---------------------------------------------------|
+/// | `invalid_argument`  | `InvalidSandboxIdError` (an id) / `InvalidArgumentError` |
+/// | `io`                | `StackIOError` (also `OSError`)                   |
+/// | `marker_parse`      | `MarkerParseError`                                |
+/// | `identity_mismatch` | `IdentityMismatchError`                           |
+/// | `internal`          | `InternalError`                                   |
 pub(crate) fn from_stack_error(py: Python<'_>, err: StackError) -> PyErr {
-    let message = err.to_string();
+    let message = err.info().message;
     let path = obj(py, err.path().map(|p| p.as_os_str().to_owned()));
-    match &err {
-        StackError::InvalidSandboxId { id, reason } => build(
-            py,
-            "InvalidSandboxIdError",
-            message,
-            &[("sandbox_id", obj(py, id)), ("reason", obj(py, reason))],
-        ),
-        StackError::InvalidArgument { what, reason } => build(
-            py,
-            "InvalidArgumentError",
-            message,
-            &[("argument", obj(py, what)), ("reason", obj(py, reason))],
-        ),
-        StackError::Io { action, source, .. } => build(
-            py,
-            "StackIOError",
-            message,
-            &[
-                ("path", path),
-                ("errno", obj(py, err.errno())),
-                ("action", obj(py, *action)),
-                ("detail", obj(py, source.to_string())),
-            ],
-        ),
-        StackError::MarkerParse { reason, .. } => build(
-            py,
-            "MarkerParseError",
-            message,
-            &[("path", path), ("reason", obj(py, reason))],
-        ),
+    let class = match err.code() {
+        ErrorCode::InvalidArgument => match &err {
+            StackError::InvalidSandboxId { .. } => "InvalidSandboxIdError",
+            _ => "InvalidArgumentError",
+        },
+        ErrorCode::Io => "StackIOError",
+        ErrorCode::MarkerParse => "MarkerParseError",
+        ErrorCode::IdentityMismatch => "IdentityMismatchError",
+        ErrorCode::Internal => "InternalError",
+    };
+    let attrs: Vec<(&str, Py<PyAny>)> = match &err {
+        StackError::InvalidSandboxId { id, reason } => {
+            vec![("sandbox_id", obj(py, id)), ("reason", obj(py, reason))]
+        }
+        StackError::InvalidArgument { what, reason } => {
+            vec![("argument", obj(py, what)), ("reason", obj(py, reason))]
+        }
+        StackError::Io { action, source, .. } => vec![
+            ("path", path),
+            ("errno", obj(py, err.errno())),
+            ("action", obj(py, *action)),
+            ("detail", obj(py, source.to_string())),
+        ],
+        StackError::MarkerParse { reason, .. } => {
+            vec![("path", path), ("reason", obj(py, reason))]
+        }
         StackError::IdentityMismatch {
             directory,
             metadata,
             ..
-        } => build(
-            py,
-            "IdentityMismatchError",
-            message,
-            &[
-                ("path", path),
-                ("directory", obj(py, directory)),
-                ("metadata", obj(py, metadata)),
-            ],
-        ),
-        // `StackError` is non-exhaustive: a variant this binding does not
-        // know yet is still an error, reported with its core code.
-        other => build(
-            py,
-            "InternalError",
-            message,
-            &[("core_code", obj(py, other.code()))],
-        ),
-    }
+        } => vec![
+            ("path", path),
+            ("directory", obj(py, directory)),
+            ("metadata", obj(py, metadata)),
+        ],
+        // Attributes of a variant added later: the path, if any.
+        _ => vec![("path", path)],
+    };
+    build(py, class, message, &attrs)
 }
 
 /// `InternalError` for a bug caught at the boundary (a panic).

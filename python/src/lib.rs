@@ -128,6 +128,8 @@ fn create_marker(
             listen,
             boot_id,
             pid_start_ticks,
+            pid_ns_inode: None,
+            boottime_offset_ns: None,
         };
         sm::create_marker(runtime_dir_or_default(dir), &meta)
     })?;

@@ -179,6 +179,8 @@ fn run(args: Args) -> Result<(), String> {
         listen,
         boot_id: None,
         pid_start_ticks: None,
+        pid_ns_inode: None,
+        boottime_offset_ns: None,
     };
     let marker = create_marker(&runtime_dir, &meta).map_err(|e| e.to_string())?;
 

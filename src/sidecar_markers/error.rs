@@ -7,6 +7,72 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// The stable, machine-readable code of an error. Every surface derives its
+/// own form from this enum by an exhaustive match (the C status number, the
+/// Python exception class, the Go sentinel), so a new variant fails to
+/// compile until each surface maps it. The strings never change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// A caller-supplied argument is unusable (an invalid sandbox id, an
+    /// empty or non-UTF-8 path, an out-of-range value).
+    InvalidArgument,
+    /// A system call failed; `errno` says why.
+    Io,
+    /// A marker's `metadata.toml` cannot be understood.
+    MarkerParse,
+    /// A marker's `sandbox_id` differs from its directory name.
+    IdentityMismatch,
+    /// A bug: a panic was caught at a language boundary.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every code, in the order of their C status numbers (1, 2, ...).
+    pub const ALL: [ErrorCode; 5] = [
+        ErrorCode::InvalidArgument,
+        ErrorCode::Io,
+        ErrorCode::MarkerParse,
+        ErrorCode::IdentityMismatch,
+        ErrorCode::Internal,
+    ];
+
+    /// The snake_case name used in JSON and by every binding.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidArgument => "invalid_argument",
+            ErrorCode::Io => "io",
+            ErrorCode::MarkerParse => "marker_parse",
+            ErrorCode::IdentityMismatch => "identity_mismatch",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error as every surface reports it: the C ABI's error object, the
+/// `error` of an `inspect` report, the Python exception's attributes.
+/// `message` is always one line; `path` is lossless where the path is
+/// UTF-8 (non-UTF-8 bytes are written as `\xNN`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ErrorInfo {
+    pub code: ErrorCode,
+    pub message: String,
+    pub path: Option<String>,
+    pub errno: Option<i32>,
+}
+
 /// Result alias used throughout the crate.
 pub type Result<T, E = StackError> = std::result::Result<T, E>;
 
@@ -41,6 +107,7 @@ pub enum StackError {
     MarkerParse { path: PathBuf, reason: String },
 
     /// `metadata.toml` parsed but names another sandbox than its directory.
+    /// `path` is the marker directory (as the upstream module reports it).
     #[error(
         "marker {} names sandbox {metadata:?} but its directory is {directory:?}",
         path.display()
@@ -68,17 +135,26 @@ impl StackError {
         }
     }
 
-    /// The stable code of this error, shared by every surface:
-    /// `invalid_argument`, `io`, `marker_parse` or `identity_mismatch`
-    /// (the C ABI adds `internal` for a caught panic).
-    pub fn code(&self) -> &'static str {
+    /// The stable code of this error, shared by every surface.
+    pub fn code(&self) -> ErrorCode {
         match self {
             StackError::InvalidSandboxId { .. } | StackError::InvalidArgument { .. } => {
-                "invalid_argument"
+                ErrorCode::InvalidArgument
             }
-            StackError::Io { .. } => "io",
-            StackError::MarkerParse { .. } => "marker_parse",
-            StackError::IdentityMismatch { .. } => "identity_mismatch",
+            StackError::Io { .. } => ErrorCode::Io,
+            StackError::MarkerParse { .. } => ErrorCode::MarkerParse,
+            StackError::IdentityMismatch { .. } => ErrorCode::IdentityMismatch,
+        }
+    }
+
+    /// This error as the object every surface reports:
+    /// `{"code", "message", "path", "errno"}`.
+    pub fn info(&self) -> ErrorInfo {
+        ErrorInfo {
+            code: self.code(),
+            message: crate::sidecar_markers::text::one_line(&self.to_string()),
+            path: self.path().map(crate::sidecar_markers::text::path_string),
+            errno: self.errno(),
         }
     }
 

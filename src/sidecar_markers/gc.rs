@@ -9,7 +9,7 @@
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::sys;
@@ -68,10 +68,13 @@ pub(crate) fn take(
         let mut meta = tomb.as_bytes().to_vec();
         meta.extend_from_slice(b"/metadata.toml");
         let meta = CString::new(meta).expect("no NUL");
-        let same = match sys::lstatat(run, &meta) {
+        let same = match stat_beneath(run, &meta) {
             Ok(st) => (st.st_dev, st.st_ino) == expect,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => false,
-            Err(e) => return Err(e),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::EXDEV)) => false,
+            Err(e) => {
+                let _ = sys::rename_noreplace(run, &tomb, run, name);
+                return Err(e);
+            }
         };
         if !same {
             // Replaced between our read and the rename: not ours to delete.
@@ -96,35 +99,90 @@ pub(crate) fn finish_leftover(run: BorrowedFd<'_>, name: &CStr) -> io::Result<()
     remove_tree(run, name, 0)
 }
 
+/// `stat` of `rel` beneath `dir` without following a symlink or crossing
+/// a mount point (`openat2` `O_PATH`, then `fstat`).
+fn stat_beneath(dir: BorrowedFd<'_>, rel: &CStr) -> io::Result<libc::stat> {
+    match sys::openat2(
+        dir,
+        rel,
+        libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        sys::RESOLVE_NO_XDEV_STRICT,
+    ) {
+        Some(fd) => sys::fstat(fd?.as_fd()),
+        None => sys::lstatat(dir, rel),
+    }
+}
+
+/// Opens the directory `parent/<name>` for removal without following a
+/// symlink or entering another mount (`EXDEV`): a mount point inside a
+/// marker — a bind mount of the same filesystem included — is never
+/// descended into, so nothing behind it is deleted.
+fn open_subdir(parent: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
+    match sys::openat2(parent, name, sys::DIR_FLAGS, sys::RESOLVE_NO_XDEV_STRICT) {
+        Some(r) => r,
+        None => {
+            let dir = sys::openat(parent, name, sys::DIR_FLAGS, 0)?;
+            match (sys::mount_id(parent), sys::mount_id(dir.as_fd())) {
+                (Some(a), Some(b)) if a != b => Err(io::Error::from_raw_os_error(libc::EXDEV)),
+                _ => Ok(dir),
+            }
+        }
+    }
+}
+
 /// Removes `parent/<name>` and everything beneath it, never following a
-/// symlink. Entries that vanish meanwhile are not errors.
+/// symlink and never crossing a mount point. Entries that vanish meanwhile
+/// are not errors. What cannot be removed (a mount point, an immutable
+/// file, a tree nested deeper than [`MAX_DEPTH`]) stays; the rest is still
+/// removed, and the first error is returned.
 pub(crate) fn remove_tree(parent: BorrowedFd<'_>, name: &CStr, depth: usize) -> io::Result<()> {
     if depth > MAX_DEPTH {
         return Err(io::Error::other(
             "directory tree nested too deeply to remove",
         ));
     }
-    let dir = match sys::openat(parent, name, sys::DIR_FLAGS, 0) {
+    let dir = match open_subdir(parent, name) {
         Ok(fd) => fd,
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTDIR) | Some(libc::ELOOP)) => {
             return ignore_enoent(sys::unlinkat(parent, name, 0));
         }
         Err(e) => return Err(e),
     };
-    for entry in sys::read_dir(dir.as_fd())? {
-        if entry.d_type == libc::DT_DIR {
-            remove_tree(dir.as_fd(), &entry.name, depth + 1)?;
-            continue;
+    let mut first_err: Option<io::Error> = None;
+    let mut note = |r: io::Result<()>| {
+        if let Err(e) = r
+            && first_err.is_none()
+        {
+            first_err = Some(e);
         }
-        match sys::unlinkat(dir.as_fd(), &entry.name, 0) {
-            Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {
-                remove_tree(dir.as_fd(), &entry.name, depth + 1)?
+    };
+    match sys::read_dir(dir.as_fd()) {
+        Ok(entries) => {
+            for entry in entries {
+                if entry.d_type == libc::DT_DIR {
+                    note(remove_tree(dir.as_fd(), &entry.name, depth + 1));
+                    continue;
+                }
+                match sys::unlinkat(dir.as_fd(), &entry.name, 0) {
+                    Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {
+                        note(remove_tree(dir.as_fd(), &entry.name, depth + 1))
+                    }
+                    other => note(ignore_enoent(other)),
+                }
             }
-            other => ignore_enoent(other)?,
         }
+        Err(e) => note(Err(e)),
     }
-    ignore_enoent(sys::unlinkat(parent, name, libc::AT_REMOVEDIR))
+    note(ignore_enoent(sys::unlinkat(
+        parent,
+        name,
+        libc::AT_REMOVEDIR,
+    )));
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 fn ignore_enoent(r: io::Result<()>) -> io::Result<()> {

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use super::error::{Result, StackError};
+use super::report::Reason;
 use super::sys;
 
 /// Largest `metadata.toml` we read; anything bigger is a parse error.
@@ -21,6 +22,7 @@ pub const MAX_PID: u32 = i32::MAX as u32;
 pub(crate) const METADATA: &CStr = c"metadata.toml";
 pub(crate) const PID_FILE: &CStr = c"sidecar.pid";
 pub(crate) const DEFAULT_SOCKET: &str = "sidecar.sock";
+pub(crate) const SOCKET_FILE: &CStr = c"sidecar.sock";
 
 /// The contents of `metadata.toml` (DESIGN §2). Unknown keys are ignored so
 /// newer writers stay readable.
@@ -43,9 +45,20 @@ pub struct MetadataFile {
     /// Kernel boot id (`/proc/sys/kernel/random/boot_id`) when written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot_id: Option<String>,
-    /// Field 22 of `/proc/<pid>/stat` (start time in clock ticks) when written.
+    /// Field 22 of `/proc/<pid>/stat` (start time in clock ticks) when
+    /// written, as the writer saw it (in the writer's time namespace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid_start_ticks: Option<u64>,
+    /// Inode number of the pid namespace `pid` belongs to (the writer's,
+    /// `/proc/self/ns/pid`). A reader in another pid namespace cannot judge
+    /// the pid and never calls the sidecar stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_ns_inode: Option<u64>,
+    /// The boottime offset of the writer's time namespace in nanoseconds
+    /// (`/proc/self/timens_offsets`; 0 in the initial one), so readers in
+    /// other time namespaces can compare `pid_start_ticks`. Absent means 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boottime_offset_ns: Option<i64>,
 }
 
 /// Liveness and health of a sidecar, serialized lowercase.
@@ -161,7 +174,7 @@ pub(crate) enum Loc<'a> {
 
 impl Loc<'_> {
     /// `file` inside the marker, as a name relative to the open directory.
-    fn rel(&self, file: &CStr) -> CString {
+    pub fn rel(&self, file: &CStr) -> CString {
         match self {
             Loc::Dir(_) => file.to_owned(),
             Loc::Entry { name, .. } => {
@@ -174,7 +187,7 @@ impl Loc<'_> {
         }
     }
 
-    fn base(&self) -> BorrowedFd<'_> {
+    pub fn base(&self) -> BorrowedFd<'_> {
         match *self {
             Loc::Dir(fd) => fd,
             Loc::Entry { run, .. } => run,
@@ -221,20 +234,55 @@ impl Marker {
     }
 }
 
+/// Why a marker could not be read: the `inspect` reason and the error.
+#[derive(Debug)]
+pub(crate) struct Broken {
+    pub reason: Reason,
+    pub error: StackError,
+}
+
+impl Broken {
+    fn new(reason: Reason, error: StackError) -> Self {
+        Broken { reason, error }
+    }
+
+    fn parse(reason: Reason, path: impl Into<PathBuf>, why: impl Into<String>) -> Self {
+        Broken::new(reason, StackError::parse(path, why))
+    }
+
+    /// True when the marker vanished while it was read (`ENOENT`).
+    pub fn is_not_found(&self) -> bool {
+        self.error.is_not_found()
+    }
+}
+
+impl From<Broken> for StackError {
+    fn from(b: Broken) -> Self {
+        b.error
+    }
+}
+
 /// Maps a failure to open a marker directory: a symlink or a non-directory
 /// is a malformed marker, anything else is I/O. (`O_DIRECTORY|O_NOFOLLOW`
 /// on a symlink fails with `ENOTDIR` or `ELOOP`; an lstat on this error path
 /// tells the two cases apart for the message.)
-pub(crate) fn open_dir_error(path: PathBuf, e: std::io::Error) -> StackError {
+pub(crate) fn open_dir_error(path: PathBuf, e: std::io::Error) -> Broken {
     match e.raw_os_error() {
         Some(libc::ELOOP) | Some(libc::ENOTDIR) => {
             if is_symlink(&path) {
-                StackError::parse(path, "marker directory is a symlink (not followed)")
+                Broken::parse(
+                    Reason::Symlink,
+                    path,
+                    "marker directory is a symlink (not followed)",
+                )
             } else {
-                StackError::parse(path, "marker is not a directory")
+                Broken::parse(Reason::NotADirectory, path, "marker is not a directory")
             }
         }
-        _ => StackError::io("open marker directory", path, e),
+        _ => Broken::new(
+            Reason::IoError,
+            StackError::io("open marker directory", path, e),
+        ),
     }
 }
 
@@ -245,80 +293,114 @@ pub(crate) fn is_symlink(path: &Path) -> bool {
 const METADATA_FLAGS: libc::c_int =
     libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
 
+/// A marker directory that is a mount point (or holds `metadata.toml` as
+/// one) is never read: its filesystem may not answer, and it is not ours.
+fn mount_point(path: &Path) -> Broken {
+    Broken::parse(
+        Reason::MountPoint,
+        path,
+        "marker directory is (or holds) a mount point: not read, never removed",
+    )
+}
+
 /// Opens `metadata.toml` of the marker at `loc` without following any
-/// symlink. For a `run/` entry this is one `openat2` with
-/// `RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH` where the kernel has it, else
-/// `openat` of the directory then of the file.
-fn open_metadata(loc: Loc<'_>, path: &Path) -> Result<OwnedFd> {
+/// symlink or crossing a mount point. For a `run/` entry this is one
+/// `openat2` with `RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH | RESOLVE_NO_XDEV`
+/// where the kernel has it, else `openat` of the directory then of the
+/// file, with the directory's mount id compared to its parent's.
+fn open_metadata(loc: Loc<'_>, path: &Path) -> std::result::Result<OwnedFd, Broken> {
     let meta_path = || path.join("metadata.toml");
     let symlink_error = || {
         if matches!(loc, Loc::Entry { .. }) && is_symlink(path) {
-            StackError::parse(path, "marker directory is a symlink (not followed)")
+            Broken::parse(
+                Reason::Symlink,
+                path,
+                "marker directory is a symlink (not followed)",
+            )
         } else {
-            StackError::parse(meta_path(), "metadata.toml is a symlink (not followed)")
+            Broken::parse(
+                Reason::Symlink,
+                meta_path(),
+                "metadata.toml is a symlink (not followed)",
+            )
         }
     };
-    let opened = match loc {
-        Loc::Dir(dir) => sys::openat(dir, METADATA, METADATA_FLAGS, 0),
-        Loc::Entry { run, name } => {
-            match sys::openat2_beneath(run, &loc.rel(METADATA), METADATA_FLAGS) {
-                Some(r) => r,
-                None => {
-                    let dir = sys::openat(run, name, sys::DIR_FLAGS, 0)
-                        .map_err(|e| open_dir_error(path.to_path_buf(), e))?;
-                    sys::openat(dir.as_fd(), METADATA, METADATA_FLAGS, 0)
+    let rel = loc.rel(METADATA);
+    let opened = match sys::openat2(
+        loc.base(),
+        &rel,
+        METADATA_FLAGS,
+        sys::RESOLVE_NO_XDEV_STRICT,
+    ) {
+        Some(r) => r,
+        None => match loc {
+            Loc::Dir(dir) => sys::openat(dir, METADATA, METADATA_FLAGS, 0),
+            Loc::Entry { run, name } => {
+                let dir = sys::openat(run, name, sys::DIR_FLAGS, 0)
+                    .map_err(|e| open_dir_error(path.to_path_buf(), e))?;
+                if let (Some(a), Some(b)) = (sys::mount_id(run), sys::mount_id(dir.as_fd()))
+                    && a != b
+                {
+                    return Err(mount_point(path));
                 }
+                sys::openat(dir.as_fd(), METADATA, METADATA_FLAGS, 0)
             }
-        }
+        },
     };
     opened.map_err(|e| match e.raw_os_error() {
-        Some(libc::ELOOP) | Some(libc::EXDEV) => symlink_error(),
+        Some(libc::ELOOP) => symlink_error(),
+        // Under RESOLVE_NO_XDEV: a mount point on the way (never looked
+        // into, so never lstat'ed either).
+        Some(libc::EXDEV) => mount_point(path),
         Some(libc::ENOTDIR) => open_dir_error(path.to_path_buf(), e),
         // A socket (ENXIO) or a device without a driver (ENXIO, ENODEV)
         // cannot be opened at all: as malformed as a FIFO.
-        Some(libc::ENXIO) | Some(libc::ENODEV) => {
-            StackError::parse(meta_path(), "metadata.toml is not a regular file")
-        }
-        _ => StackError::io("open", meta_path(), e),
+        Some(libc::ENXIO) | Some(libc::ENODEV) => Broken::parse(
+            Reason::ParseError,
+            meta_path(),
+            "metadata.toml is not a regular file",
+        ),
+        _ => Broken::new(Reason::IoError, StackError::io("open", meta_path(), e)),
     })
 }
 
 /// Reads and validates the marker at `loc` (`path` names it in messages and
 /// in `listen`).
-pub(crate) fn read_marker(loc: Loc<'_>, path: PathBuf) -> Result<Marker> {
+pub(crate) fn read_marker(loc: Loc<'_>, path: PathBuf) -> std::result::Result<Marker, Broken> {
     let file = open_metadata(loc, &path)?;
     // Only errors name the file: build its path only for them.
     let meta_path = || path.join("metadata.toml");
-    let st = sys::fstat(file.as_fd()).map_err(|e| StackError::io("stat", meta_path(), e))?;
+    let st = sys::fstat(file.as_fd())
+        .map_err(|e| Broken::new(Reason::IoError, StackError::io("stat", meta_path(), e)))?;
+    let parse = |why: String| Broken::parse(Reason::ParseError, meta_path(), why);
     if !sys::is_reg(&st) {
-        return Err(StackError::parse(
-            meta_path(),
-            "metadata.toml is not a regular file",
-        ));
+        return Err(parse("metadata.toml is not a regular file".into()));
     }
     let too_big = || {
-        StackError::parse(
-            meta_path(),
-            format!("metadata.toml is larger than {MAX_METADATA_BYTES} bytes"),
-        )
+        parse(format!(
+            "metadata.toml is larger than {MAX_METADATA_BYTES} bytes"
+        ))
     };
     if st.st_size as u64 > MAX_METADATA_BYTES as u64 {
         return Err(too_big());
     }
     let bytes = sys::read_capped(file.as_fd(), st.st_size as usize, MAX_METADATA_BYTES)
-        .map_err(|e| StackError::io("read", meta_path(), e))?
+        .map_err(|e| Broken::new(Reason::IoError, StackError::io("read", meta_path(), e)))?
         .ok_or_else(too_big)?;
     drop(file);
-    let meta = parse_metadata(&bytes).map_err(|reason| StackError::parse(meta_path(), reason))?;
-    let endpoint =
-        parse_listen(meta.listen.as_deref()).map_err(|r| StackError::parse(meta_path(), r))?;
+    let meta = parse_metadata(&bytes).map_err(parse)?;
+    let endpoint = parse_listen(meta.listen.as_deref()).map_err(parse)?;
     let dir_name = path.file_name().map(|n| n.as_bytes()).unwrap_or_default();
     if meta.sandbox_id.as_bytes() != dir_name {
-        return Err(StackError::IdentityMismatch {
-            path: meta_path(),
-            directory: String::from_utf8_lossy(dir_name).into_owned(),
-            metadata: meta.sandbox_id,
-        });
+        let directory = String::from_utf8_lossy(dir_name).into_owned();
+        return Err(Broken::new(
+            Reason::IdMismatch,
+            StackError::IdentityMismatch {
+                path,
+                directory,
+                metadata: meta.sandbox_id,
+            },
+        ));
     }
     Ok(Marker {
         path,
@@ -329,12 +411,32 @@ pub(crate) fn read_marker(loc: Loc<'_>, path: PathBuf) -> Result<Marker> {
 }
 
 /// Seconds since `sidecar.pid` was modified; `None` when it is absent, not a
-/// regular file, or its mtime lies in the future.
+/// regular file, behind a mount point, or its mtime lies in the future.
+/// (Opened `O_PATH` without crossing a mount, so a hung filesystem mounted
+/// over it is never asked.)
 pub(crate) fn uptime_secs(loc: Loc<'_>, path: &Path, now: SystemTime) -> Result<Option<u64>> {
-    match sys::lstatat(loc.base(), &loc.rel(PID_FILE)) {
+    let rel = loc.rel(PID_FILE);
+    let st = match sys::openat2(
+        loc.base(),
+        &rel,
+        libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        sys::RESOLVE_NO_XDEV_STRICT,
+    ) {
+        Some(Ok(fd)) => sys::fstat(fd.as_fd()),
+        Some(Err(e)) => Err(e),
+        None => sys::lstatat(loc.base(), &rel),
+    };
+    match st {
         Ok(st) if sys::is_reg(&st) => Ok(uptime(&st, now)),
         Ok(_) => Ok(None),
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => Ok(None),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ELOOP) | Some(libc::EXDEV)
+            ) =>
+        {
+            Ok(None)
+        }
         Err(e) => Err(StackError::io("stat", path.join("sidecar.pid"), e)),
     }
 }
@@ -357,13 +459,49 @@ pub(crate) fn parse_metadata(bytes: &[u8]) -> std::result::Result<MetadataFile, 
         std::str::from_utf8(bytes).map_err(|e| format!("metadata.toml is not UTF-8: {e}"))?;
     let meta = match parse_flat(text) {
         Some(meta) => meta,
-        None => toml::from_str(text).map_err(|e| {
-            let msg = e.to_string();
-            format!("invalid metadata.toml: {}", msg.trim_end())
-        })?,
+        None => toml::from_str(text).map_err(|e| toml_error(text, &e))?,
     };
     check_pid(meta.pid)?;
     Ok(meta)
+}
+
+/// A TOML error as one line naming line and column, without echoing the
+/// input (the parser's own message quotes the offending line).
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let msg = super::text::one_line(e.message());
+    match e.span() {
+        Some(span) => {
+            let before = &text.as_bytes()[..span.start.min(text.len())];
+            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+            let col_start = before
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+            let column = String::from_utf8_lossy(&before[col_start..])
+                .chars()
+                .count()
+                + 1;
+            // Name the key of that line when it is a plain one (never echo
+            // anything else of the input).
+            let line_text = text[col_start..].split('\n').next().unwrap_or("");
+            let key = line_text
+                .split_once('=')
+                .map(|(k, _)| k.trim())
+                .filter(|k| {
+                    !k.is_empty()
+                        && k.len() <= 64
+                        && k.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                });
+            match key {
+                Some(k) => format!(
+                    "invalid metadata.toml at line {line}, column {column} (key {k}): {msg}"
+                ),
+                None => format!("invalid metadata.toml at line {line}, column {column}: {msg}"),
+            }
+        }
+        None => format!("invalid metadata.toml: {msg}"),
+    }
 }
 
 /// A value in the flat subset [`parse_flat`] understands.
@@ -394,9 +532,16 @@ pub(crate) fn parse_flat(text: &str) -> Option<MetadataFile> {
         "listen",
         "boot_id",
     ];
-    let (mut pid, mut ticks) = (None, None);
-    for line in text.split('\n') {
-        let line = line.strip_suffix('\r').unwrap_or(line);
+    let (mut pid, mut ticks, mut ns, mut offset) = (None, None, None, None);
+    let mut lines = text.split('\n').peekable();
+    while let Some(line) = lines.next() {
+        // CR only counts as part of a line break when LF follows it: TOML
+        // rejects a lone CR, and so does the fast path (it then falls back).
+        let line = if lines.peek().is_some() {
+            line.strip_suffix('\r').unwrap_or(line)
+        } else {
+            line
+        };
         if line.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
             return None;
         }
@@ -424,6 +569,8 @@ pub(crate) fn parse_flat(text: &str) -> Option<MetadataFile> {
         match (key, value) {
             ("pid", Flat::Int(v)) if pid.is_none() => pid = Some(v),
             ("pid_start_ticks", Flat::Int(v)) if ticks.is_none() => ticks = Some(v),
+            ("pid_ns_inode", Flat::Int(v)) if ns.is_none() => ns = Some(v),
+            ("boottime_offset_ns", Flat::Int(v)) if offset.is_none() => offset = Some(v),
             (k, Flat::Str(v)) => {
                 let slot = &mut strs[KEYS.iter().position(|&known| known == k)?];
                 if slot.replace(v).is_some() {
@@ -457,13 +604,23 @@ pub(crate) fn parse_flat(text: &str) -> Option<MetadataFile> {
             Some(t) => Some(u64::try_from(t).ok()?),
             None => None,
         },
+        pid_ns_inode: match ns {
+            Some(t) => Some(u64::try_from(t).ok()?),
+            None => None,
+        },
+        boottime_offset_ns: offset,
     })
 }
 
-/// A decimal integer without sign, underscores or leading zeros.
+/// A decimal integer without underscores or leading zeros, with an optional
+/// `-` before a non-zero value (`-0`, `+1` and the like go to the TOML
+/// parser).
 fn plain_int(s: &str) -> Option<i64> {
-    let ok =
-        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    let ok = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'))
+        && !(s.starts_with('-') && digits == "0");
     if ok { s.parse().ok() } else { None }
 }
 
@@ -552,6 +709,8 @@ mod tests {
             listen: Some("127.0.0.1:80".into()),
             boot_id: Some("0f0e-aa".into()),
             pid_start_ticks: Some(123456789),
+            pid_ns_inode: Some(4026531836),
+            boottime_offset_ns: Some(-1_000_000_000),
         };
         let text = toml::to_string(&meta).unwrap();
         assert_eq!(parse_flat(&text), Some(meta), "{text}");

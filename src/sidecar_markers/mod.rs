@@ -16,25 +16,33 @@ mod gc;
 mod markers;
 mod probe;
 mod process;
+mod report;
 mod sys;
+pub mod text;
 mod writer;
 
-use std::ffi::{CStr, CString};
+use std::ffi::{CStr, CString, OsStr};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
-pub use error::{Result, StackError};
+pub use error::{ErrorCode, ErrorInfo, Result, StackError};
 pub use markers::{MAX_METADATA_BYTES, MAX_PID, MetadataFile, SidecarEntry, State};
+pub use report::{MarkerReport, Reason, Verdict};
 pub use writer::{create_marker, remove_marker};
 
-use markers::{Loc, Marker};
-use probe::{Prober, Started};
+use markers::{Broken, Loc, Marker};
+use probe::{Outcome, Prober};
 use process::Liveness;
 
 /// Probe timeout used when the caller sets none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// Longest probe timeout any surface accepts (10 minutes). Every surface
+/// takes its default and maximum from here.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Longest sandbox id, in bytes.
 pub const MAX_SANDBOX_ID_LEN: usize = 255;
@@ -103,13 +111,31 @@ fn empty_path(what: &str) -> StackError {
     }
 }
 
-/// `<runtime_dir>/run`. An empty runtime dir is refused rather than taken as
-/// the current directory.
-pub(crate) fn run_dir(runtime_dir: &Path) -> Result<PathBuf> {
-    if runtime_dir.as_os_str().is_empty() {
-        return Err(empty_path("runtime_dir"));
+/// A caller's path made absolute (lexically, `std::path::absolute`: no
+/// symlink is resolved), so every path reported — `listen` of a marker's
+/// default socket included — is right from any directory. Empty paths are
+/// refused rather than taken as the current directory, and so are paths
+/// that are not UTF-8: every surface reports paths as strings, and a lossy
+/// one would name a path that does not exist.
+pub(crate) fn caller_path(path: &Path, what: &str) -> Result<PathBuf> {
+    if path.as_os_str().is_empty() {
+        return Err(empty_path(what));
     }
-    Ok(runtime_dir.join("run"))
+    if path.to_str().is_none() {
+        return Err(StackError::InvalidArgument {
+            what: what.into(),
+            reason: format!(
+                "{} is not valid UTF-8 (paths are reported as strings; use a UTF-8 path)",
+                text::path_string(path)
+            ),
+        });
+    }
+    std::path::absolute(path).map_err(|e| StackError::io("make absolute", path, e))
+}
+
+/// `<runtime_dir>/run`, absolute; see [`caller_path`].
+pub(crate) fn run_dir(runtime_dir: &Path) -> Result<PathBuf> {
+    Ok(caller_path(runtime_dir, "runtime_dir")?.join("run"))
 }
 
 /// The runtime directory used when the caller gives none:
@@ -136,15 +162,12 @@ pub fn probe_entry(marker_dir: impl AsRef<Path>) -> Result<SidecarEntry> {
 
 /// [`probe_entry`] with explicit probe options.
 pub fn probe_entry_with(marker_dir: impl AsRef<Path>, opts: &ProbeOptions) -> Result<SidecarEntry> {
-    let path = marker_dir.as_ref().to_path_buf();
-    if path.as_os_str().is_empty() {
-        return Err(empty_path("marker_dir"));
-    }
+    let path = caller_path(marker_dir.as_ref(), "marker_dir")?;
     let dir = sys::open(&path, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC)
-        .map_err(|e| markers::open_dir_error(path.clone(), e))?;
+        .map_err(|e| StackError::from(markers::open_dir_error(path.clone(), e)))?;
     let loc = Loc::Dir(dir.as_fd());
     let marker = markers::read_marker(loc, path)?;
-    probe_one(loc, &marker, opts)
+    Ok(assess_one(loc, &marker, opts).entry)
 }
 
 /// Looks up and probes the marker of `sandbox_id`. `Ok(None)` when there is
@@ -160,8 +183,29 @@ pub fn get_with(
     sandbox_id: &str,
     opts: &ProbeOptions,
 ) -> Result<Option<SidecarEntry>> {
+    Ok(assess_by_id(runtime_dir.as_ref(), sandbox_id, opts)?.map(|a| a.entry))
+}
+
+/// Everything one marker's judgement produced.
+pub(crate) struct Assessment {
+    pub verdict: Verdict,
+    pub reason: Reason,
+    pub detail: String,
+    pub entry: SidecarEntry,
+    /// What `stop` and `watch` act on (they re-check it with a pidfd held).
+    #[allow(dead_code)]
+    pub liveness: Liveness,
+}
+
+/// Reads and judges `run/<sandbox_id>`; `None` when there is no such
+/// marker directory.
+pub(crate) fn assess_by_id(
+    runtime_dir: &Path,
+    sandbox_id: &str,
+    opts: &ProbeOptions,
+) -> Result<Option<Assessment>> {
     validate_sandbox_id(sandbox_id)?;
-    let run_path = run_dir(runtime_dir.as_ref())?;
+    let run_path = run_dir(runtime_dir)?;
     let Some(run) = open_run(&run_path)? else {
         return Ok(None);
     };
@@ -175,47 +219,100 @@ pub fn get_with(
         // No marker directory at all is "absent"; a directory without
         // metadata.toml is a broken marker and stays an error.
         Err(e) if e.is_not_found() && is_absent(run.as_fd(), &name) => return Ok(None),
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
-    probe_one(loc, &marker, opts).map(Some)
+    Ok(Some(assess_one(loc, &marker, opts)))
 }
 
 fn is_absent(run: BorrowedFd<'_>, name: &CStr) -> bool {
     matches!(sys::lstatat(run, name), Err(e) if e.raw_os_error() == Some(libc::ENOENT))
 }
 
-fn probe_one(loc: Loc<'_>, marker: &Marker, opts: &ProbeOptions) -> Result<SidecarEntry> {
-    let uptime = markers::uptime_secs(loc, &marker.path, SystemTime::now())?;
-    let state = match check_process(marker)? {
-        Liveness::Alive => {
-            let mut prober = Prober::new(opts.timeout);
-            let probe_err = |e| StackError::io("probe", marker.listen_string(), e);
-            match prober
-                .start(0, &marker.endpoint, loc, &marker.path)
-                .map_err(probe_err)?
-            {
-                Started::Done(state) => state,
-                Started::Pending => prober
-                    .finish()
-                    .map_err(probe_err)?
-                    .first()
-                    .map_or(State::Unhealthy, |&(_, s)| s),
-            }
+/// Judges one marker: the one liveness function, then (unless provably
+/// stopped) one probe of its endpoint.
+fn assess_one(loc: Loc<'_>, marker: &Marker, opts: &ProbeOptions) -> Assessment {
+    let uptime = markers::uptime_secs(loc, &marker.path, SystemTime::now()).unwrap_or(None);
+    let liveness = process::liveness(&marker.meta);
+    let outcome = if liveness.is_stale() {
+        None
+    } else {
+        let mut prober = Prober::new(opts.timeout, 1);
+        match prober.start(0, &marker.endpoint, loc, &marker.path) {
+            Some(o) => Some(o),
+            None => prober.finish().first().map(|&(_, o)| o),
         }
-        _ => State::Stopped,
     };
-    Ok(marker.entry(state, uptime))
+    assess(marker, liveness, outcome, uptime)
 }
 
-fn check_process(marker: &Marker) -> Result<Liveness> {
-    let m = &marker.meta;
-    process::liveness(m.pid, m.boot_id.as_deref(), m.pid_start_ticks).map_err(|e| {
-        StackError::io(
-            "check process",
-            PathBuf::from(format!("/proc/{}", m.pid)),
-            e,
-        )
-    })
+/// The one place a marker's verdict, state, reason and detail are decided
+/// from its liveness and (for the non-stale) its probe outcome. `list`,
+/// `get`, `gc_stale`, `probe_entry` and `inspect` all come through here.
+fn assess(
+    marker: &Marker,
+    liveness: Liveness,
+    outcome: Option<Outcome>,
+    uptime: Option<u64>,
+) -> Assessment {
+    let pid = marker.meta.pid;
+    let outcome = outcome.unwrap_or(Outcome::Unavailable("the probe gave no answer"));
+    let (verdict, state, reason, detail) = match liveness {
+        Liveness::Gone => (
+            Verdict::Stale,
+            State::Stopped,
+            Reason::ProcessGone,
+            format!("no process with pid {pid}"),
+        ),
+        Liveness::Zombie => (
+            Verdict::Stale,
+            State::Stopped,
+            Reason::Zombie,
+            format!("pid {pid} is a zombie: the sidecar exited"),
+        ),
+        Liveness::Reused => (
+            Verdict::Stale,
+            State::Stopped,
+            Reason::PidReused,
+            format!("pid {pid} belongs to another process now (its start time differs)"),
+        ),
+        Liveness::OtherBoot => (
+            Verdict::Stale,
+            State::Stopped,
+            Reason::OtherBoot,
+            "the marker was written during another boot".to_owned(),
+        ),
+        Liveness::Unverifiable(why) if outcome == Outcome::Serving => (
+            Verdict::Live,
+            State::Running,
+            Reason::Serving,
+            format!("{}; process not verified: {why}", outcome.detail()),
+        ),
+        Liveness::Unverifiable(why) => (
+            Verdict::Live,
+            State::Unknown,
+            Reason::Unverifiable,
+            format!(
+                "process cannot be checked: {why}; endpoint: {}",
+                outcome.detail()
+            ),
+        ),
+        Liveness::Alive(identity) => {
+            let detail = match identity {
+                process::Identity::Unchecked(why) => {
+                    format!("{}; identity not checked: {why}", outcome.detail())
+                }
+                _ => outcome.detail(),
+            };
+            (Verdict::Live, outcome.state(), outcome.reason(), detail)
+        }
+    };
+    Assessment {
+        verdict,
+        reason,
+        detail: text::one_line(&detail),
+        entry: marker.entry(state, uptime),
+        liveness,
+    }
 }
 
 /// Opens `run/` without following a symlink; `None` when it does not exist.
@@ -232,6 +329,49 @@ fn open_run(run_path: &Path) -> Result<Option<OwnedFd>> {
     }
 }
 
+/// What one scan of `run/` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScanOptions {
+    /// Probe the live sidecars and return them (`None`: judge liveness
+    /// only, as `gc_stale` does).
+    pub probe: Option<ProbeOptions>,
+    /// Remove the stale markers (`false`: read-only; stale markers are
+    /// neither listed nor removed).
+    pub collect: bool,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions {
+            probe: Some(ProbeOptions::default()),
+            collect: true,
+        }
+    }
+}
+
+/// A marker-level problem met by a scan that did not stop it: a stale
+/// marker that could not be removed, for instance.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Problem {
+    /// The entry's name in `run/`.
+    pub name: String,
+    pub error: ErrorInfo,
+}
+
+/// Everything one scan found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScanReport {
+    /// The live sidecars (when probing), sorted by sandbox id.
+    pub live: Vec<SidecarEntry>,
+    /// The stale markers this call removed, sorted; each is reported by
+    /// exactly one of any number of concurrent callers.
+    pub collected: Vec<String>,
+    /// Names of the entries `inspect` calls broken, sorted.
+    pub broken: Vec<String>,
+    /// Problems that did not stop the scan, sorted by name.
+    pub problems: Vec<Problem>,
+}
+
 /// Every live sidecar under `runtime_dir`, sorted by sandbox id. Stale
 /// markers (process provably stopped) are collected as a side effect and
 /// not returned; corrupt, mismatched or vanishing markers are skipped.
@@ -241,21 +381,86 @@ pub fn list(runtime_dir: impl AsRef<Path>) -> Result<Vec<SidecarEntry>> {
 
 /// [`list`] with explicit probe options.
 pub fn list_with(runtime_dir: impl AsRef<Path>, opts: &ProbeOptions) -> Result<Vec<SidecarEntry>> {
-    Ok(scan(runtime_dir.as_ref(), Some(opts))?.live)
+    let scan_opts = ScanOptions {
+        probe: Some(*opts),
+        collect: true,
+    };
+    Ok(scan(runtime_dir, &scan_opts)?.live)
 }
 
 /// Removes every stale marker under `runtime_dir` and returns the removed
 /// sandbox ids, sorted. Each id is reported by exactly one of any number of
-/// concurrent callers. A missing `run/` is not an error. (A call that fails
-/// part-way may already have collected some markers.)
+/// concurrent callers. A missing `run/` is not an error; a marker that
+/// cannot be removed is left (see [`scan`] for the problems).
 pub fn gc_stale(runtime_dir: impl AsRef<Path>) -> Result<Vec<String>> {
-    Ok(scan(runtime_dir.as_ref(), None)?.removed)
+    let scan_opts = ScanOptions {
+        probe: None,
+        collect: true,
+    };
+    Ok(scan(runtime_dir, &scan_opts)?.collected)
+}
+
+/// One report per entry of `run/` (reserved dot-names excepted), sorted by
+/// name. Read-only: nothing is removed.
+pub fn inspect(runtime_dir: impl AsRef<Path>) -> Result<Vec<MarkerReport>> {
+    inspect_with(runtime_dir, &ProbeOptions::default())
+}
+
+/// [`inspect`] with explicit probe options.
+pub fn inspect_with(
+    runtime_dir: impl AsRef<Path>,
+    opts: &ProbeOptions,
+) -> Result<Vec<MarkerReport>> {
+    let mode = Mode {
+        probe: Some(*opts),
+        collect: false,
+        report: true,
+    };
+    Ok(run_scan(runtime_dir.as_ref(), mode)?.reports)
+}
+
+/// One pass over `run/`: see [`ScanOptions`]. Fails only when `run/`
+/// exists but cannot be opened or enumerated (or the arguments are bad);
+/// everything tied to one marker stays that marker's problem.
+pub fn scan(runtime_dir: impl AsRef<Path>, opts: &ScanOptions) -> Result<ScanReport> {
+    let mode = Mode {
+        probe: opts.probe,
+        collect: opts.collect,
+        report: false,
+    };
+    let out = run_scan(runtime_dir.as_ref(), mode)?;
+    Ok(ScanReport {
+        live: out.live,
+        collected: out.collected,
+        broken: out.broken,
+        problems: out.problems,
+    })
+}
+
+#[derive(Clone, Copy)]
+struct Mode {
+    probe: Option<ProbeOptions>,
+    collect: bool,
+    report: bool,
 }
 
 #[derive(Default)]
 struct Scan {
     live: Vec<SidecarEntry>,
-    removed: Vec<String>,
+    collected: Vec<String>,
+    broken: Vec<String>,
+    problems: Vec<Problem>,
+    reports: Vec<MarkerReport>,
+}
+
+impl Scan {
+    fn extend(&mut self, other: Scan) {
+        self.live.extend(other.live);
+        self.collected.extend(other.collected);
+        self.broken.extend(other.broken);
+        self.problems.extend(other.problems);
+        self.reports.extend(other.reports);
+    }
 }
 
 /// Below this many entries a scan stays on the calling thread: spawning a
@@ -268,10 +473,10 @@ fn workers_for(entries: usize) -> usize {
     cpus.min(entries / ENTRIES_PER_WORKER).max(1)
 }
 
-/// One pass over `run/`: read each marker once, decide liveness, collect the
-/// stale, and (when `probe` is set) probe the live concurrently. Large
-/// directories are split between worker threads, one per CPU.
-fn scan(runtime_dir: &Path, probe: Option<&ProbeOptions>) -> Result<Scan> {
+/// Read each marker once, decide liveness, collect the stale, and (when
+/// probing) probe the rest concurrently. Large directories are split
+/// between worker threads, one per CPU.
+fn run_scan(runtime_dir: &Path, mode: Mode) -> Result<Scan> {
     let run_path = run_dir(runtime_dir)?;
     let Some(run) = open_run(&run_path)? else {
         return Ok(Scan::default());
@@ -279,16 +484,17 @@ fn scan(runtime_dir: &Path, probe: Option<&ProbeOptions>) -> Result<Scan> {
     let entries = sys::read_dir(run.as_fd()).map_err(|e| StackError::io("list", &run_path, e))?;
     let now = SystemTime::now();
     let workers = workers_for(entries.len());
+    let window = probe::window(workers);
     let mut out = if workers == 1 {
-        scan_part(run.as_fd(), &run_path, &entries, probe, now)?
+        scan_part(run.as_fd(), &run_path, &entries, mode, now, window)
     } else {
         let chunk = entries.len().div_ceil(workers);
-        let parts: Vec<Result<Scan>> = std::thread::scope(|s| {
+        let parts: Vec<Scan> = std::thread::scope(|s| {
             let handles: Vec<_> = entries
                 .chunks(chunk)
                 .map(|part| {
                     let (run, run_path) = (run.as_fd(), &run_path);
-                    s.spawn(move || scan_part(run, run_path, part, probe, now))
+                    s.spawn(move || scan_part(run, run_path, part, mode, now, window))
                 })
                 .collect();
             handles
@@ -298,29 +504,43 @@ fn scan(runtime_dir: &Path, probe: Option<&ProbeOptions>) -> Result<Scan> {
         });
         let mut out = Scan::default();
         for part in parts {
-            let part = part?;
-            out.live.extend(part.live);
-            out.removed.extend(part.removed);
+            out.extend(part);
         }
         out
     };
     out.live.sort_by(|a, b| a.sandbox_id.cmp(&b.sandbox_id));
-    out.removed.sort();
+    out.collected.sort();
+    out.broken.sort();
+    out.problems.sort_by(|a, b| a.name.cmp(&b.name));
+    out.reports.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
 }
 
-/// Scans `entries` of `run/`; see [`scan`].
+/// An entry name for people and JSON: lossless (`\xNN` for non-UTF-8).
+fn entry_name(name: &CStr) -> String {
+    text::path_string(Path::new(OsStr::from_bytes(name.to_bytes())))
+}
+
+/// A live marker whose probe is still in flight.
+struct Waiting {
+    marker: Marker,
+    uptime: Option<u64>,
+    liveness: Liveness,
+}
+
+/// Scans `entries` of `run/`; see [`run_scan`]. Infallible: every failure
+/// here belongs to one entry.
 fn scan_part(
     run: BorrowedFd<'_>,
     run_path: &Path,
     entries: &[sys::DirEntry],
-    probe: Option<&ProbeOptions>,
+    mode: Mode,
     now: SystemTime,
-) -> Result<Scan> {
+    window: usize,
+) -> Scan {
     let mut out = Scan::default();
-    let mut prober = probe.map(|o| Prober::new(o.timeout));
-    // Markers whose TCP probe is still in flight, by key, with their uptime.
-    let mut waiting: Vec<Option<(Marker, Option<u64>)>> = Vec::new();
+    let mut prober = mode.probe.map(|o| Prober::new(o.timeout, window));
+    let mut waiting: Vec<Option<Waiting>> = Vec::new();
 
     for entry in entries {
         let name: &CStr = &entry.name;
@@ -330,56 +550,134 @@ fn scan_part(
             // collector, whose process is gone (kill says ESRCH) is debris:
             // finish removing it. Best effort: a leftover that cannot be
             // removed now must not fail this call; the next scan retries.
-            let orphan = gc::reserved_owner(bytes)
-                .is_some_and(|owner| matches!(process::kill_probe(owner), Ok(false)));
-            if orphan {
-                let _ = gc::finish_leftover(run, name);
+            if mode.collect {
+                let orphan = gc::reserved_owner(bytes)
+                    .is_some_and(|owner| matches!(process::kill_probe(owner), Ok(false)));
+                if orphan {
+                    let _ = gc::finish_leftover(run, name);
+                }
             }
             continue;
         }
-        if !matches!(entry.d_type, libc::DT_DIR | libc::DT_UNKNOWN) || !is_valid_sandbox_id(bytes) {
+        let broken_entry = if !is_valid_sandbox_id(bytes) {
+            Some((Reason::InvalidName, "the name is not a valid sandbox id"))
+        } else {
+            match entry.d_type {
+                libc::DT_DIR | libc::DT_UNKNOWN => None,
+                libc::DT_LNK => Some((Reason::Symlink, "a symlink (never followed)")),
+                _ => Some((Reason::NotADirectory, "not a directory")),
+            }
+        };
+        if let Some((reason, why)) = broken_entry {
+            let path = markers::child_path(run_path, name);
+            let error = StackError::parse(path, why);
+            out.broken(mode, entry_name(name), reason, &error);
             continue;
         }
         let loc = Loc::Entry { run, name };
-        let marker = match markers::read_marker(loc, markers::child_path(run_path, name)) {
+        let path = markers::child_path(run_path, name);
+        let mut read = markers::read_marker(loc, path.clone());
+        if let Err(b) = &read
+            && b.error
+                .errno()
+                .is_some_and(|e| e == libc::EMFILE || e == libc::ENFILE)
+            && let Some(p) = prober.as_mut()
+            && p.has_pending()
+        {
+            // Our own in-flight probes hold the descriptors: settle them
+            // and read once more.
+            p.settle_all();
+            read = markers::read_marker(loc, path);
+        }
+        let marker = match read {
             Ok(m) => m,
-            Err(StackError::MarkerParse { .. } | StackError::IdentityMismatch { .. }) => continue,
-            Err(e) if e.is_not_found() => continue,
-            Err(e) => return Err(e),
+            // Vanished while we read it: no longer there to report.
+            Err(b) if b.is_not_found() && is_absent(run, name) => continue,
+            Err(Broken { reason, error }) => {
+                out.broken(mode, entry_name(name), reason, &error);
+                continue;
+            }
         };
-        if !check_process(&marker)?.is_alive() {
-            let taken = gc::take(run, name, Some(marker.meta_id))
-                .map_err(|e| StackError::io("remove", &marker.path, e))?;
-            if taken {
-                out.removed.push(marker.meta.sandbox_id);
+        let liveness = process::liveness(&marker.meta);
+        if liveness.is_stale() {
+            if mode.collect {
+                match gc::take(run, name, Some(marker.meta_id)) {
+                    Ok(true) => out.collected.push(marker.meta.sandbox_id),
+                    Ok(false) => {}
+                    Err(e) => out.problems.push(Problem {
+                        name: marker.meta.sandbox_id.clone(),
+                        error: StackError::io("remove stale marker", &marker.path, e).info(),
+                    }),
+                }
+            } else if mode.report {
+                let uptime = markers::uptime_secs(loc, &marker.path, now).unwrap_or(None);
+                let a = assess(&marker, liveness, None, uptime);
+                out.report(&marker.meta.sandbox_id, a);
             }
             continue;
         }
         let Some(prober) = prober.as_mut() else {
             continue;
         };
-        let uptime = markers::uptime_secs(loc, &marker.path, now)?;
+        let uptime = markers::uptime_secs(loc, &marker.path, now).unwrap_or(None);
         let key = waiting.len();
-        let started = prober
-            .start(key, &marker.endpoint, loc, &marker.path)
-            .map_err(|e| StackError::io("probe", marker.listen_string(), e))?;
-        match started {
-            Started::Done(state) => {
-                out.live.push(marker.entry(state, uptime));
+        match prober.start(key, &marker.endpoint, loc, &marker.path) {
+            Some(outcome) => {
+                out.live_one(mode, assess(&marker, liveness, Some(outcome), uptime));
                 waiting.push(None);
             }
-            Started::Pending => waiting.push(Some((marker, uptime))),
+            None => waiting.push(Some(Waiting {
+                marker,
+                uptime,
+                liveness,
+            })),
         }
     }
     if let Some(prober) = prober {
-        let results = prober
-            .finish()
-            .map_err(|e| StackError::io("probe endpoints under", run_path, e))?;
-        for (key, state) in results {
-            if let Some((marker, uptime)) = waiting.get_mut(key).and_then(Option::take) {
-                out.live.push(marker.entry(state, uptime));
+        for (key, outcome) in prober.finish() {
+            if let Some(w) = waiting.get_mut(key).and_then(Option::take) {
+                out.live_one(mode, assess(&w.marker, w.liveness, Some(outcome), w.uptime));
             }
         }
     }
-    Ok(out)
+    out
+}
+
+impl Scan {
+    fn broken(&mut self, mode: Mode, name: String, reason: Reason, error: &StackError) {
+        if mode.report {
+            let info = error.info();
+            self.reports.push(MarkerReport {
+                name: name.clone(),
+                verdict: Verdict::Broken,
+                state: None,
+                reason,
+                detail: info.message.clone(),
+                entry: None,
+                error: Some(info),
+            });
+        }
+        self.broken.push(name);
+    }
+
+    fn report(&mut self, name: &str, a: Assessment) {
+        self.reports.push(MarkerReport {
+            name: name.to_owned(),
+            verdict: a.verdict,
+            state: Some(a.entry.state),
+            reason: a.reason,
+            detail: a.detail,
+            entry: Some(a.entry),
+            error: None,
+        });
+    }
+
+    fn live_one(&mut self, mode: Mode, a: Assessment) {
+        if mode.report {
+            let name = a.entry.sandbox_id.clone();
+            self.report(&name, a);
+        } else {
+            self.live.push(a.entry);
+        }
+    }
 }

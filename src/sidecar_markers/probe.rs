@@ -1,83 +1,126 @@
-//! Probing endpoints without ever blocking.
+//! Probing endpoints without ever blocking, and without running out of
+//! descriptors.
 //!
 //! Every connect is non-blocking. A Unix socket answers at once (connected,
 //! missing, refused, or `EAGAIN` when its backlog is full). A TCP connect
-//! that is still in progress joins a pending set; all pending connects are
-//! then awaited together with `poll(2)`, each against its own deadline
-//! (start + timeout), so many slow endpoints cost about one timeout in all.
+//! that is still in progress joins a pending set; pending connects are
+//! awaited together with `poll(2)`, each against its own deadline
+//! (start + timeout). At most a *window* of connects is in flight at once
+//! (half the descriptor soft limit, less headroom, shared between worker
+//! threads): when the window is full the oldest are settled first, so N
+//! slow endpoints cost about ⌈N / window⌉ timeouts and never `EMFILE`.
+//!
+//! Only the path *lookup* of a Unix socket can block (a hung FUSE mount on
+//! the way). The marker's own `sidecar.sock` is opened `O_PATH` beneath the
+//! marker directory without crossing a mount or following a symlink, and
+//! connected to through `/proc/self/fd`, so no lookup leaves the marker.
+//! Any other socket path (an explicit `listen`, a symlinked or
+//! mounted-over `sidecar.sock`) is connected to on a helper thread that is
+//! abandoned at the deadline; at most [`MAX_PATH_THREADS`] such threads
+//! exist at once, so a filesystem that never answers costs a bounded
+//! number of stuck threads, and further probes through it report
+//! `probe_unavailable`.
+//!
+//! Every failure is the endpoint's outcome: a probe never fails a call.
 
-use std::io;
 use std::mem;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
-use std::sync::OnceLock;
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use super::State;
 use super::markers::{DEFAULT_SOCKET, Endpoint, Loc};
+use super::report::Reason;
+use super::sys;
 
-/// Result of starting a probe.
-pub(crate) enum Started {
-    Done(State),
-    Pending,
+/// What probing an endpoint found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Serving,
+    Missing,
+    Refused,
+    BacklogFull,
+    Timeout,
+    PermissionDenied,
+    NotASocket,
+    Unreachable,
+    /// `connect` failed with this errno, which says nothing about the
+    /// sidecar (e.g. `EINVAL` for a link-local address without scope).
+    ConnectError(i32),
+    /// Out of descriptors, or the path-probe threads are all stuck.
+    Unavailable(&'static str),
 }
 
-struct Pending {
-    key: usize,
-    sock: OwnedFd,
-    deadline: Instant,
+impl Outcome {
+    pub fn state(self) -> State {
+        match self {
+            Outcome::Serving => State::Running,
+            Outcome::PermissionDenied | Outcome::Unavailable(_) => State::Unknown,
+            _ => State::Unhealthy,
+        }
+    }
+
+    pub fn reason(self) -> Reason {
+        match self {
+            Outcome::Serving => Reason::Serving,
+            Outcome::Missing => Reason::EndpointMissing,
+            Outcome::Refused => Reason::ConnectionRefused,
+            Outcome::BacklogFull => Reason::BacklogFull,
+            Outcome::Timeout => Reason::Timeout,
+            Outcome::PermissionDenied => Reason::PermissionDenied,
+            Outcome::NotASocket => Reason::NotASocket,
+            Outcome::Unreachable => Reason::Unreachable,
+            Outcome::ConnectError(_) => Reason::ConnectError,
+            Outcome::Unavailable(_) => Reason::ProbeUnavailable,
+        }
+    }
+
+    /// One line for a person.
+    pub fn detail(self) -> String {
+        match self {
+            Outcome::Serving => "the endpoint accepted a connection".into(),
+            Outcome::Missing => "no socket at the endpoint".into(),
+            Outcome::Refused => "nothing accepts connections at the endpoint".into(),
+            Outcome::BacklogFull => "the socket's accept backlog is full".into(),
+            Outcome::Timeout => "the endpoint did not answer within the probe timeout".into(),
+            Outcome::PermissionDenied => "permission denied connecting to the endpoint".into(),
+            Outcome::NotASocket => "the endpoint is not a socket".into(),
+            Outcome::Unreachable => "the endpoint's network is unreachable".into(),
+            Outcome::ConnectError(errno) => format!(
+                "connect failed: {}",
+                std::io::Error::from_raw_os_error(errno)
+            ),
+            Outcome::Unavailable(why) => format!("the probe could not be made: {why}"),
+        }
+    }
 }
 
-/// Runs probes for one call; `key` identifies the marker each belongs to.
-pub(crate) struct Prober {
-    timeout: Duration,
-    pending: Vec<Pending>,
-    finished: Vec<(usize, State)>,
-}
-
-fn last_err() -> io::Error {
-    io::Error::last_os_error()
-}
-
-/// What a failed connect says about the endpoint, or `None` when the error
-/// is ours (out of descriptors, memory) and must be reported.
-fn classify_connect_error(errno: i32) -> Option<State> {
+/// What a failed connect says about the endpoint. Our own shortages are
+/// `Unavailable`; an errno we do not know is `ConnectError`.
+fn classify(errno: i32) -> Outcome {
     match errno {
-        libc::EACCES | libc::EPERM => Some(State::Unknown),
-        libc::ENOENT
-        | libc::ECONNREFUSED
-        | libc::EAGAIN
-        | libc::ETIMEDOUT
-        | libc::ENOTDIR
-        | libc::ENOTSOCK
-        | libc::EPROTOTYPE
-        | libc::ELOOP
-        | libc::ENAMETOOLONG
-        | libc::ECONNRESET
-        | libc::ECONNABORTED
-        | libc::ENETUNREACH
+        libc::EACCES | libc::EPERM => Outcome::PermissionDenied,
+        libc::ENOENT | libc::ENOTDIR => Outcome::Missing,
+        libc::ECONNREFUSED | libc::ECONNRESET | libc::ECONNABORTED => Outcome::Refused,
+        libc::EAGAIN => Outcome::BacklogFull,
+        libc::ETIMEDOUT => Outcome::Timeout,
+        libc::ENOTSOCK | libc::EPROTOTYPE | libc::ENXIO => Outcome::NotASocket,
+        libc::ENETUNREACH
         | libc::EHOSTUNREACH
         | libc::EADDRNOTAVAIL
         | libc::ENETDOWN
-        | libc::EHOSTDOWN => Some(State::Unhealthy),
-        _ => None,
+        | libc::EHOSTDOWN => Outcome::Unreachable,
+        libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM => {
+            Outcome::Unavailable("out of descriptors or memory")
+        }
+        other => Outcome::ConnectError(other),
     }
 }
 
-/// An error of the endpoint becomes its state; any other error is ours.
-fn classify_or_err(e: io::Error) -> io::Result<State> {
-    match e.raw_os_error().and_then(classify_connect_error) {
-        Some(state) => Ok(state),
-        None => Err(e),
-    }
-}
-
-const PATH_DIR_FLAGS: libc::c_int =
-    libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-
-fn new_socket(domain: libc::c_int) -> io::Result<OwnedFd> {
+fn new_socket(domain: libc::c_int) -> Result<OwnedFd, i32> {
     // SAFETY: plain socket(2) call.
     let fd = unsafe {
         libc::socket(
@@ -87,21 +130,16 @@ fn new_socket(domain: libc::c_int) -> io::Result<OwnedFd> {
         )
     };
     if fd < 0 {
-        return Err(last_err());
+        return Err(errno());
     }
     // SAFETY: a fresh descriptor nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn proc_self_fd_works() -> bool {
-    static OK: OnceLock<bool> = OnceLock::new();
-    *OK.get_or_init(|| Path::new("/proc/self/fd").is_dir())
-}
-
-/// Whether a Unix socket path is connected to as it is: it fits `sun_path`,
-/// or there is no `/proc/self/fd` to shorten it through.
-fn connectable_as_is(path: &[u8]) -> bool {
-    sockaddr_un(path).is_some() || !proc_self_fd_works()
+fn errno() -> i32 {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
 }
 
 fn sockaddr_un(path: &[u8]) -> Option<(libc::sockaddr_un, libc::socklen_t)> {
@@ -118,123 +156,272 @@ fn sockaddr_un(path: &[u8]) -> Option<(libc::sockaddr_un, libc::socklen_t)> {
     Some((addr, len as libc::socklen_t))
 }
 
+/// One non-blocking connect to the Unix socket at `path` (short enough for
+/// `sun_path`). Never waits, except in the path lookup itself.
+fn connect_unix(path: &[u8]) -> Outcome {
+    let Some((addr, len)) = sockaddr_un(path) else {
+        return Outcome::ConnectError(libc::ENAMETOOLONG);
+    };
+    let sock = match new_socket(libc::AF_UNIX) {
+        Ok(s) => s,
+        Err(e) => return classify(e),
+    };
+    // SAFETY: addr/len describe a valid sockaddr_un.
+    let rc = unsafe {
+        libc::connect(
+            sock.as_raw_fd(),
+            (&addr as *const libc::sockaddr_un).cast(),
+            len,
+        )
+    };
+    if rc == 0 {
+        Outcome::Serving
+    } else {
+        classify(errno())
+    }
+}
+
+/// Connects to the socket `fd` refers to (an `O_PATH` descriptor), through
+/// `/proc/self/fd/<fd>`: the lookup ends at that descriptor's inode.
+fn connect_via_fd(fd: BorrowedFd<'_>) -> Outcome {
+    connect_unix(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes())
+}
+
+/// Connects to a Unix socket path the library does not control: the
+/// lookup runs on a helper thread, abandoned if it outlives `deadline`.
+/// A path too long for `sun_path` is reached through its parent directory.
+fn connect_unix_path_guarded(path: PathBuf, deadline: Instant) -> PathProbe {
+    if !PATH_THREADS.acquire(deadline) {
+        return PathProbe::Done(Outcome::Unavailable(
+            "too many probes are stuck on paths that do not answer",
+        ));
+    }
+    let (tx, rx) = mpsc::sync_channel(1);
+    let spawned = std::thread::Builder::new()
+        .name("firma-path-probe".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let outcome = connect_path_blocking(&path);
+            PATH_THREADS.release();
+            let _ = tx.send(outcome);
+        });
+    match spawned {
+        Ok(_) => PathProbe::Waiting(rx),
+        Err(_) => {
+            PATH_THREADS.release();
+            PathProbe::Done(Outcome::Unavailable("cannot start a probe thread"))
+        }
+    }
+}
+
+/// The body of a guarded path probe (may block in the path lookup).
+fn connect_path_blocking(path: &Path) -> Outcome {
+    let bytes = path.as_os_str().as_bytes();
+    if sockaddr_un(bytes).is_some() {
+        return connect_unix(bytes);
+    }
+    // Too long for sun_path: through the parent directory's descriptor.
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Outcome::ConnectError(libc::ENAMETOOLONG);
+    };
+    match sys::open(parent, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) {
+        Ok(dir) => {
+            let mut short = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
+            short.extend_from_slice(name.as_bytes());
+            connect_unix(&short)
+        }
+        Err(e) => classify(e.raw_os_error().unwrap_or(libc::EIO)),
+    }
+}
+
+/// Most helper threads that may exist at once for guarded path probes.
+pub(crate) const MAX_PATH_THREADS: usize = 64;
+
+/// A counting semaphore for path-probe threads. A thread stuck in a lookup
+/// keeps its slot until the lookup returns.
+struct Slots {
+    used: Mutex<usize>,
+    freed: Condvar,
+}
+
+static PATH_THREADS: Slots = Slots {
+    used: Mutex::new(0),
+    freed: Condvar::new(),
+};
+
+impl Slots {
+    fn acquire(&self, deadline: Instant) -> bool {
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        while *used >= MAX_PATH_THREADS {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            used = self
+                .freed
+                .wait_timeout(used, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        *used += 1;
+        true
+    }
+
+    fn release(&self) {
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        *used = used.saturating_sub(1);
+        self.freed.notify_one();
+    }
+}
+
+enum PathProbe {
+    Done(Outcome),
+    Waiting(mpsc::Receiver<Outcome>),
+}
+
+struct Pending {
+    key: usize,
+    sock: OwnedFd,
+    deadline: Instant,
+}
+
+struct PendingPath {
+    key: usize,
+    rx: mpsc::Receiver<Outcome>,
+    deadline: Instant,
+}
+
+/// Descriptors kept free for everything else the process does.
+const FD_HEADROOM: u64 = 64;
+
+/// How many TCP connects one prober keeps in flight, out of `workers`
+/// probers sharing the process's descriptors: half of what the soft limit
+/// leaves after the headroom (the other half covers the caller's own
+/// descriptors), at least one.
+pub(crate) fn window(workers: usize) -> usize {
+    let soft = sys::nofile_soft_limit().unwrap_or(1 << 20);
+    let budget = soft.saturating_sub(FD_HEADROOM) / 2 / workers.max(1) as u64;
+    budget.clamp(1, 1 << 16) as usize
+}
+
+/// Runs probes for one call; `key` identifies the marker each belongs to.
+pub(crate) struct Prober {
+    timeout: Duration,
+    window: usize,
+    pending: Vec<Pending>,
+    paths: Vec<PendingPath>,
+    finished: Vec<(usize, Outcome)>,
+}
+
 impl Prober {
-    pub fn new(timeout: Duration) -> Self {
+    pub fn new(timeout: Duration, window: usize) -> Self {
         Prober {
             timeout,
+            window: window.max(1),
             pending: Vec::new(),
+            paths: Vec::new(),
             finished: Vec::new(),
         }
     }
 
+    fn deadline(&self) -> Instant {
+        // A timeout too large for the clock means "no deadline to speak of":
+        // cap it rather than overflow.
+        let now = Instant::now();
+        now.checked_add(self.timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365))
+    }
+
+    /// Waits for every TCP connect in flight (freeing their descriptors).
+    pub fn settle_all(&mut self) {
+        self.settle_until(0);
+    }
+
+    /// Whether any probe is still in flight.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// Starts probing `endpoint` of the marker at `loc` (its directory is
-    /// `marker_path`). An `Err` is an I/O failure of ours, not the endpoint's.
+    /// `marker_path`). `Some` when the outcome is known at once.
     pub fn start(
         &mut self,
         key: usize,
         endpoint: &Endpoint,
         loc: Loc<'_>,
         marker_path: &Path,
-    ) -> io::Result<Started> {
-        let state = match endpoint {
+    ) -> Option<Outcome> {
+        match endpoint {
             Endpoint::MarkerSocket => {
-                let path = marker_path.join(DEFAULT_SOCKET);
-                let bytes = path.as_os_str().as_bytes();
-                if connectable_as_is(bytes) {
-                    self.connect_unix(bytes)?
-                } else {
-                    // Too long for sun_path: through the marker directory.
-                    let name = DEFAULT_SOCKET.as_bytes();
-                    match loc {
-                        Loc::Dir(dir) => self.connect_in_dir(dir, name)?,
-                        Loc::Entry { run, name: dir } => {
-                            match super::sys::openat(run, dir, PATH_DIR_FLAGS, 0) {
-                                Ok(dir) => self.connect_in_dir(dir.as_fd(), name)?,
-                                Err(e) => classify_or_err(e)?,
-                            }
+                let rel = loc.rel(super::markers::SOCKET_FILE);
+                let opened = sys::openat2(
+                    loc.base(),
+                    &rel,
+                    libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                    sys::RESOLVE_NO_XDEV_STRICT,
+                );
+                match opened {
+                    Some(Ok(fd)) => {
+                        let outcome = connect_via_fd(fd.as_fd());
+                        if !matches!(outcome, Outcome::Unavailable(_)) {
+                            return Some(outcome);
                         }
+                        drop(fd);
+                        self.retry_after_settling(|| connect_via_fd_at(loc, &rel))
                     }
+                    // A symlink or a mount point: a path we do not control.
+                    Some(Err(e)) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::EXDEV)) => {
+                        self.start_path(key, marker_path.join(DEFAULT_SOCKET))
+                    }
+                    Some(Err(e)) => Some(classify(e.raw_os_error().unwrap_or(libc::EIO))),
+                    // No openat2: the old kernel's way, by path.
+                    None => self.start_path(key, marker_path.join(DEFAULT_SOCKET)),
                 }
             }
-            Endpoint::Unix(path) => self.connect_unix_path(path)?,
-            Endpoint::Tcp(addr) => match self.connect_tcp(key, addr)? {
-                Some(state) => state,
-                None => return Ok(Started::Pending),
-            },
-        };
-        Ok(Started::Done(state))
-    }
-
-    fn connect_unix_path(&mut self, path: &Path) -> io::Result<State> {
-        let bytes = path.as_os_str().as_bytes();
-        if connectable_as_is(bytes) {
-            return self.connect_unix(bytes);
-        }
-        // Too long for sun_path: go through the parent directory's descriptor.
-        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-            return Ok(State::Unhealthy);
-        };
-        match super::sys::open(parent, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) {
-            Ok(dir) => self.connect_in_dir(dir.as_fd(), name.as_bytes()),
-            Err(e) => classify_or_err(e),
+            Endpoint::Unix(path) => self.start_path(key, path.clone()),
+            Endpoint::Tcp(addr) => self.connect_tcp(key, addr),
         }
     }
 
-    /// Connects to socket `name` in the open directory `dir`, through
-    /// `/proc/self/fd/<dir>/<name>`: short whatever the directory's path.
-    fn connect_in_dir(&mut self, dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<State> {
-        let mut short = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
-        short.extend_from_slice(name);
-        self.connect_unix(&short)
+    /// Runs `f` once more after settling what is in flight, when the first
+    /// try ran out of descriptors.
+    fn retry_after_settling(&mut self, f: impl FnOnce() -> Outcome) -> Option<Outcome> {
+        self.settle_until(0);
+        Some(f())
     }
 
-    fn connect_unix(&mut self, path: &[u8]) -> io::Result<State> {
-        let Some((addr, len)) = sockaddr_un(path) else {
-            return Ok(State::Unhealthy);
-        };
-        let sock = self.socket(libc::AF_UNIX)?;
-        // SAFETY: addr/len describe a valid sockaddr_un.
-        let rc = unsafe {
-            libc::connect(
-                sock.as_raw_fd(),
-                (&addr as *const libc::sockaddr_un).cast(),
-                len,
-            )
-        };
-        if rc == 0 {
-            return Ok(State::Running);
-        }
-        let err = last_err();
-        match err.raw_os_error().and_then(classify_connect_error) {
-            Some(state) => Ok(state),
-            None => Err(err),
-        }
-    }
-
-    /// Creates a socket; when out of descriptors, first settles the pending
-    /// connects (freeing theirs) and tries once more.
-    fn socket(&mut self, domain: libc::c_int) -> io::Result<OwnedFd> {
-        match new_socket(domain) {
-            Err(e)
-                if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
-                    && !self.pending.is_empty() =>
-            {
-                self.settle()?;
-                new_socket(domain)
+    fn start_path(&mut self, key: usize, path: PathBuf) -> Option<Outcome> {
+        let deadline = self.deadline();
+        match connect_unix_path_guarded(path, deadline) {
+            PathProbe::Done(o) => Some(o),
+            PathProbe::Waiting(rx) => {
+                self.paths.push(PendingPath { key, rx, deadline });
+                None
             }
-            other => other,
         }
     }
 
-    fn connect_tcp(&mut self, key: usize, addr: &SocketAddr) -> io::Result<Option<State>> {
+    fn socket(&mut self, domain: libc::c_int) -> Result<OwnedFd, Outcome> {
+        match new_socket(domain) {
+            Ok(s) => Ok(s),
+            Err(e) if matches!(e, libc::EMFILE | libc::ENFILE) && !self.pending.is_empty() => {
+                self.settle_until(0);
+                new_socket(domain).map_err(classify)
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    fn connect_tcp(&mut self, key: usize, addr: &SocketAddr) -> Option<Outcome> {
+        if self.pending.len() >= self.window {
+            self.settle_until(self.window - 1);
+        }
         let (domain, storage, len) = sockaddr_in(addr);
-        let sock = self.socket(domain)?;
-        // A timeout too large for the clock means "no deadline to speak of":
-        // cap it rather than overflow.
-        let now = Instant::now();
-        let deadline = now
-            .checked_add(self.timeout)
-            .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365));
+        let sock = match self.socket(domain) {
+            Ok(s) => s,
+            Err(o) => return Some(o),
+        };
+        let deadline = self.deadline();
         // SAFETY: storage/len describe a valid sockaddr for `domain`.
         let rc = unsafe {
             libc::connect(
@@ -244,41 +431,36 @@ impl Prober {
             )
         };
         if rc == 0 {
-            return Ok(Some(State::Running));
+            return Some(Outcome::Serving);
         }
-        let err = last_err();
-        match err.raw_os_error() {
-            Some(libc::EINPROGRESS) => {
+        match errno() {
+            libc::EINPROGRESS => {
                 self.pending.push(Pending {
                     key,
                     sock,
                     deadline,
                 });
-                Ok(None)
+                None
             }
-            Some(errno) => match classify_connect_error(errno) {
-                Some(state) => Ok(Some(state)),
-                None => Err(err),
-            },
-            None => Err(err),
+            e => Some(classify(e)),
         }
     }
 
-    /// Waits for every pending connect to finish or reach its deadline.
-    fn settle(&mut self) -> io::Result<()> {
-        while !self.pending.is_empty() {
+    /// Waits until at most `max` TCP connects are pending: the finished
+    /// and the expired (timeouts) leave the set.
+    fn settle_until(&mut self, max: usize) {
+        while self.pending.len() > max {
             let now = Instant::now();
-            // Expired connects are timeouts: unhealthy.
             let mut i = 0;
             while i < self.pending.len() {
                 if self.pending[i].deadline <= now {
                     let p = self.pending.swap_remove(i);
-                    self.finished.push((p.key, State::Unhealthy));
+                    self.finished.push((p.key, Outcome::Timeout));
                 } else {
                     i += 1;
                 }
             }
-            if self.pending.is_empty() {
+            if self.pending.len() <= max {
                 break;
             }
             let wait = self
@@ -301,11 +483,17 @@ impl Prober {
             // SAFETY: fds is a valid array of fds.len() pollfd structs.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
             if n < 0 {
-                let err = last_err();
-                if err.kind() == io::ErrorKind::Interrupted {
+                let e = errno();
+                if e == libc::EINTR {
                     continue;
                 }
-                return Err(err);
+                // poll itself failed (memory): what is pending cannot be
+                // judged this time.
+                for p in self.pending.drain(..) {
+                    self.finished
+                        .push((p.key, Outcome::Unavailable("poll(2) failed")));
+                }
+                break;
             }
             if n == 0 {
                 continue;
@@ -316,24 +504,49 @@ impl Prober {
                     continue;
                 }
                 let p = self.pending.swap_remove(idx);
-                let state = match so_error(&p.sock)? {
-                    0 => State::Running,
-                    errno => classify_connect_error(errno).unwrap_or(State::Unhealthy),
+                let outcome = match so_error(&p.sock) {
+                    Ok(0) => Outcome::Serving,
+                    Ok(e) | Err(e) => classify(e),
                 };
-                self.finished.push((p.key, state));
+                self.finished.push((p.key, outcome));
             }
         }
-        Ok(())
     }
 
-    /// Waits for everything still pending and returns every deferred result.
-    pub fn finish(mut self) -> io::Result<Vec<(usize, State)>> {
-        self.settle()?;
-        Ok(self.finished)
+    /// Waits for everything still pending and returns every deferred
+    /// outcome.
+    pub fn finish(mut self) -> Vec<(usize, Outcome)> {
+        self.settle_until(0);
+        for p in std::mem::take(&mut self.paths) {
+            let left = p.deadline.saturating_duration_since(Instant::now());
+            let outcome = match p.rx.recv_timeout(left) {
+                Ok(o) => o,
+                Err(mpsc::RecvTimeoutError::Timeout) => Outcome::Timeout,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    Outcome::Unavailable("the probe thread ended without an answer")
+                }
+            };
+            self.finished.push((p.key, outcome));
+        }
+        self.finished
     }
 }
 
-fn so_error(sock: &OwnedFd) -> io::Result<i32> {
+/// Re-opens the marker socket and connects (after a descriptor shortage).
+fn connect_via_fd_at(loc: Loc<'_>, rel: &std::ffi::CStr) -> Outcome {
+    match sys::openat2(
+        loc.base(),
+        rel,
+        libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        sys::RESOLVE_NO_XDEV_STRICT,
+    ) {
+        Some(Ok(fd)) => connect_via_fd(fd.as_fd()),
+        Some(Err(e)) => classify(e.raw_os_error().unwrap_or(libc::EIO)),
+        None => Outcome::Unavailable("openat2 became unavailable"),
+    }
+}
+
+fn so_error(sock: &OwnedFd) -> Result<i32, i32> {
     let mut val: libc::c_int = 0;
     let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: valid out-pointers of the right size.
@@ -346,10 +559,7 @@ fn so_error(sock: &OwnedFd) -> io::Result<i32> {
             &mut len,
         )
     };
-    if rc < 0 {
-        return Err(last_err());
-    }
-    Ok(val)
+    if rc < 0 { Err(errno()) } else { Ok(val) }
 }
 
 fn sockaddr_in(addr: &SocketAddr) -> (libc::c_int, libc::sockaddr_storage, libc::socklen_t) {

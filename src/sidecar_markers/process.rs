@@ -1,34 +1,75 @@
 //! Is the sidecar's process alive, and is it still the process the marker
-//! was written for?
+//! was written for — as far as *this reader* can prove?
 //!
-//! `/proc/<pid>/stat` answers most cases in one read: present and not a
-//! zombie means alive, and its start time proves identity. A missing
-//! `/proc/<pid>` alone never proves death (`/proc` can be mounted with
-//! `hidepid`): only `ESRCH` from `kill(pid, 0)` does. Nothing here ever
-//! waits for, or signals, a process.
+//! [`liveness`] is the one function that decides, for every operation
+//! (`list`, `get`, `gc_stale`, `probe_entry`, `inspect`, `watch`, `stop`).
+//! Its rule: a sidecar is stopped only on proof that holds from the
+//! reader's point of view (docs/design.md, "Liveness"):
+//!
+//! - a recorded boot id that is a UUID and differs from this boot's proves
+//!   another boot; one that is not a UUID proves nothing;
+//! - a pid recorded in another pid namespace than the reader's (key
+//!   `pid_ns_inode`) cannot be looked up here at all: unverifiable;
+//! - `/proc/<pid>/stat` present: a zombie leader whose process still has
+//!   live threads is alive; a whole-process zombie is stopped; start ticks
+//!   (normalised across time namespaces with `boottime_offset_ns` and the
+//!   reader's own offset) that differ prove a reused pid;
+//! - `/proc/<pid>` absent proves nothing alone (`hidepid`): only `ESRCH`
+//!   from `kill(pid, 0)` does, and only when the reader is in the pid
+//!   namespace the pid comes from;
+//! - `EPERM`/`EACCES` on `/proc/<pid>/…` means alive, identity unchecked.
+//!
+//! Extra reads happen only when the first is inconclusive (a `Z` leader,
+//! an absent `/proc` entry). Nothing here waits for or signals a process.
 
 use std::io;
 use std::os::fd::AsFd;
 use std::sync::OnceLock;
 
+use super::MetadataFile;
 use super::sys;
+
+/// Inode of the initial pid namespace (`PROC_PID_INIT_INO`).
+pub(crate) const INITIAL_PID_NS_INODE: u64 = 0xEFFF_FFFC;
 
 /// The verdict on a marker's pid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Liveness {
-    Alive,
-    /// No such process (`ESRCH`).
+    /// The process exists.
+    Alive(Identity),
+    /// This reader cannot tell whether the process lives: never stale.
+    Unverifiable(&'static str),
+    /// No such process (`ESRCH`, in the pid's own namespace).
     Gone,
-    /// The pid is a zombie (or dead, `X`) awaiting its parent.
+    /// The whole process is a zombie (or dead, `X`) awaiting its parent.
     Zombie,
-    /// A process with that pid exists but its identity differs from the
-    /// one recorded: the pid was reused (or the host rebooted).
+    /// A process with that pid exists but its start time differs from the
+    /// one recorded: the pid was reused.
     Reused,
+    /// The marker was written during another boot.
+    OtherBoot,
+}
+
+/// How well an alive process was identified.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Identity {
+    /// Boot id and start ticks recorded, and both match, in the reader's
+    /// pid namespace.
+    Verified,
+    /// The marker records no (complete) identity; the pid exists.
+    NotRecorded,
+    /// The process exists but its identity could not be read (`EPERM` on
+    /// `/proc/<pid>`, or `/proc` hides it).
+    Unchecked(&'static str),
 }
 
 impl Liveness {
-    pub fn is_alive(self) -> bool {
-        self == Liveness::Alive
+    /// Stale means provably stopped: the only verdicts that allow removal.
+    pub fn is_stale(self) -> bool {
+        matches!(
+            self,
+            Liveness::Gone | Liveness::Zombie | Liveness::Reused | Liveness::OtherBoot
+        )
     }
 }
 
@@ -39,28 +80,39 @@ pub(crate) struct ProcStat {
     pub start_ticks: u64,
 }
 
-/// Reads `/proc/<pid>/stat`. `Ok(None)` when there is no such entry.
-pub(crate) fn read_proc_stat(pid: u32) -> io::Result<Option<ProcStat>> {
+/// What reading `/proc/<pid>/stat` gave.
+enum StatRead {
+    Found(ProcStat),
+    /// No such entry (`ENOENT`/`ESRCH`).
+    Absent,
+    /// The entry exists but we may not read it.
+    Denied,
+}
+
+fn read_proc_stat(pid: u32) -> io::Result<StatRead> {
     let path = format!("/proc/{pid}/stat");
+    let denied = |e: &io::Error| matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES));
     let fd = match sys::open(
         std::path::Path::new(&path),
         libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
     ) {
         Ok(fd) => fd,
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ESRCH)) => {
-            return Ok(None);
+            return Ok(StatRead::Absent);
         }
+        Err(e) if denied(&e) => return Ok(StatRead::Denied),
         Err(e) => return Err(e),
     };
     let bytes = match sys::read_capped(fd.as_fd(), 512, 4096) {
         Ok(Some(b)) => b,
         Ok(None) => return Err(io::Error::other(format!("{path} is unexpectedly large"))),
         // The process exited between open and read.
-        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(StatRead::Absent),
+        Err(e) if denied(&e) => return Ok(StatRead::Denied),
         Err(e) => return Err(e),
     };
     parse_proc_stat(&bytes)
-        .map(Some)
+        .map(StatRead::Found)
         .ok_or_else(|| io::Error::other(format!("cannot parse {path}")))
 }
 
@@ -76,47 +128,190 @@ pub(crate) fn parse_proc_stat(bytes: &[u8]) -> Option<ProcStat> {
     Some(ProcStat { state, start_ticks })
 }
 
-/// This boot's id, read once per process (it cannot change while we run).
-pub(crate) fn host_boot_id() -> Option<&'static str> {
-    static BOOT_ID: OnceLock<Option<String>> = OnceLock::new();
-    BOOT_ID
-        .get_or_init(|| {
-            std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-                .ok()
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-        })
-        .as_deref()
+/// Whether the process `pid`, whose thread-group leader is a zombie, still
+/// has live threads (`Threads:` in `/proc/<pid>/status` counts them with
+/// the leader until the last one exits). `None` when it cannot be read.
+fn zombie_leader_has_threads(pid: u32) -> Option<bool> {
+    let path = format!("/proc/{pid}/status");
+    let fd = sys::open(
+        std::path::Path::new(&path),
+        libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+    )
+    .ok()?;
+    let bytes = sys::read_capped(fd.as_fd(), 2048, 16 * 1024).ok()??;
+    let text = std::str::from_utf8(&bytes).ok()?;
+    let threads: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(threads > 1)
 }
 
-/// Decides whether `pid` is the live process the marker describes.
-pub(crate) fn liveness(
-    pid: u32,
-    boot_id: Option<&str>,
-    start_ticks: Option<u64>,
-) -> io::Result<Liveness> {
-    debug_assert!(pid >= 1 && pid <= i32::MAX as u32);
-    if let (Some(recorded), Some(host)) = (boot_id, host_boot_id())
-        && recorded != host
-    {
-        // Written during another boot: whatever has this pid now is not it.
-        return Ok(Liveness::Reused);
-    }
-    match read_proc_stat(pid)? {
-        Some(st) => {
-            if st.state == b'Z' || st.state == b'X' {
-                Ok(Liveness::Zombie)
-            } else if start_ticks.is_some_and(|t| t != st.start_ticks) {
-                Ok(Liveness::Reused)
-            } else {
-                Ok(Liveness::Alive)
-            }
+/// What the reader knows about itself, read once per process (none of it
+/// can change while we run: a process never changes its own pid or time
+/// namespace, nor the boot it runs in).
+struct Host {
+    boot_id: Option<u128>,
+    pid_ns: Option<u64>,
+    boottime_offset_ns: i64,
+    clk_tck: u64,
+}
+
+fn host() -> &'static Host {
+    static HOST: OnceLock<Host> = OnceLock::new();
+    HOST.get_or_init(|| Host {
+        boot_id: std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .ok()
+            .and_then(|s| parse_uuid(s.trim())),
+        pid_ns: std::fs::metadata("/proc/self/ns/pid").ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            m.ino()
+        }),
+        boottime_offset_ns: std::fs::read_to_string("/proc/self/timens_offsets")
+            .ok()
+            .and_then(|s| parse_boottime_offset(&s))
+            .unwrap_or(0),
+        // SAFETY: sysconf has no preconditions.
+        clk_tck: match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
+            n if n > 0 => n as u64,
+            _ => 100,
+        },
+    })
+}
+
+/// The `boottime` line of `/proc/self/timens_offsets`, in nanoseconds.
+pub(crate) fn parse_boottime_offset(text: &str) -> Option<i64> {
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("boottime"))?;
+    let mut f = line.split_ascii_whitespace().skip(1);
+    let secs: i64 = f.next()?.parse().ok()?;
+    let nanos: i64 = f.next()?.parse().ok()?;
+    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
+}
+
+/// Parses a boot id as a UUID: case-insensitive, with or without braces
+/// and dashes. Anything else is `None` (and proves nothing).
+pub(crate) fn parse_uuid(s: &str) -> Option<u128> {
+    let s = s.trim();
+    let s = match s.strip_prefix('{') {
+        Some(inner) => inner.strip_suffix('}')?,
+        None => s,
+    };
+    let hex: String = if s.len() == 36 {
+        let b = s.as_bytes();
+        if [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
+            return None;
         }
+        s.chars().filter(|&c| c != '-').collect()
+    } else {
+        s.to_owned()
+    };
+    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u128::from_str_radix(&hex, 16).ok()
+}
+
+/// Start ticks in the initial time namespace, given the ticks seen in a
+/// namespace whose boottime offset is `offset_ns`.
+fn normalised_ticks(ticks: u64, offset_ns: i64, clk_tck: u64) -> i128 {
+    let offset_ticks = (offset_ns as i128 * clk_tck as i128).div_euclid(1_000_000_000);
+    ticks as i128 - offset_ticks
+}
+
+/// Decides whether the marker's pid is the live process it describes, from
+/// this reader's point of view. An `Err` is a failure of ours reading
+/// `/proc` (it makes the marker unverifiable, never stale).
+pub(crate) fn liveness(meta: &MetadataFile) -> Liveness {
+    match judge(meta, host()) {
+        Ok(l) => l,
+        Err(_) => Liveness::Unverifiable("cannot read the process's /proc entry"),
+    }
+}
+
+fn judge(meta: &MetadataFile, host: &Host) -> io::Result<Liveness> {
+    let pid = meta.pid;
+    debug_assert!(pid >= 1 && pid <= i32::MAX as u32);
+    if let Some(recorded) = meta.boot_id.as_deref() {
+        match (parse_uuid(recorded), host.boot_id) {
+            (None, _) => return Ok(Liveness::Unverifiable("boot_id is not a UUID")),
+            (Some(_), None) => {
+                return Ok(Liveness::Unverifiable("this host's boot id is unreadable"));
+            }
+            (Some(r), Some(h)) if r != h => return Ok(Liveness::OtherBoot),
+            _ => {}
+        }
+    }
+    // Can this reader look the pid up at all? Only in the pid namespace it
+    // was recorded in; for markers that do not say, only a reader in the
+    // initial namespace is sure (the one writers without the key ran in).
+    let same_ns = match (meta.pid_ns_inode, host.pid_ns) {
+        (Some(recorded), Some(mine)) if recorded != mine => {
+            return Ok(Liveness::Unverifiable(
+                "recorded in another pid namespace than the reader's",
+            ));
+        }
+        (Some(_), None) => {
+            return Ok(Liveness::Unverifiable(
+                "this reader's pid namespace is unknown",
+            ));
+        }
+        (Some(_), Some(_)) => true,
+        (None, mine) => mine == Some(INITIAL_PID_NS_INODE),
+    };
+    let complete = meta.boot_id.is_some() && meta.pid_start_ticks.is_some();
+    match read_proc_stat(pid)? {
+        StatRead::Found(st) => {
+            if let Some(recorded) = meta.pid_start_ticks {
+                let a =
+                    normalised_ticks(recorded, meta.boottime_offset_ns.unwrap_or(0), host.clk_tck);
+                let b = normalised_ticks(st.start_ticks, host.boottime_offset_ns, host.clk_tck);
+                // Offsets that are not whole ticks round either way.
+                let exact =
+                    meta.boottime_offset_ns.unwrap_or(0) == 0 && host.boottime_offset_ns == 0;
+                let differs = if exact { a != b } else { (a - b).abs() > 1 };
+                if differs {
+                    return Ok(if same_ns {
+                        Liveness::Reused
+                    } else {
+                        Liveness::Unverifiable(
+                            "the pid may come from another pid namespace than the reader's",
+                        )
+                    });
+                }
+            }
+            if (st.state == b'Z' || st.state == b'X')
+                && zombie_leader_has_threads(pid) != Some(true)
+            {
+                return Ok(if same_ns || meta.pid_start_ticks.is_some() {
+                    Liveness::Zombie
+                } else {
+                    Liveness::Unverifiable(
+                        "the pid may come from another pid namespace than the reader's",
+                    )
+                });
+            }
+            Ok(Liveness::Alive(if complete && same_ns {
+                Identity::Verified
+            } else if complete {
+                Identity::Unchecked("the reader is not in the initial pid namespace")
+            } else {
+                Identity::NotRecorded
+            }))
+        }
+        StatRead::Denied => Ok(Liveness::Alive(Identity::Unchecked(
+            "permission denied reading /proc/<pid>/stat",
+        ))),
         // /proc may hide the process from us; only ESRCH proves it gone.
-        None => Ok(if kill_probe(pid)? {
-            Liveness::Alive
-        } else {
-            Liveness::Gone
+        StatRead::Absent => Ok(match kill_probe(pid)? {
+            true => Liveness::Alive(Identity::Unchecked("/proc hides the process")),
+            false if same_ns => Liveness::Gone,
+            false => Liveness::Unverifiable(
+                "not found from this reader's pid namespace, which is not the pid's",
+            ),
         }),
     }
 }
@@ -135,10 +330,34 @@ pub(crate) fn kill_probe(pid: u32) -> io::Result<bool> {
     }
 }
 
-/// The identity the writer records for `pid`: this boot's id and the
-/// process start time. `Ok(None)` when the process does not exist.
-pub(crate) fn identity(pid: u32) -> io::Result<Option<(Option<String>, u64)>> {
-    Ok(read_proc_stat(pid)?.map(|st| (host_boot_id().map(str::to_owned), st.start_ticks)))
+/// The identity the writer records for `pid`, as seen from this process.
+pub(crate) struct Recorded {
+    pub boot_id: Option<String>,
+    pub start_ticks: u64,
+}
+
+/// This process's pid namespace inode and boottime offset (ns): what a
+/// writer records so readers elsewhere can interpret its pids and ticks.
+pub(crate) fn own_namespaces() -> (Option<u64>, i64) {
+    let h = host();
+    (h.pid_ns, h.boottime_offset_ns)
+}
+
+/// The identity of the live process `pid`; `Ok(None)` when it does not
+/// exist.
+pub(crate) fn identity(pid: u32) -> io::Result<Option<Recorded>> {
+    let st = match read_proc_stat(pid)? {
+        StatRead::Found(st) => st,
+        StatRead::Absent => return Ok(None),
+        StatRead::Denied => return Err(io::Error::from_raw_os_error(libc::EACCES)),
+    };
+    Ok(Some(Recorded {
+        boot_id: std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty()),
+        start_ticks: st.start_ticks,
+    }))
 }
 
 #[cfg(test)]
@@ -155,20 +374,67 @@ mod tests {
     }
 
     #[test]
+    fn boot_ids_compare_as_uuids() {
+        let canon = parse_uuid("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0").unwrap();
+        for spelling in [
+            "0F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0",
+            "{0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0}",
+            "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+            " 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0\n",
+        ] {
+            assert_eq!(parse_uuid(spelling), Some(canon), "{spelling:?}");
+        }
+        for bad in [
+            "",
+            "not-a-uuid",
+            "0f1e2d3c-4b5a-6978-8796",
+            "{0f1e}",
+            "g".repeat(32).as_str(),
+        ] {
+            assert_eq!(parse_uuid(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn timens_offsets_parse() {
+        let text = "monotonic           0         0\nboottime         1000         5\n";
+        assert_eq!(parse_boottime_offset(text), Some(1_000_000_000_005));
+        assert_eq!(normalised_ticks(150_000, 1_000_000_000_000, 100), 50_000);
+        assert_eq!(normalised_ticks(10, -2_000_000_000, 100), 210);
+    }
+
+    fn meta_for(pid: u32, boot: Option<String>, ticks: Option<u64>) -> MetadataFile {
+        MetadataFile {
+            sandbox_id: "s".into(),
+            agent_id: "a".into(),
+            session_id: "s".into(),
+            authority_url: "u".into(),
+            policy_bundle_version: "p".into(),
+            pid,
+            started_at: "t".into(),
+            listen: None,
+            boot_id: boot,
+            pid_start_ticks: ticks,
+            pid_ns_inode: host().pid_ns,
+            boottime_offset_ns: Some(host().boottime_offset_ns),
+        }
+    }
+
+    #[test]
     fn own_process_is_alive_and_identity_matches() {
         let me = std::process::id();
-        let (boot, ticks) = identity(me).unwrap().unwrap();
-        assert_eq!(
-            liveness(me, boot.as_deref(), Some(ticks)).unwrap(),
-            Liveness::Alive
-        );
-        assert_eq!(
-            liveness(me, boot.as_deref(), Some(ticks + 1)).unwrap(),
-            Liveness::Reused
-        );
-        assert_eq!(
-            liveness(me, Some("another-boot"), Some(ticks)).unwrap(),
-            Liveness::Reused
-        );
+        let rec = identity(me).unwrap().unwrap();
+        let m = meta_for(me, rec.boot_id.clone(), Some(rec.start_ticks));
+        assert_eq!(liveness(&m), Liveness::Alive(Identity::Verified));
+        let m = meta_for(me, rec.boot_id.clone(), Some(rec.start_ticks + 1));
+        assert_eq!(liveness(&m), Liveness::Reused);
+        let other = "00000000-0000-0000-0000-000000000001".to_owned();
+        let m = meta_for(me, Some(other), Some(rec.start_ticks));
+        assert_eq!(liveness(&m), Liveness::OtherBoot);
+        let m = meta_for(me, Some("another-boot".into()), Some(rec.start_ticks));
+        assert!(matches!(liveness(&m), Liveness::Unverifiable(_)));
+        let mut m = meta_for(me, rec.boot_id, Some(rec.start_ticks));
+        m.pid_ns_inode = Some(1);
+        assert!(matches!(liveness(&m), Liveness::Unverifiable(_)));
     }
 }

@@ -60,15 +60,26 @@ pub fn openat(
 /// seccomp filter) says it does not.
 static OPENAT2_WORKS: AtomicBool = AtomicBool::new(true);
 
-/// `openat2(2)` of `rel` under `dir` with `RESOLVE_BENEATH |
-/// RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS`: one call that opens a path
-/// of several components without following any symlink or leaving `dir`.
-/// `None` when `openat2` is unavailable; callers then open component by
-/// component.
-pub fn openat2_beneath(
+/// How `openat2` may resolve a path below an anchor directory: never a
+/// symlink, never `..` out of it, and (with `NO_XDEV`) never into another
+/// mount, bind mounts of the same filesystem included.
+pub const RESOLVE_BENEATH_STRICT: u64 =
+    libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+/// [`RESOLVE_BENEATH_STRICT`] plus `RESOLVE_NO_XDEV`.
+pub const RESOLVE_NO_XDEV_STRICT: u64 = RESOLVE_BENEATH_STRICT | libc::RESOLVE_NO_XDEV;
+
+/// `openat2(2)` of `rel` under `dir` with the given `resolve` flags (one of
+/// the constants above): one call that opens a path of several components
+/// without following any symlink or leaving `dir`. Crossing a mount point
+/// under `RESOLVE_NO_XDEV` fails with `EXDEV` before the mounted
+/// filesystem is asked anything, so a hung filesystem mounted below `dir`
+/// cannot block it. `None` when `openat2` is unavailable; callers then open
+/// component by component.
+pub fn openat2(
     dir: BorrowedFd<'_>,
     rel: &CStr,
     flags: libc::c_int,
+    resolve: u64,
 ) -> Option<io::Result<OwnedFd>> {
     if !OPENAT2_WORKS.load(Ordering::Relaxed) {
         return None;
@@ -76,7 +87,7 @@ pub fn openat2_beneath(
     // SAFETY: open_how is plain old data; all-zero is a valid value.
     let mut how: libc::open_how = unsafe { MaybeUninit::zeroed().assume_init() };
     how.flags = flags as u64;
-    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+    how.resolve = resolve;
     // SAFETY: valid fd, NUL-terminated path, and a correctly sized open_how.
     let fd = unsafe {
         libc::syscall(
@@ -100,6 +111,36 @@ pub fn openat2_beneath(
     }
     // SAFETY: openat2 returned a new descriptor that nothing else owns.
     Some(Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) }))
+}
+
+/// The mount id of what `fd` refers to (`statx` `STATX_MNT_ID`), or `None`
+/// where the kernel does not report it.
+pub fn mount_id(fd: BorrowedFd<'_>) -> Option<u64> {
+    // SAFETY: statx is plain old data; all-zero is valid.
+    let mut stx: libc::statx = unsafe { mem::zeroed() };
+    // SAFETY: valid fd, empty path with AT_EMPTY_PATH, valid out-pointer.
+    let rc = unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_MNT_ID,
+            &mut stx,
+        )
+    };
+    (rc == 0 && stx.stx_mask & libc::STATX_MNT_ID != 0).then_some(stx.stx_mnt_id)
+}
+
+/// The soft limit on open descriptors (`RLIMIT_NOFILE`), or `None` when
+/// unlimited or unreadable.
+pub fn nofile_soft_limit() -> Option<u64> {
+    // SAFETY: rlimit is plain old data; getrlimit fills it.
+    let mut rl: libc::rlimit = unsafe { mem::zeroed() };
+    // SAFETY: valid out-pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } != 0 {
+        return None;
+    }
+    (rl.rlim_cur != libc::RLIM_INFINITY).then_some(rl.rlim_cur as u64)
 }
 
 pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {

@@ -41,9 +41,15 @@ pub fn create_marker(runtime_dir: impl AsRef<Path>, meta: &MetadataFile) -> Resu
         }
     })?;
     let mut meta = meta.clone();
+    // The namespaces are the writer's own: they need no process.
+    let (ns, offset) = process::own_namespaces();
+    if meta.pid_ns_inode.is_none() {
+        meta.pid_ns_inode = ns;
+    }
+    meta.boottime_offset_ns.get_or_insert(offset);
     if meta.boot_id.is_none() || meta.pid_start_ticks.is_none() {
         let proc_path = PathBuf::from(format!("/proc/{}", meta.pid));
-        let (boot, ticks) = process::identity(meta.pid)
+        let rec = process::identity(meta.pid)
             .map_err(|e| StackError::io("read identity of process", &proc_path, e))?
             .ok_or_else(|| {
                 StackError::io(
@@ -53,9 +59,9 @@ pub fn create_marker(runtime_dir: impl AsRef<Path>, meta: &MetadataFile) -> Resu
                 )
             })?;
         if meta.boot_id.is_none() {
-            meta.boot_id = boot;
+            meta.boot_id = rec.boot_id;
         }
-        meta.pid_start_ticks.get_or_insert(ticks);
+        meta.pid_start_ticks.get_or_insert(rec.start_ticks);
     }
     let toml = toml::to_string(&meta).map_err(|e| StackError::InvalidArgument {
         what: "metadata".into(),
