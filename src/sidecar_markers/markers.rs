@@ -695,6 +695,95 @@ mod tests {
         assert!(accepted >= 6, "the fast path should take the plain forms");
     }
 
+    /// Lone CR at the end (no LF): TOML rejects it, so must the fast path.
+    #[test]
+    fn lone_cr_is_rejected_like_toml() {
+        let text = format!("{BASE}\r");
+        assert!(full(&text).is_none());
+        assert!(parse_flat(&text).is_none());
+        assert!(parse_metadata(text.as_bytes()).is_err());
+    }
+
+    use proptest::prelude::*;
+
+    /// Near-flat inputs: the writer's form with line-break variants, lone
+    /// CRs, a BOM, escapes, comments, trailing whitespace, duplicate and
+    /// unknown keys, signed and odd numbers.
+    fn near_flat() -> impl Strategy<Value = String> {
+        let line = prop_oneof![
+            Just("sandbox_id = \"s-1\"".to_owned()),
+            Just("agent_id = \"a\"".to_owned()),
+            Just("session_id = \"s\"".to_owned()),
+            Just("authority_url = \"u\"".to_owned()),
+            Just("policy_bundle_version = \"p\"".to_owned()),
+            Just("started_at = \"t\"".to_owned()),
+            Just("pid = 42".to_owned()),
+            Just("pid = -42".to_owned()),
+            Just("pid = 042".to_owned()),
+            Just("pid_start_ticks = 7".to_owned()),
+            Just("pid_ns_inode = 4026531836".to_owned()),
+            Just("boottime_offset_ns = -1000".to_owned()),
+            Just("boottime_offset_ns = -0".to_owned()),
+            Just("boottime_offset_ns = +5".to_owned()),
+            Just("listen = \"/x.sock\"".to_owned()),
+            Just("agent_id = \"esc\\\"aped\"".to_owned()),
+            Just("agent_id = 'lit'".to_owned()),
+            Just("# comment".to_owned()),
+            Just("".to_owned()),
+            Just("unknown = 1".to_owned()),
+            "[a-z_]{1,6} = \"[ -~]{0,4}\"",
+            "[a-z_]{1,6} = -?[0-9]{1,3}",
+        ];
+        let ending = prop_oneof![
+            Just("\n"),
+            Just("\r\n"),
+            Just("\r"),
+            Just(" \n"),
+            Just("\t# c\n"),
+            Just(""),
+        ];
+        let required: Vec<String> = BASE.lines().map(str::to_owned).collect();
+        (
+            any::<bool>(),
+            Just(required).prop_shuffle(),
+            proptest::collection::vec(ending.clone(), 7),
+            proptest::collection::vec((line, ending), 0..5),
+        )
+            .prop_map(|(bom, required, endings, extra)| {
+                let mut s = if bom {
+                    "\u{feff}".to_owned()
+                } else {
+                    String::new()
+                };
+                for (l, e) in required.iter().zip(endings) {
+                    s.push_str(l);
+                    s.push_str(if e.is_empty() { "\n" } else { e });
+                }
+                for (l, e) in extra {
+                    s.push_str(&l);
+                    s.push_str(e);
+                }
+                s
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(600))]
+        /// The fast path accepts only what the TOML parser accepts, and
+        /// reads the same values; and parse_metadata (fast path, then TOML)
+        /// accepts exactly what TOML accepts.
+        #[test]
+        fn fast_path_agrees_with_toml(text in near_flat()) {
+            let toml_says: Option<MetadataFile> = full(&text);
+            if let Some(fast) = parse_flat(&text) {
+                prop_assert_eq!(Some(fast), toml_says.clone(), "{:?}", text);
+            }
+            let ours = parse_metadata(text.as_bytes()).ok();
+            let toml_checked = toml_says.filter(|m| check_pid(m.pid).is_ok());
+            prop_assert_eq!(ours, toml_checked, "{:?}", text);
+        }
+    }
+
     /// What the writer produces takes the fast path.
     #[test]
     fn writer_output_takes_the_fast_path() {

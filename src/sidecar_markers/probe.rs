@@ -361,6 +361,11 @@ impl Prober {
                     sys::RESOLVE_NO_XDEV_STRICT,
                 );
                 match opened {
+                    // O_PATH|O_NOFOLLOW opens a symlink itself: a path we
+                    // do not control, probed on a guarded thread.
+                    Some(Ok(fd)) if sys::fstat(fd.as_fd()).is_ok_and(|st| is_symlink(&st)) => {
+                        self.start_path(key, marker_path.join(DEFAULT_SOCKET))
+                    }
                     Some(Ok(fd)) => {
                         let outcome = connect_via_fd(fd.as_fd());
                         if !matches!(outcome, Outcome::Unavailable(_)) {
@@ -530,6 +535,10 @@ impl Prober {
         }
         self.finished
     }
+}
+
+fn is_symlink(st: &libc::stat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFLNK
 }
 
 /// Re-opens the marker socket and connects (after a descriptor shortage).

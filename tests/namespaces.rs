@@ -1,0 +1,423 @@
+//! Liveness that holds in containers and odd processes (issue 10): a live
+//! sidecar is never judged stopped, and a dead one is still collected where
+//! its death is provable. Real namespaces (`unshare`), a real process whose
+//! leader thread exited, a real `hidepid=1` /proc and a non-root reader.
+//!
+//! Every fixture here needs root and a kernel that allows the namespace;
+//! where the kernel refuses, the test fails with a message saying so —
+//! it never passes silently.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{FIRMA, SIDECAR, Sidecar, dead_pid, metadata, runtime, write_marker};
+use firma_stack::sidecar_markers::{
+    MetadataFile, State, create_marker, gc_stale, get, inspect, list,
+};
+
+fn need_root() {
+    // SAFETY: geteuid cannot fail.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "these tests build namespaces and mounts: run them as root (make test does, in CI)"
+    );
+}
+
+/// Runs `unshare ARGS -- firma-example-sidecar ...` and waits for `ready`.
+struct Contained {
+    child: Child,
+    marker: PathBuf,
+}
+
+impl Contained {
+    fn start(unshare: &[&str], runtime: &Path, id: &str) -> Contained {
+        need_root();
+        let mut child = Command::new("unshare")
+            .args(unshare)
+            .arg("--kill-child")
+            .arg(SIDECAR)
+            .arg("--runtime-dir")
+            .arg(runtime)
+            .args(["--id", id])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn unshare (util-linux)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let Some(marker) = line.strip_prefix("ready ") else {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "the kernel refused `unshare {unshare:?}` (or the sidecar failed): {:?} {}",
+                line,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        Contained {
+            marker: PathBuf::from(marker.trim_end()),
+            child,
+        }
+    }
+
+    /// SIGKILLs the whole namespace (unshare --kill-child) and reaps it.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Contained {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn recorded(marker: &Path) -> MetadataFile {
+    toml::from_str(&std::fs::read_to_string(marker.join("metadata.toml")).unwrap()).unwrap()
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn sidecar_in_a_child_pid_namespace_is_never_collected_from_the_host() {
+    let rt = runtime();
+    let c = Contained::start(&["-p", "-f", "--mount-proc"], rt.path(), "in-pidns");
+    let meta = recorded(&c.marker);
+    // It recorded its namespace-local pid and its own pid namespace.
+    assert_eq!(meta.pid, 1, "the sidecar sees itself as pid 1");
+    let host_ns = std::fs::metadata("/proc/self/ns/pid").unwrap();
+    assert_ne!(
+        meta.pid_ns_inode,
+        Some(std::os::unix::fs::MetadataExt::ino(&host_ns))
+    );
+    let e = get(rt.path(), "in-pidns").unwrap().unwrap();
+    assert_eq!(e.state, State::Running, "the endpoint proves it serves");
+    assert_eq!(gc_stale(rt.path()).unwrap(), Vec::<String>::new());
+    assert_eq!(list(rt.path()).unwrap().len(), 1);
+    // Dead, but the host cannot prove it: unknown, kept.
+    c.kill();
+    wait_until("the contained sidecar to stop serving", || {
+        get(rt.path(), "in-pidns").unwrap().unwrap().state != State::Running
+    });
+    let r = inspect(rt.path()).unwrap();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].state, Some(State::Unknown), "{r:?}");
+    assert_eq!(r[0].reason.as_str(), "unverifiable");
+    assert_eq!(gc_stale(rt.path()).unwrap(), Vec::<String>::new());
+    assert!(rt.path().join("run/in-pidns/metadata.toml").exists());
+}
+
+#[test]
+fn supervisor_in_its_own_pid_namespace_deletes_no_host_marker() {
+    need_root();
+    let rt = runtime();
+    let live = Sidecar::start(rt.path(), "host-live", &[]);
+    // A host marker of a dead pid, written by the writer (records the host
+    // pid namespace) — and one written by hand without the key.
+    let dead = dead_pid();
+    let mut m = meta("host-dead", dead);
+    m.boot_id = Some(boot_id());
+    m.pid_start_ticks = Some(1);
+    create_marker(rt.path(), &m).unwrap();
+    write_marker(
+        rt.path(),
+        "host-dead-old",
+        &metadata("host-dead-old", dead.into(), ""),
+    );
+    let dir = rt.path().to_str().unwrap();
+    let out = Command::new("unshare")
+        .args(["-p", "-f", "--mount-proc", FIRMA, "--runtime-dir", dir])
+        .args(["sidecar", "status", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kernel refused the pid namespace, or status failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let states: Vec<(String, String)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["sandbox_id"].as_str().unwrap().to_owned(),
+                e["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("host-dead".to_owned(), "unknown".to_owned()),
+            ("host-dead-old".to_owned(), "unknown".to_owned()),
+            ("host-live".to_owned(), "running".to_owned()),
+        ],
+        "from inside a pid namespace nothing is provably dead"
+    );
+    for id in ["host-live", "host-dead", "host-dead-old"] {
+        assert!(rt.path().join("run").join(id).exists(), "{id} was removed");
+    }
+    // From the host, the dead ones are provably dead and are collected.
+    let mut removed = gc_stale(rt.path()).unwrap();
+    removed.sort();
+    assert_eq!(removed, ["host-dead", "host-dead-old"]);
+    drop(live);
+}
+
+#[test]
+fn sidecar_in_a_time_namespace_keeps_its_identity() {
+    let rt = runtime();
+    let c = Contained::start(&["-T", "--boottime", "1000", "-f"], rt.path(), "in-timens");
+    let meta = recorded(&c.marker);
+    assert_eq!(meta.boottime_offset_ns, Some(1_000_000_000_000));
+    assert_eq!(
+        get(rt.path(), "in-timens").unwrap().unwrap().state,
+        State::Running
+    );
+    assert_eq!(gc_stale(rt.path()).unwrap(), Vec::<String>::new());
+    // Its death is provable (same pid namespace): collected.
+    c.kill();
+    let pid = meta.pid;
+    wait_until("the sidecar to be gone", || {
+        !Path::new(&format!("/proc/{pid}")).exists()
+    });
+    assert_eq!(gc_stale(rt.path()).unwrap(), ["in-timens"]);
+}
+
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+fn start_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat.rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn meta(id: &str, pid: u32) -> MetadataFile {
+    MetadataFile {
+        sandbox_id: id.into(),
+        agent_id: "agent".into(),
+        session_id: "session".into(),
+        authority_url: "https://authority.invalid".into(),
+        policy_bundle_version: "v1".into(),
+        pid,
+        started_at: "2026-12-01T00:00:00Z".into(),
+        listen: None,
+        boot_id: None,
+        pid_start_ticks: None,
+        pid_ns_inode: None,
+        boottime_offset_ns: None,
+    }
+}
+
+#[test]
+fn boot_ids_spelled_differently_are_the_same_boot() {
+    let rt = runtime();
+    let me = std::process::id();
+    let ticks = start_ticks(me);
+    let canon = boot_id();
+    let upper = canon.to_uppercase();
+    let braces = format!("{{{canon}}}");
+    let bare = canon.replace('-', "");
+    for (id, spelling) in [("upper", &upper), ("braces", &braces), ("bare", &bare)] {
+        let extra = format!("boot_id = \"{spelling}\"\npid_start_ticks = {ticks}\n");
+        write_marker(rt.path(), id, &metadata(id, me.into(), &extra));
+    }
+    // Not a UUID: proves nothing, never "another boot".
+    let extra = format!("boot_id = \"boot-7\"\npid_start_ticks = {ticks}\n");
+    write_marker(
+        rt.path(),
+        "not-uuid",
+        &metadata("not-uuid", me.into(), &extra),
+    );
+    // Really another boot: stale.
+    let extra =
+        format!("boot_id = \"00000000-0000-4000-8000-000000000001\"\npid_start_ticks = {ticks}\n");
+    write_marker(
+        rt.path(),
+        "other-boot",
+        &metadata("other-boot", me.into(), &extra),
+    );
+    let reports = inspect(rt.path()).unwrap();
+    let got: Vec<(&str, &str, &str)> = reports
+        .iter()
+        .map(|r| (r.name.as_str(), r.verdict.as_str(), r.reason.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("bare", "live", "endpoint_missing"),
+            ("braces", "live", "endpoint_missing"),
+            ("not-uuid", "live", "unverifiable"),
+            ("other-boot", "stale", "other_boot"),
+            ("upper", "live", "endpoint_missing"),
+        ]
+    );
+    assert_eq!(gc_stale(rt.path()).unwrap(), ["other-boot"]);
+}
+
+/// A process whose main thread called `pthread_exit` while a worker serves.
+const LEADER_EXIT_C: &str = r#"
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+static int fd;
+static void *serve(void *a) {
+    (void)a;
+    for (;;) { int c = accept(fd, 0, 0); if (c >= 0) close(c); }
+    return 0;
+}
+int main(int argc, char **argv) {
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (argc < 2) return 2;
+    strncpy(sa.sun_path, argv[1], sizeof sa.sun_path - 1);
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) || listen(fd, 16)) return 1;
+    pthread_t t;
+    pthread_create(&t, 0, serve, 0);
+    printf("ready\n");
+    fflush(stdout);
+    pthread_exit(0);
+}
+"#;
+
+fn build_leader_exit() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("firma-leader-exit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("leader_exit.c");
+    let bin = dir.join("leader_exit");
+    std::fs::write(&src, LEADER_EXIT_C).unwrap();
+    let st = Command::new("cc")
+        .arg("-o")
+        .arg(&bin)
+        .arg(&src)
+        .arg("-lpthread")
+        .status()
+        .expect("a C compiler (cc) builds the leader-exit helper");
+    assert!(st.success(), "cc failed to build the leader-exit helper");
+    bin
+}
+
+fn proc_state(pid: u32) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat.rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn zombie_leader_with_a_serving_thread_is_alive_until_the_whole_process_exits() {
+    let rt = runtime();
+    let bin = build_leader_exit();
+    let sock = rt.path().join("leader.sock");
+    let mut child = Command::new(&bin)
+        .arg(&sock)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    let pid = child.id();
+    wait_until("the leader to become a zombie", || proc_state(pid) == "Z");
+    let mut m = meta("leader-exit", pid);
+    m.listen = Some(sock.to_str().unwrap().to_owned());
+    create_marker(rt.path(), &m).unwrap();
+    let e = get(rt.path(), "leader-exit").unwrap().unwrap();
+    assert_eq!(
+        e.state,
+        State::Running,
+        "a Z leader with a live thread is alive"
+    );
+    assert_eq!(gc_stale(rt.path()).unwrap(), Vec::<String>::new());
+    assert_eq!(list(rt.path()).unwrap().len(), 1);
+    // The whole process dies (not reaped yet: a true zombie) → collected.
+    child.kill().unwrap();
+    wait_until("the worker thread to exit", || {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .map(|s| s.contains("Threads:\t1\n"))
+            .unwrap_or(true)
+    });
+    assert_eq!(proc_state(pid), "Z");
+    assert_eq!(gc_stale(rt.path()).unwrap(), ["leader-exit"]);
+    child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(bin.parent().unwrap());
+}
+
+/// `/proc` mounted `hidepid=1` in a private mount namespace, read by a
+/// non-root user: a root-owned live sidecar is not readable there
+/// (`EPERM`/`EACCES` on `/proc/<pid>/stat`), which means "alive, identity
+/// unchecked" — never a failed listing, never stopped.
+#[test]
+fn hidepid_proc_and_a_non_root_reader_still_list() {
+    need_root();
+    let rt = runtime();
+    let live = Sidecar::start(rt.path(), "root-live", &[]);
+    let dead = dead_pid();
+    write_marker(
+        rt.path(),
+        "root-dead",
+        &metadata("root-dead", dead.into(), ""),
+    );
+    common::open_up(rt.path());
+    let dir = rt.path().to_str().unwrap();
+    let script = format!(
+        "mount -t proc -o hidepid=1 proc /proc && \
+         exec setpriv --reuid 65534 --regid 65534 --clear-groups \
+         {FIRMA} --runtime-dir {dir} sidecar status --json"
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "hidepid listing failed (or the kernel refused the mount namespace): {stderr}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let arr = v.as_array().unwrap();
+    assert_eq!(arr.len(), 1, "{v}");
+    assert_eq!(arr[0]["sandbox_id"], "root-live");
+    assert_ne!(arr[0]["state"], "stopped");
+    // The dead one is provably dead (ESRCH) but nobody may remove it: kept,
+    // and the listing did not fail.
+    assert!(rt.path().join("run/root-live").exists());
+    assert!(rt.path().join("run/root-dead").exists());
+    drop(live);
+}
