@@ -1,6 +1,7 @@
 //! `firma-bench`: the benchmark driver behind `make bench`, the sidecar
 //! fleet it measures, and the pieces the criterion figures share with it.
 //!
+//! - [`cli`]: the subcommands and options (clap).
 //! - [`fleet`]: real healthy and stale sidecar markers.
 //! - [`worker`]: the line protocol every contender speaks, client and the
 //!   Rust contender's server.
