@@ -13,11 +13,13 @@ TEST_LEGS := test-rust
 include $(sort $(wildcard mk/*.mk))
 
 .PHONY: all build build-rust test test-rust demo clean
+## all: the default goal; the same as build.
 all: build
 
 ## build: the release library (.so, .a), the `firma` CLI and the example sidecar.
 build: $(BUILD_LEGS)
 
+## build-rust: the Rust part of build (cargo build --release of the lib and bins).
 build-rust:
 	$(CARGO) build --release --locked --lib --bins
 
@@ -30,6 +32,7 @@ test:
 	@echo "make test: all legs passed ($(TEST_LEGS))"
 	@bash scripts/test-summary.sh target/test.log
 
+## test-rust: cargo fmt and clippy -D warnings of the workspace (bench/ too), cargo test of the core.
 test-rust:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
@@ -39,5 +42,30 @@ test-rust:
 demo: build-rust
 	bash scripts/demo.sh
 
+## clean: cargo clean (removes target/).
 clean:
 	$(CARGO) clean
+
+.PHONY: help
+## help: every make target with its one-line description, by file.
+# Reads the "## target: text" lines of Makefile and mk/*.mk (a following
+# "## ..." line continues the text) and names .PHONY targets that have none.
+help:
+	@awk ' \
+	    FNR == 1 { file = FILENAME; files[++nf] = file; last = "" } \
+	    /^## [A-Za-z0-9_.-]+: / { \
+	        t = $$2; sub(/:$$/, "", t); d = $$0; sub(/^## [^:]+: /, "", d); \
+	        doc[t] = d; list[file] = list[file] " " t; last = t; \
+	        if (length(t) > w) w = length(t); next } \
+	    /^## / && last != "" { d = $$0; sub(/^## /, "", d); doc[last] = doc[last] " " d; next } \
+	    { last = "" } \
+	    /^\.PHONY:/ { for (i = 2; i <= NF; i++) phony[$$i] = 1 } \
+	    END { \
+	        fmt = "  %-" w "s  %s\n"; \
+	        for (f = 1; f <= nf; f++) { \
+	            n = split(list[files[f]], ts, " "); if (n == 0) continue; \
+	            printf "%s:\n", files[f]; \
+	            for (i = 1; i <= n; i++) printf fmt, ts[i], doc[ts[i]]; } \
+	        for (t in phony) if (!(t in doc)) missing = missing " " t; \
+	        if (missing != "") print "undocumented targets:" missing; } \
+	    ' Makefile $(sort $(wildcard mk/*.mk))

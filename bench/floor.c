@@ -15,8 +15,8 @@
  * No parsing beyond the pid, no output beyond a count.
  *
  *   floor RUNTIME_DIR     list once, print "<markers> <alive> <connected>"
- *   floor --serve         the worker line protocol of bench/src/run.rs:
- *                         "list DIR REPS" -> "ok ENTRIES RUNNING ns..."
+ *   floor --serve         the worker line protocol (worker.h), `list` only:
+ *                         ENTRIES are markers, RUNNING connected sockets
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -33,6 +33,8 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "worker.h"
 
 struct counts {
     long markers;   /* metadata.toml read and a pid found */
@@ -146,46 +148,18 @@ static int list_once(const char *runtime_dir, struct counts *c) {
     return 0;
 }
 
-static long long now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static int serve(void) {
-    char line[8192];
-    while (fgets(line, sizeof line, stdin)) {
-        char dir[4096];
-        int reps = 1;
-        if (sscanf(line, "list %4095s %d", dir, &reps) == 2 && reps > 0) {
-            struct counts c = {0};
-            long long *t = calloc((size_t)reps, sizeof *t);
-            int failed = t == NULL;
-            for (int i = 0; !failed && i < reps; i++) {
-                long long t0 = now_ns();
-                if (list_once(dir, &c) != 0) failed = 1;
-                t[i] = now_ns() - t0;
-            }
-            if (failed) {
-                printf("err cannot list %s\n", dir);
-            } else {
-                printf("ok %ld %ld", c.markers, c.connected);
-                for (int i = 0; i < reps; i++) printf(" %lld", t[i]);
-                printf("\n");
-            }
-            free(t);
-        } else if (strncmp(line, "quit", 4) == 0) {
-            break;
-        } else {
-            printf("err unknown request\n");
-        }
-        fflush(stdout);
-    }
-    return 0;
+static int list_timed(const char *dir, long *entries, long *running, long long *ns) {
+    struct counts c;
+    long long t0 = worker_now_ns();
+    int rc = list_once(dir, &c);
+    *ns = worker_now_ns() - t0;
+    *entries = c.markers;
+    *running = c.connected;
+    return rc;
 }
 
 int main(int argc, char **argv) {
-    if (argc == 2 && strcmp(argv[1], "--serve") == 0) return serve();
+    if (argc == 2 && strcmp(argv[1], "--serve") == 0) return worker_serve(list_timed, NULL);
     if (argc != 2) {
         fprintf(stderr, "usage: floor RUNTIME_DIR | floor --serve\n");
         return 2;

@@ -33,12 +33,14 @@ fuzz-tool: $(CARGO_FUZZ)
 $(CARGO_FUZZ):
 	$(CARGO) install --locked --root $(FUZZ_TOOLS) --version $(CARGO_FUZZ_VERSION) cargo-fuzz
 
+## test-reliability: the make test leg: fuzz-lint, then fuzz-smoke.
 test-reliability: fuzz-lint fuzz-smoke
 
 ## test-reliability-rust: only the property, fault-injection and torture tests.
 test-reliability-rust:
 	$(CARGO) test --locked --test properties --test fault_injection --test torture
 
+## fuzz-lint: cargo fmt --check and clippy -D warnings of the fuzz crate.
 fuzz-lint:
 	cd fuzz && $(CARGO) fmt --check
 	cd fuzz && $(CARGO) clippy --all-targets -- -D warnings

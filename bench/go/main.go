@@ -1,7 +1,7 @@
 // Command worker is the Go contender of `make bench`: list and get through
 // the firmastack package (cgo over the C ABI).
 //
-// Line protocol (see bench/src/run.rs):
+// Line protocol (see bench/src/worker.rs):
 //
 //	list DIR REPS    -> ok ENTRIES RUNNING ns...   (each rep: the call)
 //	get DIR ID CALLS -> ok RUNNING NS              (all calls)

@@ -1,7 +1,7 @@
 """The Python contender of `make bench`: list and get through the
 firma_stack package (run with .venv/bin/python).
 
-Line protocol (see bench/src/run.rs):
+Line protocol (see bench/src/worker.rs):
   list DIR REPS    -> ok ENTRIES RUNNING ns...   (each rep: call + release)
   get DIR ID CALLS -> ok RUNNING NS              (all calls)
 """

@@ -11,12 +11,11 @@
 //! Stale markers are written the same way for children that are then
 //! killed and reaped: their pids are really dead, their identity real.
 //!
-//! This file is shared by the `firma-bench` crate and the root crate's
-//! criterion bench (`benches/list.rs`, via `#[path]`).
+//! [`serve`] is `firma-bench fleet`: the driver measures listings against
+//! a fleet standing in a process of its own; the criterion figures
+//! (benches/list.rs) build a [`Fleet`] in-process.
 
-#![allow(dead_code)] // each includer uses a different part
-
-use std::io;
+use std::io::{self, BufRead, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -65,6 +64,21 @@ pub fn raise_nofile(want: u64, need: u64) -> io::Result<u64> {
         )));
     }
     Ok(rl.rlim_cur)
+}
+
+/// `firma-bench fleet DIR N`: creates N healthy sidecars under `dir`,
+/// prints `ready N`, serves them until stdin closes (or the driver dies),
+/// then kills every child and removes `dir`.
+pub fn serve(dir: &Path, n: usize) -> crate::Res<()> {
+    let fleet = Fleet::healthy(dir, n).map_err(|e| format!("fleet of {n}: {e}"))?;
+    println!("ready {}", fleet.len());
+    io::stdout().flush().map_err(|e| e.to_string())?;
+    let mut sink = String::new();
+    while io::stdin().lock().read_line(&mut sink).is_ok_and(|n| n > 0) {
+        sink.clear();
+    }
+    drop(fleet);
+    Ok(())
 }
 
 /// Child processes that only wait to be killed. Dropping kills and reaps them.

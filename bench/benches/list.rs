@@ -1,20 +1,21 @@
-//! Criterion figures for the in-process Rust calls of issue 6: `list` over
-//! N real healthy sidecars, `get` of one of them, and `gc_stale` over a
-//! freshly laid down set of stale markers.
+//! Criterion figures for the in-process Rust calls: `list` over N real
+//! healthy sidecars, `get` of one of them, and `gc_stale` over a freshly
+//! laid down set of stale markers.
 //!
-//! Run with `make bench-criterion` (or `cargo bench --bench list`). Sample
-//! counts are small so the whole bench takes about a minute; the
-//! side-by-side comparison with the other surfaces and the C floor is
-//! `make bench` (bench/src/run.rs).
-
-#[path = "../bench/src/fleet.rs"]
-mod fleet;
+//! Run with `make bench-criterion`. Sample counts are small so the whole
+//! bench takes about a minute; the side-by-side comparison with the other
+//! surfaces and the C floor is `make bench` (`firma-bench run`).
 
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use criterion::{BatchSize, BenchmarkId, Criterion, SamplingMode, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{
+    BatchSize, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, criterion_group,
+    criterion_main,
+};
+use firma_bench::fleet::{Fleet, StaleSet};
 use firma_stack::sidecar_markers as sm;
 
 /// A fresh directory on tmpfs (where runtime dirs live) when there is one.
@@ -36,15 +37,22 @@ fn sizes() -> Vec<usize> {
         .unwrap_or_else(|| vec![100, 1_000])
 }
 
-fn bench_list_get(c: &mut Criterion) {
-    let mut group = c.benchmark_group("healthy");
+/// A group with few, short samples: fleets are real processes, and the
+/// whole bench should take about a minute.
+fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
+    let mut group = c.benchmark_group(name);
     group
         .sample_size(10)
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(2))
         .sampling_mode(SamplingMode::Flat);
+    group
+}
+
+fn bench_list_get(c: &mut Criterion) {
+    let mut group = group(c, "healthy");
     for n in sizes() {
-        let fleet = fleet::Fleet::healthy(&scratch(&format!("fleet-{n}")), n)
+        let fleet = Fleet::healthy(&scratch(&format!("fleet-{n}")), n)
             .expect("create a fleet of healthy sidecars");
         let dir = fleet.runtime.clone();
         group.bench_with_input(BenchmarkId::new("list", n), &n, |b, &n| {
@@ -65,14 +73,9 @@ fn bench_list_get(c: &mut Criterion) {
 
 fn bench_gc(c: &mut Criterion) {
     let n = 1_000;
-    let set = fleet::StaleSet::build(&scratch("stale-scratch"), n).expect("build stale markers");
+    let set = StaleSet::build(&scratch("stale-scratch"), n).expect("build stale markers");
     let dir = scratch("stale");
-    let mut group = c.benchmark_group("stale");
-    group
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(2))
-        .sampling_mode(SamplingMode::Flat);
+    let mut group = group(c, "stale");
     group.bench_function(BenchmarkId::new("gc_stale", n), |b| {
         b.iter_batched(
             || set.restore(&dir).expect("lay down stale markers"),

@@ -1,0 +1,91 @@
+//! Command-line arguments of `firma-bench`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::scenarios::Level;
+
+#[derive(Parser)]
+#[command(
+    name = "firma-bench",
+    about = "Benchmark driver and sidecar fleet of firma-stack (`make bench`)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Create N healthy sidecars under DIR, print `ready N`, serve them until
+    /// stdin closes, then kill every one and remove DIR.
+    Fleet { dir: PathBuf, n: usize },
+    /// The in-process Rust contender: the worker line protocol on stdin and
+    /// stdout.
+    Worker,
+    /// The whole benchmark: every scenario over every contender, one table.
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Directory of the release `firma` and `firma-example-sidecar`.
+    #[arg(long, default_value = "target/release")]
+    pub target: PathBuf,
+    /// The C floor (bench/floor.c).
+    #[arg(long, default_value = "target/bench/floor")]
+    pub floor: PathBuf,
+    /// The C worker (bench/c_worker.c).
+    #[arg(long, default_value = "target/bench/c_worker")]
+    pub c_worker: PathBuf,
+    /// The Go worker (bench/go).
+    #[arg(long, default_value = "target/bench/go_worker")]
+    pub go_worker: PathBuf,
+    /// The Python that has `firma_stack` installed.
+    #[arg(long, default_value = ".venv/bin/python")]
+    pub python: PathBuf,
+    /// The Python worker script.
+    #[arg(long, default_value = "bench/python/worker.py")]
+    pub py_worker: PathBuf,
+    /// Where runtime directories are made [default: /dev/shm when it
+    /// exists, else the temporary directory].
+    #[arg(long)]
+    pub work: Option<PathBuf>,
+    /// Also write the table here, and every sample to samples.tsv beside it.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// A short run: N = 100 and 1,000, few rounds (about 20 s).
+    #[arg(long, conflicts_with = "smoke")]
+    pub quick: bool,
+    /// A tiny run proving the driver works (a few seconds; `make test`).
+    #[arg(long)]
+    pub smoke: bool,
+    /// Fail when a contender broke or a result looked wrong (a contender
+    /// that is not built stays `pending` and does not fail the run).
+    #[arg(long)]
+    pub strict: bool,
+    /// The command line to name in the table.
+    #[arg(long, default_value = "make bench")]
+    pub command: String,
+}
+
+impl RunArgs {
+    pub fn level(&self) -> Level {
+        if self.smoke {
+            Level::Smoke
+        } else if self.quick {
+            Level::Quick
+        } else {
+            Level::Full
+        }
+    }
+
+    pub fn work_dir(&self) -> PathBuf {
+        match &self.work {
+            Some(w) => w.clone(),
+            None if std::path::Path::new("/dev/shm").is_dir() => "/dev/shm".into(),
+            None => std::env::temp_dir(),
+        }
+    }
+}
