@@ -354,18 +354,15 @@ impl Prober {
         match endpoint {
             Endpoint::MarkerSocket => {
                 let rel = loc.rel(super::markers::SOCKET_FILE);
+                // Without O_NOFOLLOW, RESOLVE_NO_SYMLINKS refuses a symlink
+                // as the last component too (ELOOP) instead of opening it.
                 let opened = sys::openat2(
                     loc.base(),
                     &rel,
-                    libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                    libc::O_PATH | libc::O_CLOEXEC,
                     sys::RESOLVE_NO_XDEV_STRICT,
                 );
                 match opened {
-                    // O_PATH|O_NOFOLLOW opens a symlink itself: a path we
-                    // do not control, probed on a guarded thread.
-                    Some(Ok(fd)) if sys::fstat(fd.as_fd()).is_ok_and(|st| is_symlink(&st)) => {
-                        self.start_path(key, marker_path.join(DEFAULT_SOCKET))
-                    }
                     Some(Ok(fd)) => {
                         let outcome = connect_via_fd(fd.as_fd());
                         if !matches!(outcome, Outcome::Unavailable(_)) {
@@ -537,16 +534,12 @@ impl Prober {
     }
 }
 
-fn is_symlink(st: &libc::stat) -> bool {
-    st.st_mode & libc::S_IFMT == libc::S_IFLNK
-}
-
 /// Re-opens the marker socket and connects (after a descriptor shortage).
 fn connect_via_fd_at(loc: Loc<'_>, rel: &std::ffi::CStr) -> Outcome {
     match sys::openat2(
         loc.base(),
         rel,
-        libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        libc::O_PATH | libc::O_CLOEXEC,
         sys::RESOLVE_NO_XDEV_STRICT,
     ) {
         Some(Ok(fd)) => connect_via_fd(fd.as_fd()),
