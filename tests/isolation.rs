@@ -525,3 +525,23 @@ fn pathdiff(target: &Path, base: &Path) -> PathBuf {
     }
     p.join(target.strip_prefix("/").unwrap())
 }
+
+/// A `sidecar.sock` that is a symlink to a real socket is followed — on a
+/// guarded helper thread, as any path the library does not control.
+#[test]
+fn a_symlinked_marker_socket_is_still_probed() {
+    let rt = runtime();
+    let real = Sidecar::start(rt.path(), "real", &[]);
+    let me = std::process::id();
+    let m = write_marker(rt.path(), "linked", &metadata("linked", me.into(), ""));
+    std::os::unix::fs::symlink(real.marker.join("sidecar.sock"), m.join("sidecar.sock")).unwrap();
+    assert_eq!(
+        get(rt.path(), "linked").unwrap().unwrap().state,
+        State::Running
+    );
+    std::fs::remove_file(m.join("sidecar.sock")).unwrap();
+    std::os::unix::fs::symlink(rt.path().join("nowhere.sock"), m.join("sidecar.sock")).unwrap();
+    let r = inspect(rt.path()).unwrap();
+    let linked = r.iter().find(|r| r.name == "linked").unwrap();
+    assert_eq!(linked.reason.as_str(), "endpoint_missing", "{linked:?}");
+}
