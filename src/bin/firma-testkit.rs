@@ -29,10 +29,10 @@ use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::io::{BufRead, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::symlink;
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Mutex;
@@ -89,6 +89,28 @@ fn main() -> ExitCode {
     }
 }
 
+// The keys each object of a scenario may have (one line each, on purpose).
+#[rustfmt::skip]
+const SCENARIO_KEYS: &[&str] = &["about", "runtime_subdir", "processes", "endpoints", "markers", "files", "steps"];
+#[rustfmt::skip]
+const STEP_KEYS: &[&str] = &["op", "id", "dir", "runtime", "timeout_ms", "expect", "paths", "skip", "why"];
+#[rustfmt::skip]
+const MARKER_KEYS: &[&str] = &["dir", "under", "writer", "meta", "omit", "extra_toml", "text", "text_hex", "metadata", "pad_to"];
+
+/// Refuses keys a scenario's author may have misspelt.
+fn only_keys(v: &Value, what: &str, allowed: &[&str]) -> Res<()> {
+    let obj = v
+        .as_object()
+        .ok_or_else(|| format!("a {what} must be an object"))?;
+    match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(format!(
+            "unknown {what} key {k:?} (known: {})",
+            allowed.join(", ")
+        )),
+        None => Ok(()),
+    }
+}
+
 fn check(rc: libc::c_int, what: &str) -> Res<()> {
     if rc < 0 {
         return Err(format!("{what}: {}", std::io::Error::last_os_error()));
@@ -129,21 +151,7 @@ fn up(scenario_path: &Path, lines: bool) -> Res<()> {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     let sc = scenario.as_object().ok_or("scenario must be an object")?;
-    for key in sc.keys() {
-        if ![
-            "about",
-            "runtime_subdir",
-            "processes",
-            "endpoints",
-            "markers",
-            "files",
-            "steps",
-        ]
-        .contains(&key.as_str())
-        {
-            return Err(format!("unknown scenario key {key:?}"));
-        }
-    }
+    only_keys(&scenario, "scenario", SCENARIO_KEYS)?;
 
     // A short base path: marker socket paths must usually fit sun_path.
     let mut template = *b"/tmp/fk-XXXXXX\0";
@@ -351,7 +359,7 @@ fn answer(req: &str, runtime: &Path, disk_paths: &[Vec<String>]) -> String {
             let (kind, text) = rest.split_once(' ').ok_or("canon needs KIND JSON")?;
             let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
             return match kind {
-                "ok" => Ok(json!({ "ok": normalise(v) })),
+                "ok" => Ok(json!({ "ok": normalise(&v) })),
                 "error" => Ok(json!({ "error": error_shape(&v) })),
                 k => Err(format!("canon kind {k:?} is neither ok nor error")),
             };
@@ -409,22 +417,35 @@ fn canon(v: &Value) -> String {
 }
 
 /// `uptime_secs` is compared as set / unset: its value depends on the clock.
-fn normalise(v: Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.into_iter()
-                .map(|(k, v)| {
-                    if k == "uptime_secs" && v.is_number() {
-                        (k, json!("set"))
-                    } else {
-                        (k, normalise(v))
-                    }
-                })
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.into_iter().map(normalise).collect()),
-        other => other,
+fn normalise(v: &Value) -> Value {
+    let set_or_null = |v: &Value| -> Res<Option<Value>> {
+        Ok(match v {
+            Value::Object(m) if m.get("uptime_secs").is_some_and(Value::is_number) => {
+                let mut m = m.clone();
+                m.insert("uptime_secs".into(), json!("set"));
+                Some(Value::Object(m))
+            }
+            _ => None,
+        })
+    };
+    rewrite(v, &set_or_null).expect("normalising cannot fail")
+}
+
+/// Rebuilds `v` top-down: where `f` gives a replacement it is used as is,
+/// elsewhere the children are rewritten.
+fn rewrite(v: &Value, f: &dyn Fn(&Value) -> Res<Option<Value>>) -> Res<Value> {
+    if let Some(new) = f(v)? {
+        return Ok(new);
     }
+    Ok(match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| Ok((k.clone(), rewrite(v, f)?)))
+                .collect::<Res<_>>()?,
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(|v| rewrite(v, f)).collect::<Res<_>>()?),
+        other => other.clone(),
+    })
 }
 
 /// The part of an error every surface must agree on.
@@ -447,23 +468,7 @@ fn plan_step(
         .get("op")
         .and_then(Value::as_str)
         .ok_or("a step needs \"op\"")?;
-    for key in step.as_object().ok_or("a step must be an object")?.keys() {
-        if ![
-            "op",
-            "id",
-            "dir",
-            "runtime",
-            "timeout_ms",
-            "expect",
-            "paths",
-            "skip",
-            "why",
-        ]
-        .contains(&key.as_str())
-        {
-            return Err(format!("unknown step key {key:?}"));
-        }
-    }
+    only_keys(step, "step", STEP_KEYS)?;
     let expect = step.get("expect").ok_or("a step needs \"expect\"")?;
     let expect = match op {
         "disk" => {
@@ -479,7 +484,7 @@ fn plan_step(
                 .as_object()
                 .ok_or("expect must be {\"ok\": …} or {\"error\": …}")?;
             match (obj.get("ok"), obj.get("error"), obj.len()) {
-                (Some(v), None, 1) => json!({ "ok": normalise(expand(v, markers)?) }),
+                (Some(v), None, 1) => json!({ "ok": normalise(&expand(v, markers)?) }),
                 (None, Some(e), 1) => json!({ "error": error_shape(e) }),
                 _ => return Err("expect must be {\"ok\": …} or {\"error\": …}".into()),
             }
@@ -523,79 +528,69 @@ fn plan_step(
 /// when none is written) and uptime (set for the core's writer, which
 /// writes `sidecar.pid`), overridden by the other keys given.
 fn expand(v: &Value, markers: &BTreeMap<String, Map<String, Value>>) -> Res<Value> {
-    Ok(match v {
-        Value::Object(m) if m.contains_key("$marker") => {
-            let dir = m["$marker"].as_str().ok_or("$marker must be a string")?;
-            let mut e = markers
-                .get(dir)
-                .ok_or_else(|| format!("$marker {dir:?} is not a fixture marker"))?
-                .clone();
-            for (k, v) in m {
-                if k != "$marker" {
-                    e.insert(k.clone(), v.clone());
-                }
-            }
-            if !e.contains_key("state") {
-                return Err(format!("$marker {dir:?} needs a \"state\""));
-            }
-            Value::Object(e)
-        }
-        Value::Object(m) => Value::Object(
+    let marker_entry = |v: &Value| -> Res<Option<Value>> {
+        let Some(m) = v.as_object().filter(|m| m.contains_key("$marker")) else {
+            return Ok(None);
+        };
+        let dir = m["$marker"].as_str().ok_or("$marker must be a string")?;
+        let mut e = markers
+            .get(dir)
+            .ok_or_else(|| format!("$marker {dir:?} is not a fixture marker"))?
+            .clone();
+        e.extend(
             m.iter()
-                .map(|(k, v)| Ok((k.clone(), expand(v, markers)?)))
-                .collect::<Res<_>>()?,
-        ),
-        Value::Array(a) => Value::Array(a.iter().map(|v| expand(v, markers)).collect::<Res<_>>()?),
-        other => other.clone(),
-    })
+                .filter(|(k, _)| *k != "$marker")
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        if !e.contains_key("state") {
+            return Err(format!("$marker {dir:?} needs a \"state\""));
+        }
+        Ok(Some(Value::Object(e)))
+    };
+    rewrite(v, &marker_entry)
 }
 
 /// Replaces `{name}` placeholders in every string. A string that is exactly
 /// one numeric placeholder (`"{pid:x}"`) becomes that number.
 fn subst(v: &Value, ph: &BTreeMap<String, Value>) -> Res<Value> {
-    Ok(match v {
-        Value::String(s) => {
-            if let Some(key) = s.strip_prefix('{').and_then(|r| r.strip_suffix('}'))
-                && let Some(val) = ph.get(key)
-                && val.is_number()
-            {
-                return Ok(val.clone());
-            }
-            let mut out = String::new();
-            let mut rest = s.as_str();
-            while let Some(open) = rest.find('{') {
-                out.push_str(&rest[..open]);
-                let after = &rest[open + 1..];
-                let close = after.find('}');
-                let key = close.map(|c| &after[..c]);
-                match key {
-                    Some(k) if is_placeholder(k) => {
-                        let val = ph
-                            .get(k)
-                            .ok_or_else(|| format!("unknown placeholder {{{k}}}"))?;
-                        match val {
-                            Value::String(s) => out.push_str(s),
-                            other => out.push_str(&other.to_string()),
-                        }
-                        rest = &after[k.len() + 1..];
-                    }
-                    _ => {
-                        out.push('{');
-                        rest = after;
-                    }
-                }
-            }
-            out.push_str(rest);
-            Value::String(out)
-        }
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, v)| Ok((k.clone(), subst(v, ph)?)))
-                .collect::<Res<_>>()?,
-        ),
-        Value::Array(a) => Value::Array(a.iter().map(|v| subst(v, ph)).collect::<Res<_>>()?),
-        other => other.clone(),
+    rewrite(v, &|v| match v {
+        Value::String(s) => subst_str(s, ph).map(Some),
+        _ => Ok(None),
     })
+}
+
+fn subst_str(s: &str, ph: &BTreeMap<String, Value>) -> Res<Value> {
+    if let Some(key) = s.strip_prefix('{').and_then(|r| r.strip_suffix('}'))
+        && let Some(val) = ph.get(key)
+        && val.is_number()
+    {
+        return Ok(val.clone());
+    }
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let key = after.find('}').map(|c| &after[..c]);
+        match key {
+            Some(k) if is_placeholder(k) => {
+                let val = ph
+                    .get(k)
+                    .ok_or_else(|| format!("unknown placeholder {{{k}}}"))?;
+                match val {
+                    Value::String(s) => out.push_str(s),
+                    other => out.push_str(&other.to_string()),
+                }
+                rest = &after[k.len() + 1..];
+            }
+            _ => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    Ok(Value::String(out))
 }
 
 fn is_placeholder(k: &str) -> bool {
@@ -750,16 +745,19 @@ fn unix_endpoint(path: &Path, mode: &str) -> Res<Box<dyn std::any::Any + Send>> 
         "wedged" => {
             // SAFETY: listen(2) on our own socket.
             check(unsafe { libc::listen(l.as_raw_fd(), 0) }, "listen")?;
-            let mut held: Vec<OwnedFd> = Vec::new();
-            for _ in 0..64 {
-                match connect_nonblocking(path, dir.as_ref()) {
-                    Some(fd) => held.push(fd),
-                    None => break,
-                }
-            }
-            if held.is_empty() {
-                return Err("could not fill the Unix backlog".into());
-            }
+            // A Unix accept queue of backlog 0 holds exactly one connection:
+            // this connect is queued at once, and every later one is turned
+            // away (EAGAIN for a non-blocking connect).
+            let target = match &dir {
+                Some(d) => PathBuf::from(format!(
+                    "/proc/self/fd/{}/{}",
+                    d.as_raw_fd(),
+                    path.file_name().ok_or("no file name")?.to_string_lossy()
+                )),
+                None => path.to_path_buf(),
+            };
+            let held = UnixStream::connect(&target)
+                .map_err(|e| format!("could not fill the Unix backlog: {e}"))?;
             Ok(Box::new((l, held, dir)))
         }
         "refused" => {
@@ -768,45 +766,6 @@ fn unix_endpoint(path: &Path, mode: &str) -> Res<Box<dyn std::any::Any + Send>> 
             Ok(Box::new(dir))
         }
         m => Err(format!("unix mode {m:?} is not serving, wedged or refused")),
-    }
-}
-
-/// A non-blocking connect that succeeds only while the backlog has room.
-fn connect_nonblocking(path: &Path, dir: Option<&std::fs::File>) -> Option<OwnedFd> {
-    let target = match dir {
-        Some(d) => PathBuf::from(format!(
-            "/proc/self/fd/{}/{}",
-            d.as_raw_fd(),
-            path.file_name()?.to_string_lossy()
-        )),
-        None => path.to_path_buf(),
-    };
-    // SAFETY: socket/connect on a local sockaddr_un built below.
-    unsafe {
-        let fd = libc::socket(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        );
-        if fd < 0 {
-            return None;
-        }
-        let owned = <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd);
-        let mut addr: libc::sockaddr_un = std::mem::zeroed();
-        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-        let bytes = target.as_os_str().as_bytes();
-        if bytes.len() >= addr.sun_path.len() {
-            return None;
-        }
-        for (d, &s) in addr.sun_path.iter_mut().zip(bytes) {
-            *d = s as libc::c_char;
-        }
-        let rc = libc::connect(
-            fd,
-            (&addr as *const libc::sockaddr_un).cast(),
-            std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
-        );
-        (rc == 0).then_some(owned)
     }
 }
 
@@ -824,24 +783,7 @@ const DEFAULTS: [(&str, &str); 6] = [
 /// Lays down one marker and returns the entry it stands for (without
 /// state) for `$marker` in expectations.
 fn lay_marker(runtime: &Path, outside: &Path, dir: &str, m: &Value) -> Res<Map<String, Value>> {
-    for key in m.as_object().ok_or("a marker must be an object")?.keys() {
-        if ![
-            "dir",
-            "under",
-            "writer",
-            "meta",
-            "omit",
-            "extra_toml",
-            "text",
-            "text_hex",
-            "metadata",
-            "pad_to",
-        ]
-        .contains(&key.as_str())
-        {
-            return Err(format!("unknown marker key {key:?}"));
-        }
-    }
+    only_keys(m, "marker", MARKER_KEYS)?;
     let writer = m.get("writer").and_then(Value::as_str).unwrap_or("hand");
     let mut meta = Map::new();
     meta.insert("sandbox_id".into(), json!(dir));
@@ -871,18 +813,13 @@ fn lay_marker(runtime: &Path, outside: &Path, dir: &str, m: &Value) -> Res<Map<S
     let runtime = root.as_path();
     let marker_dir = runtime.join("run").join(dir);
 
-    let mut entry = Map::new();
-    for k in [
-        "sandbox_id",
-        "agent_id",
-        "session_id",
-        "authority_url",
-        "policy_bundle_version",
-        "pid",
-        "started_at",
-    ] {
-        entry.insert(k.into(), meta.get(k).cloned().unwrap_or(Value::Null));
-    }
+    // The entry reported for this marker: its metadata without the keys
+    // that are not reported, plus listen and uptime below.
+    let mut entry: Map<String, Value> = meta
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "listen" | "boot_id" | "pid_start_ticks"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let listen = match meta.get("listen").and_then(Value::as_str) {
         Some(l) if !l.is_empty() => l.to_owned(),
         _ => marker_dir
