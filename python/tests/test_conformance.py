@@ -11,10 +11,7 @@ in the testkit; see tests/conformance/README.md.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import threading
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
@@ -22,44 +19,12 @@ import pytest
 import firma_stack
 from firma_stack import SidecarEntry, StackError
 
-from _support import RELEASE, REPO
+from _support import CONFORMANCE, Kit
 
-SCENARIOS = REPO / "tests" / "conformance" / "scenarios"
-TESTKIT = Path(os.environ.get("FIRMA_TESTKIT") or RELEASE / "firma-testkit")
+SCENARIOS = CONFORMANCE / "scenarios"
 
 #: "Never hangs": far above any probe timeout a scenario uses.
 HANG_BOUND_SECS = 30.0
-
-
-class Kit:
-    """One running fixture: the testkit process and its plan."""
-
-    def __init__(self, scenario: Path) -> None:
-        self.proc = subprocess.Popen(
-            [str(TESTKIT), "up", str(scenario)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        line = self._stdout().readline()
-        assert line, f"{TESTKIT} gave no plan for {scenario.name} (see stderr)"
-        self.plan: Dict[str, Any] = json.loads(line)
-
-    def _stdout(self) -> Any:
-        assert self.proc.stdout is not None
-        return self.proc.stdout
-
-    def ask(self, request: str) -> str:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(request + "\n")
-        self.proc.stdin.flush()
-        return str(self._stdout().readline()).rstrip("\n")
-
-    def close(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        self.proc.wait(timeout=60)
-        self._stdout().close()
 
 
 def entry(e: SidecarEntry) -> Dict[str, Any]:
