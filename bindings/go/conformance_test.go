@@ -8,14 +8,10 @@ package firmastack_test
 // expected answer. See tests/conformance/README.md.
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -34,55 +30,6 @@ type conformanceStep struct {
 	TimeoutMS *int64   `json:"timeout_ms"`
 	Skip      []string `json:"skip"`
 	Expect    string   `json:"expect"`
-}
-
-type conformanceKit struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	out   *bufio.Reader
-	Steps []conformanceStep `json:"steps"`
-}
-
-func startKit(t *testing.T, scenario string) *conformanceKit {
-	t.Helper()
-	cmd := exec.Command(fixture.Testkit(t), "up", scenario)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	k := &conformanceKit{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}
-	t.Cleanup(func() {
-		k.stdin.Close()
-		_ = k.cmd.Wait()
-	})
-	line, err := k.out.ReadString('\n')
-	if err != nil {
-		t.Fatalf("the testkit gave no plan for %s: %v", scenario, err)
-	}
-	if err := json.Unmarshal([]byte(line), k); err != nil {
-		t.Fatalf("plan of %s: %v", scenario, err)
-	}
-	return k
-}
-
-func (k *conformanceKit) ask(t *testing.T, request string) string {
-	t.Helper()
-	if _, err := fmt.Fprintln(k.stdin, request); err != nil {
-		t.Fatal(err)
-	}
-	line, err := k.out.ReadString('\n')
-	if err != nil {
-		t.Fatalf("testkit: %v", err)
-	}
-	return strings.TrimSuffix(line, "\n")
 }
 
 // conformanceCall returns the binding's answer as ("ok"|"error", JSON).
@@ -139,14 +86,20 @@ func TestConformance(t *testing.T) {
 	for _, path := range scenarios {
 		name := strings.TrimSuffix(filepath.Base(path), ".json")
 		t.Run(name, func(t *testing.T) {
-			k := startKit(t, path)
-			for i, s := range k.Steps {
+			k := fixture.Up(t, path)
+			var plan struct {
+				Steps []conformanceStep `json:"steps"`
+			}
+			if err := json.Unmarshal(k.Raw, &plan); err != nil {
+				t.Fatal(err)
+			}
+			for i, s := range plan.Steps {
 				if slices.Contains(s.Skip, "go") {
 					continue
 				}
 				var actual string
 				if s.Op == "disk" {
-					actual = k.ask(t, fmt.Sprintf("disk %d", i))
+					actual = k.Ask(t, fmt.Sprintf("disk %d", i))
 				} else {
 					var kind string
 					var v any
@@ -155,7 +108,7 @@ func TestConformance(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					actual = k.ask(t, "canon "+kind+" "+string(text))
+					actual = k.Ask(t, "canon "+kind+" "+string(text))
 				}
 				if actual != s.Expect {
 					t.Errorf("scenario %s, step %d (%s %s%s) on go:\n  expected %s\n  actual   %s",
