@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
 
 use common::*;
 use firma_stack::sidecar_markers::{gc_stale, list};
@@ -31,16 +30,7 @@ fn concurrent_gc_processes_report_each_stale_id_exactly_once() {
     let rt = runtime();
     let (_live, stale) = fleet(rt.path());
     let children: Vec<_> = (0..4)
-        .map(|_| {
-            Command::new(FIRMA)
-                .arg("--runtime-dir")
-                .arg(rt.path())
-                .args(["sidecar", "gc", "--json"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
+        .map(|_| spawn_firma(rt.path(), &["sidecar", "gc", "--json"]))
         .collect();
     let mut seen = BTreeSet::new();
     let mut total = 0;
@@ -65,16 +55,7 @@ fn concurrent_list_and_gc_threads_and_processes_never_fail() {
     let rt = runtime();
     let (_live, stale) = fleet(rt.path());
     let status: Vec<_> = (0..2)
-        .map(|_| {
-            Command::new(FIRMA)
-                .arg("--runtime-dir")
-                .arg(rt.path())
-                .args(["sidecar", "status", "--json"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
+        .map(|_| spawn_firma(rt.path(), &["sidecar", "status", "--json"]))
         .collect();
     let reported: Vec<Vec<String>> = std::thread::scope(|s| {
         let gcs: Vec<_> = (0..3)

@@ -40,15 +40,8 @@ fn wedged_tcp_is_answered_at_the_timeout_not_before() {
     let t = Instant::now();
     let entries = list_with(rt.path(), &opts).unwrap();
     let took = t.elapsed();
-    let states: Vec<_> = entries
-        .iter()
-        .map(|e| (e.sandbox_id.as_str(), e.state))
-        .collect();
-    assert_eq!(
-        states,
-        [("tcp-ok", State::Running), ("tcp-wedged", State::Unhealthy)]
-    );
-    assert!(entries[0].listen.starts_with("127.0.0.1:"));
+    // (Which states these get is a conformance scenario; here: timing.)
+    assert_eq!(entries.len(), 2, "{entries:?}");
     // The SYN is dropped, so the answer is the timeout: not before it, and
     // not hanging (generous upper bound for a loaded machine).
     assert!(

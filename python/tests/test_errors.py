@@ -11,15 +11,8 @@ import pytest
 
 import firma_stack
 from firma_stack.testing import write_marker
-from firma_stack import (
-    IdentityMismatchError,
-    InternalError,
-    InvalidArgumentError,
-    InvalidSandboxIdError,
-    MarkerParseError,
-    StackError,
-    StackIOError,
-)
+from firma_stack import IdentityMismatchError, InternalError, InvalidArgumentError
+from firma_stack import InvalidSandboxIdError, MarkerParseError, StackError, StackIOError
 
 from _support import core_fixture
 

@@ -11,9 +11,9 @@
 //! it — live, zombie and dead processes; serving, wedged, refused and TCP
 //! endpoints; markers written by the core's writer or by hand; FIFOs,
 //! symlinks and plain files — and prints the plan: one JSON line (or, with
-//! `--lines`, a line-based form for the C runner) holding the placeholders
-//! and every step with its expected answer already substituted and
-//! canonicalised. It then answers requests on stdin, one per line:
+//! `--lines`, a line-based form for C: `place NAME xHEX` lines, `step …`
+//! lines, then `ready`) holding the placeholders and every step with its
+//! expected answer already substituted and canonicalised. It then answers requests on stdin, one per line:
 //!
 //! - `canon ok JSON` / `canon error JSON`: the canonical form of a surface's
 //!   answer (a success value, or an error object of which `code`, `path` and
@@ -294,6 +294,10 @@ fn up(scenario_path: &Path, lines: bool) -> Res<()> {
     let mut out = std::io::stdout().lock();
     let placeholders: Map<String, Value> = ph.clone().into_iter().collect();
     if lines {
+        for (k, v) in &placeholders {
+            let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+            writeln!(out, "place {k} x{}", hex(&v)).map_err(|e| e.to_string())?;
+        }
         for (i, s) in plan_steps.iter().enumerate() {
             let field =
                 |k: &str| format!("x{}", hex(s.get(k).and_then(Value::as_str).unwrap_or("")));

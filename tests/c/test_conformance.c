@@ -7,99 +7,14 @@
  *
  * and puts each answer (the library's JSON, success or error object) into
  * the canonical form the expected strings are in, so this runner only calls
- * and compares strings. Fixtures and normalisation live in the testkit.
+ * and compares strings. Fixtures and normalisation live in the testkit;
+ * its client is h_kit in harness.h.
  */
 #include "harness.h"
 
 #ifndef C_REPO_SCENARIOS
 #define C_REPO_SCENARIOS C_BIN_DIR "/../../tests/conformance/scenarios"
 #endif
-
-typedef struct {
-    pid_t pid;
-    FILE *to;   /* the testkit's stdin */
-    FILE *from; /* the testkit's stdout */
-} kit;
-
-static const char *testkit_path(void)
-{
-    const char *env = getenv("FIRMA_TESTKIT");
-    return env && *env ? env : C_BIN_DIR "/firma-testkit";
-}
-
-static void kit_up(kit *k, const char *scenario)
-{
-    int in[2], out[2];
-    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0)
-        h_die("pipe2");
-    k->pid = fork();
-    if (k->pid < 0)
-        h_die("fork");
-    if (k->pid == 0) {
-        dup2(in[0], STDIN_FILENO);
-        dup2(out[1], STDOUT_FILENO);
-        execl(testkit_path(), "firma-testkit", "up", "--lines", scenario, (char *)NULL);
-        fprintf(stderr, "cannot exec %s: %s\n", testkit_path(), strerror(errno));
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    k->to = fdopen(in[1], "w");
-    k->from = fdopen(out[0], "r");
-    if (!k->to || !k->from)
-        h_die("fdopen");
-}
-
-static void kit_down(kit *k)
-{
-    int status;
-    fclose(k->to);
-    fclose(k->from);
-    while (waitpid(k->pid, &status, 0) < 0 && errno == EINTR) {
-    }
-}
-
-/* Reads one line (without its newline) into *buf; false at EOF. */
-static bool read_line(FILE *f, char **buf, size_t *cap)
-{
-    ssize_t n = getline(buf, cap, f);
-    if (n < 0)
-        return false;
-    if (n > 0 && (*buf)[n - 1] == '\n')
-        (*buf)[n - 1] = '\0';
-    return true;
-}
-
-/* Sends a request and returns the testkit's one-line answer (malloc'd). */
-static char *ask(kit *k, const char *kind, const char *payload)
-{
-    char *line = NULL;
-    size_t cap = 0;
-    fprintf(k->to, "%s%s\n", kind, payload);
-    fflush(k->to);
-    if (!read_line(k->from, &line, &cap)) {
-        free(line);
-        return NULL;
-    }
-    return line;
-}
-
-/* Decodes "x<hex>" in place. */
-static char *unhex(char *field)
-{
-    char *src = field + 1, *dst = field;
-    if (field[0] != 'x')
-        return NULL;
-    while (src[0] && src[1]) {
-        unsigned v;
-        if (sscanf(src, "%2x", &v) != 1)
-            return NULL;
-        *dst++ = (char)v;
-        src += 2;
-    }
-    *dst = '\0';
-    return field;
-}
 
 static bool skipped_here(const char *skip)
 {
@@ -131,43 +46,28 @@ static int32_t call(const char *op, const char *rt, const char *id, const char *
 
 static void run_scenario(const char *path, const char *name)
 {
-    kit k;
-    char *line = NULL;
-    size_t cap = 0;
-    bool ready = false;
-    kit_up(&k, path);
-    /* The plan first, whole: the testkit answers requests only after it. */
-    char **steps = NULL;
-    size_t n = 0;
-    while (read_line(k.from, &line, &cap)) {
-        if (strcmp(line, "ready") == 0) {
-            ready = true;
-            break;
-        }
-        steps = realloc(steps, (n + 1) * sizeof *steps);
-        if (!steps)
-            h_die("realloc");
-        steps[n++] = strdup(line);
-    }
+    h_kit k;
+    bool ready = h_kit_up(&k, path);
     CHECK_MSG(ready, "%s: the testkit gave no plan (see its message above)", name);
-    for (size_t s = 0; ready && s < n; s++) {
+    for (size_t s = 0; ready && s < k.n_lines; s++) {
+        if (strncmp(k.lines[s], "step ", 5) != 0)
+            continue;
         char *save = NULL;
         char *f[9];
-        int nf = 0;
+        int nf;
         /* The expected answer is the rest of the line after 8 fields. */
-        char *p = steps[s];
         for (nf = 0; nf < 8; nf++) {
-            f[nf] = strtok_r(nf == 0 ? p : NULL, " ", &save);
+            f[nf] = strtok_r(nf == 0 ? k.lines[s] : NULL, " ", &save);
             if (!f[nf])
                 break;
         }
         f[8] = save;
-        if (nf < 8 || strcmp(f[0], "step") != 0 || !f[8]) {
+        if (nf < 8 || !f[8]) {
             h_failf(__FILE__, __LINE__, "%s: malformed plan line", name);
             continue;
         }
         const char *idx = f[1], *op = f[2], *skip = f[7], *expected = f[8];
-        char *rt = unhex(f[3]), *id = unhex(f[4]), *dir = unhex(f[5]);
+        char *rt = h_unhex(f[3]), *id = h_unhex(f[4]), *dir = h_unhex(f[5]);
         uint32_t timeout_ms = (uint32_t)strtoul(f[6], NULL, 10);
         if (!rt || !id || !dir) {
             h_failf(__FILE__, __LINE__, "%s: bad hex in the plan", name);
@@ -177,7 +77,7 @@ static void run_scenario(const char *path, const char *name)
             continue;
         char *actual;
         if (strcmp(op, "disk") == 0) {
-            actual = ask(&k, "disk ", idx);
+            actual = h_kit_ask(&k, "disk ", idx);
         } else {
             char *json = NULL;
             int32_t st = call(op, rt, id, dir, timeout_ms, &json);
@@ -185,7 +85,8 @@ static void run_scenario(const char *path, const char *name)
                 h_failf(__FILE__, __LINE__, "%s: step %s: no C call for op %s", name, idx, op);
                 continue;
             }
-            actual = ask(&k, st == FIRMA_OK ? "canon ok " : "canon error ", json ? json : "null");
+            actual = h_kit_ask(&k, st == FIRMA_OK ? "canon ok " : "canon error ",
+                               json ? json : "null");
             firma_string_free(json);
         }
         if (!actual || strcmp(actual, expected) != 0)
@@ -194,11 +95,7 @@ static void run_scenario(const char *path, const char *name)
                     name, idx, op, id, dir, expected, actual ? actual : "(testkit gone)");
         free(actual);
     }
-    for (size_t s = 0; s < n; s++)
-        free(steps[s]);
-    free(steps);
-    free(line);
-    kit_down(&k);
+    h_kit_down(&k);
 }
 
 static int by_name(const void *a, const void *b)

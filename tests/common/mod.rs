@@ -185,6 +185,19 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Starts `firma --runtime-dir <runtime> <args>` with stdout and stderr
+/// piped.
+pub fn spawn_firma(runtime: &Path, args: &[&str]) -> Child {
+    Command::new(FIRMA)
+        .arg("--runtime-dir")
+        .arg(runtime)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn firma")
+}
+
 /// Runs `firma` with `args`; returns (exit code, stdout, stderr).
 pub fn firma(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(FIRMA).args(args).output().unwrap();
