@@ -227,3 +227,54 @@ fn every_scenario_on_the_library_and_the_cli() {
         failures.join("\n")
     );
 }
+
+/// The runner itself: a wrong expectation is reported with the scenario's
+/// name and both answers, on the library and on the CLI.
+#[test]
+fn a_disagreement_names_the_scenario_and_both_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wrong-on-purpose.json");
+    std::fs::write(
+        &path,
+        r#"{"steps": [{"op": "list", "expect": {"ok": ["not-there"]}}]}"#,
+    )
+    .unwrap();
+    for surface in ["rust", "cli"] {
+        let failures = run(&path, surface);
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        let f = &failures[0];
+        assert!(f.contains("scenario wrong-on-purpose, step 0 (list"), "{f}");
+        assert!(f.contains(&format!("on {surface}")), "{f}");
+        assert!(f.contains(r#"expected {"ok":["not-there"]}"#), "{f}");
+        assert!(f.contains(r#"actual   {"ok":[]}"#), "{f}");
+    }
+}
+
+/// The testkit refuses a misspelt key, and tears its fixture down (its
+/// processes killed and reaped, its directory removed) when stdin closes.
+#[test]
+fn the_testkit_refuses_unknown_keys_and_cleans_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"markers": [{"dir": "x", "metta": {}}]}"#).unwrap();
+    let out = Command::new(testkit())
+        .arg("up")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(r#"unknown marker key "metta""#), "{stderr}");
+
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/conformance/scenarios/serving-sidecar-is-running.json");
+    let kit = Kit::up(&scenario);
+    let runtime = PathBuf::from(kit.plan["placeholders"]["runtime"].as_str().unwrap());
+    let pid = kit.plan["placeholders"]["pid:web"].as_i64().unwrap() as i32;
+    assert!(runtime.join("run/web-1/sidecar.sock").exists());
+    drop(kit);
+    assert!(!runtime.exists(), "{} left behind", runtime.display());
+    // SAFETY: kill(2) with signal 0 only checks for existence.
+    let rc = unsafe { libc::kill(pid, 0) };
+    assert_eq!(rc, -1, "sleeper {pid} outlived the testkit");
+}
