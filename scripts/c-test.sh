@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The C surface's tests (issue 3), run by `make test-c`:
 #  1. header drift check (and proof that it catches a changed ABI);
-#  2. tests/c/*.c built with -Wall -Wextra -Werror against the header and the
-#     release shared library, run plain, under ASan+UBSan, under valgrind;
+#  2. tests/c/*.c (the conformance runner among them; fixtures from
+#     target/release/firma-testkit) built with -Wall -Wextra -Werror against
+#     the header and the release shared library, run plain, under ASan+UBSan,
+#     under valgrind;
 #  3. `make install PREFIX=<tmp>`, then the example supervisor built with
 #     nothing but `pkg-config --cflags --libs firma_stack` (and statically
 #     with `--static`), run against a real sidecar.

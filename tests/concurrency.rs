@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
 
 use common::*;
 use firma_stack::sidecar_markers::{gc_stale, list};
@@ -30,28 +29,11 @@ fn fleet(rt: &std::path::Path) -> (Vec<Sidecar>, BTreeSet<String>) {
 fn concurrent_gc_processes_report_each_stale_id_exactly_once() {
     let rt = runtime();
     let (_live, stale) = fleet(rt.path());
-    let children: Vec<_> = (0..4)
-        .map(|_| {
-            Command::new(FIRMA)
-                .arg("--runtime-dir")
-                .arg(rt.path())
-                .args(["sidecar", "gc", "--json"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let children = spawn_firmas(4, rt.path(), &["sidecar", "gc", "--json"]);
     let mut seen = BTreeSet::new();
     let mut total = 0;
     for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "gc failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let ids: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+        let ids: Vec<String> = wait_json(child);
         total += ids.len();
         seen.extend(ids);
     }
@@ -64,18 +46,7 @@ fn concurrent_gc_processes_report_each_stale_id_exactly_once() {
 fn concurrent_list_and_gc_threads_and_processes_never_fail() {
     let rt = runtime();
     let (_live, stale) = fleet(rt.path());
-    let status: Vec<_> = (0..2)
-        .map(|_| {
-            Command::new(FIRMA)
-                .arg("--runtime-dir")
-                .arg(rt.path())
-                .args(["sidecar", "status", "--json"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let status = spawn_firmas(2, rt.path(), &["sidecar", "status", "--json"]);
     let reported: Vec<Vec<String>> = std::thread::scope(|s| {
         let gcs: Vec<_> = (0..3)
             .map(|_| s.spawn(|| gc_stale(rt.path()).unwrap()))
@@ -94,14 +65,8 @@ fn concurrent_list_and_gc_threads_and_processes_never_fail() {
         gcs.into_iter().map(|h| h.join().unwrap()).collect()
     });
     for child in status {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "status failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(v.as_array().unwrap().len(), 2);
+        let v: Vec<serde_json::Value> = wait_json(child);
+        assert_eq!(v.len(), 2);
     }
     // Reported ids never repeat (list collects silently, so not all appear).
     let all: Vec<&String> = reported.iter().flatten().collect();

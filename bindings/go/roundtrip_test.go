@@ -131,8 +131,8 @@ func tomlString(s string) string {
 }
 
 // metadataTOML is a metadata.toml for c and pid. The Go binding exposes no
-// writer, and fixture.Metadata fixes the text fields (and quotes with %q,
-// which is not TOML), so the text is rendered here and written with
+// writer and the text fields are random, so the text is rendered here
+// (TOML quoting, not Go's %q) and written with
 // fixture.WriteMarker (plus sidecar.pid, as the core's writer lays a marker
 // out); a wrong rendering fails the typed comparison.
 func (c roundTripCase) metadataTOML(pid int) string {

@@ -610,9 +610,35 @@ fn independent_verdict(run: &Path, name: &[u8]) -> (bool, bool) {
         (Some(t), Some(actual)) => actual.parse::<u64>().ok() != Some(t),
         _ => false,
     };
-    let other_boot = boot.is_some_and(|b| !host_boot.is_empty() && b != host_boot);
+    // Boot ids compare as UUIDs; one that is not a UUID proves nothing, so
+    // the marker can never be stale.
+    let (recorded, host) = (boot.as_deref().map(uuid_hex), uuid_hex(&host_boot));
+    if recorded == Some(None) {
+        return (true, false);
+    }
+    let other_boot = matches!((recorded, host), (Some(Some(r)), Some(h)) if r != h);
     let stopped = is_dead(pid) || zombie || ticks_differ || other_boot;
     (true, stopped)
+}
+
+/// A boot id as 32 lowercase hex digits, if it is a UUID (any case, with
+/// or without braces and dashes).
+fn uuid_hex(s: &str) -> Option<String> {
+    let s = s.trim();
+    let s = match s.strip_prefix('{') {
+        Some(inner) => inner.strip_suffix('}')?,
+        None => s,
+    };
+    let hex: String = if s.len() == 36 {
+        let b = s.as_bytes();
+        if [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
+            return None;
+        }
+        s.replace('-', "")
+    } else {
+        s.to_owned()
+    };
+    (hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| hex.to_ascii_lowercase())
 }
 
 /// The library's own debris: the tomb of a collector (`.gc-<pid>-*`) or

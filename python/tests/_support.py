@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, List
 
 REPO = Path(__file__).resolve().parents[2]
 RELEASE = REPO / "target" / "release"
 FIRMA = RELEASE / "firma"
 EXAMPLE_SIDECAR = RELEASE / "firma-example-sidecar"
+#: The conformance suite's fixture tool (tests/conformance/README.md).
+TESTKIT = Path(os.environ.get("FIRMA_TESTKIT") or RELEASE / "firma-testkit")
+CONFORMANCE = REPO / "tests" / "conformance"
 
 #: The JSON keys of a SidecarEntry, in order (DESIGN §3).
 ENTRY_KEYS = [
@@ -25,24 +30,6 @@ ENTRY_KEYS = [
     "listen",
     "uptime_secs",
 ]
-
-
-def metadata_toml(sandbox_id: str, pid: int, **extra: Any) -> str:
-    """The text of a metadata.toml, written by hand for malformed fixtures."""
-    fields: Dict[str, Any] = {
-        "sandbox_id": sandbox_id,
-        "agent_id": "agent-raw",
-        "session_id": "session-raw",
-        "authority_url": "https://authority.example.invalid",
-        "policy_bundle_version": "sha256:raw",
-        "pid": pid,
-        "started_at": "2026-01-02T03:04:05Z",
-    }
-    fields.update(extra)
-    lines = []
-    for key, value in fields.items():
-        lines.append(f"{key} = {json.dumps(value)}")
-    return "\n".join(lines) + "\n"
 
 
 def firma_cli(runtime_dir: str, *args: str) -> "subprocess.CompletedProcess[str]":
@@ -63,3 +50,48 @@ def firma_json(runtime_dir: str, *args: str) -> Any:
 
 def ids(entries: List[Any]) -> List[str]:
     return [e.sandbox_id for e in entries]
+
+
+class Kit:
+    """A fixture laid down by firma-testkit, torn down by close(): its plan
+    (placeholders such as ``{runtime}`` and ``pid:live``, and the steps of a
+    scenario) and the request channel of tests/conformance/README.md."""
+
+    def __init__(self, scenario: Path) -> None:
+        self.proc = subprocess.Popen(
+            [str(TESTKIT), "up", str(scenario)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        line = self._stdout().readline()
+        assert line, f"{TESTKIT} gave no plan for {scenario.name} (see stderr)"
+        self.plan: Dict[str, Any] = json.loads(line)
+        self.placeholders: Dict[str, Any] = self.plan["placeholders"]
+
+    def _stdout(self) -> Any:
+        assert self.proc.stdout is not None
+        return self.proc.stdout
+
+    def ask(self, request: str) -> str:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(request + "\n")
+        self.proc.stdin.flush()
+        return str(self._stdout().readline()).rstrip("\n")
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+        self._stdout().close()
+
+
+@contextlib.contextmanager
+def core_fixture(path: str) -> Iterator[Kit]:
+    """The fixture of ``tests/conformance/<path>`` for the duration of the
+    block, e.g. ``core_fixture("fixtures/live-and-stale.json")``."""
+    kit = Kit(CONFORMANCE / path)
+    try:
+        yield kit
+    finally:
+        kit.close()

@@ -6,21 +6,15 @@ import errno
 import os
 import pickle
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 import firma_stack
 from firma_stack.testing import write_marker
-from firma_stack import (
-    IdentityMismatchError,
-    InternalError,
-    InvalidArgumentError,
-    InvalidSandboxIdError,
-    MarkerParseError,
-    StackError,
-    StackIOError,
-)
+from firma_stack import IdentityMismatchError, InternalError, InvalidArgumentError
+from firma_stack import InvalidSandboxIdError, MarkerParseError, StackError, StackIOError
+
+from _support import core_fixture
 
 
 def test_hierarchy_and_codes() -> None:
@@ -73,16 +67,14 @@ def test_missing_marker_dir_is_an_oserror_enoent(firma_runtime_dir: str) -> None
         firma_stack.probe_entry(missing)
 
 
-def test_marker_parse_error_has_path_and_reason(
-    firma_runtime_dir: str, raw_marker: Callable[..., Path]
-) -> None:
-    marker = raw_marker("broken-1", "sandbox_id = 'broken-1'\n")  # keys missing
-
-    with pytest.raises(MarkerParseError) as info:
-        firma_stack.get(firma_runtime_dir, "broken-1")
+def test_marker_parse_error_has_path_and_reason() -> None:
+    with core_fixture("scenarios/malformed-markers-are-parse-errors-and-kept.json") as kit:
+        marker = os.path.join(kit.placeholders["run"], "missing-key")
+        with pytest.raises(MarkerParseError) as info:
+            firma_stack.get(kit.placeholders["runtime"], "missing-key")
     err = info.value
     assert err.code == "marker_parse"
-    assert err.path is not None and err.path.startswith(str(marker))
+    assert err.path is not None and err.path.startswith(marker)
     assert err.reason and err.reason in str(err)
 
 

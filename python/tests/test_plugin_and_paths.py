@@ -71,6 +71,14 @@ def test_fixtures_clean_up_in_a_fresh_pytest_run(
         os.kill(info["pid"], 0)  # stopped and reaped by the fixture
 
 
+def test_stopped_sidecar_removes_its_marker(firma_runtime_dir: str, firma_sidecar: Start) -> None:
+    sc = firma_sidecar("polite-1")
+    assert sc.stop() == 0
+
+    assert firma_stack.get(firma_runtime_dir, "polite-1") is None
+    assert firma_stack.list(firma_runtime_dir) == []
+
+
 def test_running_sidecar_context_manager(firma_runtime_dir: str) -> None:
     with running_sidecar(firma_runtime_dir, "cm-1", agent="a", session="s") as sc:
         entry = firma_stack.probe_entry(sc.marker_dir)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import time
 from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
@@ -106,6 +107,11 @@ def test_entries_and_json_round_trip(seed: int, firma_runtime_dir: str) -> None:
             policy_bundle_version=fields["policy_bundle_version"],
             started_at=fields["started_at"],
         )
+    # One start time for all: their uptimes then tick at the same instant,
+    # once a second, instead of some marker ticking in almost any window.
+    now = time.time()
+    for sandbox_id in cases:
+        os.utime(os.path.join(firma_runtime_dir, "run", sandbox_id, "sidecar.pid"), (now, now))
 
     entries, cli = stable(
         lambda: firma_stack.list(firma_runtime_dir), lambda: cli_status(firma_runtime_dir)

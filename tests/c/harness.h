@@ -1,8 +1,8 @@
 /*
  * A tiny test harness for the C ABI tests, plus real fixtures: temporary
- * runtime directories, real sidecar processes (target/release/
- * firma-example-sidecar, started with fork/exec and awaited by reading its
- * `ready` line), real dead pids and hand-written markers.
+ * runtime directories, and the core fixtures (live, zombie and dead
+ * processes, endpoints, markers) laid down by firma-testkit, the one
+ * fixture tool of every surface's tests.
  *
  * Each test program prints one line per test ("ok - NAME" / "FAIL - NAME")
  * and closes with "summary: N passed, N failed"; scripts/c-test.sh adds the
@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -197,141 +198,140 @@ static inline void h_runtime(char *buf, size_t size, bool with_run)
     }
 }
 
-/* ---- processes ------------------------------------------------------ */
+/* ---- core fixtures, from firma-testkit ------------------------------ */
 
-/* A pid that certainly belonged to a process that has exited and been
- * reaped (it may be reused later, which the marker's pid check handles). */
-static inline pid_t h_dead_pid(void)
-{
-    pid_t pid = fork();
-    if (pid < 0)
-        h_die("fork");
-    if (pid == 0)
-        _exit(0);
-    if (waitpid(pid, NULL, 0) != pid)
-        h_die("waitpid");
-    return pid;
-}
-
-/* Writes a marker by hand: run/<dir_name>/metadata.toml naming sandbox_id
- * and pid. `extra` is appended verbatim (may be NULL). */
-static inline void h_write_marker(const char *runtime, const char *dir_name,
-                           const char *sandbox_id, long pid, const char *extra)
-{
-    char path[PATH_MAX], text[4096];
-    h_path(path, sizeof path, "%s/run", runtime);
-    if (mkdir(path, 0700) != 0 && errno != EEXIST)
-        h_die(path);
-    h_path(path, sizeof path, "%s/run/%s", runtime, dir_name);
-    if (mkdir(path, 0700) != 0)
-        h_die(path);
-    snprintf(text, sizeof text,
-             "sandbox_id = \"%s\"\n"
-             "agent_id = \"agent-c\"\n"
-             "session_id = \"session-c\"\n"
-             "authority_url = \"https://authority.example.invalid\"\n"
-             "policy_bundle_version = \"sha256:c\"\n"
-             "pid = %ld\n"
-             "started_at = \"2026-01-02T03:04:05Z\"\n%s",
-             sandbox_id, pid, extra ? extra : "");
-    h_path(path, sizeof path, "%s/run/%s/metadata.toml", runtime, dir_name);
-    h_write_file(path, text);
-}
-
+/* A fixture laid down by firma-testkit (tests/conformance/README.md) from a
+ * file of tests/conformance: live, zombie and dead processes, endpoints,
+ * markers. Its plan arrives in line form: `place NAME xHEX` lines, `step`
+ * lines (kept in steps[] for the conformance runner), then `ready`. It is
+ * torn down by h_kit_down (or when this process dies). */
 typedef struct {
     pid_t pid;
-    char marker[PATH_MAX]; /* from its `ready <marker_dir>` line */
-} h_sidecar;
+    FILE *to, *from;
+    char **lines; /* the plan's place and step lines, "x<hex>" decoded by h_kit_place */
+    size_t n_lines;
+} h_kit;
 
-/* Starts target/release/firma-example-sidecar and waits for its `ready`
- * line. mode: "serve", "wedged" or "no-socket"; tcp: NULL or an address. */
-static inline void h_sidecar_start(h_sidecar *s, const char *runtime, const char *id,
-                            const char *mode, const char *tcp)
+/* One line without its newline into *buf (getline's buffer); false at EOF. */
+static inline bool h_read_line(FILE *f, char **buf, size_t *cap)
 {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0)
-        h_die("pipe");
+    ssize_t n = getline(buf, cap, f);
+    if (n < 0)
+        return false;
+    if (n > 0 && (*buf)[n - 1] == '\n')
+        (*buf)[n - 1] = '\0';
+    return true;
+}
+
+/* Decodes "x<hex>" in place; NULL when it is not that. */
+static inline char *h_unhex(char *field)
+{
+    char *src = field + 1, *dst = field;
+    if (field[0] != 'x')
+        return NULL;
+    for (unsigned v; src[0] && src[1]; src += 2) {
+        if (sscanf(src, "%2x", &v) != 1)
+            return NULL;
+        *dst++ = (char)v;
+    }
+    *dst = '\0';
+    return field;
+}
+
+/* Starts the testkit on tests/conformance/<file> (or an absolute path) and
+ * reads its plan; false (with the testkit's message on stderr) when it
+ * could not lay the fixture down. */
+static inline bool h_kit_up(h_kit *k, const char *file)
+{
+    extern char **environ;
+    const char *env = getenv("FIRMA_TESTKIT");
+    const char *tool = env && *env ? env : C_BIN_DIR "/firma-testkit";
+    char path[PATH_MAX];
+    if (file[0] == '/')
+        h_path(path, sizeof path, "%s", file);
+    else
+        h_path(path, sizeof path, "%s/../../tests/conformance/%s", C_BIN_DIR, file);
+    int in[2], out[2];
+    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0)
+        h_die("pipe2");
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in[0], STDIN_FILENO);
+    posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
+    char *argv[] = {(char *)tool, (char *)"up", (char *)"--lines", path, NULL};
     fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0)
-        h_die("fork");
-    if (pid == 0) {
-        /* If the test dies, its sidecars die with it (no orphans in CI). */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(fds[1], STDOUT_FILENO);
-        const char *argv[12];
-        int n = 0;
-        argv[n++] = C_BIN_DIR "/firma-example-sidecar";
-        argv[n++] = "--runtime-dir";
-        argv[n++] = runtime;
-        argv[n++] = "--id";
-        argv[n++] = id;
-        argv[n++] = "--mode";
-        argv[n++] = mode;
-        if (tcp != NULL) {
-            argv[n++] = "--tcp";
-            argv[n++] = tcp;
+    errno = posix_spawn(&k->pid, tool, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (errno != 0)
+        h_die(tool);
+    close(in[0]);
+    close(out[1]);
+    k->to = fdopen(in[1], "w");
+    k->from = fdopen(out[0], "r");
+    if (k->to == NULL || k->from == NULL)
+        h_die("fdopen");
+    k->lines = NULL;
+    k->n_lines = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    bool ready = false;
+    while (h_read_line(k->from, &line, &cap)) {
+        if (strcmp(line, "ready") == 0) {
+            ready = true;
+            break;
         }
-        argv[n] = NULL;
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
+        char **more = realloc(k->lines, (k->n_lines + 1) * sizeof *more);
+        if (more == NULL)
+            h_die("realloc");
+        k->lines = more;
+        k->lines[k->n_lines++] = strdup(line);
     }
-    close(fds[1]);
-    char line[PATH_MAX + 16];
-    size_t len = 0;
-    while (len + 1 < sizeof line) {
-        ssize_t r = read(fds[0], line + len, 1);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        if (line[len] == '\n')
-            break;
-        len++;
-    }
-    line[len] = '\0';
-    close(fds[0]);
-    if (strncmp(line, "ready ", 6) != 0) {
-        fprintf(stderr, "sidecar %s did not get ready (got %s)\n", id, line);
-        errno = EIO;
-        h_die("sidecar start");
-    }
-    s->pid = pid;
-    h_path(s->marker, sizeof s->marker, "%s", line + 6);
+    free(line);
+    return ready;
 }
 
-/* SIGTERM: the sidecar removes its marker and exits 0. Returns true then. */
-static inline bool h_sidecar_stop(h_sidecar *s)
+/* The value of placeholder `name` (e.g. "runtime", "run", "pid:live");
+ * NULL when there is none. Valid until h_kit_down. */
+static inline const char *h_kit_place(h_kit *k, const char *name)
 {
-    int status = 0;
-    kill(s->pid, SIGTERM);
-    if (waitpid(s->pid, &status, 0) != s->pid)
-        h_die("waitpid");
-    s->pid = 0;
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
-/* SIGKILL; with reap, the pid is gone; without, it stays a zombie until
- * h_reap (waitid WNOWAIT waits for death without reaping). */
-static inline void h_sidecar_kill(h_sidecar *s, bool reap)
-{
-    kill(s->pid, SIGKILL);
-    if (reap) {
-        if (waitpid(s->pid, NULL, 0) != s->pid)
-            h_die("waitpid");
-        s->pid = 0;
-    } else {
-        siginfo_t info;
-        if (waitid(P_PID, (id_t)s->pid, &info, WEXITED | WNOWAIT) != 0)
-            h_die("waitid");
+    size_t n = strlen(name);
+    for (size_t i = 0; i < k->n_lines; i++) {
+        char *l = k->lines[i];
+        if (strncmp(l, "place ", 6) == 0 && strncmp(l + 6, name, n) == 0 && l[6 + n] == ' ') {
+            if (l[7 + n] == 'x')
+                h_unhex(l + 7 + n);
+            return l + 7 + n;
+        }
     }
+    return NULL;
 }
 
-static inline void h_reap(h_sidecar *s)
+/* Sends one request line and returns the one-line answer (malloc'd), or
+ * NULL when the testkit is gone. */
+static inline char *h_kit_ask(h_kit *k, const char *kind, const char *payload)
 {
-    if (s->pid > 0 && waitpid(s->pid, NULL, 0) != s->pid)
-        h_die("waitpid");
-    s->pid = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    fprintf(k->to, "%s%s\n", kind, payload);
+    fflush(k->to);
+    if (!h_read_line(k->from, &line, &cap)) {
+        free(line);
+        return NULL;
+    }
+    return line;
+}
+
+/* Closes the testkit's stdin: it kills and reaps its processes, removes
+ * its directory and exits. */
+static inline void h_kit_down(h_kit *k)
+{
+    fclose(k->to);
+    fclose(k->from);
+    while (waitpid(k->pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+    for (size_t i = 0; i < k->n_lines; i++)
+        free(k->lines[i]);
+    free(k->lines);
 }
 
 /* ---- JSON checks ------------------------------------------------------ */

@@ -10,10 +10,10 @@
 
 #define N_THREADS 8
 #define ITERATIONS 12
-#define N_STALE 24
+#define N_STALE 20 /* stale-00..stale-19 of fixtures/live-and-stale.json */
 
 static char g_rt[PATH_MAX];
-static h_sidecar g_web, g_stuck;
+static char g_web[PATH_MAX], g_stuck[PATH_MAX];
 static pthread_barrier_t g_barrier;
 
 typedef struct {
@@ -87,11 +87,11 @@ static void *mixed_worker(void *arg)
             wfail(w, "list NULL out", NULL);
 
         out = NULL;
-        st = firma_sidecar_probe_entry(g_web.marker, &out);
+        st = firma_sidecar_probe_entry(g_web, &out);
         expect(w, "probe_entry", st, FIRMA_OK, out, "\"state\":\"running\"");
 
         out = NULL;
-        st = firma_sidecar_probe_entry_with_timeout(g_stuck.marker, 100, &out);
+        st = firma_sidecar_probe_entry_with_timeout(g_stuck, 100, &out);
         expect(w, "probe_entry_with_timeout", st, FIRMA_OK, out, "\"state\":\"unhealthy\"");
 
         out = NULL;
@@ -155,11 +155,13 @@ static void test_every_function_from_8_threads_at_once(void)
 
 static void test_concurrent_gc_reports_each_stale_id_once(void)
 {
-    char id[32];
-    for (int i = 0; i < N_STALE; i++) {
-        snprintf(id, sizeof id, "stale-%02d", i);
-        h_write_marker(g_rt, id, id, h_dead_pid(), NULL);
-    }
+    /* A serving "live" and stale-00..stale-19 of a dead pid. */
+    h_kit k;
+    if (!h_kit_up(&k, "fixtures/live-and-stale.json"))
+        h_die("firma-testkit fixtures/live-and-stale.json");
+    char default_rt[PATH_MAX];
+    h_path(default_rt, sizeof default_rt, "%s", g_rt);
+    h_path(g_rt, sizeof g_rt, "%s", h_kit_place(&k, "runtime"));
     worker ws[N_THREADS];
     run_workers(ws, gc_worker);
     int seen[N_STALE] = {0};
@@ -180,26 +182,31 @@ static void test_concurrent_gc_reports_each_stale_id_once(void)
         h_path(dir, sizeof dir, "%s/run/stale-%02d", g_rt, i);
         CHECK(!h_exists(dir));
     }
-    /* the live ones survived the storm */
-    CHECK(h_exists(g_web.marker) && h_exists(g_stuck.marker));
+    /* the live one survived the storm */
+    char live[PATH_MAX];
+    h_path(live, sizeof live, "%s/run/live", g_rt);
+    CHECK(h_exists(live));
+    h_kit_down(&k);
+    h_path(g_rt, sizeof g_rt, "%s", default_rt);
 }
 
 int main(void)
 {
-    signal(SIGCHLD, SIG_DFL);
-    h_runtime(g_rt, sizeof g_rt, true);
+    signal(SIGPIPE, SIG_IGN);
+    /* A serving a-web and a wedged b-stuck; nothing stale. */
+    h_kit k;
+    if (!h_kit_up(&k, "fixtures/web-and-wedged.json"))
+        h_die("firma-testkit fixtures/web-and-wedged.json");
+    h_path(g_rt, sizeof g_rt, "%s", h_kit_place(&k, "runtime"));
+    h_path(g_web, sizeof g_web, "%s/a-web", h_kit_place(&k, "run"));
+    h_path(g_stuck, sizeof g_stuck, "%s/b-stuck", h_kit_place(&k, "run"));
     /* firma_default_runtime_dir must answer g_rt in every thread; the
      * environment is set once, before any thread starts. */
     setenv("FIRMA_STATE_DIR", g_rt, 1);
-    h_sidecar_start(&g_web, g_rt, "a-web", "serve", NULL);
-    h_sidecar_start(&g_stuck, g_rt, "b-stuck", "wedged", NULL);
 
     RUN(test_every_function_from_8_threads_at_once);
     RUN(test_concurrent_gc_reports_each_stale_id_once);
 
-    bool stopped = h_sidecar_stop(&g_web) & h_sidecar_stop(&g_stuck);
-    if (!stopped)
-        fprintf(stderr, "a sidecar did not exit cleanly on SIGTERM\n");
-    h_rm_rf(g_rt);
-    return h_summary() | (stopped ? 0 : 1);
+    h_kit_down(&k);
+    return h_summary();
 }

@@ -185,6 +185,24 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Starts `n` processes `firma --runtime-dir <runtime> <args>` at once,
+/// stdout and stderr piped.
+pub fn spawn_firmas(n: usize, runtime: &Path, args: &[&str]) -> Vec<Child> {
+    let mut cmd = Command::new(FIRMA);
+    cmd.arg("--runtime-dir").arg(runtime).args(args);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    (0..n).map(|_| cmd.spawn().expect("spawn firma")).collect()
+}
+
+/// Waits for a `firma ... --json` child and parses its stdout; panics with
+/// its stderr when it failed.
+pub fn wait_json<T: serde::de::DeserializeOwned>(child: Child) -> T {
+    let out = child.wait_with_output().expect("wait for firma");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "firma failed: {stderr}");
+    serde_json::from_slice(&out.stdout).expect("firma printed JSON")
+}
+
 /// Runs `firma` with `args`; returns (exit code, stdout, stderr).
 pub fn firma(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(FIRMA).args(args).output().unwrap();
