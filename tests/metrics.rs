@@ -547,10 +547,12 @@ impl Guarded {
             });
         }
         let child = cmd.spawn().unwrap_or_else(|e| {
-            panic!(
-                "cannot start {name}: {e} (it is installed by `make metrics-tools`; \
-                 these tests do not skip without it)"
-            )
+            let hint = if name.starts_with("prometheus") {
+                " (installed by `make metrics-tools`; these tests never skip without it)"
+            } else {
+                ""
+            };
+            panic!("cannot start {name}: {e}{hint}")
         });
         Guarded { name, child, log }
     }
