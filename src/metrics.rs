@@ -269,6 +269,8 @@ pub fn render(obs: &Observation) -> String {
 /// naming the path.
 #[derive(Debug, thiserror::Error)]
 pub enum TextfileError {
+    #[error("cannot write metrics: the path is empty")]
+    EmptyPath,
     #[error("cannot write metrics to {path}: it names no file")]
     NoFileName { path: String },
     #[error("cannot write metrics to {path}: directory {dir} does not exist")]
@@ -332,17 +334,23 @@ impl Drop for TempGuard<'_> {
 /// temp file is removed and `path` is untouched.
 pub fn write_textfile(path: &Path, contents: &[u8]) -> Result<(), TextfileError> {
     let shown = text::path_string(path);
-    let name = match path.file_name() {
-        Some(n) if !path.as_os_str().as_bytes().ends_with(b"/") => n,
-        _ => return Err(TextfileError::NoFileName { path: shown }),
+    if path.as_os_str().is_empty() {
+        return Err(TextfileError::EmptyPath);
+    }
+    // Split the raw bytes (Path::file_name would read `x/.` as `x`).
+    let bytes = path.as_os_str().as_bytes();
+    let (dir_bytes, name) = match bytes.iter().rposition(|&b| b == b'/') {
+        Some(0) => (&b"/"[..], &bytes[1..]),
+        Some(i) => (&bytes[..i], &bytes[i + 1..]),
+        None => (&b"."[..], bytes),
     };
-    let dir: PathBuf = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    if matches!(name, b"" | b"." | b"..") {
+        return Err(TextfileError::NoFileName { path: shown });
+    }
+    let dir = PathBuf::from(std::ffi::OsStr::from_bytes(dir_bytes));
     let dir_shown = text::path_string(&dir);
-    let c_dir = cstring(dir.as_os_str().as_bytes(), &dir)?;
-    let c_name = cstring(name.as_bytes(), path)?;
+    let c_dir = cstring(dir_bytes, &dir)?;
+    let c_name = cstring(name, path)?;
 
     // SAFETY: a NUL-terminated path; the fd is owned right below.
     let raw = unsafe {

@@ -490,10 +490,14 @@ fn a_missing_directory_is_one_line_naming_it() {
             file.display()
         )
     );
-    let err = write_textfile(&out.path().join("dir/"), b"")
-        .unwrap_err()
-        .to_string();
-    assert!(err.ends_with("/dir/: it names no file"), "{err}");
+    for bad in ["dir/", "dir/.", "dir/.."] {
+        let err = write_textfile(&out.path().join(bad), b"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.ends_with(&format!("/{bad}: it names no file")), "{err}");
+    }
+    let err = write_textfile(Path::new(""), b"").unwrap_err().to_string();
+    assert_eq!(err, "cannot write metrics: the path is empty");
 }
 
 #[test]
