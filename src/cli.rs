@@ -57,6 +57,16 @@ pub enum SidecarCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print Prometheus metrics (text format 0.0.4), or write them
+    /// atomically for node_exporter's textfile collector.
+    Metrics {
+        /// Write to this file (temp file + rename) instead of stdout.
+        #[arg(long, value_name = "PATH")]
+        textfile: Option<PathBuf>,
+        /// Remove nothing; show stale markers as state `stopped`.
+        #[arg(long)]
+        no_gc: bool,
+    },
 }
 
 /// Runs the command and returns the process exit code.
@@ -108,6 +118,10 @@ fn execute(cli: Cli) -> Result<u8, String> {
                     out.push_str(&format!("removed {id}\n"));
                 }
             }
+            0
+        }
+        Command::Sidecar(SidecarCommand::Metrics { textfile, no_gc }) => {
+            out = crate::metrics::command(&dir, opts, textfile.as_deref(), no_gc)?;
             0
         }
     };

@@ -7,4 +7,5 @@
 pub mod cli;
 #[allow(non_camel_case_types)]
 pub mod ffi;
+pub mod metrics;
 pub mod sidecar_markers;

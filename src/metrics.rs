@@ -1,0 +1,464 @@
+//! `firma sidecar metrics`: the sidecars of this host in the Prometheus text
+//! exposition format (version 0.0.4), for node_exporter's textfile
+//! collector or any scraper that reads that format.
+//!
+//! Everything shown comes from one scan by the core ([`sm::scan`], or
+//! [`sm::inspect_with`] with `--no-gc`), so the states are the ones every
+//! other surface reports. This module only formats them and writes the file.
+//!
+//! With collection on (the default) stale markers are removed by the scan
+//! and counted in `firma_markers_collected`; they have no series. With
+//! `--no-gc` nothing is removed and the markers of stopped sidecars are
+//! shown with state `stopped` (so an operator sees them until something
+//! collects them); `firma_markers_collected` is then 0.
+
+use std::ffi::CString;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::sidecar_markers::{
+    self as sm, ProbeOptions, ScanOptions, ScanReport, SidecarEntry, StackError, State, Verdict,
+    text,
+};
+
+/// Every state, in the order the state set is rendered.
+pub const STATES: [State; 4] = [
+    State::Running,
+    State::Unhealthy,
+    State::Stopped,
+    State::Unknown,
+];
+
+/// What one run of `firma sidecar metrics` saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observation {
+    /// The scan: live sidecars, collected and broken markers.
+    pub report: ScanReport,
+    /// Stale markers left in place (only when not collecting), shown with
+    /// state `stopped`.
+    pub stopped: Vec<SidecarEntry>,
+    /// How long the scan took.
+    pub duration: Duration,
+    /// When the scan finished.
+    pub timestamp: SystemTime,
+}
+
+/// Scans `runtime_dir` once. With `collect`, stale markers are removed (and
+/// counted); without, nothing is removed and stale markers are reported as
+/// stopped sidecars (one read-only [`sm::inspect_with`] pass).
+pub fn observe(
+    runtime_dir: &Path,
+    probe: ProbeOptions,
+    collect: bool,
+) -> Result<Observation, StackError> {
+    let start = Instant::now();
+    let (report, mut stopped) = if collect {
+        let opts = ScanOptions {
+            probe: Some(probe),
+            collect: true,
+        };
+        (sm::scan(runtime_dir, &opts)?, Vec::new())
+    } else {
+        let mut report = ScanReport::default();
+        let mut stopped = Vec::new();
+        for r in sm::inspect_with(runtime_dir, &probe)? {
+            match (r.verdict, r.entry) {
+                (Verdict::Live, Some(entry)) => report.live.push(entry),
+                (Verdict::Stale, Some(entry)) => stopped.push(SidecarEntry {
+                    state: State::Stopped,
+                    ..entry
+                }),
+                (Verdict::Broken, _) => report.broken.push(r.name),
+                // inspect gives every live or stale report its entry.
+                (Verdict::Live | Verdict::Stale, None) => {}
+            }
+        }
+        report.live.sort_by(|a, b| a.sandbox_id.cmp(&b.sandbox_id));
+        (report, stopped)
+    };
+    stopped.sort_by(|a, b| a.sandbox_id.cmp(&b.sandbox_id));
+    Ok(Observation {
+        report,
+        stopped,
+        duration: start.elapsed(),
+        timestamp: SystemTime::now(),
+    })
+}
+
+/// A label value as the text format requires: backslash, double quote and
+/// line feed escaped (`\\`, `\"`, `\n`); everything else as is.
+pub fn escape_label_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A `# HELP` text as the format requires: backslash and line feed escaped.
+pub fn escape_help(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+/// Seconds with a fixed number of decimals, from integers (no float noise,
+/// never an exponent).
+fn seconds(d: Duration, decimals: u32) -> String {
+    let frac = d.subsec_nanos() / 10u32.pow(9 - decimals);
+    format!("{}.{:0w$}", d.as_secs(), frac, w = decimals as usize)
+}
+
+fn unix_seconds(t: SystemTime) -> String {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => seconds(d, 3),
+        Err(e) => format!("-{}", seconds(e.duration(), 3)),
+    }
+}
+
+struct Family<'a> {
+    out: &'a mut String,
+    name: &'static str,
+}
+
+impl Family<'_> {
+    fn sample(&mut self, labels: &[(&str, &str)], value: &str) {
+        self.out.push_str(self.name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                self.out.push_str(k);
+                self.out.push_str("=\"");
+                self.out.push_str(&escape_label_value(v));
+                self.out.push('"');
+            }
+            self.out.push('}');
+        }
+        self.out.push(' ');
+        self.out.push_str(value);
+        self.out.push('\n');
+    }
+}
+
+fn family<'a>(out: &'a mut String, name: &'static str, help: &str) -> Family<'a> {
+    out.push_str(&format!("# HELP {name} {}\n", escape_help(help)));
+    out.push_str(&format!("# TYPE {name} gauge\n"));
+    Family { out, name }
+}
+
+/// The exposition text (format 0.0.4) of one observation. Every metric is a
+/// gauge with `# HELP` and `# TYPE`; sidecars appear sorted by sandbox id.
+pub fn render(obs: &Observation) -> String {
+    let mut sidecars: Vec<&SidecarEntry> =
+        obs.report.live.iter().chain(obs.stopped.iter()).collect();
+    sidecars.sort_by(|a, b| a.sandbox_id.cmp(&b.sandbox_id));
+    let mut out = String::new();
+
+    let mut f = family(
+        &mut out,
+        "firma_sidecar_up",
+        "1 when the sidecar is running (process alive, endpoint accepted a connection), else 0.",
+    );
+    for e in &sidecars {
+        let up = if e.state == State::Running { "1" } else { "0" };
+        f.sample(
+            &[
+                ("sandbox_id", &e.sandbox_id),
+                ("agent_id", &e.agent_id),
+                ("session_id", &e.session_id),
+            ],
+            up,
+        );
+    }
+
+    let mut f = family(
+        &mut out,
+        "firma_sidecar_state",
+        "The sidecar's state: 1 for the current one, 0 for the other three.",
+    );
+    for e in &sidecars {
+        for s in STATES {
+            let v = if e.state == s { "1" } else { "0" };
+            f.sample(&[("sandbox_id", &e.sandbox_id), ("state", s.as_str())], v);
+        }
+    }
+
+    let mut f = family(
+        &mut out,
+        "firma_sidecar_uptime_seconds",
+        "Seconds since the sidecar started (its sidecar.pid was written); absent when unknown or stopped.",
+    );
+    for e in &sidecars {
+        if let (Some(up), false) = (e.uptime_secs, e.state == State::Stopped) {
+            f.sample(&[("sandbox_id", &e.sandbox_id)], &up.to_string());
+        }
+    }
+
+    let mut f = family(
+        &mut out,
+        "firma_sidecar_info",
+        "The sidecar's marker metadata as labels; always 1.",
+    );
+    for e in &sidecars {
+        let pid = e.pid.to_string();
+        f.sample(
+            &[
+                ("sandbox_id", &e.sandbox_id),
+                ("agent_id", &e.agent_id),
+                ("session_id", &e.session_id),
+                ("authority_url", &e.authority_url),
+                ("policy_bundle_version", &e.policy_bundle_version),
+                ("pid", &pid),
+            ],
+            "1",
+        );
+    }
+
+    let mut f = family(
+        &mut out,
+        "firma_sidecars",
+        "Sidecars seen by the scan, by state.",
+    );
+    for s in STATES {
+        let n = sidecars.iter().filter(|e| e.state == s).count();
+        f.sample(&[("state", s.as_str())], &n.to_string());
+    }
+
+    let mut f = family(
+        &mut out,
+        "firma_markers_broken",
+        "Entries of run/ that cannot be read or understood (never listed, never removed).",
+    );
+    f.sample(&[], &obs.report.broken.len().to_string());
+
+    let mut f = family(
+        &mut out,
+        "firma_markers_collected",
+        "Markers of stopped sidecars removed by this scan.",
+    );
+    f.sample(&[], &obs.report.collected.len().to_string());
+
+    let mut f = family(
+        &mut out,
+        "firma_scan_duration_seconds",
+        "How long the scan (read, judge, probe, collect) took.",
+    );
+    f.sample(&[], &seconds(obs.duration, 6));
+
+    let mut f = family(
+        &mut out,
+        "firma_scan_timestamp_seconds",
+        "When the scan finished, in seconds since the Unix epoch.",
+    );
+    f.sample(&[], &unix_seconds(obs.timestamp));
+
+    out
+}
+
+/// Why a metrics file could not be written. Each message is one line
+/// naming the path.
+#[derive(Debug, thiserror::Error)]
+pub enum TextfileError {
+    #[error("cannot write metrics: the path is empty")]
+    EmptyPath,
+    #[error("cannot write metrics to {path}: it names no file")]
+    NoFileName { path: String },
+    #[error("cannot write metrics to {path}: directory {dir} does not exist")]
+    MissingDirectory { path: String, dir: String },
+    #[error("cannot write metrics to {path}: {dir} is not a directory")]
+    NotADirectory { path: String, dir: String },
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Temp names never end in `.prom`, so the textfile collector never reads a
+/// file being written (nor one left by a writer that was killed).
+fn temp_name(attempt: u32) -> CString {
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    CString::new(format!(
+        ".firma-metrics-{}-{n}-{attempt}.tmp",
+        std::process::id()
+    ))
+    .expect("no NUL in a formatted name")
+}
+
+fn cstring(bytes: &[u8], path: &Path) -> Result<CString, TextfileError> {
+    CString::new(bytes).map_err(|_| TextfileError::Io {
+        action: "use",
+        path: text::path_string(path),
+        source: std::io::Error::from_raw_os_error(libc::EINVAL),
+    })
+}
+
+fn last_error() -> std::io::Error {
+    std::io::Error::last_os_error()
+}
+
+/// Removes the temp file unless disarmed (after the rename).
+struct TempGuard<'a> {
+    dir: &'a OwnedFd,
+    name: &'a CString,
+    armed: bool,
+}
+
+impl Drop for TempGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            // SAFETY: a valid directory fd and a NUL-terminated name.
+            unsafe { libc::unlinkat(self.dir.as_raw_fd(), self.name.as_ptr(), 0) };
+        }
+    }
+}
+
+/// Writes `contents` to `path` atomically: a new temp file in the same
+/// directory (`O_EXCL|O_NOFOLLOW|O_CLOEXEC`, mode 0644 whatever the umask),
+/// written and fsynced, renamed over `path`, then the directory fsynced. A
+/// reader sees the old file or the new one, never a part. On failure the
+/// temp file is removed and `path` is untouched.
+pub fn write_textfile(path: &Path, contents: &[u8]) -> Result<(), TextfileError> {
+    let shown = text::path_string(path);
+    if path.as_os_str().is_empty() {
+        return Err(TextfileError::EmptyPath);
+    }
+    // Split the raw bytes (Path::file_name would read `x/.` as `x`).
+    let bytes = path.as_os_str().as_bytes();
+    let (dir_bytes, name) = match bytes.iter().rposition(|&b| b == b'/') {
+        Some(0) => (&b"/"[..], &bytes[1..]),
+        Some(i) => (&bytes[..i], &bytes[i + 1..]),
+        None => (&b"."[..], bytes),
+    };
+    if matches!(name, b"" | b"." | b"..") {
+        return Err(TextfileError::NoFileName { path: shown });
+    }
+    let dir = PathBuf::from(std::ffi::OsStr::from_bytes(dir_bytes));
+    let dir_shown = text::path_string(&dir);
+    let c_dir = cstring(dir_bytes, &dir)?;
+    let c_name = cstring(name, path)?;
+
+    // SAFETY: a NUL-terminated path; the fd is owned right below.
+    let raw = unsafe {
+        libc::open(
+            c_dir.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if raw < 0 {
+        let e = last_error();
+        return Err(match e.raw_os_error() {
+            Some(libc::ENOENT) => TextfileError::MissingDirectory {
+                path: shown,
+                dir: dir_shown,
+            },
+            Some(libc::ENOTDIR) => TextfileError::NotADirectory {
+                path: shown,
+                dir: dir_shown,
+            },
+            _ => TextfileError::Io {
+                action: "open directory",
+                path: dir_shown,
+                source: e,
+            },
+        });
+    }
+    // SAFETY: `raw` is a fresh descriptor we own.
+    let dir_fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let io = |action: &'static str, path: &str, source| TextfileError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    };
+
+    let mut attempt = 0;
+    let (tmp, file_fd) = loop {
+        let tmp = temp_name(attempt);
+        // SAFETY: a valid directory fd and a NUL-terminated name.
+        let fd = unsafe {
+            libc::openat(
+                dir_fd.as_raw_fd(),
+                tmp.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+                0o600 as libc::c_uint,
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: `fd` is a fresh descriptor we own.
+            break (tmp, unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+        let e = last_error();
+        if e.raw_os_error() == Some(libc::EEXIST) && attempt < 16 {
+            attempt += 1;
+            continue;
+        }
+        return Err(io("create a temporary file in", &dir_shown, e));
+    };
+    let tmp_shown = text::path_string(&dir.join(std::ffi::OsStr::from_bytes(tmp.as_bytes())));
+    let mut guard = TempGuard {
+        dir: &dir_fd,
+        name: &tmp,
+        armed: true,
+    };
+
+    // SAFETY: a valid descriptor.
+    if unsafe { libc::fchmod(file_fd.as_raw_fd(), 0o644) } != 0 {
+        return Err(io("chmod", &tmp_shown, last_error()));
+    }
+    let mut file = std::fs::File::from(file_fd);
+    file.write_all(contents)
+        .map_err(|e| io("write", &tmp_shown, e))?;
+    file.sync_all().map_err(|e| io("fsync", &tmp_shown, e))?;
+    drop(file);
+    // SAFETY: a valid directory fd and NUL-terminated names.
+    let rc = unsafe {
+        libc::renameat(
+            dir_fd.as_raw_fd(),
+            tmp.as_ptr(),
+            dir_fd.as_raw_fd(),
+            c_name.as_ptr(),
+        )
+    };
+    if rc != 0 {
+        return Err(io("rename a temporary file over", &shown, last_error()));
+    }
+    guard.armed = false;
+    // SAFETY: a valid descriptor.
+    if unsafe { libc::fsync(dir_fd.as_raw_fd()) } != 0 {
+        return Err(io("fsync directory", &dir_shown, last_error()));
+    }
+    Ok(())
+}
+
+/// `firma sidecar metrics`: returns the text for stdout (empty when written
+/// to `textfile`), or a one-line error.
+pub fn command(
+    runtime_dir: &Path,
+    probe: ProbeOptions,
+    textfile: Option<&Path>,
+    no_gc: bool,
+) -> Result<String, String> {
+    let obs = observe(runtime_dir, probe, !no_gc).map_err(|e| e.to_string())?;
+    let body = render(&obs);
+    match textfile {
+        None => Ok(body),
+        Some(path) => {
+            write_textfile(path, body.as_bytes()).map_err(|e| e.to_string())?;
+            Ok(String::new())
+        }
+    }
+}
