@@ -37,6 +37,12 @@ firma() {
     if ((rc != 0)); then printf '(exit status %d)\n' "$rc"; fi
 }
 
+# Shows what is on disk: the entries of run/, on one line.
+show_run() {
+    printf '$ ls run/\n'
+    ls "$runtime/run" | paste -sd ' ' -
+}
+
 # Starts a sidecar and waits (reading its stdout, no sleeping) until it says ready.
 start() {
     local id=$1; shift
@@ -69,7 +75,7 @@ echo "wrote $runtime/run/bad/metadata.toml"
 say "kill -9 doomed-3 (pid ${pid_of[doomed-3]}): its marker stays behind"
 kill -KILL "${pid_of[doomed-3]}"
 while kill -0 "${pid_of[doomed-3]}" 2>/dev/null && ! grep -q '^State:.*Z' "/proc/${pid_of[doomed-3]}/status" 2>/dev/null; do :; done
-ls "$runtime/run"
+show_run
 
 say "inspect: one line per marker saying why (read-only: nothing is removed)"
 firma sidecar inspect
@@ -82,11 +88,11 @@ firma sidecar get doomed-3
 
 say "status --no-gc: read-only; doomed-3 is not listed and stays on disk"
 firma sidecar status --no-gc
-ls "$runtime/run"
+show_run
 
 say "status: collects doomed-3 and says so on stderr; bad is skipped and named"
 firma sidecar status
-ls "$runtime/run"
+show_run
 
 say "status -q: only the live ids, for scripts"
 firma sidecar status -q
