@@ -140,7 +140,8 @@ pub enum SidecarCommand {
         /// Entry names in run/ (default: every entry, sorted by name).
         #[arg(value_name = "NAME")]
         names: Vec<String>,
-        /// Print the JSON array of reports instead of a table.
+        /// Print the JSON array of reports instead of a table (a NAME with no
+        /// entry is left out of it).
         #[arg(long)]
         json: bool,
         #[command(flatten)]
