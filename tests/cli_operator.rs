@@ -121,8 +121,7 @@ fn zoo(rt: &Path) -> Zoo {
     );
     write_marker(rt, "empty", "");
     std::fs::create_dir_all(rt.join("run/hollow")).unwrap();
-    // A file, not a directory (and its name is no sandbox id either? it is:
-    // dots are allowed), so the reason is not_a_directory.
+    // A plain file with a valid sandbox-id name: not_a_directory.
     std::fs::write(rt.join("run/no-such-dir.txt"), "x").unwrap();
     Zoo {
         _sidecars: sidecars,
