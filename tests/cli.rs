@@ -19,9 +19,12 @@ fn run(rt: &std::path::Path, args: &[&str]) -> (i32, String, String) {
 #[test]
 fn status_table_shows_states_and_empty_dir_says_so() {
     let rt = runtime();
-    let (code, out, _) = run(rt.path(), &["sidecar", "status"]);
+    let (code, out, err) = run(rt.path(), &["sidecar", "status"]);
     assert_eq!(code, 0);
-    assert!(out.starts_with("no live sidecars in "), "{out}");
+    // The header always; the note on stderr (stdout stays data).
+    assert!(out.starts_with("SANDBOX"), "{out}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(err.starts_with("firma: no live sidecars in "), "{err}");
 
     let _a = Sidecar::start(
         rt.path(),
@@ -113,9 +116,10 @@ fn gc_lists_removed_ids_in_text_and_json() {
     write_stale(rt.path(), "s-1", dead);
     let (code, out, _) = run(rt.path(), &["sidecar", "gc"]);
     assert_eq!((code, out.as_str()), (0, "removed s-1\nremoved s-2\n"));
-    let (code, out, _) = run(rt.path(), &["sidecar", "gc"]);
+    let (code, out, err) = run(rt.path(), &["sidecar", "gc"]);
     assert_eq!(code, 0);
-    assert!(out.starts_with("no stale markers in "));
+    assert_eq!(out, "");
+    assert!(err.starts_with("firma: no stale markers in "), "{err}");
     write_stale(rt.path(), "s-3", dead);
     let (code, out, _) = run(rt.path(), &["sidecar", "gc", "--json"]);
     assert_eq!((code, out.as_str()), (0, "[\"s-3\"]\n"));
