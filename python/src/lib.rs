@@ -197,6 +197,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<MarkerReport>()?;
     m.add_class::<ErrorInfo>()?;
     m.add_function(wrap_pyfunction!(inspect, m)?)?;
+    m.add_function(wrap_pyfunction!(report::_marker_report_from_json, m)?)?;
+    m.add_function(wrap_pyfunction!(report::_error_info_from_json, m)?)?;
     m.add_function(wrap_pyfunction!(list, m)?)?;
     m.add_function(wrap_pyfunction!(get, m)?)?;
     m.add_function(wrap_pyfunction!(gc_stale, m)?)?;

@@ -4,9 +4,10 @@
 use std::hash::{Hash, Hasher};
 
 use firma_stack::sidecar_markers as sm;
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyString, PyType};
+use pyo3::types::{PyString, PyTuple, PyType};
 
 use crate::entry::{SidecarEntry, py_state};
 
@@ -36,6 +37,20 @@ fn loads(py: Python<'_>, text: serde_json::Result<String>) -> PyResult<Bound<'_,
     let text = text
         .map_err(|e| crate::exceptions::internal(py, &format!("cannot serialize report: {e}")))?;
     LOADS.import(py, "json", "loads")?.call1((text,))
+}
+
+/// Pickling and `copy`: `(firma_stack._native.<rebuild>, (json,))`, the
+/// value rebuilt from the core's own JSON of it.
+fn reduce<'py>(
+    py: Python<'py>,
+    rebuild: &str,
+    text: serde_json::Result<String>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let text = text
+        .map_err(|e| crate::exceptions::internal(py, &format!("cannot serialize report: {e}")))?;
+    let f = py.import("firma_stack._native")?.getattr(rebuild)?;
+    let args = PyTuple::new(py, [text])?;
+    PyTuple::new(py, [f, args.into_any()])
 }
 
 /// `repr()` of a string, as Python writes it.
@@ -83,6 +98,14 @@ impl ErrorInfo {
     /// The JSON object `{"code", "message", "path", "errno"}`, as a dict.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         loads(py, serde_json::to_string(&self.inner))
+    }
+
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        reduce(
+            py,
+            "_error_info_from_json",
+            serde_json::to_string(&self.inner),
+        )
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
@@ -165,6 +188,14 @@ impl MarkerReport {
         loads(py, serde_json::to_string(&self.inner))
     }
 
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        reduce(
+            py,
+            "_marker_report_from_json",
+            serde_json::to_string(&self.inner),
+        )
+    }
+
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         let r = &self.inner;
         let entry = match self.entry() {
@@ -188,4 +219,20 @@ impl MarkerReport {
             repr_str(py, &r.detail)?,
         ))
     }
+}
+
+/// Unpickling: a `MarkerReport` from the JSON `__reduce__` wrote.
+#[pyfunction]
+pub(crate) fn _marker_report_from_json(text: &str) -> PyResult<MarkerReport> {
+    serde_json::from_str::<sm::MarkerReport>(text)
+        .map(MarkerReport::from)
+        .map_err(|e| PyValueError::new_err(format!("not a marker report: {e}")))
+}
+
+/// Unpickling: an `ErrorInfo` from the JSON `__reduce__` wrote.
+#[pyfunction]
+pub(crate) fn _error_info_from_json(text: &str) -> PyResult<ErrorInfo> {
+    serde_json::from_str::<sm::ErrorInfo>(text)
+        .map(|inner| ErrorInfo { inner })
+        .map_err(|e| PyValueError::new_err(format!("not an error object: {e}")))
 }

@@ -9,10 +9,12 @@ core's tests and the conformance suite.
 
 from __future__ import annotations
 
+import copy
 import ctypes
 import errno
 import json
 import math
+import pickle
 import re
 import threading
 import time
@@ -194,6 +196,11 @@ def test_reports_are_immutable_values(
     Path(firma_runtime_dir, "run", "garbage-2", "metadata.toml").unlink()
     assert first[1].error is not None and first[1].error.code == "marker_parse"
     assert first[0].entry == second[0].entry
+    # pickle and copy rebuild equal values
+    for report in first:
+        assert pickle.loads(pickle.dumps(report)) == report == copy.copy(report)
+        if report.error is not None:
+            assert pickle.loads(pickle.dumps(report.error)) == report.error
 
 
 def test_repr_names_every_field(
