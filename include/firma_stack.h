@@ -68,6 +68,18 @@
 #define FIRMA_STACK_VERSION_PATCH 0
 
 /**
+ * The probe timeout, in milliseconds, of a call given `timeout_ms` 0 (and
+ * of the functions without a `timeout_ms` argument).
+ */
+#define FIRMA_DEFAULT_TIMEOUT_MS 200
+
+/**
+ * The longest probe timeout, in milliseconds, any function accepts (10
+ * minutes); a larger `timeout_ms` is `FIRMA_INVALID_ARGUMENT`.
+ */
+#define FIRMA_MAX_TIMEOUT_MS 600000
+
+/**
  * Status codes returned by every `firma_*` function that can fail. The
  * numbers are part of the ABI: they never change and are never reused.
  * Each non-zero code matches the `"code"` string of the error object stored
@@ -123,7 +135,8 @@ extern "C" {
 
 /**
  * Lists the live sidecars under `runtime_dir` (NULL: the default runtime
- * directory), probing each endpoint with the default 200 ms timeout.
+ * directory), probing each endpoint with the default timeout
+ * (`FIRMA_DEFAULT_TIMEOUT_MS`).
  *
  * On `FIRMA_OK`, `*out_json` is a JSON array of sidecar objects sorted by
  * `sandbox_id`, each with the keys `sandbox_id, agent_id, session_id,
@@ -144,8 +157,9 @@ int32_t firma_sidecar_list(const char *runtime_dir, char **out_json);
 
 /**
  * `firma_sidecar_list` with the probe timeout of this call in milliseconds
- * (0: the default, 200 ms). Endpoints are probed concurrently, so a listing
- * takes about one timeout at most.
+ * (0: `FIRMA_DEFAULT_TIMEOUT_MS`; above `FIRMA_MAX_TIMEOUT_MS`:
+ * `FIRMA_INVALID_ARGUMENT`). Endpoints are probed concurrently, so a
+ * listing takes about one timeout at most.
  *
  * # Safety
  * As for `firma_sidecar_list`.
@@ -174,7 +188,8 @@ int32_t firma_sidecar_get(const char *runtime_dir, const char *sandbox_id, char 
 
 /**
  * `firma_sidecar_get` with the probe timeout of this call in milliseconds
- * (0: the default, 200 ms).
+ * (0: `FIRMA_DEFAULT_TIMEOUT_MS`; above `FIRMA_MAX_TIMEOUT_MS`:
+ * `FIRMA_INVALID_ARGUMENT`).
  *
  * # Safety
  * As for `firma_sidecar_get`.
@@ -218,7 +233,8 @@ int32_t firma_sidecar_probe_entry(const char *marker_dir, char **out_json);
 
 /**
  * `firma_sidecar_probe_entry` with the probe timeout of this call in
- * milliseconds (0: the default, 200 ms).
+ * milliseconds (0: `FIRMA_DEFAULT_TIMEOUT_MS`; above
+ * `FIRMA_MAX_TIMEOUT_MS`: `FIRMA_INVALID_ARGUMENT`).
  *
  * # Safety
  * As for `firma_sidecar_probe_entry`.
@@ -226,6 +242,43 @@ int32_t firma_sidecar_probe_entry(const char *marker_dir, char **out_json);
 int32_t firma_sidecar_probe_entry_with_timeout(const char *marker_dir,
                                                uint32_t timeout_ms,
                                                char **out_json);
+
+/**
+ * Reports every entry of `<runtime_dir>/run` (NULL: the default runtime
+ * directory) with why it is live, stale or broken, probing live endpoints
+ * with the probe timeout `timeout_ms` (0: `FIRMA_DEFAULT_TIMEOUT_MS`; above
+ * `FIRMA_MAX_TIMEOUT_MS`: `FIRMA_INVALID_ARGUMENT`). Read-only: nothing is
+ * removed, not even stale markers.
+ *
+ * On `FIRMA_OK`, `*out_json` is a JSON array sorted by `name`, one object
+ * per entry (reserved names starting with `.` excepted), with the keys
+ * `name` (the entry's name in `run/`), `verdict` (`"live"`, `"stale"` or
+ * `"broken"`), `state` (as in `firma_sidecar_list`, or `null` when
+ * broken), `reason` (a stable snake_case code such as `"serving"`,
+ * `"process_gone"` or `"parse_error"`), `detail` (one line for a person),
+ * `entry` (the sidecar object of `firma_sidecar_list`, `null` when broken)
+ * and `error` (an error object `{"code","message","path","errno"}` when
+ * broken, else `null`). A broken marker never fails the call; a missing
+ * `run/` is `[]`. The call fails only when `run/` cannot be opened or read,
+ * or an argument is invalid. Free `*out_json` with `firma_string_free`.
+ *
+ * # Safety
+ * `runtime_dir` is NULL or a NUL-terminated string; `out_json` is NULL or
+ * writable. Thread-safe.
+ */
+int32_t firma_sidecar_inspect(const char *runtime_dir, uint32_t timeout_ms, char **out_json);
+
+/**
+ * Every error code the library can report, as a JSON array of strings in
+ * status order: the first is the `"code"` of status 1
+ * (`FIRMA_INVALID_ARGUMENT`), the second of status 2, and so on. Meant for
+ * bindings, to test that they map every code. Free `*out_json` with
+ * `firma_string_free`.
+ *
+ * # Safety
+ * `out_json` is NULL or writable. Thread-safe.
+ */
+int32_t firma_error_codes(char **out_json);
 
 /**
  * The runtime directory used when `runtime_dir` is NULL: `$FIRMA_STATE_DIR`

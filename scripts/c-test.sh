@@ -136,7 +136,7 @@ section "valgrind"
 # the core then takes its documented component-by-component fallback, so
 # this run also covers that path. The warning it prints is expected.
 for name in "${programs[@]}"; do
-    run_program "valgrind $name" valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible \
+    run_program "valgrind $name" valgrind -q --suppressions=tests/c/valgrind.supp --leak-check=full --show-leak-kinds=definite,indirect,possible \
         --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=1 \
         --child-silent-after-fork=yes "$C_OUT/$name"
 done

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::sidecar_markers::{self as sm, ErrorCode, ProbeOptions, StackError};
+use crate::sidecar_markers::{self as sm, ErrorCode, ErrorInfo, ProbeOptions, StackError};
 
 /// Version of the C ABI, as returned by `firma_abi_version()`. Bumped on any
 /// incompatible change; it is also the number in the shared library's
@@ -69,6 +69,26 @@ const _: () = {
     );
 };
 
+/// The probe timeout, in milliseconds, of a call given `timeout_ms` 0 (and
+/// of the functions without a `timeout_ms` argument).
+pub const FIRMA_DEFAULT_TIMEOUT_MS: u32 = 200;
+/// The longest probe timeout, in milliseconds, any function accepts (10
+/// minutes); a larger `timeout_ms` is `FIRMA_INVALID_ARGUMENT`.
+pub const FIRMA_MAX_TIMEOUT_MS: u32 = 600_000;
+
+// Literals for cbindgen again; the core owns the policy, and these checks
+// keep the header's numbers equal to it.
+const _: () = {
+    assert!(
+        FIRMA_DEFAULT_TIMEOUT_MS as u128 == sm::DEFAULT_TIMEOUT.as_millis(),
+        "FIRMA_DEFAULT_TIMEOUT_MS must equal the core's DEFAULT_TIMEOUT, then `make header`"
+    );
+    assert!(
+        FIRMA_MAX_TIMEOUT_MS as u128 == sm::MAX_TIMEOUT.as_millis(),
+        "FIRMA_MAX_TIMEOUT_MS must equal the core's MAX_TIMEOUT, then `make header`"
+    );
+};
+
 /// Status codes returned by every `firma_*` function that can fail. The
 /// numbers are part of the ABI: they never change and are never reused.
 /// Each non-zero code matches the `"code"` string of the error object stored
@@ -96,51 +116,34 @@ pub enum FirmaStatus {
     FIRMA_INTERNAL = 5,
 }
 
-/// An error on its way across the boundary.
-struct FfiError {
-    status: FirmaStatus,
-    code: &'static str,
-    message: String,
-    path: Option<String>,
-    errno: Option<i32>,
-}
+/// An error on its way across the boundary: the core's error object. Its
+/// status is always derived from its code ([`FirmaStatus::of`]).
+struct FfiError(ErrorInfo);
 
 impl FfiError {
-    fn invalid(message: impl Into<String>) -> Self {
-        FfiError {
-            status: FirmaStatus::FIRMA_INVALID_ARGUMENT,
-            code: "invalid_argument",
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        FfiError(ErrorInfo {
+            code,
             message: message.into(),
             path: None,
             errno: None,
-        }
+        })
+    }
+
+    fn invalid(message: impl Into<String>) -> Self {
+        FfiError::new(ErrorCode::InvalidArgument, message)
     }
 
     fn internal(message: impl Into<String>) -> Self {
-        FfiError {
-            status: FirmaStatus::FIRMA_INTERNAL,
-            code: "internal",
-            message: message.into(),
-            path: None,
-            errno: None,
-        }
+        FfiError::new(ErrorCode::Internal, message)
+    }
+
+    fn status(&self) -> FirmaStatus {
+        FirmaStatus::of(self.0.code)
     }
 
     fn json(&self) -> String {
-        #[derive(Serialize)]
-        struct Obj<'a> {
-            code: &'a str,
-            message: &'a str,
-            path: Option<&'a str>,
-            errno: Option<i32>,
-        }
-        serde_json::to_string(&Obj {
-            code: self.code,
-            message: &self.message,
-            path: self.path.as_deref(),
-            errno: self.errno,
-        })
-        .unwrap_or_else(|_| {
+        serde_json::to_string(&self.0).unwrap_or_else(|_| {
             r#"{"code":"internal","message":"cannot serialize error","path":null,"errno":null}"#
                 .to_owned()
         })
@@ -163,14 +166,7 @@ impl FirmaStatus {
 
 impl From<StackError> for FfiError {
     fn from(e: StackError) -> Self {
-        let info = e.info();
-        FfiError {
-            status: FirmaStatus::of(info.code),
-            code: info.code.as_str(),
-            message: info.message,
-            path: info.path,
-            errno: info.errno,
-        }
+        FfiError(e.info())
     }
 }
 
@@ -192,7 +188,7 @@ where
     let converted = catch_unwind(AssertUnwindSafe(|| {
         let (status, json) = match f() {
             Ok(json) => (FirmaStatus::FIRMA_OK, json),
-            Err(e) => (e.status, e.json()),
+            Err(e) => (e.status(), e.json()),
         };
         // JSON escapes NUL as \u0000, so this cannot fail; stay safe regardless.
         (
@@ -208,7 +204,7 @@ where
             std::mem::forget(payload);
             let e = FfiError::internal("internal error: a panic was caught at the C boundary");
             let c = CString::new(e.json()).unwrap_or_else(|_| LAST_RESORT.to_owned());
-            (e.status, c)
+            (e.status(), c)
         }
     };
     // SAFETY: `out` is non-NULL and the caller promises it is writable.
@@ -242,16 +238,29 @@ unsafe fn arg_runtime_dir(p: *const c_char) -> Result<PathBuf, FfiError> {
     unsafe { arg_str(p, "runtime_dir") }.map(PathBuf::from)
 }
 
-fn opts(timeout_ms: u32) -> ProbeOptions {
-    if timeout_ms == 0 {
-        ProbeOptions::default()
-    } else {
-        ProbeOptions::with_timeout(Duration::from_millis(timeout_ms.into()))
+/// `timeout_ms` argument: 0 is the core's default; anything above the
+/// core's maximum is an invalid argument.
+fn opts(timeout_ms: u32) -> Result<ProbeOptions, FfiError> {
+    let timeout = match timeout_ms {
+        0 => sm::DEFAULT_TIMEOUT,
+        ms => Duration::from_millis(ms.into()),
+    };
+    if timeout > sm::MAX_TIMEOUT {
+        return Err(StackError::InvalidArgument {
+            what: "timeout_ms".into(),
+            reason: format!(
+                "{timeout_ms} ms is above the maximum of {} ms",
+                sm::MAX_TIMEOUT.as_millis()
+            ),
+        }
+        .into());
     }
+    Ok(ProbeOptions::with_timeout(timeout))
 }
 
 /// Lists the live sidecars under `runtime_dir` (NULL: the default runtime
-/// directory), probing each endpoint with the default 200 ms timeout.
+/// directory), probing each endpoint with the default timeout
+/// (`FIRMA_DEFAULT_TIMEOUT_MS`).
 ///
 /// On `FIRMA_OK`, `*out_json` is a JSON array of sidecar objects sorted by
 /// `sandbox_id`, each with the keys `sandbox_id, agent_id, session_id,
@@ -277,8 +286,9 @@ pub unsafe extern "C" fn firma_sidecar_list(
 }
 
 /// `firma_sidecar_list` with the probe timeout of this call in milliseconds
-/// (0: the default, 200 ms). Endpoints are probed concurrently, so a listing
-/// takes about one timeout at most.
+/// (0: `FIRMA_DEFAULT_TIMEOUT_MS`; above `FIRMA_MAX_TIMEOUT_MS`:
+/// `FIRMA_INVALID_ARGUMENT`). Endpoints are probed concurrently, so a
+/// listing takes about one timeout at most.
 ///
 /// # Safety
 /// As for `firma_sidecar_list`.
@@ -291,7 +301,7 @@ pub unsafe extern "C" fn firma_sidecar_list_with_timeout(
     boundary(out_json, || {
         // SAFETY: forwarded contract.
         let dir = unsafe { arg_runtime_dir(runtime_dir) }?;
-        to_json(&sm::list_with(dir, &opts(timeout_ms))?)
+        to_json(&sm::list_with(dir, &opts(timeout_ms)?)?)
     })
 }
 
@@ -320,7 +330,8 @@ pub unsafe extern "C" fn firma_sidecar_get(
 }
 
 /// `firma_sidecar_get` with the probe timeout of this call in milliseconds
-/// (0: the default, 200 ms).
+/// (0: `FIRMA_DEFAULT_TIMEOUT_MS`; above `FIRMA_MAX_TIMEOUT_MS`:
+/// `FIRMA_INVALID_ARGUMENT`).
 ///
 /// # Safety
 /// As for `firma_sidecar_get`.
@@ -336,7 +347,7 @@ pub unsafe extern "C" fn firma_sidecar_get_with_timeout(
         let dir = unsafe { arg_runtime_dir(runtime_dir) }?;
         // SAFETY: forwarded contract.
         let id = unsafe { arg_str(sandbox_id, "sandbox_id") }?;
-        to_json(&sm::get_with(dir, id, &opts(timeout_ms))?)
+        to_json(&sm::get_with(dir, id, &opts(timeout_ms)?)?)
     })
 }
 
@@ -386,7 +397,8 @@ pub unsafe extern "C" fn firma_sidecar_probe_entry(
 }
 
 /// `firma_sidecar_probe_entry` with the probe timeout of this call in
-/// milliseconds (0: the default, 200 ms).
+/// milliseconds (0: `FIRMA_DEFAULT_TIMEOUT_MS`; above
+/// `FIRMA_MAX_TIMEOUT_MS`: `FIRMA_INVALID_ARGUMENT`).
 ///
 /// # Safety
 /// As for `firma_sidecar_probe_entry`.
@@ -399,8 +411,55 @@ pub unsafe extern "C" fn firma_sidecar_probe_entry_with_timeout(
     boundary(out_json, || {
         // SAFETY: forwarded contract.
         let dir = unsafe { arg_str(marker_dir, "marker_dir") }?;
-        to_json(&sm::probe_entry_with(dir, &opts(timeout_ms))?)
+        to_json(&sm::probe_entry_with(dir, &opts(timeout_ms)?)?)
     })
+}
+
+/// Reports every entry of `<runtime_dir>/run` (NULL: the default runtime
+/// directory) with why it is live, stale or broken, probing live endpoints
+/// with the probe timeout `timeout_ms` (0: `FIRMA_DEFAULT_TIMEOUT_MS`; above
+/// `FIRMA_MAX_TIMEOUT_MS`: `FIRMA_INVALID_ARGUMENT`). Read-only: nothing is
+/// removed, not even stale markers.
+///
+/// On `FIRMA_OK`, `*out_json` is a JSON array sorted by `name`, one object
+/// per entry (reserved names starting with `.` excepted), with the keys
+/// `name` (the entry's name in `run/`), `verdict` (`"live"`, `"stale"` or
+/// `"broken"`), `state` (as in `firma_sidecar_list`, or `null` when
+/// broken), `reason` (a stable snake_case code such as `"serving"`,
+/// `"process_gone"` or `"parse_error"`), `detail` (one line for a person),
+/// `entry` (the sidecar object of `firma_sidecar_list`, `null` when broken)
+/// and `error` (an error object `{"code","message","path","errno"}` when
+/// broken, else `null`). A broken marker never fails the call; a missing
+/// `run/` is `[]`. The call fails only when `run/` cannot be opened or read,
+/// or an argument is invalid. Free `*out_json` with `firma_string_free`.
+///
+/// # Safety
+/// `runtime_dir` is NULL or a NUL-terminated string; `out_json` is NULL or
+/// writable. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn firma_sidecar_inspect(
+    runtime_dir: *const c_char,
+    timeout_ms: u32,
+    out_json: *mut *mut c_char,
+) -> i32 {
+    boundary(out_json, || {
+        // SAFETY: forwarded contract.
+        let dir = unsafe { arg_runtime_dir(runtime_dir) }?;
+        to_json(&sm::inspect_with(dir, &opts(timeout_ms)?)?)
+    })
+}
+
+/// Every error code the library can report, as a JSON array of strings in
+/// status order: the first is the `"code"` of status 1
+/// (`FIRMA_INVALID_ARGUMENT`), the second of status 2, and so on. Meant for
+/// bindings, to test that they map every code. Free `*out_json` with
+/// `firma_string_free`.
+///
+/// # Safety
+/// `out_json` is NULL or writable. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn firma_error_codes(out_json: *mut *mut c_char) -> i32 {
+    boundary(out_json, || to_json(&ErrorCode::ALL))
 }
 
 /// The runtime directory used when `runtime_dir` is NULL: `$FIRMA_STATE_DIR`
@@ -499,8 +558,37 @@ mod tests {
         }
         let e = FfiError::from(sm::validate_sandbox_id("../x").unwrap_err());
         assert_eq!(
-            (e.status, e.code),
-            (FirmaStatus::FIRMA_INVALID_ARGUMENT, "invalid_argument")
+            (e.status(), e.0.code),
+            (
+                FirmaStatus::FIRMA_INVALID_ARGUMENT,
+                ErrorCode::InvalidArgument
+            )
         );
+    }
+
+    #[test]
+    fn error_codes_are_listed_in_status_order() {
+        let mut out: *mut c_char = std::ptr::null_mut();
+        // SAFETY: `out` is writable.
+        let st = unsafe { firma_error_codes(&mut out) };
+        assert_eq!(st, FirmaStatus::FIRMA_OK as i32);
+        assert_eq!(
+            take(out),
+            r#"["invalid_argument","io","marker_parse","identity_mismatch","internal"]"#
+        );
+        for (i, code) in ErrorCode::ALL.into_iter().enumerate() {
+            assert_eq!(FirmaStatus::of(code) as usize, i + 1, "{code}");
+        }
+    }
+
+    #[test]
+    fn timeouts_follow_the_core_policy() {
+        assert_eq!(opts(0).ok(), Some(ProbeOptions::default()));
+        let max = opts(FIRMA_MAX_TIMEOUT_MS).ok().map(|o| o.timeout);
+        assert_eq!(max, Some(sm::MAX_TIMEOUT));
+        let err = opts(FIRMA_MAX_TIMEOUT_MS + 1).err().map(|e| e.0);
+        let err = err.expect("above the maximum is an error");
+        assert_eq!(err.code, ErrorCode::InvalidArgument);
+        assert!(err.message.contains("timeout_ms"), "{}", err.message);
     }
 }

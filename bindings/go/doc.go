@@ -29,10 +29,11 @@
 // # Timeouts and contexts
 //
 // Each probe of a sidecar's endpoint waits at most the probe timeout (the
-// core's default is 200 ms; a listing probes all endpoints concurrently, so it
-// waits about one timeout in all). The Context variants ([ListContext],
-// [GetContext], [ProbeEntryContext]) use the time left until the context's
-// deadline as the probe timeout. A call into C cannot be interrupted: a
+// core's default, [DefaultTimeout], 200 ms; a listing probes all endpoints
+// concurrently, so it waits about one timeout in all). The Context variants
+// ([ListContext], [GetContext], [ProbeEntryContext], [InspectContext]) use
+// the time left until the context's deadline as the probe timeout, at most
+// the core's [MaxTimeout]. A call into C cannot be interrupted: a
 // context that is already done returns its error without calling the core;
 // cancellation after that is not observed, and a context without a deadline
 // uses the default timeout.
@@ -42,6 +43,8 @@
 // Failures are *[Error] values carrying the core's stable error code; test
 // them with errors.Is against the sentinels ([ErrInvalidArgument], [ErrIO],
 // [ErrMarkerParse], [ErrIdentityMismatch], [ErrInternal]) or with errors.As.
+// [ErrorCodes] lists the codes of the linked library. [Inspect] reports a
+// broken marker's error as a *[Error] in [MarkerReport].Error.
 // An I/O error also unwraps to its syscall.Errno, so
 // errors.Is(err, fs.ErrNotExist) works. Error details travel with each call's
 // result, never through thread-local state, so they are safe across

@@ -12,8 +12,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -28,6 +28,16 @@ const BindingABIVersion = 1
 func ABIVersion() uint32 {
 	return uint32(C.firma_abi_version())
 }
+
+// The core's probe-timeout policy, as the C header defines it.
+const (
+	// DefaultTimeout is the probe timeout of a call whose context has no
+	// deadline.
+	DefaultTimeout = time.Duration(C.FIRMA_DEFAULT_TIMEOUT_MS) * time.Millisecond
+	// MaxTimeout is the longest probe timeout the core accepts; a context
+	// deadline further away probes for MaxTimeout at most.
+	MaxTimeout = time.Duration(C.FIRMA_MAX_TIMEOUT_MS) * time.Millisecond
+)
 
 // DefaultRuntimeDir returns the runtime directory used when a caller passes
 // "": $FIRMA_STATE_DIR if set and non-empty, else $XDG_RUNTIME_DIR/firma,
@@ -170,9 +180,67 @@ func ProbeEntryContext(ctx context.Context, markerDir string) (SidecarEntry, err
 	return entry, nil
 }
 
+// Inspect reports every entry of runtimeDir's run/ directory ("" means the
+// default), sorted by name, with why it is live, stale or broken, probing
+// live endpoints with the default timeout. It never removes anything. A
+// broken marker is a report (Verdict broken, Error set), never an error of
+// the call; a missing run/ gives an empty, non-nil slice.
+func Inspect(runtimeDir string) ([]MarkerReport, error) {
+	return InspectContext(context.Background(), runtimeDir)
+}
+
+// InspectContext is [Inspect] with the probe timeout taken from ctx's
+// deadline.
+func InspectContext(ctx context.Context, runtimeDir string) ([]MarkerReport, error) {
+	text, err := inspectJSON(ctx, runtimeDir)
+	if err != nil {
+		return nil, err
+	}
+	reports := []MarkerReport{}
+	if err := decode(text, &reports); err != nil {
+		return nil, err
+	}
+	return reports, nil
+}
+
+// inspectJSON is firma_sidecar_inspect's JSON, undecoded.
+func inspectJSON(ctx context.Context, runtimeDir string) (string, error) {
+	timeout, err := timeoutFrom(ctx)
+	if err != nil {
+		return "", err
+	}
+	dir, err := runtimeDirArg(runtimeDir)
+	if err != nil {
+		return "", err
+	}
+	defer C.free(unsafe.Pointer(dir))
+
+	var out *C.char
+	status := C.firma_sidecar_inspect(dir, timeout, &out)
+	return takeResult(status, out)
+}
+
+// ErrorCodes returns every error code the linked library can report, in
+// the order of its C status numbers (status 1 is the first). Each has an
+// ErrorCode constant and a sentinel in this package.
+func ErrorCodes() ([]ErrorCode, error) {
+	var out *C.char
+	status := C.firma_error_codes(&out)
+	text, err := takeResult(status, out)
+	if err != nil {
+		return nil, err
+	}
+	var codes []ErrorCode
+	if err := decode(text, &codes); err != nil {
+		return nil, err
+	}
+	return codes, nil
+}
+
 // timeoutFrom converts ctx's deadline into the C ABI's timeout_ms: 0 (the
 // core's default) without a deadline, else the milliseconds left, rounded
-// up to at least 1. A context that is already done gives its error.
+// up to at least 1 and at most the core's maximum. A context that is
+// already done gives its error.
 func timeoutFrom(ctx context.Context) (C.uint32_t, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -186,8 +254,8 @@ func timeoutFrom(ctx context.Context) (C.uint32_t, error) {
 		return 0, context.DeadlineExceeded
 	}
 	ms := (left + time.Millisecond - 1) / time.Millisecond
-	if ms > math.MaxUint32 {
-		ms = math.MaxUint32
+	if ms > maxTimeoutMS {
+		ms = maxTimeoutMS
 	}
 	return C.uint32_t(ms), nil
 }
@@ -217,15 +285,27 @@ func runtimeDirArg(dir string) (*C.char, error) {
 // headerABIVersion is FIRMA_ABI_VERSION of the header compiled against.
 const headerABIVersion = C.FIRMA_ABI_VERSION
 
-// The C ABI's status codes (enum FirmaStatus) and their error codes; the
-// table is used only when an error object cannot be decoded.
-var statusCodes = map[int32]ErrorCode{
-	C.FIRMA_INVALID_ARGUMENT:  CodeInvalidArgument,
-	C.FIRMA_IO:                CodeIO,
-	C.FIRMA_MARKER_PARSE:      CodeMarkerParse,
-	C.FIRMA_IDENTITY_MISMATCH: CodeIdentityMismatch,
-	C.FIRMA_INTERNAL:          CodeInternal,
-}
+// maxTimeoutMS is FIRMA_MAX_TIMEOUT_MS of the header compiled against.
+const maxTimeoutMS = C.FIRMA_MAX_TIMEOUT_MS
+
+// statusCodes is the library's own table of status numbers to codes
+// (firma_error_codes), read once; it is used only when an error object
+// cannot be decoded.
+// (It calls the library directly: going through takeResult could come
+// back here on failure.)
+var statusCodes = sync.OnceValue(func() []ErrorCode {
+	var out *C.char
+	status := C.firma_error_codes(&out)
+	if out == nil {
+		return nil
+	}
+	defer C.firma_string_free(out)
+	var codes []ErrorCode
+	if status != C.FIRMA_OK || json.Unmarshal([]byte(C.GoString(out)), &codes) != nil {
+		return nil
+	}
+	return codes
+})
 
 // takeResult copies the string the library returned into Go memory, frees
 // it with firma_string_free, and turns a non-zero status into an *Error
@@ -243,9 +323,9 @@ func takeResult(status C.int32_t, out *C.char) (string, error) {
 }
 
 func statusError(status int32, message string) *Error {
-	code, ok := statusCodes[status]
-	if !ok {
-		code = CodeInternal
+	code := CodeInternal
+	if codes := statusCodes(); status >= 1 && int(status) <= len(codes) {
+		code = codes[status-1]
 	}
 	return &Error{Code: code, Message: fmt.Sprintf("%s (status %d)", message, status)}
 }
@@ -263,6 +343,10 @@ func decodeError(status int32, text string) *Error {
 	if err := json.Unmarshal([]byte(text), &obj); err != nil || obj.Code == "" {
 		return statusError(status, fmt.Sprintf("undecodable error object %q", text))
 	}
+	return obj.toError()
+}
+
+func (obj *errorObject) toError() *Error {
 	e := &Error{Code: ErrorCode(obj.Code), Message: obj.Message}
 	if obj.Path != nil {
 		e.Path = *obj.Path
@@ -271,6 +355,34 @@ func decodeError(status int32, text string) *Error {
 		e.Errno = syscall.Errno(*obj.Errno)
 	}
 	return e
+}
+
+// UnmarshalJSON reads the core's error object {"code", "message", "path",
+// "errno"} (as in [MarkerReport].Error).
+func (e *Error) UnmarshalJSON(data []byte) error {
+	var obj errorObject
+	if err := json.Unmarshal(data, &obj); err != nil {
+		return err
+	}
+	if obj.Code == "" {
+		return fmt.Errorf("firmastack: error object without a code: %s", data)
+	}
+	*e = *obj.toError()
+	return nil
+}
+
+// MarshalJSON writes the core's error object: an empty Path and a zero
+// Errno are null.
+func (e Error) MarshalJSON() ([]byte, error) {
+	obj := errorObject{Code: string(e.Code), Message: e.Message}
+	if e.Path != "" {
+		obj.Path = &e.Path
+	}
+	if e.Errno != 0 {
+		n := int(e.Errno)
+		obj.Errno = &n
+	}
+	return json.Marshal(obj)
 }
 
 func decode(text string, into any) error {

@@ -12,9 +12,12 @@ and the ``firma`` command line), so every surface gives the same answers::
     entry = firma_stack.get("/run/firma", "sbx-1", timeout=0.5)
     removed = firma_stack.gc_stale()
 
+    for report in firma_stack.inspect():      # every marker, read-only
+        print(report.name, report.verdict, report.reason, report.detail)
+
 Paths are ``str``, ``bytes`` or any ``os.PathLike``; ``None`` means
 :func:`default_runtime_dir`. ``timeout`` is the probe timeout in seconds
-(default 0.2). The GIL is released while the core reads files and probes
+(default :data:`DEFAULT_TIMEOUT`, at most :data:`MAX_TIMEOUT`: the core's). The GIL is released while the core reads files and probes
 sockets. Errors are :class:`StackError` subclasses with a ``code`` equal to
 the C ABI's error code.
 """
@@ -32,15 +35,19 @@ from ._errors import (
     StackError,
     StackIOError,
 )
-from ._state import State
+from ._state import Reason, State, Verdict
 from ._native import (
     DEFAULT_TIMEOUT,
+    ERROR_CODES,
     MAX_TIMEOUT,
+    ErrorInfo,
+    MarkerReport,
     SidecarEntry,
     create_marker,
     default_runtime_dir,
     gc_stale,
     get,
+    inspect,
     list,
     probe_entry,
     remove_marker,
@@ -50,20 +57,26 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "ERROR_CODES",
     "MAX_TIMEOUT",
+    "ErrorInfo",
     "IdentityMismatchError",
     "InternalError",
     "InvalidArgumentError",
     "InvalidSandboxIdError",
     "MarkerParseError",
+    "MarkerReport",
+    "Reason",
     "SidecarEntry",
     "StackError",
     "StackIOError",
     "State",
+    "Verdict",
     "create_marker",
     "default_runtime_dir",
     "gc_stale",
     "get",
+    "inspect",
     "list",
     "probe_entry",
     "remove_marker",

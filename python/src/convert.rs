@@ -12,8 +12,8 @@ use pyo3::types::PyBytes;
 
 use crate::exceptions;
 
-/// Longest probe timeout accepted, in seconds (the CLI's limit too).
-pub(crate) const MAX_TIMEOUT_SECS: f64 = 600.0;
+/// Longest probe timeout accepted, in seconds: the core's maximum.
+pub(crate) const MAX_TIMEOUT_SECS: f64 = sm::MAX_TIMEOUT.as_secs_f64();
 
 /// A filesystem path given as `str`, `bytes` or any `os.PathLike`, converted
 /// the way `os.fsencode` does (so undecodable names round-trip).

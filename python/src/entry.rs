@@ -37,7 +37,7 @@ impl Hash for SidecarEntry {
 }
 
 /// `firma_stack._state.State(<lowercase name>)`.
-fn py_state<'py>(py: Python<'py>, state: sm::State) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn py_state<'py>(py: Python<'py>, state: sm::State) -> PyResult<Bound<'py, PyAny>> {
     static STATE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
     STATE
         .import(py, "firma_stack._state", "State")?

@@ -45,29 +45,40 @@ where
     }
 }
 
-/// The exception for a core error. The class follows the core's
-/// [`ErrorCode`] by an exhaustive match (a new code fails to compile until
-/// it has a class); the attributes come from the variant.
+/// The `firma_stack._errors` class of each core error code: an exhaustive
+/// match, so a new code fails to compile until it has a class.
 ///
 /// | code                | Python class                                      |
 /// |---------------------|---------------------------------------------------|
-/// | `invalid_argument`  | `InvalidSandboxIdError` (an id) / `InvalidArgumentError` |
+/// | `invalid_argument`  | `InvalidArgumentError` (`InvalidSandboxIdError` for an id) |
 /// | `io`                | `StackIOError` (also `OSError`)                   |
 /// | `marker_parse`      | `MarkerParseError`                                |
 /// | `identity_mismatch` | `IdentityMismatchError`                           |
 /// | `internal`          | `InternalError`                                   |
-pub(crate) fn from_stack_error(py: Python<'_>, err: StackError) -> PyErr {
-    let message = err.info().message;
-    let path = obj(py, err.path().map(|p| p.as_os_str().to_owned()));
-    let class = match err.code() {
-        ErrorCode::InvalidArgument => match &err {
-            StackError::InvalidSandboxId { .. } => "InvalidSandboxIdError",
-            _ => "InvalidArgumentError",
-        },
+pub(crate) fn class_name(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::InvalidArgument => "InvalidArgumentError",
         ErrorCode::Io => "StackIOError",
         ErrorCode::MarkerParse => "MarkerParseError",
         ErrorCode::IdentityMismatch => "IdentityMismatchError",
         ErrorCode::Internal => "InternalError",
+    }
+}
+
+/// The class object of [`class_name`].
+pub(crate) fn class_of(py: Python<'_>, code: ErrorCode) -> PyResult<Bound<'_, PyAny>> {
+    errors_module(py)?.getattr(class_name(code))
+}
+
+/// The exception for a core error: the class of its [`ErrorCode`] (an
+/// invalid sandbox id gets the subclass `InvalidSandboxIdError`), the
+/// attributes from the variant.
+pub(crate) fn from_stack_error(py: Python<'_>, err: StackError) -> PyErr {
+    let message = err.info().message;
+    let path = obj(py, err.path().map(|p| p.as_os_str().to_owned()));
+    let class = match &err {
+        StackError::InvalidSandboxId { .. } => "InvalidSandboxIdError",
+        _ => class_name(err.code()),
     };
     let attrs: Vec<(&str, Py<PyAny>)> = match &err {
         StackError::InvalidSandboxId { id, reason } => {

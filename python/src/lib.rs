@@ -9,16 +9,18 @@ mod boundary;
 mod convert;
 mod entry;
 mod exceptions;
+mod report;
 
 use std::ffi::OsString;
 
-use firma_stack::sidecar_markers::{self as sm, MetadataFile, StackError};
+use firma_stack::sidecar_markers::{self as sm, ErrorCode, MetadataFile, StackError};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
 use boundary::call_core;
 use convert::{FsPath, probe_options, runtime_dir_or_default};
 use entry::SidecarEntry;
+use report::{ErrorInfo, MarkerReport};
 
 /// Every live sidecar under `runtime_dir` (default: `default_runtime_dir()`),
 /// sorted by sandbox id. Stale markers are garbage-collected on the way.
@@ -75,6 +77,23 @@ fn probe_entry(py: Python<'_>, marker_dir: FsPath, timeout: Option<f64>) -> PyRe
     let dir = marker_dir.0;
     let entry = call_core(py, move || sm::probe_entry_with(dir, &opts))?;
     Ok(entry.into())
+}
+
+/// One report per entry of `run/` under `runtime_dir`, sorted by name: why
+/// each marker is live, stale or broken. Read-only: nothing is removed.
+#[pyfunction]
+#[pyo3(signature = (runtime_dir=None, *, timeout=None))]
+fn inspect(
+    py: Python<'_>,
+    runtime_dir: Option<FsPath>,
+    timeout: Option<f64>,
+) -> PyResult<Vec<MarkerReport>> {
+    let opts = probe_options(py, timeout)?;
+    let dir = runtime_dir.map(|d| d.0);
+    let reports = call_core(py, move || {
+        sm::inspect_with(runtime_dir_or_default(dir), &opts)
+    })?;
+    Ok(reports.into_iter().map(MarkerReport::from).collect())
 }
 
 /// The runtime directory used when none is given: `$FIRMA_STATE_DIR` if set
@@ -161,9 +180,25 @@ fn _panic_for_test(py: Python<'_>) -> PyResult<()> {
     })
 }
 
+/// Test hook: the exception class the binding raises for the core error
+/// code `code` (the same exhaustive match as every raised error).
+#[pyfunction]
+fn _exception_class<'py>(py: Python<'py>, code: &str) -> PyResult<Bound<'py, PyAny>> {
+    let parsed: ErrorCode = serde_json::from_value(serde_json::Value::String(code.to_owned()))
+        .map_err(|_| {
+            pyo3::exceptions::PyValueError::new_err(format!("{code:?} is not an error code"))
+        })?;
+    exceptions::class_of(py, parsed)
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<SidecarEntry>()?;
+    m.add_class::<MarkerReport>()?;
+    m.add_class::<ErrorInfo>()?;
+    m.add_function(wrap_pyfunction!(inspect, m)?)?;
+    m.add_function(wrap_pyfunction!(report::_marker_report_from_json, m)?)?;
+    m.add_function(wrap_pyfunction!(report::_error_info_from_json, m)?)?;
     m.add_function(wrap_pyfunction!(list, m)?)?;
     m.add_function(wrap_pyfunction!(get, m)?)?;
     m.add_function(wrap_pyfunction!(gc_stale, m)?)?;
@@ -172,7 +207,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(create_marker, m)?)?;
     m.add_function(wrap_pyfunction!(remove_marker, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
+    m.add_function(wrap_pyfunction!(_exception_class, m)?)?;
     m.add("DEFAULT_TIMEOUT", sm::DEFAULT_TIMEOUT.as_secs_f64())?;
     m.add("MAX_TIMEOUT", convert::MAX_TIMEOUT_SECS)?;
+    let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    m.add("ERROR_CODES", pyo3::types::PyTuple::new(m.py(), codes)?)?;
     Ok(())
 }
