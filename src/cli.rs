@@ -35,6 +35,14 @@ pub enum Command {
     /// Sidecar markers.
     #[command(subcommand)]
     Sidecar(SidecarCommand),
+    /// Print the shell completion script (e.g. `firma completions bash`).
+    Completions {
+        #[arg(value_enum)]
+        shell: crate::cli_gen::Shell,
+    },
+    /// Write the man pages (firma.1, firma-sidecar-*.1) into DIR.
+    #[command(hide = true)]
+    Manpages { dir: PathBuf },
 }
 
 #[derive(Subcommand, Debug)]
@@ -75,6 +83,8 @@ fn execute(cli: Cli) -> Result<u8, String> {
     let opts = ProbeOptions::with_timeout(Duration::from_millis(cli.timeout_ms));
     let mut out = String::new();
     let code = match cli.command {
+        Command::Completions { shell } => return crate::cli_gen::completions(shell),
+        Command::Manpages { dir } => return crate::cli_gen::manpages(&dir),
         Command::Sidecar(SidecarCommand::Status { json }) => {
             let entries = sm::list_with(&dir, &opts).map_err(|e| e.to_string())?;
             if json {
