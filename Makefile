@@ -15,7 +15,9 @@ include $(sort $(wildcard mk/*.mk))
 .PHONY: all build build-rust test test-rust demo clean
 all: build
 
-## build: the release library (.so, .a), the `firma` CLI and the example sidecar.
+## build: what C and CLI users need: the release library (.so, .a), the
+## `firma` CLI, the example sidecar and target/c/status. No Python here:
+## `make python` builds and installs the Python package into .venv.
 build: $(BUILD_LEGS)
 
 build-rust:

@@ -14,7 +14,6 @@ PY_PIP := $(VENV_PY) -m pip --disable-pip-version-check --quiet
 PY_TOOLS := maturin==1.16.0 pytest==9.0.3 mypy==1.19.1
 PY_TOOLS_STAMP := $(VENV)/.firma-python-tools
 
-BUILD_LEGS += python
 TEST_LEGS += test-python
 
 .PHONY: python test-python
