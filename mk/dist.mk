@@ -32,7 +32,7 @@ FISHCOMPDIR ?= $(DATAROOTDIR)/fish/vendor_completions.d
 STRIP ?= strip
 DIST_STAGE := target/dist/stage
 
-TEST_LEGS += test-dist
+TEST_LEGS += test-dist test-python-outside
 
 DIST_ENV = STAGE="$(DIST_STAGE)" DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" \
 	BINDIR="$(BINDIR)" LIBDIR="$(LIBDIR)" INCLUDEDIR="$(INCLUDEDIR)" MANDIR="$(MANDIR)" \
@@ -40,7 +40,7 @@ DIST_ENV = STAGE="$(DIST_STAGE)" DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" \
 	STRIP="$(STRIP)" FIRMA_VERSION="$(FIRMA_VERSION)" FIRMA_SONAME="$(C_SONAME)" \
 	RELEASE_DIR="$(C_RELEASE)" HEADER="$(C_HEADER)"
 
-.PHONY: install uninstall dist-stage test-dist dist-test-tools
+.PHONY: install uninstall dist-stage test-dist dist-test-tools test-python-outside
 
 ## dist-stage: the stripped install image in target/dist/stage.
 dist-stage: build-rust
@@ -74,3 +74,10 @@ dist-test-tools:
 ## the man pages' rendering, then uninstall and check nothing is left.
 test-dist: build-rust dist-test-tools
 	MAKE="$(MAKE)" bash scripts/dist-test.sh
+
+## test-python-outside: a fresh venv in a temporary directory outside the
+## repository, `pip install ./python`, then the plugin's fixtures in a
+## pytest file there (FIRMA_EXAMPLE_SIDECAR unset, no target/ on PATH), the
+## version, the wheel's size and what the sdist carries.
+test-python-outside: dist-test-tools
+	bash scripts/python-outside.sh

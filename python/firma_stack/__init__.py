@@ -34,6 +34,7 @@ from ._errors import (
 )
 from ._state import State
 from ._native import (
+    __version__,
     DEFAULT_TIMEOUT,
     MAX_TIMEOUT,
     SidecarEntry,
@@ -45,8 +46,6 @@ from ._native import (
     probe_entry,
     remove_marker,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_TIMEOUT",

@@ -16,12 +16,15 @@ __all__ = [
     "create_marker",
     "remove_marker",
     "_panic_for_test",
+    "_run_example_sidecar",
+    "__version__",
     "DEFAULT_TIMEOUT",
     "MAX_TIMEOUT",
 ]
 
 _Path = Union[str, bytes, os.PathLike[str], os.PathLike[bytes]]
 
+__version__: str
 DEFAULT_TIMEOUT: float
 MAX_TIMEOUT: float
 
@@ -89,3 +92,4 @@ def create_marker(
 ) -> str: ...
 def remove_marker(runtime_dir: Optional[_Path], sandbox_id: str) -> bool: ...
 def _panic_for_test() -> None: ...
+def _run_example_sidecar(argv: "builtins.list[str]") -> int: ...
