@@ -79,5 +79,6 @@ test-dist: build-rust dist-test-tools
 ## repository, `pip install ./python`, then the plugin's fixtures in a
 ## pytest file there (FIRMA_EXAMPLE_SIDECAR unset, no target/ on PATH), the
 ## version, the wheel's size and what the sdist carries.
+# The pins are mk/python.mk's.
 test-python-outside: dist-test-tools
-	bash scripts/python-outside.sh
+	PY_TEST_TOOLS="$(filter maturin==% pytest==%,$(PY_TOOLS))" bash scripts/python-outside.sh
