@@ -16,7 +16,9 @@ include $(sort $(wildcard mk/*.mk))
 ## all: the default goal; the same as build.
 all: build
 
-## build: the release library (.so, .a), the `firma` CLI and the example sidecar.
+## build: what C and CLI users need: the release library (.so, .a), the
+## `firma` CLI, the example sidecar and target/c/status. No Python here:
+## `make python` builds and installs the Python package into .venv.
 build: $(BUILD_LEGS)
 
 ## build-rust: the Rust part of build (cargo build --release of the lib and bins).

@@ -1,6 +1,6 @@
-# The C surface (issue 3): the cbindgen header, the shared/static library's
-# install with pkg-config, the example supervisor, and the C tests (plain,
-# ASan+UBSan, valgrind). Everything here is prefixed C_ or FIRMA_ so it
+# The C surface (issue 3): the cbindgen header, the example supervisor, and
+# the C tests (plain, ASan+UBSan, valgrind, the three ways to run a program
+# against an installed prefix). `make install` itself is in mk/dist.mk. Everything here is prefixed C_ or FIRMA_ so it
 # cannot clash with other mk/*.mk files.
 
 BUILD_LEGS += build-c
@@ -19,11 +19,8 @@ C_OUT := target/c
 FIRMA_ABI := $(shell sed -n 's/^pub const FIRMA_ABI_VERSION: u32 = \([0-9]*\);$$/\1/p' src/ffi.rs)
 FIRMA_VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n1)
 C_SONAME := libfirma_stack.so.$(FIRMA_ABI)
-PREFIX ?= /usr/local
-C_LIBDIR ?= $(PREFIX)/lib
-C_INCLUDEDIR ?= $(PREFIX)/include
 
-.PHONY: header header-check build-c test-c install c-cbindgen c-test-tools
+.PHONY: header header-check build-c test-c c-cbindgen c-test-tools
 
 ## c-cbindgen: install the pinned cbindgen into .tools/ unless it is there.
 c-cbindgen:
@@ -62,20 +59,6 @@ build-c: build-rust
 	ln -sfn "$(C_SONAME)" "$(C_LINKDIR)/libfirma_stack.so"
 	$(C_CC) $(C_WARN) -O2 -g -Iinclude bindings/c/status.c -o "$(C_OUT)/status" \
 	    -L"$(C_LINKDIR)" -lfirma_stack -Wl,-rpath,"$(abspath $(C_LINKDIR))"
-
-## install: PREFIX=/usr/local (DESTDIR too): the shared library with its
-## SONAME links, the static library, the header and lib/pkgconfig/firma_stack.pc.
-install: build-c
-	install -d "$(DESTDIR)$(C_LIBDIR)/pkgconfig" "$(DESTDIR)$(C_INCLUDEDIR)"
-	install -m 0755 "$(C_RELEASE)/libfirma_stack.so" "$(DESTDIR)$(C_LIBDIR)/libfirma_stack.so.$(FIRMA_VERSION)"
-	ln -sfn "libfirma_stack.so.$(FIRMA_VERSION)" "$(DESTDIR)$(C_LIBDIR)/$(C_SONAME)"
-	ln -sfn "$(C_SONAME)" "$(DESTDIR)$(C_LIBDIR)/libfirma_stack.so"
-	install -m 0644 "$(C_RELEASE)/libfirma_stack.a" "$(DESTDIR)$(C_LIBDIR)/libfirma_stack.a"
-	install -m 0644 "$(C_HEADER)" "$(DESTDIR)$(C_INCLUDEDIR)/firma_stack.h"
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(C_LIBDIR)|g' \
-	    -e 's|@INCLUDEDIR@|$(C_INCLUDEDIR)|g' -e 's|@VERSION@|$(FIRMA_VERSION)|g' \
-	    firma_stack.pc.in > "$(DESTDIR)$(C_LIBDIR)/pkgconfig/firma_stack.pc"
-	@echo "installed firma_stack $(FIRMA_VERSION) (SONAME $(C_SONAME)) under $(DESTDIR)$(PREFIX)"
 
 ## c-test-tools: valgrind and pkg-config, from apt only when missing.
 c-test-tools:

@@ -14,7 +14,6 @@ PY_PIP := $(VENV_PY) -m pip --disable-pip-version-check --quiet
 PY_TOOLS := maturin==1.16.0 pytest==9.0.3 mypy==1.19.1
 PY_TOOLS_STAMP := $(VENV)/.firma-python-tools
 
-BUILD_LEGS += python
 TEST_LEGS += test-python
 
 .PHONY: python test-python
@@ -27,7 +26,7 @@ $(PY_TOOLS_STAMP): mk/python.mk
 ## python: build the wheel from this checkout and install it into .venv.
 python: $(PY_TOOLS_STAMP)
 	rm -rf $(PY_WHEEL_DIR)
-	$(VENV)/bin/maturin build --release --locked --strip -i $(VENV_PY) \
+	$(VENV)/bin/maturin build --release --locked -i $(VENV_PY) \
 		-m python/Cargo.toml -o $(PY_WHEEL_DIR)
 	$(PY_PIP) install --force-reinstall --no-deps $(PY_WHEEL_DIR)/*.whl
 	cd / && $(abspath $(VENV_PY)) -c "import firma_stack; print('python: firma_stack', firma_stack.__version__, 'installed in $(VENV)')"

@@ -6,8 +6,10 @@
 #     the header and the release shared library, run plain, under ASan+UBSan,
 #     under valgrind;
 #  3. `make install PREFIX=<tmp>`, then the example supervisor built with
-#     nothing but `pkg-config --cflags --libs firma_stack` (and statically
-#     with `--static`), run against a real sidecar.
+#     nothing but pkg-config and run against a real sidecar, the three ways
+#     bindings/c/README.md documents: system prefix + ldconfig (in a private
+#     mount namespace), an rpath from `pkg-config --variable=libdir`, and
+#     statically with `pkg-config --static`.
 # Closes with "N passed, N failed" and exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -181,12 +183,21 @@ while read -r -u "$sfd" line; do
 done
 sidecar_pids+=("$sidecar_pid")
 
+# The three documented ways to run a program linked against an installed
+# prefix (bindings/c/README.md). First, what happens without any of them.
 # shellcheck disable=SC2046
 if $C_CC $C_WARN bindings/c/status.c -o "$scratch/status-dyn" $(pkg-config --cflags --libs firma_stack); then
+    err=$(env -u LD_LIBRARY_PATH "$scratch/status-dyn" --runtime-dir "$runtime" 2>&1)
+    if [[ $err == *"$soname: cannot open shared object file"* ]]; then
+        pass "built with only pkg-config --libs, a non-system prefix fails at start ($soname not found), as the README says"
+    else
+        echo "$err"
+        fail "a program linked against a non-system prefix started without rpath or ldconfig?"
+    fi
     out=$(LD_LIBRARY_PATH=$lib "$scratch/status-dyn" --runtime-dir "$runtime" 2>&1)
     resolved=$(LD_LIBRARY_PATH=$lib ldd "$scratch/status-dyn" | awk -v s="$soname" '$1 == s {print $3}')
     if [[ $out == *installed-1*running* && $resolved == "$lib/$soname" ]]; then
-        pass "status built with pkg-config runs against the installed $soname and sees the live sidecar"
+        pass "with LD_LIBRARY_PATH it runs against the installed $soname and sees the live sidecar"
     else
         echo "$out"
         fail "status built with pkg-config: output or library resolution wrong ($resolved)"
@@ -194,13 +205,65 @@ if $C_CC $C_WARN bindings/c/status.c -o "$scratch/status-dyn" $(pkg-config --cfl
 else
     fail "status does not build with \`pkg-config --cflags --libs firma_stack\`"
 fi
+
+# Route 2: an rpath taken from the .pc.
+# shellcheck disable=SC2046
+if $C_CC $C_WARN bindings/c/status.c -o "$scratch/status-rpath" $(pkg-config --cflags --libs firma_stack) \
+    -Wl,-rpath,"$(pkg-config --variable=libdir firma_stack)"; then
+    out=$(cd / && env -u LD_LIBRARY_PATH "$scratch/status-rpath" --runtime-dir "$runtime" 2>&1)
+    resolved=$(env -u LD_LIBRARY_PATH ldd "$scratch/status-rpath" | awk -v s="$soname" '$1 == s {print $3}')
+    if [[ $out == *installed-1*running* && $resolved == "$lib/$soname" ]]; then
+        pass "route rpath: -Wl,-rpath,\$(pkg-config --variable=libdir firma_stack) runs with no LD_LIBRARY_PATH"
+    else
+        echo "$out"
+        fail "route rpath: output or library resolution wrong ($resolved)"
+    fi
+else
+    fail "route rpath: status does not build"
+fi
+
+# Route 1: the system prefix and ldconfig. Done for real, but inside a
+# private mount namespace so the host's /usr/local and loader cache are not
+# touched: `make install DESTDIR=<root> PREFIX=/usr/local`, that root
+# mounted over /usr/local, `ldconfig` writing a private cache mounted over
+# /etc/ld.so.cache, then a plain pkg-config build run with no environment.
+sysroot=$scratch/sysroot
+if ! $MAKE --no-print-directory install DESTDIR="$sysroot" PREFIX=/usr/local >"$scratch/sys-install.log" 2>&1; then
+    cat "$scratch/sys-install.log"
+    fail "route ldconfig: make install DESTDIR=... PREFIX=/usr/local failed"
+elif ! unshare --mount true 2>"$scratch/unshare.err"; then
+    echo "SKIP (LOUD) - route ldconfig NOT tested: no mount namespace here ($(cat "$scratch/unshare.err")); run as root with CAP_SYS_ADMIN to cover it"
+else
+    cat >"$scratch/route-ldconfig.sh" <<'SH'
+set -euo pipefail
+sysroot=$1 scratch=$2 runtime=$3 cc=$4 soname=$5
+mount --bind "$sysroot/usr/local" /usr/local
+ldconfig -C "$scratch/ld.so.cache"
+mount --bind "$scratch/ld.so.cache" /etc/ld.so.cache
+unset LD_LIBRARY_PATH PKG_CONFIG_PATH
+ldconfig -p | grep -F "$soname" | sed 's/^/ldconfig -p: /'
+# shellcheck disable=SC2046
+$cc bindings/c/status.c -o "$scratch/status-system" $(pkg-config --cflags --libs firma_stack)
+echo "resolved $(ldd "$scratch/status-system" | awk -v s="$soname" '$1 == s {print $3}')"
+(cd / && "$scratch/status-system" --runtime-dir "$runtime")
+SH
+    out=$(unshare --mount bash "$scratch/route-ldconfig.sh" "$sysroot" "$scratch" "$runtime" "$C_CC" "$soname" 2>&1)
+    if [[ $out == *"resolved /usr/local/lib/$soname"* && $out == *installed-1*running* ]]; then
+        pass "route ldconfig: installed under /usr/local + ldconfig, a plain pkg-config build runs with no environment"
+    else
+        echo "$out"
+        fail "route ldconfig: the program did not resolve /usr/local/lib/$soname or did not run"
+    fi
+fi
+
+# Route 3: static.
 # Static: Libs.private must be enough to link libfirma_stack.a.
 # shellcheck disable=SC2046
 if $C_CC $C_WARN bindings/c/status.c -o "$scratch/status-static" \
     $(pkg-config --cflags --static --libs firma_stack | sed 's/-lfirma_stack\b/-l:libfirma_stack.a/'); then
-    out=$("$scratch/status-static" --runtime-dir "$runtime" get installed-1 2>&1)
+    out=$(env -u LD_LIBRARY_PATH "$scratch/status-static" --runtime-dir "$runtime" get installed-1 2>&1)
     if [[ $out == *installed-1*running* ]] && ! readelf -d "$scratch/status-static" | grep -q 'libfirma_stack'; then
-        pass "status linked statically with \`pkg-config --static\` runs without the shared library"
+        pass "route static: linked with \`pkg-config --static\` (libfirma_stack.a), runs without the shared library"
     else
         echo "$out"
         fail "statically linked status misbehaves"

@@ -66,6 +66,14 @@ pub enum Command {
     /// Sidecar markers.
     #[command(subcommand)]
     Sidecar(SidecarCommand),
+    /// Print the shell completion script (e.g. `firma completions bash`).
+    Completions {
+        #[arg(value_enum)]
+        shell: crate::cli_gen::Shell,
+    },
+    /// Write the man pages (firma.1, firma-sidecar-*.1) into DIR.
+    #[command(hide = true)]
+    Manpages { dir: PathBuf },
 }
 
 /// The probe timeout of the subcommands that probe endpoints.
@@ -183,6 +191,14 @@ pub struct Output {
 }
 
 impl Output {
+    /// Nothing more to print: only the exit code.
+    fn exit(code: u8) -> Output {
+        Output {
+            code,
+            ..Output::default()
+        }
+    }
+
     fn note(&mut self, line: impl Into<String>) {
         self.notes.push(line.into());
     }
@@ -235,6 +251,9 @@ fn execute(cli: Cli) -> Result<Output, String> {
     };
     match cli.command {
         Command::Sidecar(cmd) => sidecar(&ctx, cmd),
+        // These write their own output.
+        Command::Completions { shell } => crate::cli_gen::completions(shell).map(Output::exit),
+        Command::Manpages { dir } => crate::cli_gen::manpages(&dir).map(Output::exit),
     }
 }
 

@@ -5,6 +5,8 @@
 //! `firma` command line in [`cli`].
 
 pub mod cli;
+pub mod cli_gen;
+pub mod example_sidecar;
 #[allow(non_camel_case_types)]
 pub mod ffi;
 pub mod metrics;

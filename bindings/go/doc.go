@@ -10,15 +10,29 @@
 //
 // # Building
 //
-// The cgo directives find the header in <repo>/include and link the static
-// library <repo>/target/release/libfirma_stack.a, both relative to this
-// package's source directory, so after `make build` in the repository a plain
-// `go build` or `go test` works with no environment variables, and the
-// resulting binaries need no rpath. A module outside the repository uses
-// this one through a replace directive:
+// The package needs cgo (CGO_ENABLED=1 and a C compiler); without it the
+// build stops at the undefined identifier
+// firmastack_requires_cgo_build_with_CGO_ENABLED_1. It links the C library
+// one of two ways:
+//
+// By default, the checkout's own build: the cgo directives find the header
+// in <repo>/include and link the static library
+// <repo>/target/release/libfirma_stack.a, relative to this package's source
+// directory. After `make build` a plain `go build` or `go test` works with
+// no environment variables, and binaries need no rpath. A module outside
+// the repository points at the checkout with a replace directive:
 //
 //	require firma.dev/firma-stack/bindings/go v0.0.0
 //	replace firma.dev/firma-stack/bindings/go => /path/to/firma-stack/bindings/go
+//
+// With the build tag libfirma_stack, the installed library instead, through
+// `#cgo pkg-config: firma_stack` (the firma_stack.pc of `make install`), so
+// the package builds without a checkout. The program then links the shared
+// library; for a prefix the loader does not search, add an rpath:
+//
+//	export PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig
+//	CGO_LDFLAGS="-Wl,-rpath,$(pkg-config --variable=libdir firma_stack)" \
+//	    go build -tags libfirma_stack ./...
 //
 // # Runtime directory
 //

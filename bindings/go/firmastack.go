@@ -1,8 +1,8 @@
 package firmastack
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../include
-#cgo LDFLAGS: ${SRCDIR}/../../target/release/libfirma_stack.a -lpthread -ldl -lm
+// Where the header and the library come from depends on the build tag:
+// link_intree.go (default) or link_installed.go (-tags libfirma_stack).
 #include <stdlib.h>
 #include "firma_stack.h"
 */

@@ -37,6 +37,7 @@ from ._errors import (
 )
 from ._state import Reason, State, Verdict
 from ._native import (
+    __version__,
     DEFAULT_TIMEOUT,
     ERROR_CODES,
     MAX_TIMEOUT,
@@ -52,8 +53,6 @@ from ._native import (
     probe_entry,
     remove_marker,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_TIMEOUT",

@@ -22,6 +22,8 @@ __all__ = [
     "_exception_class",
     "_marker_report_from_json",
     "_error_info_from_json",
+    "_run_example_sidecar",
+    "__version__",
     "DEFAULT_TIMEOUT",
     "MAX_TIMEOUT",
     "ERROR_CODES",
@@ -29,6 +31,7 @@ __all__ = [
 
 _Path = Union[str, bytes, os.PathLike[str], os.PathLike[bytes]]
 
+__version__: str
 DEFAULT_TIMEOUT: float
 MAX_TIMEOUT: float
 ERROR_CODES: tuple[str, ...]
@@ -137,3 +140,4 @@ def _panic_for_test() -> None: ...
 def _exception_class(code: str) -> type: ...
 def _marker_report_from_json(text: str) -> MarkerReport: ...
 def _error_info_from_json(text: str) -> ErrorInfo: ...
+def _run_example_sidecar(argv: "builtins.list[str]") -> int: ...

@@ -11,7 +11,9 @@ Fixtures:
     that starts a real example sidecar in ``firma_runtime_dir`` (see
     :func:`firma_stack.testing.start_sidecar`), waits until it is ready and
     returns its :class:`~firma_stack.testing.SidecarProcess`. Every sidecar
-    it started is stopped and reaped at teardown.
+    it started is stopped and reaped at teardown. No checkout is needed:
+    the sidecar is the package's own (``python -m firma_stack.example_sidecar``)
+    unless ``$FIRMA_EXAMPLE_SIDECAR`` names a binary.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ __all__ = ["firma_runtime_dir", "firma_sidecar"]
 
 @pytest.fixture
 def firma_runtime_dir() -> Iterator[str]:
+    """A fresh, empty runtime directory (``str``) for one test, removed
+    afterwards. Its path is short (``/tmp/firma-XXXXXXXX``) so the sockets of
+    sidecars under ``run/`` fit the 108-byte limit of a Unix socket path."""
     path = tempfile.mkdtemp(prefix="firma-")
     try:
         yield path
@@ -38,6 +43,14 @@ def firma_runtime_dir() -> Iterator[str]:
 
 @pytest.fixture
 def firma_sidecar(firma_runtime_dir: str) -> Iterator[Callable[..., SidecarProcess]]:
+    """A factory ``firma_sidecar(sandbox_id, *, mode="serve", tcp=None,
+    agent=None, session=None)`` that starts a real example sidecar in
+    ``firma_runtime_dir``, waits until a probe sees its final state and
+    returns its :class:`~firma_stack.testing.SidecarProcess`. Every sidecar
+    it started is stopped (SIGTERM, then SIGKILL) and reaped at teardown.
+    The sidecar is the package's own (``python -m
+    firma_stack.example_sidecar``) unless ``$FIRMA_EXAMPLE_SIDECAR`` names a
+    binary."""
     started: List[SidecarProcess] = []
 
     def start(sandbox_id: str, **kwargs: Any) -> SidecarProcess:

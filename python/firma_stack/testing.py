@@ -6,9 +6,10 @@
   (``firma-example-sidecar``), waits for its ``ready`` line, yields a
   :class:`SidecarProcess`, and on exit terminates and reaps it.
 
-The example sidecar binary is found through ``$FIRMA_EXAMPLE_SIDECAR``, else
-as ``target/release/firma-example-sidecar`` in the current directory or one of
-its parents (run ``make build`` in the firma-stack checkout first).
+The example sidecar is ``$FIRMA_EXAMPLE_SIDECAR`` when that names a binary
+(e.g. the checkout's ``target/release/firma-example-sidecar``), else the copy
+compiled into this package, run as ``python -m firma_stack.example_sidecar``
+with the current interpreter: an installed package needs nothing else.
 
 The pytest fixtures built on these live in :mod:`firma_stack.pytest_plugin`.
 """
@@ -21,6 +22,7 @@ import os
 import selectors
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import IO, Iterator, List, Optional, Union
@@ -30,14 +32,15 @@ from ._native import create_marker, remove_marker
 __all__ = [
     "EXAMPLE_SIDECAR_ENV",
     "SidecarProcess",
-    "find_example_sidecar",
+    "example_sidecar_command",
     "remove_marker",
     "running_sidecar",
     "start_sidecar",
     "write_marker",
 ]
 
-#: Environment variable naming the example sidecar binary.
+#: Environment variable naming an example sidecar binary to use instead of
+#: the package's own (``python -m firma_stack.example_sidecar``).
 EXAMPLE_SIDECAR_ENV = "FIRMA_EXAMPLE_SIDECAR"
 
 _StrPath = Union[str, "os.PathLike[str]"]
@@ -85,25 +88,18 @@ def write_marker(
     )
 
 
-def find_example_sidecar() -> str:
-    """The path of the example sidecar binary: ``$FIRMA_EXAMPLE_SIDECAR``, else
-    ``target/release/firma-example-sidecar`` under the current directory or
-    one of its parents. Raises :class:`FileNotFoundError` if there is none."""
+def example_sidecar_command() -> List[str]:
+    """The command that starts the example sidecar (its flags follow):
+    ``[$FIRMA_EXAMPLE_SIDECAR]`` when that variable is set and non-empty,
+    else ``[sys.executable, "-m", "firma_stack.example_sidecar"]``, the
+    package's own copy. Raises :class:`FileNotFoundError` when the variable
+    names no executable file."""
     env = os.environ.get(EXAMPLE_SIDECAR_ENV)
     if env:
-        if not os.access(env, os.X_OK):
+        if not os.path.isfile(env) or not os.access(env, os.X_OK):
             raise FileNotFoundError(f"${EXAMPLE_SIDECAR_ENV}={env!r} is not an executable file")
-        return env
-    here = Path.cwd().resolve()
-    for base in (here, *here.parents):
-        candidate = base / "target" / "release" / "firma-example-sidecar"
-        if os.access(candidate, os.X_OK):
-            return str(candidate)
-    raise FileNotFoundError(
-        "firma-example-sidecar not found: set "
-        f"${EXAMPLE_SIDECAR_ENV} or run `make build` in the firma-stack checkout "
-        f"(looked for target/release/firma-example-sidecar from {here} upwards)"
-    )
+        return [env]
+    return [sys.executable, "-m", "firma_stack.example_sidecar"]
 
 
 class SidecarProcess:
@@ -210,10 +206,12 @@ def start_sidecar(
     is full; with ``tcp`` its SYNs are dropped so a probe waits its whole
     timeout) or ``no-socket`` (unhealthy). ``tcp`` serves TCP on an address
     such as ``"127.0.0.1:0"`` instead of the marker's Unix socket.
+    ``binary`` runs that example sidecar binary instead of
+    :func:`example_sidecar_command`'s.
     """
-    exe = os.fspath(binary) if binary is not None else find_example_sidecar()
+    command = [os.fspath(binary)] if binary is not None else example_sidecar_command()
     runtime = os.fspath(runtime_dir)
-    argv: List[str] = [exe, "--runtime-dir", runtime, "--id", sandbox_id, "--mode", mode]
+    argv: List[str] = [*command, "--runtime-dir", runtime, "--id", sandbox_id, "--mode", mode]
     if tcp is not None:
         argv += ["--tcp", tcp]
     if agent is not None:

@@ -171,6 +171,17 @@ fn remove_marker(
     })
 }
 
+/// Runs the example sidecar (`firma_stack::example_sidecar`) with `argv`
+/// (program name first, then the flags of `firma-example-sidecar`) until
+/// SIGTERM or SIGINT, and returns its exit status. It blocks those signals
+/// in the calling thread: `python -m firma_stack.example_sidecar` calls it
+/// from the main thread of a process of its own. The GIL is released
+/// while it runs.
+#[pyfunction]
+fn _run_example_sidecar(py: Python<'_>, argv: Vec<OsString>) -> u8 {
+    py.detach(move || firma_stack::example_sidecar::main_with_args(argv))
+}
+
 /// Test hook: panics inside the boundary, to prove a panic surfaces as
 /// `InternalError` and never as `PanicException`.
 #[pyfunction]
@@ -208,6 +219,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(remove_marker, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
     m.add_function(wrap_pyfunction!(_exception_class, m)?)?;
+    m.add_function(wrap_pyfunction!(_run_example_sidecar, m)?)?;
+    // The one version: the workspace's, from Cargo.toml.
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("DEFAULT_TIMEOUT", sm::DEFAULT_TIMEOUT.as_secs_f64())?;
     m.add("MAX_TIMEOUT", convert::MAX_TIMEOUT_SECS)?;
     let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import subprocess
+import sys
 import textwrap
 from typing import Callable
 
@@ -14,7 +16,7 @@ import firma_stack
 from firma_stack import State
 from firma_stack.testing import (
     SidecarProcess,
-    find_example_sidecar,
+    example_sidecar_command,
     remove_marker,
     running_sidecar,
     write_marker,
@@ -96,12 +98,45 @@ def test_running_sidecar_reports_a_sidecar_that_cannot_start(firma_runtime_dir: 
             pass  # pragma: no cover
 
 
-def test_find_example_sidecar_honours_the_env_var(monkeypatch: pytest.MonkeyPatch) -> None:
-    found = find_example_sidecar()
+def test_example_sidecar_command_honours_the_env_var(monkeypatch: pytest.MonkeyPatch) -> None:
+    (found,) = example_sidecar_command()
     assert os.access(found, os.X_OK)
     monkeypatch.setenv("FIRMA_EXAMPLE_SIDECAR", "/nonexistent/firma-example-sidecar")
-    with pytest.raises(FileNotFoundError):
-        find_example_sidecar()
+    with pytest.raises(FileNotFoundError, match="FIRMA_EXAMPLE_SIDECAR"):
+        example_sidecar_command()
+    monkeypatch.delenv("FIRMA_EXAMPLE_SIDECAR", raising=False)
+    assert example_sidecar_command() == [sys.executable, "-m", "firma_stack.example_sidecar"]
+
+
+def test_packaged_example_sidecar_runs_without_a_binary(
+    firma_runtime_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The package's own sidecar (python -m firma_stack.example_sidecar): live
+    # while it runs, its marker removed on SIGTERM, a stale marker on SIGKILL.
+    monkeypatch.delenv("FIRMA_EXAMPLE_SIDECAR", raising=False)
+    with running_sidecar(firma_runtime_dir, "pkg-1") as sidecar:
+        entry = firma_stack.get(firma_runtime_dir, "pkg-1")
+        assert entry is not None and entry.state == State.RUNNING
+        assert entry.pid == sidecar.pid
+    assert sidecar.process.returncode == 0
+    assert firma_stack.get(firma_runtime_dir, "pkg-1") is None
+    with running_sidecar(firma_runtime_dir, "pkg-2", mode="no-socket") as sidecar:
+        entry = firma_stack.get(firma_runtime_dir, "pkg-2")
+        assert entry is not None and entry.state == State.UNHEALTHY
+        sidecar.kill()
+        entry = firma_stack.get(firma_runtime_dir, "pkg-2")
+        assert entry is not None and entry.state == State.STOPPED
+
+
+def test_packaged_example_sidecar_usage_error() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "firma_stack.example_sidecar", "--mode", "bogus"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "--mode" in proc.stderr and "bogus" in proc.stderr
 
 
 def test_write_and_remove_marker(firma_runtime_dir: str) -> None:

@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Builds a program in a module OUTSIDE the repository that imports the Go
-# bindings through a replace directive — exactly what a user does after
-# `make build` — then checks that it links no shared firma library (the
-# static archive is used, so no rpath is needed) and runs it, from another
-# directory, against a real example sidecar.
+# bindings through a replace directive, the two ways bindings/go/README.md
+# shows, and runs each from another directory against a real sidecar:
+#  1. default build, replace => this checkout's bindings/go (after
+#     `make build`): the in-tree static archive is linked, no rpath needed;
+#  2. -tags libfirma_stack, replace => a COPY of bindings/go outside the
+#     checkout (as in a fresh module download), linked through
+#     `#cgo pkg-config: firma_stack` against a `make install` prefix
+#     (PKG_CONFIG_PATH into it, an rpath from `pkg-config --variable=libdir`);
+#  3. CGO_ENABLED=0 fails with an error that names cgo.
 #
 # Usage: bindings/go/scripts/outside-module.sh   (after `make build`)
-# Honours GO (default: go); set GOTOOLCHAIN=local to avoid downloads.
+# Honours GO (default: go), MAKE (default: make) and FIRMA_PREFIX (an
+# existing `make install` prefix; default: one is installed into the
+# temporary directory). Set GOTOOLCHAIN=local to avoid downloads.
 set -euo pipefail
 
 go=${GO:-go}
@@ -95,3 +102,45 @@ out=$(cd / && env FIRMA_STATE_DIR="$tmp/state" "$tmp/outside" outside-1)
 printf '%s\n' "$out"
 grep -qx 'outside-1 running abi [0-9]*' <<<"$out" || { echo "outside-module: unexpected output" >&2; exit 1; }
 echo "outside-module: OK (built outside the repository, statically linked, ran)"
+
+# ---- 2. -tags libfirma_stack against an installed prefix --------------------
+prefix=${FIRMA_PREFIX:-}
+if [[ -z $prefix ]]; then
+    prefix=$tmp/prefix
+    echo "outside-module: make install PREFIX=$prefix"
+    "${MAKE:-make}" -C "$root" --no-print-directory install PREFIX="$prefix" >"$tmp/install.log" 2>&1 ||
+        { cat "$tmp/install.log" >&2; echo "outside-module: FAIL: make install" >&2; exit 1; }
+fi
+# The module as a user gets it: bindings/go alone, no checkout around it.
+mkdir "$tmp/mod" "$tmp/app2"
+cp -R "$bindings/." "$tmp/mod/"
+rm -rf "$tmp/mod/scripts"
+sed -e "s|=> $bindings|=> $tmp/mod|" "$tmp/app/go.mod" >"$tmp/app2/go.mod"
+cp "$tmp/app/main.go" "$tmp/app2/main.go"
+export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
+libdir=$(pkg-config --variable=libdir firma_stack)
+echo "outside-module: go build -tags libfirma_stack in $tmp/app2 (PKG_CONFIG_PATH=$PKG_CONFIG_PATH)"
+(cd "$tmp/app2" && CGO_LDFLAGS="-Wl,-rpath,$libdir" "$go" build -tags libfirma_stack -o "$tmp/installed" .)
+resolved=$(env -u LD_LIBRARY_PATH ldd "$tmp/installed" | awk '$1 ~ /^libfirma_stack\.so/ {print $3}')
+if [[ $resolved != "$libdir/libfirma_stack.so."* ]]; then
+    echo "outside-module: FAIL: -tags libfirma_stack did not link the installed library ($resolved):" >&2
+    ldd "$tmp/installed" >&2
+    exit 1
+fi
+out=$(cd / && env -u LD_LIBRARY_PATH FIRMA_STATE_DIR="$tmp/state" "$tmp/installed" outside-1)
+printf '%s\n' "$out"
+grep -qx 'outside-1 running abi [0-9]*' <<<"$out" || { echo "outside-module: unexpected output" >&2; exit 1; }
+echo "outside-module: OK (-tags libfirma_stack: module copied outside the checkout, linked $resolved, ran)"
+
+# ---- 3. without cgo ---------------------------------------------------------
+if (cd "$tmp/app2" && CGO_ENABLED=0 "$go" build -o "$tmp/nocgo" . >"$tmp/nocgo.log" 2>&1); then
+    echo "outside-module: FAIL: a CGO_ENABLED=0 build succeeded" >&2
+    exit 1
+fi
+if ! grep -q 'firmastack_requires_cgo_build_with_CGO_ENABLED_1' "$tmp/nocgo.log"; then
+    echo "outside-module: FAIL: the CGO_ENABLED=0 error does not name cgo:" >&2
+    cat "$tmp/nocgo.log" >&2
+    exit 1
+fi
+sed 's/^/  /' "$tmp/nocgo.log"
+echo "outside-module: OK (CGO_ENABLED=0 fails naming cgo)"

@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# `make test-dist`: what `make install` / `make uninstall` do, checked the
+# way a packager or a user would see it.
+#  1. `make install PREFIX=<empty tmp>`: exactly the documented files, the
+#     sizes of the stripped artifacts, the SONAME links, the installed
+#     `firma` runs;
+#  2. the completion scripts: syntax (bash -n, zsh -n, fish -n) and a real
+#     bash completion of `firma si<TAB>`;
+#  3. every man page renders with groff/man without a warning;
+#  4. `make uninstall` with the same PREFIX leaves no file or link;
+#  5. the same with DESTDIR (a staged package root), the .pc naming PREFIX;
+#  6. `make build` does not touch Python.
+# Closes with "N passed, N failed" and exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+: "${MAKE:=make}"
+
+scratch=$(mktemp -d /tmp/firma-dist-test.XXXXXX)
+trap 'rm -rf "$scratch"' EXIT
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); echo "pass - $*"; }
+fail() { failed=$((failed + 1)); echo "FAIL - $*"; }
+section() { printf '\n== %s\n' "$*"; }
+MiB=$((1024 * 1024))
+
+# Files and links under DIR, relative, sorted.
+tree() { (cd "$1" && find . -mindepth 1 \( -type f -o -type l \) -printf '%P\n' | LC_ALL=C sort); }
+
+# ---- 1. install into an empty prefix ----------------------------------------
+section "make install PREFIX=<empty tmp prefix>"
+prefix=$scratch/prefix
+mkdir "$prefix"
+if $MAKE --no-print-directory install PREFIX="$prefix" >"$scratch/install.log" 2>&1; then
+    pass "make install PREFIX=$prefix"
+else
+    cat "$scratch/install.log"
+    fail "make install failed"
+fi
+version=$(sed -n 's/^Version: //p' "$prefix/lib/pkgconfig/firma_stack.pc" 2>/dev/null)
+soname=$(readelf -d "$prefix/lib/libfirma_stack.so.$version" 2>/dev/null | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
+manpages=$(cd "$prefix/share/man/man1" 2>/dev/null && ls)
+expected=$(
+    {
+        printf '%s\n' bin/firma include/firma_stack.h lib/libfirma_stack.a lib/libfirma_stack.so \
+            "lib/libfirma_stack.so.$version" "lib/$soname" lib/pkgconfig/firma_stack.pc \
+            share/bash-completion/completions/firma share/zsh/site-functions/_firma \
+            share/fish/vendor_completions.d/firma.fish
+        for m in $manpages; do echo "share/man/man1/$m"; done
+    } | LC_ALL=C sort
+)
+if [[ -n $version && $soname == libfirma_stack.so.* && $(tree "$prefix") == "$expected" ]]; then
+    pass "installed exactly: bin/firma, lib (.so.$version, $soname, .so, .a, pkgconfig/firma_stack.pc), include, man pages, 3 completions"
+else
+    diff <(echo "$expected") <(tree "$prefix")
+    fail "installed files differ from the documented layout (diff: expected vs installed)"
+fi
+want_pages="firma.1 firma-completions.1 firma-sidecar.1 firma-sidecar-gc.1 firma-sidecar-get.1 firma-sidecar-status.1"
+missing=
+for m in $want_pages; do [[ -f $prefix/share/man/man1/$m ]] || missing="$missing $m"; done
+if [[ -z $missing ]] && ! grep -q manpages <<<"$manpages"; then
+    pass "man pages: firma.1 and one per subcommand ($(echo $manpages))"
+else
+    fail "man pages missing:$missing (have: $(echo $manpages))"
+fi
+lib=$prefix/lib
+if [[ $(readlink "$lib/libfirma_stack.so") == "$soname" && $(readlink "$lib/$soname") == "libfirma_stack.so.$version" ]]; then
+    pass "libfirma_stack.so -> $soname -> libfirma_stack.so.$version"
+else
+    fail "SONAME links wrong"
+fi
+
+# size FILE LIMIT_BYTES LABEL
+size() {
+    local bytes
+    bytes=$(stat -c %s "$1" 2>/dev/null || echo 0)
+    if ((bytes > 0 && bytes <= $2)); then
+        pass "$3 is $((bytes / 1024)) KiB (limit $(($2 / 1024)) KiB)"
+    else
+        fail "$3 is $((bytes / 1024)) KiB, over the limit of $(($2 / 1024)) KiB"
+    fi
+}
+size "$lib/libfirma_stack.so.$version" $((2 * MiB)) "installed libfirma_stack.so.$version"
+size "$prefix/bin/firma" $((4 * MiB)) "installed firma"
+# DWARF sections (.debug_gdb_scripts is loaded data, not debug info).
+debug_sections() { objdump -h "$1" 2>/dev/null | grep -Ec ' \.debug_(info|line|abbrev|str|ranges|rnglists|loc|loclists|aranges|frame) ' || true; }
+n=$(debug_sections "$lib/libfirma_stack.a")
+if [[ $n == 0 ]] && nm "$lib/libfirma_stack.a" 2>/dev/null | grep -c ' T firma_sidecar_list$' >/dev/null; then
+    pass "installed libfirma_stack.a has no debug sections and keeps its symbols ($(($(stat -c %s "$lib/libfirma_stack.a") / MiB)) MiB)"
+else
+    fail "installed libfirma_stack.a: $n debug sections, or firma_sidecar_list missing"
+fi
+for f in "$lib/libfirma_stack.so.$version" "$prefix/bin/firma"; do
+    if [[ $(debug_sections "$f") == 0 ]]; then
+        pass "$(basename "$f") has no debug sections"
+    else
+        fail "$(basename "$f") still has debug sections"
+    fi
+done
+if out=$(cd / && "$prefix/bin/firma" --version) && [[ $out == "firma $version" ]] &&
+    runtime=$(mktemp -d "$scratch/rt.XXXX") && "$prefix/bin/firma" --runtime-dir "$runtime" sidecar status --json | grep -qx '\[\]'; then
+    pass "installed firma runs: '$out', status --json on an empty runtime dir is []"
+else
+    fail "installed firma does not run ($out)"
+fi
+
+# ---- 2. completions ---------------------------------------------------------
+section "completion scripts"
+bash_c=$prefix/share/bash-completion/completions/firma
+zsh_c=$prefix/share/zsh/site-functions/_firma
+fish_c=$prefix/share/fish/vendor_completions.d/firma.fish
+if bash -n "$bash_c"; then pass "bash -n $bash_c"; else fail "bash completion has a syntax error"; fi
+# A real completion: what bash offers after `firma si` and `firma sidecar s`.
+offered=$(bash -c '
+    source "$1"
+    spec=$(complete -p firma) || exit 1
+    fn=$(sed -n "s/.*-F \([^ ]*\) .*/\1/p" <<<"$spec")
+    try() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}
+            COMPREPLY=(); "$fn" firma "${COMP_WORDS[-1]}" "${COMP_WORDS[-2]}"; echo "${COMPREPLY[*]}"; }
+    try firma si
+    try firma sidecar s
+    try firma completions ""
+' _ "$bash_c" 2>&1)
+if [[ $(sed -n 1p <<<"$offered") == sidecar && $(sed -n 2p <<<"$offered") == status &&
+    $(sed -n 3p <<<"$offered") == *bash*fish*zsh* ]]; then
+    pass "bash completes 'firma si' -> sidecar, 'firma sidecar s' -> status, 'firma completions ' -> shells"
+else
+    printf '%s\n' "$offered"
+    fail "bash completion offers the wrong words (above: firma si / firma sidecar s / firma completions)"
+fi
+if command -v zsh >/dev/null; then
+    if zsh -n "$zsh_c"; then pass "zsh -n $zsh_c"; else fail "zsh completion has a syntax error"; fi
+else
+    fail "zsh is not installed (make dist-test-tools installs it): zsh completion NOT checked"
+fi
+if command -v fish >/dev/null; then
+    if fish --no-execute "$fish_c"; then pass "fish --no-execute $fish_c"; else fail "fish completion has a syntax error"; fi
+    if fish -c "source $fish_c; complete -C 'firma sidecar '" 2>&1 | grep -q '^status'; then
+        pass "fish completes 'firma sidecar ' with status"
+    else
+        fail "fish completion does not offer status after 'firma sidecar '"
+    fi
+else
+    fail "fish is not installed (make dist-test-tools installs it): fish completion NOT checked"
+fi
+
+# ---- 3. man pages -----------------------------------------------------------
+section "man pages render without warnings"
+for page in "$prefix"/share/man/man1/*.1; do
+    name=$(basename "$page")
+    warn=$({ groff -man -Tutf8 -ww -z "$page"; } 2>&1)
+    rendered=$(MANWIDTH=80 man --warnings -l "$page" 2>"$scratch/man.err" | col -b)
+    if [[ -z $warn && ! -s $scratch/man.err && $rendered == *NAME*SYNOPSIS* ]]; then
+        pass "$name renders (groff -ww, man --warnings) without warnings"
+    else
+        printf '%s\n' "$warn"
+        cat "$scratch/man.err"
+        fail "$name: groff/man warnings (above) or no NAME/SYNOPSIS"
+    fi
+done
+top=$(MANWIDTH=80 man -l "$prefix/share/man/man1/firma.1" 2>/dev/null | col -b)
+if [[ $top == *"EXIT STATUS"* && $top == *firma-sidecar-status* && $top == *--runtime-dir* ]]; then
+    pass "firma.1 has the options, EXIT STATUS and SEE ALSO the subcommand pages"
+else
+    printf '%s\n' "$top"
+    fail "firma.1 lacks options, EXIT STATUS or SEE ALSO"
+fi
+
+# ---- 4. uninstall -----------------------------------------------------------
+section "make uninstall PREFIX=<same>"
+if $MAKE --no-print-directory uninstall PREFIX="$prefix" >"$scratch/uninstall.log" 2>&1; then
+    left=$(tree "$prefix")
+    if [[ -z $left ]]; then
+        pass "make uninstall left no file or link in $prefix"
+    else
+        printf '%s\n' "$left"
+        fail "make uninstall left files behind (above)"
+    fi
+else
+    cat "$scratch/uninstall.log"
+    fail "make uninstall failed"
+fi
+# Something that is not ours stays.
+mkdir -p "$prefix/lib" && echo keep >"$prefix/lib/other.txt"
+$MAKE --no-print-directory install PREFIX="$prefix" >/dev/null 2>&1
+$MAKE --no-print-directory uninstall PREFIX="$prefix" >/dev/null 2>&1
+if [[ $(tree "$prefix") == lib/other.txt ]]; then
+    pass "uninstall removes only what install put there (a foreign file stays)"
+else
+    tree "$prefix"
+    fail "uninstall touched a foreign file or left ours"
+fi
+
+# ---- 5. DESTDIR -------------------------------------------------------------
+section "make install DESTDIR=<root> PREFIX=/opt/firma-stack"
+dest=$scratch/destdir
+if $MAKE --no-print-directory install DESTDIR="$dest" PREFIX=/opt/firma-stack >"$scratch/destdir.log" 2>&1 &&
+    [[ $(tree "$dest") == "$(sed 's|^|opt/firma-stack/|' <<<"$expected")" ]] &&
+    grep -qx 'prefix=/opt/firma-stack' "$dest/opt/firma-stack/lib/pkgconfig/firma_stack.pc" &&
+    grep -qx 'libdir=/opt/firma-stack/lib' "$dest/opt/firma-stack/lib/pkgconfig/firma_stack.pc"; then
+    pass "DESTDIR: the same files under \$DESTDIR/opt/firma-stack, the .pc names /opt/firma-stack"
+else
+    cat "$scratch/destdir.log"
+    tree "$dest"
+    fail "install with DESTDIR wrong"
+fi
+if $MAKE --no-print-directory uninstall DESTDIR="$dest" PREFIX=/opt/firma-stack >/dev/null 2>&1 && [[ -z $(tree "$dest") ]]; then
+    pass "uninstall with the same DESTDIR/PREFIX leaves no file"
+else
+    fail "uninstall with DESTDIR left files"
+fi
+if $MAKE --no-print-directory install PREFIX=relative/dir >"$scratch/rel.log" 2>&1; then
+    fail "install accepted a relative PREFIX"
+elif grep -q "must be absolute paths, got 'relative/dir'" "$scratch/rel.log"; then
+    pass "a relative PREFIX is refused with a one-line error naming it"
+else
+    cat "$scratch/rel.log"
+    fail "relative PREFIX refused without a clear message"
+fi
+
+# ---- 6. make build stays out of Python ---------------------------------------
+section "make build does not touch Python"
+plan=$($MAKE --no-print-directory -n build 2>&1)
+if grep -Eiq 'venv|maturin|pip|python' <<<"$plan"; then
+    grep -Ei 'venv|maturin|pip|python' <<<"$plan"
+    fail "make build would run Python steps (above)"
+else
+    pass "make -n build runs no venv/pip/maturin step"
+fi
+
+printf '\n'
+echo "test-dist: $(if ((failed == 0)); then echo all clean; else echo FAILURES; fi)"
+echo "$passed passed, $failed failed"
+((failed == 0))

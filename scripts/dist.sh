@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The install image and its installation (run by mk/dist.mk; see there).
+#
+#   dist.sh stage      build target/dist/stage: every installed file at its
+#                      final path ($PREFIX/...), stripped / generated
+#   dist.sh install    copy each staged file to $DESTDIR<path>
+#   dist.sh uninstall  remove each staged path from $DESTDIR
+#
+# The variables (STAGE, PREFIX, LIBDIR, ...) come from mk/dist.mk.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+: "${STAGE:?}" "${PREFIX:?}" "${BINDIR:?}" "${LIBDIR:?}" "${INCLUDEDIR:?}" "${MANDIR:?}"
+: "${BASHCOMPDIR:?}" "${ZSHCOMPDIR:?}" "${FISHCOMPDIR:?}" "${FIRMA_VERSION:?}" "${FIRMA_SONAME:?}"
+: "${STRIP:=strip}" "${RELEASE_DIR:=target/release}" "${HEADER:=include/firma_stack.h}" "${DESTDIR:=}"
+
+for d in "$PREFIX" "$BINDIR" "$LIBDIR" "$INCLUDEDIR" "$MANDIR" "$BASHCOMPDIR" "$ZSHCOMPDIR" "$FISHCOMPDIR"; do
+    [[ $d == /* ]] || { echo "dist: install directories must be absolute paths, got '$d' (PREFIX=$PREFIX)" >&2; exit 2; }
+done
+
+# Every staged path (files and links), relative to the stage root, i.e. the
+# absolute path it is installed at, sorted.
+staged_paths() {
+    (cd "$STAGE" && find . -mindepth 1 \( -type f -o -type l \) -printf '/%P\n' | LC_ALL=C sort)
+}
+
+stage() {
+    local rel=$RELEASE_DIR root=$STAGE lib
+    for f in "$rel/libfirma_stack.so" "$rel/libfirma_stack.a" "$rel/firma" "$HEADER"; do
+        [[ -f $f ]] || { echo "dist: $f missing (run make build)" >&2; exit 1; }
+    done
+    rm -rf "$root"
+    lib=$root$LIBDIR
+    install -d "$lib/pkgconfig" "$root$INCLUDEDIR" "$root$BINDIR" "$root$MANDIR/man1" \
+        "$root$BASHCOMPDIR" "$root$ZSHCOMPDIR" "$root$FISHCOMPDIR"
+    # The release profile keeps debug info; what is installed has none.
+    # The shared library keeps its dynamic symbols (--strip-unneeded), the
+    # archive its symbol table (--strip-debug).
+    "$STRIP" --strip-unneeded -o "$lib/libfirma_stack.so.$FIRMA_VERSION" "$rel/libfirma_stack.so"
+    chmod 0755 "$lib/libfirma_stack.so.$FIRMA_VERSION"
+    ln -s "libfirma_stack.so.$FIRMA_VERSION" "$lib/$FIRMA_SONAME"
+    ln -s "$FIRMA_SONAME" "$lib/libfirma_stack.so"
+    "$STRIP" --strip-debug -o "$lib/libfirma_stack.a" "$rel/libfirma_stack.a"
+    chmod 0644 "$lib/libfirma_stack.a"
+    install -m 0644 "$HEADER" "$root$INCLUDEDIR/firma_stack.h"
+    sed -e "s|@PREFIX@|$PREFIX|g" -e "s|@LIBDIR@|$LIBDIR|g" \
+        -e "s|@INCLUDEDIR@|$INCLUDEDIR|g" -e "s|@VERSION@|$FIRMA_VERSION|g" \
+        firma_stack.pc.in >"$lib/pkgconfig/firma_stack.pc"
+    chmod 0644 "$lib/pkgconfig/firma_stack.pc"
+    "$STRIP" -o "$root$BINDIR/firma" "$rel/firma"
+    chmod 0755 "$root$BINDIR/firma"
+    # Generated from the clap definition by the command itself.
+    "$rel/firma" manpages "$root$MANDIR/man1" >/dev/null
+    "$rel/firma" completions bash >"$root$BASHCOMPDIR/firma"
+    "$rel/firma" completions zsh >"$root$ZSHCOMPDIR/_firma"
+    "$rel/firma" completions fish >"$root$FISHCOMPDIR/firma.fish"
+    chmod 0644 "$root$MANDIR/man1/"*.1 "$root$BASHCOMPDIR/firma" "$root$ZSHCOMPDIR/_firma" \
+        "$root$FISHCOMPDIR/firma.fish"
+}
+
+install_image() {
+    local p src dst n=0
+    while IFS= read -r p; do
+        src=$STAGE$p
+        dst=$DESTDIR$p
+        install -d "$(dirname "$dst")"
+        if [[ -L $src ]]; then
+            ln -sfn "$(readlink "$src")" "$dst"
+        else
+            install -m "$(stat -c %a "$src")" "$src" "$dst"
+        fi
+        echo "  $dst"
+        n=$((n + 1))
+    done < <(staged_paths)
+    echo "installed firma-stack $FIRMA_VERSION (SONAME $FIRMA_SONAME): $n files under ${DESTDIR}${PREFIX}"
+}
+
+uninstall_image() {
+    local p dst n=0
+    while IFS= read -r p; do
+        dst=$DESTDIR$p
+        if [[ -e $dst || -L $dst ]]; then
+            rm -f "$dst"
+            echo "  removed $dst"
+            n=$((n + 1))
+        fi
+    done < <(staged_paths)
+    echo "uninstalled firma-stack: $n files removed under ${DESTDIR}${PREFIX}"
+}
+
+case ${1:-} in
+    stage) stage ;;
+    install) install_image ;;
+    uninstall) uninstall_image ;;
+    *) echo "usage: dist.sh stage|install|uninstall" >&2; exit 2 ;;
+esac
