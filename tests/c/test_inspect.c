@@ -11,33 +11,25 @@
 
 /* ---- the reports ------------------------------------------------------ */
 
-/* A runtime dir with one marker of each verdict (and a reserved name). */
+/* A runtime dir with one marker of each verdict (and a reserved name),
+ * laid down by the testkit (fixtures/inspect-fleet.json). */
 typedef struct {
-    char rt[PATH_MAX];
-    h_sidecar web;
+    h_kit kit;
+    const char *rt;
     pid_t dead;
 } fleet;
 
 static void fleet_make(fleet *f)
 {
-    char path[PATH_MAX];
-    h_runtime(f->rt, sizeof f->rt, true);
-    h_sidecar_start(&f->web, f->rt, "web-4", "serve", NULL);
-    f->dead = h_dead_pid();
-    h_write_marker(f->rt, "dead-1", "dead-1", f->dead, "listen = \"127.0.0.1:9\"\n");
-    h_path(path, sizeof path, "%s/run/garbage-2", f->rt);
-    if (mkdir(path, 0700) != 0)
-        h_die(path);
-    h_path(path, sizeof path, "%s/run/garbage-2/metadata.toml", f->rt);
-    h_write_file(path, "this is [not toml\n");
-    h_write_marker(f->rt, "renamed-3", "someone-else", f->dead, NULL);
-    h_write_marker(f->rt, ".reserved", ".reserved", f->dead, NULL);
+    if (!h_kit_up(&f->kit, "fixtures/inspect-fleet.json"))
+        h_die("firma-testkit fixtures/inspect-fleet.json");
+    f->rt = h_kit_place(&f->kit, "runtime");
+    f->dead = (pid_t)atoi(h_kit_place(&f->kit, "pid:gone"));
 }
 
 static void fleet_free(fleet *f)
 {
-    CHECK(h_sidecar_stop(&f->web));
-    h_rm_rf(f->rt);
+    h_kit_down(&f->kit);
 }
 
 static void test_reports_have_the_documented_json(void)
@@ -64,11 +56,11 @@ static void test_reports_have_the_documented_json(void)
     snprintf(want, sizeof want,
              "{\"name\":\"dead-1\",\"verdict\":\"stale\",\"state\":\"stopped\","
              "\"reason\":\"process_gone\",\"detail\":\"no process with pid %d\","
-             "\"entry\":{\"sandbox_id\":\"dead-1\",\"agent_id\":\"agent-c\","
-             "\"session_id\":\"session-c\","
-             "\"authority_url\":\"https://authority.example.invalid\","
-             "\"policy_bundle_version\":\"sha256:c\",\"pid\":%d,"
-             "\"started_at\":\"2026-01-02T03:04:05Z\",\"state\":\"stopped\","
+             "\"entry\":{\"sandbox_id\":\"dead-1\",\"agent_id\":\"agent\","
+             "\"session_id\":\"session\","
+             "\"authority_url\":\"https://authority.invalid\","
+             "\"policy_bundle_version\":\"v1\",\"pid\":%d,"
+             "\"started_at\":\"2026-11-29T12:00:00Z\",\"state\":\"stopped\","
              "\"listen\":\"127.0.0.1:9\",\"uptime_secs\":null},\"error\":null}",
              (int)f.dead, (int)f.dead);
     CHECK_CONTAINS(out, want);
@@ -115,21 +107,19 @@ static void test_missing_run_dir_is_an_empty_array(void)
 static void test_null_runtime_dir_is_the_default(void)
 {
     char *saved = getenv("FIRMA_STATE_DIR") ? strdup(getenv("FIRMA_STATE_DIR")) : NULL;
-    char rt[PATH_MAX];
-    h_runtime(rt, sizeof rt, true);
-    pid_t dead = h_dead_pid();
-    h_write_marker(rt, "via-default", "via-default", dead, NULL);
-    setenv("FIRMA_STATE_DIR", rt, 1);
+    fleet f;
+    fleet_make(&f);
+    setenv("FIRMA_STATE_DIR", f.rt, 1);
     char *out = NULL;
     CHECK_CALL(firma_sidecar_inspect(NULL, 0, &out), FIRMA_OK, out);
-    CHECK_CONTAINS(out, "[{\"name\":\"via-default\",\"verdict\":\"stale\",");
+    CHECK_CONTAINS(out, "[{\"name\":\"dead-1\",\"verdict\":\"stale\",");
     firma_string_free(out);
     if (saved)
         setenv("FIRMA_STATE_DIR", saved, 1);
     else
         unsetenv("FIRMA_STATE_DIR");
     free(saved);
-    h_rm_rf(rt);
+    fleet_free(&f);
 }
 
 /* ---- arguments and errors ------------------------------------------------ */
@@ -161,16 +151,18 @@ static void test_bad_arguments(void)
 }
 
 /* Every function with a timeout_ms follows the core's policy: 0 is the
- * default, FIRMA_MAX_TIMEOUT_MS is accepted, one more is invalid. The
- * marker is this (live) process, its endpoint a closed local port. */
+ * default, FIRMA_MAX_TIMEOUT_MS is accepted, one more is invalid (over
+ * the fleet's markers). */
 static void test_every_timeout_ms_follows_the_core_policy(void)
 {
     CHECK(FIRMA_DEFAULT_TIMEOUT_MS == 200);
     CHECK(FIRMA_MAX_TIMEOUT_MS == 600000);
-    char rt[PATH_MAX], marker[PATH_MAX];
-    h_runtime(rt, sizeof rt, true);
-    h_write_marker(rt, "self-1", "self-1", getpid(), "listen = \"127.0.0.1:9\"\n");
-    h_path(marker, sizeof marker, "%s/run/self-1", rt);
+    fleet f;
+    fleet_make(&f);
+    const char *rt = f.rt;
+    char marker[PATH_MAX];
+    /* the live one: list collects dead-1 on the way */
+    h_path(marker, sizeof marker, "%s/run/web-4", rt);
     const uint32_t ok[] = {0, 1, FIRMA_MAX_TIMEOUT_MS};
     for (int which = 0; which < 4; which++) {
         const char *fn = (const char *[]){"inspect", "list_with_timeout", "get_with_timeout",
@@ -182,7 +174,7 @@ static void test_every_timeout_ms_follows_the_core_policy(void)
             switch (which) {
             case 0: st = firma_sidecar_inspect(rt, t, &out); break;
             case 1: st = firma_sidecar_list_with_timeout(rt, t, &out); break;
-            case 2: st = firma_sidecar_get_with_timeout(rt, "self-1", t, &out); break;
+            case 2: st = firma_sidecar_get_with_timeout(rt, "web-4", t, &out); break;
             default: st = firma_sidecar_probe_entry_with_timeout(marker, t, &out); break;
             }
             if (k < 3) {
@@ -199,7 +191,7 @@ static void test_every_timeout_ms_follows_the_core_policy(void)
             firma_string_free(out);
         }
     }
-    h_rm_rf(rt);
+    fleet_free(&f);
 }
 
 /* ---- error codes ---------------------------------------------------------- */
