@@ -57,6 +57,10 @@ pub enum SidecarCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Stop sidecars safely (identity-checked signals through a pidfd),
+    /// then remove their markers. Exit 0 all gone, 1 no such marker, 2 an
+    /// error or refusal, 3 --no-kill and still running.
+    Stop(crate::cli_stop::StopArgs),
 }
 
 /// Runs the command and returns the process exit code.
@@ -109,6 +113,11 @@ fn execute(cli: Cli) -> Result<u8, String> {
                 }
             }
             0
+        }
+        Command::Sidecar(SidecarCommand::Stop(args)) => {
+            let (text, code) = crate::cli_stop::run(&dir, &args)?;
+            out = text;
+            code
         }
     };
     let mut stdout = std::io::stdout().lock();
