@@ -11,6 +11,7 @@ and the ``firma`` command line), so every surface gives the same answers::
 
     entry = firma_stack.get("/run/firma", "sbx-1", timeout=0.5)
     removed = firma_stack.gc_stale()
+    outcome = firma_stack.stop("/run/firma", "sbx-1", grace=5.0)  # pidfd-safe
 
 Paths are ``str``, ``bytes`` or any ``os.PathLike``; ``None`` means
 :func:`default_runtime_dir`. ``timeout`` is the probe timeout in seconds
@@ -25,6 +26,10 @@ from __future__ import annotations
 # builds states and exceptions.
 from ._errors import (
     IdentityMismatchError,
+    IdentityUnverifiableError,
+    PidfdUnavailableError,
+    PidReusedError,
+    StopRefusedError,
     InternalError,
     InvalidArgumentError,
     InvalidSandboxIdError,
@@ -37,6 +42,7 @@ from ._native import (
     DEFAULT_TIMEOUT,
     MAX_TIMEOUT,
     SidecarEntry,
+    StopOutcome,
     create_marker,
     default_runtime_dir,
     gc_stale,
@@ -44,6 +50,7 @@ from ._native import (
     list,
     probe_entry,
     remove_marker,
+    stop,
 )
 
 __version__ = "0.1.0"
@@ -52,6 +59,11 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "MAX_TIMEOUT",
     "IdentityMismatchError",
+    "IdentityUnverifiableError",
+    "PidReusedError",
+    "PidfdUnavailableError",
+    "StopOutcome",
+    "StopRefusedError",
     "InternalError",
     "InvalidArgumentError",
     "InvalidSandboxIdError",
@@ -67,4 +79,5 @@ __all__ = [
     "list",
     "probe_entry",
     "remove_marker",
+    "stop",
 ]

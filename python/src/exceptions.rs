@@ -56,6 +56,10 @@ where
 /// | `marker_parse`      | `MarkerParseError`                                |
 /// | `identity_mismatch` | `IdentityMismatchError`                           |
 /// | `internal`          | `InternalError`                                   |
+/// | `identity_unverifiable` | `IdentityUnverifiableError`                   |
+/// | `pid_reused`        | `PidReusedError`                                  |
+/// | `refused`           | `StopRefusedError`                                |
+/// | `pidfd_unavailable` | `PidfdUnavailableError`                           |
 pub(crate) fn from_stack_error(py: Python<'_>, err: StackError) -> PyErr {
     let message = err.info().message;
     let path = obj(py, err.path().map(|p| p.as_os_str().to_owned()));
@@ -68,6 +72,10 @@ pub(crate) fn from_stack_error(py: Python<'_>, err: StackError) -> PyErr {
         ErrorCode::MarkerParse => "MarkerParseError",
         ErrorCode::IdentityMismatch => "IdentityMismatchError",
         ErrorCode::Internal => "InternalError",
+        ErrorCode::IdentityUnverifiable => "IdentityUnverifiableError",
+        ErrorCode::PidReused => "PidReusedError",
+        ErrorCode::Refused => "StopRefusedError",
+        ErrorCode::PidfdUnavailable => "PidfdUnavailableError",
     };
     let attrs: Vec<(&str, Py<PyAny>)> = match &err {
         StackError::InvalidSandboxId { id, reason } => {
@@ -93,6 +101,38 @@ pub(crate) fn from_stack_error(py: Python<'_>, err: StackError) -> PyErr {
             ("path", path),
             ("directory", obj(py, directory)),
             ("metadata", obj(py, metadata)),
+        ],
+        StackError::IdentityUnverifiable {
+            sandbox_id,
+            pid,
+            reason,
+            ..
+        }
+        | StackError::Refused {
+            sandbox_id,
+            pid,
+            reason,
+            ..
+        } => vec![
+            ("path", path),
+            ("sandbox_id", obj(py, sandbox_id)),
+            ("pid", obj(py, *pid)),
+            ("reason", obj(py, reason)),
+        ],
+        StackError::PidReused {
+            sandbox_id, pid, ..
+        } => vec![
+            ("path", path),
+            ("sandbox_id", obj(py, sandbox_id)),
+            ("pid", obj(py, *pid)),
+        ],
+        StackError::PidfdUnavailable {
+            sandbox_id, pid, ..
+        } => vec![
+            ("path", path),
+            ("sandbox_id", obj(py, sandbox_id)),
+            ("pid", obj(py, *pid)),
+            ("errno", obj(py, err.errno())),
         ],
         // Attributes of a variant added later: the path, if any.
         _ => vec![("path", path)],

@@ -9,6 +9,7 @@ mod boundary;
 mod convert;
 mod entry;
 mod exceptions;
+mod stop;
 
 use std::ffi::OsString;
 
@@ -172,6 +173,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(create_marker, m)?)?;
     m.add_function(wrap_pyfunction!(remove_marker, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
+    m.add_class::<stop::StopOutcome>()?;
+    m.add_function(wrap_pyfunction!(stop::stop, m)?)?;
     m.add("DEFAULT_TIMEOUT", sm::DEFAULT_TIMEOUT.as_secs_f64())?;
     m.add("MAX_TIMEOUT", convert::MAX_TIMEOUT_SECS)?;
     Ok(())
