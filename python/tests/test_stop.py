@@ -179,3 +179,23 @@ def test_bad_grace_is_an_invalid_argument(firma_runtime_dir: str, grace: float) 
     with pytest.raises(firma_stack.InvalidArgumentError) as info:
         firma_stack.stop(firma_runtime_dir, "x", grace=grace)
     assert info.value.argument == "grace"
+
+
+def test_refusal_classes_codes_and_pickling(firma_runtime_dir: str) -> None:
+    import pickle
+
+    expected = {
+        IdentityUnverifiableError: "identity_unverifiable",
+        PidReusedError: "pid_reused",
+        StopRefusedError: "refused",
+        firma_stack.PidfdUnavailableError: "pidfd_unavailable",
+    }
+    for cls, code in expected.items():
+        assert issubclass(cls, firma_stack.StackError) and cls.code == code
+    write_marker(firma_runtime_dir, "py-pickle", pid=1)
+    with pytest.raises(StopRefusedError) as info:
+        firma_stack.stop(firma_runtime_dir, "py-pickle")
+    again = pickle.loads(pickle.dumps(info.value))
+    assert type(again) is StopRefusedError
+    assert (again.sandbox_id, again.pid, again.reason, again.path) == (
+        "py-pickle", 1, info.value.reason, info.value.path)
