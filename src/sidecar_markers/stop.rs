@@ -296,6 +296,12 @@ impl Job<'_> {
         if let Go::Gone = self.judge(process::liveness(&self.marker.meta))? {
             return self.gone();
         }
+        // Still running after that read, the pinned process held the pid
+        // throughout it (a live process's pid cannot be reused), so the
+        // identity just proved is the pinned process's own.
+        if wait_exit(pidfd.as_fd(), Duration::ZERO).map_err(|e| self.poll_error(e))? {
+            return self.gone();
+        }
         // One signaller per marker; the others wait for the same exit.
         match self.lock()? {
             Some(_lock) => self.signal_and_wait(pidfd.as_fd()),
