@@ -120,6 +120,29 @@ enum FirmaStatus
      * boundary). Please report it.
      */
     FIRMA_INTERNAL = 5,
+    /**
+     * `"identity_unverifiable"`: `firma_sidecar_stop` refused, because the
+     * process's identity cannot be proved (the marker records no
+     * `boot_id`/`pid_start_ticks`, or comes from another pid namespace).
+     * Nothing was signalled.
+     */
+    FIRMA_IDENTITY_UNVERIFIABLE = 6,
+    /**
+     * `"pid_reused"`: `firma_sidecar_stop` refused, because the marker's
+     * pid belongs to another process now. Nothing was signalled.
+     */
+    FIRMA_PID_REUSED = 7,
+    /**
+     * `"refused"`: `firma_sidecar_stop` refused a pid it never signals
+     * (1, the caller's own, one above `pid_max`). Nothing was signalled.
+     */
+    FIRMA_REFUSED = 8,
+    /**
+     * `"pidfd_unavailable"`: `firma_sidecar_stop` cannot use pidfds (Linux
+     * 5.3 or later is required); it never falls back to signalling by bare
+     * pid. Nothing was signalled.
+     */
+    FIRMA_PIDFD_UNAVAILABLE = 9,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -310,6 +333,42 @@ void firma_string_free(char *s);
  * header should check that it equals `FIRMA_ABI_VERSION`.
  */
 uint32_t firma_abi_version(void);
+
+/**
+ * Stops the sidecar `sandbox_id` under `runtime_dir` (NULL: the default)
+ * safely: its identity is checked, a pidfd pins the process, the identity
+ * is checked again, and only then is it signalled, through the pidfd
+ * (never by bare pid). Waits up to the grace period for the exit, sends
+ * `SIGKILL` (through the same pidfd) if it is still alive and `kill`
+ * allows, waits again (at most 5 s), and collects the marker. Blocks for
+ * up to the grace period plus 5 s.
+ *
+ * `options_json` is NULL (the defaults) or a JSON object with any of
+ * `"signal"` (a name such as `"SIGTERM"`/`"TERM"` or a number; default
+ * SIGTERM), `"grace_ms"` (default 10000, at most 600000), `"kill"`
+ * (default true) and `"verify_identity"` (default true; false is the
+ * UNSAFE opt-out that signals a pid whose identity cannot be proved). An
+ * unknown key is `FIRMA_INVALID_ARGUMENT`, naming the key.
+ *
+ * On `FIRMA_OK`, `*out_json` is the outcome `{"sandbox_id", "pid",
+ * "signals" (names sent, in order), "exited", "killed", "collected" (this
+ * call removed the marker), "waited_ms"}`, or the JSON literal `null` when
+ * there is no such marker. A process already gone (or a zombie) is not
+ * signalled and its marker is collected. With `"kill": false`, a process
+ * still running after the grace period gives `"exited": false` and its
+ * marker stays. Refusals, with nothing signalled: `FIRMA_IDENTITY_UNVERIFIABLE`,
+ * `FIRMA_PID_REUSED`, `FIRMA_REFUSED`, `FIRMA_PIDFD_UNAVAILABLE`. Free
+ * `*out_json` with `firma_string_free`.
+ *
+ * # Safety
+ * `runtime_dir` and `options_json` are NULL or NUL-terminated strings;
+ * `sandbox_id` is NULL or a NUL-terminated string; `out_json` is NULL or
+ * writable. Thread-safe.
+ */
+int32_t firma_sidecar_stop(const char *runtime_dir,
+                           const char *sandbox_id,
+                           const char *options_json,
+                           char **out_json);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -179,6 +179,10 @@ pub enum SidecarCommand {
         #[command(flatten)]
         probe: ProbeArgs,
     },
+    /// Stop sidecars safely (identity-checked signals through a pidfd),
+    /// then remove their markers. Exit 0 all gone, 1 no such marker, 2 an
+    /// error or refusal, 3 --no-kill and still running.
+    Stop(crate::cli_stop::StopArgs),
 }
 
 /// What a command produced: stdout text, stderr lines (without the
@@ -316,6 +320,14 @@ fn sidecar(ctx: &Ctx, cmd: SidecarCommand) -> Result<Output, String> {
         } => get(ctx, &sandbox_ids, json, probe),
         SidecarCommand::Inspect { names, json, probe } => inspect(ctx, &names, json, probe),
         SidecarCommand::Gc { json } => gc(ctx, json),
+        SidecarCommand::Stop(args) => {
+            let (stdout, code) = crate::cli_stop::run(&ctx.dir, &args)?;
+            Ok(Output {
+                stdout,
+                code,
+                ..Output::default()
+            })
+        }
         SidecarCommand::Metrics {
             textfile,
             no_gc,

@@ -114,6 +114,21 @@ pub enum FirmaStatus {
     /// `"internal"`: a bug in the library (a panic was caught at the
     /// boundary). Please report it.
     FIRMA_INTERNAL = 5,
+    /// `"identity_unverifiable"`: `firma_sidecar_stop` refused, because the
+    /// process's identity cannot be proved (the marker records no
+    /// `boot_id`/`pid_start_ticks`, or comes from another pid namespace).
+    /// Nothing was signalled.
+    FIRMA_IDENTITY_UNVERIFIABLE = 6,
+    /// `"pid_reused"`: `firma_sidecar_stop` refused, because the marker's
+    /// pid belongs to another process now. Nothing was signalled.
+    FIRMA_PID_REUSED = 7,
+    /// `"refused"`: `firma_sidecar_stop` refused a pid it never signals
+    /// (1, the caller's own, one above `pid_max`). Nothing was signalled.
+    FIRMA_REFUSED = 8,
+    /// `"pidfd_unavailable"`: `firma_sidecar_stop` cannot use pidfds (Linux
+    /// 5.3 or later is required); it never falls back to signalling by bare
+    /// pid. Nothing was signalled.
+    FIRMA_PIDFD_UNAVAILABLE = 9,
 }
 
 /// An error on its way across the boundary: the core's error object. Its
@@ -160,6 +175,10 @@ impl FirmaStatus {
             ErrorCode::MarkerParse => FirmaStatus::FIRMA_MARKER_PARSE,
             ErrorCode::IdentityMismatch => FirmaStatus::FIRMA_IDENTITY_MISMATCH,
             ErrorCode::Internal => FirmaStatus::FIRMA_INTERNAL,
+            ErrorCode::IdentityUnverifiable => FirmaStatus::FIRMA_IDENTITY_UNVERIFIABLE,
+            ErrorCode::PidReused => FirmaStatus::FIRMA_PID_REUSED,
+            ErrorCode::Refused => FirmaStatus::FIRMA_REFUSED,
+            ErrorCode::PidfdUnavailable => FirmaStatus::FIRMA_PIDFD_UNAVAILABLE,
         }
     }
 }
@@ -507,6 +526,108 @@ pub extern "C" fn firma_abi_version() -> u32 {
     FIRMA_ABI_VERSION
 }
 
+/// Stop options from the JSON object of `firma_sidecar_stop`.
+fn stop_options(json: Option<&str>) -> Result<sm::StopOptions, FfiError> {
+    let mut opts = sm::StopOptions::default();
+    let Some(json) = json else {
+        return Ok(opts);
+    };
+    let value: serde_json::Value = serde_json::from_str(json)
+        .map_err(|e| FfiError::invalid(format!("options_json is not valid JSON: {e}")))?;
+    let serde_json::Value::Object(map) = value else {
+        return Err(FfiError::invalid("options_json must be a JSON object"));
+    };
+    let bad = |key: &str, want: &str| {
+        FfiError::invalid(format!("options_json: \"{key}\" must be {want}"))
+    };
+    for (key, v) in &map {
+        match key.as_str() {
+            "signal" => {
+                opts.signal = match v {
+                    serde_json::Value::String(name) => sm::parse_signal(name)?,
+                    serde_json::Value::Number(n) => {
+                        let n = n
+                            .as_i64()
+                            .and_then(|n| i32::try_from(n).ok())
+                            .ok_or_else(|| bad(key, "a signal name or number"))?;
+                        sm::parse_signal(&n.to_string())?
+                    }
+                    _ => return Err(bad(key, "a signal name or number")),
+                }
+            }
+            "grace_ms" => {
+                let ms = v
+                    .as_u64()
+                    .ok_or_else(|| bad(key, "a non-negative integer of milliseconds"))?;
+                opts.grace = Duration::from_millis(ms);
+            }
+            "kill" => opts.kill = v.as_bool().ok_or_else(|| bad(key, "true or false"))?,
+            "verify_identity" => {
+                opts.verify_identity = v.as_bool().ok_or_else(|| bad(key, "true or false"))?
+            }
+            other => {
+                return Err(FfiError::invalid(format!(
+                    "options_json: unknown key {} (known: signal, grace_ms, kill, verify_identity)",
+                    serde_json::Value::String(other.to_owned())
+                )));
+            }
+        }
+    }
+    Ok(opts)
+}
+
+/// Stops the sidecar `sandbox_id` under `runtime_dir` (NULL: the default)
+/// safely: its identity is checked, a pidfd pins the process, the identity
+/// is checked again, and only then is it signalled, through the pidfd
+/// (never by bare pid). Waits up to the grace period for the exit, sends
+/// `SIGKILL` (through the same pidfd) if it is still alive and `kill`
+/// allows, waits again (at most 5 s), and collects the marker. Blocks for
+/// up to the grace period plus 5 s.
+///
+/// `options_json` is NULL (the defaults) or a JSON object with any of
+/// `"signal"` (a name such as `"SIGTERM"`/`"TERM"` or a number; default
+/// SIGTERM), `"grace_ms"` (default 10000, at most 600000), `"kill"`
+/// (default true) and `"verify_identity"` (default true; false is the
+/// UNSAFE opt-out that signals a pid whose identity cannot be proved). An
+/// unknown key is `FIRMA_INVALID_ARGUMENT`, naming the key.
+///
+/// On `FIRMA_OK`, `*out_json` is the outcome `{"sandbox_id", "pid",
+/// "signals" (names sent, in order), "exited", "killed", "collected" (this
+/// call removed the marker), "waited_ms"}`, or the JSON literal `null` when
+/// there is no such marker. A process already gone (or a zombie) is not
+/// signalled and its marker is collected. With `"kill": false`, a process
+/// still running after the grace period gives `"exited": false` and its
+/// marker stays. Refusals, with nothing signalled: `FIRMA_IDENTITY_UNVERIFIABLE`,
+/// `FIRMA_PID_REUSED`, `FIRMA_REFUSED`, `FIRMA_PIDFD_UNAVAILABLE`. Free
+/// `*out_json` with `firma_string_free`.
+///
+/// # Safety
+/// `runtime_dir` and `options_json` are NULL or NUL-terminated strings;
+/// `sandbox_id` is NULL or a NUL-terminated string; `out_json` is NULL or
+/// writable. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn firma_sidecar_stop(
+    runtime_dir: *const c_char,
+    sandbox_id: *const c_char,
+    options_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> i32 {
+    boundary(out_json, || {
+        // SAFETY: forwarded contract.
+        let dir = unsafe { arg_runtime_dir(runtime_dir) }?;
+        // SAFETY: forwarded contract.
+        let id = unsafe { arg_str(sandbox_id, "sandbox_id") }?;
+        let options = if options_json.is_null() {
+            None
+        } else {
+            // SAFETY: forwarded contract.
+            Some(unsafe { arg_str(options_json, "options_json") }?)
+        };
+        let opts = stop_options(options)?;
+        to_json(&sm::stop(dir, id, &opts)?)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -552,6 +673,10 @@ mod tests {
             (FirmaStatus::FIRMA_MARKER_PARSE, 3),
             (FirmaStatus::FIRMA_IDENTITY_MISMATCH, 4),
             (FirmaStatus::FIRMA_INTERNAL, 5),
+            (FirmaStatus::FIRMA_IDENTITY_UNVERIFIABLE, 6),
+            (FirmaStatus::FIRMA_PID_REUSED, 7),
+            (FirmaStatus::FIRMA_REFUSED, 8),
+            (FirmaStatus::FIRMA_PIDFD_UNAVAILABLE, 9),
         ];
         for (status, n) in cases {
             assert_eq!(status as i32, n);

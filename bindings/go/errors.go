@@ -23,6 +23,22 @@ const (
 	// CodeInternal: a bug in the library (a panic caught at the C boundary,
 	// or a result this binding could not decode).
 	CodeInternal ErrorCode = "internal"
+	// CodeIdentityUnverifiable: [Stop] refused, because the process's
+	// identity cannot be proved (the marker records no boot_id and
+	// pid_start_ticks, or comes from another pid namespace). Nothing was
+	// signalled.
+	CodeIdentityUnverifiable ErrorCode = "identity_unverifiable"
+	// CodePidReused: [Stop] refused, because the marker's pid belongs to
+	// another process now. Nothing was signalled. (Not CodeIdentityMismatch,
+	// which is about a marker's directory name.)
+	CodePidReused ErrorCode = "pid_reused"
+	// CodeRefused: [Stop] refused a pid it never signals: 1, the caller's
+	// own, or one above the kernel's pid_max. Nothing was signalled.
+	CodeRefused ErrorCode = "refused"
+	// CodePidfdUnavailable: [Stop] cannot use pidfds (Linux 5.3 or later is
+	// required) and never falls back to signalling by bare pid. Nothing was
+	// signalled.
+	CodePidfdUnavailable ErrorCode = "pidfd_unavailable"
 )
 
 // Error is a failure reported by the core.
@@ -46,6 +62,11 @@ var (
 	ErrMarkerParse      = &Error{Code: CodeMarkerParse}
 	ErrIdentityMismatch = &Error{Code: CodeIdentityMismatch}
 	ErrInternal         = &Error{Code: CodeInternal}
+
+	ErrIdentityUnverifiable = &Error{Code: CodeIdentityUnverifiable}
+	ErrPidReused            = &Error{Code: CodePidReused}
+	ErrRefused              = &Error{Code: CodeRefused}
+	ErrPidfdUnavailable     = &Error{Code: CodePidfdUnavailable}
 )
 
 // Error implements the error interface.

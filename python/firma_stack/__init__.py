@@ -11,6 +11,7 @@ and the ``firma`` command line), so every surface gives the same answers::
 
     entry = firma_stack.get("/run/firma", "sbx-1", timeout=0.5)
     removed = firma_stack.gc_stale()
+    outcome = firma_stack.stop("/run/firma", "sbx-1", grace=5.0)  # pidfd-safe
 
     for report in firma_stack.inspect():      # every marker, read-only
         print(report.name, report.verdict, report.reason, report.detail)
@@ -28,6 +29,10 @@ from __future__ import annotations
 # builds states and exceptions.
 from ._errors import (
     IdentityMismatchError,
+    IdentityUnverifiableError,
+    PidfdUnavailableError,
+    PidReusedError,
+    StopRefusedError,
     InternalError,
     InvalidArgumentError,
     InvalidSandboxIdError,
@@ -44,6 +49,7 @@ from ._native import (
     ErrorInfo,
     MarkerReport,
     SidecarEntry,
+    StopOutcome,
     create_marker,
     default_runtime_dir,
     gc_stale,
@@ -52,6 +58,7 @@ from ._native import (
     list,
     probe_entry,
     remove_marker,
+    stop,
 )
 
 __all__ = [
@@ -60,6 +67,11 @@ __all__ = [
     "MAX_TIMEOUT",
     "ErrorInfo",
     "IdentityMismatchError",
+    "IdentityUnverifiableError",
+    "PidReusedError",
+    "PidfdUnavailableError",
+    "StopOutcome",
+    "StopRefusedError",
     "InternalError",
     "InvalidArgumentError",
     "InvalidSandboxIdError",
@@ -79,4 +91,5 @@ __all__ = [
     "list",
     "probe_entry",
     "remove_marker",
+    "stop",
 ]

@@ -4,7 +4,8 @@ The native module picks the class for each core error variant (one class per
 variant, see ``python/src/exceptions.rs``) and fills the attributes; these
 classes only hold them. Every class has a ``code`` equal to the error code of
 the C ABI (``invalid_argument``, ``io``, ``marker_parse``,
-``identity_mismatch``, ``internal``).
+``identity_mismatch``, ``internal``, and the refusals of :func:`stop`:
+``identity_unverifiable``, ``pid_reused``, ``refused``, ``pidfd_unavailable``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ __all__ = [
     "MarkerParseError",
     "IdentityMismatchError",
     "InternalError",
+    "IdentityUnverifiableError",
+    "PidReusedError",
+    "StopRefusedError",
+    "PidfdUnavailableError",
 ]
 
 
@@ -176,3 +181,105 @@ class InternalError(StackError):
 
     def _kwargs(self) -> Dict[str, Any]:
         return {"core_code": self.core_code}
+
+
+class IdentityUnverifiableError(StackError):
+    """:func:`stop` refused: the process's identity cannot be proved (the
+    marker records no ``boot_id``/``pid_start_ticks``, or comes from another
+    pid namespace). Nothing was signalled. ``verify_identity=False`` is the
+    unsafe opt-out."""
+
+    code: ClassVar[str] = "identity_unverifiable"
+
+    path: str
+    sandbox_id: str
+    pid: int
+    reason: str
+
+    def __init__(self, message: str, *, path: str, sandbox_id: str, pid: int, reason: str) -> None:
+        super().__init__(message, path=path)
+        self.sandbox_id = sandbox_id
+        self.pid = pid
+        self.reason = reason
+
+    def _kwargs(self) -> Dict[str, Any]:
+        return {
+            "path": self.path,
+            "sandbox_id": self.sandbox_id,
+            "pid": self.pid,
+            "reason": self.reason,
+        }
+
+
+class PidReusedError(StackError):
+    """:func:`stop` refused: the marker's pid belongs to another process now
+    (its start time differs). That process was not touched."""
+
+    code: ClassVar[str] = "pid_reused"
+
+    path: str
+    sandbox_id: str
+    pid: int
+
+    def __init__(self, message: str, *, path: str, sandbox_id: str, pid: int) -> None:
+        super().__init__(message, path=path)
+        self.sandbox_id = sandbox_id
+        self.pid = pid
+
+    def _kwargs(self) -> Dict[str, Any]:
+        return {"path": self.path, "sandbox_id": self.sandbox_id, "pid": self.pid}
+
+
+class StopRefusedError(StackError):
+    """:func:`stop` refused a pid it never signals: 1, the caller's own, or
+    one above the kernel's ``pid_max``. ``reason`` says which."""
+
+    code: ClassVar[str] = "refused"
+
+    path: str
+    sandbox_id: str
+    pid: int
+    reason: str
+
+    def __init__(self, message: str, *, path: str, sandbox_id: str, pid: int, reason: str) -> None:
+        super().__init__(message, path=path)
+        self.sandbox_id = sandbox_id
+        self.pid = pid
+        self.reason = reason
+
+    def _kwargs(self) -> Dict[str, Any]:
+        return {
+            "path": self.path,
+            "sandbox_id": self.sandbox_id,
+            "pid": self.pid,
+            "reason": self.reason,
+        }
+
+
+class PidfdUnavailableError(StackError):
+    """:func:`stop` cannot use pidfds (Linux 5.3 or later is required) and
+    never falls back to signalling by bare pid; nothing was signalled.
+    ``errno`` is the system call's error number."""
+
+    code: ClassVar[str] = "pidfd_unavailable"
+
+    path: str
+    sandbox_id: str
+    pid: int
+    errno: Optional[int]
+
+    def __init__(
+        self, message: str, *, path: str, sandbox_id: str, pid: int, errno: Optional[int]
+    ) -> None:
+        super().__init__(message, path=path)
+        self.sandbox_id = sandbox_id
+        self.pid = pid
+        self.errno = errno
+
+    def _kwargs(self) -> Dict[str, Any]:
+        return {
+            "path": self.path,
+            "sandbox_id": self.sandbox_id,
+            "pid": self.pid,
+            "errno": self.errno,
+        }

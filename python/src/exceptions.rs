@@ -55,6 +55,10 @@ where
 /// | `marker_parse`      | `MarkerParseError`                                |
 /// | `identity_mismatch` | `IdentityMismatchError`                           |
 /// | `internal`          | `InternalError`                                   |
+/// | `identity_unverifiable` | `IdentityUnverifiableError`                   |
+/// | `pid_reused`        | `PidReusedError`                                  |
+/// | `refused`           | `StopRefusedError`                                |
+/// | `pidfd_unavailable` | `PidfdUnavailableError`                           |
 pub(crate) fn class_name(code: ErrorCode) -> &'static str {
     match code {
         ErrorCode::InvalidArgument => "InvalidArgumentError",
@@ -62,6 +66,10 @@ pub(crate) fn class_name(code: ErrorCode) -> &'static str {
         ErrorCode::MarkerParse => "MarkerParseError",
         ErrorCode::IdentityMismatch => "IdentityMismatchError",
         ErrorCode::Internal => "InternalError",
+        ErrorCode::IdentityUnverifiable => "IdentityUnverifiableError",
+        ErrorCode::PidReused => "PidReusedError",
+        ErrorCode::Refused => "StopRefusedError",
+        ErrorCode::PidfdUnavailable => "PidfdUnavailableError",
     }
 }
 
@@ -104,6 +112,38 @@ pub(crate) fn from_stack_error(py: Python<'_>, err: StackError) -> PyErr {
             ("path", path),
             ("directory", obj(py, directory)),
             ("metadata", obj(py, metadata)),
+        ],
+        StackError::IdentityUnverifiable {
+            sandbox_id,
+            pid,
+            reason,
+            ..
+        }
+        | StackError::Refused {
+            sandbox_id,
+            pid,
+            reason,
+            ..
+        } => vec![
+            ("path", path),
+            ("sandbox_id", obj(py, sandbox_id)),
+            ("pid", obj(py, *pid)),
+            ("reason", obj(py, reason)),
+        ],
+        StackError::PidReused {
+            sandbox_id, pid, ..
+        } => vec![
+            ("path", path),
+            ("sandbox_id", obj(py, sandbox_id)),
+            ("pid", obj(py, *pid)),
+        ],
+        StackError::PidfdUnavailable {
+            sandbox_id, pid, ..
+        } => vec![
+            ("path", path),
+            ("sandbox_id", obj(py, sandbox_id)),
+            ("pid", obj(py, *pid)),
+            ("errno", obj(py, err.errno())),
         ],
         // Attributes of a variant added later: the path, if any.
         _ => vec![("path", path)],

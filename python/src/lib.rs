@@ -10,6 +10,7 @@ mod convert;
 mod entry;
 mod exceptions;
 mod report;
+mod stop;
 
 use std::ffi::OsString;
 
@@ -222,6 +223,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_run_example_sidecar, m)?)?;
     // The one version: the workspace's, from Cargo.toml.
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<stop::StopOutcome>()?;
+    m.add_function(wrap_pyfunction!(stop::stop, m)?)?;
     m.add("DEFAULT_TIMEOUT", sm::DEFAULT_TIMEOUT.as_secs_f64())?;
     m.add("MAX_TIMEOUT", convert::MAX_TIMEOUT_SECS)?;
     let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();

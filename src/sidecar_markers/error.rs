@@ -25,16 +25,35 @@ pub enum ErrorCode {
     IdentityMismatch,
     /// A bug: a panic was caught at a language boundary.
     Internal,
+    /// `stop` refused: the process's identity cannot be proved (the marker
+    /// records no `boot_id`/`pid_start_ticks`, it comes from another pid
+    /// namespace, or `/proc` hides the process). Nothing was signalled.
+    IdentityUnverifiable,
+    /// `stop` refused: the marker's pid belongs to another process now (its
+    /// start time differs). Nothing was signalled. Not to be confused with
+    /// `identity_mismatch`, which is about a marker's directory name.
+    PidReused,
+    /// `stop` refused a pid it never signals: 1, the caller's own, or one
+    /// above the kernel's `pid_max`. Nothing was signalled.
+    Refused,
+    /// `stop` cannot open or signal through a pidfd (a kernel before 5.3,
+    /// or a sandbox forbidding the calls); it fails closed and never falls
+    /// back to signalling by bare pid. Nothing was signalled.
+    PidfdUnavailable,
 }
 
 impl ErrorCode {
     /// Every code, in the order of their C status numbers (1, 2, ...).
-    pub const ALL: [ErrorCode; 5] = [
+    pub const ALL: [ErrorCode; 9] = [
         ErrorCode::InvalidArgument,
         ErrorCode::Io,
         ErrorCode::MarkerParse,
         ErrorCode::IdentityMismatch,
         ErrorCode::Internal,
+        ErrorCode::IdentityUnverifiable,
+        ErrorCode::PidReused,
+        ErrorCode::Refused,
+        ErrorCode::PidfdUnavailable,
     ];
 
     /// The snake_case name used in JSON and by every binding.
@@ -45,6 +64,10 @@ impl ErrorCode {
             ErrorCode::MarkerParse => "marker_parse",
             ErrorCode::IdentityMismatch => "identity_mismatch",
             ErrorCode::Internal => "internal",
+            ErrorCode::IdentityUnverifiable => "identity_unverifiable",
+            ErrorCode::PidReused => "pid_reused",
+            ErrorCode::Refused => "refused",
+            ErrorCode::PidfdUnavailable => "pidfd_unavailable",
         }
     }
 }
@@ -117,6 +140,54 @@ pub enum StackError {
         directory: String,
         metadata: String,
     },
+
+    /// `stop` refused to signal a process whose identity it cannot prove.
+    /// `path` is the marker directory.
+    #[error(
+        "refusing to signal pid {pid} of sandbox {sandbox_id:?}: its identity cannot be \
+         verified ({reason}); the explicit opt-out of the identity check is unsafe"
+    )]
+    IdentityUnverifiable {
+        path: PathBuf,
+        sandbox_id: String,
+        pid: u32,
+        reason: String,
+    },
+
+    /// `stop` refused: the marker's pid now belongs to another process.
+    #[error(
+        "refusing to signal pid {pid} of sandbox {sandbox_id:?}: it belongs to another \
+         process now (its start time differs from the marker's); that process was not touched"
+    )]
+    PidReused {
+        path: PathBuf,
+        sandbox_id: String,
+        pid: u32,
+    },
+
+    /// `stop` refused a pid it never signals (1, the caller's own, one out
+    /// of range).
+    #[error("refusing to signal pid {pid} of sandbox {sandbox_id:?}: {reason}")]
+    Refused {
+        path: PathBuf,
+        sandbox_id: String,
+        pid: u32,
+        reason: String,
+    },
+
+    /// `stop` could not use a pidfd, so it signalled nothing.
+    #[error(
+        "cannot stop sandbox {sandbox_id:?} (pid {pid}): {action} failed: {source}; \
+         pidfds are required (Linux 5.3 or later) and no bare-pid fallback is used"
+    )]
+    PidfdUnavailable {
+        path: PathBuf,
+        sandbox_id: String,
+        pid: u32,
+        action: &'static str,
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl StackError {
@@ -144,6 +215,10 @@ impl StackError {
             StackError::Io { .. } => ErrorCode::Io,
             StackError::MarkerParse { .. } => ErrorCode::MarkerParse,
             StackError::IdentityMismatch { .. } => ErrorCode::IdentityMismatch,
+            StackError::IdentityUnverifiable { .. } => ErrorCode::IdentityUnverifiable,
+            StackError::PidReused { .. } => ErrorCode::PidReused,
+            StackError::Refused { .. } => ErrorCode::Refused,
+            StackError::PidfdUnavailable { .. } => ErrorCode::PidfdUnavailable,
         }
     }
 
@@ -163,7 +238,11 @@ impl StackError {
         match self {
             StackError::Io { path, .. }
             | StackError::MarkerParse { path, .. }
-            | StackError::IdentityMismatch { path, .. } => Some(path),
+            | StackError::IdentityMismatch { path, .. }
+            | StackError::IdentityUnverifiable { path, .. }
+            | StackError::PidReused { path, .. }
+            | StackError::Refused { path, .. }
+            | StackError::PidfdUnavailable { path, .. } => Some(path),
             StackError::InvalidSandboxId { .. } | StackError::InvalidArgument { .. } => None,
         }
     }
@@ -171,7 +250,9 @@ impl StackError {
     /// The OS error number of an I/O error.
     pub fn errno(&self) -> Option<i32> {
         match self {
-            StackError::Io { source, .. } => source.raw_os_error(),
+            StackError::Io { source, .. } | StackError::PidfdUnavailable { source, .. } => {
+                source.raw_os_error()
+            }
             _ => None,
         }
     }

@@ -17,6 +17,7 @@ mod markers;
 mod probe;
 mod process;
 mod report;
+mod stop;
 mod sys;
 pub mod text;
 mod writer;
@@ -31,6 +32,9 @@ use std::time::{Duration, SystemTime};
 pub use error::{ErrorCode, ErrorInfo, Result, StackError};
 pub use markers::{MAX_METADATA_BYTES, MAX_PID, MetadataFile, SidecarEntry, State};
 pub use report::{MarkerReport, Reason, Verdict};
+pub use stop::{
+    DEFAULT_GRACE, KILL_WAIT, MAX_GRACE, StopOptions, StopOutcome, parse_signal, signal_name, stop,
+};
 pub use writer::{create_marker, remove_marker};
 
 use markers::{Broken, Loc, Marker};

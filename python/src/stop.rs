@@ -1,0 +1,131 @@
+//! `stop` and `StopOutcome`: the Python face of the core's
+//! `sidecar_markers::stop` (which does all the work, GIL released).
+
+use std::time::Duration;
+
+use firma_stack::sidecar_markers::{self as sm, StackError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyString;
+
+use crate::boundary::call_core;
+use crate::convert::{FsPath, runtime_dir_or_default};
+
+/// What one `stop` did; `to_dict()` is the outcome JSON of every surface.
+#[pyclass(frozen, eq, module = "firma_stack", name = "StopOutcome")]
+#[derive(PartialEq)]
+pub(crate) struct StopOutcome {
+    inner: sm::StopOutcome,
+}
+
+#[pymethods]
+impl StopOutcome {
+    #[getter]
+    fn sandbox_id(&self) -> &str {
+        &self.inner.sandbox_id
+    }
+
+    #[getter]
+    fn pid(&self) -> u32 {
+        self.inner.pid
+    }
+
+    /// Names of the signals this call sent, in order.
+    #[getter]
+    fn signals(&self) -> Vec<String> {
+        self.inner.signals.clone()
+    }
+
+    #[getter]
+    fn exited(&self) -> bool {
+        self.inner.exited
+    }
+
+    #[getter]
+    fn killed(&self) -> bool {
+        self.inner.killed
+    }
+
+    /// This call removed the marker.
+    #[getter]
+    fn collected(&self) -> bool {
+        self.inner.collected
+    }
+
+    #[getter]
+    fn waited_ms(&self) -> u64 {
+        self.inner.waited_ms
+    }
+
+    /// The outcome JSON object of the C ABI and `firma sidecar stop
+    /// --json`, as a dict (the same serializer).
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        static LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        let json = serde_json::to_string(&self.inner).map_err(|e| {
+            crate::exceptions::internal(py, &format!("cannot serialize outcome: {e}"))
+        })?;
+        LOADS.import(py, "json", "loads")?.call1((json,))
+    }
+
+    fn __repr__(&self) -> String {
+        let o = &self.inner;
+        let b = |v: bool| if v { "True" } else { "False" };
+        format!(
+            "StopOutcome(sandbox_id={:?}, pid={}, signals={:?}, exited={}, killed={}, \
+             collected={}, waited_ms={})",
+            o.sandbox_id,
+            o.pid,
+            o.signals,
+            b(o.exited),
+            b(o.killed),
+            b(o.collected),
+            o.waited_ms
+        )
+    }
+}
+
+fn invalid(what: &str, reason: String) -> StackError {
+    StackError::InvalidArgument {
+        what: what.into(),
+        reason,
+    }
+}
+
+/// Stops the sidecar of `sandbox_id` safely (identity checked, then
+/// checked again with a pidfd held, signalled only through the pidfd),
+/// waits up to `grace` seconds, SIGKILLs it if `kill`, and collects its
+/// marker. `None` when there is no such marker. The GIL is released while
+/// it waits. (`signal=15` is SIGTERM on every Linux architecture.)
+#[pyfunction]
+#[pyo3(signature = (runtime_dir, sandbox_id, *, signal=15, grace=10.0, kill=true, verify_identity=true))]
+pub(crate) fn stop(
+    py: Python<'_>,
+    runtime_dir: Option<FsPath>,
+    sandbox_id: &Bound<'_, PyString>,
+    signal: i64,
+    grace: f64,
+    kill: bool,
+    verify_identity: bool,
+) -> PyResult<Option<StopOutcome>> {
+    let dir = runtime_dir.map(|d| d.0);
+    let id = sandbox_id.to_string_lossy().into_owned();
+    let max = sm::MAX_GRACE.as_secs_f64();
+    let outcome = call_core(py, move || {
+        let signal = i32::try_from(signal)
+            .map_err(|_| invalid("signal", format!("{signal} is not a signal number")))?;
+        if !(grace >= 0.0 && grace <= max) {
+            return Err(invalid(
+                "grace",
+                format!("{grace} s is not in [0, {max}] seconds"),
+            ));
+        }
+        let opts = sm::StopOptions {
+            signal,
+            grace: Duration::from_secs_f64(grace),
+            kill,
+            verify_identity,
+        };
+        sm::stop(runtime_dir_or_default(dir), &id, &opts)
+    })?;
+    Ok(outcome.map(|inner| StopOutcome { inner }))
+}

@@ -1,0 +1,201 @@
+"""stop(): identity-checked signalling through a pidfd, with real processes
+(the scenarios of tests/stop.rs, through the binding)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+import firma_stack
+from firma_stack import (
+    IdentityUnverifiableError,
+    PidReusedError,
+    StopOutcome,
+    StopRefusedError,
+)
+from firma_stack.testing import SidecarProcess, write_marker
+
+from _support import firma_cli, metadata_toml
+
+Start = Callable[..., SidecarProcess]
+
+OUTCOME_KEYS = ["sandbox_id", "pid", "signals", "exited", "killed", "collected", "waited_ms"]
+
+
+def _start_ticks(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[19])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.fixture
+def sleeper() -> Iterator["subprocess.Popen[bytes]"]:
+    proc = subprocess.Popen(["sleep", "60"])
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def term_ignorer() -> Iterator["subprocess.Popen[bytes]"]:
+    """A process that ignores SIGTERM, returned once the kernel shows it."""
+    proc = subprocess.Popen(["bash", "-c", "trap '' TERM; exec sleep 60"])
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+            ign = int(status.split("SigIgn:")[1].split()[0], 16)
+            if ign & (1 << (signal.SIGTERM - 1)) and "Name:\tsleep" in status:
+                break
+            assert time.monotonic() < deadline, "bash never ignored SIGTERM"
+            time.sleep(0.005)
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_serving_sidecar_stops_on_sigterm(firma_runtime_dir: str, firma_sidecar: Start) -> None:
+    sc = firma_sidecar("py-serve")
+    out = firma_stack.stop(firma_runtime_dir, "py-serve", grace=5.0)
+    assert isinstance(out, StopOutcome)
+    assert (out.sandbox_id, out.pid, out.signals) == ("py-serve", sc.pid, ["SIGTERM"])
+    assert out.exited and not out.killed
+    # The example sidecar removed its own marker on SIGTERM.
+    assert not out.collected and not os.path.exists(sc.marker_dir)
+    assert list(out.to_dict()) == OUTCOME_KEYS
+    assert sc.process.wait(10) == 0
+
+
+def test_ignoring_sigterm_is_killed_after_the_grace_with_the_gil_released(
+    firma_runtime_dir: str, term_ignorer: "subprocess.Popen[bytes]"
+) -> None:
+    write_marker(firma_runtime_dir, "py-stubborn", pid=term_ignorer.pid)
+    ticks = 0
+    running = True
+
+    def count() -> None:
+        nonlocal ticks
+        while running:
+            ticks += 1
+
+    t = threading.Thread(target=count, daemon=True)
+    t.start()
+    out = firma_stack.stop(firma_runtime_dir, "py-stubborn", grace=0.5)
+    running = False
+    t.join()
+    assert out is not None
+    assert out.signals == ["SIGTERM", "SIGKILL"] and out.killed and out.exited
+    assert out.collected and out.waited_ms >= 500
+    assert ticks > 1000, "another thread did not run while stop waited"
+    assert term_ignorer.wait(10) == -signal.SIGKILL
+
+
+def test_no_kill_leaves_it_running_and_the_marker_kept(
+    firma_runtime_dir: str, term_ignorer: "subprocess.Popen[bytes]"
+) -> None:
+    marker = write_marker(firma_runtime_dir, "py-stays", pid=term_ignorer.pid)
+    out = firma_stack.stop(firma_runtime_dir, "py-stays", grace=0.2, kill=False)
+    assert out is not None
+    assert out.signals == ["SIGTERM"] and not out.exited and not out.collected
+    assert _alive(term_ignorer.pid) and os.path.isdir(marker)
+    # The same outcome JSON as the CLI's.
+    done = firma_cli(firma_runtime_dir, "sidecar", "stop", "py-stays", "--grace-ms", "100",
+                     "--no-kill", "--json")
+    assert done.returncode == 3, done.stderr
+    assert list(json.loads(done.stdout)[0]) == OUTCOME_KEYS
+
+
+def test_reused_pid_is_refused_and_untouched(
+    firma_runtime_dir: str, sleeper: "subprocess.Popen[bytes]"
+) -> None:
+    write_marker(firma_runtime_dir, "py-reused", pid=sleeper.pid,
+                 boot_id=Path("/proc/sys/kernel/random/boot_id").read_text().strip(),
+                 pid_start_ticks=_start_ticks(sleeper.pid) + 9)
+    for verify in (True, False):
+        with pytest.raises(PidReusedError) as info:
+            firma_stack.stop(firma_runtime_dir, "py-reused", grace=0.1, verify_identity=verify)
+        assert info.value.code == "pid_reused" and info.value.pid == sleeper.pid
+    time.sleep(0.05)
+    assert _alive(sleeper.pid)
+
+
+def test_no_identity_is_refused_unless_opted_out(
+    firma_runtime_dir: str, raw_marker: Callable[..., Path], sleeper: "subprocess.Popen[bytes]"
+) -> None:
+    raw_marker("py-bare", metadata_toml("py-bare", sleeper.pid))
+    with pytest.raises(IdentityUnverifiableError) as info:
+        firma_stack.stop(firma_runtime_dir, "py-bare")
+    assert info.value.code == "identity_unverifiable" and info.value.sandbox_id == "py-bare"
+    assert _alive(sleeper.pid)
+    out = firma_stack.stop(firma_runtime_dir, "py-bare", verify_identity=False, grace=5.0)
+    assert out is not None and out.signals == ["SIGTERM"] and out.collected
+    assert sleeper.wait(10) == -signal.SIGTERM
+
+
+def test_dead_and_zombie_are_not_signalled_and_collected(
+    firma_runtime_dir: str, raw_marker: Callable[..., Path], dead_pid: int,
+    sleeper: "subprocess.Popen[bytes]",
+) -> None:
+    raw_marker("py-dead", metadata_toml("py-dead", dead_pid))
+    write_marker(firma_runtime_dir, "py-zombie", pid=sleeper.pid)
+    os.kill(sleeper.pid, signal.SIGKILL)
+    os.waitid(os.P_PID, sleeper.pid, os.WEXITED | os.WNOWAIT)
+    for sid in ("py-dead", "py-zombie"):
+        out = firma_stack.stop(firma_runtime_dir, sid)
+        assert out is not None and out.signals == [] and out.exited and out.collected, sid
+    assert firma_stack.stop(firma_runtime_dir, "py-dead") is None
+
+
+def test_pid_1_and_own_pid_are_refused(firma_runtime_dir: str) -> None:
+    write_marker(firma_runtime_dir, "py-init", pid=1)
+    write_marker(firma_runtime_dir, "py-me", pid=os.getpid())
+    for sid in ("py-init", "py-me"):
+        with pytest.raises(StopRefusedError) as info:
+            firma_stack.stop(firma_runtime_dir, sid)
+        assert info.value.code == "refused" and info.value.reason
+
+
+@pytest.mark.parametrize("grace", [-1.0, float("nan"), 601.0])
+def test_bad_grace_is_an_invalid_argument(firma_runtime_dir: str, grace: float) -> None:
+    with pytest.raises(firma_stack.InvalidArgumentError) as info:
+        firma_stack.stop(firma_runtime_dir, "x", grace=grace)
+    assert info.value.argument == "grace"
+
+
+def test_refusal_classes_codes_and_pickling(firma_runtime_dir: str) -> None:
+    import pickle
+
+    expected = {
+        IdentityUnverifiableError: "identity_unverifiable",
+        PidReusedError: "pid_reused",
+        StopRefusedError: "refused",
+        firma_stack.PidfdUnavailableError: "pidfd_unavailable",
+    }
+    for cls, code in expected.items():
+        assert issubclass(cls, firma_stack.StackError) and cls.code == code
+    write_marker(firma_runtime_dir, "py-pickle", pid=1)
+    with pytest.raises(StopRefusedError) as info:
+        firma_stack.stop(firma_runtime_dir, "py-pickle")
+    again = pickle.loads(pickle.dumps(info.value))
+    assert type(again) is StopRefusedError
+    assert (again.sandbox_id, again.pid, again.reason, again.path) == (
+        "py-pickle", 1, info.value.reason, info.value.path)

@@ -1,0 +1,140 @@
+//! `firma sidecar stop ID…`: the command's arguments and logic (the core's
+//! [`stop`](crate::sidecar_markers::stop) does the work).
+//!
+//! Exit codes: 0 every named sidecar is gone; 1 a marker does not exist;
+//! 3 `--no-kill` was given and a sidecar is still running after the grace
+//! period (its marker is kept); 2 an error or a refusal (nothing was
+//! signalled for that id). With several ids every id is handled; the exit
+//! code is the worst seen, in the order 2, 3, 1, 0.
+
+use std::path::Path;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::sidecar_markers::{self as sm, StopOptions, StopOutcome};
+
+#[derive(Args, Debug)]
+pub struct StopArgs {
+    /// Sandbox ids of the sidecars to stop.
+    #[arg(required = true, value_name = "ID")]
+    pub sandbox_ids: Vec<String>,
+    /// The first signal to send: a name (SIGTERM, TERM, INT, SIGRTMIN+1) or
+    /// a number.
+    #[arg(long, value_name = "NAME", default_value = "SIGTERM", value_parser = parse_signal)]
+    pub signal: i32,
+    /// How long to wait for the exit after the first signal.
+    #[arg(long, value_name = "N", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub grace_ms: u64,
+    /// Do not send SIGKILL after the grace period: leave a sidecar that is
+    /// still running (exit 3, marker kept).
+    #[arg(long)]
+    pub no_kill: bool,
+    /// UNSAFE: signal even when the process's identity cannot be verified
+    /// (a marker without boot_id/pid_start_ticks, or from another pid
+    /// namespace). A pid proven reused is still refused.
+    #[arg(long)]
+    pub no_identity_check: bool,
+    /// Print a JSON array, one element per id: the outcome object, null for
+    /// a missing marker, or {"sandbox_id", "error"} for an error.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_signal(s: &str) -> Result<i32, String> {
+    sm::parse_signal(s).map_err(|e| e.to_string())
+}
+
+/// Stops each id in turn; returns the text for stdout and the exit code.
+/// Per-id errors go to stderr as they happen.
+pub fn run(dir: &Path, args: &StopArgs) -> Result<(String, u8), String> {
+    let opts = StopOptions {
+        signal: args.signal,
+        grace: Duration::from_millis(args.grace_ms),
+        kill: !args.no_kill,
+        verify_identity: !args.no_identity_check,
+    };
+    let mut out = String::new();
+    let mut json = Vec::new();
+    let (mut error, mut running, mut missing) = (false, false, false);
+    for id in &args.sandbox_ids {
+        match sm::stop(dir, id, &opts) {
+            Ok(Some(o)) => {
+                running |= !o.exited;
+                if !o.exited && opts.kill {
+                    // Still alive after SIGKILL: not what the caller asked for.
+                    error = true;
+                    eprintln!(
+                        "firma: sidecar {id:?} (pid {}) is still running {} ms after SIGKILL",
+                        o.pid,
+                        sm::KILL_WAIT.as_millis()
+                    );
+                }
+                if !args.json {
+                    out.push_str(&human(&o));
+                }
+                json.push(to_json(&o)?);
+            }
+            Ok(None) => {
+                missing = true;
+                eprintln!("firma: no sidecar {id:?} in {}", dir.display());
+                json.push("null".to_owned());
+            }
+            Err(e) => {
+                error = true;
+                eprintln!("firma: {e}");
+                json.push(to_json(&Failed {
+                    sandbox_id: id,
+                    error: e.info(),
+                })?);
+            }
+        }
+    }
+    if args.json {
+        out = format!("[{}]\n", json.join(","));
+    }
+    let code = if error {
+        2
+    } else if running {
+        3
+    } else if missing {
+        1
+    } else {
+        0
+    };
+    Ok((out, code))
+}
+
+/// The element of `--json` for an id that failed.
+#[derive(serde::Serialize)]
+struct Failed<'a> {
+    sandbox_id: &'a str,
+    error: sm::ErrorInfo,
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, String> {
+    serde_json::to_string(value).map_err(|e| format!("cannot serialize output: {e}"))
+}
+
+fn human(o: &StopOutcome) -> String {
+    let sent = if o.signals.is_empty() {
+        "no signal sent".to_owned()
+    } else {
+        format!("sent {}", o.signals.join(", then "))
+    };
+    let state = if o.exited {
+        format!("exited (waited {} ms)", o.waited_ms)
+    } else {
+        format!("still running after {} ms", o.waited_ms)
+    };
+    let marker = match (o.collected, o.exited) {
+        (true, _) => "marker removed",
+        (false, true) => "marker already gone",
+        (false, false) => "marker kept",
+    };
+    format!(
+        "{} (pid {}): {sent}; {state}; {marker}\n",
+        o.sandbox_id, o.pid
+    )
+}

@@ -1,0 +1,607 @@
+//! Stopping a sidecar: identity-checked signalling through a pidfd.
+//!
+//! Signalling by pid number is how supervisors kill the wrong process: the
+//! pid may have been reused since the marker was written. [`stop`] signals
+//! only a process it has proved to be the marker's, and only through a
+//! pidfd, which names one process for as long as it is held:
+//!
+//! 1. read the marker and judge it with the one liveness function
+//!    ([`process::liveness`]); a process already gone (or a zombie, or from
+//!    another boot) is not signalled, its marker is collected;
+//! 2. refuse what must never be signalled: an identity that cannot be
+//!    proved (unless the caller opts out), a reused pid, pid 1, the
+//!    caller's own pid, a pid beyond `pid_max`;
+//! 3. `pidfd_open(pid)`, then judge the identity **again**: the process the
+//!    pidfd pins is the one `/proc/<pid>` showed after it was opened, so a
+//!    pid reused between step 1 and the open is caught here;
+//! 4. `pidfd_send_signal`, then wait for the exit by polling the pidfd up to
+//!    the grace period; if still alive and allowed, `SIGKILL` through the
+//!    same pidfd and wait again (at most [`KILL_WAIT`]);
+//! 5. once it exited, collect the marker as `gc_stale` would (each removal
+//!    reported by exactly one caller).
+//!
+//! There is no fallback to `kill(pid, …)`: without pidfds nothing is sent.
+//! Nothing here waits for (reaps) a process: the sidecar's parent does.
+//! Concurrent stops of one marker are serialised by an advisory lock on the
+//! marker directory: one signals, the others only wait for the exit.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::error::{Result, StackError};
+use super::markers::{self, Loc, Marker};
+use super::process::{self, Identity, Liveness};
+use super::{gc, sys};
+
+/// Grace period used when the caller sets none.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
+/// Longest grace period any surface accepts (10 minutes).
+pub const MAX_GRACE: Duration = Duration::from_secs(600);
+
+/// How long `stop` waits for the exit after `SIGKILL`. A process that
+/// outlives it (stuck in uninterruptible sleep) is reported not exited.
+pub const KILL_WAIT: Duration = Duration::from_secs(5);
+
+/// How one [`stop`] proceeds. Passed explicitly; there is no global state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StopOptions {
+    /// The first signal sent (default `SIGTERM`). Any signal from 1 to
+    /// `SIGRTMAX`.
+    pub signal: i32,
+    /// How long to wait for the exit after the first signal (default 10 s,
+    /// at most [`MAX_GRACE`]).
+    pub grace: Duration,
+    /// Send `SIGKILL` when the process is still alive after the grace
+    /// period (default `true`). With `false` it is left running, and so is
+    /// its marker.
+    pub kill: bool,
+    /// Require a verified identity (default `true`). `false` is the unsafe
+    /// opt-out for markers that record no identity (or come from another
+    /// pid namespace): the pid is then signalled on the marker's word. A
+    /// proof that the pid was reused is never overridden.
+    pub verify_identity: bool,
+}
+
+impl Default for StopOptions {
+    fn default() -> Self {
+        StopOptions {
+            signal: libc::SIGTERM,
+            grace: DEFAULT_GRACE,
+            kill: true,
+            verify_identity: true,
+        }
+    }
+}
+
+/// What one [`stop`] did. Serializes as the JSON every surface returns:
+/// `{"sandbox_id","pid","signals","exited","killed","collected","waited_ms"}`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StopOutcome {
+    pub sandbox_id: String,
+    pub pid: u32,
+    /// Names of the signals this call sent, in order (`["SIGTERM",
+    /// "SIGKILL"]`); empty when it sent none (the process was already gone,
+    /// or another stop of the same marker was under way).
+    pub signals: Vec<String>,
+    /// The process has exited (proved through the pidfd, or by the
+    /// liveness judgement for a process already gone).
+    pub exited: bool,
+    /// This call sent `SIGKILL`.
+    pub killed: bool,
+    /// This call removed the marker. `false` when the sidecar removed its
+    /// own marker on the way out, another caller collected it, or the
+    /// process is still running.
+    pub collected: bool,
+    /// Milliseconds spent waiting for the exit.
+    pub waited_ms: u64,
+}
+
+/// The name of a signal number: `SIGTERM`, `SIGRTMIN+3`, or the number for
+/// one this table does not know.
+pub fn signal_name(signal: i32) -> String {
+    if let Some((name, _)) = SIGNALS.iter().find(|&&(_, n)| n == signal) {
+        return (*name).to_owned();
+    }
+    let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+    if (min..=max).contains(&signal) {
+        return match signal - min {
+            0 => "SIGRTMIN".to_owned(),
+            n => format!("SIGRTMIN+{n}"),
+        };
+    }
+    signal.to_string()
+}
+
+/// Parses a signal given by name (`SIGTERM`, `TERM`, `sigterm`,
+/// `SIGRTMIN+2`) or number (`15`); the error names the bad value.
+pub fn parse_signal(text: &str) -> Result<i32> {
+    let bad = |reason: String| StackError::InvalidArgument {
+        what: "signal".into(),
+        reason,
+    };
+    let t = text.trim();
+    let sig = if let Ok(n) = t.parse::<i32>() {
+        n
+    } else {
+        let upper = t.to_ascii_uppercase();
+        let name = if upper.starts_with("SIG") {
+            upper
+        } else {
+            format!("SIG{upper}")
+        };
+        if let Some(&(_, n)) = SIGNALS.iter().find(|&&(s, _)| s == name) {
+            n
+        } else if let Some(rest) = name.strip_prefix("SIGRTMIN") {
+            let off = match rest.strip_prefix('+') {
+                Some(n) => n.parse::<i32>().ok(),
+                None if rest.is_empty() => Some(0),
+                None => None,
+            };
+            match off {
+                Some(off) => libc::SIGRTMIN() + off,
+                None => return Err(bad(format!("{t:?} is not a signal name"))),
+            }
+        } else {
+            return Err(bad(format!(
+                "{t:?} is not a signal name (e.g. SIGTERM, INT, 9)"
+            )));
+        }
+    };
+    check_signal(sig)?;
+    Ok(sig)
+}
+
+fn check_signal(sig: i32) -> Result<()> {
+    if (1..=libc::SIGRTMAX()).contains(&sig) {
+        Ok(())
+    } else {
+        Err(StackError::InvalidArgument {
+            what: "signal".into(),
+            reason: format!("{sig} is not a signal number in 1..={}", libc::SIGRTMAX()),
+        })
+    }
+}
+
+const SIGNALS: &[(&str, i32)] = &[
+    ("SIGHUP", libc::SIGHUP),
+    ("SIGINT", libc::SIGINT),
+    ("SIGQUIT", libc::SIGQUIT),
+    ("SIGILL", libc::SIGILL),
+    ("SIGTRAP", libc::SIGTRAP),
+    ("SIGABRT", libc::SIGABRT),
+    ("SIGBUS", libc::SIGBUS),
+    ("SIGFPE", libc::SIGFPE),
+    ("SIGKILL", libc::SIGKILL),
+    ("SIGUSR1", libc::SIGUSR1),
+    ("SIGSEGV", libc::SIGSEGV),
+    ("SIGUSR2", libc::SIGUSR2),
+    ("SIGPIPE", libc::SIGPIPE),
+    ("SIGALRM", libc::SIGALRM),
+    ("SIGTERM", libc::SIGTERM),
+    ("SIGSTKFLT", libc::SIGSTKFLT),
+    ("SIGCHLD", libc::SIGCHLD),
+    ("SIGCONT", libc::SIGCONT),
+    ("SIGSTOP", libc::SIGSTOP),
+    ("SIGTSTP", libc::SIGTSTP),
+    ("SIGTTIN", libc::SIGTTIN),
+    ("SIGTTOU", libc::SIGTTOU),
+    ("SIGURG", libc::SIGURG),
+    ("SIGXCPU", libc::SIGXCPU),
+    ("SIGXFSZ", libc::SIGXFSZ),
+    ("SIGVTALRM", libc::SIGVTALRM),
+    ("SIGPROF", libc::SIGPROF),
+    ("SIGWINCH", libc::SIGWINCH),
+    ("SIGIO", libc::SIGIO),
+    ("SIGPWR", libc::SIGPWR),
+    ("SIGSYS", libc::SIGSYS),
+];
+
+/// Stops the sidecar of `sandbox_id` under `runtime_dir`; see the module
+/// documentation for the sequence. `Ok(None)` when there is no such marker.
+/// A refusal is an error with its own code, and then nothing was signalled.
+/// A process still running after the grace period with `kill: false` (or
+/// [`KILL_WAIT`] after `SIGKILL`) gives an outcome with `exited: false`,
+/// its marker kept.
+pub fn stop(
+    runtime_dir: impl AsRef<Path>,
+    sandbox_id: &str,
+    opts: &StopOptions,
+) -> Result<Option<StopOutcome>> {
+    check_signal(opts.signal)?;
+    if opts.grace > MAX_GRACE {
+        return Err(StackError::InvalidArgument {
+            what: "grace".into(),
+            reason: format!(
+                "{} ms is longer than the maximum, {} ms",
+                opts.grace.as_millis(),
+                MAX_GRACE.as_millis()
+            ),
+        });
+    }
+    super::validate_sandbox_id(sandbox_id)?;
+    let run_path = super::run_dir(runtime_dir.as_ref())?;
+    let Some(run) = super::open_run(&run_path)? else {
+        return Ok(None);
+    };
+    let name = CString::new(sandbox_id).expect("validated id has no NUL");
+    let loc = Loc::Entry {
+        run: run.as_fd(),
+        name: &name,
+    };
+    let marker = match markers::read_marker(loc, run_path.join(sandbox_id)) {
+        Ok(m) => m,
+        Err(e) if e.is_not_found() && super::is_absent(run.as_fd(), &name) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let job = Job {
+        run: run.as_fd(),
+        name: &name,
+        marker: &marker,
+        opts,
+    };
+    job.run().map(Some)
+}
+
+/// One stop under way.
+struct Job<'a> {
+    run: BorrowedFd<'a>,
+    name: &'a CString,
+    marker: &'a Marker,
+    opts: &'a StopOptions,
+}
+
+/// What a liveness judgement allows.
+enum Go {
+    /// The process is provably gone: signal nothing, collect.
+    Gone,
+    /// Proceed (identity verified, or the caller opted out).
+    Signal,
+}
+
+impl Job<'_> {
+    fn pid(&self) -> u32 {
+        self.marker.meta.pid
+    }
+
+    fn outcome(&self) -> StopOutcome {
+        StopOutcome {
+            sandbox_id: self.marker.meta.sandbox_id.clone(),
+            pid: self.pid(),
+            signals: Vec::new(),
+            exited: false,
+            killed: false,
+            collected: false,
+            waited_ms: 0,
+        }
+    }
+
+    fn run(&self) -> Result<StopOutcome> {
+        // 1. The one liveness function, before anything else.
+        if let Go::Gone = self.judge(process::liveness(&self.marker.meta))? {
+            return self.gone();
+        }
+        // 2. Pids never signalled, whatever the marker says.
+        self.refuse_pid()?;
+        // 3. Pin the process, then prove again that it is the marker's.
+        let pidfd = match pidfd_open(self.pid()) {
+            Ok(fd) => fd,
+            // Exited since the judgement: nothing to signal.
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return self.gone(),
+            Err(e) => return Err(self.pidfd_error("pidfd_open", e)),
+        };
+        if let Go::Gone = self.judge(process::liveness(&self.marker.meta))? {
+            return self.gone();
+        }
+        // Still running after that read, the pinned process held the pid
+        // throughout it (a live process's pid cannot be reused), so the
+        // identity just proved is the pinned process's own.
+        if wait_exit(pidfd.as_fd(), Duration::ZERO).map_err(|e| self.poll_error(e))? {
+            return self.gone();
+        }
+        // One signaller per marker; the others wait for the same exit.
+        match self.lock()? {
+            Some(_lock) => self.signal_and_wait(pidfd.as_fd()),
+            None => self.follow(pidfd.as_fd()),
+        }
+    }
+
+    /// Maps a liveness verdict to what stop may do, or to its refusal.
+    fn judge(&self, liveness: Liveness) -> Result<Go> {
+        let unverifiable = |reason: &str| StackError::IdentityUnverifiable {
+            path: self.marker.path.clone(),
+            sandbox_id: self.marker.meta.sandbox_id.clone(),
+            pid: self.pid(),
+            reason: reason.to_owned(),
+        };
+        match liveness {
+            Liveness::Gone | Liveness::Zombie | Liveness::OtherBoot => Ok(Go::Gone),
+            Liveness::Reused => Err(StackError::PidReused {
+                path: self.marker.path.clone(),
+                sandbox_id: self.marker.meta.sandbox_id.clone(),
+                pid: self.pid(),
+            }),
+            Liveness::Alive(Identity::Verified) => Ok(Go::Signal),
+            _ if !self.opts.verify_identity => Ok(Go::Signal),
+            Liveness::Alive(Identity::NotRecorded) => Err(unverifiable(
+                "the marker records no boot_id and pid_start_ticks",
+            )),
+            Liveness::Alive(Identity::Unchecked(why)) | Liveness::Unverifiable(why) => {
+                Err(unverifiable(why))
+            }
+        }
+    }
+
+    fn refuse_pid(&self) -> Result<()> {
+        let pid = self.pid();
+        let reason = if pid == 1 {
+            Some("pid 1 is never signalled".to_owned())
+        } else if pid == std::process::id() {
+            Some("it is the caller's own pid".to_owned())
+        } else {
+            match pid_max() {
+                Some(max) if pid > max => Some(format!(
+                    "it is above the kernel's pid_max ({max}), so no process can have it"
+                )),
+                _ if pid > super::MAX_PID => Some("it is out of range".to_owned()),
+                _ => None,
+            }
+        };
+        match reason {
+            Some(reason) => Err(StackError::Refused {
+                path: self.marker.path.clone(),
+                sandbox_id: self.marker.meta.sandbox_id.clone(),
+                pid,
+                reason,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn pidfd_error(&self, action: &'static str, e: io::Error) -> StackError {
+        match e.raw_os_error() {
+            Some(libc::ENOSYS | libc::ENODEV | libc::EPERM) if action == "pidfd_open" => {
+                StackError::PidfdUnavailable {
+                    path: self.marker.path.clone(),
+                    sandbox_id: self.marker.meta.sandbox_id.clone(),
+                    pid: self.pid(),
+                    action,
+                    source: e,
+                }
+            }
+            Some(libc::ENOSYS) => StackError::PidfdUnavailable {
+                path: self.marker.path.clone(),
+                sandbox_id: self.marker.meta.sandbox_id.clone(),
+                pid: self.pid(),
+                action,
+                source: e,
+            },
+            _ => StackError::io(action, format!("/proc/{}", self.pid()), e),
+        }
+    }
+
+    /// Nothing signalled: the process is gone; collect its marker.
+    fn gone(&self) -> Result<StopOutcome> {
+        let mut out = self.outcome();
+        out.exited = true;
+        out.collected = self.collect()?;
+        Ok(out)
+    }
+
+    /// Takes the marker exactly as `gc_stale` does: only the marker that was
+    /// judged (same `metadata.toml`), reported by exactly one caller.
+    fn collect(&self) -> Result<bool> {
+        gc::take(self.run, self.name, Some(self.marker.meta_id))
+            .map_err(|e| StackError::io("remove stopped marker", &self.marker.path, e))
+    }
+
+    /// Locks the marker directory for this stop. `None` when another stop
+    /// holds it, or the marker judged is no longer there (it was collected,
+    /// or replaced by another): either way this call must not signal.
+    fn lock(&self) -> Result<Option<OwnedFd>> {
+        let dir = match sys::openat(self.run, self.name, sys::DIR_FLAGS, 0) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+            Err(e) => return Err(StackError::io("open", &self.marker.path, e)),
+        };
+        // SAFETY: a valid descriptor; flock has no memory arguments.
+        if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::EWOULDBLOCK) => Ok(None),
+                _ => Err(StackError::io("lock", &self.marker.path, e)),
+            };
+        }
+        match sys::lstatat(dir.as_fd(), markers::METADATA) {
+            Ok(st) if (st.st_dev, st.st_ino) == self.marker.meta_id => Ok(Some(dir)),
+            Ok(_) => Ok(None),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+            Err(e) => Err(StackError::io(
+                "stat",
+                self.marker.path.join("metadata.toml"),
+                e,
+            )),
+        }
+    }
+
+    /// The signaller: first signal, grace, `SIGKILL` if allowed, collect.
+    fn signal_and_wait(&self, pidfd: BorrowedFd<'_>) -> Result<StopOutcome> {
+        let mut out = self.outcome();
+        let start = Instant::now();
+        let mut exited = match self.send(pidfd, self.opts.signal, &mut out)? {
+            false => true,
+            true => wait_exit(pidfd, self.opts.grace).map_err(|e| self.poll_error(e))?,
+        };
+        if !exited && self.opts.kill && self.opts.signal != libc::SIGKILL {
+            match self.send(pidfd, libc::SIGKILL, &mut out)? {
+                false => exited = true,
+                true => exited = wait_exit(pidfd, KILL_WAIT).map_err(|e| self.poll_error(e))?,
+            }
+        } else if !exited && self.opts.signal == libc::SIGKILL {
+            exited = wait_exit(pidfd, KILL_WAIT).map_err(|e| self.poll_error(e))?;
+        }
+        out.waited_ms = millis(start.elapsed());
+        out.exited = exited;
+        if exited {
+            out.collected = self.collect()?;
+        }
+        Ok(out)
+    }
+
+    /// Another stop of this marker is under way: wait for the exit it
+    /// causes (as long as it may take), then try to collect too (exactly
+    /// one of us reports the removal).
+    fn follow(&self, pidfd: BorrowedFd<'_>) -> Result<StopOutcome> {
+        let mut out = self.outcome();
+        let start = Instant::now();
+        let mut bound = self.opts.grace;
+        if self.opts.kill {
+            bound += KILL_WAIT;
+        }
+        out.exited = wait_exit(pidfd, bound).map_err(|e| self.poll_error(e))?;
+        out.waited_ms = millis(start.elapsed());
+        if out.exited {
+            out.collected = self.collect()?;
+        }
+        Ok(out)
+    }
+
+    /// Sends `signal` through the pidfd; `Ok(false)` when the process had
+    /// already exited (nothing sent).
+    fn send(&self, pidfd: BorrowedFd<'_>, signal: i32, out: &mut StopOutcome) -> Result<bool> {
+        match pidfd_send_signal(pidfd, signal) {
+            Ok(()) => {
+                out.signals.push(signal_name(signal));
+                out.killed |= signal == libc::SIGKILL;
+                Ok(true)
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(false),
+            Err(e) => Err(self.pidfd_error("pidfd_send_signal", e)),
+        }
+    }
+
+    fn poll_error(&self, e: io::Error) -> StackError {
+        StackError::io("wait for the exit of", format!("/proc/{}", self.pid()), e)
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `/proc/sys/kernel/pid_max`, when readable.
+fn pid_max() -> Option<u32> {
+    std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// `pidfd_open(pid, 0)`: a close-on-exec descriptor naming the process.
+fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    let pid = libc::pid_t::try_from(pid)
+        .ok()
+        .filter(|&p| p > 0)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0 as libc::c_uint) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: the kernel returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `pidfd_send_signal(pidfd, signal, NULL, 0)`.
+fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
+    // SAFETY: a valid pidfd; a NULL siginfo means "as kill(2) would".
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0 as libc::c_uint,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Polls the pidfd until the process exits (`true`) or `timeout` passes
+/// (`false`, after at least `timeout`). A pidfd becomes readable when the
+/// whole process has exited, zombie or reaped.
+fn wait_exit(pidfd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        // Round up so the wait is never shorter than asked.
+        let ms = left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
+        let mut pfd = libc::pollfd {
+            fd: pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e);
+        }
+        if n > 0 {
+            if pfd.revents & libc::POLLNVAL != 0 {
+                return Err(io::Error::from_raw_os_error(libc::EBADF));
+            }
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_names_round_trip() {
+        for (name, n) in SIGNALS {
+            assert_eq!(signal_name(*n), *name);
+            assert_eq!(parse_signal(name).unwrap(), *n);
+            assert_eq!(parse_signal(&name[3..].to_lowercase()).unwrap(), *n);
+        }
+        assert_eq!(parse_signal("15").unwrap(), libc::SIGTERM);
+        let rt = libc::SIGRTMIN() + 2;
+        assert_eq!(signal_name(rt), "SIGRTMIN+2");
+        assert_eq!(parse_signal("SIGRTMIN+2").unwrap(), rt);
+        for bad in ["0", "-1", "SIGNOPE", "", "999"] {
+            let e = parse_signal(bad).unwrap_err();
+            assert_eq!(
+                e.code(),
+                super::super::ErrorCode::InvalidArgument,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn pidfd_of_a_dead_pid_is_esrch() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let e = pidfd_open(pid).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ESRCH));
+    }
+}

@@ -1,0 +1,468 @@
+//! Issue 14: stopping a sidecar through a pidfd, with real processes — a
+//! serving example sidecar, a process that ignores SIGTERM, a reused pid, a
+//! marker without identity, dead and zombie pids, a sidecar in another pid
+//! namespace, pids that are never signalled, and two concurrent stops.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use common::*;
+use firma_stack::sidecar_markers::{
+    ErrorCode, MetadataFile, StopOptions, StopOutcome, create_marker, stop,
+};
+
+fn opts(grace_ms: u64) -> StopOptions {
+    StopOptions {
+        grace: Duration::from_millis(grace_ms),
+        ..StopOptions::default()
+    }
+}
+
+/// A marker for the live process `pid`, written by the core's writer (which
+/// records its identity), optionally with wrong start ticks.
+fn marker_for(rt: &Path, id: &str, pid: u32, ticks: Option<u64>) {
+    let meta = MetadataFile {
+        sandbox_id: id.into(),
+        agent_id: "agent".into(),
+        session_id: "session".into(),
+        authority_url: "https://authority.invalid".into(),
+        policy_bundle_version: "v1".into(),
+        pid,
+        started_at: "2026-12-01T00:00:00Z".into(),
+        listen: None,
+        boot_id: None,
+        pid_start_ticks: ticks,
+        pid_ns_inode: None,
+        boottime_offset_ns: None,
+    };
+    create_marker(rt, &meta).unwrap();
+}
+
+fn start_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = stat.rsplit_once(')').unwrap().1;
+    rest.split_whitespace().nth(19).unwrap().parse().unwrap()
+}
+
+fn proc_state(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .next()?
+            .to_owned(),
+    )
+}
+
+/// A live process (`sleep`) that SIGTERM kills.
+fn sleeper() -> Child {
+    Command::new("sleep").arg("60").spawn().unwrap()
+}
+
+/// A live process that ignores SIGTERM (`trap "" TERM`, kept across exec),
+/// returned once the kernel shows the signal ignored. (The caller waits for
+/// it; a panic here leaves it to PID 1.)
+#[allow(clippy::zombie_processes)]
+fn term_ignorer() -> Child {
+    let child = Command::new("bash")
+        .args(["-c", "trap '' TERM; exec sleep 60"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+        let ign = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigIgn:"))
+            .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+            .unwrap();
+        if ign & (1 << (libc::SIGTERM - 1)) != 0 && status.contains("Name:\tsleep") {
+            return child;
+        }
+        if Instant::now() >= deadline {
+            let mut child = child;
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("bash never ignored SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks existence.
+    let exists = unsafe { libc::kill(pid as i32, 0) } == 0;
+    exists && proc_state(pid).as_deref() != Some("Z")
+}
+
+fn gone_by(child: &mut Child) -> i32 {
+    child.wait().unwrap().signal().unwrap_or(0)
+}
+
+#[test]
+fn serving_sidecar_stops_on_sigterm_and_its_marker_is_gone() {
+    let rt = runtime();
+    let sc = Sidecar::start(rt.path(), "serve-1", &[]);
+    let pid = sc.pid;
+    let out = stop(rt.path(), "serve-1", &opts(5_000)).unwrap().unwrap();
+    assert_eq!(out.sandbox_id, "serve-1");
+    assert_eq!(out.pid, pid);
+    assert_eq!(out.signals, ["SIGTERM"]);
+    assert!(out.exited && !out.killed);
+    // The example sidecar removes its own marker on SIGTERM, so the marker
+    // is gone and this call had nothing left to collect.
+    assert!(!out.collected);
+    assert!(!sc.marker.exists());
+    assert_eq!(run_names(rt.path()), Vec::<String>::new());
+    let json = serde_json::to_string(&out).unwrap();
+    assert!(
+        json.starts_with(&format!(
+            "{{\"sandbox_id\":\"serve-1\",\"pid\":{pid},\"signals\":[\"SIGTERM\"],\"exited\":true,\"killed\":false,\"collected\":false,\"waited_ms\":"
+        )),
+        "{json}"
+    );
+}
+
+#[test]
+fn a_process_that_ignores_sigterm_is_killed_after_the_grace_period() {
+    let rt = runtime();
+    let mut child = term_ignorer();
+    marker_for(rt.path(), "stubborn", child.id(), None);
+    let out = stop(rt.path(), "stubborn", &opts(400)).unwrap().unwrap();
+    assert_eq!(out.signals, ["SIGTERM", "SIGKILL"]);
+    assert!(out.exited && out.killed && out.collected, "{out:?}");
+    assert!(out.waited_ms >= 400, "grace not honoured: {out:?}");
+    assert_eq!(gone_by(&mut child), libc::SIGKILL);
+    assert_eq!(run_names(rt.path()), Vec::<String>::new());
+}
+
+#[test]
+fn no_kill_leaves_it_running_with_exit_3_and_the_marker_kept() {
+    let rt = runtime();
+    let mut child = term_ignorer();
+    let pid = child.id();
+    marker_for(rt.path(), "stays", pid, None);
+    let dir = rt.path().to_str().unwrap();
+    let (code, stdout, _) = firma(&[
+        "--runtime-dir",
+        dir,
+        "sidecar",
+        "stop",
+        "stays",
+        "--grace-ms",
+        "200",
+        "--no-kill",
+        "--json",
+    ]);
+    assert_eq!(code, 3, "{stdout}");
+    let outs: Vec<StopOutcome> = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(outs[0].signals, ["SIGTERM"]);
+    assert!(!outs[0].exited && !outs[0].killed && !outs[0].collected);
+    assert!(outs[0].waited_ms >= 200);
+    assert!(alive(pid));
+    assert_eq!(run_names(rt.path()), ["stays"]);
+    // Without --no-kill the same command finishes the job.
+    let (code, _, stderr) = firma(&[
+        "--runtime-dir",
+        dir,
+        "sidecar",
+        "stop",
+        "stays",
+        "--grace-ms",
+        "100",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(gone_by(&mut child), libc::SIGKILL);
+    assert_eq!(run_names(rt.path()), Vec::<String>::new());
+}
+
+#[test]
+fn a_reused_pid_is_refused_and_that_process_is_untouched() {
+    let rt = runtime();
+    let mut child = sleeper();
+    let pid = child.id();
+    marker_for(rt.path(), "reused", pid, Some(start_ticks(pid) + 9));
+    let err = stop(rt.path(), "reused", &opts(100)).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PidReused);
+    assert_eq!(err.code().as_str(), "pid_reused");
+    assert!(err.to_string().contains("another process"), "{err}");
+    // Even the unsafe opt-out does not override a proof of reuse.
+    let unsafe_opts = StopOptions {
+        verify_identity: false,
+        ..opts(100)
+    };
+    assert_eq!(
+        stop(rt.path(), "reused", &unsafe_opts).unwrap_err().code(),
+        ErrorCode::PidReused
+    );
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(alive(pid), "the other process was signalled");
+    assert_eq!(run_names(rt.path()), ["reused"]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_marker_without_identity_is_refused_unless_the_caller_opts_out() {
+    let rt = runtime();
+    let mut child = sleeper();
+    let pid = child.id();
+    write_marker(rt.path(), "bare", &metadata("bare", pid.into(), ""));
+    let err = stop(rt.path(), "bare", &opts(100)).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::IdentityUnverifiable);
+    assert!(err.to_string().contains("boot_id"), "{err}");
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(alive(pid));
+    let dir = rt.path().to_str().unwrap();
+    let (code, stdout, stderr) =
+        firma(&["--runtime-dir", dir, "sidecar", "stop", "bare", "--json"]);
+    assert_eq!(code, 2);
+    assert!(
+        stdout
+            .starts_with("[{\"sandbox_id\":\"bare\",\"error\":{\"code\":\"identity_unverifiable\""),
+        "{stdout}"
+    );
+    assert!(stderr.contains("cannot be verified"), "{stderr}");
+    assert!(alive(pid));
+    // The documented-unsafe opt-out.
+    let unsafe_opts = StopOptions {
+        verify_identity: false,
+        ..opts(5_000)
+    };
+    let out = stop(rt.path(), "bare", &unsafe_opts).unwrap().unwrap();
+    assert_eq!(out.signals, ["SIGTERM"]);
+    assert!(out.exited && out.collected && !out.killed);
+    assert_eq!(gone_by(&mut child), libc::SIGTERM);
+}
+
+#[test]
+fn a_dead_pid_is_not_signalled_and_its_marker_is_collected() {
+    let rt = runtime();
+    write_stale(rt.path(), "dead", dead_pid());
+    let out = stop(rt.path(), "dead", &opts(100)).unwrap().unwrap();
+    assert!(out.signals.is_empty() && out.exited && out.collected && !out.killed);
+    assert_eq!(out.waited_ms, 0);
+    assert_eq!(run_names(rt.path()), Vec::<String>::new());
+    // Now there is no such marker.
+    assert_eq!(stop(rt.path(), "dead", &opts(100)).unwrap(), None);
+    let (code, stdout, _) = firma(&[
+        "--runtime-dir",
+        rt.path().to_str().unwrap(),
+        "sidecar",
+        "stop",
+        "dead",
+        "--json",
+    ]);
+    assert_eq!((code, stdout.as_str()), (1, "[null]\n"));
+}
+
+#[test]
+fn a_zombie_is_not_signalled_not_reaped_and_its_marker_is_collected() {
+    let rt = runtime();
+    let mut child = sleeper();
+    let pid = child.id();
+    marker_for(rt.path(), "zombie", pid, None);
+    child.kill().unwrap();
+    wait_for_zombie(pid);
+    let out = stop(rt.path(), "zombie", &opts(100)).unwrap().unwrap();
+    assert!(
+        out.signals.is_empty() && out.exited && out.collected,
+        "{out:?}"
+    );
+    assert_eq!(run_names(rt.path()), Vec::<String>::new());
+    // Still our zombie: the library never waits for anyone's child.
+    assert_eq!(proc_state(pid).as_deref(), Some("Z"));
+    child.wait().unwrap();
+}
+
+/// The example sidecar started as pid 1 of a new pid namespace; it writes
+/// its own marker, which records that namespace. SIGKILLed with unshare.
+struct NsSidecar {
+    unshare: Child,
+    marker: std::path::PathBuf,
+}
+
+impl NsSidecar {
+    fn start(rt: &Path, id: &str) -> NsSidecar {
+        let mut unshare = Command::new("unshare")
+            .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+            .arg(SIDECAR)
+            .arg("--runtime-dir")
+            .arg(rt)
+            .args(["--id", id])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("unshare (util-linux) must be installed to test pid namespaces");
+        let mut line = String::new();
+        BufReader::new(unshare.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        if !line.starts_with("ready ") {
+            let out = unshare.wait_with_output().unwrap();
+            panic!(
+                "THE KERNEL REFUSED A NEW PID NAMESPACE (unshare --pid --fork --mount-proc): \
+                 this test cannot run here and fails on purpose. unshare said: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        NsSidecar {
+            unshare,
+            marker: line["ready ".len()..].trim_end().into(),
+        }
+    }
+}
+
+impl Drop for NsSidecar {
+    fn drop(&mut self) {
+        let _ = self.unshare.kill();
+        let _ = self.unshare.wait();
+    }
+}
+
+#[test]
+fn a_sidecar_in_another_pid_namespace_is_refused() {
+    let rt = runtime();
+    let ns = NsSidecar::start(rt.path(), "ns-1");
+    let meta = std::fs::read_to_string(ns.marker.join("metadata.toml")).unwrap();
+    let mine = std::fs::metadata("/proc/self/ns/pid").unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert!(meta.contains("pid = 1\n"), "{meta}");
+    assert!(
+        !meta.contains(&format!("pid_ns_inode = {}\n", mine.ino())),
+        "{meta}"
+    );
+    let err = stop(rt.path(), "ns-1", &opts(100)).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::IdentityUnverifiable, "{err}");
+    assert!(err.to_string().contains("another pid namespace"), "{err}");
+    // With the opt-out, its pid (1 in its namespace) is still never signalled.
+    let unsafe_opts = StopOptions {
+        verify_identity: false,
+        ..opts(100)
+    };
+    assert_eq!(
+        stop(rt.path(), "ns-1", &unsafe_opts).unwrap_err().code(),
+        ErrorCode::Refused
+    );
+    assert!(ns.marker.exists());
+    assert!(alive(ns.unshare.id()));
+}
+
+#[test]
+fn pid_1_and_the_callers_own_pid_are_refused() {
+    let rt = runtime();
+    marker_for(rt.path(), "init", 1, None);
+    marker_for(rt.path(), "me", std::process::id(), None);
+    for id in ["init", "me"] {
+        let err = stop(rt.path(), id, &opts(100)).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Refused, "{id}: {err}");
+        assert_eq!(err.code().as_str(), "refused");
+    }
+    // Still here, and so are the markers.
+    assert_eq!(run_names(rt.path()), ["init", "me"]);
+}
+
+#[test]
+fn two_concurrent_stops_signal_once_and_report_the_collection_once() {
+    for round in 0..5 {
+        let rt = runtime();
+        let mut child = sleeper();
+        marker_for(rt.path(), "twice", child.id(), None);
+        let barrier = Arc::new(Barrier::new(2));
+        let outs: Vec<Option<StopOutcome>> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..2)
+                .map(|_| {
+                    let (b, p) = (barrier.clone(), rt.path());
+                    s.spawn(move || {
+                        b.wait();
+                        stop(p, "twice", &opts(5_000)).unwrap()
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let sent: usize = outs.iter().flatten().map(|o| o.signals.len()).sum();
+        let collected = outs.iter().flatten().filter(|o| o.collected).count();
+        assert_eq!(sent, 1, "round {round}: {outs:?}");
+        assert_eq!(collected, 1, "round {round}: {outs:?}");
+        assert!(
+            outs.iter().flatten().all(|o| o.exited),
+            "round {round}: {outs:?}"
+        );
+        assert_eq!(gone_by(&mut child), libc::SIGTERM);
+        assert_eq!(run_names(rt.path()), Vec::<String>::new());
+    }
+}
+
+#[test]
+fn bad_options_and_ids_are_clear_errors() {
+    let rt = runtime();
+    let bad_signal = StopOptions {
+        signal: 0,
+        ..StopOptions::default()
+    };
+    let e = stop(rt.path(), "x", &bad_signal).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+    assert!(e.to_string().contains("signal"), "{e}");
+    let e = stop(rt.path(), "../x", &StopOptions::default()).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+    let dir = rt.path().to_str().unwrap();
+    let (code, _, stderr) = firma(&[
+        "--runtime-dir",
+        dir,
+        "sidecar",
+        "stop",
+        "x",
+        "--signal",
+        "NOPE",
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("NOPE"), "{stderr}");
+}
+
+#[test]
+fn two_concurrent_cli_stops_signal_once_and_neither_fails() {
+    let rt = runtime();
+    let mut child = sleeper();
+    marker_for(rt.path(), "cli-twice", child.id(), None);
+    let dir = rt.path().to_str().unwrap();
+    let spawn = || {
+        Command::new(FIRMA)
+            .args([
+                "--runtime-dir",
+                dir,
+                "sidecar",
+                "stop",
+                "cli-twice",
+                "--json",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let mut sent = 0;
+    let mut collected = 0;
+    for p in [a, b] {
+        let out = p.wait_with_output().unwrap();
+        let code = out.status.code().unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        // 0: it stopped (or saw stopped) the sidecar; 1: the other one had
+        // already collected the marker. Never an error.
+        assert!(code == 0 || code == 1, "exit {code}: {text}");
+        let outs: Vec<Option<StopOutcome>> = serde_json::from_str(&text).unwrap();
+        for o in outs.into_iter().flatten() {
+            sent += o.signals.len();
+            collected += usize::from(o.collected);
+        }
+    }
+    assert_eq!((sent, collected), (1, 1));
+    assert_eq!(gone_by(&mut child), libc::SIGTERM);
+}
