@@ -376,8 +376,16 @@ impl Prober {
                         self.start_path(key, marker_path.join(DEFAULT_SOCKET))
                     }
                     Some(Err(e)) => Some(classify(e.raw_os_error().unwrap_or(libc::EIO))),
-                    // No openat2: the old kernel's way, by path.
-                    None => self.start_path(key, marker_path.join(DEFAULT_SOCKET)),
+                    // No openat2 (kernels before 5.6, valgrind): a socket
+                    // that lstat shows in the marker is connected to by
+                    // path at once; a symlink goes to a guarded thread.
+                    None => match sys::lstatat(loc.base(), &rel) {
+                        Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK => {
+                            self.start_path(key, marker_path.join(DEFAULT_SOCKET))
+                        }
+                        Ok(_) => Some(connect_path_blocking(&marker_path.join(DEFAULT_SOCKET))),
+                        Err(e) => Some(classify(e.raw_os_error().unwrap_or(libc::EIO))),
+                    },
                 }
             }
             Endpoint::Unix(path) => self.start_path(key, path.clone()),
