@@ -74,8 +74,9 @@ impl Drop for Sidecar {
     }
 }
 
-/// Blocks until `/proc/<pid>/stat` shows state Z (the kernel finishes the
-/// exit asynchronously after SIGKILL).
+/// Blocks until `/proc/<pid>/stat` shows state Z and no thread of the
+/// process is left (the kernel finishes the exit asynchronously after
+/// SIGKILL, thread by thread).
 pub fn wait_for_zombie(pid: u32) {
     loop {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -87,7 +88,12 @@ pub fn wait_for_zombie(pid: u32) {
             .next()
             .unwrap()
             .to_owned();
-        if state == "Z" {
+        // A whole-process zombie: the leader is Z and its other threads have
+        // exited too (a Z leader with live threads is alive, by design).
+        let threads_gone = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .map(|s| s.contains("\nThreads:\t1\n"))
+            .unwrap_or(false);
+        if state == "Z" && threads_gone {
             return;
         }
         std::thread::yield_now();
