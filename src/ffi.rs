@@ -699,7 +699,7 @@ mod tests {
         assert_eq!(st, FirmaStatus::FIRMA_OK as i32);
         assert_eq!(
             take(out),
-            r#"["invalid_argument","io","marker_parse","identity_mismatch","internal"]"#
+            r#"["invalid_argument","io","marker_parse","identity_mismatch","internal","identity_unverifiable","pid_reused","refused","pidfd_unavailable"]"#
         );
         for (i, code) in ErrorCode::ALL.into_iter().enumerate() {
             assert_eq!(FirmaStatus::of(code) as usize, i + 1, "{code}");
