@@ -29,17 +29,17 @@ import (
 )
 
 // inspectFleet is a runtime dir with one marker of each verdict, plus a
-// reserved dot-name that is never reported.
+// reserved dot-name that is never reported, laid down by the testkit
+// (fixtures/inspect-fleet.json).
 func inspectFleet(t *testing.T) (dir string, dead int) {
 	t.Helper()
-	dir = fixture.RuntimeDir(t)
-	fixture.Start(t, dir, "web-4")
-	dead = fixture.DeadPID(t)
-	fixture.WriteMarker(t, dir, "dead-1", fixture.Metadata("dead-1", dead, "127.0.0.1:9"))
-	fixture.WriteMarker(t, dir, "garbage-2", "this is [not toml\n")
-	fixture.WriteMarker(t, dir, "renamed-3", fixture.Metadata("someone-else", dead, ""))
-	fixture.WriteMarker(t, dir, ".reserved", fixture.Metadata(".reserved", dead, ""))
-	return dir, dead
+	kit := fixture.Up(t, "fixtures/inspect-fleet.json")
+	dir = kit.Place(t, "runtime")
+	pid, ok := kit.Plan.Placeholders["pid:gone"].(float64)
+	if !ok {
+		t.Fatalf("the fixture has no pid:gone placeholder: %v", kit.Plan.Placeholders)
+	}
+	return dir, int(pid)
 }
 
 func TestInspectConvertsEveryField(t *testing.T) {

@@ -16,14 +16,6 @@ import (
 	"unsafe"
 )
 
-func init() {
-	// The statuses of the stop refusals (see statusCodes).
-	statusCodes[C.FIRMA_IDENTITY_UNVERIFIABLE] = CodeIdentityUnverifiable
-	statusCodes[C.FIRMA_PID_REUSED] = CodePidReused
-	statusCodes[C.FIRMA_REFUSED] = CodeRefused
-	statusCodes[C.FIRMA_PIDFD_UNAVAILABLE] = CodePidfdUnavailable
-}
-
 // DefaultStopGrace is the grace period of [Stop] when StopOptions.Grace is 0.
 const DefaultStopGrace = 10 * time.Second
 
