@@ -55,11 +55,7 @@ impl PartialEq<&str> for ErrorCode {
     }
 }
 
-impl std::fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+super::markers::display_as_str!(ErrorCode);
 
 /// An error as every surface reports it: the C ABI's error object, the
 /// `error` of an `inspect` report, the Python exception's attributes.
