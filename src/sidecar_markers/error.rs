@@ -61,7 +61,7 @@ super::markers::display_as_str!(ErrorCode);
 /// `error` of an `inspect` report, the Python exception's attributes.
 /// `message` is always one line; `path` is lossless where the path is
 /// UTF-8 (non-UTF-8 bytes are written as `\xNN`).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ErrorInfo {
     pub code: ErrorCode,
     pub message: String,

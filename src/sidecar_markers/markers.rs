@@ -105,7 +105,7 @@ display_as_str!(State);
 
 /// One sidecar as reported by `list`, `get` and `probe_entry`. Field order
 /// is the JSON order of DESIGN §3.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SidecarEntry {
     pub sandbox_id: String,
     pub agent_id: String,

@@ -127,7 +127,7 @@ display_as_str!(Verdict, Reason);
 
 /// One entry of `run/` as `inspect` reports it. Serializes as
 /// `{"name", "verdict", "state", "reason", "detail", "entry", "error"}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MarkerReport {
     /// The entry's name in `run/` (bytes that are not UTF-8 as `\xNN`).
     pub name: String,
