@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import os
 import selectors
 import signal
@@ -250,6 +251,7 @@ def _stopped_on_exit(
     it starts and stops it when the block ends."""
 
     @contextlib.contextmanager
+    @functools.wraps(start)  # help() and inspect.signature() show start's arguments
     def started(*args: P.args, **kwargs: P.kwargs) -> Iterator[SidecarProcess]:
         sidecar = start(*args, **kwargs)
         try:

@@ -100,7 +100,7 @@ fn stat_fields(pid: u32) -> Vec<String> {
 
 /// The state letter of `pid` (`R`, `S`, `Z`, ...).
 pub fn proc_state(pid: u32) -> String {
-    stat_fields(pid).swap_remove(0)
+    stat_fields(pid).into_iter().next().unwrap()
 }
 
 /// The start time of `pid` in clock ticks since boot.
