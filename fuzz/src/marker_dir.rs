@@ -626,7 +626,8 @@ fn uuid_hex(s: &str) -> Option<String> {
     } else {
         s.to_owned()
     };
-    (hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| hex.to_ascii_lowercase())
+    (hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| hex.to_ascii_lowercase())
 }
 
 /// The library's own debris: the tomb of a collector (`.gc-<pid>-*`) or
