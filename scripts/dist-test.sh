@@ -17,12 +17,8 @@ cd "$(dirname "$0")/.."
 
 scratch=$(mktemp -d /tmp/firma-dist-test.XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "pass - $*"; }
-fail() { failed=$((failed + 1)); echo "FAIL - $*"; }
-section() { printf '\n== %s\n' "$*"; }
-MiB=$((1024 * 1024))
+# shellcheck source=scripts/checks.sh
+. scripts/checks.sh
 
 # Files and links under DIR, relative, sorted.
 tree() { (cd "$1" && find . -mindepth 1 \( -type f -o -type l \) -printf '%P\n' | LC_ALL=C sort); }
@@ -228,7 +224,4 @@ else
     pass "make -n build runs no venv/pip/maturin step"
 fi
 
-printf '\n'
-echo "test-dist: $(if ((failed == 0)); then echo all clean; else echo FAILURES; fi)"
-echo "$passed passed, $failed failed"
-((failed == 0))
+finish test-dist

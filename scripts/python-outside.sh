@@ -19,12 +19,8 @@ version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
 
 tmp=$(mktemp -d /tmp/firma-py-outside.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "pass - $*"; }
-fail() { failed=$((failed + 1)); echo "FAIL - $*"; }
-section() { printf '\n== %s\n' "$*"; }
-MiB=$((1024 * 1024))
+# shellcheck source=scripts/checks.sh
+. scripts/checks.sh
 dwarf() { objdump -h "$1" 2>/dev/null | grep -Ec ' \.debug_(info|line|abbrev|str|ranges|rnglists|loc|loclists|aranges|frame) ' || true; }
 
 # ---- 1. pip install ./python ------------------------------------------------
@@ -147,7 +143,4 @@ else
     fail "maturin sdist failed"
 fi
 
-printf '\n'
-echo "test-python-outside: $(if ((failed == 0)); then echo all clean; else echo FAILURES; fi)"
-echo "$passed passed, $failed failed"
-((failed == 0))
+finish test-python-outside

@@ -26,30 +26,6 @@ fn run(rt: &Path, args: &[&str]) -> (i32, String, String) {
     firma(&all)
 }
 
-fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .unwrap()
-        .trim()
-        .to_owned()
-}
-
-/// This process's start time in clock ticks (field 22 of /proc/self/stat).
-fn own_start_ticks() -> u64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let after = stat.rsplit_once(')').unwrap().1;
-    after.split_whitespace().nth(19).unwrap().parse().unwrap()
-}
-
-/// The inode of this process's pid namespace.
-fn own_pid_ns() -> u64 {
-    let link = std::fs::read_link("/proc/self/ns/pid").unwrap();
-    let s = link.to_str().unwrap();
-    s.trim_start_matches("pid:[")
-        .trim_end_matches(']')
-        .parse()
-        .unwrap()
-}
-
 /// A marker for this (live) test process, plus `extra` TOML lines.
 fn own_marker(rt: &Path, id: &str, extra: &str) -> std::path::PathBuf {
     write_marker(rt, id, &metadata(id, std::process::id().into(), extra))
@@ -76,11 +52,7 @@ fn zoo(rt: &Path) -> Zoo {
         Sidecar::start(rt, "serving", &[]),
         Sidecar::start(rt, "wedged", &["--mode", "wedged"]),
         Sidecar::start(rt, "nosock", &["--mode", "no-socket"]),
-        Sidecar::start(
-            rt,
-            "tcp-slow",
-            &["--mode", "wedged", "--tcp", "127.0.0.1:0"],
-        ),
+        Sidecar::syn_dropping(rt, "tcp-slow"),
     ];
     let zombie = Sidecar::start(rt, "zombie", &[]).kill_leave_zombie();
 
@@ -98,7 +70,7 @@ fn zoo(rt: &Path) -> Zoo {
         &format!(
             "boot_id = \"{}\"\npid_start_ticks = {}\npid_ns_inode = {ns}\n",
             boot_id(),
-            own_start_ticks() + 1000
+            start_ticks(std::process::id()) + 1000
         ),
     );
     // The same boot id with its first hex digit changed: another boot.
@@ -605,10 +577,7 @@ fn timeout_is_offered_only_where_something_is_probed() {
 
 #[test]
 fn a_stale_marker_that_cannot_be_removed_is_one_stderr_line_and_the_rest_goes_on() {
-    if !is_root() {
-        eprintln!("skipped: needs root for a read-only bind mount");
-        return;
-    }
+    need_root("a read-only bind mount");
     let rt = runtime();
     let view = runtime();
     let _live = Sidecar::start(rt.path(), "live", &[]);

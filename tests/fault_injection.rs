@@ -350,17 +350,7 @@ fn lowered_fd_limit_gives_a_clear_io_error_or_the_right_answer() {
                         .unwrap_or_else(|e| panic!("limit {limit}: {e}: {out:?}"));
                     match argv[3] {
                         "status" => {
-                            let got: Vec<(String, String)> = v
-                                .as_array()
-                                .unwrap()
-                                .iter()
-                                .map(|e| {
-                                    (
-                                        e["sandbox_id"].as_str().unwrap().to_owned(),
-                                        e["state"].as_str().unwrap().to_owned(),
-                                    )
-                                })
-                                .collect();
+                            let got = id_states(&v);
                             for (id, state) in &got {
                                 let truth = truth_states
                                     .iter()
@@ -449,11 +439,7 @@ fn syn_sent_to(port: u16) -> bool {
 #[test]
 fn sidecar_dying_mid_probe_neither_hangs_nor_confuses_the_listing() {
     let rt = runtime();
-    let wedged = Sidecar::start(
-        rt.path(),
-        "dying",
-        &["--tcp", "127.0.0.1:0", "--mode", "wedged"],
-    );
+    let wedged = Sidecar::syn_dropping(rt.path(), "dying");
     let _ok = Sidecar::start(rt.path(), "steady", &[]);
     let meta: MetadataFile =
         toml::from_str(&std::fs::read_to_string(wedged.marker.join("metadata.toml")).unwrap())

@@ -14,19 +14,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{FIRMA, Sidecar, dead_pid, metadata, runtime, write_marker, write_stale};
+use common::{
+    FIRMA, Sidecar, dead_pid, json_output, metadata, need_root, runtime, write_marker, write_stale,
+};
 use firma_stack::sidecar_markers::{
     ProbeOptions, ScanOptions, State, gc_stale, get, get_with, inspect, list, list_with, scan,
 };
-
-fn need_root() {
-    // SAFETY: geteuid cannot fail.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "these tests mount filesystems: run them as root (make test does, in CI)"
-    );
-}
 
 fn run(cmd: &str, args: &[&str]) {
     let out = Command::new(cmd).args(args).output().unwrap();
@@ -37,19 +30,21 @@ fn run(cmd: &str, args: &[&str]) {
     );
 }
 
+const NEED_ROOT: &str = "these tests mount filesystems";
+
 /// Mounts made by a test, lazily unmounted (deepest first) on drop.
 #[derive(Default)]
 struct Mounts(Vec<PathBuf>);
 
 impl Mounts {
     fn bind(&mut self, from: &Path, to: &Path) {
-        need_root();
+        need_root(NEED_ROOT);
         run("mount", &["--bind", s(from), s(to)]);
         self.0.push(to.to_path_buf());
     }
 
     fn tmpfs(&mut self, to: &Path) {
-        need_root();
+        need_root(NEED_ROOT);
         run(
             "mount",
             &["-t", "tmpfs", "-o", "size=1m", "firma-test", s(to)],
@@ -102,7 +97,7 @@ struct HungFuse {
 
 impl HungFuse {
     fn mount(at: &Path) -> HungFuse {
-        need_root();
+        need_root(NEED_ROOT);
         std::fs::create_dir_all(at).unwrap();
         let dev = CString::new("/dev/fuse").unwrap();
         // SAFETY: plain open(2).
@@ -227,7 +222,7 @@ fn walk_find(dir: &Path, name: &str) -> Option<PathBuf> {
 /// other stale marker is still collected and reported.
 #[test]
 fn stale_markers_that_cannot_be_renamed_fail_nothing() {
-    need_root();
+    need_root(NEED_ROOT);
     let rt = runtime();
     let live = Sidecar::start(rt.path(), "alive", &[]);
     let dead = dead_pid();
@@ -296,7 +291,7 @@ fn a_read_only_runtime_dir_lists_normally_and_collects_nothing() {
 
 #[test]
 fn sticky_run_and_a_foreign_marker_fail_nothing_for_a_non_root_reader() {
-    need_root();
+    need_root(NEED_ROOT);
     let rt = runtime();
     let dead = dead_pid();
     write_stale(rt.path(), "foreign", dead);
@@ -311,24 +306,19 @@ fn sticky_run_and_a_foreign_marker_fail_nothing_for_a_non_root_reader() {
         std::os::unix::fs::PermissionsExt::from_mode(0o1777),
     )
     .unwrap();
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid",
-            "65534",
-            "--regid",
-            "65534",
-            "--clear-groups",
-            FIRMA,
-        ])
-        .args(["--runtime-dir", s(rt.path()), "sidecar", "status", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "status failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let v = json_output(
+        Command::new("setpriv")
+            .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+            .args([
+                FIRMA,
+                "--runtime-dir",
+                s(rt.path()),
+                "sidecar",
+                "status",
+                "--json",
+            ]),
+        "status as another user failed",
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v[0]["sandbox_id"], "mine");
     assert!(run_dir.join("foreign/metadata.toml").exists());
@@ -358,11 +348,7 @@ fn an_odd_endpoint_is_that_markers_state_only() {
 fn slow_endpoints_beyond_the_descriptor_limit_cost_windows_not_errors() {
     let rt = runtime();
     // A TCP sidecar with its backlog filled: further SYNs are dropped.
-    let wedged = Sidecar::start(
-        rt.path(),
-        "wedged",
-        &["--mode", "wedged", "--tcp", "127.0.0.1:0"],
-    );
+    let wedged = Sidecar::syn_dropping(rt.path(), "wedged");
     let listen = get(rt.path(), "wedged").unwrap().unwrap().listen;
     let n = 1100;
     for i in 0..n {

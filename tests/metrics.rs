@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{FIRMA, Sidecar, firma, runtime, write_marker};
+use common::{FIRMA, Sidecar, firma, meta, runtime, write_marker};
 use firma_stack::metrics::{Observation, STATES, escape_label_value, render, write_textfile};
 use firma_stack::sidecar_markers::{MetadataFile, ScanReport, SidecarEntry, State, create_marker};
 
@@ -651,18 +651,11 @@ fn fixture() -> Fixture {
     create_marker(
         rt.path(),
         &MetadataFile {
-            sandbox_id: "hostile".into(),
             agent_id: HOSTILE_AGENT.into(),
             session_id: HOSTILE_SESSION.into(),
             authority_url: HOSTILE_URL.into(),
             policy_bundle_version: HOSTILE_BUNDLE.into(),
-            pid: sleeper.child.id(),
-            started_at: "2026-11-29T12:00:00Z".into(),
-            listen: None,
-            boot_id: None,
-            pid_start_ticks: None,
-            pid_ns_inode: None,
-            boottime_offset_ns: None,
+            ..meta("hostile", sleeper.child.id())
         },
     )
     .unwrap();

@@ -9,24 +9,18 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use common::{FIRMA, SIDECAR, Sidecar, dead_pid, metadata, runtime, write_marker};
+use common::{
+    FIRMA, SIDECAR, Sidecar, boot_id, dead_pid, first_line, id_states, json_output, meta, metadata,
+    need_root, proc_state, runtime, start_ticks, wait_until, write_marker, write_stale,
+};
 use firma_stack::sidecar_markers::{
     MetadataFile, State, create_marker, gc_stale, get, inspect, list,
 };
 
-fn need_root() {
-    // SAFETY: geteuid cannot fail.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "these tests build namespaces and mounts: run them as root (make test does, in CI)"
-    );
-}
+const NEED_ROOT: &str = "these tests build namespaces and mounts";
 
 /// Runs `unshare ARGS -- firma-example-sidecar ...` and waits for `ready`.
 struct Contained {
@@ -36,7 +30,7 @@ struct Contained {
 
 impl Contained {
     fn start(unshare: &[&str], runtime: &Path, id: &str) -> Contained {
-        need_root();
+        need_root(NEED_ROOT);
         let mut child = Command::new("unshare")
             .args(unshare)
             .arg("--kill-child")
@@ -48,10 +42,7 @@ impl Contained {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn unshare (util-linux)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let line = first_line(&mut child);
         let Some(marker) = line.strip_prefix("ready ") else {
             let out = child.wait_with_output().unwrap();
             panic!(
@@ -82,14 +73,6 @@ impl Drop for Contained {
 
 fn recorded(marker: &Path) -> MetadataFile {
     toml::from_str(&std::fs::read_to_string(marker.join("metadata.toml")).unwrap()).unwrap()
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 #[test]
@@ -123,7 +106,7 @@ fn sidecar_in_a_child_pid_namespace_is_never_collected_from_the_host() {
 
 #[test]
 fn supervisor_in_its_own_pid_namespace_deletes_no_host_marker() {
-    need_root();
+    need_root(NEED_ROOT);
     let rt = runtime();
     let live = Sidecar::start(rt.path(), "host-live", &[]);
     // A host marker of a dead pid, written by the writer (records the host
@@ -133,36 +116,16 @@ fn supervisor_in_its_own_pid_namespace_deletes_no_host_marker() {
     m.boot_id = Some(boot_id());
     m.pid_start_ticks = Some(1);
     create_marker(rt.path(), &m).unwrap();
-    write_marker(
-        rt.path(),
-        "host-dead-old",
-        &metadata("host-dead-old", dead.into(), ""),
-    );
+    write_stale(rt.path(), "host-dead-old", dead);
     let dir = rt.path().to_str().unwrap();
-    let out = Command::new("unshare")
-        .args(["-p", "-f", "--mount-proc", FIRMA, "--runtime-dir", dir])
-        .args(["sidecar", "status", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "kernel refused the pid namespace, or status failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let v = json_output(
+        Command::new("unshare")
+            .args(["-p", "-f", "--mount-proc", FIRMA, "--runtime-dir", dir])
+            .args(["sidecar", "status", "--json"]),
+        "kernel refused the pid namespace, or status failed",
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let states: Vec<(String, String)> = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["sandbox_id"].as_str().unwrap().to_owned(),
-                e["state"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
     assert_eq!(
-        states,
+        id_states(&v),
         [
             ("host-dead".to_owned(), "unknown".to_owned()),
             ("host-dead-old".to_owned(), "unknown".to_owned()),
@@ -198,42 +161,6 @@ fn sidecar_in_a_time_namespace_keeps_its_identity() {
         !Path::new(&format!("/proc/{pid}")).exists()
     });
     assert_eq!(gc_stale(rt.path()).unwrap(), ["in-timens"]);
-}
-
-fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .unwrap()
-        .trim()
-        .to_owned()
-}
-
-fn start_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    stat.rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .nth(19)
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-fn meta(id: &str, pid: u32) -> MetadataFile {
-    MetadataFile {
-        sandbox_id: id.into(),
-        agent_id: "agent".into(),
-        session_id: "session".into(),
-        authority_url: "https://authority.invalid".into(),
-        policy_bundle_version: "v1".into(),
-        pid,
-        started_at: "2026-12-01T00:00:00Z".into(),
-        listen: None,
-        boot_id: None,
-        pid_start_ticks: None,
-        pid_ns_inode: None,
-        boottime_offset_ns: None,
-    }
 }
 
 #[test]
@@ -327,17 +254,6 @@ fn build_leader_exit() -> PathBuf {
     bin
 }
 
-fn proc_state(pid: u32) -> String {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    stat.rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
 #[test]
 fn zombie_leader_with_a_serving_thread_is_alive_until_the_whole_process_exits() {
     let rt = runtime();
@@ -348,11 +264,7 @@ fn zombie_leader_with_a_serving_thread_is_alive_until_the_whole_process_exits() 
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line, "ready\n");
+    assert_eq!(first_line(&mut child), "ready\n");
     let pid = child.id();
     wait_until("the leader to become a zombie", || proc_state(pid) == "Z");
     let mut m = meta("leader-exit", pid);
@@ -385,15 +297,10 @@ fn zombie_leader_with_a_serving_thread_is_alive_until_the_whole_process_exits() 
 /// unchecked" — never a failed listing, never stopped.
 #[test]
 fn hidepid_proc_and_a_non_root_reader_still_list() {
-    need_root();
+    need_root(NEED_ROOT);
     let rt = runtime();
     let live = Sidecar::start(rt.path(), "root-live", &[]);
-    let dead = dead_pid();
-    write_marker(
-        rt.path(),
-        "root-dead",
-        &metadata("root-dead", dead.into(), ""),
-    );
+    write_stale(rt.path(), "root-dead", dead_pid());
     common::open_up(rt.path());
     let dir = rt.path().to_str().unwrap();
     let script = format!(
@@ -401,16 +308,10 @@ fn hidepid_proc_and_a_non_root_reader_still_list() {
          exec setpriv --reuid 65534 --regid 65534 --clear-groups \
          {FIRMA} --runtime-dir {dir} sidecar status --json"
     );
-    let out = Command::new("unshare")
-        .args(["-m", "--propagation", "private", "sh", "-c", &script])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "hidepid listing failed (or the kernel refused the mount namespace): {stderr}"
+    let v = json_output(
+        Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &script]),
+        "hidepid listing failed (or the kernel refused the mount namespace)",
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let arr = v.as_array().unwrap();
     assert_eq!(arr.len(), 1, "{v}");
     assert_eq!(arr[0]["sandbox_id"], "root-live");

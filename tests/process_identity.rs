@@ -11,10 +11,7 @@ use common::*;
 /// exists. The marker must be neither reported stopped nor collected.
 #[test]
 fn process_hidden_from_proc_is_alive_via_eperm() {
-    if !is_root() {
-        eprintln!("skipped: needs root for a private /proc mount");
-        return;
-    }
+    need_root("a private /proc mount");
     let probe = std::process::Command::new("unshare")
         .args(["-m", "sh", "-c", "mount -t proc -o hidepid=2 proc /proc"])
         .status();

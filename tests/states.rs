@@ -31,11 +31,7 @@ fn wedged_unix_sidecar_is_unhealthy_without_waiting() {
 fn wedged_tcp_is_answered_at_the_timeout_not_before() {
     let rt = runtime();
     let _ok = Sidecar::start(rt.path(), "tcp-ok", &["--tcp", "127.0.0.1:0"]);
-    let _wedged = Sidecar::start(
-        rt.path(),
-        "tcp-wedged",
-        &["--tcp", "127.0.0.1:0", "--mode", "wedged"],
-    );
+    let _wedged = Sidecar::syn_dropping(rt.path(), "tcp-wedged");
     let opts = ProbeOptions::with_timeout(Duration::from_millis(300));
     let t = Instant::now();
     let entries = list_with(rt.path(), &opts).unwrap();
@@ -55,13 +51,7 @@ fn wedged_tcp_is_answered_at_the_timeout_not_before() {
 fn many_wedged_tcp_endpoints_share_one_deadline() {
     let rt = runtime();
     let sidecars: Vec<_> = (0..8)
-        .map(|i| {
-            Sidecar::start(
-                rt.path(),
-                &format!("w{i}"),
-                &["--tcp", "127.0.0.1:0", "--mode", "wedged"],
-            )
-        })
+        .map(|i| Sidecar::syn_dropping(rt.path(), &format!("w{i}")))
         .collect();
     let timeout = Duration::from_millis(500);
     let t = Instant::now();
@@ -78,10 +68,7 @@ fn many_wedged_tcp_endpoints_share_one_deadline() {
 
 #[test]
 fn permission_denied_on_socket_is_unknown_not_stopped() {
-    if !is_root() {
-        eprintln!("skipped: needs root to probe as another user");
-        return;
-    }
+    need_root("probing as another user");
     let rt = runtime();
     let sc = Sidecar::start(rt.path(), "private", &[]);
     open_up(rt.path());

@@ -37,21 +37,15 @@ const FINAL_STALE: usize = 300;
 /// `firma --runtime-dir DIR --timeout-ms 100 sidecar ARGS... --json`: the
 /// parsed stdout; panics (failing the test) on any exit other than 0.
 fn firma_json(rt: &Path, args: &[&str]) -> serde_json::Value {
-    let out = Command::new(FIRMA)
-        .arg("--runtime-dir")
-        .arg(rt)
-        .args(["--timeout-ms", "100", "sidecar"])
-        .args(args)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "firma {args:?} failed ({:?}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    json_output(
+        Command::new(FIRMA)
+            .arg("--runtime-dir")
+            .arg(rt)
+            .args(["--timeout-ms", "100", "sidecar"])
+            .args(args)
+            .arg("--json"),
+        &format!("firma {args:?} failed"),
+    )
 }
 
 fn strings(v: &serde_json::Value) -> Vec<String> {
@@ -64,18 +58,8 @@ fn strings(v: &serde_json::Value) -> Vec<String> {
 
 fn own_meta(id: &str) -> MetadataFile {
     MetadataFile {
-        sandbox_id: id.into(),
         agent_id: "torture".into(),
-        session_id: "s".into(),
-        authority_url: "https://authority.invalid".into(),
-        policy_bundle_version: "v".into(),
-        pid: std::process::id(),
-        started_at: "2026-11-29T00:00:00Z".into(),
-        listen: None,
-        boot_id: None,
-        pid_start_ticks: None,
-        pid_ns_inode: None,
-        boottime_offset_ns: None,
+        ..meta(id, std::process::id())
     }
 }
 

@@ -8,28 +8,16 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use common::*;
 use firma_stack::sidecar_markers::{MetadataFile, StackError, create_marker, get, remove_marker};
 
-fn meta(id: &str, pid: u32) -> MetadataFile {
-    MetadataFile {
-        sandbox_id: id.into(),
-        agent_id: "agent-7".into(),
-        session_id: "session-7".into(),
-        authority_url: "https://authority.invalid".into(),
-        policy_bundle_version: "sha256:abc".into(),
-        pid,
-        started_at: "2026-11-29T12:00:00Z".into(),
-        listen: None,
-        boot_id: None,
-        pid_start_ticks: None,
-        pid_ns_inode: None,
-        boottime_offset_ns: None,
-    }
-}
-
 #[test]
 fn created_marker_is_private_complete_and_records_identity() {
     let rt = runtime();
     let me = std::process::id();
-    let dir = create_marker(rt.path(), &meta("w-1", me)).unwrap();
+    let m = MetadataFile {
+        agent_id: "agent-7".into(),
+        session_id: "session-7".into(),
+        ..meta("w-1", me)
+    };
+    let dir = create_marker(rt.path(), &m).unwrap();
     assert_eq!(dir, rt.path().join("run/w-1"));
     let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700);
@@ -39,19 +27,8 @@ fn created_marker_is_private_complete_and_records_identity() {
     );
     let text = std::fs::read_to_string(dir.join("metadata.toml")).unwrap();
     let parsed: MetadataFile = toml::from_str(&text).unwrap();
-    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
-    assert_eq!(parsed.boot_id.as_deref(), Some(boot.trim()));
-    let stat = std::fs::read_to_string(format!("/proc/{me}/stat")).unwrap();
-    let ticks: u64 = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .nth(19)
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert_eq!(parsed.pid_start_ticks, Some(ticks));
+    assert_eq!(parsed.boot_id, Some(boot_id()));
+    assert_eq!(parsed.pid_start_ticks, Some(start_ticks(me)));
     // Only the marker is left in run/: no temp names.
     assert_eq!(run_names(rt.path()), ["w-1"]);
     // The reader sees exactly what was written.

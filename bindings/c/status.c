@@ -236,17 +236,32 @@ static int bad_json(char *json)
     return 2;
 }
 
-static int cmd_list(const char *dir, uint32_t timeout_ms, bool json_out)
+/* The common start of a command whose answer is a JSON array: true when
+ * nothing is left to do, with the exit code in *rc (the call failed and the
+ * error was reported, or --json printed the answer as is); else the caller
+ * prints the array for people and frees it. */
+static bool answered(const char *what, int32_t st, char *json, bool json_out, int *rc)
 {
-    char *json = NULL;
-    int32_t st = firma_sidecar_list_with_timeout(dir, timeout_ms, &json);
-    if (st != FIRMA_OK)
-        return report_error("list", st, json);
+    if (st != FIRMA_OK) {
+        *rc = report_error(what, st, json);
+        return true;
+    }
     if (json_out) {
         puts(json);
         firma_string_free(json);
-        return 0;
+        *rc = 0;
+        return true;
     }
+    return false;
+}
+
+static int cmd_list(const char *dir, uint32_t timeout_ms, bool json_out)
+{
+    char *json = NULL;
+    int rc;
+    int32_t st = firma_sidecar_list_with_timeout(dir, timeout_ms, &json);
+    if (answered("list", st, json, json_out, &rc))
+        return rc;
     const char *p = json;
     skip_ws(&p);
     if (*p++ != '[')
@@ -311,14 +326,10 @@ static int cmd_get(const char *dir, uint32_t timeout_ms, const char *id, bool js
 static int cmd_gc(const char *dir, bool json_out)
 {
     char *json = NULL;
+    int rc;
     int32_t st = firma_sidecar_gc_stale(dir, &json);
-    if (st != FIRMA_OK)
-        return report_error("gc", st, json);
-    if (json_out) {
-        puts(json);
-        firma_string_free(json);
-        return 0;
-    }
+    if (answered("gc", st, json, json_out, &rc))
+        return rc;
     const char *p = json + 1; /* after '[' */
     int count = 0;
     while (*p == '"') {

@@ -29,7 +29,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use firma_stack::ffi::{self, FirmaStatus};
 use serde_json::Value;
 
-use crate::{dead_pid, toml_string};
+use crate::{dead_pid, metadata};
 
 #[derive(Arbitrary, Debug)]
 pub struct AbiCase {
@@ -91,15 +91,6 @@ struct Fixture {
     rt: PathBuf,
     /// `<tmp>/base/sub`: where fuzzed path components are appended.
     sub: PathBuf,
-}
-
-fn metadata(id: &str, pid: u32) -> String {
-    format!(
-        "sandbox_id = {}\nagent_id = \"agent\"\nsession_id = \"session\"\n\
-         authority_url = \"https://authority.invalid\"\npolicy_bundle_version = \"v1\"\n\
-         pid = {pid}\nstarted_at = \"2026-11-29T12:00:00Z\"\n",
-        toml_string(id)
-    )
 }
 
 fn write(rt: &Path, dir: &str, text: &str) {

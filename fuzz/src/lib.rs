@@ -59,6 +59,16 @@ pub fn own_identity() -> (String, u64) {
     .clone()
 }
 
+/// A valid `metadata.toml` for sandbox `id` and `pid`.
+pub fn metadata(id: &str, pid: u32) -> String {
+    format!(
+        "sandbox_id = {}\nagent_id = \"agent\"\nsession_id = \"session\"\n\
+         authority_url = \"https://authority.invalid\"\npolicy_bundle_version = \"v1\"\n\
+         pid = {pid}\nstarted_at = \"2026-11-29T12:00:00Z\"\n",
+        toml_string(id)
+    )
+}
+
 /// A TOML basic string holding `s` exactly.
 pub fn toml_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);

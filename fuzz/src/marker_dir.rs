@@ -35,7 +35,7 @@ use firma_stack::sidecar_markers::{
 };
 
 use crate::snapshot::{self, Node};
-use crate::{dead_pid, is_dead, own_identity, toml_string};
+use crate::{dead_pid, is_dead, metadata, own_identity, toml_string};
 
 const NAMES: &[&str] = &[
     "a", "b-1", "web.2", "x_y", "Z9", "run", "sidecar", "a.", "-", "_",
@@ -352,13 +352,7 @@ fn build_entry(fx: &mut Fixture, name: &[u8], path: &Path, body: &Body, used: &[
             // A perfectly stale marker of the same name, outside run/.
             let target = fx.outside.join(OsStr::from_bytes(name));
             if std::fs::create_dir_all(&target).is_ok() {
-                let stale = format!(
-                    "sandbox_id = {}\nagent_id = \"a\"\nsession_id = \"s\"\n\
-                     authority_url = \"u\"\npolicy_bundle_version = \"v\"\n\
-                     pid = {}\nstarted_at = \"t\"\n",
-                    toml_string(&String::from_utf8_lossy(name)),
-                    dead_pid()
-                );
+                let stale = metadata(&String::from_utf8_lossy(name), dead_pid());
                 let _ = std::fs::write(target.join("metadata.toml"), stale);
             }
             let _ = std::os::unix::fs::symlink(&target, path);
@@ -442,13 +436,7 @@ fn build_meta(fx: &Fixture, name: &[u8], dir: &Path, meta: &Meta) {
         }
         Meta::SymlinkToOutside => {
             let target = fx.outside.join("linked-metadata.toml");
-            let text = format!(
-                "sandbox_id = {}\nagent_id = \"a\"\nsession_id = \"s\"\n\
-                 authority_url = \"u\"\npolicy_bundle_version = \"v\"\n\
-                 pid = {}\nstarted_at = \"t\"\n",
-                toml_string(&String::from_utf8_lossy(name)),
-                dead_pid()
-            );
+            let text = metadata(&String::from_utf8_lossy(name), dead_pid());
             let _ = std::fs::write(&target, text);
             let _ = std::os::unix::fs::symlink(&target, &m);
         }
@@ -638,7 +626,8 @@ fn uuid_hex(s: &str) -> Option<String> {
     } else {
         s.to_owned()
     };
-    (hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| hex.to_ascii_lowercase())
+    (hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| hex.to_ascii_lowercase())
 }
 
 /// The library's own debris: the tomb of a collector (`.gc-<pid>-*`) or

@@ -8,7 +8,14 @@ import enum
 __all__ = ["State", "Verdict", "Reason"]
 
 
-class State(str, enum.Enum):
+class _Named(str, enum.Enum):
+    """A core name: ``str()`` is the value itself, as in the JSON."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class State(_Named):
     """Liveness and health of a sidecar; the values are the JSON names.
 
     A ``str`` subclass, so ``entry.state == "running"`` holds as well.
@@ -24,11 +31,8 @@ class State(str, enum.Enum):
     #: The process exists but the probe could not be performed.
     UNKNOWN = "unknown"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class Verdict(str, enum.Enum):
+class Verdict(_Named):
     """What a marker is as far as collection goes (``MarkerReport.verdict``);
     the values are the JSON names."""
 
@@ -39,11 +43,8 @@ class Verdict(str, enum.Enum):
     #: Cannot be read or understood: never listed, never removed.
     BROKEN = "broken"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class Reason(str, enum.Enum):
+class Reason(_Named):
     """Why a marker has its verdict and state (``MarkerReport.reason``); the
     values are the core's stable snake_case codes."""
 
@@ -99,5 +100,3 @@ class Reason(str, enum.Enum):
     #: The marker directory (or its ``metadata.toml``) is a mount point.
     MOUNT_POINT = "mount_point"
 
-    def __str__(self) -> str:
-        return self.value

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import os
 import selectors
 import signal
@@ -25,7 +26,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO, Iterator, List, Optional, Union
+from typing import IO, TYPE_CHECKING, Callable, ContextManager, Iterator, List, Optional, Union
+
+if TYPE_CHECKING:
+    # Annotations only (they are never evaluated): Python 3.9 has no
+    # typing.ParamSpec at run time.
+    from typing_extensions import ParamSpec
+
+    P = ParamSpec("P")
 
 from ._native import create_marker, remove_marker
 
@@ -236,31 +244,26 @@ def start_sidecar(
     return SidecarProcess(proc, sandbox_id, runtime, marker_dir, mode)
 
 
-@contextlib.contextmanager
-def running_sidecar(
-    runtime_dir: _StrPath,
-    sandbox_id: str,
-    *,
-    mode: str = "serve",
-    tcp: Optional[str] = None,
-    agent: Optional[str] = None,
-    session: Optional[str] = None,
-    binary: Optional[_StrPath] = None,
-    ready_timeout: float = 30.0,
-) -> Iterator[SidecarProcess]:
-    """Context manager: a real example sidecar, ready when the block starts,
-    terminated and reaped when it ends (see :func:`start_sidecar`)."""
-    sidecar = start_sidecar(
-        runtime_dir,
-        sandbox_id,
-        mode=mode,
-        tcp=tcp,
-        agent=agent,
-        session=session,
-        binary=binary,
-        ready_timeout=ready_timeout,
-    )
-    try:
-        yield sidecar
-    finally:
-        sidecar.stop()
+def _stopped_on_exit(
+    start: Callable[P, SidecarProcess],
+) -> Callable[P, ContextManager[SidecarProcess]]:
+    """The context manager of ``start``: same arguments, yields the sidecar
+    it starts and stops it when the block ends."""
+
+    @contextlib.contextmanager
+    @functools.wraps(start)  # help() and inspect.signature() show start's arguments
+    def started(*args: P.args, **kwargs: P.kwargs) -> Iterator[SidecarProcess]:
+        sidecar = start(*args, **kwargs)
+        try:
+            yield sidecar
+        finally:
+            sidecar.stop()
+
+    return started
+
+
+running_sidecar = _stopped_on_exit(start_sidecar)
+running_sidecar.__name__ = running_sidecar.__qualname__ = "running_sidecar"
+running_sidecar.__doc__ = """Context manager: a real example sidecar, ready when the block
+starts, terminated and reaped when it ends. Takes :func:`start_sidecar`'s
+arguments."""

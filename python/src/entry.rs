@@ -1,7 +1,5 @@
 //! `SidecarEntry`: an immutable view of one core `SidecarEntry`.
 
-use std::hash::{Hash, Hasher};
-
 use firma_stack::sidecar_markers as sm;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -9,7 +7,7 @@ use pyo3::types::{PyString, PyTuple, PyType};
 
 /// One sidecar as reported by `list`, `get` and `probe_entry`.
 #[pyclass(frozen, eq, hash, module = "firma_stack", name = "SidecarEntry")]
-#[derive(PartialEq)]
+#[derive(PartialEq, Hash)]
 pub(crate) struct SidecarEntry {
     inner: sm::SidecarEntry,
 }
@@ -20,28 +18,41 @@ impl From<sm::SidecarEntry> for SidecarEntry {
     }
 }
 
-impl Hash for SidecarEntry {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        let e = &self.inner;
-        e.sandbox_id.hash(h);
-        e.agent_id.hash(h);
-        e.session_id.hash(h);
-        e.authority_url.hash(h);
-        e.policy_bundle_version.hash(h);
-        e.pid.hash(h);
-        e.started_at.hash(h);
-        e.state.hash(h);
-        e.listen.hash(h);
-        e.uptime_secs.hash(h);
-    }
+/// `firma_stack._state.<class>(<code>)`, with the class looked up once.
+pub(crate) fn py_code<'py>(
+    py: Python<'py>,
+    class: &'static PyOnceLock<Py<PyType>>,
+    name: &str,
+    code: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    class.import(py, "firma_stack._state", name)?.call1((code,))
 }
 
 /// `firma_stack._state.State(<lowercase name>)`.
-pub(crate) fn py_state<'py>(py: Python<'py>, state: sm::State) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn py_state(py: Python<'_>, state: sm::State) -> PyResult<Bound<'_, PyAny>> {
     static STATE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-    STATE
-        .import(py, "firma_stack._state", "State")?
-        .call1((state.as_str(),))
+    py_code(py, &STATE, "State", state.as_str())
+}
+
+/// `json.loads(text)`: the dict of `to_dict()`, from the core's serializer.
+pub(crate) fn loads(
+    py: Python<'_>,
+    text: serde_json::Result<String>,
+) -> PyResult<Bound<'_, PyAny>> {
+    static LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    LOADS
+        .import(py, "json", "loads")?
+        .call1((core_json(py, text)?,))
+}
+
+/// The core's JSON text; failing to serialize is a bug (internal).
+pub(crate) fn core_json(py: Python<'_>, text: serde_json::Result<String>) -> PyResult<String> {
+    text.map_err(|e| crate::exceptions::internal(py, &format!("cannot serialize: {e}")))
+}
+
+/// `repr()` of a string, as Python writes it.
+pub(crate) fn repr_str(py: Python<'_>, s: &str) -> PyResult<String> {
+    Ok(PyString::new(py, s).repr()?.to_cow()?.into_owned())
 }
 
 /// The core's own (serde) reading of a state name, so the names live in one
@@ -145,18 +156,13 @@ impl SidecarEntry {
     /// The JSON object of the C ABI and `firma ... --json`, as a dict: the
     /// same serializer, so the same keys, order and values.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        static LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-        let json = serde_json::to_string(&self.inner).map_err(|e| {
-            crate::exceptions::internal(py, &format!("cannot serialize entry: {e}"))
-        })?;
-        LOADS.import(py, "json", "loads")?.call1((json,))
+        loads(py, serde_json::to_string(&self.inner))
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
         let py = slf.py();
         let e = &slf.get().inner;
-        let r = |v: Bound<'_, PyAny>| -> PyResult<String> { Ok(v.repr()?.to_cow()?.into_owned()) };
-        let s = |v: &str| r(PyString::new(py, v).into_any());
+        let s = |v: &str| repr_str(py, v);
         Ok(format!(
             "SidecarEntry(sandbox_id={}, agent_id={}, session_id={}, authority_url={}, \
              policy_bundle_version={}, pid={}, started_at={}, state=State.{}, listen={}, \

@@ -1,25 +1,13 @@
 //! `MarkerReport` and `ErrorInfo`: immutable views of what the core's
 //! `inspect` says about each entry of `run/`.
 
-use std::hash::{Hash, Hasher};
-
 use firma_stack::sidecar_markers as sm;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyString, PyTuple, PyType};
+use pyo3::types::{PyTuple, PyType};
 
-use crate::entry::{SidecarEntry, py_state};
-
-/// `firma_stack._state.<class>(<code>)`, with the class looked up once.
-fn py_code<'py>(
-    py: Python<'py>,
-    class: &'static PyOnceLock<Py<PyType>>,
-    name: &str,
-    code: &str,
-) -> PyResult<Bound<'py, PyAny>> {
-    class.import(py, "firma_stack._state", name)?.call1((code,))
-}
+use crate::entry::{SidecarEntry, core_json, loads, py_code, py_state, repr_str};
 
 fn py_verdict(py: Python<'_>, verdict: sm::Verdict) -> PyResult<Bound<'_, PyAny>> {
     static VERDICT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
@@ -31,14 +19,6 @@ fn py_reason(py: Python<'_>, reason: sm::Reason) -> PyResult<Bound<'_, PyAny>> {
     py_code(py, &REASON, "Reason", reason.as_str())
 }
 
-/// `json.loads(text)`: the dict of `to_dict()`, from the core's serializer.
-fn loads(py: Python<'_>, text: serde_json::Result<String>) -> PyResult<Bound<'_, PyAny>> {
-    static LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    let text = text
-        .map_err(|e| crate::exceptions::internal(py, &format!("cannot serialize report: {e}")))?;
-    LOADS.import(py, "json", "loads")?.call1((text,))
-}
-
 /// Pickling and `copy`: `(firma_stack._native.<rebuild>, (json,))`, the
 /// value rebuilt from the core's own JSON of it.
 fn reduce<'py>(
@@ -46,30 +26,17 @@ fn reduce<'py>(
     rebuild: &str,
     text: serde_json::Result<String>,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let text = text
-        .map_err(|e| crate::exceptions::internal(py, &format!("cannot serialize report: {e}")))?;
+    let text = core_json(py, text)?;
     let f = py.import("firma_stack._native")?.getattr(rebuild)?;
     let args = PyTuple::new(py, [text])?;
     PyTuple::new(py, [f, args.into_any()])
 }
 
-/// `repr()` of a string, as Python writes it.
-fn repr_str(py: Python<'_>, s: &str) -> PyResult<String> {
-    Ok(PyString::new(py, s).repr()?.to_cow()?.into_owned())
-}
-
 /// Why an entry of `run/` is broken: the error object every surface reports.
 #[pyclass(frozen, eq, hash, module = "firma_stack", name = "ErrorInfo")]
-#[derive(PartialEq)]
+#[derive(PartialEq, Hash)]
 pub(crate) struct ErrorInfo {
     inner: sm::ErrorInfo,
-}
-
-impl Hash for ErrorInfo {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        let e = &self.inner;
-        (e.code, &e.message, &e.path, e.errno).hash(h);
-    }
 }
 
 #[pymethods]
@@ -124,18 +91,9 @@ impl ErrorInfo {
 
 /// One entry of `run/` as `inspect` reports it.
 #[pyclass(frozen, eq, hash, module = "firma_stack", name = "MarkerReport")]
-#[derive(PartialEq)]
+#[derive(PartialEq, Hash)]
 pub(crate) struct MarkerReport {
     inner: sm::MarkerReport,
-}
-
-impl Hash for MarkerReport {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        // Equal reports serialize to equal JSON: hash that.
-        serde_json::to_string(&self.inner)
-            .unwrap_or_default()
-            .hash(h);
-    }
 }
 
 impl From<sm::MarkerReport> for MarkerReport {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import pytest
 
@@ -13,6 +13,7 @@ from firma_stack import State
 from firma_stack.testing import SidecarProcess
 
 Start = Callable[..., SidecarProcess]
+T = TypeVar("T")
 
 PROBE_TIMEOUT = 1.0
 # How the proof works: a counting thread's progress is first measured while
@@ -37,6 +38,35 @@ class Counter(threading.Thread):
             self.count += 1
 
 
+def assert_other_threads_run_during(
+    what: str, call: Callable[[], T], waited: Callable[[T], bool]
+) -> None:
+    """Runs `call` (a probe of a SYN-dropping endpoint) beside a counting
+    thread and asserts that the probe really waited out its timeout and that
+    the counter kept running meanwhile: the GIL was released."""
+    counter = Counter()
+    counter.start()
+    counter.started_counting.wait()
+    start = counter.count
+    threading.Event().wait(BASELINE_SECS)  # releases the GIL for a known span
+    baseline = counter.count - start
+
+    began = time.monotonic()
+    before = counter.count
+    result = call()
+    after = counter.count
+    elapsed = time.monotonic() - began
+    counter.running = False
+    counter.join()
+
+    assert waited(result), f"{what} did not wait out a timeout: {result!r}"
+    assert after - before >= baseline, (
+        f"the other thread counted {after - before} while {what} ran for {elapsed:.2f} s, "
+        f"but {baseline} in {BASELINE_SECS} s of a GIL-free wait"
+    )
+    assert elapsed < 30  # never hangs
+
+
 @pytest.mark.parametrize("call", ["probe_entry", "get", "list"])
 def test_other_threads_run_while_a_probe_waits_on_a_wedged_tcp_endpoint(
     firma_runtime_dir: str, firma_sidecar: Start, call: str
@@ -47,24 +77,6 @@ def test_other_threads_run_while_a_probe_waits_on_a_wedged_tcp_endpoint(
         "get": lambda: firma_stack.get(firma_runtime_dir, "stuck-tcp", timeout=PROBE_TIMEOUT),
         "list": lambda: firma_stack.list(firma_runtime_dir, timeout=PROBE_TIMEOUT)[0],
     }
-    counter = Counter()
-    counter.start()
-    counter.started_counting.wait()
-    start = counter.count
-    threading.Event().wait(BASELINE_SECS)  # releases the GIL for a known span
-    baseline = counter.count - start
-
-    began = time.monotonic()
-    before = counter.count
-    entry = probes[call]()
-    after = counter.count
-    elapsed = time.monotonic() - began
-    counter.running = False
-    counter.join()
-
-    assert entry.state is State.UNHEALTHY  # the probe really waited out a timeout
-    assert after - before >= baseline, (
-        f"the other thread counted {after - before} while {call} ran for {elapsed:.2f} s, "
-        f"but {baseline} in {BASELINE_SECS} s of a GIL-free wait"
+    assert_other_threads_run_during(
+        call, probes[call], lambda entry: bool(entry.state is State.UNHEALTHY)
     )
-    assert elapsed < 30  # never hangs

@@ -78,17 +78,13 @@ impl PartialEq<&str> for ErrorCode {
     }
 }
 
-impl std::fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+super::markers::display_as_str!(ErrorCode);
 
 /// An error as every surface reports it: the C ABI's error object, the
 /// `error` of an `inspect` report, the Python exception's attributes.
 /// `message` is always one line; `path` is lossless where the path is
 /// UTF-8 (non-UTF-8 bytes are written as `\xNN`).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ErrorInfo {
     pub code: ErrorCode,
     pub message: String,

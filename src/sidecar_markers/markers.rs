@@ -89,15 +89,23 @@ impl State {
     }
 }
 
-impl std::fmt::Display for State {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// `Display` as the name `as_str` gives, for the core's enums of names.
+macro_rules! display_as_str {
+    ($($t:ty),+) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )+};
 }
+pub(crate) use display_as_str;
+
+display_as_str!(State);
 
 /// One sidecar as reported by `list`, `get` and `probe_entry`. Field order
 /// is the JSON order of DESIGN §3.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SidecarEntry {
     pub sandbox_id: String,
     pub agent_id: String,

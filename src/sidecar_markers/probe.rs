@@ -136,6 +136,20 @@ fn new_socket(domain: libc::c_int) -> Result<OwnedFd, i32> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// The socket address types `connect` takes.
+trait SockAddr {}
+impl SockAddr for libc::sockaddr_un {}
+impl SockAddr for libc::sockaddr_storage {}
+
+/// `connect(2)` of `sock` to the first `len` bytes of `addr`: 0, or -1 with
+/// errno set.
+fn connect<A: SockAddr>(sock: &OwnedFd, addr: &A, len: libc::socklen_t) -> libc::c_int {
+    assert!(len as usize <= mem::size_of::<A>(), "sockaddr length");
+    // SAFETY: `addr` is a sockaddr type at least `len` bytes long, and
+    // connect(2) only reads it.
+    unsafe { libc::connect(sock.as_raw_fd(), (addr as *const A).cast(), len) }
+}
+
 fn errno() -> i32 {
     std::io::Error::last_os_error()
         .raw_os_error()
@@ -166,15 +180,7 @@ fn connect_unix(path: &[u8]) -> Outcome {
         Ok(s) => s,
         Err(e) => return classify(e),
     };
-    // SAFETY: addr/len describe a valid sockaddr_un.
-    let rc = unsafe {
-        libc::connect(
-            sock.as_raw_fd(),
-            (&addr as *const libc::sockaddr_un).cast(),
-            len,
-        )
-    };
-    if rc == 0 {
+    if connect(&sock, &addr, len) == 0 {
         Outcome::Serving
     } else {
         classify(errno())
@@ -432,15 +438,7 @@ impl Prober {
             Err(o) => return Some(o),
         };
         let deadline = self.deadline();
-        // SAFETY: storage/len describe a valid sockaddr for `domain`.
-        let rc = unsafe {
-            libc::connect(
-                sock.as_raw_fd(),
-                (&storage as *const libc::sockaddr_storage).cast(),
-                len,
-            )
-        };
-        if rc == 0 {
+        if connect(&sock, &storage, len) == 0 {
             return Some(Outcome::Serving);
         }
         match errno() {

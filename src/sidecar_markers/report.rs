@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::ErrorInfo;
-use super::markers::{SidecarEntry, State};
+use super::markers::{SidecarEntry, State, display_as_str};
 
 /// What a marker is, as far as collection goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -123,15 +123,11 @@ impl Reason {
     }
 }
 
-impl std::fmt::Display for Reason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+display_as_str!(Verdict, Reason);
 
 /// One entry of `run/` as `inspect` reports it. Serializes as
 /// `{"name", "verdict", "state", "reason", "detail", "entry", "error"}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MarkerReport {
     /// The entry's name in `run/` (bytes that are not UTF-8 as `\xNN`).
     pub name: String,

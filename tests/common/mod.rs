@@ -6,6 +6,9 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use firma_stack::sidecar_markers::MetadataFile;
 
 pub const SIDECAR: &str = env!("CARGO_BIN_EXE_firma-example-sidecar");
 pub const FIRMA: &str = env!("CARGO_BIN_EXE_firma");
@@ -28,10 +31,7 @@ impl Sidecar {
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn example sidecar");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("read ready line");
+        let line = first_line(&mut child);
         let marker = line
             .strip_prefix("ready ")
             .unwrap_or_else(|| panic!("sidecar {id} did not become ready: {line:?}"))
@@ -43,6 +43,12 @@ impl Sidecar {
             child: Some(child),
             marker,
         }
+    }
+
+    /// A TCP sidecar whose backlog is full: the kernel drops further SYNs,
+    /// so a connect to it neither succeeds nor is refused.
+    pub fn syn_dropping(runtime: &Path, id: &str) -> Sidecar {
+        Sidecar::start(runtime, id, &["--tcp", "127.0.0.1:0", "--mode", "wedged"])
     }
 
     /// SIGKILLs the sidecar and reaps it: its pid is then dead (ESRCH) and
@@ -74,28 +80,72 @@ impl Drop for Sidecar {
     }
 }
 
+/// The first line a child prints on its (piped) stdout, with its newline;
+/// empty when it closed stdout without printing one.
+pub fn first_line(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout is piped"))
+        .read_line(&mut line)
+        .expect("read the child's first line");
+    line
+}
+
+/// The fields of `/proc/<pid>/stat` after the command name: index 0 is the
+/// state (field 3), index 19 the start time in clock ticks (field 22).
+fn stat_fields(pid: u32) -> Vec<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = stat.rsplit_once(')').unwrap().1;
+    after.split_whitespace().map(str::to_owned).collect()
+}
+
+/// The state letter of `pid` (`R`, `S`, `Z`, ...).
+pub fn proc_state(pid: u32) -> String {
+    stat_fields(pid).into_iter().next().unwrap()
+}
+
+/// The start time of `pid` in clock ticks since boot.
+pub fn start_ticks(pid: u32) -> u64 {
+    stat_fields(pid)[19].parse().unwrap()
+}
+
+/// This boot's id, as the kernel spells it.
+pub fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// The inode of this process's pid namespace.
+pub fn own_pid_ns() -> u64 {
+    let link = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    let s = link.to_str().unwrap();
+    s.trim_start_matches("pid:[")
+        .trim_end_matches(']')
+        .parse()
+        .unwrap()
+}
+
+/// Polls `f` until it holds; fails naming `what` after 10 s (a bound that
+/// proves "never hangs", not a timing assertion).
+pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Blocks until `/proc/<pid>/stat` shows state Z and no thread of the
 /// process is left (the kernel finishes the exit asynchronously after
-/// SIGKILL, thread by thread).
+/// SIGKILL, thread by thread; a Z leader with live threads is alive).
 pub fn wait_for_zombie(pid: u32) {
-    loop {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let state = stat
-            .rsplit_once(')')
-            .unwrap()
-            .1
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_owned();
-        // A whole-process zombie: the leader is Z and its other threads have
-        // exited too (a Z leader with live threads is alive, by design).
-        let threads_gone = std::fs::read_to_string(format!("/proc/{pid}/status"))
+    let threads_gone = || {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
             .map(|s| s.contains("\nThreads:\t1\n"))
-            .unwrap_or(false);
-        if state == "Z" && threads_gone {
-            return;
-        }
+            .unwrap_or(false)
+    };
+    while proc_state(pid) != "Z" || !threads_gone() {
         std::thread::yield_now();
     }
 }
@@ -114,6 +164,25 @@ pub fn runtime() -> tempfile::TempDir {
         .prefix("firma-test-")
         .tempdir()
         .unwrap()
+}
+
+/// The same marker as [`metadata`] writes, as the writer takes it; change
+/// fields with struct update syntax (`MetadataFile { listen, ..meta(id, pid) }`).
+pub fn meta(id: &str, pid: u32) -> MetadataFile {
+    MetadataFile {
+        sandbox_id: id.into(),
+        agent_id: "agent".into(),
+        session_id: "session".into(),
+        authority_url: "https://authority.invalid".into(),
+        policy_bundle_version: "v1".into(),
+        pid,
+        started_at: "2026-11-29T12:00:00Z".into(),
+        listen: None,
+        boot_id: None,
+        pid_start_ticks: None,
+        pid_ns_inode: None,
+        boottime_offset_ns: None,
+    }
 }
 
 /// A valid metadata.toml text for `id` and `pid`, plus `extra` lines.
@@ -189,6 +258,41 @@ fn walk(path: &Path) -> Vec<PathBuf> {
 pub fn is_root() -> bool {
     // SAFETY: geteuid cannot fail.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// Fails the test, saying `why` root is needed, unless it runs as root
+/// (`make test` does, in CI): such a test never passes silently.
+pub fn need_root(why: &str) {
+    assert!(
+        is_root(),
+        "{why}: run this test as root (make test does, in CI)"
+    );
+}
+
+/// Runs `cmd`, fails with its stderr (and `what`) unless it succeeded, and
+/// parses its stdout as JSON.
+pub fn json_output(cmd: &mut Command, what: &str) -> serde_json::Value {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+/// `(sandbox_id, state)` of each entry of a `status --json` answer.
+pub fn id_states(v: &serde_json::Value) -> Vec<(String, String)> {
+    v.as_array()
+        .expect("a JSON array of entries")
+        .iter()
+        .map(|e| {
+            (
+                e["sandbox_id"].as_str().unwrap().to_owned(),
+                e["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
 }
 
 /// Starts `n` processes `firma --runtime-dir <runtime> <args>` at once,
