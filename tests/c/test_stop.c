@@ -12,7 +12,7 @@
  */
 #include <sys/syscall.h>
 
-#include "harness.h"
+#include "processes.h"
 
 static bool have_pidfd;
 
