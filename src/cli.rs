@@ -57,6 +57,8 @@ pub enum SidecarCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Stream sidecars appearing, changing and going until SIGINT/SIGTERM.
+    Watch(crate::cli_watch::WatchArgs),
 }
 
 /// Runs the command and returns the process exit code.
@@ -75,6 +77,9 @@ fn execute(cli: Cli) -> Result<u8, String> {
     let opts = ProbeOptions::with_timeout(Duration::from_millis(cli.timeout_ms));
     let mut out = String::new();
     let code = match cli.command {
+        Command::Sidecar(SidecarCommand::Watch(args)) => {
+            return crate::cli_watch::run(&dir, opts, &args);
+        }
         Command::Sidecar(SidecarCommand::Status { json }) => {
             let entries = sm::list_with(&dir, &opts).map_err(|e| e.to_string())?;
             if json {

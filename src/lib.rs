@@ -5,6 +5,7 @@
 //! `firma` command line in [`cli`].
 
 pub mod cli;
+pub mod cli_watch;
 #[allow(non_camel_case_types)]
 pub mod ffi;
 pub mod sidecar_markers;
