@@ -45,6 +45,18 @@ from ._native import (
     probe_entry,
     remove_marker,
 )
+from ._watch import (
+    Appeared,
+    AsyncWatch,
+    Changed,
+    Event,
+    Gone,
+    Resync,
+    Synced,
+    Watch,
+    awatch,
+    watch,
+)
 
 __version__ = "0.1.0"
 
@@ -67,4 +79,14 @@ __all__ = [
     "list",
     "probe_entry",
     "remove_marker",
+    "Appeared",
+    "AsyncWatch",
+    "Changed",
+    "Event",
+    "Gone",
+    "Resync",
+    "Synced",
+    "Watch",
+    "awatch",
+    "watch",
 ]

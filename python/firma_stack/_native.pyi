@@ -2,7 +2,7 @@
 
 import builtins
 import os
-from typing import Any, Optional, Union, final
+from typing import Any, Optional, Tuple, Union, final
 
 from firma_stack._state import State
 
@@ -16,6 +16,7 @@ __all__ = [
     "create_marker",
     "remove_marker",
     "_panic_for_test",
+    "_Watcher",
     "DEFAULT_TIMEOUT",
     "MAX_TIMEOUT",
 ]
@@ -89,3 +90,24 @@ def create_marker(
 ) -> str: ...
 def remove_marker(runtime_dir: Optional[_Path], sandbox_id: str) -> bool: ...
 def _panic_for_test() -> None: ...
+
+@final
+class _Watcher:
+    def __new__(
+        cls,
+        runtime_dir: Optional[_Path] = None,
+        *,
+        timeout: Optional[float] = None,
+        probe_interval: float = 1.0,
+        collect: bool = True,
+        rescan_interval: float = 30.0,
+    ) -> _Watcher: ...
+    def next_event(
+        self, timeout: Optional[float] = None
+    ) -> Optional[
+        Tuple[str, Optional[str], Optional[SidecarEntry], Optional[str], Optional[str], str]
+    ]: ...
+    def fileno(self) -> int: ...
+    def close(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...

@@ -9,6 +9,7 @@ mod boundary;
 mod convert;
 mod entry;
 mod exceptions;
+mod watch;
 
 use std::ffi::OsString;
 
@@ -164,6 +165,7 @@ fn _panic_for_test(py: Python<'_>) -> PyResult<()> {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<SidecarEntry>()?;
+    m.add_class::<watch::Watcher>()?;
     m.add_function(wrap_pyfunction!(list, m)?)?;
     m.add_function(wrap_pyfunction!(get, m)?)?;
     m.add_function(wrap_pyfunction!(gc_stale, m)?)?;
