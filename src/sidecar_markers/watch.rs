@@ -243,6 +243,9 @@ pub struct Watcher {
     pending_flag: bool,
     inotify: Option<OwnedFd>,
     run_wd: Option<i32>,
+    /// While `run/` is missing: a watch on the runtime directory, for its
+    /// creation.
+    parent_wd: Option<i32>,
     dir_wds: HashMap<i32, String>,
     name_wds: HashMap<String, i32>,
     pids: HashMap<String, PidWatch>,
@@ -397,6 +400,7 @@ pub fn watch(runtime_dir: impl AsRef<Path>, opts: &WatchOptions) -> Result<Watch
         pending_flag: false,
         inotify,
         run_wd: None,
+        parent_wd: None,
         dir_wds: HashMap::new(),
         name_wds: HashMap::new(),
         pids: HashMap::new(),
@@ -637,6 +641,15 @@ impl Watcher {
             ));
             return;
         }
+        if Some(wd) == self.parent_wd {
+            if mask & libc::IN_IGNORED != 0 {
+                self.parent_wd = None;
+            }
+            if name == b"run" || mask & (libc::IN_IGNORED | libc::IN_DELETE_SELF) != 0 {
+                self.need_full.get_or_insert(Full::Quiet);
+            }
+            return;
+        }
         if Some(wd) == self.run_wd {
             if mask & (libc::IN_IGNORED | libc::IN_DELETE_SELF | libc::IN_MOVE_SELF) != 0 {
                 // run/ itself went away (or moved): forget the watch and
@@ -693,7 +706,9 @@ impl Watcher {
 
     /// Judging everything at the probe interval instead of on events.
     fn polling(&self) -> bool {
-        self.inotify.is_none() || self.run_wd.is_none() || self.watch_limit
+        self.inotify.is_none()
+            || (self.run_wd.is_none() && self.parent_wd.is_none())
+            || self.watch_limit
     }
 
     /// Does whatever is due.
@@ -757,12 +772,21 @@ impl Watcher {
         self.next_probe = now + self.opts.probe_interval;
         self.next_rescan = now + self.opts.rescan_interval;
         self.dirty.clear();
+        if self.run_wd.is_none() {
+            // Watch for run/ to be created before looking (no race).
+            self.ensure_parent_watch();
+        }
         let Some(run) = open_run(&self.run_path)? else {
             self.forget_run_watch();
             self.apply(Scan::default(), None);
             return Ok(());
         };
         self.ensure_run_watch(run.as_fd());
+        if self.run_wd.is_some()
+            && let Some(wd) = self.parent_wd.take()
+        {
+            self.rm_watch(wd);
+        }
         let entries =
             sys::read_dir(run.as_fd()).map_err(|e| StackError::io("list", &self.run_path, e))?;
         let entries: Vec<sys::DirEntry> = entries
@@ -810,6 +834,26 @@ impl Watcher {
     fn forget_run_watch(&mut self) {
         if let Some(wd) = self.run_wd.take() {
             self.rm_watch(wd);
+        }
+    }
+
+    /// A watch on the runtime directory (best effort: without it, a
+    /// missing `run/` is looked for every probe interval).
+    fn ensure_parent_watch(&mut self) {
+        if self.parent_wd.is_some() {
+            return;
+        }
+        let (Some(inotify), Some(parent)) = (self.inotify.as_ref(), self.run_path.parent()) else {
+            return;
+        };
+        let Ok(path) = sys::cpath(parent) else { return };
+        let mask = libc::IN_CREATE
+            | libc::IN_MOVED_TO
+            | libc::IN_DELETE_SELF
+            | libc::IN_ONLYDIR
+            | libc::IN_EXCL_UNLINK;
+        if let Ok(wd) = add_watch(inotify.as_fd(), &path, mask) {
+            self.parent_wd = Some(wd);
         }
     }
 
