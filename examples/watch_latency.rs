@@ -125,8 +125,8 @@ fn main() {
         loop {
             let now = Instant::now();
             if killed_at.is_none() && now >= start + phase {
+                // Left a zombie until the loop ends: list sees it stopped.
                 s.kill().unwrap();
-                s.wait().unwrap();
                 killed_at = Some(Instant::now());
             }
             if now >= next_poll {
@@ -141,6 +141,7 @@ fn main() {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
+        s.wait().unwrap();
     }
     summary("list polled at 1 Hz: SIGKILL -> noticed", polled);
 
