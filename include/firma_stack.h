@@ -152,6 +152,18 @@ typedef int32_t FirmaStatus;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+/**
+ * A watcher of one runtime directory, from `firma_watch_open`; opaque.
+ *
+ * Threads: a watcher may be used from any thread. Calls of
+ * `firma_watch_next` on the same watcher are serialized (a second caller
+ * waits for the first); `firma_watch_fd` may be called at any time, from
+ * any thread. `firma_watch_close` must be the last call on a watcher: never
+ * concurrently with, or after, any other call on it. Different watchers are
+ * independent.
+ */
+typedef struct firma_watch firma_watch;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -369,6 +381,72 @@ int32_t firma_sidecar_stop(const char *runtime_dir,
                            const char *sandbox_id,
                            const char *options_json,
                            char **out_json);
+
+/**
+ * Starts watching `<runtime_dir>/run` (NULL: the default runtime
+ * directory). `options_json` is NULL (all defaults) or a JSON object with
+ * any of `"timeout_ms"` (probe timeout, default 200), `"probe_interval_ms"`
+ * (how often live sidecars are judged again, default 1000),
+ * `"rescan_interval_ms"` (full rescan, default 30000) and `"collect"`
+ * (default true: stale markers are collected as `firma_sidecar_list` does;
+ * false: read-only). An unknown key or a value out of range is
+ * `FIRMA_INVALID_ARGUMENT`.
+ *
+ * The initial scan happens here. On `FIRMA_OK`, `*out_watch` is the new
+ * watcher (release it with `firma_watch_close`) and `*out_error_json` is
+ * set to NULL; on failure `*out_watch` is NULL and `*out_error_json` an
+ * error object to free with `firma_string_free`. NULL `out_watch` or
+ * `out_error_json` gives `FIRMA_INVALID_ARGUMENT` and nothing is written
+ * (through the other non-NULL one either).
+ *
+ * # Safety
+ * `runtime_dir` and `options_json` are NULL or NUL-terminated strings;
+ * `out_watch` and `out_error_json` are NULL or writable.
+ */
+int32_t firma_watch_open(const char *runtime_dir,
+                         const char *options_json,
+                         struct firma_watch **out_watch,
+                         char **out_error_json);
+
+/**
+ * The next event of `w`, waiting at most `timeout_ms` milliseconds (0:
+ * never wait; negative: until there is one).
+ *
+ * On `FIRMA_OK`, `*out_event_json` is one event object, or the JSON
+ * literal `null` when the timeout passed first:
+ * `{"event":"appeared","sandbox_id","entry":{sidecar object},"at"}`,
+ * `{"event":"synced","at"}` (the events before it describe the whole
+ * directory), `{"event":"changed","sandbox_id","entry","previous":STATE,"at"}`,
+ * `{"event":"gone","sandbox_id","reason":"collected"|"removed","at"}`,
+ * `{"event":"resync","reason","at"}` (lost track; `synced` follows); `at`
+ * is RFC 3339 UTC with milliseconds. On failure it is an error object; the
+ * watcher stays usable and a later call retries. Free it with
+ * `firma_string_free`. A NULL `w` is `FIRMA_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `w` is NULL or a watcher from `firma_watch_open`, not closed;
+ * `out_event_json` is NULL or writable.
+ */
+int32_t firma_watch_next(struct firma_watch *w, int32_t timeout_ms, char **out_event_json);
+
+/**
+ * A descriptor that becomes readable when `firma_watch_next(w, 0, ...)`
+ * may return an event: put it in your `poll`/`epoll`/event loop. It
+ * belongs to the watcher: never read, write or close it. -1 for NULL.
+ *
+ * # Safety
+ * `w` is NULL or a watcher from `firma_watch_open`, not closed.
+ */
+int32_t firma_watch_fd(const struct firma_watch *w);
+
+/**
+ * Stops watching and releases every descriptor of `w`. NULL is a no-op.
+ *
+ * # Safety
+ * `w` is NULL or a watcher from `firma_watch_open`, closed once, with no
+ * other call on it running or following.
+ */
+void firma_watch_close(struct firma_watch *w);
 
 #ifdef __cplusplus
 }  // extern "C"

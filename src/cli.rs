@@ -183,6 +183,8 @@ pub enum SidecarCommand {
     /// then remove their markers. Exit 0 all gone, 1 no such marker, 2 an
     /// error or refusal, 3 --no-kill and still running.
     Stop(crate::cli_stop::StopArgs),
+    /// Stream sidecars appearing, changing and going until SIGINT/SIGTERM.
+    Watch(crate::cli_watch::WatchArgs),
 }
 
 /// What a command produced: stdout text, stderr lines (without the
@@ -320,6 +322,10 @@ fn sidecar(ctx: &Ctx, cmd: SidecarCommand) -> Result<Output, String> {
         } => get(ctx, &sandbox_ids, json, probe),
         SidecarCommand::Inspect { names, json, probe } => inspect(ctx, &names, json, probe),
         SidecarCommand::Gc { json } => gc(ctx, json),
+        SidecarCommand::Watch(args) => {
+            let code = crate::cli_watch::run(&ctx.dir, ctx.probe(args.probe), &args)?;
+            Ok(Output::exit(code))
+        }
         SidecarCommand::Stop(args) => {
             let (stdout, code) = crate::cli_stop::run(&ctx.dir, &args)?;
             Ok(Output {

@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod cli_gen;
 pub mod cli_stop;
+pub mod cli_watch;
 pub mod example_sidecar;
 #[allow(non_camel_case_types)]
 pub mod ffi;

@@ -60,6 +60,18 @@ from ._native import (
     remove_marker,
     stop,
 )
+from ._watch import (
+    Appeared,
+    AsyncWatch,
+    Changed,
+    Event,
+    Gone,
+    Resync,
+    Synced,
+    Watch,
+    awatch,
+    watch,
+)
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -92,4 +104,14 @@ __all__ = [
     "probe_entry",
     "remove_marker",
     "stop",
+    "Appeared",
+    "AsyncWatch",
+    "Changed",
+    "Event",
+    "Gone",
+    "Resync",
+    "Synced",
+    "Watch",
+    "awatch",
+    "watch",
 ]

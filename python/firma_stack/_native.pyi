@@ -2,7 +2,7 @@
 
 import builtins
 import os
-from typing import Any, Optional, Union, final
+from typing import Any, Optional, Tuple, Union, final
 
 from firma_stack._state import Reason, State, Verdict
 
@@ -26,6 +26,7 @@ __all__ = [
     "_error_info_from_json",
     "_run_example_sidecar",
     "__version__",
+    "_Watcher",
     "DEFAULT_TIMEOUT",
     "MAX_TIMEOUT",
     "ERROR_CODES",
@@ -172,3 +173,24 @@ def stop(
     kill: bool = True,
     verify_identity: bool = True,
 ) -> Optional[StopOutcome]: ...
+
+@final
+class _Watcher:
+    def __new__(
+        cls,
+        runtime_dir: Optional[_Path] = None,
+        *,
+        timeout: Optional[float] = None,
+        probe_interval: float = 1.0,
+        collect: bool = True,
+        rescan_interval: float = 30.0,
+    ) -> _Watcher: ...
+    def next_event(
+        self, timeout: Optional[float] = None
+    ) -> Optional[
+        Tuple[str, Optional[str], Optional[SidecarEntry], Optional[str], Optional[str], str]
+    ]: ...
+    def fileno(self) -> int: ...
+    def close(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...

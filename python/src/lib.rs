@@ -11,6 +11,7 @@ mod entry;
 mod exceptions;
 mod report;
 mod stop;
+mod watch;
 
 use std::ffi::OsString;
 
@@ -211,6 +212,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(inspect, m)?)?;
     m.add_function(wrap_pyfunction!(report::_marker_report_from_json, m)?)?;
     m.add_function(wrap_pyfunction!(report::_error_info_from_json, m)?)?;
+    m.add_class::<watch::Watcher>()?;
     m.add_function(wrap_pyfunction!(list, m)?)?;
     m.add_function(wrap_pyfunction!(get, m)?)?;
     m.add_function(wrap_pyfunction!(gc_stale, m)?)?;

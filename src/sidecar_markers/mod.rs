@@ -20,6 +20,7 @@ mod report;
 mod stop;
 mod sys;
 pub mod text;
+mod watch;
 mod writer;
 
 use std::ffi::{CStr, CString, OsStr};
@@ -35,6 +36,7 @@ pub use report::{MarkerReport, Reason, Verdict};
 pub use stop::{
     DEFAULT_GRACE, KILL_WAIT, MAX_GRACE, StopOptions, StopOutcome, parse_signal, signal_name, stop,
 };
+pub use watch::{Event, GoneReason, WatchOptions, Watcher, watch};
 pub use writer::{create_marker, remove_marker};
 
 use markers::{Broken, Loc, Marker};
@@ -486,20 +488,30 @@ fn run_scan(runtime_dir: &Path, mode: Mode) -> Result<Scan> {
         return Ok(Scan::default());
     };
     let entries = sys::read_dir(run.as_fd()).map_err(|e| StackError::io("list", &run_path, e))?;
+    Ok(scan_entries(run.as_fd(), &run_path, &entries, mode))
+}
+
+/// Judges `entries` of the open `run/` (see [`run_scan`]), split between
+/// worker threads when there are many; results sorted. Infallible: every
+/// failure here belongs to one entry. `watch` calls it for the markers it
+/// re-examines.
+fn scan_entries(
+    run: BorrowedFd<'_>,
+    run_path: &Path,
+    entries: &[sys::DirEntry],
+    mode: Mode,
+) -> Scan {
     let now = SystemTime::now();
     let workers = workers_for(entries.len());
     let window = probe::window(workers);
     let mut out = if workers == 1 {
-        scan_part(run.as_fd(), &run_path, &entries, mode, now, window)
+        scan_part(run, run_path, entries, mode, now, window)
     } else {
         let chunk = entries.len().div_ceil(workers);
         let parts: Vec<Scan> = std::thread::scope(|s| {
             let handles: Vec<_> = entries
                 .chunks(chunk)
-                .map(|part| {
-                    let (run, run_path) = (run.as_fd(), &run_path);
-                    s.spawn(move || scan_part(run, run_path, part, mode, now, window))
-                })
+                .map(|part| s.spawn(move || scan_part(run, run_path, part, mode, now, window)))
                 .collect();
             handles
                 .into_iter()
@@ -517,7 +529,7 @@ fn run_scan(runtime_dir: &Path, mode: Mode) -> Result<Scan> {
     out.broken.sort();
     out.problems.sort_by(|a, b| a.name.cmp(&b.name));
     out.reports.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(out)
+    out
 }
 
 /// An entry name for people and JSON: lossless (`\xNN` for non-UTF-8).

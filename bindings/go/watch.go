@@ -1,0 +1,188 @@
+package firmastack
+
+/*
+#include <stdlib.h>
+#include "firma_stack.h"
+*/
+import "C"
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// EventKind says what an [Event] reports.
+type EventKind string
+
+// The kinds of [Event], as in the JSON "event" field of every surface.
+const (
+	// EventAppeared: a live sidecar found by the initial scan (or a
+	// rescan), or a new one. Entry is set.
+	EventAppeared EventKind = "appeared"
+	// EventSynced: the events before it describe the whole directory; the
+	// stream is complete from here on. Once after the initial scan and
+	// after each EventResync.
+	EventSynced EventKind = "synced"
+	// EventChanged: a known sidecar changed state (or metadata). Entry and
+	// Previous are set.
+	EventChanged EventKind = "changed"
+	// EventGone: a known sidecar left. Reason is "collected" (this watcher
+	// removed its stale marker) or "removed" (by other hands).
+	EventGone EventKind = "gone"
+	// EventResync: the watcher lost track (or runs degraded, as Reason
+	// says) and rescans; the events that follow correct the state, then
+	// EventSynced.
+	EventResync EventKind = "resync"
+)
+
+// Event is one event of a [Watch] stream: the JSON object of every surface.
+type Event struct {
+	Kind      EventKind     `json:"event"`
+	SandboxID string        `json:"sandbox_id,omitempty"`
+	Entry     *SidecarEntry `json:"entry,omitempty"`
+	Previous  State         `json:"previous,omitempty"`
+	Reason    string        `json:"reason,omitempty"`
+	// At is when the watcher saw it: RFC 3339 UTC with milliseconds.
+	At string `json:"at"`
+}
+
+// Time parses At.
+func (e Event) Time() (time.Time, error) {
+	return time.Parse(time.RFC3339Nano, e.At)
+}
+
+// WatchOptions configures [Watch]; the zero value means the defaults.
+type WatchOptions struct {
+	// ProbeInterval: how often every known sidecar is judged again and its
+	// endpoint probed (0: 1 s). Exits are seen at once through pidfds.
+	ProbeInterval time.Duration
+	// ProbeTimeout: how long a probe may take (0: 200 ms).
+	ProbeTimeout time.Duration
+	// RescanInterval: how often all of run/ is rescanned as a safety net
+	// (0: 30 s).
+	RescanInterval time.Duration
+	// ReadOnly: do not collect stale markers (a stopped sidecar is then
+	// reported EventChanged to StateStopped).
+	ReadOnly bool
+}
+
+// Watcher is a running [Watch]: receive from Events until it is closed,
+// then Err says why.
+type Watcher struct {
+	events chan Event
+	mu     sync.Mutex
+	err    error
+}
+
+// Events delivers the stream. It is closed when the context passed to
+// [Watch] is cancelled (after which every resource is released) or when
+// watching fails (see Err).
+func (w *Watcher) Events() <-chan Event { return w.events }
+
+// Err is nil while the stream runs and after it ended because the context
+// was cancelled; otherwise the error that ended it. Call it after Events
+// is closed.
+func (w *Watcher) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// waitSlice bounds each wait inside the library, so cancelling the
+// context takes effect within it.
+const waitSlice = 100 * time.Millisecond
+
+// Watch starts watching runtimeDir ("" means the default): EventAppeared
+// for every live sidecar, one EventSynced, then EventChanged, EventGone
+// and EventAppeared as they happen. The initial scan happens before Watch
+// returns (errors in it, or bad options, are returned). One goroutine
+// reads the stream; cancel ctx to stop it: Events is then closed and the
+// watcher's descriptors released. Events is unbuffered: a slow receiver
+// delays the stream but loses nothing.
+//
+//	w, err := firmastack.Watch(ctx, "", firmastack.WatchOptions{})
+//	for ev := range w.Events() { ... }
+//	if err := w.Err(); err != nil { ... }
+func Watch(ctx context.Context, runtimeDir string, opts WatchOptions) (*Watcher, error) {
+	o := map[string]any{}
+	if opts.ProbeInterval != 0 {
+		o["probe_interval_ms"] = durationMillis(opts.ProbeInterval)
+	}
+	if opts.ProbeTimeout != 0 {
+		o["timeout_ms"] = durationMillis(opts.ProbeTimeout)
+	}
+	if opts.RescanInterval != 0 {
+		o["rescan_interval_ms"] = durationMillis(opts.RescanInterval)
+	}
+	if opts.ReadOnly {
+		o["collect"] = false
+	}
+	js, err := json.Marshal(o)
+	if err != nil {
+		return nil, &Error{Code: CodeInternal, Message: err.Error()}
+	}
+	dir, err := runtimeDirArg(runtimeDir)
+	if err != nil {
+		return nil, err
+	}
+	defer C.free(unsafe.Pointer(dir))
+	cOpts := C.CString(string(js))
+	defer C.free(unsafe.Pointer(cOpts))
+
+	var handle *C.firma_watch
+	var errJSON *C.char
+	status := C.firma_watch_open(dir, cOpts, &handle, &errJSON)
+	if status != C.FIRMA_OK {
+		_, err := takeResult(status, errJSON)
+		return nil, err
+	}
+	w := &Watcher{events: make(chan Event)}
+	go w.run(ctx, handle)
+	return w, nil
+}
+
+// durationMillis rounds up, so a positive duration never becomes 0 ms
+// (which the library refuses).
+func durationMillis(d time.Duration) int64 {
+	if d < 0 {
+		return -1
+	}
+	return int64((d + time.Millisecond - 1) / time.Millisecond)
+}
+
+func (w *Watcher) run(ctx context.Context, handle *C.firma_watch) {
+	defer close(w.events)
+	defer C.firma_watch_close(handle)
+	slice := C.int32_t(waitSlice / time.Millisecond)
+	for ctx.Err() == nil {
+		var out *C.char
+		status := C.firma_watch_next(handle, slice, &out)
+		text, err := takeResult(status, out)
+		if err != nil {
+			w.fail(err)
+			return
+		}
+		if text == "null" {
+			continue
+		}
+		var ev Event
+		if err := decode(text, &ev); err != nil {
+			w.fail(err)
+			return
+		}
+		select {
+		case w.events <- ev:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (w *Watcher) fail(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.err = err
+}

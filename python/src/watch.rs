@@ -1,0 +1,177 @@
+//! `_Watcher`: the core's watcher behind a lock, for `firma_stack.watch`
+//! and `firma_stack.awatch` (python/firma_stack/_watch.py).
+//!
+//! Events cross as plain tuples `(kind, sandbox_id, entry, previous,
+//! reason, at)`; the Python side turns them into typed event classes.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use firma_stack::sidecar_markers::{self as sm, Event, StackError};
+use pyo3::prelude::*;
+
+use crate::boundary::call_core;
+use crate::convert::{FsPath, probe_options, runtime_dir_or_default};
+use crate::entry::SidecarEntry;
+use crate::exceptions;
+
+/// Longest the GIL-free wait lasts before signals are checked (so Ctrl-C
+/// interrupts a blocking iteration).
+const SLICE: Duration = Duration::from_millis(200);
+
+type EventTuple = (
+    &'static str,
+    Option<String>,
+    Option<SidecarEntry>,
+    Option<&'static str>,
+    Option<String>,
+    String,
+);
+
+fn to_tuple(ev: Event) -> EventTuple {
+    let kind = ev.kind();
+    match ev {
+        Event::Appeared {
+            sandbox_id,
+            entry,
+            at,
+        } => (kind, Some(sandbox_id), Some(entry.into()), None, None, at),
+        Event::Changed {
+            sandbox_id,
+            entry,
+            previous,
+            at,
+        } => (
+            kind,
+            Some(sandbox_id),
+            Some(entry.into()),
+            Some(previous.as_str()),
+            None,
+            at,
+        ),
+        Event::Gone {
+            sandbox_id,
+            reason,
+            at,
+        } => (
+            kind,
+            Some(sandbox_id),
+            None,
+            None,
+            Some(reason.as_str().to_owned()),
+            at,
+        ),
+        Event::Synced { at } => (kind, None, None, None, None, at),
+        Event::Resync { reason, at } => (kind, None, None, None, Some(reason), at),
+    }
+}
+
+fn seconds(py: Python<'_>, what: &str, secs: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(secs).map_err(|_| {
+        exceptions::from_stack_error(
+            py,
+            StackError::InvalidArgument {
+                what: what.into(),
+                reason: format!("{secs} s is not a finite number of seconds >= 0"),
+            },
+        )
+    })
+}
+
+fn closed_error() -> PyErr {
+    pyo3::exceptions::PyValueError::new_err("the watcher is closed")
+}
+
+/// A watcher of one runtime directory (see `firma_stack.watch`).
+#[pyclass(module = "firma_stack._native", name = "_Watcher", frozen)]
+pub(crate) struct Watcher {
+    inner: Mutex<Option<sm::Watcher>>,
+    fd: i32,
+}
+
+#[pymethods]
+impl Watcher {
+    #[new]
+    #[pyo3(signature = (runtime_dir=None, *, timeout=None, probe_interval=1.0, collect=true,
+                        rescan_interval=30.0))]
+    fn new(
+        py: Python<'_>,
+        runtime_dir: Option<FsPath>,
+        timeout: Option<f64>,
+        probe_interval: f64,
+        collect: bool,
+        rescan_interval: f64,
+    ) -> PyResult<Self> {
+        let opts = sm::WatchOptions {
+            probe: probe_options(py, timeout)?,
+            probe_interval: seconds(py, "probe_interval", probe_interval)?,
+            collect,
+            rescan_interval: seconds(py, "rescan_interval", rescan_interval)?,
+        };
+        let dir = runtime_dir.map(|d| d.0);
+        let w = call_core(py, move || sm::watch(runtime_dir_or_default(dir), &opts))?;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&w);
+        Ok(Watcher {
+            inner: Mutex::new(Some(w)),
+            fd,
+        })
+    }
+
+    /// The next event as a tuple, waiting at most `timeout` seconds (`None`:
+    /// until there is one); `None` when the timeout passed. The GIL is
+    /// released while waiting; signals are checked every 0.2 s.
+    #[pyo3(signature = (timeout=None))]
+    fn next_event(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<EventTuple>> {
+        let deadline = match timeout {
+            Some(t) => Some(Instant::now() + seconds(py, "timeout", t)?),
+            None => None,
+        };
+        loop {
+            let slice = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
+                None => SLICE,
+            };
+            let got = call_core(py, || {
+                let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+                match guard.as_mut() {
+                    Some(w) => w.next(Some(slice)).map(Some),
+                    None => Ok(None),
+                }
+            })?;
+            match got {
+                None => return Err(closed_error()),
+                Some(Some(ev)) => return Ok(Some(to_tuple(ev))),
+                Some(None) => {}
+            }
+            py.check_signals()?;
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// The descriptor that becomes readable when `next_event(0)` may have
+    /// an event (only poll it).
+    fn fileno(&self) -> PyResult<i32> {
+        let guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.as_ref() {
+            Some(_) => Ok(self.fd),
+            None => Err(closed_error()),
+        }
+    }
+
+    /// Stops watching and closes every descriptor; idempotent. Waits for a
+    /// `next_event` running in another thread (at most 0.2 s).
+    fn close(&self, py: Python<'_>) {
+        let w = py.detach(|| self.inner.lock().unwrap_or_else(|p| p.into_inner()).take());
+        drop(w);
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
+    }
+}

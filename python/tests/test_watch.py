@@ -1,0 +1,208 @@
+"""firma_stack.watch / awatch over real sidecars: typed events, the context
+manager and iterators, the GIL released while waiting, SIGKILL seen as
+Gone (or Changed to STOPPED when read-only), and the same state as list()."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+import threading
+import time
+from typing import Callable, Dict, List, Optional
+
+import pytest
+
+import firma_stack
+from firma_stack import (
+    Appeared,
+    Changed,
+    Event,
+    Gone,
+    SidecarEntry,
+    State,
+    Synced,
+    Watch,
+)
+from firma_stack.testing import SidecarProcess
+
+Start = Callable[..., SidecarProcess]
+
+#: Upper bound proving the stream is event-driven (never a speed claim).
+BOUND = 5.0
+
+
+def take_until(w: Watch, pred: Callable[[Event], bool], seen: List[Event]) -> Event:
+    end = time.monotonic() + BOUND
+    while True:
+        left = end - time.monotonic()
+        ev = w.next(max(left, 0.0))
+        if ev is None:
+            raise AssertionError(f"no matching event within {BOUND} s; got {seen!r}")
+        seen.append(ev)
+        if pred(ev):
+            return ev
+
+
+def apply(state: Dict[str, SidecarEntry], ev: Event) -> None:
+    if isinstance(ev, (Appeared, Changed)):
+        state[ev.sandbox_id] = ev.entry
+    elif isinstance(ev, Gone):
+        del state[ev.sandbox_id]
+
+
+def strip(entries: Dict[str, SidecarEntry]) -> Dict[str, object]:
+    out: Dict[str, object] = {}
+    for k, e in entries.items():
+        d = e.to_dict()
+        d.pop("uptime_secs")
+        out[k] = d
+    return out
+
+
+def test_stream_is_typed_and_rebuilds_list(firma_runtime_dir: str, firma_sidecar: Start) -> None:
+    a = firma_sidecar("py-a")
+    seen: List[Event] = []
+    state: Dict[str, SidecarEntry] = {}
+    with firma_stack.watch(firma_runtime_dir, probe_interval=0.5) as w:
+        first = take_until(w, lambda e: isinstance(e, Synced), seen)
+        assert isinstance(first, Synced) and first.kind == "synced"
+        appeared = [e for e in seen if isinstance(e, Appeared)]
+        assert [e.sandbox_id for e in appeared] == ["py-a"]
+        assert appeared[0].entry.pid == a.pid
+        assert appeared[0].entry.state is State.RUNNING
+        assert appeared[0].at.endswith("Z") and len(appeared[0].at) == 24
+        b = firma_sidecar("py-b")
+        take_until(w, lambda e: isinstance(e, Appeared) and e.sandbox_id == "py-b", seen)
+        b.kill()
+        gone = take_until(w, lambda e: isinstance(e, Gone), seen)
+        assert isinstance(gone, Gone)
+        assert (gone.sandbox_id, gone.reason) == ("py-b", "collected")
+        for ev in seen:
+            apply(state, ev)
+        listed = {e.sandbox_id: e for e in firma_stack.list(firma_runtime_dir)}
+        assert strip(state) == strip(listed)
+        assert sum(isinstance(e, Synced) for e in seen) == 1
+    assert w.closed
+    with pytest.raises(ValueError):
+        w.fileno()
+    assert list(w) == []
+
+
+def test_read_only_watch_reports_stopped(firma_runtime_dir: str, firma_sidecar: Start) -> None:
+    s = firma_sidecar("py-victim")
+    seen: List[Event] = []
+    with firma_stack.watch(firma_runtime_dir, collect=False) as w:
+        take_until(w, lambda e: isinstance(e, Synced), seen)
+        s.kill()
+        ev = take_until(w, lambda e: isinstance(e, Changed), seen)
+        assert isinstance(ev, Changed)
+        assert ev.previous is State.RUNNING and ev.entry.state is State.STOPPED
+    assert os.path.isdir(os.path.join(firma_runtime_dir, "run", "py-victim"))
+
+
+def test_fileno_is_readable_when_events_wait(firma_runtime_dir: str, firma_sidecar: Start) -> None:
+    firma_sidecar("py-fd")
+    with firma_stack.watch(firma_runtime_dir, probe_interval=60) as w:
+        r, _, _ = select.select([w], [], [], BOUND)
+        assert r == [w], "queued initial events must make fileno() readable"
+        while w.next(0) is not None:
+            pass
+        r, _, _ = select.select([w], [], [], 0)
+        assert r == [], "nothing queued: fileno() must not be readable"
+
+
+def test_gil_is_released_while_waiting(firma_runtime_dir: str) -> None:
+    count = 0
+    stop = threading.Event()
+
+    def spin() -> None:
+        nonlocal count
+        while not stop.is_set():
+            count += 1
+
+    with firma_stack.watch(firma_runtime_dir, probe_interval=60) as w:
+        assert isinstance(w.next(BOUND), Synced)
+        t = threading.Thread(target=spin, daemon=True)
+        t.start()
+        time.sleep(0.05)
+        before = count
+        assert w.next(0.5) is None
+        during = count - before
+        stop.set()
+        t.join()
+    # Held GIL: the spinner would only run at switch intervals around the
+    # wait; released, it counts freely for the whole 0.5 s.
+    assert during > 10_000, during
+
+
+def test_close_from_another_thread_while_waiting(firma_runtime_dir: str) -> None:
+    w = firma_stack.watch(firma_runtime_dir, probe_interval=60)
+    assert isinstance(w.next(BOUND), Synced)
+    errors: List[BaseException] = []
+
+    def blocked() -> None:
+        try:
+            w.next(None)
+        except ValueError as e:  # closed underneath
+            errors.append(e)
+
+    t = threading.Thread(target=blocked)
+    t.start()
+    time.sleep(0.3)
+    w.close()
+    t.join(BOUND)
+    assert not t.is_alive(), "close() must end a blocked next()"
+    assert len(errors) == 1
+
+
+def test_bad_options_raise_invalid_argument(firma_runtime_dir: str) -> None:
+    with pytest.raises(firma_stack.InvalidArgumentError, match="probe_interval"):
+        firma_stack.watch(firma_runtime_dir, probe_interval=0)
+    with pytest.raises(firma_stack.InvalidArgumentError, match="probe_interval"):
+        firma_stack.watch(firma_runtime_dir, probe_interval=float("nan"))
+
+
+def test_awatch_waits_on_the_loop_without_a_thread(
+    firma_runtime_dir: str, firma_sidecar: Start
+) -> None:
+    async def main() -> List[Event]:
+        seen: List[Event] = []
+        threads_before = threading.active_count()
+        async with firma_stack.awatch(firma_runtime_dir) as events:
+            ticks = 0
+
+            async def ticker() -> None:
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0.01)
+                    ticks += 1
+
+            tick = asyncio.create_task(ticker())
+            started: Optional[SidecarProcess] = None
+            killed = False
+
+            async def drive() -> None:
+                nonlocal started, killed
+                async for ev in events:
+                    seen.append(ev)
+                    if isinstance(ev, Synced):
+                        started = firma_sidecar("py-async")
+                    elif isinstance(ev, Appeared) and ev.sandbox_id == "py-async":
+                        assert started is not None
+                        started.kill()
+                        killed = True
+                    elif isinstance(ev, Gone):
+                        return
+
+            await asyncio.wait_for(drive(), BOUND)
+            tick.cancel()
+            assert killed
+            assert ticks > 5, "the event loop kept running while waiting"
+            assert threading.active_count() == threads_before, "no thread per watcher"
+        assert events.closed
+        return seen
+
+    seen = asyncio.run(main())
+    gone = [e for e in seen if isinstance(e, Gone)]
+    assert [(g.sandbox_id, g.reason) for g in gone] == [("py-async", "collected")]

@@ -1,0 +1,172 @@
+//! `firma sidecar watch`: the event stream on stdout until SIGINT/SIGTERM.
+//!
+//! With `--json`, one event object per line (NDJSON), flushed per event;
+//! without, one readable line per event: time, sandbox id, transition.
+//! SIGINT and SIGTERM are blocked and read from a signalfd, waited on
+//! together with the watcher's descriptor, so a signal ends the stream
+//! between two events and the command exits 0.
+
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::time::Duration;
+
+use crate::sidecar_markers::{self as sm, Event, ProbeOptions, WatchOptions, text};
+
+/// Options of `firma sidecar watch`.
+#[derive(clap::Args, Debug)]
+pub struct WatchArgs {
+    /// Print one JSON object per event (NDJSON) instead of readable lines.
+    #[arg(long)]
+    pub json: bool,
+    /// How often every known sidecar is judged again and probed.
+    #[arg(long, value_name = "MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    pub probe_interval_ms: u64,
+    /// Read-only: do not collect stale markers (a stopped sidecar is
+    /// reported `changed` to `stopped`).
+    #[arg(long)]
+    pub no_gc: bool,
+    #[command(flatten)]
+    pub probe: crate::cli::ProbeArgs,
+}
+
+/// Blocks SIGINT and SIGTERM for this thread (and the threads it starts
+/// later) and returns a signalfd that reads them.
+fn signal_fd() -> Result<OwnedFd, String> {
+    // SAFETY: plain sigset manipulation on a local set; signalfd returns a
+    // new descriptor or -1.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        if rc != 0 {
+            return Err(format!(
+                "cannot block SIGINT/SIGTERM: {}",
+                std::io::Error::from_raw_os_error(rc)
+            ));
+        }
+        let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
+        if fd < 0 {
+            return Err(format!(
+                "cannot create a signalfd: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// One readable line for an event (controls in marker text escaped).
+pub fn human_line(ev: &Event) -> String {
+    let e = |s: &str| text::escape(s);
+    match ev {
+        Event::Appeared {
+            sandbox_id,
+            entry,
+            at,
+        } => format!(
+            "{at}  {}  appeared  {}  pid {}  agent {}  listen {}",
+            e(sandbox_id),
+            entry.state,
+            entry.pid,
+            e(&entry.agent_id),
+            e(&entry.listen)
+        ),
+        Event::Changed {
+            sandbox_id,
+            entry,
+            previous,
+            at,
+        } => {
+            if *previous == entry.state {
+                format!(
+                    "{at}  {}  changed  {}  (metadata: pid {}, agent {})",
+                    e(sandbox_id),
+                    entry.state,
+                    entry.pid,
+                    e(&entry.agent_id)
+                )
+            } else {
+                format!("{at}  {}  {previous} -> {}", e(sandbox_id), entry.state)
+            }
+        }
+        Event::Gone {
+            sandbox_id,
+            reason,
+            at,
+        } => format!("{at}  {}  gone ({})", e(sandbox_id), reason.as_str()),
+        Event::Synced { at } => format!("{at}  synced"),
+        Event::Resync { reason, at } => format!("{at}  resync: {}", e(reason)),
+    }
+}
+
+/// Runs the stream; returns the exit code (0 after SIGINT/SIGTERM or a
+/// closed stdout).
+pub fn run(dir: &Path, probe: ProbeOptions, args: &WatchArgs) -> Result<u8, String> {
+    // Before the watcher starts any thread, so they all inherit the mask.
+    let sigfd = signal_fd()?;
+    let opts = WatchOptions {
+        probe,
+        probe_interval: Duration::from_millis(args.probe_interval_ms),
+        collect: !args.no_gc,
+        ..WatchOptions::default()
+    };
+    let mut watcher = sm::watch(dir, &opts).map_err(|e| e.to_string())?;
+    let mut stdout = std::io::stdout().lock();
+    loop {
+        // Everything ready now, one event at a time.
+        loop {
+            match watcher.next(Some(Duration::ZERO)) {
+                Ok(Some(ev)) => {
+                    let mut line = if args.json {
+                        ev.to_json()
+                    } else {
+                        human_line(&ev)
+                    };
+                    line.push('\n');
+                    match stdout
+                        .write_all(line.as_bytes())
+                        .and_then(|()| stdout.flush())
+                    {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(0),
+                        Err(e) => return Err(format!("cannot write output: {e}")),
+                    }
+                }
+                Ok(None) => break,
+                // Not the end of the stream: the watcher retries later.
+                Err(e) => {
+                    eprintln!("firma: {e}");
+                    break;
+                }
+            }
+        }
+        let mut fds = [
+            libc::pollfd {
+                fd: watcher.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: sigfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: two valid pollfds.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if n < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(format!("poll: {err}"));
+        }
+        if fds[1].revents & libc::POLLIN != 0 {
+            return Ok(0);
+        }
+    }
+}

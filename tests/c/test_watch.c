@@ -1,0 +1,216 @@
+/*
+ * The watch functions of the C ABI over real sidecars: open/next/fd/close,
+ * the event objects, the pollable descriptor, SIGKILL seen as gone (or
+ * changed to stopped when read-only), bad arguments, and next called from
+ * two threads at once on one watcher (serialized).
+ */
+#include <poll.h>
+#include <pthread.h>
+
+#include "harness.h"
+
+/* Takes events until one is of `kind` (and about `id`, unless NULL), for
+ * at most `seconds`. Returns it (free with firma_string_free) or NULL. */
+static char *wait_event(firma_watch *w, const char *kind, const char *id, double seconds)
+{
+    char want_kind[64], want_id[300];
+    snprintf(want_kind, sizeof want_kind, "{\"event\":\"%s\"", kind);
+    if (id != NULL)
+        snprintf(want_id, sizeof want_id, "\"sandbox_id\":\"%s\"", id);
+    double end = h_now() + seconds;
+    while (h_now() < end) {
+        char *ev = NULL;
+        int32_t st = firma_watch_next(w, 100, &ev);
+        if (st != FIRMA_OK) {
+            fprintf(stderr, "    firma_watch_next: %d %s\n", (int)st, ev ? ev : "(NULL)");
+            firma_string_free(ev);
+            return NULL;
+        }
+        if (strncmp(ev, want_kind, strlen(want_kind)) == 0 &&
+            (id == NULL || strstr(ev, want_id) != NULL))
+            return ev;
+        firma_string_free(ev);
+    }
+    return NULL;
+}
+
+static void test_open_rejects_bad_arguments(void)
+{
+    char rt[PATH_MAX];
+    h_runtime(rt, sizeof rt, true);
+    firma_watch *w = (firma_watch *)0x1;
+    char *err = NULL;
+    CHECK(firma_watch_open(rt, NULL, NULL, &err) == FIRMA_INVALID_ARGUMENT);
+    CHECK(err == NULL);
+    CHECK(firma_watch_open(rt, NULL, &w, NULL) == FIRMA_INVALID_ARGUMENT);
+    CHECK(w == (firma_watch *)0x1);
+
+    CHECK_CALL(firma_watch_open(rt, "{\"probe_interval_ms\":0}", &w, &err),
+               FIRMA_INVALID_ARGUMENT, err);
+    CHECK(w == NULL);
+    CHECK_CONTAINS(err, "\"code\":\"invalid_argument\"");
+    CHECK_CONTAINS(err, "probe_interval");
+    firma_string_free(err);
+
+    CHECK_CALL(firma_watch_open(rt, "{\"probe_interval\":5}", &w, &err),
+               FIRMA_INVALID_ARGUMENT, err);
+    CHECK_CONTAINS(err, "options_json");
+    firma_string_free(err);
+
+    char *ev = NULL;
+    CHECK(firma_watch_next(NULL, 0, &ev) == FIRMA_INVALID_ARGUMENT);
+    CHECK_CONTAINS(ev, "watch is NULL");
+    firma_string_free(ev);
+    CHECK(firma_watch_fd(NULL) == -1);
+    firma_watch_close(NULL);
+    h_rm_rf(rt);
+}
+
+static bool poll_in(int fd, int ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, ms) == 1 && (p.revents & POLLIN);
+}
+
+static void test_stream_appeared_synced_gone(void)
+{
+    char rt[PATH_MAX];
+    h_runtime(rt, sizeof rt, true);
+    h_sidecar a, b;
+    h_sidecar_start(&a, rt, "c-alpha", "serve", NULL);
+
+    firma_watch *w = NULL;
+    char *err = NULL;
+    /* A generous probe timeout: under valgrind everything is slow. */
+    CHECK_CALL(firma_watch_open(rt, "{\"probe_interval_ms\":500,\"timeout_ms\":3000}", &w, &err),
+               FIRMA_OK, err);
+    CHECK(err == NULL);
+    if (w == NULL)
+        return;
+    int fd = firma_watch_fd(w);
+    CHECK(fd >= 0);
+    CHECK_MSG(poll_in(fd, 2000), "queued initial events must make the fd readable");
+
+    char *ev = wait_event(w, "appeared", "c-alpha", 5);
+    CHECK_MSG(ev != NULL, "no appeared for c-alpha");
+    CHECK_CONTAINS(ev, "\"state\":\"running\"");
+    CHECK_CONTAINS(ev, "\"at\":\"20");
+    firma_string_free(ev);
+    ev = wait_event(w, "synced", NULL, 5);
+    CHECK_MSG(ev != NULL, "no synced");
+    firma_string_free(ev);
+
+    /* Once nothing is pending a zero timeout answers the literal null.
+     * (Where pidfds are unavailable — valgrind does not know pidfd_open —
+     * a resync saying so and its synced come first.) */
+    for (int i = 0; i < 10; i++) {
+        ev = NULL;
+        CHECK_CALL(firma_watch_next(w, 0, &ev), FIRMA_OK, ev);
+        bool done = ev != NULL && strcmp(ev, "null") == 0;
+        if (!done) {
+            CHECK_MSG(strstr(ev, "{\"event\":\"resync\"") == ev ||
+                          strstr(ev, "{\"event\":\"synced\"") == ev,
+                      "unexpected event %s", ev);
+            if (strstr(ev, "{\"event\":\"resync\"") == ev)
+                fprintf(stderr, "    note: %s\n", ev);
+        }
+        firma_string_free(ev);
+        if (done)
+            break;
+        CHECK_MSG(i < 9, "the stream never went quiet");
+    }
+
+    h_sidecar_start(&b, rt, "c-beta", "serve", NULL);
+    CHECK_MSG(poll_in(fd, 5000), "a new marker must make the fd readable");
+    ev = wait_event(w, "appeared", "c-beta", 5);
+    CHECK_MSG(ev != NULL, "no appeared for c-beta");
+    firma_string_free(ev);
+
+    h_sidecar_kill(&b, true);
+    ev = wait_event(w, "gone", "c-beta", 5);
+    CHECK_MSG(ev != NULL, "no gone for the SIGKILLed c-beta");
+    CHECK_CONTAINS(ev, "\"reason\":\"collected\"");
+    firma_string_free(ev);
+
+    firma_watch_close(w);
+    CHECK(h_sidecar_stop(&a));
+    h_rm_rf(rt);
+}
+
+static void test_read_only_watch_reports_stopped(void)
+{
+    char rt[PATH_MAX], marker[PATH_MAX];
+    h_runtime(rt, sizeof rt, true);
+    h_sidecar s;
+    h_sidecar_start(&s, rt, "c-victim", "serve", NULL);
+    firma_watch *w = NULL;
+    char *err = NULL;
+    CHECK_CALL(firma_watch_open(rt, "{\"collect\":false,\"timeout_ms\":100}", &w, &err),
+               FIRMA_OK, err);
+    if (w == NULL)
+        return;
+    char *ev = wait_event(w, "synced", NULL, 5);
+    CHECK(ev != NULL);
+    firma_string_free(ev);
+    h_sidecar_kill(&s, false);
+    ev = wait_event(w, "changed", "c-victim", 5);
+    CHECK_MSG(ev != NULL, "no changed for c-victim");
+    CHECK_CONTAINS(ev, "\"previous\":\"running\"");
+    CHECK_CONTAINS(ev, "\"state\":\"stopped\"");
+    firma_string_free(ev);
+    h_reap(&s);
+    h_path(marker, sizeof marker, "%s/run/c-victim", rt);
+    CHECK_MSG(h_exists(marker), "a read-only watcher removed a marker");
+    firma_watch_close(w);
+    h_rm_rf(rt);
+}
+
+struct waiter {
+    firma_watch *w;
+    char *event;
+};
+
+static void *wait_for_appeared(void *arg)
+{
+    struct waiter *wt = arg;
+    wt->event = wait_event(wt->w, "appeared", "c-late", 3);
+    return NULL;
+}
+
+static void test_next_from_two_threads_is_serialized(void)
+{
+    char rt[PATH_MAX];
+    h_runtime(rt, sizeof rt, true);
+    firma_watch *w = NULL;
+    char *err = NULL;
+    CHECK_CALL(firma_watch_open(rt, NULL, &w, &err), FIRMA_OK, err);
+    if (w == NULL)
+        return;
+    char *ev = wait_event(w, "synced", NULL, 5);
+    firma_string_free(ev);
+    struct waiter one = {.w = w}, two = {.w = w};
+    pthread_t t1, t2;
+    pthread_create(&t1, NULL, wait_for_appeared, &one);
+    pthread_create(&t2, NULL, wait_for_appeared, &two);
+    h_sidecar s;
+    h_sidecar_start(&s, rt, "c-late", "serve", NULL);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    /* Exactly one of the two threads got the one event. */
+    CHECK((one.event != NULL) + (two.event != NULL) == 1);
+    firma_string_free(one.event);
+    firma_string_free(two.event);
+    firma_watch_close(w);
+    CHECK(h_sidecar_stop(&s));
+    h_rm_rf(rt);
+}
+
+int main(void)
+{
+    signal(SIGCHLD, SIG_DFL);
+    RUN(test_open_rejects_bad_arguments);
+    RUN(test_stream_appeared_synced_gone);
+    RUN(test_read_only_watch_reports_stopped);
+    RUN(test_next_from_two_threads_is_serialized);
+    return h_summary();
+}
