@@ -117,9 +117,9 @@ offered=$(bash -c '
     try firma sidecar s
     try firma completions ""
 ' _ "$bash_c" 2>&1)
-if [[ $(sed -n 1p <<<"$offered") == sidecar && $(sed -n 2p <<<"$offered") == status &&
+if [[ $(sed -n 1p <<<"$offered") == sidecar && $(sed -n 2p <<<"$offered") == "status stop" &&
     $(sed -n 3p <<<"$offered") == *bash*fish*zsh* ]]; then
-    pass "bash completes 'firma si' -> sidecar, 'firma sidecar s' -> status, 'firma completions ' -> shells"
+    pass "bash completes 'firma si' -> sidecar, 'firma sidecar s' -> status stop, 'firma completions ' -> shells"
 else
     printf '%s\n' "$offered"
     fail "bash completion offers the wrong words (above: firma si / firma sidecar s / firma completions)"
