@@ -7,7 +7,7 @@
 //! (`make header`); the doc comments below are the header's documentation,
 //! so they are written for C readers.
 //!
-//! Conventions (DESIGN §5, §4.7):
+//! Conventions (docs/design.md, "Surfaces" and "Invariants" (7)):
 //! - every function returns a [`FirmaStatus`] as `int32_t`; `0` is OK;
 //! - on success `*out_json` holds the JSON result; on failure it holds an
 //!   error object `{"code", "message", "path", "errno"}` — the details travel

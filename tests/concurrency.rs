@@ -1,4 +1,4 @@
-//! DESIGN §4.5: any number of processes may list and gc at once; each stale
+//! docs/design.md, "Invariants" (5): any number of processes may list and gc at once; each stale
 //! id is reported removed by exactly one caller; nobody fails because
 //! another removed a marker first; live and corrupt markers survive.
 

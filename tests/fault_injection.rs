@@ -560,7 +560,7 @@ fn writers_interrupted_between_temp_file_and_rename() {
 
 /// A socket file named `metadata.toml` (anyone who can write `run/` can
 /// bind one) is as malformed as a FIFO: one such marker must not break the
-/// listing of every other sidecar (DESIGN §3: corrupt markers are skipped).
+/// listing of every other sidecar (docs/design.md, "Operations": corrupt markers are skipped).
 #[test]
 fn socket_named_metadata_is_skipped_not_fatal() {
     let rt = runtime();
@@ -583,7 +583,7 @@ fn socket_named_metadata_is_skipped_not_fatal() {
 
 /// A leftover the library cannot finish removing (here a `.gc-` tree
 /// nested deeper than it recurses) must not make every later listing and
-/// collection fail: cleaning leftovers is opportunistic, and DESIGN §3 lets
+/// collection fail: cleaning leftovers is opportunistic, and docs/design.md, "Operations" lets
 /// `list` fail only when `run/` cannot be enumerated or a marker cannot be
 /// read.
 #[test]
@@ -637,7 +637,7 @@ fn tomb_of_a_live_collector_is_left_alone() {
 
 /// A stale marker whose tree cannot be removed whole (nested deeper than
 /// the library recurses; found by the `marker_dir` fuzz target) must not
-/// leave `run/` unreported (DESIGN §4.5: each stale id is reported by
+/// leave `run/` unreported (docs/design.md, "Invariants" (5): each stale id is reported by
 /// exactly one caller): either the call reports the id — its name is free
 /// again, the remains may stay as debris under a reserved name — or the
 /// marker stays under its own name.

@@ -1,4 +1,4 @@
-//! DESIGN §4.1–4.3 and §4.6 through the Rust API only: what each error says
+//! docs/design.md, "Invariants" (1–3 and 6) through the Rust API only: what each error says
 //! and carries, and arguments no other surface can pass. Which markers are
 //! skipped, kept, refused or never followed (symlinks, FIFOs, huge or corrupt
 //! files, odd names, `run/` itself a symlink or a file, ids a caller must not

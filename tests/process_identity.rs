@@ -1,4 +1,4 @@
-//! DESIGN §4.4: never call a pid dead on a missing /proc entry alone. (Zombies,
+//! docs/design.md, "Invariants" (4): never call a pid dead on a missing /proc entry alone. (Zombies,
 //! dead and reused pids, other boots and out-of-range pids are scenarios of
 //! the conformance suite, tests/conformance, checked on every surface.)
 

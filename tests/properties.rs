@@ -1,4 +1,4 @@
-//! Property tests (issue 7): the sandbox-id grammar of DESIGN §4.6 against an
+//! Property tests (issue 7): the sandbox-id grammar of docs/design.md, "Invariants" (6) against an
 //! independent predicate, writer → reader round-trips of every valid
 //! `MetadataFile`, and the JSON of `SidecarEntry` round-tripping through
 //! serde. (The Python and Go round-trips of the same JSON belong to those
@@ -13,7 +13,7 @@ use firma_stack::sidecar_markers::{
 };
 use proptest::prelude::*;
 
-/// DESIGN §4.6 written out byte by byte, without the library's helpers:
+/// docs/design.md, "Invariants" (6) written out byte by byte, without the library's helpers:
 /// non-empty, at most 255 bytes, only `A-Z a-z 0-9 . _ -`, no leading `.`.
 fn grammar(id: &str) -> bool {
     let b = id.as_bytes();
@@ -243,7 +243,7 @@ proptest! {
         let json = serde_json::to_string(&e).unwrap();
         let back: SidecarEntry = serde_json::from_str(&json).unwrap();
         prop_assert_eq!(&back, &e);
-        // Keys in the DESIGN §3 order, state as its lowercase name, uptime
+        // Keys in the order of docs/design.md, "Entries", state as its lowercase name, uptime
         // a number or null.
         // (A value cannot fake a key: its quotes are escaped.)
         let mut pos = 0;

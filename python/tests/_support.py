@@ -17,7 +17,7 @@ EXAMPLE_SIDECAR = RELEASE / "firma-example-sidecar"
 TESTKIT = Path(os.environ.get("FIRMA_TESTKIT") or RELEASE / "firma-testkit")
 CONFORMANCE = REPO / "tests" / "conformance"
 
-#: The JSON keys of a SidecarEntry, in order (DESIGN §3).
+#: The JSON keys of a SidecarEntry, in order (docs/design.md, "Entries").
 ENTRY_KEYS = [
     "sandbox_id",
     "agent_id",

@@ -1,4 +1,4 @@
-"""DESIGN §4 invariants as seen from Python: the exceptions this binding
+"""Invariants (docs/design.md, "Invariants") as seen from Python: the exceptions this binding
 raises for refused ids, the attributes of an identity mismatch, and many
 threads at once. The invariants themselves (symlinks, FIFOs, pid ranges,
 huge files, ...) are checked on every surface by tests/conformance."""
@@ -23,7 +23,7 @@ from _support import core_fixture, ids
 HANG_BOUND_SECS = 30.0
 
 
-# §4.6 Sandbox ids given by callers.
+# invariant 6 Sandbox ids given by callers.
 # The grammar is checked on every surface by tests/conformance; here: that
 # each call of this binding (get, the writer, remove) maps a refused id to
 # InvalidSandboxIdError, including strings only Python can make.
@@ -64,7 +64,7 @@ def test_identity_mismatch_carries_both_names() -> None:
     assert err.path == os.path.join(run, "renamed")
 
 
-# §4.5 Concurrency: many listers, no failures, each stale id removed once.
+# invariant 5 Concurrency: many listers, no failures, each stale id removed once.
 def test_concurrent_listing_and_collecting_never_fails() -> None:
     with core_fixture("fixtures/live-and-stale.json") as kit:
         listing_and_collecting(kit.placeholders["runtime"])

@@ -100,7 +100,7 @@ pub type Result<T, E = StackError> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StackError {
-    /// A caller-supplied sandbox id breaks the grammar of DESIGN §4.6.
+    /// A caller-supplied sandbox id breaks the grammar of docs/design.md, "Invariants" (6).
     #[error("invalid sandbox id {id:?}: {reason}")]
     InvalidSandboxId { id: String, reason: String },
 

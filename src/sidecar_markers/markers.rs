@@ -24,7 +24,7 @@ pub(crate) const PID_FILE: &CStr = c"sidecar.pid";
 pub(crate) const DEFAULT_SOCKET: &str = "sidecar.sock";
 pub(crate) const SOCKET_FILE: &CStr = c"sidecar.sock";
 
-/// The contents of `metadata.toml` (DESIGN §2). Unknown keys are ignored so
+/// The contents of `metadata.toml` (docs/design.md, "On-disk format"). Unknown keys are ignored so
 /// newer writers stay readable.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetadataFile {
@@ -104,7 +104,7 @@ pub(crate) use display_as_str;
 display_as_str!(State);
 
 /// One sidecar as reported by `list`, `get` and `probe_entry`. Field order
-/// is the JSON order of DESIGN §3.
+/// is the JSON order of docs/design.md, "Entries".
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SidecarEntry {
     pub sandbox_id: String,

@@ -1,7 +1,7 @@
 //! Sidecar markers: find the sidecars alive on this host, probe whether they
 //! serve, and collect the markers of runs that died.
 //!
-//! The on-disk contract, states and invariants are in `DESIGN.md`; this
+//! The on-disk contract, states and invariants are in `docs/design.md`; this
 //! module is the one implementation every surface (C, Python, Go, CLI) calls.
 //!
 //! All file access goes through descriptors: `run/` is opened once and each
@@ -76,7 +76,7 @@ impl ProbeOptions {
     }
 }
 
-/// Checks a caller-supplied sandbox id against DESIGN §4.6: non-empty, at
+/// Checks a caller-supplied sandbox id against docs/design.md, "Invariants" (6): non-empty, at
 /// most 255 bytes, only `[A-Za-z0-9._-]`, not starting with `.`.
 pub fn validate_sandbox_id(id: &str) -> Result<()> {
     let bad = |reason: &str| {
