@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -28,37 +27,17 @@ fn opts(grace_ms: u64) -> StopOptions {
 /// records its identity), optionally with wrong start ticks.
 fn marker_for(rt: &Path, id: &str, pid: u32, ticks: Option<u64>) {
     let meta = MetadataFile {
-        sandbox_id: id.into(),
-        agent_id: "agent".into(),
-        session_id: "session".into(),
-        authority_url: "https://authority.invalid".into(),
-        policy_bundle_version: "v1".into(),
-        pid,
-        started_at: "2026-12-01T00:00:00Z".into(),
-        listen: None,
-        boot_id: None,
         pid_start_ticks: ticks,
-        pid_ns_inode: None,
-        boottime_offset_ns: None,
+        ..meta(id, pid)
     };
     create_marker(rt, &meta).unwrap();
 }
 
-fn start_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let rest = stat.rsplit_once(')').unwrap().1;
-    rest.split_whitespace().nth(19).unwrap().parse().unwrap()
-}
-
-fn proc_state(pid: u32) -> Option<String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    Some(
-        stat.rsplit_once(')')?
-            .1
-            .split_whitespace()
-            .next()?
-            .to_owned(),
-    )
+/// `firma --runtime-dir RT sidecar stop ARGS...`: (exit code, stdout, stderr).
+fn firma_stop(rt: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["--runtime-dir", rt.to_str().unwrap(), "sidecar", "stop"];
+    all.extend_from_slice(args);
+    firma(&all)
 }
 
 /// A live process (`sleep`) that SIGTERM kills.
@@ -99,7 +78,7 @@ fn term_ignorer() -> Child {
 fn alive(pid: u32) -> bool {
     // SAFETY: signal 0 only checks existence.
     let exists = unsafe { libc::kill(pid as i32, 0) } == 0;
-    exists && proc_state(pid).as_deref() != Some("Z")
+    exists && proc_state(pid) != "Z"
 }
 
 fn gone_by(child: &mut Child) -> i32 {
@@ -149,18 +128,10 @@ fn no_kill_leaves_it_running_with_exit_3_and_the_marker_kept() {
     let mut child = term_ignorer();
     let pid = child.id();
     marker_for(rt.path(), "stays", pid, None);
-    let dir = rt.path().to_str().unwrap();
-    let (code, stdout, _) = firma(&[
-        "--runtime-dir",
-        dir,
-        "sidecar",
-        "stop",
-        "stays",
-        "--grace-ms",
-        "200",
-        "--no-kill",
-        "--json",
-    ]);
+    let (code, stdout, _) = firma_stop(
+        rt.path(),
+        &["stays", "--grace-ms", "200", "--no-kill", "--json"],
+    );
     assert_eq!(code, 3, "{stdout}");
     let outs: Vec<StopOutcome> = serde_json::from_str(&stdout).unwrap();
     assert_eq!(outs[0].signals, ["SIGTERM"]);
@@ -169,15 +140,7 @@ fn no_kill_leaves_it_running_with_exit_3_and_the_marker_kept() {
     assert!(alive(pid));
     assert_eq!(run_names(rt.path()), ["stays"]);
     // Without --no-kill the same command finishes the job.
-    let (code, _, stderr) = firma(&[
-        "--runtime-dir",
-        dir,
-        "sidecar",
-        "stop",
-        "stays",
-        "--grace-ms",
-        "100",
-    ]);
+    let (code, _, stderr) = firma_stop(rt.path(), &["stays", "--grace-ms", "100"]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(gone_by(&mut child), libc::SIGKILL);
     assert_eq!(run_names(rt.path()), Vec::<String>::new());
@@ -220,9 +183,7 @@ fn a_marker_without_identity_is_refused_unless_the_caller_opts_out() {
     assert!(err.to_string().contains("boot_id"), "{err}");
     std::thread::sleep(Duration::from_millis(50));
     assert!(alive(pid));
-    let dir = rt.path().to_str().unwrap();
-    let (code, stdout, stderr) =
-        firma(&["--runtime-dir", dir, "sidecar", "stop", "bare", "--json"]);
+    let (code, stdout, stderr) = firma_stop(rt.path(), &["bare", "--json"]);
     assert_eq!(code, 2);
     assert!(
         stdout
@@ -252,14 +213,7 @@ fn a_dead_pid_is_not_signalled_and_its_marker_is_collected() {
     assert_eq!(run_names(rt.path()), Vec::<String>::new());
     // Now there is no such marker.
     assert_eq!(stop(rt.path(), "dead", &opts(100)).unwrap(), None);
-    let (code, stdout, _) = firma(&[
-        "--runtime-dir",
-        rt.path().to_str().unwrap(),
-        "sidecar",
-        "stop",
-        "dead",
-        "--json",
-    ]);
+    let (code, stdout, _) = firma_stop(rt.path(), &["dead", "--json"]);
     assert_eq!((code, stdout.as_str()), (1, "[null]\n"));
 }
 
@@ -278,7 +232,7 @@ fn a_zombie_is_not_signalled_not_reaped_and_its_marker_is_collected() {
     );
     assert_eq!(run_names(rt.path()), Vec::<String>::new());
     // Still our zombie: the library never waits for anyone's child.
-    assert_eq!(proc_state(pid).as_deref(), Some("Z"));
+    assert_eq!(proc_state(pid), "Z");
     child.wait().unwrap();
 }
 
@@ -291,31 +245,13 @@ struct NsSidecar {
 
 impl NsSidecar {
     fn start(rt: &Path, id: &str) -> NsSidecar {
-        let mut unshare = Command::new("unshare")
-            .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
-            .arg(SIDECAR)
-            .arg("--runtime-dir")
-            .arg(rt)
-            .args(["--id", id])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("unshare (util-linux) must be installed to test pid namespaces");
-        let mut line = String::new();
-        BufReader::new(unshare.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        if !line.starts_with("ready ") {
-            let out = unshare.wait_with_output().unwrap();
-            panic!(
+        match start_unshared(&["--pid", "--fork", "--mount-proc"], rt, id) {
+            Ok((unshare, marker)) => NsSidecar { unshare, marker },
+            Err((_, stderr)) => panic!(
                 "THE KERNEL REFUSED A NEW PID NAMESPACE (unshare --pid --fork --mount-proc): \
                  this test cannot run here and fails on purpose. unshare said: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        NsSidecar {
-            unshare,
-            marker: line["ready ".len()..].trim_end().into(),
+                stderr.trim()
+            ),
         }
     }
 }
@@ -413,16 +349,7 @@ fn bad_options_and_ids_are_clear_errors() {
     assert!(e.to_string().contains("signal"), "{e}");
     let e = stop(rt.path(), "../x", &StopOptions::default()).unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidArgument);
-    let dir = rt.path().to_str().unwrap();
-    let (code, _, stderr) = firma(&[
-        "--runtime-dir",
-        dir,
-        "sidecar",
-        "stop",
-        "x",
-        "--signal",
-        "NOPE",
-    ]);
+    let (code, _, stderr) = firma_stop(rt.path(), &["x", "--signal", "NOPE"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("NOPE"), "{stderr}");
 }
