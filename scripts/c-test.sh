@@ -13,6 +13,8 @@
 # Closes with "N passed, N failed" and exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 root=$PWD
 
 : "${C_CC:=cc}" "${C_OUT:=target/c}" "${C_LINKDIR:=target/c/lib}" "${MAKE:=make}"
@@ -175,14 +177,7 @@ fi
 # A real sidecar for the installed programs to see.
 runtime=$scratch/runtime
 mkdir -p "$runtime"
-exec {sfd}< <("$bin/firma-example-sidecar" --runtime-dir "$runtime" --id installed-1 & echo "pid $!"; wait)
-sidecar_pid=
-while read -r -u "$sfd" line; do
-    case $line in
-        "pid "*) sidecar_pid=${line#pid } ;;
-        ready*) break ;;
-    esac
-done
+start_sidecar "$bin" "$runtime" installed-1
 sidecar_pids+=("$sidecar_pid")
 
 # The three documented ways to run a program linked against an installed
