@@ -276,6 +276,25 @@ where
     })
 }
 
+/// [`on_runtime_dir`] for a call that probes, with `timeout_ms` read by
+/// [`opts`] after the directory.
+///
+/// # Safety
+/// As for [`on_runtime_dir`].
+unsafe fn probing_runtime_dir<T, F>(
+    runtime_dir: *const c_char,
+    timeout_ms: u32,
+    out: *mut *mut c_char,
+    f: F,
+) -> i32
+where
+    T: Serialize,
+    F: FnOnce(PathBuf, &ProbeOptions) -> Result<T, StackError>,
+{
+    // SAFETY: forwarded contract.
+    unsafe { on_runtime_dir(runtime_dir, out, |dir| Ok(f(dir, &opts(timeout_ms)?)?)) }
+}
+
 /// `timeout_ms` argument: 0 is the core's default; anything above the
 /// core's maximum is an invalid argument.
 fn opts(timeout_ms: u32) -> Result<ProbeOptions, FfiError> {
@@ -337,11 +356,7 @@ pub unsafe extern "C" fn firma_sidecar_list_with_timeout(
     out_json: *mut *mut c_char,
 ) -> i32 {
     // SAFETY: forwarded contract.
-    unsafe {
-        on_runtime_dir(runtime_dir, out_json, |dir| {
-            Ok(sm::list_with(dir, &opts(timeout_ms)?)?)
-        })
-    }
+    unsafe { probing_runtime_dir(runtime_dir, timeout_ms, out_json, sm::list_with) }
 }
 
 /// Looks up and probes the sidecar `sandbox_id` under `runtime_dir` (NULL:
@@ -479,11 +494,7 @@ pub unsafe extern "C" fn firma_sidecar_inspect(
     out_json: *mut *mut c_char,
 ) -> i32 {
     // SAFETY: forwarded contract.
-    unsafe {
-        on_runtime_dir(runtime_dir, out_json, |dir| {
-            Ok(sm::inspect_with(dir, &opts(timeout_ms)?)?)
-        })
-    }
+    unsafe { probing_runtime_dir(runtime_dir, timeout_ms, out_json, sm::inspect_with) }
 }
 
 /// Every error code the library can report, as a JSON array of strings in
