@@ -183,39 +183,9 @@ class InternalError(StackError):
         return {"core_code": self.core_code}
 
 
-class IdentityUnverifiableError(StackError):
-    """:func:`stop` refused: the process's identity cannot be proved (the
-    marker records no ``boot_id``/``pid_start_ticks``, or comes from another
-    pid namespace). Nothing was signalled. ``verify_identity=False`` is the
-    unsafe opt-out."""
-
-    code: ClassVar[str] = "identity_unverifiable"
-
-    path: str
-    sandbox_id: str
-    pid: int
-    reason: str
-
-    def __init__(self, message: str, *, path: str, sandbox_id: str, pid: int, reason: str) -> None:
-        super().__init__(message, path=path)
-        self.sandbox_id = sandbox_id
-        self.pid = pid
-        self.reason = reason
-
-    def _kwargs(self) -> Dict[str, Any]:
-        return {
-            "path": self.path,
-            "sandbox_id": self.sandbox_id,
-            "pid": self.pid,
-            "reason": self.reason,
-        }
-
-
-class PidReusedError(StackError):
-    """:func:`stop` refused: the marker's pid belongs to another process now
-    (its start time differs). That process was not touched."""
-
-    code: ClassVar[str] = "pid_reused"
+class _StopRefusal(StackError):
+    """What every refusal of :func:`stop` carries: the marker's ``path``,
+    its ``sandbox_id`` and its ``pid``. Not raised itself."""
 
     path: str
     sandbox_id: str
@@ -230,56 +200,56 @@ class PidReusedError(StackError):
         return {"path": self.path, "sandbox_id": self.sandbox_id, "pid": self.pid}
 
 
-class StopRefusedError(StackError):
+class _ReasonedStopRefusal(_StopRefusal):
+    """A refusal of :func:`stop` that also says why (``reason``)."""
+
+    reason: str
+
+    def __init__(self, message: str, *, path: str, sandbox_id: str, pid: int, reason: str) -> None:
+        super().__init__(message, path=path, sandbox_id=sandbox_id, pid=pid)
+        self.reason = reason
+
+    def _kwargs(self) -> Dict[str, Any]:
+        return {**super()._kwargs(), "reason": self.reason}
+
+
+class IdentityUnverifiableError(_ReasonedStopRefusal):
+    """:func:`stop` refused: the process's identity cannot be proved (the
+    marker records no ``boot_id``/``pid_start_ticks``, or comes from another
+    pid namespace). Nothing was signalled. ``verify_identity=False`` is the
+    unsafe opt-out."""
+
+    code: ClassVar[str] = "identity_unverifiable"
+
+
+class PidReusedError(_StopRefusal):
+    """:func:`stop` refused: the marker's pid belongs to another process now
+    (its start time differs). That process was not touched."""
+
+    code: ClassVar[str] = "pid_reused"
+
+
+class StopRefusedError(_ReasonedStopRefusal):
     """:func:`stop` refused a pid it never signals: 1, the caller's own, or
     one above the kernel's ``pid_max``. ``reason`` says which."""
 
     code: ClassVar[str] = "refused"
 
-    path: str
-    sandbox_id: str
-    pid: int
-    reason: str
 
-    def __init__(self, message: str, *, path: str, sandbox_id: str, pid: int, reason: str) -> None:
-        super().__init__(message, path=path)
-        self.sandbox_id = sandbox_id
-        self.pid = pid
-        self.reason = reason
-
-    def _kwargs(self) -> Dict[str, Any]:
-        return {
-            "path": self.path,
-            "sandbox_id": self.sandbox_id,
-            "pid": self.pid,
-            "reason": self.reason,
-        }
-
-
-class PidfdUnavailableError(StackError):
+class PidfdUnavailableError(_StopRefusal):
     """:func:`stop` cannot use pidfds (Linux 5.3 or later is required) and
     never falls back to signalling by bare pid; nothing was signalled.
     ``errno`` is the system call's error number."""
 
     code: ClassVar[str] = "pidfd_unavailable"
 
-    path: str
-    sandbox_id: str
-    pid: int
     errno: Optional[int]
 
     def __init__(
         self, message: str, *, path: str, sandbox_id: str, pid: int, errno: Optional[int]
     ) -> None:
-        super().__init__(message, path=path)
-        self.sandbox_id = sandbox_id
-        self.pid = pid
+        super().__init__(message, path=path, sandbox_id=sandbox_id, pid=pid)
         self.errno = errno
 
     def _kwargs(self) -> Dict[str, Any]:
-        return {
-            "path": self.path,
-            "sandbox_id": self.sandbox_id,
-            "pid": self.pid,
-            "errno": self.errno,
-        }
+        return {**super()._kwargs(), "errno": self.errno}
