@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell helpers shared by the scripts (sourced, never run on its own).
 
 # start_sidecar BIN_DIR RUNTIME_DIR ID [ARGS...]: starts the example sidecar
