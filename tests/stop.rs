@@ -33,6 +33,12 @@ fn marker_for(rt: &Path, id: &str, pid: u32, ticks: Option<u64>) {
     create_marker(rt, &meta).unwrap();
 }
 
+/// `child`, with a marker for it (as [`marker_for`], its identity recorded).
+fn marked(rt: &Path, id: &str, child: Child) -> Child {
+    marker_for(rt, id, child.id(), None);
+    child
+}
+
 /// `firma --runtime-dir RT sidecar stop ARGS...`: (exit code, stdout, stderr).
 fn firma_stop(rt: &Path, args: &[&str]) -> (i32, String, String) {
     let mut all = vec!["--runtime-dir", rt.to_str().unwrap(), "sidecar", "stop"];
@@ -112,8 +118,7 @@ fn serving_sidecar_stops_on_sigterm_and_its_marker_is_gone() {
 #[test]
 fn a_process_that_ignores_sigterm_is_killed_after_the_grace_period() {
     let rt = runtime();
-    let mut child = term_ignorer();
-    marker_for(rt.path(), "stubborn", child.id(), None);
+    let mut child = marked(rt.path(), "stubborn", term_ignorer());
     let out = stop(rt.path(), "stubborn", &opts(400)).unwrap().unwrap();
     assert_eq!(out.signals, ["SIGTERM", "SIGKILL"]);
     assert!(out.exited && out.killed && out.collected, "{out:?}");
@@ -125,9 +130,8 @@ fn a_process_that_ignores_sigterm_is_killed_after_the_grace_period() {
 #[test]
 fn no_kill_leaves_it_running_with_exit_3_and_the_marker_kept() {
     let rt = runtime();
-    let mut child = term_ignorer();
+    let mut child = marked(rt.path(), "stays", term_ignorer());
     let pid = child.id();
-    marker_for(rt.path(), "stays", pid, None);
     let (code, stdout, _) = firma_stop(
         rt.path(),
         &["stays", "--grace-ms", "200", "--no-kill", "--json"],
@@ -220,9 +224,8 @@ fn a_dead_pid_is_not_signalled_and_its_marker_is_collected() {
 #[test]
 fn a_zombie_is_not_signalled_not_reaped_and_its_marker_is_collected() {
     let rt = runtime();
-    let mut child = sleeper();
+    let mut child = marked(rt.path(), "zombie", sleeper());
     let pid = child.id();
-    marker_for(rt.path(), "zombie", pid, None);
     child.kill().unwrap();
     wait_for_zombie(pid);
     let out = stop(rt.path(), "zombie", &opts(100)).unwrap().unwrap();
@@ -309,8 +312,7 @@ fn pid_1_and_the_callers_own_pid_are_refused() {
 fn two_concurrent_stops_signal_once_and_report_the_collection_once() {
     for round in 0..5 {
         let rt = runtime();
-        let mut child = sleeper();
-        marker_for(rt.path(), "twice", child.id(), None);
+        let mut child = marked(rt.path(), "twice", sleeper());
         let barrier = Arc::new(Barrier::new(2));
         let outs: Vec<Option<StopOutcome>> = std::thread::scope(|s| {
             let hs: Vec<_> = (0..2)
@@ -357,8 +359,7 @@ fn bad_options_and_ids_are_clear_errors() {
 #[test]
 fn two_concurrent_cli_stops_signal_once_and_neither_fails() {
     let rt = runtime();
-    let mut child = sleeper();
-    marker_for(rt.path(), "cli-twice", child.id(), None);
+    let mut child = marked(rt.path(), "cli-twice", sleeper());
     let dir = rt.path().to_str().unwrap();
     let spawn = || {
         Command::new(FIRMA)
