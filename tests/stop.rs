@@ -23,6 +23,14 @@ fn opts(grace_ms: u64) -> StopOptions {
     }
 }
 
+/// [`opts`] with the documented-unsafe opt-out of the identity check.
+fn unverified(grace_ms: u64) -> StopOptions {
+    StopOptions {
+        verify_identity: false,
+        ..opts(grace_ms)
+    }
+}
+
 /// A marker for the live process `pid`, written by the core's writer (which
 /// records its identity), optionally with wrong start ticks.
 fn marker_for(rt: &Path, id: &str, pid: u32, ticks: Option<u64>) {
@@ -161,10 +169,7 @@ fn a_reused_pid_is_refused_and_that_process_is_untouched() {
     assert_eq!(err.code().as_str(), "pid_reused");
     assert!(err.to_string().contains("another process"), "{err}");
     // Even the unsafe opt-out does not override a proof of reuse.
-    let unsafe_opts = StopOptions {
-        verify_identity: false,
-        ..opts(100)
-    };
+    let unsafe_opts = unverified(100);
     assert_eq!(
         stop(rt.path(), "reused", &unsafe_opts).unwrap_err().code(),
         ErrorCode::PidReused
@@ -197,10 +202,7 @@ fn a_marker_without_identity_is_refused_unless_the_caller_opts_out() {
     assert!(stderr.contains("cannot be verified"), "{stderr}");
     assert!(alive(pid));
     // The documented-unsafe opt-out.
-    let unsafe_opts = StopOptions {
-        verify_identity: false,
-        ..opts(5_000)
-    };
+    let unsafe_opts = unverified(5_000);
     let out = stop(rt.path(), "bare", &unsafe_opts).unwrap().unwrap();
     assert_eq!(out.signals, ["SIGTERM"]);
     assert!(out.exited && out.collected && !out.killed);
@@ -282,10 +284,7 @@ fn a_sidecar_in_another_pid_namespace_is_refused() {
     assert_eq!(err.code(), ErrorCode::IdentityUnverifiable, "{err}");
     assert!(err.to_string().contains("another pid namespace"), "{err}");
     // With the opt-out, its pid (1 in its namespace) is still never signalled.
-    let unsafe_opts = StopOptions {
-        verify_identity: false,
-        ..opts(100)
-    };
+    let unsafe_opts = unverified(100);
     assert_eq!(
         stop(rt.path(), "ns-1", &unsafe_opts).unwrap_err().code(),
         ErrorCode::Refused
