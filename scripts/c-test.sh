@@ -13,6 +13,8 @@
 # Closes with "N passed, N failed" and exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 root=$PWD
 
 : "${C_CC:=cc}" "${C_OUT:=target/c}" "${C_LINKDIR:=target/c/lib}" "${MAKE:=make}"
@@ -29,11 +31,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "ok - $*"; }
-fail() { failed=$((failed + 1)); echo "FAIL - $*"; }
-section() { printf '\n== %s\n' "$*"; }
+# shellcheck source=scripts/checks.sh
+source scripts/checks.sh
 
 # run_program LABEL CMD...: runs a test program, shows its output prefixed
 # with LABEL, adds up its "summary: N passed, N failed". A non-zero exit
@@ -175,15 +174,25 @@ fi
 # A real sidecar for the installed programs to see.
 runtime=$scratch/runtime
 mkdir -p "$runtime"
-exec {sfd}< <("$bin/firma-example-sidecar" --runtime-dir "$runtime" --id installed-1 & echo "pid $!"; wait)
-sidecar_pid=
-while read -r -u "$sfd" line; do
-    case $line in
-        "pid "*) sidecar_pid=${line#pid } ;;
-        ready*) break ;;
-    esac
-done
+start_sidecar "$bin" "$runtime" installed-1
 sidecar_pids+=("$sidecar_pid")
+
+# runs_installed PROGRAM PASS_MSG FAIL_LABEL ENV...: runs PROGRAM from /
+# under `env ENV...`; passes when it sees the live sidecar and the loader
+# resolves $soname to the installed prefix's copy.
+runs_installed() {
+    local program=$1 pass_msg=$2 fail_label=$3
+    shift 3
+    local out resolved
+    out=$(cd / && env "$@" "$program" --runtime-dir "$runtime" 2>&1)
+    resolved=$(env "$@" ldd "$program" | awk -v s="$soname" '$1 == s {print $3}')
+    if [[ $out == *installed-1*running* && $resolved == "$lib/$soname" ]]; then
+        pass "$pass_msg"
+    else
+        echo "$out"
+        fail "$fail_label: output or library resolution wrong ($resolved)"
+    fi
+}
 
 # The three documented ways to run a program linked against an installed
 # prefix (bindings/c/README.md). First, what happens without any of them.
@@ -196,14 +205,9 @@ if $C_CC $C_WARN bindings/c/status.c -o "$scratch/status-dyn" $(pkg-config --cfl
         echo "$err"
         fail "a program linked against a non-system prefix started without rpath or ldconfig?"
     fi
-    out=$(LD_LIBRARY_PATH=$lib "$scratch/status-dyn" --runtime-dir "$runtime" 2>&1)
-    resolved=$(LD_LIBRARY_PATH=$lib ldd "$scratch/status-dyn" | awk -v s="$soname" '$1 == s {print $3}')
-    if [[ $out == *installed-1*running* && $resolved == "$lib/$soname" ]]; then
-        pass "with LD_LIBRARY_PATH it runs against the installed $soname and sees the live sidecar"
-    else
-        echo "$out"
-        fail "status built with pkg-config: output or library resolution wrong ($resolved)"
-    fi
+    runs_installed "$scratch/status-dyn" \
+        "with LD_LIBRARY_PATH it runs against the installed $soname and sees the live sidecar" \
+        "status built with pkg-config" LD_LIBRARY_PATH="$lib"
 else
     fail "status does not build with \`pkg-config --cflags --libs firma_stack\`"
 fi
@@ -212,14 +216,9 @@ fi
 # shellcheck disable=SC2046
 if $C_CC $C_WARN bindings/c/status.c -o "$scratch/status-rpath" $(pkg-config --cflags --libs firma_stack) \
     -Wl,-rpath,"$(pkg-config --variable=libdir firma_stack)"; then
-    out=$(cd / && env -u LD_LIBRARY_PATH "$scratch/status-rpath" --runtime-dir "$runtime" 2>&1)
-    resolved=$(env -u LD_LIBRARY_PATH ldd "$scratch/status-rpath" | awk -v s="$soname" '$1 == s {print $3}')
-    if [[ $out == *installed-1*running* && $resolved == "$lib/$soname" ]]; then
-        pass "route rpath: -Wl,-rpath,\$(pkg-config --variable=libdir firma_stack) runs with no LD_LIBRARY_PATH"
-    else
-        echo "$out"
-        fail "route rpath: output or library resolution wrong ($resolved)"
-    fi
+    runs_installed "$scratch/status-rpath" \
+        "route rpath: -Wl,-rpath,\$(pkg-config --variable=libdir firma_stack) runs with no LD_LIBRARY_PATH" \
+        "route rpath" -u LD_LIBRARY_PATH
 else
     fail "route rpath: status does not build"
 fi
@@ -274,7 +273,4 @@ else
     fail "status does not link statically with \`pkg-config --static --libs firma_stack\`"
 fi
 
-printf '\n'
-echo "test-c: $(if ((failed == 0)); then echo all clean; else echo FAILURES; fi)"
-echo "$passed passed, $failed failed"
-((failed == 0))
+finish test-c

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Sourced by the check scripts (scripts/dist-test.sh,
+# Sourced by the check scripts (scripts/c-test.sh, scripts/dist-test.sh,
 # scripts/python-outside.sh): the pass/FAIL lines, the section headers and
 # the closing "N passed, N failed" line that `make test` sums up.
 passed=0

@@ -7,6 +7,8 @@
 # used only when stdout is a terminal and NO_COLOR is unset or empty.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 bin=${FIRMA_BIN:-target/release}
 runtime=$(mktemp -d /tmp/firma-demo.XXXXXX)
 pids=()
@@ -46,14 +48,8 @@ show_run() {
 # Starts a sidecar and waits (reading its stdout, no sleeping) until it says ready.
 start() {
     local id=$1; shift
-    exec {fd}< <("$bin/firma-example-sidecar" --runtime-dir "$runtime" --id "$id" "$@" & echo "pid $!"; wait)
-    local line pid=
-    while read -r -u "$fd" line; do
-        case $line in
-            "pid "*) pid=${line#pid } ;;
-            ready*) break ;;
-        esac
-    done
+    start_sidecar "$bin" "$runtime" "$id" "$@"
+    local pid=$sidecar_pid
     pids+=("$pid")
     pid_of[$id]=$pid
     echo "started $id (pid $pid) $*"

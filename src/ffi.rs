@@ -257,6 +257,44 @@ unsafe fn arg_runtime_dir(p: *const c_char) -> Result<PathBuf, FfiError> {
     unsafe { arg_str(p, "runtime_dir") }.map(PathBuf::from)
 }
 
+/// The body of every call on a runtime directory: reads `runtime_dir` as
+/// [`arg_runtime_dir`] does, then runs `f` on it inside [`boundary`], which
+/// stores its value as JSON (or its error) in `*out`.
+///
+/// # Safety
+/// `runtime_dir` is NULL or a valid NUL-terminated string; `out` is NULL or
+/// writable.
+unsafe fn on_runtime_dir<T, F>(runtime_dir: *const c_char, out: *mut *mut c_char, f: F) -> i32
+where
+    T: Serialize,
+    F: FnOnce(PathBuf) -> Result<T, FfiError>,
+{
+    boundary(out, || {
+        // SAFETY: forwarded contract.
+        let dir = unsafe { arg_runtime_dir(runtime_dir) }?;
+        to_json(&f(dir)?)
+    })
+}
+
+/// [`on_runtime_dir`] for a call that probes, with `timeout_ms` read by
+/// [`opts`] after the directory.
+///
+/// # Safety
+/// As for [`on_runtime_dir`].
+unsafe fn probing_runtime_dir<T, F>(
+    runtime_dir: *const c_char,
+    timeout_ms: u32,
+    out: *mut *mut c_char,
+    f: F,
+) -> i32
+where
+    T: Serialize,
+    F: FnOnce(PathBuf, &ProbeOptions) -> Result<T, StackError>,
+{
+    // SAFETY: forwarded contract.
+    unsafe { on_runtime_dir(runtime_dir, out, |dir| Ok(f(dir, &opts(timeout_ms)?)?)) }
+}
+
 /// `timeout_ms` argument: 0 is the core's default; anything above the
 /// core's maximum is an invalid argument.
 fn opts(timeout_ms: u32) -> Result<ProbeOptions, FfiError> {
@@ -317,11 +355,8 @@ pub unsafe extern "C" fn firma_sidecar_list_with_timeout(
     timeout_ms: u32,
     out_json: *mut *mut c_char,
 ) -> i32 {
-    boundary(out_json, || {
-        // SAFETY: forwarded contract.
-        let dir = unsafe { arg_runtime_dir(runtime_dir) }?;
-        to_json(&sm::list_with(dir, &opts(timeout_ms)?)?)
-    })
+    // SAFETY: forwarded contract.
+    unsafe { probing_runtime_dir(runtime_dir, timeout_ms, out_json, sm::list_with) }
 }
 
 /// Looks up and probes the sidecar `sandbox_id` under `runtime_dir` (NULL:
@@ -361,13 +396,13 @@ pub unsafe extern "C" fn firma_sidecar_get_with_timeout(
     timeout_ms: u32,
     out_json: *mut *mut c_char,
 ) -> i32 {
-    boundary(out_json, || {
-        // SAFETY: forwarded contract.
-        let dir = unsafe { arg_runtime_dir(runtime_dir) }?;
-        // SAFETY: forwarded contract.
-        let id = unsafe { arg_str(sandbox_id, "sandbox_id") }?;
-        to_json(&sm::get_with(dir, id, &opts(timeout_ms)?)?)
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        on_runtime_dir(runtime_dir, out_json, |dir| {
+            let id = arg_str(sandbox_id, "sandbox_id")?;
+            Ok(sm::get_with(dir, id, &opts(timeout_ms)?)?)
+        })
+    }
 }
 
 /// Removes the marker of every stopped sidecar under `runtime_dir` (NULL:
@@ -387,11 +422,8 @@ pub unsafe extern "C" fn firma_sidecar_gc_stale(
     runtime_dir: *const c_char,
     out_json: *mut *mut c_char,
 ) -> i32 {
-    boundary(out_json, || {
-        // SAFETY: forwarded contract.
-        let dir = unsafe { arg_runtime_dir(runtime_dir) }?;
-        to_json(&sm::gc_stale(dir)?)
-    })
+    // SAFETY: forwarded contract.
+    unsafe { on_runtime_dir(runtime_dir, out_json, |dir| Ok(sm::gc_stale(dir)?)) }
 }
 
 /// Reads and probes the marker directory `marker_dir` (any path; its last
@@ -461,11 +493,8 @@ pub unsafe extern "C" fn firma_sidecar_inspect(
     timeout_ms: u32,
     out_json: *mut *mut c_char,
 ) -> i32 {
-    boundary(out_json, || {
-        // SAFETY: forwarded contract.
-        let dir = unsafe { arg_runtime_dir(runtime_dir) }?;
-        to_json(&sm::inspect_with(dir, &opts(timeout_ms)?)?)
-    })
+    // SAFETY: forwarded contract.
+    unsafe { probing_runtime_dir(runtime_dir, timeout_ms, out_json, sm::inspect_with) }
 }
 
 /// Every error code the library can report, as a JSON array of strings in
@@ -612,20 +641,19 @@ pub unsafe extern "C" fn firma_sidecar_stop(
     options_json: *const c_char,
     out_json: *mut *mut c_char,
 ) -> i32 {
-    boundary(out_json, || {
-        // SAFETY: forwarded contract.
-        let dir = unsafe { arg_runtime_dir(runtime_dir) }?;
-        // SAFETY: forwarded contract.
-        let id = unsafe { arg_str(sandbox_id, "sandbox_id") }?;
-        let options = if options_json.is_null() {
-            None
-        } else {
-            // SAFETY: forwarded contract.
-            Some(unsafe { arg_str(options_json, "options_json") }?)
-        };
-        let opts = stop_options(options)?;
-        to_json(&sm::stop(dir, id, &opts)?)
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        on_runtime_dir(runtime_dir, out_json, |dir| {
+            let id = arg_str(sandbox_id, "sandbox_id")?;
+            let options = if options_json.is_null() {
+                None
+            } else {
+                Some(arg_str(options_json, "options_json")?)
+            };
+            let opts = stop_options(options)?;
+            Ok(sm::stop(dir, id, &opts)?)
+        })
+    }
 }
 
 /// A watcher of one runtime directory, from `firma_watch_open`; opaque.

@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use common::{
-    FIRMA, SIDECAR, Sidecar, boot_id, dead_pid, first_line, id_states, json_output, meta, metadata,
-    need_root, proc_state, runtime, start_ticks, wait_until, write_marker, write_stale,
+    FIRMA, Sidecar, boot_id, dead_pid, first_line, id_states, json_output, meta, metadata,
+    need_root, proc_state, runtime, start_ticks, start_unshared, wait_until, write_marker,
+    write_stale,
 };
 use firma_stack::sidecar_markers::{
     MetadataFile, State, create_marker, gc_stale, get, inspect, list,
@@ -31,29 +32,11 @@ struct Contained {
 impl Contained {
     fn start(unshare: &[&str], runtime: &Path, id: &str) -> Contained {
         need_root(NEED_ROOT);
-        let mut child = Command::new("unshare")
-            .args(unshare)
-            .arg("--kill-child")
-            .arg(SIDECAR)
-            .arg("--runtime-dir")
-            .arg(runtime)
-            .args(["--id", id])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn unshare (util-linux)");
-        let line = first_line(&mut child);
-        let Some(marker) = line.strip_prefix("ready ") else {
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "the kernel refused `unshare {unshare:?}` (or the sidecar failed): {:?} {}",
-                line,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        Contained {
-            marker: PathBuf::from(marker.trim_end()),
-            child,
+        match start_unshared(unshare, runtime, id) {
+            Ok((child, marker)) => Contained { child, marker },
+            Err((line, stderr)) => panic!(
+                "the kernel refused `unshare {unshare:?}` (or the sidecar failed): {line:?} {stderr}"
+            ),
         }
     }
 

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -24,41 +23,35 @@ fn opts(grace_ms: u64) -> StopOptions {
     }
 }
 
+/// [`opts`] with the documented-unsafe opt-out of the identity check.
+fn unverified(grace_ms: u64) -> StopOptions {
+    StopOptions {
+        verify_identity: false,
+        ..opts(grace_ms)
+    }
+}
+
 /// A marker for the live process `pid`, written by the core's writer (which
 /// records its identity), optionally with wrong start ticks.
 fn marker_for(rt: &Path, id: &str, pid: u32, ticks: Option<u64>) {
     let meta = MetadataFile {
-        sandbox_id: id.into(),
-        agent_id: "agent".into(),
-        session_id: "session".into(),
-        authority_url: "https://authority.invalid".into(),
-        policy_bundle_version: "v1".into(),
-        pid,
-        started_at: "2026-12-01T00:00:00Z".into(),
-        listen: None,
-        boot_id: None,
         pid_start_ticks: ticks,
-        pid_ns_inode: None,
-        boottime_offset_ns: None,
+        ..meta(id, pid)
     };
     create_marker(rt, &meta).unwrap();
 }
 
-fn start_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let rest = stat.rsplit_once(')').unwrap().1;
-    rest.split_whitespace().nth(19).unwrap().parse().unwrap()
+/// `child`, with a marker for it (as [`marker_for`], its identity recorded).
+fn marked(rt: &Path, id: &str, child: Child) -> Child {
+    marker_for(rt, id, child.id(), None);
+    child
 }
 
-fn proc_state(pid: u32) -> Option<String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    Some(
-        stat.rsplit_once(')')?
-            .1
-            .split_whitespace()
-            .next()?
-            .to_owned(),
-    )
+/// `firma --runtime-dir RT sidecar stop ARGS...`: (exit code, stdout, stderr).
+fn firma_stop(rt: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["--runtime-dir", rt.to_str().unwrap(), "sidecar", "stop"];
+    all.extend_from_slice(args);
+    firma(&all)
 }
 
 /// A live process (`sleep`) that SIGTERM kills.
@@ -99,7 +92,7 @@ fn term_ignorer() -> Child {
 fn alive(pid: u32) -> bool {
     // SAFETY: signal 0 only checks existence.
     let exists = unsafe { libc::kill(pid as i32, 0) } == 0;
-    exists && proc_state(pid).as_deref() != Some("Z")
+    exists && proc_state(pid) != "Z"
 }
 
 fn gone_by(child: &mut Child) -> i32 {
@@ -133,8 +126,7 @@ fn serving_sidecar_stops_on_sigterm_and_its_marker_is_gone() {
 #[test]
 fn a_process_that_ignores_sigterm_is_killed_after_the_grace_period() {
     let rt = runtime();
-    let mut child = term_ignorer();
-    marker_for(rt.path(), "stubborn", child.id(), None);
+    let mut child = marked(rt.path(), "stubborn", term_ignorer());
     let out = stop(rt.path(), "stubborn", &opts(400)).unwrap().unwrap();
     assert_eq!(out.signals, ["SIGTERM", "SIGKILL"]);
     assert!(out.exited && out.killed && out.collected, "{out:?}");
@@ -146,21 +138,12 @@ fn a_process_that_ignores_sigterm_is_killed_after_the_grace_period() {
 #[test]
 fn no_kill_leaves_it_running_with_exit_3_and_the_marker_kept() {
     let rt = runtime();
-    let mut child = term_ignorer();
+    let mut child = marked(rt.path(), "stays", term_ignorer());
     let pid = child.id();
-    marker_for(rt.path(), "stays", pid, None);
-    let dir = rt.path().to_str().unwrap();
-    let (code, stdout, _) = firma(&[
-        "--runtime-dir",
-        dir,
-        "sidecar",
-        "stop",
-        "stays",
-        "--grace-ms",
-        "200",
-        "--no-kill",
-        "--json",
-    ]);
+    let (code, stdout, _) = firma_stop(
+        rt.path(),
+        &["stays", "--grace-ms", "200", "--no-kill", "--json"],
+    );
     assert_eq!(code, 3, "{stdout}");
     let outs: Vec<StopOutcome> = serde_json::from_str(&stdout).unwrap();
     assert_eq!(outs[0].signals, ["SIGTERM"]);
@@ -169,15 +152,7 @@ fn no_kill_leaves_it_running_with_exit_3_and_the_marker_kept() {
     assert!(alive(pid));
     assert_eq!(run_names(rt.path()), ["stays"]);
     // Without --no-kill the same command finishes the job.
-    let (code, _, stderr) = firma(&[
-        "--runtime-dir",
-        dir,
-        "sidecar",
-        "stop",
-        "stays",
-        "--grace-ms",
-        "100",
-    ]);
+    let (code, _, stderr) = firma_stop(rt.path(), &["stays", "--grace-ms", "100"]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(gone_by(&mut child), libc::SIGKILL);
     assert_eq!(run_names(rt.path()), Vec::<String>::new());
@@ -194,10 +169,7 @@ fn a_reused_pid_is_refused_and_that_process_is_untouched() {
     assert_eq!(err.code().as_str(), "pid_reused");
     assert!(err.to_string().contains("another process"), "{err}");
     // Even the unsafe opt-out does not override a proof of reuse.
-    let unsafe_opts = StopOptions {
-        verify_identity: false,
-        ..opts(100)
-    };
+    let unsafe_opts = unverified(100);
     assert_eq!(
         stop(rt.path(), "reused", &unsafe_opts).unwrap_err().code(),
         ErrorCode::PidReused
@@ -220,9 +192,7 @@ fn a_marker_without_identity_is_refused_unless_the_caller_opts_out() {
     assert!(err.to_string().contains("boot_id"), "{err}");
     std::thread::sleep(Duration::from_millis(50));
     assert!(alive(pid));
-    let dir = rt.path().to_str().unwrap();
-    let (code, stdout, stderr) =
-        firma(&["--runtime-dir", dir, "sidecar", "stop", "bare", "--json"]);
+    let (code, stdout, stderr) = firma_stop(rt.path(), &["bare", "--json"]);
     assert_eq!(code, 2);
     assert!(
         stdout
@@ -232,10 +202,7 @@ fn a_marker_without_identity_is_refused_unless_the_caller_opts_out() {
     assert!(stderr.contains("cannot be verified"), "{stderr}");
     assert!(alive(pid));
     // The documented-unsafe opt-out.
-    let unsafe_opts = StopOptions {
-        verify_identity: false,
-        ..opts(5_000)
-    };
+    let unsafe_opts = unverified(5_000);
     let out = stop(rt.path(), "bare", &unsafe_opts).unwrap().unwrap();
     assert_eq!(out.signals, ["SIGTERM"]);
     assert!(out.exited && out.collected && !out.killed);
@@ -252,23 +219,15 @@ fn a_dead_pid_is_not_signalled_and_its_marker_is_collected() {
     assert_eq!(run_names(rt.path()), Vec::<String>::new());
     // Now there is no such marker.
     assert_eq!(stop(rt.path(), "dead", &opts(100)).unwrap(), None);
-    let (code, stdout, _) = firma(&[
-        "--runtime-dir",
-        rt.path().to_str().unwrap(),
-        "sidecar",
-        "stop",
-        "dead",
-        "--json",
-    ]);
+    let (code, stdout, _) = firma_stop(rt.path(), &["dead", "--json"]);
     assert_eq!((code, stdout.as_str()), (1, "[null]\n"));
 }
 
 #[test]
 fn a_zombie_is_not_signalled_not_reaped_and_its_marker_is_collected() {
     let rt = runtime();
-    let mut child = sleeper();
+    let mut child = marked(rt.path(), "zombie", sleeper());
     let pid = child.id();
-    marker_for(rt.path(), "zombie", pid, None);
     child.kill().unwrap();
     wait_for_zombie(pid);
     let out = stop(rt.path(), "zombie", &opts(100)).unwrap().unwrap();
@@ -278,7 +237,7 @@ fn a_zombie_is_not_signalled_not_reaped_and_its_marker_is_collected() {
     );
     assert_eq!(run_names(rt.path()), Vec::<String>::new());
     // Still our zombie: the library never waits for anyone's child.
-    assert_eq!(proc_state(pid).as_deref(), Some("Z"));
+    assert_eq!(proc_state(pid), "Z");
     child.wait().unwrap();
 }
 
@@ -291,31 +250,13 @@ struct NsSidecar {
 
 impl NsSidecar {
     fn start(rt: &Path, id: &str) -> NsSidecar {
-        let mut unshare = Command::new("unshare")
-            .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
-            .arg(SIDECAR)
-            .arg("--runtime-dir")
-            .arg(rt)
-            .args(["--id", id])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("unshare (util-linux) must be installed to test pid namespaces");
-        let mut line = String::new();
-        BufReader::new(unshare.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        if !line.starts_with("ready ") {
-            let out = unshare.wait_with_output().unwrap();
-            panic!(
+        match start_unshared(&["--pid", "--fork", "--mount-proc"], rt, id) {
+            Ok((unshare, marker)) => NsSidecar { unshare, marker },
+            Err((_, stderr)) => panic!(
                 "THE KERNEL REFUSED A NEW PID NAMESPACE (unshare --pid --fork --mount-proc): \
                  this test cannot run here and fails on purpose. unshare said: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        NsSidecar {
-            unshare,
-            marker: line["ready ".len()..].trim_end().into(),
+                stderr.trim()
+            ),
         }
     }
 }
@@ -343,10 +284,7 @@ fn a_sidecar_in_another_pid_namespace_is_refused() {
     assert_eq!(err.code(), ErrorCode::IdentityUnverifiable, "{err}");
     assert!(err.to_string().contains("another pid namespace"), "{err}");
     // With the opt-out, its pid (1 in its namespace) is still never signalled.
-    let unsafe_opts = StopOptions {
-        verify_identity: false,
-        ..opts(100)
-    };
+    let unsafe_opts = unverified(100);
     assert_eq!(
         stop(rt.path(), "ns-1", &unsafe_opts).unwrap_err().code(),
         ErrorCode::Refused
@@ -373,8 +311,7 @@ fn pid_1_and_the_callers_own_pid_are_refused() {
 fn two_concurrent_stops_signal_once_and_report_the_collection_once() {
     for round in 0..5 {
         let rt = runtime();
-        let mut child = sleeper();
-        marker_for(rt.path(), "twice", child.id(), None);
+        let mut child = marked(rt.path(), "twice", sleeper());
         let barrier = Arc::new(Barrier::new(2));
         let outs: Vec<Option<StopOutcome>> = std::thread::scope(|s| {
             let hs: Vec<_> = (0..2)
@@ -413,16 +350,7 @@ fn bad_options_and_ids_are_clear_errors() {
     assert!(e.to_string().contains("signal"), "{e}");
     let e = stop(rt.path(), "../x", &StopOptions::default()).unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidArgument);
-    let dir = rt.path().to_str().unwrap();
-    let (code, _, stderr) = firma(&[
-        "--runtime-dir",
-        dir,
-        "sidecar",
-        "stop",
-        "x",
-        "--signal",
-        "NOPE",
-    ]);
+    let (code, _, stderr) = firma_stop(rt.path(), &["x", "--signal", "NOPE"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("NOPE"), "{stderr}");
 }
@@ -430,8 +358,7 @@ fn bad_options_and_ids_are_clear_errors() {
 #[test]
 fn two_concurrent_cli_stops_signal_once_and_neither_fails() {
     let rt = runtime();
-    let mut child = sleeper();
-    marker_for(rt.path(), "cli-twice", child.id(), None);
+    let mut child = marked(rt.path(), "cli-twice", sleeper());
     let dir = rt.path().to_str().unwrap();
     let spawn = || {
         Command::new(FIRMA)

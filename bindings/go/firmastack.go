@@ -60,11 +60,7 @@ func List(runtimeDir string) ([]SidecarEntry, error) {
 // ListContext is [List] with the probe timeout taken from ctx's deadline
 // (see the package documentation).
 func ListContext(ctx context.Context, runtimeDir string) ([]SidecarEntry, error) {
-	timeout, err := timeoutFrom(ctx)
-	if err != nil {
-		return nil, err
-	}
-	dir, err := runtimeDirArg(runtimeDir)
+	timeout, dir, err := timeoutAndDir(ctx, runtimeDir)
 	if err != nil {
 		return nil, err
 	}
@@ -72,15 +68,7 @@ func ListContext(ctx context.Context, runtimeDir string) ([]SidecarEntry, error)
 
 	var out *C.char
 	status := C.firma_sidecar_list_with_timeout(dir, timeout, &out)
-	text, err := takeResult(status, out)
-	if err != nil {
-		return nil, err
-	}
-	entries := []SidecarEntry{}
-	if err := decode(text, &entries); err != nil {
-		return nil, err
-	}
-	return entries, nil
+	return decodeResult(status, out, []SidecarEntry{})
 }
 
 // Get looks up and probes the sidecar of sandboxID under runtimeDir ("" means
@@ -93,11 +81,7 @@ func Get(runtimeDir, sandboxID string) (*SidecarEntry, error) {
 
 // GetContext is [Get] with the probe timeout taken from ctx's deadline.
 func GetContext(ctx context.Context, runtimeDir, sandboxID string) (*SidecarEntry, error) {
-	timeout, err := timeoutFrom(ctx)
-	if err != nil {
-		return nil, err
-	}
-	dir, err := runtimeDirArg(runtimeDir)
+	timeout, dir, err := timeoutAndDir(ctx, runtimeDir)
 	if err != nil {
 		return nil, err
 	}
@@ -110,15 +94,7 @@ func GetContext(ctx context.Context, runtimeDir, sandboxID string) (*SidecarEntr
 
 	var out *C.char
 	status := C.firma_sidecar_get_with_timeout(dir, id, timeout, &out)
-	text, err := takeResult(status, out)
-	if err != nil {
-		return nil, err
-	}
-	var entry *SidecarEntry
-	if err := decode(text, &entry); err != nil {
-		return nil, err
-	}
-	return entry, nil
+	return decodeResult(status, out, (*SidecarEntry)(nil))
 }
 
 // GCStale removes the marker of every sidecar that has provably stopped
@@ -135,15 +111,7 @@ func GCStale(runtimeDir string) ([]string, error) {
 
 	var out *C.char
 	status := C.firma_sidecar_gc_stale(dir, &out)
-	text, err := takeResult(status, out)
-	if err != nil {
-		return nil, err
-	}
-	removed := []string{}
-	if err := decode(text, &removed); err != nil {
-		return nil, err
-	}
-	return removed, nil
+	return decodeResult(status, out, []string{})
 }
 
 // ProbeEntry reads and probes one marker directory, named by any path (its
@@ -169,15 +137,7 @@ func ProbeEntryContext(ctx context.Context, markerDir string) (SidecarEntry, err
 
 	var out *C.char
 	status := C.firma_sidecar_probe_entry_with_timeout(dir, timeout, &out)
-	text, err := takeResult(status, out)
-	if err != nil {
-		return SidecarEntry{}, err
-	}
-	var entry SidecarEntry
-	if err := decode(text, &entry); err != nil {
-		return SidecarEntry{}, err
-	}
-	return entry, nil
+	return decodeResult(status, out, SidecarEntry{})
 }
 
 // Inspect reports every entry of runtimeDir's run/ directory ("" means the
@@ -196,20 +156,12 @@ func InspectContext(ctx context.Context, runtimeDir string) ([]MarkerReport, err
 	if err != nil {
 		return nil, err
 	}
-	reports := []MarkerReport{}
-	if err := decode(text, &reports); err != nil {
-		return nil, err
-	}
-	return reports, nil
+	return decodeAs(text, []MarkerReport{})
 }
 
 // inspectJSON is firma_sidecar_inspect's JSON, undecoded.
 func inspectJSON(ctx context.Context, runtimeDir string) (string, error) {
-	timeout, err := timeoutFrom(ctx)
-	if err != nil {
-		return "", err
-	}
-	dir, err := runtimeDirArg(runtimeDir)
+	timeout, dir, err := timeoutAndDir(ctx, runtimeDir)
 	if err != nil {
 		return "", err
 	}
@@ -226,15 +178,7 @@ func inspectJSON(ctx context.Context, runtimeDir string) (string, error) {
 func ErrorCodes() ([]ErrorCode, error) {
 	var out *C.char
 	status := C.firma_error_codes(&out)
-	text, err := takeResult(status, out)
-	if err != nil {
-		return nil, err
-	}
-	var codes []ErrorCode
-	if err := decode(text, &codes); err != nil {
-		return nil, err
-	}
-	return codes, nil
+	return decodeResult(status, out, []ErrorCode(nil))
 }
 
 // timeoutFrom converts ctx's deadline into the C ABI's timeout_ms: 0 (the
@@ -383,6 +327,41 @@ func (e Error) MarshalJSON() ([]byte, error) {
 		obj.Errno = &n
 	}
 	return json.Marshal(obj)
+}
+
+// decodeResult is takeResult followed by decoding its JSON into v (which
+// starts as the value given, so an empty slice stays non-nil): the last step
+// of every call. On failure it returns T's zero value.
+func decodeResult[T any](status C.int32_t, out *C.char, v T) (T, error) {
+	text, err := takeResult(status, out)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return decodeAs(text, v)
+}
+
+// decodeAs decodes the library's JSON text into v; T's zero value on failure.
+func decodeAs[T any](text string, v T) (T, error) {
+	if err := decode(text, &v); err != nil {
+		var zero T
+		return zero, err
+	}
+	return v, nil
+}
+
+// timeoutAndDir is timeoutFrom and runtimeDirArg, the first arguments of
+// every call on a runtime directory; the caller frees dir with C.free.
+func timeoutAndDir(ctx context.Context, runtimeDir string) (C.uint32_t, *C.char, error) {
+	timeout, err := timeoutFrom(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	dir, err := runtimeDirArg(runtimeDir)
+	if err != nil {
+		return 0, nil, err
+	}
+	return timeout, dir, nil
 }
 
 func decode(text string, into any) error {

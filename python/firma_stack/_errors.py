@@ -41,6 +41,9 @@ class StackError(Exception):
     """
 
     code: ClassVar[str] = "internal"
+    # The keyword arguments of ``__init__``, read back from the attributes of
+    # the same names to rebuild the exception (pickling).
+    _fields: ClassVar[Tuple[str, ...]] = ("path",)
 
     message: str
     path: Optional[str]
@@ -54,7 +57,7 @@ class StackError(Exception):
         return self.message
 
     def _kwargs(self) -> Dict[str, Any]:
-        return {"path": self.path}
+        return {name: getattr(self, name) for name in self._fields}
 
     def __reduce__(self) -> Tuple[Any, ...]:
         return (_rebuild, (type(self), self.message, self._kwargs()))
@@ -65,6 +68,7 @@ class InvalidArgumentError(StackError, ValueError):
     handed to the writer). Also a :class:`ValueError`."""
 
     code: ClassVar[str] = "invalid_argument"
+    _fields: ClassVar[Tuple[str, ...]] = ("argument", "reason")
 
     argument: str
     reason: str
@@ -74,22 +78,18 @@ class InvalidArgumentError(StackError, ValueError):
         self.argument = argument
         self.reason = reason
 
-    def _kwargs(self) -> Dict[str, Any]:
-        return {"argument": self.argument, "reason": self.reason}
-
 
 class InvalidSandboxIdError(InvalidArgumentError):
     """A sandbox id breaks the grammar: non-empty, at most 255 bytes, only
     ``[A-Za-z0-9._-]``, not starting with ``.``. Also a :class:`ValueError`."""
+
+    _fields: ClassVar[Tuple[str, ...]] = ("sandbox_id", "reason")
 
     sandbox_id: str
 
     def __init__(self, message: str, *, sandbox_id: str, reason: str) -> None:
         super().__init__(message, argument="sandbox_id", reason=reason)
         self.sandbox_id = sandbox_id
-
-    def _kwargs(self) -> Dict[str, Any]:
-        return {"sandbox_id": self.sandbox_id, "reason": self.reason}
 
 
 class StackIOError(StackError, OSError):
@@ -99,6 +99,7 @@ class StackIOError(StackError, OSError):
     was being done (``"open"``, ``"list"``, ``"probe"``…)."""
 
     code: ClassVar[str] = "io"
+    _fields: ClassVar[Tuple[str, ...]] = ("path", "errno", "action", "detail")
 
     action: str
     detail: str
@@ -120,14 +121,6 @@ class StackIOError(StackError, OSError):
         self.action = action
         self.detail = detail
 
-    def _kwargs(self) -> Dict[str, Any]:
-        return {
-            "path": self.path,
-            "errno": self.errno,
-            "action": self.action,
-            "detail": self.detail,
-        }
-
 
 class MarkerParseError(StackError):
     """A marker's ``metadata.toml`` cannot be understood: not a regular file,
@@ -135,6 +128,7 @@ class MarkerParseError(StackError):
     out of range (such as pid 0)."""
 
     code: ClassVar[str] = "marker_parse"
+    _fields: ClassVar[Tuple[str, ...]] = ("path", "reason")
 
     path: str
     reason: str
@@ -143,15 +137,13 @@ class MarkerParseError(StackError):
         super().__init__(message, path=path)
         self.reason = reason
 
-    def _kwargs(self) -> Dict[str, Any]:
-        return {"path": self.path, "reason": self.reason}
-
 
 class IdentityMismatchError(StackError):
     """A marker's ``metadata.toml`` names another sandbox (``metadata``) than
     its directory (``directory``)."""
 
     code: ClassVar[str] = "identity_mismatch"
+    _fields: ClassVar[Tuple[str, ...]] = ("path", "directory", "metadata")
 
     path: str
     directory: str
@@ -162,9 +154,6 @@ class IdentityMismatchError(StackError):
         self.directory = directory
         self.metadata = metadata
 
-    def _kwargs(self) -> Dict[str, Any]:
-        return {"path": self.path, "directory": self.directory, "metadata": self.metadata}
-
 
 class InternalError(StackError):
     """A bug in firma_stack (for example a panic caught at the boundary).
@@ -172,6 +161,7 @@ class InternalError(StackError):
     does not know."""
 
     code: ClassVar[str] = "internal"
+    _fields: ClassVar[Tuple[str, ...]] = ("core_code",)
 
     core_code: Optional[str]
 
@@ -179,43 +169,12 @@ class InternalError(StackError):
         super().__init__(message)
         self.core_code = core_code
 
-    def _kwargs(self) -> Dict[str, Any]:
-        return {"core_code": self.core_code}
 
+class _StopRefusal(StackError):
+    """What every refusal of :func:`stop` carries: the marker's ``path``,
+    its ``sandbox_id`` and its ``pid``. Not raised itself."""
 
-class IdentityUnverifiableError(StackError):
-    """:func:`stop` refused: the process's identity cannot be proved (the
-    marker records no ``boot_id``/``pid_start_ticks``, or comes from another
-    pid namespace). Nothing was signalled. ``verify_identity=False`` is the
-    unsafe opt-out."""
-
-    code: ClassVar[str] = "identity_unverifiable"
-
-    path: str
-    sandbox_id: str
-    pid: int
-    reason: str
-
-    def __init__(self, message: str, *, path: str, sandbox_id: str, pid: int, reason: str) -> None:
-        super().__init__(message, path=path)
-        self.sandbox_id = sandbox_id
-        self.pid = pid
-        self.reason = reason
-
-    def _kwargs(self) -> Dict[str, Any]:
-        return {
-            "path": self.path,
-            "sandbox_id": self.sandbox_id,
-            "pid": self.pid,
-            "reason": self.reason,
-        }
-
-
-class PidReusedError(StackError):
-    """:func:`stop` refused: the marker's pid belongs to another process now
-    (its start time differs). That process was not touched."""
-
-    code: ClassVar[str] = "pid_reused"
+    _fields: ClassVar[Tuple[str, ...]] = ("path", "sandbox_id", "pid")
 
     path: str
     sandbox_id: str
@@ -226,60 +185,55 @@ class PidReusedError(StackError):
         self.sandbox_id = sandbox_id
         self.pid = pid
 
-    def _kwargs(self) -> Dict[str, Any]:
-        return {"path": self.path, "sandbox_id": self.sandbox_id, "pid": self.pid}
+
+class _ReasonedStopRefusal(_StopRefusal):
+    """A refusal of :func:`stop` that also says why (``reason``)."""
+
+    _fields: ClassVar[Tuple[str, ...]] = _StopRefusal._fields + ("reason",)
+
+    reason: str
+
+    def __init__(self, message: str, *, path: str, sandbox_id: str, pid: int, reason: str) -> None:
+        super().__init__(message, path=path, sandbox_id=sandbox_id, pid=pid)
+        self.reason = reason
 
 
-class StopRefusedError(StackError):
+class IdentityUnverifiableError(_ReasonedStopRefusal):
+    """:func:`stop` refused: the process's identity cannot be proved (the
+    marker records no ``boot_id``/``pid_start_ticks``, or comes from another
+    pid namespace). Nothing was signalled. ``verify_identity=False`` is the
+    unsafe opt-out."""
+
+    code: ClassVar[str] = "identity_unverifiable"
+
+
+class PidReusedError(_StopRefusal):
+    """:func:`stop` refused: the marker's pid belongs to another process now
+    (its start time differs). That process was not touched."""
+
+    code: ClassVar[str] = "pid_reused"
+
+
+class StopRefusedError(_ReasonedStopRefusal):
     """:func:`stop` refused a pid it never signals: 1, the caller's own, or
     one above the kernel's ``pid_max``. ``reason`` says which."""
 
     code: ClassVar[str] = "refused"
 
-    path: str
-    sandbox_id: str
-    pid: int
-    reason: str
 
-    def __init__(self, message: str, *, path: str, sandbox_id: str, pid: int, reason: str) -> None:
-        super().__init__(message, path=path)
-        self.sandbox_id = sandbox_id
-        self.pid = pid
-        self.reason = reason
-
-    def _kwargs(self) -> Dict[str, Any]:
-        return {
-            "path": self.path,
-            "sandbox_id": self.sandbox_id,
-            "pid": self.pid,
-            "reason": self.reason,
-        }
-
-
-class PidfdUnavailableError(StackError):
+class PidfdUnavailableError(_StopRefusal):
     """:func:`stop` cannot use pidfds (Linux 5.3 or later is required) and
     never falls back to signalling by bare pid; nothing was signalled.
     ``errno`` is the system call's error number."""
 
     code: ClassVar[str] = "pidfd_unavailable"
+    _fields: ClassVar[Tuple[str, ...]] = _StopRefusal._fields + ("errno",)
 
-    path: str
-    sandbox_id: str
-    pid: int
     errno: Optional[int]
 
     def __init__(
         self, message: str, *, path: str, sandbox_id: str, pid: int, errno: Optional[int]
     ) -> None:
-        super().__init__(message, path=path)
-        self.sandbox_id = sandbox_id
-        self.pid = pid
+        super().__init__(message, path=path, sandbox_id=sandbox_id, pid=pid)
         self.errno = errno
 
-    def _kwargs(self) -> Dict[str, Any]:
-        return {
-            "path": self.path,
-            "sandbox_id": self.sandbox_id,
-            "pid": self.pid,
-            "errno": self.errno,
-        }

@@ -8,8 +8,9 @@ use std::time::Duration;
 use firma_stack::sidecar_markers::{self as sm, ProbeOptions, StackError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyString};
 
+use crate::boundary::call_core;
 use crate::exceptions;
 
 /// Longest probe timeout accepted, in seconds: the core's maximum.
@@ -37,6 +38,37 @@ impl<'a, 'py> FromPyObject<'a, 'py> for FsPath {
 /// it inside the GIL-free closure: it is a core call too).
 pub(crate) fn runtime_dir_or_default(dir: Option<PathBuf>) -> PathBuf {
     dir.unwrap_or_else(sm::default_runtime_dir)
+}
+
+/// The arguments of a call on one sidecar: the runtime directory (`None`:
+/// the default, resolved inside the core call) and the sandbox id, converted
+/// lossily on purpose: an unencodable character becomes U+FFFD, which the
+/// core rejects as an invalid sandbox id.
+pub(crate) fn dir_and_id(
+    runtime_dir: Option<FsPath>,
+    sandbox_id: &Bound<'_, PyString>,
+) -> (Option<PathBuf>, String) {
+    let id = sandbox_id.to_string_lossy().into_owned();
+    (runtime_dir.map(|d| d.0), id)
+}
+
+/// A call that probes every marker under `runtime_dir` (`list`, `inspect`):
+/// the probe options of `timeout`, then the core's `f` on the directory
+/// (`None`: the default) with the GIL released, each item converted.
+pub(crate) fn probe_all<T, P>(
+    py: Python<'_>,
+    runtime_dir: Option<FsPath>,
+    timeout: Option<f64>,
+    f: fn(PathBuf, &ProbeOptions) -> sm::Result<Vec<T>>,
+) -> PyResult<Vec<P>>
+where
+    T: Send,
+    P: From<T>,
+{
+    let opts = probe_options(py, timeout)?;
+    let dir = runtime_dir.map(|d| d.0);
+    let items = call_core(py, move || f(runtime_dir_or_default(dir), &opts))?;
+    Ok(items.into_iter().map(P::from).collect())
 }
 
 /// Maps an optional timeout in seconds to the core's probe options.

@@ -132,19 +132,20 @@ pub(crate) fn from_stack_error(py: Python<'_>, err: StackError) -> PyErr {
         ],
         StackError::PidReused {
             sandbox_id, pid, ..
-        } => vec![
-            ("path", path),
-            ("sandbox_id", obj(py, sandbox_id)),
-            ("pid", obj(py, *pid)),
-        ],
-        StackError::PidfdUnavailable {
+        }
+        | StackError::PidfdUnavailable {
             sandbox_id, pid, ..
-        } => vec![
-            ("path", path),
-            ("sandbox_id", obj(py, sandbox_id)),
-            ("pid", obj(py, *pid)),
-            ("errno", obj(py, err.errno())),
-        ],
+        } => {
+            let mut attrs = vec![
+                ("path", path),
+                ("sandbox_id", obj(py, sandbox_id)),
+                ("pid", obj(py, *pid)),
+            ];
+            if matches!(err, StackError::PidfdUnavailable { .. }) {
+                attrs.push(("errno", obj(py, err.errno())));
+            }
+            attrs
+        }
         // Attributes of a variant added later: the path, if any.
         _ => vec![("path", path)],
     };

@@ -20,7 +20,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyString;
 
 use boundary::call_core;
-use convert::{FsPath, probe_options, runtime_dir_or_default};
+use convert::{FsPath, dir_and_id, probe_all, probe_options, runtime_dir_or_default};
 use entry::SidecarEntry;
 use report::{ErrorInfo, MarkerReport};
 
@@ -33,12 +33,7 @@ fn list(
     runtime_dir: Option<FsPath>,
     timeout: Option<f64>,
 ) -> PyResult<Vec<SidecarEntry>> {
-    let opts = probe_options(py, timeout)?;
-    let dir = runtime_dir.map(|d| d.0);
-    let entries = call_core(py, move || {
-        sm::list_with(runtime_dir_or_default(dir), &opts)
-    })?;
-    Ok(entries.into_iter().map(SidecarEntry::from).collect())
+    probe_all(py, runtime_dir, timeout, sm::list_with)
 }
 
 /// The sidecar of `sandbox_id`, whatever its state, or `None` when there is
@@ -52,10 +47,7 @@ fn get(
     timeout: Option<f64>,
 ) -> PyResult<Option<SidecarEntry>> {
     let opts = probe_options(py, timeout)?;
-    let dir = runtime_dir.map(|d| d.0);
-    // Lossy on purpose: an unencodable character becomes U+FFFD, which the
-    // core rejects as an invalid sandbox id.
-    let id = sandbox_id.to_string_lossy().into_owned();
+    let (dir, id) = dir_and_id(runtime_dir, sandbox_id);
     let entry = call_core(py, move || {
         sm::get_with(runtime_dir_or_default(dir), &id, &opts)
     })?;
@@ -90,12 +82,7 @@ fn inspect(
     runtime_dir: Option<FsPath>,
     timeout: Option<f64>,
 ) -> PyResult<Vec<MarkerReport>> {
-    let opts = probe_options(py, timeout)?;
-    let dir = runtime_dir.map(|d| d.0);
-    let reports = call_core(py, move || {
-        sm::inspect_with(runtime_dir_or_default(dir), &opts)
-    })?;
-    Ok(reports.into_iter().map(MarkerReport::from).collect())
+    probe_all(py, runtime_dir, timeout, sm::inspect_with)
 }
 
 /// The runtime directory used when none is given: `$FIRMA_STATE_DIR` if set
@@ -130,8 +117,7 @@ fn create_marker(
     boot_id: Option<String>,
     pid_start_ticks: Option<u64>,
 ) -> PyResult<OsString> {
-    let dir = runtime_dir.map(|d| d.0);
-    let sandbox_id = sandbox_id.to_string_lossy().into_owned();
+    let (dir, sandbox_id) = dir_and_id(runtime_dir, sandbox_id);
     let path = call_core(py, move || {
         // An int that does not even fit a u32 gets the core's own error kind.
         let pid = u32::try_from(pid).map_err(|_| StackError::InvalidArgument {

@@ -9,7 +9,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::PyString;
 
 use crate::boundary::call_core;
-use crate::convert::{FsPath, runtime_dir_or_default};
+use crate::convert::{FsPath, dir_and_id, runtime_dir_or_default};
 
 /// What one `stop` did; `to_dict()` is the outcome JSON of every surface.
 #[pyclass(frozen, eq, module = "firma_stack", name = "StopOutcome")]
@@ -107,8 +107,7 @@ pub(crate) fn stop(
     kill: bool,
     verify_identity: bool,
 ) -> PyResult<Option<StopOutcome>> {
-    let dir = runtime_dir.map(|d| d.0);
-    let id = sandbox_id.to_string_lossy().into_owned();
+    let (dir, id) = dir_and_id(runtime_dir, sandbox_id);
     let max = sm::MAX_GRACE.as_secs_f64();
     let outcome = call_core(py, move || {
         let signal = i32::try_from(signal)

@@ -210,6 +210,19 @@ pub(crate) fn assess_by_id(
     sandbox_id: &str,
     opts: &ProbeOptions,
 ) -> Result<Option<Assessment>> {
+    with_marker(runtime_dir, sandbox_id, |run, name, marker| {
+        assess_one(Loc::Entry { run, name }, marker, opts)
+    })
+}
+
+/// Opens `run/`, reads the marker `run/<sandbox_id>` and hands both to `f`
+/// (the one lookup by id, for `get` and `stop`); `None` when there is no such
+/// marker directory.
+pub(crate) fn with_marker<R>(
+    runtime_dir: &Path,
+    sandbox_id: &str,
+    f: impl FnOnce(BorrowedFd<'_>, &CString, &Marker) -> R,
+) -> Result<Option<R>> {
     validate_sandbox_id(sandbox_id)?;
     let run_path = run_dir(runtime_dir)?;
     let Some(run) = open_run(&run_path)? else {
@@ -227,7 +240,7 @@ pub(crate) fn assess_by_id(
         Err(e) if e.is_not_found() && is_absent(run.as_fd(), &name) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    Ok(Some(assess_one(loc, &marker, opts)))
+    Ok(Some(f(run.as_fd(), &name, &marker)))
 }
 
 fn is_absent(run: BorrowedFd<'_>, name: &CStr) -> bool {

@@ -32,7 +32,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::error::{Result, StackError};
-use super::markers::{self, Loc, Marker};
+use super::markers::{self, Marker};
 use super::process::{self, Identity, Liveness};
 use super::{gc, sys};
 
@@ -222,28 +222,16 @@ pub fn stop(
             ),
         });
     }
-    super::validate_sandbox_id(sandbox_id)?;
-    let run_path = super::run_dir(runtime_dir.as_ref())?;
-    let Some(run) = super::open_run(&run_path)? else {
-        return Ok(None);
-    };
-    let name = CString::new(sandbox_id).expect("validated id has no NUL");
-    let loc = Loc::Entry {
-        run: run.as_fd(),
-        name: &name,
-    };
-    let marker = match markers::read_marker(loc, run_path.join(sandbox_id)) {
-        Ok(m) => m,
-        Err(e) if e.is_not_found() && super::is_absent(run.as_fd(), &name) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    let job = Job {
-        run: run.as_fd(),
-        name: &name,
-        marker: &marker,
-        opts,
-    };
-    job.run().map(Some)
+    super::with_marker(runtime_dir.as_ref(), sandbox_id, |run, name, marker| {
+        Job {
+            run,
+            name,
+            marker,
+            opts,
+        }
+        .run()
+    })?
+    .transpose()
 }
 
 /// One stop under way.

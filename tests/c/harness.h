@@ -126,6 +126,20 @@ static inline void h_die(const char *what)
 
 /* ---- small utilities ------------------------------------------------ */
 
+/* Forks with a close-on-exec pipe between parent and child (stdio flushed
+ * first so nothing is written twice); dies if either fails. Returns fork()'s
+ * value: the child writes fds[1], the parent closes it and reads fds[0]. */
+static inline pid_t h_fork_piped(int fds[2])
+{
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        h_die("pipe");
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        h_die("fork");
+    return pid;
+}
+
 static inline double h_now(void)
 {
     struct timespec ts;

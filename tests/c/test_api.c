@@ -205,12 +205,7 @@ static void test_default_runtime_dir_follows_the_environment(void)
 static char *run_capture(char *const argv[], int *exit_code)
 {
     int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0)
-        h_die("pipe");
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0)
-        h_die("fork");
+    pid_t pid = h_fork_piped(fds);
     if (pid == 0) {
         dup2(fds[1], STDOUT_FILENO);
         execv(argv[0], argv);

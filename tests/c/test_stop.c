@@ -35,12 +35,7 @@ static bool checked_fail_closed(const char *rt, const char *id, const char *opts
 static pid_t term_ignorer(void)
 {
     int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0)
-        h_die("pipe");
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0)
-        h_die("fork");
+    pid_t pid = h_fork_piped(fds);
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         signal(SIGTERM, SIG_IGN);

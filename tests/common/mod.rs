@@ -322,3 +322,36 @@ pub fn firma(args: &[&str]) -> (i32, String, String) {
         String::from_utf8(out.stderr).unwrap(),
     )
 }
+
+/// Starts `unshare UNSHARE... --kill-child firma-example-sidecar` on `runtime`
+/// as `id` and reads its `ready` line: the child and the marker it printed, or
+/// the line it printed instead and unshare's stderr once it has exited (the
+/// kernel refused the namespaces, or the sidecar failed).
+pub fn start_unshared(
+    unshare: &[&str],
+    runtime: &Path,
+    id: &str,
+) -> Result<(Child, PathBuf), (String, String)> {
+    let mut child = Command::new("unshare")
+        .args(unshare)
+        .arg("--kill-child")
+        .arg(SIDECAR)
+        .arg("--runtime-dir")
+        .arg(runtime)
+        .args(["--id", id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("unshare (util-linux) must be installed to test namespaces");
+    let line = first_line(&mut child);
+    match line.strip_prefix("ready ") {
+        Some(marker) => {
+            let marker = PathBuf::from(marker.trim_end());
+            Ok((child, marker))
+        }
+        None => {
+            let out = child.wait_with_output().unwrap();
+            Err((line, String::from_utf8_lossy(&out.stderr).into_owned()))
+        }
+    }
+}
