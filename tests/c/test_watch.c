@@ -7,7 +7,7 @@
 #include <poll.h>
 #include <pthread.h>
 
-#include "harness.h"
+#include "processes.h"
 
 /* Takes events until one is of `kind` (and about `id`, unless NULL), for
  * at most `seconds`. Returns it (free with firma_string_free) or NULL. */
