@@ -32,6 +32,26 @@ ENTRY_KEYS = [
 ]
 
 
+def metadata_toml(sandbox_id: str, pid: int, **extra: Any) -> str:
+    """A valid metadata.toml for ``sandbox_id`` and ``pid``; ``extra`` keys
+    override or add fields. Strings are written as TOML basic strings through
+    JSON (whose escapes TOML shares), integers as they are."""
+    fields: Dict[str, Any] = {
+        "sandbox_id": sandbox_id,
+        "agent_id": "agent",
+        "session_id": "session",
+        "authority_url": "https://authority.invalid",
+        "policy_bundle_version": "v1",
+        "pid": pid,
+        "started_at": "2026-12-01T00:00:00Z",
+    }
+    fields.update(extra)
+    return "".join(
+        f"{k} = {v}\n" if isinstance(v, int) else f"{k} = {json.dumps(v)}\n"
+        for k, v in fields.items()
+    )
+
+
 def firma_cli(runtime_dir: str, *args: str) -> "subprocess.CompletedProcess[str]":
     return subprocess.run(
         [str(FIRMA), "--runtime-dir", runtime_dir, *args],

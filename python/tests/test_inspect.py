@@ -47,44 +47,6 @@ RawMarker = Callable[..., Path]
 
 
 
-@pytest.fixture
-def dead_pid() -> int:
-    """The pid of a process that has exited and been reaped."""
-    proc = subprocess.Popen(["true"])
-    proc.wait()
-    return proc.pid
-
-
-@pytest.fixture
-def raw_marker(firma_runtime_dir: str) -> RawMarker:
-    """Writes ``run/<dir_name>/metadata.toml`` by hand: ``text`` as given, or
-    a valid marker for ``pid`` with ``extra`` keys (strings quoted as TOML
-    basic strings through JSON, which escapes what TOML needs)."""
-
-    def write(dir_name: str, text: Optional[str] = None, *, pid: int = 1, **extra: Any) -> Path:
-        marker = Path(firma_runtime_dir, "run", dir_name)
-        marker.mkdir(parents=True, mode=0o700)
-        if text is None:
-            fields: Dict[str, Any] = {
-                "sandbox_id": extra.pop("sandbox_id", dir_name),
-                "agent_id": "agent",
-                "session_id": "session",
-                "authority_url": "https://authority.invalid",
-                "policy_bundle_version": "v1",
-                "pid": pid,
-                "started_at": "2026-12-01T00:00:00Z",
-            }
-            fields.update(extra)
-            text = "".join(
-                f"{k} = {v}\n" if isinstance(v, int) else f"{k} = {json.dumps(v)}\n"
-                for k, v in fields.items()
-            )
-        (marker / "metadata.toml").write_text(text)
-        return marker
-
-    return write
-
-
 REPORT_KEYS = ["name", "verdict", "state", "reason", "detail", "entry", "error"]
 ERROR_KEYS = ["code", "message", "path", "errno"]
 
