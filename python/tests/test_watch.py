@@ -206,3 +206,69 @@ def test_awatch_waits_on_the_loop_without_a_thread(
     seen = asyncio.run(main())
     gone = [e for e in seen if isinstance(e, Gone)]
     assert [(g.sandbox_id, g.reason) for g in gone] == [("py-async", "collected")]
+
+
+def test_cli_json_stream_matches_the_python_stream(
+    firma_runtime_dir: str, firma_sidecar: Start
+) -> None:
+    """The same scenario seen by ``firma sidecar watch --json`` and by
+    ``firma_stack.watch`` (both read-only, so neither collects first) gives
+    the same events, field for field, apart from ``at``."""
+    import json
+    import subprocess
+
+    from _support import FIRMA
+
+    def key(d: Dict[str, object]) -> Dict[str, object]:
+        d = dict(d)
+        d.pop("at")
+        if isinstance(d.get("entry"), dict):
+            entry = dict(d["entry"])  # type: ignore[call-overload]
+            entry.pop("uptime_secs")
+            d["entry"] = entry
+        return d
+
+    def as_dict(ev: Event) -> Dict[str, object]:
+        d: Dict[str, object] = {"event": ev.kind}
+        if isinstance(ev, (Appeared, Changed, Gone)):
+            d["sandbox_id"] = ev.sandbox_id
+        if isinstance(ev, (Appeared, Changed)):
+            d["entry"] = ev.entry.to_dict()
+        if isinstance(ev, Changed):
+            d["previous"] = str(ev.previous)
+        if isinstance(ev, Gone):
+            d["reason"] = ev.reason
+        if hasattr(ev, "at"):
+            d["at"] = ev.at
+        return d
+
+    # no-socket sidecars: their state does not depend on when a watcher
+    # looks (a serving one may be seen just before its socket exists).
+    firma_sidecar("x-first", mode="no-socket")
+    cli = subprocess.Popen(
+        [str(FIRMA), "--runtime-dir", firma_runtime_dir, "sidecar", "watch", "--json", "--no-gc"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert cli.stdout is not None
+        py_events: List[Event] = []
+        with firma_stack.watch(firma_runtime_dir, collect=False) as w:
+            take_until(w, lambda e: isinstance(e, Synced), py_events)
+            cli_lines = [json.loads(cli.stdout.readline()) for _ in range(2)]
+            assert cli_lines[-1]["event"] == "synced"
+            second = firma_sidecar("x-second", mode="no-socket")
+            take_until(w, lambda e: isinstance(e, Appeared) and e.sandbox_id == "x-second", py_events)
+            second.kill(reap=False)
+            take_until(w, lambda e: isinstance(e, Changed) and e.entry.state is State.STOPPED, py_events)
+            firma_stack.remove_marker(firma_runtime_dir, "x-second")
+            take_until(w, lambda e: isinstance(e, Gone), py_events)
+        while len(cli_lines) < len(py_events):
+            cli_lines.append(json.loads(cli.stdout.readline()))
+        assert [key(d) for d in cli_lines] == [key(as_dict(e)) for e in py_events]
+    finally:
+        cli.terminate()
+        code = cli.wait(BOUND)
+        if cli.stdout is not None:
+            cli.stdout.close()
+    assert code == 0, "firma sidecar watch exits 0 on SIGTERM"
