@@ -182,12 +182,21 @@ def test_awatch_waits_on_the_loop_without_a_thread(
             started: Optional[SidecarProcess] = None
             killed = False
 
+            async def start_later() -> None:
+                # The iterator waits on the watcher's fd meanwhile: the
+                # ticker must keep running through that wait.
+                nonlocal started
+                await asyncio.sleep(0.2)
+                started = firma_sidecar("py-async")
+
+            later: Optional["asyncio.Task[None]"] = None
+
             async def drive() -> None:
-                nonlocal started, killed
+                nonlocal later, killed
                 async for ev in events:
                     seen.append(ev)
                     if isinstance(ev, Synced):
-                        started = firma_sidecar("py-async")
+                        later = asyncio.create_task(start_later())
                     elif isinstance(ev, Appeared) and ev.sandbox_id == "py-async":
                         assert started is not None
                         started.kill()
