@@ -259,12 +259,32 @@ def test_cli_json_stream_matches_the_python_stream(
         stdout=subprocess.PIPE,
         text=True,
     )
+    # The CLI's lines through a queue, so a missing line fails the test in
+    # BOUND seconds instead of blocking a readline forever.
+    import queue
+    import threading as _threading
+
+    lines: "queue.Queue[str]" = queue.Queue()
+    assert cli.stdout is not None
+    out = cli.stdout
+
+    def pump() -> None:
+        for line in out:
+            lines.put(line)
+
+    _threading.Thread(target=pump, daemon=True).start()
+
+    def next_line() -> Dict[str, object]:
+        try:
+            return json.loads(lines.get(timeout=BOUND))  # type: ignore[no-any-return]
+        except queue.Empty:
+            raise AssertionError(f"firma sidecar watch printed no event within {BOUND} s") from None
+
     try:
-        assert cli.stdout is not None
         py_events: List[Event] = []
         with firma_stack.watch(firma_runtime_dir, collect=False) as w:
             take_until(w, lambda e: isinstance(e, Synced), py_events)
-            cli_lines = [json.loads(cli.stdout.readline()) for _ in range(2)]
+            cli_lines = [next_line() for _ in range(2)]
             assert cli_lines[-1]["event"] == "synced"
             second = firma_sidecar("x-second", mode="no-socket")
             take_until(w, lambda e: isinstance(e, Appeared) and e.sandbox_id == "x-second", py_events)
@@ -273,7 +293,7 @@ def test_cli_json_stream_matches_the_python_stream(
             firma_stack.remove_marker(firma_runtime_dir, "x-second")
             take_until(w, lambda e: isinstance(e, Gone), py_events)
         while len(cli_lines) < len(py_events):
-            cli_lines.append(json.loads(cli.stdout.readline()))
+            cli_lines.append(next_line())
         assert [key(d) for d in cli_lines] == [key(as_dict(e)) for e in py_events]
     finally:
         cli.terminate()
