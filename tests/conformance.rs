@@ -112,6 +112,7 @@ fn library(step: &Value) -> Result<Value, Value> {
             "get" => to(sm::get_with(&runtime, &id, &opts).map(|v| json!(v))),
             "gc_stale" => to(sm::gc_stale(&runtime).map(|v| json!(v))),
             "probe_entry" => to(sm::probe_entry_with(&dir, &opts).map(|v| json!(v))),
+            "inspect" => to(sm::inspect_with(&runtime, &opts).map(|v| json!(v))),
             other => Err(json!({ "code": format!("runner has no op {other}") })),
         };
         let _ = tx.send(answer);
@@ -135,6 +136,7 @@ fn cli(step: &Value, expected: &Value) -> Option<Result<Value, Value>> {
             .args(["sidecar", "get", "--json", "--"])
             .arg(str_of(step, "id")),
         "gc_stale" => cmd.args(["sidecar", "gc", "--json"]),
+        "inspect" => cmd.args(["sidecar", "inspect", "--json"]),
         _ => return None,
     };
     let out = cmd.output().unwrap();

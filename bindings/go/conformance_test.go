@@ -55,6 +55,10 @@ func conformanceCall(s conformanceStep) (string, any) {
 		v = nonNil(ids)
 	case "probe_entry":
 		v, err = firmastack.ProbeEntryContext(ctx, s.Dir)
+	case "inspect":
+		var reports []firmastack.MarkerReport
+		reports, err = firmastack.InspectContext(ctx, s.Runtime)
+		v = nonNil(reports)
 	default:
 		return "error", map[string]any{"code": "the Go runner has no op " + s.Op}
 	}

@@ -54,6 +54,8 @@ def call(step: Dict[str, Any]) -> Tuple[str, Any]:
             return "ok", None if got is None else entry(got)
         if op == "gc_stale":
             return "ok", firma_stack.gc_stale(step["runtime"])
+        if op == "inspect":
+            return "ok", [r.to_dict() for r in firma_stack.inspect(step["runtime"], timeout=timeout)]
         if op == "probe_entry":
             return "ok", entry(firma_stack.probe_entry(step["dir"], timeout=timeout))
     except StackError as err:

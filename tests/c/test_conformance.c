@@ -37,6 +37,8 @@ static int32_t call(const char *op, const char *rt, const char *id, const char *
                           : firma_sidecar_get(rt, id, out);
     if (strcmp(op, "gc_stale") == 0)
         return firma_sidecar_gc_stale(rt, out);
+    if (strcmp(op, "inspect") == 0)
+        return firma_sidecar_inspect(rt, timeout_ms, out);
     if (strcmp(op, "probe_entry") == 0)
         return timeout_ms ? firma_sidecar_probe_entry_with_timeout(dir, timeout_ms, out)
                           : firma_sidecar_probe_entry(dir, out);
