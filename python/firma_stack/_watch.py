@@ -106,8 +106,9 @@ def _event(raw: _Raw) -> Event:
     raise AssertionError(f"unexpected event from the core: {raw!r}")
 
 
-class Watch:
-    """A context manager and iterator of :data:`Event` (see :func:`watch`)."""
+class _WatchBase:
+    """What the sync and async watchers share: the core's watcher, its
+    descriptor and closing it."""
 
     def __init__(
         self,
@@ -126,15 +127,9 @@ class Watch:
             rescan_interval=rescan_interval,
         )
 
-    def next(self, timeout: Optional[float] = None) -> Optional[Event]:
-        """The next event, waiting at most ``timeout`` seconds (``None``:
-        until there is one); ``None`` when the timeout passed."""
-        raw = self._w.next_event(timeout)
-        return None if raw is None else _event(raw)
-
     def fileno(self) -> int:
-        """A descriptor that is readable when ``next(0)`` may return an
-        event (for ``select``/``selectors``); only poll it."""
+        """A descriptor that is readable when an event may be ready (for
+        ``select``/``selectors``/``loop.add_reader``); only poll it."""
         return self._w.fileno()
 
     def close(self) -> None:
@@ -144,6 +139,16 @@ class Watch:
     @property
     def closed(self) -> bool:
         return self._w.closed
+
+
+class Watch(_WatchBase):
+    """A context manager and iterator of :data:`Event` (see :func:`watch`)."""
+
+    def next(self, timeout: Optional[float] = None) -> Optional[Event]:
+        """The next event, waiting at most ``timeout`` seconds (``None``:
+        until there is one); ``None`` when the timeout passed."""
+        raw = self._w.next_event(timeout)
+        return None if raw is None else _event(raw)
 
     def __iter__(self) -> Watch:
         return self
@@ -167,27 +172,10 @@ class Watch:
         self.close()
 
 
-class AsyncWatch:
+class AsyncWatch(_WatchBase):
     """An async context manager and async iterator of :data:`Event` (see
     :func:`awatch`). It waits on the watcher's descriptor with
     ``loop.add_reader``: no thread per watcher."""
-
-    def __init__(
-        self,
-        runtime_dir: Optional[_Path] = None,
-        *,
-        probe_interval: float = 1.0,
-        collect: bool = True,
-        timeout: Optional[float] = None,
-        rescan_interval: float = 30.0,
-    ) -> None:
-        self._w = _Watcher(
-            runtime_dir,
-            timeout=timeout,
-            probe_interval=probe_interval,
-            collect=collect,
-            rescan_interval=rescan_interval,
-        )
 
     async def next(self) -> Event:
         """The next event, waiting without blocking the event loop (the
@@ -211,19 +199,9 @@ class AsyncWatch:
             finally:
                 loop.remove_reader(fd)
 
-    def fileno(self) -> int:
-        return self._w.fileno()
-
     async def aclose(self) -> None:
         """Stops watching and releases every descriptor (idempotent)."""
         self._w.close()
-
-    def close(self) -> None:
-        self._w.close()
-
-    @property
-    def closed(self) -> bool:
-        return self._w.closed
 
     def __aiter__(self) -> AsyncWatch:
         return self

@@ -283,17 +283,26 @@ def test_cli_json_stream_matches_the_python_stream(
     try:
         py_events: List[Event] = []
         with firma_stack.watch(firma_runtime_dir, collect=False) as w:
+            cli_lines: List[Dict[str, object]] = []
+
+            def cli_until(kind: str) -> None:
+                # Each step waits for both watchers to see it before the
+                # next one acts: two independent watchers may otherwise
+                # legitimately see a marker removed before its exit.
+                while not cli_lines or cli_lines[-1]["event"] != kind:
+                    cli_lines.append(next_line())
+
             take_until(w, lambda e: isinstance(e, Synced), py_events)
-            cli_lines = [next_line() for _ in range(2)]
-            assert cli_lines[-1]["event"] == "synced"
+            cli_until("synced")
             second = firma_sidecar("x-second", mode="no-socket")
             take_until(w, lambda e: isinstance(e, Appeared) and e.sandbox_id == "x-second", py_events)
+            cli_until("appeared")
             second.kill(reap=False)
             take_until(w, lambda e: isinstance(e, Changed) and e.entry.state is State.STOPPED, py_events)
+            cli_until("changed")
             firma_stack.remove_marker(firma_runtime_dir, "x-second")
             take_until(w, lambda e: isinstance(e, Gone), py_events)
-        while len(cli_lines) < len(py_events):
-            cli_lines.append(next_line())
+            cli_until("gone")
         assert [key(d) for d in cli_lines] == [key(as_dict(e)) for e in py_events]
     finally:
         cli.terminate()

@@ -62,12 +62,7 @@ static inline void h_sidecar_start(h_sidecar *s, const char *runtime, const char
                             const char *mode, const char *tcp)
 {
     int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0)
-        h_die("pipe");
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0)
-        h_die("fork");
+    pid_t pid = h_fork_piped(fds);
     if (pid == 0) {
         /* If the test dies, its sidecars die with it (no orphans in CI). */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
