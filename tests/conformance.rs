@@ -113,12 +113,61 @@ fn library(step: &Value) -> Result<Value, Value> {
             "gc_stale" => to(sm::gc_stale(&runtime).map(|v| json!(v))),
             "probe_entry" => to(sm::probe_entry_with(&dir, &opts).map(|v| json!(v))),
             "inspect" => to(sm::inspect_with(&runtime, &opts).map(|v| json!(v))),
+            "watch_synced" => to(watch_synced(&runtime, opts)),
             other => Err(json!({ "code": format!("runner has no op {other}") })),
         };
         let _ = tx.send(answer);
     });
     rx.recv_timeout(HANG_BOUND)
         .unwrap_or_else(|_| panic!("{step}: no answer within {HANG_BOUND:?}"))
+}
+
+/// A read-only watcher's events up to and including `synced`.
+fn watch_synced(runtime: &str, probe: ProbeOptions) -> Result<Value, StackError> {
+    let opts = sm::WatchOptions {
+        probe,
+        collect: false,
+        ..sm::WatchOptions::default()
+    };
+    let mut w = sm::watch(runtime, &opts)?;
+    let mut events = Vec::new();
+    while let Some(ev) = w.next(Some(HANG_BOUND))? {
+        let v = json!(ev);
+        let done = v["event"] == "synced";
+        events.push(v);
+        if done {
+            break;
+        }
+    }
+    Ok(Value::Array(events))
+}
+
+/// `firma sidecar watch --json --no-gc`'s lines up to and including
+/// `synced`; the command is then stopped.
+fn cli_watch_synced(mut cmd: Command) -> Result<Value, Value> {
+    let mut child = cmd
+        .args(["sidecar", "watch", "--json", "--no-gc"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut events = Vec::new();
+    let result = loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                let v: Value = serde_json::from_str(&line).unwrap();
+                let done = v["event"] == "synced";
+                events.push(v);
+                if done {
+                    break Ok(Value::Array(events));
+                }
+            }
+            _ => break Err(json!({ "code": "cli watch ended before synced" })),
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    result
 }
 
 /// What the CLI says for a step: `None` when it has no such command.
@@ -137,6 +186,7 @@ fn cli(step: &Value, expected: &Value) -> Option<Result<Value, Value>> {
             .arg(str_of(step, "id")),
         "gc_stale" => cmd.args(["sidecar", "gc", "--json"]),
         "inspect" => cmd.args(["sidecar", "inspect", "--json"]),
+        "watch_synced" => return Some(cli_watch_synced(cmd)),
         _ => return None,
     };
     let out = cmd.output().unwrap();

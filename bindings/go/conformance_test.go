@@ -55,6 +55,8 @@ func conformanceCall(s conformanceStep) (string, any) {
 		v = nonNil(ids)
 	case "probe_entry":
 		v, err = firmastack.ProbeEntryContext(ctx, s.Dir)
+	case "watch_synced":
+		v, err = watchSynced(ctx, s.Runtime, s.TimeoutMS)
 	case "inspect":
 		var reports []firmastack.MarkerReport
 		reports, err = firmastack.InspectContext(ctx, s.Runtime)
@@ -70,6 +72,29 @@ func conformanceCall(s conformanceStep) (string, any) {
 		return "error", map[string]any{"code": fe.Code, "path": fe.Path, "errno": int(fe.Errno)}
 	}
 	return "ok", v
+}
+
+// watchSynced returns a read-only watcher's events up to and including
+// "synced".
+func watchSynced(ctx context.Context, dir string, timeoutMS *int64) ([]firmastack.Event, error) {
+	opts := firmastack.WatchOptions{ReadOnly: true}
+	if timeoutMS != nil {
+		opts.ProbeTimeout = time.Duration(*timeoutMS) * time.Millisecond
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w, err := firmastack.Watch(ctx, dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	var events []firmastack.Event
+	for ev := range w.Events() {
+		events = append(events, ev)
+		if ev.Kind == firmastack.EventSynced {
+			return events, nil
+		}
+	}
+	return events, w.Err()
 }
 
 // nonNil makes an empty result encode as [] whether the binding returned a

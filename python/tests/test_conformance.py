@@ -42,6 +42,30 @@ def entry(e: SidecarEntry) -> Dict[str, Any]:
     }
 
 
+def event_dict(ev: Any) -> Dict[str, Any]:
+    """A typed watch event back as its JSON object (``at`` is not compared)."""
+    d: Dict[str, Any] = {"event": ev.kind}
+    for key in ("sandbox_id", "reason"):
+        if hasattr(ev, key):
+            d[key] = getattr(ev, key)
+    if hasattr(ev, "entry"):
+        d["entry"] = entry(ev.entry)
+    if hasattr(ev, "previous"):
+        d["previous"] = str(ev.previous)
+    return d
+
+
+def watch_synced(runtime: str, timeout: Optional[float]) -> List[Dict[str, Any]]:
+    """A read-only watcher's events up to and including ``synced``."""
+    out: List[Dict[str, Any]] = []
+    with firma_stack.watch(runtime, collect=False, timeout=timeout) as w:
+        for ev in w:
+            out.append(event_dict(ev))
+            if isinstance(ev, firma_stack.Synced):
+                return out
+    return out
+
+
 def call(step: Dict[str, Any]) -> Tuple[str, Any]:
     op = step["op"]
     ms: Optional[int] = step["timeout_ms"]
@@ -54,6 +78,8 @@ def call(step: Dict[str, Any]) -> Tuple[str, Any]:
             return "ok", None if got is None else entry(got)
         if op == "gc_stale":
             return "ok", firma_stack.gc_stale(step["runtime"])
+        if op == "watch_synced":
+            return "ok", watch_synced(step["runtime"], timeout)
         if op == "inspect":
             return "ok", [r.to_dict() for r in firma_stack.inspect(step["runtime"], timeout=timeout)]
         if op == "probe_entry":

@@ -434,7 +434,19 @@ fn normalise(v: &Value) -> Value {
             _ => None,
         })
     };
-    rewrite(v, &set_or_null).expect("normalising cannot fail")
+    // A watch event's `at` depends on the clock: not compared.
+    let drop_at = |v: &Value| -> Res<Option<Value>> {
+        Ok(match v {
+            Value::Object(m) if m.contains_key("event") && m.contains_key("at") => {
+                let mut m = m.clone();
+                m.remove("at");
+                Some(rewrite(&Value::Object(m), &set_or_null)?)
+            }
+            _ => None,
+        })
+    };
+    let v = rewrite(v, &drop_at).expect("normalising cannot fail");
+    rewrite(&v, &set_or_null).expect("normalising cannot fail")
 }
 
 /// Rebuilds `v` top-down: where `f` gives a replacement it is used as is,
@@ -485,7 +497,7 @@ fn plan_step(
             e.entry("present").or_insert(json!([]));
             json!({ "ok": e })
         }
-        "list" | "get" | "gc_stale" | "probe_entry" | "inspect" => {
+        "list" | "get" | "gc_stale" | "probe_entry" | "inspect" | "watch_synced" => {
             let obj = expect
                 .as_object()
                 .ok_or("expect must be {\"ok\": …} or {\"error\": …}")?;
@@ -503,7 +515,7 @@ fn plan_step(
         .get("runtime")
         .cloned()
         .unwrap_or_else(|| ph["runtime"].clone());
-    if matches!(op, "list" | "get" | "gc_stale" | "inspect") {
+    if matches!(op, "list" | "get" | "gc_stale" | "inspect" | "watch_synced") {
         s.insert("runtime".into(), runtime);
     }
     for k in ["id", "dir"] {

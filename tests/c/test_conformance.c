@@ -46,6 +46,55 @@ static int32_t call(const char *op, const char *rt, const char *id, const char *
     return -1;
 }
 
+/* A read-only watcher's events up to and including "synced", as one JSON
+ * array in malloc'd memory (NULL on failure, with the error in *err). */
+static char *watch_synced(const char *rt, uint32_t timeout_ms, char **err)
+{
+    char opts[64];
+    if (timeout_ms)
+        snprintf(opts, sizeof opts, "{\"collect\":false,\"timeout_ms\":%u}", timeout_ms);
+    else
+        snprintf(opts, sizeof opts, "{\"collect\":false}");
+    struct firma_watch *w = NULL;
+    *err = NULL;
+    if (firma_watch_open(rt, opts, &w, err) != FIRMA_OK)
+        return NULL;
+    size_t cap = 256, len = 1;
+    char *arr = malloc(cap);
+    if (!arr)
+        h_die("malloc");
+    arr[0] = '[';
+    for (int n = 0;; n++) {
+        char *ev = NULL;
+        if (firma_watch_next(w, 30000, &ev) != FIRMA_OK || !ev || strcmp(ev, "null") == 0) {
+            firma_string_free(ev);
+            free(arr);
+            arr = NULL;
+            break;
+        }
+        size_t need = len + strlen(ev) + 3;
+        if (need > cap) {
+            cap = need * 2;
+            arr = realloc(arr, cap);
+            if (!arr)
+                h_die("realloc");
+        }
+        if (n > 0)
+            arr[len++] = ',';
+        memcpy(arr + len, ev, strlen(ev));
+        len += strlen(ev);
+        bool done = strstr(ev, "\"event\":\"synced\"") != NULL;
+        firma_string_free(ev);
+        if (done) {
+            arr[len++] = ']';
+            arr[len] = '\0';
+            break;
+        }
+    }
+    firma_watch_close(w);
+    return arr;
+}
+
 static void run_scenario(const char *path, const char *name)
 {
     h_kit k;
@@ -80,6 +129,13 @@ static void run_scenario(const char *path, const char *name)
         char *actual;
         if (strcmp(op, "disk") == 0) {
             actual = h_kit_ask(&k, "disk ", idx);
+        } else if (strcmp(op, "watch_synced") == 0) {
+            char *err = NULL;
+            char *events = watch_synced(rt, timeout_ms, &err);
+            actual = events ? h_kit_ask(&k, "canon ok ", events)
+                            : h_kit_ask(&k, "canon error ", err ? err : "null");
+            free(events);
+            firma_string_free(err);
         } else {
             char *json = NULL;
             int32_t st = call(op, rt, id, dir, timeout_ms, &json);
