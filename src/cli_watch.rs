@@ -34,29 +34,18 @@ pub struct WatchArgs {
 /// Blocks SIGINT and SIGTERM for this thread (and the threads it starts
 /// later) and returns a signalfd that reads them.
 fn signal_fd() -> Result<OwnedFd, String> {
-    // SAFETY: plain sigset manipulation on a local set; signalfd returns a
-    // new descriptor or -1.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        if rc != 0 {
-            return Err(format!(
-                "cannot block SIGINT/SIGTERM: {}",
-                std::io::Error::from_raw_os_error(rc)
-            ));
-        }
-        let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
-        if fd < 0 {
-            return Err(format!(
-                "cannot create a signalfd: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
-        Ok(OwnedFd::from_raw_fd(fd))
+    let set = crate::signals::block_termination()?;
+    // SAFETY: `set` is an initialised sigset; signalfd returns a new
+    // descriptor or -1.
+    let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(format!(
+            "cannot create a signalfd: {}",
+            std::io::Error::last_os_error()
+        ));
     }
+    // SAFETY: a fresh descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// One readable line for an event (controls in marker text escaped).

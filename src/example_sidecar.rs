@@ -62,23 +62,6 @@ enum Listener {
     Tcp(TcpListener),
 }
 
-/// Blocks SIGTERM and SIGINT in the calling thread (threads started later
-/// inherit the mask), so that `sigwait` below receives them.
-fn block_signals() -> Result<libc::sigset_t, String> {
-    // SAFETY: plain sigset manipulation on a local set.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        if rc != 0 {
-            return Err(format!("pthread_sigmask failed: {rc}"));
-        }
-        Ok(set)
-    }
-}
-
 /// Listens with a backlog of 0 and fills it, so the kernel turns away every
 /// further connection.
 fn wedge(listener: &Listener) -> Vec<Box<dyn std::any::Any>> {
@@ -159,7 +142,7 @@ fn socket_connect_nonblocking_unix(path: &std::path::Path) -> bool {
 
 fn run(args: Args) -> Result<(), String> {
     let runtime_dir = args.runtime_dir.unwrap_or_else(default_runtime_dir);
-    let sigset = block_signals()?;
+    let sigset = crate::signals::block_termination()?;
 
     // A TCP port must be known before the marker records it.
     let tcp = match (args.tcp, args.mode) {

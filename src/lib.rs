@@ -13,3 +13,4 @@ pub mod example_sidecar;
 pub mod ffi;
 pub mod metrics;
 pub mod sidecar_markers;
+mod signals;

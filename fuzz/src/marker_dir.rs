@@ -536,17 +536,9 @@ fn independent_verdict(run: &Path, name: &[u8]) -> (bool, bool) {
         return (false, false);
     };
     let is_str = |k: &str| matches!(t.get(k), Some(toml::Value::String(_)));
-    for k in [
-        "sandbox_id",
-        "agent_id",
-        "session_id",
-        "authority_url",
-        "policy_bundle_version",
-        "started_at",
-    ] {
-        if !is_str(k) {
-            return (false, false);
-        }
+    let required = "sandbox_id agent_id session_id authority_url policy_bundle_version started_at";
+    if !required.split(' ').all(is_str) {
+        return (false, false);
     }
     let pid = match t.get("pid") {
         Some(toml::Value::Integer(p)) if (1..=i64::from(i32::MAX)).contains(p) => *p,
@@ -610,23 +602,22 @@ fn independent_verdict(run: &Path, name: &[u8]) -> (bool, bool) {
 }
 
 /// A boot id as 32 lowercase hex digits, if it is a UUID (any case, with
-/// or without braces and dashes).
+/// or without braces and dashes): read as groups, independently of the
+/// library's position checks.
 fn uuid_hex(s: &str) -> Option<String> {
     let s = s.trim();
-    let s = match s.strip_prefix('{') {
-        Some(inner) => inner.strip_suffix('}')?,
-        None => s,
+    let inner = match (s.starts_with('{'), s.ends_with('}')) {
+        (true, true) if s.len() >= 2 => &s[1..s.len() - 1],
+        (false, _) => s,
+        _ => return None,
     };
-    let hex: String = if s.len() == 36 {
-        let b = s.as_bytes();
-        if [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
-            return None;
-        }
-        s.replace('-', "")
-    } else {
-        s.to_owned()
-    };
-    (hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    let lens: Vec<usize> = inner.split('-').map(str::len).collect();
+    if lens != [32] && lens != [8, 4, 4, 4, 12] {
+        return None;
+    }
+    let hex: String = inner.split('-').collect();
+    hex.bytes()
+        .all(|b| b.is_ascii_hexdigit())
         .then(|| hex.to_ascii_lowercase())
 }
 
