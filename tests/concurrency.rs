@@ -75,3 +75,55 @@ fn concurrent_list_and_gc_threads_and_processes_never_fail() {
     assert!(unique.iter().all(|id| stale.contains(*id)));
     assert_eq!(run_names(rt.path()), ["corrupt", "live-a", "live-b"]);
 }
+
+/// A large `run/` is judged by several worker threads that take batches of
+/// entries as they go: every marker must still be judged exactly once, and
+/// the report must come back sorted whatever order the workers finished in.
+#[test]
+fn one_large_scan_judges_every_marker_once_and_sorts_them() {
+    use firma_stack::sidecar_markers::{ProbeOptions, ScanOptions, State, scan};
+    let rt = runtime();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Accept (and drop) every probe, so the backlog never fills up.
+    std::thread::spawn(move || for _ in listener.incoming() {});
+    let me = std::process::id();
+    let dead = dead_pid();
+    let (mut live, mut stale, mut broken) = (Vec::new(), Vec::new(), Vec::new());
+    // Interleaved names, so each batch holds every kind of entry.
+    for i in 0..700 {
+        let id = format!("m-{i:04}");
+        match i % 3 {
+            0 => {
+                let listen = format!("listen = \"{addr}\"\n");
+                write_marker(rt.path(), &id, &metadata(&id, me.into(), &listen));
+                live.push(id);
+            }
+            1 => {
+                write_stale(rt.path(), &id, dead);
+                stale.push(id);
+            }
+            _ => {
+                write_marker(rt.path(), &id, "not toml at all [");
+                broken.push(id);
+            }
+        }
+    }
+    let opts = ScanOptions {
+        probe: Some(ProbeOptions::with_timeout(std::time::Duration::from_secs(
+            5,
+        ))),
+        collect: true,
+    };
+    let report = scan(rt.path(), &opts).unwrap();
+    let ids: Vec<String> = report.live.iter().map(|e| e.sandbox_id.clone()).collect();
+    assert_eq!(ids, live, "live markers missing, repeated or out of order");
+    assert!(
+        report.live.iter().all(|e| e.state == State::Running),
+        "{:?}",
+        report.live.iter().find(|e| e.state != State::Running)
+    );
+    assert_eq!(report.collected, stale);
+    assert_eq!(report.broken, broken);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}

@@ -518,13 +518,12 @@ fn scan_entries(
     let workers = workers_for(entries.len());
     let window = probe::window(workers);
     let mut out = if workers == 1 {
-        scan_part(run, run_path, entries, mode, now, window)
+        scan_part(run, run_path, &Batches::new(entries), mode, now, window)
     } else {
-        let chunk = entries.len().div_ceil(workers);
+        let batches = Batches::new(entries);
         let parts: Vec<Scan> = std::thread::scope(|s| {
-            let handles: Vec<_> = entries
-                .chunks(chunk)
-                .map(|part| s.spawn(move || scan_part(run, run_path, part, mode, now, window)))
+            let handles: Vec<_> = (0..workers)
+                .map(|_| s.spawn(|| scan_part(run, run_path, &batches, mode, now, window)))
                 .collect();
             handles
                 .into_iter()
@@ -557,12 +556,43 @@ struct Waiting {
     liveness: Liveness,
 }
 
-/// Scans `entries` of `run/`; see [`run_scan`]. Infallible: every failure
-/// here belongs to one entry.
+/// The entries of one scan, handed out in small batches to whichever worker
+/// asks next: a worker slowed down (its core taken by a sidecar answering
+/// probes, say) takes fewer batches instead of leaving the others waiting
+/// for it at the end.
+struct Batches<'a> {
+    entries: &'a [sys::DirEntry],
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl<'a> Batches<'a> {
+    /// Entries per batch: small enough to even out the workers, large
+    /// enough that the shared counter is touched rarely.
+    const SIZE: usize = 32;
+
+    fn new(entries: &'a [sys::DirEntry]) -> Self {
+        Batches {
+            entries,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// The next batch, or `None` when every entry has been handed out.
+    fn take(&self) -> Option<&'a [sys::DirEntry]> {
+        let start = self
+            .next
+            .fetch_add(Self::SIZE, std::sync::atomic::Ordering::Relaxed);
+        let end = start.checked_add(Self::SIZE)?.min(self.entries.len());
+        self.entries.get(start..end).filter(|b| !b.is_empty())
+    }
+}
+
+/// Scans the entries of `run/` that `batches` hands this worker; see
+/// [`run_scan`]. Infallible: every failure here belongs to one entry.
 fn scan_part(
     run: BorrowedFd<'_>,
     run_path: &Path,
-    entries: &[sys::DirEntry],
+    batches: &Batches<'_>,
     mode: Mode,
     now: SystemTime,
     window: usize,
@@ -571,7 +601,7 @@ fn scan_part(
     let mut prober = mode.probe.map(|o| Prober::new(o.timeout, window));
     let mut waiting: Vec<Option<Waiting>> = Vec::new();
 
-    for entry in entries {
+    for entry in std::iter::from_fn(|| batches.take()).flatten() {
         let name: &CStr = &entry.name;
         let bytes = name.to_bytes();
         if bytes.starts_with(b".") {
