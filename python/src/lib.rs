@@ -11,6 +11,7 @@ mod entry;
 mod exceptions;
 mod report;
 mod stop;
+mod view;
 mod watch;
 
 use std::ffi::OsString;
