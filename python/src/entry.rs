@@ -5,6 +5,8 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyString, PyTuple, PyType};
 
+use crate::view::{repr_str, view_pymethods};
+
 /// One sidecar as reported by `list`, `get` and `probe_entry`.
 #[pyclass(frozen, eq, hash, module = "firma_stack", name = "SidecarEntry")]
 #[derive(PartialEq, Hash)]
@@ -34,27 +36,6 @@ pub(crate) fn py_state(py: Python<'_>, state: sm::State) -> PyResult<Bound<'_, P
     py_code(py, &STATE, "State", state.as_str())
 }
 
-/// `json.loads(text)`: the dict of `to_dict()`, from the core's serializer.
-pub(crate) fn loads(
-    py: Python<'_>,
-    text: serde_json::Result<String>,
-) -> PyResult<Bound<'_, PyAny>> {
-    static LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    LOADS
-        .import(py, "json", "loads")?
-        .call1((core_json(py, text)?,))
-}
-
-/// The core's JSON text; failing to serialize is a bug (internal).
-pub(crate) fn core_json(py: Python<'_>, text: serde_json::Result<String>) -> PyResult<String> {
-    text.map_err(|e| crate::exceptions::internal(py, &format!("cannot serialize: {e}")))
-}
-
-/// `repr()` of a string, as Python writes it.
-pub(crate) fn repr_str(py: Python<'_>, s: &str) -> PyResult<String> {
-    Ok(PyString::new(py, s).repr()?.to_cow()?.into_owned())
-}
-
 /// The core's own (serde) reading of a state name, so the names live in one
 /// place.
 fn parse_state(name: &str) -> PyResult<sm::State> {
@@ -65,139 +46,103 @@ fn parse_state(name: &str) -> PyResult<sm::State> {
     })
 }
 
-#[pymethods]
-impl SidecarEntry {
-    /// Builds an entry by hand (for tests and fakes); `state` is a `State`
-    /// or its lowercase name.
-    #[new]
-    #[pyo3(signature = (
-        sandbox_id, agent_id, session_id, authority_url, policy_bundle_version,
-        pid, started_at, state, listen, uptime_secs=None,
-    ))]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        sandbox_id: String,
-        agent_id: String,
-        session_id: String,
-        authority_url: String,
-        policy_bundle_version: String,
-        pid: u32,
-        started_at: String,
-        state: &Bound<'_, PyString>,
-        listen: String,
-        uptime_secs: Option<u64>,
-    ) -> PyResult<Self> {
-        let state = parse_state(&state.to_cow()?)?;
-        Ok(sm::SidecarEntry {
-            sandbox_id,
-            agent_id,
-            session_id,
-            authority_url,
-            policy_bundle_version,
-            pid,
-            started_at,
-            state,
-            listen,
-            uptime_secs,
-        }
-        .into())
+view_pymethods! {
+    impl SidecarEntry {
+        sandbox_id -> &str = |e| &e.sandbox_id;
+        agent_id -> &str = |e| &e.agent_id;
+        session_id -> &str = |e| &e.session_id;
+        authority_url -> &str = |e| &e.authority_url;
+        policy_bundle_version -> &str = |e| &e.policy_bundle_version;
+        pid -> u32 = |e| e.pid;
+        started_at -> &str = |e| &e.started_at;
+        listen -> &str = |e| &e.listen;
+        uptime_secs -> Option<u64> = |e| e.uptime_secs;
     }
-
-    #[getter]
-    fn sandbox_id(&self) -> &str {
-        &self.inner.sandbox_id
-    }
-
-    #[getter]
-    fn agent_id(&self) -> &str {
-        &self.inner.agent_id
-    }
-
-    #[getter]
-    fn session_id(&self) -> &str {
-        &self.inner.session_id
-    }
-
-    #[getter]
-    fn authority_url(&self) -> &str {
-        &self.inner.authority_url
-    }
-
-    #[getter]
-    fn policy_bundle_version(&self) -> &str {
-        &self.inner.policy_bundle_version
-    }
-
-    #[getter]
-    fn pid(&self) -> u32 {
-        self.inner.pid
-    }
-
-    #[getter]
-    fn started_at(&self) -> &str {
-        &self.inner.started_at
-    }
-
-    #[getter]
-    fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        py_state(py, self.inner.state)
-    }
-
-    #[getter]
-    fn listen(&self) -> &str {
-        &self.inner.listen
-    }
-
-    #[getter]
-    fn uptime_secs(&self) -> Option<u64> {
-        self.inner.uptime_secs
-    }
-
     /// The JSON object of the C ABI and `firma ... --json`, as a dict: the
     /// same serializer, so the same keys, order and values.
-    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        loads(py, serde_json::to_string(&self.inner))
-    }
+    to_dict;
+    methods {
+        /// Builds an entry by hand (for tests and fakes); `state` is a `State`
+        /// or its lowercase name.
+        #[new]
+        #[pyo3(signature = (
+            sandbox_id, agent_id, session_id, authority_url, policy_bundle_version,
+            pid, started_at, state, listen, uptime_secs=None,
+        ))]
+        #[allow(clippy::too_many_arguments)]
+        fn new(
+            sandbox_id: String,
+            agent_id: String,
+            session_id: String,
+            authority_url: String,
+            policy_bundle_version: String,
+            pid: u32,
+            started_at: String,
+            state: &Bound<'_, PyString>,
+            listen: String,
+            uptime_secs: Option<u64>,
+        ) -> PyResult<Self> {
+            let state = parse_state(&state.to_cow()?)?;
+            Ok(sm::SidecarEntry {
+                sandbox_id,
+                agent_id,
+                session_id,
+                authority_url,
+                policy_bundle_version,
+                pid,
+                started_at,
+                state,
+                listen,
+                uptime_secs,
+            }
+            .into())
+        }
 
-    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
-        let py = slf.py();
-        let e = &slf.get().inner;
-        let s = |v: &str| repr_str(py, v);
-        Ok(format!(
-            "SidecarEntry(sandbox_id={}, agent_id={}, session_id={}, authority_url={}, \
-             policy_bundle_version={}, pid={}, started_at={}, state=State.{}, listen={}, \
-             uptime_secs={})",
-            s(&e.sandbox_id)?,
-            s(&e.agent_id)?,
-            s(&e.session_id)?,
-            s(&e.authority_url)?,
-            s(&e.policy_bundle_version)?,
-            e.pid,
-            s(&e.started_at)?,
-            e.state.as_str().to_uppercase(),
-            s(&e.listen)?,
-            e.uptime_secs
-                .map_or_else(|| "None".to_owned(), |u| u.to_string()),
-        ))
-    }
+        #[getter]
+        fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+            py_state(py, self.inner.state)
+        }
 
-    /// Pickling and `copy`: rebuild from the constructor's arguments.
-    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
-        let py = slf.py();
-        let e = &slf.get().inner;
-        let args = (
-            e.sandbox_id.as_str(),
-            e.agent_id.as_str(),
-            e.session_id.as_str(),
-            e.authority_url.as_str(),
-            e.policy_bundle_version.as_str(),
-            e.pid,
-            e.started_at.as_str(),
-            e.state.as_str(),
-            e.listen.as_str(),
-            e.uptime_secs,
-        )
-            .into_pyobject(py)?;
-        PyTuple::new(py, [slf.get_type().into_any(), args.into_any()])
+        fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+            let py = slf.py();
+            let e = &slf.get().inner;
+            let s = |v: &str| repr_str(py, v);
+            Ok(format!(
+                "SidecarEntry(sandbox_id={}, agent_id={}, session_id={}, authority_url={}, \
+                 policy_bundle_version={}, pid={}, started_at={}, state=State.{}, listen={}, \
+                 uptime_secs={})",
+                s(&e.sandbox_id)?,
+                s(&e.agent_id)?,
+                s(&e.session_id)?,
+                s(&e.authority_url)?,
+                s(&e.policy_bundle_version)?,
+                e.pid,
+                s(&e.started_at)?,
+                e.state.as_str().to_uppercase(),
+                s(&e.listen)?,
+                e.uptime_secs
+                    .map_or_else(|| "None".to_owned(), |u| u.to_string()),
+            ))
+        }
+
+        /// Pickling and `copy`: rebuild from the constructor's arguments.
+        fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+            let py = slf.py();
+            let e = &slf.get().inner;
+            let args = (
+                e.sandbox_id.as_str(),
+                e.agent_id.as_str(),
+                e.session_id.as_str(),
+                e.authority_url.as_str(),
+                e.policy_bundle_version.as_str(),
+                e.pid,
+                e.started_at.as_str(),
+                e.state.as_str(),
+                e.listen.as_str(),
+                e.uptime_secs,
+            )
+                .into_pyobject(py)?;
+            PyTuple::new(py, [slf.get_type().into_any(), args.into_any()])
+        }
     }
 }

@@ -11,6 +11,7 @@ mod entry;
 mod exceptions;
 mod report;
 mod stop;
+mod view;
 mod watch;
 
 use std::ffi::OsString;
@@ -24,16 +25,32 @@ use convert::{FsPath, dir_and_id, probe_all, probe_options, runtime_dir_or_defau
 use entry::SidecarEntry;
 use report::{ErrorInfo, MarkerReport};
 
-/// Every live sidecar under `runtime_dir` (default: `default_runtime_dir()`),
-/// sorted by sandbox id. Stale markers are garbage-collected on the way.
-#[pyfunction]
-#[pyo3(signature = (runtime_dir=None, *, timeout=None))]
-fn list(
-    py: Python<'_>,
-    runtime_dir: Option<FsPath>,
-    timeout: Option<f64>,
-) -> PyResult<Vec<SidecarEntry>> {
-    probe_all(py, runtime_dir, timeout, sm::list_with)
+/// `#[pyfunction]`s `name(runtime_dir=None, *, timeout=None)` that probe
+/// every marker under `runtime_dir` with the core's `f` (see [`probe_all`])
+/// and return the list of its items, each converted.
+macro_rules! probe_all_pyfunctions {
+    ($( $(#[$attr:meta])* fn $name:ident() -> Vec<$item:ty> = $core:path; )*) => {$(
+        $(#[$attr])*
+        #[pyfunction]
+        #[pyo3(signature = (runtime_dir=None, *, timeout=None))]
+        fn $name(
+            py: Python<'_>,
+            runtime_dir: Option<FsPath>,
+            timeout: Option<f64>,
+        ) -> PyResult<Vec<$item>> {
+            probe_all(py, runtime_dir, timeout, $core)
+        }
+    )*};
+}
+
+probe_all_pyfunctions! {
+    /// Every live sidecar under `runtime_dir` (default: `default_runtime_dir()`),
+    /// sorted by sandbox id. Stale markers are garbage-collected on the way.
+    fn list() -> Vec<SidecarEntry> = sm::list_with;
+
+    /// One report per entry of `run/` under `runtime_dir`, sorted by name: why
+    /// each marker is live, stale or broken. Read-only: nothing is removed.
+    fn inspect() -> Vec<MarkerReport> = sm::inspect_with;
 }
 
 /// The sidecar of `sandbox_id`, whatever its state, or `None` when there is
@@ -71,18 +88,6 @@ fn probe_entry(py: Python<'_>, marker_dir: FsPath, timeout: Option<f64>) -> PyRe
     let dir = marker_dir.0;
     let entry = call_core(py, move || sm::probe_entry_with(dir, &opts))?;
     Ok(entry.into())
-}
-
-/// One report per entry of `run/` under `runtime_dir`, sorted by name: why
-/// each marker is live, stale or broken. Read-only: nothing is removed.
-#[pyfunction]
-#[pyo3(signature = (runtime_dir=None, *, timeout=None))]
-fn inspect(
-    py: Python<'_>,
-    runtime_dir: Option<FsPath>,
-    timeout: Option<f64>,
-) -> PyResult<Vec<MarkerReport>> {
-    probe_all(py, runtime_dir, timeout, sm::inspect_with)
 }
 
 /// The runtime directory used when none is given: `$FIRMA_STATE_DIR` if set

@@ -10,6 +10,7 @@ use pyo3::types::PyString;
 
 use crate::boundary::call_core;
 use crate::convert::{FsPath, dir_and_id, runtime_dir_or_default};
+use crate::view::view_pymethods;
 
 /// What one `stop` did; `to_dict()` is the outcome JSON of every surface.
 #[pyclass(frozen, eq, module = "firma_stack", name = "StopOutcome")]
@@ -18,69 +19,44 @@ pub(crate) struct StopOutcome {
     inner: sm::StopOutcome,
 }
 
-#[pymethods]
-impl StopOutcome {
-    #[getter]
-    fn sandbox_id(&self) -> &str {
-        &self.inner.sandbox_id
+view_pymethods! {
+    impl StopOutcome {
+        sandbox_id -> &str = |o| &o.sandbox_id;
+        pid -> u32 = |o| o.pid;
+        /// Names of the signals this call sent, in order.
+        signals -> Vec<String> = |o| o.signals.clone();
+        exited -> bool = |o| o.exited;
+        killed -> bool = |o| o.killed;
+        /// This call removed the marker.
+        collected -> bool = |o| o.collected;
+        waited_ms -> u64 = |o| o.waited_ms;
     }
+    methods {
+        /// The outcome JSON object of the C ABI and `firma sidecar stop
+        /// --json`, as a dict (the same serializer).
+        fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+            static LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+            let json = serde_json::to_string(&self.inner).map_err(|e| {
+                crate::exceptions::internal(py, &format!("cannot serialize outcome: {e}"))
+            })?;
+            LOADS.import(py, "json", "loads")?.call1((json,))
+        }
 
-    #[getter]
-    fn pid(&self) -> u32 {
-        self.inner.pid
-    }
-
-    /// Names of the signals this call sent, in order.
-    #[getter]
-    fn signals(&self) -> Vec<String> {
-        self.inner.signals.clone()
-    }
-
-    #[getter]
-    fn exited(&self) -> bool {
-        self.inner.exited
-    }
-
-    #[getter]
-    fn killed(&self) -> bool {
-        self.inner.killed
-    }
-
-    /// This call removed the marker.
-    #[getter]
-    fn collected(&self) -> bool {
-        self.inner.collected
-    }
-
-    #[getter]
-    fn waited_ms(&self) -> u64 {
-        self.inner.waited_ms
-    }
-
-    /// The outcome JSON object of the C ABI and `firma sidecar stop
-    /// --json`, as a dict (the same serializer).
-    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        static LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-        let json = serde_json::to_string(&self.inner).map_err(|e| {
-            crate::exceptions::internal(py, &format!("cannot serialize outcome: {e}"))
-        })?;
-        LOADS.import(py, "json", "loads")?.call1((json,))
-    }
-
-    fn __repr__(&self) -> String {
-        let o = &self.inner;
-        let b = |v: bool| if v { "True" } else { "False" };
-        format!(
-            "StopOutcome(sandbox_id={:?}, pid={}, signals={:?}, exited={}, killed={}, \
-             collected={}, waited_ms={})",
-            o.sandbox_id,
-            o.pid,
-            o.signals,
-            b(o.exited),
-            b(o.killed),
-            b(o.collected),
-            o.waited_ms
-        )
+        fn __repr__(&self) -> String {
+            let o = &self.inner;
+            let b = |v: bool| if v { "True" } else { "False" };
+            format!(
+                "StopOutcome(sandbox_id={:?}, pid={}, signals={:?}, exited={}, killed={}, \
+                 collected={}, waited_ms={})",
+                o.sandbox_id,
+                o.pid,
+                o.signals,
+                b(o.exited),
+                b(o.killed),
+                b(o.collected),
+                o.waited_ms
+            )
+        }
     }
 }
 
