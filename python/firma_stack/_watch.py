@@ -17,18 +17,7 @@ from typing import ClassVar, Optional, Tuple, Type, Union
 from ._native import SidecarEntry, _Watcher
 from ._state import State
 
-__all__ = [
-    "Appeared",
-    "AsyncWatch",
-    "Changed",
-    "Event",
-    "Gone",
-    "Resync",
-    "Synced",
-    "Watch",
-    "awatch",
-    "watch",
-]
+# Public names are listed (and exported) by the package, firma_stack/__init__.py.
 
 _Path = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
