@@ -214,29 +214,30 @@ pub(crate) struct Marker {
 }
 
 impl Marker {
-    pub fn listen_string(&self) -> String {
-        match &self.endpoint {
-            Endpoint::MarkerSocket => self
-                .path
-                .join(DEFAULT_SOCKET)
-                .to_string_lossy()
-                .into_owned(),
-            _ => self.meta.listen.clone().unwrap_or_default(),
-        }
-    }
-
-    pub fn entry(&self, state: State, uptime_secs: Option<u64>) -> SidecarEntry {
-        let m = &self.meta;
+    /// The entry of this marker (its strings move into it: a scan builds
+    /// one entry per marker and has no further use for the marker).
+    pub fn into_entry(self, state: State, uptime_secs: Option<u64>) -> SidecarEntry {
+        let mut m = self.meta;
+        let listen = match self.endpoint {
+            Endpoint::MarkerSocket => {
+                let mut path = self.path;
+                path.push(DEFAULT_SOCKET);
+                path.into_os_string()
+                    .into_string()
+                    .unwrap_or_else(|p| p.to_string_lossy().into_owned())
+            }
+            _ => m.listen.take().unwrap_or_default(),
+        };
         SidecarEntry {
-            sandbox_id: m.sandbox_id.clone(),
-            agent_id: m.agent_id.clone(),
-            session_id: m.session_id.clone(),
-            authority_url: m.authority_url.clone(),
-            policy_bundle_version: m.policy_bundle_version.clone(),
+            sandbox_id: m.sandbox_id,
+            agent_id: m.agent_id,
+            session_id: m.session_id,
+            authority_url: m.authority_url,
+            policy_bundle_version: m.policy_bundle_version,
             pid: m.pid,
-            started_at: m.started_at.clone(),
+            started_at: m.started_at,
             state,
-            listen: self.listen_string(),
+            listen,
             uptime_secs,
         }
     }

@@ -173,7 +173,7 @@ pub fn probe_entry_with(marker_dir: impl AsRef<Path>, opts: &ProbeOptions) -> Re
         .map_err(|e| StackError::from(markers::open_dir_error(path.clone(), e)))?;
     let loc = Loc::Dir(dir.as_fd());
     let marker = markers::read_marker(loc, path)?;
-    Ok(assess_one(loc, &marker, opts).entry)
+    Ok(assess_one(loc, marker, opts).entry)
 }
 
 /// Looks up and probes the marker of `sandbox_id`. `Ok(None)` when there is
@@ -196,11 +196,11 @@ pub fn get_with(
 pub(crate) struct Assessment {
     pub verdict: Verdict,
     pub reason: Reason,
-    pub detail: String,
     pub entry: SidecarEntry,
     /// What `stop` and `watch` act on (they re-check it with a pidfd held).
-    #[allow(dead_code)]
     pub liveness: Liveness,
+    /// The probe's outcome (`Unavailable` when stale: never probed).
+    outcome: Outcome,
 }
 
 /// Reads and judges `run/<sandbox_id>`; `None` when there is no such
@@ -221,7 +221,7 @@ pub(crate) fn assess_by_id(
 pub(crate) fn with_marker<R>(
     runtime_dir: &Path,
     sandbox_id: &str,
-    f: impl FnOnce(BorrowedFd<'_>, &CString, &Marker) -> R,
+    f: impl FnOnce(BorrowedFd<'_>, &CString, Marker) -> R,
 ) -> Result<Option<R>> {
     validate_sandbox_id(sandbox_id)?;
     let run_path = run_dir(runtime_dir)?;
@@ -240,7 +240,7 @@ pub(crate) fn with_marker<R>(
         Err(e) if e.is_not_found() && is_absent(run.as_fd(), &name) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    Ok(Some(f(run.as_fd(), &name, &marker)))
+    Ok(Some(f(run.as_fd(), &name, marker)))
 }
 
 fn is_absent(run: BorrowedFd<'_>, name: &CStr) -> bool {
@@ -249,7 +249,7 @@ fn is_absent(run: BorrowedFd<'_>, name: &CStr) -> bool {
 
 /// Judges one marker: the one liveness function, then (unless provably
 /// stopped) one probe of its endpoint.
-fn assess_one(loc: Loc<'_>, marker: &Marker, opts: &ProbeOptions) -> Assessment {
+fn assess_one(loc: Loc<'_>, marker: Marker, opts: &ProbeOptions) -> Assessment {
     let uptime = markers::uptime_secs(loc, &marker.path, SystemTime::now()).unwrap_or(None);
     let liveness = process::liveness(&marker.meta);
     let outcome = if liveness.is_stale() {
@@ -267,70 +267,60 @@ fn assess_one(loc: Loc<'_>, marker: &Marker, opts: &ProbeOptions) -> Assessment 
 /// The one place a marker's verdict, state, reason and detail are decided
 /// from its liveness and (for the non-stale) its probe outcome. `list`,
 /// `get`, `gc_stale`, `probe_entry` and `inspect` all come through here.
+/// (The detail, a sentence for a person, is only written when asked for:
+/// `list` never shows it.)
 fn assess(
-    marker: &Marker,
+    marker: Marker,
     liveness: Liveness,
     outcome: Option<Outcome>,
     uptime: Option<u64>,
 ) -> Assessment {
-    let pid = marker.meta.pid;
     let outcome = outcome.unwrap_or(Outcome::Unavailable("the probe gave no answer"));
-    let (verdict, state, reason, detail) = match liveness {
-        Liveness::Gone => (
-            Verdict::Stale,
-            State::Stopped,
-            Reason::ProcessGone,
-            format!("no process with pid {pid}"),
-        ),
-        Liveness::Zombie => (
-            Verdict::Stale,
-            State::Stopped,
-            Reason::Zombie,
-            format!("pid {pid} is a zombie: the sidecar exited"),
-        ),
-        Liveness::Reused => (
-            Verdict::Stale,
-            State::Stopped,
-            Reason::PidReused,
-            format!("pid {pid} belongs to another process now (its start time differs)"),
-        ),
-        Liveness::OtherBoot => (
-            Verdict::Stale,
-            State::Stopped,
-            Reason::OtherBoot,
-            "the marker was written during another boot".to_owned(),
-        ),
-        Liveness::Unverifiable(why) if outcome == Outcome::Serving => (
-            Verdict::Live,
-            State::Running,
-            Reason::Serving,
-            format!("{}; process not verified: {why}", outcome.detail()),
-        ),
-        Liveness::Unverifiable(why) => (
-            Verdict::Live,
-            State::Unknown,
-            Reason::Unverifiable,
-            format!(
-                "process cannot be checked: {why}; endpoint: {}",
-                outcome.detail()
-            ),
-        ),
-        Liveness::Alive(identity) => {
-            let detail = match identity {
-                process::Identity::Unchecked(why) => {
-                    format!("{}; identity not checked: {why}", outcome.detail())
-                }
-                _ => outcome.detail(),
-            };
-            (Verdict::Live, outcome.state(), outcome.reason(), detail)
+    let (verdict, state, reason) = match liveness {
+        Liveness::Gone => (Verdict::Stale, State::Stopped, Reason::ProcessGone),
+        Liveness::Zombie => (Verdict::Stale, State::Stopped, Reason::Zombie),
+        Liveness::Reused => (Verdict::Stale, State::Stopped, Reason::PidReused),
+        Liveness::OtherBoot => (Verdict::Stale, State::Stopped, Reason::OtherBoot),
+        Liveness::Unverifiable(_) if outcome == Outcome::Serving => {
+            (Verdict::Live, State::Running, Reason::Serving)
         }
+        Liveness::Unverifiable(_) => (Verdict::Live, State::Unknown, Reason::Unverifiable),
+        Liveness::Alive(_) => (Verdict::Live, outcome.state(), outcome.reason()),
     };
     Assessment {
         verdict,
         reason,
-        detail: text::one_line(&detail),
-        entry: marker.entry(state, uptime),
+        entry: marker.into_entry(state, uptime),
         liveness,
+        outcome,
+    }
+}
+
+impl Assessment {
+    /// One line for a person: why the marker got its verdict and state.
+    pub(crate) fn detail(&self) -> String {
+        let pid = self.entry.pid;
+        let outcome = self.outcome;
+        let detail = match self.liveness {
+            Liveness::Gone => format!("no process with pid {pid}"),
+            Liveness::Zombie => format!("pid {pid} is a zombie: the sidecar exited"),
+            Liveness::Reused => {
+                format!("pid {pid} belongs to another process now (its start time differs)")
+            }
+            Liveness::OtherBoot => "the marker was written during another boot".to_owned(),
+            Liveness::Unverifiable(why) if outcome == Outcome::Serving => {
+                format!("{}; process not verified: {why}", outcome.detail())
+            }
+            Liveness::Unverifiable(why) => format!(
+                "process cannot be checked: {why}; endpoint: {}",
+                outcome.detail()
+            ),
+            Liveness::Alive(process::Identity::Unchecked(why)) => {
+                format!("{}; identity not checked: {why}", outcome.detail())
+            }
+            Liveness::Alive(_) => outcome.detail(),
+        };
+        text::one_line(&detail)
     }
 }
 
@@ -634,8 +624,7 @@ fn scan_part(
             continue;
         }
         let loc = Loc::Entry { run, name };
-        let path = markers::child_path(run_path, name);
-        let mut read = markers::read_marker(loc, path.clone());
+        let mut read = markers::read_marker(loc, markers::child_path(run_path, name));
         if let Err(b) = &read
             && b.error
                 .errno()
@@ -646,7 +635,7 @@ fn scan_part(
             // Our own in-flight probes hold the descriptors: settle them
             // and read once more.
             p.settle_all();
-            read = markers::read_marker(loc, path);
+            read = markers::read_marker(loc, markers::child_path(run_path, name));
         }
         let marker = match read {
             Ok(m) => m,
@@ -670,8 +659,7 @@ fn scan_part(
                 }
             } else if mode.report {
                 let uptime = markers::uptime_secs(loc, &marker.path, now).unwrap_or(None);
-                let a = assess(&marker, liveness, None, uptime);
-                out.report(&marker.meta.sandbox_id, a);
+                out.report(assess(marker, liveness, None, uptime));
             }
             continue;
         }
@@ -682,7 +670,7 @@ fn scan_part(
         let key = waiting.len();
         match prober.start(key, &marker.endpoint, loc, &marker.path) {
             Some(outcome) => {
-                out.live_one(mode, assess(&marker, liveness, Some(outcome), uptime));
+                out.live_one(mode, assess(marker, liveness, Some(outcome), uptime));
                 waiting.push(None);
             }
             None => waiting.push(Some(Waiting {
@@ -695,7 +683,7 @@ fn scan_part(
     if let Some(prober) = prober {
         for (key, outcome) in prober.finish() {
             if let Some(w) = waiting.get_mut(key).and_then(Option::take) {
-                out.live_one(mode, assess(&w.marker, w.liveness, Some(outcome), w.uptime));
+                out.live_one(mode, assess(w.marker, w.liveness, Some(outcome), w.uptime));
             }
         }
     }
@@ -719,13 +707,13 @@ impl Scan {
         self.broken.push(name);
     }
 
-    fn report(&mut self, name: &str, a: Assessment) {
+    fn report(&mut self, a: Assessment) {
         self.reports.push(MarkerReport {
-            name: name.to_owned(),
+            name: a.entry.sandbox_id.clone(),
             verdict: a.verdict,
             state: Some(a.entry.state),
             reason: a.reason,
-            detail: a.detail,
+            detail: a.detail(),
             entry: Some(a.entry),
             error: None,
         });
@@ -733,8 +721,7 @@ impl Scan {
 
     fn live_one(&mut self, mode: Mode, a: Assessment) {
         if mode.report {
-            let name = a.entry.sandbox_id.clone();
-            self.report(&name, a);
+            self.report(a);
         } else {
             self.live.push(a.entry);
         }

@@ -226,7 +226,7 @@ pub fn stop(
         Job {
             run,
             name,
-            marker,
+            marker: &marker,
             opts,
         }
         .run()
