@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use firma_stack::sidecar_markers::MetadataFile;
+mod marker_meta;
+// Like the rest of this module, not used by every test file.
+#[allow(unused_imports)]
+pub use marker_meta::meta;
 
 pub const SIDECAR: &str = env!("CARGO_BIN_EXE_firma-example-sidecar");
 pub const FIRMA: &str = env!("CARGO_BIN_EXE_firma");
@@ -164,25 +167,6 @@ pub fn runtime() -> tempfile::TempDir {
         .prefix("firma-test-")
         .tempdir()
         .unwrap()
-}
-
-/// The same marker as [`metadata`] writes, as the writer takes it; change
-/// fields with struct update syntax (`MetadataFile { listen, ..meta(id, pid) }`).
-pub fn meta(id: &str, pid: u32) -> MetadataFile {
-    MetadataFile {
-        sandbox_id: id.into(),
-        agent_id: "agent".into(),
-        session_id: "session".into(),
-        authority_url: "https://authority.invalid".into(),
-        policy_bundle_version: "v1".into(),
-        pid,
-        started_at: "2026-11-29T12:00:00Z".into(),
-        listen: None,
-        boot_id: None,
-        pid_start_ticks: None,
-        pid_ns_inode: None,
-        boottime_offset_ns: None,
-    }
 }
 
 /// A valid metadata.toml text for `id` and `pid`, plus `extra` lines.
