@@ -180,10 +180,7 @@ const BOUND: Duration = Duration::from_secs(2);
 #[test]
 fn appeared_for_existing_and_new_markers_and_synced_once() {
     let rt = runtime();
-    let a = Sidecar::start(rt.path(), "alpha", &[]);
-    let b = Sidecar::start(rt.path(), "beta", &["--mode", "no-socket"]);
-    write_stale(rt.path(), "dead-before", dead_pid());
-    write_marker(rt.path(), "broken", "this is not toml = = =");
+    let (a, b) = one_of_each(rt.path(), ["alpha", "beta", "dead-before", "broken"]);
 
     let mut w = watch(rt.path(), &opts(1000, true)).unwrap();
     let mut t = Tracker::default();

@@ -178,6 +178,21 @@ pub fn metadata(id: &str, pid: i64, extra: &str) -> String {
     )
 }
 
+/// One marker of each kind in `runtime`, under the names given: a serving
+/// sidecar (running), a sidecar without its socket (unhealthy), a stale
+/// marker (a dead pid) and a broken one (not TOML). The two sidecars run
+/// until the returned pair is dropped.
+pub fn one_of_each(
+    runtime: &Path,
+    [serving, no_socket, stale, broken]: [&str; 4],
+) -> (Sidecar, Sidecar) {
+    let a = Sidecar::start(runtime, serving, &[]);
+    let b = Sidecar::start(runtime, no_socket, &["--mode", "no-socket"]);
+    write_stale(runtime, stale, dead_pid());
+    write_marker(runtime, broken, "this is not toml = = =");
+    (a, b)
+}
+
 /// Writes `run/<dir_name>/metadata.toml` by hand (as a foreign writer
 /// would), returning the marker path.
 pub fn write_marker(runtime: &Path, dir_name: &str, contents: &str) -> PathBuf {
@@ -253,6 +268,12 @@ pub fn need_root(why: &str) {
     );
 }
 
+/// A fresh runtime dir for a test that needs root (see [`need_root`]).
+pub fn root_runtime(why: &str) -> tempfile::TempDir {
+    need_root(why);
+    runtime()
+}
+
 /// Runs `cmd`, fails with its stderr (and `what`) unless it succeeded, and
 /// parses its stdout as JSON.
 pub fn json_output(cmd: &mut Command, what: &str) -> serde_json::Value {
@@ -305,6 +326,14 @@ pub fn firma(args: &[&str]) -> (i32, String, String) {
         String::from_utf8(out.stdout).unwrap(),
         String::from_utf8(out.stderr).unwrap(),
     )
+}
+
+/// Runs `firma --runtime-dir RUNTIME` with `args`; returns (exit code,
+/// stdout, stderr).
+pub fn firma_in(runtime: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["--runtime-dir", runtime.to_str().unwrap()];
+    all.extend_from_slice(args);
+    firma(&all)
 }
 
 /// Starts `unshare UNSHARE... --kill-child firma-example-sidecar` on `runtime`
