@@ -15,8 +15,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    FIRMA, Sidecar, dead_pid, json_output, metadata, need_root, root_runtime, runtime,
-    write_marker, write_stale,
+    FIRMA, Sidecar, dead_pid, has_metadata, json_output, metadata, need_root, root_runtime,
+    runtime, write_marker, write_stale,
 };
 use firma_stack::sidecar_markers::{
     ProbeOptions, ScanOptions, State, gc_stale, get, get_with, inspect, list, list_with, scan,
@@ -253,7 +253,7 @@ fn stale_markers_that_cannot_be_renamed_fail_nothing() {
         ["mount-point"],
         "a mount point is never read"
     );
-    assert!(immutable.join("metadata.toml").exists());
+    assert!(has_metadata(&immutable));
     drop(mounts);
     drop(other);
     // run/ append-only: nothing can be renamed out of it.
@@ -319,7 +319,7 @@ fn sticky_run_and_a_foreign_marker_fail_nothing_for_a_non_root_reader() {
     );
     assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v[0]["sandbox_id"], "mine");
-    assert!(run_dir.join("foreign/metadata.toml").exists());
+    assert!(has_metadata(&run_dir.join("foreign")));
 }
 
 #[test]

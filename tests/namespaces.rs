@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use common::{
-    FIRMA, Sidecar, boot_id, dead_pid, first_line, id_states, json_output, meta, metadata,
-    need_root, proc_state, root_runtime, runtime, start_ticks, start_unshared, wait_until,
-    write_marker, write_stale,
+    FIRMA, Sidecar, boot_id, dead_pid, first_line, has_metadata, id_states, json_output, meta,
+    metadata, need_root, proc_state, root_runtime, runtime, start_ticks, start_unshared,
+    wait_until, write_marker, write_stale,
 };
 use firma_stack::sidecar_markers::{
     MetadataFile, State, create_marker, gc_stale, get, inspect, list,
@@ -84,7 +84,7 @@ fn sidecar_in_a_child_pid_namespace_is_never_collected_from_the_host() {
     assert_eq!(r[0].state, Some(State::Unknown), "{r:?}");
     assert_eq!(r[0].reason.as_str(), "unverifiable");
     assert_eq!(gc_stale(rt.path()).unwrap(), Vec::<String>::new());
-    assert!(rt.path().join("run/in-pidns/metadata.toml").exists());
+    assert!(has_metadata(&rt.path().join("run/in-pidns")));
 }
 
 #[test]

@@ -193,6 +193,12 @@ pub fn one_of_each(
     (a, b)
 }
 
+/// Whether the marker directory `marker` still holds its metadata.toml:
+/// what a test checks to see a marker was neither removed nor taken apart.
+pub fn has_metadata(marker: &Path) -> bool {
+    marker.join("metadata.toml").exists()
+}
+
 /// Writes `run/<dir_name>/metadata.toml` by hand (as a foreign writer
 /// would), returning the marker path.
 pub fn write_marker(runtime: &Path, dir_name: &str, contents: &str) -> PathBuf {
