@@ -12,24 +12,12 @@
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use firma_stack::sidecar_markers::{Event, MetadataFile, WatchOptions, create_marker, list, watch};
+use firma_stack::sidecar_markers::{Event, WatchOptions, create_marker, list, watch};
 
-fn meta(id: &str, pid: u32) -> MetadataFile {
-    MetadataFile {
-        sandbox_id: id.into(),
-        agent_id: "bench".into(),
-        session_id: "bench".into(),
-        authority_url: "https://authority.invalid".into(),
-        policy_bundle_version: "v1".into(),
-        pid,
-        started_at: "2026-11-29T12:00:00Z".into(),
-        listen: None,
-        boot_id: None,
-        pid_start_ticks: None,
-        pid_ns_inode: None,
-        boottime_offset_ns: None,
-    }
-}
+// The integration tests' marker, so the example writes what they do.
+#[path = "../tests/common/marker_meta.rs"]
+mod marker_meta;
+use marker_meta::meta;
 
 fn sleeper() -> Child {
     Command::new("sleep")
@@ -44,6 +32,22 @@ fn cpu_time() -> Duration {
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Calls `step` with the time left until `window` has passed, over and over
+/// until it has; returns the CPU time this process spent meanwhile and the
+/// wall time.
+fn cpu_over(window: Duration, mut step: impl FnMut(Duration)) -> (Duration, Duration) {
+    let (c0, t0) = (cpu_time(), Instant::now());
+    while t0.elapsed() < window {
+        step(window.saturating_sub(t0.elapsed()));
+    }
+    (cpu_time() - c0, t0.elapsed())
+}
+
+/// `cpu` over `wall`, in percent of one core.
+fn core_percent(cpu: Duration, wall: Duration) -> f64 {
+    100.0 * cpu.as_secs_f64() / wall.as_secs_f64()
 }
 
 fn summary(name: &str, mut v: Vec<Duration>) {
@@ -161,36 +165,25 @@ fn main() {
         Some(Event::Synced { .. })
     ) {}
     let window = Duration::from_secs(20);
-    let (c0, t0) = (cpu_time(), Instant::now());
     let mut events = 0;
-    while t0.elapsed() < window {
-        if w.next(Some(window.saturating_sub(t0.elapsed())))
-            .unwrap()
-            .is_some()
-        {
+    let (cpu, wall) = cpu_over(window, |left| {
+        if w.next(Some(left)).unwrap().is_some() {
             events += 1;
         }
-    }
-    let (cpu, wall) = (cpu_time() - c0, t0.elapsed());
+    });
     println!(
-        "watch: {n} live markers idle, probe interval 5 s: {:.3}% of one core ({:?} CPU over {:?}; {events} events)",
-        100.0 * cpu.as_secs_f64() / wall.as_secs_f64(),
-        cpu,
-        wall
+        "watch: {n} live markers idle, probe interval 5 s: {:.3}% of one core ({cpu:?} CPU over {wall:?}; {events} events)",
+        core_percent(cpu, wall)
     );
     drop(w);
-    let (c0, t0) = (cpu_time(), Instant::now());
-    while t0.elapsed() < window {
+    let (cpu, wall) = cpu_over(window, |_| {
         let tick = Instant::now();
         list(dir).unwrap();
         std::thread::sleep(Duration::from_secs(1).saturating_sub(tick.elapsed()));
-    }
-    let (cpu, wall) = (cpu_time() - c0, t0.elapsed());
+    });
     println!(
-        "list polled at 1 Hz over the same {n} markers: {:.3}% of one core ({:?} CPU over {:?})",
-        100.0 * cpu.as_secs_f64() / wall.as_secs_f64(),
-        cpu,
-        wall
+        "list polled at 1 Hz over the same {n} markers: {:.3}% of one core ({cpu:?} CPU over {wall:?})",
+        core_percent(cpu, wall)
     );
     for mut s in sleepers {
         let _ = s.kill();

@@ -5,21 +5,10 @@ mod common;
 use common::*;
 use firma_stack::sidecar_markers::{SidecarEntry, list};
 
-fn rt_args(rt: &std::path::Path) -> Vec<String> {
-    vec!["--runtime-dir".into(), rt.to_str().unwrap().into()]
-}
-
-fn run(rt: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let mut all: Vec<String> = rt_args(rt);
-    all.extend(args.iter().map(|s| s.to_string()));
-    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-    firma(&refs)
-}
-
 #[test]
 fn status_table_shows_states_and_empty_dir_says_so() {
     let rt = runtime();
-    let (code, out, err) = run(rt.path(), &["sidecar", "status"]);
+    let (code, out, err) = firma_in(rt.path(), &["sidecar", "status"]);
     assert_eq!(code, 0);
     // The header always; the note on stderr (stdout stays data).
     assert!(out.starts_with("SANDBOX"), "{out}");
@@ -32,7 +21,7 @@ fn status_table_shows_states_and_empty_dir_says_so() {
         &["--agent", "planner", "--session", "s-9"],
     );
     let _b = Sidecar::start(rt.path(), "beta", &["--mode", "wedged"]);
-    let (code, out, err) = run(rt.path(), &["sidecar", "status"]);
+    let (code, out, err) = firma_in(rt.path(), &["sidecar", "status"]);
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");
@@ -58,7 +47,7 @@ fn status_json_is_exactly_the_serialized_entries() {
     let rt = runtime();
     let _a = Sidecar::start(rt.path(), "alpha", &[]);
     let _b = Sidecar::start(rt.path(), "beta", &["--tcp", "127.0.0.1:0"]);
-    let (code, out, _) = run(rt.path(), &["sidecar", "status", "--json"]);
+    let (code, out, _) = firma_in(rt.path(), &["sidecar", "status", "--json"]);
     assert_eq!(code, 0);
     let parsed: Vec<SidecarEntry> = serde_json::from_str(&out).unwrap();
     assert_eq!(
@@ -86,20 +75,20 @@ fn status_json_is_exactly_the_serialized_entries() {
 fn get_exit_codes_found_missing_and_invalid() {
     let rt = runtime();
     let _a = Sidecar::start(rt.path(), "here", &[]);
-    let (code, out, _) = run(rt.path(), &["sidecar", "get", "here", "--json"]);
+    let (code, out, _) = firma_in(rt.path(), &["sidecar", "get", "here", "--json"]);
     assert_eq!(code, 0);
     assert!(out.contains(r#""sandbox_id":"here""#) && out.contains(r#""state":"running""#));
-    let (code, out, _) = run(rt.path(), &["sidecar", "get", "here"]);
+    let (code, out, _) = firma_in(rt.path(), &["sidecar", "get", "here"]);
     assert_eq!(code, 0);
     assert!(out.lines().nth(1).unwrap().starts_with("here "));
 
-    let (code, out, _) = run(rt.path(), &["sidecar", "get", "absent", "--json"]);
+    let (code, out, _) = firma_in(rt.path(), &["sidecar", "get", "absent", "--json"]);
     assert_eq!((code, out.as_str()), (1, "null\n"));
-    let (code, out, err) = run(rt.path(), &["sidecar", "get", "absent"]);
+    let (code, out, err) = firma_in(rt.path(), &["sidecar", "get", "absent"]);
     assert_eq!((code, out.as_str()), (1, ""));
     assert!(err.contains("no sidecar \"absent\""), "{err}");
 
-    let (code, out, err) = run(rt.path(), &["sidecar", "get", "../etc", "--json"]);
+    let (code, out, err) = firma_in(rt.path(), &["sidecar", "get", "../etc", "--json"]);
     assert_eq!((code, out.as_str()), (2, ""));
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
@@ -114,14 +103,14 @@ fn gc_lists_removed_ids_in_text_and_json() {
     let dead = dead_pid();
     write_stale(rt.path(), "s-2", dead);
     write_stale(rt.path(), "s-1", dead);
-    let (code, out, _) = run(rt.path(), &["sidecar", "gc"]);
+    let (code, out, _) = firma_in(rt.path(), &["sidecar", "gc"]);
     assert_eq!((code, out.as_str()), (0, "removed s-1\nremoved s-2\n"));
-    let (code, out, err) = run(rt.path(), &["sidecar", "gc"]);
+    let (code, out, err) = firma_in(rt.path(), &["sidecar", "gc"]);
     assert_eq!(code, 0);
     assert_eq!(out, "");
     assert!(err.starts_with("firma: no stale markers in "), "{err}");
     write_stale(rt.path(), "s-3", dead);
-    let (code, out, _) = run(rt.path(), &["sidecar", "gc", "--json"]);
+    let (code, out, _) = firma_in(rt.path(), &["sidecar", "gc", "--json"]);
     assert_eq!((code, out.as_str()), (0, "[\"s-3\"]\n"));
 }
 
@@ -130,7 +119,7 @@ fn errors_exit_2_with_one_clear_line_and_no_backtrace() {
     let rt = runtime();
     std::fs::write(rt.path().join("run"), "not a directory").unwrap();
     for args in [["sidecar", "status"], ["sidecar", "gc"]] {
-        let (code, out, err) = run(rt.path(), &args);
+        let (code, out, err) = firma_in(rt.path(), &args);
         assert_eq!(code, 2);
         assert!(out.is_empty());
         assert_eq!(err.lines().count(), 1, "{err}");
@@ -143,11 +132,11 @@ fn errors_exit_2_with_one_clear_line_and_no_backtrace() {
     // Usage errors also exit 2.
     assert_eq!(firma(&["sidecar", "frobnicate"]).0, 2);
     assert_eq!(
-        run(rt.path(), &["--timeout-ms", "0", "sidecar", "status"]).0,
+        firma_in(rt.path(), &["--timeout-ms", "0", "sidecar", "status"]).0,
         2
     );
     assert_eq!(
-        run(rt.path(), &["--timeout-ms", "soon", "sidecar", "status"]).0,
+        firma_in(rt.path(), &["--timeout-ms", "soon", "sidecar", "status"]).0,
         2
     );
 }

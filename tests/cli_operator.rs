@@ -20,12 +20,6 @@ use firma_stack::sidecar_markers::{
 const HEADER: &str = "SANDBOX  AGENT  SESSION  STATE  PID  UPTIME  LISTEN\n";
 
 /// `firma --runtime-dir RT ARGS...` with stdout and stderr piped.
-fn run(rt: &Path, args: &[&str]) -> (i32, String, String) {
-    let mut all = vec!["--runtime-dir", rt.to_str().unwrap()];
-    all.extend_from_slice(args);
-    firma(&all)
-}
-
 /// A marker for this (live) test process, plus `extra` TOML lines.
 fn own_marker(rt: &Path, id: &str, extra: &str) -> std::path::PathBuf {
     write_marker(rt, id, &metadata(id, std::process::id().into(), extra))
@@ -129,7 +123,7 @@ fn inspect_gives_every_reason_and_status_no_gc_removes_nothing() {
     assert_eq!(before.len(), LIVE.len() + STALE.len() + BROKEN.len());
 
     // JSON: the exact serde serialization of the reports.
-    let (code, out, err) = run(
+    let (code, out, err) = firma_in(
         rt.path(),
         &["sidecar", "inspect", "--json", "--timeout-ms", "300"],
     );
@@ -155,7 +149,7 @@ fn inspect_gives_every_reason_and_status_no_gc_removes_nothing() {
     assert_eq!(run_names(rt.path()), before, "inspect removed something");
 
     // The table: one row per entry, sorted, the reason in its own column.
-    let (code, out, _) = run(rt.path(), &["sidecar", "inspect", "--timeout-ms", "300"]);
+    let (code, out, _) = firma_in(rt.path(), &["sidecar", "inspect", "--timeout-ms", "300"]);
     assert_eq!(code, 0);
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines[0].starts_with("NAME ") && lines[0].contains(" REASON "));
@@ -168,7 +162,7 @@ fn inspect_gives_every_reason_and_status_no_gc_removes_nothing() {
     assert!(!out.contains('\u{1b}') && !out.contains('\u{1}'), "{out:?}");
 
     // Names pick rows, in argument order; an unknown name is exit 1.
-    let (code, out, err) = run(
+    let (code, out, err) = firma_in(
         rt.path(),
         &["sidecar", "inspect", "serving", "nope", "garbage"],
     );
@@ -180,7 +174,7 @@ fn inspect_gives_every_reason_and_status_no_gc_removes_nothing() {
     assert!(err.starts_with("firma: no entry \"nope\" in "), "{err}");
 
     // status --no-gc: the live ones, nothing removed, nothing "collected".
-    let (code, out, err) = run(
+    let (code, out, err) = firma_in(
         rt.path(),
         &["sidecar", "status", "--no-gc", "--timeout-ms", "300"],
     );
@@ -205,7 +199,7 @@ fn inspect_gives_every_reason_and_status_no_gc_removes_nothing() {
     );
 
     // status: collects the stale ones and says which, on stderr only.
-    let (code, out, err) = run(
+    let (code, out, err) = firma_in(
         rt.path(),
         &["sidecar", "status", "--json", "--timeout-ms", "300"],
     );
@@ -231,23 +225,23 @@ fn inspect_gives_every_reason_and_status_no_gc_removes_nothing() {
 #[test]
 fn quiet_prints_the_live_ids_only() {
     let rt = runtime();
-    let _a = Sidecar::start(rt.path(), "alpha", &[]);
-    let _b = Sidecar::start(rt.path(), "beta", &["--mode", "no-socket"]);
-    write_stale(rt.path(), "gamma", dead_pid());
-    write_marker(rt.path(), "delta", "garbage");
+    let _sidecars = one_of_each(rt.path(), ["alpha", "beta", "gamma", "delta"]);
     for flag in ["-q", "--quiet"] {
-        let (code, out, err) = run(rt.path(), &["sidecar", "status", "--no-gc", flag]);
+        let (code, out, err) = firma_in(rt.path(), &["sidecar", "status", "--no-gc", flag]);
         assert_eq!((code, out.as_str()), (0, "alpha\nbeta\n"), "{err}");
         assert!(err.contains("1 marker could not be read: delta"), "{err}");
     }
-    let (code, out, err) = run(rt.path(), &["sidecar", "status", "-q"]);
+    let (code, out, err) = firma_in(rt.path(), &["sidecar", "status", "-q"]);
     assert_eq!((code, out.as_str()), (0, "alpha\nbeta\n"));
     assert!(
         err.contains("firma: collected 1 stale marker: gamma\n"),
         "{err}"
     );
     // -q and --json say different things: refused.
-    assert_eq!(run(rt.path(), &["sidecar", "status", "-q", "--json"]).0, 2);
+    assert_eq!(
+        firma_in(rt.path(), &["sidecar", "status", "-q", "--json"]).0,
+        2
+    );
 }
 
 #[test]
@@ -264,12 +258,12 @@ fn missing_runtime_dir_warns_on_stderr_and_exits_0() {
         (&["sidecar", "gc", "--json"][..], "[]\n"),
         (&["sidecar", "inspect", "--json"][..], "[]\n"),
     ] {
-        let (code, out, err) = run(&missing, args);
+        let (code, out, err) = firma_in(&missing, args);
         assert_eq!((code, out.as_str()), (0, stdout), "{args:?}");
         assert_eq!(err, warning, "{args:?}");
     }
     // Named ids are still missing (exit 1), and the warning says why.
-    let (code, out, err) = run(&missing, &["sidecar", "get", "web-1"]);
+    let (code, out, err) = firma_in(&missing, &["sidecar", "get", "web-1"]);
     assert_eq!((code, out.as_str()), (1, ""));
     assert!(err.starts_with(&warning), "{err}");
     assert!(!missing.exists());
@@ -279,15 +273,15 @@ fn missing_runtime_dir_warns_on_stderr_and_exits_0() {
 fn empty_table_keeps_its_header_and_notes_go_to_stderr() {
     let rt = runtime();
     let shown = rt.path().to_str().unwrap();
-    let (code, out, err) = run(rt.path(), &["sidecar", "status"]);
+    let (code, out, err) = firma_in(rt.path(), &["sidecar", "status"]);
     assert_eq!((code, out.as_str()), (0, HEADER));
     assert_eq!(err, format!("firma: no live sidecars in {shown}\n"));
-    let (code, out, err) = run(rt.path(), &["sidecar", "status", "--json"]);
+    let (code, out, err) = firma_in(rt.path(), &["sidecar", "status", "--json"]);
     assert_eq!((code, out.as_str(), err.as_str()), (0, "[]\n", ""));
-    let (code, out, err) = run(rt.path(), &["sidecar", "gc"]);
+    let (code, out, err) = firma_in(rt.path(), &["sidecar", "gc"]);
     assert_eq!((code, out.as_str()), (0, ""));
     assert_eq!(err, format!("firma: no stale markers in {shown}\n"));
-    let (code, out, err) = run(rt.path(), &["sidecar", "inspect"]);
+    let (code, out, err) = firma_in(rt.path(), &["sidecar", "inspect"]);
     assert_eq!(
         (code, out.as_str()),
         (0, "NAME  VERDICT  STATE  REASON  DETAIL\n")
@@ -312,14 +306,14 @@ fn stopped_sidecar_shows_no_uptime_in_the_table_but_json_keeps_it() {
     let rt = runtime();
     let dir = write_stale(rt.path(), "gone", dead_pid());
     std::fs::write(dir.join("sidecar.pid"), "1\n").unwrap();
-    let (code, out, _) = run(rt.path(), &["sidecar", "get", "gone"]);
+    let (code, out, _) = firma_in(rt.path(), &["sidecar", "get", "gone"]);
     assert_eq!(code, 0);
     let header = out.lines().next().unwrap();
     let row = out.lines().nth(1).unwrap();
     let col = header.find("UPTIME").unwrap();
     assert!(row[header.find("STATE").unwrap()..].starts_with("stopped "));
     assert!(row[col..].starts_with("- "), "{out}");
-    let (_, out, _) = run(rt.path(), &["sidecar", "get", "gone", "--json"]);
+    let (_, out, _) = firma_in(rt.path(), &["sidecar", "get", "gone", "--json"]);
     let e: SidecarEntry = serde_json::from_str(&out).unwrap();
     assert_eq!(e.state, State::Stopped);
     assert!(
@@ -357,7 +351,7 @@ fn hostile_strings_are_escaped_for_people_and_exact_in_json() {
         &["sidecar", "status", "--no-gc"][..],
         &["sidecar", "get", "hostile"][..],
     ] {
-        let (code, out, err) = run(rt.path(), args);
+        let (code, out, err) = firma_in(rt.path(), args);
         assert_eq!(code, 0, "{args:?}: {err}");
         assert_eq!(out.lines().count(), 2, "a row was forged: {out}");
         assert!(out.lines().nth(1).unwrap().contains(shown), "{out}");
@@ -365,31 +359,31 @@ fn hostile_strings_are_escaped_for_people_and_exact_in_json() {
         clean(&err);
         assert!(err.lines().count() <= 1, "{err}");
     }
-    let (_, _, err) = run(rt.path(), &["sidecar", "status", "--no-gc"]);
+    let (_, _, err) = firma_in(rt.path(), &["sidecar", "status", "--no-gc"]);
     assert_eq!(
         err,
         "firma: 2 markers could not be read: bad\\n\\u{1b}[31mname, noise \
          (see firma sidecar inspect)\n"
     );
 
-    let (code, out, err) = run(rt.path(), &["sidecar", "inspect"]);
+    let (code, out, err) = firma_in(rt.path(), &["sidecar", "inspect"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.lines().count(), 4, "{out}");
     clean(&out);
 
     // Errors are one line without raw bytes.
-    let (code, out, err) = run(rt.path(), &["sidecar", "get", "noise"]);
+    let (code, out, err) = firma_in(rt.path(), &["sidecar", "get", "noise"]);
     assert_eq!((code, out.as_str()), (2, ""));
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.starts_with("firma: cannot parse marker "), "{err}");
     clean(&err);
 
     // JSON keeps the bytes exactly.
-    let (_, out, _) = run(rt.path(), &["sidecar", "status", "--no-gc", "--json"]);
+    let (_, out, _) = firma_in(rt.path(), &["sidecar", "status", "--no-gc", "--json"]);
     let live: Vec<SidecarEntry> = serde_json::from_str(&out).unwrap();
     assert_eq!(live[0].agent_id, raw_agent);
     assert_eq!(serde_json::to_string(&live).unwrap() + "\n", out);
-    let (_, out, _) = run(rt.path(), &["sidecar", "inspect", "--json", "hostile"]);
+    let (_, out, _) = firma_in(rt.path(), &["sidecar", "inspect", "--json", "hostile"]);
     let reports: Vec<MarkerReport> = serde_json::from_str(&out).unwrap();
     assert_eq!(reports[0].entry.as_ref().unwrap().agent_id, raw_agent);
 }
@@ -454,7 +448,7 @@ fn state_is_coloured_on_a_terminal_only_and_never_with_no_color() {
 
     // Piped: never.
     for args in [&["sidecar", "status"][..], &["sidecar", "inspect"][..]] {
-        let (_, out, err) = run(rt.path(), args);
+        let (_, out, err) = firma_in(rt.path(), args);
         assert!(
             !out.contains('\u{1b}') && !err.contains('\u{1b}'),
             "{out:?}"
@@ -469,7 +463,7 @@ fn get_several_ids_prints_the_found_and_exits_1_for_a_missing_one() {
     let _c = Sidecar::start(rt.path(), "c", &[]);
     write_marker(rt.path(), "junk", "junk");
 
-    let (code, out, err) = run(rt.path(), &["sidecar", "get", "c", "b", "a"]);
+    let (code, out, err) = firma_in(rt.path(), &["sidecar", "get", "c", "b", "a"]);
     assert_eq!(code, 1);
     let ids: Vec<&str> = out
         .lines()
@@ -480,10 +474,10 @@ fn get_several_ids_prints_the_found_and_exits_1_for_a_missing_one() {
         err,
         format!("firma: no sidecar \"b\" in {}\n", rt.path().display())
     );
-    assert_eq!(run(rt.path(), &["sidecar", "get", "a", "c"]).0, 0);
+    assert_eq!(firma_in(rt.path(), &["sidecar", "get", "a", "c"]).0, 0);
 
     // JSON: several ids give one array in argument order, null if missing.
-    let (code, out, _) = run(rt.path(), &["sidecar", "get", "a", "b", "c", "--json"]);
+    let (code, out, _) = firma_in(rt.path(), &["sidecar", "get", "a", "b", "c", "--json"]);
     assert_eq!(code, 1);
     let v: Vec<Option<SidecarEntry>> = serde_json::from_str(&out).unwrap();
     assert_eq!(serde_json::to_string(&v).unwrap() + "\n", out);
@@ -493,14 +487,14 @@ fn get_several_ids_prints_the_found_and_exits_1_for_a_missing_one() {
         .collect();
     assert_eq!(ids, [Some("a"), None, Some("c")]);
     // One id keeps its exact form: the object, or null.
-    let (code, out, _) = run(rt.path(), &["sidecar", "get", "a", "--json"]);
+    let (code, out, _) = firma_in(rt.path(), &["sidecar", "get", "a", "--json"]);
     assert_eq!(code, 0);
     assert!(out.starts_with("{\"sandbox_id\":\"a\","), "{out}");
-    let (code, out, _) = run(rt.path(), &["sidecar", "get", "b", "--json"]);
+    let (code, out, _) = firma_in(rt.path(), &["sidecar", "get", "b", "--json"]);
     assert_eq!((code, out.as_str()), (1, "null\n"));
 
     // An invalid id is refused before anything is shown.
-    let (code, out, err) = run(rt.path(), &["sidecar", "get", "a", "../etc"]);
+    let (code, out, err) = firma_in(rt.path(), &["sidecar", "get", "a", "../etc"]);
     assert_eq!((code, out.as_str()), (2, ""));
     assert_eq!(err.lines().count(), 1);
     assert!(
@@ -509,7 +503,7 @@ fn get_several_ids_prints_the_found_and_exits_1_for_a_missing_one() {
     );
     // A broken marker among several: exit 2; the table shows the others,
     // JSON shows nothing (a partial answer is never taken for a whole one).
-    let (code, out, err) = run(rt.path(), &["sidecar", "get", "a", "junk", "b"]);
+    let (code, out, err) = firma_in(rt.path(), &["sidecar", "get", "a", "junk", "b"]);
     assert_eq!(code, 2);
     assert_eq!(out.lines().count(), 2, "{out}");
     assert_eq!(err.lines().count(), 2, "{err}");
@@ -519,7 +513,7 @@ fn get_several_ids_prints_the_found_and_exits_1_for_a_missing_one() {
             .unwrap()
             .starts_with("firma: cannot parse marker ")
     );
-    let (code, out, _) = run(rt.path(), &["sidecar", "get", "a", "junk", "--json"]);
+    let (code, out, _) = firma_in(rt.path(), &["sidecar", "get", "a", "junk", "--json"]);
     assert_eq!((code, out.as_str()), (2, ""));
 }
 
@@ -550,23 +544,26 @@ fn timeout_is_offered_only_where_something_is_probed() {
     assert!(json.contains("argument order"), "{json}");
 
     let rt = runtime();
-    assert_eq!(run(rt.path(), &["sidecar", "gc", "--timeout-ms", "5"]).0, 2);
+    assert_eq!(
+        firma_in(rt.path(), &["sidecar", "gc", "--timeout-ms", "5"]).0,
+        2
+    );
     let over = (MAX_TIMEOUT.as_millis() + 1).to_string();
     assert_eq!(
-        run(rt.path(), &["sidecar", "status", "--timeout-ms", &over]).0,
+        firma_in(rt.path(), &["sidecar", "status", "--timeout-ms", &over]).0,
         2
     );
     assert_eq!(
-        run(rt.path(), &["sidecar", "status", "--timeout-ms", "0"]).0,
+        firma_in(rt.path(), &["sidecar", "status", "--timeout-ms", "0"]).0,
         2
     );
     assert_eq!(
-        run(rt.path(), &["sidecar", "status", "--timeout-ms", &max_ms]).0,
+        firma_in(rt.path(), &["sidecar", "status", "--timeout-ms", &max_ms]).0,
         0
     );
     // Older scripts put it before the subcommand; still accepted.
     assert_eq!(
-        run(
+        firma_in(
             rt.path(),
             &["--timeout-ms", "100", "sidecar", "gc", "--json"]
         )
@@ -577,8 +574,7 @@ fn timeout_is_offered_only_where_something_is_probed() {
 
 #[test]
 fn a_stale_marker_that_cannot_be_removed_is_one_stderr_line_and_the_rest_goes_on() {
-    need_root("a read-only bind mount");
-    let rt = runtime();
+    let rt = root_runtime("a read-only bind mount");
     let view = runtime();
     let _live = Sidecar::start(rt.path(), "live", &[]);
     write_stale(rt.path(), "stuck-stale", dead_pid());

@@ -127,14 +127,7 @@ fn readable_lines_escape_marker_text_and_exit_0_on_sigint() {
 #[test]
 fn bad_probe_interval_is_a_usage_error() {
     let rt = runtime();
-    let (code, _, err) = firma(&[
-        "--runtime-dir",
-        rt.path().to_str().unwrap(),
-        "sidecar",
-        "watch",
-        "--probe-interval-ms",
-        "0",
-    ]);
+    let (code, _, err) = firma_in(rt.path(), &["sidecar", "watch", "--probe-interval-ms", "0"]);
     assert_eq!(code, 2);
     assert!(err.contains("probe-interval-ms"), "{err}");
 }

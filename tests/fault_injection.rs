@@ -171,10 +171,7 @@ fn markers_vanishing_appearing_and_replaced_under_concurrent_listing() {
     expected.extend(churn.iter().cloned());
     expected.sort();
     assert_eq!(run_names(rt.path()), expected);
-    assert!(
-        bait.join("metadata.toml").exists(),
-        "followed a symlink out of run/"
-    );
+    assert!(has_metadata(&bait), "followed a symlink out of run/");
 }
 
 /// `run/` itself renamed away, replaced by a symlink to a directory of
@@ -250,7 +247,7 @@ fn run_dir_removed_or_replaced_by_a_symlink_mid_listing() {
             "unexpected errno {errno:?}"
         );
     }
-    assert!(bait.join("metadata.toml").exists());
+    assert!(has_metadata(&bait));
     assert_eq!(run_names(rt.path()), ["inside"]);
     assert_eq!(run_names(outside.path()), ["outside-live", "outside-stale"]);
 }
@@ -578,7 +575,7 @@ fn socket_named_metadata_is_skipped_not_fatal() {
         "marker_parse",
         "a socket is not a regular file"
     );
-    assert!(dir.join("metadata.toml").exists());
+    assert!(has_metadata(&dir));
 }
 
 /// A leftover the library cannot finish removing (here a `.gc-` tree
@@ -602,7 +599,7 @@ fn leftover_that_cannot_be_removed_does_not_break_listing() {
     );
     assert_eq!(ids(&got.unwrap()), ["fine"]);
     assert!(gc_stale(rt.path()).is_ok());
-    assert!(rt.path().join("run/fine/metadata.toml").exists());
+    assert!(has_metadata(&rt.path().join("run/fine")));
 }
 
 /// A `.gc-<pid>-<n>` directory is the tomb of a collection in progress as
@@ -630,7 +627,7 @@ fn tomb_of_a_live_collector_is_left_alone() {
     assert!(gc_stale(rt.path()).unwrap().is_empty());
     assert!(!debris.exists());
     assert!(
-        tomb.join("metadata.toml").exists(),
+        has_metadata(&tomb),
         "removed the tomb of a collection still in progress"
     );
 }
@@ -653,7 +650,7 @@ fn stale_marker_too_deep_to_remove_is_reported_or_kept() {
     match gc_stale(rt.path()) {
         Ok(ids) => assert_eq!(ids, ["deep"], "taken out of run/ but not reported"),
         Err(e) => assert!(
-            marker.join("metadata.toml").exists(),
+            has_metadata(&marker),
             "gc_stale failed ({e}) after taking the marker out of run/: nobody \
              reports it, and run/ now holds {:?}",
             run_names(rt.path())

@@ -15,7 +15,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    FIRMA, Sidecar, dead_pid, json_output, metadata, need_root, runtime, write_marker, write_stale,
+    FIRMA, Sidecar, dead_pid, has_metadata, json_output, metadata, need_root, root_runtime,
+    runtime, write_marker, write_stale,
 };
 use firma_stack::sidecar_markers::{
     ProbeOptions, ScanOptions, State, gc_stale, get, get_with, inspect, list, list_with, scan,
@@ -222,8 +223,7 @@ fn walk_find(dir: &Path, name: &str) -> Option<PathBuf> {
 /// other stale marker is still collected and reported.
 #[test]
 fn stale_markers_that_cannot_be_renamed_fail_nothing() {
-    need_root(NEED_ROOT);
-    let rt = runtime();
+    let rt = root_runtime(NEED_ROOT);
     let live = Sidecar::start(rt.path(), "alive", &[]);
     let dead = dead_pid();
     let immutable = write_stale(rt.path(), "immutable", dead);
@@ -253,7 +253,7 @@ fn stale_markers_that_cannot_be_renamed_fail_nothing() {
         ["mount-point"],
         "a mount point is never read"
     );
-    assert!(immutable.join("metadata.toml").exists());
+    assert!(has_metadata(&immutable));
     drop(mounts);
     drop(other);
     // run/ append-only: nothing can be renamed out of it.
@@ -282,8 +282,7 @@ fn a_read_only_runtime_dir_lists_normally_and_collects_nothing() {
     assert!(report.collected.is_empty());
     assert_eq!(report.problems.len(), 1);
     assert_eq!(report.problems[0].error.errno, Some(libc::EROFS));
-    let (code, out, _) =
-        common::firma(&["--runtime-dir", s(ro.path()), "sidecar", "status", "--json"]);
+    let (code, out, _) = common::firma_in(ro.path(), &["sidecar", "status", "--json"]);
     assert_eq!(code, 0);
     assert!(out.contains("\"alive\""));
     assert!(rt.path().join("run/stale").exists());
@@ -291,8 +290,7 @@ fn a_read_only_runtime_dir_lists_normally_and_collects_nothing() {
 
 #[test]
 fn sticky_run_and_a_foreign_marker_fail_nothing_for_a_non_root_reader() {
-    need_root(NEED_ROOT);
-    let rt = runtime();
+    let rt = root_runtime(NEED_ROOT);
     let dead = dead_pid();
     write_stale(rt.path(), "foreign", dead);
     // Our own user's live marker, hand-written for the test process.
@@ -321,7 +319,7 @@ fn sticky_run_and_a_foreign_marker_fail_nothing_for_a_non_root_reader() {
     );
     assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v[0]["sandbox_id"], "mine");
-    assert!(run_dir.join("foreign/metadata.toml").exists());
+    assert!(has_metadata(&run_dir.join("foreign")));
 }
 
 #[test]

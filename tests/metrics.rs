@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{FIRMA, Sidecar, firma, meta, runtime, write_marker};
+use common::{FIRMA, Sidecar, firma_in, meta, runtime, write_marker};
 use firma_stack::metrics::{Observation, STATES, escape_label_value, render, write_textfile};
 use firma_stack::sidecar_markers::{MetadataFile, ScanReport, SidecarEntry, State, create_marker};
 
@@ -429,7 +429,7 @@ fn textfile_is_replaced_atomically_with_mode_0644_whatever_the_umask() {
     assert!(leftovers(out.path()).is_empty());
 
     // stdout carries the same exposition when no --textfile is given.
-    let (code, stdout, _) = firma(&["--runtime-dir", rt_s, "sidecar", "metrics"]);
+    let (code, stdout, _) = firma_in(rt.path(), &["sidecar", "metrics"]);
     assert_eq!(code, 0);
     let samples = parse(&stdout);
     assert_eq!(
@@ -457,14 +457,10 @@ fn a_missing_directory_is_one_line_naming_it() {
     let out = tempfile::tempdir().unwrap();
     let missing = out.path().join("no-such-dir");
     let path = missing.join("firma.prom");
-    let (code, stdout, stderr) = firma(&[
-        "--runtime-dir",
-        rt.path().to_str().unwrap(),
-        "sidecar",
-        "metrics",
-        "--textfile",
-        path.to_str().unwrap(),
-    ]);
+    let (code, stdout, stderr) = firma_in(
+        rt.path(),
+        &["sidecar", "metrics", "--textfile", path.to_str().unwrap()],
+    );
     assert_eq!(code, 2);
     assert_eq!(stdout, "");
     assert_eq!(
@@ -670,14 +666,9 @@ fn fixture() -> Fixture {
 
 impl Fixture {
     fn metrics(&self, extra: &[&str]) -> String {
-        let mut args = vec![
-            "--runtime-dir",
-            self.rt.path().to_str().unwrap(),
-            "sidecar",
-            "metrics",
-        ];
+        let mut args = vec!["sidecar", "metrics"];
         args.extend(extra);
-        let (code, stdout, stderr) = firma(&args);
+        let (code, stdout, stderr) = firma_in(self.rt.path(), &args);
         assert_eq!((code, stderr.as_str()), (0, ""), "firma {args:?}");
         stdout
     }

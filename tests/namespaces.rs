@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use common::{
-    FIRMA, Sidecar, boot_id, dead_pid, first_line, id_states, json_output, meta, metadata,
-    need_root, proc_state, runtime, start_ticks, start_unshared, wait_until, write_marker,
-    write_stale,
+    FIRMA, Sidecar, boot_id, dead_pid, first_line, has_metadata, id_states, json_output, meta,
+    metadata, need_root, proc_state, root_runtime, runtime, start_ticks, start_unshared,
+    wait_until, write_marker, write_stale,
 };
 use firma_stack::sidecar_markers::{
     MetadataFile, State, create_marker, gc_stale, get, inspect, list,
@@ -84,13 +84,12 @@ fn sidecar_in_a_child_pid_namespace_is_never_collected_from_the_host() {
     assert_eq!(r[0].state, Some(State::Unknown), "{r:?}");
     assert_eq!(r[0].reason.as_str(), "unverifiable");
     assert_eq!(gc_stale(rt.path()).unwrap(), Vec::<String>::new());
-    assert!(rt.path().join("run/in-pidns/metadata.toml").exists());
+    assert!(has_metadata(&rt.path().join("run/in-pidns")));
 }
 
 #[test]
 fn supervisor_in_its_own_pid_namespace_deletes_no_host_marker() {
-    need_root(NEED_ROOT);
-    let rt = runtime();
+    let rt = root_runtime(NEED_ROOT);
     let live = Sidecar::start(rt.path(), "host-live", &[]);
     // A host marker of a dead pid, written by the writer (records the host
     // pid namespace) — and one written by hand without the key.
@@ -280,8 +279,7 @@ fn zombie_leader_with_a_serving_thread_is_alive_until_the_whole_process_exits() 
 /// unchecked" — never a failed listing, never stopped.
 #[test]
 fn hidepid_proc_and_a_non_root_reader_still_list() {
-    need_root(NEED_ROOT);
-    let rt = runtime();
+    let rt = root_runtime(NEED_ROOT);
     let live = Sidecar::start(rt.path(), "root-live", &[]);
     write_stale(rt.path(), "root-dead", dead_pid());
     common::open_up(rt.path());

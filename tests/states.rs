@@ -68,8 +68,7 @@ fn many_wedged_tcp_endpoints_share_one_deadline() {
 
 #[test]
 fn permission_denied_on_socket_is_unknown_not_stopped() {
-    need_root("probing as another user");
-    let rt = runtime();
+    let rt = root_runtime("probing as another user");
     let sc = Sidecar::start(rt.path(), "private", &[]);
     open_up(rt.path());
     // The socket stays 0755 root-owned... make it unwritable for others.

@@ -124,6 +124,31 @@ impl Tracker {
         }
     }
 
+    /// Takes events until one for `id`, which must be `changed`; returns
+    /// its `previous` state and its entry.
+    fn until_changed(
+        &mut self,
+        w: &mut Watcher,
+        within: Duration,
+        id: &str,
+    ) -> (State, SidecarEntry) {
+        let what = format!("changed {id}");
+        match self.until(w, within, &what, |e| e.sandbox_id() == Some(id)) {
+            Event::Changed {
+                previous, entry, ..
+            } => (previous, entry),
+            other => panic!("expected changed for {id}, got {other:?}"),
+        }
+    }
+
+    /// Takes events until `id` is gone (within [`BOUND`]); returns why.
+    fn until_gone(&mut self, w: &mut Watcher, id: &str) -> GoneReason {
+        let ev = self.until(w, BOUND, &format!("gone {id}"), |e| {
+            gone_of(e, id).is_some()
+        });
+        gone_of(&ev, id).unwrap()
+    }
+
     /// Takes events until none comes for `quiet`.
     fn drain(&mut self, w: &mut Watcher, quiet: Duration) {
         while let Some(ev) = w.next(Some(quiet)).unwrap() {
@@ -177,17 +202,20 @@ fn gone_of(ev: &Event, id: &str) -> Option<GoneReason> {
 
 const BOUND: Duration = Duration::from_secs(2);
 
+/// Watches `runtime` and takes the events up to the first `synced`.
+fn watch_synced(runtime: &Path, opts: &WatchOptions) -> (Watcher, Tracker) {
+    let mut w = watch(runtime, opts).unwrap();
+    let mut t = Tracker::default();
+    t.until(&mut w, BOUND, "synced", |e| e.kind() == "synced");
+    (w, t)
+}
+
 #[test]
 fn appeared_for_existing_and_new_markers_and_synced_once() {
     let rt = runtime();
-    let a = Sidecar::start(rt.path(), "alpha", &[]);
-    let b = Sidecar::start(rt.path(), "beta", &["--mode", "no-socket"]);
-    write_stale(rt.path(), "dead-before", dead_pid());
-    write_marker(rt.path(), "broken", "this is not toml = = =");
+    let (a, b) = one_of_each(rt.path(), ["alpha", "beta", "dead-before", "broken"]);
 
-    let mut w = watch(rt.path(), &opts(1000, true)).unwrap();
-    let mut t = Tracker::default();
-    t.until(&mut w, BOUND, "synced", |e| e.kind() == "synced");
+    let (mut w, mut t) = watch_synced(rt.path(), &opts(1000, true));
     assert_eq!(t.count("appeared"), 2, "{:#?}", t.events);
     assert_eq!(t.state["alpha"].state, State::Running);
     assert_eq!(t.state["alpha"].pid, a.pid);
@@ -223,15 +251,10 @@ fn sigkilled_sidecar_is_gone_collected_within_the_bound() {
     let rt = runtime();
     let sc = Sidecar::start(rt.path(), "victim", &[]);
     // A long probe interval: only the pidfd can make it quick.
-    let mut w = watch(rt.path(), &opts(60_000, true)).unwrap();
-    let mut t = Tracker::default();
-    t.until(&mut w, BOUND, "synced", |e| e.kind() == "synced");
+    let (mut w, mut t) = watch_synced(rt.path(), &opts(60_000, true));
     assert!(t.state.contains_key("victim"));
     let marker = sc.kill_and_reap();
-    let ev = t.until(&mut w, BOUND, "gone victim", |e| {
-        gone_of(e, "victim").is_some()
-    });
-    assert_eq!(gone_of(&ev, "victim"), Some(GoneReason::Collected));
+    assert_eq!(t.until_gone(&mut w, "victim"), GoneReason::Collected);
     assert!(!marker.exists(), "the watcher collects as list does");
 }
 
@@ -239,23 +262,12 @@ fn sigkilled_sidecar_is_gone_collected_within_the_bound() {
 fn sigkilled_sidecar_is_changed_to_stopped_without_collect() {
     let rt = runtime();
     let sc = Sidecar::start(rt.path(), "victim", &[]);
-    let mut w = watch(rt.path(), &opts(60_000, false)).unwrap();
-    let mut t = Tracker::default();
-    t.until(&mut w, BOUND, "synced", |e| e.kind() == "synced");
+    let (mut w, mut t) = watch_synced(rt.path(), &opts(60_000, false));
     // Left a zombie: the pidfd fires on exit, before any reaping.
     let mut child = sc.kill_leave_zombie();
-    let ev = t.until(&mut w, BOUND, "changed victim", |e| {
-        e.sandbox_id() == Some("victim")
-    });
-    match &ev {
-        Event::Changed {
-            entry, previous, ..
-        } => {
-            assert_eq!(*previous, State::Running);
-            assert_eq!(entry.state, State::Stopped);
-        }
-        other => panic!("expected changed to stopped, got {other:?}"),
-    }
+    let (previous, entry) = t.until_changed(&mut w, BOUND, "victim");
+    assert_eq!(previous, State::Running);
+    assert_eq!(entry.state, State::Stopped);
     child.wait().unwrap();
     assert!(
         rt.path().join("run/victim").exists(),
@@ -263,10 +275,7 @@ fn sigkilled_sidecar_is_changed_to_stopped_without_collect() {
     );
     // Removing it by hand is then `gone`/`removed`.
     remove_marker(rt.path(), "victim").unwrap();
-    let ev = t.until(&mut w, BOUND, "gone victim", |e| {
-        gone_of(e, "victim").is_some()
-    });
-    assert_eq!(gone_of(&ev, "victim"), Some(GoneReason::Removed));
+    assert_eq!(t.until_gone(&mut w, "victim"), GoneReason::Removed);
 }
 
 #[test]
@@ -282,60 +291,37 @@ fn endpoint_that_stops_answering_is_changed_to_unhealthy() {
     )
     .unwrap();
     let probe = Duration::from_millis(300);
-    let mut w = watch(rt.path(), &opts(probe.as_millis() as u64, true)).unwrap();
-    let mut t = Tracker::default();
-    t.until(&mut w, BOUND, "synced", |e| e.kind() == "synced");
+    let (mut w, mut t) = watch_synced(rt.path(), &opts(probe.as_millis() as u64, true));
     assert_eq!(t.state["tcp-1"].state, State::Running);
     drop(listener);
     // One probe interval plus the probe timeout, with generous slack.
     let bound = probe + w.options().probe.timeout + Duration::from_secs(2);
-    let ev = t.until(&mut w, bound, "changed tcp-1", |e| {
-        e.sandbox_id() == Some("tcp-1")
-    });
-    match ev {
-        Event::Changed {
-            entry, previous, ..
-        } => {
-            assert_eq!(previous, State::Running);
-            assert_eq!(entry.state, State::Unhealthy);
-        }
-        other => panic!("expected changed to unhealthy, got {other:?}"),
-    }
+    let (previous, entry) = t.until_changed(&mut w, bound, "tcp-1");
+    assert_eq!(previous, State::Running);
+    assert_eq!(entry.state, State::Unhealthy);
 }
 
 #[test]
 fn marker_removed_by_hand_is_gone_removed() {
     let rt = runtime();
     let dir = create_marker(rt.path(), &meta("by-hand", std::process::id(), None)).unwrap();
-    let mut w = watch(rt.path(), &opts(60_000, true)).unwrap();
-    let mut t = Tracker::default();
-    t.until(&mut w, BOUND, "synced", |e| e.kind() == "synced");
+    let (mut w, mut t) = watch_synced(rt.path(), &opts(60_000, true));
     assert!(t.state.contains_key("by-hand"));
     std::fs::remove_dir_all(&dir).unwrap();
-    let ev = t.until(&mut w, BOUND, "gone by-hand", |e| {
-        gone_of(e, "by-hand").is_some()
-    });
-    assert_eq!(gone_of(&ev, "by-hand"), Some(GoneReason::Removed));
+    assert_eq!(t.until_gone(&mut w, "by-hand"), GoneReason::Removed);
 }
 
 #[test]
 fn metadata_replaced_in_place_is_changed() {
     let rt = runtime();
     let dir = create_marker(rt.path(), &meta("meta-1", std::process::id(), None)).unwrap();
-    let mut w = watch(rt.path(), &opts(60_000, true)).unwrap();
-    let mut t = Tracker::default();
-    t.until(&mut w, BOUND, "synced", |e| e.kind() == "synced");
+    let (mut w, mut t) = watch_synced(rt.path(), &opts(60_000, true));
     let text = std::fs::read_to_string(dir.join("metadata.toml")).unwrap();
     let tmp = dir.join("metadata.toml.new");
     std::fs::write(&tmp, text.replace("session-w", "session-renamed")).unwrap();
     std::fs::rename(&tmp, dir.join("metadata.toml")).unwrap();
-    let ev = t.until(&mut w, BOUND, "changed meta-1", |e| {
-        e.sandbox_id() == Some("meta-1")
-    });
-    match ev {
-        Event::Changed { entry, .. } => assert_eq!(entry.session_id, "session-renamed"),
-        other => panic!("expected changed, got {other:?}"),
-    }
+    let (_, entry) = t.until_changed(&mut w, BOUND, "meta-1");
+    assert_eq!(entry.session_id, "session-renamed");
 }
 
 fn poll_in(fd: i32, timeout_ms: i32) -> bool {
@@ -398,9 +384,7 @@ fn missing_run_dir_is_watched_until_it_appears() {
     let rt = runtime();
     // A long probe interval: only the watch on the runtime dir can make
     // it quick.
-    let mut w = watch(rt.path(), &opts(60_000, true)).unwrap();
-    let mut t = Tracker::default();
-    t.until(&mut w, BOUND, "synced", |e| e.kind() == "synced");
+    let (mut w, mut t) = watch_synced(rt.path(), &opts(60_000, true));
     assert!(t.state.is_empty());
     let _a = Sidecar::start(rt.path(), "late", &[]);
     t.until(&mut w, BOUND, "appeared late", |e| {
@@ -462,9 +446,7 @@ fn churn_with_overflow_ends_with_the_state_list_returns() {
     let mut sleepers: Vec<Child> = (0..n / 10 + 1).map(|_| sleeper()).collect();
     let flood_target =
         create_marker(rt.path(), &meta("flood-target", std::process::id(), None)).unwrap();
-    let mut w = watch(rt.path(), &opts(250, true)).unwrap();
-    let mut t = Tracker::default();
-    t.until(&mut w, BOUND, "synced", |e| e.kind() == "synced");
+    let (mut w, mut t) = watch_synced(rt.path(), &opts(250, true));
 
     // A concurrent lister collects too: each stale id is reported by
     // exactly one of us.

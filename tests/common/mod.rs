@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use firma_stack::sidecar_markers::MetadataFile;
+mod marker_meta;
+// Like the rest of this module, not used by every test file.
+#[allow(unused_imports)]
+pub use marker_meta::meta;
 
 pub const SIDECAR: &str = env!("CARGO_BIN_EXE_firma-example-sidecar");
 pub const FIRMA: &str = env!("CARGO_BIN_EXE_firma");
@@ -166,25 +169,6 @@ pub fn runtime() -> tempfile::TempDir {
         .unwrap()
 }
 
-/// The same marker as [`metadata`] writes, as the writer takes it; change
-/// fields with struct update syntax (`MetadataFile { listen, ..meta(id, pid) }`).
-pub fn meta(id: &str, pid: u32) -> MetadataFile {
-    MetadataFile {
-        sandbox_id: id.into(),
-        agent_id: "agent".into(),
-        session_id: "session".into(),
-        authority_url: "https://authority.invalid".into(),
-        policy_bundle_version: "v1".into(),
-        pid,
-        started_at: "2026-11-29T12:00:00Z".into(),
-        listen: None,
-        boot_id: None,
-        pid_start_ticks: None,
-        pid_ns_inode: None,
-        boottime_offset_ns: None,
-    }
-}
-
 /// A valid metadata.toml text for `id` and `pid`, plus `extra` lines.
 pub fn metadata(id: &str, pid: i64, extra: &str) -> String {
     format!(
@@ -192,6 +176,27 @@ pub fn metadata(id: &str, pid: i64, extra: &str) -> String {
          authority_url = \"https://authority.invalid\"\npolicy_bundle_version = \"v1\"\n\
          pid = {pid}\nstarted_at = \"2026-11-29T12:00:00Z\"\n{extra}"
     )
+}
+
+/// One marker of each kind in `runtime`, under the names given: a serving
+/// sidecar (running), a sidecar without its socket (unhealthy), a stale
+/// marker (a dead pid) and a broken one (not TOML). The two sidecars run
+/// until the returned pair is dropped.
+pub fn one_of_each(
+    runtime: &Path,
+    [serving, no_socket, stale, broken]: [&str; 4],
+) -> (Sidecar, Sidecar) {
+    let a = Sidecar::start(runtime, serving, &[]);
+    let b = Sidecar::start(runtime, no_socket, &["--mode", "no-socket"]);
+    write_stale(runtime, stale, dead_pid());
+    write_marker(runtime, broken, "this is not toml = = =");
+    (a, b)
+}
+
+/// Whether the marker directory `marker` still holds its metadata.toml:
+/// what a test checks to see a marker was neither removed nor taken apart.
+pub fn has_metadata(marker: &Path) -> bool {
+    marker.join("metadata.toml").exists()
 }
 
 /// Writes `run/<dir_name>/metadata.toml` by hand (as a foreign writer
@@ -269,6 +274,12 @@ pub fn need_root(why: &str) {
     );
 }
 
+/// A fresh runtime dir for a test that needs root (see [`need_root`]).
+pub fn root_runtime(why: &str) -> tempfile::TempDir {
+    need_root(why);
+    runtime()
+}
+
 /// Runs `cmd`, fails with its stderr (and `what`) unless it succeeded, and
 /// parses its stdout as JSON.
 pub fn json_output(cmd: &mut Command, what: &str) -> serde_json::Value {
@@ -321,6 +332,14 @@ pub fn firma(args: &[&str]) -> (i32, String, String) {
         String::from_utf8(out.stdout).unwrap(),
         String::from_utf8(out.stderr).unwrap(),
     )
+}
+
+/// Runs `firma --runtime-dir RUNTIME` with `args`; returns (exit code,
+/// stdout, stderr).
+pub fn firma_in(runtime: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["--runtime-dir", runtime.to_str().unwrap()];
+    all.extend_from_slice(args);
+    firma(&all)
 }
 
 /// Starts `unshare UNSHARE... --kill-child firma-example-sidecar` on `runtime`
