@@ -611,11 +611,12 @@ fn uuid_hex(s: &str) -> Option<String> {
         (false, _) => s,
         _ => return None,
     };
-    let lens: Vec<usize> = inner.split('-').map(str::len).collect();
+    let groups: Vec<&str> = inner.split('-').collect();
+    let lens: Vec<usize> = groups.iter().map(|g| g.len()).collect();
     if lens != [32] && lens != [8, 4, 4, 4, 12] {
         return None;
     }
-    let hex: String = inner.split('-').collect();
+    let hex = groups.concat();
     hex.bytes()
         .all(|b| b.is_ascii_hexdigit())
         .then(|| hex.to_ascii_lowercase())

@@ -308,7 +308,8 @@ impl Assessment {
                 format!("pid {pid} belongs to another process now (its start time differs)")
             }
             Liveness::OtherBoot => "the marker was written during another boot".to_owned(),
-            Liveness::Unverifiable(why) if outcome == Outcome::Serving => {
+            // Serving despite an unverifiable process: `assess` made it running.
+            Liveness::Unverifiable(why) if self.reason == Reason::Serving => {
                 format!("{}; process not verified: {why}", outcome.detail())
             }
             Liveness::Unverifiable(why) => format!(

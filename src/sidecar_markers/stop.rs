@@ -226,7 +226,7 @@ pub fn stop(
         Job {
             run,
             name,
-            marker: &marker,
+            marker,
             opts,
         }
         .run()
@@ -238,7 +238,7 @@ pub fn stop(
 struct Job<'a> {
     run: BorrowedFd<'a>,
     name: &'a CString,
-    marker: &'a Marker,
+    marker: Marker,
     opts: &'a StopOptions,
 }
 
