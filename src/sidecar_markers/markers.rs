@@ -471,7 +471,26 @@ pub(crate) fn parse_metadata(bytes: &[u8]) -> std::result::Result<MetadataFile, 
         None => toml::from_str(text).map_err(|e| toml_error(text, &e))?,
     };
     check_pid(meta.pid)?;
+    for (key, value) in [
+        ("pid_start_ticks", meta.pid_start_ticks),
+        ("pid_ns_inode", meta.pid_ns_inode),
+    ] {
+        check_toml_int(key, value)?;
+    }
     Ok(meta)
+}
+
+/// TOML integers are 64-bit signed: a larger value is not TOML (the spec
+/// says a parser must reject it), though the TOML crate reads one into a
+/// `u64` field. The writer cannot write one either.
+fn check_toml_int(key: &str, value: Option<u64>) -> std::result::Result<(), String> {
+    match value {
+        Some(v) if i64::try_from(v).is_err() => Err(format!(
+            "{key} = {v} is above TOML's largest integer ({})",
+            i64::MAX
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A TOML error as one line naming line and column, without echoing the
@@ -658,6 +677,23 @@ mod tests {
     const BASE: &str = "sandbox_id = \"s-1\"\nagent_id = \"a\"\nsession_id = \"s\"\n\
         authority_url = \"https://x.invalid/a?b=c#d\"\npolicy_bundle_version = \"sha256:1\"\n\
         pid = 42\nstarted_at = \"2026-11-29T00:00:00Z\"\n";
+
+    /// An integer above i64::MAX is not TOML: refused whichever path reads
+    /// it, as a TOML table parser refuses it.
+    #[test]
+    fn integers_above_tomls_range_are_parse_errors() {
+        for key in ["pid_start_ticks", "pid_ns_inode"] {
+            let text = format!("{BASE}{key} = 10953367776079910376\n");
+            assert!(text.parse::<toml::Table>().is_err(), "{key}");
+            let err = parse_metadata(text.as_bytes()).unwrap_err();
+            assert!(
+                err.contains(key) && err.contains("largest integer"),
+                "{err}"
+            );
+            let top = format!("{BASE}{key} = 9223372036854775807\n");
+            assert!(parse_metadata(top.as_bytes()).is_ok(), "{key} at i64::MAX");
+        }
+    }
 
     /// Every input the fast path accepts parses to the same value with the
     /// full TOML parser; inputs outside the subset fall back.
