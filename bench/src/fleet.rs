@@ -86,10 +86,37 @@ pub struct Children {
     pids: Vec<libc::pid_t>,
 }
 
+/// What a healthy fleet's children run: a real program of their own, as
+/// sidecars are. A forked copy of this process would share its pages with
+/// the 10,000 others, and a memory monitor that walks every mapping of the
+/// pages it samples (DAMON's `kdamond` on this machine's VM: 36 % of a core
+/// with 10,000 forks standing, 4 % with 10,000 of these) would take a core
+/// away from whichever contender runs, at unpredictable moments.
+const IDLE_PROGRAM: [&str; 2] = ["/bin/sleep", "/usr/bin/sleep"];
+
+/// How a child spends its life.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Life {
+    /// `execve` of [`IDLE_PROGRAM`]: for sidecars that stand while listed.
+    Exec,
+    /// `pause()` in the forked copy: for children killed right away.
+    Pause,
+}
+
 impl Children {
     /// Forks `n` children. Each closes every inherited descriptor, asks to
-    /// be killed when its parent dies, and then sleeps in `pause()`.
-    pub fn spawn(n: usize) -> io::Result<Children> {
+    /// be killed when its parent dies, and then waits as `life` says. The
+    /// parent-death signal survives the `execve`.
+    pub fn spawn(n: usize, life: Life) -> io::Result<Children> {
+        let program = match life {
+            Life::Pause => None,
+            Life::Exec => Some(idle_program()?),
+        };
+        // Built before forking: the child may not allocate.
+        let arg0 = c"sleep";
+        let arg1 = c"2147483647";
+        let argv = [arg0.as_ptr(), arg1.as_ptr(), std::ptr::null()];
+        let envp = [std::ptr::null::<libc::c_char>()];
         let mut children = Children {
             pids: Vec::with_capacity(n),
         };
@@ -106,6 +133,12 @@ impl Children {
                     if libc::getppid() != parent {
                         libc::_exit(0);
                     }
+                    if let Some(program) = &program {
+                        libc::execve(program.as_ptr(), argv.as_ptr(), envp.as_ptr());
+                        // A child that cannot wait as a sidecar must not
+                        // stand for one: the fleet checks every child.
+                        libc::_exit(127);
+                    }
                     loop {
                         libc::pause();
                     }
@@ -113,11 +146,43 @@ impl Children {
                 pid => children.pids.push(pid),
             }
         }
+        if program.is_some() {
+            children.check_running()?;
+        }
         Ok(children)
     }
 
     pub fn pids(&self) -> &[libc::pid_t] {
         &self.pids
+    }
+
+    /// Waits until every child runs [`IDLE_PROGRAM`] (its `comm` reads
+    /// `sleep`), so no `execve` is still in flight when timing starts;
+    /// fails when a child exited instead or a minute passes.
+    fn check_running(&self) -> io::Result<()> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        for &pid in &self.pids {
+            loop {
+                let mut status = 0;
+                // SAFETY: polling our own child, valid out-pointer.
+                if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
+                    return Err(io::Error::other(format!(
+                        "fleet child {pid} exited (wait status {status:#x}) instead of running {IDLE_PROGRAM:?}"
+                    )));
+                }
+                let comm = std::fs::read(format!("/proc/{pid}/comm"))?;
+                if comm == b"sleep\n" {
+                    break;
+                }
+                if std::time::Instant::now() > deadline {
+                    return Err(io::Error::other(format!(
+                        "fleet child {pid} did not start {IDLE_PROGRAM:?} within a minute"
+                    )));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+        Ok(())
     }
 
     /// SIGKILLs every child and reaps it, so its pid is really gone.
@@ -137,6 +202,19 @@ impl Children {
         }
         self.pids.clear();
     }
+}
+
+/// The first of [`IDLE_PROGRAM`] that exists, as a C string.
+fn idle_program() -> io::Result<std::ffi::CString> {
+    IDLE_PROGRAM
+        .iter()
+        .find(|p| Path::new(p).is_file())
+        .map(|p| std::ffi::CString::new(*p).expect("no NUL in a constant"))
+        .ok_or_else(|| {
+            io::Error::other(format!(
+                "no idle program for the fleet's children: none of {IDLE_PROGRAM:?} exists"
+            ))
+        })
 }
 
 impl Drop for Children {
@@ -194,7 +272,7 @@ impl Fleet {
     pub fn healthy(runtime: &Path, n: usize) -> io::Result<Fleet> {
         raise_nofile(n as u64 + 1024, n as u64 + 64)?;
         // Fork first, while this process has no listener to leak.
-        let children = Children::spawn(n)?;
+        let children = Children::spawn(n, Life::Exec)?;
         std::fs::create_dir_all(runtime.join("run"))?;
         let mut fleet = Fleet {
             runtime: runtime.to_path_buf(),
@@ -338,7 +416,7 @@ impl StaleSet {
         let mut i = 0;
         while i < n {
             let k = BATCH.min(n - i);
-            let mut children = Children::spawn(k)?;
+            let mut children = Children::spawn(k, Life::Pause)?;
             for (j, &pid) in children.pids().iter().enumerate() {
                 let id = sandbox_id("st", i + j);
                 write_marker(scratch, &id, i + j, pid)?;
