@@ -42,10 +42,13 @@ bench-build: build-rust bench-tools bench-c
 	@$(MAKE) --no-print-directory python \
 	    || echo "bench: Python package failed to build: Python rows pending"
 
-## bench-c: the C floor and the C worker (over the release static library).
+## bench-c: the C floor, the C worker (over the release static library) and
+## the fleet's idle child program.
 bench-c: build-rust
 	@mkdir -p $(BENCH_DIR)
 	$(BENCH_CC) $(BENCH_CFLAGS) -o $(BENCH_DIR)/floor bench/floor.c
+	$(BENCH_CC) $(BENCH_CFLAGS) -static -nostdlib -nostartfiles -fno-stack-protector \
+	    -o $(BENCH_DIR)/idle bench/idle.c
 	$(BENCH_CC) $(BENCH_CFLAGS) -Iinclude -o $(BENCH_DIR)/c_worker bench/c_worker.c \
 	    target/release/libfirma_stack.a -lpthread -ldl -lm
 
@@ -55,7 +58,7 @@ bench-go: build-rust
 	cd bench/go && $(BENCH_GO_ENV) go build -o ../../$(BENCH_DIR)/go_worker .
 
 ## bench-criterion: criterion figures for Rust list/get/gc_stale (about a minute).
-bench-criterion: build-rust
+bench-criterion: build-rust bench-c
 	$(CARGO) bench --locked -p firma-bench --bench list
 
 ## test-bench-lint: fmt + clippy of bench/, gofmt + vet of bench/go, the C

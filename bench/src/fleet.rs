@@ -86,13 +86,19 @@ pub struct Children {
     pids: Vec<libc::pid_t>,
 }
 
-/// What a healthy fleet's children run: a real program of their own, as
-/// sidecars are. A forked copy of this process would share its pages with
-/// the 10,000 others, and a memory monitor that walks every mapping of the
-/// pages it samples (DAMON's `kdamond` on this machine's VM: 36 % of a core
-/// with 10,000 forks standing, 4 % with 10,000 of these) would take a core
-/// away from whichever contender runs, at unpredictable moments.
-const IDLE_PROGRAM: [&str; 2] = ["/bin/sleep", "/usr/bin/sleep"];
+/// What a healthy fleet's children run, first that exists: a real program
+/// of their own, as sidecars are. `bench/idle.c` (built by `make bench-c`)
+/// maps almost nothing. Forks of this process, or 10,000 copies of a
+/// dynamically linked `sleep`, share big mappings, and this VM's memory
+/// monitor (DAMON's `kdamond`, which walks every mapping of each page it
+/// samples) then took 36-52 % (forks) or up to 21 % (`sleep`) of a core
+/// during listings, against under 1 % with `idle`: a core taken away from
+/// whichever contender runs, at moments none can predict.
+const IDLE_PROGRAM: [&str; 3] = [
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../target/bench/idle"),
+    "/bin/sleep",
+    "/usr/bin/sleep",
+];
 
 /// How a child spends its life.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -112,8 +118,9 @@ impl Children {
             Life::Pause => None,
             Life::Exec => Some(idle_program()?),
         };
-        // Built before forking: the child may not allocate.
-        let arg0 = c"sleep";
+        // Built before forking: the child may not allocate. `idle` ignores
+        // its arguments; `sleep` needs a duration.
+        let arg0 = c"idle";
         let arg1 = c"2147483647";
         let argv = [arg0.as_ptr(), arg1.as_ptr(), std::ptr::null()];
         let envp = [std::ptr::null::<libc::c_char>()];
@@ -146,8 +153,8 @@ impl Children {
                 pid => children.pids.push(pid),
             }
         }
-        if program.is_some() {
-            children.check_running()?;
+        if let Some(program) = &program {
+            children.check_running(program)?;
         }
         Ok(children)
     }
@@ -156,10 +163,18 @@ impl Children {
         &self.pids
     }
 
-    /// Waits until every child runs [`IDLE_PROGRAM`] (its `comm` reads
-    /// `sleep`), so no `execve` is still in flight when timing starts;
-    /// fails when a child exited instead or a minute passes.
-    fn check_running(&self) -> io::Result<()> {
+    /// Waits until every child runs `program` (its `comm` is the file's
+    /// name, as the kernel cuts it to 15 bytes), so no `execve` is still in
+    /// flight when timing starts; fails when a child exited instead or a
+    /// minute passes.
+    fn check_running(&self, program: &std::ffi::CStr) -> io::Result<()> {
+        let name = program
+            .to_bytes()
+            .rsplit(|&b| b == b'/')
+            .next()
+            .unwrap_or_default();
+        let mut comm_want = name[..name.len().min(15)].to_vec();
+        comm_want.push(b'\n');
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         for &pid in &self.pids {
             loop {
@@ -167,16 +182,16 @@ impl Children {
                 // SAFETY: polling our own child, valid out-pointer.
                 if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
                     return Err(io::Error::other(format!(
-                        "fleet child {pid} exited (wait status {status:#x}) instead of running {IDLE_PROGRAM:?}"
+                        "fleet child {pid} exited (wait status {status:#x}) instead of running {program:?}"
                     )));
                 }
                 let comm = std::fs::read(format!("/proc/{pid}/comm"))?;
-                if comm == b"sleep\n" {
+                if comm == comm_want {
                     break;
                 }
                 if std::time::Instant::now() > deadline {
                     return Err(io::Error::other(format!(
-                        "fleet child {pid} did not start {IDLE_PROGRAM:?} within a minute"
+                        "fleet child {pid} did not start {program:?} within a minute"
                     )));
                 }
                 std::thread::sleep(std::time::Duration::from_millis(1));
@@ -204,17 +219,25 @@ impl Children {
     }
 }
 
-/// The first of [`IDLE_PROGRAM`] that exists, as a C string.
+/// The first of [`IDLE_PROGRAM`] that exists, as a C string; says so on
+/// stderr when it is not `idle`, since the figures are then noisier.
 fn idle_program() -> io::Result<std::ffi::CString> {
-    IDLE_PROGRAM
+    let found = IDLE_PROGRAM
         .iter()
         .find(|p| Path::new(p).is_file())
-        .map(|p| std::ffi::CString::new(*p).expect("no NUL in a constant"))
         .ok_or_else(|| {
             io::Error::other(format!(
-                "no idle program for the fleet's children: none of {IDLE_PROGRAM:?} exists"
+                "no program for the fleet's children: none of {IDLE_PROGRAM:?} exists"
             ))
-        })
+        })?;
+    if *found != IDLE_PROGRAM[0] {
+        eprintln!(
+            "fleet: {} is missing (`make bench-c` builds it); children run {found}, \
+             which the VM's memory monitor finds costlier",
+            IDLE_PROGRAM[0]
+        );
+    }
+    Ok(std::ffi::CString::new(*found).expect("no NUL in a constant"))
 }
 
 impl Drop for Children {
