@@ -127,3 +127,45 @@ fn one_large_scan_judges_every_marker_once_and_sorts_them() {
     assert_eq!(report.broken, broken);
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
+
+/// Descriptors open in this process (other tests' threads open some too,
+/// hence the margin where this is compared).
+fn open_descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// A scan that splits 600 markers' sockets between worker threads closes
+/// every descriptor it opened (each marker's are closed together, in runs
+/// of consecutive numbers, while the other worker opens its own), and every
+/// marker is still probed: all `running`.
+#[test]
+fn a_two_worker_scan_closes_every_descriptor_it_opens() {
+    let rt = runtime();
+    let me: i64 = std::process::id().into();
+    let mut listeners = Vec::new();
+    for i in 0..600 {
+        let id = format!("s-{i:04}");
+        let dir = write_marker(rt.path(), &id, &metadata(&id, me, ""));
+        listeners.push(std::os::unix::net::UnixListener::bind(dir.join("sidecar.sock")).unwrap());
+    }
+    let before = open_descriptors();
+    for round in 0..3 {
+        let entries = list(rt.path()).unwrap();
+        assert_eq!(entries.len(), 600, "round {round}");
+        let running = entries
+            .iter()
+            .filter(|e| e.state == firma_stack::sidecar_markers::State::Running)
+            .count();
+        assert_eq!(running, 600, "round {round}: every socket answers");
+        // Empty the backlogs so the next round's connects find room.
+        for l in &listeners {
+            l.set_nonblocking(true).unwrap();
+            while l.accept().is_ok() {}
+        }
+    }
+    let after = open_descriptors();
+    assert!(
+        after < before + 64,
+        "{before} descriptors before three scans of 600 markers, {after} after"
+    );
+}

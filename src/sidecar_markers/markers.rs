@@ -374,8 +374,12 @@ fn open_metadata(loc: Loc<'_>, path: &Path) -> std::result::Result<OwnedFd, Brok
 }
 
 /// Reads and validates the marker at `loc` (`path` names it in messages and
-/// in `listen`).
-pub(crate) fn read_marker(loc: Loc<'_>, path: PathBuf) -> std::result::Result<Marker, Broken> {
+/// in `listen`). The metadata's descriptor, once read, goes to `later`.
+pub(crate) fn read_marker(
+    loc: Loc<'_>,
+    path: PathBuf,
+    later: &mut sys::CloseLater,
+) -> std::result::Result<Marker, Broken> {
     let file = open_metadata(loc, &path)?;
     // Only errors name the file: build its path only for them.
     let meta_path = || path.join("metadata.toml");
@@ -396,7 +400,7 @@ pub(crate) fn read_marker(loc: Loc<'_>, path: PathBuf) -> std::result::Result<Ma
     let bytes = sys::read_capped(file.as_fd(), st.st_size as usize, MAX_METADATA_BYTES)
         .map_err(|e| Broken::new(Reason::IoError, StackError::io("read", meta_path(), e)))?
         .ok_or_else(too_big)?;
-    drop(file);
+    later.keep(file);
     let meta = parse_metadata(&bytes).map_err(parse)?;
     let endpoint = parse_listen(meta.listen.as_deref()).map_err(parse)?;
     let dir_name = path.file_name().map(|n| n.as_bytes()).unwrap_or_default();
@@ -422,16 +426,32 @@ pub(crate) fn read_marker(loc: Loc<'_>, path: PathBuf) -> std::result::Result<Ma
 /// Seconds since `sidecar.pid` was modified; `None` when it is absent, not a
 /// regular file, behind a mount point, or its mtime lies in the future.
 /// (Opened `O_PATH` without crossing a mount, so a hung filesystem mounted
-/// over it is never asked.)
-pub(crate) fn uptime_secs(loc: Loc<'_>, path: &Path, now: SystemTime) -> Result<Option<u64>> {
+/// over it is never asked; the descriptor goes to `later`.)
+pub(crate) fn uptime_secs(
+    loc: Loc<'_>,
+    path: &Path,
+    now: SystemTime,
+    later: &mut sys::CloseLater,
+) -> Result<Option<u64>> {
     let rel = loc.rel(PID_FILE);
-    let st = match sys::openat2(
-        loc.base(),
-        &rel,
-        libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-        sys::RESOLVE_NO_XDEV_STRICT,
-    ) {
-        Some(Ok(fd)) => sys::fstat(fd.as_fd()),
+    let open = || {
+        sys::openat2(
+            loc.base(),
+            &rel,
+            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            sys::RESOLVE_NO_XDEV_STRICT,
+        )
+    };
+    let opened = match open() {
+        Some(Err(e)) if later.freed_for(&e) => open(),
+        r => r,
+    };
+    let st = match opened {
+        Some(Ok(fd)) => {
+            let st = sys::fstat(fd.as_fd());
+            later.keep(fd);
+            st
+        }
         Some(Err(e)) => Err(e),
         None => sys::lstatat(loc.base(), &rel),
     };

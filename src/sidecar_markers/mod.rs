@@ -172,7 +172,7 @@ pub fn probe_entry_with(marker_dir: impl AsRef<Path>, opts: &ProbeOptions) -> Re
     let dir = sys::open(&path, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC)
         .map_err(|e| StackError::from(markers::open_dir_error(path.clone(), e)))?;
     let loc = Loc::Dir(dir.as_fd());
-    let marker = markers::read_marker(loc, path)?;
+    let marker = markers::read_marker(loc, path, &mut sys::CloseLater::default())?;
     Ok(assess_one(loc, marker, opts).entry)
 }
 
@@ -233,7 +233,11 @@ pub(crate) fn with_marker<R>(
         run: run.as_fd(),
         name: &name,
     };
-    let marker = match markers::read_marker(loc, run_path.join(sandbox_id)) {
+    let marker = match markers::read_marker(
+        loc,
+        run_path.join(sandbox_id),
+        &mut sys::CloseLater::default(),
+    ) {
         Ok(m) => m,
         // No marker directory at all is "absent"; a directory without
         // metadata.toml is a broken marker and stays an error.
@@ -250,13 +254,15 @@ fn is_absent(run: BorrowedFd<'_>, name: &CStr) -> bool {
 /// Judges one marker: the one liveness function, then (unless provably
 /// stopped) one probe of its endpoint.
 fn assess_one(loc: Loc<'_>, marker: Marker, opts: &ProbeOptions) -> Assessment {
-    let uptime = markers::uptime_secs(loc, &marker.path, SystemTime::now()).unwrap_or(None);
-    let liveness = process::liveness(&marker.meta);
+    let mut later = sys::CloseLater::default();
+    let uptime =
+        markers::uptime_secs(loc, &marker.path, SystemTime::now(), &mut later).unwrap_or(None);
+    let liveness = process::liveness_in(&marker.meta, &mut later);
     let outcome = if liveness.is_stale() {
         None
     } else {
         let mut prober = Prober::new(opts.timeout, 1);
-        match prober.start(0, &marker.endpoint, loc, &marker.path) {
+        match prober.start(0, &marker.endpoint, loc, &marker.path, &mut later) {
             Some(o) => Some(o),
             None => prober.finish().first().map(|&(_, o)| o),
         }
@@ -514,7 +520,14 @@ fn scan_entries(
         let batches = Batches::new(entries);
         let parts: Vec<Scan> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..workers)
-                .map(|_| s.spawn(|| scan_part(run, run_path, &batches, mode, now, window)))
+                .map(|_| {
+                    s.spawn(|| {
+                        // The worker's descriptors stay its own: see
+                        // sys::private_fd_table. Refused, it shares.
+                        sys::private_fd_table(run);
+                        scan_part(run, run_path, &batches, mode, now, window)
+                    })
+                })
                 .collect();
             handles
                 .into_iter()
@@ -593,6 +606,9 @@ fn scan_part(
     let mut waiting: Vec<Option<Waiting>> = Vec::new();
 
     for entry in std::iter::from_fn(|| batches.take()).flatten() {
+        // This marker's descriptors, closed together at the end of the
+        // iteration (`continue` included).
+        let mut later = sys::CloseLater::default();
         let name: &CStr = &entry.name;
         let bytes = name.to_bytes();
         if bytes.starts_with(b".") {
@@ -625,7 +641,7 @@ fn scan_part(
             continue;
         }
         let loc = Loc::Entry { run, name };
-        let mut read = markers::read_marker(loc, markers::child_path(run_path, name));
+        let mut read = markers::read_marker(loc, markers::child_path(run_path, name), &mut later);
         if let Err(b) = &read
             && b.error
                 .errno()
@@ -636,7 +652,7 @@ fn scan_part(
             // Our own in-flight probes hold the descriptors: settle them
             // and read once more.
             p.settle_all();
-            read = markers::read_marker(loc, markers::child_path(run_path, name));
+            read = markers::read_marker(loc, markers::child_path(run_path, name), &mut later);
         }
         let marker = match read {
             Ok(m) => m,
@@ -647,9 +663,12 @@ fn scan_part(
                 continue;
             }
         };
-        let liveness = process::liveness(&marker.meta);
+        let liveness = process::liveness_in(&marker.meta, &mut later);
         if liveness.is_stale() {
             if mode.collect {
+                // Nothing of the marker stays open while it is removed (an
+                // open file unlinked on NFS would keep the tree non-empty).
+                later.close_now();
                 match gc::take(run, name, Some(marker.meta_id)) {
                     Ok(true) => out.collected.push(marker.meta.sandbox_id),
                     Ok(false) => {}
@@ -659,7 +678,8 @@ fn scan_part(
                     }),
                 }
             } else if mode.report {
-                let uptime = markers::uptime_secs(loc, &marker.path, now).unwrap_or(None);
+                let uptime =
+                    markers::uptime_secs(loc, &marker.path, now, &mut later).unwrap_or(None);
                 out.report(assess(marker, liveness, None, uptime));
             }
             continue;
@@ -667,9 +687,9 @@ fn scan_part(
         let Some(prober) = prober.as_mut() else {
             continue;
         };
-        let uptime = markers::uptime_secs(loc, &marker.path, now).unwrap_or(None);
+        let uptime = markers::uptime_secs(loc, &marker.path, now, &mut later).unwrap_or(None);
         let key = waiting.len();
-        match prober.start(key, &marker.endpoint, loc, &marker.path) {
+        match prober.start(key, &marker.endpoint, loc, &marker.path, &mut later) {
             Some(outcome) => {
                 out.live_one(mode, assess(marker, liveness, Some(outcome), uptime));
                 waiting.push(None);

@@ -13,7 +13,9 @@
 //! Only the path *lookup* of a Unix socket can block (a hung FUSE mount on
 //! the way). The marker's own `sidecar.sock` is opened `O_PATH` beneath the
 //! marker directory without crossing a mount or following a symlink, and
-//! connected to through `/proc/self/fd`, so no lookup leaves the marker.
+//! connected to through `/proc/thread-self/fd`, so no lookup leaves the
+//! marker (`thread-self`: a scan's workers have descriptor tables of their
+//! own).
 //! Any other socket path (an explicit `listen`, a symlinked or
 //! mounted-over `sidecar.sock`) is connected to on a helper thread that is
 //! abandoned at the deadline; at most [`MAX_PATH_THREADS`] such threads
@@ -171,8 +173,9 @@ fn sockaddr_un(path: &[u8]) -> Option<(libc::sockaddr_un, libc::socklen_t)> {
 }
 
 /// One non-blocking connect to the Unix socket at `path` (short enough for
-/// `sun_path`). Never waits, except in the path lookup itself.
-fn connect_unix(path: &[u8]) -> Outcome {
+/// `sun_path`). Never waits, except in the path lookup itself. The socket
+/// goes to `later`.
+fn connect_unix(path: &[u8], later: &mut sys::CloseLater) -> Outcome {
     let Some((addr, len)) = sockaddr_un(path) else {
         return Outcome::ConnectError(libc::ENAMETOOLONG);
     };
@@ -180,17 +183,24 @@ fn connect_unix(path: &[u8]) -> Outcome {
         Ok(s) => s,
         Err(e) => return classify(e),
     };
-    if connect(&sock, &addr, len) == 0 {
+    let outcome = if connect(&sock, &addr, len) == 0 {
         Outcome::Serving
     } else {
         classify(errno())
-    }
+    };
+    later.keep(sock);
+    outcome
 }
 
 /// Connects to the socket `fd` refers to (an `O_PATH` descriptor), through
-/// `/proc/self/fd/<fd>`: the lookup ends at that descriptor's inode.
-fn connect_via_fd(fd: BorrowedFd<'_>) -> Outcome {
-    connect_unix(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes())
+/// `/proc/thread-self/fd/<fd>`: the lookup ends at that descriptor's
+/// inode, in this thread's descriptor table (which a scan's worker has to
+/// itself; `/proc/self` would name the process leader's).
+fn connect_via_fd(fd: BorrowedFd<'_>, later: &mut sys::CloseLater) -> Outcome {
+    connect_unix(
+        format!("/proc/thread-self/fd/{}", fd.as_raw_fd()).as_bytes(),
+        later,
+    )
 }
 
 /// Connects to a Unix socket path the library does not control: the
@@ -224,7 +234,7 @@ fn connect_unix_path_guarded(path: PathBuf, deadline: Instant) -> PathProbe {
 fn connect_path_blocking(path: &Path) -> Outcome {
     let bytes = path.as_os_str().as_bytes();
     if sockaddr_un(bytes).is_some() {
-        return connect_unix(bytes);
+        return connect_unix(bytes, &mut sys::CloseLater::default());
     }
     // Too long for sun_path: through the parent directory's descriptor.
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
@@ -232,9 +242,9 @@ fn connect_path_blocking(path: &Path) -> Outcome {
     };
     match sys::open(parent, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) {
         Ok(dir) => {
-            let mut short = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
+            let mut short = format!("/proc/thread-self/fd/{}/", dir.as_raw_fd()).into_bytes();
             short.extend_from_slice(name.as_bytes());
-            connect_unix(&short)
+            connect_unix(&short, &mut sys::CloseLater::default())
         }
         Err(e) => classify(e.raw_os_error().unwrap_or(libc::EIO)),
     }
@@ -349,32 +359,43 @@ impl Prober {
     }
 
     /// Starts probing `endpoint` of the marker at `loc` (its directory is
-    /// `marker_path`). `Some` when the outcome is known at once.
+    /// `marker_path`). `Some` when the outcome is known at once; the
+    /// descriptors of a probe done at once go to `later`.
     pub fn start(
         &mut self,
         key: usize,
         endpoint: &Endpoint,
         loc: Loc<'_>,
         marker_path: &Path,
+        later: &mut sys::CloseLater,
     ) -> Option<Outcome> {
         match endpoint {
             Endpoint::MarkerSocket => {
                 let rel = loc.rel(super::markers::SOCKET_FILE);
                 // Without O_NOFOLLOW, RESOLVE_NO_SYMLINKS refuses a symlink
                 // as the last component too (ELOOP) instead of opening it.
-                let opened = sys::openat2(
-                    loc.base(),
-                    &rel,
-                    libc::O_PATH | libc::O_CLOEXEC,
-                    sys::RESOLVE_NO_XDEV_STRICT,
-                );
+                let open = || {
+                    sys::openat2(
+                        loc.base(),
+                        &rel,
+                        libc::O_PATH | libc::O_CLOEXEC,
+                        sys::RESOLVE_NO_XDEV_STRICT,
+                    )
+                };
+                let opened = match open() {
+                    Some(Err(e)) if later.freed_for(&e) => open(),
+                    r => r,
+                };
                 match opened {
                     Some(Ok(fd)) => {
-                        let outcome = connect_via_fd(fd.as_fd());
+                        let outcome = connect_via_fd(fd.as_fd(), later);
                         if !matches!(outcome, Outcome::Unavailable(_)) {
+                            later.keep(fd);
                             return Some(outcome);
                         }
                         drop(fd);
+                        // Out of descriptors: give back the marker's own too.
+                        later.close_now();
                         self.retry_after_settling(|| connect_via_fd_at(loc, &rel))
                     }
                     // A symlink or a mount point: a path we do not control.
@@ -548,7 +569,7 @@ fn connect_via_fd_at(loc: Loc<'_>, rel: &std::ffi::CStr) -> Outcome {
         libc::O_PATH | libc::O_CLOEXEC,
         sys::RESOLVE_NO_XDEV_STRICT,
     ) {
-        Some(Ok(fd)) => connect_via_fd(fd.as_fd()),
+        Some(Ok(fd)) => connect_via_fd(fd.as_fd(), &mut sys::CloseLater::default()),
         Some(Err(e)) => classify(e.raw_os_error().unwrap_or(libc::EIO)),
         None => Outcome::Unavailable("openat2 became unavailable"),
     }

@@ -868,7 +868,8 @@ impl Watcher {
         let inotify = unsafe { BorrowedFd::borrow_raw(inotify) };
         // Through the open descriptor, so the watch is on the directory
         // that was opened; by path only where /proc is missing.
-        let via_fd = CString::new(format!("/proc/self/fd/{}", run.as_raw_fd())).expect("no NUL");
+        let via_fd =
+            CString::new(format!("/proc/thread-self/fd/{}", run.as_raw_fd())).expect("no NUL");
         let r = add_watch(inotify, &via_fd, RUN_MASK).or_else(|e| {
             if e.raw_os_error() == Some(libc::ENOENT) {
                 let p = sys::cpath(&self.run_path)?;
@@ -892,7 +893,7 @@ impl Watcher {
         }
         // SAFETY: the descriptor lives as long as self.
         let inotify = unsafe { BorrowedFd::borrow_raw(inotify) };
-        let mut path = format!("/proc/self/fd/{}/", run.as_raw_fd()).into_bytes();
+        let mut path = format!("/proc/thread-self/fd/{}/", run.as_raw_fd()).into_bytes();
         path.extend_from_slice(name.to_bytes());
         let path = CString::new(path).expect("no NUL");
         let Ok(name) = name.to_str() else { return };
