@@ -434,18 +434,14 @@ pub(crate) fn uptime_secs(
     later: &mut sys::CloseLater,
 ) -> Result<Option<u64>> {
     let rel = loc.rel(PID_FILE);
-    let open = || {
+    let opened = later.open(|| {
         sys::openat2(
             loc.base(),
             &rel,
             libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
             sys::RESOLVE_NO_XDEV_STRICT,
         )
-    };
-    let opened = match open() {
-        Some(Err(e)) if later.freed_for(&e) => open(),
-        r => r,
-    };
+    });
     let st = match opened {
         Some(Ok(fd)) => {
             let st = sys::fstat(fd.as_fd());

@@ -374,18 +374,14 @@ impl Prober {
                 let rel = loc.rel(super::markers::SOCKET_FILE);
                 // Without O_NOFOLLOW, RESOLVE_NO_SYMLINKS refuses a symlink
                 // as the last component too (ELOOP) instead of opening it.
-                let open = || {
+                let opened = later.open(|| {
                     sys::openat2(
                         loc.base(),
                         &rel,
                         libc::O_PATH | libc::O_CLOEXEC,
                         sys::RESOLVE_NO_XDEV_STRICT,
                     )
-                };
-                let opened = match open() {
-                    Some(Err(e)) if later.freed_for(&e) => open(),
-                    r => r,
-                };
+                });
                 match opened {
                     Some(Ok(fd)) => {
                         let outcome = connect_via_fd(fd.as_fd(), later);

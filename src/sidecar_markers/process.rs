@@ -93,16 +93,12 @@ enum StatRead {
 fn read_proc_stat(pid: u32, later: &mut sys::CloseLater) -> io::Result<StatRead> {
     let path = format!("/proc/{pid}/stat");
     let denied = |e: &io::Error| matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES));
-    let open = || {
+    let fd = later.open(|| {
         sys::open(
             std::path::Path::new(&path),
             libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
         )
-    };
-    let fd = match open() {
-        Err(e) if later.freed_for(&e) => open(),
-        r => r,
-    };
+    });
     let fd = match fd {
         Ok(fd) => fd,
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ESRCH)) => {

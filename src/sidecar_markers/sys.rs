@@ -412,16 +412,16 @@ impl CloseLater {
         self.len += 1;
     }
 
-    /// After `e` from an open: when it is a descriptor shortage and
-    /// something is held, closes it and says to try once more (a marker's
-    /// own descriptors must not make its next check fail).
-    pub(crate) fn freed_for(&mut self, e: &io::Error) -> bool {
-        let short = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
-        if short && self.len > 0 {
+    /// Runs `open`; when it fails for lack of descriptors while some are
+    /// held here, closes those and runs it once more (a marker's own
+    /// descriptors must not make its next check fail).
+    pub(crate) fn open<R: Opened>(&mut self, open: impl Fn() -> R) -> R {
+        let first = open();
+        if first.short_of_descriptors() && self.len > 0 {
             self.close_now();
-            return true;
+            return open();
         }
-        false
+        first
     }
 
     /// Closes what is held now (a descriptor shortage needs them back).
@@ -455,6 +455,24 @@ impl CloseLater {
             i = j + 1;
         }
         self.len = 0;
+    }
+}
+
+/// What an open returns, asked whether it failed for lack of descriptors
+/// (`EMFILE`, `ENFILE`): `io::Result`, or [`openat2`]'s `Option` of one.
+pub(crate) trait Opened {
+    fn short_of_descriptors(&self) -> bool;
+}
+
+impl<T> Opened for io::Result<T> {
+    fn short_of_descriptors(&self) -> bool {
+        matches!(self, Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)))
+    }
+}
+
+impl<T> Opened for Option<io::Result<T>> {
+    fn short_of_descriptors(&self) -> bool {
+        self.as_ref().is_some_and(Opened::short_of_descriptors)
     }
 }
 
