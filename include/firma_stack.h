@@ -143,6 +143,20 @@ enum FirmaStatus
      * pid. Nothing was signalled.
      */
     FIRMA_PIDFD_UNAVAILABLE = 9,
+    /**
+     * `"untrusted_directory"`: the runtime directory or its `run/` fails
+     * the trust checks (writable by others, a stranger's symlink, owners
+     * that disagree) for a call that removes, signals or writes. Nothing
+     * was changed.
+     */
+    FIRMA_UNTRUSTED_DIRECTORY = 10,
+    /**
+     * `"not_authorized"`: `firma_sidecar_stop` refused, because the
+     * marker's owner (bounded by the runtime directory's owner) could not
+     * signal that process, the marker is nobody's claim, or the process is
+     * a kernel thread or the caller's ancestor. Nothing was signalled.
+     */
+    FIRMA_NOT_AUTHORIZED = 11,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -369,7 +383,8 @@ uint32_t firma_abi_version(void);
  * signalled and its marker is collected. With `"kill": false`, a process
  * still running after the grace period gives `"exited": false` and its
  * marker stays. Refusals, with nothing signalled: `FIRMA_IDENTITY_UNVERIFIABLE`,
- * `FIRMA_PID_REUSED`, `FIRMA_REFUSED`, `FIRMA_PIDFD_UNAVAILABLE`. Free
+ * `FIRMA_PID_REUSED`, `FIRMA_REFUSED`, `FIRMA_PIDFD_UNAVAILABLE`,
+ * `FIRMA_NOT_AUTHORIZED`, `FIRMA_UNTRUSTED_DIRECTORY`. Free
  * `*out_json` with `firma_string_free`.
  *
  * # Safety

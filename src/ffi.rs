@@ -129,6 +129,16 @@ pub enum FirmaStatus {
     /// 5.3 or later is required); it never falls back to signalling by bare
     /// pid. Nothing was signalled.
     FIRMA_PIDFD_UNAVAILABLE = 9,
+    /// `"untrusted_directory"`: the runtime directory or its `run/` fails
+    /// the trust checks (writable by others, a stranger's symlink, owners
+    /// that disagree) for a call that removes, signals or writes. Nothing
+    /// was changed.
+    FIRMA_UNTRUSTED_DIRECTORY = 10,
+    /// `"not_authorized"`: `firma_sidecar_stop` refused, because the
+    /// marker's owner (bounded by the runtime directory's owner) could not
+    /// signal that process, the marker is nobody's claim, or the process is
+    /// a kernel thread or the caller's ancestor. Nothing was signalled.
+    FIRMA_NOT_AUTHORIZED = 11,
 }
 
 /// An error on its way across the boundary: the core's error object. Its
@@ -179,6 +189,8 @@ impl FirmaStatus {
             ErrorCode::PidReused => FirmaStatus::FIRMA_PID_REUSED,
             ErrorCode::Refused => FirmaStatus::FIRMA_REFUSED,
             ErrorCode::PidfdUnavailable => FirmaStatus::FIRMA_PIDFD_UNAVAILABLE,
+            ErrorCode::UntrustedDirectory => FirmaStatus::FIRMA_UNTRUSTED_DIRECTORY,
+            ErrorCode::NotAuthorized => FirmaStatus::FIRMA_NOT_AUTHORIZED,
         }
     }
 }
@@ -627,7 +639,8 @@ fn stop_options(json: Option<&str>) -> Result<sm::StopOptions, FfiError> {
 /// signalled and its marker is collected. With `"kill": false`, a process
 /// still running after the grace period gives `"exited": false` and its
 /// marker stays. Refusals, with nothing signalled: `FIRMA_IDENTITY_UNVERIFIABLE`,
-/// `FIRMA_PID_REUSED`, `FIRMA_REFUSED`, `FIRMA_PIDFD_UNAVAILABLE`. Free
+/// `FIRMA_PID_REUSED`, `FIRMA_REFUSED`, `FIRMA_PIDFD_UNAVAILABLE`,
+/// `FIRMA_NOT_AUTHORIZED`, `FIRMA_UNTRUSTED_DIRECTORY`. Free
 /// `*out_json` with `firma_string_free`.
 ///
 /// # Safety
@@ -880,6 +893,8 @@ mod tests {
             (FirmaStatus::FIRMA_PID_REUSED, 7),
             (FirmaStatus::FIRMA_REFUSED, 8),
             (FirmaStatus::FIRMA_PIDFD_UNAVAILABLE, 9),
+            (FirmaStatus::FIRMA_UNTRUSTED_DIRECTORY, 10),
+            (FirmaStatus::FIRMA_NOT_AUTHORIZED, 11),
         ];
         for (status, n) in cases {
             assert_eq!(status as i32, n);
@@ -902,7 +917,7 @@ mod tests {
         assert_eq!(st, FirmaStatus::FIRMA_OK as i32);
         assert_eq!(
             take(out),
-            r#"["invalid_argument","io","marker_parse","identity_mismatch","internal","identity_unverifiable","pid_reused","refused","pidfd_unavailable"]"#
+            r#"["invalid_argument","io","marker_parse","identity_mismatch","internal","identity_unverifiable","pid_reused","refused","pidfd_unavailable","untrusted_directory","not_authorized"]"#
         );
         for (i, code) in ErrorCode::ALL.into_iter().enumerate() {
             assert_eq!(FirmaStatus::of(code) as usize, i + 1, "{code}");

@@ -39,6 +39,17 @@ const (
 	// required) and never falls back to signalling by bare pid. Nothing was
 	// signalled.
 	CodePidfdUnavailable ErrorCode = "pidfd_unavailable"
+	// CodeUntrustedDirectory: the runtime directory or its run/ fails the
+	// trust checks (writable by others, a stranger's symlink, owners that
+	// disagree) for a call that removes, signals or writes. Nothing was
+	// changed.
+	CodeUntrustedDirectory ErrorCode = "untrusted_directory"
+	// CodeNotAuthorized: [Stop] refused, because the marker's owner (bounded
+	// by the runtime directory's owner) could not signal that process, the
+	// marker is nobody's claim, or the process is a kernel thread or the
+	// caller's ancestor. Nothing was signalled; NoIdentityCheck does not
+	// override it.
+	CodeNotAuthorized ErrorCode = "not_authorized"
 )
 
 // Error is a failure reported by the core.
@@ -67,6 +78,8 @@ var (
 	ErrPidReused            = &Error{Code: CodePidReused}
 	ErrRefused              = &Error{Code: CodeRefused}
 	ErrPidfdUnavailable     = &Error{Code: CodePidfdUnavailable}
+	ErrUntrustedDirectory   = &Error{Code: CodeUntrustedDirectory}
+	ErrNotAuthorized        = &Error{Code: CodeNotAuthorized}
 )
 
 // Error implements the error interface.

@@ -5,7 +5,9 @@ variant, see ``python/src/exceptions.rs``) and fills the attributes; these
 classes only hold them. Every class has a ``code`` equal to the error code of
 the C ABI (``invalid_argument``, ``io``, ``marker_parse``,
 ``identity_mismatch``, ``internal``, and the refusals of :func:`stop`:
-``identity_unverifiable``, ``pid_reused``, ``refused``, ``pidfd_unavailable``).
+``identity_unverifiable``, ``pid_reused``, ``refused``, ``pidfd_unavailable``,
+``not_authorized``; and ``untrusted_directory`` for a runtime directory that
+fails the trust checks).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ __all__ = [
     "PidReusedError",
     "StopRefusedError",
     "PidfdUnavailableError",
+    "NotAuthorizedError",
+    "UntrustedDirectoryError",
 ]
 
 
@@ -237,3 +241,31 @@ class PidfdUnavailableError(_StopRefusal):
         super().__init__(message, path=path, sandbox_id=sandbox_id, pid=pid)
         self.errno = errno
 
+
+
+class NotAuthorizedError(_ReasonedStopRefusal):
+    """:func:`stop` refused: the marker's owner (bounded by the owner of the
+    runtime directory) could not signal that process, the marker is nobody's
+    claim (writable by others, owners that disagree), or the process is a
+    kernel thread or an ancestor of the caller. ``reason`` says which.
+    Nothing was signalled; ``verify_identity=False`` does not override it."""
+
+    code: ClassVar[str] = "not_authorized"
+
+
+class UntrustedDirectoryError(StackError):
+    """The runtime directory or its ``run/`` fails the trust checks
+    (writable by others, a stranger's symlink, owners that disagree) for a
+    call that removes, signals or writes. Nothing was changed. ``action``
+    names what was refused, ``reason`` why."""
+
+    code: ClassVar[str] = "untrusted_directory"
+    _fields: ClassVar[Tuple[str, ...]] = ("path", "action", "reason")
+
+    action: str
+    reason: str
+
+    def __init__(self, message: str, *, path: Optional[str], action: str, reason: str) -> None:
+        super().__init__(message, path=path)
+        self.action = action
+        self.reason = reason

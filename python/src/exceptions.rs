@@ -59,6 +59,8 @@ where
 /// | `pid_reused`        | `PidReusedError`                                  |
 /// | `refused`           | `StopRefusedError`                                |
 /// | `pidfd_unavailable` | `PidfdUnavailableError`                           |
+/// | `untrusted_directory` | `UntrustedDirectoryError`                       |
+/// | `not_authorized`    | `NotAuthorizedError`                              |
 pub(crate) fn class_name(code: ErrorCode) -> &'static str {
     match code {
         ErrorCode::InvalidArgument => "InvalidArgumentError",
@@ -70,6 +72,8 @@ pub(crate) fn class_name(code: ErrorCode) -> &'static str {
         ErrorCode::PidReused => "PidReusedError",
         ErrorCode::Refused => "StopRefusedError",
         ErrorCode::PidfdUnavailable => "PidfdUnavailableError",
+        ErrorCode::UntrustedDirectory => "UntrustedDirectoryError",
+        ErrorCode::NotAuthorized => "NotAuthorizedError",
     }
 }
 
@@ -124,6 +128,12 @@ pub(crate) fn from_stack_error(py: Python<'_>, err: StackError) -> PyErr {
             pid,
             reason,
             ..
+        }
+        | StackError::NotAuthorized {
+            sandbox_id,
+            pid,
+            reason,
+            ..
         } => vec![
             ("path", path),
             ("sandbox_id", obj(py, sandbox_id)),
@@ -146,6 +156,11 @@ pub(crate) fn from_stack_error(py: Python<'_>, err: StackError) -> PyErr {
             }
             attrs
         }
+        StackError::UntrustedDirectory { action, reason, .. } => vec![
+            ("path", path),
+            ("action", obj(py, *action)),
+            ("reason", obj(py, reason)),
+        ],
         // Attributes of a variant added later: the path, if any.
         _ => vec![("path", path)],
     };

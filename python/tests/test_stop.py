@@ -189,6 +189,8 @@ def test_refusal_classes_codes_and_pickling(firma_runtime_dir: str) -> None:
         PidReusedError: "pid_reused",
         StopRefusedError: "refused",
         firma_stack.PidfdUnavailableError: "pidfd_unavailable",
+        firma_stack.NotAuthorizedError: "not_authorized",
+        firma_stack.UntrustedDirectoryError: "untrusted_directory",
     }
     for cls, code in expected.items():
         assert issubclass(cls, firma_stack.StackError) and cls.code == code

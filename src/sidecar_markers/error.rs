@@ -40,11 +40,22 @@ pub enum ErrorCode {
     /// or a sandbox forbidding the calls); it fails closed and never falls
     /// back to signalling by bare pid. Nothing was signalled.
     PidfdUnavailable,
+    /// The runtime directory, or its `run/`, fails the trust checks
+    /// (writable by others, a symlink owned by a stranger, owners that
+    /// disagree) for an operation that removes, signals or writes. Nothing
+    /// was changed. See docs/design.md, "Trust".
+    UntrustedDirectory,
+    /// `stop` refused: whoever the marker speaks for (the owner of the
+    /// marker, bounded by the owner of the runtime directory) could not
+    /// signal that process, the marker is nobody's claim (writable by
+    /// others, owners that disagree), or the process is a kernel thread or
+    /// an ancestor of the caller. Nothing was signalled.
+    NotAuthorized,
 }
 
 impl ErrorCode {
     /// Every code, in the order of their C status numbers (1, 2, ...).
-    pub const ALL: [ErrorCode; 9] = [
+    pub const ALL: [ErrorCode; 11] = [
         ErrorCode::InvalidArgument,
         ErrorCode::Io,
         ErrorCode::MarkerParse,
@@ -54,6 +65,8 @@ impl ErrorCode {
         ErrorCode::PidReused,
         ErrorCode::Refused,
         ErrorCode::PidfdUnavailable,
+        ErrorCode::UntrustedDirectory,
+        ErrorCode::NotAuthorized,
     ];
 
     /// The snake_case name used in JSON and by every binding.
@@ -68,6 +81,8 @@ impl ErrorCode {
             ErrorCode::PidReused => "pid_reused",
             ErrorCode::Refused => "refused",
             ErrorCode::PidfdUnavailable => "pidfd_unavailable",
+            ErrorCode::UntrustedDirectory => "untrusted_directory",
+            ErrorCode::NotAuthorized => "not_authorized",
         }
     }
 }
@@ -184,6 +199,25 @@ pub enum StackError {
         #[source]
         source: io::Error,
     },
+
+    /// The runtime directory or `run/` fails the trust checks for an
+    /// operation that removes, signals or writes. `path` is the directory.
+    #[error("refusing to {action} under {}: {reason}", path.display())]
+    UntrustedDirectory {
+        action: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+
+    /// `stop` refused: the authority the marker carries does not reach the
+    /// process. `path` is the marker directory.
+    #[error("refusing to signal pid {pid} of sandbox {sandbox_id:?}: {reason}")]
+    NotAuthorized {
+        path: PathBuf,
+        sandbox_id: String,
+        pid: u32,
+        reason: String,
+    },
 }
 
 impl StackError {
@@ -215,6 +249,8 @@ impl StackError {
             StackError::PidReused { .. } => ErrorCode::PidReused,
             StackError::Refused { .. } => ErrorCode::Refused,
             StackError::PidfdUnavailable { .. } => ErrorCode::PidfdUnavailable,
+            StackError::UntrustedDirectory { .. } => ErrorCode::UntrustedDirectory,
+            StackError::NotAuthorized { .. } => ErrorCode::NotAuthorized,
         }
     }
 
@@ -238,7 +274,9 @@ impl StackError {
             | StackError::IdentityUnverifiable { path, .. }
             | StackError::PidReused { path, .. }
             | StackError::Refused { path, .. }
-            | StackError::PidfdUnavailable { path, .. } => Some(path),
+            | StackError::PidfdUnavailable { path, .. }
+            | StackError::UntrustedDirectory { path, .. }
+            | StackError::NotAuthorized { path, .. } => Some(path),
             StackError::InvalidSandboxId { .. } | StackError::InvalidArgument { .. } => None,
         }
     }
