@@ -283,11 +283,12 @@ fn a_sidecar_in_another_pid_namespace_is_refused() {
     let err = stop(rt.path(), "ns-1", &opts(100)).unwrap_err();
     assert_eq!(err.code(), ErrorCode::IdentityUnverifiable, "{err}");
     assert!(err.to_string().contains("another pid namespace"), "{err}");
-    // With the opt-out, its pid (1 in its namespace) is still never signalled.
+    // The opt-out never overrides a pid recorded in another namespace
+    // (docs/design.md, "Trust"): the number names another process here.
     let unsafe_opts = unverified(100);
     assert_eq!(
         stop(rt.path(), "ns-1", &unsafe_opts).unwrap_err().code(),
-        ErrorCode::Refused
+        ErrorCode::IdentityUnverifiable
     );
     assert!(ns.marker.exists());
     assert!(alive(ns.unshare.id()));

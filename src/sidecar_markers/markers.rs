@@ -211,9 +211,25 @@ pub(crate) struct Marker {
     /// Device and inode of the `metadata.toml` that was read, so a collector
     /// can tell it still holds the marker it judged.
     pub meta_id: (u64, u64),
+    /// Owner and mode of that `metadata.toml` (half of whose claim the
+    /// marker is: see [`Marker::owner`]).
+    pub meta_owner: (u32, u32),
 }
 
 impl Marker {
+    /// Whose claim this marker (the entry `name` of the open `run/`) is:
+    /// `authority::claim` over its directory and its `metadata.toml`. One
+    /// `lstat`, made only by what removes or signals.
+    pub fn owner(&self, run: BorrowedFd<'_>, name: &CStr) -> std::result::Result<u32, String> {
+        let st = sys::lstatat(run, name)
+            .map_err(|e| format!("cannot stat the marker directory: {e}"))?;
+        if !sys::is_dir(&st) {
+            return Err("the marker is no longer a directory".to_owned());
+        }
+        let (meta_uid, meta_mode) = self.meta_owner;
+        super::authority::claim(st.st_uid, st.st_mode, meta_uid, meta_mode)
+    }
+
     /// The entry of this marker (its strings move into it: a scan builds
     /// one entry per marker and has no further use for the marker).
     pub fn into_entry(self, state: State, uptime_secs: Option<u64>) -> SidecarEntry {
@@ -420,6 +436,7 @@ pub(crate) fn read_marker(
         meta,
         endpoint,
         meta_id: (st.st_dev, st.st_ino),
+        meta_owner: (st.st_uid, st.st_mode),
     })
 }
 

@@ -11,6 +11,7 @@
 //! or removed. Each marker is read once per call, and the same verdict
 //! decides both its state and whether it is collected.
 
+mod authority;
 mod error;
 mod gc;
 mod markers;
@@ -322,7 +323,9 @@ impl Assessment {
                 "process cannot be checked: {why}; endpoint: {}",
                 outcome.detail()
             ),
-            Liveness::Alive(process::Identity::Unchecked(why)) => {
+            Liveness::Alive(
+                process::Identity::Unchecked(why) | process::Identity::Foreign(why),
+            ) => {
                 format!("{}; identity not checked: {why}", outcome.detail())
             }
             Liveness::Alive(_) => outcome.detail(),
@@ -604,6 +607,11 @@ fn scan_part(
     let mut out = Scan::default();
     let mut prober = mode.probe.map(|o| Prober::new(o.timeout, window));
     let mut waiting: Vec<Option<Waiting>> = Vec::new();
+    let bounding = if mode.collect {
+        authority::bounding_owners(run)
+    } else {
+        Vec::new()
+    };
 
     for entry in std::iter::from_fn(|| batches.take()).flatten() {
         // This marker's descriptors, closed together at the end of the
@@ -665,7 +673,8 @@ fn scan_part(
         };
         let liveness = process::liveness_in(&marker.meta, &mut later);
         if liveness.is_stale() {
-            if mode.collect {
+            // Only what the bounding owners could remove themselves.
+            if mode.collect && authority::may_remove(&bounding, marker.owner(run, name)).is_ok() {
                 // Nothing of the marker stays open while it is removed (an
                 // open file unlinked on NFS would keep the tree non-empty).
                 later.close_now();

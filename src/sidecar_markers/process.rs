@@ -32,6 +32,11 @@ use super::sys;
 /// Inode of the initial pid namespace (`PROC_PID_INIT_INO`).
 pub(crate) const INITIAL_PID_NS_INODE: u64 = 0xEFFF_FFFC;
 
+/// Why an existing pid may not be the marker's process: the marker records
+/// no pid namespace and the reader is not in the initial one.
+const FOREIGN: &str =
+    "the marker records no pid namespace and the reader is not in the initial one";
+
 /// The verdict on a marker's pid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Liveness {
@@ -59,8 +64,24 @@ pub(crate) enum Identity {
     /// The marker records no (complete) identity; the pid exists.
     NotRecorded,
     /// The process exists but its identity could not be read (`EPERM` on
-    /// `/proc/<pid>`, or `/proc` hides it).
+    /// `/proc/<pid>`, or `/proc` hides it). The only case, with
+    /// [`Identity::NotRecorded`], that `stop`'s opt-out may override.
     Unchecked(&'static str),
+    /// A process with that pid exists here, but the pid may have been
+    /// recorded in another pid namespace than the reader's, so it may be
+    /// another process: nothing proves it either way, and no opt-out makes
+    /// it the marker's.
+    Foreign(&'static str),
+}
+
+impl Identity {
+    /// Whether `stop`'s unsafe opt-out (`verify_identity: false`) may act
+    /// on this identity: only when the check could not be made at all
+    /// (nothing recorded, or `/proc` withheld), never when the pid may name
+    /// another process (docs/design.md, "Trust").
+    pub fn opt_out_may_override(self) -> bool {
+        matches!(self, Identity::NotRecorded | Identity::Unchecked(_))
+    }
 }
 
 impl Liveness {
@@ -305,19 +326,21 @@ fn judge(meta: &MetadataFile, host: &Host, later: &mut sys::CloseLater) -> io::R
                     )
                 });
             }
-            Ok(Liveness::Alive(if complete && same_ns {
-                Identity::Verified
+            Ok(Liveness::Alive(if !same_ns {
+                Identity::Foreign(FOREIGN)
             } else if complete {
-                Identity::Unchecked("the reader is not in the initial pid namespace")
+                Identity::Verified
             } else {
                 Identity::NotRecorded
             }))
         }
+        StatRead::Denied if !same_ns => Ok(Liveness::Alive(Identity::Foreign(FOREIGN))),
         StatRead::Denied => Ok(Liveness::Alive(Identity::Unchecked(
             "permission denied reading /proc/<pid>/stat",
         ))),
         // /proc may hide the process from us; only ESRCH proves it gone.
         StatRead::Absent => Ok(match kill_probe(pid)? {
+            true if !same_ns => Liveness::Alive(Identity::Foreign(FOREIGN)),
             true => Liveness::Alive(Identity::Unchecked("/proc hides the process")),
             false if same_ns => Liveness::Gone,
             false => Liveness::Unverifiable(
@@ -339,6 +362,113 @@ pub(crate) fn kill_probe(pid: u32) -> io::Result<bool> {
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// `PF_KTHREAD` in the flags of `/proc/<pid>/stat`: a kernel thread.
+const PF_KTHREAD: u64 = 0x0020_0000;
+
+/// What `stop` reads of a pinned process to decide whether the marker's
+/// authority reaches it (docs/design.md, "Trust").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Creds {
+    /// Real, effective, saved and filesystem uid (`Uid:` of
+    /// `/proc/<pid>/status`, as the reader's user namespace sees them).
+    pub uids: [u32; 4],
+    /// The parent's pid (`PPid:`), 0 for a namespace's first process.
+    pub ppid: u32,
+    /// A kernel thread (`PF_KTHREAD`).
+    pub kthread: bool,
+}
+
+/// The credentials of `pid`; `Ok(None)` when it does not exist.
+pub(crate) fn credentials(pid: u32) -> io::Result<Option<Creds>> {
+    let path = format!("/proc/{pid}/status");
+    let fd = match sys::open(
+        std::path::Path::new(&path),
+        libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+    ) {
+        Ok(fd) => fd,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ESRCH)) => {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    let bytes = match sys::read_capped(fd.as_fd(), 2048, 64 * 1024) {
+        Ok(Some(b)) => b,
+        Ok(None) => return Err(io::Error::other(format!("{path} is unexpectedly large"))),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let Some((uids, ppid)) = parse_status(&bytes) else {
+        return Err(io::Error::other(format!("cannot parse {path}")));
+    };
+    let flags = match stat_flags(pid)? {
+        Some(f) => f,
+        None => return Ok(None),
+    };
+    Ok(Some(Creds {
+        uids,
+        ppid,
+        kthread: flags & PF_KTHREAD != 0,
+    }))
+}
+
+/// The `Uid:` and `PPid:` lines of a `/proc/<pid>/status`.
+pub(crate) fn parse_status(bytes: &[u8]) -> Option<([u32; 4], u32)> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut uids = None;
+    let mut ppid = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("Uid:") {
+            let v: Vec<u32> = rest
+                .split_ascii_whitespace()
+                .map(str::parse)
+                .collect::<Result<_, _>>()
+                .ok()?;
+            uids = Some(<[u32; 4]>::try_from(v).ok()?);
+        } else if let Some(rest) = line.strip_prefix("PPid:") {
+            ppid = Some(rest.trim().parse().ok()?);
+        }
+    }
+    Some((uids?, ppid?))
+}
+
+/// Field 9 (`flags`) of `/proc/<pid>/stat`; `Ok(None)` when it is gone.
+fn stat_flags(pid: u32) -> io::Result<Option<u64>> {
+    let path = format!("/proc/{pid}/stat");
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ESRCH)) => {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    parse_stat_flags(&bytes)
+        .map(Some)
+        .ok_or_else(|| io::Error::other(format!("cannot parse {path}")))
+}
+
+/// The flags (field 9) of a `/proc/<pid>/stat` line.
+pub(crate) fn parse_stat_flags(bytes: &[u8]) -> Option<u64> {
+    let close = bytes.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&bytes[close + 1..]).ok()?;
+    // Field 3 is `state`; field 9 is 6 further on.
+    rest.split_ascii_whitespace().nth(6)?.parse().ok()
+}
+
+/// The caller's ancestors: its parent, the parent's parent, … up to the
+/// first process of its pid namespace. Never signalled by `stop`.
+pub(crate) fn own_ancestors() -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut pid = std::os::unix::process::parent_id();
+    while pid > 0 && !out.contains(&pid) {
+        out.push(pid);
+        pid = match credentials(pid) {
+            Ok(Some(c)) => c.ppid,
+            _ => break,
+        };
+    }
+    out
 }
 
 /// The identity the writer records for `pid`, as seen from this process.
@@ -404,6 +534,25 @@ mod tests {
         ] {
             assert_eq!(parse_uuid(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn status_and_stat_flags_parse() {
+        let status = b"Name:\tx\nPPid:\t7\nUid:\t1000\t1001\t1002\t1003\nGid:\t0\t0\t0\t0\n";
+        assert_eq!(parse_status(status), Some(([1000, 1001, 1002, 1003], 7)));
+        assert_eq!(parse_status(b"Uid:\t1\t2\t3\nPPid:\t1\n"), None);
+        assert_eq!(parse_status(b"PPid:\t1\n"), None);
+        let kthread = b"2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 2 0 0\n";
+        let flags = parse_stat_flags(kthread).unwrap();
+        assert_eq!(flags, 2_129_984);
+        assert_ne!(flags & PF_KTHREAD, 0);
+        let me = credentials(std::process::id()).unwrap().unwrap();
+        assert!(!me.kthread);
+        assert_eq!(me.ppid, std::os::unix::process::parent_id());
+        // SAFETY: getuid cannot fail.
+        assert_eq!(me.uids[0], unsafe { libc::getuid() });
+        let kthreadd = credentials(2).unwrap().unwrap();
+        assert!(kthreadd.kthread, "pid 2 is kthreadd on Linux");
     }
 
     #[test]

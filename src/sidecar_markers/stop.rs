@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use super::error::{Result, StackError};
 use super::markers::{self, Marker};
 use super::process::{self, Identity, Liveness};
-use super::{gc, sys};
+use super::{authority, gc, sys};
 
 /// Grace period used when the caller sets none.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
@@ -228,6 +228,7 @@ pub fn stop(
             name,
             marker,
             opts,
+            bounding: authority::bounding_owners(run),
         }
         .run()
     })?
@@ -240,6 +241,8 @@ struct Job<'a> {
     name: &'a CString,
     marker: Marker,
     opts: &'a StopOptions,
+    /// The non-root owners of the directory: they bound what may be done.
+    bounding: Vec<u32>,
 }
 
 /// What a liveness judgement allows.
@@ -272,8 +275,13 @@ impl Job<'_> {
         if let Go::Gone = self.judge(process::liveness(&self.marker.meta))? {
             return self.gone();
         }
-        // 2. Pids never signalled, whatever the marker says.
+        // 2. Pids never signalled, whatever the marker says; then whose
+        //    claim the marker is at all.
         self.refuse_pid()?;
+        let owner = self
+            .marker
+            .owner(self.run, self.name)
+            .map_err(|why| self.not_authorized(why))?;
         // 3. Pin the process, then prove again that it is the marker's.
         let pidfd = match pidfd_open(self.pid()) {
             Ok(fd) => fd,
@@ -284,9 +292,28 @@ impl Job<'_> {
         if let Go::Gone = self.judge(process::liveness(&self.marker.meta))? {
             return self.gone();
         }
-        // Still running after that read, the pinned process held the pid
-        // throughout it (a live process's pid cannot be reused), so the
-        // identity just proved is the pinned process's own.
+        // 4. Whether the marker's authority reaches the pinned process.
+        let creds = match process::credentials(self.pid()) {
+            Ok(Some(c)) => c,
+            Ok(None) => return self.gone(),
+            Err(e) => {
+                return Err(self.not_authorized(format!(
+                    "its credentials cannot be read from /proc/{}/status ({e})",
+                    self.pid()
+                )));
+            }
+        };
+        authority::may_signal(
+            &self.bounding,
+            owner,
+            self.pid(),
+            &creds,
+            &process::own_ancestors(),
+        )
+        .map_err(|why| self.not_authorized(why))?;
+        // Still running after those reads, the pinned process held the pid
+        // throughout them (a live process's pid cannot be reused), so the
+        // identity and credentials just read are the pinned process's own.
         if wait_exit(pidfd.as_fd(), Duration::ZERO).map_err(|e| self.poll_error(e))? {
             return self.gone();
         }
@@ -297,7 +324,18 @@ impl Job<'_> {
         }
     }
 
-    /// Maps a liveness verdict to what stop may do, or to its refusal.
+    fn not_authorized(&self, reason: String) -> StackError {
+        StackError::NotAuthorized {
+            path: self.marker.path.clone(),
+            sandbox_id: self.marker.meta.sandbox_id.clone(),
+            pid: self.pid(),
+            reason,
+        }
+    }
+
+    /// Maps a liveness verdict to what stop may do, or to its refusal. The
+    /// opt-out acts only where the identity check cannot be made at all;
+    /// it never overrides a proof (docs/design.md, "Trust").
     fn judge(&self, liveness: Liveness) -> Result<Go> {
         let unverifiable = |reason: &str| StackError::IdentityUnverifiable {
             path: self.marker.path.clone(),
@@ -313,13 +351,14 @@ impl Job<'_> {
                 pid: self.pid(),
             }),
             Liveness::Alive(Identity::Verified) => Ok(Go::Signal),
-            _ if !self.opts.verify_identity => Ok(Go::Signal),
+            Liveness::Alive(id) if id.opt_out_may_override() && !self.opts.verify_identity => {
+                Ok(Go::Signal)
+            }
             Liveness::Alive(Identity::NotRecorded) => Err(unverifiable(
                 "the marker records no boot_id and pid_start_ticks",
             )),
-            Liveness::Alive(Identity::Unchecked(why)) | Liveness::Unverifiable(why) => {
-                Err(unverifiable(why))
-            }
+            Liveness::Alive(Identity::Unchecked(why) | Identity::Foreign(why))
+            | Liveness::Unverifiable(why) => Err(unverifiable(why)),
         }
     }
 
@@ -380,8 +419,13 @@ impl Job<'_> {
     }
 
     /// Takes the marker exactly as `gc_stale` does: only the marker that was
-    /// judged (same `metadata.toml`), reported by exactly one caller.
+    /// judged (same `metadata.toml`), only when the bounding owners could
+    /// remove it themselves, reported by exactly one caller.
     fn collect(&self) -> Result<bool> {
+        let owner = self.marker.owner(self.run, self.name);
+        if authority::may_remove(&self.bounding, owner).is_err() {
+            return Ok(false);
+        }
         gc::take(self.run, self.name, Some(self.marker.meta_id))
             .map_err(|e| StackError::io("remove stopped marker", &self.marker.path, e))
     }
@@ -467,6 +511,11 @@ impl Job<'_> {
                 Ok(true)
             }
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(false),
+            // The kernel's word on the caller's own authority.
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => Err(self.not_authorized(format!(
+                "the caller may not signal it ({})",
+                io::Error::from_raw_os_error(libc::EPERM)
+            ))),
             Err(e) => Err(self.pidfd_error("pidfd_send_signal", e)),
         }
     }

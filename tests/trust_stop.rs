@@ -1,0 +1,393 @@
+//! docs/design.md, "Trust": a marker is a claim, not a proof. These tests
+//! attack `stop` (and collection) as an unprivileged user would — real users
+//! made with `useradd`, their processes run through `setpriv`, markers they
+//! write by hand with identity fields copied from `/proc` — and check that
+//! root lends its authority to none of it, while legitimate use (root
+//! stopping a tenant's own sidecar, a shared sticky `run/`) keeps working.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::users::TestUser;
+use common::*;
+use firma_stack::sidecar_markers::{ErrorCode, StopOptions, gc_stale, stop};
+
+fn opts() -> StopOptions {
+    StopOptions {
+        grace: Duration::from_secs(5),
+        ..StopOptions::default()
+    }
+}
+
+/// The identity lines a writer records for `pid`: anyone can read them
+/// from `/proc`, which is why they prove nothing about authority.
+fn identity_of(pid: u32) -> String {
+    format!(
+        "boot_id = \"{}\"\npid_start_ticks = {}\npid_ns_inode = {}\n",
+        boot_id(),
+        start_ticks(pid),
+        own_pid_ns()
+    )
+}
+
+/// A scratch directory others may traverse (mode 0711), holding the
+/// runtime directories of the test.
+fn scratch() -> tempfile::TempDir {
+    need_root("the trust-boundary tests use real users");
+    let d = runtime();
+    std::fs::set_permissions(
+        d.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o711),
+    )
+    .unwrap();
+    d
+}
+
+/// A directory `path` (mode 0700) that `user` owns, as its own runtime
+/// directory would be (root makes it: the scratch parent is root's).
+fn owned_dir(user: &TestUser, path: &Path) {
+    std::fs::create_dir(path).unwrap();
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    user.own(path);
+}
+
+/// As `user`, creates `rt/run/<id>/metadata.toml` (everything 0700/0600,
+/// the user's own) naming `pid` with its `/proc` identity: a forged marker.
+fn forge(user: &TestUser, rt: &Path, id: &str, pid: u32) -> PathBuf {
+    let meta = metadata(id, pid.into(), &identity_of(pid));
+    let marker = rt.join("run").join(id);
+    user.sh(&format!(
+        "umask 077; mkdir -p '{}' && printf '%s' '{}' > '{}/metadata.toml'",
+        marker.display(),
+        meta,
+        marker.display()
+    ));
+    marker
+}
+
+/// A process of `user`'s own (`sleep`), as its sidecar would be.
+fn sleeper_as(user: &TestUser) -> Child {
+    let child = user
+        .command("sleep")
+        .arg("60")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the user's sleep to exec", || {
+        std::fs::read_to_string(format!("/proc/{}/comm", child.id()))
+            .is_ok_and(|c| c.trim() == "sleep")
+    });
+    child
+}
+
+fn root_sleeper() -> Child {
+    let child = Command::new("sleep").arg("60").spawn().unwrap();
+    wait_until("sleep to exec", || {
+        std::fs::read_to_string(format!("/proc/{}/comm", child.id()))
+            .is_ok_and(|c| c.trim() == "sleep")
+    });
+    child
+}
+
+fn alive(child: &mut Child) -> bool {
+    child.try_wait().unwrap().is_none()
+}
+
+fn refused_code(rt: &Path, id: &str, o: &StopOptions) -> ErrorCode {
+    stop(rt, id, o)
+        .map(|out| panic!("stop of {id} was not refused: {out:?}"))
+        .unwrap_err()
+        .code()
+}
+
+#[test]
+fn a_forged_marker_cannot_make_root_signal_a_root_daemon_or_another_tenant() {
+    let s = scratch();
+    let attacker = TestUser::new("atk");
+    let tenant = TestUser::new("ten");
+    let rt = s.path().join("rt");
+    owned_dir(&attacker, &rt);
+    let mut daemon = root_sleeper();
+    let mut other = sleeper_as(&tenant);
+    forge(&attacker, &rt, "daemon", daemon.id());
+    forge(&attacker, &rt, "other", other.id());
+    for id in ["daemon", "other"] {
+        assert_eq!(refused_code(&rt, id, &opts()), ErrorCode::NotAuthorized);
+        // The opt-out changes nothing about authority.
+        let unsafe_opts = StopOptions {
+            verify_identity: false,
+            ..opts()
+        };
+        assert_eq!(
+            refused_code(&rt, id, &unsafe_opts),
+            ErrorCode::NotAuthorized
+        );
+        // The CLI: exit 2, the code named, nothing signalled.
+        let (code, _out, err) = firma_in(&rt, &["sidecar", "stop", id, "--json"]);
+        assert_eq!(code, 2, "{err}");
+    }
+    assert!(alive(&mut daemon) && alive(&mut other));
+    let (_, out, _) = firma_in(&rt, &["sidecar", "stop", "daemon", "--json"]);
+    assert!(out.contains("not_authorized"), "{out}");
+    assert!(rt.join("run/daemon/metadata.toml").exists());
+    daemon.kill().unwrap();
+    other.kill().unwrap();
+    let _ = (daemon.wait(), other.wait());
+}
+
+#[test]
+fn kernel_threads_are_never_signalled_even_on_roots_own_marker() {
+    let s = scratch();
+    let attacker = TestUser::new("kth");
+    let rt = s.path().join("rt");
+    owned_dir(&attacker, &rt);
+    forge(&attacker, &rt, "kthreadd", 2);
+    let e = stop(&rt, "kthreadd", &opts()).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::NotAuthorized, "{e}");
+    // Root's own marker for kthreadd: root could signal it, the rule
+    // still refuses a kernel thread.
+    let rt2 = s.path().join("rt2");
+    write_marker(&rt2, "kthreadd", &metadata("kthreadd", 2, &identity_of(2)));
+    let e = stop(&rt2, "kthreadd", &opts()).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::NotAuthorized, "{e}");
+    assert!(e.to_string().contains("kernel thread"), "{e}");
+}
+
+#[test]
+fn the_shell_that_runs_firma_is_never_signalled() {
+    let s = scratch();
+    let rt = s.path().join("rt");
+    // `sh` writes a marker for itself (root's own, a valid claim), then
+    // runs `firma stop` on it: firma's parent, an ancestor of the caller.
+    let script = format!(
+        "d='{rt}/run/parent'; mkdir -p \"$d\"; \
+         printf 'sandbox_id = \"parent\"\\nagent_id = \"a\"\\nsession_id = \"s\"\\n\
+authority_url = \"u\"\\npolicy_bundle_version = \"p\"\\npid = %s\\nstarted_at = \"t\"\\n\
+boot_id = \"%s\"\\npid_start_ticks = %s\\npid_ns_inode = {ns}\\n' \
+         $$ \"$(cat /proc/sys/kernel/random/boot_id)\" \
+         \"$(cut -d')' -f2- /proc/$$/stat | awk '{{print $20}}')\" > \"$d/metadata.toml\"; \
+         '{firma}' --runtime-dir '{rt}' sidecar stop parent --json; echo \"exit=$?\"",
+        rt = rt.display(),
+        ns = own_pid_ns(),
+        firma = FIRMA,
+    );
+    let out = Command::new("sh").args(["-c", &script]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // sh survived to print firma's exit code: it was not signalled.
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("exit=2"), "{stdout}");
+    assert!(
+        stdout.contains("not_authorized") && stdout.contains("ancestor"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn root_stops_a_tenants_own_sidecar_in_the_tenants_directory() {
+    let s = scratch();
+    let tenant = TestUser::new("own");
+    let rt = s.path().join("rt");
+    owned_dir(&tenant, &rt);
+    let mut mine = sleeper_as(&tenant);
+    let marker = forge(&tenant, &rt, "mine", mine.id());
+    let out = stop(&rt, "mine", &opts()).unwrap().unwrap();
+    assert_eq!(out.signals, ["SIGTERM"]);
+    assert!(out.exited && out.collected, "{out:?}");
+    assert!(!marker.exists());
+    let status = mine.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGTERM));
+}
+
+#[test]
+fn a_shared_sticky_run_lets_root_stop_each_tenant_only_within_its_own_processes() {
+    let s = scratch();
+    let alice = TestUser::new("ali");
+    let bob = TestUser::new("bob");
+    let rt = s.path().join("rt");
+    std::fs::create_dir_all(rt.join("run")).unwrap();
+    std::fs::set_permissions(&rt, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        rt.join("run"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .unwrap();
+    let mut a = sleeper_as(&alice);
+    let mut b = sleeper_as(&bob);
+    forge(&alice, &rt, "alice", a.id());
+    // Alice claims Bob's process: refused; Bob's own claim: stopped.
+    forge(&alice, &rt, "alice-claims-bob", b.id());
+    assert_eq!(
+        refused_code(&rt, "alice-claims-bob", &opts()),
+        ErrorCode::NotAuthorized
+    );
+    assert!(alive(&mut b));
+    let out = stop(&rt, "alice", &opts()).unwrap().unwrap();
+    assert!(out.exited && out.collected, "{out:?}");
+    a.wait().unwrap();
+    b.kill().unwrap();
+    b.wait().unwrap();
+}
+
+#[test]
+fn a_marker_writable_by_others_is_nobodys_claim() {
+    let s = scratch();
+    let rt = s.path().join("rt");
+    let mut victim = root_sleeper();
+    let marker = write_marker(
+        &rt,
+        "open",
+        &metadata("open", victim.id().into(), &identity_of(victim.id())),
+    );
+    for (dir_mode, file_mode) in [
+        (0o777, 0o600),
+        (0o770, 0o600),
+        (0o700, 0o666),
+        (0o700, 0o620),
+    ] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&marker, PermissionsExt::from_mode(dir_mode)).unwrap();
+        std::fs::set_permissions(
+            marker.join("metadata.toml"),
+            PermissionsExt::from_mode(file_mode),
+        )
+        .unwrap();
+        let e = stop(&rt, "open", &opts()).unwrap_err();
+        assert_eq!(
+            e.code(),
+            ErrorCode::NotAuthorized,
+            "{dir_mode:o}/{file_mode:o}: {e}"
+        );
+        assert!(e.to_string().contains("nobody's claim"), "{e}");
+    }
+    assert!(alive(&mut victim));
+    // Owners that disagree: a directory of another user's holding root's file.
+    let user = TestUser::new("dis");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&marker, PermissionsExt::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(
+        marker.join("metadata.toml"),
+        PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&marker, Some(user.uid), Some(user.gid)).unwrap();
+    let e = stop(&rt, "open", &opts()).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::NotAuthorized, "{e}");
+    assert!(alive(&mut victim));
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+}
+
+#[test]
+fn the_opt_out_never_overrides_another_pid_namespace() {
+    let s = scratch();
+    let rt = s.path().join("rt");
+    let mut victim = root_sleeper();
+    // The identity of a host process, recorded as if in another namespace:
+    // the number names some other process there, not this one.
+    let extra = format!(
+        "boot_id = \"{}\"\npid_start_ticks = {}\npid_ns_inode = 4026531000\n",
+        boot_id(),
+        start_ticks(victim.id())
+    );
+    write_marker(
+        &rt,
+        "foreign",
+        &metadata("foreign", victim.id().into(), &extra),
+    );
+    let unsafe_opts = StopOptions {
+        verify_identity: false,
+        ..opts()
+    };
+    assert_eq!(
+        refused_code(&rt, "foreign", &unsafe_opts),
+        ErrorCode::IdentityUnverifiable
+    );
+    let (code, out, _) = firma_in(
+        &rt,
+        &[
+            "sidecar",
+            "stop",
+            "foreign",
+            "--no-identity-check",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 2, "{out}");
+    assert!(alive(&mut victim));
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+}
+
+#[test]
+fn a_non_root_caller_gets_not_authorized_from_the_kernels_eperm() {
+    let s = scratch();
+    let user = TestUser::new("npr");
+    let rt = s.path().join("rt");
+    let mut victim = root_sleeper();
+    // Root's own valid claim, readable by everyone: root's marker, so the
+    // claim allows the signal; the caller is the one who may not.
+    let marker = write_marker(
+        &rt,
+        "roots",
+        &metadata("roots", victim.id().into(), &identity_of(victim.id())),
+    );
+    use std::os::unix::fs::PermissionsExt;
+    for d in [&rt, &rt.join("run"), &marker] {
+        std::fs::set_permissions(d, PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(
+        marker.join("metadata.toml"),
+        PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let out = user
+        .command(FIRMA)
+        .arg("--runtime-dir")
+        .arg(&rt)
+        .args(["sidecar", "stop", "roots", "--json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("not_authorized"), "{stdout}");
+    assert!(alive(&mut victim));
+    assert!(marker.join("metadata.toml").exists());
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+}
+
+#[test]
+fn collection_removes_only_what_the_directory_owner_could() {
+    let s = scratch();
+    let tenant = TestUser::new("col");
+    let rt = s.path().join("rt");
+    owned_dir(&tenant, &rt);
+    tenant.sh(&format!("umask 077; mkdir '{}/run'", rt.display()));
+    // Root's marker (root-owned, 0700) in the tenant's run/: stale, but the
+    // tenant could not have removed it, so neither does root's gc.
+    let roots = write_stale(&rt, "roots-stale", dead_pid());
+    // The tenant's own stale marker goes.
+    let dead = dead_pid();
+    let theirs = rt.join("run/theirs");
+    tenant.sh(&format!(
+        "umask 077; mkdir '{}' && printf '%s' '{}' > '{}/metadata.toml'",
+        theirs.display(),
+        metadata("theirs", dead.into(), ""),
+        theirs.display()
+    ));
+    assert_eq!(gc_stale(&rt).unwrap(), ["theirs"]);
+    assert!(has_metadata(&roots) && !theirs.exists());
+}
