@@ -391,3 +391,38 @@ fn collection_removes_only_what_the_directory_owner_could() {
     assert_eq!(gc_stale(&rt).unwrap(), ["theirs"]);
     assert!(has_metadata(&roots) && !theirs.exists());
 }
+
+/// Rewrites a marker's metadata.toml with only the seven seed fields (as
+/// the upstream launcher writes it: no identity) naming `pid`.
+fn strip_identity(marker: &Path, id: &str, pid: u32) {
+    std::fs::write(marker.join("metadata.toml"), metadata(id, pid.into(), "")).unwrap();
+}
+
+#[test]
+fn the_listener_of_the_markers_own_socket_proves_a_marker_without_identity() {
+    let rt = root_runtime("stop's socket proof");
+    let sidecar = Sidecar::start(rt.path(), "bare-serving", &[]);
+    strip_identity(&sidecar.marker, "bare-serving", sidecar.pid);
+    // No identity fields: without the listener's proof this would be
+    // identity_unverifiable. The socket's listener is the recorded pid.
+    let out = stop(rt.path(), "bare-serving", &opts()).unwrap().unwrap();
+    assert_eq!(out.signals, ["SIGTERM"], "{out:?}");
+    assert!(out.exited, "{out:?}");
+    assert_ne!(proc_state(sidecar.pid), "S", "the sidecar was stopped");
+}
+
+#[test]
+fn a_socket_served_by_another_process_proves_nothing() {
+    let rt = root_runtime("stop's socket proof");
+    let sidecar = Sidecar::start(rt.path(), "decoy", &[]);
+    let mut victim = root_sleeper();
+    // The marker names the sleeper, but its socket is the sidecar's.
+    strip_identity(&sidecar.marker, "decoy", victim.id());
+    assert_eq!(
+        refused_code(rt.path(), "decoy", &opts()),
+        ErrorCode::IdentityUnverifiable
+    );
+    assert!(alive(&mut victim));
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+}

@@ -628,3 +628,70 @@ fn sockaddr_in(addr: &SocketAddr) -> (libc::c_int, libc::sockaddr_storage, libc:
         }
     }
 }
+
+/// `SO_PEERPIDFD` (Linux 6.5): a pidfd of a connected socket's peer.
+const SO_PEERPIDFD: libc::c_int = 77;
+
+/// The process listening on the marker's own socket (`<marker>/sidecar.sock`,
+/// opened beneath the marker without following a symlink or crossing a
+/// mount), pinned: a pidfd from `SO_PEERPIDFD` and its pid as this reader's
+/// pid namespace sees it. `None` when there is no such proof here: no
+/// socket, nobody accepting connections, a kernel without `SO_PEERPIDFD`,
+/// a listener that has exited or lives in a pid namespace this reader
+/// cannot see. (docs/design.md, "Trust": how it combines with the identity
+/// fields.)
+pub(crate) fn socket_listener(loc: Loc<'_>) -> Option<(OwnedFd, u32)> {
+    let rel = loc.rel(super::markers::SOCKET_FILE);
+    let path = sys::openat2(
+        loc.base(),
+        &rel,
+        libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        sys::RESOLVE_NO_XDEV_STRICT,
+    )?
+    .ok()?;
+    let st = sys::fstat(path.as_fd()).ok()?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return None;
+    }
+    let (addr, len) = sockaddr_un(format!("/proc/thread-self/fd/{}", path.as_raw_fd()).as_bytes())?;
+    let sock = new_socket(libc::AF_UNIX).ok()?;
+    // A Unix stream connect completes at once or fails (a full backlog:
+    // EAGAIN); it never waits here.
+    if connect(&sock, &addr, len) != 0 {
+        return None;
+    }
+    let mut fd: libc::c_int = -1;
+    let mut size = mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `fd` is a writable c_int of `size` bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_PEERPIDFD,
+            (&mut fd as *mut libc::c_int).cast(),
+            &mut size,
+        )
+    };
+    if rc != 0 || fd < 0 {
+        return None;
+    }
+    // SAFETY: the kernel returned a new descriptor that nothing else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let pid = pidfd_pid(pidfd.as_fd())?;
+    Some((pidfd, pid))
+}
+
+/// The pid a pidfd names in this reader's pid namespace (`Pid:` of its
+/// fdinfo); `None` when the process has exited (-1) or is not visible here
+/// (0).
+pub(crate) fn pidfd_pid(pidfd: BorrowedFd<'_>) -> Option<u32> {
+    let info =
+        std::fs::read_to_string(format!("/proc/thread-self/fdinfo/{}", pidfd.as_raw_fd())).ok()?;
+    let pid: i64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Pid:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    u32::try_from(pid).ok().filter(|&p| p > 0)
+}

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use super::error::{Result, StackError};
 use super::markers::{self, Marker};
 use super::process::{self, Identity, Liveness};
-use super::{authority, gc, sys};
+use super::{authority, gc, probe, sys};
 
 /// Grace period used when the caller sets none.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
@@ -271,8 +271,14 @@ impl Job<'_> {
     }
 
     fn run(&self) -> Result<StopOutcome> {
-        // 1. The one liveness function, before anything else.
-        if let Go::Gone = self.judge(process::liveness(&self.marker.meta))? {
+        // 1. The one liveness function, before anything else. Where the
+        //    identity fields cannot prove the process, the listener of the
+        //    marker's own socket may: a pidfd of it, its pid the recorded one.
+        let liveness = process::liveness(&self.marker.meta);
+        let listener = self.socket_proof(liveness);
+        if listener.is_none()
+            && let Go::Gone = self.judge(liveness)?
+        {
             return self.gone();
         }
         // 2. Pids never signalled, whatever the marker says; then whose
@@ -283,13 +289,24 @@ impl Job<'_> {
             .owner(self.run, self.name)
             .map_err(|why| self.not_authorized(why))?;
         // 3. Pin the process, then prove again that it is the marker's.
-        let pidfd = match pidfd_open(self.pid()) {
-            Ok(fd) => fd,
-            // Exited since the judgement: nothing to signal.
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return self.gone(),
-            Err(e) => return Err(self.pidfd_error("pidfd_open", e)),
+        let by_socket = listener.is_some();
+        let pidfd = match listener {
+            Some(pidfd) => pidfd,
+            None => match pidfd_open(self.pid()) {
+                Ok(fd) => fd,
+                // Exited since the judgement: nothing to signal.
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return self.gone(),
+                Err(e) => return Err(self.pidfd_error("pidfd_open", e)),
+            },
         };
-        if let Go::Gone = self.judge(process::liveness(&self.marker.meta))? {
+        let again = process::liveness(&self.marker.meta);
+        if by_socket {
+            // The listener, pinned, must still be the recorded pid and
+            // the fields must still not prove it stopped.
+            if again.is_stale() || probe::pidfd_pid(pidfd.as_fd()) != Some(self.pid()) {
+                return self.gone();
+            }
+        } else if let Go::Gone = self.judge(again)? {
             return self.gone();
         }
         // 4. Whether the marker's authority reaches the pinned process.
@@ -322,6 +339,28 @@ impl Job<'_> {
             Some(_lock) => self.signal_and_wait(pidfd.as_fd()),
             None => self.follow(pidfd.as_fd()),
         }
+    }
+
+    /// The proof the marker's own socket gives where the identity fields
+    /// give none (nothing recorded, `/proc` withheld, no namespace
+    /// recorded): the listener of `<marker>/sidecar.sock`, pinned by
+    /// `SO_PEERPIDFD`, whose pid is the recorded one. Never consulted for a
+    /// verdict the fields decide (verified, reused, gone, another boot, a
+    /// pid recorded in another namespace).
+    fn socket_proof(&self, liveness: Liveness) -> Option<OwnedFd> {
+        let undecided = matches!(
+            liveness,
+            Liveness::Alive(Identity::NotRecorded | Identity::Unchecked(_) | Identity::Foreign(_))
+        );
+        if !undecided || !matches!(self.marker.endpoint, markers::Endpoint::MarkerSocket) {
+            return None;
+        }
+        let loc = markers::Loc::Entry {
+            run: self.run,
+            name: self.name,
+        };
+        let (pidfd, pid) = probe::socket_listener(loc)?;
+        (pid == self.pid()).then_some(pidfd)
     }
 
     fn not_authorized(&self, reason: String) -> StackError {
