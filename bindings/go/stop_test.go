@@ -49,6 +49,12 @@ func procField(t *testing.T, pid, field int) string {
 // (boot id, start ticks, the pid namespace), with ticks shifted by skew.
 func identityTOML(t *testing.T, pid int, skew uint64) string {
 	t.Helper()
+	return identityTOMLIn(t, pid, skew, ownPidNS(t))
+}
+
+// identityTOMLIn is identityTOML as if recorded in the pid namespace ns.
+func identityTOMLIn(t *testing.T, pid int, skew, ns uint64) string {
+	t.Helper()
 	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	if err != nil {
 		t.Fatal(err)
@@ -57,12 +63,18 @@ func identityTOML(t *testing.T, pid int, skew uint64) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return fmt.Sprintf("boot_id = %q\npid_start_ticks = %d\npid_ns_inode = %d\n",
+		strings.TrimSpace(string(boot)), ticks+skew, ns)
+}
+
+// ownPidNS is the inode of this process's pid namespace.
+func ownPidNS(t *testing.T) uint64 {
+	t.Helper()
 	var st syscall.Stat_t
 	if err := syscall.Stat("/proc/self/ns/pid", &st); err != nil {
 		t.Fatal(err)
 	}
-	return fmt.Sprintf("boot_id = %q\npid_start_ticks = %d\npid_ns_inode = %d\n",
-		strings.TrimSpace(string(boot)), ticks+skew, st.Ino)
+	return st.Ino
 }
 
 func identityMarker(t *testing.T, dir, id string, pid int, skew uint64) string {
@@ -225,5 +237,112 @@ func TestStopDeadAndZombieAreNotSignalledAndCollected(t *testing.T) {
 	}
 	if out, err := firmastack.Stop(context.Background(), dir, "go-dead", firmastack.StopOptions{}); out != nil || err != nil {
 		t.Fatalf("no marker: %v, %v", out, err)
+	}
+}
+
+// The trust boundary (docs/design.md, "Trust"; tests/trust_stop.rs) through
+// the Go binding: markers that are nobody's claim or whose owner could not
+// signal the process, and a pid recorded in another pid namespace.
+
+// checkRefused stops id with an immediate SIGKILL (what a stop let through
+// would send at once), with and without NoIdentityCheck, and checks that
+// each is refused with want's code, about the marker, its message naming
+// the sandbox, the pid and why (each of whys); then that the process is
+// alive and the marker kept.
+func checkRefused(t *testing.T, dir, id string, pid int, want *firmastack.Error, whys ...string) {
+	t.Helper()
+	marker := filepath.Join(dir, "run", id)
+	for _, noCheck := range []bool{false, true} {
+		opts := firmastack.StopOptions{Signal: syscall.SIGKILL, Grace: 100 * time.Millisecond, NoIdentityCheck: noCheck}
+		out, err := firmastack.Stop(context.Background(), dir, id, opts)
+		var e *firmastack.Error
+		if out != nil || !errors.Is(err, want) || !errors.As(err, &e) {
+			t.Fatalf("%s (NoIdentityCheck %v): %+v, %v; want %v", id, noCheck, out, err, want.Code)
+		}
+		prefix := fmt.Sprintf("refusing to signal pid %d of sandbox %q: ", pid, id)
+		if e.Code != want.Code || e.Path != marker || e.Errno != 0 || !strings.HasPrefix(e.Message, prefix) {
+			t.Errorf("%s (NoIdentityCheck %v): %#v", id, noCheck, e)
+		}
+		for _, why := range whys {
+			if !strings.Contains(e.Message, why) {
+				t.Errorf("%s (NoIdentityCheck %v): the message does not say %q: %s", id, noCheck, why, e.Message)
+			}
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if !alive(pid) {
+		t.Fatalf("%s: a refused stop signalled pid %d", id, pid)
+	}
+	if !fixture.Exists(t, filepath.Join(marker, "metadata.toml")) {
+		t.Fatalf("%s: a refused stop removed the marker", id)
+	}
+}
+
+func TestStopRefusesAMarkerWritableByOthersEvenWithTheOptOut(t *testing.T) {
+	dir := fixture.RuntimeDir(t)
+	sleeper := startProcess(t, "sleep", "60")
+	pid := sleeper.Process.Pid
+	marker := identityMarker(t, dir, "go-open", pid, 0)
+	if err := os.Chmod(marker, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	checkRefused(t, dir, "go-open", pid, firmastack.ErrNotAuthorized, "nobody's claim", "0777")
+	// No longer writable by others, the same marker is this caller's claim
+	// on its own process: stopped. The refusal was the mode's alone.
+	if err := os.Chmod(marker, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	out := mustStop(t, context.Background(), dir, "go-open", firmastack.StopOptions{Grace: 5 * time.Second})
+	if !reflect.DeepEqual(out.Signals, []string{"SIGTERM"}) || !out.Exited || !out.Collected {
+		t.Fatalf("outcome %+v", out)
+	}
+}
+
+func TestStopRefusesAnotherPidNamespaceEvenWithTheOptOut(t *testing.T) {
+	const foreignNS = 4026531000
+	if ownPidNS(t) == foreignNS {
+		t.Fatal("this process is in the pid namespace the test calls foreign")
+	}
+	dir := fixture.RuntimeDir(t)
+	sleeper := startProcess(t, "sleep", "60")
+	pid := sleeper.Process.Pid
+	// A live process's identity, as if recorded in another pid namespace:
+	// there the pid names some other process.
+	fixture.WriteMarker(t, dir, "go-foreign-ns",
+		fixture.Metadata("go-foreign-ns", pid, "")+identityTOMLIn(t, pid, 0, foreignNS))
+	checkRefused(t, dir, "go-foreign-ns", pid, firmastack.ErrIdentityUnverifiable,
+		"identity cannot be verified", "another pid namespace")
+}
+
+func TestStopRefusesAnotherUsersMarkerForARootProcess(t *testing.T) {
+	dir := fixture.RuntimeDir(t)
+	u := fixture.NewUser(t, "stop")
+	sleeper := startProcess(t, "sleep", "60")
+	pid := sleeper.Process.Pid
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(status), "\nUid:\t0\t0\t0\t0\n") {
+		t.Fatalf("the sleeper is not root's:\n%s", status)
+	}
+	marker := identityMarker(t, dir, "go-not-theirs", pid, 0)
+	// The user's own claim (directory and metadata.toml both its, writable
+	// by no one else) on root's process, which the user could not signal.
+	chown := func(uid, gid int) {
+		for _, p := range []string{marker, filepath.Join(marker, "metadata.toml")} {
+			if err := os.Chown(p, uid, gid); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	chown(u.UID, u.GID)
+	checkRefused(t, dir, "go-not-theirs", pid, firmastack.ErrNotAuthorized,
+		fmt.Sprintf("the marker's owner, uid %d, could not signal it", u.UID))
+	// Handed back to root, the same marker is root's claim: stopped.
+	chown(0, 0)
+	out := mustStop(t, context.Background(), dir, "go-not-theirs", firmastack.StopOptions{Grace: 5 * time.Second})
+	if !reflect.DeepEqual(out.Signals, []string{"SIGTERM"}) || !out.Exited || !out.Collected {
+		t.Fatalf("outcome %+v", out)
 	}
 }

@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, NamedTuple
 
 REPO = Path(__file__).resolve().parents[2]
 RELEASE = REPO / "target" / "release"
@@ -30,6 +30,15 @@ ENTRY_KEYS = [
     "listen",
     "uptime_secs",
 ]
+
+
+class User(NamedTuple):
+    """A real system user made by the ``throwaway_user`` fixture
+    (conftest.py) for one test."""
+
+    name: str
+    uid: int
+    gid: int
 
 
 def metadata_toml(sandbox_id: str, pid: int, **extra: Any) -> str:

@@ -8,14 +8,16 @@ malformed markers) come from firma-testkit, see ``_support.core_fixture``.
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
+import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, List, Optional
 
 import pytest
 
-from _support import EXAMPLE_SIDECAR, FIRMA, TESTKIT, metadata_toml
+from _support import EXAMPLE_SIDECAR, FIRMA, TESTKIT, User, metadata_toml
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -51,3 +53,37 @@ def raw_marker(firma_runtime_dir: str) -> Callable[..., Path]:
         return marker
 
     return write
+
+
+_user_serial = itertools.count()
+
+
+def _retry(argv: List[str]) -> "subprocess.CompletedProcess[str]":
+    """Runs argv, retried while another useradd/userdel (other tests, other
+    checkouts) holds the password file's lock."""
+    for _ in range(99):
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode == 0:
+            return done
+        time.sleep(0.05)
+    return subprocess.run(argv, capture_output=True, text=True, check=False)
+
+
+@pytest.fixture
+def throwaway_user() -> Iterator[User]:
+    """A real user made for one test (``useradd --system --no-create-home
+    --user-group``) and deleted with ``userdel`` afterwards: an owner other
+    than root for files and processes. Root only; fails (never skips) when
+    not root, like the core's trust tests."""
+    assert os.geteuid() == 0, "throwaway_user needs root (useradd)"
+    name = f"fpy{os.getpid() % 100000}{next(_user_serial)}"
+    done = _retry(["useradd", "--system", "--no-create-home", "--user-group",
+                   "--shell", "/usr/sbin/nologin", name])
+    assert done.returncode == 0, f"useradd {name}: {done.stderr}"
+    try:
+        ids = [int(subprocess.run(["id", flag, name], capture_output=True, text=True,
+                                  check=True).stdout) for flag in ("-u", "-g")]
+        yield User(name, ids[0], ids[1])
+    finally:
+        done = _retry(["userdel", name])
+        assert done.returncode == 0, f"userdel {name}: {done.stderr}"

@@ -5,25 +5,27 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Type, TypeVar
 
 import pytest
 
 import firma_stack
 from firma_stack import (
     IdentityUnverifiableError,
+    NotAuthorizedError,
     PidReusedError,
     StopOutcome,
     StopRefusedError,
 )
 from firma_stack.testing import SidecarProcess, write_marker
 
-from _support import firma_cli, metadata_toml
+from _support import User, firma_cli, metadata_toml
 
 Start = Callable[..., SidecarProcess]
 
@@ -201,3 +203,98 @@ def test_refusal_classes_codes_and_pickling(firma_runtime_dir: str) -> None:
     assert type(again) is StopRefusedError
     assert (again.sandbox_id, again.pid, again.reason, again.path) == (
         "py-pickle", 1, info.value.reason, info.value.path)
+
+
+# The trust boundary (docs/design.md, "Trust"; tests/trust_stop.rs): markers
+# that are nobody's claim, or whose owner could not signal the process, and
+# a pid recorded in another pid namespace. Each refusal is tried with an
+# immediate SIGKILL (what a stop that got through would send at once), with
+# and without the opt-out, and must leave the process and the marker alone.
+
+
+def _real_uid(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("Uid:")[1].split()[0])
+
+
+E = TypeVar("E", bound=firma_stack.StackError)
+
+
+def _refused(cls: Type[E], runtime_dir: str, sid: str, verify: bool) -> E:
+    """The refusal of a SIGKILL stop of ``sid``, which must be exactly ``cls``
+    and survive pickling with every attribute."""
+    with pytest.raises(cls) as info:
+        firma_stack.stop(runtime_dir, sid, signal=signal.SIGKILL, grace=0.0,
+                         verify_identity=verify)
+    e = info.value
+    assert type(e) is cls, (verify, e)
+    again = pickle.loads(pickle.dumps(e))
+    assert type(again) is cls and str(again) == str(e)
+    assert vars(again) == vars(e), (vars(again), vars(e))
+    return e
+
+
+def test_a_marker_writable_by_others_is_nobodys_claim_even_with_the_opt_out(
+    firma_runtime_dir: str, sleeper: "subprocess.Popen[bytes]"
+) -> None:
+    marker = write_marker(firma_runtime_dir, "py-open", pid=sleeper.pid)
+    os.chmod(marker, 0o777)
+    for verify in (True, False):
+        e = _refused(NotAuthorizedError, firma_runtime_dir, "py-open", verify)
+        assert (e.code, e.sandbox_id, e.pid, e.path) == (
+            "not_authorized", "py-open", sleeper.pid, marker)
+        assert "nobody's claim" in e.reason and "0777" in e.reason, e.reason
+        assert e.reason in e.message
+    time.sleep(0.05)
+    assert _alive(sleeper.pid) and os.path.isfile(os.path.join(marker, "metadata.toml"))
+    # The same marker, no longer writable by others, is root's claim on
+    # root's own process: stopped. The refusal above was the mode's alone.
+    os.chmod(marker, 0o700)
+    out = firma_stack.stop(firma_runtime_dir, "py-open", grace=5.0)
+    assert out is not None and out.signals == ["SIGTERM"] and out.collected
+    assert sleeper.wait(10) == -signal.SIGTERM
+
+
+def test_another_pid_namespace_is_unverifiable_even_with_the_opt_out(
+    firma_runtime_dir: str, raw_marker: Callable[..., Path], sleeper: "subprocess.Popen[bytes]"
+) -> None:
+    foreign_ns = 4026531000
+    assert os.stat("/proc/self/ns/pid").st_ino != foreign_ns
+    # The identity of a live process of ours, as if recorded in another
+    # pid namespace: there the pid names some other process.
+    marker = raw_marker(
+        "py-foreign-ns", pid=sleeper.pid,
+        boot_id=Path("/proc/sys/kernel/random/boot_id").read_text().strip(),
+        pid_start_ticks=_start_ticks(sleeper.pid), pid_ns_inode=foreign_ns)
+    for verify in (True, False):
+        e = _refused(IdentityUnverifiableError, firma_runtime_dir, "py-foreign-ns", verify)
+        assert (e.code, e.sandbox_id, e.pid, e.path) == (
+            "identity_unverifiable", "py-foreign-ns", sleeper.pid, str(marker))
+        assert "namespace" in e.reason, e.reason
+    time.sleep(0.05)
+    assert _alive(sleeper.pid) and (marker / "metadata.toml").is_file()
+
+
+def test_a_marker_owned_by_another_user_cannot_stop_a_root_process(
+    firma_runtime_dir: str, sleeper: "subprocess.Popen[bytes]", throwaway_user: User
+) -> None:
+    assert _real_uid(sleeper.pid) == 0
+    marker = write_marker(firma_runtime_dir, "py-not-theirs", pid=sleeper.pid)
+    # The user's claim (directory and metadata.toml both its own, writable by
+    # no one else) on root's process: the user could not signal it.
+    for path in (marker, os.path.join(marker, "metadata.toml")):
+        os.chown(path, throwaway_user.uid, throwaway_user.gid)
+        assert os.stat(path).st_mode & 0o022 == 0
+    for verify in (True, False):
+        e = _refused(NotAuthorizedError, firma_runtime_dir, "py-not-theirs", verify)
+        assert (e.code, e.sandbox_id, e.pid, e.path) == (
+            "not_authorized", "py-not-theirs", sleeper.pid, marker)
+        assert f"uid {throwaway_user.uid}" in e.reason and "could not signal" in e.reason, e.reason
+    time.sleep(0.05)
+    assert _alive(sleeper.pid) and os.path.isfile(os.path.join(marker, "metadata.toml"))
+    # Handed back to root, the same marker is root's claim: stopped.
+    for path in (marker, os.path.join(marker, "metadata.toml")):
+        os.chown(path, 0, 0)
+    out = firma_stack.stop(firma_runtime_dir, "py-not-theirs", grace=5.0)
+    assert out is not None and out.signals == ["SIGTERM"] and out.collected
+    assert sleeper.wait(10) == -signal.SIGTERM

@@ -10,6 +10,7 @@
  * must fail closed instead (FIRMA_PIDFD_UNAVAILABLE, errno ENOSYS, nothing
  * signalled, marker kept); those tests check exactly that, and say so.
  */
+#include <pwd.h>
 #include <sys/syscall.h>
 
 #include "processes.h"
@@ -52,9 +53,20 @@ static pid_t term_ignorer(void)
     return pid;
 }
 
+/* The inode of this process's pid namespace. */
+static unsigned long long own_pid_ns(void)
+{
+    struct stat ns;
+    if (stat("/proc/self/ns/pid", &ns) != 0)
+        h_die("/proc/self/ns/pid");
+    return (unsigned long long)ns.st_ino;
+}
+
 /* The identity the core's writer would record for pid (boot id, start
- * ticks shifted by skew, pid namespace), as TOML lines. */
-static void identity_toml(char *buf, size_t size, pid_t pid, unsigned long long skew)
+ * ticks shifted by skew), as if recorded in the pid namespace ns, as TOML
+ * lines. */
+static void identity_toml_in(char *buf, size_t size, pid_t pid, unsigned long long skew,
+                             unsigned long long ns)
 {
     char path[64], line[1024], boot[64] = "";
     h_path(path, sizeof path, "/proc/%d/stat", (int)pid);
@@ -75,11 +87,15 @@ static void identity_toml(char *buf, size_t size, pid_t pid, unsigned long long 
         h_die("boot_id");
     fclose(f);
     boot[strcspn(boot, "\n")] = '\0';
-    struct stat ns;
-    if (stat("/proc/self/ns/pid", &ns) != 0)
-        h_die("/proc/self/ns/pid");
     snprintf(buf, size, "boot_id = \"%s\"\npid_start_ticks = %llu\npid_ns_inode = %llu\n", boot,
-             ticks + skew, (unsigned long long)ns.st_ino);
+             ticks + skew, ns);
+}
+
+/* The identity the core's writer would record for pid (boot id, start
+ * ticks shifted by skew, pid namespace), as TOML lines. */
+static void identity_toml(char *buf, size_t size, pid_t pid, unsigned long long skew)
+{
+    identity_toml_in(buf, size, pid, skew, own_pid_ns());
 }
 
 static void identity_marker(const char *rt, const char *id, pid_t pid, unsigned long long skew)
@@ -116,6 +132,7 @@ static void test_status_numbers_of_the_refusals(void)
     CHECK(FIRMA_PID_REUSED == 7);
     CHECK(FIRMA_REFUSED == 8);
     CHECK(FIRMA_PIDFD_UNAVAILABLE == 9);
+    CHECK(FIRMA_NOT_AUTHORIZED == 11);
 }
 
 static void test_serving_sidecar_stopped_by_sigterm(void)
@@ -265,6 +282,195 @@ static void test_bad_options_are_invalid_arguments(void)
     h_rm_rf(rt);
 }
 
+/* ---- the trust boundary ------------------------------------------------ */
+
+#define REFUSAL_OPTS_N 2
+static const char *const refusal_opts[REFUSAL_OPTS_N] = {
+    /* SIGKILL at once if it were allowed: a refusal must stop it */
+    "{\"signal\":9}",
+    /* the opt-out changes nothing about these refusals */
+    "{\"signal\":9,\"verify_identity\":false}",
+};
+
+/* Stops id with each of refusal_opts and checks the refusal: status, the
+ * error object's shape and code, its path (the marker), its message naming
+ * the pid and why; then that pid is alive and the marker kept. */
+static void check_refused(const char *rt, const char *id, pid_t pid, int32_t status,
+                          const char *code, const char *why)
+{
+    char marker[PATH_MAX], path_json[PATH_MAX + 16], meta[PATH_MAX], who[128];
+    h_path(marker, sizeof marker, "%s/run/%s", rt, id);
+    h_path(meta, sizeof meta, "%s/metadata.toml", marker);
+    h_path(path_json, sizeof path_json, "\"path\":\"%s\"", marker);
+    h_path(who, sizeof who, "refusing to signal pid %d of sandbox ", (int)pid);
+    for (size_t i = 0; i < REFUSAL_OPTS_N; i++) {
+        char *out = NULL;
+        CHECK_CALL(firma_sidecar_stop(rt, id, refusal_opts[i], &out), status, out);
+        CHECK_MSG(h_error_shape(out, code, 1, -1), "%s %s: %s", id, refusal_opts[i],
+                  out ? out : "(NULL)");
+        CHECK_CONTAINS(out, path_json);
+        CHECK_CONTAINS(out, who);
+        CHECK_CONTAINS(out, why);
+        firma_string_free(out);
+    }
+    struct timespec pause = {0, 50 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    CHECK_MSG(alive(pid), "%s: a refused stop signalled pid %d", id, (int)pid);
+    CHECK_MSG(h_exists(meta), "%s: a refused stop removed the marker", id);
+}
+
+/* After the refusals, the same marker made a valid claim of root's on
+ * root's own process must be stopped (so the refusal was the trust check's
+ * alone); where pidfds are unavailable it fails closed instead. */
+static void check_stoppable(const char *rt, const char *id, pid_t pid)
+{
+    char *out = NULL;
+    if (checked_fail_closed(rt, id, "{\"signal\":9}", pid))
+        return;
+    CHECK_CALL(firma_sidecar_stop(rt, id, "{\"signal\":9}", &out), FIRMA_OK, out);
+    CHECK_CONTAINS(out, "\"signals\":[\"SIGKILL\"],\"exited\":true,\"killed\":true,\"collected\":true");
+    firma_string_free(out);
+}
+
+static void test_a_marker_writable_by_others_is_nobodys_claim(void)
+{
+    char rt[PATH_MAX], marker[PATH_MAX];
+    h_runtime(rt, sizeof rt, true);
+    pid_t pid = term_ignorer(); /* a live process of ours (root's) */
+    identity_marker(rt, "c-open", pid, 0);
+    h_path(marker, sizeof marker, "%s/run/c-open", rt);
+    if (chmod(marker, 0777) != 0)
+        h_die(marker);
+    /* Refused before any pidfd is opened: the same with or without pidfds
+     * (under valgrind too). */
+    check_refused(rt, "c-open", pid, FIRMA_NOT_AUTHORIZED, "not_authorized",
+                  "(mode 0777) is writable by others, so it is nobody's claim");
+    /* (A stop let through may have collected it: then there is nothing to
+     * hand back.) */
+    bool kept = chmod(marker, 0700) == 0;
+    CHECK_MSG(kept, "chmod %s: %s", marker, strerror(errno));
+    if (kept)
+        check_stoppable(rt, "c-open", pid);
+    reap(pid);
+    h_rm_rf(rt);
+}
+
+static void test_another_pid_namespace_is_unverifiable_even_with_the_opt_out(void)
+{
+    const unsigned long long foreign_ns = 4026531000ULL;
+    char rt[PATH_MAX], extra[512];
+    CHECK_MSG(own_pid_ns() != foreign_ns, "this process is in the namespace called foreign");
+    h_runtime(rt, sizeof rt, true);
+    pid_t pid = term_ignorer();
+    /* A live process's identity, as if recorded in another pid namespace:
+     * there the pid names some other process. Judged before any pidfd. */
+    identity_toml_in(extra, sizeof extra, pid, 0, foreign_ns);
+    h_write_marker(rt, "c-foreign-ns", "c-foreign-ns", pid, extra);
+    check_refused(rt, "c-foreign-ns", pid, FIRMA_IDENTITY_UNVERIFIABLE, "identity_unverifiable",
+                  "recorded in another pid namespace than the reader's");
+    reap(pid);
+    h_rm_rf(rt);
+}
+
+/* Runs argv (found in PATH), its output discarded; its exit status, or -1. */
+static int run_quiet(char *const argv[])
+{
+    extern char **environ;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+    pid_t pid;
+    int status = 0;
+    fflush(NULL);
+    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0)
+        return -1;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Runs argv, retried while another useradd/userdel (other tests, other
+ * checkouts) holds the password file's lock; true when it succeeded. */
+static bool run_retried(char *const argv[])
+{
+    struct timespec wait = {0, 50 * 1000 * 1000};
+    for (int i = 0; i < 100; i++) {
+        if (run_quiet(argv) == 0)
+            return true;
+        nanosleep(&wait, NULL);
+    }
+    return false;
+}
+
+/* A real user made for one test (useradd --system --no-create-home
+ * --user-group); name receives its name, for user_del. */
+static void user_add(char *name, size_t size, uid_t *uid, gid_t *gid)
+{
+    static unsigned serial;
+    h_path(name, size, "fc%d%u", (int)(getpid() % 100000), serial++);
+    char *argv[] = {"useradd", "--system", "--no-create-home", "--user-group",
+                    "--shell", "/usr/sbin/nologin", name, NULL};
+    if (!run_retried(argv)) {
+        fprintf(stderr, "fixture error: useradd %s failed (this test needs root)\n", name);
+        exit(2);
+    }
+    struct passwd *pw = getpwnam(name);
+    if (pw == NULL)
+        h_die("getpwnam");
+    *uid = pw->pw_uid;
+    *gid = pw->pw_gid;
+}
+
+static void user_del(char *name)
+{
+    char *argv[] = {"userdel", name, NULL};
+    CHECK_MSG(run_retried(argv), "userdel %s failed", name);
+}
+
+static void test_another_users_marker_cannot_stop_a_root_process(void)
+{
+    char rt[PATH_MAX], marker[PATH_MAX], meta[PATH_MAX], name[32], why[128];
+    uid_t uid;
+    gid_t gid;
+    user_add(name, sizeof name, &uid, &gid);
+    h_runtime(rt, sizeof rt, true);
+    pid_t pid = term_ignorer(); /* root's, as this test is */
+    identity_marker(rt, "c-not-theirs", pid, 0);
+    h_path(marker, sizeof marker, "%s/run/c-not-theirs", rt);
+    h_path(meta, sizeof meta, "%s/metadata.toml", marker);
+    /* The user's own claim (directory and metadata.toml its, writable by no
+     * one else) on root's process, which the user could not signal. */
+    if (chown(marker, uid, gid) != 0 || chown(meta, uid, gid) != 0) {
+        int e = errno;
+        user_del(name);
+        errno = e;
+        h_die("chown");
+    }
+    if (have_pidfd) {
+        h_path(why, sizeof why, "the marker's owner, uid %u, could not signal it", (unsigned)uid);
+        check_refused(rt, "c-not-theirs", pid, FIRMA_NOT_AUTHORIZED, "not_authorized", why);
+    } else {
+        /* Authority is judged on the pinned process, after pidfd_open,
+         * which fails here: closed either way, nothing signalled. */
+        for (size_t i = 0; i < REFUSAL_OPTS_N; i++)
+            checked_fail_closed(rt, "c-not-theirs", refusal_opts[i], pid);
+    }
+    /* Handed back to root, the same marker is root's claim: stopped. (A
+     * stop let through may have collected it: then there is nothing to
+     * hand back, and the user must still be deleted.) */
+    bool kept = chown(marker, 0, 0) == 0 && chown(meta, 0, 0) == 0;
+    CHECK_MSG(kept, "chown %s: %s", marker, strerror(errno));
+    if (kept)
+        check_stoppable(rt, "c-not-theirs", pid);
+    reap(pid);
+    h_rm_rf(rt);
+    user_del(name);
+}
+
 int main(void)
 {
     signal(SIGCHLD, SIG_DFL);
@@ -283,5 +489,8 @@ int main(void)
     RUN(test_refusals_have_their_own_statuses_and_signal_nothing);
     RUN(test_dead_pid_collected_and_missing_marker_is_null);
     RUN(test_bad_options_are_invalid_arguments);
+    RUN(test_a_marker_writable_by_others_is_nobodys_claim);
+    RUN(test_another_pid_namespace_is_unverifiable_even_with_the_opt_out);
+    RUN(test_another_users_marker_cannot_stop_a_root_process);
     return h_summary();
 }
