@@ -1,45 +1,227 @@
 //! Removing marker directories without ever racing another collector into a
-//! half-removed marker.
+//! half-removed marker, and deciding which reserved names are debris.
 //!
 //! A marker leaves the namespace in one atomic step: it is renamed (with
-//! `RENAME_NOREPLACE`) to a reserved name `.gc-<pid>-<n>` in `run/`, and only
-//! the caller whose rename succeeded reports it. The renamed tree is removed
-//! afterwards; if that is interrupted, the leftover `.gc-*` directory is
-//! finished by a later collection. Listings never show dot-names.
+//! `RENAME_NOREPLACE`) to a reserved name `.gc-<pid>-<pidns>-<random>` in
+//! `run/`, and only the caller whose rename succeeded reports it. The
+//! renamed tree is removed afterwards; if that is interrupted, the leftover
+//! is finished by a later scan, but only when [`judge_debris`] proves it the
+//! library's own and its maker gone (docs/design.md, "Trust", "Debris").
+//! Listings never show dot-names.
 
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::sys;
+use super::{process, sys};
 
-/// Prefix of a marker being removed: `.gc-<collector pid>-<n>`.
+/// Prefix of a marker being removed: `.gc-<collector pid>-<pidns>-<random>`.
 pub(crate) const GC_PREFIX: &str = ".gc-";
+/// Prefix of a tree a collector moved out of the namespace, found not to be
+/// the marker it judged, and could not put back (its name was taken again
+/// meanwhile): `.kept-<pid>-<pidns>-<random>`. Never removed automatically.
+pub(crate) const KEPT_PREFIX: &str = ".kept-";
 
-/// The owner pid encoded in a reserved name (`.gc-<pid>-<n>` of a
-/// collector, `.tmp-<pid>-<n>` of a writer), if `name` is one.
-pub(crate) fn reserved_owner(name: &[u8]) -> Option<u32> {
-    let rest = name
-        .strip_prefix(GC_PREFIX.as_bytes())
-        .or_else(|| name.strip_prefix(super::writer::TMP_PREFIX.as_bytes()))?;
-    let pid = rest.split(|&b| b == b'-').next()?;
-    std::str::from_utf8(pid)
-        .ok()?
-        .parse()
-        .ok()
-        .filter(|p| (1..=super::MAX_PID).contains(p))
+/// A fresh reserved name `<prefix><pid>-<pidns>-<random>`: this process's
+/// pid, the inode of its pid namespace (0 when it cannot be read: such a
+/// name is never finished by anyone) and 64 bits from `getrandom(2)`, as 16
+/// hex digits, so no one can predict the name and plant something there
+/// first. Callers create it with `RENAME_NOREPLACE` or `mkdirat` and pick
+/// another on `EEXIST`.
+pub(crate) fn reserved_name(prefix: &str) -> CString {
+    let ns = process::own_namespaces().0.unwrap_or(0);
+    CString::new(format!(
+        "{prefix}{}-{ns}-{:016x}",
+        std::process::id(),
+        random_u64()
+    ))
+    .expect("no NUL in a formatted name")
 }
+
+/// 64 random bits from `getrandom(2)`. Should the call fail (a seccomp
+/// filter, a kernel before 3.17), a keyed hash of a counter and the clock
+/// stands in: its key comes from std's `RandomState`, which reads the OS's
+/// random source by other means, so the name stays unpredictable.
+fn random_u64() -> u64 {
+    let mut buf = [0u8; 8];
+    let mut got = 0;
+    while got < buf.len() {
+        // SAFETY: writes at most the remaining bytes of `buf`.
+        let n = unsafe { libc::getrandom(buf[got..].as_mut_ptr().cast(), buf.len() - got, 0) };
+        if n > 0 {
+            got += n as usize;
+        } else if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        } else {
+            use std::hash::BuildHasher;
+            use std::sync::atomic::{AtomicU64, Ordering};
+            static N: AtomicU64 = AtomicU64::new(0);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let n = N.fetch_add(1, Ordering::Relaxed);
+            return std::hash::RandomState::new().hash_one((n, now));
+        }
+    }
+    u64::from_le_bytes(buf)
+}
+
 /// Deepest directory nesting we remove; marker dirs are flat, and a deeper
 /// tree is left for a human rather than recursed into without bound.
 const MAX_DEPTH: usize = 8;
 
-static SEQ: AtomicU64 = AtomicU64::new(0);
+/// What a reserved name says about itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reserved {
+    /// A writer's temp dir or a collector's tomb, made by process `pid`.
+    /// `pid_ns`: the inode of that process's pid namespace, or `None` for
+    /// a name of the old form `<prefix><pid>-<n>`, which did not record it
+    /// (such a pid is taken to be the initial pid namespace's).
+    Work { pid: u32, pid_ns: Option<u64> },
+    /// `.kept-…`: never removed automatically.
+    Kept,
+    /// A reserved prefix in no form this library writes.
+    Unrecognised,
+}
 
-fn tomb_name() -> CString {
-    let n = SEQ.fetch_add(1, Ordering::Relaxed);
-    CString::new(format!("{GC_PREFIX}{}-{n}", std::process::id()))
-        .expect("no NUL in a formatted name")
+/// Whether `name` is reserved for the library (`.tmp-`, `.gc-`, `.kept-`)
+/// and what it says; `None` for any other name.
+pub(crate) fn parse_reserved(name: &[u8]) -> Option<Reserved> {
+    if name.starts_with(KEPT_PREFIX.as_bytes()) {
+        return Some(Reserved::Kept);
+    }
+    let rest = name
+        .strip_prefix(GC_PREFIX.as_bytes())
+        .or_else(|| name.strip_prefix(super::writer::TMP_PREFIX.as_bytes()))?;
+    let decimal = |b: &[u8]| -> Option<u64> {
+        if b.is_empty() || b.len() > 20 || !b.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(b).ok()?.parse().ok()
+    };
+    let fields: Vec<&[u8]> = rest.split(|&b| b == b'-').collect();
+    let pid = fields
+        .first()
+        .and_then(|f| decimal(f))
+        .and_then(|p| u32::try_from(p).ok())
+        .filter(|p| (1..=super::MAX_PID).contains(p));
+    let work = match (pid, fields.as_slice()) {
+        (Some(pid), [_, n]) if decimal(n).is_some() => Reserved::Work { pid, pid_ns: None },
+        (Some(pid), [_, ns, random])
+            if random.len() == 16 && random.iter().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            match decimal(ns) {
+                Some(ns) => Reserved::Work {
+                    pid,
+                    pid_ns: Some(ns),
+                },
+                None => Reserved::Unrecognised,
+            }
+        }
+        _ => Reserved::Unrecognised,
+    };
+    Some(work)
+}
+
+/// The device and inode of the entry [`judge_debris`] judged, so that what
+/// is removed is what was judged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Seen {
+    dev: u64,
+    ino: u64,
+}
+
+/// What a scan does with one reserved entry of `run/`.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Debris {
+    /// Provably the library's own, and its maker provably gone: finish
+    /// removing it ([`finish_leftover`], given the device and inode judged).
+    Finish(Seen),
+    /// A writer or collector at work (alive, seen from its own pid
+    /// namespace): leave it and say nothing.
+    InProgress,
+    /// It vanished while we looked.
+    Vanished,
+    /// Left in place, for the reason given (one line; `inspect` shows it).
+    Left(String),
+}
+
+/// Decides whether the reserved entry `name` of `run/` is debris a scan
+/// may finish (docs/design.md, "Trust", "Debris"). Both must hold:
+///
+/// 1. its owner (`lstat`) is the owner of `run/` or root, or — in a shared
+///    (sticky) `run/`, where each tenant can rename only its own entries —
+///    the caller's effective uid: nobody can launder someone else's tree
+///    into a reserved name and have it deleted with the caller's rights;
+/// 2. its maker is provably gone in the maker's own pid namespace: this
+///    process is in the namespace the name records (the initial one for
+///    old names that record none), and `kill(pid, 0)` says `ESRCH`.
+pub(crate) fn judge_debris(run: BorrowedFd<'_>, name: &CStr) -> Debris {
+    let left = |why: String| Debris::Left(format!("a reserved name, left in place: {why}"));
+    let (pid, pid_ns) = match parse_reserved(name.to_bytes()) {
+        None => return left("not a name reserved for the library".into()),
+        Some(Reserved::Kept) => {
+            return left(
+                "a tree a collector moved aside because it was not the marker it had judged \
+                 and its name was taken again; never removed automatically (a person decides)"
+                    .into(),
+            );
+        }
+        Some(Reserved::Unrecognised) => {
+            return left("the name is in no form this library writes".into());
+        }
+        Some(Reserved::Work { pid, pid_ns }) => (pid, pid_ns),
+    };
+    let st = match sys::lstatat(run, name) {
+        Ok(st) => st,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Debris::Vanished,
+        Err(e) => return left(format!("cannot stat it: {e}")),
+    };
+    let run_st = match sys::fstat(run) {
+        Ok(st) => st,
+        Err(e) => return left(format!("cannot stat run/: {e}")),
+    };
+    // SAFETY: geteuid cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let sticky = run_st.st_mode & libc::S_ISVTX != 0;
+    let owner = st.st_uid;
+    if !(owner == run_st.st_uid || owner == 0 || (sticky && owner == euid)) {
+        let caller = if sticky {
+            format!(", nor the caller (uid {euid})")
+        } else {
+            String::new()
+        };
+        return left(format!(
+            "owned by uid {owner}, neither run/'s owner (uid {}) nor root{caller}: \
+             not provably the library's",
+            run_st.st_uid
+        ));
+    }
+    let mine = process::own_namespaces().0;
+    match pid_ns {
+        Some(ns) if ns == 0 || mine != Some(ns) => {
+            return left(format!(
+                "made by pid {pid} in pid namespace {ns}, not this reader's: \
+                 its process cannot be proved gone from here"
+            ));
+        }
+        None if mine != Some(process::INITIAL_PID_NS_INODE) => {
+            return left(format!(
+                "an old-form name that records no pid namespace, made by pid {pid}, and \
+                 this reader is not in the initial pid namespace: its process cannot be \
+                 proved gone from here"
+            ));
+        }
+        _ => {}
+    }
+    match process::kill_probe(pid) {
+        Ok(true) => Debris::InProgress,
+        Ok(false) => Debris::Finish(Seen {
+            dev: st.st_dev,
+            ino: st.st_ino,
+        }),
+        Err(e) => left(format!("kill({pid}, 0) failed: {e}")),
+    }
 }
 
 /// Moves `run/<name>` out of the namespace. `expect` is the (dev, ino) of
@@ -53,12 +235,13 @@ pub(crate) fn take(
     expect: Option<(u64, u64)>,
 ) -> io::Result<bool> {
     let tomb = loop {
-        let tomb = tomb_name();
+        let tomb = reserved_name(GC_PREFIX);
         // (The tomb is ours alone while we live: scans only finish reserved
-        // names whose owner pid is gone.)
+        // names whose maker is provably gone.)
         match sys::rename_noreplace(run, name, run, &tomb) {
             Ok(()) => break tomb,
-            // A dead process with our pid left this name behind: pick another.
+            // Taken already (unguessable names make this a dead process's
+            // leftover, or a plant): pick another.
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(false),
             Err(e) => return Err(e),
@@ -92,13 +275,6 @@ pub(crate) fn take(
     Ok(true)
 }
 
-/// Finishes the removal of a leftover reserved name whose owner is gone.
-/// Another scan may be removing it at the same time; everything it removed
-/// first is fine.
-pub(crate) fn finish_leftover(run: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
-    remove_tree(run, name, 0)
-}
-
 /// `stat` of `rel` beneath `dir` without following a symlink or crossing
 /// a mount point (`openat2` `O_PATH`, then `fstat`).
 fn stat_beneath(dir: BorrowedFd<'_>, rel: &CStr) -> io::Result<libc::stat> {
@@ -110,6 +286,31 @@ fn stat_beneath(dir: BorrowedFd<'_>, rel: &CStr) -> io::Result<libc::stat> {
     ) {
         Some(fd) => sys::fstat(fd?.as_fd()),
         None => sys::lstatat(dir, rel),
+    }
+}
+
+/// Finishes the removal of a leftover reserved name that [`judge_debris`]
+/// called debris, provided it is still the entry judged (`seen`): a
+/// directory is opened once and emptied through that descriptor, so a tree
+/// renamed to the name after the judgement is never touched. Another scan
+/// may be removing it at the same time; everything it removed first is fine.
+pub(crate) fn finish_leftover(run: BorrowedFd<'_>, name: &CStr, seen: Seen) -> io::Result<()> {
+    match open_subdir(run, name) {
+        Ok(dir) => {
+            let st = sys::fstat(dir.as_fd())?;
+            if (st.st_dev, st.st_ino) != (seen.dev, seen.ino) {
+                return Ok(());
+            }
+            remove_opened(run, name, dir, 0)
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        // Not a directory (a file or symlink under a reserved name): only
+        // ever unlinked, never followed; a directory swapped in meanwhile
+        // is refused by unlinkat (EISDIR).
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTDIR) | Some(libc::ELOOP)) => {
+            ignore_enoent(sys::unlinkat(run, name, 0))
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -149,6 +350,17 @@ pub(crate) fn remove_tree(parent: BorrowedFd<'_>, name: &CStr, depth: usize) -> 
         }
         Err(e) => return Err(e),
     };
+    remove_opened(parent, name, dir, depth)
+}
+
+/// Removes everything in `dir`, the open directory `parent/<name>`, then
+/// `parent/<name>` itself (see [`remove_tree`]).
+fn remove_opened(
+    parent: BorrowedFd<'_>,
+    name: &CStr,
+    dir: OwnedFd,
+    depth: usize,
+) -> io::Result<()> {
     let mut first_err: Option<io::Error> = None;
     let mut note = |r: io::Result<()>| {
         if let Err(e) = r
@@ -189,5 +401,145 @@ fn ignore_enoent(r: io::Result<()>) -> io::Result<()> {
     match r {
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sidecar_markers::create_marker;
+    use crate::sidecar_markers::markers::MetadataFile;
+    use std::path::Path;
+    use std::process::Command;
+
+    fn dead_pid() -> u32 {
+        let mut child = Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
+    fn meta(id: &str, pid: u32) -> MetadataFile {
+        MetadataFile {
+            sandbox_id: id.into(),
+            agent_id: "agent".into(),
+            session_id: "session".into(),
+            authority_url: "https://authority.example".into(),
+            policy_bundle_version: "v1".into(),
+            pid,
+            started_at: "2024-01-01T00:00:00Z".into(),
+            listen: None,
+            boot_id: None,
+            pid_start_ticks: None,
+            pid_ns_inode: None,
+            boottime_offset_ns: None,
+        }
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn open_run(run: &Path) -> OwnedFd {
+        sys::open(run, sys::DIR_FLAGS).unwrap()
+    }
+
+    /// Debris is finished only as judged: a tree renamed to the debris's
+    /// name between the judgement and the removal is not touched.
+    #[test]
+    fn debris_swapped_after_its_judgement_is_not_removed() {
+        let rt = tempfile::tempdir().unwrap();
+        let run_path = rt.path().join("run");
+        std::fs::create_dir(&run_path).unwrap();
+        let run = open_run(&run_path);
+        let ns = process::own_namespaces().0.unwrap();
+        let name = format!(".tmp-{}-{ns}-0123456789abcdef", dead_pid());
+        std::fs::create_dir(run_path.join(&name)).unwrap();
+        let cname = CString::new(name.clone()).unwrap();
+        let Debris::Finish(seen) = judge_debris(run.as_fd(), &cname) else {
+            panic!("root's debris of a dead writer in our namespace is not debris");
+        };
+        // Swapped: the judged dir goes, a marker is renamed in.
+        std::fs::rename(run_path.join(&name), run_path.join("gone")).unwrap();
+        create_marker(rt.path(), &meta("web", std::process::id())).unwrap();
+        std::fs::rename(run_path.join("web"), run_path.join(&name)).unwrap();
+        finish_leftover(run.as_fd(), &cname, seen).unwrap();
+        assert!(
+            run_path.join(&name).join("metadata.toml").exists(),
+            "removed a tree that was not the one judged"
+        );
+        // Judged afresh, it is debris again, and goes.
+        let Debris::Finish(seen) = judge_debris(run.as_fd(), &cname) else {
+            panic!("not debris");
+        };
+        finish_leftover(run.as_fd(), &cname, seen).unwrap();
+        assert_eq!(names(&run_path), ["gone"]);
+    }
+
+    /// The names the library makes record its pid and pid namespace and
+    /// end in 64 random bits; the parser reads exactly the two forms (new
+    /// and old) and nothing else as work of a process.
+    #[test]
+    fn reserved_names_record_pid_and_namespace_and_are_unguessable() {
+        let ns = process::own_namespaces().0.expect("own pid namespace");
+        let pid = std::process::id();
+        let a = reserved_name(GC_PREFIX);
+        let b = reserved_name(GC_PREFIX);
+        assert_ne!(a, b);
+        for (prefix, name) in [
+            (GC_PREFIX, a),
+            (super::super::writer::TMP_PREFIX, reserved_name(".tmp-")),
+        ] {
+            let s = name.to_str().unwrap();
+            let rest = s.strip_prefix(prefix).unwrap();
+            let random = rest.rsplit('-').next().unwrap();
+            assert_eq!(random.len(), 16, "{s}");
+            assert_eq!(rest, format!("{pid}-{ns}-{random}"));
+            assert_eq!(
+                parse_reserved(s.as_bytes()),
+                Some(Reserved::Work {
+                    pid,
+                    pid_ns: Some(ns)
+                })
+            );
+        }
+        assert_eq!(
+            parse_reserved(b".tmp-30555-0"),
+            Some(Reserved::Work {
+                pid: 30555,
+                pid_ns: None
+            })
+        );
+        assert_eq!(
+            parse_reserved(b".kept-1-2-0123456789abcdef"),
+            Some(Reserved::Kept)
+        );
+        for odd in [
+            &b".tmp-+5-0"[..],
+            b".tmp-5",
+            b".gc-0-1",
+            b".gc-2147483648-1",
+            b".tmp-5-1-2-3",
+            b".tmp-5-x-0123456789abcdef",
+            b".tmp-5-1-0123456789abcdeg",
+            b".tmp-5-1-0123456789abcde",
+            b".gc--1-0",
+            b".tmp-",
+        ] {
+            assert_eq!(
+                parse_reserved(odd),
+                Some(Reserved::Unrecognised),
+                "{}",
+                String::from_utf8_lossy(odd)
+            );
+        }
+        for not_reserved in [&b".hidden"[..], b".tmp", b".gc", b"tmp-1-0", b".kept"] {
+            assert_eq!(parse_reserved(not_reserved), None);
+        }
     }
 }
