@@ -3,16 +3,20 @@
 //!
 //! A marker leaves the namespace in one atomic step: it is renamed (with
 //! `RENAME_NOREPLACE`) to a reserved name `.gc-<pid>-<pidns>-<random>` in
-//! `run/`, and only the caller whose rename succeeded reports it. The
-//! renamed tree is removed afterwards; if that is interrupted, the leftover
-//! is finished by a later scan, but only when [`judge_debris`] proves it the
-//! library's own and its maker gone (docs/design.md, "Trust", "Debris").
-//! Listings never show dot-names.
+//! `run/`, and only the caller whose rename succeeded reports it. Before
+//! anything is removed, the collector proves the tomb holds the very
+//! `metadata.toml` it judged ([`holds_judged`]); otherwise the tree is put
+//! back, or set aside under `.kept-…` when its name was taken meanwhile.
+//! The renamed tree is removed afterwards; if that is interrupted, the
+//! leftover is finished by a later scan, but only when [`judge_debris`]
+//! proves it the library's own and its maker gone (docs/design.md,
+//! "Trust", "Debris"). Listings never show dot-names.
 
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
+use super::markers::{MAX_METADATA_BYTES, METADATA, MetaId};
 use super::{process, sys};
 
 /// Prefix of a marker being removed: `.gc-<collector pid>-<pidns>-<random>`.
@@ -224,16 +228,13 @@ pub(crate) fn judge_debris(run: BorrowedFd<'_>, name: &CStr) -> Debris {
     }
 }
 
-/// Moves `run/<name>` out of the namespace. `expect` is the (dev, ino) of
-/// the `metadata.toml` the caller judged stale: if `name` now holds another
-/// marker, it is put back and `Ok(false)` returned. `Ok(false)` too when
-/// another caller took it first. `Ok(true)`: it left the namespace through
-/// this call, which reports it (its removal is best effort).
-pub(crate) fn take(
-    run: BorrowedFd<'_>,
-    name: &CStr,
-    expect: Option<(u64, u64)>,
-) -> io::Result<bool> {
+/// Moves `run/<name>` out of the namespace. `judged` identifies the
+/// `metadata.toml` the caller judged stale: unless the tree moved holds that
+/// very file (same device and inode, same bytes), it is put back and
+/// `Ok(false)` returned. `Ok(false)` too when another caller took it first.
+/// `Ok(true)`: it left the namespace through this call, which reports it
+/// (its removal is best effort).
+pub(crate) fn take(run: BorrowedFd<'_>, name: &CStr, judged: Option<MetaId>) -> io::Result<bool> {
     let tomb = loop {
         let tomb = reserved_name(GC_PREFIX);
         // (The tomb is ours alone while we live: scans only finish reserved
@@ -247,45 +248,129 @@ pub(crate) fn take(
             Err(e) => return Err(e),
         }
     };
-    if let Some(expect) = expect {
-        let mut meta = tomb.as_bytes().to_vec();
-        meta.extend_from_slice(b"/metadata.toml");
-        let meta = CString::new(meta).expect("no NUL");
-        let same = match stat_beneath(run, &meta) {
-            Ok(st) => (st.st_dev, st.st_ino) == expect,
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::EXDEV)) => false,
-            Err(e) => {
-                let _ = sys::rename_noreplace(run, &tomb, run, name);
-                return Err(e);
+    // The tomb is opened once (no symlink, no mount crossed), checked, and
+    // emptied through that one descriptor: what is removed is what was
+    // checked, even if someone renamed another tree to the tomb's name.
+    let checked = match judged {
+        None => None,
+        Some(judged) => {
+            let held = match open_subdir(run, &tomb) {
+                Ok(dir) => {
+                    holds_judged(dir.as_fd(), METADATA, &judged).map(|same| same.then_some(dir))
+                }
+                // Not a directory, or a mount point: not the judged marker.
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ENOTDIR | libc::ELOOP | libc::EXDEV)
+                    ) =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            };
+            match held {
+                Ok(Some(dir)) => Some(dir),
+                // Replaced (or changed) between our read and the rename:
+                // not ours to delete.
+                Ok(None) => {
+                    put_back(run, &tomb, name)?;
+                    return Ok(false);
+                }
+                Err(e) => {
+                    let _ = put_back(run, &tomb, name);
+                    return Err(e);
+                }
             }
-        };
-        if !same {
-            // Replaced between our read and the rename: not ours to delete.
-            // If the name was taken again meanwhile, the tree stays under
-            // the tomb name rather than being deleted unjudged.
-            sys::rename_noreplace(run, &tomb, run, name)?;
-            return Ok(false);
         }
-    }
+    };
     // The marker has left the namespace: it is ours to report whatever
     // happens next. Removal is best effort; what cannot be removed now (say,
     // a tree nested deeper than we recurse) stays under the tomb name and
     // is finished by a scan after this process is gone.
-    let _ = remove_tree(run, &tomb, 0);
+    let _ = match checked {
+        Some(dir) => remove_opened(run, &tomb, dir, 0),
+        None => remove_tree(run, &tomb, 0),
+    };
     Ok(true)
 }
 
-/// `stat` of `rel` beneath `dir` without following a symlink or crossing
-/// a mount point (`openat2` `O_PATH`, then `fstat`).
-fn stat_beneath(dir: BorrowedFd<'_>, rel: &CStr) -> io::Result<libc::stat> {
-    match sys::openat2(
-        dir,
-        rel,
-        libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-        sys::RESOLVE_NO_XDEV_STRICT,
-    ) {
-        Some(fd) => sys::fstat(fd?.as_fd()),
-        None => sys::lstatat(dir, rel),
+/// Puts a tree that is not the judged marker back from `tomb` to `name`.
+/// When that fails — the name was taken again meanwhile — the tree goes
+/// to a `.kept-…` name, which no scan ever removes: left under the tomb
+/// name, a scan after this process exits would finish it as debris, and
+/// delete a marker nobody judged.
+pub(crate) fn put_back(run: BorrowedFd<'_>, tomb: &CStr, name: &CStr) -> io::Result<()> {
+    let Err(first) = sys::rename_noreplace(run, tomb, run, name) else {
+        return Ok(());
+    };
+    loop {
+        let kept = reserved_name(KEPT_PREFIX);
+        match sys::rename_noreplace(run, tomb, run, &kept) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
+            // Neither rename worked: report the first failure (the tree
+            // stays under the tomb name, left alone while we live).
+            Err(_) => return Err(first),
+        }
+    }
+}
+
+/// Whether the file `name` in the marker directory `dir` is the very
+/// `metadata.toml` that `judged` identifies: a regular file with the same
+/// device and inode **and** the same bytes. The one test of "still the
+/// marker that was judged", used by collection ([`take`]) and by `stop`'s
+/// lock. Opened without following a symlink or crossing a mount point
+/// (`openat2` `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV`, else
+/// `O_NOFOLLOW` and mount ids compared), non-blocking, read up to the cap.
+/// `Ok(false)` for anything else there (nothing, a symlink, a mount, a FIFO,
+/// another file, other bytes); `Err` only when the check itself failed.
+pub(crate) fn holds_judged(dir: BorrowedFd<'_>, name: &CStr, judged: &MetaId) -> io::Result<bool> {
+    let file = match open_file_here(dir, name) {
+        Ok(f) => f,
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(
+                    libc::ENOENT
+                        | libc::ENOTDIR
+                        | libc::ELOOP
+                        | libc::EXDEV
+                        | libc::ENXIO
+                        | libc::ENODEV
+                )
+            ) =>
+        {
+            return Ok(false);
+        }
+        Err(e) => return Err(e),
+    };
+    let st = sys::fstat(file.as_fd())?;
+    if !sys::is_reg(&st)
+        || (st.st_dev, st.st_ino) != (judged.dev, judged.ino)
+        || st.st_size < 0
+        || st.st_size as u64 > MAX_METADATA_BYTES as u64
+    {
+        return Ok(false);
+    }
+    match sys::read_capped(file.as_fd(), st.st_size as usize, MAX_METADATA_BYTES)? {
+        Some(bytes) => Ok(MetaId::of(&st, &bytes) == *judged),
+        None => Ok(false),
+    }
+}
+
+/// Opens the file `name` in `dir` for reading without following a symlink
+/// or crossing a mount point (a mount point is `EXDEV`).
+fn open_file_here(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
+    const FLAGS: libc::c_int =
+        libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
+    if let Some(r) = sys::openat2(dir, name, FLAGS, sys::RESOLVE_NO_XDEV_STRICT) {
+        return r;
+    }
+    let file = sys::openat(dir, name, FLAGS, 0)?;
+    match (sys::mount_id(dir), sys::mount_id(file.as_fd())) {
+        (Some(a), Some(b)) if a != b => Err(io::Error::from_raw_os_error(libc::EXDEV)),
+        _ => Ok(file),
     }
 }
 
@@ -407,16 +492,80 @@ fn ignore_enoent(r: io::Result<()>) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sidecar_markers::create_marker;
-    use crate::sidecar_markers::markers::MetadataFile;
-    use std::path::Path;
+    use crate::sidecar_markers::markers::{self, Loc, MetadataFile};
+    use crate::sidecar_markers::{
+        Reason as ReportReason, create_marker, gc_stale, inspect, remove_marker,
+    };
+    use std::os::unix::fs::MetadataExt;
+    use std::path::{Path, PathBuf};
     use std::process::Command;
+
+    /// A fresh ext4 filesystem on a loop device, mounted in a temporary
+    /// directory and unmounted (and removed) on drop. ext4 hands a freed
+    /// inode number to the next new file at once, which is what makes a
+    /// re-created marker look like the judged one by (dev, ino). Fails
+    /// loudly when the kernel or the caller cannot mount it: the tests that
+    /// need it must never pass without it.
+    struct Ext4 {
+        _dir: tempfile::TempDir,
+        mnt: PathBuf,
+    }
+
+    impl Ext4 {
+        fn new() -> Ext4 {
+            // SAFETY: geteuid cannot fail.
+            assert_eq!(
+                unsafe { libc::geteuid() },
+                0,
+                "this test mounts an ext4 image and must run as root; it proves nothing otherwise"
+            );
+            let dir = tempfile::tempdir().unwrap();
+            let img = dir.path().join("fs.img");
+            let mnt = dir.path().join("mnt");
+            std::fs::create_dir(&mnt).unwrap();
+            let run = |cmd: &mut Command| {
+                let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+                assert!(
+                    out.status.success(),
+                    "{cmd:?} failed ({}): {} — this test needs a real ext4 mount",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            };
+            run(Command::new("truncate").args(["-s", "32M"]).arg(&img));
+            run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&img));
+            run(Command::new("mount")
+                .args(["-o", "loop"])
+                .arg(&img)
+                .arg(&mnt));
+            Ext4 { _dir: dir, mnt }
+        }
+    }
+
+    impl Drop for Ext4 {
+        fn drop(&mut self) {
+            let ok = Command::new("umount")
+                .arg(&self.mnt)
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+            }
+        }
+    }
 
     fn dead_pid() -> u32 {
         let mut child = Command::new("true").spawn().unwrap();
         let pid = child.id();
         child.wait().unwrap();
         pid
+    }
+
+    fn boot_id() -> String {
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .unwrap()
+            .trim()
+            .to_owned()
     }
 
     fn meta(id: &str, pid: u32) -> MetadataFile {
@@ -436,6 +585,16 @@ mod tests {
         }
     }
 
+    /// A marker of a process that is gone (identity given, so the writer
+    /// does not look the process up).
+    fn stale(id: &str) -> MetadataFile {
+        MetadataFile {
+            boot_id: Some(boot_id()),
+            pid_start_ticks: Some(1),
+            ..meta(id, dead_pid())
+        }
+    }
+
     fn names(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
@@ -447,6 +606,152 @@ mod tests {
 
     fn open_run(run: &Path) -> OwnedFd {
         sys::open(run, sys::DIR_FLAGS).unwrap()
+    }
+
+    fn read(run: BorrowedFd<'_>, run_path: &Path, name: &CStr) -> markers::Marker {
+        let path = run_path.join(name.to_str().unwrap());
+        markers::read_marker(
+            Loc::Entry { run, name },
+            path,
+            &mut sys::CloseLater::default(),
+        )
+        .unwrap_or_else(|b| panic!("{}", b.error))
+    }
+
+    /// docs/design.md, "Trust", "The judged marker stays the judged marker":
+    /// a stale marker is judged; its sidecar's launcher then removes it and
+    /// writes a live marker under the same id, whose `metadata.toml` gets the
+    /// freed inode number (ext4). The collector's `take` with the stale
+    /// judgement must put the live marker back, unreported.
+    #[test]
+    fn a_live_marker_recreated_on_the_judged_inode_is_put_back_unreported() {
+        let fs = Ext4::new();
+        let rt = fs.mnt.join("rt");
+        let run_path = rt.join("run");
+        create_marker(&rt, &stale("web")).unwrap();
+        let run = open_run(&run_path);
+        let judged = read(run.as_fd(), &run_path, c"web");
+        assert!(
+            crate::sidecar_markers::process::liveness(&judged.meta).is_stale(),
+            "the fixture must be judged stale"
+        );
+
+        // The restart: the old marker goes, the launcher writes the new one.
+        assert!(remove_marker(&rt, "web").unwrap());
+        create_marker(&rt, &meta("web", std::process::id())).unwrap();
+        let new_meta = run_path.join("web/metadata.toml");
+        let ino = std::fs::symlink_metadata(&new_meta).unwrap().ino();
+        assert_eq!(
+            ino, judged.meta_id.ino,
+            "ext4 did not hand the freed inode number to the new metadata.toml: this test \
+             cannot show what it is for"
+        );
+        let live = read(run.as_fd(), &run_path, c"web");
+        assert!(!crate::sidecar_markers::process::liveness(&live.meta).is_stale());
+        assert_eq!(
+            (live.meta_id.dev, live.meta_id.ino),
+            (judged.meta_id.dev, judged.meta_id.ino)
+        );
+
+        let taken = take(run.as_fd(), c"web", Some(judged.meta_id)).unwrap();
+        assert!(!taken, "the live replacement was reported collected");
+        assert_eq!(names(&run_path), ["web"], "nothing may be left beside it");
+        let back = read(run.as_fd(), &run_path, c"web");
+        assert_eq!(back.meta.pid, std::process::id(), "not the live marker");
+        assert_eq!(back.meta_id, live.meta_id);
+        // And a whole collection agrees: the live marker stays.
+        assert!(gc_stale(&rt).unwrap().is_empty());
+        assert_eq!(names(&run_path), ["web"]);
+    }
+
+    /// The same judged file, but behind a mount point now (a bind mount of
+    /// the very file onto itself: same device, inode and bytes): never read
+    /// across, so not proved the judged one, put back.
+    #[test]
+    fn a_judged_metadata_that_became_a_mount_point_is_put_back() {
+        let fs = Ext4::new();
+        let rt = fs.mnt.join("rt");
+        let run_path = rt.join("run");
+        create_marker(&rt, &stale("web")).unwrap();
+        let run = open_run(&run_path);
+        let judged = read(run.as_fd(), &run_path, c"web");
+        let file = run_path.join("web/metadata.toml");
+        let st = Command::new("mount")
+            .arg("--bind")
+            .arg(&file)
+            .arg(&file)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount --bind refused: this test needs it");
+        let taken = take(run.as_fd(), c"web", Some(judged.meta_id));
+        let umounted = Command::new("umount")
+            .arg(&file)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(!taken.unwrap(), "taken across a mount point");
+        assert!(umounted, "umount of the bind mount failed");
+        assert_eq!(names(&run_path), ["web"]);
+        // Unmounted, it is the judged marker again, and collected.
+        assert!(take(run.as_fd(), c"web", Some(judged.meta_id)).unwrap());
+        assert!(names(&run_path).is_empty());
+    }
+
+    /// A tree that is not the judged marker, whose name was taken again
+    /// while it was out: it is set aside under `.kept-…`, never left under
+    /// the tomb name (which a scan would finish once this process exits),
+    /// and no scan ever removes it; `inspect` shows it as `leftover`.
+    #[test]
+    fn a_tree_that_cannot_be_put_back_is_kept_for_a_person_never_removed() {
+        let rt = tempfile::tempdir().unwrap();
+        let run_path = rt.path().join("run");
+        create_marker(rt.path(), &meta("web", std::process::id())).unwrap();
+        let run = open_run(&run_path);
+        // The tree out of the namespace under a tomb name, as take leaves
+        // it before putting it back.
+        let tomb = reserved_name(GC_PREFIX);
+        let tomb_path = run_path.join(tomb.to_str().unwrap());
+        std::fs::create_dir(&tomb_path).unwrap();
+        std::fs::write(tomb_path.join("metadata.toml"), "the unjudged one").unwrap();
+        let before = std::fs::read(run_path.join("web/metadata.toml")).unwrap();
+
+        put_back(run.as_fd(), &tomb, c"web").unwrap();
+        let left = names(&run_path);
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert_eq!(left[1], "web");
+        let kept = &left[0];
+        assert!(kept.starts_with(KEPT_PREFIX), "left under {kept:?}");
+        assert_eq!(
+            std::fs::read(run_path.join("web/metadata.toml")).unwrap(),
+            before,
+            "the marker under the name was touched"
+        );
+        assert_eq!(
+            std::fs::read_to_string(run_path.join(kept).join("metadata.toml")).unwrap(),
+            "the unjudged one"
+        );
+
+        // Kept trees stay, whoever made them, dead or alive.
+        let by_dead = format!(
+            "{KEPT_PREFIX}{}-{}-0123456789abcdef",
+            dead_pid(),
+            process::own_namespaces().0.unwrap()
+        );
+        std::fs::create_dir(run_path.join(&by_dead)).unwrap();
+        assert!(gc_stale(rt.path()).unwrap().is_empty());
+        let mut expected = vec![by_dead.clone(), kept.clone(), "web".to_owned()];
+        expected.sort();
+        assert_eq!(names(&run_path), expected);
+        let reports = inspect(rt.path()).unwrap();
+        for name in [&by_dead, kept] {
+            let r = reports.iter().find(|r| &r.name == name).unwrap();
+            assert_eq!(r.reason, ReportReason::Leftover, "{r:?}");
+            assert_eq!(r.verdict.as_str(), "broken");
+            assert!(
+                r.detail.contains("never removed automatically"),
+                "{}",
+                r.detail
+            );
+        }
     }
 
     /// Debris is finished only as judged: a tree renamed to the debris's
