@@ -84,6 +84,10 @@ const (
 	// ReasonMountPoint: the marker directory (or its metadata.toml) is a
 	// mount point, never read across, never removed.
 	ReasonMountPoint Reason = "mount_point"
+	// ReasonLeftover: a reserved name (.tmp-…, .gc-…, .kept-…) that scans
+	// leave in place: not provably the library's, its maker not provably
+	// gone, or set aside for a person.
+	ReasonLeftover Reason = "leftover"
 )
 
 // MarkerReport is one entry of run/ as [Inspect] reports it. The fields,

@@ -99,4 +99,8 @@ class Reason(_Named):
     INVALID_NAME = "invalid_name"
     #: The marker directory (or its ``metadata.toml``) is a mount point.
     MOUNT_POINT = "mount_point"
+    #: A reserved name (``.tmp-…``, ``.gc-…``, ``.kept-…``) that scans leave in
+    #: place: not provably the library's, its maker not provably gone, or set
+    #: aside for a person.
+    LEFTOVER = "leftover"
 

@@ -208,12 +208,46 @@ pub(crate) struct Marker {
     pub path: PathBuf,
     pub meta: MetadataFile,
     pub endpoint: Endpoint,
-    /// Device and inode of the `metadata.toml` that was read, so a collector
-    /// can tell it still holds the marker it judged.
-    pub meta_id: (u64, u64),
+    /// Which `metadata.toml` was read, so a collector (and `stop`) can tell
+    /// that a marker still holds the very file it judged.
+    pub meta_id: MetaId,
     /// Owner and mode of that `metadata.toml` (half of whose claim the
     /// marker is: see [`Marker::owner`]).
     pub meta_owner: (u32, u32),
+}
+
+/// The identity of one `metadata.toml` as it was read and judged: its
+/// device and inode, and a keyed digest of the exact bytes read. A freed
+/// inode number is handed to the next new file (ext4 does so at once), so
+/// device and inode alone cannot tell a marker re-created under the same
+/// name from the one judged; the bytes can. `gc::holds_judged` is the one
+/// comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MetaId {
+    pub dev: u64,
+    pub ino: u64,
+    pub digest: u64,
+}
+
+impl MetaId {
+    /// The identity of the file `st` describes, whose bytes are `bytes`.
+    pub fn of(st: &libc::stat, bytes: &[u8]) -> MetaId {
+        MetaId {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            digest: digest(bytes),
+        }
+    }
+}
+
+/// SipHash of `bytes` (length included) under a key drawn from the OS's
+/// random source once per process (std's `RandomState`): no one who writes
+/// markers can know the key, so no one can write other bytes with the same
+/// digest on purpose.
+pub(crate) fn digest(bytes: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    static KEY: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+    KEY.get_or_init(std::hash::RandomState::new).hash_one(bytes)
 }
 
 impl Marker {
@@ -435,7 +469,7 @@ pub(crate) fn read_marker(
         path,
         meta,
         endpoint,
-        meta_id: (st.st_dev, st.st_ino),
+        meta_id: MetaId::of(&st, &bytes),
         meta_owner: (st.st_uid, st.st_mode),
     })
 }

@@ -620,15 +620,24 @@ fn scan_part(
         let name: &CStr = &entry.name;
         let bytes = name.to_bytes();
         if bytes.starts_with(b".") {
-            // Reserved names. The temp dir of a writer, or the tomb of a
-            // collector, whose process is gone (kill says ESRCH) is debris:
-            // finish removing it. Best effort: a leftover that cannot be
-            // removed now must not fail this call; the next scan retries.
-            if mode.collect {
-                let orphan = gc::reserved_owner(bytes)
-                    .is_some_and(|owner| matches!(process::kill_probe(owner), Ok(false)));
-                if orphan {
-                    let _ = gc::finish_leftover(run, name);
+            // Reserved names (`.tmp-`, `.gc-`, `.kept-`; other dot-names are
+            // skipped unseen). A writer's temp dir or a collector's tomb that
+            // is provably the library's and whose maker is provably gone is
+            // debris: finish removing it (best effort: a leftover that cannot
+            // be removed now must not fail this call; the next scan
+            // retries). One at work is left unseen; anything else is left
+            // and reported, so `inspect` shows it (docs/design.md, "Trust",
+            // "Debris").
+            if gc::parse_reserved(bytes).is_some() {
+                match gc::judge_debris(run, name) {
+                    gc::Debris::Finish(seen) if mode.collect => {
+                        let _ = gc::finish_leftover(run, name, seen);
+                    }
+                    gc::Debris::Finish(_) | gc::Debris::InProgress | gc::Debris::Vanished => {}
+                    gc::Debris::Left(why) => {
+                        let error = StackError::parse(markers::child_path(run_path, name), why);
+                        out.broken(mode, entry_name(name), Reason::Leftover, &error);
+                    }
                 }
             }
             continue;

@@ -91,6 +91,10 @@ pub enum Reason {
     /// The marker directory is (or holds `metadata.toml` as) a mount point:
     /// never read across, never removed.
     MountPoint,
+    /// A reserved name (`.tmp-…` of a writer, `.gc-…` of a collector,
+    /// `.kept-…`) that scans leave in place: not provably the library's, its
+    /// maker not provably gone, or set aside for a person.
+    Leftover,
 }
 
 impl Reason {
@@ -119,6 +123,7 @@ impl Reason {
             Reason::NotADirectory => "not_a_directory",
             Reason::InvalidName => "invalid_name",
             Reason::MountPoint => "mount_point",
+            Reason::Leftover => "leftover",
         }
     }
 }

@@ -458,8 +458,10 @@ impl Job<'_> {
     }
 
     /// Takes the marker exactly as `gc_stale` does: only the marker that was
-    /// judged (same `metadata.toml`), only when the bounding owners could
-    /// remove it themselves, reported by exactly one caller.
+    /// judged (the same `metadata.toml`, inode and bytes, as
+    /// `gc::holds_judged` decides: a sidecar restarted under the same id
+    /// during the grace period keeps its new marker), only when the bounding
+    /// owners could remove it themselves, reported by exactly one caller.
     fn collect(&self) -> Result<bool> {
         let owner = self.marker.owner(self.run, self.name);
         if authority::may_remove(&self.bounding, owner).is_err() {
@@ -486,12 +488,13 @@ impl Job<'_> {
                 _ => Err(StackError::io("lock", &self.marker.path, e)),
             };
         }
-        match sys::lstatat(dir.as_fd(), markers::METADATA) {
-            Ok(st) if (st.st_dev, st.st_ino) == self.marker.meta_id => Ok(Some(dir)),
-            Ok(_) => Ok(None),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        // Still the marker judged (same file, same bytes: see
+        // gc::holds_judged), not one re-created under its name?
+        match gc::holds_judged(dir.as_fd(), markers::METADATA, &self.marker.meta_id) {
+            Ok(true) => Ok(Some(dir)),
+            Ok(false) => Ok(None),
             Err(e) => Err(StackError::io(
-                "stat",
+                "read",
                 self.marker.path.join("metadata.toml"),
                 e,
             )),

@@ -1,7 +1,7 @@
 //! Writing and removing markers, for supervisors and test harnesses.
 //!
 //! A marker appears in `run/` in one atomic step: it is assembled in a
-//! reserved temporary directory `.tmp-<pid>-<n>` (mode 0700; `metadata.toml`
+//! reserved temporary directory `.tmp-<pid>-<pidns>-<random>` (mode 0700; `metadata.toml`
 //! written to a temp file, fsynced and renamed; `sidecar.pid`), then renamed
 //! to its sandbox id with `RENAME_NOREPLACE`. Readers never see a marker
 //! without its metadata, and an existing marker is never overwritten.
@@ -9,15 +9,13 @@
 use std::ffi::CString;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::error::{Result, StackError};
 use super::markers::{MetadataFile, check_pid};
 use super::{gc, process, sys, validate_sandbox_id};
 
-static SEQ: AtomicU64 = AtomicU64::new(0);
-
-/// Prefix of a marker being assembled: `.tmp-<writer pid>-<n>`.
+/// Prefix of a marker being assembled: `.tmp-<writer pid>-<pidns>-<random>`
+/// (see `gc::reserved_name`; `.tmp-<pid>-<n>` is the old form).
 pub(crate) const TMP_PREFIX: &str = ".tmp-";
 
 /// Creates `<runtime_dir>/run/<sandbox_id>` atomically from `meta` and
@@ -77,15 +75,11 @@ pub fn create_marker(runtime_dir: impl AsRef<Path>, meta: &MetadataFile) -> Resu
     let run =
         sys::open(&run_path, sys::DIR_FLAGS).map_err(|e| StackError::io("open", &run_path, e))?;
 
-    // A writer that died mid-way may have left our next name behind: skip it.
+    // The name records our pid and pid namespace, so a scan finishes it only
+    // once this process is provably gone; its random part makes it
+    // unguessable. Taken already (a plant, or a dead writer's): pick another.
     let (tmp, tmp_path) = loop {
-        let tmp = CString::new(format!(
-            "{}{}-{}",
-            TMP_PREFIX,
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ))
-        .expect("no NUL in a formatted name");
+        let tmp = gc::reserved_name(TMP_PREFIX);
         let tmp_path = run_path.join(tmp.to_str().expect("ASCII"));
         match sys::mkdirat(run.as_fd(), &tmp, 0o700) {
             Ok(()) => break (tmp, tmp_path),
