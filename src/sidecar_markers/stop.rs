@@ -222,7 +222,9 @@ pub fn stop(
             ),
         });
     }
-    super::with_marker(runtime_dir.as_ref(), sandbox_id, |run, name, marker| {
+    // Refused on an untrusted directory (docs/design.md, "Trust").
+    let (dir, need) = (runtime_dir.as_ref(), Some("stop a sidecar"));
+    super::with_marker(dir, sandbox_id, need, |run, name, marker, _| {
         Job {
             run,
             name,
