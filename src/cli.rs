@@ -49,7 +49,8 @@ marker; 2 error (one line on stderr) or usage error.";
 )]
 pub struct Cli {
     /// Runtime directory holding run/ (default: $FIRMA_STATE_DIR, else
-    /// $XDG_RUNTIME_DIR/firma, else /tmp/firma-<uid>).
+    /// $XDG_RUNTIME_DIR/firma, else /run/firma for root and
+    /// /tmp/firma-<uid> for other users).
     #[arg(long, global = true, value_name = "DIR")]
     pub runtime_dir: Option<PathBuf>,
     /// Accepted before the subcommand for older scripts; the subcommand's

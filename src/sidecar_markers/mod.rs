@@ -144,7 +144,10 @@ pub(crate) fn caller_path(path: &Path, what: &str) -> Result<PathBuf> {
 
 /// The runtime directory used when the caller gives none:
 /// `$FIRMA_STATE_DIR` if set and non-empty, else `$XDG_RUNTIME_DIR/firma`,
-/// else `/tmp/firma-<uid>`.
+/// else `/run/firma` for root (effective uid 0) and `/tmp/firma-<euid>` for
+/// everyone else. Root never falls back to `/tmp`, where any user can
+/// create the directory first; another user's `/tmp/firma-<euid>` must be
+/// their own to be trusted ([`check_runtime_dir`]).
 pub fn default_runtime_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("FIRMA_STATE_DIR").filter(|v| !v.is_empty()) {
         return PathBuf::from(dir);
@@ -152,9 +155,11 @@ pub fn default_runtime_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
         return PathBuf::from(dir).join("firma");
     }
-    // SAFETY: getuid cannot fail.
-    let uid = unsafe { libc::getuid() };
-    PathBuf::from(format!("/tmp/firma-{uid}"))
+    // SAFETY: geteuid cannot fail.
+    match unsafe { libc::geteuid() } {
+        0 => PathBuf::from(trust::ROOT_RUNTIME_DIR),
+        euid => trust::last_resort(euid),
+    }
 }
 
 /// Reads and probes one marker directory (named by any path the caller

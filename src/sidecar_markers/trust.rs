@@ -35,6 +35,10 @@ use std::path::{Path, PathBuf};
 use super::error::{Result, StackError};
 use super::{caller_path, sys};
 
+/// The runtime directory root uses when the environment names none
+/// (never under `/tmp`, where anyone can create it first).
+pub(crate) const ROOT_RUNTIME_DIR: &str = "/run/firma";
+
 /// Symlinks followed at most, one after the other, for the runtime
 /// directory's last component (each one checked).
 const MAX_HOPS: usize = 8;
@@ -319,7 +323,8 @@ impl Trust {
     }
 }
 
-/// `/tmp/firma-<uid>`: the last-resort default runtime directory of `uid`.
+/// `/tmp/firma-<uid>`: the last-resort default runtime directory of `uid`
+/// (root has [`ROOT_RUNTIME_DIR`] instead).
 pub(crate) fn last_resort(uid: u32) -> PathBuf {
     PathBuf::from(format!("/tmp/firma-{uid}"))
 }
