@@ -834,3 +834,56 @@ fn a_users_last_resort_default_created_by_another_user_is_untrusted() {
     );
     assert!(!Path::new(&dir).join("run/mine").exists());
 }
+
+// ---- the CLI's warning ----------------------------------------------------------
+
+/// Every read-only command prints the one warning line on an untrusted
+/// directory (watch before its stream), and none on a trusted one.
+#[test]
+fn every_read_only_cli_command_warns_once_on_an_untrusted_dir() {
+    let base = scratch();
+    let rt = base.path().join("rt");
+    std::fs::create_dir(&rt).unwrap();
+    let stale = write_stale(&rt, "stale", dead_pid());
+    // (The ones that collect last: on the trusted directory they remove
+    // the stale marker.)
+    let commands: [&[&str]; 5] = [
+        &["sidecar", "get", "stale"],
+        &["sidecar", "inspect"],
+        &["sidecar", "status", "--no-gc", "--json"],
+        &["sidecar", "metrics"],
+        &["sidecar", "status"],
+    ];
+    for (mode, want) in [(0o777, 1), (0o700, 0)] {
+        chmod(&rt, mode);
+        for args in commands {
+            let (code, _, err) = firma_in(&rt, args);
+            assert_eq!(code, 0, "{mode:o} {args:?}: {err}");
+            let w = warnings(&err);
+            assert_eq!(w.len(), want, "{mode:o} {args:?}: {err}");
+            if want == 1 {
+                assert!(
+                    w[0].ends_with(
+                        "read-only: nothing is collected, and gc, stop and writers refuse"
+                    ),
+                    "{err}"
+                );
+                assert!(has_metadata(&stale), "{args:?} collected");
+            }
+        }
+        let mut watch = Command::new(FIRMA)
+            .arg("--runtime-dir")
+            .arg(&rt)
+            .args(["sidecar", "watch", "--no-gc"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The stream's first line (synced) comes after the warning.
+        let _ = first_line(&mut watch);
+        watch.kill().unwrap();
+        let out = watch.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(warnings(&err).len(), want, "{mode:o} watch: {err}");
+    }
+}
