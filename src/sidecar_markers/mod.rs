@@ -10,6 +10,11 @@
 //! by component), so a symlink planted in `run/` is never followed, listed
 //! or removed. Each marker is read once per call, and the same verdict
 //! decides both its state and whether it is collected.
+//!
+//! Before any of that, the runtime directory and `run/` are opened and
+//! judged (`trust.rs`, docs/design.md, "Trust"): on a directory others
+//! control nothing is collected, and what removes, signals or writes
+//! refuses with `untrusted_directory`.
 
 mod error;
 mod gc;

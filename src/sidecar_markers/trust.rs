@@ -228,6 +228,13 @@ impl Trust {
         self.shared
     }
 
+    /// The owner of `run/` (of the runtime directory while `run/` is
+    /// missing): whose debris a scan may finish.
+    #[allow(dead_code)] // For the authority checks (debris of run/'s owner).
+    pub(crate) fn run_owner(&self) -> u32 {
+        self.run_owner
+    }
+
     /// The owners that bound what may be done here: the owners of the
     /// runtime directory and of `run/`, root excepted, each once. Root
     /// acting in a directory owned by U removes and signals only what U
