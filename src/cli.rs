@@ -49,7 +49,8 @@ marker; 2 error (one line on stderr) or usage error.";
 )]
 pub struct Cli {
     /// Runtime directory holding run/ (default: $FIRMA_STATE_DIR, else
-    /// $XDG_RUNTIME_DIR/firma, else /tmp/firma-<uid>).
+    /// $XDG_RUNTIME_DIR/firma, else /run/firma for root and
+    /// /tmp/firma-<uid> for other users).
     #[arg(long, global = true, value_name = "DIR")]
     pub runtime_dir: Option<PathBuf>,
     /// Accepted before the subcommand for older scripts; the subcommand's
@@ -295,6 +296,25 @@ impl Ctx {
     fn missing_warning(&self) -> String {
         format!("runtime directory {} does not exist", self.shown())
     }
+
+    /// The warning line for a runtime directory that fails the trust
+    /// checks, when it does (docs/design.md, "Trust"); nothing when it
+    /// passes or cannot be opened (the command itself reports that).
+    fn untrusted_warning(&self) -> Option<String> {
+        sm::check_runtime_dir(&self.dir)
+            .ok()
+            .flatten()
+            .map(|w| untrusted_note(&w))
+    }
+}
+
+/// `warning: <dir> is not trusted: <why>; read-only: ...`, from the line
+/// the core gives (`check_runtime_dir`, `ScanReport::untrusted`).
+fn untrusted_note(why: &str) -> String {
+    format!(
+        "warning: {}; read-only: nothing is collected, and gc, stop and writers refuse",
+        text::escape(why)
+    )
 }
 
 fn shown_path(p: &Path) -> String {
@@ -323,6 +343,10 @@ fn sidecar(ctx: &Ctx, cmd: SidecarCommand) -> Result<Output, String> {
         SidecarCommand::Inspect { names, json, probe } => inspect(ctx, &names, json, probe),
         SidecarCommand::Gc { json } => gc(ctx, json),
         SidecarCommand::Watch(args) => {
+            // Before the stream, which runs until a signal.
+            if let Some(w) = ctx.untrusted_warning() {
+                eprintln!("firma: {}", text::one_line(&w));
+            }
             let code = crate::cli_watch::run(&ctx.dir, ctx.probe(args.probe), &args)?;
             Ok(Output::exit(code))
         }
@@ -343,6 +367,7 @@ fn sidecar(ctx: &Ctx, cmd: SidecarCommand) -> Result<Output, String> {
                 crate::metrics::command(&ctx.dir, ctx.probe(probe), textfile.as_deref(), no_gc)?;
             Ok(Output {
                 stdout,
+                notes: ctx.untrusted_warning().into_iter().collect(),
                 ..Output::default()
             })
         }
@@ -371,6 +396,9 @@ fn status(
         }
     } else {
         out.stdout = render::entries_table(&report.live, render::colour_wanted());
+    }
+    if let Some(w) = &report.untrusted {
+        out.note(untrusted_note(w));
     }
     if ctx.missing() {
         out.note(ctx.missing_warning());
@@ -454,6 +482,8 @@ fn get(ctx: &Ctx, ids: &[String], json: bool, probe: ProbeArgs) -> Result<Output
     }
     if ctx.missing() {
         out.note(ctx.missing_warning());
+    } else if let Some(w) = ctx.untrusted_warning() {
+        out.note(w);
     }
     for id in missing {
         out.note(format!(
@@ -490,8 +520,13 @@ fn inspect(ctx: &Ctx, names: &[String], json: bool, probe: ProbeArgs) -> Result<
     }
     if ctx.missing() {
         out.note(ctx.missing_warning());
-    } else if names.is_empty() && reports.is_empty() && !json {
-        out.note(format!("no markers in {}", ctx.run_shown()));
+    } else {
+        if let Some(w) = ctx.untrusted_warning() {
+            out.note(w);
+        }
+        if names.is_empty() && reports.is_empty() && !json {
+            out.note(format!("no markers in {}", ctx.run_shown()));
+        }
     }
     for n in &missing {
         out.note(format!(
@@ -514,6 +549,14 @@ fn gc(ctx: &Ctx, json: bool) -> Result<Output, String> {
         collect: true,
     };
     let report = sm::scan(&ctx.dir, &opts).map_err(|e| message(&e))?;
+    if let Some(w) = &report.untrusted {
+        // What gc_stale refuses with untrusted_directory; the scan removed
+        // nothing.
+        return Err(format!(
+            "refusing to collect stale markers: {}",
+            text::escape(w)
+        ));
+    }
     let mut out = Output::default();
     if json {
         out.stdout = json_line(&report.collected)?;

@@ -116,7 +116,7 @@ const EXIT_STATUS: &str = ".SH \"EXIT STATUS\"\n\
 .TP\n\\fB2\\fR\nAny error, including a usage error; one line on standard error names what was wrong.\n\
 .SH ENVIRONMENT\n\
 .TP\n\\fBFIRMA_STATE_DIR\\fR\nThe runtime directory when \\fB\\-\\-runtime\\-dir\\fR is not given.\n\
-.TP\n\\fBXDG_RUNTIME_DIR\\fR\nWithout \\fBFIRMA_STATE_DIR\\fR, the runtime directory is \\fI$XDG_RUNTIME_DIR/firma\\fR, else \\fI/tmp/firma\\-<uid>\\fR.\n";
+.TP\n\\fBXDG_RUNTIME_DIR\\fR\nWithout \\fBFIRMA_STATE_DIR\\fR, the runtime directory is \\fI$XDG_RUNTIME_DIR/firma\\fR, else \\fI/run/firma\\fR for root and \\fI/tmp/firma\\-<uid>\\fR for other users.\n";
 
 fn roff_escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('-', "\\-")

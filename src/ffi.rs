@@ -523,8 +523,9 @@ pub unsafe extern "C" fn firma_error_codes(out_json: *mut *mut c_char) -> i32 {
 }
 
 /// The runtime directory used when `runtime_dir` is NULL: `$FIRMA_STATE_DIR`
-/// if set and non-empty, else `$XDG_RUNTIME_DIR/firma`, else
-/// `/tmp/firma-<uid>`.
+/// if set and non-empty, else `$XDG_RUNTIME_DIR/firma`, else `/run/firma`
+/// for root (effective uid 0) and `/tmp/firma-<uid>` for other users; the
+/// core's `default_runtime_dir`, so every surface agrees.
 ///
 /// On `FIRMA_OK`, `*out_path` is the path as a plain string (not JSON); a
 /// path that is not UTF-8 is `FIRMA_INVALID_ARGUMENT` with an error object.

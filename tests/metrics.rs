@@ -165,6 +165,7 @@ fn observation(live: Vec<SidecarEntry>, stopped: Vec<SidecarEntry>) -> Observati
             collected: vec!["gone-1".into(), "gone-2".into()],
             broken: vec!["junk".into()],
             problems: Vec::new(),
+            untrusted: None,
         },
         stopped,
         duration: Duration::from_micros(1500),

@@ -37,8 +37,9 @@
 // # Runtime directory
 //
 // An empty runtimeDir means the default runtime directory ($FIRMA_STATE_DIR,
-// else $XDG_RUNTIME_DIR/firma, else /tmp/firma-<uid>), resolved by the core at
-// call time; [DefaultRuntimeDir] reports it.
+// else $XDG_RUNTIME_DIR/firma, else /run/firma for root and /tmp/firma-<uid>
+// for other users), resolved by the core at call time; [DefaultRuntimeDir]
+// reports it.
 //
 // # Timeouts and contexts
 //

@@ -41,7 +41,8 @@ const (
 
 // DefaultRuntimeDir returns the runtime directory used when a caller passes
 // "": $FIRMA_STATE_DIR if set and non-empty, else $XDG_RUNTIME_DIR/firma,
-// else /tmp/firma-<uid>. It fails (CodeInvalidArgument) only when that path
+// else /run/firma for root and /tmp/firma-<uid> for other users (the core
+// decides). It fails (CodeInvalidArgument) only when that path
 // is not valid UTF-8.
 func DefaultRuntimeDir() (string, error) {
 	var out *C.char

@@ -208,6 +208,16 @@ func TestDefaultRuntimeDirIsUsedForEmptyString(t *testing.T) {
 	if got, err := firmastack.DefaultRuntimeDir(); err != nil || got != "/run/user/4242/firma" {
 		t.Fatalf("DefaultRuntimeDir() with XDG_RUNTIME_DIR = %q, %v; want /run/user/4242/firma", got, err)
 	}
+
+	// Root never falls back to /tmp, where anyone could create it first.
+	t.Setenv("XDG_RUNTIME_DIR", "")
+	want := fmt.Sprintf("/tmp/firma-%d", os.Geteuid())
+	if os.Geteuid() == 0 {
+		want = "/run/firma"
+	}
+	if got, err := firmastack.DefaultRuntimeDir(); err != nil || got != want {
+		t.Fatalf("DefaultRuntimeDir() without FIRMA_STATE_DIR and XDG_RUNTIME_DIR = %q, %v; want %s", got, err, want)
+	}
 }
 
 func TestContextDeadlineBoundsAWedgedTCPSidecar(t *testing.T) {

@@ -91,7 +91,8 @@ fn probe_entry(py: Python<'_>, marker_dir: FsPath, timeout: Option<f64>) -> PyRe
 }
 
 /// The runtime directory used when none is given: `$FIRMA_STATE_DIR` if set
-/// and non-empty, else `$XDG_RUNTIME_DIR/firma`, else `/tmp/firma-<uid>`.
+/// and non-empty, else `$XDG_RUNTIME_DIR/firma`, else `/run/firma` for root
+/// and `/tmp/firma-<uid>` for other users (the core's answer).
 #[pyfunction]
 fn default_runtime_dir(py: Python<'_>) -> PyResult<OsString> {
     let dir = call_core(py, || Ok(sm::default_runtime_dir()))?;

@@ -195,4 +195,7 @@ def test_default_runtime_dir_fallbacks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/4242")
     assert firma_stack.default_runtime_dir() == "/run/user/4242/firma"
     monkeypatch.delenv("XDG_RUNTIME_DIR")
-    assert firma_stack.default_runtime_dir() == f"/tmp/firma-{os.getuid()}"
+    # Root never falls back to /tmp, where anyone could create it first.
+    euid = os.geteuid()
+    want = "/run/firma" if euid == 0 else f"/tmp/firma-{euid}"
+    assert firma_stack.default_runtime_dir() == want

@@ -19,15 +19,23 @@
 
 use super::process::Creds;
 
-use std::os::fd::BorrowedFd;
+/// The bounding owners of a directory: the non-root owners of the runtime
+/// directory and of `run/` (`Trust::bounding_owners`), at most two. Root
+/// never bounds, so 0 marks an empty place.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Bounding([u32; 2]);
 
-use super::sys;
+impl Bounding {
+    pub fn new(owners: impl IntoIterator<Item = u32>) -> Bounding {
+        let mut b = [0; 2];
+        for (slot, uid) in b.iter_mut().zip(owners.into_iter().filter(|&u| u != 0)) {
+            *slot = uid;
+        }
+        Bounding(b)
+    }
 
-/// The non-root owner of `run/`, which bounds what may be done in it.
-pub(crate) fn bounding_owners(run: BorrowedFd<'_>) -> Vec<u32> {
-    match sys::fstat(run) {
-        Ok(st) if st.st_uid != 0 => vec![st.st_uid],
-        _ => Vec::new(),
+    fn iter(self) -> impl Iterator<Item = u32> {
+        self.0.into_iter().filter(|&u| u != 0)
     }
 }
 
@@ -66,9 +74,9 @@ pub(crate) fn claim(
 
 /// Whether collection may remove a stale marker owned by `owner` in a
 /// directory whose bounding owners are `bounding` (non-root uids).
-pub(crate) fn may_remove(bounding: &[u32], owner: Result<u32, String>) -> Result<(), String> {
+pub(crate) fn may_remove(bounding: Bounding, owner: Result<u32, String>) -> Result<(), String> {
     let owner = owner?;
-    match bounding.iter().find(|&&b| b != owner) {
+    match bounding.iter().find(|&b| b != owner) {
         Some(b) => Err(format!(
             "the runtime directory belongs to uid {b}, who could not remove a marker of uid {owner}"
         )),
@@ -87,7 +95,7 @@ fn could_signal(uid: u32, creds: &Creds) -> bool {
 /// pidfd pinned it) for a marker owned by `owner` in a directory bounded by
 /// `bounding`, `ancestors` being the caller's. `Err` says why not.
 pub(crate) fn may_signal(
-    bounding: &[u32],
+    bounding: Bounding,
     owner: u32,
     pid: u32,
     creds: &Creds,
@@ -106,7 +114,7 @@ pub(crate) fn may_signal(
              its saved uid {saved})"
         ));
     }
-    if let Some(b) = bounding.iter().find(|&&b| !could_signal(b, creds)) {
+    if let Some(b) = bounding.iter().find(|&b| !could_signal(b, creds)) {
         return Err(format!(
             "the runtime directory belongs to uid {b}, who could not signal it (its real uid \
              is {real}, its saved uid {saved})"
@@ -147,41 +155,53 @@ mod tests {
 
     #[test]
     fn removal_stays_within_the_bounding_owners() {
-        assert_eq!(may_remove(&[], Ok(1000)), Ok(()));
-        assert_eq!(may_remove(&[1000], Ok(1000)), Ok(()));
-        assert_eq!(may_remove(&[1000, 1000], Ok(1000)), Ok(()));
-        assert!(may_remove(&[1000], Ok(0)).is_err());
-        assert!(may_remove(&[1000], Ok(1001)).is_err());
-        assert!(may_remove(&[], Err("nobody's".into())).is_err());
+        assert_eq!(may_remove(Bounding::new([]), Ok(1000)), Ok(()));
+        assert_eq!(may_remove(Bounding::new([1000]), Ok(1000)), Ok(()));
+        assert_eq!(may_remove(Bounding::new([1000, 1000]), Ok(1000)), Ok(()));
+        assert!(may_remove(Bounding::new([1000]), Ok(0)).is_err());
+        assert!(may_remove(Bounding::new([1000]), Ok(1001)).is_err());
+        assert!(may_remove(Bounding::new([]), Err("nobody's".into())).is_err());
     }
 
     #[test]
     fn signalling_follows_kill_rules_for_every_principal() {
         // The owner may signal its own processes (real or saved uid).
-        assert_eq!(may_signal(&[], 1000, 50, &creds(1000, 7), &[]), Ok(()));
-        assert_eq!(may_signal(&[], 1000, 50, &creds(7, 1000), &[]), Ok(()));
-        // …not by the effective or filesystem uid alone, as kill(2).
-        assert!(may_signal(&[], 1000, 50, &creds(7, 7), &[]).is_err());
-        // Root as owner may signal anyone; a bounding owner still bounds.
-        assert_eq!(may_signal(&[], 0, 50, &creds(7, 7), &[]), Ok(()));
-        let e = may_signal(&[1000], 0, 50, &creds(7, 7), &[]).unwrap_err();
-        assert!(e.contains("uid 1000"), "{e}");
-        assert_eq!(may_signal(&[1000], 0, 50, &creds(1000, 1000), &[]), Ok(()));
         assert_eq!(
-            may_signal(&[1000], 1000, 50, &creds(1000, 1000), &[]),
+            may_signal(Bounding::new([]), 1000, 50, &creds(1000, 7), &[]),
             Ok(())
         );
-        assert!(may_signal(&[1001], 1000, 50, &creds(1000, 1000), &[]).is_err());
+        assert_eq!(
+            may_signal(Bounding::new([]), 1000, 50, &creds(7, 1000), &[]),
+            Ok(())
+        );
+        // …not by the effective or filesystem uid alone, as kill(2).
+        assert!(may_signal(Bounding::new([]), 1000, 50, &creds(7, 7), &[]).is_err());
+        // Root as owner may signal anyone; a bounding owner still bounds.
+        assert_eq!(
+            may_signal(Bounding::new([]), 0, 50, &creds(7, 7), &[]),
+            Ok(())
+        );
+        let e = may_signal(Bounding::new([1000]), 0, 50, &creds(7, 7), &[]).unwrap_err();
+        assert!(e.contains("uid 1000"), "{e}");
+        assert_eq!(
+            may_signal(Bounding::new([1000]), 0, 50, &creds(1000, 1000), &[]),
+            Ok(())
+        );
+        assert_eq!(
+            may_signal(Bounding::new([1000]), 1000, 50, &creds(1000, 1000), &[]),
+            Ok(())
+        );
+        assert!(may_signal(Bounding::new([1001]), 1000, 50, &creds(1000, 1000), &[]).is_err());
         // Never a kernel thread or an ancestor, whoever owns the marker.
         let mut k = creds(0, 0);
         k.kthread = true;
         assert!(
-            may_signal(&[], 0, 2, &k, &[])
+            may_signal(Bounding::new([]), 0, 2, &k, &[])
                 .unwrap_err()
                 .contains("kernel thread")
         );
         assert!(
-            may_signal(&[], 0, 50, &creds(0, 0), &[60, 50])
+            may_signal(Bounding::new([]), 0, 50, &creds(0, 0), &[60, 50])
                 .unwrap_err()
                 .contains("ancestor")
         );

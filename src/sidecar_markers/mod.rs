@@ -10,6 +10,11 @@
 //! by component), so a symlink planted in `run/` is never followed, listed
 //! or removed. Each marker is read once per call, and the same verdict
 //! decides both its state and whether it is collected.
+//!
+//! Before any of that, the runtime directory and `run/` are opened and
+//! judged (`trust.rs`, docs/design.md, "Trust"): on a directory others
+//! control nothing is collected, and what removes, signals or writes
+//! refuses with `untrusted_directory`.
 
 mod authority;
 mod error;
@@ -21,11 +26,12 @@ mod report;
 mod stop;
 mod sys;
 pub mod text;
+mod trust;
 mod watch;
 mod writer;
 
 use std::ffi::{CStr, CString, OsStr};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -37,12 +43,14 @@ pub use report::{MarkerReport, Reason, Verdict};
 pub use stop::{
     DEFAULT_GRACE, KILL_WAIT, MAX_GRACE, StopOptions, StopOutcome, parse_signal, signal_name, stop,
 };
+pub use trust::check_runtime_dir;
 pub use watch::{Event, GoneReason, WatchOptions, Watcher, watch};
 pub use writer::{create_marker, remove_marker};
 
 use markers::{Broken, Loc, Marker};
 use probe::{Outcome, Prober};
 use process::Liveness;
+use trust::Trust;
 
 /// Probe timeout used when the caller sets none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(200);
@@ -140,14 +148,12 @@ pub(crate) fn caller_path(path: &Path, what: &str) -> Result<PathBuf> {
     std::path::absolute(path).map_err(|e| StackError::io("make absolute", path, e))
 }
 
-/// `<runtime_dir>/run`, absolute; see [`caller_path`].
-pub(crate) fn run_dir(runtime_dir: &Path) -> Result<PathBuf> {
-    Ok(caller_path(runtime_dir, "runtime_dir")?.join("run"))
-}
-
 /// The runtime directory used when the caller gives none:
 /// `$FIRMA_STATE_DIR` if set and non-empty, else `$XDG_RUNTIME_DIR/firma`,
-/// else `/tmp/firma-<uid>`.
+/// else `/run/firma` for root (effective uid 0) and `/tmp/firma-<euid>` for
+/// everyone else. Root never falls back to `/tmp`, where any user can
+/// create the directory first; another user's `/tmp/firma-<euid>` must be
+/// their own to be trusted ([`check_runtime_dir`]).
 pub fn default_runtime_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("FIRMA_STATE_DIR").filter(|v| !v.is_empty()) {
         return PathBuf::from(dir);
@@ -155,9 +161,11 @@ pub fn default_runtime_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
         return PathBuf::from(dir).join("firma");
     }
-    // SAFETY: getuid cannot fail.
-    let uid = unsafe { libc::getuid() };
-    PathBuf::from(format!("/tmp/firma-{uid}"))
+    // SAFETY: geteuid cannot fail.
+    match unsafe { libc::geteuid() } {
+        0 => PathBuf::from(trust::ROOT_RUNTIME_DIR),
+        euid => trust::last_resort(euid),
+    }
 }
 
 /// Reads and probes one marker directory (named by any path the caller
@@ -211,22 +219,34 @@ pub(crate) fn assess_by_id(
     sandbox_id: &str,
     opts: &ProbeOptions,
 ) -> Result<Option<Assessment>> {
-    with_marker(runtime_dir, sandbox_id, |run, name, marker| {
+    with_marker(runtime_dir, sandbox_id, None, |run, name, marker, _| {
         assess_one(Loc::Entry { run, name }, marker, opts)
     })
 }
 
-/// Opens `run/`, reads the marker `run/<sandbox_id>` and hands both to `f`
-/// (the one lookup by id, for `get` and `stop`); `None` when there is no such
-/// marker directory.
+/// Opens `run/`, reads the marker `run/<sandbox_id>` and hands both to `f`,
+/// with what the trust checks found (the one lookup by id, for `get` and
+/// `stop`); `None` when there is no such marker directory. With `need`
+/// (the action, for `stop`), a directory that fails the trust checks
+/// refuses with `untrusted_directory` before any marker is read, even when
+/// there is none.
 pub(crate) fn with_marker<R>(
     runtime_dir: &Path,
     sandbox_id: &str,
-    f: impl FnOnce(BorrowedFd<'_>, &CString, Marker) -> R,
+    need: Option<&'static str>,
+    f: impl FnOnce(BorrowedFd<'_>, &CString, Marker, &Trust) -> R,
 ) -> Result<Option<R>> {
     validate_sandbox_id(sandbox_id)?;
-    let run_path = run_dir(runtime_dir)?;
-    let Some(run) = open_run(&run_path)? else {
+    let dirs = trust::open_dirs(runtime_dir)?;
+    if let (Some(action), Some(trust)) = (need, &dirs.trust) {
+        trust.require(action)?;
+    }
+    let Some(trust::RunDir {
+        fd: run,
+        path: run_path,
+        trust,
+    }) = dirs.run
+    else {
         return Ok(None);
     };
     let name = CString::new(sandbox_id).expect("validated id has no NUL");
@@ -245,7 +265,7 @@ pub(crate) fn with_marker<R>(
         Err(e) if e.is_not_found() && is_absent(run.as_fd(), &name) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    Ok(Some(f(run.as_fd(), &name, marker)))
+    Ok(Some(f(run.as_fd(), &name, marker, &trust)))
 }
 
 fn is_absent(run: BorrowedFd<'_>, name: &CStr) -> bool {
@@ -334,20 +354,6 @@ impl Assessment {
     }
 }
 
-/// Opens `run/` without following a symlink; `None` when it does not exist.
-fn open_run(run_path: &Path) -> Result<Option<OwnedFd>> {
-    match sys::open(run_path, sys::DIR_FLAGS) {
-        Ok(fd) => Ok(Some(fd)),
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
-        Err(_) if markers::is_symlink(run_path) => Err(StackError::io(
-            "open (refusing to follow a symlink)",
-            run_path,
-            std::io::Error::from_raw_os_error(libc::ELOOP),
-        )),
-        Err(e) => Err(StackError::io("open", run_path, e)),
-    }
-}
-
 /// What one scan of `run/` does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ScanOptions {
@@ -389,6 +395,11 @@ pub struct ScanReport {
     pub broken: Vec<String>,
     /// Problems that did not stop the scan, sorted by name.
     pub problems: Vec<Problem>,
+    /// Set when the runtime directory or `run/` fails the trust checks
+    /// (docs/design.md, "Trust"): one line for a person naming the
+    /// directory, its owner and mode and what to do. Such a scan collected
+    /// nothing, whatever `collect` said.
+    pub untrusted: Option<String>,
 }
 
 /// Every live sidecar under `runtime_dir`, sorted by sandbox id. Stale
@@ -411,12 +422,18 @@ pub fn list_with(runtime_dir: impl AsRef<Path>, opts: &ProbeOptions) -> Result<V
 /// sandbox ids, sorted. Each id is reported by exactly one of any number of
 /// concurrent callers. A missing `run/` is not an error; a marker that
 /// cannot be removed is left (see [`scan`] for the problems).
+///
+/// Refuses with `untrusted_directory` when the runtime directory or `run/`
+/// fails the trust checks (docs/design.md, "Trust"): nothing is removed.
 pub fn gc_stale(runtime_dir: impl AsRef<Path>) -> Result<Vec<String>> {
-    let scan_opts = ScanOptions {
+    let mode = Mode {
         probe: None,
         collect: true,
+        report: false,
+        // Set from the directory by `Mode::trusting`.
+        bounding: Default::default(),
     };
-    Ok(scan(runtime_dir, &scan_opts)?.collected)
+    Ok(run_scan(runtime_dir.as_ref(), mode, Some("collect stale markers"))?.collected)
 }
 
 /// One report per entry of `run/` (reserved dot-names excepted), sorted by
@@ -434,25 +451,32 @@ pub fn inspect_with(
         probe: Some(*opts),
         collect: false,
         report: true,
+        // Set from the directory by `Mode::trusting`.
+        bounding: Default::default(),
     };
-    Ok(run_scan(runtime_dir.as_ref(), mode)?.reports)
+    Ok(run_scan(runtime_dir.as_ref(), mode, None)?.reports)
 }
 
 /// One pass over `run/`: see [`ScanOptions`]. Fails only when `run/`
 /// exists but cannot be opened or enumerated (or the arguments are bad);
-/// everything tied to one marker stays that marker's problem.
+/// everything tied to one marker stays that marker's problem. On a
+/// directory that fails the trust checks the scan is read-only and says
+/// why in [`ScanReport::untrusted`].
 pub fn scan(runtime_dir: impl AsRef<Path>, opts: &ScanOptions) -> Result<ScanReport> {
     let mode = Mode {
         probe: opts.probe,
         collect: opts.collect,
         report: false,
+        // Set from the directory by `Mode::trusting`.
+        bounding: Default::default(),
     };
-    let out = run_scan(runtime_dir.as_ref(), mode)?;
+    let out = run_scan(runtime_dir.as_ref(), mode, None)?;
     Ok(ScanReport {
         live: out.live,
         collected: out.collected,
         broken: out.broken,
         problems: out.problems,
+        untrusted: out.untrusted,
     })
 }
 
@@ -461,6 +485,20 @@ struct Mode {
     probe: Option<ProbeOptions>,
     collect: bool,
     report: bool,
+    /// Who bounds what collection may remove (set by [`Mode::trusting`]).
+    bounding: authority::Bounding,
+}
+
+impl Mode {
+    /// This mode on a directory with `trust`: read-only unless every trust
+    /// check passed.
+    fn trusting(self, trust: &Trust) -> Mode {
+        Mode {
+            collect: self.collect && trust.is_trusted(),
+            bounding: authority::Bounding::new(trust.bounding_owners()),
+            ..self
+        }
+    }
 }
 
 #[derive(Default)]
@@ -470,6 +508,8 @@ struct Scan {
     broken: Vec<String>,
     problems: Vec<Problem>,
     reports: Vec<MarkerReport>,
+    /// [`ScanReport::untrusted`].
+    untrusted: Option<String>,
 }
 
 impl Scan {
@@ -495,13 +535,28 @@ fn workers_for(entries: usize) -> usize {
 /// Read each marker once, decide liveness, collect the stale, and (when
 /// probing) probe the rest concurrently. Large directories are split
 /// between worker threads, one per CPU.
-fn run_scan(runtime_dir: &Path, mode: Mode) -> Result<Scan> {
-    let run_path = run_dir(runtime_dir)?;
-    let Some(run) = open_run(&run_path)? else {
-        return Ok(Scan::default());
+///
+/// On a directory that fails the trust checks nothing is collected; with
+/// `refuse` (the action, for `gc_stale`) the call refuses instead, with
+/// `untrusted_directory`.
+fn run_scan(runtime_dir: &Path, mode: Mode, refuse: Option<&'static str>) -> Result<Scan> {
+    let dirs = trust::open_dirs(runtime_dir)?;
+    if let (Some(action), Some(trust)) = (refuse, &dirs.trust) {
+        trust.require(action)?;
+    }
+    let untrusted = dirs.trust.as_ref().and_then(Trust::warning);
+    let Some(run) = dirs.run else {
+        return Ok(Scan {
+            untrusted,
+            ..Scan::default()
+        });
     };
-    let entries = sys::read_dir(run.as_fd()).map_err(|e| StackError::io("list", &run_path, e))?;
-    Ok(scan_entries(run.as_fd(), &run_path, &entries, mode))
+    let mode = mode.trusting(&run.trust);
+    let entries =
+        sys::read_dir(run.fd.as_fd()).map_err(|e| StackError::io("list", &run.path, e))?;
+    let mut out = scan_entries(run.fd.as_fd(), &run.path, &entries, mode);
+    out.untrusted = untrusted;
+    Ok(out)
 }
 
 /// Judges `entries` of the open `run/` (see [`run_scan`]), split between
@@ -607,11 +662,6 @@ fn scan_part(
     let mut out = Scan::default();
     let mut prober = mode.probe.map(|o| Prober::new(o.timeout, window));
     let mut waiting: Vec<Option<Waiting>> = Vec::new();
-    let bounding = if mode.collect {
-        authority::bounding_owners(run)
-    } else {
-        Vec::new()
-    };
 
     for entry in std::iter::from_fn(|| batches.take()).flatten() {
         // This marker's descriptors, closed together at the end of the
@@ -683,7 +733,8 @@ fn scan_part(
         let liveness = process::liveness_in(&marker.meta, &mut later);
         if liveness.is_stale() {
             // Only what the bounding owners could remove themselves.
-            if mode.collect && authority::may_remove(&bounding, marker.owner(run, name)).is_ok() {
+            if mode.collect && authority::may_remove(mode.bounding, marker.owner(run, name)).is_ok()
+            {
                 // Nothing of the marker stays open while it is removed (an
                 // open file unlinked on NFS would keep the tree non-empty).
                 later.close_now();

@@ -222,13 +222,15 @@ pub fn stop(
             ),
         });
     }
-    super::with_marker(runtime_dir.as_ref(), sandbox_id, |run, name, marker| {
+    // Refused on an untrusted directory (docs/design.md, "Trust").
+    let (dir, need) = (runtime_dir.as_ref(), Some("stop a sidecar"));
+    super::with_marker(dir, sandbox_id, need, |run, name, marker, trust| {
         Job {
             run,
             name,
             marker,
             opts,
-            bounding: authority::bounding_owners(run),
+            bounding: authority::Bounding::new(trust.bounding_owners()),
         }
         .run()
     })?
@@ -242,7 +244,7 @@ struct Job<'a> {
     marker: Marker,
     opts: &'a StopOptions,
     /// The non-root owners of the directory: they bound what may be done.
-    bounding: Vec<u32>,
+    bounding: authority::Bounding,
 }
 
 /// What a liveness judgement allows.
@@ -321,7 +323,7 @@ impl Job<'_> {
             }
         };
         authority::may_signal(
-            &self.bounding,
+            self.bounding,
             owner,
             self.pid(),
             &creds,
@@ -464,7 +466,7 @@ impl Job<'_> {
     /// owners could remove it themselves, reported by exactly one caller.
     fn collect(&self) -> Result<bool> {
         let owner = self.marker.owner(self.run, self.name);
-        if authority::may_remove(&self.bounding, owner).is_err() {
+        if authority::may_remove(self.bounding, owner).is_err() {
             return Ok(false);
         }
         gc::take(self.run, self.name, Some(self.marker.meta_id))

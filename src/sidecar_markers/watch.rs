@@ -37,8 +37,8 @@ use serde::{Deserialize, Serialize};
 use super::error::{Result, StackError};
 use super::markers::{METADATA, PID_FILE, SOCKET_FILE};
 use super::{
-    Mode, ProbeOptions, Scan, SidecarEntry, State, caller_path, is_valid_sandbox_id, open_run,
-    scan_entries, sys,
+    Mode, ProbeOptions, Scan, SidecarEntry, State, caller_path, is_valid_sandbox_id, scan_entries,
+    sys, trust,
 };
 
 /// Longest probe or rescan interval accepted (one day).
@@ -235,6 +235,9 @@ struct PidWatch {
 /// `next` takes `&mut self`: one thread at a time. The watcher is `Send`,
 /// so it may move between threads. Dropping it closes every descriptor.
 pub struct Watcher {
+    /// The runtime directory, opened and judged again for every scan
+    /// (docs/design.md, "Trust": an untrusted one is watched read-only).
+    runtime_dir: PathBuf,
     run_path: PathBuf,
     opts: WatchOptions,
     epoll: OwnedFd,
@@ -392,6 +395,7 @@ pub fn watch(runtime_dir: impl AsRef<Path>, opts: &WatchOptions) -> Result<Watch
     };
     let now = Instant::now();
     let mut w = Watcher {
+        runtime_dir,
         run_path,
         opts: *opts,
         epoll,
@@ -763,6 +767,8 @@ impl Watcher {
             probe: Some(self.opts.probe),
             collect: self.opts.collect,
             report: true,
+            // Set from the directory by `Mode::trusting`.
+            bounding: Default::default(),
         }
     }
 
@@ -776,11 +782,13 @@ impl Watcher {
             // Watch for run/ to be created before looking (no race).
             self.ensure_parent_watch();
         }
-        let Some(run) = open_run(&self.run_path)? else {
+        let Some(run) = trust::open_run(&self.runtime_dir)? else {
             self.forget_run_watch();
             self.apply(Scan::default(), None);
             return Ok(());
         };
+        let mode = self.mode().trusting(&run.trust);
+        let run = run.fd;
         self.ensure_run_watch(run.as_fd());
         if self.run_wd.is_some()
             && let Some(wd) = self.parent_wd.take()
@@ -800,7 +808,7 @@ impl Watcher {
                 self.ensure_dir_watch(run.as_fd(), &e.name);
             }
         }
-        let scan = scan_entries(run.as_fd(), &self.run_path, &entries, self.mode());
+        let scan = scan_entries(run.as_fd(), &self.run_path, &entries, mode);
         self.apply(scan, None);
         Ok(())
     }
@@ -810,11 +818,13 @@ impl Watcher {
         if names.is_empty() {
             return Ok(());
         }
-        let Some(run) = open_run(&self.run_path)? else {
+        let Some(run) = trust::open_run(&self.runtime_dir)? else {
             self.forget_run_watch();
             self.apply(Scan::default(), Some(&names));
             return Ok(());
         };
+        let mode = self.mode().trusting(&run.trust);
+        let run = run.fd;
         let mut entries = Vec::with_capacity(names.len());
         for name in &names {
             let c = CString::new(name.as_str()).expect("sandbox ids have no NUL");
@@ -826,7 +836,7 @@ impl Watcher {
                 d_type: libc::DT_UNKNOWN,
             });
         }
-        let scan = scan_entries(run.as_fd(), &self.run_path, &entries, self.mode());
+        let scan = scan_entries(run.as_fd(), &self.run_path, &entries, mode);
         self.apply(scan, Some(&names));
         Ok(())
     }

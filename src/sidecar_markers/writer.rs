@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::{Result, StackError};
 use super::markers::{MetadataFile, check_pid};
+use super::trust::{self, RunDir};
 use super::{gc, process, sys, validate_sandbox_id};
 
 /// Prefix of a marker being assembled: `.tmp-<writer pid>-<pidns>-<random>`
@@ -25,6 +26,12 @@ pub(crate) const TMP_PREFIX: &str = ".tmp-";
 /// the live process `meta.pid` is recorded; it is an error if that process
 /// does not exist. Creates `runtime_dir` and `run/` (mode 0700) if needed.
 /// Fails with an I/O error of kind `AlreadyExists` if the marker exists.
+///
+/// Refuses with `untrusted_directory` unless the runtime directory and
+/// `run/` pass the trust checks and are each owned by the caller (effective
+/// uid) or root, with a `run/` that is not the caller's shared (sticky):
+/// a marker is never written in a directory another user controls
+/// (docs/design.md, "Trust").
 pub fn create_marker(runtime_dir: impl AsRef<Path>, meta: &MetadataFile) -> Result<PathBuf> {
     let runtime_dir = runtime_dir.as_ref();
     validate_sandbox_id(&meta.sandbox_id)?;
@@ -66,14 +73,11 @@ pub fn create_marker(runtime_dir: impl AsRef<Path>, meta: &MetadataFile) -> Resu
         reason: e.to_string(),
     })?;
 
-    let run_path = super::run_dir(runtime_dir)?;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&run_path)
-        .map_err(|e| StackError::io("create", &run_path, e))?;
-    let run =
-        sys::open(&run_path, sys::DIR_FLAGS).map_err(|e| StackError::io("open", &run_path, e))?;
+    let RunDir {
+        fd: run,
+        path: run_path,
+        ..
+    } = trust::open_run_for_writer(runtime_dir, "create a marker")?;
 
     // The name records our pid and pid namespace, so a scan finishes it only
     // once this process is provably gone; its random part makes it
@@ -139,14 +143,22 @@ pub fn create_marker(runtime_dir: impl AsRef<Path>, meta: &MetadataFile) -> Resu
 
 /// Removes the marker of `sandbox_id`, whatever its state (the caller owns
 /// it). Returns `false` when there was none. Uses the same atomic
-/// rename-then-delete as garbage collection.
+/// rename-then-delete as garbage collection. Refuses with
+/// `untrusted_directory` when the directory fails the trust checks
+/// (docs/design.md, "Trust"), whether or not the marker exists.
 pub fn remove_marker(runtime_dir: impl AsRef<Path>, sandbox_id: &str) -> Result<bool> {
     validate_sandbox_id(sandbox_id)?;
-    let run_path = super::run_dir(runtime_dir.as_ref())?;
-    let run = match sys::open(&run_path, sys::DIR_FLAGS) {
-        Ok(fd) => fd,
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(false),
-        Err(e) => return Err(StackError::io("open", &run_path, e)),
+    let dirs = trust::open_dirs(runtime_dir.as_ref())?;
+    if let Some(trust) = &dirs.trust {
+        trust.require("remove a marker")?;
+    }
+    let Some(RunDir {
+        fd: run,
+        path: run_path,
+        ..
+    }) = dirs.run
+    else {
+        return Ok(false);
     };
     let id = CString::new(sandbox_id).expect("validated id has no NUL");
     let marker_path = run_path.join(sandbox_id);
@@ -159,5 +171,3 @@ pub fn remove_marker(runtime_dir: impl AsRef<Path>, sandbox_id: &str) -> Result<
     }
     gc::take(run.as_fd(), &id, None).map_err(|e| StackError::io("remove", marker_path, e))
 }
-
-use std::os::unix::fs::DirBuilderExt;

@@ -471,6 +471,48 @@ static void test_another_users_marker_cannot_stop_a_root_process(void)
     user_del(name);
 }
 
+/* docs/design.md, "Trust": in a runtime directory others may write (here
+ * mode 0777), stop and gc refuse with FIRMA_UNTRUSTED_DIRECTORY — nothing
+ * signalled, nothing removed — while list still answers. Mode 0700 again:
+ * both work. */
+static void test_untrusted_directory_refuses_stop_and_gc(void)
+{
+    char rt[PATH_MAX], stale[PATH_MAX];
+    char *out = NULL;
+    h_runtime(rt, sizeof rt, true);
+    pid_t pid = term_ignorer();
+    identity_marker(rt, "c-victim", pid, 0);
+    h_write_marker(rt, "c-stale", "c-stale", h_dead_pid(), NULL);
+    h_path(stale, sizeof stale, "%s/run/c-stale/metadata.toml", rt);
+    if (chmod(rt, 0777) != 0)
+        h_die("chmod");
+    CHECK_CALL(firma_sidecar_stop(rt, "c-victim", "{\"grace_ms\":100}", &out),
+               FIRMA_UNTRUSTED_DIRECTORY, out);
+    CHECK_MSG(h_error_shape(out, "untrusted_directory", 1, -1), "%s", out ? out : "(NULL)");
+    CHECK_CONTAINS(out, "mode 0777");
+    firma_string_free(out);
+    out = NULL;
+    CHECK(alive(pid));
+    CHECK_CALL(firma_sidecar_gc_stale(rt, &out), FIRMA_UNTRUSTED_DIRECTORY, out);
+    CHECK_MSG(h_error_shape(out, "untrusted_directory", 1, -1), "%s", out ? out : "(NULL)");
+    CHECK_CONTAINS(out, "refusing to collect stale markers under ");
+    firma_string_free(out);
+    out = NULL;
+    CHECK_CALL(firma_sidecar_list(rt, &out), FIRMA_OK, out);
+    CHECK_CONTAINS(out, "\"sandbox_id\":\"c-victim\"");
+    firma_string_free(out);
+    out = NULL;
+    CHECK(h_exists(stale));
+
+    if (chmod(rt, 0700) != 0)
+        h_die("chmod");
+    CHECK_CALL(firma_sidecar_gc_stale(rt, &out), FIRMA_OK, out);
+    CHECK_STREQ(out, "[\"c-stale\"]");
+    firma_string_free(out);
+    reap(pid);
+    h_rm_rf(rt);
+}
+
 int main(void)
 {
     signal(SIGCHLD, SIG_DFL);
@@ -492,5 +534,6 @@ int main(void)
     RUN(test_a_marker_writable_by_others_is_nobodys_claim);
     RUN(test_another_pid_namespace_is_unverifiable_even_with_the_opt_out);
     RUN(test_another_users_marker_cannot_stop_a_root_process);
+    RUN(test_untrusted_directory_refuses_stop_and_gc);
     return h_summary();
 }
