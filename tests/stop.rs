@@ -393,3 +393,63 @@ fn two_concurrent_cli_stops_signal_once_and_neither_fails() {
     assert_eq!((sent, collected), (1, 1));
     assert_eq!(gone_by(&mut child), libc::SIGTERM);
 }
+
+/// `--signal` is parsed strictly: `SIGRTMIN+-30` once read as SIGRTMIN - 30
+/// (SIGILL) and was sent. Each malformed form exits 2 naming the value and
+/// saying why, and the sidecar is not signalled; `SIGRTMAX-N` works.
+#[test]
+fn malformed_signal_names_exit_2_with_a_clear_message_and_send_nothing() {
+    let rt = runtime();
+    let mut child = marked(rt.path(), "strict", sleeper());
+    let pid = child.id();
+    let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+    let cases = [
+        ("SIGRTMIN+-30", "plain ASCII digits"),
+        ("SIGRTMIN+-1", "plain ASCII digits"),
+        ("SIGRTMIN++1", "plain ASCII digits"),
+        (
+            &format!("SIGRTMIN+{}", max - min + 1),
+            "outside the real-time signals",
+        ),
+        (
+            &format!("SIGRTMAX-{}", max - min + 1),
+            "outside the real-time signals",
+        ),
+        ("SIGRTMAX--1", "plain ASCII digits"),
+        ("SIGRTMIN-1", "not a signal name"),
+        ("+15", "no sign"),
+        ("-15", "no sign"),
+        (" 15 ", "no sign, space"),
+        ("015", "leading zero"),
+        ("", "empty"),
+        ("SIG TERM", "no sign, space"),
+        ("TERM\n", "no sign, space"),
+    ];
+    for (bad, why) in cases {
+        // `--signal=VALUE`, so a leading '-' reaches the parser.
+        let arg = format!("--signal={bad}");
+        let (code, stdout, stderr) = firma_stop(rt.path(), &["strict", &arg, "--grace-ms", "100"]);
+        assert_eq!(code, 2, "{bad:?}: {stdout}{stderr}");
+        assert!(stderr.contains("signal"), "{bad:?}: {stderr}");
+        assert!(stderr.contains(why), "{bad:?}: {stderr}");
+        assert!(stderr.contains(&format!("{bad:?}")), "{bad:?}: {stderr}");
+        assert!(stdout.is_empty(), "{bad:?}: {stdout}");
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(alive(pid), "a malformed --signal was sent");
+    assert_eq!(run_names(rt.path()), ["strict"]);
+    // The symmetric form kill(1) prints is accepted: SIGRTMAX-N.
+    let (code, stdout, stderr) = firma_stop(
+        rt.path(),
+        &[
+            "strict",
+            &format!("--signal=SIGRTMAX-{}", max - min),
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let outs: Vec<StopOutcome> = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(outs[0].signals, ["SIGRTMIN"]);
+    assert!(outs[0].exited && outs[0].collected, "{outs:?}");
+    assert_eq!(gone_by(&mut child), min);
+}
