@@ -369,6 +369,15 @@ uint32_t firma_abi_version(void);
  * allows, waits again (at most 5 s), and collects the marker. Blocks for
  * up to the grace period plus 5 s.
  *
+ * Concurrent stops of one marker signal once: they are serialised by a
+ * lock in a directory only the caller can write (for root
+ * `/run/firma-stop-locks`), never one the marker's owner can hold. A call
+ * that finds another stop under way sends nothing and waits for that
+ * exit, then reports `"signals": []` (with `"exited": false` if its own
+ * wait ended first); if the other stop ends leaving the process running,
+ * this call stops it as its options say, so it may block up to twice the
+ * bound above.
+ *
  * `options_json` is NULL (the defaults) or a JSON object with any of
  * `"signal"` (a name such as `"SIGTERM"`/`"TERM"` or a number; default
  * SIGTERM), `"grace_ms"` (default 10000, at most 600000), `"kill"`

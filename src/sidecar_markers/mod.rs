@@ -18,6 +18,7 @@ mod probe;
 mod process;
 mod report;
 mod stop;
+mod stop_lock;
 mod sys;
 pub mod text;
 mod watch;

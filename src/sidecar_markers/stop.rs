@@ -22,8 +22,9 @@
 //!
 //! There is no fallback to `kill(pid, …)`: without pidfds nothing is sent.
 //! Nothing here waits for (reaps) a process: the sidecar's parent does.
-//! Concurrent stops of one marker are serialised by an advisory lock on the
-//! marker directory: one signals, the others only wait for the exit.
+//! Concurrent stops of one marker are serialised by a lock in a directory
+//! only the caller can write (`stop_lock`), never by one the marker's owner
+//! could hold: one signals, the others wait for the exit.
 
 use std::ffi::CString;
 use std::io;
@@ -34,6 +35,7 @@ use std::time::{Duration, Instant};
 use super::error::{Result, StackError};
 use super::markers::{self, Marker};
 use super::process::{self, Identity, Liveness};
+use super::stop_lock::{self, StopLock};
 use super::{gc, sys};
 
 /// Grace period used when the caller sets none.
@@ -435,25 +437,24 @@ impl Job<'_> {
             .map_err(|e| StackError::io("remove stopped marker", &self.marker.path, e))
     }
 
-    /// Locks the marker directory for this stop. `None` when another stop
-    /// holds it, or the marker judged is no longer there (it was collected,
-    /// or replaced by another): either way this call must not signal.
-    fn lock(&self) -> Result<Option<OwnedFd>> {
+    /// Takes the stop lock of this marker, in a directory only the caller
+    /// can write (`stop_lock`): never a lock on anything the marker's
+    /// author can open, so its owner cannot make this call wait. `None`
+    /// when another stop of the caller's holds it, or the marker judged is
+    /// no longer there (it was collected, or replaced by another): either
+    /// way this call must not signal.
+    fn lock(&self) -> Result<Option<StopLock>> {
+        let lock = match stop_lock::take(self.run, self.name) {
+            stop_lock::Taken::Go(lock) => lock,
+            stop_lock::Taken::Busy => return Ok(None),
+        };
         let dir = match sys::openat(self.run, self.name, sys::DIR_FLAGS, 0) {
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
             Err(e) => return Err(StackError::io("open", &self.marker.path, e)),
         };
-        // SAFETY: a valid descriptor; flock has no memory arguments.
-        if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let e = io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(libc::EWOULDBLOCK) => Ok(None),
-                _ => Err(StackError::io("lock", &self.marker.path, e)),
-            };
-        }
         match sys::lstatat(dir.as_fd(), markers::METADATA) {
-            Ok(st) if (st.st_dev, st.st_ino) == self.marker.meta_id => Ok(Some(dir)),
+            Ok(st) if (st.st_dev, st.st_ino) == self.marker.meta_id => Ok(Some(lock)),
             Ok(_) => Ok(None),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
             Err(e) => Err(StackError::io(
@@ -488,9 +489,15 @@ impl Job<'_> {
         Ok(out)
     }
 
-    /// Another stop of this marker is under way: wait for the exit it
-    /// causes (as long as it may take), then try to collect too (exactly
-    /// one of us reports the removal).
+    /// Another stop of this marker (by the caller's own euid: the lock is
+    /// where nobody else can write) is under way: wait for the exit it
+    /// causes, up to this call's own grace period (plus [`KILL_WAIT`] with
+    /// `kill`), then try to collect too (exactly one of us reports the
+    /// removal). Should that stop end with the process still running (it
+    /// was `kill: false`, or gave up), its lock is free: this call takes
+    /// it and stops the process itself, as its own options say. Otherwise
+    /// the outcome says what happened: no signal sent by this call, and
+    /// `exited: false` when the process outlived the wait.
     fn follow(&self, pidfd: BorrowedFd<'_>) -> Result<StopOutcome> {
         let mut out = self.outcome();
         let start = Instant::now();
@@ -498,7 +505,20 @@ impl Job<'_> {
         if self.opts.kill {
             bound += KILL_WAIT;
         }
-        out.exited = wait_exit(pidfd, bound).map_err(|e| self.poll_error(e))?;
+        let deadline = start + bound;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            out.exited = wait_exit(pidfd, left.min(stop_lock::RETRY_EVERY))
+                .map_err(|e| self.poll_error(e))?;
+            if out.exited || Instant::now() >= deadline {
+                break;
+            }
+            if let Some(_lock) = self.lock()? {
+                let mut took_over = self.signal_and_wait(pidfd)?;
+                took_over.waited_ms = millis(start.elapsed());
+                return Ok(took_over);
+            }
+        }
         out.waited_ms = millis(start.elapsed());
         if out.exited {
             out.collected = self.collect()?;
