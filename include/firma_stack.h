@@ -370,12 +370,25 @@ uint32_t firma_abi_version(void);
  * allows, waits again (at most 5 s), and collects the marker. Blocks for
  * up to the grace period plus 5 s.
  *
+ * Concurrent stops of one marker signal once: they are serialised by a
+ * lock in a directory only the caller can write (for root
+ * `/run/firma-stop-locks`), never one the marker's owner can hold. A call
+ * that finds another stop under way sends nothing and waits for that
+ * exit, then reports `"signals": []` (with `"exited": false` if its own
+ * wait ended first); if the other stop ends leaving the process running,
+ * this call stops it as its options say, so it may block up to twice the
+ * bound above.
+ *
  * `options_json` is NULL (the defaults) or a JSON object with any of
  * `"signal"` (a name such as `"SIGTERM"`/`"TERM"` or a number; default
  * SIGTERM), `"grace_ms"` (default 10000, at most 600000), `"kill"`
  * (default true) and `"verify_identity"` (default true; false is the
- * UNSAFE opt-out that signals a pid whose identity cannot be proved). An
- * unknown key is `FIRMA_INVALID_ARGUMENT`, naming the key.
+ * UNSAFE opt-out that signals a pid whose identity cannot be proved). A
+ * `"signal"` name is read strictly: no sign, space or leading zero in a
+ * number or in the N of `"SIGRTMIN+N"`/`"SIGRTMAX-N"`. An unknown key, a
+ * key given twice (even spelled with an escape), a value of the wrong type
+ * or out of range is `FIRMA_INVALID_ARGUMENT`, naming the key, and nothing
+ * is signalled.
  *
  * On `FIRMA_OK`, `*out_json` is the outcome `{"sandbox_id", "pid",
  * "signals" (names sent, in order), "exited", "killed", "collected" (this
@@ -405,8 +418,9 @@ int32_t firma_sidecar_stop(const char *runtime_dir,
  * (how often live sidecars are judged again, default 1000),
  * `"rescan_interval_ms"` (full rescan, default 30000) and `"collect"`
  * (default true: stale markers are collected as `firma_sidecar_list` does;
- * false: read-only). An unknown key or a value out of range is
- * `FIRMA_INVALID_ARGUMENT`.
+ * false: read-only); `null` is the default. An unknown key, a key given
+ * twice (even spelled with an escape), a value of the wrong type or out of
+ * range is `FIRMA_INVALID_ARGUMENT`, naming the key.
  *
  * The initial scan happens here. On `FIRMA_OK`, `*out_watch` is the new
  * watcher (release it with `firma_watch_close`) and `*out_error_json` is

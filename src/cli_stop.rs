@@ -63,13 +63,10 @@ pub fn run(dir: &Path, args: &StopArgs) -> Result<(String, u8), String> {
             Ok(Some(o)) => {
                 running |= !o.exited;
                 if !o.exited && opts.kill {
-                    // Still alive after SIGKILL: not what the caller asked for.
+                    // Still alive, though the caller asked for SIGKILL: say
+                    // what was sent, never a SIGKILL that was not.
                     error = true;
-                    eprintln!(
-                        "firma: sidecar {id:?} (pid {}) is still running {} ms after SIGKILL",
-                        o.pid,
-                        sm::KILL_WAIT.as_millis()
-                    );
+                    eprintln!("firma: {}", still_running(id, &o));
                 }
                 if !args.json {
                     out.push_str(&human(&o));
@@ -104,6 +101,33 @@ pub fn run(dir: &Path, args: &StopArgs) -> Result<(String, u8), String> {
         0
     };
     Ok((out, code))
+}
+
+/// Why a stop that was to end with SIGKILL left the process running, as
+/// the outcome shows it: after this call's SIGKILL, or with no signal sent
+/// by this call (another stop of it held the stop lock and has not ended
+/// it yet).
+fn still_running(id: &str, o: &StopOutcome) -> String {
+    if o.killed {
+        format!(
+            "sidecar {id:?} (pid {}) is still running {} ms after SIGKILL",
+            o.pid,
+            sm::KILL_WAIT.as_millis()
+        )
+    } else if o.signals.is_empty() {
+        format!(
+            "sidecar {id:?} (pid {}) is still running after {} ms; this call sent no signal: \
+             another stop of it holds the stop lock and has not ended it",
+            o.pid, o.waited_ms
+        )
+    } else {
+        format!(
+            "sidecar {id:?} (pid {}) is still running after {} ms; this call sent {}",
+            o.pid,
+            o.waited_ms,
+            o.signals.join(", then ")
+        )
+    }
 }
 
 /// The element of `--json` for an id that failed.

@@ -568,52 +568,175 @@ pub extern "C" fn firma_abi_version() -> u32 {
     FIRMA_ABI_VERSION
 }
 
-/// Stop options from the JSON object of `firma_sidecar_stop`.
-fn stop_options(json: Option<&str>) -> Result<sm::StopOptions, FfiError> {
-    let mut opts = sm::StopOptions::default();
-    let Some(json) = json else {
-        return Ok(opts);
-    };
-    let value: serde_json::Value = serde_json::from_str(json)
-        .map_err(|e| FfiError::invalid(format!("options_json is not valid JSON: {e}")))?;
-    let serde_json::Value::Object(map) = value else {
-        return Err(FfiError::invalid("options_json must be a JSON object"));
-    };
-    let bad = |key: &str, want: &str| {
-        FfiError::invalid(format!("options_json: \"{key}\" must be {want}"))
-    };
-    for (key, v) in &map {
-        match key.as_str() {
-            "signal" => {
-                opts.signal = match v {
-                    serde_json::Value::String(name) => sm::parse_signal(name)?,
-                    serde_json::Value::Number(n) => {
-                        let n = n
-                            .as_i64()
-                            .and_then(|n| i32::try_from(n).ok())
-                            .ok_or_else(|| bad(key, "a signal name or number"))?;
-                        sm::parse_signal(&n.to_string())?
+// Options objects. Every JSON object the ABI accepts (the options of
+// `firma_sidecar_stop` and of `firma_watch_open`) is read one way, by
+// `parse_options`: a serde visitor over the object's keys that refuses a
+// key it has already seen, a key it does not know, and a value of the wrong
+// type, each naming the key. serde_json's own maps keep the last of
+// duplicate keys, so `{"verify_identity":true,"verify_identity":false}`
+// would mean false here while a validator that reads the first key saw
+// true; a duplicate is refused instead (after decoding escapes, so
+// `"verify\u005fidentity"` is the same key).
+
+/// An options object: its keys, and how to read the value of each.
+trait OptionsObject: Default {
+    /// Every key, in the order error messages list them.
+    const KEYS: &'static [&'static str];
+    /// Reads the value of `key` (one of `KEYS`, seen once) from `map`.
+    fn read<'de, A: serde::de::MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+    ) -> Result<(), A::Error>;
+}
+
+/// A key as JSON spells it, quoted and escaped: one line, whatever it holds.
+fn quoted(key: &str) -> String {
+    serde_json::Value::String(key.to_owned()).to_string()
+}
+
+/// The value of `key`, or an error naming the key and what it must be.
+fn option_value<'de, V, A>(map: &mut A, key: &str, want: &str) -> Result<V, A::Error>
+where
+    V: serde::Deserialize<'de>,
+    A: serde::de::MapAccess<'de>,
+{
+    map.next_value()
+        .map_err(|_| serde::de::Error::custom(format!("{} must be {want}", quoted(key))))
+}
+
+/// Deserializes an [`OptionsObject`] from a JSON object, key by key.
+struct Options<T>(T);
+
+impl<'de, T: OptionsObject> serde::Deserialize<'de> for Options<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<T>(std::marker::PhantomData<T>);
+        impl<'de, T: OptionsObject> serde::de::Visitor<'de> for Visit<T> {
+            type Value = Options<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(
+                    f,
+                    "a JSON object with any of the keys {}",
+                    T::KEYS.join(", ")
+                )
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                use serde::de::Error;
+                let mut out = T::default();
+                let mut seen: Vec<String> = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if !T::KEYS.contains(&key.as_str()) {
+                        return Err(A::Error::custom(format!(
+                            "unknown key {} (known: {})",
+                            quoted(&key),
+                            T::KEYS.join(", ")
+                        )));
                     }
-                    _ => return Err(bad(key, "a signal name or number")),
+                    if seen.contains(&key) {
+                        return Err(A::Error::custom(format!(
+                            "duplicate key {}: each key may appear once",
+                            quoted(&key)
+                        )));
+                    }
+                    out.read(&key, &mut map)?;
+                    seen.push(key);
                 }
-            }
-            "grace_ms" => {
-                let ms = v
-                    .as_u64()
-                    .ok_or_else(|| bad(key, "a non-negative integer of milliseconds"))?;
-                opts.grace = Duration::from_millis(ms);
-            }
-            "kill" => opts.kill = v.as_bool().ok_or_else(|| bad(key, "true or false"))?,
-            "verify_identity" => {
-                opts.verify_identity = v.as_bool().ok_or_else(|| bad(key, "true or false"))?
-            }
-            other => {
-                return Err(FfiError::invalid(format!(
-                    "options_json: unknown key {} (known: signal, grace_ms, kill, verify_identity)",
-                    serde_json::Value::String(other.to_owned())
-                )));
+                Ok(Options(out))
             }
         }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
+}
+
+/// The one way an options object is parsed: NULL (`None`) is the defaults;
+/// otherwise one JSON object, each key known and present once, each value
+/// of its key's type. The error names the argument and the bad key.
+fn parse_options<T: OptionsObject>(json: Option<&str>) -> Result<T, FfiError> {
+    let Some(json) = json else {
+        return Ok(T::default());
+    };
+    serde_json::from_str::<Options<T>>(json)
+        .map(|o| o.0)
+        .map_err(|e| {
+            let shown = sm::text::one_line(&e.to_string());
+            FfiError::invalid(if e.is_data() {
+                format!("options_json: {shown}")
+            } else {
+                format!("options_json is not valid JSON: {shown}")
+            })
+        })
+}
+
+/// The JSON options of `firma_sidecar_stop`; every key optional.
+#[derive(Default)]
+struct StopOptionsJson {
+    signal: Option<SignalJson>,
+    grace_ms: Option<u64>,
+    kill: Option<bool>,
+    verify_identity: Option<bool>,
+}
+
+/// A signal given by name (`"SIGTERM"`) or number (`15`).
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum SignalJson {
+    Number(i64),
+    Name(String),
+}
+
+impl OptionsObject for StopOptionsJson {
+    const KEYS: &'static [&'static str] = &["signal", "grace_ms", "kill", "verify_identity"];
+
+    fn read<'de, A: serde::de::MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        const BOOL: &str = "true or false";
+        match key {
+            "signal" => self.signal = Some(option_value(map, key, "a signal name or number")?),
+            "grace_ms" => {
+                let want = "a non-negative integer of milliseconds";
+                self.grace_ms = Some(option_value(map, key, want)?);
+            }
+            "kill" => self.kill = Some(option_value(map, key, BOOL)?),
+            // "verify_identity": the visitor passes only known keys.
+            _ => self.verify_identity = Some(option_value(map, key, BOOL)?),
+        }
+        Ok(())
+    }
+}
+
+/// Stop options from the JSON object of `firma_sidecar_stop`.
+fn stop_options(json: Option<&str>) -> Result<sm::StopOptions, FfiError> {
+    let j: StopOptionsJson = parse_options(json)?;
+    let mut opts = sm::StopOptions::default();
+    match j.signal {
+        Some(SignalJson::Name(name)) => opts.signal = sm::parse_signal(&name)?,
+        Some(SignalJson::Number(n)) => {
+            let max = libc::SIGRTMAX();
+            opts.signal = i32::try_from(n)
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| {
+                    FfiError::invalid(format!(
+                        "options_json: \"signal\" {n} is not a signal number in 1..={max}"
+                    ))
+                })?;
+        }
+        None => {}
+    }
+    if let Some(ms) = j.grace_ms {
+        opts.grace = Duration::from_millis(ms);
+    }
+    if let Some(kill) = j.kill {
+        opts.kill = kill;
+    }
+    if let Some(verify) = j.verify_identity {
+        opts.verify_identity = verify;
     }
     Ok(opts)
 }
@@ -626,12 +749,25 @@ fn stop_options(json: Option<&str>) -> Result<sm::StopOptions, FfiError> {
 /// allows, waits again (at most 5 s), and collects the marker. Blocks for
 /// up to the grace period plus 5 s.
 ///
+/// Concurrent stops of one marker signal once: they are serialised by a
+/// lock in a directory only the caller can write (for root
+/// `/run/firma-stop-locks`), never one the marker's owner can hold. A call
+/// that finds another stop under way sends nothing and waits for that
+/// exit, then reports `"signals": []` (with `"exited": false` if its own
+/// wait ended first); if the other stop ends leaving the process running,
+/// this call stops it as its options say, so it may block up to twice the
+/// bound above.
+///
 /// `options_json` is NULL (the defaults) or a JSON object with any of
 /// `"signal"` (a name such as `"SIGTERM"`/`"TERM"` or a number; default
 /// SIGTERM), `"grace_ms"` (default 10000, at most 600000), `"kill"`
 /// (default true) and `"verify_identity"` (default true; false is the
-/// UNSAFE opt-out that signals a pid whose identity cannot be proved). An
-/// unknown key is `FIRMA_INVALID_ARGUMENT`, naming the key.
+/// UNSAFE opt-out that signals a pid whose identity cannot be proved). A
+/// `"signal"` name is read strictly: no sign, space or leading zero in a
+/// number or in the N of `"SIGRTMIN+N"`/`"SIGRTMAX-N"`. An unknown key, a
+/// key given twice (even spelled with an escape), a value of the wrong type
+/// or out of range is `FIRMA_INVALID_ARGUMENT`, naming the key, and nothing
+/// is signalled.
 ///
 /// On `FIRMA_OK`, `*out_json` is the outcome `{"sandbox_id", "pid",
 /// "signals" (names sent, in order), "exited", "killed", "collected" (this
@@ -683,9 +819,9 @@ pub struct firma_watch {
     inner: std::sync::Mutex<sm::Watcher>,
 }
 
-/// The JSON options of `firma_watch_open`; every key optional.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The JSON options of `firma_watch_open`; every key optional (`null` is
+/// the default, as an absent key).
+#[derive(Default)]
 struct WatchOptionsJson {
     timeout_ms: Option<u64>,
     probe_interval_ms: Option<u64>,
@@ -693,16 +829,34 @@ struct WatchOptionsJson {
     collect: Option<bool>,
 }
 
+impl OptionsObject for WatchOptionsJson {
+    const KEYS: &'static [&'static str] = &[
+        "timeout_ms",
+        "probe_interval_ms",
+        "rescan_interval_ms",
+        "collect",
+    ];
+
+    fn read<'de, A: serde::de::MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        const MS: &str = "a non-negative integer of milliseconds or null";
+        match key {
+            "timeout_ms" => self.timeout_ms = option_value(map, key, MS)?,
+            "probe_interval_ms" => self.probe_interval_ms = option_value(map, key, MS)?,
+            "rescan_interval_ms" => self.rescan_interval_ms = option_value(map, key, MS)?,
+            // "collect": the visitor passes only known keys.
+            _ => self.collect = option_value(map, key, "true, false or null")?,
+        }
+        Ok(())
+    }
+}
+
 fn watch_options(json: Option<&str>) -> Result<sm::WatchOptions, FfiError> {
+    let j: WatchOptionsJson = parse_options(json)?;
     let mut o = sm::WatchOptions::default();
-    let Some(json) = json else { return Ok(o) };
-    let j: WatchOptionsJson = serde_json::from_str(json).map_err(|e| {
-        FfiError::invalid(format!(
-            "options_json is not a valid options object ({}): expected keys timeout_ms, \
-             probe_interval_ms, rescan_interval_ms, collect",
-            sm::text::one_line(&e.to_string())
-        ))
-    })?;
     if let Some(ms) = j.timeout_ms {
         o.probe.timeout = Duration::from_millis(ms);
     }
@@ -724,8 +878,9 @@ fn watch_options(json: Option<&str>) -> Result<sm::WatchOptions, FfiError> {
 /// (how often live sidecars are judged again, default 1000),
 /// `"rescan_interval_ms"` (full rescan, default 30000) and `"collect"`
 /// (default true: stale markers are collected as `firma_sidecar_list` does;
-/// false: read-only). An unknown key or a value out of range is
-/// `FIRMA_INVALID_ARGUMENT`.
+/// false: read-only); `null` is the default. An unknown key, a key given
+/// twice (even spelled with an escape), a value of the wrong type or out of
+/// range is `FIRMA_INVALID_ARGUMENT`, naming the key.
 ///
 /// The initial scan happens here. On `FIRMA_OK`, `*out_watch` is the new
 /// watcher (release it with `firma_watch_close`) and `*out_error_json` is
@@ -922,6 +1077,184 @@ mod tests {
         );
         for (i, code) in ErrorCode::ALL.into_iter().enumerate() {
             assert_eq!(FirmaStatus::of(code) as usize, i + 1, "{code}");
+        }
+    }
+
+    /// The message of an options error (it must be `invalid_argument`).
+    fn invalid<T>(r: Result<T, FfiError>) -> String {
+        let e = r.err().expect("an error").0;
+        assert_eq!(e.code, ErrorCode::InvalidArgument, "{}", e.message);
+        e.message
+    }
+
+    #[test]
+    fn a_duplicate_key_in_any_options_object_is_refused_naming_it() {
+        let stop_dups = [
+            (
+                r#"{"verify_identity":true,"verify_identity":false}"#,
+                "verify_identity",
+            ),
+            (
+                r#"{"verify_identity":false,"verify_identity":true}"#,
+                "verify_identity",
+            ),
+            (
+                r#"{"verify_identity":false,"verify_identity":false}"#,
+                "verify_identity",
+            ),
+            // The same key spelled with an escape is the same key.
+            (
+                r#"{"verify_identity":true,"verify\u005fidentity":false}"#,
+                "verify_identity",
+            ),
+            (r#"{"signal":"TERM","kill":true,"signal":9}"#, "signal"),
+            (r#"{"grace_ms":10,"grace_ms":20}"#, "grace_ms"),
+            (r#"{"kill":true,"kill":false}"#, "kill"),
+        ];
+        for (json, key) in stop_dups {
+            let msg = invalid(stop_options(Some(json)));
+            assert!(msg.contains("duplicate key"), "{json}: {msg}");
+            assert!(msg.contains(&format!("\"{key}\"")), "{json}: {msg}");
+            assert!(msg.starts_with("options_json: "), "{json}: {msg}");
+        }
+        let watch_dups = [
+            (r#"{"collect":false,"collect":true}"#, "collect"),
+            (r#"{"timeout_ms":100,"timeout_ms":200}"#, "timeout_ms"),
+            (
+                r#"{"probe_interval_ms":null,"probe_interval_ms":5}"#,
+                "probe_interval_ms",
+            ),
+            (
+                r#"{"rescan_interval_ms":5,"collect":true,"rescan_interval_ms":5}"#,
+                "rescan_interval_ms",
+            ),
+        ];
+        for (json, key) in watch_dups {
+            let msg = invalid(watch_options(Some(json)));
+            assert!(msg.contains("duplicate key"), "{json}: {msg}");
+            assert!(msg.contains(&format!("\"{key}\"")), "{json}: {msg}");
+        }
+    }
+
+    #[test]
+    fn options_objects_are_read_one_way_with_errors_naming_key_and_value() {
+        let o = stop_options(Some(
+            r#"{"signal":"INT","grace_ms":25,"kill":false,"verify_identity":false}"#,
+        ))
+        .ok()
+        .expect("valid stop options");
+        assert_eq!(
+            o,
+            sm::StopOptions {
+                signal: libc::SIGINT,
+                grace: Duration::from_millis(25),
+                kill: false,
+                verify_identity: false,
+            }
+        );
+        assert_eq!(
+            stop_options(Some(r#"{"signal":9}"#)).ok().map(|o| o.signal),
+            Some(9)
+        );
+        assert_eq!(
+            stop_options(Some("{}")).ok(),
+            Some(sm::StopOptions::default())
+        );
+        assert_eq!(stop_options(None).ok(), Some(sm::StopOptions::default()));
+        let w = watch_options(Some(
+            r#"{"timeout_ms":7,"probe_interval_ms":8,"rescan_interval_ms":null,"collect":false}"#,
+        ))
+        .ok()
+        .expect("valid watch options");
+        let d = sm::WatchOptions::default();
+        assert_eq!(w.probe.timeout, Duration::from_millis(7));
+        assert_eq!(w.probe_interval, Duration::from_millis(8));
+        assert_eq!(w.rescan_interval, d.rescan_interval);
+        assert!(!w.collect);
+
+        let stop_bad = [
+            (
+                r#"{"grace":1}"#,
+                r#"unknown key "grace" (known: signal, grace_ms, kill, verify_identity)"#,
+            ),
+            (r#"{"kill":1}"#, r#""kill" must be true or false"#),
+            (r#"{"kill":null}"#, r#""kill" must be true or false"#),
+            (
+                r#"{"verify_identity":"no"}"#,
+                r#""verify_identity" must be true or false"#,
+            ),
+            (
+                r#"{"grace_ms":-5}"#,
+                r#""grace_ms" must be a non-negative integer"#,
+            ),
+            (
+                r#"{"grace_ms":1.5}"#,
+                r#""grace_ms" must be a non-negative integer"#,
+            ),
+            (
+                r#"{"signal":[9]}"#,
+                r#""signal" must be a signal name or number"#,
+            ),
+            (
+                r#"{"signal":1.5}"#,
+                r#""signal" must be a signal name or number"#,
+            ),
+            (
+                r#"{"signal":0}"#,
+                r#""signal" 0 is not a signal number in 1..="#,
+            ),
+            (
+                r#"{"signal":-15}"#,
+                r#""signal" -15 is not a signal number"#,
+            ),
+            (
+                r#"{"signal":4294967311}"#,
+                r#""signal" 4294967311 is not a signal number"#,
+            ),
+            (
+                r#"{"signal":"SIGRTMIN+-30"}"#,
+                r#""SIGRTMIN+-30" is not a signal"#,
+            ),
+            (r#"{"signal":"NOPE"}"#, r#""NOPE" is not a signal name"#),
+            // A control character in a key is escaped, never echoed raw.
+            ("{\"a\\nb\":1}", r#"unknown key "a\nb""#),
+            (
+                "[]",
+                "options_json: invalid type: sequence, expected a JSON object",
+            ),
+            (
+                "null",
+                "options_json: invalid type: null, expected a JSON object",
+            ),
+            ("{", "options_json is not valid JSON"),
+            (r#"{"kill":true} x"#, "options_json is not valid JSON"),
+        ];
+        for (json, want) in stop_bad {
+            let msg = invalid(stop_options(Some(json)));
+            assert!(msg.contains(want), "{json}: {msg}");
+            assert!(!msg.contains('\n'), "{json}: {msg}");
+        }
+        let watch_bad = [
+            (
+                r#"{"probe_interval":5}"#,
+                r#"unknown key "probe_interval" (known: timeout_ms,"#,
+            ),
+            (
+                r#"{"collect":1}"#,
+                r#""collect" must be true, false or null"#,
+            ),
+            (
+                r#"{"timeout_ms":-1}"#,
+                r#""timeout_ms" must be a non-negative integer"#,
+            ),
+            (
+                "7",
+                "options_json: invalid type: integer `7`, expected a JSON object",
+            ),
+        ];
+        for (json, want) in watch_bad {
+            let msg = invalid(watch_options(Some(json)));
+            assert!(msg.contains(want), "{json}: {msg}");
         }
     }
 

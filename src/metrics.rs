@@ -17,7 +17,6 @@ use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::sidecar_markers::{
@@ -286,17 +285,142 @@ pub enum TextfileError {
     },
 }
 
-static SEQ: AtomicU64 = AtomicU64::new(0);
+/// How many fresh random names a writer tries before giving up. With 128
+/// random bits a name is never guessed; the bound only ends a loop that a
+/// broken random source could make endless.
+const NAME_ATTEMPTS: u32 = 16;
 
-/// Temp names never end in `.prom`, so the textfile collector never reads a
-/// file being written (nor one left by a writer that was killed).
-fn temp_name(attempt: u32) -> CString {
-    let n = SEQ.fetch_add(1, Ordering::Relaxed);
-    CString::new(format!(
-        ".firma-metrics-{}-{n}-{attempt}.tmp",
-        std::process::id()
-    ))
-    .expect("no NUL in a formatted name")
+/// A temporary name in the textfile's directory: `.firma-metrics-` and 128
+/// bits from `getrandom(2)` in hex. Nobody can plant a file, a symlink or a
+/// directory under it in advance, so no such plant can make the write fail
+/// or follow a link. Temp names never end in `.prom`, so the textfile
+/// collector never reads a file being written (nor one left by a writer
+/// that was killed).
+fn temp_name() -> std::io::Result<CString> {
+    let mut bytes = [0u8; 16];
+    let mut filled = 0;
+    while filled < bytes.len() {
+        let rest = &mut bytes[filled..];
+        // SAFETY: `rest` is valid for `rest.len()` writable bytes.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        if n < 0 {
+            let e = last_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e);
+        }
+        filled += n as usize;
+    }
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(CString::new(format!(".firma-metrics-{hex}.tmp")).expect("no NUL in a formatted name"))
+}
+
+/// The new file's contents, before it has a name: an unnamed `O_TMPFILE`
+/// (linked later under a random name), or a file created under a random
+/// name with `O_CREAT|O_EXCL|O_NOFOLLOW` where the filesystem has no
+/// `O_TMPFILE`.
+enum Temp {
+    Unnamed(OwnedFd),
+    Named(OwnedFd, CString),
+}
+
+/// Opens the temporary file in `dir`: unnamed when `unnamed` and the
+/// filesystem allows, else under a random name.
+fn open_temp(dir: &OwnedFd, unnamed: bool) -> std::io::Result<Temp> {
+    if unnamed {
+        // SAFETY: a valid directory fd and a NUL-terminated name.
+        let fd = unsafe {
+            libc::openat(
+                dir.as_raw_fd(),
+                c".".as_ptr(),
+                libc::O_TMPFILE | libc::O_WRONLY | libc::O_CLOEXEC,
+                0o600 as libc::c_uint,
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: `fd` is a fresh descriptor we own.
+            return Ok(Temp::Unnamed(unsafe { OwnedFd::from_raw_fd(fd) }));
+        }
+        let e = last_error();
+        // No O_TMPFILE here (the kernel or the filesystem): a named file.
+        if !matches!(
+            e.raw_os_error(),
+            Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL | libc::ENOSYS)
+        ) {
+            return Err(e);
+        }
+    }
+    let mut attempt = 0;
+    loop {
+        let name = temp_name()?;
+        // SAFETY: a valid directory fd and a NUL-terminated name.
+        let fd = unsafe {
+            libc::openat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+                0o600 as libc::c_uint,
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: `fd` is a fresh descriptor we own.
+            return Ok(Temp::Named(unsafe { OwnedFd::from_raw_fd(fd) }, name));
+        }
+        let e = last_error();
+        attempt += 1;
+        if e.raw_os_error() != Some(libc::EEXIST) || attempt >= NAME_ATTEMPTS {
+            return Err(e);
+        }
+    }
+}
+
+/// Gives the unnamed `file` a fresh random name in `dir` with `linkat`,
+/// which never follows or replaces what is at the new name (`EEXIST`: try
+/// another). Through `AT_EMPTY_PATH` where the caller may
+/// (`CAP_DAC_READ_SEARCH`), else through `/proc/self/fd`.
+fn link_temp(file: &OwnedFd, dir: &OwnedFd) -> std::io::Result<CString> {
+    let proc_path = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .expect("no NUL in a formatted path");
+    let mut attempt = 0;
+    loop {
+        let name = temp_name()?;
+        // SAFETY: valid descriptors and NUL-terminated paths.
+        let mut rc = unsafe {
+            libc::linkat(
+                file.as_raw_fd(),
+                c"".as_ptr(),
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            )
+        };
+        if rc != 0
+            && matches!(
+                last_error().raw_os_error(),
+                Some(libc::ENOENT | libc::EPERM)
+            )
+        {
+            // SAFETY: as above.
+            rc = unsafe {
+                libc::linkat(
+                    libc::AT_FDCWD,
+                    proc_path.as_ptr(),
+                    dir.as_raw_fd(),
+                    name.as_ptr(),
+                    libc::AT_SYMLINK_FOLLOW,
+                )
+            };
+        }
+        if rc == 0 {
+            return Ok(name);
+        }
+        let e = last_error();
+        attempt += 1;
+        if e.raw_os_error() != Some(libc::EEXIST) || attempt >= NAME_ATTEMPTS {
+            return Err(e);
+        }
+    }
 }
 
 fn cstring(bytes: &[u8], path: &Path) -> Result<CString, TextfileError> {
@@ -311,28 +435,38 @@ fn last_error() -> std::io::Error {
     std::io::Error::last_os_error()
 }
 
-/// Removes the temp file unless disarmed (after the rename).
+/// Removes the temporary file, once it has a name, unless disarmed (its
+/// name taken back after the rename).
 struct TempGuard<'a> {
     dir: &'a OwnedFd,
-    name: &'a CString,
-    armed: bool,
+    name: Option<CString>,
 }
 
 impl Drop for TempGuard<'_> {
     fn drop(&mut self) {
-        if self.armed {
+        if let Some(name) = &self.name {
             // SAFETY: a valid directory fd and a NUL-terminated name.
-            unsafe { libc::unlinkat(self.dir.as_raw_fd(), self.name.as_ptr(), 0) };
+            unsafe { libc::unlinkat(self.dir.as_raw_fd(), name.as_ptr(), 0) };
         }
     }
 }
 
-/// Writes `contents` to `path` atomically: a new temp file in the same
-/// directory (`O_EXCL|O_NOFOLLOW|O_CLOEXEC`, mode 0644 whatever the umask),
-/// written and fsynced, renamed over `path`, then the directory fsynced. A
-/// reader sees the old file or the new one, never a part. On failure the
-/// temp file is removed and `path` is untouched.
+/// Writes `contents` to `path` atomically: a new file in the same
+/// directory, written, given mode 0644 whatever the umask and fsynced, then
+/// renamed over `path`, then the directory fsynced. A reader sees the old
+/// file or the new one, never a part. The new file is an unnamed
+/// `O_TMPFILE`, linked under a random name only once complete (or, where
+/// the filesystem has no `O_TMPFILE`, created under a random name with
+/// `O_EXCL|O_NOFOLLOW`): no name planted in the directory beforehand can
+/// block the write or redirect it. On failure the temporary file is removed
+/// and `path` is untouched.
 pub fn write_textfile(path: &Path, contents: &[u8]) -> Result<(), TextfileError> {
+    write_textfile_with(path, contents, true)
+}
+
+/// [`write_textfile`], with the unnamed `O_TMPFILE` only when `unnamed`
+/// (`false` takes the fallback a filesystem without it gets).
+fn write_textfile_with(path: &Path, contents: &[u8], unnamed: bool) -> Result<(), TextfileError> {
     let shown = text::path_string(path);
     if path.as_os_str().is_empty() {
         return Err(TextfileError::EmptyPath);
@@ -385,45 +519,40 @@ pub fn write_textfile(path: &Path, contents: &[u8]) -> Result<(), TextfileError>
         source,
     };
 
-    let mut attempt = 0;
-    let (tmp, file_fd) = loop {
-        let tmp = temp_name(attempt);
-        // SAFETY: a valid directory fd and a NUL-terminated name.
-        let fd = unsafe {
-            libc::openat(
-                dir_fd.as_raw_fd(),
-                tmp.as_ptr(),
-                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-                0o600 as libc::c_uint,
-            )
-        };
-        if fd >= 0 {
-            // SAFETY: `fd` is a fresh descriptor we own.
-            break (tmp, unsafe { OwnedFd::from_raw_fd(fd) });
-        }
-        let e = last_error();
-        if e.raw_os_error() == Some(libc::EEXIST) && attempt < 16 {
-            attempt += 1;
-            continue;
-        }
-        return Err(io("create a temporary file in", &dir_shown, e));
+    let temp =
+        open_temp(&dir_fd, unnamed).map_err(|e| io("create a temporary file in", &dir_shown, e))?;
+    let (file_fd, named) = match temp {
+        Temp::Unnamed(fd) => (fd, None),
+        Temp::Named(fd, name) => (fd, Some(name)),
     };
-    let tmp_shown = text::path_string(&dir.join(std::ffi::OsStr::from_bytes(tmp.as_bytes())));
+    // Removes the named temp file unless disarmed (after the rename).
     let mut guard = TempGuard {
         dir: &dir_fd,
-        name: &tmp,
-        armed: true,
+        name: named,
+    };
+    let temp_shown = |guard: &TempGuard<'_>| match &guard.name {
+        Some(n) => text::path_string(&dir.join(std::ffi::OsStr::from_bytes(n.as_bytes()))),
+        None => format!("an unnamed temporary file in {dir_shown}"),
     };
 
     // SAFETY: a valid descriptor.
     if unsafe { libc::fchmod(file_fd.as_raw_fd(), 0o644) } != 0 {
-        return Err(io("chmod", &tmp_shown, last_error()));
+        return Err(io("chmod", &temp_shown(&guard), last_error()));
     }
     let mut file = std::fs::File::from(file_fd);
     file.write_all(contents)
-        .map_err(|e| io("write", &tmp_shown, e))?;
-    file.sync_all().map_err(|e| io("fsync", &tmp_shown, e))?;
-    drop(file);
+        .map_err(|e| io("write", &temp_shown(&guard), e))?;
+    file.sync_all()
+        .map_err(|e| io("fsync", &temp_shown(&guard), e))?;
+    let tmp = match guard.name.clone() {
+        Some(name) => name,
+        None => {
+            let name = link_temp(&OwnedFd::from(file), &dir_fd)
+                .map_err(|e| io("name a temporary file in", &dir_shown, e))?;
+            guard.name = Some(name.clone());
+            name
+        }
+    };
     // SAFETY: a valid directory fd and NUL-terminated names.
     let rc = unsafe {
         libc::renameat(
@@ -436,7 +565,7 @@ pub fn write_textfile(path: &Path, contents: &[u8]) -> Result<(), TextfileError>
     if rc != 0 {
         return Err(io("rename a temporary file over", &shown, last_error()));
     }
-    guard.armed = false;
+    guard.name = None;
     // SAFETY: a valid descriptor.
     if unsafe { libc::fsync(dir_fd.as_raw_fd()) } != 0 {
         return Err(io("fsync directory", &dir_shown, last_error()));
@@ -459,6 +588,68 @@ pub fn command(
         Some(path) => {
             write_textfile(path, body.as_bytes()).map_err(|e| e.to_string())?;
             Ok(String::new())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn temps(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect()
+    }
+
+    #[test]
+    fn temp_names_are_128_random_bits_and_never_prom() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            let name = temp_name().unwrap().into_string().unwrap();
+            let hex = name
+                .strip_prefix(".firma-metrics-")
+                .and_then(|r| r.strip_suffix(".tmp"))
+                .unwrap_or_else(|| panic!("{name}"));
+            assert_eq!(hex.len(), 32, "{name}");
+            assert!(
+                hex.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            );
+            assert!(!name.ends_with(".prom"));
+            assert!(seen.insert(name), "a name came twice");
+        }
+    }
+
+    /// The fallback for filesystems without `O_TMPFILE` (a random name,
+    /// `O_CREAT|O_EXCL|O_NOFOLLOW`): the same file, mode and atomic rename,
+    /// a symlink at the path replaced not followed, and no temporary file
+    /// left, also when the rename fails.
+    #[test]
+    fn the_named_fallback_writes_the_same_file_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep me\n").unwrap();
+        let path = dir.path().join("firma.prom");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        write_textfile_with(&path, b"x 1\n", false).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me\n");
+        let m = std::fs::symlink_metadata(&path).unwrap();
+        assert!(m.is_file());
+        assert_eq!(m.permissions().mode() & 0o7777, 0o644);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "x 1\n");
+        assert!(temps(dir.path()).is_empty());
+
+        let blocked = dir.path().join("blocked.prom");
+        std::fs::create_dir(&blocked).unwrap();
+        std::fs::write(blocked.join("inside"), "").unwrap();
+        for unnamed in [false, true] {
+            let err = write_textfile_with(&blocked, b"x 1\n", unnamed).unwrap_err();
+            assert!(err.to_string().starts_with("cannot rename"), "{err}");
+            assert!(temps(dir.path()).is_empty(), "{:?}", temps(dir.path()));
         }
     }
 }

@@ -452,6 +452,134 @@ fn a_symlink_at_the_textfile_path_is_replaced_not_followed() {
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "x 1\n");
 }
 
+/// What an entry planted in the textfile's directory is, to see it is
+/// still exactly that afterwards.
+#[derive(Debug, PartialEq)]
+enum Planted {
+    Link(PathBuf),
+    File(Vec<u8>),
+    Dir,
+}
+
+fn planted(path: &Path) -> Planted {
+    let m = std::fs::symlink_metadata(path).unwrap();
+    if m.file_type().is_symlink() {
+        Planted::Link(std::fs::read_link(path).unwrap())
+    } else if m.is_dir() {
+        Planted::Dir
+    } else {
+        Planted::File(std::fs::read(path).unwrap())
+    }
+}
+
+/// Every name the old writer would try (`.firma-metrics-<pid>-<n>-<attempt>.tmp`,
+/// 17 attempts per call, `n` a per-process counter) planted for this
+/// process's pid and the first 512 values of the counter, as symlinks to a
+/// file to protect, dangling symlinks into a directory that must stay
+/// empty, plain files and directories; plus a farm of symlinks under other
+/// `.firma-metrics-*.tmp` names. The old writer failed with EEXIST after its
+/// 17 tries. The file must be written, nothing planted followed or changed,
+/// and no temporary file of ours left behind. As a non-root user (so
+/// `linkat` goes through `/proc/self/fd`, without `CAP_DAC_READ_SEARCH`)
+/// the CLI writes among the farm as well.
+#[test]
+fn planted_temp_names_and_a_symlink_farm_neither_block_nor_redirect_the_textfile() {
+    let out = tempfile::tempdir().unwrap();
+    let guarded = tempfile::tempdir().unwrap();
+    let victim = guarded.path().join("victim");
+    std::fs::write(&victim, "keep me\n").unwrap();
+    let void = guarded.path().join("void");
+    std::fs::create_dir(&void).unwrap();
+    let pid = std::process::id();
+    let mut names = Vec::new();
+    for n in 0..512u32 {
+        for attempt in 0..17u32 {
+            names.push(format!(".firma-metrics-{pid}-{n}-{attempt}.tmp"));
+        }
+    }
+    for i in 0..2048u32 {
+        names.push(format!(".firma-metrics-{i:032x}.tmp"));
+        names.push(format!(
+            ".firma-metrics-{:032x}.tmp",
+            u128::MAX - u128::from(i)
+        ));
+    }
+    for (i, name) in names.iter().enumerate() {
+        let at = out.path().join(name);
+        match i % 4 {
+            0 => std::os::unix::fs::symlink(&victim, &at).unwrap(),
+            1 => std::os::unix::fs::symlink(void.join(format!("t{i}")), &at).unwrap(),
+            2 => std::fs::write(&at, format!("planted {i}\n")).unwrap(),
+            _ => std::fs::create_dir(&at).unwrap(),
+        }
+    }
+    let before: Vec<(String, Planted)> = names
+        .iter()
+        .map(|n| (n.clone(), planted(&out.path().join(n))))
+        .collect();
+    let check_untouched = |when: &str| {
+        assert_eq!(
+            std::fs::read_to_string(&victim).unwrap(),
+            "keep me\n",
+            "{when}"
+        );
+        assert_eq!(std::fs::read_dir(&void).unwrap().count(), 0, "{when}");
+        for (name, was) in &before {
+            assert_eq!(&planted(&out.path().join(name)), was, "{when}: {name}");
+        }
+        let mut expected: Vec<&String> = names.iter().collect();
+        expected.sort();
+        let left = leftovers(out.path());
+        assert_eq!(
+            left.iter().collect::<Vec<_>>(),
+            expected,
+            "{when}: a temp file was left"
+        );
+    };
+
+    let path = out.path().join("firma.prom");
+    for round in 0..3 {
+        write_textfile(&path, format!("x {round}\n").as_bytes()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("x {round}\n")
+        );
+        let m = std::fs::symlink_metadata(&path).unwrap();
+        assert!(m.is_file());
+        assert_eq!(m.permissions().mode() & 0o7777, 0o644);
+        check_untouched(&format!("round {round}"));
+    }
+
+    // The CLI, as another user, in a directory of its own among the farm.
+    use std::os::unix::fs::chown;
+    let nobody = 65534;
+    chown(out.path(), Some(nobody), Some(nobody)).unwrap();
+    let rt = tempfile::tempdir().unwrap();
+    chown(rt.path(), Some(nobody), Some(nobody)).unwrap();
+    std::fs::set_permissions(guarded.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let user_path = out.path().join("user.prom");
+    let run = Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .arg(FIRMA)
+        .arg("--runtime-dir")
+        .arg(rt.path())
+        .args(["sidecar", "metrics", "--textfile"])
+        .arg(&user_path)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let m = std::fs::symlink_metadata(&user_path).unwrap();
+    assert!(m.is_file());
+    assert_eq!((m.uid(), m.permissions().mode() & 0o7777), (nobody, 0o644));
+    let text = std::fs::read_to_string(&user_path).unwrap();
+    assert!(text.contains("# TYPE firma_sidecars gauge"), "{text}");
+    check_untouched("the CLI as another user");
+}
+
 #[test]
 fn a_missing_directory_is_one_line_naming_it() {
     let rt = runtime();

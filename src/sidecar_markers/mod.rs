@@ -24,6 +24,7 @@ mod probe;
 mod process;
 mod report;
 mod stop;
+mod stop_lock;
 mod sys;
 pub mod text;
 mod trust;

@@ -22,8 +22,9 @@
 //!
 //! There is no fallback to `kill(pid, …)`: without pidfds nothing is sent.
 //! Nothing here waits for (reaps) a process: the sidecar's parent does.
-//! Concurrent stops of one marker are serialised by an advisory lock on the
-//! marker directory: one signals, the others only wait for the exit.
+//! Concurrent stops of one marker are serialised by a lock in a directory
+//! only the caller can write (`stop_lock`), never by one the marker's owner
+//! could hold: one signals, the others wait for the exit.
 
 use std::ffi::CString;
 use std::io;
@@ -34,6 +35,7 @@ use std::time::{Duration, Instant};
 use super::error::{Result, StackError};
 use super::markers::{self, Marker};
 use super::process::{self, Identity, Liveness};
+use super::stop_lock::{self, StopLock};
 use super::{authority, gc, probe, sys};
 
 /// Grace period used when the caller sets none.
@@ -116,43 +118,92 @@ pub fn signal_name(signal: i32) -> String {
     signal.to_string()
 }
 
-/// Parses a signal given by name (`SIGTERM`, `TERM`, `sigterm`,
-/// `SIGRTMIN+2`) or number (`15`); the error names the bad value.
+/// Parses a signal given by name or number, strictly (the error names the
+/// bad value and says why):
+///
+/// - a number is plain ASCII digits without a sign or a leading zero
+///   (`15`; not `+15`, `-15`, `015` or ` 15 `), in `1..=SIGRTMAX`;
+/// - a name is ASCII letters, any case, with or without `SIG` (`SIGTERM`,
+///   `TERM`, `sigterm`);
+/// - a real-time signal is `SIGRTMIN`, `SIGRTMIN+N` (at most `SIGRTMAX`),
+///   `SIGRTMAX` or `SIGRTMAX-N` (at least `SIGRTMIN`), as `kill -l` spells
+///   them, `N` plain digits as above.
+///
+/// Nothing is trimmed: an empty string, white space anywhere, a NUL or any
+/// other character is refused, so a text means one signal or none.
 pub fn parse_signal(text: &str) -> Result<i32> {
     let bad = |reason: String| StackError::InvalidArgument {
         what: "signal".into(),
         reason,
     };
-    let t = text.trim();
-    let sig = if let Ok(n) = t.parse::<i32>() {
-        n
-    } else {
-        let upper = t.to_ascii_uppercase();
-        let name = if upper.starts_with("SIG") {
-            upper
-        } else {
-            format!("SIG{upper}")
-        };
-        if let Some(&(_, n)) = SIGNALS.iter().find(|&&(s, _)| s == name) {
-            n
-        } else if let Some(rest) = name.strip_prefix("SIGRTMIN") {
-            let off = match rest.strip_prefix('+') {
-                Some(n) => n.parse::<i32>().ok(),
-                None if rest.is_empty() => Some(0),
-                None => None,
-            };
-            match off {
-                Some(off) => libc::SIGRTMIN() + off,
-                None => return Err(bad(format!("{t:?} is not a signal name"))),
+    if text.is_empty() {
+        return Err(bad("\"\" is empty, not a signal".into()));
+    }
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        let sig = plain_number(text)
+            .ok_or_else(|| bad(format!("{text:?} is not a signal: a number {NUMBER_RULE}")))?;
+        let max = libc::SIGRTMAX();
+        if !(1..=max).contains(&sig) {
+            return Err(bad(format!("{text} is not a signal number in 1..={max}")));
+        }
+        return Ok(sig);
+    }
+    let name_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'+' || b == b'-';
+    if text.starts_with(['+', '-']) || !text.bytes().all(name_byte) {
+        return Err(bad(format!(
+            "{text:?} is not a signal: a name (SIGTERM, TERM, SIGRTMIN+2, SIGRTMAX-1) or a \
+             number (15), with no sign, space or other character"
+        )));
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    if let Some(&(_, n)) = SIGNALS.iter().find(|&&(s, _)| &s[3..] == name) {
+        return Ok(n);
+    }
+    let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+    let offset = |digits: &str| {
+        plain_number(digits).ok_or_else(|| {
+            bad(format!(
+                "{text:?} is not a signal: the N of SIGRTMIN+N or SIGRTMAX-N {NUMBER_RULE}"
+            ))
+        })
+    };
+    let sig = match name {
+        "RTMIN" => min,
+        "RTMAX" => max,
+        _ => {
+            if let Some(n) = name.strip_prefix("RTMIN+") {
+                min.checked_add(offset(n)?).unwrap_or(i32::MAX)
+            } else if let Some(n) = name.strip_prefix("RTMAX-") {
+                max - offset(n)?
+            } else {
+                return Err(bad(format!(
+                    "{text:?} is not a signal name (e.g. SIGTERM, INT, SIGRTMIN+1, 9)"
+                )));
             }
-        } else {
-            return Err(bad(format!(
-                "{t:?} is not a signal name (e.g. SIGTERM, INT, 9)"
-            )));
         }
     };
-    check_signal(sig)?;
+    if !(min..=max).contains(&sig) {
+        return Err(bad(format!(
+            "{text:?} is outside the real-time signals SIGRTMIN..=SIGRTMAX ({min}..={max}, \
+             SIGRTMIN+0..=SIGRTMIN+{}, SIGRTMAX-{}..=SIGRTMAX-0)",
+            max - min,
+            max - min
+        )));
+    }
     Ok(sig)
+}
+
+/// What [`plain_number`] accepts, for error messages.
+const NUMBER_RULE: &str = "is plain ASCII digits without a sign, space or leading zero";
+
+/// A number written as plain ASCII digits, without a sign or a leading zero
+/// (`0` itself excepted); `None` for anything else. One beyond `i32` is
+/// `i32::MAX`, which no range here admits.
+fn plain_number(digits: &str) -> Option<i32> {
+    let b = digits.as_bytes();
+    let plain = !b.is_empty() && b.iter().all(u8::is_ascii_digit) && (b[0] != b'0' || b.len() == 1);
+    plain.then(|| digits.parse().unwrap_or(i32::MAX))
 }
 
 fn check_signal(sig: i32) -> Result<()> {
@@ -473,27 +524,26 @@ impl Job<'_> {
             .map_err(|e| StackError::io("remove stopped marker", &self.marker.path, e))
     }
 
-    /// Locks the marker directory for this stop. `None` when another stop
-    /// holds it, or the marker judged is no longer there (it was collected,
-    /// or replaced by another): either way this call must not signal.
-    fn lock(&self) -> Result<Option<OwnedFd>> {
+    /// Takes the stop lock of this marker, in a directory only the caller
+    /// can write (`stop_lock`): never a lock on anything the marker's
+    /// author can open, so its owner cannot make this call wait. `None`
+    /// when another stop of the caller's holds it, or the marker judged is
+    /// no longer there (it was collected, or replaced by another): either
+    /// way this call must not signal.
+    fn lock(&self) -> Result<Option<StopLock>> {
+        let lock = match stop_lock::take(self.run, self.name) {
+            stop_lock::Taken::Go(lock) => lock,
+            stop_lock::Taken::Busy => return Ok(None),
+        };
         let dir = match sys::openat(self.run, self.name, sys::DIR_FLAGS, 0) {
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
             Err(e) => return Err(StackError::io("open", &self.marker.path, e)),
         };
-        // SAFETY: a valid descriptor; flock has no memory arguments.
-        if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let e = io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(libc::EWOULDBLOCK) => Ok(None),
-                _ => Err(StackError::io("lock", &self.marker.path, e)),
-            };
-        }
         // Still the marker judged (same file, same bytes: see
         // gc::holds_judged), not one re-created under its name?
         match gc::holds_judged(dir.as_fd(), markers::METADATA, &self.marker.meta_id) {
-            Ok(true) => Ok(Some(dir)),
+            Ok(true) => Ok(Some(lock)),
             Ok(false) => Ok(None),
             Err(e) => Err(StackError::io(
                 "read",
@@ -527,9 +577,15 @@ impl Job<'_> {
         Ok(out)
     }
 
-    /// Another stop of this marker is under way: wait for the exit it
-    /// causes (as long as it may take), then try to collect too (exactly
-    /// one of us reports the removal).
+    /// Another stop of this marker (by the caller's own euid: the lock is
+    /// where nobody else can write) is under way: wait for the exit it
+    /// causes, up to this call's own grace period (plus [`KILL_WAIT`] with
+    /// `kill`), then try to collect too (exactly one of us reports the
+    /// removal). Should that stop end with the process still running (it
+    /// was `kill: false`, or gave up), its lock is free: this call takes
+    /// it and stops the process itself, as its own options say. Otherwise
+    /// the outcome says what happened: no signal sent by this call, and
+    /// `exited: false` when the process outlived the wait.
     fn follow(&self, pidfd: BorrowedFd<'_>) -> Result<StopOutcome> {
         let mut out = self.outcome();
         let start = Instant::now();
@@ -537,7 +593,20 @@ impl Job<'_> {
         if self.opts.kill {
             bound += KILL_WAIT;
         }
-        out.exited = wait_exit(pidfd, bound).map_err(|e| self.poll_error(e))?;
+        let deadline = start + bound;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            out.exited = wait_exit(pidfd, left.min(stop_lock::RETRY_EVERY))
+                .map_err(|e| self.poll_error(e))?;
+            if out.exited || Instant::now() >= deadline {
+                break;
+            }
+            if let Some(_lock) = self.lock()? {
+                let mut took_over = self.signal_and_wait(pidfd)?;
+                took_over.waited_ms = millis(start.elapsed());
+                return Ok(took_over);
+            }
+        }
         out.waited_ms = millis(start.elapsed());
         if out.exited {
             out.collected = self.collect()?;
@@ -673,6 +742,117 @@ mod tests {
                 e.code(),
                 super::super::ErrorCode::InvalidArgument,
                 "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn real_time_signals_parse_from_both_ends_as_kill_spells_them() {
+        let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+        assert_eq!(parse_signal("SIGRTMIN").unwrap(), min);
+        assert_eq!(parse_signal("rtmin+0").unwrap(), min);
+        assert_eq!(parse_signal("SIGRTMAX").unwrap(), max);
+        assert_eq!(parse_signal("SIGRTMAX-0").unwrap(), max);
+        assert_eq!(parse_signal("SIGRTMAX-1").unwrap(), max - 1);
+        let span = (max - min).to_string();
+        assert_eq!(parse_signal(&format!("SIGRTMIN+{span}")).unwrap(), max);
+        assert_eq!(parse_signal(&format!("SIGRTMAX-{span}")).unwrap(), min);
+        // Every real-time signal's name reads back as itself.
+        for sig in min..=max {
+            assert_eq!(parse_signal(&signal_name(sig)).unwrap(), sig);
+        }
+        assert_eq!(parse_signal(&max.to_string()).unwrap(), max);
+    }
+
+    /// Each malformed form is refused with `invalid_argument`, naming what
+    /// was given: `SIGRTMIN+-30` once read as `SIGRTMIN - 30`, i.e. SIGILL.
+    #[test]
+    fn malformed_signals_are_refused_naming_the_text() {
+        let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+        let span = max - min;
+        let cases: Vec<(String, &str)> = vec![
+            // Real-time offsets that are not plain digits, or out of range.
+            ("SIGRTMIN+-30".into(), "plain ASCII digits"),
+            ("SIGRTMIN+-1".into(), "plain ASCII digits"),
+            ("SIGRTMIN++1".into(), "plain ASCII digits"),
+            ("SIGRTMIN+".into(), "plain ASCII digits"),
+            ("SIGRTMIN+01".into(), "leading zero"),
+            ("SIGRTMIN+1x".into(), "plain ASCII digits"),
+            ("SIGRTMIN+0x1".into(), "plain ASCII digits"),
+            ("SIGRTMIN-1".into(), "not a signal name"),
+            ("SIGRTMIN+ 1".into(), "no sign, space"),
+            ("SIGRTMIN +1".into(), "no sign, space"),
+            (
+                format!("SIGRTMIN+{}", span + 1),
+                "outside the real-time signals",
+            ),
+            (
+                "SIGRTMIN+99999999999999".into(),
+                "outside the real-time signals",
+            ),
+            ("SIGRTMAX+1".into(), "not a signal name"),
+            ("SIGRTMAX-+1".into(), "plain ASCII digits"),
+            ("SIGRTMAX--1".into(), "plain ASCII digits"),
+            ("SIGRTMAX-".into(), "plain ASCII digits"),
+            (
+                format!("SIGRTMAX-{}", span + 1),
+                "outside the real-time signals",
+            ),
+            (
+                "SIGRTMAX-99999999999999".into(),
+                "outside the real-time signals",
+            ),
+            // Numbers with a sign, spaces, a leading zero, out of range.
+            ("+15".into(), "no sign"),
+            ("-15".into(), "no sign"),
+            (" 15".into(), "no sign, space"),
+            ("15 ".into(), "no sign, space"),
+            (" 15 ".into(), "no sign, space"),
+            ("1 5".into(), "no sign, space"),
+            ("15\n".into(), "no sign, space"),
+            ("\t15".into(), "no sign, space"),
+            ("015".into(), "leading zero"),
+            ("00".into(), "leading zero"),
+            ("0".into(), "not a signal number in 1..="),
+            (format!("{}", max + 1), "not a signal number in 1..="),
+            ("99999999999999999999".into(), "not a signal number in 1..="),
+            ("1e1".into(), "not a signal name"),
+            ("0x0f".into(), "not a signal name"),
+            // Names with spaces, NUL, other characters, or nothing.
+            ("".into(), "empty"),
+            (" ".into(), "no sign, space"),
+            ("SIG TERM".into(), "no sign, space"),
+            (" SIGTERM".into(), "no sign, space"),
+            ("SIGTERM ".into(), "no sign, space"),
+            ("SIGTERM\0".into(), "no sign, space"),
+            ("\0".into(), "no sign, space"),
+            ("SIGTERM\u{a0}".into(), "no sign, space"),
+            ("SIGＴERM".into(), "no sign, space"),
+            ("SIG".into(), "not a signal name"),
+            ("SIGSIGTERM".into(), "not a signal name"),
+            ("SIGTERM+1".into(), "not a signal name"),
+            ("SIGNOPE".into(), "not a signal name"),
+        ];
+        for (text, why) in &cases {
+            let e = parse_signal(text).expect_err(text);
+            assert_eq!(
+                e.code(),
+                super::super::ErrorCode::InvalidArgument,
+                "{text:?}"
+            );
+            let msg = e.to_string();
+            assert!(msg.contains("signal"), "{text:?}: {msg}");
+            assert!(msg.contains(why), "{text:?}: {msg}");
+            // The text is named (escaped: one line, controls visible).
+            let named = format!("{text:?}");
+            let bare = text.trim_matches(' ');
+            assert!(
+                msg.contains(&named) || (!bare.is_empty() && msg.contains(bare)) || text.is_empty(),
+                "{text:?}: {msg}"
+            );
+            assert!(
+                !msg.contains('\n') && !msg.contains('\0'),
+                "{text:?}: {msg}"
             );
         }
     }

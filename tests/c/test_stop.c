@@ -513,6 +513,46 @@ static void test_untrusted_directory_refuses_stop_and_gc(void)
     h_rm_rf(rt);
 }
 
+/* A key given twice is refused, whichever value comes last: with the last
+ * key winning, {"verify_identity":true,"verify_identity":false} passed a
+ * validator that reads the first key and then signalled a process whose
+ * identity cannot be proved. Nothing is signalled; the error names the key. */
+static void test_duplicate_option_keys_are_refused_and_signal_nothing(void)
+{
+    char rt[PATH_MAX], marker[PATH_MAX];
+    h_runtime(rt, sizeof rt, true);
+    pid_t pid = term_ignorer();
+    h_write_marker(rt, "c-dup", "c-dup", pid, NULL); /* no identity recorded */
+    h_path(marker, sizeof marker, "%s/run/c-dup", rt);
+    const char *bad[][2] = {
+        {"{\"verify_identity\":true,\"verify_identity\":false,\"signal\":9}", "verify_identity"},
+        {"{\"verify_identity\":false,\"verify_identity\":false,\"signal\":9}", "verify_identity"},
+        {"{\"verify_identity\":true,\"verify\\u005fidentity\":false,\"signal\":9}", "verify_identity"},
+        {"{\"signal\":9,\"grace_ms\":0,\"signal\":\"KILL\"}", "signal"},
+        {"{\"grace_ms\":1,\"grace_ms\":0,\"signal\":9}", "grace_ms"},
+        {"{\"kill\":false,\"kill\":true,\"signal\":9}", "kill"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *out = NULL;
+        CHECK_CALL(firma_sidecar_stop(rt, "c-dup", bad[i][0], &out), FIRMA_INVALID_ARGUMENT, out);
+        CHECK_MSG(h_error_shape(out, "invalid_argument", 0, -1), "%s: %s", bad[i][0], out ? out : "(NULL)");
+        CHECK_CONTAINS(out, "duplicate key");
+        CHECK_CONTAINS(out, bad[i][1]);
+        firma_string_free(out);
+    }
+    CHECK(alive(pid) && h_exists(marker));
+    /* Once each, the same keys are fine: the opt-out alone is not refused. */
+    if (!checked_fail_closed(rt, "c-dup", "{\"verify_identity\":false,\"signal\":9}", pid)) {
+        char *out = NULL;
+        CHECK_CALL(firma_sidecar_stop(rt, "c-dup", "{\"verify_identity\":false,\"signal\":9}", &out),
+                   FIRMA_OK, out);
+        CHECK_CONTAINS(out, "\"signals\":[\"SIGKILL\"],\"exited\":true");
+        firma_string_free(out);
+    }
+    reap(pid);
+    h_rm_rf(rt);
+}
+
 int main(void)
 {
     signal(SIGCHLD, SIG_DFL);
@@ -535,5 +575,6 @@ int main(void)
     RUN(test_another_pid_namespace_is_unverifiable_even_with_the_opt_out);
     RUN(test_another_users_marker_cannot_stop_a_root_process);
     RUN(test_untrusted_directory_refuses_stop_and_gc);
+    RUN(test_duplicate_option_keys_are_refused_and_signal_nothing);
     return h_summary();
 }

@@ -57,6 +57,26 @@ static void test_open_rejects_bad_arguments(void)
     CHECK_CONTAINS(err, "options_json");
     firma_string_free(err);
 
+    /* Each key once: with the last one winning, a validator reading the
+     * first "collect" would have approved a watcher that collects. */
+    const char *dups[][2] = {
+        {"{\"collect\":false,\"collect\":true}", "collect"},
+        {"{\"collect\":false,\"coll\\u0065ct\":true}", "collect"},
+        {"{\"timeout_ms\":100,\"timeout_ms\":100}", "timeout_ms"},
+        {"{\"probe_interval_ms\":50,\"collect\":false,\"probe_interval_ms\":60}", "probe_interval_ms"},
+        {"{\"rescan_interval_ms\":null,\"rescan_interval_ms\":1000}", "rescan_interval_ms"},
+    };
+    for (size_t i = 0; i < sizeof dups / sizeof dups[0]; i++) {
+        w = (firma_watch *)0x1;
+        err = NULL;
+        CHECK_CALL(firma_watch_open(rt, dups[i][0], &w, &err), FIRMA_INVALID_ARGUMENT, err);
+        CHECK(w == NULL);
+        CHECK_CONTAINS(err, "\"code\":\"invalid_argument\"");
+        CHECK_CONTAINS(err, "duplicate key");
+        CHECK_CONTAINS(err, dups[i][1]);
+        firma_string_free(err);
+    }
+
     char *ev = NULL;
     CHECK(firma_watch_next(NULL, 0, &ev) == FIRMA_INVALID_ARGUMENT);
     CHECK_CONTAINS(ev, "watch is NULL");
