@@ -80,7 +80,7 @@ fn inode(path: &Path) -> u64 {
 /// The replacement's `metadata.toml` lands on the judged one's inode number
 /// by ext4's rule (the lowest free inode of the group): the log, made before
 /// the marker, frees the number the new marker directory takes (the old
-/// directory's stays in use while `stop` holds its lock), and the new
+/// directory's stays in use while the test holds it open), and the new
 /// `metadata.toml` takes the old one's. The test checks the number was
 /// reused and fails loudly when it was not.
 #[test]
@@ -126,6 +126,11 @@ fn a_sidecar_restarted_during_stop_keeps_its_new_marker() {
     said("up");
     create_marker(&rt, &meta("web", old.id())).unwrap();
     let judged_inode = inode(&marker.join("metadata.toml"));
+    // The old marker directory's inode stays in use while a descriptor on
+    // it is open (as a collector's or a lock's would be), so the new
+    // directory takes the log's freed number and the new metadata.toml the
+    // judged one's.
+    let held_dir = std::fs::File::open(&marker).unwrap();
 
     let rt2 = rt.clone();
     let stopper = std::thread::spawn(move || {
@@ -144,6 +149,7 @@ fn a_sidecar_restarted_during_stop_keeps_its_new_marker() {
     let mut new = Command::new("sleep").arg("60").spawn().unwrap();
     create_marker(&rt, &meta("web", new.id())).unwrap();
     let new_inode = inode(&marker.join("metadata.toml"));
+    drop(held_dir);
     writeln!(old.stdin.as_mut().unwrap()).unwrap();
     let outcome = stopper.join().unwrap();
     let status = old.wait().unwrap();
