@@ -211,7 +211,11 @@ pub enum StackError {
 
     /// `stop` refused: the authority the marker carries does not reach the
     /// process. `path` is the marker directory.
-    #[error("refusing to signal pid {pid} of sandbox {sandbox_id:?}: {reason}")]
+    #[error(
+        "refusing to signal pid {pid} of sandbox {sandbox_id:?}: {reason}; nothing was \
+         signalled (a marker speaks only for its owner: stop the process as a user who may \
+         signal it, or have its owner write the marker)"
+    )]
     NotAuthorized {
         path: PathBuf,
         sandbox_id: String,
