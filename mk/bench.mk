@@ -1,5 +1,6 @@
-# Benchmarks (issue 6): the bench/ crate (driver, fleet, criterion figures),
-# the C floor and worker, the Go and Python workers. See bench/README.md.
+# Benchmarks (BENCHMARKS.md): the bench/ crate (driver, fleet, criterion
+# figures), the C floor and worker, the Go and Python workers. See
+# bench/README.md.
 #
 # `make bench` builds what it needs (release library and CLI, the driver,
 # the C floor and C worker, the Go worker, the Python package via

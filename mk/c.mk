@@ -1,7 +1,8 @@
-# The C surface (issue 3): the cbindgen header, the example supervisor, and
-# the C tests (plain, ASan+UBSan, valgrind, the three ways to run a program
-# against an installed prefix). `make install` itself is in mk/dist.mk. Everything here is prefixed C_ or FIRMA_ so it
-# cannot clash with other mk/*.mk files.
+# The C surface (docs/design.md, "Surfaces"; bindings/c/README.md): the
+# cbindgen header, the example supervisor, and the C tests (plain,
+# ASan+UBSan, valgrind, the three ways to run a program against an installed
+# prefix). `make install` itself is in mk/dist.mk. Everything here is
+# prefixed C_ or FIRMA_ so it cannot clash with other mk/*.mk files.
 
 BUILD_LEGS += build-c
 TEST_LEGS += test-c

@@ -1,5 +1,5 @@
-# Installing (issue 16): `make install` / `make uninstall`, and the test
-# leg that checks what they do.
+# Installing (README.md, "Install"): `make install` / `make uninstall`, and
+# the test leg that checks what they do.
 #
 #   make install PREFIX=/usr/local [DESTDIR=/pkg/root]
 #   make uninstall PREFIX=/usr/local [DESTDIR=/pkg/root]

@@ -1,5 +1,6 @@
-# The Go surface (issue 5): cgo bindings in bindings/go over the C ABI,
-# linked against the static library target/release/libfirma_stack.a.
+# The Go surface (bindings/go/README.md): cgo bindings in bindings/go over
+# the C ABI, linked against the static library
+# target/release/libfirma_stack.a.
 #
 # test-go: gofmt, go vet, the race-enabled tests, one run with the strict
 # cgo pointer checks (GOEXPERIMENT=cgocheck2), and a program built OUTSIDE

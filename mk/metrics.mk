@@ -1,5 +1,6 @@
-# Prometheus exposition (issue 15): `firma sidecar metrics`, tested against a
-# real node_exporter (textfile collector) and a real Prometheus server.
+# Prometheus exposition (docs/design.md, "Metrics"): `firma sidecar
+# metrics`, tested against a real node_exporter (textfile collector) and a
+# real Prometheus server.
 #
 # metrics-tools installs Debian's prometheus (server + promtool) and
 # prometheus-node-exporter when any of the three commands is missing. On a

@@ -1,4 +1,4 @@
-# Reliability and security (issue 7): fuzzing with cargo-fuzz (fuzz/, a
+# Reliability and security (SECURITY.md): fuzzing with cargo-fuzz (fuzz/, a
 # crate of its own outside the workspace), plus the property,
 # fault-injection and torture tests in tests/ (run by `cargo test` in
 # test-rust; `make test-reliability-rust` runs just them).

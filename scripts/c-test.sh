@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The C surface's tests (issue 3), run by `make test-c`:
+# The C surface's tests (bindings/c/README.md, "Tests"), run by `make test-c`:
 #  1. header drift check (and proof that it catches a changed ABI);
 #  2. tests/c/*.c (the conformance runner among them; fixtures from
 #     target/release/firma-testkit) built with -Wall -Wextra -Werror against
