@@ -1,5 +1,5 @@
 /*
- * floor.c — the syscall floor for listing sidecar markers (issue 6).
+ * floor.c — the syscall floor for listing sidecar markers (BENCHMARKS.md).
  *
  * The least work any correct reader must do per marker, and nothing more:
  *

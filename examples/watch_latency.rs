@@ -1,4 +1,4 @@
-//! Watch latency and idle cost, printed as numbers (issue 13 targets):
+//! Watch latency and idle cost, printed as numbers (BENCHMARKS.md targets):
 //!
 //! - SIGKILL → `gone` over 20 kills (median / worst), against polling
 //!   `list` at 1 Hz for the same kills;

@@ -1,4 +1,4 @@
-//! Fault injection with real races (issue 7): markers and `run/` changing
+//! Fault injection with real races (SECURITY.md): markers and `run/` changing
 //! under a listing, the descriptor limit lowered, a sidecar dying while it
 //! is probed, writers killed half-way. No hooks and no mocks: other threads
 //! and processes really rename, remove and replace things while the library

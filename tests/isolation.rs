@@ -1,5 +1,5 @@
 //! One marker never breaks a call, hangs it, or reaches beyond its own tree
-//! (issue 11). Real bind and tmpfs mounts, a real FUSE mount whose daemon
+//! (docs/design.md, "Per-marker failures"). Real bind and tmpfs mounts, a real FUSE mount whose daemon
 //! never answers, real `chattr`, read-only bind mounts, a sticky `run/`
 //! with a non-root reader, `prlimit`, an IPv6 link-local endpoint.
 //!

@@ -1,4 +1,4 @@
-//! `firma sidecar metrics` (issue 15): the Prometheus text format, the
+//! `firma sidecar metrics` (docs/design.md, "Metrics"): the Prometheus text format, the
 //! atomic textfile writer, and the real engine reading both.
 //!
 //! The rendering and writer tests run in every `cargo test`. The tests that

@@ -1,4 +1,4 @@
-//! Liveness that holds in containers and odd processes (issue 10): a live
+//! Liveness that holds in containers and odd processes (docs/design.md, "Liveness"): a live
 //! sidecar is never judged stopped, and a dead one is still collected where
 //! its death is provable. Real namespaces (`unshare`), a real process whose
 //! leader thread exited, a real `hidepid=1` /proc and a non-root reader.

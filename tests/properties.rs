@@ -1,4 +1,4 @@
-//! Property tests (issue 7): the sandbox-id grammar of docs/design.md, "Invariants" (6) against an
+//! Property tests: the sandbox-id grammar of docs/design.md, "Invariants" (6) against an
 //! independent predicate, writer → reader round-trips of every valid
 //! `MetadataFile`, and the JSON of `SidecarEntry` round-tripping through
 //! serde. (The Python and Go round-trips of the same JSON belong to those

@@ -1,4 +1,4 @@
-//! Issue 14: stopping a sidecar through a pidfd, with real processes — a
+//! docs/design.md, "Stop": stopping a sidecar through a pidfd, with real processes — a
 //! serving example sidecar, a process that ignores SIGTERM, a reused pid, a
 //! marker without identity, dead and zombie pids, a sidecar in another pid
 //! namespace, pids that are never signalled, and two concurrent stops.

@@ -1,4 +1,4 @@
-//! Torture test (issue 7, docs/design.md, "Invariants" (1 and 5)): several `firma` processes
+//! Torture test (docs/design.md, "Invariants" (1 and 5)): several `firma` processes
 //! list and collect the same runtime directory in loops, an in-process
 //! collector joins them, while other threads write live and stale markers,
 //! start real sidecars and SIGKILL or SIGTERM them, and leave corrupt

@@ -63,7 +63,7 @@ pub fn main(args: &RunArgs) -> Res<()> {
         s.render(&b, &mut table);
         targets.extend(s.targets(&b));
     }
-    table::targets(&mut table, "Targets of issue 6", &targets);
+    table::targets(&mut table, "Targets (BENCHMARKS.md)", &targets);
     footer(&b, &mut table);
     print!("{table}");
     if let Some(out) = &args.out {

@@ -16,7 +16,7 @@ import (
 	"firma.dev/firma-stack/bindings/go/internal/fixture"
 )
 
-// Issue 7: random metadata written to markers of this (live) test process
+// Reliability (SECURITY.md, Fuzzing): random metadata written to markers of this (live) test process
 // reads back unchanged as SidecarEntry values, and their JSON relates to the
 // CLI's `sidecar status --json` bytes exactly as stated below. Seeded and
 // deterministic; many markers per runtime dir keep it fast.

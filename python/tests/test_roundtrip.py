@@ -1,4 +1,4 @@
-"""Property-style round trip (issue 7): random metadata written with the
+"""Property-style round trip (SECURITY.md, Fuzzing): random metadata written with the
 core's writer reads back unchanged as :class:`SidecarEntry` values, and their
 JSON equals the CLI's ``sidecar status --json`` bytes.
 
