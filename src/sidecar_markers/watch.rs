@@ -36,6 +36,9 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{Result, StackError};
 use super::markers::{METADATA, PID_FILE, SOCKET_FILE};
+use super::sys::epoll::{self, Epoll};
+use super::sys::eventfd::EventFd;
+use super::sys::timerfd::TimerFd;
 use super::{
     Mode, ProbeOptions, Scan, SidecarEntry, State, caller_path, is_valid_sandbox_id, scan_entries,
     sys, trust,
@@ -240,9 +243,9 @@ pub struct Watcher {
     runtime_dir: PathBuf,
     run_path: PathBuf,
     opts: WatchOptions,
-    epoll: OwnedFd,
-    timer: OwnedFd,
-    pending: OwnedFd,
+    epoll: Epoll,
+    timer: TimerFd,
+    pending: EventFd,
     pending_flag: bool,
     inotify: Option<OwnedFd>,
     run_wd: Option<i32>,
@@ -282,35 +285,6 @@ fn owned(fd: libc::c_int) -> io::Result<OwnedFd> {
     cvt(fd).map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn epoll_add(epoll: BorrowedFd<'_>, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
-    let mut ev = libc::epoll_event {
-        events: libc::EPOLLIN as u32,
-        u64: token,
-    };
-    // SAFETY: valid descriptors and a valid event struct.
-    cvt(unsafe {
-        libc::epoll_ctl(
-            epoll.as_raw_fd(),
-            libc::EPOLL_CTL_ADD,
-            fd.as_raw_fd(),
-            &mut ev,
-        )
-    })
-    .map(drop)
-}
-
-fn epoll_del(epoll: BorrowedFd<'_>, fd: BorrowedFd<'_>) {
-    // SAFETY: valid descriptors; a null event is allowed for DEL.
-    let _ = unsafe {
-        libc::epoll_ctl(
-            epoll.as_raw_fd(),
-            libc::EPOLL_CTL_DEL,
-            fd.as_raw_fd(),
-            std::ptr::null_mut(),
-        )
-    };
-}
-
 fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: pidfd_open(pid, 0) returns a new descriptor (close-on-exec)
@@ -322,11 +296,6 @@ fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
 fn add_watch(inotify: BorrowedFd<'_>, path: &CStr, mask: u32) -> io::Result<i32> {
     // SAFETY: valid descriptor and NUL-terminated path.
     cvt(unsafe { libc::inotify_add_watch(inotify.as_raw_fd(), path.as_ptr(), mask) })
-}
-
-fn ms_ceil(d: Duration) -> libc::c_int {
-    let ms = d.as_nanos().div_ceil(1_000_000);
-    ms.min(i32::MAX as u128) as libc::c_int
 }
 
 fn check_interval(what: &str, d: Duration) -> Result<()> {
@@ -363,26 +332,19 @@ pub fn watch(runtime_dir: impl AsRef<Path>, opts: &WatchOptions) -> Result<Watch
     check_interval("rescan_interval", opts.rescan_interval)?;
     let run_path = runtime_dir.join("run");
     let sys_err = |what: &'static str, e| StackError::io(what, &run_path, e);
-    // SAFETY: plain descriptor-creating calls.
-    let epoll = owned(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })
-        .map_err(|e| sys_err("epoll_create1 for watching", e))?;
-    let timer = owned(unsafe {
-        libc::timerfd_create(
-            libc::CLOCK_MONOTONIC,
-            libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
-        )
-    })
-    .map_err(|e| sys_err("timerfd_create for watching", e))?;
-    let pending = owned(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })
-        .map_err(|e| sys_err("eventfd for watching", e))?;
-    epoll_add(epoll.as_fd(), timer.as_fd(), TOKEN_TIMER)
-        .and_then(|()| epoll_add(epoll.as_fd(), pending.as_fd(), TOKEN_PENDING))
+    let epoll = Epoll::new().map_err(|e| sys_err("epoll_create1 for watching", e))?;
+    let timer = TimerFd::new().map_err(|e| sys_err("timerfd_create for watching", e))?;
+    let pending = EventFd::new().map_err(|e| sys_err("eventfd for watching", e))?;
+    epoll
+        .add(timer.as_fd(), TOKEN_TIMER)
+        .and_then(|()| epoll.add(pending.as_fd(), TOKEN_PENDING))
         .map_err(|e| sys_err("epoll_ctl for watching", e))?;
     let mut degraded = None;
     let inotify = match owned(unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) })
     {
         Ok(fd) => {
-            epoll_add(epoll.as_fd(), fd.as_fd(), TOKEN_INOTIFY)
+            epoll
+                .add(fd.as_fd(), TOKEN_INOTIFY)
                 .map_err(|e| sys_err("epoll_ctl for watching", e))?;
             Some(fd)
         }
@@ -458,12 +420,12 @@ impl Watcher {
     /// probe interval).
     pub fn next(&mut self, timeout: Option<Duration>) -> Result<Option<Event>> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let mut wait_ms: libc::c_int = 0;
+        let mut wait = Duration::ZERO;
         loop {
             if let Some(ev) = self.pop() {
                 return Ok(Some(ev));
             }
-            self.gather(wait_ms)?;
+            self.gather(wait)?;
             let worked = self.work();
             self.finish_round();
             worked?;
@@ -476,7 +438,9 @@ impl Watcher {
                 Some(d) => d.min(self.due()),
                 None => self.due(),
             };
-            wait_ms = ms_ceil(until.saturating_duration_since(now)).max(1);
+            wait = until
+                .saturating_duration_since(now)
+                .max(Duration::from_millis(1));
         }
     }
 
@@ -506,15 +470,10 @@ impl Watcher {
         if want == self.pending_flag {
             return;
         }
-        let fd = self.pending.as_raw_fd();
         if want {
-            let one: u64 = 1;
-            // SAFETY: writing 8 bytes from a valid u64 to an eventfd.
-            let _ = unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+            let _ = self.pending.add(1);
         } else {
-            let mut v: u64 = 0;
-            // SAFETY: reading 8 bytes into a valid u64 from an eventfd.
-            let _ = unsafe { libc::read(fd, (&mut v as *mut u64).cast(), 8) };
+            let _ = self.pending.take();
         }
         self.pending_flag = want;
     }
@@ -536,39 +495,16 @@ impl Watcher {
         let wait = self.due().saturating_duration_since(Instant::now());
         // A zero it_value disarms; 1 ns fires at once.
         let wait = wait.max(Duration::from_nanos(1));
-        let spec = libc::itimerspec {
-            it_interval: libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            },
-            it_value: libc::timespec {
-                tv_sec: wait.as_secs().min(i64::MAX as u64) as libc::time_t,
-                tv_nsec: wait.subsec_nanos() as libc::c_long,
-            },
-        };
-        // SAFETY: valid timerfd and itimerspec. Setting the timer also
-        // clears an expiry not yet read.
-        let _ = unsafe {
-            libc::timerfd_settime(self.timer.as_raw_fd(), 0, &spec, std::ptr::null_mut())
-        };
+        // Setting the timer also clears an expiry not yet read.
+        let _ = self.timer.set_once(wait);
         self.sync_pending();
     }
 
-    /// Waits up to `timeout_ms` for the epoll descriptor and takes note of
+    /// Waits up to `timeout` for the epoll descriptor and takes note of
     /// everything ready.
-    fn gather(&mut self, timeout_ms: libc::c_int) -> Result<()> {
-        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
-        // SAFETY: valid epoll descriptor and buffer of the given length.
-        let n = unsafe {
-            libc::epoll_wait(
-                self.epoll.as_raw_fd(),
-                events.as_mut_ptr(),
-                events.len() as libc::c_int,
-                timeout_ms,
-            )
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
+    fn gather(&mut self, timeout: Duration) -> Result<()> {
+        let mut events = epoll::Events::default();
+        if let Err(e) = self.epoll.wait(&mut events, timeout) {
             if e.raw_os_error() == Some(libc::EINTR) {
                 return Ok(());
             }
@@ -578,15 +514,11 @@ impl Watcher {
                 e,
             ));
         }
-        for ev in &events[..n as usize] {
-            match ev.u64 {
+        for token in events.tokens() {
+            match token {
                 TOKEN_INOTIFY => self.drain_inotify(),
                 TOKEN_TIMER => {
-                    let mut v: u64 = 0;
-                    // SAFETY: reading 8 bytes into a valid u64.
-                    let _ = unsafe {
-                        libc::read(self.timer.as_raw_fd(), (&mut v as *mut u64).cast(), 8)
-                    };
+                    let _ = self.timer.take();
                 }
                 TOKEN_PENDING => {}
                 token => {
@@ -1018,7 +950,7 @@ impl Watcher {
             Ok(fd) => {
                 let token = self.next_token;
                 self.next_token += 1;
-                if epoll_add(self.epoll.as_fd(), fd.as_fd(), token).is_ok() {
+                if self.epoll.add(fd.as_fd(), token).is_ok() {
                     self.tokens.insert(token, name.to_owned());
                     self.pids.insert(
                         name.to_owned(),
@@ -1053,7 +985,7 @@ impl Watcher {
 
     fn drop_pidfd(&mut self, name: &str) {
         if let Some(p) = self.pids.remove(name) {
-            epoll_del(self.epoll.as_fd(), p.fd.as_fd());
+            let _ = self.epoll.delete(p.fd.as_fd());
             self.tokens.remove(&p.token);
         }
     }
