@@ -38,6 +38,7 @@ use super::error::{Result, StackError};
 use super::markers::{METADATA, PID_FILE, SOCKET_FILE};
 use super::sys::epoll::{self, Epoll};
 use super::sys::eventfd::EventFd;
+use super::sys::inotify::{self, Inotify};
 use super::sys::timerfd::TimerFd;
 use super::{
     Mode, ProbeOptions, Scan, SidecarEntry, State, caller_path, is_valid_sandbox_id, scan_entries,
@@ -247,7 +248,7 @@ pub struct Watcher {
     timer: TimerFd,
     pending: EventFd,
     pending_flag: bool,
-    inotify: Option<OwnedFd>,
+    inotify: Option<Inotify>,
     run_wd: Option<i32>,
     /// While `run/` is missing: a watch on the runtime directory, for its
     /// creation.
@@ -293,11 +294,6 @@ fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     owned(rc as libc::c_int)
 }
 
-fn add_watch(inotify: BorrowedFd<'_>, path: &CStr, mask: u32) -> io::Result<i32> {
-    // SAFETY: valid descriptor and NUL-terminated path.
-    cvt(unsafe { libc::inotify_add_watch(inotify.as_raw_fd(), path.as_ptr(), mask) })
-}
-
 fn check_interval(what: &str, d: Duration) -> Result<()> {
     if d.is_zero() || d > MAX_WATCH_INTERVAL {
         return Err(StackError::InvalidArgument {
@@ -340,8 +336,7 @@ pub fn watch(runtime_dir: impl AsRef<Path>, opts: &WatchOptions) -> Result<Watch
         .and_then(|()| epoll.add(pending.as_fd(), TOKEN_PENDING))
         .map_err(|e| sys_err("epoll_ctl for watching", e))?;
     let mut degraded = None;
-    let inotify = match owned(unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) })
-    {
+    let inotify = match Inotify::new() {
         Ok(fd) => {
             epoll
                 .add(fd.as_fd(), TOKEN_INOTIFY)
@@ -534,38 +529,19 @@ impl Watcher {
     }
 
     fn drain_inotify(&mut self) {
-        let Some(fd) = self.inotify.as_ref().map(|f| f.as_raw_fd()) else {
+        if self.inotify.is_none() {
             return;
-        };
-        // Aligned for inotify_event.
-        let mut buf = vec![0u64; 8192];
+        }
+        let mut buf = vec![0u8; inotify::READ_BUF_LEN];
         loop {
-            let len = buf.len() * 8;
-            // SAFETY: reading into a valid buffer of `len` bytes.
-            let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), len) };
-            if n <= 0 {
+            let n = match self.inotify.as_ref().map(|i| i.read(&mut buf)) {
+                Some(Ok(n)) if n > 0 => n,
                 // EAGAIN (drained), or an error we cannot act on: the
                 // periodic scans still run.
-                return;
-            }
-            let n = n as usize;
-            // SAFETY: the kernel wrote `n` bytes into `buf`.
-            let bytes: &[u8] = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast(), n) };
-            let head = std::mem::size_of::<libc::inotify_event>();
-            let mut off = 0;
-            while off + head <= n {
-                // SAFETY: a complete header lies at `off` (read unaligned).
-                let ev: libc::inotify_event =
-                    unsafe { std::ptr::read_unaligned(bytes[off..].as_ptr().cast()) };
-                let name_len = ev.len as usize;
-                let name_bytes = &bytes[off + head..(off + head + name_len).min(n)];
-                let name_end = name_bytes
-                    .iter()
-                    .position(|&b| b == 0)
-                    .unwrap_or(name_bytes.len());
-                let name = &name_bytes[..name_end];
-                self.on_inotify(ev.wd, ev.mask, name);
-                off += head + name_len;
+                _ => return,
+            };
+            for ev in inotify::parse_events(&buf[..n]) {
+                self.on_inotify(ev.wd, ev.mask, ev.name);
             }
         }
     }
@@ -634,9 +610,9 @@ impl Watcher {
     }
 
     fn rm_watch(&self, wd: i32) {
-        if let Some(fd) = &self.inotify {
-            // SAFETY: valid descriptor; a stale wd only yields EINVAL.
-            let _ = unsafe { libc::inotify_rm_watch(fd.as_raw_fd(), wd) };
+        if let Some(inotify) = &self.inotify {
+            // A stale wd only yields EINVAL.
+            let _ = inotify.rm_watch(wd);
         }
     }
 
@@ -794,7 +770,7 @@ impl Watcher {
             | libc::IN_DELETE_SELF
             | libc::IN_ONLYDIR
             | libc::IN_EXCL_UNLINK;
-        if let Ok(wd) = add_watch(inotify.as_fd(), &path, mask) {
+        if let Ok(wd) = inotify.add_watch(&path, mask) {
             self.parent_wd = Some(wd);
         }
     }
@@ -803,19 +779,17 @@ impl Watcher {
         if self.run_wd.is_some() {
             return;
         }
-        let Some(inotify) = self.inotify.as_ref().map(|f| f.as_raw_fd()) else {
+        let Some(inotify) = self.inotify.as_ref() else {
             return;
         };
-        // SAFETY: the descriptor lives as long as self.
-        let inotify = unsafe { BorrowedFd::borrow_raw(inotify) };
         // Through the open descriptor, so the watch is on the directory
         // that was opened; by path only where /proc is missing.
         let via_fd =
             CString::new(format!("/proc/thread-self/fd/{}", run.as_raw_fd())).expect("no NUL");
-        let r = add_watch(inotify, &via_fd, RUN_MASK).or_else(|e| {
+        let r = inotify.add_watch(&via_fd, RUN_MASK).or_else(|e| {
             if e.raw_os_error() == Some(libc::ENOENT) {
                 let p = sys::cpath(&self.run_path)?;
-                add_watch(inotify, &p, RUN_MASK | libc::IN_DONT_FOLLOW)
+                inotify.add_watch(&p, RUN_MASK | libc::IN_DONT_FOLLOW)
             } else {
                 Err(e)
             }
@@ -827,19 +801,17 @@ impl Watcher {
     }
 
     fn ensure_dir_watch(&mut self, run: BorrowedFd<'_>, name: &CStr) {
-        let Some(inotify) = self.inotify.as_ref().map(|f| f.as_raw_fd()) else {
+        let Some(inotify) = self.inotify.as_ref() else {
             return;
         };
         if self.watch_limit {
             return;
         }
-        // SAFETY: the descriptor lives as long as self.
-        let inotify = unsafe { BorrowedFd::borrow_raw(inotify) };
         let mut path = format!("/proc/thread-self/fd/{}/", run.as_raw_fd()).into_bytes();
         path.extend_from_slice(name.to_bytes());
         let path = CString::new(path).expect("no NUL");
         let Ok(name) = name.to_str() else { return };
-        match add_watch(inotify, &path, MARKER_MASK) {
+        match inotify.add_watch(&path, MARKER_MASK) {
             Ok(wd) => {
                 if let Some(old) = self.name_wds.insert(name.to_owned(), wd)
                     && old != wd
