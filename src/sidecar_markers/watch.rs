@@ -28,7 +28,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -39,6 +39,7 @@ use super::markers::{METADATA, PID_FILE, SOCKET_FILE};
 use super::sys::epoll::{self, Epoll};
 use super::sys::eventfd::EventFd;
 use super::sys::inotify::{self, Inotify};
+use super::sys::pidfd::Pidfd;
 use super::sys::timerfd::TimerFd;
 use super::{
     Mode, ProbeOptions, Scan, SidecarEntry, State, caller_path, is_valid_sandbox_id, scan_entries,
@@ -231,7 +232,7 @@ enum Full {
 struct PidWatch {
     token: u64,
     pid: u32,
-    fd: OwnedFd,
+    fd: Pidfd,
 }
 
 /// A live view of `run/`; see the module docs.
@@ -271,27 +272,6 @@ pub struct Watcher {
     /// Watch limit reached: judge everything at the probe interval.
     watch_limit: bool,
     pidfds_ok: bool,
-}
-
-fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
-}
-
-fn owned(fd: libc::c_int) -> io::Result<OwnedFd> {
-    // SAFETY: a fresh descriptor nothing else owns.
-    cvt(fd).map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: pidfd_open(pid, 0) returns a new descriptor (close-on-exec)
-    // or -1.
-    let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    owned(rc as libc::c_int)
 }
 
 fn check_interval(what: &str, d: Duration) -> Result<()> {
@@ -918,7 +898,7 @@ impl Watcher {
         if !self.pidfds_ok {
             return;
         }
-        match pidfd_open(entry.pid) {
+        match Pidfd::open(entry.pid) {
             Ok(fd) => {
                 let token = self.next_token;
                 self.next_token += 1;

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub mod epoll;
 pub mod eventfd;
 pub mod inotify;
+pub mod pidfd;
 pub mod timerfd;
 
 /// Flags for opening a directory we will only use as an anchor for `*at`.
