@@ -25,14 +25,16 @@
 //! queued, so the descriptor is readable exactly when [`Watcher::next`] may
 //! have something without waiting.
 
+mod events;
+
+pub use events::{Event, GoneReason};
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
-
-use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
 
 use super::error::{Result, StackError};
 use super::markers::{METADATA, PID_FILE, SOCKET_FILE};
@@ -45,6 +47,7 @@ use super::{
     Mode, ProbeOptions, Scan, SidecarEntry, State, caller_path, is_valid_sandbox_id, scan_entries,
     sys, trust,
 };
+use events::now_rfc3339;
 
 /// Longest probe or rescan interval accepted (one day).
 pub const MAX_WATCH_INTERVAL: Duration = Duration::from_secs(24 * 3600);
@@ -76,124 +79,6 @@ impl Default for WatchOptions {
             rescan_interval: Duration::from_secs(30),
         }
     }
-}
-
-/// Why a sidecar left the stream.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum GoneReason {
-    /// This watcher collected its stale marker (reported by exactly one
-    /// caller, as by `gc_stale`).
-    Collected,
-    /// Its marker disappeared by other hands (or stopped being a valid
-    /// marker).
-    Removed,
-}
-
-impl GoneReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GoneReason::Collected => "collected",
-            GoneReason::Removed => "removed",
-        }
-    }
-}
-
-/// One event of the stream; serializes as the JSON object every surface
-/// uses (`{"event": "appeared", ...}`). `at` is RFC 3339 UTC with
-/// milliseconds.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum Event {
-    /// A live marker found by the initial scan (or a rescan), or a new one.
-    Appeared {
-        sandbox_id: String,
-        entry: SidecarEntry,
-        at: String,
-    },
-    /// The events before this one describe the whole directory: from here
-    /// on the stream is complete. Once after the initial scan and after
-    /// each `resync`.
-    Synced { at: String },
-    /// A known sidecar changed (its state, or its metadata).
-    Changed {
-        sandbox_id: String,
-        entry: SidecarEntry,
-        previous: State,
-        at: String,
-    },
-    /// A known sidecar is gone; at most once per appearance.
-    Gone {
-        sandbox_id: String,
-        reason: GoneReason,
-        at: String,
-    },
-    /// The watcher lost track (or runs degraded, as the reason says) and
-    /// rescans; `synced` follows.
-    Resync { reason: String, at: String },
-}
-
-impl Event {
-    /// `"appeared"`, `"synced"`, `"changed"`, `"gone"` or `"resync"`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Event::Appeared { .. } => "appeared",
-            Event::Synced { .. } => "synced",
-            Event::Changed { .. } => "changed",
-            Event::Gone { .. } => "gone",
-            Event::Resync { .. } => "resync",
-        }
-    }
-
-    /// The sandbox id the event is about, if any.
-    pub fn sandbox_id(&self) -> Option<&str> {
-        match self {
-            Event::Appeared { sandbox_id, .. }
-            | Event::Changed { sandbox_id, .. }
-            | Event::Gone { sandbox_id, .. } => Some(sandbox_id),
-            Event::Synced { .. } | Event::Resync { .. } => None,
-        }
-    }
-
-    /// When the watcher saw it (RFC 3339 UTC, milliseconds).
-    pub fn at(&self) -> &str {
-        match self {
-            Event::Appeared { at, .. }
-            | Event::Synced { at }
-            | Event::Changed { at, .. }
-            | Event::Gone { at, .. }
-            | Event::Resync { at, .. } => at,
-        }
-    }
-
-    /// The event as one line of JSON.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("events always serialize")
-    }
-
-    /// Applies the event to a map of sandbox id → entry, as a consumer
-    /// builds the state `list` returns. `resync` and `synced` change
-    /// nothing (the events after a `resync` correct the state).
-    pub fn apply(&self, state: &mut BTreeMap<String, SidecarEntry>) {
-        match self {
-            Event::Appeared {
-                sandbox_id, entry, ..
-            }
-            | Event::Changed {
-                sandbox_id, entry, ..
-            } => {
-                state.insert(sandbox_id.clone(), entry.clone());
-            }
-            Event::Gone { sandbox_id, .. } => {
-                state.remove(sandbox_id);
-            }
-            Event::Synced { .. } | Event::Resync { .. } => {}
-        }
-    }
-}
-
-fn now_rfc3339() -> String {
-    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
 const TOKEN_INOTIFY: u64 = 0;
