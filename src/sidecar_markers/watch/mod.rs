@@ -26,8 +26,10 @@
 //! have something without waiting.
 
 mod events;
+mod options;
 
 pub use events::{Event, GoneReason};
+pub use options::{MAX_WATCH_INTERVAL, WatchOptions};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::ffi::{CStr, CString};
@@ -44,42 +46,9 @@ use super::sys::inotify::{self, Inotify};
 use super::sys::pidfd::Pidfd;
 use super::sys::timerfd::TimerFd;
 use super::{
-    Mode, ProbeOptions, Scan, SidecarEntry, State, caller_path, is_valid_sandbox_id, scan_entries,
-    sys, trust,
+    Mode, Scan, SidecarEntry, State, caller_path, is_valid_sandbox_id, scan_entries, sys, trust,
 };
 use events::now_rfc3339;
-
-/// Longest probe or rescan interval accepted (one day).
-pub const MAX_WATCH_INTERVAL: Duration = Duration::from_secs(24 * 3600);
-
-/// How a [`Watcher`] judges and what it may remove.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WatchOptions {
-    /// Probe settings (timeout), as for `list`.
-    pub probe: ProbeOptions,
-    /// How often every known sidecar is judged again and its endpoint
-    /// probed (default 1 s). Exits are seen at once through pidfds; this
-    /// is what notices an endpoint that stops answering.
-    pub probe_interval: Duration,
-    /// Collect stale markers as `list` does (default `true`). With
-    /// `false` the watcher is read-only and a stopped sidecar is reported
-    /// `changed` to `stopped` (and stays until its marker is removed).
-    pub collect: bool,
-    /// How often all of `run/` is scanned again as a safety net (default
-    /// 30 s).
-    pub rescan_interval: Duration,
-}
-
-impl Default for WatchOptions {
-    fn default() -> Self {
-        WatchOptions {
-            probe: ProbeOptions::default(),
-            probe_interval: Duration::from_secs(1),
-            collect: true,
-            rescan_interval: Duration::from_secs(30),
-        }
-    }
-}
 
 const TOKEN_INOTIFY: u64 = 0;
 const TOKEN_TIMER: u64 = 1;
@@ -159,38 +128,13 @@ pub struct Watcher {
     pidfds_ok: bool,
 }
 
-fn check_interval(what: &str, d: Duration) -> Result<()> {
-    if d.is_zero() || d > MAX_WATCH_INTERVAL {
-        return Err(StackError::InvalidArgument {
-            what: what.into(),
-            reason: format!(
-                "{} ms is out of range (must be more than 0 and at most {} ms)",
-                d.as_millis(),
-                MAX_WATCH_INTERVAL.as_millis()
-            ),
-        });
-    }
-    Ok(())
-}
-
 /// Starts watching `<runtime_dir>/run`. The initial scan happens here: its
 /// `appeared` events and one `synced` are queued for [`Watcher::next`].
 /// Fails on bad options, or when `run/` exists but cannot be opened or
 /// read (a missing `run/` is watched for as an empty directory).
 pub fn watch(runtime_dir: impl AsRef<Path>, opts: &WatchOptions) -> Result<Watcher> {
     let runtime_dir = caller_path(runtime_dir.as_ref(), "runtime_dir")?;
-    if opts.probe.timeout.is_zero() || opts.probe.timeout > super::MAX_TIMEOUT {
-        return Err(StackError::InvalidArgument {
-            what: "timeout".into(),
-            reason: format!(
-                "{} ms is out of range (must be more than 0 and at most {} ms)",
-                opts.probe.timeout.as_millis(),
-                super::MAX_TIMEOUT.as_millis()
-            ),
-        });
-    }
-    check_interval("probe_interval", opts.probe_interval)?;
-    check_interval("rescan_interval", opts.rescan_interval)?;
+    opts.validate()?;
     let run_path = runtime_dir.join("run");
     let sys_err = |what: &'static str, e| StackError::io(what, &run_path, e);
     let epoll = Epoll::new().map_err(|e| sys_err("epoll_create1 for watching", e))?;
