@@ -25,6 +25,7 @@
 //! queued, so the descriptor is readable exactly when [`Watcher::next`] may
 //! have something without waiting.
 
+mod diff;
 mod events;
 mod options;
 
@@ -48,6 +49,7 @@ use super::sys::timerfd::TimerFd;
 use super::{
     Mode, Scan, SidecarEntry, State, caller_path, is_valid_sandbox_id, scan_entries, sys, trust,
 };
+use diff::Model;
 use events::now_rfc3339;
 
 const TOKEN_INOTIFY: u64 = 0;
@@ -113,7 +115,7 @@ pub struct Watcher {
     pids: HashMap<String, PidWatch>,
     tokens: HashMap<u64, String>,
     next_token: u64,
-    known: BTreeMap<String, SidecarEntry>,
+    model: Model,
     dirty: BTreeSet<String>,
     queue: VecDeque<Event>,
     need_full: Option<Full>,
@@ -176,7 +178,7 @@ pub fn watch(runtime_dir: impl AsRef<Path>, opts: &WatchOptions) -> Result<Watch
         pids: HashMap::new(),
         tokens: HashMap::new(),
         next_token: FIRST_PIDFD_TOKEN,
-        known: BTreeMap::new(),
+        model: Model::default(),
         dirty: BTreeSet::new(),
         queue: VecDeque::new(),
         need_full: None,
@@ -250,7 +252,7 @@ impl Watcher {
 
     /// The state the events so far describe: sandbox id → entry.
     pub fn known(&self) -> &BTreeMap<String, SidecarEntry> {
-        &self.known
+        self.model.known()
     }
 
     /// The options the watcher runs with.
@@ -463,7 +465,7 @@ impl Watcher {
         } else if now >= self.next_rescan || (now >= self.next_probe && self.polling()) {
             self.full_scan()
         } else if now >= self.next_probe {
-            let mut names: BTreeSet<String> = self.known.keys().cloned().collect();
+            let mut names: BTreeSet<String> = self.model.known().keys().cloned().collect();
             names.append(&mut self.dirty);
             self.next_probe = now + self.opts.probe_interval;
             self.examine(names)
@@ -651,96 +653,42 @@ impl Watcher {
         });
     }
 
-    /// Compares a scan of `scope` (`None`: all of `run/`) with the known
-    /// state and queues the events, sorted by sandbox id.
+    /// Compares a scan of `scope` (`None`: all of `run/`) with what was
+    /// reported and queues the events (see [`diff`]); holds a pidfd for
+    /// each sidecar found that is not stopped, and none for one gone.
     fn apply(&mut self, scan: Scan, scope: Option<&BTreeSet<String>>) {
-        let at = now_rfc3339();
-        let collected: HashSet<String> = scan.collected.into_iter().collect();
-        let mut seen: HashSet<String> = HashSet::new();
-        let mut events: Vec<Event> = Vec::new();
-        for report in scan.reports {
-            let Some(entry) = report.entry else { continue };
-            let name = report.name;
-            if scope.is_some_and(|s| !s.contains(&name)) {
-                continue;
-            }
-            seen.insert(name.clone());
-            self.track_pid(&name, &entry);
-            match self.known.get(&name) {
-                None => events.push(Event::Appeared {
-                    sandbox_id: name.clone(),
-                    entry: entry.clone(),
-                    at: at.clone(),
-                }),
-                Some(old) if !same_sidecar(old, &entry) => events.push(Event::Changed {
-                    sandbox_id: name.clone(),
-                    entry: entry.clone(),
-                    previous: old.state,
-                    at: at.clone(),
-                }),
-                Some(_) => {}
-            }
-            self.known.insert(name, entry);
+        let diff = self.model.apply(scan, scope, &now_rfc3339());
+        for seen in &diff.seen {
+            self.track_pid(&seen.name, seen.pid, seen.state);
         }
-        let vanished: Vec<String> = match scope {
-            None => self
-                .known
-                .keys()
-                .filter(|k| !seen.contains(*k))
-                .cloned()
-                .collect(),
-            Some(s) => s
-                .iter()
-                .filter(|k| !seen.contains(*k) && self.known.contains_key(*k))
-                .cloned()
-                .collect(),
-        };
-        for name in vanished {
-            self.known.remove(&name);
-            self.drop_pidfd(&name);
-            let reason = if collected.contains(&name) {
-                GoneReason::Collected
-            } else {
-                GoneReason::Removed
-            };
-            events.push(Event::Gone {
-                sandbox_id: name,
-                reason,
-                at: at.clone(),
-            });
+        for name in &diff.gone {
+            self.drop_pidfd(name);
         }
-        events.sort_by(|a, b| a.sandbox_id().cmp(&b.sandbox_id()));
-        self.queue.extend(events);
+        self.queue.extend(diff.events);
     }
 
     /// Holds a pidfd for a sidecar that is not stopped, so its exit wakes
     /// the watcher; none for a stopped one.
-    fn track_pid(&mut self, name: &str, entry: &SidecarEntry) {
-        if entry.state == State::Stopped {
+    fn track_pid(&mut self, name: &str, pid: u32, state: State) {
+        if state == State::Stopped {
             self.drop_pidfd(name);
             return;
         }
-        if self.pids.get(name).is_some_and(|p| p.pid == entry.pid) {
+        if self.pids.get(name).is_some_and(|p| p.pid == pid) {
             return;
         }
         self.drop_pidfd(name);
         if !self.pidfds_ok {
             return;
         }
-        match Pidfd::open(entry.pid) {
+        match Pidfd::open(pid) {
             Ok(fd) => {
                 let token = self.next_token;
                 self.next_token += 1;
                 if self.epoll.add(fd.as_fd(), token).is_ok() {
                     self.tokens.insert(token, name.to_owned());
-                    self.pids.insert(
-                        name.to_owned(),
-                        PidWatch {
-                            token,
-                            pid: entry.pid,
-                            fd,
-                        },
-                    );
+                    self.pids
+                        .insert(name.to_owned(), PidWatch { token, pid, fd });
                 }
             }
             // Exited since it was judged (or is not ours to see): the next
@@ -781,11 +729,4 @@ fn watch_failure(what: &str, e: &io::Error) -> String {
     } else {
         format!("cannot watch {what} ({e}): judging every marker each probe interval")
     }
-}
-
-/// The same sidecar in the same state: everything but the uptime equal.
-fn same_sidecar(a: &SidecarEntry, b: &SidecarEntry) -> bool {
-    let mut b = b.clone();
-    b.uptime_secs = a.uptime_secs;
-    *a == b
 }
