@@ -28,11 +28,12 @@
 mod diff;
 mod events;
 mod options;
+mod schedule;
 
 pub use events::{Event, GoneReason};
 pub use options::{MAX_WATCH_INTERVAL, WatchOptions};
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
@@ -51,6 +52,7 @@ use super::{
 };
 use diff::Model;
 use events::now_rfc3339;
+use schedule::{Degradation, Full, Schedule, Step};
 
 const TOKEN_INOTIFY: u64 = 0;
 const TOKEN_TIMER: u64 = 1;
@@ -75,15 +77,6 @@ const MARKER_MASK: u32 = libc::IN_CLOSE_WRITE
     | libc::IN_ONLYDIR
     | libc::IN_DONT_FOLLOW
     | libc::IN_EXCL_UNLINK;
-
-/// What a full scan is for.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Full {
-    /// The periodic safety net: no `resync`/`synced` around it.
-    Quiet,
-    /// After losing track: `resync` (with this reason), then `synced`.
-    Resync(String),
-}
 
 struct PidWatch {
     token: u64,
@@ -116,15 +109,8 @@ pub struct Watcher {
     tokens: HashMap<u64, String>,
     next_token: u64,
     model: Model,
-    dirty: BTreeSet<String>,
     queue: VecDeque<Event>,
-    need_full: Option<Full>,
-    next_probe: Instant,
-    next_rescan: Instant,
-    /// After a failure to open or read `run/`, no work before this.
-    retry_at: Option<Instant>,
-    /// Degradations already announced (announced once each).
-    announced: HashSet<&'static str>,
+    schedule: Schedule,
     /// Watch limit reached: judge everything at the probe interval.
     watch_limit: bool,
     pidfds_ok: bool,
@@ -179,18 +165,13 @@ pub fn watch(runtime_dir: impl AsRef<Path>, opts: &WatchOptions) -> Result<Watch
         tokens: HashMap::new(),
         next_token: FIRST_PIDFD_TOKEN,
         model: Model::default(),
-        dirty: BTreeSet::new(),
         queue: VecDeque::new(),
-        need_full: None,
-        next_probe: now,
-        next_rescan: now,
-        retry_at: None,
-        announced: HashSet::new(),
+        schedule: Schedule::new(opts.probe_interval, opts.rescan_interval, now),
         watch_limit: false,
         pidfds_ok: true,
     };
     if let Some(reason) = degraded {
-        w.announced.insert("inotify");
+        w.schedule.announce("inotify");
         w.push(Event::Resync {
             reason,
             at: now_rfc3339(),
@@ -286,14 +267,7 @@ impl Watcher {
 
     /// When work is due next (now, if something is waiting).
     fn due(&self) -> Instant {
-        let now = Instant::now();
-        if let Some(r) = self.retry_at {
-            return r;
-        }
-        if self.need_full.is_some() || !self.dirty.is_empty() {
-            return now;
-        }
-        self.next_probe.min(self.next_rescan)
+        self.schedule.due(Instant::now())
     }
 
     /// Arms the timer for [`Self::due`] and the eventfd for the queue.
@@ -331,7 +305,7 @@ impl Watcher {
                     // A sidecar exited: judge its marker again.
                     if let Some(name) = self.tokens.get(&token).cloned() {
                         self.drop_pidfd(&name);
-                        self.dirty.insert(name);
+                        self.schedule.examine(name);
                     }
                 }
             }
@@ -359,9 +333,8 @@ impl Watcher {
 
     fn on_inotify(&mut self, wd: i32, mask: u32, name: &[u8]) {
         if mask & libc::IN_Q_OVERFLOW != 0 {
-            self.need_full = Some(Full::Resync(
-                "the inotify queue overflowed: rescanning".into(),
-            ));
+            self.schedule
+                .resync("the inotify queue overflowed: rescanning".into());
             return;
         }
         if Some(wd) == self.parent_wd {
@@ -369,7 +342,7 @@ impl Watcher {
                 self.parent_wd = None;
             }
             if name == b"run" || mask & (libc::IN_IGNORED | libc::IN_DELETE_SELF) != 0 {
-                self.need_full.get_or_insert(Full::Quiet);
+                self.schedule.rescan();
             }
             return;
         }
@@ -381,7 +354,7 @@ impl Watcher {
                     self.rm_watch(wd);
                 }
                 self.run_wd = None;
-                self.need_full.get_or_insert(Full::Quiet);
+                self.schedule.rescan();
                 return;
             }
             if name.is_empty() || name.starts_with(b".") {
@@ -397,7 +370,7 @@ impl Watcher {
                 self.rm_watch(old);
             }
             if is_valid_sandbox_id(name.as_bytes()) {
-                self.dirty.insert(name.to_owned());
+                self.schedule.examine(name.to_owned());
             }
             return;
         }
@@ -409,14 +382,14 @@ impl Watcher {
             if self.name_wds.get(&marker) == Some(&wd) {
                 self.name_wds.remove(&marker);
             }
-            self.dirty.insert(marker);
+            self.schedule.examine(marker);
             return;
         }
         let relevant = [METADATA, SOCKET_FILE, PID_FILE]
             .iter()
             .any(|f| f.to_bytes() == name);
         if relevant || mask & libc::IN_DELETE_SELF != 0 {
-            self.dirty.insert(marker);
+            self.schedule.examine(marker);
         }
     }
 
@@ -437,48 +410,37 @@ impl Watcher {
     /// Does whatever is due.
     fn work(&mut self) -> Result<()> {
         let now = Instant::now();
-        if let Some(r) = self.retry_at {
-            if now < r {
-                return Ok(());
-            }
-            self.retry_at = None;
-        }
-        let result = if let Some(full) = self.need_full.take() {
-            let resync = matches!(full, Full::Resync(_));
-            if let Full::Resync(reason) = full {
-                self.push(Event::Resync {
-                    reason,
-                    at: now_rfc3339(),
-                });
-            }
-            // A resync is complete only when its scan is; a scan that
-            // fails is retried (quietly: its resync is out already).
-            let r = self.full_scan();
-            match &r {
-                Ok(()) if resync => self.push(Event::Synced { at: now_rfc3339() }),
-                Ok(()) => {}
-                Err(_) => {
-                    self.need_full.get_or_insert(Full::Quiet);
-                }
-            }
-            r
-        } else if now >= self.next_rescan || (now >= self.next_probe && self.polling()) {
-            self.full_scan()
-        } else if now >= self.next_probe {
-            let mut names: BTreeSet<String> = self.model.known().keys().cloned().collect();
-            names.append(&mut self.dirty);
-            self.next_probe = now + self.opts.probe_interval;
-            self.examine(names)
-        } else if !self.dirty.is_empty() {
-            let names = std::mem::take(&mut self.dirty);
-            self.examine(names)
-        } else {
-            Ok(())
+        let polling = self.polling();
+        let result = match self.schedule.step(now, polling, self.model.known().keys()) {
+            Step::Idle => return Ok(()),
+            Step::Full(full) => self.owed_full_scan(full),
+            Step::Rescan => self.full_scan(),
+            Step::Examine(names) => self.examine(names),
         };
         if result.is_err() {
-            self.retry_at = Some(now + self.opts.probe_interval);
+            self.schedule.failed(now);
         }
         result
+    }
+
+    /// A full scan owed, between `resync` and `synced` when it is a resync.
+    fn owed_full_scan(&mut self, full: Full) -> Result<()> {
+        let resync = matches!(full, Full::Resync(_));
+        if let Full::Resync(reason) = full {
+            self.push(Event::Resync {
+                reason,
+                at: now_rfc3339(),
+            });
+        }
+        // A resync is complete only when its scan is; a scan that fails
+        // is retried (quietly: its resync is out already).
+        let r = self.full_scan();
+        match &r {
+            Ok(()) if resync => self.push(Event::Synced { at: now_rfc3339() }),
+            Ok(()) => {}
+            Err(_) => self.schedule.rescan(),
+        }
+        r
     }
 
     fn mode(&self) -> Mode {
@@ -493,10 +455,7 @@ impl Watcher {
 
     /// Scans all of `run/` and reports the differences.
     fn full_scan(&mut self) -> Result<()> {
-        let now = Instant::now();
-        self.next_probe = now + self.opts.probe_interval;
-        self.next_rescan = now + self.opts.rescan_interval;
-        self.dirty.clear();
+        self.schedule.full_scan_started(Instant::now());
         if self.run_wd.is_none() {
             // Watch for run/ to be created before looking (no race).
             self.ensure_parent_watch();
@@ -607,7 +566,10 @@ impl Watcher {
         });
         match r {
             Ok(wd) => self.run_wd = Some(wd),
-            Err(e) => self.degrade("watch-run", watch_failure("run/", &e)),
+            Err(e) => self.schedule.degrade(Degradation {
+                key: "watch-run",
+                reason: watch_failure("run/", &e),
+            }),
         }
     }
 
@@ -633,24 +595,15 @@ impl Watcher {
             }
             Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
                 self.watch_limit = true;
-                self.degrade("watch-marker", watch_failure("a marker directory", &e));
+                self.schedule.degrade(Degradation {
+                    key: "watch-marker",
+                    reason: watch_failure("a marker directory", &e),
+                });
             }
             // Gone, not a directory, or not ours to watch: the probe
             // rounds judge it all the same.
             Err(_) => {}
         }
-    }
-
-    /// Announces a degradation once: a `resync` with the reason, a rescan,
-    /// `synced`.
-    fn degrade(&mut self, key: &'static str, reason: String) {
-        if !self.announced.insert(key) {
-            return;
-        }
-        self.need_full = Some(match self.need_full.take() {
-            Some(Full::Resync(earlier)) => Full::Resync(format!("{earlier}; {reason}")),
-            Some(Full::Quiet) | None => Full::Resync(reason),
-        });
     }
 
     /// Compares a scan of `scope` (`None`: all of `run/`) with what was
@@ -696,18 +649,20 @@ impl Watcher {
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
                 self.pidfds_ok = false;
-                self.degrade(
-                    "pidfd",
-                    format!("pidfds are unavailable ({e}): exits are seen at the probe interval"),
-                );
+                self.schedule.degrade(Degradation {
+                    key: "pidfd",
+                    reason: format!(
+                        "pidfds are unavailable ({e}): exits are seen at the probe interval"
+                    ),
+                });
             }
             Err(e) => {
-                self.degrade(
-                    "pidfd-open",
-                    format!(
+                self.schedule.degrade(Degradation {
+                    key: "pidfd-open",
+                    reason: format!(
                         "cannot hold a pidfd for every sidecar ({e}): some exits are seen at the probe interval"
                     ),
-                );
+                });
             }
         }
     }
