@@ -28,61 +28,35 @@
 mod diff;
 mod events;
 mod options;
+mod pids;
 mod schedule;
+mod triggers;
 
 pub use events::{Event, GoneReason};
 pub use options::{MAX_WATCH_INTERVAL, WatchOptions};
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::ffi::{CStr, CString};
-use std::io;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::error::{Result, StackError};
-use super::markers::{METADATA, PID_FILE, SOCKET_FILE};
 use super::sys::epoll::{self, Epoll};
 use super::sys::eventfd::EventFd;
 use super::sys::inotify::{self, Inotify};
-use super::sys::pidfd::Pidfd;
 use super::sys::timerfd::TimerFd;
-use super::{
-    Mode, Scan, SidecarEntry, State, caller_path, is_valid_sandbox_id, scan_entries, sys, trust,
-};
+use super::{Mode, Scan, SidecarEntry, caller_path, is_valid_sandbox_id, scan_entries, sys, trust};
 use diff::Model;
 use events::now_rfc3339;
+use pids::Pids;
 use schedule::{Degradation, Full, Schedule, Step};
+use triggers::{Look, Watches};
 
 const TOKEN_INOTIFY: u64 = 0;
 const TOKEN_TIMER: u64 = 1;
 const TOKEN_PENDING: u64 = 2;
 const FIRST_PIDFD_TOKEN: u64 = 3;
-
-const RUN_MASK: u32 = libc::IN_CREATE
-    | libc::IN_DELETE
-    | libc::IN_MOVED_FROM
-    | libc::IN_MOVED_TO
-    | libc::IN_DELETE_SELF
-    | libc::IN_MOVE_SELF
-    | libc::IN_ONLYDIR
-    | libc::IN_EXCL_UNLINK;
-
-const MARKER_MASK: u32 = libc::IN_CLOSE_WRITE
-    | libc::IN_CREATE
-    | libc::IN_DELETE
-    | libc::IN_MOVED_FROM
-    | libc::IN_MOVED_TO
-    | libc::IN_DELETE_SELF
-    | libc::IN_ONLYDIR
-    | libc::IN_DONT_FOLLOW
-    | libc::IN_EXCL_UNLINK;
-
-struct PidWatch {
-    token: u64,
-    pid: u32,
-    fd: Pidfd,
-}
 
 /// A live view of `run/`; see the module docs.
 ///
@@ -98,22 +72,11 @@ pub struct Watcher {
     timer: TimerFd,
     pending: EventFd,
     pending_flag: bool,
-    inotify: Option<Inotify>,
-    run_wd: Option<i32>,
-    /// While `run/` is missing: a watch on the runtime directory, for its
-    /// creation.
-    parent_wd: Option<i32>,
-    dir_wds: HashMap<i32, String>,
-    name_wds: HashMap<String, i32>,
-    pids: HashMap<String, PidWatch>,
-    tokens: HashMap<u64, String>,
-    next_token: u64,
+    watches: Watches,
+    pids: Pids,
     model: Model,
     queue: VecDeque<Event>,
     schedule: Schedule,
-    /// Watch limit reached: judge everything at the probe interval.
-    watch_limit: bool,
-    pidfds_ok: bool,
 }
 
 /// Starts watching `<runtime_dir>/run`. The initial scan happens here: its
@@ -156,19 +119,11 @@ pub fn watch(runtime_dir: impl AsRef<Path>, opts: &WatchOptions) -> Result<Watch
         timer,
         pending,
         pending_flag: false,
-        inotify,
-        run_wd: None,
-        parent_wd: None,
-        dir_wds: HashMap::new(),
-        name_wds: HashMap::new(),
-        pids: HashMap::new(),
-        tokens: HashMap::new(),
-        next_token: FIRST_PIDFD_TOKEN,
+        watches: Watches::new(inotify),
+        pids: Pids::new(FIRST_PIDFD_TOKEN),
         model: Model::default(),
         queue: VecDeque::new(),
         schedule: Schedule::new(opts.probe_interval, opts.rescan_interval, now),
-        watch_limit: false,
-        pidfds_ok: true,
     };
     if let Some(reason) = degraded {
         w.schedule.announce("inotify");
@@ -303,8 +258,7 @@ impl Watcher {
                 TOKEN_PENDING => {}
                 token => {
                     // A sidecar exited: judge its marker again.
-                    if let Some(name) = self.tokens.get(&token).cloned() {
-                        self.drop_pidfd(&name);
+                    if let Some(name) = self.pids.exited(&self.epoll, token) {
                         self.schedule.examine(name);
                     }
                 }
@@ -313,104 +267,34 @@ impl Watcher {
         Ok(())
     }
 
+    /// Reads every inotify event waiting and takes note of what each asks
+    /// for (see [`Wds::on_event`](triggers::Wds::on_event)).
     fn drain_inotify(&mut self) {
-        if self.inotify.is_none() {
-            return;
-        }
         let mut buf = vec![0u8; inotify::READ_BUF_LEN];
         loop {
-            let n = match self.inotify.as_ref().map(|i| i.read(&mut buf)) {
+            let n = match self.watches.read(&mut buf) {
                 Some(Ok(n)) if n > 0 => n,
                 // EAGAIN (drained), or an error we cannot act on: the
                 // periodic scans still run.
                 _ => return,
             };
             for ev in inotify::parse_events(&buf[..n]) {
-                self.on_inotify(ev.wd, ev.mask, ev.name);
-            }
-        }
-    }
-
-    fn on_inotify(&mut self, wd: i32, mask: u32, name: &[u8]) {
-        if mask & libc::IN_Q_OVERFLOW != 0 {
-            self.schedule
-                .resync("the inotify queue overflowed: rescanning".into());
-            return;
-        }
-        if Some(wd) == self.parent_wd {
-            if mask & libc::IN_IGNORED != 0 {
-                self.parent_wd = None;
-            }
-            if name == b"run" || mask & (libc::IN_IGNORED | libc::IN_DELETE_SELF) != 0 {
-                self.schedule.rescan();
-            }
-            return;
-        }
-        if Some(wd) == self.run_wd {
-            if mask & (libc::IN_IGNORED | libc::IN_DELETE_SELF | libc::IN_MOVE_SELF) != 0 {
-                // run/ itself went away (or moved): forget the watch and
-                // look at the path again.
-                if mask & libc::IN_IGNORED == 0 {
-                    self.rm_watch(wd);
+                match self.watches.on_event(ev.wd, ev.mask, ev.name) {
+                    Look::Nothing => {}
+                    Look::Overflow => self
+                        .schedule
+                        .resync("the inotify queue overflowed: rescanning".into()),
+                    Look::Rescan => self.schedule.rescan(),
+                    Look::Marker(name) => self.schedule.examine(name),
                 }
-                self.run_wd = None;
-                self.schedule.rescan();
-                return;
             }
-            if name.is_empty() || name.starts_with(b".") {
-                return;
-            }
-            let Ok(name) = std::str::from_utf8(name) else {
-                return;
-            };
-            if mask & (libc::IN_MOVED_FROM | libc::IN_DELETE) != 0
-                && let Some(old) = self.name_wds.remove(name)
-            {
-                self.dir_wds.remove(&old);
-                self.rm_watch(old);
-            }
-            if is_valid_sandbox_id(name.as_bytes()) {
-                self.schedule.examine(name.to_owned());
-            }
-            return;
         }
-        let Some(marker) = self.dir_wds.get(&wd).cloned() else {
-            return;
-        };
-        if mask & libc::IN_IGNORED != 0 {
-            self.dir_wds.remove(&wd);
-            if self.name_wds.get(&marker) == Some(&wd) {
-                self.name_wds.remove(&marker);
-            }
-            self.schedule.examine(marker);
-            return;
-        }
-        let relevant = [METADATA, SOCKET_FILE, PID_FILE]
-            .iter()
-            .any(|f| f.to_bytes() == name);
-        if relevant || mask & libc::IN_DELETE_SELF != 0 {
-            self.schedule.examine(marker);
-        }
-    }
-
-    fn rm_watch(&self, wd: i32) {
-        if let Some(inotify) = &self.inotify {
-            // A stale wd only yields EINVAL.
-            let _ = inotify.rm_watch(wd);
-        }
-    }
-
-    /// Judging everything at the probe interval instead of on events.
-    fn polling(&self) -> bool {
-        self.inotify.is_none()
-            || (self.run_wd.is_none() && self.parent_wd.is_none())
-            || self.watch_limit
     }
 
     /// Does whatever is due.
     fn work(&mut self) -> Result<()> {
         let now = Instant::now();
-        let polling = self.polling();
+        let polling = self.watches.polling();
         let result = match self.schedule.step(now, polling, self.model.known().keys()) {
             Step::Idle => return Ok(()),
             Step::Full(full) => self.owed_full_scan(full),
@@ -456,23 +340,17 @@ impl Watcher {
     /// Scans all of `run/` and reports the differences.
     fn full_scan(&mut self) -> Result<()> {
         self.schedule.full_scan_started(Instant::now());
-        if self.run_wd.is_none() {
-            // Watch for run/ to be created before looking (no race).
-            self.ensure_parent_watch();
-        }
+        // Watch for run/ to be created before looking (no race).
+        self.watches.watch_parent(&self.run_path);
         let Some(run) = trust::open_run(&self.runtime_dir)? else {
-            self.forget_run_watch();
+            self.watches.forget_run();
             self.apply(Scan::default(), None);
             return Ok(());
         };
         let mode = self.mode().trusting(&run.trust);
         let run = run.fd;
-        self.ensure_run_watch(run.as_fd());
-        if self.run_wd.is_some()
-            && let Some(wd) = self.parent_wd.take()
-        {
-            self.rm_watch(wd);
-        }
+        let degraded = self.watches.watch_run(run.as_fd(), &self.run_path);
+        self.degrade(degraded);
         let entries =
             sys::read_dir(run.as_fd()).map_err(|e| StackError::io("list", &self.run_path, e))?;
         let entries: Vec<sys::DirEntry> = entries
@@ -483,7 +361,8 @@ impl Watcher {
             if matches!(e.d_type, libc::DT_DIR | libc::DT_UNKNOWN)
                 && is_valid_sandbox_id(e.name.to_bytes())
             {
-                self.ensure_dir_watch(run.as_fd(), &e.name);
+                let degraded = self.watches.watch_marker(run.as_fd(), &e.name);
+                self.degrade(degraded);
             }
         }
         let scan = scan_entries(run.as_fd(), &self.run_path, &entries, mode);
@@ -497,7 +376,7 @@ impl Watcher {
             return Ok(());
         }
         let Some(run) = trust::open_run(&self.runtime_dir)? else {
-            self.forget_run_watch();
+            self.watches.forget_run();
             self.apply(Scan::default(), Some(&names));
             return Ok(());
         };
@@ -506,8 +385,9 @@ impl Watcher {
         let mut entries = Vec::with_capacity(names.len());
         for name in &names {
             let c = CString::new(name.as_str()).expect("sandbox ids have no NUL");
-            if !self.name_wds.contains_key(name) {
-                self.ensure_dir_watch(run.as_fd(), &c);
+            if !self.watches.watches_marker(name) {
+                let degraded = self.watches.watch_marker(run.as_fd(), &c);
+                self.degrade(degraded);
             }
             entries.push(sys::DirEntry {
                 name: c,
@@ -519,90 +399,9 @@ impl Watcher {
         Ok(())
     }
 
-    fn forget_run_watch(&mut self) {
-        if let Some(wd) = self.run_wd.take() {
-            self.rm_watch(wd);
-        }
-    }
-
-    /// A watch on the runtime directory (best effort: without it, a
-    /// missing `run/` is looked for every probe interval).
-    fn ensure_parent_watch(&mut self) {
-        if self.parent_wd.is_some() {
-            return;
-        }
-        let (Some(inotify), Some(parent)) = (self.inotify.as_ref(), self.run_path.parent()) else {
-            return;
-        };
-        let Ok(path) = sys::cpath(parent) else { return };
-        let mask = libc::IN_CREATE
-            | libc::IN_MOVED_TO
-            | libc::IN_DELETE_SELF
-            | libc::IN_ONLYDIR
-            | libc::IN_EXCL_UNLINK;
-        if let Ok(wd) = inotify.add_watch(&path, mask) {
-            self.parent_wd = Some(wd);
-        }
-    }
-
-    fn ensure_run_watch(&mut self, run: BorrowedFd<'_>) {
-        if self.run_wd.is_some() {
-            return;
-        }
-        let Some(inotify) = self.inotify.as_ref() else {
-            return;
-        };
-        // Through the open descriptor, so the watch is on the directory
-        // that was opened; by path only where /proc is missing.
-        let via_fd =
-            CString::new(format!("/proc/thread-self/fd/{}", run.as_raw_fd())).expect("no NUL");
-        let r = inotify.add_watch(&via_fd, RUN_MASK).or_else(|e| {
-            if e.raw_os_error() == Some(libc::ENOENT) {
-                let p = sys::cpath(&self.run_path)?;
-                inotify.add_watch(&p, RUN_MASK | libc::IN_DONT_FOLLOW)
-            } else {
-                Err(e)
-            }
-        });
-        match r {
-            Ok(wd) => self.run_wd = Some(wd),
-            Err(e) => self.schedule.degrade(Degradation {
-                key: "watch-run",
-                reason: watch_failure("run/", &e),
-            }),
-        }
-    }
-
-    fn ensure_dir_watch(&mut self, run: BorrowedFd<'_>, name: &CStr) {
-        let Some(inotify) = self.inotify.as_ref() else {
-            return;
-        };
-        if self.watch_limit {
-            return;
-        }
-        let mut path = format!("/proc/thread-self/fd/{}/", run.as_raw_fd()).into_bytes();
-        path.extend_from_slice(name.to_bytes());
-        let path = CString::new(path).expect("no NUL");
-        let Ok(name) = name.to_str() else { return };
-        match inotify.add_watch(&path, MARKER_MASK) {
-            Ok(wd) => {
-                if let Some(old) = self.name_wds.insert(name.to_owned(), wd)
-                    && old != wd
-                {
-                    self.dir_wds.remove(&old);
-                }
-                self.dir_wds.insert(wd, name.to_owned());
-            }
-            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
-                self.watch_limit = true;
-                self.schedule.degrade(Degradation {
-                    key: "watch-marker",
-                    reason: watch_failure("a marker directory", &e),
-                });
-            }
-            // Gone, not a directory, or not ours to watch: the probe
-            // rounds judge it all the same.
-            Err(_) => {}
+    fn degrade(&mut self, degraded: Option<Degradation>) {
+        if let Some(d) = degraded {
+            self.schedule.degrade(d);
         }
     }
 
@@ -612,76 +411,14 @@ impl Watcher {
     fn apply(&mut self, scan: Scan, scope: Option<&BTreeSet<String>>) {
         let diff = self.model.apply(scan, scope, &now_rfc3339());
         for seen in &diff.seen {
-            self.track_pid(&seen.name, seen.pid, seen.state);
+            let degraded = self
+                .pids
+                .track(&self.epoll, &seen.name, seen.pid, seen.state);
+            self.degrade(degraded);
         }
         for name in &diff.gone {
-            self.drop_pidfd(name);
+            self.pids.release(&self.epoll, name);
         }
         self.queue.extend(diff.events);
-    }
-
-    /// Holds a pidfd for a sidecar that is not stopped, so its exit wakes
-    /// the watcher; none for a stopped one.
-    fn track_pid(&mut self, name: &str, pid: u32, state: State) {
-        if state == State::Stopped {
-            self.drop_pidfd(name);
-            return;
-        }
-        if self.pids.get(name).is_some_and(|p| p.pid == pid) {
-            return;
-        }
-        self.drop_pidfd(name);
-        if !self.pidfds_ok {
-            return;
-        }
-        match Pidfd::open(pid) {
-            Ok(fd) => {
-                let token = self.next_token;
-                self.next_token += 1;
-                if self.epoll.add(fd.as_fd(), token).is_ok() {
-                    self.tokens.insert(token, name.to_owned());
-                    self.pids
-                        .insert(name.to_owned(), PidWatch { token, pid, fd });
-                }
-            }
-            // Exited since it was judged (or is not ours to see): the next
-            // probe round judges it again.
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
-                self.pidfds_ok = false;
-                self.schedule.degrade(Degradation {
-                    key: "pidfd",
-                    reason: format!(
-                        "pidfds are unavailable ({e}): exits are seen at the probe interval"
-                    ),
-                });
-            }
-            Err(e) => {
-                self.schedule.degrade(Degradation {
-                    key: "pidfd-open",
-                    reason: format!(
-                        "cannot hold a pidfd for every sidecar ({e}): some exits are seen at the probe interval"
-                    ),
-                });
-            }
-        }
-    }
-
-    fn drop_pidfd(&mut self, name: &str) {
-        if let Some(p) = self.pids.remove(name) {
-            let _ = self.epoll.delete(p.fd.as_fd());
-            self.tokens.remove(&p.token);
-        }
-    }
-}
-
-fn watch_failure(what: &str, e: &io::Error) -> String {
-    if e.raw_os_error() == Some(libc::ENOSPC) {
-        format!(
-            "the inotify watch limit is reached watching {what} (fs.inotify.max_user_watches): \
-             judging every marker each probe interval"
-        )
-    } else {
-        format!("cannot watch {what} ({e}): judging every marker each probe interval")
     }
 }
