@@ -9,7 +9,7 @@ use crate::sidecar_markers::{MAX_TIMEOUT, ProbeOptions};
 /// Longest probe or rescan interval accepted (one day).
 pub const MAX_WATCH_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
-/// How a [`Watcher`] judges and what it may remove.
+/// How a [`Watcher`](super::Watcher) judges and what it may remove.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WatchOptions {
     /// Probe settings (timeout), as for `list`.

@@ -295,6 +295,12 @@ impl Watches {
         }
     }
 
+    /// Whether `run/` is watched.
+    #[cfg(test)]
+    pub fn watching_run(&self) -> bool {
+        self.wds.run.is_some()
+    }
+
     /// Whether the marker directory `name` is watched.
     pub fn watches_marker(&self, name: &str) -> bool {
         self.wds.names.contains_key(name)
