@@ -45,7 +45,7 @@ pub use stop::{
     DEFAULT_GRACE, KILL_WAIT, MAX_GRACE, StopOptions, StopOutcome, parse_signal, signal_name, stop,
 };
 pub use trust::check_runtime_dir;
-pub use watch::{Event, GoneReason, WatchOptions, Watcher, watch};
+pub use watch::{Event, GoneReason, MAX_WATCH_INTERVAL, WatchOptions, Watcher, watch};
 pub use writer::{create_marker, remove_marker};
 
 use markers::{Broken, Loc, Marker};

@@ -11,6 +11,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+pub mod epoll;
+pub mod eventfd;
+pub mod inotify;
+pub mod pidfd;
+pub mod timerfd;
+
 /// Flags for opening a directory we will only use as an anchor for `*at`.
 pub const DIR_FLAGS: libc::c_int =
     libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;

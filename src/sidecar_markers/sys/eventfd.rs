@@ -1,0 +1,67 @@
+//! `eventfd(2)`: a counter that is readable while it is not zero.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use super::cvt;
+
+/// A non-blocking, close-on-exec eventfd, starting at zero.
+pub struct EventFd {
+    fd: OwnedFd,
+}
+
+impl EventFd {
+    /// `eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)`.
+    pub fn new() -> io::Result<EventFd> {
+        // SAFETY: creates a descriptor; no pointer is passed.
+        let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
+        // SAFETY: a new descriptor that nothing else owns.
+        Ok(EventFd {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    /// Adds `n` to the counter (the descriptor is readable from then on).
+    pub fn add(&self, n: u64) -> io::Result<()> {
+        // SAFETY: writing 8 bytes from a valid u64 to an eventfd.
+        let rc = unsafe { libc::write(self.fd.as_raw_fd(), (&n as *const u64).cast(), 8) };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Reads the counter and resets it to zero (not readable any more);
+    /// `WouldBlock` when it is zero already.
+    pub fn take(&self) -> io::Result<u64> {
+        let mut v: u64 = 0;
+        // SAFETY: reading 8 bytes into a valid u64 from an eventfd.
+        let rc = unsafe { libc::read(self.fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(v)
+    }
+}
+
+impl AsFd for EventFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_counter_adds_up_and_take_empties_it() {
+        let efd = EventFd::new().unwrap();
+        let e = efd.take().unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        efd.add(1).unwrap();
+        efd.add(2).unwrap();
+        assert_eq!(efd.take().unwrap(), 3);
+        assert_eq!(efd.take().unwrap_err().kind(), io::ErrorKind::WouldBlock);
+    }
+}

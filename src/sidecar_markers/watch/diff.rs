@@ -1,0 +1,413 @@
+//! The comparison at the heart of a watcher: what the stream reported so
+//! far (the [`Model`]) against a new scan, as events. No I/O: the scan is
+//! made elsewhere (the same scan code as `list`) and so is the time.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use super::events::{Event, GoneReason};
+use crate::sidecar_markers::{Scan, SidecarEntry, State};
+
+/// What the events so far describe: sandbox id → entry.
+#[derive(Debug, Default)]
+pub(super) struct Model {
+    known: BTreeMap<String, SidecarEntry>,
+}
+
+/// A sidecar the scan found, as the watcher needs it to follow its process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Seen {
+    pub name: String,
+    pub pid: u32,
+    pub state: State,
+}
+
+/// What one comparison found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Diff {
+    /// The events to report, sorted by sandbox id.
+    pub events: Vec<Event>,
+    /// Every sidecar the scan found in scope, in the scan's order.
+    pub seen: Vec<Seen>,
+    /// Every sidecar reported before and gone now, by sandbox id.
+    pub gone: Vec<String>,
+}
+
+impl Model {
+    pub fn known(&self) -> &BTreeMap<String, SidecarEntry> {
+        &self.known
+    }
+
+    /// Compares `scan`, made of `scope` (`None`: all of `run/`), with what
+    /// was reported, takes it as the new state and says what changed, every
+    /// event stamped `at`:
+    ///
+    /// - a sidecar not reported before is `appeared`;
+    /// - one reported before is `changed` when anything but its uptime
+    ///   differs (`previous` is the state reported before);
+    /// - one reported before and not in the scan (absent, or broken now) is
+    ///   `gone`: `collected` when the scan collected its marker, `removed`
+    ///   otherwise. With a scope, only the names in it can go.
+    ///
+    /// Reports outside `scope` are ignored.
+    pub fn apply(&mut self, scan: Scan, scope: Option<&BTreeSet<String>>, at: &str) -> Diff {
+        let collected: HashSet<String> = scan.collected.into_iter().collect();
+        let mut in_scan: HashSet<String> = HashSet::new();
+        let mut diff = Diff::default();
+        for report in scan.reports {
+            let Some(entry) = report.entry else { continue };
+            let name = report.name;
+            if scope.is_some_and(|s| !s.contains(&name)) {
+                continue;
+            }
+            in_scan.insert(name.clone());
+            diff.seen.push(Seen {
+                name: name.clone(),
+                pid: entry.pid,
+                state: entry.state,
+            });
+            match self.known.get(&name) {
+                None => diff.events.push(Event::Appeared {
+                    sandbox_id: name.clone(),
+                    entry: entry.clone(),
+                    at: at.to_owned(),
+                }),
+                Some(old) if !same_sidecar(old, &entry) => diff.events.push(Event::Changed {
+                    sandbox_id: name.clone(),
+                    entry: entry.clone(),
+                    previous: old.state,
+                    at: at.to_owned(),
+                }),
+                Some(_) => {}
+            }
+            self.known.insert(name, entry);
+        }
+        diff.gone = match scope {
+            None => self
+                .known
+                .keys()
+                .filter(|k| !in_scan.contains(*k))
+                .cloned()
+                .collect(),
+            Some(s) => s
+                .iter()
+                .filter(|k| !in_scan.contains(*k) && self.known.contains_key(*k))
+                .cloned()
+                .collect(),
+        };
+        for name in &diff.gone {
+            self.known.remove(name);
+            let reason = if collected.contains(name) {
+                GoneReason::Collected
+            } else {
+                GoneReason::Removed
+            };
+            diff.events.push(Event::Gone {
+                sandbox_id: name.clone(),
+                reason,
+                at: at.to_owned(),
+            });
+        }
+        diff.events
+            .sort_by(|a, b| a.sandbox_id().cmp(&b.sandbox_id()));
+        diff
+    }
+}
+
+/// The same sidecar in the same state: everything but the uptime equal.
+fn same_sidecar(a: &SidecarEntry, b: &SidecarEntry) -> bool {
+    let mut b = b.clone();
+    b.uptime_secs = a.uptime_secs;
+    *a == b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sidecar_markers::{MarkerReport, Reason, Verdict};
+
+    const AT: &str = "2025-01-02T03:04:05.678Z";
+
+    fn entry(id: &str, state: State) -> SidecarEntry {
+        SidecarEntry {
+            sandbox_id: id.into(),
+            agent_id: "agent".into(),
+            session_id: "session".into(),
+            authority_url: "https://authority.example".into(),
+            policy_bundle_version: "1".into(),
+            pid: 1000 + id.len() as u32,
+            started_at: "2025-01-02T03:04:05Z".into(),
+            state,
+            listen: format!("/run/{id}/sidecar.sock"),
+            uptime_secs: Some(5),
+        }
+    }
+
+    fn report(name: &str, entry: Option<SidecarEntry>) -> MarkerReport {
+        let verdict = match &entry {
+            Some(e) if e.state == State::Stopped => Verdict::Stale,
+            Some(_) => Verdict::Live,
+            None => Verdict::Broken,
+        };
+        MarkerReport {
+            name: name.into(),
+            verdict,
+            state: entry.as_ref().map(|e| e.state),
+            reason: Reason::Serving,
+            detail: String::new(),
+            entry,
+            error: None,
+        }
+    }
+
+    /// A scan that found `live` (name, state) and collected `collected`.
+    fn scan(live: &[(&str, State)], collected: &[&str]) -> Scan {
+        Scan {
+            reports: live
+                .iter()
+                .map(|(n, s)| report(n, Some(entry(n, *s))))
+                .collect(),
+            collected: collected.iter().map(|s| s.to_string()).collect(),
+            ..Scan::default()
+        }
+    }
+
+    fn model(live: &[(&str, State)]) -> Model {
+        let mut m = Model::default();
+        m.apply(scan(live, &[]), None, AT);
+        m
+    }
+
+    fn appeared(id: &str, state: State) -> Event {
+        Event::Appeared {
+            sandbox_id: id.into(),
+            entry: entry(id, state),
+            at: AT.into(),
+        }
+    }
+
+    fn changed(id: &str, state: State, previous: State) -> Event {
+        Event::Changed {
+            sandbox_id: id.into(),
+            entry: entry(id, state),
+            previous,
+            at: AT.into(),
+        }
+    }
+
+    fn gone(id: &str, reason: GoneReason) -> Event {
+        Event::Gone {
+            sandbox_id: id.into(),
+            reason,
+            at: AT.into(),
+        }
+    }
+
+    fn scope(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    use GoneReason::{Collected, Removed};
+    use State::{Running, Stopped, Unhealthy, Unknown};
+
+    /// Full scans (no scope): each row is what was reported before, the
+    /// scan, what it collected, and the events expected, in order.
+    #[test]
+    fn full_scans() {
+        type Row<'a> = (
+            &'a str,
+            &'a [(&'a str, State)],
+            &'a [(&'a str, State)],
+            &'a [&'a str],
+            Vec<Event>,
+        );
+        let table: Vec<Row> = vec![
+            ("nothing, nothing", &[], &[], &[], vec![]),
+            (
+                "first scan: all appear, sorted",
+                &[],
+                &[("b", Running), ("a", Unhealthy)],
+                &[],
+                vec![appeared("a", Unhealthy), appeared("b", Running)],
+            ),
+            (
+                "nothing changed",
+                &[("a", Running)],
+                &[("a", Running)],
+                &[],
+                vec![],
+            ),
+            (
+                "state changed",
+                &[("a", Running)],
+                &[("a", Unhealthy)],
+                &[],
+                vec![changed("a", Unhealthy, Running)],
+            ),
+            (
+                "to stopped (collect off)",
+                &[("a", Unknown)],
+                &[("a", Stopped)],
+                &[],
+                vec![changed("a", Stopped, Unknown)],
+            ),
+            (
+                "collected by this scan",
+                &[("a", Running)],
+                &[],
+                &["a"],
+                vec![gone("a", Collected)],
+            ),
+            (
+                "removed by other hands",
+                &[("a", Running)],
+                &[],
+                &[],
+                vec![gone("a", Removed)],
+            ),
+            (
+                "collected but never reported: no event",
+                &[],
+                &[],
+                &["a"],
+                vec![],
+            ),
+            (
+                "every kind at once, sorted by sandbox id",
+                &[("b", Running), ("c", Running), ("d", Running)],
+                &[("c", Unhealthy), ("a", Running), ("d", Running)],
+                &["b"],
+                vec![
+                    appeared("a", Running),
+                    gone("b", Collected),
+                    changed("c", Unhealthy, Running),
+                ],
+            ),
+        ];
+        for (what, before, now, collected, want) in table {
+            let mut m = model(before);
+            let d = m.apply(scan(now, collected), None, AT);
+            assert_eq!(d.events, want, "{what}");
+            let state: BTreeMap<String, SidecarEntry> = now
+                .iter()
+                .map(|(n, s)| (n.to_string(), entry(n, *s)))
+                .collect();
+            assert_eq!(m.known(), &state, "{what}: the model is the scan");
+            let gone: Vec<String> = before
+                .iter()
+                .filter(|(n, _)| !now.iter().any(|(m, _)| m == n))
+                .map(|(n, _)| n.to_string())
+                .collect();
+            assert_eq!(d.gone, gone, "{what}");
+        }
+    }
+
+    /// Only the uptime differs: the same sidecar, no event, but the model
+    /// takes the new entry.
+    #[test]
+    fn uptime_alone_is_no_change() {
+        let mut m = model(&[("a", Running)]);
+        let mut later = entry("a", Running);
+        later.uptime_secs = Some(600);
+        let s = Scan {
+            reports: vec![report("a", Some(later.clone()))],
+            ..Scan::default()
+        };
+        assert_eq!(m.apply(s, None, AT).events, vec![]);
+        assert_eq!(m.known()["a"], later);
+    }
+
+    /// Anything else that differs (the metadata, the pid) is `changed`,
+    /// with the state unchanged as `previous`.
+    #[test]
+    fn other_fields_are_a_change() {
+        let mut m = model(&[("a", Running)]);
+        let mut replaced = entry("a", Running);
+        replaced.policy_bundle_version = "2".into();
+        replaced.pid += 1;
+        let s = Scan {
+            reports: vec![report("a", Some(replaced.clone()))],
+            ..Scan::default()
+        };
+        let want = Event::Changed {
+            sandbox_id: "a".into(),
+            entry: replaced,
+            previous: Running,
+            at: AT.into(),
+        };
+        assert_eq!(m.apply(s, None, AT).events, vec![want]);
+    }
+
+    /// A marker that turned broken is gone (`removed`), and one broken
+    /// from the start never appears.
+    #[test]
+    fn broken_markers_are_not_sidecars() {
+        let mut m = model(&[("a", Running)]);
+        let s = Scan {
+            reports: vec![report("a", None), report("z", None)],
+            ..Scan::default()
+        };
+        let d = m.apply(s, None, AT);
+        assert_eq!(d.events, vec![gone("a", Removed)]);
+        assert!(d.seen.is_empty());
+        assert!(m.known().is_empty());
+    }
+
+    /// With a scope, reports outside it are ignored and only names in it
+    /// can go; the rest of the model stays.
+    #[test]
+    fn a_scope_limits_what_is_compared() {
+        let mut m = model(&[("a", Running), ("b", Running), ("c", Running)]);
+        let d = m.apply(
+            scan(&[("b", Unhealthy), ("x", Running)], &["a"]),
+            Some(&scope(&["a", "b", "new"])),
+            AT,
+        );
+        assert_eq!(
+            d.events,
+            vec![gone("a", Collected), changed("b", Unhealthy, Running)]
+        );
+        assert_eq!(d.gone, ["a"]);
+        assert_eq!(m.known().keys().collect::<Vec<_>>(), ["b", "c"]);
+        // A scoped name that appears.
+        let d = m.apply(scan(&[("new", Running)], &[]), Some(&scope(&["new"])), AT);
+        assert_eq!(d.events, vec![appeared("new", Running)]);
+        assert!(d.gone.is_empty());
+    }
+
+    /// Every sidecar found is handed on (to hold or drop its pidfd), in the
+    /// scan's order, changed or not; gone ones are listed apart.
+    #[test]
+    fn seen_and_gone_are_handed_on() {
+        let mut m = model(&[("a", Running), ("b", Running)]);
+        let d = m.apply(scan(&[("c", Stopped), ("a", Running)], &[]), None, AT);
+        let seen: Vec<(String, u32, State)> = d
+            .seen
+            .into_iter()
+            .map(|s| (s.name, s.pid, s.state))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("c".to_string(), entry("c", Stopped).pid, Stopped),
+                ("a".to_string(), entry("a", Running).pid, Running),
+            ]
+        );
+        assert_eq!(d.gone, ["b"]);
+    }
+
+    /// A sidecar gone and back is reported again (at most one `gone` per
+    /// appearance).
+    #[test]
+    fn gone_then_back_appears_again() {
+        let mut m = model(&[("a", Running)]);
+        assert_eq!(
+            m.apply(scan(&[], &["a"]), None, AT).events,
+            vec![gone("a", Collected)]
+        );
+        assert_eq!(m.apply(scan(&[], &[]), None, AT).events, vec![]);
+        assert_eq!(
+            m.apply(scan(&[("a", Running)], &[]), None, AT).events,
+            vec![appeared("a", Running)]
+        );
+    }
+}

@@ -1,0 +1,481 @@
+//! The watcher's machinery: one epoll descriptor over the inotify
+//! descriptor, the pidfds, a timerfd armed for the next piece of work and
+//! an eventfd readable while events are queued; the loop that waits on it,
+//! does what the schedule says is due, and queues the events.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ffi::CString;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::diff::Model;
+use super::events::{Event, now_rfc3339};
+use super::options::WatchOptions;
+use super::pids::Pids;
+use super::schedule::{Degradation, Full, Schedule, Step};
+use super::triggers::{Look, Watches};
+use crate::sidecar_markers::error::{Result, StackError};
+use crate::sidecar_markers::sys::epoll::{self, Epoll};
+use crate::sidecar_markers::sys::eventfd::EventFd;
+use crate::sidecar_markers::sys::inotify::{self, Inotify};
+use crate::sidecar_markers::sys::timerfd::TimerFd;
+use crate::sidecar_markers::{
+    Mode, Scan, SidecarEntry, is_valid_sandbox_id, scan_entries, sys, trust,
+};
+
+/// The epoll tokens: the three descriptors of the engine's own, then one
+/// per pidfd.
+const TOKEN_INOTIFY: u64 = 0;
+const TOKEN_TIMER: u64 = 1;
+const TOKEN_PENDING: u64 = 2;
+const FIRST_PIDFD_TOKEN: u64 = 3;
+
+/// An eventfd readable exactly while events are queued.
+struct Pending {
+    fd: EventFd,
+    readable: bool,
+}
+
+impl Pending {
+    fn set(&mut self, readable: bool) {
+        if readable == self.readable {
+            return;
+        }
+        if readable {
+            let _ = self.fd.add(1);
+        } else {
+            let _ = self.fd.take();
+        }
+        self.readable = readable;
+    }
+}
+
+pub(super) struct Engine {
+    /// The runtime directory, opened and judged again for every scan
+    /// (docs/design.md, "Trust": an untrusted one is watched read-only).
+    runtime_dir: PathBuf,
+    run_path: PathBuf,
+    opts: WatchOptions,
+    epoll: Epoll,
+    timer: TimerFd,
+    pending: Pending,
+    watches: Watches,
+    pids: Pids,
+    model: Model,
+    queue: VecDeque<Event>,
+    schedule: Schedule,
+}
+
+impl Engine {
+    /// Sets up every descriptor and makes the initial scan (its events and
+    /// one `synced` queued). `runtime_dir` and `opts` are checked already.
+    pub fn start(runtime_dir: PathBuf, opts: &WatchOptions) -> Result<Engine> {
+        let run_path = runtime_dir.join("run");
+        let sys_err = |what: &'static str, e| StackError::io(what, &run_path, e);
+        let epoll = Epoll::new().map_err(|e| sys_err("epoll_create1 for watching", e))?;
+        let timer = TimerFd::new().map_err(|e| sys_err("timerfd_create for watching", e))?;
+        let pending = EventFd::new().map_err(|e| sys_err("eventfd for watching", e))?;
+        epoll
+            .add(timer.as_fd(), TOKEN_TIMER)
+            .and_then(|()| epoll.add(pending.as_fd(), TOKEN_PENDING))
+            .map_err(|e| sys_err("epoll_ctl for watching", e))?;
+        let mut degraded = None;
+        let inotify = match Inotify::new() {
+            Ok(fd) => {
+                epoll
+                    .add(fd.as_fd(), TOKEN_INOTIFY)
+                    .map_err(|e| sys_err("epoll_ctl for watching", e))?;
+                Some(fd)
+            }
+            Err(e) => {
+                degraded = Some(format!(
+                    "inotify is unavailable ({e}): polling run/ every probe interval"
+                ));
+                None
+            }
+        };
+        let now = Instant::now();
+        let mut engine = Engine {
+            runtime_dir,
+            run_path,
+            opts: *opts,
+            epoll,
+            timer,
+            pending: Pending {
+                fd: pending,
+                readable: false,
+            },
+            watches: Watches::new(inotify),
+            pids: Pids::new(FIRST_PIDFD_TOKEN),
+            model: Model::default(),
+            queue: VecDeque::new(),
+            schedule: Schedule::new(opts.probe_interval, opts.rescan_interval, now),
+        };
+        if let Some(reason) = degraded {
+            engine.schedule.announce("inotify");
+            engine.push(Event::Resync {
+                reason,
+                at: now_rfc3339(),
+            });
+        }
+        engine.full_scan()?;
+        engine.push(Event::Synced { at: now_rfc3339() });
+        engine.finish_round();
+        Ok(engine)
+    }
+
+    /// [`Watcher::next`](super::Watcher::next).
+    pub fn next(&mut self, timeout: Option<Duration>) -> Result<Option<Event>> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let mut wait = Duration::ZERO;
+        loop {
+            if let Some(ev) = self.pop() {
+                return Ok(Some(ev));
+            }
+            self.gather(wait)?;
+            let worked = self.work();
+            self.finish_round();
+            worked?;
+            if let Some(ev) = self.pop() {
+                return Ok(Some(ev));
+            }
+            let now = Instant::now();
+            let until = match deadline {
+                Some(d) if d <= now => return Ok(None),
+                Some(d) => d.min(self.due()),
+                None => self.due(),
+            };
+            wait = until
+                .saturating_duration_since(now)
+                .max(Duration::from_millis(1));
+        }
+    }
+
+    pub fn known(&self) -> &BTreeMap<String, SidecarEntry> {
+        self.model.known()
+    }
+
+    pub fn options(&self) -> &WatchOptions {
+        &self.opts
+    }
+
+    fn push(&mut self, ev: Event) {
+        self.queue.push_back(ev);
+    }
+
+    fn pop(&mut self) -> Option<Event> {
+        let ev = self.queue.pop_front();
+        self.sync_pending();
+        ev
+    }
+
+    /// Keeps the eventfd readable exactly while events are queued.
+    fn sync_pending(&mut self) {
+        self.pending.set(!self.queue.is_empty());
+    }
+
+    /// When work is due next (now, if something is waiting).
+    fn due(&self) -> Instant {
+        self.schedule.due(Instant::now())
+    }
+
+    /// Arms the timer for [`Self::due`] and the eventfd for the queue.
+    fn finish_round(&mut self) {
+        let wait = self.due().saturating_duration_since(Instant::now());
+        // A zero it_value disarms; 1 ns fires at once.
+        let wait = wait.max(Duration::from_nanos(1));
+        // Setting the timer also clears an expiry not yet read.
+        let _ = self.timer.set_once(wait);
+        self.sync_pending();
+    }
+
+    /// Waits up to `timeout` for the epoll descriptor and takes note of
+    /// everything ready.
+    fn gather(&mut self, timeout: Duration) -> Result<()> {
+        let mut events = epoll::Events::default();
+        if let Err(e) = self.epoll.wait(&mut events, timeout) {
+            if e.raw_os_error() == Some(libc::EINTR) {
+                return Ok(());
+            }
+            return Err(StackError::io(
+                "epoll_wait while watching",
+                &self.run_path,
+                e,
+            ));
+        }
+        for token in events.tokens() {
+            match token {
+                TOKEN_INOTIFY => self.drain_inotify(),
+                TOKEN_TIMER => {
+                    let _ = self.timer.take();
+                }
+                TOKEN_PENDING => {}
+                token => {
+                    // A sidecar exited: judge its marker again.
+                    if let Some(name) = self.pids.exited(&self.epoll, token) {
+                        self.schedule.examine(name);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads every inotify event waiting and takes note of what each asks
+    /// for (see [`Wds::on_event`](super::triggers::Wds::on_event)).
+    fn drain_inotify(&mut self) {
+        let mut buf = vec![0u8; inotify::READ_BUF_LEN];
+        loop {
+            let n = match self.watches.read(&mut buf) {
+                Some(Ok(n)) if n > 0 => n,
+                // EAGAIN (drained), or an error we cannot act on: the
+                // periodic scans still run.
+                _ => return,
+            };
+            for ev in inotify::parse_events(&buf[..n]) {
+                let look = self.watches.on_event(ev.wd, ev.mask, ev.name);
+                self.look(look);
+            }
+        }
+    }
+
+    /// Puts what an inotify event asks for on the schedule.
+    fn look(&mut self, look: Look) {
+        match look {
+            Look::Nothing => {}
+            Look::Overflow => self
+                .schedule
+                .resync("the inotify queue overflowed: rescanning".into()),
+            Look::Rescan => self.schedule.rescan(),
+            Look::Marker(name) => self.schedule.examine(name),
+        }
+    }
+
+    /// Does whatever is due.
+    fn work(&mut self) -> Result<()> {
+        let now = Instant::now();
+        let polling = self.watches.polling();
+        let result = match self.schedule.step(now, polling, self.model.known().keys()) {
+            Step::Idle => return Ok(()),
+            Step::Full(full) => self.owed_full_scan(full),
+            Step::Rescan => self.full_scan(),
+            Step::Examine(names) => self.examine(names),
+        };
+        if result.is_err() {
+            self.schedule.failed(now);
+        }
+        result
+    }
+
+    /// A full scan owed, between `resync` and `synced` when it is a resync.
+    fn owed_full_scan(&mut self, full: Full) -> Result<()> {
+        let resync = matches!(full, Full::Resync(_));
+        if let Full::Resync(reason) = full {
+            self.push(Event::Resync {
+                reason,
+                at: now_rfc3339(),
+            });
+        }
+        // A resync is complete only when its scan is; a scan that fails
+        // is retried (quietly: its resync is out already).
+        let r = self.full_scan();
+        match &r {
+            Ok(()) if resync => self.push(Event::Synced { at: now_rfc3339() }),
+            Ok(()) => {}
+            Err(_) => self.schedule.rescan(),
+        }
+        r
+    }
+
+    fn mode(&self) -> Mode {
+        Mode {
+            probe: Some(self.opts.probe),
+            collect: self.opts.collect,
+            report: true,
+            // Set from the directory by `Mode::trusting`.
+            bounding: Default::default(),
+        }
+    }
+
+    /// Scans all of `run/` and reports the differences.
+    fn full_scan(&mut self) -> Result<()> {
+        self.schedule.full_scan_started(Instant::now());
+        // Watch for run/ to be created before looking (no race).
+        self.watches.watch_parent(&self.run_path);
+        let Some(run) = trust::open_run(&self.runtime_dir)? else {
+            self.watches.forget_run();
+            self.apply(Scan::default(), None);
+            return Ok(());
+        };
+        let mode = self.mode().trusting(&run.trust);
+        let run = run.fd;
+        let degraded = self.watches.watch_run(run.as_fd(), &self.run_path);
+        self.degrade(degraded);
+        let entries =
+            sys::read_dir(run.as_fd()).map_err(|e| StackError::io("list", &self.run_path, e))?;
+        let entries: Vec<sys::DirEntry> = entries
+            .into_iter()
+            .filter(|e| !e.name.to_bytes().starts_with(b"."))
+            .collect();
+        for e in &entries {
+            if matches!(e.d_type, libc::DT_DIR | libc::DT_UNKNOWN)
+                && is_valid_sandbox_id(e.name.to_bytes())
+            {
+                let degraded = self.watches.watch_marker(run.as_fd(), &e.name);
+                self.degrade(degraded);
+            }
+        }
+        let scan = scan_entries(run.as_fd(), &self.run_path, &entries, mode);
+        self.apply(scan, None);
+        Ok(())
+    }
+
+    /// Judges the markers `names` again and reports the differences.
+    fn examine(&mut self, names: BTreeSet<String>) -> Result<()> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        let Some(run) = trust::open_run(&self.runtime_dir)? else {
+            self.watches.forget_run();
+            self.apply(Scan::default(), Some(&names));
+            return Ok(());
+        };
+        let mode = self.mode().trusting(&run.trust);
+        let run = run.fd;
+        let mut entries = Vec::with_capacity(names.len());
+        for name in &names {
+            let c = CString::new(name.as_str()).expect("sandbox ids have no NUL");
+            if !self.watches.watches_marker(name) {
+                let degraded = self.watches.watch_marker(run.as_fd(), &c);
+                self.degrade(degraded);
+            }
+            entries.push(sys::DirEntry {
+                name: c,
+                d_type: libc::DT_UNKNOWN,
+            });
+        }
+        let scan = scan_entries(run.as_fd(), &self.run_path, &entries, mode);
+        self.apply(scan, Some(&names));
+        Ok(())
+    }
+
+    fn degrade(&mut self, degraded: Option<Degradation>) {
+        if let Some(d) = degraded {
+            self.schedule.degrade(d);
+        }
+    }
+
+    /// Compares a scan of `scope` (`None`: all of `run/`) with what was
+    /// reported and queues the events (see `diff.rs`); holds a pidfd for
+    /// each sidecar found that is not stopped, and none for one gone.
+    fn apply(&mut self, scan: Scan, scope: Option<&BTreeSet<String>>) {
+        let diff = self.model.apply(scan, scope, &now_rfc3339());
+        for seen in &diff.seen {
+            let degraded = self
+                .pids
+                .track(&self.epoll, &seen.name, seen.pid, seen.state);
+            self.degrade(degraded);
+        }
+        for name in &diff.gone {
+            self.pids.release(&self.epoll, name);
+        }
+        self.queue.extend(diff.events);
+    }
+}
+
+impl AsFd for Engine {
+    /// The epoll descriptor.
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.epoll.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start(runtime: &std::path::Path) -> Engine {
+        Engine::start(runtime.to_path_buf(), &WatchOptions::default()).unwrap()
+    }
+
+    fn next_now(e: &mut Engine) -> Option<Event> {
+        e.next(Some(Duration::ZERO)).unwrap()
+    }
+
+    fn resync_reason(ev: Option<Event>) -> String {
+        match ev {
+            Some(Event::Resync { reason, .. }) => reason,
+            other => panic!("not a resync: {other:?}"),
+        }
+    }
+
+    fn is_synced(ev: Option<Event>) -> bool {
+        matches!(ev, Some(Event::Synced { .. }))
+    }
+
+    /// The initial scan of an empty (or missing) `run/` is one `synced`.
+    #[test]
+    fn an_empty_run_dir_is_synced_at_once() {
+        for make_run in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            if make_run {
+                std::fs::create_dir(dir.path().join("run")).unwrap();
+            }
+            let mut e = start(dir.path());
+            assert!(is_synced(next_now(&mut e)), "run/ made: {make_run}");
+            assert_eq!(next_now(&mut e), None);
+            assert!(e.known().is_empty());
+        }
+    }
+
+    /// An overflow: `resync` with its reason, the rescan, then `synced`.
+    #[test]
+    fn an_inotify_overflow_is_resync_then_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = start(dir.path());
+        assert!(is_synced(next_now(&mut e)));
+        e.look(Look::Overflow);
+        assert_eq!(
+            resync_reason(next_now(&mut e)),
+            "the inotify queue overflowed: rescanning"
+        );
+        assert!(is_synced(next_now(&mut e)));
+        assert_eq!(next_now(&mut e), None);
+    }
+
+    /// Degradations found together go out in one `resync`, each once.
+    #[test]
+    fn degradations_are_announced_once_in_one_resync() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = start(dir.path());
+        assert!(is_synced(next_now(&mut e)));
+        let d = |key, reason: &str| {
+            Some(Degradation {
+                key,
+                reason: reason.into(),
+            })
+        };
+        e.degrade(d("pidfd", "no pidfds"));
+        e.degrade(d("watch-run", "no watch"));
+        assert_eq!(resync_reason(next_now(&mut e)), "no pidfds; no watch");
+        assert!(is_synced(next_now(&mut e)));
+        e.degrade(d("pidfd", "no pidfds"));
+        assert_eq!(next_now(&mut e), None);
+    }
+
+    /// `run/` created after the start is seen through the watch on the
+    /// runtime directory: a quiet rescan, no `resync`.
+    #[test]
+    fn run_created_later_is_rescanned_quietly() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = start(dir.path());
+        assert!(is_synced(next_now(&mut e)));
+        assert!(!e.watches.polling(), "the runtime directory is watched");
+        assert!(!e.watches.watching_run());
+        std::fs::create_dir(dir.path().join("run")).unwrap();
+        assert_eq!(e.next(Some(Duration::from_millis(200))).unwrap(), None);
+        assert!(e.watches.watching_run(), "run/ is watched now");
+        assert!(!e.watches.polling());
+    }
+}

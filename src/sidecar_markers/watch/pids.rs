@@ -1,0 +1,255 @@
+//! The other trigger besides inotify (`triggers.rs`) and the clock: a
+//! pidfd per sidecar that is not stopped, readable the moment its process
+//! exits, registered with the watcher's epoll.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::AsFd;
+
+use super::schedule::Degradation;
+use crate::sidecar_markers::State;
+use crate::sidecar_markers::sys::epoll::Epoll;
+use crate::sidecar_markers::sys::pidfd::Pidfd;
+
+struct PidWatch {
+    token: u64,
+    pid: u32,
+    fd: Pidfd,
+}
+
+/// A pidfd per sidecar that is not stopped, each registered with the
+/// watcher's epoll under a token of its own, so an exit wakes the watcher.
+pub(super) struct Pids {
+    by_name: HashMap<String, PidWatch>,
+    names: HashMap<u64, String>,
+    next_token: u64,
+    /// Cleared when the kernel says pidfds are unavailable.
+    available: bool,
+}
+
+impl Pids {
+    /// Tokens from `first_token` up are the pidfds'.
+    pub fn new(first_token: u64) -> Pids {
+        Pids {
+            by_name: HashMap::new(),
+            names: HashMap::new(),
+            next_token: first_token,
+            available: true,
+        }
+    }
+
+    /// After a scan found the sidecar `name` (`pid`, `state`): holds a
+    /// pidfd for it unless it is stopped (a new one when the pid changed).
+    /// Pidfds unavailable, or one that cannot be had, is a degradation.
+    pub fn track(
+        &mut self,
+        epoll: &Epoll,
+        name: &str,
+        pid: u32,
+        state: State,
+    ) -> Option<Degradation> {
+        if state == State::Stopped {
+            self.release(epoll, name);
+            return None;
+        }
+        if self.by_name.get(name).is_some_and(|p| p.pid == pid) {
+            return None;
+        }
+        self.release(epoll, name);
+        if !self.available {
+            return None;
+        }
+        match Pidfd::open(pid) {
+            Ok(fd) => {
+                let token = self.next_token;
+                self.next_token += 1;
+                if epoll.add(fd.as_fd(), token).is_ok() {
+                    self.names.insert(token, name.to_owned());
+                    self.by_name
+                        .insert(name.to_owned(), PidWatch { token, pid, fd });
+                }
+                None
+            }
+            Err(e) => {
+                let (unavailable, degraded) = open_failure(&e)?;
+                if unavailable {
+                    self.available = false;
+                }
+                Some(degraded)
+            }
+        }
+    }
+
+    /// Drops the pidfd of `name`, if one is held.
+    pub fn release(&mut self, epoll: &Epoll, name: &str) {
+        if let Some(p) = self.by_name.remove(name) {
+            let _ = epoll.delete(p.fd.as_fd());
+            self.names.remove(&p.token);
+        }
+    }
+
+    /// The pidfd of `token` became readable: its sidecar exited. Drops the
+    /// pidfd and names the sidecar, to be judged again; `None` for a token
+    /// that is not (or no longer) a pidfd's.
+    pub fn exited(&mut self, epoll: &Epoll, token: u64) -> Option<String> {
+        let name = self.names.get(&token).cloned()?;
+        self.release(epoll, &name);
+        Some(name)
+    }
+}
+
+/// What a failed `pidfd_open` means: `None` when the process exited since
+/// it was judged (or is not ours to see: the next probe round judges it
+/// again); otherwise the degradation, and whether pidfds are unavailable
+/// altogether (`ENOSYS`, or `EPERM` from a seccomp filter) rather than this
+/// once.
+fn open_failure(e: &io::Error) -> Option<(bool, Degradation)> {
+    match e.raw_os_error() {
+        Some(libc::ESRCH) => None,
+        Some(libc::ENOSYS | libc::EPERM) => Some((
+            true,
+            Degradation {
+                key: "pidfd",
+                reason: format!(
+                    "pidfds are unavailable ({e}): exits are seen at the probe interval"
+                ),
+            },
+        )),
+        _ => Some((
+            false,
+            Degradation {
+                key: "pidfd-open",
+                reason: format!(
+                    "cannot hold a pidfd for every sidecar ({e}): some exits are seen at the probe interval"
+                ),
+            },
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Child, Command};
+    use std::time::Duration;
+
+    use crate::sidecar_markers::sys::epoll::Events;
+
+    const FIRST: u64 = 3;
+
+    fn sleeper() -> Child {
+        Command::new("sleep").arg("60").spawn().unwrap()
+    }
+
+    fn ready(epoll: &Epoll, timeout: Duration) -> Vec<u64> {
+        let mut events = Events::default();
+        epoll.wait(&mut events, timeout).unwrap();
+        events.tokens().collect()
+    }
+
+    /// A live sidecar's pidfd is held once, wakes the epoll when it exits,
+    /// and is dropped then: the exit names the sidecar once.
+    #[test]
+    fn an_exit_wakes_the_epoll_once_with_the_sidecars_name() {
+        let epoll = Epoll::new().unwrap();
+        let mut pids = Pids::new(FIRST);
+        let mut child = sleeper();
+        let pid = child.id();
+        assert_eq!(pids.track(&epoll, "sb-a", pid, State::Running), None);
+        assert_eq!(pids.track(&epoll, "sb-a", pid, State::Unhealthy), None);
+        assert_eq!(pids.names.len(), 1, "the same pid: the same pidfd");
+        assert_eq!(pids.by_name["sb-a"].token, FIRST);
+        assert!(ready(&epoll, Duration::ZERO).is_empty());
+        child.kill().unwrap();
+        assert_eq!(ready(&epoll, Duration::from_secs(10)), [FIRST]);
+        assert_eq!(pids.exited(&epoll, FIRST).as_deref(), Some("sb-a"));
+        assert!(pids.by_name.is_empty() && pids.names.is_empty());
+        assert!(ready(&epoll, Duration::ZERO).is_empty(), "deregistered");
+        assert_eq!(pids.exited(&epoll, FIRST), None, "once");
+        child.wait().unwrap();
+    }
+
+    /// A stopped sidecar holds no pidfd; a new pid gets a new one (and a
+    /// new token); release drops it.
+    #[test]
+    fn stopped_or_replaced_sidecars_drop_their_pidfd() {
+        let epoll = Epoll::new().unwrap();
+        let mut pids = Pids::new(FIRST);
+        let mut a = sleeper();
+        let mut b = sleeper();
+        pids.track(&epoll, "sb-a", a.id(), State::Running);
+        pids.track(&epoll, "sb-a", b.id(), State::Running);
+        assert_eq!(pids.by_name["sb-a"].pid, b.id());
+        assert_eq!(pids.names.keys().copied().collect::<Vec<_>>(), [FIRST + 1]);
+        pids.track(&epoll, "sb-a", b.id(), State::Stopped);
+        assert!(pids.by_name.is_empty() && pids.names.is_empty());
+        pids.track(&epoll, "sb-b", a.id(), State::Unknown);
+        pids.release(&epoll, "sb-b");
+        pids.release(&epoll, "sb-b");
+        assert!(pids.by_name.is_empty() && pids.names.is_empty());
+        for c in [&mut a, &mut b] {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+        assert!(ready(&epoll, Duration::from_millis(50)).is_empty());
+    }
+
+    /// A process gone before its pidfd could be had is no degradation: the
+    /// next probe round judges it.
+    #[test]
+    fn a_process_gone_already_holds_nothing() {
+        let epoll = Epoll::new().unwrap();
+        let mut pids = Pids::new(FIRST);
+        let mut child = Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert_eq!(pids.track(&epoll, "sb-a", pid, State::Running), None);
+        assert!(pids.by_name.is_empty() && pids.available);
+    }
+
+    /// Once pidfds are known to be unavailable, none is tried again.
+    #[test]
+    fn unavailable_pidfds_are_not_tried_again() {
+        let epoll = Epoll::new().unwrap();
+        let mut pids = Pids::new(FIRST);
+        pids.available = false;
+        let mut child = sleeper();
+        assert_eq!(pids.track(&epoll, "sb-a", child.id(), State::Running), None);
+        assert!(pids.by_name.is_empty());
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn open_failures_say_what_they_mean() {
+        let err = io::Error::from_raw_os_error;
+        assert_eq!(open_failure(&err(libc::ESRCH)), None);
+        for errno in [libc::ENOSYS, libc::EPERM] {
+            let (unavailable, d) = open_failure(&err(errno)).unwrap();
+            assert!(unavailable);
+            assert_eq!(d.key, "pidfd");
+            assert!(
+                d.reason.starts_with("pidfds are unavailable ("),
+                "{}",
+                d.reason
+            );
+            assert!(
+                d.reason
+                    .ends_with("): exits are seen at the probe interval")
+            );
+        }
+        let (unavailable, d) = open_failure(&err(libc::EMFILE)).unwrap();
+        assert!(!unavailable);
+        assert_eq!(d.key, "pidfd-open");
+        assert!(
+            d.reason
+                .starts_with("cannot hold a pidfd for every sidecar (Too many open files"),
+            "{}",
+            d.reason
+        );
+        assert!(
+            d.reason
+                .ends_with("): some exits are seen at the probe interval")
+        );
+    }
+}

@@ -1,0 +1,365 @@
+//! When a watcher looks again, and at what: the probe and rescan times,
+//! the markers waiting to be judged again, a full scan owed (quiet, or a
+//! resync with its reason), the pause after a failure, and the
+//! degradations announced. No I/O: the time is passed in.
+
+use std::collections::{BTreeSet, HashSet};
+use std::time::{Duration, Instant};
+
+/// What a full scan is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Full {
+    /// The periodic safety net: no `resync`/`synced` around it.
+    Quiet,
+    /// After losing track: `resync` (with this reason), then `synced`.
+    Resync(String),
+}
+
+/// A way the watcher runs worse than it should (no inotify watch on
+/// `run/`, the watch limit, no pidfds), announced once per `key` in a
+/// `resync` event with `reason`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Degradation {
+    pub key: &'static str,
+    pub reason: String,
+}
+
+/// What is due now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Step {
+    /// Nothing (or not yet: a failure's pause is not over).
+    Idle,
+    /// A full scan owed; on failure it stays owed ([`Schedule::rescan`]).
+    Full(Full),
+    /// The periodic full scan (or a probe round while polling).
+    Rescan,
+    /// Judge these markers again.
+    Examine(BTreeSet<String>),
+}
+
+pub(super) struct Schedule {
+    probe_interval: Duration,
+    rescan_interval: Duration,
+    next_probe: Instant,
+    next_rescan: Instant,
+    /// After a failure to open or read `run/`, no work before this.
+    retry_at: Option<Instant>,
+    need_full: Option<Full>,
+    /// Markers to judge again as soon as possible.
+    dirty: BTreeSet<String>,
+    /// Degradations already announced (announced once each).
+    announced: HashSet<&'static str>,
+}
+
+impl Schedule {
+    /// Everything due at `now`.
+    pub fn new(probe_interval: Duration, rescan_interval: Duration, now: Instant) -> Schedule {
+        Schedule {
+            probe_interval,
+            rescan_interval,
+            next_probe: now,
+            next_rescan: now,
+            retry_at: None,
+            need_full: None,
+            dirty: BTreeSet::new(),
+            announced: HashSet::new(),
+        }
+    }
+
+    /// What to do at `now`, taking it off the schedule. `polling`: the
+    /// watcher cannot rely on inotify, so a probe round is a full scan;
+    /// `known` are the markers reported so far (a probe round judges them
+    /// all). In order: nothing during a failure's pause; a full scan owed;
+    /// the periodic rescan; a probe round (with whatever waits); the
+    /// markers waiting.
+    pub fn step<'a>(
+        &mut self,
+        now: Instant,
+        polling: bool,
+        known: impl Iterator<Item = &'a String>,
+    ) -> Step {
+        if let Some(r) = self.retry_at {
+            if now < r {
+                return Step::Idle;
+            }
+            self.retry_at = None;
+        }
+        if let Some(full) = self.need_full.take() {
+            Step::Full(full)
+        } else if now >= self.next_rescan || (now >= self.next_probe && polling) {
+            Step::Rescan
+        } else if now >= self.next_probe {
+            let mut names: BTreeSet<String> = known.cloned().collect();
+            names.append(&mut self.dirty);
+            self.next_probe = now + self.probe_interval;
+            Step::Examine(names)
+        } else if !self.dirty.is_empty() {
+            Step::Examine(std::mem::take(&mut self.dirty))
+        } else {
+            Step::Idle
+        }
+    }
+
+    /// A full scan starts at `now`: the next probe round and rescan are an
+    /// interval away, and nothing waits any more.
+    pub fn full_scan_started(&mut self, now: Instant) {
+        self.next_probe = now + self.probe_interval;
+        self.next_rescan = now + self.rescan_interval;
+        self.dirty.clear();
+    }
+
+    /// The work of the step taken at `now` failed: nothing more before a
+    /// probe interval has passed.
+    pub fn failed(&mut self, now: Instant) {
+        self.retry_at = Some(now + self.probe_interval);
+    }
+
+    /// When work is due next (`now`, if something is waiting).
+    pub fn due(&self, now: Instant) -> Instant {
+        if let Some(r) = self.retry_at {
+            return r;
+        }
+        if self.need_full.is_some() || !self.dirty.is_empty() {
+            return now;
+        }
+        self.next_probe.min(self.next_rescan)
+    }
+
+    /// Judge the marker `name` again as soon as possible.
+    pub fn examine(&mut self, name: String) {
+        self.dirty.insert(name);
+    }
+
+    /// A full scan is owed (a quiet one, unless a resync is owed already).
+    pub fn rescan(&mut self) {
+        self.need_full.get_or_insert(Full::Quiet);
+    }
+
+    /// A resync for `reason` is owed, in place of whatever full scan was
+    /// owed (the inotify queue overflowed: nothing before counts).
+    pub fn resync(&mut self, reason: String) {
+        self.need_full = Some(Full::Resync(reason));
+    }
+
+    /// Marks `key` announced; `false` when it was already.
+    pub fn announce(&mut self, key: &'static str) -> bool {
+        self.announced.insert(key)
+    }
+
+    /// Announces a degradation once: a `resync` with the reason (joined to
+    /// that of a resync owed already), a rescan, `synced`.
+    pub fn degrade(&mut self, d: Degradation) {
+        if !self.announce(d.key) {
+            return;
+        }
+        let reason = d.reason;
+        self.need_full = Some(match self.need_full.take() {
+            Some(Full::Resync(earlier)) => Full::Resync(format!("{earlier}; {reason}")),
+            Some(Full::Quiet) | None => Full::Resync(reason),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROBE: Duration = Duration::from_secs(1);
+    const RESCAN: Duration = Duration::from_secs(30);
+
+    fn names(v: &[&str]) -> BTreeSet<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// A schedule right after the initial scan at `t0`.
+    fn scanned(t0: Instant) -> Schedule {
+        let mut s = Schedule::new(PROBE, RESCAN, t0);
+        assert_eq!(s.due(t0), t0, "a new schedule is due at once");
+        s.full_scan_started(t0);
+        s
+    }
+
+    fn step(s: &mut Schedule, at: Instant, polling: bool, known: &[&str]) -> Step {
+        let known: Vec<String> = known.iter().map(|s| s.to_string()).collect();
+        s.step(at, polling, known.iter())
+    }
+
+    fn degradation(key: &'static str, reason: &str) -> Degradation {
+        Degradation {
+            key,
+            reason: reason.into(),
+        }
+    }
+
+    #[test]
+    fn probe_rounds_and_rescans_come_at_their_intervals() {
+        let t0 = Instant::now();
+        let mut s = scanned(t0);
+        assert_eq!(s.due(t0), t0 + PROBE);
+        assert_eq!(step(&mut s, t0, false, &["a"]), Step::Idle);
+        // A probe round judges every known marker and moves the next one.
+        let t1 = t0 + PROBE;
+        assert_eq!(
+            step(&mut s, t1, false, &["b", "a"]),
+            Step::Examine(names(&["a", "b"]))
+        );
+        assert_eq!(s.due(t1), t1 + PROBE);
+        assert_eq!(step(&mut s, t1, false, &["a"]), Step::Idle);
+        // The rescan, whatever else is due.
+        let t2 = t0 + RESCAN;
+        s.examine("x".into());
+        assert_eq!(step(&mut s, t2, false, &["a"]), Step::Rescan);
+        s.full_scan_started(t2);
+        assert_eq!(s.due(t2), t2 + PROBE);
+        assert_eq!(
+            step(&mut s, t2, false, &["a"]),
+            Step::Idle,
+            "x was in the scan"
+        );
+    }
+
+    /// Without inotify to rely on, a probe round is a full scan.
+    #[test]
+    fn polling_turns_probe_rounds_into_rescans() {
+        let t0 = Instant::now();
+        let mut s = scanned(t0);
+        assert_eq!(step(&mut s, t0 + PROBE / 2, true, &["a"]), Step::Idle);
+        assert_eq!(step(&mut s, t0 + PROBE, true, &["a"]), Step::Rescan);
+    }
+
+    #[test]
+    fn markers_waiting_are_examined_at_once_and_joined_to_a_probe_round() {
+        let t0 = Instant::now();
+        let mut s = scanned(t0);
+        s.examine("b".into());
+        s.examine("a".into());
+        s.examine("b".into());
+        assert_eq!(s.due(t0), t0);
+        assert_eq!(
+            step(&mut s, t0, false, &[]),
+            Step::Examine(names(&["a", "b"]))
+        );
+        assert_eq!(step(&mut s, t0, false, &[]), Step::Idle);
+        s.examine("new".into());
+        assert_eq!(
+            step(&mut s, t0 + PROBE, false, &["a"]),
+            Step::Examine(names(&["a", "new"]))
+        );
+        assert_eq!(step(&mut s, t0 + PROBE, false, &[]), Step::Idle);
+    }
+
+    /// An owed full scan goes before everything else and is taken once;
+    /// the markers waiting stay for it to clear.
+    #[test]
+    fn an_owed_full_scan_goes_first() {
+        let t0 = Instant::now();
+        let mut s = scanned(t0);
+        s.examine("a".into());
+        s.rescan();
+        assert_eq!(s.due(t0), t0);
+        assert_eq!(
+            step(&mut s, t0 + RESCAN, false, &[]),
+            Step::Full(Full::Quiet)
+        );
+        s.full_scan_started(t0 + RESCAN);
+        assert_eq!(step(&mut s, t0 + RESCAN, false, &[]), Step::Idle);
+    }
+
+    /// What is owed when several things ask for a full scan.
+    #[test]
+    fn owed_full_scans_combine() {
+        type Ask = fn(&mut Schedule);
+        let quiet: Ask = |s| s.rescan();
+        let overflow: Ask = |s| s.resync("overflow".into());
+        let no_pidfd: Ask = |s| s.degrade(degradation("pidfd", "no pidfds"));
+        let no_watch: Ask = |s| s.degrade(degradation("watch-run", "no watch"));
+        let table: [(&str, Vec<Ask>, Step); 9] = [
+            ("quiet", vec![quiet], Step::Full(Full::Quiet)),
+            ("quiet twice", vec![quiet, quiet], Step::Full(Full::Quiet)),
+            (
+                "overflow",
+                vec![overflow],
+                Step::Full(Full::Resync("overflow".into())),
+            ),
+            (
+                "a rescan keeps a resync",
+                vec![overflow, quiet],
+                Step::Full(Full::Resync("overflow".into())),
+            ),
+            (
+                "a resync replaces a rescan",
+                vec![quiet, overflow],
+                Step::Full(Full::Resync("overflow".into())),
+            ),
+            (
+                "an overflow replaces a degradation's resync",
+                vec![no_pidfd, overflow],
+                Step::Full(Full::Resync("overflow".into())),
+            ),
+            (
+                "a degradation joins a resync owed",
+                vec![overflow, no_pidfd, no_watch],
+                Step::Full(Full::Resync("overflow; no pidfds; no watch".into())),
+            ),
+            (
+                "a degradation replaces a rescan",
+                vec![quiet, no_watch],
+                Step::Full(Full::Resync("no watch".into())),
+            ),
+            (
+                "a degradation is announced once",
+                vec![no_pidfd, no_pidfd],
+                Step::Full(Full::Resync("no pidfds".into())),
+            ),
+        ];
+        let t0 = Instant::now();
+        for (what, asks, want) in table {
+            let mut s = scanned(t0);
+            for ask in asks {
+                ask(&mut s);
+            }
+            assert_eq!(step(&mut s, t0, false, &[]), want, "{what}");
+            assert_eq!(
+                step(&mut s, t0, false, &[]),
+                Step::Idle,
+                "{what}: taken once"
+            );
+        }
+    }
+
+    #[test]
+    fn a_degradation_announced_once_stays_announced() {
+        let t0 = Instant::now();
+        let mut s = scanned(t0);
+        assert!(s.announce("inotify"));
+        assert!(!s.announce("inotify"));
+        s.degrade(degradation("inotify", "again"));
+        assert_eq!(step(&mut s, t0, false, &[]), Step::Idle);
+        s.degrade(degradation("pidfd", "no pidfds"));
+        assert_eq!(
+            step(&mut s, t0, false, &[]),
+            Step::Full(Full::Resync("no pidfds".into()))
+        );
+        s.degrade(degradation("pidfd", "no pidfds"));
+        assert_eq!(step(&mut s, t0, false, &[]), Step::Idle);
+    }
+
+    /// After a failure nothing happens for a probe interval, whatever is
+    /// owed; then everything owed is there.
+    #[test]
+    fn a_failure_pauses_for_a_probe_interval() {
+        let t0 = Instant::now();
+        let mut s = scanned(t0);
+        s.failed(t0);
+        s.examine("a".into());
+        s.rescan();
+        assert_eq!(s.due(t0), t0 + PROBE);
+        assert_eq!(step(&mut s, t0 + PROBE / 2, false, &[]), Step::Idle);
+        assert_eq!(s.due(t0), t0 + PROBE, "still paused");
+        assert_eq!(
+            step(&mut s, t0 + PROBE, false, &[]),
+            Step::Full(Full::Quiet)
+        );
+        assert_eq!(s.due(t0 + PROBE), t0 + PROBE, "a waits");
+    }
+}

@@ -1,0 +1,570 @@
+//! What tells a watcher to look again, besides the clock and the pidfds
+//! (`pids.rs`): inotify watches on `run/`, on each marker directory and
+//! (while `run/` is missing) on the runtime directory.
+//!
+//! [`Wds`] is the watch-descriptor bookkeeping and [`Wds::on_event`] what
+//! each inotify event asks for, both pure; [`Watches`] holds the inotify
+//! instance around them.
+
+use std::collections::HashMap;
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::path::Path;
+
+use super::schedule::Degradation;
+use crate::sidecar_markers::markers::{METADATA, PID_FILE, SOCKET_FILE};
+use crate::sidecar_markers::sys::inotify::Inotify;
+use crate::sidecar_markers::{is_valid_sandbox_id, sys};
+
+/// On `run/`: entries created, deleted or moved in or out; `run/` itself
+/// deleted or moved.
+const RUN_MASK: u32 = libc::IN_CREATE
+    | libc::IN_DELETE
+    | libc::IN_MOVED_FROM
+    | libc::IN_MOVED_TO
+    | libc::IN_DELETE_SELF
+    | libc::IN_MOVE_SELF
+    | libc::IN_ONLYDIR
+    | libc::IN_EXCL_UNLINK;
+
+/// On a marker directory: `metadata.toml` written or replaced,
+/// `sidecar.sock` or `sidecar.pid` created or removed; the directory
+/// deleted.
+const MARKER_MASK: u32 = libc::IN_CLOSE_WRITE
+    | libc::IN_CREATE
+    | libc::IN_DELETE
+    | libc::IN_MOVED_FROM
+    | libc::IN_MOVED_TO
+    | libc::IN_DELETE_SELF
+    | libc::IN_ONLYDIR
+    | libc::IN_DONT_FOLLOW
+    | libc::IN_EXCL_UNLINK;
+
+/// On the runtime directory while `run/` is missing: `run/` created or
+/// moved in; the runtime directory deleted.
+const PARENT_MASK: u32 = libc::IN_CREATE
+    | libc::IN_MOVED_TO
+    | libc::IN_DELETE_SELF
+    | libc::IN_ONLYDIR
+    | libc::IN_EXCL_UNLINK;
+
+/// The inotify watches held, by watch descriptor.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct Wds {
+    /// On `run/`.
+    run: Option<i32>,
+    /// While `run/` is missing: on the runtime directory, for its creation.
+    parent: Option<i32>,
+    /// On each marker directory: wd → sandbox id, and back.
+    dirs: HashMap<i32, String>,
+    names: HashMap<String, i32>,
+}
+
+/// What an inotify event asks the watcher to look at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Look {
+    Nothing,
+    /// Events were lost (`IN_Q_OVERFLOW`): resync.
+    Overflow,
+    /// Scan all of `run/` again (quietly).
+    Rescan,
+    /// Judge this marker again.
+    Marker(String),
+}
+
+/// An inotify event's effect beyond the maps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Reaction {
+    /// A watch the maps have forgotten, to remove in the kernel too.
+    pub unwatch: Option<i32>,
+    pub look: Look,
+}
+
+impl Reaction {
+    fn look(look: Look) -> Reaction {
+        Reaction {
+            unwatch: None,
+            look,
+        }
+    }
+}
+
+impl Wds {
+    /// Takes note of one inotify event and says what it asks for:
+    ///
+    /// - `IN_Q_OVERFLOW` (from any watch): a resync;
+    /// - on the runtime directory: `run` created or moved in, or the
+    ///   directory itself gone (`IN_DELETE_SELF`, `IN_IGNORED`, which also
+    ///   ends the watch): a rescan;
+    /// - on `run/` itself gone or moved (`IN_DELETE_SELF`, `IN_MOVE_SELF`,
+    ///   `IN_IGNORED`): the watch is forgotten (and removed, unless the
+    ///   kernel did with `IN_IGNORED`) and `run/` rescanned;
+    /// - on an entry of `run/`: a marker deleted or moved out loses its
+    ///   watch; a valid sandbox id is judged again (hidden names, names that
+    ///   are not UTF-8 or not sandbox ids are not markers);
+    /// - on a marker directory: `IN_IGNORED` ends its watch; its
+    ///   `metadata.toml`, `sidecar.sock` or `sidecar.pid`, or itself
+    ///   deleted: the marker is judged again;
+    /// - anything else (a watch already forgotten): nothing.
+    pub fn on_event(&mut self, wd: i32, mask: u32, name: &[u8]) -> Reaction {
+        if mask & libc::IN_Q_OVERFLOW != 0 {
+            return Reaction::look(Look::Overflow);
+        }
+        if Some(wd) == self.parent {
+            if mask & libc::IN_IGNORED != 0 {
+                self.parent = None;
+            }
+            if name == b"run" || mask & (libc::IN_IGNORED | libc::IN_DELETE_SELF) != 0 {
+                return Reaction::look(Look::Rescan);
+            }
+            return Reaction::look(Look::Nothing);
+        }
+        if Some(wd) == self.run {
+            if mask & (libc::IN_IGNORED | libc::IN_DELETE_SELF | libc::IN_MOVE_SELF) != 0 {
+                // run/ itself went away (or moved): forget the watch and
+                // look at the path again.
+                self.run = None;
+                return Reaction {
+                    unwatch: (mask & libc::IN_IGNORED == 0).then_some(wd),
+                    look: Look::Rescan,
+                };
+            }
+            if name.is_empty() || name.starts_with(b".") {
+                return Reaction::look(Look::Nothing);
+            }
+            let Ok(name) = std::str::from_utf8(name) else {
+                return Reaction::look(Look::Nothing);
+            };
+            let mut unwatch = None;
+            if mask & (libc::IN_MOVED_FROM | libc::IN_DELETE) != 0
+                && let Some(old) = self.names.remove(name)
+            {
+                self.dirs.remove(&old);
+                unwatch = Some(old);
+            }
+            let look = if is_valid_sandbox_id(name.as_bytes()) {
+                Look::Marker(name.to_owned())
+            } else {
+                Look::Nothing
+            };
+            return Reaction { unwatch, look };
+        }
+        let Some(marker) = self.dirs.get(&wd).cloned() else {
+            return Reaction::look(Look::Nothing);
+        };
+        if mask & libc::IN_IGNORED != 0 {
+            self.dirs.remove(&wd);
+            if self.names.get(&marker) == Some(&wd) {
+                self.names.remove(&marker);
+            }
+            return Reaction::look(Look::Marker(marker));
+        }
+        let relevant = [METADATA, SOCKET_FILE, PID_FILE]
+            .iter()
+            .any(|f| f.to_bytes() == name);
+        if relevant || mask & libc::IN_DELETE_SELF != 0 {
+            return Reaction::look(Look::Marker(marker));
+        }
+        Reaction::look(Look::Nothing)
+    }
+
+    /// The marker directory `name` is watched as `wd` (the same wd again
+    /// for the same directory; a new one for a directory replaced, whose
+    /// old wd is forgotten here).
+    fn marker_watched(&mut self, name: &str, wd: i32) {
+        if let Some(old) = self.names.insert(name.to_owned(), wd)
+            && old != wd
+        {
+            self.dirs.remove(&old);
+        }
+        self.dirs.insert(wd, name.to_owned());
+    }
+}
+
+/// The inotify instance (`None` where inotify is unavailable) and its
+/// watches.
+pub(super) struct Watches {
+    inotify: Option<Inotify>,
+    wds: Wds,
+    /// Watch limit reached: judge everything at the probe interval.
+    watch_limit: bool,
+}
+
+impl Watches {
+    pub fn new(inotify: Option<Inotify>) -> Watches {
+        Watches {
+            inotify,
+            wds: Wds::default(),
+            watch_limit: false,
+        }
+    }
+
+    /// Reads inotify events into `buf`; `None` without inotify.
+    pub fn read(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        self.inotify.as_ref().map(|i| i.read(buf))
+    }
+
+    /// [`Wds::on_event`], removing in the kernel the watch it forgets.
+    pub fn on_event(&mut self, wd: i32, mask: u32, name: &[u8]) -> Look {
+        let r = self.wds.on_event(wd, mask, name);
+        if let Some(wd) = r.unwatch {
+            self.rm_watch(wd);
+        }
+        r.look
+    }
+
+    fn rm_watch(&self, wd: i32) {
+        if let Some(inotify) = &self.inotify {
+            // A stale wd only yields EINVAL.
+            let _ = inotify.rm_watch(wd);
+        }
+    }
+
+    /// Judging everything at the probe interval instead of on events:
+    /// without inotify, with neither `run/` nor the runtime directory
+    /// watched, or at the watch limit.
+    pub fn polling(&self) -> bool {
+        self.inotify.is_none()
+            || (self.wds.run.is_none() && self.wds.parent.is_none())
+            || self.watch_limit
+    }
+
+    /// Before a full scan: while `run/` is not watched, a watch on the
+    /// runtime directory, so `run/` being created is seen even between
+    /// the look and the watch (best effort: without it, a missing `run/`
+    /// is looked for every probe interval).
+    pub fn watch_parent(&mut self, run_path: &Path) {
+        if self.wds.run.is_some() || self.wds.parent.is_some() {
+            return;
+        }
+        let (Some(inotify), Some(parent)) = (self.inotify.as_ref(), run_path.parent()) else {
+            return;
+        };
+        let Ok(path) = sys::cpath(parent) else { return };
+        if let Ok(wd) = inotify.add_watch(&path, PARENT_MASK) {
+            self.wds.parent = Some(wd);
+        }
+    }
+
+    /// `run/` is missing: its watch (if any) is removed.
+    pub fn forget_run(&mut self) {
+        if let Some(wd) = self.wds.run.take() {
+            self.rm_watch(wd);
+        }
+    }
+
+    /// `run/` is open as `run`: watched from now on (through the open
+    /// descriptor, so the watch is on the directory that was opened; by
+    /// `run_path` only where /proc is missing), and the runtime directory
+    /// no longer. A failure is a degradation.
+    pub fn watch_run(&mut self, run: BorrowedFd<'_>, run_path: &Path) -> Option<Degradation> {
+        let degraded = self.add_run_watch(run, run_path);
+        if self.wds.run.is_some()
+            && let Some(wd) = self.wds.parent.take()
+        {
+            self.rm_watch(wd);
+        }
+        degraded
+    }
+
+    fn add_run_watch(&mut self, run: BorrowedFd<'_>, run_path: &Path) -> Option<Degradation> {
+        if self.wds.run.is_some() {
+            return None;
+        }
+        let inotify = self.inotify.as_ref()?;
+        let via_fd =
+            CString::new(format!("/proc/thread-self/fd/{}", run.as_raw_fd())).expect("no NUL");
+        let r = inotify.add_watch(&via_fd, RUN_MASK).or_else(|e| {
+            if e.raw_os_error() == Some(libc::ENOENT) {
+                let p = sys::cpath(run_path)?;
+                inotify.add_watch(&p, RUN_MASK | libc::IN_DONT_FOLLOW)
+            } else {
+                Err(e)
+            }
+        });
+        match r {
+            Ok(wd) => {
+                self.wds.run = Some(wd);
+                None
+            }
+            Err(e) => Some(Degradation {
+                key: "watch-run",
+                reason: watch_failure("run/", &e),
+            }),
+        }
+    }
+
+    /// Whether `run/` is watched.
+    #[cfg(test)]
+    pub fn watching_run(&self) -> bool {
+        self.wds.run.is_some()
+    }
+
+    /// Whether the marker directory `name` is watched.
+    pub fn watches_marker(&self, name: &str) -> bool {
+        self.wds.names.contains_key(name)
+    }
+
+    /// Watches the marker directory `name` of the open `run/` (again: a
+    /// directory replaced gets a new watch). Reaching the watch limit is a
+    /// degradation, and no marker is watched after it; a marker gone, not
+    /// a directory or not ours to watch is simply not watched (the probe
+    /// rounds judge it all the same).
+    pub fn watch_marker(&mut self, run: BorrowedFd<'_>, name: &CStr) -> Option<Degradation> {
+        let inotify = self.inotify.as_ref()?;
+        if self.watch_limit {
+            return None;
+        }
+        let mut path = format!("/proc/thread-self/fd/{}/", run.as_raw_fd()).into_bytes();
+        path.extend_from_slice(name.to_bytes());
+        let path = CString::new(path).expect("no NUL");
+        let name = name.to_str().ok()?;
+        match inotify.add_watch(&path, MARKER_MASK) {
+            Ok(wd) => {
+                self.wds.marker_watched(name, wd);
+                None
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                self.watch_limit = true;
+                Some(Degradation {
+                    key: "watch-marker",
+                    reason: watch_failure("a marker directory", &e),
+                })
+            }
+            Err(_) => None,
+        }
+    }
+}
+
+fn watch_failure(what: &str, e: &io::Error) -> String {
+    if e.raw_os_error() == Some(libc::ENOSPC) {
+        format!(
+            "the inotify watch limit is reached watching {what} (fs.inotify.max_user_watches): \
+             judging every marker each probe interval"
+        )
+    } else {
+        format!("cannot watch {what} ({e}): judging every marker each probe interval")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::{AsFd, OwnedFd};
+    use std::time::Duration;
+
+    use crate::sidecar_markers::sys::inotify::{READ_BUF_LEN, parse_events};
+
+    const RUN: i32 = 1;
+    const PARENT: i32 = 2;
+
+    /// Watches on `run/` (or, with `parent`, on the runtime directory
+    /// only) and on the markers `dirs` (wd, name).
+    fn wds(parent: bool, dirs: &[(i32, &str)]) -> Wds {
+        Wds {
+            run: (!parent).then_some(RUN),
+            parent: parent.then_some(PARENT),
+            dirs: dirs.iter().map(|(wd, n)| (*wd, n.to_string())).collect(),
+            names: dirs.iter().map(|(wd, n)| (n.to_string(), *wd)).collect(),
+        }
+    }
+
+    fn marker(name: &str) -> Look {
+        Look::Marker(name.into())
+    }
+
+    /// Every transition: the watches before, the event, what it asks for,
+    /// and the watches after.
+    #[test]
+    fn each_inotify_event_does_what_it_should() {
+        use libc::{
+            IN_CLOSE_WRITE, IN_CREATE, IN_DELETE, IN_DELETE_SELF, IN_IGNORED, IN_ISDIR,
+            IN_MOVE_SELF, IN_MOVED_FROM, IN_MOVED_TO, IN_Q_OVERFLOW,
+        };
+        let meta = METADATA.to_bytes();
+        let sock = SOCKET_FILE.to_bytes();
+        let pid = PID_FILE.to_bytes();
+        let two = wds(false, &[(10, "sb-a"), (11, "sb-b")]);
+        let parent = wds(true, &[]);
+        let no_run = Wds {
+            run: None,
+            ..two.clone()
+        };
+        let no_parent = Wds {
+            parent: None,
+            ..parent.clone()
+        };
+        let without_a = wds(false, &[(11, "sb-b")]);
+        let without_b = wds(false, &[(10, "sb-a")]);
+        // sb-a's directory was replaced: 12 is its new watch, 10 the old.
+        let replaced = Wds {
+            dirs: [(10, "sb-a".into()), (12, "sb-a".into())].into(),
+            names: [("sb-a".into(), 12)].into(),
+            ..wds(false, &[])
+        };
+        let old_gone = wds(false, &[(12, "sb-a")]);
+        let look = Reaction::look;
+        let unwatch = |wd, look| Reaction {
+            unwatch: Some(wd),
+            look,
+        };
+        type Row<'a> = (&'a str, &'a Wds, i32, u32, &'a [u8], Reaction, &'a Wds);
+        use Look::{Nothing, Overflow, Rescan};
+        #[rustfmt::skip]
+        let table: Vec<Row> = vec![
+            ("overflow",                 &two,      -1,     IN_Q_OVERFLOW,                  b"",          look(Overflow),             &two),
+            ("overflow wins",            &two,      RUN,    IN_Q_OVERFLOW | IN_DELETE_SELF, b"",          look(Overflow),             &two),
+            // The runtime directory, while run/ is missing.
+            ("run/ created",             &parent,   PARENT, IN_CREATE | IN_ISDIR,           b"run",       look(Rescan),               &parent),
+            ("run/ moved in",            &parent,   PARENT, IN_MOVED_TO | IN_ISDIR,         b"run",       look(Rescan),               &parent),
+            ("another entry",            &parent,   PARENT, IN_CREATE,                      b"other",     look(Nothing),              &parent),
+            ("runtime dir deleted",      &parent,   PARENT, IN_DELETE_SELF,                 b"",          look(Rescan),               &parent),
+            ("runtime dir unwatched",    &parent,   PARENT, IN_IGNORED,                     b"",          look(Rescan),               &no_parent),
+            // run/ itself.
+            ("run/ deleted",             &two,      RUN,    IN_DELETE_SELF,                 b"",          unwatch(RUN, Rescan),       &no_run),
+            ("run/ moved",               &two,      RUN,    IN_MOVE_SELF,                   b"",          unwatch(RUN, Rescan),       &no_run),
+            ("run/ unwatched",           &two,      RUN,    IN_IGNORED,                     b"",          look(Rescan),               &no_run),
+            // Entries of run/.
+            ("marker created",           &two,      RUN,    IN_CREATE | IN_ISDIR,           b"sb-new",    look(marker("sb-new")),     &two),
+            ("marker moved in",          &two,      RUN,    IN_MOVED_TO | IN_ISDIR,         b"sb-a",      look(marker("sb-a")),       &two),
+            ("marker deleted",           &two,      RUN,    IN_DELETE | IN_ISDIR,           b"sb-a",      unwatch(10, marker("sb-a")), &without_a),
+            ("marker moved out",         &two,      RUN,    IN_MOVED_FROM | IN_ISDIR,       b"sb-b",      unwatch(11, marker("sb-b")), &without_b),
+            ("unwatched marker deleted", &two,      RUN,    IN_DELETE,                      b"sb-c",      look(marker("sb-c")),       &two),
+            ("hidden name",              &two,      RUN,    IN_CREATE,                      b".sb-a.tmp", look(Nothing),              &two),
+            ("no name",                  &two,      RUN,    IN_CREATE,                      b"",          look(Nothing),              &two),
+            ("not UTF-8",                &two,      RUN,    IN_CREATE,                      b"sb-\xff",   look(Nothing),              &two),
+            ("not a sandbox id",         &two,      RUN,    IN_CREATE,                      b"sb a",      look(Nothing),              &two),
+            // A marker directory.
+            ("metadata written",         &two,      10,     IN_CLOSE_WRITE,                 meta,         look(marker("sb-a")),       &two),
+            ("metadata replaced",        &two,      10,     IN_MOVED_TO,                    meta,         look(marker("sb-a")),       &two),
+            ("metadata removed",         &two,      11,     IN_DELETE,                      meta,         look(marker("sb-b")),       &two),
+            ("socket created",           &two,      10,     IN_CREATE,                      sock,         look(marker("sb-a")),       &two),
+            ("pid file removed",         &two,      10,     IN_DELETE,                      pid,          look(marker("sb-a")),       &two),
+            ("another file",             &two,      10,     IN_CREATE,                      b"notes.txt", look(Nothing),              &two),
+            ("marker dir deleted",       &two,      10,     IN_DELETE_SELF,                 b"",          look(marker("sb-a")),       &two),
+            ("marker dir unwatched",     &two,      10,     IN_IGNORED,                     b"",          look(marker("sb-a")),       &without_a),
+            ("old watch, dir replaced",  &replaced, 10,     IN_IGNORED,                     b"",          look(marker("sb-a")),       &old_gone),
+            ("a watch forgotten",        &two,      99,     IN_CLOSE_WRITE,                 meta,         look(Nothing),              &two),
+        ];
+        for (what, before, wd, mask, name, want, after) in table {
+            let mut w = before.clone();
+            assert_eq!(w.on_event(wd, mask, name), want, "{what}");
+            assert_eq!(&w, after, "{what}");
+        }
+    }
+
+    #[test]
+    fn a_marker_watched_again_keeps_its_wd_and_a_replaced_one_forgets_the_old() {
+        let mut w = Wds::default();
+        w.marker_watched("sb-a", 10);
+        assert_eq!(w, wds(true, &[(10, "sb-a")]).without_parent());
+        w.marker_watched("sb-a", 10);
+        assert_eq!(w, wds(true, &[(10, "sb-a")]).without_parent());
+        w.marker_watched("sb-a", 12);
+        assert_eq!(w, wds(true, &[(12, "sb-a")]).without_parent());
+        // The old watch's IN_IGNORED then finds nothing.
+        assert_eq!(
+            w.on_event(10, libc::IN_IGNORED, b""),
+            Reaction::look(Look::Nothing)
+        );
+    }
+
+    impl Wds {
+        fn without_parent(self) -> Wds {
+            Wds {
+                parent: None,
+                ..self
+            }
+        }
+    }
+
+    fn open_dir(p: &Path) -> OwnedFd {
+        OwnedFd::from(std::fs::File::open(p).unwrap())
+    }
+
+    /// Waits for inotify events and returns what they ask for.
+    fn looks(w: &mut Watches) -> Vec<Look> {
+        let mut buf = vec![0u8; READ_BUF_LEN];
+        for _ in 0..200 {
+            if let Some(Ok(n)) = w.read(&mut buf) {
+                let evs: Vec<(i32, u32, Vec<u8>)> = parse_events(&buf[..n])
+                    .map(|e| (e.wd, e.mask, e.name.to_vec()))
+                    .collect();
+                return evs
+                    .into_iter()
+                    .map(|(wd, mask, name)| w.on_event(wd, mask, &name))
+                    .collect();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("no inotify event");
+    }
+
+    /// With the kernel: the runtime directory is watched while `run/` is
+    /// missing, `run/` and a marker through their open descriptors once it
+    /// exists, and the events come back as what they ask for.
+    #[test]
+    fn watches_follow_run_and_its_markers() {
+        let dir = tempfile::tempdir().unwrap();
+        let run_path = dir.path().join("run");
+        let mut w = Watches::new(Some(Inotify::new().unwrap()));
+        assert!(w.polling(), "nothing watched yet");
+        w.watch_parent(&run_path);
+        assert!(w.wds.parent.is_some() && !w.polling());
+        std::fs::create_dir(&run_path).unwrap();
+        assert_eq!(looks(&mut w), [Look::Rescan]);
+        let run = open_dir(&run_path);
+        assert_eq!(w.watch_run(run.as_fd(), &run_path), None);
+        assert!(w.wds.run.is_some() && w.wds.parent.is_none() && !w.polling());
+        assert_eq!(looks(&mut w), [Look::Nothing], "the parent's IN_IGNORED");
+        w.watch_parent(&run_path);
+        assert!(w.wds.parent.is_none(), "not while run/ is watched");
+        std::fs::create_dir(run_path.join("sb-a")).unwrap();
+        assert_eq!(looks(&mut w), [marker("sb-a")]);
+        assert!(!w.watches_marker("sb-a"));
+        assert_eq!(w.watch_marker(run.as_fd(), c"sb-a"), None);
+        let wd = w.wds.names["sb-a"];
+        assert_eq!(w.watch_marker(run.as_fd(), c"sb-a"), None);
+        assert_eq!(w.wds.names["sb-a"], wd, "the same directory, the same wd");
+        assert!(w.watches_marker("sb-a"));
+        std::fs::write(run_path.join("sb-a/metadata.toml"), b"x").unwrap();
+        assert!(looks(&mut w).iter().all(|l| *l == marker("sb-a")));
+        assert_eq!(w.watch_marker(run.as_fd(), c"sb-missing"), None);
+        assert!(!w.watches_marker("sb-missing"), "gone: simply not watched");
+        w.forget_run();
+        assert!(w.wds.run.is_none() && w.polling());
+    }
+
+    #[test]
+    fn without_inotify_nothing_is_watched_and_everything_polled() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = open_dir(dir.path());
+        let mut w = Watches::new(None);
+        w.watch_parent(&dir.path().join("run"));
+        assert_eq!(w.watch_run(run.as_fd(), dir.path()), None);
+        assert_eq!(w.watch_marker(run.as_fd(), c"sb-a"), None);
+        assert_eq!(w.wds, Wds::default());
+        assert!(w.polling());
+        assert!(w.read(&mut [0; 64]).is_none());
+    }
+
+    /// At the watch limit the watcher polls, and says so once, by the
+    /// sysctl to raise.
+    #[test]
+    fn the_watch_limit_degrades_to_polling() {
+        let mut w = Watches::new(Some(Inotify::new().unwrap()));
+        w.wds.run = Some(RUN);
+        assert!(!w.polling());
+        w.watch_limit = true;
+        assert!(w.polling());
+        let e = io::Error::from_raw_os_error(libc::ENOSPC);
+        assert_eq!(
+            watch_failure("a marker directory", &e),
+            "the inotify watch limit is reached watching a marker directory \
+             (fs.inotify.max_user_watches): judging every marker each probe interval"
+        );
+        let e = io::Error::from_raw_os_error(libc::EACCES);
+        assert!(watch_failure("run/", &e).starts_with("cannot watch run/ (Permission denied"));
+    }
+}
