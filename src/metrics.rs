@@ -573,25 +573,6 @@ fn write_textfile_with(path: &Path, contents: &[u8], unnamed: bool) -> Result<()
     Ok(())
 }
 
-/// `firma sidecar metrics`: returns the text for stdout (empty when written
-/// to `textfile`), or a one-line error.
-pub fn command(
-    runtime_dir: &Path,
-    probe: ProbeOptions,
-    textfile: Option<&Path>,
-    no_gc: bool,
-) -> Result<String, String> {
-    let obs = observe(runtime_dir, probe, !no_gc).map_err(|e| e.to_string())?;
-    let body = render(&obs);
-    match textfile {
-        None => Ok(body),
-        Some(path) => {
-            write_textfile(path, body.as_bytes()).map_err(|e| e.to_string())?;
-            Ok(String::new())
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
