@@ -8,5 +8,4 @@
 pub mod example_sidecar;
 #[allow(non_camel_case_types)]
 pub mod ffi;
-pub mod metrics;
 pub mod sidecar_markers;

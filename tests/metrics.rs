@@ -1,4 +1,4 @@
-//! `firma sidecar metrics` (issue 15): the Prometheus text format, the
+//! `firma sidecar metrics` (docs/design.md, "Metrics"): the Prometheus text format, the
 //! atomic textfile writer, and the real engine reading both.
 //!
 //! The rendering and writer tests run in every `cargo test`. The tests that
@@ -19,7 +19,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{FIRMA, Sidecar, firma_in, meta, runtime, write_marker};
-use firma_stack::metrics::{Observation, STATES, escape_label_value, render, write_textfile};
+use firma_stack::sidecar_markers::metrics::{
+    Observation, STATES, escape_label_value, render, write_textfile,
+};
 use firma_stack::sidecar_markers::{MetadataFile, ScanReport, SidecarEntry, State, create_marker};
 
 /// Strings that would break or forge exposition lines if not escaped.

@@ -1,12 +1,13 @@
 //! `firma sidecar metrics`: one observation of the runtime directory in the
 //! Prometheus text format, on stdout or written atomically to a textfile
 //! for node_exporter. The observing, rendering and writing are the
-//! library's (`firma_stack::metrics`); this is only the command's glue.
+//! library's (`firma_stack::sidecar_markers::metrics`); this is only the
+//! command's glue.
 
 use std::path::Path;
 
-use firma_stack::metrics::{observe, render, write_textfile};
 use firma_stack::sidecar_markers::ProbeOptions;
+use firma_stack::sidecar_markers::metrics::{observe, render, write_textfile};
 
 /// `firma sidecar metrics`: returns the text for stdout (empty when written
 /// to `textfile`), or a one-line error.
