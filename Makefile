@@ -21,9 +21,10 @@ all: build
 ## `make python` builds and installs the Python package into .venv.
 build: $(BUILD_LEGS)
 
-## build-rust: the Rust part of build (cargo build --release of the lib and bins).
+## build-rust: the Rust part of build (cargo build --release of the lib and
+## bins, the example sidecar included).
 build-rust:
-	$(CARGO) build --release --locked --lib --bins
+	$(CARGO) build --release --locked --lib --bins --features example-sidecar
 
 ## test: every check and test of every surface.
 # The legs run in order; their output is kept in target/test.log and

@@ -5,6 +5,9 @@
 //! command line is a binary of this package (`src/bin/firma/`), not part of
 //! the library.
 
+// Shared by the firma-example-sidecar binary and the Python package; not API.
+#[cfg(feature = "example-sidecar")]
+#[doc(hidden)]
 pub mod example_sidecar;
 #[allow(non_camel_case_types)]
 pub mod ffi;
