@@ -1,6 +1,7 @@
-# The C surface (issue 3): the cbindgen header, the example supervisor, and
-# the C tests (plain, ASan+UBSan, valgrind, the three ways to run a program
-# against an installed prefix). `make install` itself is in mk/dist.mk. Everything here is prefixed C_ or FIRMA_ so it
+# The C surface (docs/design.md, "Surfaces"): the cbindgen header, the
+# example supervisor, and the C tests (plain, ASan+UBSan, valgrind, the
+# three ways to run a program against an installed prefix). `make install`
+# itself is in mk/dist.mk. Everything here is prefixed C_ or FIRMA_ so it
 # cannot clash with other mk/*.mk files.
 
 BUILD_LEGS += build-c
@@ -72,7 +73,7 @@ c-test-tools:
 
 ## test-c: header drift check, the C tests plain / ASan+UBSan / valgrind,
 ## the install + pkg-config build. Ends with "N passed, N failed".
-test-c: build-c c-cbindgen c-test-tools
+test-c: build-c build-testkit c-cbindgen c-test-tools
 	C_CC="$(C_CC)" C_WARN="$(C_WARN)" C_CBINDGEN="$(C_CBINDGEN)" C_OUT="$(C_OUT)" \
 	C_LINKDIR="$(C_LINKDIR)" FIRMA_VERSION="$(FIRMA_VERSION)" FIRMA_ABI="$(FIRMA_ABI)" \
 	MAKE="$(MAKE)" bash scripts/c-test.sh
