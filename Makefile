@@ -12,7 +12,7 @@ TEST_LEGS := test-rust
 
 include $(sort $(wildcard mk/*.mk))
 
-.PHONY: all build build-rust test test-rust demo clean
+.PHONY: all build build-rust build-testkit test test-rust demo clean
 ## all: the default goal; the same as build.
 all: build
 
@@ -21,9 +21,16 @@ all: build
 ## `make python` builds and installs the Python package into .venv.
 build: $(BUILD_LEGS)
 
-## build-rust: the Rust part of build (cargo build --release of the lib and bins).
+## build-rust: the Rust part of build (cargo build --release of the lib and
+## bins, the example sidecar included).
 build-rust:
-	$(CARGO) build --release --locked --lib --bins
+	$(CARGO) build --release --locked --lib --bins --features example-sidecar
+
+## build-testkit: the conformance suite's fixture tool,
+## target/release/firma-testkit (the tests/testkit crate; test-only, so not
+## part of build). The C, Go and Python legs use it.
+build-testkit:
+	$(CARGO) build --release --locked -p firma-testkit
 
 ## test: every check and test of every surface.
 # The legs run in order; their output is kept in target/test.log and
@@ -34,7 +41,11 @@ test:
 	@echo "make test: all legs passed ($(TEST_LEGS))"
 	@bash scripts/test-summary.sh target/test.log
 
-## test-rust: cargo fmt and clippy -D warnings of the workspace (bench/ too), cargo test of the core.
+## test-rust: cargo fmt and clippy -D warnings of the workspace (bench/ and
+## tests/testkit too), cargo test of the core.
+# A plain `cargo test`: tests/conformance.rs builds the testkit itself
+# (unless $FIRMA_TESTKIT names one), and the example sidecar comes from the
+# package's dev-dependency on itself (Cargo.toml).
 test-rust:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings

@@ -11,13 +11,15 @@ FIRMA_CBINDGEN_VERSION := 0.29.4
 C_TOOLS := .tools
 C_CBINDGEN := $(C_TOOLS)/bin/cbindgen
 C_HEADER := include/firma_stack.h
-# The Rust source the header is generated from (overridable so the drift
-# check itself can be tested against a changed ABI).
-C_FFI_SRC ?= src/ffi.rs
+# The Rust source the header is generated from: the C ABI module's root file;
+# cbindgen follows its `mod` declarations into src/ffi/*.rs, in declaration
+# order (overridable so the drift check itself can be tested against a
+# changed ABI).
+C_FFI_SRC ?= src/ffi/mod.rs
 C_RELEASE := target/release
 C_OUT := target/c
 # The C ABI version is the SONAME's number (see build.rs).
-FIRMA_ABI := $(shell sed -n 's/^pub const FIRMA_ABI_VERSION: u32 = \([0-9]*\);$$/\1/p' src/ffi.rs)
+FIRMA_ABI := $(shell sed -n 's/^pub const FIRMA_ABI_VERSION: u32 = \([0-9]*\);$$/\1/p' src/ffi/mod.rs)
 FIRMA_VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n1)
 C_SONAME := libfirma_stack.so.$(FIRMA_ABI)
 
@@ -31,12 +33,12 @@ c-cbindgen:
 	    $(CARGO) install --locked --quiet --root "$(abspath $(C_TOOLS))" --version "$(FIRMA_CBINDGEN_VERSION)" cbindgen; \
 	fi
 
-## header: regenerate include/firma_stack.h from src/ffi.rs.
+## header: regenerate include/firma_stack.h from src/ffi/.
 header: c-cbindgen
 	"$(C_CBINDGEN)" --quiet --config cbindgen.toml --output "$(C_HEADER)" "$(C_FFI_SRC)"
 	@echo "wrote $(C_HEADER)"
 
-## header-check: fail when the committed header differs from src/ffi.rs.
+## header-check: fail when the committed header differs from src/ffi/.
 header-check: c-cbindgen
 	@tmp=$$(mktemp --suffix=.h); trap 'rm -f "$$tmp"' EXIT; \
 	"$(C_CBINDGEN)" --quiet --config cbindgen.toml --output "$$tmp" "$(C_FFI_SRC)"; \
@@ -73,7 +75,7 @@ c-test-tools:
 
 ## test-c: header drift check, the C tests plain / ASan+UBSan / valgrind,
 ## the install + pkg-config build. Ends with "N passed, N failed".
-test-c: build-c c-cbindgen c-test-tools
+test-c: build-c build-testkit c-cbindgen c-test-tools
 	C_CC="$(C_CC)" C_WARN="$(C_WARN)" C_CBINDGEN="$(C_CBINDGEN)" C_OUT="$(C_OUT)" \
 	C_LINKDIR="$(C_LINKDIR)" FIRMA_VERSION="$(FIRMA_VERSION)" FIRMA_ABI="$(FIRMA_ABI)" \
 	MAKE="$(MAKE)" bash scripts/c-test.sh

@@ -23,7 +23,7 @@ GO_ENV = GOTOOLCHAIN=local GOFLAGS='-mod=mod -buildvcs=false' CGO_ENABLED=1 \
 .PHONY: test-go
 
 ## test-go: vet and test the Go bindings against the release static library.
-test-go: build-rust include/firma_stack.h
+test-go: build-rust build-testkit include/firma_stack.h
 	@cd $(GO_DIR) && unformatted=$$(gofmt -l .) && if [[ -n $$unformatted ]]; then \
 	    echo "FAIL: gofmt needed in $(GO_DIR): $$unformatted" >&2; exit 1; fi
 	cd $(GO_DIR) && $(GO_ENV) $(GO_BIN) vet ./...

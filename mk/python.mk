@@ -32,8 +32,8 @@ python: $(PY_TOOLS_STAMP)
 	cd / && $(abspath $(VENV_PY)) -c "import firma_stack; print('python: firma_stack', firma_stack.__version__, 'installed in $(VENV)')"
 
 ## test-python: pytest over real sidecars (needs the release binaries of
-## build-rust), then stubtest and mypy --strict.
-test-python: build-rust python
+## build-rust and build-testkit), then stubtest and mypy --strict.
+test-python: build-rust build-testkit python
 	rc=0; $(VENV_PY) -m pytest -c python/pyproject.toml --rootdir python python/tests || rc=$$?; \
 	if [ $$rc -ne 0 ]; then \
 		echo "test-python: pytest failed with exit code $$rc (5 = no tests collected)" >&2; exit 1; \

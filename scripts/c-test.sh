@@ -61,14 +61,15 @@ run_program() {
 # ---- 1. header -------------------------------------------------------------
 section "header drift check"
 if $MAKE --no-print-directory header-check >"$scratch/hc.log" 2>&1; then
-    pass "include/firma_stack.h matches src/ffi.rs"
+    pass "include/firma_stack.h matches src/ffi/"
 else
     cat "$scratch/hc.log"
     fail "include/firma_stack.h is stale (run \`make header\`)"
 fi
-# The check must catch an ABI change made without regenerating.
-cp src/ffi.rs "$scratch/ffi.rs"
-cat >>"$scratch/ffi.rs" <<'EOF'
+# The check must catch an ABI change made without regenerating (a copy of
+# the module with one function more in its root file).
+cp -r src/ffi "$scratch/ffi"
+cat >>"$scratch/ffi/mod.rs" <<'EOF'
 
 /// A function added without regenerating the header.
 #[unsafe(no_mangle)]
@@ -76,7 +77,7 @@ pub extern "C" fn firma_drift_probe() -> u32 {
     0
 }
 EOF
-if $MAKE --no-print-directory header-check C_FFI_SRC="$scratch/ffi.rs" >"$scratch/drift.log" 2>&1; then
+if $MAKE --no-print-directory header-check C_FFI_SRC="$scratch/ffi/mod.rs" >"$scratch/drift.log" 2>&1; then
     fail "header-check accepted a changed ABI"
 elif grep -q 'firma_drift_probe' "$scratch/drift.log" && grep -q 'make header' "$scratch/drift.log"; then
     pass "header-check fails on a changed ABI, shows the diff and says to run \`make header\`"
@@ -90,7 +91,7 @@ header_abi=$(sed -n 's/^#define FIRMA_ABI_VERSION \([0-9]*\)$/\1/p' include/firm
 if [[ $soname == "libfirma_stack.so.$header_abi" && $header_abi == "$FIRMA_ABI" ]]; then
     pass "SONAME $soname carries FIRMA_ABI_VERSION $header_abi"
 else
-    fail "SONAME '$soname' vs FIRMA_ABI_VERSION '$header_abi' (ffi.rs: $FIRMA_ABI)"
+    fail "SONAME '$soname' vs FIRMA_ABI_VERSION '$header_abi' (src/ffi/mod.rs: $FIRMA_ABI)"
 fi
 
 # ---- 2. the C tests, three ways ---------------------------------------------

@@ -112,7 +112,7 @@ section "maturin sdist carries only what the build needs"
 if (cd "$root" && "$venv/bin/maturin" sdist -m python/Cargo.toml -o "$tmp/sdist") >"$tmp/sdist.log" 2>&1; then
     listing=$(tar tzf "$tmp"/sdist/*.tar.gz | sed 's|^[^/]*/||' | grep -v '/$' | LC_ALL=C sort)
     printf '%s\n' "$listing" | sed 's/^/[sdist] /'
-    allowed='^(PKG-INFO|pyproject.toml|README.md|Cargo.toml|Cargo.lock|build.rs|benches/list.rs|src/.*\.rs|python/Cargo.toml|python/README.md|python/src/.*\.rs|firma_stack/[a-z_]*\.pyi?|firma_stack/py.typed)$'
+    allowed='^(PKG-INFO|pyproject.toml|README.md|Cargo.toml|Cargo.lock|build.rs|src/.*\.rs|python/Cargo.toml|python/README.md|python/src/.*\.rs|firma_stack/[a-z_]*\.pyi?|firma_stack/py.typed)$'
     extra=$(grep -Ev "$allowed" <<<"$listing" || true)
     if [[ -z $extra ]] && grep -qx 'src/example_sidecar.rs' <<<"$listing" && grep -qx 'firma_stack/testing.py' <<<"$listing"; then
         pass "sdist: $(wc -l <<<"$listing") files, the Rust sources, the package and the manifests only"

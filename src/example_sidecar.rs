@@ -140,9 +140,30 @@ fn socket_connect_nonblocking_unix(path: &std::path::Path) -> bool {
     }
 }
 
+/// Blocks SIGINT and SIGTERM in the calling thread (threads started later
+/// inherit the mask) and returns the set, for `sigwait`: the sidecar
+/// receives them synchronously instead of through a handler.
+fn block_termination() -> Result<libc::sigset_t, String> {
+    // SAFETY: plain sigset manipulation on a local set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        if rc != 0 {
+            return Err(format!(
+                "cannot block SIGINT/SIGTERM: {}",
+                std::io::Error::from_raw_os_error(rc)
+            ));
+        }
+        Ok(set)
+    }
+}
+
 fn run(args: Args) -> Result<(), String> {
     let runtime_dir = args.runtime_dir.unwrap_or_else(default_runtime_dir);
-    let sigset = crate::signals::block_termination()?;
+    let sigset = block_termination()?;
 
     // A TCP port must be known before the marker records it.
     let tcp = match (args.tcp, args.mode) {

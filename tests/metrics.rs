@@ -19,7 +19,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{FIRMA, Sidecar, firma_in, meta, runtime, write_marker};
-use firma_stack::metrics::{Observation, STATES, escape_label_value, render, write_textfile};
+use firma_stack::sidecar_markers::metrics::{
+    Observation, STATES, escape_label_value, render, write_textfile,
+};
 use firma_stack::sidecar_markers::{MetadataFile, ScanReport, SidecarEntry, State, create_marker};
 
 /// Strings that would break or forge exposition lines if not escaped.

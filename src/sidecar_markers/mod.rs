@@ -20,6 +20,7 @@ mod authority;
 mod error;
 mod gc;
 mod markers;
+pub mod metrics;
 mod probe;
 mod process;
 mod report;

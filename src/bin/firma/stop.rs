@@ -1,5 +1,6 @@
-//! `firma sidecar stop ID…`: the command's arguments and logic (the core's
-//! [`stop`](crate::sidecar_markers::stop) does the work).
+//! `firma sidecar stop ID…`: the command's logic (the core's
+//! [`stop`](firma_stack::sidecar_markers::stop) does the work; the options
+//! are [`StopArgs`]).
 //!
 //! Exit codes: 0 every named sidecar is gone; 1 a marker does not exist;
 //! 3 `--no-kill` was given and a sidecar is still running after the grace
@@ -10,41 +11,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use clap::Args;
+use firma_stack::sidecar_markers::{self as sm, StopOptions, StopOutcome};
 
-use crate::sidecar_markers::{self as sm, StopOptions, StopOutcome};
-
-#[derive(Args, Debug)]
-pub struct StopArgs {
-    /// Sandbox ids of the sidecars to stop.
-    #[arg(required = true, value_name = "ID")]
-    pub sandbox_ids: Vec<String>,
-    /// The first signal to send: a name (SIGTERM, TERM, INT, SIGRTMIN+1) or
-    /// a number.
-    #[arg(long, value_name = "NAME", default_value = "SIGTERM", value_parser = parse_signal)]
-    pub signal: i32,
-    /// How long to wait for the exit after the first signal.
-    #[arg(long, value_name = "N", default_value_t = 10_000,
-          value_parser = clap::value_parser!(u64).range(0..=600_000))]
-    pub grace_ms: u64,
-    /// Do not send SIGKILL after the grace period: leave a sidecar that is
-    /// still running (exit 3, marker kept).
-    #[arg(long)]
-    pub no_kill: bool,
-    /// UNSAFE: signal even when the process's identity cannot be verified
-    /// (a marker without boot_id/pid_start_ticks, or from another pid
-    /// namespace). A pid proven reused is still refused.
-    #[arg(long)]
-    pub no_identity_check: bool,
-    /// Print a JSON array, one element per id: the outcome object, null for
-    /// a missing marker, or {"sandbox_id", "error"} for an error.
-    #[arg(long)]
-    pub json: bool,
-}
-
-fn parse_signal(s: &str) -> Result<i32, String> {
-    sm::parse_signal(s).map_err(|e| e.to_string())
-}
+use crate::args::StopArgs;
 
 /// Stops each id in turn; returns the text for stdout and the exit code.
 /// Per-id errors go to stderr as they happen.

@@ -1,16 +1,19 @@
-//! `firma sidecar metrics`: the sidecars of this host in the Prometheus text
-//! exposition format (version 0.0.4), for node_exporter's textfile
-//! collector or any scraper that reads that format.
+//! The sidecars of this host in the Prometheus text exposition format
+//! (version 0.0.4), for node_exporter's textfile collector or any scraper
+//! that reads that format (docs/design.md, "Metrics"). `firma sidecar
+//! metrics` prints or writes it; an exporter or a binding can do the same
+//! with these three steps: [`observe`], [`render`], [`write_textfile`].
 //!
 //! Everything shown comes from one scan by the core ([`sm::scan`], or
-//! [`sm::inspect_with`] with `--no-gc`), so the states are the ones every
-//! other surface reports. This module only formats them and writes the file.
+//! [`sm::inspect_with`] without collection), so the states are the ones
+//! every other surface reports. This module only formats them and writes
+//! the file.
 //!
-//! With collection on (the default) stale markers are removed by the scan
-//! and counted in `firma_markers_collected`; they have no series. With
-//! `--no-gc` nothing is removed and the markers of stopped sidecars are
-//! shown with state `stopped` (so an operator sees them until something
-//! collects them); `firma_markers_collected` is then 0.
+//! With collection on (`firma`'s default) stale markers are removed by the
+//! scan and counted in `firma_markers_collected`; they have no series.
+//! Without (`--no-gc`) nothing is removed and the markers of stopped
+//! sidecars are shown with state `stopped` (so an operator sees them until
+//! something collects them); `firma_markers_collected` is then 0.
 
 use std::ffi::CString;
 use std::io::Write;
@@ -32,7 +35,7 @@ pub const STATES: [State; 4] = [
     State::Unknown,
 ];
 
-/// What one run of `firma sidecar metrics` saw.
+/// What one scan for the metrics saw.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Observation {
     /// The scan: live sidecars, collected and broken markers.
@@ -571,25 +574,6 @@ fn write_textfile_with(path: &Path, contents: &[u8], unnamed: bool) -> Result<()
         return Err(io("fsync directory", &dir_shown, last_error()));
     }
     Ok(())
-}
-
-/// `firma sidecar metrics`: returns the text for stdout (empty when written
-/// to `textfile`), or a one-line error.
-pub fn command(
-    runtime_dir: &Path,
-    probe: ProbeOptions,
-    textfile: Option<&Path>,
-    no_gc: bool,
-) -> Result<String, String> {
-    let obs = observe(runtime_dir, probe, !no_gc).map_err(|e| e.to_string())?;
-    let body = render(&obs);
-    match textfile {
-        None => Ok(body),
-        Some(path) => {
-            write_textfile(path, body.as_bytes()).map_err(|e| e.to_string())?;
-            Ok(String::new())
-        }
-    }
 }
 
 #[cfg(test)]

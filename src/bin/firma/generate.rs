@@ -1,5 +1,5 @@
 //! Shell completions and man pages of the `firma` command line, generated
-//! from its clap definition ([`crate::cli::Cli`]) so they can never drift
+//! from its clap definition ([`crate::args::Cli`]) so they can never drift
 //! from the options the command really takes.
 //!
 //! - `firma completions bash|zsh|fish|elvish|powershell` prints the script;
@@ -12,9 +12,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
-pub use clap_complete::Shell;
 
-use crate::cli::Cli;
+use crate::args::{Cli, Shell};
 
 /// Writes the completion script for `shell` to `out`.
 pub fn write_completions(shell: Shell, out: &mut dyn Write) {

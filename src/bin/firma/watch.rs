@@ -11,25 +11,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::time::Duration;
 
-use crate::sidecar_markers::{self as sm, Event, ProbeOptions, WatchOptions, text};
+use firma_stack::sidecar_markers::{self as sm, Event, ProbeOptions, WatchOptions, text};
 
-/// Options of `firma sidecar watch`.
-#[derive(clap::Args, Debug)]
-pub struct WatchArgs {
-    /// Print one JSON object per event (NDJSON) instead of readable lines.
-    #[arg(long)]
-    pub json: bool,
-    /// How often every known sidecar is judged again and probed.
-    #[arg(long, value_name = "MS", default_value_t = 1000,
-          value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
-    pub probe_interval_ms: u64,
-    /// Read-only: do not collect stale markers (a stopped sidecar is
-    /// reported `changed` to `stopped`).
-    #[arg(long)]
-    pub no_gc: bool,
-    #[command(flatten)]
-    pub probe: crate::cli::ProbeArgs,
-}
+use crate::args::WatchArgs;
 
 /// Blocks SIGINT and SIGTERM for this thread (and the threads it starts
 /// later) and returns a signalfd that reads them.

@@ -4,7 +4,7 @@
 
 use std::io::IsTerminal;
 
-use crate::sidecar_markers::{MarkerReport, SidecarEntry, State, Verdict, text};
+use firma_stack::sidecar_markers::{MarkerReport, SidecarEntry, State, Verdict, text};
 
 /// Whether the table may colour its cells: stdout is a terminal and
 /// `NO_COLOR` is absent or empty (the no-color.org rule).

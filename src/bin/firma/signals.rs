@@ -1,10 +1,10 @@
-//! The termination signals (SIGINT, SIGTERM) that `firma sidecar watch` and
-//! the example sidecar take over: blocked, then received synchronously
-//! (through a signalfd or `sigwait`) instead of by a handler.
+//! The termination signals (SIGINT, SIGTERM) that `firma sidecar watch`
+//! takes over: blocked, then received synchronously through a signalfd
+//! instead of by a handler.
 
 /// Blocks SIGINT and SIGTERM in the calling thread (threads started later
 /// inherit the mask) and returns the set, for `sigwait` or `signalfd`.
-pub(crate) fn block_termination() -> Result<libc::sigset_t, String> {
+pub fn block_termination() -> Result<libc::sigset_t, String> {
     // SAFETY: plain sigset manipulation on a local set.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();

@@ -1,0 +1,109 @@
+//! `firma`: the operators' command line, `firma sidecar
+//! status|get|inspect|gc|metrics|stop|watch` over the library's core. See
+//! `firma --help`.
+//!
+//! Exit codes, for every subcommand:
+//! - 0: success — also an empty runtime directory, or one that does not
+//!   exist (a one-line warning on stderr says so);
+//! - 1: `get` or `inspect` was given an id that has no marker (the ones
+//!   found are still printed);
+//! - 2: an error — one line on stderr naming what was wrong — or a usage
+//!   error.
+//!
+//! (`stop` adds 3; see its module.) stdout carries only the data: a table,
+//! the JSON, or ids. Notes, warnings and per-marker problems go to stderr,
+//! one line each, starting `firma: `, after stdout has been written. Every
+//! string that came from a marker is escaped for people (`text::escape`: a
+//! newline in a field shows as `\n`, no escape sequence reaches the
+//! terminal); `--json` output is the exact serde serialization every
+//! surface shares.
+//!
+//! The modules, each using only those listed before it: [`args`] (what the
+//! command line accepts), [`output`], [`signals`] and [`render`]; [`ctx`]
+//! (the settings the subcommands share); the commands [`list`], [`stop`],
+//! [`watch`], [`metrics`] and [`generate`] (completions and man pages); this file
+//! dispatches to them.
+
+mod args;
+mod ctx;
+mod generate;
+mod list;
+mod metrics;
+mod output;
+mod render;
+mod signals;
+mod stop;
+mod watch;
+
+use clap::Parser;
+use firma_stack::sidecar_markers::{self as sm, text};
+
+use crate::args::{Cli, Command, SidecarCommand};
+use crate::ctx::Ctx;
+use crate::output::Output;
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let out = execute(cli).unwrap_or_else(Output::error);
+    std::process::ExitCode::from(output::emit(out))
+}
+
+fn execute(cli: Cli) -> Result<Output, String> {
+    let dir = cli.runtime_dir.unwrap_or_else(sm::default_runtime_dir);
+    let ctx = Ctx {
+        dir,
+        legacy_timeout_ms: cli.legacy_timeout_ms,
+    };
+    match cli.command {
+        Command::Sidecar(cmd) => sidecar(&ctx, cmd),
+        // These write their own output.
+        Command::Completions { shell } => generate::completions(shell).map(Output::exit),
+        Command::Manpages { dir } => generate::manpages(&dir).map(Output::exit),
+    }
+}
+
+fn sidecar(ctx: &Ctx, cmd: SidecarCommand) -> Result<Output, String> {
+    match cmd {
+        SidecarCommand::Status {
+            json,
+            quiet,
+            no_gc,
+            probe,
+        } => list::status(ctx, json, quiet, no_gc, probe),
+        SidecarCommand::Get {
+            sandbox_ids,
+            json,
+            probe,
+        } => list::get(ctx, &sandbox_ids, json, probe),
+        SidecarCommand::Inspect { names, json, probe } => list::inspect(ctx, &names, json, probe),
+        SidecarCommand::Gc { json } => list::gc(ctx, json),
+        SidecarCommand::Watch(args) => {
+            // Before the stream, which runs until a signal.
+            if let Some(w) = ctx.untrusted_warning() {
+                eprintln!("firma: {}", text::one_line(&w));
+            }
+            let code = watch::run(&ctx.dir, ctx.probe(args.probe), &args)?;
+            Ok(Output::exit(code))
+        }
+        SidecarCommand::Stop(args) => {
+            let (stdout, code) = stop::run(&ctx.dir, &args)?;
+            Ok(Output {
+                stdout,
+                code,
+                ..Output::default()
+            })
+        }
+        SidecarCommand::Metrics {
+            textfile,
+            no_gc,
+            probe,
+        } => {
+            let stdout = metrics::command(&ctx.dir, ctx.probe(probe), textfile.as_deref(), no_gc)?;
+            Ok(Output {
+                stdout,
+                notes: ctx.untrusted_warning().into_iter().collect(),
+                ..Output::default()
+            })
+        }
+    }
+}
