@@ -93,7 +93,7 @@ impl PartialEq<&str> for ErrorCode {
     }
 }
 
-super::markers::display_as_str!(ErrorCode);
+super::macros::display_as_str!(ErrorCode);
 
 /// An error as every surface reports it: the C ABI's error object, the
 /// `error` of an `inspect` report, the Python exception's attributes.

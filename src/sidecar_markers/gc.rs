@@ -492,7 +492,8 @@ fn ignore_enoent(r: io::Result<()>) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sidecar_markers::markers::{self, Loc, MetadataFile};
+    use crate::sidecar_markers::markers::{self, Loc};
+    use crate::sidecar_markers::model::MetadataFile;
     use crate::sidecar_markers::{
         Reason as ReportReason, create_marker, gc_stale, inspect, remove_marker,
     };

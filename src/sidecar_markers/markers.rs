@@ -8,119 +8,17 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
-
 use super::error::{Result, StackError};
-use super::report::Reason;
+use super::model::{MAX_PID, MetadataFile, Reason, SidecarEntry, State};
 use super::sys;
 
 /// Largest `metadata.toml` we read; anything bigger is a parse error.
 pub const MAX_METADATA_BYTES: usize = 64 * 1024;
-/// Largest pid a marker may name (`pid_t` max).
-pub const MAX_PID: u32 = i32::MAX as u32;
 
 pub(crate) const METADATA: &CStr = c"metadata.toml";
 pub(crate) const PID_FILE: &CStr = c"sidecar.pid";
 pub(crate) const DEFAULT_SOCKET: &str = "sidecar.sock";
 pub(crate) const SOCKET_FILE: &CStr = c"sidecar.sock";
-
-/// The contents of `metadata.toml` (docs/design.md, "On-disk format"). Unknown keys are ignored so
-/// newer writers stay readable.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MetadataFile {
-    pub sandbox_id: String,
-    pub agent_id: String,
-    pub session_id: String,
-    pub authority_url: String,
-    pub policy_bundle_version: String,
-    /// Sidecar pid, `1..=2^31-1`; anything else is rejected when read.
-    pub pid: u32,
-    /// RFC 3339 UTC start time, reported as written.
-    pub started_at: String,
-    /// Endpoint to probe: an absolute Unix socket path, or `host:port` with
-    /// an IP literal or `localhost` as host. Absent or empty means
-    /// `<marker_dir>/sidecar.sock`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub listen: Option<String>,
-    /// Kernel boot id (`/proc/sys/kernel/random/boot_id`) when written.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub boot_id: Option<String>,
-    /// Field 22 of `/proc/<pid>/stat` (start time in clock ticks) when
-    /// written, as the writer saw it (in the writer's time namespace).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pid_start_ticks: Option<u64>,
-    /// Inode number of the pid namespace `pid` belongs to (the writer's,
-    /// `/proc/self/ns/pid`). A reader in another pid namespace cannot judge
-    /// the pid and never calls the sidecar stopped.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pid_ns_inode: Option<u64>,
-    /// The boottime offset of the writer's time namespace in nanoseconds
-    /// (`/proc/self/timens_offsets`; 0 in the initial one), so readers in
-    /// other time namespaces can compare `pid_start_ticks`. Absent means 0.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub boottime_offset_ns: Option<i64>,
-}
-
-/// Liveness and health of a sidecar, serialized lowercase.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    /// The process exists and its endpoint accepted a connection in time.
-    Running,
-    /// The process exists but its endpoint is missing, refuses, is saturated
-    /// or timed out.
-    Unhealthy,
-    /// No such process, a zombie, or the pid was reused by another process.
-    Stopped,
-    /// The process exists but the probe could not be performed (for example
-    /// permission denied on the socket).
-    Unknown,
-}
-
-impl State {
-    /// The lowercase name used in JSON and by every binding.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Running => "running",
-            State::Unhealthy => "unhealthy",
-            State::Stopped => "stopped",
-            State::Unknown => "unknown",
-        }
-    }
-}
-
-/// `Display` as the name `as_str` gives, for the core's enums of names.
-macro_rules! display_as_str {
-    ($($t:ty),+) => {$(
-        impl std::fmt::Display for $t {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    )+};
-}
-pub(crate) use display_as_str;
-
-display_as_str!(State);
-
-/// One sidecar as reported by `list`, `get` and `probe_entry`. Field order
-/// is the JSON order of docs/design.md, "Entries".
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct SidecarEntry {
-    pub sandbox_id: String,
-    pub agent_id: String,
-    pub session_id: String,
-    pub authority_url: String,
-    pub policy_bundle_version: String,
-    pub pid: u32,
-    pub started_at: String,
-    pub state: State,
-    /// The endpoint probed, as a string (a socket path or `host:port`).
-    pub listen: String,
-    /// Seconds since `sidecar.pid` was modified; `None` when the file is
-    /// absent or its mtime lies in the future.
-    pub uptime_secs: Option<u64>,
-}
 
 /// Where a sidecar serves.
 #[derive(Clone, Debug, PartialEq, Eq)]

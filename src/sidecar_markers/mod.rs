@@ -19,10 +19,11 @@
 mod authority;
 mod error;
 mod gc;
+mod macros;
 mod markers;
+mod model;
 mod probe;
 mod process;
-mod report;
 mod stop;
 mod stop_lock;
 mod sys;
@@ -39,8 +40,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 pub use error::{ErrorCode, ErrorInfo, Result, StackError};
-pub use markers::{MAX_METADATA_BYTES, MAX_PID, MetadataFile, SidecarEntry, State};
-pub use report::{MarkerReport, Reason, Verdict};
+pub use markers::MAX_METADATA_BYTES;
+pub use model::{
+    MAX_PID, MarkerReport, MetadataFile, Problem, Reason, SidecarEntry, State, Verdict,
+};
 pub use stop::{
     DEFAULT_GRACE, KILL_WAIT, MAX_GRACE, StopOptions, StopOutcome, parse_signal, signal_name, stop,
 };
@@ -373,15 +376,6 @@ impl Default for ScanOptions {
             collect: true,
         }
     }
-}
-
-/// A marker-level problem met by a scan that did not stop it: a stale
-/// marker that could not be removed, for instance.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Problem {
-    /// The entry's name in `run/`.
-    pub name: String,
-    pub error: ErrorInfo,
 }
 
 /// Everything one scan found.

@@ -33,9 +33,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use super::State;
 use super::markers::{DEFAULT_SOCKET, Endpoint, Loc};
-use super::report::Reason;
+use super::model::{Reason, State};
 use super::sys;
 
 /// What probing an endpoint found.

@@ -26,7 +26,7 @@ use std::io;
 use std::os::fd::AsFd;
 use std::sync::OnceLock;
 
-use super::MetadataFile;
+use super::model::MetadataFile;
 use super::sys;
 
 /// Inode of the initial pid namespace (`PROC_PID_INIT_INO`).
