@@ -2,12 +2,12 @@
 //! reading one marker directory safely relative to an open directory.
 
 use std::ffi::{CStr, CString};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use super::endpoint::{Endpoint, parse_listen};
 use super::error::{Result, StackError};
 use super::model::{MAX_PID, MetadataFile, Reason, SidecarEntry, State};
 use super::sys;
@@ -19,55 +19,6 @@ pub(crate) const METADATA: &CStr = c"metadata.toml";
 pub(crate) const PID_FILE: &CStr = c"sidecar.pid";
 pub(crate) const DEFAULT_SOCKET: &str = "sidecar.sock";
 pub(crate) const SOCKET_FILE: &CStr = c"sidecar.sock";
-
-/// Where a sidecar serves.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Endpoint {
-    /// `sidecar.sock` inside the marker directory (reached through the
-    /// directory's descriptor, so path length never matters).
-    MarkerSocket,
-    /// An absolute Unix socket path from `listen`.
-    Unix(PathBuf),
-    /// A TCP address from `listen`.
-    Tcp(SocketAddr),
-}
-
-/// Parses `listen`. Host names other than `localhost` are refused: resolving
-/// them could block on DNS, and a probe must never block.
-pub(crate) fn parse_listen(listen: Option<&str>) -> std::result::Result<Endpoint, String> {
-    let s = match listen {
-        None | Some("") => return Ok(Endpoint::MarkerSocket),
-        Some(s) => s,
-    };
-    if s.starts_with('/') {
-        if s.contains('\0') {
-            return Err("listen path contains a NUL byte".into());
-        }
-        return Ok(Endpoint::Unix(PathBuf::from(s)));
-    }
-    if let Ok(addr) = s.parse::<SocketAddr>() {
-        return Ok(Endpoint::Tcp(addr));
-    }
-    if let Some((host, port)) = s.rsplit_once(':') {
-        if host.eq_ignore_ascii_case("localhost") {
-            let port: u16 = port
-                .parse()
-                .map_err(|_| format!("listen {s:?}: port {port:?} is not a number 0-65535"))?;
-            return Ok(Endpoint::Tcp(SocketAddr::new(
-                IpAddr::V4(Ipv4Addr::LOCALHOST),
-                port,
-            )));
-        }
-        if port.parse::<u16>().is_ok() {
-            return Err(format!(
-                "listen {s:?}: host must be an IP address or localhost (names are not resolved)"
-            ));
-        }
-    }
-    Err(format!(
-        "listen {s:?} is neither an absolute Unix socket path nor host:port"
-    ))
-}
 
 /// Where a marker lives, relative to an open directory.
 #[derive(Clone, Copy)]

@@ -17,6 +17,7 @@
 //! refuses with `untrusted_directory`.
 
 mod authority;
+mod endpoint;
 mod error;
 mod gc;
 mod macros;

@@ -33,7 +33,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use super::markers::{DEFAULT_SOCKET, Endpoint, Loc};
+use super::endpoint::Endpoint;
+use super::markers::{DEFAULT_SOCKET, Loc};
 use super::model::{Reason, State};
 use super::sys;
 

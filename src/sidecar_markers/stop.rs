@@ -405,7 +405,12 @@ impl Job<'_> {
             liveness,
             Liveness::Alive(Identity::NotRecorded | Identity::Unchecked(_) | Identity::Foreign(_))
         );
-        if !undecided || !matches!(self.marker.endpoint, markers::Endpoint::MarkerSocket) {
+        if !undecided
+            || !matches!(
+                self.marker.endpoint,
+                super::endpoint::Endpoint::MarkerSocket
+            )
+        {
             return None;
         }
         let loc = markers::Loc::Entry {

@@ -40,7 +40,7 @@ pub fn create_marker(runtime_dir: impl AsRef<Path>, meta: &MetadataFile) -> Resu
         what: "pid".into(),
         reason,
     })?;
-    super::markers::parse_listen(meta.listen.as_deref()).map_err(|reason| {
+    super::endpoint::parse_listen(meta.listen.as_deref()).map_err(|reason| {
         StackError::InvalidArgument {
             what: "listen".into(),
             reason,
