@@ -22,6 +22,7 @@ mod error;
 mod gc;
 mod macros;
 mod markers;
+mod metadata;
 mod model;
 mod probe;
 mod process;

@@ -11,7 +11,7 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use super::error::{Result, StackError};
-use super::markers::check_pid;
+use super::metadata::check_pid;
 use super::model::MetadataFile;
 use super::trust::{self, RunDir};
 use super::{gc, process, sys, validate_sandbox_id};
