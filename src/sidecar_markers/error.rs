@@ -259,8 +259,8 @@ impl StackError {
     pub fn info(&self) -> ErrorInfo {
         ErrorInfo {
             code: self.code(),
-            message: crate::sidecar_markers::text::one_line(&self.to_string()),
-            path: self.path().map(crate::sidecar_markers::text::path_string),
+            message: super::text::one_line(&self.to_string()),
+            path: self.path().map(super::text::path_string),
             errno: self.errno(),
         }
     }

@@ -16,7 +16,7 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use super::markers::{MAX_METADATA_BYTES, METADATA, MetaId};
+use super::read::{MAX_METADATA_BYTES, METADATA, MetaId};
 use super::{process, sys};
 
 /// Prefix of a marker being removed: `.gc-<collector pid>-<pidns>-<random>`.
@@ -492,8 +492,8 @@ fn ignore_enoent(r: io::Result<()>) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sidecar_markers::markers::{self, Loc};
     use crate::sidecar_markers::model::MetadataFile;
+    use crate::sidecar_markers::read::{self, Loc};
     use crate::sidecar_markers::{
         Reason as ReportReason, create_marker, gc_stale, inspect, remove_marker,
     };
@@ -609,9 +609,9 @@ mod tests {
         sys::open(run, sys::DIR_FLAGS).unwrap()
     }
 
-    fn read(run: BorrowedFd<'_>, run_path: &Path, name: &CStr) -> markers::Marker {
+    fn read(run: BorrowedFd<'_>, run_path: &Path, name: &CStr) -> read::Marker {
         let path = run_path.join(name.to_str().unwrap());
-        markers::read_marker(
+        read::read_marker(
             Loc::Entry { run, name },
             path,
             &mut sys::CloseLater::default(),

@@ -21,11 +21,11 @@ mod endpoint;
 mod error;
 mod gc;
 mod macros;
-mod markers;
 mod metadata;
 mod model;
 mod probe;
 mod process;
+mod read;
 mod stop;
 mod stop_lock;
 mod sys;
@@ -42,10 +42,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 pub use error::{ErrorCode, ErrorInfo, Result, StackError};
-pub use markers::MAX_METADATA_BYTES;
 pub use model::{
     MAX_PID, MarkerReport, MetadataFile, Problem, Reason, SidecarEntry, State, Verdict,
 };
+pub use read::MAX_METADATA_BYTES;
 pub use stop::{
     DEFAULT_GRACE, KILL_WAIT, MAX_GRACE, StopOptions, StopOutcome, parse_signal, signal_name, stop,
 };
@@ -53,9 +53,9 @@ pub use trust::check_runtime_dir;
 pub use watch::{Event, GoneReason, WatchOptions, Watcher, watch};
 pub use writer::{create_marker, remove_marker};
 
-use markers::{Broken, Loc, Marker};
 use probe::{Outcome, Prober};
 use process::Liveness;
+use read::{Broken, Loc, Marker};
 use trust::Trust;
 
 /// Probe timeout used when the caller sets none.
@@ -185,9 +185,9 @@ pub fn probe_entry(marker_dir: impl AsRef<Path>) -> Result<SidecarEntry> {
 pub fn probe_entry_with(marker_dir: impl AsRef<Path>, opts: &ProbeOptions) -> Result<SidecarEntry> {
     let path = caller_path(marker_dir.as_ref(), "marker_dir")?;
     let dir = sys::open(&path, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC)
-        .map_err(|e| StackError::from(markers::open_dir_error(path.clone(), e)))?;
+        .map_err(|e| StackError::from(read::open_dir_error(path.clone(), e)))?;
     let loc = Loc::Dir(dir.as_fd());
-    let marker = markers::read_marker(loc, path, &mut sys::CloseLater::default())?;
+    let marker = read::read_marker(loc, path, &mut sys::CloseLater::default())?;
     Ok(assess_one(loc, marker, opts).entry)
 }
 
@@ -260,7 +260,7 @@ pub(crate) fn with_marker<R>(
         run: run.as_fd(),
         name: &name,
     };
-    let marker = match markers::read_marker(
+    let marker = match read::read_marker(
         loc,
         run_path.join(sandbox_id),
         &mut sys::CloseLater::default(),
@@ -283,7 +283,7 @@ fn is_absent(run: BorrowedFd<'_>, name: &CStr) -> bool {
 fn assess_one(loc: Loc<'_>, marker: Marker, opts: &ProbeOptions) -> Assessment {
     let mut later = sys::CloseLater::default();
     let uptime =
-        markers::uptime_secs(loc, &marker.path, SystemTime::now(), &mut later).unwrap_or(None);
+        read::uptime_secs(loc, &marker.path, SystemTime::now(), &mut later).unwrap_or(None);
     let liveness = process::liveness_in(&marker.meta, &mut later);
     let outcome = if liveness.is_stale() {
         None
@@ -682,7 +682,7 @@ fn scan_part(
                     }
                     gc::Debris::Finish(_) | gc::Debris::InProgress | gc::Debris::Vanished => {}
                     gc::Debris::Left(why) => {
-                        let error = StackError::parse(markers::child_path(run_path, name), why);
+                        let error = StackError::parse(read::child_path(run_path, name), why);
                         out.broken(mode, entry_name(name), Reason::Leftover, &error);
                     }
                 }
@@ -699,13 +699,13 @@ fn scan_part(
             }
         };
         if let Some((reason, why)) = broken_entry {
-            let path = markers::child_path(run_path, name);
+            let path = read::child_path(run_path, name);
             let error = StackError::parse(path, why);
             out.broken(mode, entry_name(name), reason, &error);
             continue;
         }
         let loc = Loc::Entry { run, name };
-        let mut read = markers::read_marker(loc, markers::child_path(run_path, name), &mut later);
+        let mut read = read::read_marker(loc, read::child_path(run_path, name), &mut later);
         if let Err(b) = &read
             && b.error
                 .errno()
@@ -716,7 +716,7 @@ fn scan_part(
             // Our own in-flight probes hold the descriptors: settle them
             // and read once more.
             p.settle_all();
-            read = markers::read_marker(loc, markers::child_path(run_path, name), &mut later);
+            read = read::read_marker(loc, read::child_path(run_path, name), &mut later);
         }
         let marker = match read {
             Ok(m) => m,
@@ -744,8 +744,7 @@ fn scan_part(
                     }),
                 }
             } else if mode.report {
-                let uptime =
-                    markers::uptime_secs(loc, &marker.path, now, &mut later).unwrap_or(None);
+                let uptime = read::uptime_secs(loc, &marker.path, now, &mut later).unwrap_or(None);
                 out.report(assess(marker, liveness, None, uptime));
             }
             continue;
@@ -753,7 +752,7 @@ fn scan_part(
         let Some(prober) = prober.as_mut() else {
             continue;
         };
-        let uptime = markers::uptime_secs(loc, &marker.path, now, &mut later).unwrap_or(None);
+        let uptime = read::uptime_secs(loc, &marker.path, now, &mut later).unwrap_or(None);
         let key = waiting.len();
         match prober.start(key, &marker.endpoint, loc, &marker.path, &mut later) {
             Some(outcome) => {

@@ -34,8 +34,8 @@ use std::sync::{Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use super::endpoint::Endpoint;
-use super::markers::{DEFAULT_SOCKET, Loc};
 use super::model::{Reason, State};
+use super::read::{DEFAULT_SOCKET, Loc};
 use super::sys;
 
 /// What probing an endpoint found.
@@ -371,7 +371,7 @@ impl Prober {
     ) -> Option<Outcome> {
         match endpoint {
             Endpoint::MarkerSocket => {
-                let rel = loc.rel(super::markers::SOCKET_FILE);
+                let rel = loc.rel(super::read::SOCKET_FILE);
                 // Without O_NOFOLLOW, RESOLVE_NO_SYMLINKS refuses a symlink
                 // as the last component too (ELOOP) instead of opening it.
                 let opened = later.open(|| {
@@ -641,7 +641,7 @@ const SO_PEERPIDFD: libc::c_int = 77;
 /// cannot see. (docs/design.md, "Trust": how it combines with the identity
 /// fields.)
 pub(crate) fn socket_listener(loc: Loc<'_>) -> Option<(OwnedFd, u32)> {
-    let rel = loc.rel(super::markers::SOCKET_FILE);
+    let rel = loc.rel(super::read::SOCKET_FILE);
     let path = sys::openat2(
         loc.base(),
         &rel,

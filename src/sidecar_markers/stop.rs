@@ -33,8 +33,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::error::{Result, StackError};
-use super::markers::{self, Marker};
 use super::process::{self, Identity, Liveness};
+use super::read::{self, Marker};
 use super::stop_lock::{self, StopLock};
 use super::{authority, gc, probe, sys};
 
@@ -413,7 +413,7 @@ impl Job<'_> {
         {
             return None;
         }
-        let loc = markers::Loc::Entry {
+        let loc = read::Loc::Entry {
             run: self.run,
             name: self.name,
         };
@@ -547,7 +547,7 @@ impl Job<'_> {
         };
         // Still the marker judged (same file, same bytes: see
         // gc::holds_judged), not one re-created under its name?
-        match gc::holds_judged(dir.as_fd(), markers::METADATA, &self.marker.meta_id) {
+        match gc::holds_judged(dir.as_fd(), read::METADATA, &self.marker.meta_id) {
             Ok(true) => Ok(Some(lock)),
             Ok(false) => Ok(None),
             Err(e) => Err(StackError::io(

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use super::error::{Result, StackError};
-use super::markers::{METADATA, PID_FILE, SOCKET_FILE};
+use super::read::{METADATA, PID_FILE, SOCKET_FILE};
 use super::{
     Mode, ProbeOptions, Scan, SidecarEntry, State, caller_path, is_valid_sandbox_id, scan_entries,
     sys, trust,

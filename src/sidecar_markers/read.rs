@@ -1,5 +1,7 @@
-//! What a marker holds: the `metadata.toml` schema, the entry we report, and
-//! reading one marker directory safely relative to an open directory.
+//! Reading one marker directory safely, relative to an open directory: its
+//! `metadata.toml` opened without following a symlink or crossing a mount
+//! point, read once and validated; `sidecar.pid`'s age; whose claim the
+//! marker is (docs/design.md, "On-disk format", "Trust").
 
 use std::ffi::{CStr, CString};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
