@@ -23,6 +23,8 @@ mod gc;
 mod macros;
 mod metadata;
 mod model;
+mod options;
+mod paths;
 mod probe;
 mod process;
 mod read;
@@ -34,145 +36,33 @@ mod trust;
 mod watch;
 mod writer;
 
-use std::ffi::{CStr, CString, OsStr};
+use std::ffi::{CStr, CString};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 pub use error::{ErrorCode, ErrorInfo, Result, StackError};
 pub use model::{
     MAX_PID, MarkerReport, MetadataFile, Problem, Reason, SidecarEntry, State, Verdict,
 };
-pub use read::MAX_METADATA_BYTES;
-pub use stop::{
-    DEFAULT_GRACE, KILL_WAIT, MAX_GRACE, StopOptions, StopOutcome, parse_signal, signal_name, stop,
+pub use options::{
+    DEFAULT_GRACE, DEFAULT_TIMEOUT, KILL_WAIT, MAX_GRACE, MAX_SANDBOX_ID_LEN, MAX_TIMEOUT,
+    ProbeOptions, ScanOptions, StopOptions, validate_sandbox_id,
 };
+pub use paths::default_runtime_dir;
+pub use read::MAX_METADATA_BYTES;
+pub use stop::{StopOutcome, parse_signal, signal_name, stop};
 pub use trust::check_runtime_dir;
 pub use watch::{Event, GoneReason, WatchOptions, Watcher, watch};
 pub use writer::{create_marker, remove_marker};
 
+use options::is_valid_sandbox_id;
+use paths::{caller_path, child_path, entry_name};
 use probe::{Outcome, Prober};
 use process::Liveness;
 use read::{Broken, Loc, Marker};
 use trust::Trust;
-
-/// Probe timeout used when the caller sets none.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(200);
-
-/// Longest probe timeout any surface accepts (10 minutes). Every surface
-/// takes its default and maximum from here.
-pub const MAX_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// Longest sandbox id, in bytes.
-pub const MAX_SANDBOX_ID_LEN: usize = 255;
-
-/// Per-call probe settings. Passed explicitly; there is no global state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ProbeOptions {
-    /// How long a connect to a sidecar's endpoint may take before the
-    /// sidecar is reported `unhealthy`. Endpoints are probed concurrently,
-    /// so a whole listing waits about one timeout at most.
-    pub timeout: Duration,
-}
-
-impl Default for ProbeOptions {
-    fn default() -> Self {
-        ProbeOptions {
-            timeout: DEFAULT_TIMEOUT,
-        }
-    }
-}
-
-impl ProbeOptions {
-    pub fn with_timeout(timeout: Duration) -> Self {
-        ProbeOptions { timeout }
-    }
-}
-
-/// Checks a caller-supplied sandbox id against docs/design.md, "Invariants" (6): non-empty, at
-/// most 255 bytes, only `[A-Za-z0-9._-]`, not starting with `.`.
-pub fn validate_sandbox_id(id: &str) -> Result<()> {
-    let bad = |reason: &str| {
-        Err(StackError::InvalidSandboxId {
-            id: id.to_owned(),
-            reason: reason.to_owned(),
-        })
-    };
-    if id.is_empty() {
-        return bad("must not be empty");
-    }
-    if id.len() > MAX_SANDBOX_ID_LEN {
-        return bad("longer than 255 bytes");
-    }
-    if id.starts_with('.') {
-        return bad("must not start with '.' (reserved for temporary names)");
-    }
-    if let Some(c) = id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return bad(&format!(
-            "character {c:?} is not allowed (only A-Z a-z 0-9 . _ -)"
-        ));
-    }
-    Ok(())
-}
-
-fn is_valid_sandbox_id(name: &[u8]) -> bool {
-    std::str::from_utf8(name).is_ok_and(|s| validate_sandbox_id(s).is_ok())
-}
-
-fn empty_path(what: &str) -> StackError {
-    StackError::InvalidArgument {
-        what: what.into(),
-        reason: "is empty (pass the default runtime dir explicitly, or use the binding's default)"
-            .into(),
-    }
-}
-
-/// A caller's path made absolute (lexically, `std::path::absolute`: no
-/// symlink is resolved), so every path reported — `listen` of a marker's
-/// default socket included — is right from any directory. Empty paths are
-/// refused rather than taken as the current directory, and so are paths
-/// that are not UTF-8: every surface reports paths as strings, and a lossy
-/// one would name a path that does not exist.
-pub(crate) fn caller_path(path: &Path, what: &str) -> Result<PathBuf> {
-    if path.as_os_str().is_empty() {
-        return Err(empty_path(what));
-    }
-    if path.to_str().is_none() {
-        return Err(StackError::InvalidArgument {
-            what: what.into(),
-            reason: format!(
-                "{} is not valid UTF-8 (paths are reported as strings; use a UTF-8 path)",
-                text::path_string(path)
-            ),
-        });
-    }
-    std::path::absolute(path).map_err(|e| StackError::io("make absolute", path, e))
-}
-
-/// The runtime directory used when the caller gives none:
-/// `$FIRMA_STATE_DIR` if set and non-empty, else `$XDG_RUNTIME_DIR/firma`,
-/// else `/run/firma` for root (effective uid 0) and `/tmp/firma-<euid>` for
-/// everyone else. Root never falls back to `/tmp`, where any user can
-/// create the directory first; another user's `/tmp/firma-<euid>` must be
-/// their own to be trusted ([`check_runtime_dir`]).
-pub fn default_runtime_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("FIRMA_STATE_DIR").filter(|v| !v.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
-        return PathBuf::from(dir).join("firma");
-    }
-    // SAFETY: geteuid cannot fail.
-    match unsafe { libc::geteuid() } {
-        0 => PathBuf::from(trust::ROOT_RUNTIME_DIR),
-        euid => trust::last_resort(euid),
-    }
-}
 
 /// Reads and probes one marker directory (named by any path the caller
 /// likes; the directory name must equal the marker's `sandbox_id`).
@@ -357,26 +247,6 @@ impl Assessment {
             Liveness::Alive(_) => outcome.detail(),
         };
         text::one_line(&detail)
-    }
-}
-
-/// What one scan of `run/` does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ScanOptions {
-    /// Probe the live sidecars and return them (`None`: judge liveness
-    /// only, as `gc_stale` does).
-    pub probe: Option<ProbeOptions>,
-    /// Remove the stale markers (`false`: read-only; stale markers are
-    /// neither listed nor removed).
-    pub collect: bool,
-}
-
-impl Default for ScanOptions {
-    fn default() -> Self {
-        ScanOptions {
-            probe: Some(ProbeOptions::default()),
-            collect: true,
-        }
     }
 }
 
@@ -603,11 +473,6 @@ fn scan_entries(
     out
 }
 
-/// An entry name for people and JSON: lossless (`\xNN` for non-UTF-8).
-fn entry_name(name: &CStr) -> String {
-    text::path_string(Path::new(OsStr::from_bytes(name.to_bytes())))
-}
-
 /// A live marker whose probe is still in flight.
 struct Waiting {
     marker: Marker,
@@ -682,7 +547,7 @@ fn scan_part(
                     }
                     gc::Debris::Finish(_) | gc::Debris::InProgress | gc::Debris::Vanished => {}
                     gc::Debris::Left(why) => {
-                        let error = StackError::parse(read::child_path(run_path, name), why);
+                        let error = StackError::parse(child_path(run_path, name), why);
                         out.broken(mode, entry_name(name), Reason::Leftover, &error);
                     }
                 }
@@ -699,13 +564,13 @@ fn scan_part(
             }
         };
         if let Some((reason, why)) = broken_entry {
-            let path = read::child_path(run_path, name);
+            let path = child_path(run_path, name);
             let error = StackError::parse(path, why);
             out.broken(mode, entry_name(name), reason, &error);
             continue;
         }
         let loc = Loc::Entry { run, name };
-        let mut read = read::read_marker(loc, read::child_path(run_path, name), &mut later);
+        let mut read = read::read_marker(loc, child_path(run_path, name), &mut later);
         if let Err(b) = &read
             && b.error
                 .errno()
@@ -716,7 +581,7 @@ fn scan_part(
             // Our own in-flight probes hold the descriptors: settle them
             // and read once more.
             p.settle_all();
-            read = read::read_marker(loc, read::child_path(run_path, name), &mut later);
+            read = read::read_marker(loc, child_path(run_path, name), &mut later);
         }
         let marker = match read {
             Ok(m) => m,

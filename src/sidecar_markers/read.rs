@@ -380,8 +380,3 @@ fn uptime(st: &libc::stat, now: SystemTime) -> Option<u64> {
         );
     now.duration_since(mtime).ok().map(|d| d.as_secs())
 }
-
-/// `<path>` as shown in messages for an entry `name` under `dir`.
-pub(crate) fn child_path(dir: &Path, name: &CStr) -> PathBuf {
-    dir.join(std::ffi::OsStr::from_bytes(name.to_bytes()))
-}

@@ -33,51 +33,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::error::{Result, StackError};
+use super::options::{KILL_WAIT, StopOptions};
 use super::process::{self, Identity, Liveness};
 use super::read::{self, Marker};
 use super::stop_lock::{self, StopLock};
 use super::{authority, gc, probe, sys};
-
-/// Grace period used when the caller sets none.
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
-
-/// Longest grace period any surface accepts (10 minutes).
-pub const MAX_GRACE: Duration = Duration::from_secs(600);
-
-/// How long `stop` waits for the exit after `SIGKILL`. A process that
-/// outlives it (stuck in uninterruptible sleep) is reported not exited.
-pub const KILL_WAIT: Duration = Duration::from_secs(5);
-
-/// How one [`stop`] proceeds. Passed explicitly; there is no global state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StopOptions {
-    /// The first signal sent (default `SIGTERM`). Any signal from 1 to
-    /// `SIGRTMAX`.
-    pub signal: i32,
-    /// How long to wait for the exit after the first signal (default 10 s,
-    /// at most [`MAX_GRACE`]).
-    pub grace: Duration,
-    /// Send `SIGKILL` when the process is still alive after the grace
-    /// period (default `true`). With `false` it is left running, and so is
-    /// its marker.
-    pub kill: bool,
-    /// Require a verified identity (default `true`). `false` is the unsafe
-    /// opt-out for markers that record no identity (or come from another
-    /// pid namespace): the pid is then signalled on the marker's word. A
-    /// proof that the pid was reused is never overridden.
-    pub verify_identity: bool,
-}
-
-impl Default for StopOptions {
-    fn default() -> Self {
-        StopOptions {
-            signal: libc::SIGTERM,
-            grace: DEFAULT_GRACE,
-            kill: true,
-            verify_identity: true,
-        }
-    }
-}
 
 /// What one [`stop`] did. Serializes as the JSON every surface returns:
 /// `{"sandbox_id","pid","signals","exited","killed","collected","waited_ms"}`.
@@ -206,17 +166,6 @@ fn plain_number(digits: &str) -> Option<i32> {
     plain.then(|| digits.parse().unwrap_or(i32::MAX))
 }
 
-fn check_signal(sig: i32) -> Result<()> {
-    if (1..=libc::SIGRTMAX()).contains(&sig) {
-        Ok(())
-    } else {
-        Err(StackError::InvalidArgument {
-            what: "signal".into(),
-            reason: format!("{sig} is not a signal number in 1..={}", libc::SIGRTMAX()),
-        })
-    }
-}
-
 const SIGNALS: &[(&str, i32)] = &[
     ("SIGHUP", libc::SIGHUP),
     ("SIGINT", libc::SIGINT),
@@ -262,17 +211,7 @@ pub fn stop(
     sandbox_id: &str,
     opts: &StopOptions,
 ) -> Result<Option<StopOutcome>> {
-    check_signal(opts.signal)?;
-    if opts.grace > MAX_GRACE {
-        return Err(StackError::InvalidArgument {
-            what: "grace".into(),
-            reason: format!(
-                "{} ms is longer than the maximum, {} ms",
-                opts.grace.as_millis(),
-                MAX_GRACE.as_millis()
-            ),
-        });
-    }
+    opts.validate()?;
     // Refused on an untrusted directory (docs/design.md, "Trust").
     let (dir, need) = (runtime_dir.as_ref(), Some("stop a sidecar"));
     super::with_marker(dir, sandbox_id, need, |run, name, marker, trust| {

@@ -33,11 +33,8 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use super::error::{Result, StackError};
-use super::{caller_path, sys};
-
-/// The runtime directory root uses when the environment names none
-/// (never under `/tmp`, where anyone can create it first).
-pub(crate) const ROOT_RUNTIME_DIR: &str = "/run/firma";
+use super::paths::{caller_path, last_resort};
+use super::sys;
 
 /// Symlinks followed at most, one after the other, for the runtime
 /// directory's last component (each one checked).
@@ -328,12 +325,6 @@ impl Trust {
             )
         })
     }
-}
-
-/// `/tmp/firma-<uid>`: the last-resort default runtime directory of `uid`
-/// (root has [`ROOT_RUNTIME_DIR`] instead).
-pub(crate) fn last_resort(uid: u32) -> PathBuf {
-    PathBuf::from(format!("/tmp/firma-{uid}"))
 }
 
 /// Where the runtime directory's last component is opened from.

@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 use super::error::{Result, StackError};
 use super::metadata::check_pid;
 use super::model::MetadataFile;
+use super::options::validate_sandbox_id;
 use super::trust::{self, RunDir};
-use super::{gc, process, sys, validate_sandbox_id};
+use super::{gc, process, sys};
 
 /// Prefix of a marker being assembled: `.tmp-<writer pid>-<pidns>-<random>`
 /// (see `gc::reserved_name`; `.tmp-<pid>-<n>` is the old form).
