@@ -72,7 +72,10 @@ pub fn probe_entry(marker_dir: impl AsRef<Path>) -> Result<SidecarEntry> {
 }
 
 /// [`probe_entry`] with explicit probe options.
+/// A timeout of 0 or above [`MAX_TIMEOUT`] is refused with `invalid_argument`
+/// ([`ProbeOptions::validate`]).
 pub fn probe_entry_with(marker_dir: impl AsRef<Path>, opts: &ProbeOptions) -> Result<SidecarEntry> {
+    opts.validate()?;
     let path = caller_path(marker_dir.as_ref(), "marker_dir")?;
     let dir = sys::open(&path, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC)
         .map_err(|e| StackError::from(read::open_dir_error(path.clone(), e)))?;
@@ -89,11 +92,14 @@ pub fn get(runtime_dir: impl AsRef<Path>, sandbox_id: &str) -> Result<Option<Sid
 }
 
 /// [`get`] with explicit probe options.
+/// A timeout of 0 or above [`MAX_TIMEOUT`] is refused with `invalid_argument`
+/// ([`ProbeOptions::validate`]).
 pub fn get_with(
     runtime_dir: impl AsRef<Path>,
     sandbox_id: &str,
     opts: &ProbeOptions,
 ) -> Result<Option<SidecarEntry>> {
+    opts.validate()?;
     Ok(assess_by_id(runtime_dir.as_ref(), sandbox_id, opts)?.map(|a| a.entry))
 }
 
@@ -276,7 +282,8 @@ pub fn list(runtime_dir: impl AsRef<Path>) -> Result<Vec<SidecarEntry>> {
     list_with(runtime_dir, &ProbeOptions::default())
 }
 
-/// [`list`] with explicit probe options.
+/// [`list`] with explicit probe options, checked by [`scan`]: a timeout of
+/// 0 or above [`MAX_TIMEOUT`] is refused with `invalid_argument`.
 pub fn list_with(runtime_dir: impl AsRef<Path>, opts: &ProbeOptions) -> Result<Vec<SidecarEntry>> {
     let scan_opts = ScanOptions {
         probe: Some(*opts),
@@ -310,10 +317,13 @@ pub fn inspect(runtime_dir: impl AsRef<Path>) -> Result<Vec<MarkerReport>> {
 }
 
 /// [`inspect`] with explicit probe options.
+/// A timeout of 0 or above [`MAX_TIMEOUT`] is refused with `invalid_argument`
+/// ([`ProbeOptions::validate`]).
 pub fn inspect_with(
     runtime_dir: impl AsRef<Path>,
     opts: &ProbeOptions,
 ) -> Result<Vec<MarkerReport>> {
+    opts.validate()?;
     let mode = Mode {
         probe: Some(*opts),
         collect: false,
@@ -325,11 +335,13 @@ pub fn inspect_with(
 }
 
 /// One pass over `run/`: see [`ScanOptions`]. Fails only when `run/`
-/// exists but cannot be opened or enumerated (or the arguments are bad);
+/// exists but cannot be opened or enumerated, or the options are bad
+/// ([`ScanOptions::validate`]);
 /// everything tied to one marker stays that marker's problem. On a
 /// directory that fails the trust checks the scan is read-only and says
 /// why in [`ScanReport::untrusted`].
 pub fn scan(runtime_dir: impl AsRef<Path>, opts: &ScanOptions) -> Result<ScanReport> {
+    opts.validate()?;
     let mode = Mode {
         probe: opts.probe,
         collect: opts.collect,
