@@ -16,6 +16,7 @@
 //! control nothing is collected, and what removes, signals or writes
 //! refuses with `untrusted_directory`.
 
+mod assess;
 mod authority;
 mod endpoint;
 mod error;
@@ -36,7 +37,7 @@ mod trust;
 mod watch;
 mod writer;
 
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 use std::sync::OnceLock;
@@ -57,10 +58,12 @@ pub use trust::check_runtime_dir;
 pub use watch::{Event, GoneReason, WatchOptions, Watcher, watch};
 pub use writer::{create_marker, remove_marker};
 
+use assess::{Assessment, assess};
 use options::is_valid_sandbox_id;
 use paths::{caller_path, child_path, entry_name};
-use probe::{Outcome, Prober};
+use probe::Prober;
 use process::Liveness;
+use read::is_absent;
 use read::{Broken, Loc, Marker};
 use trust::Trust;
 
@@ -81,7 +84,7 @@ pub fn probe_entry_with(marker_dir: impl AsRef<Path>, opts: &ProbeOptions) -> Re
         .map_err(|e| StackError::from(read::open_dir_error(path.clone(), e)))?;
     let loc = Loc::Dir(dir.as_fd());
     let marker = read::read_marker(loc, path, &mut sys::CloseLater::default())?;
-    Ok(assess_one(loc, marker, opts).entry)
+    Ok(assess::assess_one(loc, marker, opts).entry)
 }
 
 /// Looks up and probes the marker of `sandbox_id`. `Ok(None)` when there is
@@ -100,160 +103,7 @@ pub fn get_with(
     opts: &ProbeOptions,
 ) -> Result<Option<SidecarEntry>> {
     opts.validate()?;
-    Ok(assess_by_id(runtime_dir.as_ref(), sandbox_id, opts)?.map(|a| a.entry))
-}
-
-/// Everything one marker's judgement produced.
-pub(crate) struct Assessment {
-    pub verdict: Verdict,
-    pub reason: Reason,
-    pub entry: SidecarEntry,
-    /// What `stop` and `watch` act on (they re-check it with a pidfd held).
-    pub liveness: Liveness,
-    /// The probe's outcome (`Unavailable` when stale: never probed).
-    outcome: Outcome,
-}
-
-/// Reads and judges `run/<sandbox_id>`; `None` when there is no such
-/// marker directory.
-pub(crate) fn assess_by_id(
-    runtime_dir: &Path,
-    sandbox_id: &str,
-    opts: &ProbeOptions,
-) -> Result<Option<Assessment>> {
-    with_marker(runtime_dir, sandbox_id, None, |run, name, marker, _| {
-        assess_one(Loc::Entry { run, name }, marker, opts)
-    })
-}
-
-/// Opens `run/`, reads the marker `run/<sandbox_id>` and hands both to `f`,
-/// with what the trust checks found (the one lookup by id, for `get` and
-/// `stop`); `None` when there is no such marker directory. With `need`
-/// (the action, for `stop`), a directory that fails the trust checks
-/// refuses with `untrusted_directory` before any marker is read, even when
-/// there is none.
-pub(crate) fn with_marker<R>(
-    runtime_dir: &Path,
-    sandbox_id: &str,
-    need: Option<&'static str>,
-    f: impl FnOnce(BorrowedFd<'_>, &CString, Marker, &Trust) -> R,
-) -> Result<Option<R>> {
-    validate_sandbox_id(sandbox_id)?;
-    let dirs = trust::open_dirs(runtime_dir)?;
-    if let (Some(action), Some(trust)) = (need, &dirs.trust) {
-        trust.require(action)?;
-    }
-    let Some(trust::RunDir {
-        fd: run,
-        path: run_path,
-        trust,
-    }) = dirs.run
-    else {
-        return Ok(None);
-    };
-    let name = CString::new(sandbox_id).expect("validated id has no NUL");
-    let loc = Loc::Entry {
-        run: run.as_fd(),
-        name: &name,
-    };
-    let marker = match read::read_marker(
-        loc,
-        run_path.join(sandbox_id),
-        &mut sys::CloseLater::default(),
-    ) {
-        Ok(m) => m,
-        // No marker directory at all is "absent"; a directory without
-        // metadata.toml is a broken marker and stays an error.
-        Err(e) if e.is_not_found() && is_absent(run.as_fd(), &name) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    Ok(Some(f(run.as_fd(), &name, marker, &trust)))
-}
-
-fn is_absent(run: BorrowedFd<'_>, name: &CStr) -> bool {
-    matches!(sys::lstatat(run, name), Err(e) if e.raw_os_error() == Some(libc::ENOENT))
-}
-
-/// Judges one marker: the one liveness function, then (unless provably
-/// stopped) one probe of its endpoint.
-fn assess_one(loc: Loc<'_>, marker: Marker, opts: &ProbeOptions) -> Assessment {
-    let mut later = sys::CloseLater::default();
-    let uptime =
-        read::uptime_secs(loc, &marker.path, SystemTime::now(), &mut later).unwrap_or(None);
-    let liveness = process::liveness_in(&marker.meta, &mut later);
-    let outcome = if liveness.is_stale() {
-        None
-    } else {
-        let mut prober = Prober::new(opts.timeout, 1);
-        match prober.start(0, &marker.endpoint, loc, &marker.path, &mut later) {
-            Some(o) => Some(o),
-            None => prober.finish().first().map(|&(_, o)| o),
-        }
-    };
-    assess(marker, liveness, outcome, uptime)
-}
-
-/// The one place a marker's verdict, state, reason and detail are decided
-/// from its liveness and (for the non-stale) its probe outcome. `list`,
-/// `get`, `gc_stale`, `probe_entry` and `inspect` all come through here.
-/// (The detail, a sentence for a person, is only written when asked for:
-/// `list` never shows it.)
-fn assess(
-    marker: Marker,
-    liveness: Liveness,
-    outcome: Option<Outcome>,
-    uptime: Option<u64>,
-) -> Assessment {
-    let outcome = outcome.unwrap_or(Outcome::Unavailable("the probe gave no answer"));
-    let (verdict, state, reason) = match liveness {
-        Liveness::Gone => (Verdict::Stale, State::Stopped, Reason::ProcessGone),
-        Liveness::Zombie => (Verdict::Stale, State::Stopped, Reason::Zombie),
-        Liveness::Reused => (Verdict::Stale, State::Stopped, Reason::PidReused),
-        Liveness::OtherBoot => (Verdict::Stale, State::Stopped, Reason::OtherBoot),
-        Liveness::Unverifiable(_) if outcome == Outcome::Serving => {
-            (Verdict::Live, State::Running, Reason::Serving)
-        }
-        Liveness::Unverifiable(_) => (Verdict::Live, State::Unknown, Reason::Unverifiable),
-        Liveness::Alive(_) => (Verdict::Live, outcome.state(), outcome.reason()),
-    };
-    Assessment {
-        verdict,
-        reason,
-        entry: marker.into_entry(state, uptime),
-        liveness,
-        outcome,
-    }
-}
-
-impl Assessment {
-    /// One line for a person: why the marker got its verdict and state.
-    pub(crate) fn detail(&self) -> String {
-        let pid = self.entry.pid;
-        let outcome = self.outcome;
-        let detail = match self.liveness {
-            Liveness::Gone => format!("no process with pid {pid}"),
-            Liveness::Zombie => format!("pid {pid} is a zombie: the sidecar exited"),
-            Liveness::Reused => {
-                format!("pid {pid} belongs to another process now (its start time differs)")
-            }
-            Liveness::OtherBoot => "the marker was written during another boot".to_owned(),
-            // Serving despite an unverifiable process: `assess` made it running.
-            Liveness::Unverifiable(why) if self.reason == Reason::Serving => {
-                format!("{}; process not verified: {why}", outcome.detail())
-            }
-            Liveness::Unverifiable(why) => format!(
-                "process cannot be checked: {why}; endpoint: {}",
-                outcome.detail()
-            ),
-            Liveness::Alive(
-                process::Identity::Unchecked(why) | process::Identity::Foreign(why),
-            ) => {
-                format!("{}; identity not checked: {why}", outcome.detail())
-            }
-            Liveness::Alive(_) => outcome.detail(),
-        };
-        text::one_line(&detail)
-    }
+    Ok(assess::by_id(runtime_dir.as_ref(), sandbox_id, opts)?.map(|a| a.entry))
 }
 
 /// Everything one scan found.

@@ -13,7 +13,9 @@ use super::endpoint::{Endpoint, parse_listen};
 use super::error::{Result, StackError};
 use super::metadata::parse_metadata;
 use super::model::{MetadataFile, Reason, SidecarEntry, State};
+use super::options::validate_sandbox_id;
 use super::sys;
+use super::trust::{self, Trust};
 
 /// Largest `metadata.toml` we read; anything bigger is a parse error.
 pub const MAX_METADATA_BYTES: usize = 64 * 1024;
@@ -379,4 +381,52 @@ fn uptime(st: &libc::stat, now: SystemTime) -> Option<u64> {
             st.st_mtime_nsec.clamp(0, 999_999_999) as u32,
         );
     now.duration_since(mtime).ok().map(|d| d.as_secs())
+}
+
+/// Opens `run/`, reads the marker `run/<sandbox_id>` and hands both to `f`,
+/// with what the trust checks found (the one lookup by id, for `get` and
+/// `stop`); `None` when there is no such marker directory. With `need`
+/// (the action, for `stop`), a directory that fails the trust checks
+/// refuses with `untrusted_directory` before any marker is read, even when
+/// there is none.
+pub(crate) fn with_marker<R>(
+    runtime_dir: &Path,
+    sandbox_id: &str,
+    need: Option<&'static str>,
+    f: impl FnOnce(BorrowedFd<'_>, &CString, Marker, &Trust) -> R,
+) -> Result<Option<R>> {
+    validate_sandbox_id(sandbox_id)?;
+    let dirs = trust::open_dirs(runtime_dir)?;
+    if let (Some(action), Some(trust)) = (need, &dirs.trust) {
+        trust.require(action)?;
+    }
+    let Some(trust::RunDir {
+        fd: run,
+        path: run_path,
+        trust,
+    }) = dirs.run
+    else {
+        return Ok(None);
+    };
+    let name = CString::new(sandbox_id).expect("validated id has no NUL");
+    let loc = Loc::Entry {
+        run: run.as_fd(),
+        name: &name,
+    };
+    let marker = match read_marker(
+        loc,
+        run_path.join(sandbox_id),
+        &mut sys::CloseLater::default(),
+    ) {
+        Ok(m) => m,
+        // No marker directory at all is "absent"; a directory without
+        // metadata.toml is a broken marker and stays an error.
+        Err(e) if e.is_not_found() && is_absent(run.as_fd(), &name) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Some(f(run.as_fd(), &name, marker, &trust)))
+}
+
+pub(crate) fn is_absent(run: BorrowedFd<'_>, name: &CStr) -> bool {
+    matches!(sys::lstatat(run, name), Err(e) if e.raw_os_error() == Some(libc::ENOENT))
 }

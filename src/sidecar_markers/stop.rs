@@ -214,7 +214,7 @@ pub fn stop(
     opts.validate()?;
     // Refused on an untrusted directory (docs/design.md, "Trust").
     let (dir, need) = (runtime_dir.as_ref(), Some("stop a sidecar"));
-    super::with_marker(dir, sandbox_id, need, |run, name, marker, trust| {
+    read::with_marker(dir, sandbox_id, need, |run, name, marker, trust| {
         Job {
             run,
             name,
