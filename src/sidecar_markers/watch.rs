@@ -35,11 +35,12 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use super::error::{Result, StackError};
+use super::model::{SidecarEntry, State};
+use super::options::{ProbeOptions, is_valid_sandbox_id};
+use super::paths::caller_path;
 use super::read::{METADATA, PID_FILE, SOCKET_FILE};
-use super::{
-    Mode, ProbeOptions, Scan, SidecarEntry, State, caller_path, is_valid_sandbox_id, scan_entries,
-    sys, trust,
-};
+use super::scan::{Mode, Scan, scan_entries};
+use super::{sys, trust};
 
 /// Longest probe or rescan interval accepted (one day).
 pub const MAX_WATCH_INTERVAL: Duration = Duration::from_secs(24 * 3600);
@@ -349,13 +350,13 @@ fn check_interval(what: &str, d: Duration) -> Result<()> {
 /// read (a missing `run/` is watched for as an empty directory).
 pub fn watch(runtime_dir: impl AsRef<Path>, opts: &WatchOptions) -> Result<Watcher> {
     let runtime_dir = caller_path(runtime_dir.as_ref(), "runtime_dir")?;
-    if opts.probe.timeout.is_zero() || opts.probe.timeout > super::MAX_TIMEOUT {
+    if opts.probe.timeout.is_zero() || opts.probe.timeout > super::options::MAX_TIMEOUT {
         return Err(StackError::InvalidArgument {
             what: "timeout".into(),
             reason: format!(
                 "{} ms is out of range (must be more than 0 and at most {} ms)",
                 opts.probe.timeout.as_millis(),
-                super::MAX_TIMEOUT.as_millis()
+                super::options::MAX_TIMEOUT.as_millis()
             ),
         });
     }
