@@ -29,6 +29,7 @@ mod paths;
 mod probe;
 mod process;
 mod read;
+mod reserved;
 mod scan;
 mod stop;
 mod stop_lock;

@@ -17,6 +17,7 @@ use super::paths::{child_path, entry_name};
 use super::probe::{self, Prober};
 use super::process::{self, Liveness};
 use super::read::{self, Broken, Loc, Marker, is_absent};
+use super::reserved::{self, Debris};
 use super::trust::{self, Trust};
 use super::{authority, gc, sys};
 
@@ -266,13 +267,13 @@ fn scan_part(
             // retries). One at work is left unseen; anything else is left
             // and reported, so `inspect` shows it (docs/design.md, "Trust",
             // "Debris").
-            if gc::parse_reserved(bytes).is_some() {
-                match gc::judge_debris(run, name) {
-                    gc::Debris::Finish(seen) if mode.collect => {
+            if reserved::parse_reserved(bytes).is_some() {
+                match reserved::judge_debris(run, name) {
+                    Debris::Finish(seen) if mode.collect => {
                         let _ = gc::finish_leftover(run, name, seen);
                     }
-                    gc::Debris::Finish(_) | gc::Debris::InProgress | gc::Debris::Vanished => {}
-                    gc::Debris::Left(why) => {
+                    Debris::Finish(_) | Debris::InProgress | Debris::Vanished => {}
+                    Debris::Left(why) => {
                         let error = StackError::parse(child_path(run_path, name), why);
                         out.broken(mode, entry_name(name), Reason::Leftover, &error);
                     }

@@ -14,12 +14,9 @@ use super::error::{Result, StackError};
 use super::metadata::check_pid;
 use super::model::MetadataFile;
 use super::options::validate_sandbox_id;
+use super::reserved::{TMP_PREFIX, reserved_name};
 use super::trust::{self, RunDir};
 use super::{gc, process, sys};
-
-/// Prefix of a marker being assembled: `.tmp-<writer pid>-<pidns>-<random>`
-/// (see `gc::reserved_name`; `.tmp-<pid>-<n>` is the old form).
-pub(crate) const TMP_PREFIX: &str = ".tmp-";
 
 /// Creates `<runtime_dir>/run/<sandbox_id>` atomically from `meta` and
 /// returns its path.
@@ -85,7 +82,7 @@ pub fn create_marker(runtime_dir: impl AsRef<Path>, meta: &MetadataFile) -> Resu
     // once this process is provably gone; its random part makes it
     // unguessable. Taken already (a plant, or a dead writer's): pick another.
     let (tmp, tmp_path) = loop {
-        let tmp = gc::reserved_name(TMP_PREFIX);
+        let tmp = reserved_name(TMP_PREFIX);
         let tmp_path = run_path.join(tmp.to_str().expect("ASCII"));
         match sys::mkdirat(run.as_fd(), &tmp, 0o700) {
             Ok(()) => break (tmp, tmp_path),
