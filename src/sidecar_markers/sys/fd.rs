@@ -5,6 +5,41 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::cvt;
+
+/// `/proc/thread-self/<dir>/<fd>`: how the calling thread names one of its
+/// own descriptors by path, and the one place the crate spells it.
+///
+/// Always `thread-self`, never `self`: a scan's worker threads each have a
+/// descriptor table of their own ([`private_fd_table`]), and
+/// `/proc/self/fd/<n>` names descriptor `n` of the process leader's table —
+/// another file, or none — not the worker's. On a thread that shares the
+/// process's table the two name the same file, so `thread-self` is right
+/// everywhere.
+fn thread_self(dir: &str, fd: BorrowedFd<'_>) -> String {
+    format!("/proc/thread-self/{dir}/{}", fd.as_raw_fd())
+}
+
+/// The path of the calling thread's descriptor `fd` (`/proc/thread-self/fd/<fd>`,
+/// see [`thread_self`]): a lookup through it ends at the very inode `fd`
+/// refers to (an `O_PATH` socket or directory, say), following no name.
+pub fn fd_path(fd: BorrowedFd<'_>) -> String {
+    thread_self("fd", fd)
+}
+
+/// The text of `/proc/thread-self/fdinfo/<fd>` (see [`thread_self`]).
+pub fn fdinfo(fd: BorrowedFd<'_>) -> io::Result<String> {
+    std::fs::read_to_string(thread_self("fdinfo", fd))
+}
+
+/// `poll(2)` of `fds` for up to `timeout_ms` milliseconds (-1: no limit):
+/// how many have events (their `revents` set).
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: libc::c_int) -> io::Result<usize> {
+    // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs.
+    cvt(unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) })
+        .map(|n| n as usize)
+}
+
 /// Gives the calling thread a descriptor table of its own that holds only
 /// stdio and `keep` (one `close_range(CLOSE_RANGE_UNSHARE)`, plus one more
 /// when `keep` is above 3); `false` when the kernel refuses (before 5.9, a
@@ -16,8 +51,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// them in one call, and they do not contend for the process's table. The
 /// private table holds no other descriptor of the process, so it keeps
 /// none of the caller's files open. Anything that names a descriptor of
-/// such a thread by path must use `/proc/thread-self/fd`, not
-/// `/proc/self/fd` (that is the process leader's table).
+/// such a thread by path goes through [`fd_path`] (`/proc/thread-self`,
+/// never `/proc/self`, which is the process leader's table).
 pub(crate) fn private_fd_table(keep: BorrowedFd<'_>) -> bool {
     let keep = keep.as_raw_fd() as u32;
     let first = keep.saturating_add(1).max(3);

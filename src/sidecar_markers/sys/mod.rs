@@ -7,15 +7,19 @@
 //!   `openat2`, `fstatat`, `renameat2`, `getdents`, ...);
 //! - [`fd`]: closing a marker's descriptors together, a scan worker's
 //!   private descriptor table, naming a descriptor by path;
-//! - [`proc`]: the process itself (ids, `kill(pid, 0)`, limits).
+//! - [`proc`]: the process itself (ids, `kill(pid, 0)`, limits);
+//! - [`socket`]: the probe's sockets (`socket`, `connect`, `SO_ERROR`,
+//!   `SO_PEERPIDFD`).
 
 pub(crate) mod fd;
 pub(crate) mod fs;
 pub(crate) mod proc;
+pub(crate) mod socket;
 
 use std::io;
 
 pub(crate) use fd::{CloseLater, private_fd_table};
+pub use fd::{fd_path, fdinfo, poll};
 pub use fs::{
     DIR_FLAGS, DirEntry, RESOLVE_NO_XDEV_STRICT, cpath, cstring, fstat, fsync, is_dir, is_reg,
     lstatat, mkdirat, mount_id, open, openat, openat2, read_capped, read_dir, rename_noreplace,
