@@ -6,7 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::error::{Result, StackError};
-use super::text;
+use super::{sys, text};
 
 /// The runtime directory root uses when the environment names none
 /// (never under `/tmp`, where anyone can create it first).
@@ -55,8 +55,7 @@ pub fn default_runtime_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
         return PathBuf::from(dir).join("firma");
     }
-    // SAFETY: geteuid cannot fail.
-    match unsafe { libc::geteuid() } {
+    match sys::geteuid() {
         0 => PathBuf::from(ROOT_RUNTIME_DIR),
         euid => last_resort(euid),
     }

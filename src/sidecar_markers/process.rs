@@ -199,11 +199,7 @@ fn host() -> &'static Host {
             .ok()
             .and_then(|s| parse_boottime_offset(&s))
             .unwrap_or(0),
-        // SAFETY: sysconf has no preconditions.
-        clk_tck: match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
-            n if n > 0 => n as u64,
-            _ => 100,
-        },
+        clk_tck: sys::clk_tck().unwrap_or(100),
     })
 }
 
@@ -549,8 +545,7 @@ mod tests {
         let me = credentials(std::process::id()).unwrap().unwrap();
         assert!(!me.kthread);
         assert_eq!(me.ppid, std::os::unix::process::parent_id());
-        // SAFETY: getuid cannot fail.
-        assert_eq!(me.uids[0], unsafe { libc::getuid() });
+        assert_eq!(me.uids[0], sys::proc::getuid());
         let kthreadd = credentials(2).unwrap().unwrap();
         assert!(kthreadd.kthread, "pid 2 is kthreadd on Linux");
     }

@@ -176,8 +176,7 @@ pub(crate) fn judge_debris(run: BorrowedFd<'_>, name: &CStr) -> Debris {
         Ok(st) => st,
         Err(e) => return left(format!("cannot stat run/: {e}")),
     };
-    // SAFETY: geteuid cannot fail.
-    let euid = unsafe { libc::geteuid() };
+    let euid = sys::geteuid();
     let sticky = run_st.st_mode & libc::S_ISVTX != 0;
     let owner = st.st_uid;
     if !(owner == run_st.st_uid || owner == 0 || (sticky && owner == euid)) {

@@ -184,8 +184,7 @@ fn still_named(dir: BorrowedFd<'_>, name: &CStr, file: BorrowedFd<'_>) -> bool {
 }
 
 fn euid() -> libc::uid_t {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() }
+    sys::geteuid()
 }
 
 /// Whether `st` is a directory only `euid` can write: owned by `euid`, no

@@ -82,8 +82,7 @@ pub(crate) struct Dirs {
 }
 
 fn euid() -> u32 {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() }
+    sys::geteuid()
 }
 
 /// `uid 1001 (mallory)`, or `uid 1001` when `/etc/passwd` does not name it.

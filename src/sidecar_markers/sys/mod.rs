@@ -25,7 +25,7 @@ pub use fs::{
     lstatat, mkdirat, mount_id, open, openat, openat2, read_capped, read_dir, rename_noreplace,
     unlinkat, write_all,
 };
-pub use proc::{kill0, nofile_soft_limit};
+pub use proc::{clk_tck, geteuid, kill0, nofile_soft_limit};
 
 /// A system call's return value that is `-1` on failure (`errno` set).
 pub(crate) trait MinusOne: Copy + PartialEq {

@@ -24,3 +24,27 @@ pub fn kill0(pid: libc::pid_t) -> io::Result<()> {
     // SAFETY: signal 0 only checks existence and permission.
     cvt(unsafe { libc::kill(pid, 0) }).map(drop)
 }
+
+/// The effective uid of this process.
+pub fn geteuid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// The real uid of this process (for tests: the core acts on the
+/// effective uid).
+#[cfg(test)]
+pub fn getuid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`), the unit of start
+/// times in `/proc/<pid>/stat`; `None` when the system does not say.
+pub fn clk_tck() -> Option<u64> {
+    // SAFETY: sysconf has no preconditions.
+    match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
+        n if n > 0 => Some(n as u64),
+        _ => None,
+    }
+}
