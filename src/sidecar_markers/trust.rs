@@ -27,8 +27,7 @@
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStringExt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
@@ -352,30 +351,6 @@ fn anchor(base: Option<BorrowedFd<'_>>, p: &Path) -> io::Result<Anchor> {
     Ok(Anchor::At(dir, sys::cstring(name)?))
 }
 
-/// The text of the symlink open as `link` (`O_PATH | O_NOFOLLOW`).
-fn read_link(link: BorrowedFd<'_>) -> io::Result<PathBuf> {
-    let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
-    // SAFETY: valid descriptor, empty NUL-terminated name (the link
-    // itself, Linux 2.6.39+) and a buffer of the length given.
-    let n = unsafe {
-        libc::readlinkat(
-            link.as_raw_fd(),
-            c"".as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let n = n as usize;
-    if n >= buf.len() {
-        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
-    }
-    buf.truncate(n);
-    Ok(PathBuf::from(std::ffi::OsString::from_vec(buf)))
-}
-
 /// The runtime directory, opened.
 enum Runtime {
     Missing,
@@ -403,16 +378,8 @@ fn open_runtime(path: &Path, caller: u32) -> Result<Runtime> {
                 r
             }
             Ok(Anchor::Whole(c)) => {
-                let d = base.as_ref().map_or(libc::AT_FDCWD, |b| b.as_raw_fd());
-                // SAFETY: valid descriptor (or AT_FDCWD) and NUL-terminated
-                // path; a fresh descriptor nothing else owns.
-                let fd = unsafe { libc::openat(d, c.as_ptr(), flags | libc::O_DIRECTORY) };
-                if fd < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    // SAFETY: as above.
-                    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
-                }
+                let base = base.as_ref().map(AsFd::as_fd);
+                sys::openat_or_cwd(base, &c, flags | libc::O_DIRECTORY, 0)
             }
             Err(e) => Err(e),
         };
@@ -425,7 +392,7 @@ fn open_runtime(path: &Path, caller: u32) -> Result<Runtime> {
         match st.st_mode & libc::S_IFMT {
             libc::S_IFDIR => return Ok(Runtime::Open(fd, st)),
             libc::S_IFLNK if st.st_uid == caller || st.st_uid == 0 => {
-                target = read_link(fd.as_fd()).map_err(err)?;
+                target = sys::read_link_fd(fd.as_fd()).map_err(err)?;
             }
             libc::S_IFLNK => return Ok(Runtime::Unfollowed(st.st_uid, mode_of(&st))),
             _ => return Err(err(io::Error::from_raw_os_error(libc::ENOTDIR))),

@@ -6,12 +6,12 @@
 //! what an error means. Nothing here follows a symlink unless the name says
 //! so.
 
-use std::ffi::{CStr, CString, OsStr};
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io;
 use std::mem::{self, MaybeUninit};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::cvt;
@@ -46,11 +46,51 @@ pub fn openat(
     flags: libc::c_int,
     mode: libc::mode_t,
 ) -> io::Result<OwnedFd> {
-    // SAFETY: valid fd and NUL-terminated name.
-    let fd =
-        cvt(unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, mode as libc::c_uint) })?;
+    openat_or_cwd(Some(dir), name, flags, mode)
+}
+
+/// [`openat`] relative to `dir`, or to the current directory when `None`
+/// (`AT_FDCWD`).
+pub fn openat_or_cwd(
+    dir: Option<BorrowedFd<'_>>,
+    name: &CStr,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> io::Result<OwnedFd> {
+    let dir = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
+    // SAFETY: a valid fd (or AT_FDCWD) and a NUL-terminated name.
+    let fd = cvt(unsafe { libc::openat(dir, name.as_ptr(), flags, mode as libc::c_uint) })?;
     // SAFETY: openat returned a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The text of the symlink open as `link` (`O_PATH | O_NOFOLLOW`):
+/// `readlinkat` with an empty name (the link itself, Linux 2.6.39+), so
+/// the link read is the very one whose owner the caller checked.
+pub fn read_link_fd(link: BorrowedFd<'_>) -> io::Result<PathBuf> {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
+    // SAFETY: valid descriptor, empty NUL-terminated name and a buffer of
+    // the length given.
+    let n = cvt(unsafe {
+        libc::readlinkat(
+            link.as_raw_fd(),
+            c"".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    })? as usize;
+    if n >= buf.len() {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    buf.truncate(n);
+    Ok(PathBuf::from(OsString::from_vec(buf)))
+}
+
+/// `flock(LOCK_EX | LOCK_NB)`: the exclusive lock of the open file `fd`,
+/// or `EWOULDBLOCK` when another open file description holds it.
+pub fn flock_exclusive_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: a valid descriptor; flock has no memory arguments.
+    cvt(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }).map(drop)
 }
 
 /// Whether `openat2(2)` works here; cleared the first time the kernel (or a

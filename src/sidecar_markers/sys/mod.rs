@@ -21,9 +21,9 @@ use std::io;
 pub(crate) use fd::{CloseLater, private_fd_table};
 pub use fd::{fd_path, fdinfo, poll};
 pub use fs::{
-    DIR_FLAGS, DirEntry, RESOLVE_NO_XDEV_STRICT, cpath, cstring, fstat, fsync, is_dir, is_reg,
-    lstatat, mkdirat, mount_id, open, openat, openat2, read_capped, read_dir, rename_noreplace,
-    unlinkat, write_all,
+    DIR_FLAGS, DirEntry, RESOLVE_NO_XDEV_STRICT, cpath, cstring, flock_exclusive_nonblocking,
+    fstat, fsync, is_dir, is_reg, lstatat, mkdirat, mount_id, open, openat, openat_or_cwd, openat2,
+    read_capped, read_dir, read_link_fd, rename_noreplace, unlinkat, write_all,
 };
 pub use proc::{clk_tck, geteuid, kill0, nofile_soft_limit};
 
