@@ -4,7 +4,6 @@
 //! "Debris"). Listings never show dot-names.
 
 use std::ffi::{CStr, CString};
-use std::io;
 use std::os::fd::BorrowedFd;
 
 use super::model::MAX_PID;
@@ -43,26 +42,17 @@ pub(crate) fn reserved_name(prefix: &str) -> CString {
 /// random source by other means, so the name stays unpredictable.
 fn random_u64() -> u64 {
     let mut buf = [0u8; 8];
-    let mut got = 0;
-    while got < buf.len() {
-        // SAFETY: writes at most the remaining bytes of `buf`.
-        let n = unsafe { libc::getrandom(buf[got..].as_mut_ptr().cast(), buf.len() - got, 0) };
-        if n > 0 {
-            got += n as usize;
-        } else if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-            continue;
-        } else {
-            use std::hash::BuildHasher;
-            use std::sync::atomic::{AtomicU64, Ordering};
-            static N: AtomicU64 = AtomicU64::new(0);
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            let n = N.fetch_add(1, Ordering::Relaxed);
-            return std::hash::RandomState::new().hash_one((n, now));
-        }
+    if sys::random::fill(&mut buf).is_ok() {
+        return u64::from_le_bytes(buf);
     }
-    u64::from_le_bytes(buf)
+    use std::hash::BuildHasher;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    std::hash::RandomState::new().hash_one((n, now))
 }
 
 /// What a reserved name says about itself.

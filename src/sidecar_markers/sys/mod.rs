@@ -9,11 +9,13 @@
 //!   private descriptor table, naming a descriptor by path;
 //! - [`proc`]: the process itself (ids, `kill(pid, 0)`, limits);
 //! - [`socket`]: the probe's sockets (`socket`, `connect`, `SO_ERROR`,
-//!   `SO_PEERPIDFD`).
+//!   `SO_PEERPIDFD`);
+//! - [`random`]: random bytes (`getrandom(2)`).
 
 pub(crate) mod fd;
 pub(crate) mod fs;
 pub(crate) mod proc;
+pub(crate) mod random;
 pub(crate) mod socket;
 
 use std::io;
