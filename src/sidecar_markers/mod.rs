@@ -33,7 +33,9 @@ mod reserved;
 mod scan;
 mod stop;
 mod stop_lock;
-mod sys;
+/// The crate's raw system calls (the metrics textfile is to use its
+/// atomic writer).
+pub(crate) mod sys;
 pub mod text;
 mod trust;
 mod watch;

@@ -10,8 +10,11 @@
 //! - [`proc`]: the process itself (ids, `kill(pid, 0)`, limits);
 //! - [`socket`]: the probe's sockets (`socket`, `connect`, `SO_ERROR`,
 //!   `SO_PEERPIDFD`);
-//! - [`random`]: random bytes (`getrandom(2)`).
+//! - [`random`]: random bytes (`getrandom(2)`);
+//! - [`atomic`]: the one atomic file writer (`O_TMPFILE`, `linkat`,
+//!   `renameat`, `fsync`).
 
+pub(crate) mod atomic;
 pub(crate) mod fd;
 pub(crate) mod fs;
 pub(crate) mod proc;
