@@ -40,15 +40,14 @@ pub(crate) fn by_id(
 /// Judges one marker: the one liveness function, then (unless provably
 /// stopped) one probe of its endpoint.
 pub(crate) fn assess_one(loc: Loc<'_>, marker: Marker, opts: &ProbeOptions) -> Assessment {
-    let mut later = sys::CloseLater::default();
-    let uptime =
-        read::uptime_secs(loc, &marker.path, SystemTime::now(), &mut later).unwrap_or(None);
-    let liveness = process::liveness_in(&marker.meta, &mut later);
+    let mut fds = sys::MarkerFds::default();
+    let uptime = read::uptime_secs(loc, &marker.path, SystemTime::now(), &mut fds).unwrap_or(None);
+    let liveness = process::liveness_in(&marker.meta, &mut fds);
     let outcome = if liveness.is_stale() {
         None
     } else {
         let mut prober = Prober::new(opts.timeout, 1);
-        match prober.start(0, &marker.endpoint, loc, &marker.path, &mut later) {
+        match prober.start(0, &marker.endpoint, loc, &marker.path, &mut fds) {
             Some(o) => Some(o),
             None => prober.finish().first().map(|&(_, o)| o),
         }

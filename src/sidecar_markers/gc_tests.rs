@@ -127,7 +127,7 @@ fn read(run: BorrowedFd<'_>, run_path: &Path, name: &CStr) -> read::Marker {
     read::read_marker(
         Loc::Entry { run, name },
         path,
-        &mut sys::CloseLater::default(),
+        &mut sys::MarkerFds::default(),
     )
     .unwrap_or_else(|b| panic!("{}", b.error))
 }

@@ -80,7 +80,7 @@ pub fn probe_entry_with(marker_dir: impl AsRef<Path>, opts: &ProbeOptions) -> Re
     let dir = sys::open(&path, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC)
         .map_err(|e| StackError::from(read::open_dir_error(path.clone(), e)))?;
     let loc = Loc::Dir(dir.as_fd());
-    let marker = read::read_marker(loc, path, &mut sys::CloseLater::default())?;
+    let marker = read::read_marker(loc, path, &mut sys::MarkerFds::default())?;
     Ok(assess::assess_one(loc, marker, opts).entry)
 }
 

@@ -128,8 +128,8 @@ fn errno_of(e: &std::io::Error) -> i32 {
 
 /// One non-blocking connect to the Unix socket at `path` (short enough for
 /// `sun_path`). Never waits, except in the path lookup itself. The socket
-/// goes to `later`.
-fn connect_unix(path: &[u8], later: &mut sys::CloseLater) -> Outcome {
+/// goes to `fds`.
+fn connect_unix(path: &[u8], fds: &mut sys::MarkerFds) -> Outcome {
     let Some(addr) = UnixAddr::new(path) else {
         return Outcome::ConnectError(libc::ENAMETOOLONG);
     };
@@ -141,14 +141,14 @@ fn connect_unix(path: &[u8], later: &mut sys::CloseLater) -> Outcome {
         Ok(()) => Outcome::Serving,
         Err(e) => classify(errno_of(&e)),
     };
-    later.keep(sock.into());
+    fds.keep(sock.into());
     outcome
 }
 
 /// Connects to the socket `fd` refers to (an `O_PATH` descriptor), through
 /// its path [`sys::fd_path`]: the lookup ends at that descriptor's inode.
-fn connect_via_fd(fd: BorrowedFd<'_>, later: &mut sys::CloseLater) -> Outcome {
-    connect_unix(sys::fd_path(fd).as_bytes(), later)
+fn connect_via_fd(fd: BorrowedFd<'_>, fds: &mut sys::MarkerFds) -> Outcome {
+    connect_unix(sys::fd_path(fd).as_bytes(), fds)
 }
 
 /// Connects to a Unix socket path the library does not control: the
@@ -182,7 +182,7 @@ fn connect_unix_path_guarded(path: PathBuf, deadline: Instant) -> PathProbe {
 fn connect_path_blocking(path: &Path) -> Outcome {
     let bytes = path.as_os_str().as_bytes();
     if UnixAddr::new(bytes).is_some() {
-        return connect_unix(bytes, &mut sys::CloseLater::default());
+        return connect_unix(bytes, &mut sys::MarkerFds::default());
     }
     // Too long for sun_path: through the parent directory's descriptor.
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
@@ -193,7 +193,7 @@ fn connect_path_blocking(path: &Path) -> Outcome {
             let mut short = sys::fd_path(dir.as_fd()).into_bytes();
             short.push(b'/');
             short.extend_from_slice(name.as_bytes());
-            connect_unix(&short, &mut sys::CloseLater::default())
+            connect_unix(&short, &mut sys::MarkerFds::default())
         }
         Err(e) => classify(e.raw_os_error().unwrap_or(libc::EIO)),
     }
@@ -309,21 +309,21 @@ impl Prober {
 
     /// Starts probing `endpoint` of the marker at `loc` (its directory is
     /// `marker_path`). `Some` when the outcome is known at once; the
-    /// descriptors of a probe done at once go to `later`.
+    /// descriptors of a probe done at once go to `fds`.
     pub fn start(
         &mut self,
         key: usize,
         endpoint: &Endpoint,
         loc: Loc<'_>,
         marker_path: &Path,
-        later: &mut sys::CloseLater,
+        fds: &mut sys::MarkerFds,
     ) -> Option<Outcome> {
         match endpoint {
             Endpoint::MarkerSocket => {
                 let rel = loc.rel(super::read::SOCKET_FILE);
                 // Without O_NOFOLLOW, RESOLVE_NO_SYMLINKS refuses a symlink
                 // as the last component too (ELOOP) instead of opening it.
-                let opened = later.open(|| {
+                let opened = fds.open(|| {
                     sys::openat2(
                         loc.base(),
                         &rel,
@@ -333,14 +333,14 @@ impl Prober {
                 });
                 match opened {
                     Some(Ok(fd)) => {
-                        let outcome = connect_via_fd(fd.as_fd(), later);
+                        let outcome = connect_via_fd(fd.as_fd(), fds);
                         if !matches!(outcome, Outcome::Unavailable(_)) {
-                            later.keep(fd);
+                            fds.keep(fd);
                             return Some(outcome);
                         }
                         drop(fd);
                         // Out of descriptors: give back the marker's own too.
-                        later.close_now();
+                        fds.close_now();
                         self.retry_after_settling(|| connect_via_fd_at(loc, &rel))
                     }
                     // A symlink or a mount point: a path we do not control.
@@ -515,7 +515,7 @@ fn connect_via_fd_at(loc: Loc<'_>, rel: &std::ffi::CStr) -> Outcome {
         libc::O_PATH | libc::O_CLOEXEC,
         sys::RESOLVE_NO_XDEV_STRICT,
     ) {
-        Some(Ok(fd)) => connect_via_fd(fd.as_fd(), &mut sys::CloseLater::default()),
+        Some(Ok(fd)) => connect_via_fd(fd.as_fd(), &mut sys::MarkerFds::default()),
         Some(Err(e)) => classify(e.raw_os_error().unwrap_or(libc::EIO)),
         None => Outcome::Unavailable("openat2 became unavailable"),
     }

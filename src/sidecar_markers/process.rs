@@ -110,11 +110,11 @@ enum StatRead {
     Denied,
 }
 
-/// The stat line of `pid`; the descriptor, once read, goes to `later`.
-fn read_proc_stat(pid: u32, later: &mut sys::CloseLater) -> io::Result<StatRead> {
+/// The stat line of `pid`; the descriptor, once read, goes to `fds`.
+fn read_proc_stat(pid: u32, fds: &mut sys::MarkerFds) -> io::Result<StatRead> {
     let path = format!("/proc/{pid}/stat");
     let denied = |e: &io::Error| matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES));
-    let fd = later.open(|| {
+    let fd = fds.open(|| {
         sys::open(
             std::path::Path::new(&path),
             libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
@@ -136,7 +136,7 @@ fn read_proc_stat(pid: u32, later: &mut sys::CloseLater) -> io::Result<StatRead>
         Err(e) if denied(&e) => return Ok(StatRead::Denied),
         Err(e) => return Err(e),
     };
-    later.keep(fd);
+    fds.keep(fd);
     parse_proc_stat(&bytes)
         .map(StatRead::Found)
         .ok_or_else(|| io::Error::other(format!("cannot parse {path}")))
@@ -248,19 +248,19 @@ fn normalised_ticks(ticks: u64, offset_ns: i64, clk_tck: u64) -> i128 {
 /// this reader's point of view. An `Err` is a failure of ours reading
 /// `/proc` (it makes the marker unverifiable, never stale).
 pub(crate) fn liveness(meta: &MetadataFile) -> Liveness {
-    liveness_in(meta, &mut sys::CloseLater::default())
+    liveness_in(meta, &mut sys::MarkerFds::default())
 }
 
-/// [`liveness`], leaving the descriptor of `/proc/<pid>/stat` to `later`
+/// [`liveness`], leaving the descriptor of `/proc/<pid>/stat` to `fds`
 /// (a scan closes a marker's descriptors together).
-pub(crate) fn liveness_in(meta: &MetadataFile, later: &mut sys::CloseLater) -> Liveness {
-    match judge(meta, host(), later) {
+pub(crate) fn liveness_in(meta: &MetadataFile, fds: &mut sys::MarkerFds) -> Liveness {
+    match judge(meta, host(), fds) {
         Ok(l) => l,
         Err(_) => Liveness::Unverifiable("cannot read the process's /proc entry"),
     }
 }
 
-fn judge(meta: &MetadataFile, host: &Host, later: &mut sys::CloseLater) -> io::Result<Liveness> {
+fn judge(meta: &MetadataFile, host: &Host, fds: &mut sys::MarkerFds) -> io::Result<Liveness> {
     let pid = meta.pid;
     debug_assert!(pid >= 1 && pid <= i32::MAX as u32);
     if let Some(recorded) = meta.boot_id.as_deref() {
@@ -291,7 +291,7 @@ fn judge(meta: &MetadataFile, host: &Host, later: &mut sys::CloseLater) -> io::R
         (None, mine) => mine == Some(INITIAL_PID_NS_INODE),
     };
     let complete = meta.boot_id.is_some() && meta.pid_start_ticks.is_some();
-    match read_proc_stat(pid, later)? {
+    match read_proc_stat(pid, fds)? {
         StatRead::Found(st) => {
             if let Some(recorded) = meta.pid_start_ticks {
                 let a =
@@ -483,7 +483,7 @@ pub(crate) fn own_namespaces() -> (Option<u64>, i64) {
 /// The identity of the live process `pid`; `Ok(None)` when it does not
 /// exist.
 pub(crate) fn identity(pid: u32) -> io::Result<Option<Recorded>> {
-    let st = match read_proc_stat(pid, &mut sys::CloseLater::default())? {
+    let st = match read_proc_stat(pid, &mut sys::MarkerFds::default())? {
         StatRead::Found(st) => st,
         StatRead::Absent => return Ok(None),
         StatRead::Denied => return Err(io::Error::from_raw_os_error(libc::EACCES)),

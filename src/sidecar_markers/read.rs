@@ -278,11 +278,11 @@ fn open_metadata(loc: Loc<'_>, path: &Path) -> std::result::Result<OwnedFd, Brok
 }
 
 /// Reads and validates the marker at `loc` (`path` names it in messages and
-/// in `listen`). The metadata's descriptor, once read, goes to `later`.
+/// in `listen`). The metadata's descriptor, once read, goes to `fds`.
 pub(crate) fn read_marker(
     loc: Loc<'_>,
     path: PathBuf,
-    later: &mut sys::CloseLater,
+    fds: &mut sys::MarkerFds,
 ) -> std::result::Result<Marker, Broken> {
     let file = open_metadata(loc, &path)?;
     // Only errors name the file: build its path only for them.
@@ -304,7 +304,7 @@ pub(crate) fn read_marker(
     let bytes = sys::read_capped(file.as_fd(), st.st_size as usize, MAX_METADATA_BYTES)
         .map_err(|e| Broken::new(Reason::IoError, StackError::io("read", meta_path(), e)))?
         .ok_or_else(too_big)?;
-    later.keep(file);
+    fds.keep(file);
     let meta = parse_metadata(&bytes).map_err(parse)?;
     let endpoint = parse_listen(meta.listen.as_deref()).map_err(parse)?;
     let dir_name = path.file_name().map(|n| n.as_bytes()).unwrap_or_default();
@@ -331,15 +331,15 @@ pub(crate) fn read_marker(
 /// Seconds since `sidecar.pid` was modified; `None` when it is absent, not a
 /// regular file, behind a mount point, or its mtime lies in the future.
 /// (Opened `O_PATH` without crossing a mount, so a hung filesystem mounted
-/// over it is never asked; the descriptor goes to `later`.)
+/// over it is never asked; the descriptor goes to `fds`.)
 pub(crate) fn uptime_secs(
     loc: Loc<'_>,
     path: &Path,
     now: SystemTime,
-    later: &mut sys::CloseLater,
+    fds: &mut sys::MarkerFds,
 ) -> Result<Option<u64>> {
     let rel = loc.rel(PID_FILE);
-    let opened = later.open(|| {
+    let opened = fds.open(|| {
         sys::openat2(
             loc.base(),
             &rel,
@@ -350,7 +350,7 @@ pub(crate) fn uptime_secs(
     let st = match opened {
         Some(Ok(fd)) => {
             let st = sys::fstat(fd.as_fd());
-            later.keep(fd);
+            fds.keep(fd);
             st
         }
         Some(Err(e)) => Err(e),
@@ -416,7 +416,7 @@ pub(crate) fn with_marker<R>(
     let marker = match read_marker(
         loc,
         run_path.join(sandbox_id),
-        &mut sys::CloseLater::default(),
+        &mut sys::MarkerFds::default(),
     ) {
         Ok(m) => m,
         // No marker directory at all is "absent"; a directory without

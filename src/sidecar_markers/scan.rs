@@ -175,8 +175,8 @@ pub(crate) fn scan_entries(
                 .map(|_| {
                     s.spawn(|| {
                         // The worker's descriptors stay its own: see
-                        // sys::private_fd_table. Refused, it shares.
-                        sys::private_fd_table(run);
+                        // MarkerFds::private_table. Refused, it shares.
+                        sys::MarkerFds::private_table(run);
                         scan_part(run, run_path, &batches, mode, now, window)
                     })
                 })
@@ -255,7 +255,7 @@ fn scan_part(
     for entry in std::iter::from_fn(|| batches.take()).flatten() {
         // This marker's descriptors, closed together at the end of the
         // iteration (`continue` included).
-        let mut later = sys::CloseLater::default();
+        let mut fds = sys::MarkerFds::default();
         let name: &CStr = &entry.name;
         let bytes = name.to_bytes();
         if bytes.starts_with(b".") {
@@ -297,7 +297,7 @@ fn scan_part(
             continue;
         }
         let loc = Loc::Entry { run, name };
-        let mut got = read::read_marker(loc, child_path(run_path, name), &mut later);
+        let mut got = read::read_marker(loc, child_path(run_path, name), &mut fds);
         if let Err(b) = &got
             && b.error
                 .errno()
@@ -308,7 +308,7 @@ fn scan_part(
             // Our own in-flight probes hold the descriptors: settle them
             // and read once more.
             p.settle_all();
-            got = read::read_marker(loc, child_path(run_path, name), &mut later);
+            got = read::read_marker(loc, child_path(run_path, name), &mut fds);
         }
         let marker = match got {
             Ok(m) => m,
@@ -319,14 +319,14 @@ fn scan_part(
                 continue;
             }
         };
-        let liveness = process::liveness_in(&marker.meta, &mut later);
+        let liveness = process::liveness_in(&marker.meta, &mut fds);
         if liveness.is_stale() {
             // Only what the bounding owners could remove themselves.
             if mode.collect && authority::may_remove(mode.bounding, marker.owner(run, name)).is_ok()
             {
                 // Nothing of the marker stays open while it is removed (an
                 // open file unlinked on NFS would keep the tree non-empty).
-                later.close_now();
+                fds.close_now();
                 match gc::take(run, name, Some(marker.meta_id)) {
                     Ok(true) => out.collected.push(marker.meta.sandbox_id),
                     Ok(false) => {}
@@ -336,7 +336,7 @@ fn scan_part(
                     }),
                 }
             } else if mode.report {
-                let uptime = read::uptime_secs(loc, &marker.path, now, &mut later).unwrap_or(None);
+                let uptime = read::uptime_secs(loc, &marker.path, now, &mut fds).unwrap_or(None);
                 out.report(assess(marker, liveness, None, uptime));
             }
             continue;
@@ -344,9 +344,9 @@ fn scan_part(
         let Some(prober) = prober.as_mut() else {
             continue;
         };
-        let uptime = read::uptime_secs(loc, &marker.path, now, &mut later).unwrap_or(None);
+        let uptime = read::uptime_secs(loc, &marker.path, now, &mut fds).unwrap_or(None);
         let key = waiting.len();
-        match prober.start(key, &marker.endpoint, loc, &marker.path, &mut later) {
+        match prober.start(key, &marker.endpoint, loc, &marker.path, &mut fds) {
             Some(outcome) => {
                 out.live_one(mode, assess(marker, liveness, Some(outcome), uptime));
                 waiting.push(None);

@@ -11,7 +11,7 @@ use super::cvt;
 /// own descriptors by path, and the one place the crate spells it.
 ///
 /// Always `thread-self`, never `self`: a scan's worker threads each have a
-/// descriptor table of their own ([`private_fd_table`]), and
+/// descriptor table of their own ([`MarkerFds::private_table`]), and
 /// `/proc/self/fd/<n>` names descriptor `n` of the process leader's table —
 /// another file, or none — not the worker's. On a thread that shares the
 /// process's table the two name the same file, so `thread-self` is right
@@ -40,65 +40,77 @@ pub fn poll(fds: &mut [libc::pollfd], timeout_ms: libc::c_int) -> io::Result<usi
         .map(|n| n as usize)
 }
 
-/// Gives the calling thread a descriptor table of its own that holds only
-/// stdio and `keep` (one `close_range(CLOSE_RANGE_UNSHARE)`, plus one more
-/// when `keep` is above 3); `false` when the kernel refuses (before 5.9, a
-/// seccomp filter), and the thread goes on sharing the process's table.
+/// The descriptors one marker's checks are done with (its `metadata.toml`,
+/// `/proc/<pid>/stat`, `sidecar.pid`, `sidecar.sock`, the probe's socket),
+/// held until the marker is judged and then closed together: each run of
+/// consecutive descriptor numbers in one `close_range(2)`. A scan owns one
+/// per marker and passes it as one `&mut` to what opens them (reading the
+/// marker, its uptime, its liveness, its probe); a call that judges one
+/// marker alone uses one the same way.
 ///
-/// For a scan's worker threads only, which the crate spawns and which end
-/// with the scan: their descriptors then never interleave with another
-/// thread's, so each marker's are consecutive and [`CloseLater`] closes
-/// them in one call, and they do not contend for the process's table. The
-/// private table holds no other descriptor of the process, so it keeps
-/// none of the caller's files open. Anything that names a descriptor of
-/// such a thread by path goes through [`fd_path`] (`/proc/thread-self`,
-/// never `/proc/self`, which is the process leader's table).
-pub(crate) fn private_fd_table(keep: BorrowedFd<'_>) -> bool {
-    let keep = keep.as_raw_fd() as u32;
-    let first = keep.saturating_add(1).max(3);
-    // SAFETY: closes, in a fresh copy of the table that only this thread
-    // uses, descriptors this thread does not own and will not touch.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            first,
-            u32::MAX,
-            libc::CLOSE_RANGE_UNSHARE,
-        )
-    };
-    if rc != 0 {
-        return false;
-    }
-    if keep > 3 {
-        // SAFETY: as above, the table is this thread's own now.
-        unsafe { libc::syscall(libc::SYS_close_range, 3u32, keep - 1, 0u32) };
-    }
-    true
-}
-
-/// Descriptors one marker's checks are done with, closed together when
-/// this is dropped: each run of consecutive descriptor numbers goes in one
-/// `close_range(2)`, so a healthy marker's four or five descriptors
-/// (metadata, `/proc/<pid>/stat`, `sidecar.pid`, `sidecar.sock`, the probe's
-/// socket) usually cost one system call instead of one each.
+/// What it buys: a healthy marker's four or five descriptors usually cost
+/// one `close_range` instead of one `close` each. With the private
+/// descriptor tables of a scan's workers ([`MarkerFds::private_table`]),
+/// which keep each marker's numbers consecutive, a listing makes 11.08
+/// system calls per healthy marker, against the C floor's 14; workers
+/// sharing one table interleaved their numbers and measured 13.4–14.1
+/// (BENCHMARKS.md). Nothing else depends on it: without it every
+/// descriptor would simply be closed where it is dropped.
 ///
 /// Sound because every number in a run is a descriptor held here: no other
 /// descriptor can lie between two of them, whatever other threads open.
-/// When another thread's descriptor splits the numbers, that is two runs
-/// (a scan's workers avoid that with [`private_fd_table`]).
+/// When another thread's descriptor splits the numbers, that is two runs.
 /// Kernels without `close_range` (before 5.9, or a seccomp filter that
 /// refuses it) get one `close` per descriptor.
 #[derive(Default)]
-pub(crate) struct CloseLater {
-    fds: [libc::c_int; CloseLater::CAP],
+pub(crate) struct MarkerFds {
+    fds: [libc::c_int; MarkerFds::CAP],
     len: usize,
 }
 
 static CLOSE_RANGE_WORKS: AtomicBool = AtomicBool::new(true);
 
-impl CloseLater {
+impl MarkerFds {
     /// More than a marker's checks hold at once; any beyond are closed at once.
     const CAP: usize = 8;
+
+    /// Gives the calling thread a descriptor table of its own that holds
+    /// only stdio and `keep` (one `close_range(CLOSE_RANGE_UNSHARE)`, plus
+    /// one more when `keep` is above 3); `false` when the kernel refuses
+    /// (before 5.9, a seccomp filter), and the thread goes on sharing the
+    /// process's table.
+    ///
+    /// For a scan's worker threads only, which the crate spawns and which
+    /// end with the scan: their descriptors then never interleave with
+    /// another thread's, so each marker's are consecutive and close in one
+    /// call, and they do not contend for the process's table. The private
+    /// table holds no other descriptor of the process, so it keeps none of
+    /// the caller's files open. Anything that names a descriptor of such a
+    /// thread by path goes through [`fd_path`] (`/proc/thread-self`, never
+    /// `/proc/self`, which is the process leader's table).
+    pub(crate) fn private_table(keep: BorrowedFd<'_>) -> bool {
+        let keep = keep.as_raw_fd() as u32;
+        let first = keep.saturating_add(1).max(3);
+        // SAFETY: closes, in a fresh copy of the table that only this
+        // thread uses, descriptors this thread does not own and will not
+        // touch.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                first,
+                u32::MAX,
+                libc::CLOSE_RANGE_UNSHARE,
+            )
+        };
+        if rc != 0 {
+            return false;
+        }
+        if keep > 3 {
+            // SAFETY: as above, the table is this thread's own now.
+            unsafe { libc::syscall(libc::SYS_close_range, 3u32, keep - 1, 0u32) };
+        }
+        true
+    }
 
     /// Holds `fd` until this is dropped.
     pub(crate) fn keep(&mut self, fd: OwnedFd) {
@@ -122,7 +134,8 @@ impl CloseLater {
         first
     }
 
-    /// Closes what is held now (a descriptor shortage needs them back).
+    /// Closes what is held now (a descriptor shortage needs them back, or
+    /// the marker is about to be removed).
     pub(crate) fn close_now(&mut self) {
         let fds = &mut self.fds[..self.len];
         fds.sort_unstable();
@@ -157,7 +170,7 @@ impl CloseLater {
 }
 
 /// What an open returns, asked whether it failed for lack of descriptors
-/// (`EMFILE`, `ENFILE`): `io::Result`, or [`openat2`]'s `Option` of one.
+/// (`EMFILE`, `ENFILE`): `io::Result`, or `openat2`'s `Option` of one.
 pub(crate) trait Opened {
     fn short_of_descriptors(&self) -> bool;
 }
@@ -174,7 +187,7 @@ impl<T> Opened for Option<io::Result<T>> {
     }
 }
 
-impl Drop for CloseLater {
+impl Drop for MarkerFds {
     fn drop(&mut self) {
         self.close_now();
     }
@@ -199,7 +212,7 @@ mod tests {
     /// descriptors meanwhile, so "closed" is checked as "no longer this
     /// file" (each file here is a fresh temporary one).
     #[test]
-    fn close_later_closes_what_it_holds_and_nothing_between() {
+    fn marker_fds_close_what_they_hold_and_nothing_between() {
         let dir = tempfile::tempdir().unwrap();
         let files: Vec<(OwnedFd, (u64, u64))> = (0..6)
             .map(|i| {
@@ -209,7 +222,7 @@ mod tests {
                 (fd, ino)
             })
             .collect();
-        let mut later = CloseLater::default();
+        let mut marker = MarkerFds::default();
         let mut kept = Vec::new();
         let mut held = Vec::new();
         for (i, (fd, ino)) in files.into_iter().enumerate() {
@@ -217,10 +230,10 @@ mod tests {
                 held.push((fd, ino));
             } else {
                 kept.push((fd.as_raw_fd(), ino));
-                later.keep(fd);
+                marker.keep(fd);
             }
         }
-        drop(later);
+        drop(marker);
         for (raw, ino) in kept {
             assert_ne!(inode_of(raw), Some(ino), "descriptor {raw} is still open");
         }
@@ -241,7 +254,7 @@ mod tests {
         let (mine, mine_ino) = std::thread::scope(|s| {
             s.spawn(|| {
                 assert!(
-                    private_fd_table(run.as_fd()),
+                    MarkerFds::private_table(run.as_fd()),
                     "close_range(CLOSE_RANGE_UNSHARE) refused"
                 );
                 // SAFETY: only asks whether the number is open here.
@@ -270,17 +283,17 @@ mod tests {
 
     /// More descriptors than it holds are closed at once, never leaked.
     #[test]
-    fn close_later_beyond_its_capacity_closes_at_once() {
+    fn marker_fds_beyond_capacity_close_at_once() {
         let dir = tempfile::tempdir().unwrap();
-        let mut later = CloseLater::default();
+        let mut held = MarkerFds::default();
         let mut kept = Vec::new();
-        for i in 0..CloseLater::CAP + 3 {
+        for i in 0..MarkerFds::CAP + 3 {
             let f = std::fs::File::create(dir.path().join(format!("g{i}"))).unwrap();
             let fd = OwnedFd::from(f);
             kept.push((fd.as_raw_fd(), inode_of(fd.as_raw_fd()).unwrap()));
-            later.keep(fd);
+            held.keep(fd);
         }
-        later.close_now();
+        held.close_now();
         for (raw, ino) in kept {
             assert_ne!(inode_of(raw), Some(ino), "descriptor {raw} is still open");
         }

@@ -23,7 +23,7 @@ pub(crate) mod socket;
 
 use std::io;
 
-pub(crate) use fd::{CloseLater, private_fd_table};
+pub(crate) use fd::MarkerFds;
 pub use fd::{fd_path, fdinfo, poll};
 pub use fs::{
     DIR_FLAGS, DirEntry, RESOLVE_NO_XDEV_STRICT, cpath, cstring, flock_exclusive_nonblocking,
