@@ -31,6 +31,7 @@ mod process;
 mod read;
 mod reserved;
 mod scan;
+mod signal_names;
 mod stop;
 mod stop_lock;
 /// The crate's raw system calls (the metrics textfile is to use its
@@ -55,7 +56,8 @@ pub use options::{
 pub use paths::default_runtime_dir;
 pub use read::MAX_METADATA_BYTES;
 pub use scan::ScanReport;
-pub use stop::{StopOutcome, parse_signal, signal_name, stop};
+pub use signal_names::{parse_signal, signal_name};
+pub use stop::{StopOutcome, stop};
 pub use trust::check_runtime_dir;
 pub use watch::{Event, GoneReason, WatchOptions, Watcher, watch};
 pub use writer::{create_marker, remove_marker};

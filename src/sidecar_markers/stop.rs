@@ -37,6 +37,7 @@ use super::model::MAX_PID;
 use super::options::{KILL_WAIT, StopOptions};
 use super::process::{self, Identity, Liveness};
 use super::read::{self, Marker};
+use super::signal_names::signal_name;
 use super::stop_lock::{self, StopLock};
 use super::{authority, gc, probe, sys};
 
@@ -62,144 +63,6 @@ pub struct StopOutcome {
     /// Milliseconds spent waiting for the exit.
     pub waited_ms: u64,
 }
-
-/// The name of a signal number: `SIGTERM`, `SIGRTMIN+3`, or the number for
-/// one this table does not know.
-pub fn signal_name(signal: i32) -> String {
-    if let Some((name, _)) = SIGNALS.iter().find(|&&(_, n)| n == signal) {
-        return (*name).to_owned();
-    }
-    let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
-    if (min..=max).contains(&signal) {
-        return match signal - min {
-            0 => "SIGRTMIN".to_owned(),
-            n => format!("SIGRTMIN+{n}"),
-        };
-    }
-    signal.to_string()
-}
-
-/// Parses a signal given by name or number, strictly (the error names the
-/// bad value and says why):
-///
-/// - a number is plain ASCII digits without a sign or a leading zero
-///   (`15`; not `+15`, `-15`, `015` or ` 15 `), in `1..=SIGRTMAX`;
-/// - a name is ASCII letters, any case, with or without `SIG` (`SIGTERM`,
-///   `TERM`, `sigterm`);
-/// - a real-time signal is `SIGRTMIN`, `SIGRTMIN+N` (at most `SIGRTMAX`),
-///   `SIGRTMAX` or `SIGRTMAX-N` (at least `SIGRTMIN`), as `kill -l` spells
-///   them, `N` plain digits as above.
-///
-/// Nothing is trimmed: an empty string, white space anywhere, a NUL or any
-/// other character is refused, so a text means one signal or none.
-pub fn parse_signal(text: &str) -> Result<i32> {
-    let bad = |reason: String| StackError::InvalidArgument {
-        what: "signal".into(),
-        reason,
-    };
-    if text.is_empty() {
-        return Err(bad("\"\" is empty, not a signal".into()));
-    }
-    if text.bytes().all(|b| b.is_ascii_digit()) {
-        let sig = plain_number(text)
-            .ok_or_else(|| bad(format!("{text:?} is not a signal: a number {NUMBER_RULE}")))?;
-        let max = libc::SIGRTMAX();
-        if !(1..=max).contains(&sig) {
-            return Err(bad(format!("{text} is not a signal number in 1..={max}")));
-        }
-        return Ok(sig);
-    }
-    let name_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'+' || b == b'-';
-    if text.starts_with(['+', '-']) || !text.bytes().all(name_byte) {
-        return Err(bad(format!(
-            "{text:?} is not a signal: a name (SIGTERM, TERM, SIGRTMIN+2, SIGRTMAX-1) or a \
-             number (15), with no sign, space or other character"
-        )));
-    }
-    let upper = text.to_ascii_uppercase();
-    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
-    if let Some(&(_, n)) = SIGNALS.iter().find(|&&(s, _)| &s[3..] == name) {
-        return Ok(n);
-    }
-    let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
-    let offset = |digits: &str| {
-        plain_number(digits).ok_or_else(|| {
-            bad(format!(
-                "{text:?} is not a signal: the N of SIGRTMIN+N or SIGRTMAX-N {NUMBER_RULE}"
-            ))
-        })
-    };
-    let sig = match name {
-        "RTMIN" => min,
-        "RTMAX" => max,
-        _ => {
-            if let Some(n) = name.strip_prefix("RTMIN+") {
-                min.checked_add(offset(n)?).unwrap_or(i32::MAX)
-            } else if let Some(n) = name.strip_prefix("RTMAX-") {
-                max - offset(n)?
-            } else {
-                return Err(bad(format!(
-                    "{text:?} is not a signal name (e.g. SIGTERM, INT, SIGRTMIN+1, 9)"
-                )));
-            }
-        }
-    };
-    if !(min..=max).contains(&sig) {
-        return Err(bad(format!(
-            "{text:?} is outside the real-time signals SIGRTMIN..=SIGRTMAX ({min}..={max}, \
-             SIGRTMIN+0..=SIGRTMIN+{}, SIGRTMAX-{}..=SIGRTMAX-0)",
-            max - min,
-            max - min
-        )));
-    }
-    Ok(sig)
-}
-
-/// What [`plain_number`] accepts, for error messages.
-const NUMBER_RULE: &str = "is plain ASCII digits without a sign, space or leading zero";
-
-/// A number written as plain ASCII digits, without a sign or a leading zero
-/// (`0` itself excepted); `None` for anything else. One beyond `i32` is
-/// `i32::MAX`, which no range here admits.
-fn plain_number(digits: &str) -> Option<i32> {
-    let b = digits.as_bytes();
-    let plain = !b.is_empty() && b.iter().all(u8::is_ascii_digit) && (b[0] != b'0' || b.len() == 1);
-    plain.then(|| digits.parse().unwrap_or(i32::MAX))
-}
-
-const SIGNALS: &[(&str, i32)] = &[
-    ("SIGHUP", libc::SIGHUP),
-    ("SIGINT", libc::SIGINT),
-    ("SIGQUIT", libc::SIGQUIT),
-    ("SIGILL", libc::SIGILL),
-    ("SIGTRAP", libc::SIGTRAP),
-    ("SIGABRT", libc::SIGABRT),
-    ("SIGBUS", libc::SIGBUS),
-    ("SIGFPE", libc::SIGFPE),
-    ("SIGKILL", libc::SIGKILL),
-    ("SIGUSR1", libc::SIGUSR1),
-    ("SIGSEGV", libc::SIGSEGV),
-    ("SIGUSR2", libc::SIGUSR2),
-    ("SIGPIPE", libc::SIGPIPE),
-    ("SIGALRM", libc::SIGALRM),
-    ("SIGTERM", libc::SIGTERM),
-    ("SIGSTKFLT", libc::SIGSTKFLT),
-    ("SIGCHLD", libc::SIGCHLD),
-    ("SIGCONT", libc::SIGCONT),
-    ("SIGSTOP", libc::SIGSTOP),
-    ("SIGTSTP", libc::SIGTSTP),
-    ("SIGTTIN", libc::SIGTTIN),
-    ("SIGTTOU", libc::SIGTTOU),
-    ("SIGURG", libc::SIGURG),
-    ("SIGXCPU", libc::SIGXCPU),
-    ("SIGXFSZ", libc::SIGXFSZ),
-    ("SIGVTALRM", libc::SIGVTALRM),
-    ("SIGPROF", libc::SIGPROF),
-    ("SIGWINCH", libc::SIGWINCH),
-    ("SIGIO", libc::SIGIO),
-    ("SIGPWR", libc::SIGPWR),
-    ("SIGSYS", libc::SIGSYS),
-];
 
 /// Stops the sidecar of `sandbox_id` under `runtime_dir`; see the module
 /// documentation for the sequence. `Ok(None)` when there is no such marker.
@@ -667,5 +530,15 @@ fn wait_exit(pidfd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
 }
 
 #[cfg(test)]
-#[path = "stop_tests.rs"]
-mod tests;
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pidfd_of_a_dead_pid_is_esrch() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let e = pidfd_open(pid).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ESRCH));
+    }
+}
