@@ -15,6 +15,16 @@
 //! judged (`trust.rs`, docs/design.md, "Trust"): on a directory others
 //! control nothing is collected, and what removes, signals or writes
 //! refuses with `untrusted_directory`.
+//!
+//! Where things are: this file is the public calls and re-exports;
+//! `model` the serialized types; `options` what callers pass and every
+//! limit; `paths` the caller's paths and the default directory; `trust`
+//! and `authority` whether a directory and a marker may be acted on;
+//! `read` (with `metadata` and `endpoint`) reading one marker; `process`
+//! its liveness; `probe` its endpoint; `assess` the verdict; `scan` a pass
+//! over `run/`; `gc` and `reserved` removal and debris; `writer`, `stop`
+//! (with `stop_lock`, `signal_names`) and `watch` the other operations;
+//! `sys` every raw system call.
 
 mod assess;
 mod authority;
@@ -112,7 +122,7 @@ pub fn list(runtime_dir: impl AsRef<Path>) -> Result<Vec<SidecarEntry>> {
     list_with(runtime_dir, &ProbeOptions::default())
 }
 
-/// [`list`] with explicit probe options, checked by [`scan`]: a timeout of
+/// [`list`] with explicit probe options, checked by [`scan()`]: a timeout of
 /// 0 or above [`MAX_TIMEOUT`] is refused with `invalid_argument`.
 pub fn list_with(runtime_dir: impl AsRef<Path>, opts: &ProbeOptions) -> Result<Vec<SidecarEntry>> {
     let scan_opts = ScanOptions {
@@ -125,7 +135,7 @@ pub fn list_with(runtime_dir: impl AsRef<Path>, opts: &ProbeOptions) -> Result<V
 /// Removes every stale marker under `runtime_dir` and returns the removed
 /// sandbox ids, sorted. Each id is reported by exactly one of any number of
 /// concurrent callers. A missing `run/` is not an error; a marker that
-/// cannot be removed is left (see [`scan`] for the problems).
+/// cannot be removed is left (see [`scan()`] for the problems).
 ///
 /// Refuses with `untrusted_directory` when the runtime directory or `run/`
 /// fails the trust checks (docs/design.md, "Trust"): nothing is removed.
