@@ -7,7 +7,7 @@
 //! sidecar process, the library's own writer as the launcher.
 //! (The collection side — `take` given a stale judgement after the marker
 //! was re-created on the same inode — is pinned by the unit tests in
-//! `src/sidecar_markers/gc.rs`.)
+//! `src/sidecar_markers/gc_tests.rs`.)
 
 mod common;
 

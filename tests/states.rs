@@ -8,7 +8,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use firma_stack::sidecar_markers::{ProbeOptions, State, get_with, list_with};
+use firma_stack::sidecar_markers::{
+    ErrorCode, MAX_TIMEOUT, ProbeOptions, ScanOptions, StackError, State, get_with, inspect_with,
+    list_with, probe_entry_with, scan,
+};
 
 #[test]
 fn wedged_unix_sidecar_is_unhealthy_without_waiting() {
@@ -95,15 +98,67 @@ fn permission_denied_on_socket_is_unknown_not_stopped() {
 }
 
 #[test]
-fn huge_timeout_does_not_overflow() {
+fn the_longest_timeout_does_not_overflow() {
     let rt = runtime();
     let _ok = Sidecar::start(rt.path(), "tcp-ok", &["--tcp", "127.0.0.1:0"]);
     let e = get_with(
         rt.path(),
         "tcp-ok",
-        &ProbeOptions::with_timeout(Duration::MAX),
+        &ProbeOptions::with_timeout(MAX_TIMEOUT),
     )
     .unwrap()
     .unwrap();
     assert_eq!(e.state, State::Running);
+}
+
+/// Every entry point that probes refuses a timeout outside `(0,
+/// MAX_TIMEOUT]` with `invalid_argument` naming `timeout`, as the C ABI,
+/// the CLI, Python and `watch` do: a Rust caller's zero timeout no longer
+/// passes unchecked. Nothing is read or removed first.
+#[test]
+fn timeouts_out_of_range_are_refused_by_every_entry_point() {
+    let rt = runtime();
+    let _ok = Sidecar::start(rt.path(), "tcp-ok", &["--tcp", "127.0.0.1:0"]);
+    let marker = rt.path().join("run/tcp-ok");
+    let over = MAX_TIMEOUT + Duration::from_nanos(1);
+    for timeout in [Duration::ZERO, over, Duration::MAX] {
+        let opts = ProbeOptions::with_timeout(timeout);
+        let scan_opts = ScanOptions {
+            probe: Some(opts),
+            collect: true,
+        };
+        let errors: Vec<(&str, StackError)> = vec![
+            ("list_with", list_with(rt.path(), &opts).unwrap_err()),
+            (
+                "get_with",
+                get_with(rt.path(), "tcp-ok", &opts).unwrap_err(),
+            ),
+            ("inspect_with", inspect_with(rt.path(), &opts).unwrap_err()),
+            (
+                "probe_entry_with",
+                probe_entry_with(&marker, &opts).unwrap_err(),
+            ),
+            ("scan", scan(rt.path(), &scan_opts).unwrap_err()),
+        ];
+        for (call, e) in errors {
+            assert_eq!(
+                e.code(),
+                ErrorCode::InvalidArgument,
+                "{call} {timeout:?}: {e}"
+            );
+            assert!(
+                e.to_string().starts_with("invalid argument timeout: "),
+                "{call} {timeout:?}: {e}"
+            );
+        }
+    }
+    // The bounds themselves pass, and a scan without probing has no timeout.
+    for timeout in [Duration::from_nanos(1), MAX_TIMEOUT] {
+        list_with(rt.path(), &ProbeOptions::with_timeout(timeout)).unwrap();
+    }
+    let no_probe = ScanOptions {
+        probe: None,
+        collect: false,
+    };
+    scan(rt.path(), &no_probe).unwrap();
 }

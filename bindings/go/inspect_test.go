@@ -308,7 +308,7 @@ func goConstants(t *testing.T, file, typeName string) map[string]string {
 // coreCodes returns the codes of the core enum's as_str match.
 func coreCodes(t *testing.T, enum string) []string {
 	t.Helper()
-	src, err := os.ReadFile(filepath.Join(fixture.RepoRoot(t), "src", "sidecar_markers", "report.rs"))
+	src, err := os.ReadFile(filepath.Join(fixture.RepoRoot(t), "src", "sidecar_markers", "model.rs"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +317,7 @@ func coreCodes(t *testing.T, enum string) []string {
 		codes = append(codes, m[1])
 	}
 	if len(codes) == 0 {
-		t.Fatalf("no %s arms found in report.rs", enum)
+		t.Fatalf("no %s arms found in model.rs", enum)
 	}
 	return codes
 }

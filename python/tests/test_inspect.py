@@ -309,9 +309,9 @@ def test_every_core_error_code_has_an_exception_class(c_abi: _CAbi) -> None:
 
 def _core_codes(enum_name: str) -> List[str]:
     """The codes of the core enum's ``as_str`` match in its source."""
-    source = (REPO / "src" / "sidecar_markers" / "report.rs").read_text()
+    source = (REPO / "src" / "sidecar_markers" / "model.rs").read_text()
     found = re.findall(rf'{enum_name}::\w+ => "([a-z_]+)"', source)
-    assert found, f"no {enum_name}::… => \"…\" arms found in report.rs"
+    assert found, f"no {enum_name}::… => \"…\" arms found in model.rs"
     return found
 
 

@@ -93,7 +93,7 @@ impl PartialEq<&str> for ErrorCode {
     }
 }
 
-super::markers::display_as_str!(ErrorCode);
+super::macros::display_as_str!(ErrorCode);
 
 /// An error as every surface reports it: the C ABI's error object, the
 /// `error` of an `inspect` report, the Python exception's attributes.
@@ -263,8 +263,8 @@ impl StackError {
     pub fn info(&self) -> ErrorInfo {
         ErrorInfo {
             code: self.code(),
-            message: crate::sidecar_markers::text::one_line(&self.to_string()),
-            path: self.path().map(crate::sidecar_markers::text::path_string),
+            message: super::text::one_line(&self.to_string()),
+            path: self.path().map(super::text::path_string),
             errno: self.errno(),
         }
     }

@@ -15,160 +15,67 @@
 //! judged (`trust.rs`, docs/design.md, "Trust"): on a directory others
 //! control nothing is collected, and what removes, signals or writes
 //! refuses with `untrusted_directory`.
+//!
+//! Where things are: this file is the public calls and re-exports;
+//! `model` the serialized types; `options` what callers pass and every
+//! limit; `paths` the caller's paths and the default directory; `trust`
+//! and `authority` whether a directory and a marker may be acted on;
+//! `read` (with `metadata` and `endpoint`) reading one marker; `process`
+//! its liveness; `probe` its endpoint; `assess` the verdict; `scan` a pass
+//! over `run/`; `gc` and `reserved` removal and debris; `writer`, `stop`
+//! (with `stop_lock`, `signal_names`) and `watch` the other operations;
+//! `sys` every raw system call.
 
+mod assess;
 mod authority;
+mod endpoint;
 mod error;
 mod gc;
-mod markers;
+mod macros;
+mod metadata;
 pub mod metrics;
+mod model;
+mod options;
+mod paths;
 mod probe;
 mod process;
-mod report;
+mod read;
+mod reserved;
+mod scan;
+mod signal_names;
 mod stop;
 mod stop_lock;
-mod sys;
+/// The crate's raw system calls (the metrics textfile is to use its
+/// atomic writer).
+pub(crate) mod sys;
 pub mod text;
 mod trust;
 mod watch;
 mod writer;
 
-use std::ffi::{CStr, CString, OsStr};
-use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-use std::time::{Duration, SystemTime};
+use std::os::fd::AsFd;
+use std::path::Path;
 
 pub use error::{ErrorCode, ErrorInfo, Result, StackError};
-pub use markers::{MAX_METADATA_BYTES, MAX_PID, MetadataFile, SidecarEntry, State};
-pub use report::{MarkerReport, Reason, Verdict};
-pub use stop::{
-    DEFAULT_GRACE, KILL_WAIT, MAX_GRACE, StopOptions, StopOutcome, parse_signal, signal_name, stop,
+pub use model::{
+    MAX_PID, MarkerReport, MetadataFile, Problem, Reason, SidecarEntry, State, Verdict,
 };
+pub use options::{
+    DEFAULT_GRACE, DEFAULT_TIMEOUT, KILL_WAIT, MAX_GRACE, MAX_SANDBOX_ID_LEN, MAX_TIMEOUT,
+    ProbeOptions, ScanOptions, StopOptions, validate_sandbox_id,
+};
+pub use paths::default_runtime_dir;
+pub use read::MAX_METADATA_BYTES;
+pub use scan::ScanReport;
+pub use signal_names::{parse_signal, signal_name};
+pub use stop::{StopOutcome, stop};
 pub use trust::check_runtime_dir;
 pub use watch::{Event, GoneReason, MAX_WATCH_INTERVAL, WatchOptions, Watcher, watch};
 pub use writer::{create_marker, remove_marker};
 
-use markers::{Broken, Loc, Marker};
-use probe::{Outcome, Prober};
-use process::Liveness;
-use trust::Trust;
-
-/// Probe timeout used when the caller sets none.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(200);
-
-/// Longest probe timeout any surface accepts (10 minutes). Every surface
-/// takes its default and maximum from here.
-pub const MAX_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// Longest sandbox id, in bytes.
-pub const MAX_SANDBOX_ID_LEN: usize = 255;
-
-/// Per-call probe settings. Passed explicitly; there is no global state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ProbeOptions {
-    /// How long a connect to a sidecar's endpoint may take before the
-    /// sidecar is reported `unhealthy`. Endpoints are probed concurrently,
-    /// so a whole listing waits about one timeout at most.
-    pub timeout: Duration,
-}
-
-impl Default for ProbeOptions {
-    fn default() -> Self {
-        ProbeOptions {
-            timeout: DEFAULT_TIMEOUT,
-        }
-    }
-}
-
-impl ProbeOptions {
-    pub fn with_timeout(timeout: Duration) -> Self {
-        ProbeOptions { timeout }
-    }
-}
-
-/// Checks a caller-supplied sandbox id against docs/design.md, "Invariants" (6): non-empty, at
-/// most 255 bytes, only `[A-Za-z0-9._-]`, not starting with `.`.
-pub fn validate_sandbox_id(id: &str) -> Result<()> {
-    let bad = |reason: &str| {
-        Err(StackError::InvalidSandboxId {
-            id: id.to_owned(),
-            reason: reason.to_owned(),
-        })
-    };
-    if id.is_empty() {
-        return bad("must not be empty");
-    }
-    if id.len() > MAX_SANDBOX_ID_LEN {
-        return bad("longer than 255 bytes");
-    }
-    if id.starts_with('.') {
-        return bad("must not start with '.' (reserved for temporary names)");
-    }
-    if let Some(c) = id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return bad(&format!(
-            "character {c:?} is not allowed (only A-Z a-z 0-9 . _ -)"
-        ));
-    }
-    Ok(())
-}
-
-fn is_valid_sandbox_id(name: &[u8]) -> bool {
-    std::str::from_utf8(name).is_ok_and(|s| validate_sandbox_id(s).is_ok())
-}
-
-fn empty_path(what: &str) -> StackError {
-    StackError::InvalidArgument {
-        what: what.into(),
-        reason: "is empty (pass the default runtime dir explicitly, or use the binding's default)"
-            .into(),
-    }
-}
-
-/// A caller's path made absolute (lexically, `std::path::absolute`: no
-/// symlink is resolved), so every path reported — `listen` of a marker's
-/// default socket included — is right from any directory. Empty paths are
-/// refused rather than taken as the current directory, and so are paths
-/// that are not UTF-8: every surface reports paths as strings, and a lossy
-/// one would name a path that does not exist.
-pub(crate) fn caller_path(path: &Path, what: &str) -> Result<PathBuf> {
-    if path.as_os_str().is_empty() {
-        return Err(empty_path(what));
-    }
-    if path.to_str().is_none() {
-        return Err(StackError::InvalidArgument {
-            what: what.into(),
-            reason: format!(
-                "{} is not valid UTF-8 (paths are reported as strings; use a UTF-8 path)",
-                text::path_string(path)
-            ),
-        });
-    }
-    std::path::absolute(path).map_err(|e| StackError::io("make absolute", path, e))
-}
-
-/// The runtime directory used when the caller gives none:
-/// `$FIRMA_STATE_DIR` if set and non-empty, else `$XDG_RUNTIME_DIR/firma`,
-/// else `/run/firma` for root (effective uid 0) and `/tmp/firma-<euid>` for
-/// everyone else. Root never falls back to `/tmp`, where any user can
-/// create the directory first; another user's `/tmp/firma-<euid>` must be
-/// their own to be trusted ([`check_runtime_dir`]).
-pub fn default_runtime_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("FIRMA_STATE_DIR").filter(|v| !v.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
-        return PathBuf::from(dir).join("firma");
-    }
-    // SAFETY: geteuid cannot fail.
-    match unsafe { libc::geteuid() } {
-        0 => PathBuf::from(trust::ROOT_RUNTIME_DIR),
-        euid => trust::last_resort(euid),
-    }
-}
+use paths::caller_path;
+use read::Loc;
+use scan::Mode;
 
 /// Reads and probes one marker directory (named by any path the caller
 /// likes; the directory name must equal the marker's `sandbox_id`).
@@ -178,13 +85,16 @@ pub fn probe_entry(marker_dir: impl AsRef<Path>) -> Result<SidecarEntry> {
 }
 
 /// [`probe_entry`] with explicit probe options.
+/// A timeout of 0 or above [`MAX_TIMEOUT`] is refused with `invalid_argument`
+/// ([`ProbeOptions::validate`]).
 pub fn probe_entry_with(marker_dir: impl AsRef<Path>, opts: &ProbeOptions) -> Result<SidecarEntry> {
+    opts.validate()?;
     let path = caller_path(marker_dir.as_ref(), "marker_dir")?;
     let dir = sys::open(&path, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC)
-        .map_err(|e| StackError::from(markers::open_dir_error(path.clone(), e)))?;
+        .map_err(|e| StackError::from(read::open_dir_error(path.clone(), e)))?;
     let loc = Loc::Dir(dir.as_fd());
-    let marker = markers::read_marker(loc, path, &mut sys::CloseLater::default())?;
-    Ok(assess_one(loc, marker, opts).entry)
+    let marker = read::read_marker(loc, path, &mut sys::MarkerFds::default())?;
+    Ok(assess::assess_one(loc, marker, opts).entry)
 }
 
 /// Looks up and probes the marker of `sandbox_id`. `Ok(None)` when there is
@@ -195,213 +105,15 @@ pub fn get(runtime_dir: impl AsRef<Path>, sandbox_id: &str) -> Result<Option<Sid
 }
 
 /// [`get`] with explicit probe options.
+/// A timeout of 0 or above [`MAX_TIMEOUT`] is refused with `invalid_argument`
+/// ([`ProbeOptions::validate`]).
 pub fn get_with(
     runtime_dir: impl AsRef<Path>,
     sandbox_id: &str,
     opts: &ProbeOptions,
 ) -> Result<Option<SidecarEntry>> {
-    Ok(assess_by_id(runtime_dir.as_ref(), sandbox_id, opts)?.map(|a| a.entry))
-}
-
-/// Everything one marker's judgement produced.
-pub(crate) struct Assessment {
-    pub verdict: Verdict,
-    pub reason: Reason,
-    pub entry: SidecarEntry,
-    /// What `stop` and `watch` act on (they re-check it with a pidfd held).
-    pub liveness: Liveness,
-    /// The probe's outcome (`Unavailable` when stale: never probed).
-    outcome: Outcome,
-}
-
-/// Reads and judges `run/<sandbox_id>`; `None` when there is no such
-/// marker directory.
-pub(crate) fn assess_by_id(
-    runtime_dir: &Path,
-    sandbox_id: &str,
-    opts: &ProbeOptions,
-) -> Result<Option<Assessment>> {
-    with_marker(runtime_dir, sandbox_id, None, |run, name, marker, _| {
-        assess_one(Loc::Entry { run, name }, marker, opts)
-    })
-}
-
-/// Opens `run/`, reads the marker `run/<sandbox_id>` and hands both to `f`,
-/// with what the trust checks found (the one lookup by id, for `get` and
-/// `stop`); `None` when there is no such marker directory. With `need`
-/// (the action, for `stop`), a directory that fails the trust checks
-/// refuses with `untrusted_directory` before any marker is read, even when
-/// there is none.
-pub(crate) fn with_marker<R>(
-    runtime_dir: &Path,
-    sandbox_id: &str,
-    need: Option<&'static str>,
-    f: impl FnOnce(BorrowedFd<'_>, &CString, Marker, &Trust) -> R,
-) -> Result<Option<R>> {
-    validate_sandbox_id(sandbox_id)?;
-    let dirs = trust::open_dirs(runtime_dir)?;
-    if let (Some(action), Some(trust)) = (need, &dirs.trust) {
-        trust.require(action)?;
-    }
-    let Some(trust::RunDir {
-        fd: run,
-        path: run_path,
-        trust,
-    }) = dirs.run
-    else {
-        return Ok(None);
-    };
-    let name = CString::new(sandbox_id).expect("validated id has no NUL");
-    let loc = Loc::Entry {
-        run: run.as_fd(),
-        name: &name,
-    };
-    let marker = match markers::read_marker(
-        loc,
-        run_path.join(sandbox_id),
-        &mut sys::CloseLater::default(),
-    ) {
-        Ok(m) => m,
-        // No marker directory at all is "absent"; a directory without
-        // metadata.toml is a broken marker and stays an error.
-        Err(e) if e.is_not_found() && is_absent(run.as_fd(), &name) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    Ok(Some(f(run.as_fd(), &name, marker, &trust)))
-}
-
-fn is_absent(run: BorrowedFd<'_>, name: &CStr) -> bool {
-    matches!(sys::lstatat(run, name), Err(e) if e.raw_os_error() == Some(libc::ENOENT))
-}
-
-/// Judges one marker: the one liveness function, then (unless provably
-/// stopped) one probe of its endpoint.
-fn assess_one(loc: Loc<'_>, marker: Marker, opts: &ProbeOptions) -> Assessment {
-    let mut later = sys::CloseLater::default();
-    let uptime =
-        markers::uptime_secs(loc, &marker.path, SystemTime::now(), &mut later).unwrap_or(None);
-    let liveness = process::liveness_in(&marker.meta, &mut later);
-    let outcome = if liveness.is_stale() {
-        None
-    } else {
-        let mut prober = Prober::new(opts.timeout, 1);
-        match prober.start(0, &marker.endpoint, loc, &marker.path, &mut later) {
-            Some(o) => Some(o),
-            None => prober.finish().first().map(|&(_, o)| o),
-        }
-    };
-    assess(marker, liveness, outcome, uptime)
-}
-
-/// The one place a marker's verdict, state, reason and detail are decided
-/// from its liveness and (for the non-stale) its probe outcome. `list`,
-/// `get`, `gc_stale`, `probe_entry` and `inspect` all come through here.
-/// (The detail, a sentence for a person, is only written when asked for:
-/// `list` never shows it.)
-fn assess(
-    marker: Marker,
-    liveness: Liveness,
-    outcome: Option<Outcome>,
-    uptime: Option<u64>,
-) -> Assessment {
-    let outcome = outcome.unwrap_or(Outcome::Unavailable("the probe gave no answer"));
-    let (verdict, state, reason) = match liveness {
-        Liveness::Gone => (Verdict::Stale, State::Stopped, Reason::ProcessGone),
-        Liveness::Zombie => (Verdict::Stale, State::Stopped, Reason::Zombie),
-        Liveness::Reused => (Verdict::Stale, State::Stopped, Reason::PidReused),
-        Liveness::OtherBoot => (Verdict::Stale, State::Stopped, Reason::OtherBoot),
-        Liveness::Unverifiable(_) if outcome == Outcome::Serving => {
-            (Verdict::Live, State::Running, Reason::Serving)
-        }
-        Liveness::Unverifiable(_) => (Verdict::Live, State::Unknown, Reason::Unverifiable),
-        Liveness::Alive(_) => (Verdict::Live, outcome.state(), outcome.reason()),
-    };
-    Assessment {
-        verdict,
-        reason,
-        entry: marker.into_entry(state, uptime),
-        liveness,
-        outcome,
-    }
-}
-
-impl Assessment {
-    /// One line for a person: why the marker got its verdict and state.
-    pub(crate) fn detail(&self) -> String {
-        let pid = self.entry.pid;
-        let outcome = self.outcome;
-        let detail = match self.liveness {
-            Liveness::Gone => format!("no process with pid {pid}"),
-            Liveness::Zombie => format!("pid {pid} is a zombie: the sidecar exited"),
-            Liveness::Reused => {
-                format!("pid {pid} belongs to another process now (its start time differs)")
-            }
-            Liveness::OtherBoot => "the marker was written during another boot".to_owned(),
-            // Serving despite an unverifiable process: `assess` made it running.
-            Liveness::Unverifiable(why) if self.reason == Reason::Serving => {
-                format!("{}; process not verified: {why}", outcome.detail())
-            }
-            Liveness::Unverifiable(why) => format!(
-                "process cannot be checked: {why}; endpoint: {}",
-                outcome.detail()
-            ),
-            Liveness::Alive(
-                process::Identity::Unchecked(why) | process::Identity::Foreign(why),
-            ) => {
-                format!("{}; identity not checked: {why}", outcome.detail())
-            }
-            Liveness::Alive(_) => outcome.detail(),
-        };
-        text::one_line(&detail)
-    }
-}
-
-/// What one scan of `run/` does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ScanOptions {
-    /// Probe the live sidecars and return them (`None`: judge liveness
-    /// only, as `gc_stale` does).
-    pub probe: Option<ProbeOptions>,
-    /// Remove the stale markers (`false`: read-only; stale markers are
-    /// neither listed nor removed).
-    pub collect: bool,
-}
-
-impl Default for ScanOptions {
-    fn default() -> Self {
-        ScanOptions {
-            probe: Some(ProbeOptions::default()),
-            collect: true,
-        }
-    }
-}
-
-/// A marker-level problem met by a scan that did not stop it: a stale
-/// marker that could not be removed, for instance.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Problem {
-    /// The entry's name in `run/`.
-    pub name: String,
-    pub error: ErrorInfo,
-}
-
-/// Everything one scan found.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ScanReport {
-    /// The live sidecars (when probing), sorted by sandbox id.
-    pub live: Vec<SidecarEntry>,
-    /// The stale markers this call removed, sorted; each is reported by
-    /// exactly one of any number of concurrent callers.
-    pub collected: Vec<String>,
-    /// Names of the entries `inspect` calls broken, sorted.
-    pub broken: Vec<String>,
-    /// Problems that did not stop the scan, sorted by name.
-    pub problems: Vec<Problem>,
-    /// Set when the runtime directory or `run/` fails the trust checks
-    /// (docs/design.md, "Trust"): one line for a person naming the
-    /// directory, its owner and mode and what to do. Such a scan collected
-    /// nothing, whatever `collect` said.
-    pub untrusted: Option<String>,
+    opts.validate()?;
+    Ok(assess::by_id(runtime_dir.as_ref(), sandbox_id, opts)?.map(|a| a.entry))
 }
 
 /// Every live sidecar under `runtime_dir`, sorted by sandbox id. Stale
@@ -411,7 +123,8 @@ pub fn list(runtime_dir: impl AsRef<Path>) -> Result<Vec<SidecarEntry>> {
     list_with(runtime_dir, &ProbeOptions::default())
 }
 
-/// [`list`] with explicit probe options.
+/// [`list`] with explicit probe options, checked by [`scan()`]: a timeout of
+/// 0 or above [`MAX_TIMEOUT`] is refused with `invalid_argument`.
 pub fn list_with(runtime_dir: impl AsRef<Path>, opts: &ProbeOptions) -> Result<Vec<SidecarEntry>> {
     let scan_opts = ScanOptions {
         probe: Some(*opts),
@@ -423,19 +136,13 @@ pub fn list_with(runtime_dir: impl AsRef<Path>, opts: &ProbeOptions) -> Result<V
 /// Removes every stale marker under `runtime_dir` and returns the removed
 /// sandbox ids, sorted. Each id is reported by exactly one of any number of
 /// concurrent callers. A missing `run/` is not an error; a marker that
-/// cannot be removed is left (see [`scan`] for the problems).
+/// cannot be removed is left (see [`scan()`] for the problems).
 ///
 /// Refuses with `untrusted_directory` when the runtime directory or `run/`
 /// fails the trust checks (docs/design.md, "Trust"): nothing is removed.
 pub fn gc_stale(runtime_dir: impl AsRef<Path>) -> Result<Vec<String>> {
-    let mode = Mode {
-        probe: None,
-        collect: true,
-        report: false,
-        // Set from the directory by `Mode::trusting`.
-        bounding: Default::default(),
-    };
-    Ok(run_scan(runtime_dir.as_ref(), mode, Some("collect stale markers"))?.collected)
+    let mode = Mode::new(None, true, false);
+    Ok(scan::run_scan(runtime_dir.as_ref(), mode, Some("collect stale markers"))?.collected)
 }
 
 /// One report per entry of `run/` (reserved dot-names excepted), sorted by
@@ -445,377 +152,25 @@ pub fn inspect(runtime_dir: impl AsRef<Path>) -> Result<Vec<MarkerReport>> {
 }
 
 /// [`inspect`] with explicit probe options.
+/// A timeout of 0 or above [`MAX_TIMEOUT`] is refused with `invalid_argument`
+/// ([`ProbeOptions::validate`]).
 pub fn inspect_with(
     runtime_dir: impl AsRef<Path>,
     opts: &ProbeOptions,
 ) -> Result<Vec<MarkerReport>> {
-    let mode = Mode {
-        probe: Some(*opts),
-        collect: false,
-        report: true,
-        // Set from the directory by `Mode::trusting`.
-        bounding: Default::default(),
-    };
-    Ok(run_scan(runtime_dir.as_ref(), mode, None)?.reports)
+    opts.validate()?;
+    let mode = Mode::new(Some(*opts), false, true);
+    Ok(scan::run_scan(runtime_dir.as_ref(), mode, None)?.reports)
 }
 
 /// One pass over `run/`: see [`ScanOptions`]. Fails only when `run/`
-/// exists but cannot be opened or enumerated (or the arguments are bad);
+/// exists but cannot be opened or enumerated, or the options are bad
+/// ([`ScanOptions::validate`]);
 /// everything tied to one marker stays that marker's problem. On a
 /// directory that fails the trust checks the scan is read-only and says
 /// why in [`ScanReport::untrusted`].
 pub fn scan(runtime_dir: impl AsRef<Path>, opts: &ScanOptions) -> Result<ScanReport> {
-    let mode = Mode {
-        probe: opts.probe,
-        collect: opts.collect,
-        report: false,
-        // Set from the directory by `Mode::trusting`.
-        bounding: Default::default(),
-    };
-    let out = run_scan(runtime_dir.as_ref(), mode, None)?;
-    Ok(ScanReport {
-        live: out.live,
-        collected: out.collected,
-        broken: out.broken,
-        problems: out.problems,
-        untrusted: out.untrusted,
-    })
-}
-
-#[derive(Clone, Copy)]
-struct Mode {
-    probe: Option<ProbeOptions>,
-    collect: bool,
-    report: bool,
-    /// Who bounds what collection may remove (set by [`Mode::trusting`]).
-    bounding: authority::Bounding,
-}
-
-impl Mode {
-    /// This mode on a directory with `trust`: read-only unless every trust
-    /// check passed.
-    fn trusting(self, trust: &Trust) -> Mode {
-        Mode {
-            collect: self.collect && trust.is_trusted(),
-            bounding: authority::Bounding::new(trust.bounding_owners()),
-            ..self
-        }
-    }
-}
-
-#[derive(Default)]
-struct Scan {
-    live: Vec<SidecarEntry>,
-    collected: Vec<String>,
-    broken: Vec<String>,
-    problems: Vec<Problem>,
-    reports: Vec<MarkerReport>,
-    /// [`ScanReport::untrusted`].
-    untrusted: Option<String>,
-}
-
-impl Scan {
-    fn extend(&mut self, other: Scan) {
-        self.live.extend(other.live);
-        self.collected.extend(other.collected);
-        self.broken.extend(other.broken);
-        self.problems.extend(other.problems);
-        self.reports.extend(other.reports);
-    }
-}
-
-/// Below this many entries a scan stays on the calling thread: spawning a
-/// worker costs more than it saves.
-const ENTRIES_PER_WORKER: usize = 256;
-
-fn workers_for(entries: usize) -> usize {
-    static CPUS: OnceLock<usize> = OnceLock::new();
-    let cpus = *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    cpus.min(entries / ENTRIES_PER_WORKER).max(1)
-}
-
-/// Read each marker once, decide liveness, collect the stale, and (when
-/// probing) probe the rest concurrently. Large directories are split
-/// between worker threads, one per CPU.
-///
-/// On a directory that fails the trust checks nothing is collected; with
-/// `refuse` (the action, for `gc_stale`) the call refuses instead, with
-/// `untrusted_directory`.
-fn run_scan(runtime_dir: &Path, mode: Mode, refuse: Option<&'static str>) -> Result<Scan> {
-    let dirs = trust::open_dirs(runtime_dir)?;
-    if let (Some(action), Some(trust)) = (refuse, &dirs.trust) {
-        trust.require(action)?;
-    }
-    let untrusted = dirs.trust.as_ref().and_then(Trust::warning);
-    let Some(run) = dirs.run else {
-        return Ok(Scan {
-            untrusted,
-            ..Scan::default()
-        });
-    };
-    let mode = mode.trusting(&run.trust);
-    let entries =
-        sys::read_dir(run.fd.as_fd()).map_err(|e| StackError::io("list", &run.path, e))?;
-    let mut out = scan_entries(run.fd.as_fd(), &run.path, &entries, mode);
-    out.untrusted = untrusted;
-    Ok(out)
-}
-
-/// Judges `entries` of the open `run/` (see [`run_scan`]), split between
-/// worker threads when there are many; results sorted. Infallible: every
-/// failure here belongs to one entry. `watch` calls it for the markers it
-/// re-examines.
-fn scan_entries(
-    run: BorrowedFd<'_>,
-    run_path: &Path,
-    entries: &[sys::DirEntry],
-    mode: Mode,
-) -> Scan {
-    let now = SystemTime::now();
-    let workers = workers_for(entries.len());
-    let window = probe::window(workers);
-    let mut out = if workers == 1 {
-        scan_part(run, run_path, &Batches::new(entries), mode, now, window)
-    } else {
-        let batches = Batches::new(entries);
-        let parts: Vec<Scan> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..workers)
-                .map(|_| {
-                    s.spawn(|| {
-                        // The worker's descriptors stay its own: see
-                        // sys::private_fd_table. Refused, it shares.
-                        sys::private_fd_table(run);
-                        scan_part(run, run_path, &batches, mode, now, window)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
-        });
-        let mut out = Scan::default();
-        for part in parts {
-            out.extend(part);
-        }
-        out
-    };
-    out.live.sort_by(|a, b| a.sandbox_id.cmp(&b.sandbox_id));
-    out.collected.sort();
-    out.broken.sort();
-    out.problems.sort_by(|a, b| a.name.cmp(&b.name));
-    out.reports.sort_by(|a, b| a.name.cmp(&b.name));
-    out
-}
-
-/// An entry name for people and JSON: lossless (`\xNN` for non-UTF-8).
-fn entry_name(name: &CStr) -> String {
-    text::path_string(Path::new(OsStr::from_bytes(name.to_bytes())))
-}
-
-/// A live marker whose probe is still in flight.
-struct Waiting {
-    marker: Marker,
-    uptime: Option<u64>,
-    liveness: Liveness,
-}
-
-/// The entries of one scan, handed out in small batches to whichever worker
-/// asks next: a worker slowed down (its core taken by a sidecar answering
-/// probes, say) takes fewer batches instead of leaving the others waiting
-/// for it at the end.
-struct Batches<'a> {
-    entries: &'a [sys::DirEntry],
-    next: std::sync::atomic::AtomicUsize,
-}
-
-impl<'a> Batches<'a> {
-    /// Entries per batch: small enough to even out the workers, large
-    /// enough that the shared counter is touched rarely.
-    const SIZE: usize = 32;
-
-    fn new(entries: &'a [sys::DirEntry]) -> Self {
-        Batches {
-            entries,
-            next: std::sync::atomic::AtomicUsize::new(0),
-        }
-    }
-
-    /// The next batch, or `None` when every entry has been handed out.
-    fn take(&self) -> Option<&'a [sys::DirEntry]> {
-        let start = self
-            .next
-            .fetch_add(Self::SIZE, std::sync::atomic::Ordering::Relaxed);
-        let end = start.checked_add(Self::SIZE)?.min(self.entries.len());
-        self.entries.get(start..end).filter(|b| !b.is_empty())
-    }
-}
-
-/// Scans the entries of `run/` that `batches` hands this worker; see
-/// [`run_scan`]. Infallible: every failure here belongs to one entry.
-fn scan_part(
-    run: BorrowedFd<'_>,
-    run_path: &Path,
-    batches: &Batches<'_>,
-    mode: Mode,
-    now: SystemTime,
-    window: usize,
-) -> Scan {
-    let mut out = Scan::default();
-    let mut prober = mode.probe.map(|o| Prober::new(o.timeout, window));
-    let mut waiting: Vec<Option<Waiting>> = Vec::new();
-
-    for entry in std::iter::from_fn(|| batches.take()).flatten() {
-        // This marker's descriptors, closed together at the end of the
-        // iteration (`continue` included).
-        let mut later = sys::CloseLater::default();
-        let name: &CStr = &entry.name;
-        let bytes = name.to_bytes();
-        if bytes.starts_with(b".") {
-            // Reserved names (`.tmp-`, `.gc-`, `.kept-`; other dot-names are
-            // skipped unseen). A writer's temp dir or a collector's tomb that
-            // is provably the library's and whose maker is provably gone is
-            // debris: finish removing it (best effort: a leftover that cannot
-            // be removed now must not fail this call; the next scan
-            // retries). One at work is left unseen; anything else is left
-            // and reported, so `inspect` shows it (docs/design.md, "Trust",
-            // "Debris").
-            if gc::parse_reserved(bytes).is_some() {
-                match gc::judge_debris(run, name) {
-                    gc::Debris::Finish(seen) if mode.collect => {
-                        let _ = gc::finish_leftover(run, name, seen);
-                    }
-                    gc::Debris::Finish(_) | gc::Debris::InProgress | gc::Debris::Vanished => {}
-                    gc::Debris::Left(why) => {
-                        let error = StackError::parse(markers::child_path(run_path, name), why);
-                        out.broken(mode, entry_name(name), Reason::Leftover, &error);
-                    }
-                }
-            }
-            continue;
-        }
-        let broken_entry = if !is_valid_sandbox_id(bytes) {
-            Some((Reason::InvalidName, "the name is not a valid sandbox id"))
-        } else {
-            match entry.d_type {
-                libc::DT_DIR | libc::DT_UNKNOWN => None,
-                libc::DT_LNK => Some((Reason::Symlink, "a symlink (never followed)")),
-                _ => Some((Reason::NotADirectory, "not a directory")),
-            }
-        };
-        if let Some((reason, why)) = broken_entry {
-            let path = markers::child_path(run_path, name);
-            let error = StackError::parse(path, why);
-            out.broken(mode, entry_name(name), reason, &error);
-            continue;
-        }
-        let loc = Loc::Entry { run, name };
-        let mut read = markers::read_marker(loc, markers::child_path(run_path, name), &mut later);
-        if let Err(b) = &read
-            && b.error
-                .errno()
-                .is_some_and(|e| e == libc::EMFILE || e == libc::ENFILE)
-            && let Some(p) = prober.as_mut()
-            && p.has_pending()
-        {
-            // Our own in-flight probes hold the descriptors: settle them
-            // and read once more.
-            p.settle_all();
-            read = markers::read_marker(loc, markers::child_path(run_path, name), &mut later);
-        }
-        let marker = match read {
-            Ok(m) => m,
-            // Vanished while we read it: no longer there to report.
-            Err(b) if b.is_not_found() && is_absent(run, name) => continue,
-            Err(Broken { reason, error }) => {
-                out.broken(mode, entry_name(name), reason, &error);
-                continue;
-            }
-        };
-        let liveness = process::liveness_in(&marker.meta, &mut later);
-        if liveness.is_stale() {
-            // Only what the bounding owners could remove themselves.
-            if mode.collect && authority::may_remove(mode.bounding, marker.owner(run, name)).is_ok()
-            {
-                // Nothing of the marker stays open while it is removed (an
-                // open file unlinked on NFS would keep the tree non-empty).
-                later.close_now();
-                match gc::take(run, name, Some(marker.meta_id)) {
-                    Ok(true) => out.collected.push(marker.meta.sandbox_id),
-                    Ok(false) => {}
-                    Err(e) => out.problems.push(Problem {
-                        name: marker.meta.sandbox_id.clone(),
-                        error: StackError::io("remove stale marker", &marker.path, e).info(),
-                    }),
-                }
-            } else if mode.report {
-                let uptime =
-                    markers::uptime_secs(loc, &marker.path, now, &mut later).unwrap_or(None);
-                out.report(assess(marker, liveness, None, uptime));
-            }
-            continue;
-        }
-        let Some(prober) = prober.as_mut() else {
-            continue;
-        };
-        let uptime = markers::uptime_secs(loc, &marker.path, now, &mut later).unwrap_or(None);
-        let key = waiting.len();
-        match prober.start(key, &marker.endpoint, loc, &marker.path, &mut later) {
-            Some(outcome) => {
-                out.live_one(mode, assess(marker, liveness, Some(outcome), uptime));
-                waiting.push(None);
-            }
-            None => waiting.push(Some(Waiting {
-                marker,
-                uptime,
-                liveness,
-            })),
-        }
-    }
-    if let Some(prober) = prober {
-        for (key, outcome) in prober.finish() {
-            if let Some(w) = waiting.get_mut(key).and_then(Option::take) {
-                out.live_one(mode, assess(w.marker, w.liveness, Some(outcome), w.uptime));
-            }
-        }
-    }
-    out
-}
-
-impl Scan {
-    fn broken(&mut self, mode: Mode, name: String, reason: Reason, error: &StackError) {
-        if mode.report {
-            let info = error.info();
-            self.reports.push(MarkerReport {
-                name: name.clone(),
-                verdict: Verdict::Broken,
-                state: None,
-                reason,
-                detail: info.message.clone(),
-                entry: None,
-                error: Some(info),
-            });
-        }
-        self.broken.push(name);
-    }
-
-    fn report(&mut self, a: Assessment) {
-        self.reports.push(MarkerReport {
-            name: a.entry.sandbox_id.clone(),
-            verdict: a.verdict,
-            state: Some(a.entry.state),
-            reason: a.reason,
-            detail: a.detail(),
-            entry: Some(a.entry),
-            error: None,
-        });
-    }
-
-    fn live_one(&mut self, mode: Mode, a: Assessment) {
-        if mode.report {
-            self.report(a);
-        } else {
-            self.live.push(a.entry);
-        }
-    }
+    opts.validate()?;
+    let mode = Mode::new(opts.probe, opts.collect, false);
+    Ok(scan::run_scan(runtime_dir.as_ref(), mode, None)?.into())
 }

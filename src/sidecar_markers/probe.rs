@@ -13,9 +13,8 @@
 //! Only the path *lookup* of a Unix socket can block (a hung FUSE mount on
 //! the way). The marker's own `sidecar.sock` is opened `O_PATH` beneath the
 //! marker directory without crossing a mount or following a symlink, and
-//! connected to through `/proc/thread-self/fd`, so no lookup leaves the
-//! marker (`thread-self`: a scan's workers have descriptor tables of their
-//! own).
+//! connected to through its descriptor's path (`sys::fd_path`), so no
+//! lookup leaves the marker.
 //! Any other socket path (an explicit `listen`, a symlinked or
 //! mounted-over `sidecar.sock`) is connected to on a helper thread that is
 //! abandoned at the deadline; at most [`MAX_PATH_THREADS`] such threads
@@ -25,18 +24,18 @@
 //!
 //! Every failure is the endpoint's outcome: a probe never fails a call.
 
-use std::mem;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use super::State;
-use super::markers::{DEFAULT_SOCKET, Endpoint, Loc};
-use super::report::Reason;
+use super::endpoint::Endpoint;
+use super::model::{Reason, State};
+use super::read::{DEFAULT_SOCKET, Loc};
 use super::sys;
+use super::sys::socket::{Socket, UnixAddr};
 
 /// What probing an endpoint found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,85 +121,34 @@ fn classify(errno: i32) -> Outcome {
     }
 }
 
-fn new_socket(domain: libc::c_int) -> Result<OwnedFd, i32> {
-    // SAFETY: plain socket(2) call.
-    let fd = unsafe {
-        libc::socket(
-            domain,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        )
-    };
-    if fd < 0 {
-        return Err(errno());
-    }
-    // SAFETY: a fresh descriptor nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// The socket address types `connect` takes.
-trait SockAddr {}
-impl SockAddr for libc::sockaddr_un {}
-impl SockAddr for libc::sockaddr_storage {}
-
-/// `connect(2)` of `sock` to the first `len` bytes of `addr`: 0, or -1 with
-/// errno set.
-fn connect<A: SockAddr>(sock: &OwnedFd, addr: &A, len: libc::socklen_t) -> libc::c_int {
-    assert!(len as usize <= mem::size_of::<A>(), "sockaddr length");
-    // SAFETY: `addr` is a sockaddr type at least `len` bytes long, and
-    // connect(2) only reads it.
-    unsafe { libc::connect(sock.as_raw_fd(), (addr as *const A).cast(), len) }
-}
-
-fn errno() -> i32 {
-    std::io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EIO)
-}
-
-fn sockaddr_un(path: &[u8]) -> Option<(libc::sockaddr_un, libc::socklen_t)> {
-    // SAFETY: sockaddr_un is plain old data; all-zero is valid.
-    let mut addr: libc::sockaddr_un = unsafe { mem::zeroed() };
-    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    if path.is_empty() || path.len() >= addr.sun_path.len() || path.contains(&0) {
-        return None;
-    }
-    for (dst, &src) in addr.sun_path.iter_mut().zip(path) {
-        *dst = src as libc::c_char;
-    }
-    let len = mem::size_of::<libc::sa_family_t>() + path.len() + 1;
-    Some((addr, len as libc::socklen_t))
+/// The errno of a failed call, for [`classify`].
+fn errno_of(e: &std::io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
 }
 
 /// One non-blocking connect to the Unix socket at `path` (short enough for
 /// `sun_path`). Never waits, except in the path lookup itself. The socket
-/// goes to `later`.
-fn connect_unix(path: &[u8], later: &mut sys::CloseLater) -> Outcome {
-    let Some((addr, len)) = sockaddr_un(path) else {
+/// goes to `fds`.
+fn connect_unix(path: &[u8], fds: &mut sys::MarkerFds) -> Outcome {
+    let Some(addr) = UnixAddr::new(path) else {
         return Outcome::ConnectError(libc::ENAMETOOLONG);
     };
-    let sock = match new_socket(libc::AF_UNIX) {
+    let sock = match Socket::unix() {
         Ok(s) => s,
-        Err(e) => return classify(e),
+        Err(e) => return classify(errno_of(&e)),
     };
-    let outcome = if connect(&sock, &addr, len) == 0 {
-        Outcome::Serving
-    } else {
-        classify(errno())
+    let outcome = match sock.connect_unix(&addr) {
+        Ok(()) => Outcome::Serving,
+        Err(e) => classify(errno_of(&e)),
     };
-    later.keep(sock);
+    fds.keep(sock.into());
     outcome
 }
 
 /// Connects to the socket `fd` refers to (an `O_PATH` descriptor), through
-/// `/proc/thread-self/fd/<fd>`: the lookup ends at that descriptor's
-/// inode, in this thread's descriptor table (which a scan's worker has to
-/// itself; `/proc/self` would name the process leader's).
-fn connect_via_fd(fd: BorrowedFd<'_>, later: &mut sys::CloseLater) -> Outcome {
-    connect_unix(
-        format!("/proc/thread-self/fd/{}", fd.as_raw_fd()).as_bytes(),
-        later,
-    )
+/// its path [`sys::fd_path`]: the lookup ends at that descriptor's inode.
+fn connect_via_fd(fd: BorrowedFd<'_>, fds: &mut sys::MarkerFds) -> Outcome {
+    connect_unix(sys::fd_path(fd).as_bytes(), fds)
 }
 
 /// Connects to a Unix socket path the library does not control: the
@@ -233,8 +181,8 @@ fn connect_unix_path_guarded(path: PathBuf, deadline: Instant) -> PathProbe {
 /// The body of a guarded path probe (may block in the path lookup).
 fn connect_path_blocking(path: &Path) -> Outcome {
     let bytes = path.as_os_str().as_bytes();
-    if sockaddr_un(bytes).is_some() {
-        return connect_unix(bytes, &mut sys::CloseLater::default());
+    if UnixAddr::new(bytes).is_some() {
+        return connect_unix(bytes, &mut sys::MarkerFds::default());
     }
     // Too long for sun_path: through the parent directory's descriptor.
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
@@ -242,9 +190,10 @@ fn connect_path_blocking(path: &Path) -> Outcome {
     };
     match sys::open(parent, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) {
         Ok(dir) => {
-            let mut short = format!("/proc/thread-self/fd/{}/", dir.as_raw_fd()).into_bytes();
+            let mut short = sys::fd_path(dir.as_fd()).into_bytes();
+            short.push(b'/');
             short.extend_from_slice(name.as_bytes());
-            connect_unix(&short, &mut sys::CloseLater::default())
+            connect_unix(&short, &mut sys::MarkerFds::default())
         }
         Err(e) => classify(e.raw_os_error().unwrap_or(libc::EIO)),
     }
@@ -297,7 +246,7 @@ enum PathProbe {
 
 struct Pending {
     key: usize,
-    sock: OwnedFd,
+    sock: Socket,
     deadline: Instant,
 }
 
@@ -360,21 +309,21 @@ impl Prober {
 
     /// Starts probing `endpoint` of the marker at `loc` (its directory is
     /// `marker_path`). `Some` when the outcome is known at once; the
-    /// descriptors of a probe done at once go to `later`.
+    /// descriptors of a probe done at once go to `fds`.
     pub fn start(
         &mut self,
         key: usize,
         endpoint: &Endpoint,
         loc: Loc<'_>,
         marker_path: &Path,
-        later: &mut sys::CloseLater,
+        fds: &mut sys::MarkerFds,
     ) -> Option<Outcome> {
         match endpoint {
             Endpoint::MarkerSocket => {
-                let rel = loc.rel(super::markers::SOCKET_FILE);
+                let rel = loc.rel(super::read::SOCKET_FILE);
                 // Without O_NOFOLLOW, RESOLVE_NO_SYMLINKS refuses a symlink
                 // as the last component too (ELOOP) instead of opening it.
-                let opened = later.open(|| {
+                let opened = fds.open(|| {
                     sys::openat2(
                         loc.base(),
                         &rel,
@@ -384,14 +333,14 @@ impl Prober {
                 });
                 match opened {
                     Some(Ok(fd)) => {
-                        let outcome = connect_via_fd(fd.as_fd(), later);
+                        let outcome = connect_via_fd(fd.as_fd(), fds);
                         if !matches!(outcome, Outcome::Unavailable(_)) {
-                            later.keep(fd);
+                            fds.keep(fd);
                             return Some(outcome);
                         }
                         drop(fd);
                         // Out of descriptors: give back the marker's own too.
-                        later.close_now();
+                        fds.close_now();
                         self.retry_after_settling(|| connect_via_fd_at(loc, &rel))
                     }
                     // A symlink or a mount point: a path we do not control.
@@ -434,14 +383,17 @@ impl Prober {
         }
     }
 
-    fn socket(&mut self, domain: libc::c_int) -> Result<OwnedFd, Outcome> {
-        match new_socket(domain) {
+    fn socket(&mut self, addr: &SocketAddr) -> Result<Socket, Outcome> {
+        match Socket::tcp_for(addr) {
             Ok(s) => Ok(s),
-            Err(e) if matches!(e, libc::EMFILE | libc::ENFILE) && !self.pending.is_empty() => {
+            Err(e)
+                if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+                    && !self.pending.is_empty() =>
+            {
                 self.settle_until(0);
-                new_socket(domain).map_err(classify)
+                Socket::tcp_for(addr).map_err(|e| classify(errno_of(&e)))
             }
-            Err(e) => Err(classify(e)),
+            Err(e) => Err(classify(errno_of(&e))),
         }
     }
 
@@ -449,16 +401,15 @@ impl Prober {
         if self.pending.len() >= self.window {
             self.settle_until(self.window - 1);
         }
-        let (domain, storage, len) = sockaddr_in(addr);
-        let sock = match self.socket(domain) {
+        let sock = match self.socket(addr) {
             Ok(s) => s,
             Err(o) => return Some(o),
         };
         let deadline = self.deadline();
-        if connect(&sock, &storage, len) == 0 {
+        let Err(e) = sock.connect_ip(addr) else {
             return Some(Outcome::Serving);
-        }
-        match errno() {
+        };
+        match errno_of(&e) {
             libc::EINPROGRESS => {
                 self.pending.push(Pending {
                     key,
@@ -500,26 +451,24 @@ impl Prober {
                 .pending
                 .iter()
                 .map(|p| libc::pollfd {
-                    fd: p.sock.as_raw_fd(),
+                    fd: p.sock.as_fd().as_raw_fd(),
                     events: libc::POLLOUT,
                     revents: 0,
                 })
                 .collect();
-            // SAFETY: fds is a valid array of fds.len() pollfd structs.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-            if n < 0 {
-                let e = errno();
-                if e == libc::EINTR {
-                    continue;
+            let n = match sys::poll(&mut fds, ms) {
+                Ok(n) => n,
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                Err(_) => {
+                    // poll itself failed (memory): what is pending cannot
+                    // be judged this time.
+                    for p in self.pending.drain(..) {
+                        self.finished
+                            .push((p.key, Outcome::Unavailable("poll(2) failed")));
+                    }
+                    break;
                 }
-                // poll itself failed (memory): what is pending cannot be
-                // judged this time.
-                for p in self.pending.drain(..) {
-                    self.finished
-                        .push((p.key, Outcome::Unavailable("poll(2) failed")));
-                }
-                break;
-            }
+            };
             if n == 0 {
                 continue;
             }
@@ -529,9 +478,10 @@ impl Prober {
                     continue;
                 }
                 let p = self.pending.swap_remove(idx);
-                let outcome = match so_error(&p.sock) {
+                let outcome = match p.sock.take_error() {
                     Ok(0) => Outcome::Serving,
-                    Ok(e) | Err(e) => classify(e),
+                    Ok(e) => classify(e),
+                    Err(e) => classify(errno_of(&e)),
                 };
                 self.finished.push((p.key, outcome));
             }
@@ -565,72 +515,11 @@ fn connect_via_fd_at(loc: Loc<'_>, rel: &std::ffi::CStr) -> Outcome {
         libc::O_PATH | libc::O_CLOEXEC,
         sys::RESOLVE_NO_XDEV_STRICT,
     ) {
-        Some(Ok(fd)) => connect_via_fd(fd.as_fd(), &mut sys::CloseLater::default()),
+        Some(Ok(fd)) => connect_via_fd(fd.as_fd(), &mut sys::MarkerFds::default()),
         Some(Err(e)) => classify(e.raw_os_error().unwrap_or(libc::EIO)),
         None => Outcome::Unavailable("openat2 became unavailable"),
     }
 }
-
-fn so_error(sock: &OwnedFd) -> Result<i32, i32> {
-    let mut val: libc::c_int = 0;
-    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: valid out-pointers of the right size.
-    let rc = unsafe {
-        libc::getsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            (&mut val as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    if rc < 0 { Err(errno()) } else { Ok(val) }
-}
-
-fn sockaddr_in(addr: &SocketAddr) -> (libc::c_int, libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: sockaddr_storage is plain old data; all-zero is valid.
-    let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
-    match addr {
-        SocketAddr::V4(a) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(a.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: sockaddr_storage is large enough for sockaddr_in.
-            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin) };
-            (
-                libc::AF_INET,
-                storage,
-                mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            )
-        }
-        SocketAddr::V6(a) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: a.scope_id(),
-            };
-            // SAFETY: sockaddr_storage is large enough for sockaddr_in6.
-            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin6) };
-            (
-                libc::AF_INET6,
-                storage,
-                mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-            )
-        }
-    }
-}
-
-/// `SO_PEERPIDFD` (Linux 6.5): a pidfd of a connected socket's peer.
-const SO_PEERPIDFD: libc::c_int = 77;
 
 /// The process listening on the marker's own socket (`<marker>/sidecar.sock`,
 /// opened beneath the marker without following a symlink or crossing a
@@ -641,7 +530,7 @@ const SO_PEERPIDFD: libc::c_int = 77;
 /// cannot see. (docs/design.md, "Trust": how it combines with the identity
 /// fields.)
 pub(crate) fn socket_listener(loc: Loc<'_>) -> Option<(OwnedFd, u32)> {
-    let rel = loc.rel(super::markers::SOCKET_FILE);
+    let rel = loc.rel(super::read::SOCKET_FILE);
     let path = sys::openat2(
         loc.base(),
         &rel,
@@ -653,30 +542,12 @@ pub(crate) fn socket_listener(loc: Loc<'_>) -> Option<(OwnedFd, u32)> {
     if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
         return None;
     }
-    let (addr, len) = sockaddr_un(format!("/proc/thread-self/fd/{}", path.as_raw_fd()).as_bytes())?;
-    let sock = new_socket(libc::AF_UNIX).ok()?;
+    let addr = UnixAddr::new(sys::fd_path(path.as_fd()).as_bytes())?;
+    let sock = Socket::unix().ok()?;
     // A Unix stream connect completes at once or fails (a full backlog:
     // EAGAIN); it never waits here.
-    if connect(&sock, &addr, len) != 0 {
-        return None;
-    }
-    let mut fd: libc::c_int = -1;
-    let mut size = mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `fd` is a writable c_int of `size` bytes.
-    let rc = unsafe {
-        libc::getsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            SO_PEERPIDFD,
-            (&mut fd as *mut libc::c_int).cast(),
-            &mut size,
-        )
-    };
-    if rc != 0 || fd < 0 {
-        return None;
-    }
-    // SAFETY: the kernel returned a new descriptor that nothing else owns.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(fd) };
+    sock.connect_unix(&addr).ok()?;
+    let pidfd = sock.peer_pidfd().ok()?;
     let pid = pidfd_pid(pidfd.as_fd())?;
     Some((pidfd, pid))
 }
@@ -685,8 +556,7 @@ pub(crate) fn socket_listener(loc: Loc<'_>) -> Option<(OwnedFd, u32)> {
 /// fdinfo); `None` when the process has exited (-1) or is not visible here
 /// (0).
 pub(crate) fn pidfd_pid(pidfd: BorrowedFd<'_>) -> Option<u32> {
-    let info =
-        std::fs::read_to_string(format!("/proc/thread-self/fdinfo/{}", pidfd.as_raw_fd())).ok()?;
+    let info = sys::fdinfo(pidfd).ok()?;
     let pid: i64 = info
         .lines()
         .find_map(|l| l.strip_prefix("Pid:"))?

@@ -26,7 +26,7 @@ use std::io;
 use std::os::fd::AsFd;
 use std::sync::OnceLock;
 
-use super::MetadataFile;
+use super::model::MetadataFile;
 use super::sys;
 
 /// Inode of the initial pid namespace (`PROC_PID_INIT_INO`).
@@ -110,11 +110,11 @@ enum StatRead {
     Denied,
 }
 
-/// The stat line of `pid`; the descriptor, once read, goes to `later`.
-fn read_proc_stat(pid: u32, later: &mut sys::CloseLater) -> io::Result<StatRead> {
+/// The stat line of `pid`; the descriptor, once read, goes to `fds`.
+fn read_proc_stat(pid: u32, fds: &mut sys::MarkerFds) -> io::Result<StatRead> {
     let path = format!("/proc/{pid}/stat");
     let denied = |e: &io::Error| matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES));
-    let fd = later.open(|| {
+    let fd = fds.open(|| {
         sys::open(
             std::path::Path::new(&path),
             libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
@@ -136,7 +136,7 @@ fn read_proc_stat(pid: u32, later: &mut sys::CloseLater) -> io::Result<StatRead>
         Err(e) if denied(&e) => return Ok(StatRead::Denied),
         Err(e) => return Err(e),
     };
-    later.keep(fd);
+    fds.keep(fd);
     parse_proc_stat(&bytes)
         .map(StatRead::Found)
         .ok_or_else(|| io::Error::other(format!("cannot parse {path}")))
@@ -199,11 +199,7 @@ fn host() -> &'static Host {
             .ok()
             .and_then(|s| parse_boottime_offset(&s))
             .unwrap_or(0),
-        // SAFETY: sysconf has no preconditions.
-        clk_tck: match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
-            n if n > 0 => n as u64,
-            _ => 100,
-        },
+        clk_tck: sys::clk_tck().unwrap_or(100),
     })
 }
 
@@ -252,19 +248,19 @@ fn normalised_ticks(ticks: u64, offset_ns: i64, clk_tck: u64) -> i128 {
 /// this reader's point of view. An `Err` is a failure of ours reading
 /// `/proc` (it makes the marker unverifiable, never stale).
 pub(crate) fn liveness(meta: &MetadataFile) -> Liveness {
-    liveness_in(meta, &mut sys::CloseLater::default())
+    liveness_in(meta, &mut sys::MarkerFds::default())
 }
 
-/// [`liveness`], leaving the descriptor of `/proc/<pid>/stat` to `later`
+/// [`liveness`], leaving the descriptor of `/proc/<pid>/stat` to `fds`
 /// (a scan closes a marker's descriptors together).
-pub(crate) fn liveness_in(meta: &MetadataFile, later: &mut sys::CloseLater) -> Liveness {
-    match judge(meta, host(), later) {
+pub(crate) fn liveness_in(meta: &MetadataFile, fds: &mut sys::MarkerFds) -> Liveness {
+    match judge(meta, host(), fds) {
         Ok(l) => l,
         Err(_) => Liveness::Unverifiable("cannot read the process's /proc entry"),
     }
 }
 
-fn judge(meta: &MetadataFile, host: &Host, later: &mut sys::CloseLater) -> io::Result<Liveness> {
+fn judge(meta: &MetadataFile, host: &Host, fds: &mut sys::MarkerFds) -> io::Result<Liveness> {
     let pid = meta.pid;
     debug_assert!(pid >= 1 && pid <= i32::MAX as u32);
     if let Some(recorded) = meta.boot_id.as_deref() {
@@ -295,7 +291,7 @@ fn judge(meta: &MetadataFile, host: &Host, later: &mut sys::CloseLater) -> io::R
         (None, mine) => mine == Some(INITIAL_PID_NS_INODE),
     };
     let complete = meta.boot_id.is_some() && meta.pid_start_ticks.is_some();
-    match read_proc_stat(pid, later)? {
+    match read_proc_stat(pid, fds)? {
         StatRead::Found(st) => {
             if let Some(recorded) = meta.pid_start_ticks {
                 let a =
@@ -487,7 +483,7 @@ pub(crate) fn own_namespaces() -> (Option<u64>, i64) {
 /// The identity of the live process `pid`; `Ok(None)` when it does not
 /// exist.
 pub(crate) fn identity(pid: u32) -> io::Result<Option<Recorded>> {
-    let st = match read_proc_stat(pid, &mut sys::CloseLater::default())? {
+    let st = match read_proc_stat(pid, &mut sys::MarkerFds::default())? {
         StatRead::Found(st) => st,
         StatRead::Absent => return Ok(None),
         StatRead::Denied => return Err(io::Error::from_raw_os_error(libc::EACCES)),
@@ -502,99 +498,5 @@ pub(crate) fn identity(pid: u32) -> io::Result<Option<Recorded>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stat_with_parens_and_spaces_in_comm() {
-        let line =
-            b"42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 10\n";
-        let st = parse_proc_stat(line).unwrap();
-        assert_eq!(st.state, b'S');
-        assert_eq!(st.start_ticks, 98765);
-    }
-
-    #[test]
-    fn boot_ids_compare_as_uuids() {
-        let canon = parse_uuid("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0").unwrap();
-        for spelling in [
-            "0F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0",
-            "{0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0}",
-            "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
-            " 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0\n",
-        ] {
-            assert_eq!(parse_uuid(spelling), Some(canon), "{spelling:?}");
-        }
-        for bad in [
-            "",
-            "not-a-uuid",
-            "0f1e2d3c-4b5a-6978-8796",
-            "{0f1e}",
-            "g".repeat(32).as_str(),
-        ] {
-            assert_eq!(parse_uuid(bad), None, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn status_and_stat_flags_parse() {
-        let status = b"Name:\tx\nPPid:\t7\nUid:\t1000\t1001\t1002\t1003\nGid:\t0\t0\t0\t0\n";
-        assert_eq!(parse_status(status), Some(([1000, 1001, 1002, 1003], 7)));
-        assert_eq!(parse_status(b"Uid:\t1\t2\t3\nPPid:\t1\n"), None);
-        assert_eq!(parse_status(b"PPid:\t1\n"), None);
-        let kthread = b"2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 2 0 0\n";
-        let flags = parse_stat_flags(kthread).unwrap();
-        assert_eq!(flags, 2_129_984);
-        assert_ne!(flags & PF_KTHREAD, 0);
-        let me = credentials(std::process::id()).unwrap().unwrap();
-        assert!(!me.kthread);
-        assert_eq!(me.ppid, std::os::unix::process::parent_id());
-        // SAFETY: getuid cannot fail.
-        assert_eq!(me.uids[0], unsafe { libc::getuid() });
-        let kthreadd = credentials(2).unwrap().unwrap();
-        assert!(kthreadd.kthread, "pid 2 is kthreadd on Linux");
-    }
-
-    #[test]
-    fn timens_offsets_parse() {
-        let text = "monotonic           0         0\nboottime         1000         5\n";
-        assert_eq!(parse_boottime_offset(text), Some(1_000_000_000_005));
-        assert_eq!(normalised_ticks(150_000, 1_000_000_000_000, 100), 50_000);
-        assert_eq!(normalised_ticks(10, -2_000_000_000, 100), 210);
-    }
-
-    fn meta_for(pid: u32, boot: Option<String>, ticks: Option<u64>) -> MetadataFile {
-        MetadataFile {
-            sandbox_id: "s".into(),
-            agent_id: "a".into(),
-            session_id: "s".into(),
-            authority_url: "u".into(),
-            policy_bundle_version: "p".into(),
-            pid,
-            started_at: "t".into(),
-            listen: None,
-            boot_id: boot,
-            pid_start_ticks: ticks,
-            pid_ns_inode: host().pid_ns,
-            boottime_offset_ns: Some(host().boottime_offset_ns),
-        }
-    }
-
-    #[test]
-    fn own_process_is_alive_and_identity_matches() {
-        let me = std::process::id();
-        let rec = identity(me).unwrap().unwrap();
-        let m = meta_for(me, rec.boot_id.clone(), Some(rec.start_ticks));
-        assert_eq!(liveness(&m), Liveness::Alive(Identity::Verified));
-        let m = meta_for(me, rec.boot_id.clone(), Some(rec.start_ticks + 1));
-        assert_eq!(liveness(&m), Liveness::Reused);
-        let other = "00000000-0000-0000-0000-000000000001".to_owned();
-        let m = meta_for(me, Some(other), Some(rec.start_ticks));
-        assert_eq!(liveness(&m), Liveness::OtherBoot);
-        let m = meta_for(me, Some("another-boot".into()), Some(rec.start_ticks));
-        assert!(matches!(liveness(&m), Liveness::Unverifiable(_)));
-        let mut m = meta_for(me, rec.boot_id, Some(rec.start_ticks));
-        m.pid_ns_inode = Some(1);
-        assert!(matches!(liveness(&m), Liveness::Unverifiable(_)));
-    }
-}
+#[path = "process_tests.rs"]
+mod tests;

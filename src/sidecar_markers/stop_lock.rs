@@ -37,8 +37,9 @@
 
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::time::Duration;
 
 use super::sys;
@@ -156,9 +157,8 @@ fn try_once(root: &OwnedFd, sub: &CStr, name: &CStr) -> Attempt {
         Ok(st) if sys::is_reg(&st) && st.st_uid == euid => {}
         _ => return Attempt::Unavailable,
     }
-    // SAFETY: a valid descriptor; flock has no memory arguments.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return match io::Error::last_os_error().raw_os_error() {
+    if let Err(e) = sys::flock_exclusive_nonblocking(file.as_fd()) {
+        return match e.raw_os_error() {
             Some(libc::EWOULDBLOCK) => Attempt::Busy,
             Some(libc::EINTR) => Attempt::Again,
             _ => Attempt::Unavailable,
@@ -184,8 +184,7 @@ fn still_named(dir: BorrowedFd<'_>, name: &CStr, file: BorrowedFd<'_>) -> bool {
 }
 
 fn euid() -> libc::uid_t {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() }
+    sys::geteuid()
 }
 
 /// Whether `st` is a directory only `euid` can write: owned by `euid`, no
@@ -215,16 +214,8 @@ fn private_root() -> Option<OwnedFd> {
     let euid = euid();
     let in_dir = |parent: &OwnedFd, name: &CStr| private_dir(parent.as_fd(), name, euid).ok()?;
     let open_dir = |path: &OsStr| {
-        let c = CString::new(path.as_bytes()).ok()?;
-        // SAFETY: a NUL-terminated path; the descriptor is owned below.
-        let fd = unsafe {
-            libc::open(
-                c.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        };
-        // SAFETY: a fresh descriptor nothing else owns.
-        (fd >= 0).then(|| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+        sys::open(Path::new(path), flags).ok()
     };
     if euid == 0 {
         if let Some(dir) =

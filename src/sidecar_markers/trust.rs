@@ -27,17 +27,13 @@
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStringExt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use super::error::{Result, StackError};
-use super::{caller_path, sys};
-
-/// The runtime directory root uses when the environment names none
-/// (never under `/tmp`, where anyone can create it first).
-pub(crate) const ROOT_RUNTIME_DIR: &str = "/run/firma";
+use super::paths::{caller_path, last_resort};
+use super::sys;
 
 /// Symlinks followed at most, one after the other, for the runtime
 /// directory's last component (each one checked).
@@ -85,8 +81,7 @@ pub(crate) struct Dirs {
 }
 
 fn euid() -> u32 {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() }
+    sys::geteuid()
 }
 
 /// `uid 1001 (mallory)`, or `uid 1001` when `/etc/passwd` does not name it.
@@ -330,12 +325,6 @@ impl Trust {
     }
 }
 
-/// `/tmp/firma-<uid>`: the last-resort default runtime directory of `uid`
-/// (root has [`ROOT_RUNTIME_DIR`] instead).
-pub(crate) fn last_resort(uid: u32) -> PathBuf {
-    PathBuf::from(format!("/tmp/firma-{uid}"))
-}
-
 /// Where the runtime directory's last component is opened from.
 enum Anchor {
     /// Opened relative to this directory under this name.
@@ -360,30 +349,6 @@ fn anchor(base: Option<BorrowedFd<'_>>, p: &Path) -> io::Result<Anchor> {
         (None, None) => sys::open(Path::new("."), flags)?,
     };
     Ok(Anchor::At(dir, sys::cstring(name)?))
-}
-
-/// The text of the symlink open as `link` (`O_PATH | O_NOFOLLOW`).
-fn read_link(link: BorrowedFd<'_>) -> io::Result<PathBuf> {
-    let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
-    // SAFETY: valid descriptor, empty NUL-terminated name (the link
-    // itself, Linux 2.6.39+) and a buffer of the length given.
-    let n = unsafe {
-        libc::readlinkat(
-            link.as_raw_fd(),
-            c"".as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let n = n as usize;
-    if n >= buf.len() {
-        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
-    }
-    buf.truncate(n);
-    Ok(PathBuf::from(std::ffi::OsString::from_vec(buf)))
 }
 
 /// The runtime directory, opened.
@@ -413,16 +378,8 @@ fn open_runtime(path: &Path, caller: u32) -> Result<Runtime> {
                 r
             }
             Ok(Anchor::Whole(c)) => {
-                let d = base.as_ref().map_or(libc::AT_FDCWD, |b| b.as_raw_fd());
-                // SAFETY: valid descriptor (or AT_FDCWD) and NUL-terminated
-                // path; a fresh descriptor nothing else owns.
-                let fd = unsafe { libc::openat(d, c.as_ptr(), flags | libc::O_DIRECTORY) };
-                if fd < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    // SAFETY: as above.
-                    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
-                }
+                let base = base.as_ref().map(AsFd::as_fd);
+                sys::openat_or_cwd(base, &c, flags | libc::O_DIRECTORY, 0)
             }
             Err(e) => Err(e),
         };
@@ -435,7 +392,7 @@ fn open_runtime(path: &Path, caller: u32) -> Result<Runtime> {
         match st.st_mode & libc::S_IFMT {
             libc::S_IFDIR => return Ok(Runtime::Open(fd, st)),
             libc::S_IFLNK if st.st_uid == caller || st.st_uid == 0 => {
-                target = read_link(fd.as_fd()).map_err(err)?;
+                target = sys::read_link_fd(fd.as_fd()).map_err(err)?;
             }
             libc::S_IFLNK => return Ok(Runtime::Unfollowed(st.st_uid, mode_of(&st))),
             _ => return Err(err(io::Error::from_raw_os_error(libc::ENOTDIR))),
@@ -578,91 +535,5 @@ pub fn check_runtime_dir(runtime_dir: impl AsRef<Path>) -> Result<Option<String>
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn judge(caller: u32, rt: (u32, u32), run: Option<(u32, u32)>) -> Trust {
-        let run_path = Path::new("/x/run");
-        Trust::judge(
-            caller,
-            Path::new("/x"),
-            rt,
-            run.map(|(o, m)| (run_path, o, m)),
-        )
-    }
-
-    #[test]
-    fn the_four_checks() {
-        // Private, one owner: trusted, bounded by that owner.
-        let t = judge(0, (1000, 0o700), Some((1000, 0o700)));
-        assert!(t.is_trusted());
-        assert_eq!(t.bounding_owners().collect::<Vec<_>>(), [1000]);
-        // Writable by others: no.
-        assert!(!judge(0, (1000, 0o777), Some((1000, 0o700))).is_trusted());
-        assert!(!judge(0, (1000, 0o770), Some((1000, 0o700))).is_trusted());
-        // A sticky runtime dir is still writable by others.
-        assert!(!judge(0, (0, 0o1777), Some((0, 0o700))).is_trusted());
-        // run/ group-writable, not sticky: no; sticky: shared.
-        assert!(!judge(0, (0, 0o755), Some((0, 0o775))).is_trusted());
-        let shared = judge(1000, (0, 0o755), Some((0, 0o1777)));
-        assert!(shared.is_trusted() && shared.shared());
-        assert_eq!(shared.bounding_owners().count(), 0);
-        // Owners that differ, neither root: no; one root: yes.
-        assert!(!judge(0, (1000, 0o755), Some((1001, 0o755))).is_trusted());
-        let t = judge(0, (0, 0o755), Some((1001, 0o700)));
-        assert!(t.is_trusted());
-        assert_eq!(t.bounding_owners().collect::<Vec<_>>(), [1001]);
-        let t = judge(0, (1000, 0o755), Some((0, 0o755)));
-        assert_eq!(t.bounding_owners().collect::<Vec<_>>(), [1000]);
-    }
-
-    #[test]
-    fn the_last_resort_default_must_be_the_callers() {
-        let t = Trust::judge(1000, &last_resort(1000), (1001, 0o700), None);
-        let e = t.require("collect stale markers").unwrap_err();
-        assert_eq!(e.code(), super::super::ErrorCode::UntrustedDirectory);
-        assert!(e.to_string().contains("last-resort default"), "{e}");
-        assert!(Trust::judge(1000, &last_resort(1000), (1000, 0o700), None).is_trusted());
-        // Someone else's default is an ordinary directory.
-        assert!(Trust::judge(0, &last_resort(1000), (1000, 0o700), None).is_trusted());
-    }
-
-    #[test]
-    fn a_refusal_names_directory_owner_mode_and_a_remedy() {
-        let t = judge(0, (0, 0o755), Some((0, 0o775)));
-        let e = t.require("collect stale markers").unwrap_err();
-        let msg = e.to_string();
-        assert!(
-            msg.starts_with("refusing to collect stale markers under /x/run: "),
-            "{msg}"
-        );
-        assert!(
-            msg.contains("owner uid 0") && msg.contains("mode 0775"),
-            "{msg}"
-        );
-        assert!(msg.contains("chmod"), "{msg}");
-        assert_eq!(e.path(), Some(Path::new("/x/run")));
-    }
-
-    #[test]
-    fn a_writer_needs_its_own_or_roots_directories() {
-        let rt = Path::new("/x");
-        let run = Path::new("/x/run");
-        let w = |caller, t: (u32, u32), r: (u32, u32)| {
-            let trust = Trust::judge(caller, rt, t, Some((run, r.0, r.1)));
-            // The caller is this process: only the rule's shape is tested
-            // for caller == euid.
-            trust.require_writer("create a marker", rt, run)
-        };
-        let me = euid();
-        assert!(w(me, (me, 0o700), (me, 0o700)).is_ok());
-        let other = if me == 4242 { 4243 } else { 4242 };
-        assert!(w(me, (other, 0o755), (other, 0o755)).is_err());
-        assert!(w(me, (me, 0o700), (other, 0o755)).is_err());
-        if me != 0 {
-            // A tenant writes in root's directory only when run/ is shared.
-            assert!(w(me, (0, 0o755), (0, 0o1777)).is_ok());
-            assert!(w(me, (0, 0o755), (0, 0o755)).is_err());
-        }
-    }
-}
+#[path = "trust_tests.rs"]
+mod tests;

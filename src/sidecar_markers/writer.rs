@@ -1,23 +1,27 @@
 //! Writing and removing markers, for supervisors and test harnesses.
 //!
 //! A marker appears in `run/` in one atomic step: it is assembled in a
-//! reserved temporary directory `.tmp-<pid>-<pidns>-<random>` (mode 0700; `metadata.toml`
-//! written to a temp file, fsynced and renamed; `sidecar.pid`), then renamed
-//! to its sandbox id with `RENAME_NOREPLACE`. Readers never see a marker
-//! without its metadata, and an existing marker is never overwritten.
+//! reserved temporary directory `.tmp-<pid>-<pidns>-<random>` (mode 0700:
+//! `sidecar.pid`, then `metadata.toml` through the crate's one atomic file
+//! writer, `sys::atomic`, which fsyncs the file and the directory), then
+//! renamed to its sandbox id with `RENAME_NOREPLACE`. Readers never see a
+//! marker without its metadata, and an existing marker is never
+//! overwritten.
 
 use std::ffi::CString;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use super::error::{Result, StackError};
-use super::markers::{MetadataFile, check_pid};
+use super::metadata::check_pid;
+use super::model::MetadataFile;
+use super::options::validate_sandbox_id;
+use super::paths::child_path;
+use super::read::{METADATA, PID_FILE};
+use super::reserved::{TMP_PREFIX, reserved_name};
+use super::sys::atomic::{Perm, Replace, Step};
 use super::trust::{self, RunDir};
-use super::{gc, process, sys, validate_sandbox_id};
-
-/// Prefix of a marker being assembled: `.tmp-<writer pid>-<pidns>-<random>`
-/// (see `gc::reserved_name`; `.tmp-<pid>-<n>` is the old form).
-pub(crate) const TMP_PREFIX: &str = ".tmp-";
+use super::{gc, process, sys};
 
 /// Creates `<runtime_dir>/run/<sandbox_id>` atomically from `meta` and
 /// returns its path.
@@ -39,7 +43,7 @@ pub fn create_marker(runtime_dir: impl AsRef<Path>, meta: &MetadataFile) -> Resu
         what: "pid".into(),
         reason,
     })?;
-    super::markers::parse_listen(meta.listen.as_deref()).map_err(|reason| {
+    super::endpoint::parse_listen(meta.listen.as_deref()).map_err(|reason| {
         StackError::InvalidArgument {
             what: "listen".into(),
             reason,
@@ -83,7 +87,7 @@ pub fn create_marker(runtime_dir: impl AsRef<Path>, meta: &MetadataFile) -> Resu
     // once this process is provably gone; its random part makes it
     // unguessable. Taken already (a plant, or a dead writer's): pick another.
     let (tmp, tmp_path) = loop {
-        let tmp = gc::reserved_name(TMP_PREFIX);
+        let tmp = reserved_name(TMP_PREFIX);
         let tmp_path = run_path.join(tmp.to_str().expect("ASCII"));
         match sys::mkdirat(run.as_fd(), &tmp, 0o700) {
             Ok(()) => break (tmp, tmp_path),
@@ -96,29 +100,44 @@ pub fn create_marker(runtime_dir: impl AsRef<Path>, meta: &MetadataFile) -> Resu
     let result = (|| -> Result<()> {
         let dir = sys::openat(run.as_fd(), &tmp, sys::DIR_FLAGS, 0)
             .map_err(|e| StackError::io("open", &tmp_path, e))?;
-        let write_file = |name: &str, data: &[u8]| -> Result<()> {
-            let cname = CString::new(name).expect("no NUL");
-            let path = tmp_path.join(name);
-            let f = sys::openat(
-                dir.as_fd(),
-                &cname,
-                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                0o600,
-            )
-            .map_err(|e| StackError::io("create", &path, e))?;
-            sys::write_all(f.as_fd(), data).map_err(|e| StackError::io("write", &path, e))?;
-            sys::fsync(f.as_fd()).map_err(|e| StackError::io("fsync", &path, e))
-        };
-        write_file(".metadata.toml.tmp", toml.as_bytes())?;
-        sys::rename_noreplace(
+        // sidecar.pid: a new file in the new directory.
+        let pid_path = tmp_path.join("sidecar.pid");
+        let f = sys::openat(
             dir.as_fd(),
-            c".metadata.toml.tmp",
-            dir.as_fd(),
-            c"metadata.toml",
+            PID_FILE,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0o600,
         )
-        .map_err(|e| StackError::io("rename into place", tmp_path.join("metadata.toml"), e))?;
-        write_file("sidecar.pid", format!("{}\n", meta.pid).as_bytes())?;
-        sys::fsync(dir.as_fd()).map_err(|e| StackError::io("fsync", &tmp_path, e))?;
+        .map_err(|e| StackError::io("create", &pid_path, e))?;
+        let pid = format!("{}\n", meta.pid);
+        sys::write_all(f.as_fd(), pid.as_bytes())
+            .map_err(|e| StackError::io("write", &pid_path, e))?;
+        sys::fsync(f.as_fd()).map_err(|e| StackError::io("fsync", &pid_path, e))?;
+        // metadata.toml, written whole or not at all; the directory's fsync
+        // that ends it makes sidecar.pid's name durable too.
+        let meta_path = tmp_path.join("metadata.toml");
+        let metadata = Replace {
+            name: METADATA,
+            perm: Perm::Create(0o600),
+            temp_prefix: ".metadata.toml.",
+            temp_suffix: ".tmp",
+            unnamed: true,
+        };
+        metadata.write(dir.as_fd(), toml.as_bytes()).map_err(|e| {
+            // The temporary file by its name when it had one yet.
+            let temp = match &e.temp {
+                Some(t) => child_path(&tmp_path, t),
+                None => meta_path.clone(),
+            };
+            match e.step {
+                Step::Create | Step::Link => StackError::io("create", temp, e.source),
+                Step::Chmod => StackError::io("chmod", temp, e.source),
+                Step::Write => StackError::io("write", temp, e.source),
+                Step::Fsync => StackError::io("fsync", temp, e.source),
+                Step::Rename => StackError::io("rename into place", &meta_path, e.source),
+                Step::FsyncDir => StackError::io("fsync", &tmp_path, e.source),
+            }
+        })?;
         let id = CString::new(meta.sandbox_id.as_str()).expect("validated id has no NUL");
         sys::rename_noreplace(run.as_fd(), &tmp, run.as_fd(), &id).map_err(|e| {
             if matches!(e.raw_os_error(), Some(libc::EEXIST) | Some(libc::ENOTEMPTY)) {

@@ -5,7 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use super::events::{Event, GoneReason};
-use crate::sidecar_markers::{Scan, SidecarEntry, State};
+use crate::sidecar_markers::scan::Scan;
+use crate::sidecar_markers::{SidecarEntry, State};
 
 /// What the events so far describe: sandbox id → entry.
 #[derive(Debug, Default)]

@@ -16,13 +16,13 @@ use super::pids::Pids;
 use super::schedule::{Degradation, Full, Schedule, Step};
 use super::triggers::{Look, Watches};
 use crate::sidecar_markers::error::{Result, StackError};
+use crate::sidecar_markers::options::is_valid_sandbox_id;
+use crate::sidecar_markers::scan::{Mode, Scan, scan_entries};
 use crate::sidecar_markers::sys::epoll::{self, Epoll};
 use crate::sidecar_markers::sys::eventfd::EventFd;
 use crate::sidecar_markers::sys::inotify::{self, Inotify};
 use crate::sidecar_markers::sys::timerfd::TimerFd;
-use crate::sidecar_markers::{
-    Mode, Scan, SidecarEntry, is_valid_sandbox_id, scan_entries, sys, trust,
-};
+use crate::sidecar_markers::{SidecarEntry, sys, trust};
 
 /// The epoll tokens: the three descriptors of the engine's own, then one
 /// per pidfd.

@@ -13,9 +13,10 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::Path;
 
 use super::schedule::Degradation;
-use crate::sidecar_markers::markers::{METADATA, PID_FILE, SOCKET_FILE};
+use crate::sidecar_markers::options::is_valid_sandbox_id;
+use crate::sidecar_markers::read::{METADATA, PID_FILE, SOCKET_FILE};
+use crate::sidecar_markers::sys;
 use crate::sidecar_markers::sys::inotify::Inotify;
-use crate::sidecar_markers::{is_valid_sandbox_id, sys};
 
 /// On `run/`: entries created, deleted or moved in or out; `run/` itself
 /// deleted or moved.

@@ -1,13 +1,105 @@
-//! What `inspect` says about each entry of `run/`: a verdict, the state, a
-//! stable reason code and one line for a person.
+//! The serialized model: what a marker holds (`metadata.toml`), what every
+//! surface reports about it (entries, states, verdicts, reasons, `inspect`
+//! reports, a scan's problems), in the JSON every binding shares
+//! (docs/design.md, "On-disk format", "States", "Verdicts", "Reason codes",
+//! "Entries").
 //!
-//! The reason of a marker is computed by the same code that decides its
-//! state ([`super::assess`]), so `list` and `inspect` cannot disagree.
+//! Plain data only: nothing here reads a file or decides a verdict (that is
+//! `read.rs` and `assess.rs`).
 
 use serde::{Deserialize, Serialize};
 
 use super::error::ErrorInfo;
-use super::markers::{SidecarEntry, State, display_as_str};
+use super::macros::display_as_str;
+
+/// Largest pid a marker may name (`pid_t` max).
+pub const MAX_PID: u32 = i32::MAX as u32;
+
+/// The contents of `metadata.toml` (docs/design.md, "On-disk format"). Unknown keys are ignored so
+/// newer writers stay readable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataFile {
+    pub sandbox_id: String,
+    pub agent_id: String,
+    pub session_id: String,
+    pub authority_url: String,
+    pub policy_bundle_version: String,
+    /// Sidecar pid, `1..=2^31-1`; anything else is rejected when read.
+    pub pid: u32,
+    /// RFC 3339 UTC start time, reported as written.
+    pub started_at: String,
+    /// Endpoint to probe: an absolute Unix socket path, or `host:port` with
+    /// an IP literal or `localhost` as host. Absent or empty means
+    /// `<marker_dir>/sidecar.sock`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// Kernel boot id (`/proc/sys/kernel/random/boot_id`) when written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+    /// Field 22 of `/proc/<pid>/stat` (start time in clock ticks) when
+    /// written, as the writer saw it (in the writer's time namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_start_ticks: Option<u64>,
+    /// Inode number of the pid namespace `pid` belongs to (the writer's,
+    /// `/proc/self/ns/pid`). A reader in another pid namespace cannot judge
+    /// the pid and never calls the sidecar stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_ns_inode: Option<u64>,
+    /// The boottime offset of the writer's time namespace in nanoseconds
+    /// (`/proc/self/timens_offsets`; 0 in the initial one), so readers in
+    /// other time namespaces can compare `pid_start_ticks`. Absent means 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boottime_offset_ns: Option<i64>,
+}
+
+/// Liveness and health of a sidecar, serialized lowercase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// The process exists and its endpoint accepted a connection in time.
+    Running,
+    /// The process exists but its endpoint is missing, refuses, is saturated
+    /// or timed out.
+    Unhealthy,
+    /// No such process, a zombie, or the pid was reused by another process.
+    Stopped,
+    /// The process exists but the probe could not be performed (for example
+    /// permission denied on the socket).
+    Unknown,
+}
+
+impl State {
+    /// The lowercase name used in JSON and by every binding.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Running => "running",
+            State::Unhealthy => "unhealthy",
+            State::Stopped => "stopped",
+            State::Unknown => "unknown",
+        }
+    }
+}
+
+display_as_str!(State);
+
+/// One sidecar as reported by `list`, `get` and `probe_entry`. Field order
+/// is the JSON order of docs/design.md, "Entries".
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SidecarEntry {
+    pub sandbox_id: String,
+    pub agent_id: String,
+    pub session_id: String,
+    pub authority_url: String,
+    pub policy_bundle_version: String,
+    pub pid: u32,
+    pub started_at: String,
+    pub state: State,
+    /// The endpoint probed, as a string (a socket path or `host:port`).
+    pub listen: String,
+    /// Seconds since `sidecar.pid` was modified; `None` when the file is
+    /// absent or its mtime lies in the future.
+    pub uptime_secs: Option<u64>,
+}
 
 /// What a marker is, as far as collection goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -32,7 +124,9 @@ impl Verdict {
 }
 
 /// Why a marker has its verdict and state. The snake_case names are stable
-/// and documented in one table (docs/design.md, "Reason codes").
+/// and documented in one table (docs/design.md, "Reason codes"). A
+/// readable marker's reason is decided by the code that decides its state,
+/// so `list` and `inspect` cannot disagree.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
@@ -146,4 +240,13 @@ pub struct MarkerReport {
     pub entry: Option<SidecarEntry>,
     /// Why it is broken; `None` unless broken.
     pub error: Option<ErrorInfo>,
+}
+
+/// A marker-level problem met by a scan that did not stop it: a stale
+/// marker that could not be removed, for instance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// The entry's name in `run/`.
+    pub name: String,
+    pub error: ErrorInfo,
 }

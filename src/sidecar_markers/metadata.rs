@@ -1,0 +1,389 @@
+//! Parsing `metadata.toml` (docs/design.md, "On-disk format"): a fast path
+//! for the flat form writers produce, the full TOML parser for anything
+//! else, and the range checks both share.
+
+use super::model::{MAX_PID, MetadataFile};
+
+/// Parses and range-checks `metadata.toml` bytes.
+pub(crate) fn parse_metadata(bytes: &[u8]) -> std::result::Result<MetadataFile, String> {
+    let text =
+        std::str::from_utf8(bytes).map_err(|e| format!("metadata.toml is not UTF-8: {e}"))?;
+    let meta = match parse_flat(text) {
+        Some(meta) => meta,
+        None => toml::from_str(text).map_err(|e| toml_error(text, &e))?,
+    };
+    check_pid(meta.pid)?;
+    for (key, value) in [
+        ("pid_start_ticks", meta.pid_start_ticks),
+        ("pid_ns_inode", meta.pid_ns_inode),
+    ] {
+        check_toml_int(key, value)?;
+    }
+    Ok(meta)
+}
+
+/// TOML integers are 64-bit signed: a larger value is not TOML (the spec
+/// says a parser must reject it), though the TOML crate reads one into a
+/// `u64` field. The writer cannot write one either.
+fn check_toml_int(key: &str, value: Option<u64>) -> std::result::Result<(), String> {
+    match value {
+        Some(v) if i64::try_from(v).is_err() => Err(format!(
+            "{key} = {v} is above TOML's largest integer ({})",
+            i64::MAX
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A TOML error as one line naming line and column, without echoing the
+/// input (the parser's own message quotes the offending line).
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let msg = super::text::one_line(e.message());
+    match e.span() {
+        Some(span) => {
+            let before = &text.as_bytes()[..span.start.min(text.len())];
+            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+            let col_start = before
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+            let column = String::from_utf8_lossy(&before[col_start..])
+                .chars()
+                .count()
+                + 1;
+            // Name the key of that line when it is a plain one (never echo
+            // anything else of the input).
+            let line_text = text[col_start..].split('\n').next().unwrap_or("");
+            let key = line_text
+                .split_once('=')
+                .map(|(k, _)| k.trim())
+                .filter(|k| {
+                    !k.is_empty()
+                        && k.len() <= 64
+                        && k.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                });
+            match key {
+                Some(k) => format!(
+                    "invalid metadata.toml at line {line}, column {column} (key {k}): {msg}"
+                ),
+                None => format!("invalid metadata.toml at line {line}, column {column}: {msg}"),
+            }
+        }
+        None => format!("invalid metadata.toml: {msg}"),
+    }
+}
+
+/// A value in the flat subset [`parse_flat`] understands.
+enum Flat<'a> {
+    Str(&'a str),
+    Int(i64),
+}
+
+/// Parses the flat form writers produce — one `key = "basic string"` or
+/// `key = 123` per line, blank lines and `#` comments — into a
+/// [`MetadataFile`], in one pass without allocating a document.
+///
+/// Returns `None` for anything outside that subset (escapes, other string or
+/// number forms, tables, arrays, dotted or quoted keys, unknown or duplicate
+/// keys, a missing key, a control character, a value of the wrong type), and
+/// the caller then parses with the full TOML parser, which also produces the
+/// error message. So for every input it accepts, this gives exactly what the
+/// TOML parser gives; the unit tests below compare the two.
+pub(crate) fn parse_flat(text: &str) -> Option<MetadataFile> {
+    let mut strs: [Option<&str>; 8] = [None; 8];
+    const KEYS: [&str; 8] = [
+        "sandbox_id",
+        "agent_id",
+        "session_id",
+        "authority_url",
+        "policy_bundle_version",
+        "started_at",
+        "listen",
+        "boot_id",
+    ];
+    let (mut pid, mut ticks, mut ns, mut offset) = (None, None, None, None);
+    let mut lines = text.split('\n').peekable();
+    while let Some(line) = lines.next() {
+        // CR only counts as part of a line break when LF follows it: TOML
+        // rejects a lone CR, and so does the fast path (it then falls back).
+        let line = if lines.peek().is_some() {
+            line.strip_suffix('\r').unwrap_or(line)
+        } else {
+            line
+        };
+        if line.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            return None;
+        }
+        let line = line.trim_matches([' ', '\t']);
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, rest) = line.split_once('=')?;
+        let key = key.trim_end_matches([' ', '\t']);
+        let rest = rest.trim_start_matches([' ', '\t']);
+        let (value, after) = if let Some(r) = rest.strip_prefix('"') {
+            let end = r.find(['"', '\\'])?;
+            if r.as_bytes()[end] == b'\\' {
+                return None;
+            }
+            (Flat::Str(&r[..end]), &r[end + 1..])
+        } else {
+            let end = rest.find([' ', '\t', '#']).unwrap_or(rest.len());
+            (Flat::Int(plain_int(&rest[..end])?), &rest[end..])
+        };
+        let after = after.trim_start_matches([' ', '\t']);
+        if !(after.is_empty() || after.starts_with('#')) {
+            return None;
+        }
+        match (key, value) {
+            ("pid", Flat::Int(v)) if pid.is_none() => pid = Some(v),
+            ("pid_start_ticks", Flat::Int(v)) if ticks.is_none() => ticks = Some(v),
+            ("pid_ns_inode", Flat::Int(v)) if ns.is_none() => ns = Some(v),
+            ("boottime_offset_ns", Flat::Int(v)) if offset.is_none() => offset = Some(v),
+            (k, Flat::Str(v)) => {
+                let slot = &mut strs[KEYS.iter().position(|&known| known == k)?];
+                if slot.replace(v).is_some() {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+    let [
+        sandbox_id,
+        agent_id,
+        session_id,
+        authority_url,
+        policy_bundle_version,
+        started_at,
+        listen,
+        boot_id,
+    ] = strs;
+    Some(MetadataFile {
+        sandbox_id: sandbox_id?.to_owned(),
+        agent_id: agent_id?.to_owned(),
+        session_id: session_id?.to_owned(),
+        authority_url: authority_url?.to_owned(),
+        policy_bundle_version: policy_bundle_version?.to_owned(),
+        pid: u32::try_from(pid?).ok()?,
+        started_at: started_at?.to_owned(),
+        listen: listen.map(str::to_owned),
+        boot_id: boot_id.map(str::to_owned),
+        pid_start_ticks: match ticks {
+            Some(t) => Some(u64::try_from(t).ok()?),
+            None => None,
+        },
+        pid_ns_inode: match ns {
+            Some(t) => Some(u64::try_from(t).ok()?),
+            None => None,
+        },
+        boottime_offset_ns: offset,
+    })
+}
+
+/// A decimal integer without underscores or leading zeros, with an optional
+/// `-` before a non-zero value (`-0`, `+1` and the like go to the TOML
+/// parser).
+fn plain_int(s: &str) -> Option<i64> {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    let ok = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'))
+        && !(s.starts_with('-') && digits == "0");
+    if ok { s.parse().ok() } else { None }
+}
+
+/// A pid must be in `1..=2^31-1`: 0 and negatives address process groups in
+/// `kill(2)`, larger values wrap.
+pub(crate) fn check_pid(pid: u32) -> std::result::Result<(), String> {
+    if pid == 0 || pid > MAX_PID {
+        return Err(format!("pid {pid} is out of range 1..={MAX_PID}"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full(text: &str) -> Option<MetadataFile> {
+        toml::from_str(text).ok()
+    }
+
+    const BASE: &str = "sandbox_id = \"s-1\"\nagent_id = \"a\"\nsession_id = \"s\"\n\
+        authority_url = \"https://x.invalid/a?b=c#d\"\npolicy_bundle_version = \"sha256:1\"\n\
+        pid = 42\nstarted_at = \"2026-11-29T00:00:00Z\"\n";
+
+    /// An integer above i64::MAX is not TOML: refused whichever path reads
+    /// it, as a TOML table parser refuses it.
+    #[test]
+    fn integers_above_tomls_range_are_parse_errors() {
+        for key in ["pid_start_ticks", "pid_ns_inode"] {
+            let text = format!("{BASE}{key} = 10953367776079910376\n");
+            assert!(text.parse::<toml::Table>().is_err(), "{key}");
+            let err = parse_metadata(text.as_bytes()).unwrap_err();
+            assert!(
+                err.contains(key) && err.contains("largest integer"),
+                "{err}"
+            );
+            let top = format!("{BASE}{key} = 9223372036854775807\n");
+            assert!(parse_metadata(top.as_bytes()).is_ok(), "{key} at i64::MAX");
+        }
+    }
+
+    /// Every input the fast path accepts parses to the same value with the
+    /// full TOML parser; inputs outside the subset fall back.
+    #[test]
+    fn flat_parser_agrees_with_toml_or_declines() {
+        let cases: Vec<String> = vec![
+            BASE.to_owned(),
+            format!("{BASE}listen = \"/run/x.sock\"\nboot_id = \"b\"\npid_start_ticks = 0\n"),
+            format!("# comment\r\n\n  {BASE}  # trailing\n"),
+            BASE.replace("pid = 42", "pid = 42 # the sidecar"),
+            BASE.replace("pid = 42", "pid\t=\t42"),
+            BASE.replace("\"a\"", "\"日本 \\\" quote\""),
+            BASE.replace("\"a\"", "'literal'"),
+            BASE.replace("\"a\"", "\"\"\"multi\"\"\""),
+            BASE.replace("\"a\"", "\"tab\there\""),
+            BASE.replace("\"a\"", "\"\""),
+            BASE.replace("pid = 42", "pid = 042"),
+            BASE.replace("pid = 42", "pid = +42"),
+            BASE.replace("pid = 42", "pid = 4_2"),
+            BASE.replace("pid = 42", "pid = 0x2a"),
+            BASE.replace("pid = 42", "pid = -1"),
+            BASE.replace("pid = 42", "pid = 4294967296"),
+            BASE.replace("pid = 42", "pid = 99999999999999999999"),
+            BASE.replace("pid = 42", "pid = \"42\""),
+            BASE.replace("pid = 42", "pid = 42\npid = 43"),
+            BASE.replace("pid = 42", ""),
+            format!("{BASE}unknown = \"x\"\n"),
+            format!("{BASE}[table]\nx = 1\n"),
+            format!("{BASE}a.b = 1\n"),
+            format!("{BASE}\"quoted\" = 1\n"),
+            format!("{BASE}pid_start_ticks = -5\n"),
+            format!("{BASE}listen = 5\n"),
+            BASE.replace("agent_id = \"a\"", "agent_id = \"a\" junk"),
+            BASE.replace("agent_id = \"a\"", "agent_id = \"a\u{7f}\""),
+            format!("\u{feff}{BASE}"),
+        ];
+        let mut accepted = 0;
+        for text in &cases {
+            if let Some(fast) = parse_flat(text) {
+                accepted += 1;
+                assert_eq!(Some(fast), full(text), "fast path differs on {text:?}");
+            }
+        }
+        assert!(accepted >= 6, "the fast path should take the plain forms");
+    }
+
+    /// Lone CR at the end (no LF): TOML rejects it, so must the fast path.
+    #[test]
+    fn lone_cr_is_rejected_like_toml() {
+        let text = format!("{BASE}\r");
+        assert!(full(&text).is_none());
+        assert!(parse_flat(&text).is_none());
+        assert!(parse_metadata(text.as_bytes()).is_err());
+    }
+
+    use proptest::prelude::*;
+
+    /// Near-flat inputs: the writer's form with line-break variants, lone
+    /// CRs, a BOM, escapes, comments, trailing whitespace, duplicate and
+    /// unknown keys, signed and odd numbers.
+    fn near_flat() -> impl Strategy<Value = String> {
+        let line = prop_oneof![
+            Just("sandbox_id = \"s-1\"".to_owned()),
+            Just("agent_id = \"a\"".to_owned()),
+            Just("session_id = \"s\"".to_owned()),
+            Just("authority_url = \"u\"".to_owned()),
+            Just("policy_bundle_version = \"p\"".to_owned()),
+            Just("started_at = \"t\"".to_owned()),
+            Just("pid = 42".to_owned()),
+            Just("pid = -42".to_owned()),
+            Just("pid = 042".to_owned()),
+            Just("pid_start_ticks = 7".to_owned()),
+            Just("pid_ns_inode = 4026531836".to_owned()),
+            Just("boottime_offset_ns = -1000".to_owned()),
+            Just("boottime_offset_ns = -0".to_owned()),
+            Just("boottime_offset_ns = +5".to_owned()),
+            Just("listen = \"/x.sock\"".to_owned()),
+            Just("agent_id = \"esc\\\"aped\"".to_owned()),
+            Just("agent_id = 'lit'".to_owned()),
+            Just("# comment".to_owned()),
+            Just("".to_owned()),
+            Just("unknown = 1".to_owned()),
+            "[a-z_]{1,6} = \"[ -~]{0,4}\"",
+            "[a-z_]{1,6} = -?[0-9]{1,3}",
+        ];
+        let ending = prop_oneof![
+            Just("\n"),
+            Just("\r\n"),
+            Just("\r"),
+            Just(" \n"),
+            Just("\t# c\n"),
+            Just(""),
+        ];
+        let required: Vec<String> = BASE.lines().map(str::to_owned).collect();
+        (
+            any::<bool>(),
+            Just(required).prop_shuffle(),
+            proptest::collection::vec(ending.clone(), 7),
+            proptest::collection::vec((line, ending), 0..5),
+        )
+            .prop_map(|(bom, required, endings, extra)| {
+                let mut s = if bom {
+                    "\u{feff}".to_owned()
+                } else {
+                    String::new()
+                };
+                for (l, e) in required.iter().zip(endings) {
+                    s.push_str(l);
+                    s.push_str(if e.is_empty() { "\n" } else { e });
+                }
+                for (l, e) in extra {
+                    s.push_str(&l);
+                    s.push_str(e);
+                }
+                s
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(600))]
+        /// The fast path accepts only what the TOML parser accepts, and
+        /// reads the same values; and parse_metadata (fast path, then TOML)
+        /// accepts exactly what TOML accepts.
+        #[test]
+        fn fast_path_agrees_with_toml(text in near_flat()) {
+            let toml_says: Option<MetadataFile> = full(&text);
+            if let Some(fast) = parse_flat(&text) {
+                prop_assert_eq!(Some(fast), toml_says.clone(), "{:?}", text);
+            }
+            let ours = parse_metadata(text.as_bytes()).ok();
+            let toml_checked = toml_says.filter(|m| check_pid(m.pid).is_ok());
+            prop_assert_eq!(ours, toml_checked, "{:?}", text);
+        }
+    }
+
+    /// What the writer produces takes the fast path.
+    #[test]
+    fn writer_output_takes_the_fast_path() {
+        let meta = MetadataFile {
+            sandbox_id: "s-1".into(),
+            agent_id: "agent".into(),
+            session_id: "session".into(),
+            authority_url: "https://authority.invalid".into(),
+            policy_bundle_version: "sha256:abc".into(),
+            pid: 4242,
+            started_at: "2026-11-29T00:00:00Z".into(),
+            listen: Some("127.0.0.1:80".into()),
+            boot_id: Some("0f0e-aa".into()),
+            pid_start_ticks: Some(123456789),
+            pid_ns_inode: Some(4026531836),
+            boottime_offset_ns: Some(-1_000_000_000),
+        };
+        let text = toml::to_string(&meta).unwrap();
+        assert_eq!(parse_flat(&text), Some(meta), "{text}");
+    }
+}

@@ -1,0 +1,407 @@
+//! One pass over `run/`: each entry read once, judged by the one liveness
+//! function, the stale collected (where the directory is trusted and the
+//! bounding owners allow), the live probed concurrently; large directories
+//! split between worker threads (docs/design.md, "Operations").
+
+use std::ffi::CStr;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::SystemTime;
+
+use super::assess::{Assessment, assess};
+use super::error::{Result, StackError};
+use super::model::{MarkerReport, Problem, Reason, SidecarEntry, Verdict};
+use super::options::{ProbeOptions, is_valid_sandbox_id};
+use super::paths::{child_path, entry_name};
+use super::probe::{self, Prober};
+use super::process::{self, Liveness};
+use super::read::{self, Broken, Loc, Marker, is_absent};
+use super::reserved::{self, Debris};
+use super::trust::{self, Trust};
+use super::{authority, gc, sys};
+
+/// Everything one scan found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScanReport {
+    /// The live sidecars (when probing), sorted by sandbox id.
+    pub live: Vec<SidecarEntry>,
+    /// The stale markers this call removed, sorted; each is reported by
+    /// exactly one of any number of concurrent callers.
+    pub collected: Vec<String>,
+    /// Names of the entries `inspect` calls broken, sorted.
+    pub broken: Vec<String>,
+    /// Problems that did not stop the scan, sorted by name.
+    pub problems: Vec<Problem>,
+    /// Set when the runtime directory or `run/` fails the trust checks
+    /// (docs/design.md, "Trust"): one line for a person naming the
+    /// directory, its owner and mode and what to do. Such a scan collected
+    /// nothing, whatever `collect` said.
+    pub untrusted: Option<String>,
+}
+
+impl From<Scan> for ScanReport {
+    fn from(s: Scan) -> ScanReport {
+        ScanReport {
+            live: s.live,
+            collected: s.collected,
+            broken: s.broken,
+            problems: s.problems,
+            untrusted: s.untrusted,
+        }
+    }
+}
+
+/// What one pass over `run/` does (the public calls and `watch` each
+/// build one).
+#[derive(Clone, Copy)]
+pub(crate) struct Mode {
+    /// Probe the live and return them (`None`: judge liveness only).
+    pub probe: Option<ProbeOptions>,
+    /// Remove the stale markers (only where the directory is trusted).
+    pub collect: bool,
+    /// One [`MarkerReport`] per entry, as `inspect` and `watch` want.
+    pub report: bool,
+    /// Who bounds what collection may remove (set by [`Mode::trusting`]).
+    pub bounding: authority::Bounding,
+}
+
+impl Mode {
+    /// A mode whose bounding owners are set later, from the directory
+    /// ([`Mode::trusting`]).
+    pub fn new(probe: Option<ProbeOptions>, collect: bool, report: bool) -> Mode {
+        Mode {
+            probe,
+            collect,
+            report,
+            bounding: Default::default(),
+        }
+    }
+
+    /// This mode on a directory with `trust`: read-only unless every trust
+    /// check passed.
+    pub fn trusting(self, trust: &Trust) -> Mode {
+        Mode {
+            collect: self.collect && trust.is_trusted(),
+            bounding: authority::Bounding::new(trust.bounding_owners()),
+            ..self
+        }
+    }
+}
+
+/// What one pass found (see [`ScanReport`], which the public `scan`
+/// returns; `inspect` and `watch` take the reports).
+#[derive(Default)]
+pub(crate) struct Scan {
+    pub live: Vec<SidecarEntry>,
+    pub collected: Vec<String>,
+    pub broken: Vec<String>,
+    pub problems: Vec<Problem>,
+    pub reports: Vec<MarkerReport>,
+    /// [`ScanReport::untrusted`].
+    pub untrusted: Option<String>,
+}
+
+impl Scan {
+    fn extend(&mut self, other: Scan) {
+        self.live.extend(other.live);
+        self.collected.extend(other.collected);
+        self.broken.extend(other.broken);
+        self.problems.extend(other.problems);
+        self.reports.extend(other.reports);
+    }
+}
+
+/// Below this many entries a scan stays on the calling thread: spawning a
+/// worker costs more than it saves.
+const ENTRIES_PER_WORKER: usize = 256;
+
+fn workers_for(entries: usize) -> usize {
+    static CPUS: OnceLock<usize> = OnceLock::new();
+    let cpus = *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    cpus.min(entries / ENTRIES_PER_WORKER).max(1)
+}
+
+/// Read each marker once, decide liveness, collect the stale, and (when
+/// probing) probe the rest concurrently. Large directories are split
+/// between worker threads, one per CPU.
+///
+/// On a directory that fails the trust checks nothing is collected; with
+/// `refuse` (the action, for `gc_stale`) the call refuses instead, with
+/// `untrusted_directory`.
+pub(crate) fn run_scan(
+    runtime_dir: &Path,
+    mode: Mode,
+    refuse: Option<&'static str>,
+) -> Result<Scan> {
+    let dirs = trust::open_dirs(runtime_dir)?;
+    if let (Some(action), Some(trust)) = (refuse, &dirs.trust) {
+        trust.require(action)?;
+    }
+    let untrusted = dirs.trust.as_ref().and_then(Trust::warning);
+    let Some(run) = dirs.run else {
+        return Ok(Scan {
+            untrusted,
+            ..Scan::default()
+        });
+    };
+    let mode = mode.trusting(&run.trust);
+    let entries =
+        sys::read_dir(run.fd.as_fd()).map_err(|e| StackError::io("list", &run.path, e))?;
+    let mut out = scan_entries(run.fd.as_fd(), &run.path, &entries, mode);
+    out.untrusted = untrusted;
+    Ok(out)
+}
+
+/// Judges `entries` of the open `run/` (see [`run_scan`]), split between
+/// worker threads when there are many; results sorted. Infallible: every
+/// failure here belongs to one entry. `watch` calls it for the markers it
+/// re-examines.
+pub(crate) fn scan_entries(
+    run: BorrowedFd<'_>,
+    run_path: &Path,
+    entries: &[sys::DirEntry],
+    mode: Mode,
+) -> Scan {
+    let now = SystemTime::now();
+    let workers = workers_for(entries.len());
+    let window = probe::window(workers);
+    let mut out = if workers == 1 {
+        scan_part(run, run_path, &Batches::new(entries), mode, now, window)
+    } else {
+        let batches = Batches::new(entries);
+        let parts: Vec<Scan> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    s.spawn(|| {
+                        // The worker's descriptors stay its own: see
+                        // MarkerFds::private_table. Refused, it shares.
+                        sys::MarkerFds::private_table(run);
+                        scan_part(run, run_path, &batches, mode, now, window)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        let mut out = Scan::default();
+        for part in parts {
+            out.extend(part);
+        }
+        out
+    };
+    out.live.sort_by(|a, b| a.sandbox_id.cmp(&b.sandbox_id));
+    out.collected.sort();
+    out.broken.sort();
+    out.problems.sort_by(|a, b| a.name.cmp(&b.name));
+    out.reports.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// A live marker whose probe is still in flight.
+struct Waiting {
+    marker: Marker,
+    uptime: Option<u64>,
+    liveness: Liveness,
+}
+
+/// The entries of one scan, handed out in small batches to whichever worker
+/// asks next: a worker slowed down (its core taken by a sidecar answering
+/// probes, say) takes fewer batches instead of leaving the others waiting
+/// for it at the end.
+struct Batches<'a> {
+    entries: &'a [sys::DirEntry],
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl<'a> Batches<'a> {
+    /// Entries per batch: small enough to even out the workers, large
+    /// enough that the shared counter is touched rarely.
+    const SIZE: usize = 32;
+
+    fn new(entries: &'a [sys::DirEntry]) -> Self {
+        Batches {
+            entries,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// The next batch, or `None` when every entry has been handed out.
+    fn take(&self) -> Option<&'a [sys::DirEntry]> {
+        let start = self
+            .next
+            .fetch_add(Self::SIZE, std::sync::atomic::Ordering::Relaxed);
+        let end = start.checked_add(Self::SIZE)?.min(self.entries.len());
+        self.entries.get(start..end).filter(|b| !b.is_empty())
+    }
+}
+
+/// Scans the entries of `run/` that `batches` hands this worker; see
+/// [`run_scan`]. Infallible: every failure here belongs to one entry.
+fn scan_part(
+    run: BorrowedFd<'_>,
+    run_path: &Path,
+    batches: &Batches<'_>,
+    mode: Mode,
+    now: SystemTime,
+    window: usize,
+) -> Scan {
+    let mut out = Scan::default();
+    let mut prober = mode.probe.map(|o| Prober::new(o.timeout, window));
+    let mut waiting: Vec<Option<Waiting>> = Vec::new();
+
+    for entry in std::iter::from_fn(|| batches.take()).flatten() {
+        // This marker's descriptors, closed together at the end of the
+        // iteration (`continue` included).
+        let mut fds = sys::MarkerFds::default();
+        let name: &CStr = &entry.name;
+        let bytes = name.to_bytes();
+        if bytes.starts_with(b".") {
+            // Reserved names (`.tmp-`, `.gc-`, `.kept-`; other dot-names are
+            // skipped unseen). A writer's temp dir or a collector's tomb that
+            // is provably the library's and whose maker is provably gone is
+            // debris: finish removing it (best effort: a leftover that cannot
+            // be removed now must not fail this call; the next scan
+            // retries). One at work is left unseen; anything else is left
+            // and reported, so `inspect` shows it (docs/design.md, "Trust",
+            // "Debris").
+            if reserved::parse_reserved(bytes).is_some() {
+                match reserved::judge_debris(run, name) {
+                    Debris::Finish(seen) if mode.collect => {
+                        let _ = gc::finish_leftover(run, name, seen);
+                    }
+                    Debris::Finish(_) | Debris::InProgress | Debris::Vanished => {}
+                    Debris::Left(why) => {
+                        let error = StackError::parse(child_path(run_path, name), why);
+                        out.broken(mode, entry_name(name), Reason::Leftover, &error);
+                    }
+                }
+            }
+            continue;
+        }
+        let broken_entry = if !is_valid_sandbox_id(bytes) {
+            Some((Reason::InvalidName, "the name is not a valid sandbox id"))
+        } else {
+            match entry.d_type {
+                libc::DT_DIR | libc::DT_UNKNOWN => None,
+                libc::DT_LNK => Some((Reason::Symlink, "a symlink (never followed)")),
+                _ => Some((Reason::NotADirectory, "not a directory")),
+            }
+        };
+        if let Some((reason, why)) = broken_entry {
+            let path = child_path(run_path, name);
+            let error = StackError::parse(path, why);
+            out.broken(mode, entry_name(name), reason, &error);
+            continue;
+        }
+        let loc = Loc::Entry { run, name };
+        let mut got = read::read_marker(loc, child_path(run_path, name), &mut fds);
+        if let Err(b) = &got
+            && b.error
+                .errno()
+                .is_some_and(|e| e == libc::EMFILE || e == libc::ENFILE)
+            && let Some(p) = prober.as_mut()
+            && p.has_pending()
+        {
+            // Our own in-flight probes hold the descriptors: settle them
+            // and read once more.
+            p.settle_all();
+            got = read::read_marker(loc, child_path(run_path, name), &mut fds);
+        }
+        let marker = match got {
+            Ok(m) => m,
+            // Vanished while we read it: no longer there to report.
+            Err(b) if b.is_not_found() && is_absent(run, name) => continue,
+            Err(Broken { reason, error }) => {
+                out.broken(mode, entry_name(name), reason, &error);
+                continue;
+            }
+        };
+        let liveness = process::liveness_in(&marker.meta, &mut fds);
+        if liveness.is_stale() {
+            // Only what the bounding owners could remove themselves.
+            if mode.collect && authority::may_remove(mode.bounding, marker.owner(run, name)).is_ok()
+            {
+                // Nothing of the marker stays open while it is removed (an
+                // open file unlinked on NFS would keep the tree non-empty).
+                fds.close_now();
+                match gc::take(run, name, Some(marker.meta_id)) {
+                    Ok(true) => out.collected.push(marker.meta.sandbox_id),
+                    Ok(false) => {}
+                    Err(e) => out.problems.push(Problem {
+                        name: marker.meta.sandbox_id.clone(),
+                        error: StackError::io("remove stale marker", &marker.path, e).info(),
+                    }),
+                }
+            } else if mode.report {
+                let uptime = read::uptime_secs(loc, &marker.path, now, &mut fds).unwrap_or(None);
+                out.report(assess(marker, liveness, None, uptime));
+            }
+            continue;
+        }
+        let Some(prober) = prober.as_mut() else {
+            continue;
+        };
+        let uptime = read::uptime_secs(loc, &marker.path, now, &mut fds).unwrap_or(None);
+        let key = waiting.len();
+        match prober.start(key, &marker.endpoint, loc, &marker.path, &mut fds) {
+            Some(outcome) => {
+                out.live_one(mode, assess(marker, liveness, Some(outcome), uptime));
+                waiting.push(None);
+            }
+            None => waiting.push(Some(Waiting {
+                marker,
+                uptime,
+                liveness,
+            })),
+        }
+    }
+    if let Some(prober) = prober {
+        for (key, outcome) in prober.finish() {
+            if let Some(w) = waiting.get_mut(key).and_then(Option::take) {
+                out.live_one(mode, assess(w.marker, w.liveness, Some(outcome), w.uptime));
+            }
+        }
+    }
+    out
+}
+
+impl Scan {
+    fn broken(&mut self, mode: Mode, name: String, reason: Reason, error: &StackError) {
+        if mode.report {
+            let info = error.info();
+            self.reports.push(MarkerReport {
+                name: name.clone(),
+                verdict: Verdict::Broken,
+                state: None,
+                reason,
+                detail: info.message.clone(),
+                entry: None,
+                error: Some(info),
+            });
+        }
+        self.broken.push(name);
+    }
+
+    fn report(&mut self, a: Assessment) {
+        self.reports.push(MarkerReport {
+            name: a.entry.sandbox_id.clone(),
+            verdict: a.verdict,
+            state: Some(a.entry.state),
+            reason: a.reason,
+            detail: a.detail(),
+            entry: Some(a.entry),
+            error: None,
+        });
+    }
+
+    fn live_one(&mut self, mode: Mode, a: Assessment) {
+        if mode.report {
+            self.report(a);
+        } else {
+            self.live.push(a.entry);
+        }
+    }
+}
