@@ -28,7 +28,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -39,6 +39,7 @@ use super::process::{self, Identity, Liveness};
 use super::read::{self, Marker};
 use super::signal_names::signal_name;
 use super::stop_lock::{self, StopLock};
+use super::sys::pidfd::Pidfd;
 use super::{authority, gc, probe, sys};
 
 /// What one [`stop`] did. Serializes as the JSON every surface returns:
@@ -147,8 +148,8 @@ impl Job<'_> {
         // 3. Pin the process, then prove again that it is the marker's.
         let by_socket = listener.is_some();
         let pidfd = match listener {
-            Some(pidfd) => pidfd,
-            None => match pidfd_open(self.pid()) {
+            Some(pidfd) => Pidfd::from_owned(pidfd),
+            None => match Pidfd::open(self.pid()) {
                 Ok(fd) => fd,
                 // Exited since the judgement: nothing to signal.
                 Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return self.gone(),
@@ -187,13 +188,16 @@ impl Job<'_> {
         // Still running after those reads, the pinned process held the pid
         // throughout them (a live process's pid cannot be reused), so the
         // identity and credentials just read are the pinned process's own.
-        if wait_exit(pidfd.as_fd(), Duration::ZERO).map_err(|e| self.poll_error(e))? {
+        if pidfd
+            .poll_exit(Duration::ZERO)
+            .map_err(|e| self.poll_error(e))?
+        {
             return self.gone();
         }
         // One signaller per marker; the others wait for the same exit.
         match self.lock()? {
-            Some(_lock) => self.signal_and_wait(pidfd.as_fd()),
-            None => self.follow(pidfd.as_fd()),
+            Some(_lock) => self.signal_and_wait(&pidfd),
+            None => self.follow(&pidfd),
         }
     }
 
@@ -362,20 +366,22 @@ impl Job<'_> {
     }
 
     /// The signaller: first signal, grace, `SIGKILL` if allowed, collect.
-    fn signal_and_wait(&self, pidfd: BorrowedFd<'_>) -> Result<StopOutcome> {
+    fn signal_and_wait(&self, pidfd: &Pidfd) -> Result<StopOutcome> {
         let mut out = self.outcome();
         let start = Instant::now();
         let mut exited = match self.send(pidfd, self.opts.signal, &mut out)? {
             false => true,
-            true => wait_exit(pidfd, self.opts.grace).map_err(|e| self.poll_error(e))?,
+            true => pidfd
+                .poll_exit(self.opts.grace)
+                .map_err(|e| self.poll_error(e))?,
         };
         if !exited && self.opts.kill && self.opts.signal != libc::SIGKILL {
             match self.send(pidfd, libc::SIGKILL, &mut out)? {
                 false => exited = true,
-                true => exited = wait_exit(pidfd, KILL_WAIT).map_err(|e| self.poll_error(e))?,
+                true => exited = pidfd.poll_exit(KILL_WAIT).map_err(|e| self.poll_error(e))?,
             }
         } else if !exited && self.opts.signal == libc::SIGKILL {
-            exited = wait_exit(pidfd, KILL_WAIT).map_err(|e| self.poll_error(e))?;
+            exited = pidfd.poll_exit(KILL_WAIT).map_err(|e| self.poll_error(e))?;
         }
         out.waited_ms = millis(start.elapsed());
         out.exited = exited;
@@ -394,7 +400,7 @@ impl Job<'_> {
     /// it and stops the process itself, as its own options say. Otherwise
     /// the outcome says what happened: no signal sent by this call, and
     /// `exited: false` when the process outlived the wait.
-    fn follow(&self, pidfd: BorrowedFd<'_>) -> Result<StopOutcome> {
+    fn follow(&self, pidfd: &Pidfd) -> Result<StopOutcome> {
         let mut out = self.outcome();
         let start = Instant::now();
         let mut bound = self.opts.grace;
@@ -404,7 +410,8 @@ impl Job<'_> {
         let deadline = start + bound;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            out.exited = wait_exit(pidfd, left.min(stop_lock::RETRY_EVERY))
+            out.exited = pidfd
+                .poll_exit(left.min(stop_lock::RETRY_EVERY))
                 .map_err(|e| self.poll_error(e))?;
             if out.exited || Instant::now() >= deadline {
                 break;
@@ -424,8 +431,8 @@ impl Job<'_> {
 
     /// Sends `signal` through the pidfd; `Ok(false)` when the process had
     /// already exited (nothing sent).
-    fn send(&self, pidfd: BorrowedFd<'_>, signal: i32, out: &mut StopOutcome) -> Result<bool> {
-        match pidfd_send_signal(pidfd, signal) {
+    fn send(&self, pidfd: &Pidfd, signal: i32, out: &mut StopOutcome) -> Result<bool> {
+        match pidfd.send_signal(signal) {
             Ok(()) => {
                 out.signals.push(signal_name(signal));
                 out.killed |= signal == libc::SIGKILL;
@@ -459,76 +466,6 @@ fn pid_max() -> Option<u32> {
         .ok()
 }
 
-/// `pidfd_open(pid, 0)`: a close-on-exec descriptor naming the process.
-fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    let pid = libc::pid_t::try_from(pid)
-        .ok()
-        .filter(|&p| p > 0)
-        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0 as libc::c_uint) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
-    // SAFETY: the kernel returned a new descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// `pidfd_send_signal(pidfd, signal, NULL, 0)`.
-fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
-    // SAFETY: a valid pidfd; a NULL siginfo means "as kill(2) would".
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            signal,
-            std::ptr::null::<libc::siginfo_t>(),
-            0 as libc::c_uint,
-        )
-    };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
-/// Polls the pidfd until the process exits (`true`) or `timeout` passes
-/// (`false`, after at least `timeout`). A pidfd becomes readable when the
-/// whole process has exited, zombie or reaped.
-fn wait_exit(pidfd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        // Round up so the wait is never shorter than asked.
-        let ms = left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
-        let mut pfd = libc::pollfd {
-            fd: pidfd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(e);
-        }
-        if n > 0 {
-            if pfd.revents & libc::POLLNVAL != 0 {
-                return Err(io::Error::from_raw_os_error(libc::EBADF));
-            }
-            return Ok(true);
-        }
-        if Instant::now() >= deadline {
-            return Ok(false);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -538,7 +475,7 @@ mod tests {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();
         child.wait().unwrap();
-        let e = pidfd_open(pid).unwrap_err();
+        let e = Pidfd::open(pid).err().expect("no pidfd for a reaped pid");
         assert_eq!(e.raw_os_error(), Some(libc::ESRCH));
     }
 }

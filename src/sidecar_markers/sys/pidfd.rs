@@ -34,12 +34,13 @@ impl Pidfd {
         })
     }
 
+    /// A pidfd the kernel handed over by other means (`SO_PEERPIDFD`).
+    pub fn from_owned(fd: OwnedFd) -> Pidfd {
+        Pidfd { fd }
+    }
+
     /// `pidfd_send_signal(pidfd, signal, NULL, 0)`: as `kill(2)` would,
     /// to exactly this process. `ESRCH` once it has exited.
-    #[allow(
-        dead_code,
-        reason = "for stop (src/sidecar_markers/stop.rs), which still has its own"
-    )]
     pub fn send_signal(&self, signal: i32) -> io::Result<()> {
         // SAFETY: a valid pidfd; a NULL siginfo means "as kill(2) would".
         let rc = unsafe {
@@ -61,10 +62,6 @@ impl Pidfd {
     /// Polls until the process exits (`true`) or `timeout` passes
     /// (`false`, after at least `timeout`; zero only looks). A signal does
     /// not cut the wait short.
-    #[allow(
-        dead_code,
-        reason = "for stop (src/sidecar_markers/stop.rs), which still has its own"
-    )]
     pub fn poll_exit(&self, timeout: Duration) -> io::Result<bool> {
         let deadline = Instant::now() + timeout;
         loop {
