@@ -15,13 +15,13 @@
 //! sidecars are shown with state `stopped` (so an operator sees them until
 //! something collects them); `firma_markers_collected` is then 0.
 
-use std::ffi::CString;
-use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::ffi::{CStr, CString};
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::sidecar_markers::sys::{self, atomic};
 use crate::sidecar_markers::{
     self as sm, ProbeOptions, ScanOptions, ScanReport, SidecarEntry, StackError, State, Verdict,
     text,
@@ -288,170 +288,28 @@ pub enum TextfileError {
     },
 }
 
-/// How many fresh random names a writer tries before giving up. With 128
-/// random bits a name is never guessed; the bound only ends a loop that a
-/// broken random source could make endless.
-const NAME_ATTEMPTS: u32 = 16;
-
-/// A temporary name in the textfile's directory: `.firma-metrics-` and 128
-/// bits from `getrandom(2)` in hex. Nobody can plant a file, a symlink or a
-/// directory under it in advance, so no such plant can make the write fail
-/// or follow a link. Temp names never end in `.prom`, so the textfile
-/// collector never reads a file being written (nor one left by a writer
-/// that was killed).
-fn temp_name() -> std::io::Result<CString> {
-    let mut bytes = [0u8; 16];
-    let mut filled = 0;
-    while filled < bytes.len() {
-        let rest = &mut bytes[filled..];
-        // SAFETY: `rest` is valid for `rest.len()` writable bytes.
-        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
-        if n < 0 {
-            let e = last_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(e);
-        }
-        filled += n as usize;
-    }
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(CString::new(format!(".firma-metrics-{hex}.tmp")).expect("no NUL in a formatted name"))
-}
-
-/// The new file's contents, before it has a name: an unnamed `O_TMPFILE`
-/// (linked later under a random name), or a file created under a random
-/// name with `O_CREAT|O_EXCL|O_NOFOLLOW` where the filesystem has no
-/// `O_TMPFILE`.
-enum Temp {
-    Unnamed(OwnedFd),
-    Named(OwnedFd, CString),
-}
-
-/// Opens the temporary file in `dir`: unnamed when `unnamed` and the
-/// filesystem allows, else under a random name.
-fn open_temp(dir: &OwnedFd, unnamed: bool) -> std::io::Result<Temp> {
-    if unnamed {
-        // SAFETY: a valid directory fd and a NUL-terminated name.
-        let fd = unsafe {
-            libc::openat(
-                dir.as_raw_fd(),
-                c".".as_ptr(),
-                libc::O_TMPFILE | libc::O_WRONLY | libc::O_CLOEXEC,
-                0o600 as libc::c_uint,
-            )
-        };
-        if fd >= 0 {
-            // SAFETY: `fd` is a fresh descriptor we own.
-            return Ok(Temp::Unnamed(unsafe { OwnedFd::from_raw_fd(fd) }));
-        }
-        let e = last_error();
-        // No O_TMPFILE here (the kernel or the filesystem): a named file.
-        if !matches!(
-            e.raw_os_error(),
-            Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL | libc::ENOSYS)
-        ) {
-            return Err(e);
-        }
-    }
-    let mut attempt = 0;
-    loop {
-        let name = temp_name()?;
-        // SAFETY: a valid directory fd and a NUL-terminated name.
-        let fd = unsafe {
-            libc::openat(
-                dir.as_raw_fd(),
-                name.as_ptr(),
-                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-                0o600 as libc::c_uint,
-            )
-        };
-        if fd >= 0 {
-            // SAFETY: `fd` is a fresh descriptor we own.
-            return Ok(Temp::Named(unsafe { OwnedFd::from_raw_fd(fd) }, name));
-        }
-        let e = last_error();
-        attempt += 1;
-        if e.raw_os_error() != Some(libc::EEXIST) || attempt >= NAME_ATTEMPTS {
-            return Err(e);
-        }
-    }
-}
-
-/// Gives the unnamed `file` a fresh random name in `dir` with `linkat`,
-/// which never follows or replaces what is at the new name (`EEXIST`: try
-/// another). Through `AT_EMPTY_PATH` where the caller may
-/// (`CAP_DAC_READ_SEARCH`), else through `/proc/self/fd`.
-fn link_temp(file: &OwnedFd, dir: &OwnedFd) -> std::io::Result<CString> {
-    let proc_path = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
-        .expect("no NUL in a formatted path");
-    let mut attempt = 0;
-    loop {
-        let name = temp_name()?;
-        // SAFETY: valid descriptors and NUL-terminated paths.
-        let mut rc = unsafe {
-            libc::linkat(
-                file.as_raw_fd(),
-                c"".as_ptr(),
-                dir.as_raw_fd(),
-                name.as_ptr(),
-                libc::AT_EMPTY_PATH,
-            )
-        };
-        if rc != 0
-            && matches!(
-                last_error().raw_os_error(),
-                Some(libc::ENOENT | libc::EPERM)
-            )
-        {
-            // SAFETY: as above.
-            rc = unsafe {
-                libc::linkat(
-                    libc::AT_FDCWD,
-                    proc_path.as_ptr(),
-                    dir.as_raw_fd(),
-                    name.as_ptr(),
-                    libc::AT_SYMLINK_FOLLOW,
-                )
-            };
-        }
-        if rc == 0 {
-            return Ok(name);
-        }
-        let e = last_error();
-        attempt += 1;
-        if e.raw_os_error() != Some(libc::EEXIST) || attempt >= NAME_ATTEMPTS {
-            return Err(e);
-        }
+/// How the textfile is replaced: `sys::atomic`, the one atomic writer, with
+/// temporary names `.firma-metrics-<128 random bits in hex>.tmp`. Nobody
+/// can plant a file, a symlink or a directory under such a name in
+/// advance, so no plant can make the write fail or follow a link; temp
+/// names never end in `.prom`, so the textfile collector never reads a
+/// file being written (nor one left by a writer that was killed).
+fn textfile(name: &CStr, unnamed: bool) -> atomic::Replace<'_> {
+    atomic::Replace {
+        name,
+        perm: atomic::Perm::Exact(0o644),
+        temp_prefix: ".firma-metrics-",
+        temp_suffix: ".tmp",
+        unnamed,
     }
 }
 
 fn cstring(bytes: &[u8], path: &Path) -> Result<CString, TextfileError> {
     CString::new(bytes).map_err(|_| TextfileError::Io {
-        action: "use",
+        action: "write metrics to",
         path: text::path_string(path),
         source: std::io::Error::from_raw_os_error(libc::EINVAL),
     })
-}
-
-fn last_error() -> std::io::Error {
-    std::io::Error::last_os_error()
-}
-
-/// Removes the temporary file, once it has a name, unless disarmed (its
-/// name taken back after the rename).
-struct TempGuard<'a> {
-    dir: &'a OwnedFd,
-    name: Option<CString>,
-}
-
-impl Drop for TempGuard<'_> {
-    fn drop(&mut self) {
-        if let Some(name) = &self.name {
-            // SAFETY: a valid directory fd and a NUL-terminated name.
-            unsafe { libc::unlinkat(self.dir.as_raw_fd(), name.as_ptr(), 0) };
-        }
-    }
 }
 
 /// Writes `contents` to `path` atomically: a new file in the same
@@ -486,94 +344,47 @@ fn write_textfile_with(path: &Path, contents: &[u8], unnamed: bool) -> Result<()
     }
     let dir = PathBuf::from(std::ffi::OsStr::from_bytes(dir_bytes));
     let dir_shown = text::path_string(&dir);
-    let c_dir = cstring(dir_bytes, &dir)?;
     let c_name = cstring(name, path)?;
 
-    // SAFETY: a NUL-terminated path; the fd is owned right below.
-    let raw = unsafe {
-        libc::open(
-            c_dir.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if raw < 0 {
-        let e = last_error();
-        return Err(match e.raw_os_error() {
+    let dir_fd = sys::open(&dir, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC).map_err(
+        |e| match e.raw_os_error() {
             Some(libc::ENOENT) => TextfileError::MissingDirectory {
-                path: shown,
-                dir: dir_shown,
+                path: shown.clone(),
+                dir: dir_shown.clone(),
             },
             Some(libc::ENOTDIR) => TextfileError::NotADirectory {
-                path: shown,
-                dir: dir_shown,
+                path: shown.clone(),
+                dir: dir_shown.clone(),
             },
             _ => TextfileError::Io {
                 action: "open directory",
-                path: dir_shown,
+                path: dir_shown.clone(),
                 source: e,
             },
-        });
-    }
-    // SAFETY: `raw` is a fresh descriptor we own.
-    let dir_fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let io = |action: &'static str, path: &str, source| TextfileError::Io {
-        action,
-        path: path.to_owned(),
-        source,
-    };
-
-    let temp =
-        open_temp(&dir_fd, unnamed).map_err(|e| io("create a temporary file in", &dir_shown, e))?;
-    let (file_fd, named) = match temp {
-        Temp::Unnamed(fd) => (fd, None),
-        Temp::Named(fd, name) => (fd, Some(name)),
-    };
-    // Removes the named temp file unless disarmed (after the rename).
-    let mut guard = TempGuard {
-        dir: &dir_fd,
-        name: named,
-    };
-    let temp_shown = |guard: &TempGuard<'_>| match &guard.name {
-        Some(n) => text::path_string(&dir.join(std::ffi::OsStr::from_bytes(n.as_bytes()))),
-        None => format!("an unnamed temporary file in {dir_shown}"),
-    };
-
-    // SAFETY: a valid descriptor.
-    if unsafe { libc::fchmod(file_fd.as_raw_fd(), 0o644) } != 0 {
-        return Err(io("chmod", &temp_shown(&guard), last_error()));
-    }
-    let mut file = std::fs::File::from(file_fd);
-    file.write_all(contents)
-        .map_err(|e| io("write", &temp_shown(&guard), e))?;
-    file.sync_all()
-        .map_err(|e| io("fsync", &temp_shown(&guard), e))?;
-    let tmp = match guard.name.clone() {
-        Some(name) => name,
-        None => {
-            let name = link_temp(&OwnedFd::from(file), &dir_fd)
-                .map_err(|e| io("name a temporary file in", &dir_shown, e))?;
-            guard.name = Some(name.clone());
-            name
-        }
-    };
-    // SAFETY: a valid directory fd and NUL-terminated names.
-    let rc = unsafe {
-        libc::renameat(
-            dir_fd.as_raw_fd(),
-            tmp.as_ptr(),
-            dir_fd.as_raw_fd(),
-            c_name.as_ptr(),
-        )
-    };
-    if rc != 0 {
-        return Err(io("rename a temporary file over", &shown, last_error()));
-    }
-    guard.name = None;
-    // SAFETY: a valid descriptor.
-    if unsafe { libc::fsync(dir_fd.as_raw_fd()) } != 0 {
-        return Err(io("fsync directory", &dir_shown, last_error()));
-    }
-    Ok(())
+        },
+    )?;
+    textfile(&c_name, unnamed)
+        .write(dir_fd.as_fd(), contents)
+        .map_err(|e| {
+            let temp = match &e.temp {
+                Some(n) => text::path_string(&dir.join(std::ffi::OsStr::from_bytes(n.as_bytes()))),
+                None => format!("an unnamed temporary file in {dir_shown}"),
+            };
+            let (action, path) = match e.step {
+                atomic::Step::Create => ("create a temporary file in", dir_shown.clone()),
+                atomic::Step::Chmod => ("chmod", temp),
+                atomic::Step::Write => ("write", temp),
+                atomic::Step::Fsync => ("fsync", temp),
+                atomic::Step::Link => ("name a temporary file in", dir_shown.clone()),
+                atomic::Step::Rename => ("rename a temporary file over", shown.clone()),
+                atomic::Step::FsyncDir => ("fsync directory", dir_shown.clone()),
+            };
+            TextfileError::Io {
+                action,
+                path,
+                source: e.source,
+            }
+        })
 }
 
 #[cfg(test)]
@@ -593,7 +404,11 @@ mod tests {
     fn temp_names_are_128_random_bits_and_never_prom() {
         let mut seen = std::collections::HashSet::new();
         for _ in 0..1000 {
-            let name = temp_name().unwrap().into_string().unwrap();
+            let name = textfile(c"x.prom", true)
+                .temp_name()
+                .unwrap()
+                .into_string()
+                .unwrap();
             let hex = name
                 .strip_prefix(".firma-metrics-")
                 .and_then(|r| r.strip_suffix(".tmp"))

@@ -29,8 +29,6 @@ pub enum Perm {
     /// Created with this mode, less the umask (as `open(2)` does).
     Create(libc::mode_t),
     /// Exactly this mode, whatever the umask (`fchmod` once created).
-    #[allow(dead_code)]
-    // For the metrics textfile (src/metrics.rs), which has its own copy still.
     Exact(libc::mode_t),
 }
 
@@ -111,7 +109,7 @@ impl Replace<'_> {
     }
 
     /// A fresh temporary name.
-    fn temp_name(&self) -> io::Result<CString> {
+    pub(crate) fn temp_name(&self) -> io::Result<CString> {
         let mut bytes = [0u8; 16];
         random::fill(&mut bytes)?;
         let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
