@@ -145,6 +145,12 @@ fn in_private_tmp_and_run(name: &str) -> bool {
             outer,
             "not in a private mount namespace: refusing to mount over /tmp and /run"
         );
+        // The binaries under test may live below /tmp or /run (a checkout
+        // there): hold their directory open across the tmpfs and bind it
+        // back at the same path (not canonicalized: the path now names the
+        // empty tmpfs), so `firma` and the sidecar stay reachable.
+        let bins = Path::new(FIRMA).parent().unwrap().to_path_buf();
+        let held = std::fs::File::open(&bins).unwrap();
         for (dir, mode) in [("/tmp", "1777"), ("/run", "0755")] {
             let out = Command::new("mount")
                 .args(["-t", "tmpfs", "-o", &format!("mode={mode}"), "tmpfs", dir])
@@ -155,6 +161,22 @@ fn in_private_tmp_and_run(name: &str) -> bool {
                 "mount tmpfs on {dir}: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
+            if bins.starts_with(dir) {
+                use std::os::fd::AsRawFd;
+                std::fs::create_dir_all(&bins).unwrap();
+                let source = format!("/proc/{}/fd/{}", std::process::id(), held.as_raw_fd());
+                let out = Command::new("mount")
+                    .args(["--no-canonicalize", "--bind", &source])
+                    .arg(&bins)
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "bind {} back over the tmpfs: {}",
+                    bins.display(),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
         }
         return true;
     }
