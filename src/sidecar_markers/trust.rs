@@ -275,29 +275,22 @@ impl Trust {
             })
         };
         let foreign = |owner: u32| owner != caller && owner != 0;
-        if foreign(self.runtime_owner) {
-            return refuse(
-                runtime_path,
-                format!(
-                    "it is owned by {} (mode {:04o}), neither the caller ({}) nor root; a \
-                     marker is written only in a directory of its writer or root",
-                    who(self.runtime_owner),
-                    self.runtime_mode,
-                    who(caller)
-                ),
-            );
-        }
-        if foreign(self.run_owner) {
-            return refuse(
-                run_path,
-                format!(
-                    "it is owned by {} (mode {:04o}), neither the caller ({}) nor root; a \
-                     marker is written only in a directory of its writer or root",
-                    who(self.run_owner),
-                    self.run_mode,
-                    who(caller)
-                ),
-            );
+        for (path, owner, mode) in [
+            (runtime_path, self.runtime_owner, self.runtime_mode),
+            (run_path, self.run_owner, self.run_mode),
+        ] {
+            if foreign(owner) {
+                return refuse(
+                    path,
+                    format!(
+                        "it is owned by {} (mode {:04o}), neither the caller ({}) nor root; a \
+                         marker is written only in a directory of its writer or root",
+                        who(owner),
+                        mode,
+                        who(caller)
+                    ),
+                );
+            }
         }
         if self.run_owner != caller && !self.shared {
             return refuse(

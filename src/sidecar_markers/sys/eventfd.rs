@@ -34,13 +34,7 @@ impl EventFd {
     /// Reads the counter and resets it to zero (not readable any more);
     /// `WouldBlock` when it is zero already.
     pub fn take(&self) -> io::Result<u64> {
-        let mut v: u64 = 0;
-        // SAFETY: reading 8 bytes into a valid u64 from an eventfd.
-        let rc = unsafe { libc::read(self.fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(v)
+        super::fd::read_u64(self.fd.as_fd())
     }
 }
 

@@ -20,6 +20,15 @@ fn thread_self(dir: &str, fd: BorrowedFd<'_>) -> String {
     format!("/proc/thread-self/{dir}/{}", fd.as_raw_fd())
 }
 
+/// Reads one native-endian `u64` (the counter of an eventfd, the expiries
+/// of a timerfd); `WouldBlock` when a non-blocking one has none.
+pub fn read_u64(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    let mut v: u64 = 0;
+    // SAFETY: reading 8 bytes into a valid u64.
+    cvt(unsafe { libc::read(fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) })?;
+    Ok(v)
+}
+
 /// The path of the calling thread's descriptor `fd` (`/proc/thread-self/fd/<fd>`,
 /// see [`thread_self`]): a lookup through it ends at the very inode `fd`
 /// refers to (an `O_PATH` socket or directory, say), following no name.

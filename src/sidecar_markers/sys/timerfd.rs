@@ -50,13 +50,7 @@ impl TimerFd {
     /// Reads the number of expiries since the last read (the descriptor is
     /// not readable any more); `WouldBlock` when there were none.
     pub fn take(&self) -> io::Result<u64> {
-        let mut v: u64 = 0;
-        // SAFETY: reading 8 bytes into a valid u64.
-        let rc = unsafe { libc::read(self.fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(v)
+        super::fd::read_u64(self.fd.as_fd())
     }
 }
 
