@@ -88,6 +88,16 @@ static inline void h_failf(const char *file, int line, const char *fmt, ...)
                     #hay, n_, h_ ? h_ : "(NULL)");                           \
     } while (0)
 
+/* One call's status and a needle in its JSON; the JSON is then freed and
+ * json_var set back to NULL for the next call. */
+#define CHECK_CALL_CONTAINS(call, want_status, json_var, needle)             \
+    do {                                                                     \
+        CHECK_CALL(call, want_status, json_var);                             \
+        CHECK_CONTAINS(json_var, needle);                                    \
+        firma_string_free(json_var);                                         \
+        (json_var) = NULL;                                                   \
+    } while (0)
+
 #define CHECK_LACKS(hay, needle)                                             \
     do {                                                                     \
         const char *h_ = (hay), *n_ = (needle);                              \

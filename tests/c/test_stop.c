@@ -126,13 +126,38 @@ static void reap(pid_t pid)
     waitpid(pid, NULL, 0);
 }
 
-static void test_status_numbers_of_the_refusals(void)
+/* The fixture of most tests here: a fresh runtime directory rt (with run/)
+ * holding the marker id, with its identity recorded, of a live child of
+ * ours that ignores SIGTERM; returns that child's pid. */
+static pid_t stubborn_in_runtime(char *rt, size_t size, const char *id)
 {
-    CHECK(FIRMA_IDENTITY_UNVERIFIABLE == 6);
-    CHECK(FIRMA_PID_REUSED == 7);
-    CHECK(FIRMA_REFUSED == 8);
-    CHECK(FIRMA_PIDFD_UNAVAILABLE == 9);
-    CHECK(FIRMA_NOT_AUTHORIZED == 11);
+    h_runtime(rt, size, true);
+    pid_t pid = term_ignorer();
+    identity_marker(rt, id, pid, 0);
+    return pid;
+}
+
+/* Tears down a fixture: the child killed and reaped, rt removed. */
+static void fixture_down(const char *rt, pid_t pid)
+{
+    reap(pid);
+    h_rm_rf(rt);
+}
+
+/* Each options object of bad[] is FIRMA_INVALID_ARGUMENT for id, with an
+ * error object naming bad[i][1] (and saying also, when not NULL). */
+static void check_invalid_options(const char *rt, const char *id, const char *const bad[][2],
+                                  size_t n, const char *also)
+{
+    for (size_t i = 0; i < n; i++) {
+        char *out = NULL;
+        CHECK_CALL(firma_sidecar_stop(rt, id, bad[i][0], &out), FIRMA_INVALID_ARGUMENT, out);
+        CHECK_MSG(h_error_shape(out, "invalid_argument", 0, -1), "%s: %s", bad[i][0], out ? out : "(NULL)");
+        if (also != NULL)
+            CHECK_CONTAINS(out, also);
+        CHECK_CONTAINS(out, bad[i][1]);
+        firma_string_free(out);
+    }
 }
 
 static void test_serving_sidecar_stopped_by_sigterm(void)
@@ -164,13 +189,10 @@ static void test_ignoring_sigterm_killed_after_grace_or_left_with_kill_false(voi
 {
     char rt[PATH_MAX], marker[PATH_MAX];
     char *out = NULL;
-    h_runtime(rt, sizeof rt, true);
-    pid_t pid = term_ignorer();
-    identity_marker(rt, "c-stubborn", pid, 0);
+    pid_t pid = stubborn_in_runtime(rt, sizeof rt, "c-stubborn");
     h_path(marker, sizeof marker, "%s/run/c-stubborn", rt);
     if (checked_fail_closed(rt, "c-stubborn", "{\"grace_ms\":200}", pid)) {
-        reap(pid);
-        h_rm_rf(rt);
+        fixture_down(rt, pid);
         return;
     }
 
@@ -221,8 +243,7 @@ static void test_refusals_have_their_own_statuses_and_signal_nothing(void)
     CHECK(alive(pid));
     /* the documented-unsafe opt-out */
     if (checked_fail_closed(rt, "c-bare", "{\"verify_identity\":false}", pid)) {
-        reap(pid);
-        h_rm_rf(rt);
+        fixture_down(rt, pid);
         return;
     }
     out = NULL;
@@ -230,8 +251,7 @@ static void test_refusals_have_their_own_statuses_and_signal_nothing(void)
                FIRMA_OK, out);
     CHECK_CONTAINS(out, "\"exited\":true,\"killed\":true,\"collected\":true");
     firma_string_free(out);
-    reap(pid);
-    h_rm_rf(rt);
+    fixture_down(rt, pid);
 }
 
 static void test_dead_pid_collected_and_missing_marker_is_null(void)
@@ -253,10 +273,8 @@ static void test_dead_pid_collected_and_missing_marker_is_null(void)
 static void test_bad_options_are_invalid_arguments(void)
 {
     char rt[PATH_MAX];
-    h_runtime(rt, sizeof rt, true);
-    pid_t pid = term_ignorer();
-    identity_marker(rt, "c-opts", pid, 0);
-    const char *bad[][2] = {
+    pid_t pid = stubborn_in_runtime(rt, sizeof rt, "c-opts");
+    static const char *const bad[][2] = {
         {"{\"grace\":1}", "grace\\\""},
         {"{\"signal\":\"NOPE\"}", "NOPE"},
         {"{\"signal\":0}", "signal"},
@@ -266,20 +284,13 @@ static void test_bad_options_are_invalid_arguments(void)
         {"[]", "object"},
         {"{", "JSON"},
     };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        char *out = NULL;
-        CHECK_CALL(firma_sidecar_stop(rt, "c-opts", bad[i][0], &out), FIRMA_INVALID_ARGUMENT, out);
-        CHECK_MSG(h_error_shape(out, "invalid_argument", 0, -1), "%s: %s", bad[i][0], out ? out : "(NULL)");
-        CHECK_CONTAINS(out, bad[i][1]);
-        firma_string_free(out);
-    }
+    check_invalid_options(rt, "c-opts", bad, sizeof bad / sizeof bad[0], NULL);
     CHECK(firma_sidecar_stop(rt, "c-opts", NULL, NULL) == FIRMA_INVALID_ARGUMENT);
     char *out = NULL;
     CHECK_CALL(firma_sidecar_stop(rt, NULL, NULL, &out), FIRMA_INVALID_ARGUMENT, out);
     firma_string_free(out);
     CHECK(alive(pid));
-    reap(pid);
-    h_rm_rf(rt);
+    fixture_down(rt, pid);
 }
 
 /* ---- the trust boundary ------------------------------------------------ */
@@ -335,9 +346,7 @@ static void check_stoppable(const char *rt, const char *id, pid_t pid)
 static void test_a_marker_writable_by_others_is_nobodys_claim(void)
 {
     char rt[PATH_MAX], marker[PATH_MAX];
-    h_runtime(rt, sizeof rt, true);
-    pid_t pid = term_ignorer(); /* a live process of ours (root's) */
-    identity_marker(rt, "c-open", pid, 0);
+    pid_t pid = stubborn_in_runtime(rt, sizeof rt, "c-open"); /* a live process of ours (root's) */
     h_path(marker, sizeof marker, "%s/run/c-open", rt);
     if (chmod(marker, 0777) != 0)
         h_die(marker);
@@ -351,8 +360,7 @@ static void test_a_marker_writable_by_others_is_nobodys_claim(void)
     CHECK_MSG(kept, "chmod %s: %s", marker, strerror(errno));
     if (kept)
         check_stoppable(rt, "c-open", pid);
-    reap(pid);
-    h_rm_rf(rt);
+    fixture_down(rt, pid);
 }
 
 static void test_another_pid_namespace_is_unverifiable_even_with_the_opt_out(void)
@@ -368,8 +376,7 @@ static void test_another_pid_namespace_is_unverifiable_even_with_the_opt_out(voi
     h_write_marker(rt, "c-foreign-ns", "c-foreign-ns", pid, extra);
     check_refused(rt, "c-foreign-ns", pid, FIRMA_IDENTITY_UNVERIFIABLE, "identity_unverifiable",
                   "recorded in another pid namespace than the reader's");
-    reap(pid);
-    h_rm_rf(rt);
+    fixture_down(rt, pid);
 }
 
 /* Runs argv (found in PATH), its output discarded; its exit status, or -1. */
@@ -437,9 +444,7 @@ static void test_another_users_marker_cannot_stop_a_root_process(void)
     uid_t uid;
     gid_t gid;
     user_add(name, sizeof name, &uid, &gid);
-    h_runtime(rt, sizeof rt, true);
-    pid_t pid = term_ignorer(); /* root's, as this test is */
-    identity_marker(rt, "c-not-theirs", pid, 0);
+    pid_t pid = stubborn_in_runtime(rt, sizeof rt, "c-not-theirs"); /* root's, as this test is */
     h_path(marker, sizeof marker, "%s/run/c-not-theirs", rt);
     h_path(meta, sizeof meta, "%s/metadata.toml", marker);
     /* The user's own claim (directory and metadata.toml its, writable by no
@@ -466,9 +471,21 @@ static void test_another_users_marker_cannot_stop_a_root_process(void)
     CHECK_MSG(kept, "chown %s: %s", marker, strerror(errno));
     if (kept)
         check_stoppable(rt, "c-not-theirs", pid);
-    reap(pid);
-    h_rm_rf(rt);
+    fixture_down(rt, pid);
     user_del(name);
+}
+
+/* A call refused for an untrusted runtime directory: its status, the error
+ * object's shape and a part of its message; the JSON is then freed and *out
+ * set back to NULL. */
+static void check_untrusted(const char *call, int32_t status, char **out, const char *says)
+{
+    CHECK_MSG(status == FIRMA_UNTRUSTED_DIRECTORY, "%s: status %d, want %d; json: %s", call,
+              (int)status, (int)FIRMA_UNTRUSTED_DIRECTORY, *out ? *out : "(NULL)");
+    CHECK_MSG(h_error_shape(*out, "untrusted_directory", 1, -1), "%s", *out ? *out : "(NULL)");
+    CHECK_CONTAINS(*out, says);
+    firma_string_free(*out);
+    *out = NULL;
 }
 
 /* docs/design.md, "Trust": in a runtime directory others may write (here
@@ -479,29 +496,17 @@ static void test_untrusted_directory_refuses_stop_and_gc(void)
 {
     char rt[PATH_MAX], stale[PATH_MAX];
     char *out = NULL;
-    h_runtime(rt, sizeof rt, true);
-    pid_t pid = term_ignorer();
-    identity_marker(rt, "c-victim", pid, 0);
+    pid_t pid = stubborn_in_runtime(rt, sizeof rt, "c-victim");
     h_write_marker(rt, "c-stale", "c-stale", h_dead_pid(), NULL);
     h_path(stale, sizeof stale, "%s/run/c-stale/metadata.toml", rt);
     if (chmod(rt, 0777) != 0)
         h_die("chmod");
-    CHECK_CALL(firma_sidecar_stop(rt, "c-victim", "{\"grace_ms\":100}", &out),
-               FIRMA_UNTRUSTED_DIRECTORY, out);
-    CHECK_MSG(h_error_shape(out, "untrusted_directory", 1, -1), "%s", out ? out : "(NULL)");
-    CHECK_CONTAINS(out, "mode 0777");
-    firma_string_free(out);
-    out = NULL;
+    int32_t st = firma_sidecar_stop(rt, "c-victim", "{\"grace_ms\":100}", &out);
+    check_untrusted("stop", st, &out, "mode 0777");
     CHECK(alive(pid));
-    CHECK_CALL(firma_sidecar_gc_stale(rt, &out), FIRMA_UNTRUSTED_DIRECTORY, out);
-    CHECK_MSG(h_error_shape(out, "untrusted_directory", 1, -1), "%s", out ? out : "(NULL)");
-    CHECK_CONTAINS(out, "refusing to collect stale markers under ");
-    firma_string_free(out);
-    out = NULL;
-    CHECK_CALL(firma_sidecar_list(rt, &out), FIRMA_OK, out);
-    CHECK_CONTAINS(out, "\"sandbox_id\":\"c-victim\"");
-    firma_string_free(out);
-    out = NULL;
+    st = firma_sidecar_gc_stale(rt, &out);
+    check_untrusted("gc_stale", st, &out, "refusing to collect stale markers under ");
+    CHECK_CALL_CONTAINS(firma_sidecar_list(rt, &out), FIRMA_OK, out, "\"sandbox_id\":\"c-victim\"");
     CHECK(h_exists(stale));
 
     if (chmod(rt, 0700) != 0)
@@ -509,8 +514,7 @@ static void test_untrusted_directory_refuses_stop_and_gc(void)
     CHECK_CALL(firma_sidecar_gc_stale(rt, &out), FIRMA_OK, out);
     CHECK_STREQ(out, "[\"c-stale\"]");
     firma_string_free(out);
-    reap(pid);
-    h_rm_rf(rt);
+    fixture_down(rt, pid);
 }
 
 /* A key given twice is refused, whichever value comes last: with the last
@@ -524,7 +528,7 @@ static void test_duplicate_option_keys_are_refused_and_signal_nothing(void)
     pid_t pid = term_ignorer();
     h_write_marker(rt, "c-dup", "c-dup", pid, NULL); /* no identity recorded */
     h_path(marker, sizeof marker, "%s/run/c-dup", rt);
-    const char *bad[][2] = {
+    static const char *const bad[][2] = {
         {"{\"verify_identity\":true,\"verify_identity\":false,\"signal\":9}", "verify_identity"},
         {"{\"verify_identity\":false,\"verify_identity\":false,\"signal\":9}", "verify_identity"},
         {"{\"verify_identity\":true,\"verify\\u005fidentity\":false,\"signal\":9}", "verify_identity"},
@@ -532,14 +536,7 @@ static void test_duplicate_option_keys_are_refused_and_signal_nothing(void)
         {"{\"grace_ms\":1,\"grace_ms\":0,\"signal\":9}", "grace_ms"},
         {"{\"kill\":false,\"kill\":true,\"signal\":9}", "kill"},
     };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        char *out = NULL;
-        CHECK_CALL(firma_sidecar_stop(rt, "c-dup", bad[i][0], &out), FIRMA_INVALID_ARGUMENT, out);
-        CHECK_MSG(h_error_shape(out, "invalid_argument", 0, -1), "%s: %s", bad[i][0], out ? out : "(NULL)");
-        CHECK_CONTAINS(out, "duplicate key");
-        CHECK_CONTAINS(out, bad[i][1]);
-        firma_string_free(out);
-    }
+    check_invalid_options(rt, "c-dup", bad, sizeof bad / sizeof bad[0], "duplicate key");
     CHECK(alive(pid) && h_exists(marker));
     /* Once each, the same keys are fine: the opt-out alone is not refused. */
     if (!checked_fail_closed(rt, "c-dup", "{\"verify_identity\":false,\"signal\":9}", pid)) {
@@ -549,8 +546,7 @@ static void test_duplicate_option_keys_are_refused_and_signal_nothing(void)
         CHECK_CONTAINS(out, "\"signals\":[\"SIGKILL\"],\"exited\":true");
         firma_string_free(out);
     }
-    reap(pid);
-    h_rm_rf(rt);
+    fixture_down(rt, pid);
 }
 
 int main(void)
@@ -565,7 +561,6 @@ int main(void)
                "every stop fails closed instead\n", strerror(errno));
         fflush(stdout);
     }
-    RUN(test_status_numbers_of_the_refusals);
     RUN(test_serving_sidecar_stopped_by_sigterm);
     RUN(test_ignoring_sigterm_killed_after_grace_or_left_with_kill_false);
     RUN(test_refusals_have_their_own_statuses_and_signal_nothing);
