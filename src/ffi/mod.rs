@@ -290,6 +290,19 @@ unsafe fn arg_str<'a>(p: *const c_char, what: &str) -> Result<&'a str, FfiError>
         .map_err(|_| FfiError::invalid(format!("{what} is not valid UTF-8")))
 }
 
+/// An optional C string argument (such as `options_json`): NULL is `None`,
+/// anything else is read as [`arg_str`] does.
+///
+/// # Safety
+/// `p` is NULL or a valid NUL-terminated string.
+unsafe fn arg_opt_str<'a>(p: *const c_char, what: &str) -> Result<Option<&'a str>, FfiError> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: forwarded contract.
+    unsafe { arg_str(p, what) }.map(Some)
+}
+
 /// `runtime_dir` argument: NULL means the default runtime directory.
 ///
 /// # Safety
@@ -359,22 +372,24 @@ mod tests {
 
     #[test]
     fn status_numbers_match_error_codes() {
-        let cases = [
-            (FirmaStatus::FIRMA_OK, 0),
-            (FirmaStatus::FIRMA_INVALID_ARGUMENT, 1),
-            (FirmaStatus::FIRMA_IO, 2),
-            (FirmaStatus::FIRMA_MARKER_PARSE, 3),
-            (FirmaStatus::FIRMA_IDENTITY_MISMATCH, 4),
-            (FirmaStatus::FIRMA_INTERNAL, 5),
-            (FirmaStatus::FIRMA_IDENTITY_UNVERIFIABLE, 6),
-            (FirmaStatus::FIRMA_PID_REUSED, 7),
-            (FirmaStatus::FIRMA_REFUSED, 8),
-            (FirmaStatus::FIRMA_PIDFD_UNAVAILABLE, 9),
-            (FirmaStatus::FIRMA_UNTRUSTED_DIRECTORY, 10),
-            (FirmaStatus::FIRMA_NOT_AUTHORIZED, 11),
+        use FirmaStatus::*;
+        // Each status at the index of its documented number.
+        let numbered = [
+            FIRMA_OK,
+            FIRMA_INVALID_ARGUMENT,
+            FIRMA_IO,
+            FIRMA_MARKER_PARSE,
+            FIRMA_IDENTITY_MISMATCH,
+            FIRMA_INTERNAL,
+            FIRMA_IDENTITY_UNVERIFIABLE,
+            FIRMA_PID_REUSED,
+            FIRMA_REFUSED,
+            FIRMA_PIDFD_UNAVAILABLE,
+            FIRMA_UNTRUSTED_DIRECTORY,
+            FIRMA_NOT_AUTHORIZED,
         ];
-        for (status, n) in cases {
-            assert_eq!(status as i32, n);
+        for (n, status) in numbered.into_iter().enumerate() {
+            assert_eq!(status as usize, n, "{status:?}");
         }
         let e = FfiError::from(sm::validate_sandbox_id("../x").unwrap_err());
         assert_eq!(

@@ -4,16 +4,16 @@ use std::ffi::c_char;
 use std::time::Duration;
 
 use super::options::{OptionsObject, option_value, parse_options};
-use super::{FfiError, arg_str, on_runtime_dir};
+use super::{FfiError, arg_opt_str, arg_str, on_runtime_dir};
 use crate::sidecar_markers as sm;
 
-/// The JSON options of `firma_sidecar_stop`; every key optional.
+/// The JSON options of `firma_sidecar_stop`; every key optional. Each value
+/// is read straight into the core's options (the defaults stand for absent
+/// keys), except the signal, resolved once the whole object is read.
 #[derive(Default)]
 struct StopOptionsJson {
+    opts: sm::StopOptions,
     signal: Option<SignalJson>,
-    grace_ms: Option<u64>,
-    kill: Option<bool>,
-    verify_identity: Option<bool>,
 }
 
 /// A signal given by name (`"SIGTERM"`) or number (`15`).
@@ -37,11 +37,11 @@ impl OptionsObject for StopOptionsJson {
             "signal" => self.signal = Some(option_value(map, key, "a signal name or number")?),
             "grace_ms" => {
                 let want = "a non-negative integer of milliseconds";
-                self.grace_ms = Some(option_value(map, key, want)?);
+                self.opts.grace = Duration::from_millis(option_value(map, key, want)?);
             }
-            "kill" => self.kill = Some(option_value(map, key, BOOL)?),
+            "kill" => self.opts.kill = option_value(map, key, BOOL)?,
             // "verify_identity": the visitor passes only known keys.
-            _ => self.verify_identity = Some(option_value(map, key, BOOL)?),
+            _ => self.opts.verify_identity = option_value(map, key, BOOL)?,
         }
         Ok(())
     }
@@ -49,9 +49,8 @@ impl OptionsObject for StopOptionsJson {
 
 /// Stop options from the JSON object of `firma_sidecar_stop`.
 pub(super) fn stop_options(json: Option<&str>) -> Result<sm::StopOptions, FfiError> {
-    let j: StopOptionsJson = parse_options(json)?;
-    let mut opts = sm::StopOptions::default();
-    match j.signal {
+    let StopOptionsJson { mut opts, signal } = parse_options(json)?;
+    match signal {
         Some(SignalJson::Name(name)) => opts.signal = sm::parse_signal(&name)?,
         Some(SignalJson::Number(n)) => {
             let max = libc::SIGRTMAX();
@@ -65,15 +64,6 @@ pub(super) fn stop_options(json: Option<&str>) -> Result<sm::StopOptions, FfiErr
                 })?;
         }
         None => {}
-    }
-    if let Some(ms) = j.grace_ms {
-        opts.grace = Duration::from_millis(ms);
-    }
-    if let Some(kill) = j.kill {
-        opts.kill = kill;
-    }
-    if let Some(verify) = j.verify_identity {
-        opts.verify_identity = verify;
     }
     Ok(opts)
 }
@@ -132,12 +122,7 @@ pub unsafe extern "C" fn firma_sidecar_stop(
     unsafe {
         on_runtime_dir(runtime_dir, out_json, |dir| {
             let id = arg_str(sandbox_id, "sandbox_id")?;
-            let options = if options_json.is_null() {
-                None
-            } else {
-                Some(arg_str(options_json, "options_json")?)
-            };
-            let opts = stop_options(options)?;
+            let opts = stop_options(arg_opt_str(options_json, "options_json")?)?;
             Ok(sm::stop(dir, id, &opts)?)
         })
     }

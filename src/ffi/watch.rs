@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::library::firma_string_free;
 use super::options::{OptionsObject, option_value, parse_options};
-use super::{FfiError, FirmaStatus, arg_runtime_dir, arg_str, boundary, to_json};
+use super::{FfiError, FirmaStatus, arg_opt_str, arg_runtime_dir, boundary, to_json};
 use crate::sidecar_markers as sm;
 
 /// A watcher of one runtime directory, from `firma_watch_open`; opaque.
@@ -24,14 +24,10 @@ pub struct firma_watch {
 }
 
 /// The JSON options of `firma_watch_open`; every key optional (`null` is
-/// the default, as an absent key).
+/// the default, as an absent key). Each value is read straight into the
+/// core's options, which start as the defaults.
 #[derive(Default)]
-struct WatchOptionsJson {
-    timeout_ms: Option<u64>,
-    probe_interval_ms: Option<u64>,
-    rescan_interval_ms: Option<u64>,
-    collect: Option<bool>,
-}
+struct WatchOptionsJson(sm::WatchOptions);
 
 impl OptionsObject for WatchOptionsJson {
     const KEYS: &'static [&'static str] = &[
@@ -46,34 +42,29 @@ impl OptionsObject for WatchOptionsJson {
         key: &str,
         map: &mut A,
     ) -> Result<(), A::Error> {
-        const MS: &str = "a non-negative integer of milliseconds or null";
-        match key {
-            "timeout_ms" => self.timeout_ms = option_value(map, key, MS)?,
-            "probe_interval_ms" => self.probe_interval_ms = option_value(map, key, MS)?,
-            "rescan_interval_ms" => self.rescan_interval_ms = option_value(map, key, MS)?,
+        let o = &mut self.0;
+        let interval = match key {
+            "timeout_ms" => &mut o.probe.timeout,
+            "probe_interval_ms" => &mut o.probe_interval,
+            "rescan_interval_ms" => &mut o.rescan_interval,
             // "collect": the visitor passes only known keys.
-            _ => self.collect = option_value(map, key, "true, false or null")?,
+            _ => {
+                let collect: Option<bool> = option_value(map, key, "true, false or null")?;
+                o.collect = collect.unwrap_or(o.collect);
+                return Ok(());
+            }
+        };
+        let ms: Option<u64> =
+            option_value(map, key, "a non-negative integer of milliseconds or null")?;
+        if let Some(ms) = ms {
+            *interval = Duration::from_millis(ms);
         }
         Ok(())
     }
 }
 
 pub(super) fn watch_options(json: Option<&str>) -> Result<sm::WatchOptions, FfiError> {
-    let j: WatchOptionsJson = parse_options(json)?;
-    let mut o = sm::WatchOptions::default();
-    if let Some(ms) = j.timeout_ms {
-        o.probe.timeout = Duration::from_millis(ms);
-    }
-    if let Some(ms) = j.probe_interval_ms {
-        o.probe_interval = Duration::from_millis(ms);
-    }
-    if let Some(ms) = j.rescan_interval_ms {
-        o.rescan_interval = Duration::from_millis(ms);
-    }
-    if let Some(c) = j.collect {
-        o.collect = c;
-    }
-    Ok(o)
+    parse_options(json).map(|WatchOptionsJson(o)| o)
 }
 
 /// Starts watching `<runtime_dir>/run` (NULL: the default runtime
@@ -110,12 +101,8 @@ pub unsafe extern "C" fn firma_watch_open(
     let status = boundary(out_error_json, || {
         // SAFETY: forwarded contract.
         let dir = unsafe { arg_runtime_dir(runtime_dir) }?;
-        let json = if options_json.is_null() {
-            None
-        } else {
-            // SAFETY: forwarded contract.
-            Some(unsafe { arg_str(options_json, "options_json") }?)
-        };
+        // SAFETY: forwarded contract.
+        let json = unsafe { arg_opt_str(options_json, "options_json") }?;
         let opts = watch_options(json)?;
         let w = sm::watch(dir, &opts)?;
         let fd = std::os::fd::AsRawFd::as_raw_fd(&w);
