@@ -1,4 +1,4 @@
-//! Argument conversions: paths and probe timeouts.
+//! Argument conversions: paths, sandbox ids, pids and probe timeouts.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
@@ -40,16 +40,34 @@ pub(crate) fn runtime_dir_or_default(dir: Option<PathBuf>) -> PathBuf {
     dir.unwrap_or_else(sm::default_runtime_dir)
 }
 
-/// The arguments of a call on one sidecar: the runtime directory (`None`:
-/// the default, resolved inside the core call) and the sandbox id, converted
-/// lossily on purpose: an unencodable character becomes U+FFFD, which the
-/// core rejects as an invalid sandbox id.
-pub(crate) fn dir_and_id(
-    runtime_dir: Option<FsPath>,
-    sandbox_id: &Bound<'_, PyString>,
-) -> (Option<PathBuf>, String) {
-    let id = sandbox_id.to_string_lossy().into_owned();
-    (runtime_dir.map(|d| d.0), id)
+/// A sandbox id argument, a `str` converted lossily on purpose: an
+/// unencodable character becomes U+FFFD, which the core rejects as an
+/// invalid sandbox id.
+pub(crate) struct SandboxId(pub(crate) String);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for SandboxId {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        Ok(SandboxId(
+            obj.cast::<PyString>()?.to_string_lossy().into_owned(),
+        ))
+    }
+}
+
+/// The core's error for an argument out of its range.
+pub(crate) fn invalid_argument(what: &str, reason: String) -> StackError {
+    StackError::InvalidArgument {
+        what: what.into(),
+        reason,
+    }
+}
+
+/// A pid argument: an int that does not even fit a `u32` gets the core's
+/// own error kind (the core checks the rest of the range).
+pub(crate) fn pid_arg(pid: i64) -> Result<u32, StackError> {
+    u32::try_from(pid)
+        .map_err(|_| invalid_argument("pid", format!("{pid} is out of range 1..={}", sm::MAX_PID)))
 }
 
 /// A call that probes every marker under `runtime_dir` (`list`, `inspect`):
@@ -79,11 +97,11 @@ pub(crate) fn probe_options(py: Python<'_>, timeout: Option<f64>) -> PyResult<Pr
         return Ok(ProbeOptions::default());
     };
     if !(secs > 0.0 && secs <= MAX_TIMEOUT_SECS) {
-        let err = StackError::InvalidArgument {
-            what: "timeout".into(),
-            reason: format!("{secs} s is not in (0, {MAX_TIMEOUT_SECS}] seconds"),
-        };
-        return Err(exceptions::from_stack_error(py, err));
+        let reason = format!("{secs} s is not in (0, {MAX_TIMEOUT_SECS}] seconds");
+        return Err(exceptions::from_stack_error(
+            py,
+            invalid_argument("timeout", reason),
+        ));
     }
     Ok(ProbeOptions::with_timeout(Duration::from_secs_f64(secs)))
 }

@@ -16,12 +16,11 @@ mod watch;
 
 use std::ffi::OsString;
 
-use firma_stack::sidecar_markers::{self as sm, ErrorCode, MetadataFile, StackError};
+use firma_stack::sidecar_markers::{self as sm, ErrorCode, MetadataFile};
 use pyo3::prelude::*;
-use pyo3::types::PyString;
 
 use boundary::call_core;
-use convert::{FsPath, dir_and_id, probe_all, probe_options, runtime_dir_or_default};
+use convert::{FsPath, SandboxId, pid_arg, probe_all, probe_options, runtime_dir_or_default};
 use entry::SidecarEntry;
 use report::{ErrorInfo, MarkerReport};
 
@@ -60,11 +59,11 @@ probe_all_pyfunctions! {
 fn get(
     py: Python<'_>,
     runtime_dir: Option<FsPath>,
-    sandbox_id: &Bound<'_, PyString>,
+    sandbox_id: SandboxId,
     timeout: Option<f64>,
 ) -> PyResult<Option<SidecarEntry>> {
     let opts = probe_options(py, timeout)?;
-    let (dir, id) = dir_and_id(runtime_dir, sandbox_id);
+    let (dir, id) = (runtime_dir.map(|d| d.0), sandbox_id.0);
     let entry = call_core(py, move || {
         sm::get_with(runtime_dir_or_default(dir), &id, &opts)
     })?;
@@ -112,7 +111,7 @@ fn default_runtime_dir(py: Python<'_>) -> PyResult<OsString> {
 fn create_marker(
     py: Python<'_>,
     runtime_dir: Option<FsPath>,
-    sandbox_id: &Bound<'_, PyString>,
+    sandbox_id: SandboxId,
     agent_id: String,
     session_id: String,
     authority_url: String,
@@ -123,20 +122,15 @@ fn create_marker(
     boot_id: Option<String>,
     pid_start_ticks: Option<u64>,
 ) -> PyResult<OsString> {
-    let (dir, sandbox_id) = dir_and_id(runtime_dir, sandbox_id);
+    let dir = runtime_dir.map(|d| d.0);
     let path = call_core(py, move || {
-        // An int that does not even fit a u32 gets the core's own error kind.
-        let pid = u32::try_from(pid).map_err(|_| StackError::InvalidArgument {
-            what: "pid".into(),
-            reason: format!("{pid} is out of range 1..={}", sm::MAX_PID),
-        })?;
         let meta = MetadataFile {
-            sandbox_id,
+            sandbox_id: sandbox_id.0,
             agent_id,
             session_id,
             authority_url,
             policy_bundle_version,
-            pid,
+            pid: pid_arg(pid)?,
             started_at,
             listen,
             boot_id,
@@ -156,12 +150,11 @@ fn create_marker(
 fn remove_marker(
     py: Python<'_>,
     runtime_dir: Option<FsPath>,
-    sandbox_id: &Bound<'_, PyString>,
+    sandbox_id: SandboxId,
 ) -> PyResult<bool> {
     let dir = runtime_dir.map(|d| d.0);
-    let id = sandbox_id.to_string_lossy().into_owned();
     call_core(py, move || {
-        sm::remove_marker(runtime_dir_or_default(dir), &id)
+        sm::remove_marker(runtime_dir_or_default(dir), &sandbox_id.0)
     })
 }
 

@@ -3,13 +3,12 @@
 
 use std::time::Duration;
 
-use firma_stack::sidecar_markers::{self as sm, StackError};
+use firma_stack::sidecar_markers as sm;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyString;
 
 use crate::boundary::call_core;
-use crate::convert::{FsPath, dir_and_id, runtime_dir_or_default};
+use crate::convert::{FsPath, SandboxId, invalid_argument, runtime_dir_or_default};
 use crate::view::view_pymethods;
 
 /// What one `stop` did; `to_dict()` is the outcome JSON of every surface.
@@ -60,13 +59,6 @@ view_pymethods! {
     }
 }
 
-fn invalid(what: &str, reason: String) -> StackError {
-    StackError::InvalidArgument {
-        what: what.into(),
-        reason,
-    }
-}
-
 /// Stops the sidecar of `sandbox_id` safely (identity checked, then
 /// checked again with a pidfd held, signalled only through the pidfd),
 /// waits up to `grace` seconds, SIGKILLs it if `kill`, and collects its
@@ -77,19 +69,19 @@ fn invalid(what: &str, reason: String) -> StackError {
 pub(crate) fn stop(
     py: Python<'_>,
     runtime_dir: Option<FsPath>,
-    sandbox_id: &Bound<'_, PyString>,
+    sandbox_id: SandboxId,
     signal: i64,
     grace: f64,
     kill: bool,
     verify_identity: bool,
 ) -> PyResult<Option<StopOutcome>> {
-    let (dir, id) = dir_and_id(runtime_dir, sandbox_id);
+    let (dir, id) = (runtime_dir.map(|d| d.0), sandbox_id.0);
     let max = sm::MAX_GRACE.as_secs_f64();
     let outcome = call_core(py, move || {
         let signal = i32::try_from(signal)
-            .map_err(|_| invalid("signal", format!("{signal} is not a signal number")))?;
+            .map_err(|_| invalid_argument("signal", format!("{signal} is not a signal number")))?;
         if !(grace >= 0.0 && grace <= max) {
-            return Err(invalid(
+            return Err(invalid_argument(
                 "grace",
                 format!("{grace} s is not in [0, {max}] seconds"),
             ));
