@@ -365,6 +365,15 @@ func timeoutAndDir(ctx context.Context, runtimeDir string) (C.uint32_t, *C.char,
 	return timeout, dir, nil
 }
 
+// optionsJSON is the JSON options object of a call, as the C ABI reads it.
+func optionsJSON(options any) (string, error) {
+	js, err := json.Marshal(options)
+	if err != nil {
+		return "", &Error{Code: CodeInternal, Message: err.Error()}
+	}
+	return string(js), nil
+}
+
 func decode(text string, into any) error {
 	if err := json.Unmarshal([]byte(text), into); err != nil {
 		return &Error{

@@ -8,7 +8,6 @@ import "C"
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"syscall"
@@ -124,14 +123,14 @@ func Stop(ctx context.Context, runtimeDir, sandboxID string, opts StopOptions) (
 	if sig == 0 {
 		sig = syscall.SIGTERM
 	}
-	optJSON, err := json.Marshal(stopOptionsJSON{
+	optJSON, err := optionsJSON(stopOptionsJSON{
 		Signal:         int(sig),
 		GraceMS:        uint64((grace + time.Millisecond - 1) / time.Millisecond),
 		Kill:           !opts.NoKill,
 		VerifyIdentity: !opts.NoIdentityCheck,
 	})
 	if err != nil {
-		return nil, &Error{Code: CodeInternal, Message: err.Error()}
+		return nil, err
 	}
 	dir, err := runtimeDirArg(runtimeDir)
 	if err != nil {
@@ -142,7 +141,7 @@ func Stop(ctx context.Context, runtimeDir, sandboxID string, opts StopOptions) (
 		C.free(unsafe.Pointer(dir))
 		return nil, err
 	}
-	cOpts := C.CString(string(optJSON))
+	cOpts := C.CString(optJSON)
 
 	done := make(chan stopResult, 1)
 	go func() {
@@ -151,17 +150,8 @@ func Stop(ctx context.Context, runtimeDir, sandboxID string, opts StopOptions) (
 		defer C.free(unsafe.Pointer(cOpts))
 		var out *C.char
 		status := C.firma_sidecar_stop(dir, id, cOpts, &out)
-		text, err := takeResult(status, out)
-		if err != nil {
-			done <- stopResult{err: err}
-			return
-		}
-		var outcome *StopOutcome
-		if err := decode(text, &outcome); err != nil {
-			done <- stopResult{err: err}
-			return
-		}
-		done <- stopResult{outcome: outcome}
+		outcome, err := decodeResult(status, out, (*StopOutcome)(nil))
+		done <- stopResult{outcome: outcome, err: err}
 	}()
 	select {
 	case r := <-done:

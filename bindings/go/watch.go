@@ -8,7 +8,6 @@ import "C"
 
 import (
 	"context"
-	"encoding/json"
 	"sync"
 	"time"
 	"unsafe"
@@ -120,16 +119,16 @@ func Watch(ctx context.Context, runtimeDir string, opts WatchOptions) (*Watcher,
 	if opts.ReadOnly {
 		o["collect"] = false
 	}
-	js, err := json.Marshal(o)
+	js, err := optionsJSON(o)
 	if err != nil {
-		return nil, &Error{Code: CodeInternal, Message: err.Error()}
+		return nil, err
 	}
 	dir, err := runtimeDirArg(runtimeDir)
 	if err != nil {
 		return nil, err
 	}
 	defer C.free(unsafe.Pointer(dir))
-	cOpts := C.CString(string(js))
+	cOpts := C.CString(js)
 	defer C.free(unsafe.Pointer(cOpts))
 
 	var handle *C.firma_watch
