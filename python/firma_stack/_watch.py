@@ -116,6 +116,12 @@ class _WatchBase:
             rescan_interval=rescan_interval,
         )
 
+    def _poll(self, timeout: Optional[float]) -> Optional[Event]:
+        """The core's next event, waiting at most ``timeout`` seconds
+        (``None``: until there is one), as one of the classes above."""
+        raw = self._w.next_event(timeout)
+        return None if raw is None else _event(raw)
+
     def fileno(self) -> int:
         """A descriptor that is readable when an event may be ready (for
         ``select``/``selectors``/``loop.add_reader``); only poll it."""
@@ -136,8 +142,7 @@ class Watch(_WatchBase):
     def next(self, timeout: Optional[float] = None) -> Optional[Event]:
         """The next event, waiting at most ``timeout`` seconds (``None``:
         until there is one); ``None`` when the timeout passed."""
-        raw = self._w.next_event(timeout)
-        return None if raw is None else _event(raw)
+        return self._poll(timeout)
 
     def __iter__(self) -> Watch:
         return self
@@ -172,9 +177,9 @@ class AsyncWatch(_WatchBase):
         lasts at most about one probe timeout)."""
         loop = asyncio.get_running_loop()
         while True:
-            raw = self._w.next_event(0.0)
-            if raw is not None:
-                return _event(raw)
+            ev = self._poll(0.0)
+            if ev is not None:
+                return ev
             fd = self._w.fileno()
             ready: asyncio.Future[None] = loop.create_future()
 
@@ -190,7 +195,7 @@ class AsyncWatch(_WatchBase):
 
     async def aclose(self) -> None:
         """Stops watching and releases every descriptor (idempotent)."""
-        self._w.close()
+        self.close()
 
     def __aiter__(self) -> AsyncWatch:
         return self
