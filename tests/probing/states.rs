@@ -3,11 +3,9 @@
 //! surface by the conformance suite (tests/conformance); what stays here is
 //! timing, the as-another-user case and option edge cases.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use firma_stack::sidecar_markers::{
     ErrorCode, MAX_TIMEOUT, ProbeOptions, ScanOptions, StackError, State, get_with, inspect_with,
     list_with, probe_entry_with, scan,
