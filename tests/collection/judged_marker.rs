@@ -9,8 +9,6 @@
 //! was re-created on the same inode — is pinned by the unit tests in
 //! `src/sidecar_markers/gc_tests.rs`.)
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -18,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use firma_stack::sidecar_markers::{StopOptions, create_marker, list, stop};
 
 /// A fresh ext4 filesystem on a loop device, mounted in a temporary

@@ -10,15 +10,13 @@
 //! (`unshare`). Root only; each test fails loudly where the system refuses
 //! what it needs.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 
-use common::*;
+use crate::common::*;
 use firma_stack::sidecar_markers::{ErrorCode, Reason, Verdict, gc_stale, inspect, list};
 
 /// A well-formed random part: what matters here is who owns an entry and
