@@ -6,8 +6,6 @@
 //! The only timing asserted is an upper bound proving the stream is driven
 //! by events, never that it is fast.
 
-mod common;
-
 use std::collections::{BTreeMap, HashSet};
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
@@ -15,7 +13,7 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use firma_stack::sidecar_markers::{
     Event, GoneReason, MetadataFile, SidecarEntry, State, WatchOptions, Watcher, create_marker,
     list, remove_marker, watch,
