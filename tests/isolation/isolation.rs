@@ -6,15 +6,13 @@
 //! These need root (CI runs `make test` as root); a refusal by the kernel
 //! fails the test with a message saying so.
 
-mod common;
-
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{
+use crate::common::{
     FIRMA, Sidecar, dead_pid, has_metadata, json_output, metadata, need_root, root_runtime,
     runtime, write_marker, write_stale,
 };
@@ -282,7 +280,7 @@ fn a_read_only_runtime_dir_lists_normally_and_collects_nothing() {
     assert!(report.collected.is_empty());
     assert_eq!(report.problems.len(), 1);
     assert_eq!(report.problems[0].error.errno, Some(libc::EROFS));
-    let (code, out, _) = common::firma_in(ro.path(), &["sidecar", "status", "--json"]);
+    let (code, out, _) = crate::common::firma_in(ro.path(), &["sidecar", "status", "--json"]);
     assert_eq!(code, 0);
     assert!(out.contains("\"alive\""));
     assert!(rt.path().join("run/stale").exists());
@@ -296,7 +294,7 @@ fn sticky_run_and_a_foreign_marker_fail_nothing_for_a_non_root_reader() {
     // Our own user's live marker, hand-written for the test process.
     let me = std::process::id();
     write_marker(rt.path(), "mine", &metadata("mine", me.into(), ""));
-    common::open_up(rt.path());
+    crate::common::open_up(rt.path());
     let run_dir = rt.path().join("run");
     std::os::unix::fs::chown(run_dir.join("foreign"), Some(4242), Some(4242)).unwrap();
     std::fs::set_permissions(
@@ -459,7 +457,7 @@ fn a_filesystem_that_never_answers_cannot_hang_a_call() {
     let fuse2 = HungFuse::mount(&rt.path().join("run").join("dir-hung"));
     let d = s(&dir).to_owned();
     let (code, _, err) = returns_within("firma sidecar status", bound, move || {
-        common::firma(&[
+        crate::common::firma(&[
             "--runtime-dir",
             &d,
             "--timeout-ms",

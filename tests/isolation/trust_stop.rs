@@ -5,14 +5,12 @@
 //! root lends its authority to none of it, while legitimate use (root
 //! stopping a tenant's own sidecar, a shared sticky `run/`) keeps working.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::users::TestUser;
-use common::*;
+use crate::common::users::TestUser;
+use crate::common::*;
 use firma_stack::sidecar_markers::{ErrorCode, StopOptions, gc_stale, stop};
 
 fn opts() -> StopOptions {

@@ -7,15 +7,13 @@
 //! ones are never touched: such a test runs itself again under
 //! `unshare -m --propagation private` ([`in_private_tmp_and_run`]).
 
-mod common;
-
 use std::os::unix::fs::{MetadataExt, PermissionsExt, lchown, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use firma_stack::sidecar_markers::{
     ErrorCode, Event, ScanOptions, StopOptions, WatchOptions, check_runtime_dir, create_marker,
     gc_stale, get, inspect, list, remove_marker, scan, stop, watch,
@@ -132,12 +130,15 @@ fn mount_ns() -> String {
 const NS_ENV: &str = "FIRMA_TRUST_TEST_NS";
 const OUTER_ENV: &str = "FIRMA_TRUST_TEST_OUTER_MNT";
 
-/// Runs the test `name` again, alone, in a private mount namespace with a
-/// fresh tmpfs on `/tmp` (mode 1777) and on `/run` (mode 0755). Returns
-/// `true` in that copy (go on with the test) and `false` here, once the
-/// copy passed (the test is done).
+/// Runs the test `name` (of this module) again, alone, in a private mount
+/// namespace with a fresh tmpfs on `/tmp` (mode 1777) and on `/run` (mode
+/// 0755). Returns `true` in that copy (go on with the test) and `false`
+/// here, once the copy passed (the test is done).
 fn in_private_tmp_and_run(name: &str) -> bool {
     need_root(NEED_ROOT);
+    // The harness names a test by its path below the crate: `trust::name`.
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+    let name = &format!("{module}::{name}");
     if std::env::var(NS_ENV).as_deref() == Ok(name) {
         let outer = std::env::var(OUTER_ENV).unwrap();
         assert_ne!(

@@ -5,12 +5,10 @@
 //! pass) is checked on every surface by the conformance suite
 //! (tests/conformance).
 
-mod common;
-
 use std::ffi::CString;
 use std::os::unix::fs::symlink;
 
-use common::*;
+use crate::common::*;
 use firma_stack::sidecar_markers::{
     StackError, gc_stale, get, list, probe_entry, validate_sandbox_id,
 };
