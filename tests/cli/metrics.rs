@@ -7,8 +7,6 @@
 //! `--include-ignored`, after the Makefile installed the tools; a missing
 //! tool makes them fail, never skip.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -18,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{FIRMA, Sidecar, firma_in, meta, runtime, write_marker};
+use crate::common::{FIRMA, Sidecar, firma_in, meta, runtime, write_marker};
 use firma_stack::sidecar_markers::metrics::{
     Observation, STATES, escape_label_value, render, write_textfile,
 };
