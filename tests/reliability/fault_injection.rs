@@ -5,8 +5,6 @@
 //! works, and every call must either answer correctly or fail with a clear
 //! `io` error — never panic, never hang, never remove what is not stale.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::os::unix::fs::symlink;
 use std::os::unix::process::CommandExt;
@@ -15,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use firma_stack::sidecar_markers::{
     MetadataFile, ProbeOptions, State, create_marker, gc_stale, get, list, list_with,
 };
