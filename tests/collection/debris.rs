@@ -11,11 +11,10 @@
 //! what it needs.
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::Mutex;
+use std::process::{Child, Command, Stdio};
 
+use crate::common::users::{TestGroup, TestUser};
 use crate::common::*;
 use firma_stack::sidecar_markers::{ErrorCode, Reason, Verdict, gc_stale, inspect, list};
 
@@ -23,130 +22,31 @@ use firma_stack::sidecar_markers::{ErrorCode, Reason, Verdict, gc_stale, inspect
 /// what its name records, not the random bits.
 const RANDOM: &str = "0123456789abcdef";
 
-/// `useradd`/`userdel` lock the account files: one at a time in this
-/// process (other processes may hold the lock too, hence the retries).
-static ACCOUNTS: Mutex<()> = Mutex::new(());
-
-fn accounts(args: &[&str]) {
-    let _one = ACCOUNTS.lock().unwrap_or_else(|p| p.into_inner());
-    let mut last = String::new();
-    for _ in 0..50 {
-        let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-        if out.status.success() {
-            return;
-        }
-        last = String::from_utf8_lossy(&out.stderr).into_owned();
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("{args:?} failed: {last}");
-}
-
-fn id_of(flag: &str, name: &str) -> u32 {
-    let out = Command::new("id").args([flag, name]).output().unwrap();
-    assert!(out.status.success(), "id {flag} {name}");
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-}
-
-/// Two throwaway users sharing a throwaway primary group, removed on drop.
+/// Two throwaway users sharing a throwaway primary group, removed on drop
+/// (the users first: a group is removed only without members).
 struct Tenants {
-    group: String,
-    gid: u32,
-    a: User,
-    b: User,
-}
-
-#[derive(Clone)]
-struct User {
-    name: String,
-    uid: u32,
-    gid: u32,
+    a: TestUser,
+    b: TestUser,
+    group: TestGroup,
 }
 
 impl Tenants {
     fn new(tag: &str) -> Tenants {
-        need_root("making throwaway users with useradd");
-        let n = std::process::id();
-        let group = format!("fdg{n}{tag}");
-        accounts(&["groupadd", &group]);
-        let gid = id_of_group(&group);
-        let user = |who: &str| {
-            let name = format!("fd{who}{n}{tag}");
-            accounts(&[
-                "useradd",
-                "-M",
-                "-N",
-                "-g",
-                &group,
-                "-s",
-                "/usr/sbin/nologin",
-                &name,
-            ]);
-            User {
-                uid: id_of("-u", &name),
-                gid,
-                name,
-            }
-        };
-        let a = user("a");
-        let b = user("b");
-        Tenants { group, gid, a, b }
+        let group = TestGroup::new(&format!("g{tag}"));
+        let a = TestUser::in_group(&format!("a{tag}"), &group);
+        let b = TestUser::in_group(&format!("b{tag}"), &group);
+        Tenants { a, b, group }
     }
 }
 
-fn id_of_group(group: &str) -> u32 {
-    let out = Command::new("getent")
-        .args(["group", group])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "getent group {group}");
-    String::from_utf8_lossy(&out.stdout)
-        .split(':')
-        .nth(2)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
+/// What a tenant does in these tests, beside [`TestUser`]'s own.
+trait Tenant {
+    fn sleeper(&self) -> Proc;
+    fn write_marker(&self, run: &Path, id: &str, pid: u32) -> PathBuf;
+    fn gc(&self, rt: &Path);
 }
 
-impl Drop for Tenants {
-    fn drop(&mut self) {
-        // (Their processes are gone by now: see Proc.)
-        for u in [&self.a.name, &self.b.name] {
-            accounts(&["userdel", u]);
-        }
-        accounts(&["groupdel", &self.group]);
-    }
-}
-
-impl User {
-    /// `setpriv` running `cmd` as this user, group and no others.
-    fn command(&self, program: &str) -> Command {
-        let mut c = Command::new("setpriv");
-        c.arg(format!("--reuid={}", self.uid))
-            .arg(format!("--regid={}", self.gid))
-            .arg("--clear-groups")
-            .arg(program);
-        c
-    }
-
-    /// Runs the shell `script` (with `args` as `$1`…) as this user; fails
-    /// the test unless it succeeded.
-    fn sh(&self, script: &str, args: &[&Path]) -> Output {
-        let out = self
-            .command("sh")
-            .args(["-c", script, "sh"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "as {}: {script}: {}",
-            self.name,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-
+impl Tenant for TestUser {
     /// A live process of this user: its sidecar.
     fn sleeper(&self) -> Proc {
         Proc(self.command("sleep").arg("60").spawn().unwrap())
@@ -178,19 +78,9 @@ impl User {
 
     /// `firma --runtime-dir RT sidecar gc` as this user.
     fn gc(&self, rt: &Path) {
-        let out = self
-            .command(FIRMA)
-            .arg("--runtime-dir")
-            .arg(rt)
-            .args(["sidecar", "gc"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "gc as {}: {}",
-            self.name,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut gc = self.command(FIRMA);
+        gc.arg("--runtime-dir").arg(rt).args(["sidecar", "gc"]);
+        succeed(&mut gc, &format!("gc as {}", self.name));
     }
 }
 
@@ -202,10 +92,6 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn chmod(path: &Path, mode: u32) {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 /// A runtime dir others may enter, and its `run/` with `owner`, `gid` and
@@ -263,16 +149,17 @@ fn assert_leftover(rt: &Path, name: &str, why: &str) {
 #[test]
 fn a_tenant_cannot_launder_anothers_marker_into_debris() {
     let t = Tenants::new("l");
-    let (rt, run) = shared_runtime(0, t.gid, 0o770);
+    let (rt, run) = shared_runtime(0, t.group.gid, 0o770);
     let sidecar = t.b.sleeper();
     let b1 = t.b.write_marker(&run, "b-1", sidecar.0.id());
     let b2 = t.b.write_marker(&run, "b-2", sidecar.0.id());
     let dead = dead_pid();
     let old_form = format!(".tmp-{dead}-0");
     let new_form = reserved(".gc-", dead, own_pid_ns());
-    t.a.sh(
+    t.a.sh_with(
         r#"mv "$1" "$2" && mv "$3" "$4""#,
         &[&b1, &run.join(&old_form), &b2, &run.join(&new_form)],
+        &[],
     );
 
     let (code, _, err) = firma_in(rt.path(), &["sidecar", "status"]);
@@ -364,7 +251,7 @@ fn only_debris_owned_by_runs_owner_or_root_or_a_sticky_runs_caller_is_finished()
 
     // A run/ owned by A (0700) in a root-owned runtime dir: root finishes
     // A's debris (run/'s owner), never B's.
-    let (rt, run) = shared_runtime(t.a.uid, t.gid, 0o700);
+    let (rt, run) = shared_runtime(t.a.uid, t.group.gid, 0o700);
     let a_s = debris(&run, &reserved(".tmp-", dead, ns), t.a.uid);
     let b_name = reserved(".tmp-", dead, ns).replace(RANDOM, "00000000000000ff");
     let b_s = debris(&run, &b_name, t.b.uid);

@@ -281,15 +281,26 @@ pub fn root_runtime(why: &str) -> tempfile::TempDir {
     runtime()
 }
 
-/// Runs `cmd`, fails with its stderr (and `what`) unless it succeeded, and
-/// parses its stdout as JSON.
-pub fn json_output(cmd: &mut Command, what: &str) -> serde_json::Value {
+/// Runs `cmd` and fails with its stderr (and `what`) unless it succeeded.
+pub fn succeed(cmd: &mut Command, what: &str) -> std::process::Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
     assert!(
         out.status.success(),
         "{what}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out
+}
+
+/// Sets the permission bits of `path` (following a symlink) to `mode`.
+pub fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Runs `cmd`, fails with its stderr (and `what`) unless it succeeded, and
+/// parses its stdout as JSON.
+pub fn json_output(cmd: &mut Command, what: &str) -> serde_json::Value {
+    let out = succeed(cmd, what);
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 

@@ -10,9 +10,9 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt, lchown, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::common::users::TestUser;
 use crate::common::*;
 use firma_stack::sidecar_markers::{
     ErrorCode, Event, ScanOptions, StopOptions, WatchOptions, check_runtime_dir, create_marker,
@@ -22,102 +22,6 @@ use firma_stack::sidecar_markers::{
 const NEED_ROOT: &str = "the trust tests create users, chown directories and mount tmpfs";
 
 // ---- fixtures ---------------------------------------------------------------
-
-/// `useradd` and `userdel` lock /etc/passwd; the tests of this binary take
-/// turns (and retry, for other processes).
-static PASSWD: Mutex<()> = Mutex::new(());
-
-/// A throwaway system user with a group of its own; removed on drop.
-struct User {
-    name: String,
-    uid: u32,
-    gid: u32,
-}
-
-impl User {
-    fn add(tag: &str) -> User {
-        need_root(NEED_ROOT);
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("ft{tag}{}x{n}", std::process::id());
-        assert!(name.len() <= 32, "user name too long: {name}");
-        passwd_tool(
-            Command::new("useradd").args([
-                "--system",
-                "--no-create-home",
-                "--user-group",
-                "--shell",
-                "/usr/sbin/nologin",
-                &name,
-            ]),
-            "useradd",
-        );
-        let id = |flag: &str| -> u32 {
-            let out = Command::new("id").args([flag, &name]).output().unwrap();
-            String::from_utf8(out.stdout)
-                .unwrap()
-                .trim()
-                .parse()
-                .unwrap()
-        };
-        let (uid, gid) = (id("-u"), id("-g"));
-        User { name, uid, gid }
-    }
-
-    /// `setpriv` as this user (no supplementary groups).
-    fn cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut c = Command::new("setpriv");
-        c.arg(format!("--reuid={}", self.uid))
-            .arg(format!("--regid={}", self.gid))
-            .arg("--clear-groups")
-            .arg("--")
-            .arg(program);
-        c
-    }
-
-    /// Runs the shell `script` as this user; fails the test unless it
-    /// succeeded. `env` is passed to the script.
-    fn sh(&self, script: &str, env: &[(&str, &str)]) {
-        let out = self
-            .cmd("sh")
-            .args(["-euc", script])
-            .envs(env.iter().copied())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "as {}: {script}: {}",
-            self.name,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn chown(&self, path: &Path) {
-        lchown(path, Some(self.uid), Some(self.gid)).unwrap();
-    }
-}
-
-impl Drop for User {
-    fn drop(&mut self) {
-        passwd_tool(Command::new("userdel").arg(&self.name), "userdel");
-    }
-}
-
-fn passwd_tool(cmd: &mut Command, what: &str) {
-    let _turn = PASSWD.lock().unwrap_or_else(|p| p.into_inner());
-    let mut last = String::new();
-    for _ in 0..100 {
-        let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-        if out.status.success() {
-            return;
-        }
-        // Exit 10 (useradd) / 10 (userdel): /etc/passwd is locked by
-        // another process; anything else is an error too, retried alike.
-        last = String::from_utf8_lossy(&out.stderr).into_owned();
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("{what} kept failing: {last}");
-}
 
 /// The inode of this process's mount namespace.
 fn mount_ns() -> String {
@@ -278,10 +182,6 @@ fn mode(path: &Path) -> u32 {
         & 0o7777
 }
 
-fn chmod(path: &Path, mode: u32) {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
 fn code_of<T: std::fmt::Debug>(r: firma_stack::sidecar_markers::Result<T>) -> ErrorCode {
     r.expect_err("refused").code()
 }
@@ -306,12 +206,13 @@ fn scratch() -> tempfile::TempDir {
 
 /// The attacker's `/tmp/firma-0`: mode 0777, a `run/` of 0777, a marker
 /// naming root's `victim` process with its full identity, and a stale one.
-fn squat_tmp_firma_0(attacker: &User, victim: &Victim) {
-    attacker.sh(
+fn squat_tmp_firma_0(attacker: &TestUser, victim: &Victim) {
+    attacker.sh_with(
         "mkdir -m 0777 /tmp/firma-0 /tmp/firma-0/run /tmp/firma-0/run/victim \
          /tmp/firma-0/run/stale
          printf '%s' \"$VICTIM\" > /tmp/firma-0/run/victim/metadata.toml
          printf '%s' \"$STALE\" > /tmp/firma-0/run/stale/metadata.toml",
+        &[],
         &[
             ("VICTIM", &victim.marker("victim")),
             ("STALE", &metadata("stale", dead_pid().into(), "")),
@@ -324,7 +225,7 @@ fn roots_default_is_run_firma_never_a_squatted_tmp_firma_0() {
     if !in_private_tmp_and_run("roots_default_is_run_firma_never_a_squatted_tmp_firma_0") {
         return;
     }
-    let attacker = User::add("sq");
+    let attacker = TestUser::new("sq");
     let mut victim = Victim::start();
     squat_tmp_firma_0(&attacker, &victim);
 
@@ -370,7 +271,7 @@ fn a_squatted_runtime_dir_is_listed_read_only_and_refused_for_gc_stop_and_writes
     ) {
         return;
     }
-    let attacker = User::add("sq");
+    let attacker = TestUser::new("sq");
     let mut victim = Victim::start();
     squat_tmp_firma_0(&attacker, &victim);
     let rt = Path::new("/tmp/firma-0");
@@ -459,12 +360,13 @@ fn a_squatted_runtime_dir_is_listed_read_only_and_refused_for_gc_stop_and_writes
 /// The attacker's stale marker planted as `/run/lock` (world-writable,
 /// sticky, as on most hosts): a marker named `lock` in a `run/` that is
 /// `/run` when the runtime directory is `/`.
-fn plant_run_lock(attacker: &User) -> PathBuf {
+fn plant_run_lock(attacker: &TestUser) -> PathBuf {
     let lock = PathBuf::from("/run/lock");
     std::fs::create_dir(&lock).unwrap();
     chmod(&lock, 0o1777);
-    attacker.sh(
+    attacker.sh_with(
         "printf '%s' \"$STALE\" > /run/lock/metadata.toml",
+        &[],
         &[("STALE", &metadata("lock", dead_pid().into(), ""))],
     );
     std::fs::write(lock.join("LCK..ttyS0"), "root's lock\n").unwrap();
@@ -476,9 +378,9 @@ fn an_attackers_symlink_to_root_as_tmp_firma_0_is_not_followed() {
     if !in_private_tmp_and_run("an_attackers_symlink_to_root_as_tmp_firma_0_is_not_followed") {
         return;
     }
-    let attacker = User::add("ln");
+    let attacker = TestUser::new("ln");
     let lock = plant_run_lock(&attacker);
-    attacker.sh("ln -s / /tmp/firma-0", &[]);
+    attacker.sh("ln -s / /tmp/firma-0");
     let rt = Path::new("/tmp/firma-0");
 
     let (code, _, err) = firma_in(rt, &["sidecar", "gc"]);
@@ -516,7 +418,7 @@ fn run_lock_survives_a_runtime_dir_of_slash() {
     if !in_private_tmp_and_run("run_lock_survives_a_runtime_dir_of_slash") {
         return;
     }
-    let attacker = User::add("sl");
+    let attacker = TestUser::new("sl");
     let lock = plant_run_lock(&attacker);
     let (code, _, err) = firma(&["--runtime-dir", "/", "sidecar", "gc"]);
     assert!(code == 0 || code == 2, "{err}");
@@ -532,7 +434,7 @@ fn run_lock_survives_a_runtime_dir_of_slash() {
 #[test]
 fn a_symlinked_runtime_dir_is_followed_only_through_links_of_the_caller_or_root() {
     let base = scratch();
-    let stranger = User::add("ln");
+    let stranger = TestUser::new("ln");
     let real = base.path().join("real");
     std::fs::create_dir(&real).unwrap();
     chmod(&real, 0o700);
@@ -582,7 +484,7 @@ fn a_symlinked_runtime_dir_is_followed_only_through_links_of_the_caller_or_root(
 #[test]
 fn a_users_own_symlink_is_followed_for_that_user() {
     let base = scratch();
-    let user = User::add("ow");
+    let user = TestUser::new("ow");
     let real = base.path().join("real");
     std::fs::create_dir(&real).unwrap();
     user.chown(&real);
@@ -590,16 +492,12 @@ fn a_users_own_symlink_is_followed_for_that_user() {
     let link = base.path().join("link");
     symlink(&real, &link).unwrap();
     user.chown(&link);
-    let out = user
-        .cmd(SIDECAR)
-        .arg("--runtime-dir")
-        .arg(&link)
-        .args(["--id", "theirs"])
+    let mut child = user
+        .sidecar(&link, "theirs")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut child = out;
     let line = first_line(&mut child);
     let _ = child.kill();
     let _ = child.wait();
@@ -612,7 +510,7 @@ fn a_users_own_symlink_is_followed_for_that_user() {
 #[test]
 fn a_shared_sticky_run_serves_its_tenants_and_root() {
     let base = scratch();
-    let tenant = User::add("tn");
+    let tenant = TestUser::new("tn");
     let rt = base.path().join("rt");
     std::fs::create_dir(&rt).unwrap();
     chmod(&rt, 0o755);
@@ -622,10 +520,7 @@ fn a_shared_sticky_run_serves_its_tenants_and_root() {
 
     // A tenant's sidecar writes its marker there; so does root's.
     let mut theirs = tenant
-        .cmd(SIDECAR)
-        .arg("--runtime-dir")
-        .arg(&rt)
-        .args(["--id", "theirs"])
+        .sidecar(&rt, "theirs")
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -646,7 +541,7 @@ fn a_shared_sticky_run_serves_its_tenants_and_root() {
 
     // The tenant lists and collects without a warning.
     let out = tenant
-        .cmd(FIRMA)
+        .command(FIRMA)
         .arg("--runtime-dir")
         .arg(&rt)
         .args(["sidecar", "status", "--json"])
@@ -662,7 +557,7 @@ fn a_shared_sticky_run_serves_its_tenants_and_root() {
     let _ = theirs.kill();
     let _ = theirs.wait();
     let out = tenant
-        .cmd(FIRMA)
+        .command(FIRMA)
         .arg("--runtime-dir")
         .arg(&rt)
         .args(["sidecar", "gc", "--json"])
@@ -725,8 +620,8 @@ fn a_runtime_dir_writable_by_group_or_others_is_untrusted_even_if_sticky() {
 #[test]
 fn run_and_runtime_dir_of_two_users_are_untrusted_unless_one_is_root() {
     let base = scratch();
-    let a = User::add("oa");
-    let b = User::add("ob");
+    let a = TestUser::new("oa");
+    let b = TestUser::new("ob");
     let rt = base.path().join("rt");
     std::fs::create_dir(&rt).unwrap();
     chmod(&rt, 0o755);
@@ -755,7 +650,7 @@ fn run_and_runtime_dir_of_two_users_are_untrusted_unless_one_is_root() {
 #[test]
 fn roots_writer_never_writes_in_a_directory_another_user_owns() {
     let base = scratch();
-    let user = User::add("wr");
+    let user = TestUser::new("wr");
     let me = std::process::id();
 
     // The user's private runtime directory passes the checks, but root's
@@ -805,21 +700,22 @@ fn a_users_last_resort_default_created_by_another_user_is_untrusted() {
     if !in_private_tmp_and_run("a_users_last_resort_default_created_by_another_user_is_untrusted") {
         return;
     }
-    let user = User::add("us");
-    let squatter = User::add("sq");
+    let user = TestUser::new("us");
+    let squatter = TestUser::new("sq");
     let dir = format!("/tmp/firma-{}", user.uid);
     // The squatter's directory passes every other check: 0755, run/ shared.
     // Its marker names the user's own process, with its identity.
-    let victim = user.cmd("sleep").arg("600").spawn().unwrap();
+    let victim = user.command("sleep").arg("600").spawn().unwrap();
     let mut victim = Victim(victim);
-    squatter.sh(
+    squatter.sh_with(
         "mkdir -m 0755 \"$DIR\"; mkdir -m 1777 \"$DIR/run\"; mkdir -m 0755 \"$DIR/run/victim\"
          printf '%s' \"$VICTIM\" > \"$DIR/run/victim/metadata.toml\"",
+        &[],
         &[("DIR", &dir), ("VICTIM", &victim.marker("victim"))],
     );
     let bare = |args: &[&str]| {
         decode(
-            user.cmd(FIRMA)
+            user.command(FIRMA)
                 .env_clear()
                 .env("PATH", "/usr/bin:/bin")
                 .args(args)
@@ -839,7 +735,7 @@ fn a_users_last_resort_default_created_by_another_user_is_untrusted() {
     assert!(out.contains("victim"), "{out}");
     assert_eq!(warnings(&err).len(), 1, "{err}");
     let (code, _, err) = decode(
-        user.cmd(SIDECAR)
+        user.command(SIDECAR)
             .env_clear()
             .args(["--id", "mine"])
             .output()
