@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod ext4;
 mod marker_meta;
 pub mod users;
 // Like the rest of this module, not used by every test file.
