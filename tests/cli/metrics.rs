@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::common::{FIRMA, Sidecar, firma_in, meta, runtime, write_marker};
+use crate::common::{
+    FIRMA, Sidecar, firma_as_nobody, firma_in, meta, runtime, succeed, write_marker,
+};
 use firma_stack::sidecar_markers::metrics::{
     Observation, STATES, escape_label_value, render, write_textfile,
 };
@@ -558,19 +560,11 @@ fn planted_temp_names_and_a_symlink_farm_neither_block_nor_redirect_the_textfile
     chown(rt.path(), Some(nobody), Some(nobody)).unwrap();
     std::fs::set_permissions(guarded.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let user_path = out.path().join("user.prom");
-    let run = Command::new("setpriv")
-        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
-        .arg(FIRMA)
-        .arg("--runtime-dir")
-        .arg(rt.path())
-        .args(["sidecar", "metrics", "--textfile"])
-        .arg(&user_path)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+    succeed(
+        firma_as_nobody(rt.path())
+            .args(["sidecar", "metrics", "--textfile"])
+            .arg(&user_path),
+        "metrics --textfile as nobody",
     );
     let m = std::fs::symlink_metadata(&user_path).unwrap();
     assert!(m.is_file());

@@ -294,8 +294,24 @@ pub fn succeed(cmd: &mut Command, what: &str) -> std::process::Output {
 }
 
 /// Sets the permission bits of `path` (following a symlink) to `mode`.
-pub fn chmod(path: &Path, mode: u32) {
+pub fn chmod(path: impl AsRef<Path>, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Creates the directory `path` (its parent must exist) with mode `mode`,
+/// whatever the umask.
+pub fn mkdir(path: &Path, mode: u32) {
+    std::fs::create_dir(path).unwrap();
+    chmod(path, mode);
+}
+
+/// (exit code, stdout, stderr) of a finished command; -1 for a signal.
+pub fn decode(out: std::process::Output) -> (i32, String, String) {
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
 }
 
 /// Runs `cmd`, fails with its stderr (and `what`) unless it succeeded, and
@@ -339,12 +355,17 @@ pub fn wait_json<T: serde::de::DeserializeOwned>(child: Child) -> T {
 
 /// Runs `firma` with `args`; returns (exit code, stdout, stderr).
 pub fn firma(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(FIRMA).args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    decode(Command::new(FIRMA).args(args).output().unwrap())
+}
+
+/// `firma --runtime-dir RUNTIME` as nobody (uid and gid 65534, no other
+/// groups) through `setpriv`; the caller adds the command.
+pub fn firma_as_nobody(runtime: &Path) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", FIRMA])
+        .arg("--runtime-dir")
+        .arg(runtime);
+    cmd
 }
 
 /// Runs `firma --runtime-dir RUNTIME` with `args`; returns (exit code,

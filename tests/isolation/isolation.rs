@@ -13,19 +13,17 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    FIRMA, Sidecar, dead_pid, has_metadata, json_output, metadata, need_root, root_runtime,
-    runtime, write_marker, write_stale,
+    FIRMA, Sidecar, chmod, dead_pid, firma_as_nobody, has_metadata, json_output, metadata,
+    need_root, root_runtime, runtime, succeed, write_marker, write_stale,
 };
 use firma_stack::sidecar_markers::{
     ProbeOptions, ScanOptions, State, gc_stale, get, get_with, inspect, list, list_with, scan,
 };
 
 fn run(cmd: &str, args: &[&str]) {
-    let out = Command::new(cmd).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "`{cmd} {args:?}` was refused: {}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        Command::new(cmd).args(args),
+        &format!("`{cmd} {args:?}` was refused"),
     );
 }
 
@@ -297,22 +295,9 @@ fn sticky_run_and_a_foreign_marker_fail_nothing_for_a_non_root_reader() {
     crate::common::open_up(rt.path());
     let run_dir = rt.path().join("run");
     std::os::unix::fs::chown(run_dir.join("foreign"), Some(4242), Some(4242)).unwrap();
-    std::fs::set_permissions(
-        &run_dir,
-        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
-    )
-    .unwrap();
+    chmod(&run_dir, 0o1777);
     let v = json_output(
-        Command::new("setpriv")
-            .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
-            .args([
-                FIRMA,
-                "--runtime-dir",
-                s(rt.path()),
-                "sidecar",
-                "status",
-                "--json",
-            ]),
+        firma_as_nobody(rt.path()).args(["sidecar", "status", "--json"]),
         "status as another user failed",
     );
     assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
@@ -353,17 +338,13 @@ fn slow_endpoints_beyond_the_descriptor_limit_cost_windows_not_errors() {
         write_marker(rt.path(), &id, &metadata(&id, wedged.pid.into(), &extra));
     }
     let started = Instant::now();
-    let out = Command::new("prlimit")
-        .args(["--nofile=1024:1024", FIRMA, "--runtime-dir", s(rt.path())])
-        .args(["--timeout-ms", "200", "sidecar", "status", "--json"])
-        .output()
-        .unwrap();
-    let took = started.elapsed();
-    assert!(
-        out.status.success(),
-        "status under 1,024 descriptors failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeed(
+        Command::new("prlimit")
+            .args(["--nofile=1024:1024", FIRMA, "--runtime-dir", s(rt.path())])
+            .args(["--timeout-ms", "200", "sidecar", "status", "--json"]),
+        "status under 1,024 descriptors failed",
     );
+    let took = started.elapsed();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let arr = v.as_array().unwrap();
     assert_eq!(arr.len(), n + 1);

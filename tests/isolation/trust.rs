@@ -9,7 +9,7 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt, lchown, symlink};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::common::users::TestUser;
@@ -57,29 +57,26 @@ fn in_private_tmp_and_run(name: &str) -> bool {
         let bins = Path::new(FIRMA).parent().unwrap().to_path_buf();
         let held = std::fs::File::open(&bins).unwrap();
         for (dir, mode) in [("/tmp", "1777"), ("/run", "0755")] {
-            let out = Command::new("mount")
-                .args(["-t", "tmpfs", "-o", &format!("mode={mode}"), "tmpfs", dir])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "mount tmpfs on {dir}: {}",
-                String::from_utf8_lossy(&out.stderr)
+            succeed(
+                Command::new("mount").args([
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    &format!("mode={mode}"),
+                    "tmpfs",
+                    dir,
+                ]),
+                &format!("mount tmpfs on {dir}"),
             );
             if bins.starts_with(dir) {
                 use std::os::fd::AsRawFd;
                 std::fs::create_dir_all(&bins).unwrap();
                 let source = format!("/proc/{}/fd/{}", std::process::id(), held.as_raw_fd());
-                let out = Command::new("mount")
-                    .args(["--no-canonicalize", "--bind", &source])
-                    .arg(&bins)
-                    .output()
-                    .unwrap();
-                assert!(
-                    out.status.success(),
-                    "bind {} back over the tmpfs: {}",
-                    bins.display(),
-                    String::from_utf8_lossy(&out.stderr)
+                succeed(
+                    Command::new("mount")
+                        .args(["--no-canonicalize", "--bind", &source])
+                        .arg(&bins),
+                    &format!("bind {} back over the tmpfs", bins.display()),
                 );
             }
         }
@@ -157,14 +154,6 @@ fn firma_bare(args: &[&str]) -> (i32, String, String) {
         .output()
         .unwrap();
     decode(out)
-}
-
-fn decode(out: Output) -> (i32, String, String) {
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
 }
 
 fn warnings(stderr: &str) -> Vec<&str> {
@@ -362,8 +351,7 @@ fn a_squatted_runtime_dir_is_listed_read_only_and_refused_for_gc_stop_and_writes
 /// `/run` when the runtime directory is `/`.
 fn plant_run_lock(attacker: &TestUser) -> PathBuf {
     let lock = PathBuf::from("/run/lock");
-    std::fs::create_dir(&lock).unwrap();
-    chmod(&lock, 0o1777);
+    mkdir(&lock, 0o1777);
     attacker.sh_with(
         "printf '%s' \"$STALE\" > /run/lock/metadata.toml",
         &[],
@@ -436,8 +424,7 @@ fn a_symlinked_runtime_dir_is_followed_only_through_links_of_the_caller_or_root(
     let base = scratch();
     let stranger = TestUser::new("ln");
     let real = base.path().join("real");
-    std::fs::create_dir(&real).unwrap();
-    chmod(&real, 0o700);
+    mkdir(&real, 0o700);
     let stale = write_stale(&real, "stale", dead_pid());
     let link = base.path().join("link");
     symlink(&real, &link).unwrap();
@@ -512,11 +499,9 @@ fn a_shared_sticky_run_serves_its_tenants_and_root() {
     let base = scratch();
     let tenant = TestUser::new("tn");
     let rt = base.path().join("rt");
-    std::fs::create_dir(&rt).unwrap();
-    chmod(&rt, 0o755);
+    mkdir(&rt, 0o755);
     let run = rt.join("run");
-    std::fs::create_dir(&run).unwrap();
-    chmod(&run, 0o1777);
+    mkdir(&run, 0o1777);
 
     // A tenant's sidecar writes its marker there; so does root's.
     let mut theirs = tenant
@@ -573,8 +558,7 @@ fn a_shared_sticky_run_serves_its_tenants_and_root() {
 fn a_run_writable_by_group_or_others_and_not_sticky_is_untrusted() {
     let base = scratch();
     let rt = base.path().join("rt");
-    std::fs::create_dir(&rt).unwrap();
-    chmod(&rt, 0o700);
+    mkdir(&rt, 0o700);
     let stale = write_stale(&rt, "stale", dead_pid());
     for bad in [0o775, 0o770, 0o757, 0o777] {
         chmod(&rt.join("run"), bad);
@@ -623,8 +607,7 @@ fn run_and_runtime_dir_of_two_users_are_untrusted_unless_one_is_root() {
     let a = TestUser::new("oa");
     let b = TestUser::new("ob");
     let rt = base.path().join("rt");
-    std::fs::create_dir(&rt).unwrap();
-    chmod(&rt, 0o755);
+    mkdir(&rt, 0o755);
     let stale = write_stale(&rt, "stale", dead_pid());
     let run = rt.join("run");
     chmod(&run, 0o755);
@@ -656,8 +639,7 @@ fn roots_writer_never_writes_in_a_directory_another_user_owns() {
     // The user's private runtime directory passes the checks, but root's
     // marker does not go there (the user could replace it at will).
     let rt = base.path().join("users");
-    std::fs::create_dir(&rt).unwrap();
-    chmod(&rt, 0o700);
+    mkdir(&rt, 0o700);
     user.chown(&rt);
     assert_eq!(check_runtime_dir(&rt).unwrap(), None);
     let e = create_marker(&rt, &meta("mine", me)).unwrap_err();
@@ -688,8 +670,7 @@ fn roots_writer_never_writes_in_a_directory_another_user_owns() {
     }
     // An existing root directory of 0755 gets a 0700 run/.
     let rt = base.path().join("open");
-    std::fs::create_dir(&rt).unwrap();
-    chmod(&rt, 0o755);
+    mkdir(&rt, 0o755);
     create_marker(&rt, &meta("mine", me)).unwrap();
     assert_eq!(mode(&rt.join("run")), 0o700);
     assert!(remove_marker(&rt, "mine").unwrap());

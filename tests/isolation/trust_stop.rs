@@ -31,31 +31,32 @@ fn identity_of(pid: u32) -> String {
     )
 }
 
+/// A marker naming `pid` with its full `/proc` identity: a claim `stop`
+/// would act on, were it the writer's to make.
+fn claim(id: &str, pid: u32) -> String {
+    metadata(id, pid.into(), &identity_of(pid))
+}
+
 /// A scratch directory others may traverse (mode 0711), holding the
 /// runtime directories of the test.
 fn scratch() -> tempfile::TempDir {
     need_root("the trust-boundary tests use real users");
     let d = runtime();
-    std::fs::set_permissions(
-        d.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o711),
-    )
-    .unwrap();
+    chmod(d.path(), 0o711);
     d
 }
 
 /// A directory `path` (mode 0700) that `user` owns, as its own runtime
 /// directory would be (root makes it: the scratch parent is root's).
 fn owned_dir(user: &TestUser, path: &Path) {
-    std::fs::create_dir(path).unwrap();
-    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    mkdir(path, 0o700);
     user.own(path);
 }
 
 /// As `user`, creates `rt/run/<id>/metadata.toml` (everything 0700/0600,
 /// the user's own) naming `pid` with its `/proc` identity: a forged marker.
 fn forge(user: &TestUser, rt: &Path, id: &str, pid: u32) -> PathBuf {
-    let meta = metadata(id, pid.into(), &identity_of(pid));
+    let meta = claim(id, pid);
     let marker = rt.join("run").join(id);
     user.sh(&format!(
         "umask 077; mkdir -p '{}' && printf '%s' '{}' > '{}/metadata.toml'",
@@ -79,6 +80,12 @@ fn sleeper_as(user: &TestUser) -> Child {
             .is_ok_and(|c| c.trim() == "sleep")
     });
     child
+}
+
+/// Gives the directory `marker` mode `dir` and its `metadata.toml` mode `file`.
+fn modes(marker: &Path, dir: u32, file: u32) {
+    chmod(marker, dir);
+    chmod(marker.join("metadata.toml"), file);
 }
 
 fn root_sleeper() -> Child {
@@ -148,7 +155,7 @@ fn kernel_threads_are_never_signalled_even_on_roots_own_marker() {
     // Root's own marker for kthreadd: root could signal it, the rule
     // still refuses a kernel thread.
     let rt2 = s.path().join("rt2");
-    write_marker(&rt2, "kthreadd", &metadata("kthreadd", 2, &identity_of(2)));
+    write_marker(&rt2, "kthreadd", &claim("kthreadd", 2));
     let e = stop(&rt2, "kthreadd", &opts()).unwrap_err();
     assert_eq!(e.code(), ErrorCode::NotAuthorized, "{e}");
     assert!(e.to_string().contains("kernel thread"), "{e}");
@@ -172,14 +179,9 @@ boot_id = \"%s\"\\npid_start_ticks = %s\\npid_ns_inode = {ns}\\n' \
         ns = own_pid_ns(),
         firma = FIRMA,
     );
-    let out = Command::new("sh").args(["-c", &script]).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (code, stdout, stderr) = decode(Command::new("sh").args(["-c", &script]).output().unwrap());
     // sh survived to print firma's exit code: it was not signalled.
-    assert!(
-        out.status.success(),
-        "{stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(code, 0, "{stdout} {stderr}");
     assert!(stdout.contains("exit=2"), "{stdout}");
     assert!(
         stdout.contains("not_authorized") && stdout.contains("ancestor"),
@@ -211,12 +213,8 @@ fn a_shared_sticky_run_lets_root_stop_each_tenant_only_within_its_own_processes(
     let bob = TestUser::new("bob");
     let rt = s.path().join("rt");
     std::fs::create_dir_all(rt.join("run")).unwrap();
-    std::fs::set_permissions(&rt, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(
-        rt.join("run"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
-    )
-    .unwrap();
+    chmod(&rt, 0o755);
+    chmod(rt.join("run"), 0o1777);
     let mut a = sleeper_as(&alice);
     let mut b = sleeper_as(&bob);
     forge(&alice, &rt, "alice", a.id());
@@ -239,24 +237,14 @@ fn a_marker_writable_by_others_is_nobodys_claim() {
     let s = scratch();
     let rt = s.path().join("rt");
     let mut victim = root_sleeper();
-    let marker = write_marker(
-        &rt,
-        "open",
-        &metadata("open", victim.id().into(), &identity_of(victim.id())),
-    );
+    let marker = write_marker(&rt, "open", &claim("open", victim.id()));
     for (dir_mode, file_mode) in [
         (0o777, 0o600),
         (0o770, 0o600),
         (0o700, 0o666),
         (0o700, 0o620),
     ] {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&marker, PermissionsExt::from_mode(dir_mode)).unwrap();
-        std::fs::set_permissions(
-            marker.join("metadata.toml"),
-            PermissionsExt::from_mode(file_mode),
-        )
-        .unwrap();
+        modes(&marker, dir_mode, file_mode);
         let e = stop(&rt, "open", &opts()).unwrap_err();
         assert_eq!(
             e.code(),
@@ -268,13 +256,7 @@ fn a_marker_writable_by_others_is_nobodys_claim() {
     assert!(alive(&mut victim));
     // Owners that disagree: a directory of another user's holding root's file.
     let user = TestUser::new("dis");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&marker, PermissionsExt::from_mode(0o700)).unwrap();
-    std::fs::set_permissions(
-        marker.join("metadata.toml"),
-        PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
+    modes(&marker, 0o700, 0o600);
     std::os::unix::fs::chown(&marker, Some(user.uid), Some(user.gid)).unwrap();
     let e = stop(&rt, "open", &opts()).unwrap_err();
     assert_eq!(e.code(), ErrorCode::NotAuthorized, "{e}");
@@ -332,34 +314,20 @@ fn a_non_root_caller_gets_not_authorized_from_the_kernels_eperm() {
     let mut victim = root_sleeper();
     // Root's own valid claim, readable by everyone: root's marker, so the
     // claim allows the signal; the caller is the one who may not.
-    let marker = write_marker(
-        &rt,
-        "roots",
-        &metadata("roots", victim.id().into(), &identity_of(victim.id())),
-    );
-    use std::os::unix::fs::PermissionsExt;
+    let marker = write_marker(&rt, "roots", &claim("roots", victim.id()));
     for d in [&rt, &rt.join("run"), &marker] {
-        std::fs::set_permissions(d, PermissionsExt::from_mode(0o755)).unwrap();
+        chmod(d, 0o755);
     }
-    std::fs::set_permissions(
-        marker.join("metadata.toml"),
-        PermissionsExt::from_mode(0o644),
-    )
-    .unwrap();
-    let out = user
-        .command(FIRMA)
-        .arg("--runtime-dir")
-        .arg(&rt)
-        .args(["sidecar", "stop", "roots", "--json"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
+    chmod(marker.join("metadata.toml"), 0o644);
+    let (code, stdout, stderr) = decode(
+        user.command(FIRMA)
+            .arg("--runtime-dir")
+            .arg(&rt)
+            .args(["sidecar", "stop", "roots", "--json"])
+            .output()
+            .unwrap(),
     );
+    assert_eq!(code, 2, "{stdout} {stderr}");
     assert!(stdout.contains("not_authorized"), "{stdout}");
     assert!(alive(&mut victim));
     assert!(marker.join("metadata.toml").exists());
