@@ -85,6 +85,43 @@ impl Drop for Sidecar {
     }
 }
 
+/// A process (`sleep`) a test wants left alone or stopped; killed and reaped
+/// on drop.
+pub struct Victim(pub Child);
+
+impl Victim {
+    /// Root's `sleep 600`.
+    pub fn start() -> Victim {
+        Victim::of(Command::new("sleep").arg("600"))
+    }
+
+    /// `cmd`, a `sleep`, spawned and seen to run `sleep` (so `/proc` shows
+    /// what a stop would check).
+    pub fn of(cmd: &mut Command) -> Victim {
+        let child = cmd.spawn().unwrap();
+        wait_until("sleep to exec", || {
+            std::fs::read_to_string(format!("/proc/{}/comm", child.id()))
+                .is_ok_and(|c| c.trim() == "sleep")
+        });
+        Victim(child)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    pub fn alive(&mut self) -> bool {
+        self.0.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Victim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The first line a child prints on its (piped) stdout, with its newline;
 /// empty when it closed stdout without printing one.
 pub fn first_line(child: &mut Child) -> String {

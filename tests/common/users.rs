@@ -187,6 +187,13 @@ impl TestUser {
         assert!(st.success());
     }
 
+    /// Creates the directory `path` (its parent must exist) with `mode`,
+    /// given to this user, as the user's own would be.
+    pub fn mkdir(&self, path: &Path, mode: u32) {
+        super::mkdir(path, mode);
+        self.chown(path);
+    }
+
     /// Gives `path` itself (a link, not what it points to) to this user.
     pub fn chown(&self, path: &Path) {
         lchown(path, Some(self.uid), Some(self.gid)).unwrap();

@@ -9,7 +9,7 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt, lchown, symlink};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::common::users::TestUser;
@@ -105,43 +105,18 @@ fn in_private_tmp_and_run(name: &str) -> bool {
     false
 }
 
-/// A process of root's that an attacker would like stopped; killed and
-/// reaped on drop.
-struct Victim(Child);
-
-impl Victim {
-    fn start() -> Victim {
-        Victim(Command::new("sleep").arg("600").spawn().unwrap())
-    }
-
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-
-    fn alive(&mut self) -> bool {
-        self.0.try_wait().unwrap().is_none()
-    }
-
-    /// A marker for this process with its full identity: a marker `stop`
-    /// would act on (the attacker can read all of it from /proc).
-    fn marker(&self, id: &str) -> String {
-        metadata(
-            id,
-            self.pid().into(),
-            &format!(
-                "boot_id = \"{}\"\npid_start_ticks = {}\n",
-                boot_id(),
-                start_ticks(self.pid())
-            ),
-        )
-    }
-}
-
-impl Drop for Victim {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// A marker for `victim` with its full identity: a marker `stop` would act
+/// on (the attacker can read all of it from /proc).
+fn victim_marker(victim: &Victim, id: &str) -> String {
+    metadata(
+        id,
+        victim.pid().into(),
+        &format!(
+            "boot_id = \"{}\"\npid_start_ticks = {}\n",
+            boot_id(),
+            start_ticks(victim.pid())
+        ),
+    )
 }
 
 /// `firma ARGS` as root with an empty environment (so the default runtime
@@ -203,7 +178,7 @@ fn squat_tmp_firma_0(attacker: &TestUser, victim: &Victim) {
          printf '%s' \"$STALE\" > /tmp/firma-0/run/stale/metadata.toml",
         &[],
         &[
-            ("VICTIM", &victim.marker("victim")),
+            ("VICTIM", &victim_marker(victim, "victim")),
             ("STALE", &metadata("stale", dead_pid().into(), "")),
         ],
     );
@@ -473,9 +448,7 @@ fn a_users_own_symlink_is_followed_for_that_user() {
     let base = scratch();
     let user = TestUser::new("ow");
     let real = base.path().join("real");
-    std::fs::create_dir(&real).unwrap();
-    user.chown(&real);
-    chmod(&real, 0o700);
+    user.mkdir(&real, 0o700);
     let link = base.path().join("link");
     symlink(&real, &link).unwrap();
     user.chown(&link);
@@ -686,13 +659,12 @@ fn a_users_last_resort_default_created_by_another_user_is_untrusted() {
     let dir = format!("/tmp/firma-{}", user.uid);
     // The squatter's directory passes every other check: 0755, run/ shared.
     // Its marker names the user's own process, with its identity.
-    let victim = user.command("sleep").arg("600").spawn().unwrap();
-    let mut victim = Victim(victim);
+    let mut victim = Victim::of(user.command("sleep").arg("600"));
     squatter.sh_with(
         "mkdir -m 0755 \"$DIR\"; mkdir -m 1777 \"$DIR/run\"; mkdir -m 0755 \"$DIR/run/victim\"
          printf '%s' \"$VICTIM\" > \"$DIR/run/victim/metadata.toml\"",
         &[],
-        &[("DIR", &dir), ("VICTIM", &victim.marker("victim"))],
+        &[("DIR", &dir), ("VICTIM", &victim_marker(&victim, "victim"))],
     );
     let bare = |args: &[&str]| {
         decode(

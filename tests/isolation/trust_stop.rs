@@ -37,20 +37,14 @@ fn claim(id: &str, pid: u32) -> String {
     metadata(id, pid.into(), &identity_of(pid))
 }
 
-/// A scratch directory others may traverse (mode 0711), holding the
-/// runtime directories of the test.
-fn scratch() -> tempfile::TempDir {
+/// A scratch directory others may traverse (mode 0711), and the path of the
+/// test's runtime directory in it (not made yet).
+fn scratch() -> (tempfile::TempDir, PathBuf) {
     need_root("the trust-boundary tests use real users");
     let d = runtime();
     chmod(d.path(), 0o711);
-    d
-}
-
-/// A directory `path` (mode 0700) that `user` owns, as its own runtime
-/// directory would be (root makes it: the scratch parent is root's).
-fn owned_dir(user: &TestUser, path: &Path) {
-    mkdir(path, 0o700);
-    user.own(path);
+    let rt = d.path().join("rt");
+    (d, rt)
 }
 
 /// As `user`, creates `rt/run/<id>/metadata.toml` (everything 0700/0600,
@@ -88,15 +82,6 @@ fn modes(marker: &Path, dir: u32, file: u32) {
     chmod(marker.join("metadata.toml"), file);
 }
 
-fn root_sleeper() -> Child {
-    let child = Command::new("sleep").arg("60").spawn().unwrap();
-    wait_until("sleep to exec", || {
-        std::fs::read_to_string(format!("/proc/{}/comm", child.id()))
-            .is_ok_and(|c| c.trim() == "sleep")
-    });
-    child
-}
-
 fn alive(child: &mut Child) -> bool {
     child.try_wait().unwrap().is_none()
 }
@@ -110,14 +95,13 @@ fn refused_code(rt: &Path, id: &str, o: &StopOptions) -> ErrorCode {
 
 #[test]
 fn a_forged_marker_cannot_make_root_signal_a_root_daemon_or_another_tenant() {
-    let s = scratch();
+    let (_s, rt) = scratch();
     let attacker = TestUser::new("atk");
     let tenant = TestUser::new("ten");
-    let rt = s.path().join("rt");
-    owned_dir(&attacker, &rt);
-    let mut daemon = root_sleeper();
+    attacker.mkdir(&rt, 0o700);
+    let mut daemon = Victim::start();
     let mut other = sleeper_as(&tenant);
-    forge(&attacker, &rt, "daemon", daemon.id());
+    forge(&attacker, &rt, "daemon", daemon.pid());
     forge(&attacker, &rt, "other", other.id());
     for id in ["daemon", "other"] {
         assert_eq!(refused_code(&rt, id, &opts()), ErrorCode::NotAuthorized);
@@ -134,21 +118,19 @@ fn a_forged_marker_cannot_make_root_signal_a_root_daemon_or_another_tenant() {
         let (code, _out, err) = firma_in(&rt, &["sidecar", "stop", id, "--json"]);
         assert_eq!(code, 2, "{err}");
     }
-    assert!(alive(&mut daemon) && alive(&mut other));
+    assert!(daemon.alive() && alive(&mut other));
     let (_, out, _) = firma_in(&rt, &["sidecar", "stop", "daemon", "--json"]);
     assert!(out.contains("not_authorized"), "{out}");
     assert!(rt.join("run/daemon/metadata.toml").exists());
-    daemon.kill().unwrap();
     other.kill().unwrap();
-    let _ = (daemon.wait(), other.wait());
+    let _ = other.wait();
 }
 
 #[test]
 fn kernel_threads_are_never_signalled_even_on_roots_own_marker() {
-    let s = scratch();
+    let (s, rt) = scratch();
     let attacker = TestUser::new("kth");
-    let rt = s.path().join("rt");
-    owned_dir(&attacker, &rt);
+    attacker.mkdir(&rt, 0o700);
     forge(&attacker, &rt, "kthreadd", 2);
     let e = stop(&rt, "kthreadd", &opts()).unwrap_err();
     assert_eq!(e.code(), ErrorCode::NotAuthorized, "{e}");
@@ -163,8 +145,7 @@ fn kernel_threads_are_never_signalled_even_on_roots_own_marker() {
 
 #[test]
 fn the_shell_that_runs_firma_is_never_signalled() {
-    let s = scratch();
-    let rt = s.path().join("rt");
+    let (_s, rt) = scratch();
     // `sh` writes a marker for itself (root's own, a valid claim), then
     // runs `firma stop` on it: firma's parent, an ancestor of the caller.
     let script = format!(
@@ -191,10 +172,9 @@ boot_id = \"%s\"\\npid_start_ticks = %s\\npid_ns_inode = {ns}\\n' \
 
 #[test]
 fn root_stops_a_tenants_own_sidecar_in_the_tenants_directory() {
-    let s = scratch();
+    let (_s, rt) = scratch();
     let tenant = TestUser::new("own");
-    let rt = s.path().join("rt");
-    owned_dir(&tenant, &rt);
+    tenant.mkdir(&rt, 0o700);
     let mut mine = sleeper_as(&tenant);
     let marker = forge(&tenant, &rt, "mine", mine.id());
     let out = stop(&rt, "mine", &opts()).unwrap().unwrap();
@@ -208,10 +188,9 @@ fn root_stops_a_tenants_own_sidecar_in_the_tenants_directory() {
 
 #[test]
 fn a_shared_sticky_run_lets_root_stop_each_tenant_only_within_its_own_processes() {
-    let s = scratch();
+    let (_s, rt) = scratch();
     let alice = TestUser::new("ali");
     let bob = TestUser::new("bob");
-    let rt = s.path().join("rt");
     std::fs::create_dir_all(rt.join("run")).unwrap();
     chmod(&rt, 0o755);
     chmod(rt.join("run"), 0o1777);
@@ -234,10 +213,9 @@ fn a_shared_sticky_run_lets_root_stop_each_tenant_only_within_its_own_processes(
 
 #[test]
 fn a_marker_writable_by_others_is_nobodys_claim() {
-    let s = scratch();
-    let rt = s.path().join("rt");
-    let mut victim = root_sleeper();
-    let marker = write_marker(&rt, "open", &claim("open", victim.id()));
+    let (_s, rt) = scratch();
+    let mut victim = Victim::start();
+    let marker = write_marker(&rt, "open", &claim("open", victim.pid()));
     for (dir_mode, file_mode) in [
         (0o777, 0o600),
         (0o770, 0o600),
@@ -253,34 +231,31 @@ fn a_marker_writable_by_others_is_nobodys_claim() {
         );
         assert!(e.to_string().contains("nobody's claim"), "{e}");
     }
-    assert!(alive(&mut victim));
+    assert!(victim.alive());
     // Owners that disagree: a directory of another user's holding root's file.
     let user = TestUser::new("dis");
     modes(&marker, 0o700, 0o600);
     std::os::unix::fs::chown(&marker, Some(user.uid), Some(user.gid)).unwrap();
     let e = stop(&rt, "open", &opts()).unwrap_err();
     assert_eq!(e.code(), ErrorCode::NotAuthorized, "{e}");
-    assert!(alive(&mut victim));
-    victim.kill().unwrap();
-    victim.wait().unwrap();
+    assert!(victim.alive());
 }
 
 #[test]
 fn the_opt_out_never_overrides_another_pid_namespace() {
-    let s = scratch();
-    let rt = s.path().join("rt");
-    let mut victim = root_sleeper();
+    let (_s, rt) = scratch();
+    let mut victim = Victim::start();
     // The identity of a host process, recorded as if in another namespace:
     // the number names some other process there, not this one.
     let extra = format!(
         "boot_id = \"{}\"\npid_start_ticks = {}\npid_ns_inode = 4026531000\n",
         boot_id(),
-        start_ticks(victim.id())
+        start_ticks(victim.pid())
     );
     write_marker(
         &rt,
         "foreign",
-        &metadata("foreign", victim.id().into(), &extra),
+        &metadata("foreign", victim.pid().into(), &extra),
     );
     let unsafe_opts = StopOptions {
         verify_identity: false,
@@ -301,20 +276,17 @@ fn the_opt_out_never_overrides_another_pid_namespace() {
         ],
     );
     assert_eq!(code, 2, "{out}");
-    assert!(alive(&mut victim));
-    victim.kill().unwrap();
-    victim.wait().unwrap();
+    assert!(victim.alive());
 }
 
 #[test]
 fn a_non_root_caller_gets_not_authorized_from_the_kernels_eperm() {
-    let s = scratch();
+    let (_s, rt) = scratch();
     let user = TestUser::new("npr");
-    let rt = s.path().join("rt");
-    let mut victim = root_sleeper();
+    let mut victim = Victim::start();
     // Root's own valid claim, readable by everyone: root's marker, so the
     // claim allows the signal; the caller is the one who may not.
-    let marker = write_marker(&rt, "roots", &claim("roots", victim.id()));
+    let marker = write_marker(&rt, "roots", &claim("roots", victim.pid()));
     for d in [&rt, &rt.join("run"), &marker] {
         chmod(d, 0o755);
     }
@@ -329,18 +301,15 @@ fn a_non_root_caller_gets_not_authorized_from_the_kernels_eperm() {
     );
     assert_eq!(code, 2, "{stdout} {stderr}");
     assert!(stdout.contains("not_authorized"), "{stdout}");
-    assert!(alive(&mut victim));
+    assert!(victim.alive());
     assert!(marker.join("metadata.toml").exists());
-    victim.kill().unwrap();
-    victim.wait().unwrap();
 }
 
 #[test]
 fn collection_removes_only_what_the_directory_owner_could() {
-    let s = scratch();
+    let (_s, rt) = scratch();
     let tenant = TestUser::new("col");
-    let rt = s.path().join("rt");
-    owned_dir(&tenant, &rt);
+    tenant.mkdir(&rt, 0o700);
     tenant.sh(&format!("umask 077; mkdir '{}/run'", rt.display()));
     // Root's marker (root-owned, 0700) in the tenant's run/: stale, but the
     // tenant could not have removed it, so neither does root's gc.
@@ -381,14 +350,12 @@ fn the_listener_of_the_markers_own_socket_proves_a_marker_without_identity() {
 fn a_socket_served_by_another_process_proves_nothing() {
     let rt = root_runtime("stop's socket proof");
     let sidecar = Sidecar::start(rt.path(), "decoy", &[]);
-    let mut victim = root_sleeper();
+    let mut victim = Victim::start();
     // The marker names the sleeper, but its socket is the sidecar's.
-    strip_identity(&sidecar.marker, "decoy", victim.id());
+    strip_identity(&sidecar.marker, "decoy", victim.pid());
     assert_eq!(
         refused_code(rt.path(), "decoy", &opts()),
         ErrorCode::IdentityUnverifiable
     );
-    assert!(alive(&mut victim));
-    victim.kill().unwrap();
-    victim.wait().unwrap();
+    assert!(victim.alive());
 }
