@@ -106,6 +106,15 @@ fn shared_runtime(owner: u32, gid: u32, mode: u32) -> (tempfile::TempDir, PathBu
     (rt, run)
 }
 
+/// A fresh runtime dir and its `run/`, root's, for a test that needs root
+/// for `why`.
+fn root_run(why: &str) -> (tempfile::TempDir, PathBuf) {
+    let rt = root_runtime(why);
+    let run = rt.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    (rt, run)
+}
+
 /// `<prefix><pid>-<pidns>-<random>`: a reserved name of the current form.
 fn reserved(prefix: &str, pid: u32, ns: u64) -> String {
     format!("{prefix}{pid}-{ns}-{RANDOM}")
@@ -287,10 +296,7 @@ fn free_host_pid(from: u32) -> u32 {
 /// so it stays (shown by `inspect`).
 #[test]
 fn a_live_writer_in_a_child_pid_namespace_keeps_its_temp_dir() {
-    need_root("a child pid namespace with its own ns_last_pid");
-    let rt = runtime();
-    let run = rt.path().join("run");
-    std::fs::create_dir(&run).unwrap();
+    let (rt, run) = root_run("a child pid namespace with its own ns_last_pid");
     let pid = free_host_pid(30555);
     let mut writer = Command::new("unshare")
         .args([
@@ -379,10 +385,7 @@ fn a_live_writer_in_a_child_pid_namespace_keeps_its_temp_dir() {
 /// records the host's) may be finished from there.
 #[test]
 fn a_supervisor_in_its_own_pid_namespace_finishes_no_host_debris() {
-    need_root("a child pid namespace");
-    let rt = runtime();
-    let run = rt.path().join("run");
-    std::fs::create_dir(&run).unwrap();
+    let (rt, run) = root_run("a child pid namespace");
     let me = std::process::id();
     let old_form = format!(".tmp-{me}-0");
     let new_form = reserved(".gc-", me, own_pid_ns());

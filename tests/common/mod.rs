@@ -252,14 +252,22 @@ pub fn write_stale(runtime: &Path, id: &str, pid: u32) -> PathBuf {
     write_marker(runtime, id, &metadata(id, pid.into(), ""))
 }
 
-/// Names in `run/`, sorted.
+/// Names in `run/`, sorted; none when there is no `run/`.
 pub fn run_names(runtime: &Path) -> Vec<String> {
-    let mut v: Vec<String> = match std::fs::read_dir(runtime.join("run")) {
-        Ok(rd) => rd
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect(),
-        Err(_) => Vec::new(),
-    };
+    let run = runtime.join("run");
+    if run.exists() {
+        names_in(&run)
+    } else {
+        Vec::new()
+    }
+}
+
+/// Names in the directory `dir`, sorted.
+pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     v.sort();
     v
 }

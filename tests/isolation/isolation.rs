@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::{
     FIRMA, Sidecar, chmod, dead_pid, firma_as_nobody, has_metadata, json_output, metadata,
-    need_root, root_runtime, runtime, succeed, write_marker, write_stale,
+    names_in, need_root, root_runtime, runtime, succeed, write_marker, write_stale,
 };
 use firma_stack::sidecar_markers::{
     ProbeOptions, ScanOptions, State, gc_stale, get, get_with, inspect, list, list_with, scan,
@@ -160,15 +160,6 @@ fn returns_within<T: Send + 'static>(
         .unwrap_or_else(|_| panic!("{what} did not return within {bound:?}: it hangs"))
 }
 
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn gc_never_deletes_behind_a_bind_mount_or_a_tmpfs_inside_a_stale_marker() {
     let rt = runtime();
@@ -188,7 +179,7 @@ fn gc_never_deletes_behind_a_bind_mount_or_a_tmpfs_inside_a_stale_marker() {
     // Both left the namespace (reported once each) ...
     assert_eq!(removed, ["stale-bind", "stale-tmpfs"]);
     // ... but nothing behind the mounts was touched.
-    assert_eq!(files_in(outside.path()), ["precious"]);
+    assert_eq!(names_in(outside.path()), ["precious"]);
     let table = std::fs::read_to_string("/proc/self/mounts").unwrap();
     assert!(table.contains(s(rt.path())), "the mounts are still there");
     let tmpfs_file = walk_find(rt.path(), "inside-tmpfs");

@@ -534,21 +534,7 @@ fn writers_interrupted_between_temp_file_and_rename() {
     assert!(half.join(".metadata.toml.tmp").exists());
     // Writers are not blocked by any of it: every id can be written anew.
     for id in cut.iter().chain([&"half-2".to_owned()]) {
-        let meta = MetadataFile {
-            sandbox_id: id.clone(),
-            agent_id: "a".into(),
-            session_id: "s".into(),
-            authority_url: "u".into(),
-            policy_bundle_version: "v".into(),
-            pid: me(),
-            started_at: "t".into(),
-            listen: None,
-            boot_id: None,
-            pid_start_ticks: None,
-            pid_ns_inode: None,
-            boottime_offset_ns: None,
-        };
-        create_marker(rt.path(), &meta).unwrap();
+        create_marker(rt.path(), &meta(id, me())).unwrap();
     }
     assert_eq!(ids(&list(rt.path()).unwrap()).len(), cut.len() + 2);
 }
