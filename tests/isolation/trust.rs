@@ -534,7 +534,7 @@ fn a_run_writable_by_group_or_others_and_not_sticky_is_untrusted() {
     mkdir(&rt, 0o700);
     let stale = write_stale(&rt, "stale", dead_pid());
     for bad in [0o775, 0o770, 0o757, 0o777] {
-        chmod(&rt.join("run"), bad);
+        chmod(rt.join("run"), bad);
         assert_eq!(
             code_of(gc_stale(&rt)),
             ErrorCode::UntrustedDirectory,
@@ -549,7 +549,7 @@ fn a_run_writable_by_group_or_others_and_not_sticky_is_untrusted() {
         assert!(has_metadata(&stale), "{bad:o}");
     }
     // Sticky: shared, trusted.
-    chmod(&rt.join("run"), 0o1775);
+    chmod(rt.join("run"), 0o1775);
     assert_eq!(gc_stale(&rt).unwrap(), ["stale"]);
 }
 
@@ -559,7 +559,7 @@ fn a_runtime_dir_writable_by_group_or_others_is_untrusted_even_if_sticky() {
     let rt = base.path().join("rt");
     std::fs::create_dir(&rt).unwrap();
     let stale = write_stale(&rt, "stale", dead_pid());
-    chmod(&rt.join("run"), 0o700);
+    chmod(rt.join("run"), 0o700);
     for bad in [0o770, 0o775, 0o1777] {
         chmod(&rt, bad);
         assert_eq!(
@@ -627,7 +627,7 @@ fn roots_writer_never_writes_in_a_directory_another_user_owns() {
     let rt = base.path().join("mixed");
     std::fs::create_dir_all(rt.join("run")).unwrap();
     chmod(&rt, 0o755);
-    chmod(&rt.join("run"), 0o700);
+    chmod(rt.join("run"), 0o700);
     user.chown(&rt.join("run"));
     assert_eq!(
         code_of(create_marker(&rt, &meta("mine", me))),
