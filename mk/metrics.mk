@@ -8,11 +8,13 @@
 # ports (9090, 9100); the tests never use those: every server they start
 # listens on a free 127.0.0.1 port of its own.
 #
-# tests/metrics.rs: the rendering tests run in every `cargo test` (so in
-# test-rust too); the tests that need promtool, node_exporter or Prometheus
-# are #[ignore]d there (cargo lists them as ignored, never as passed) and
-# run here with --include-ignored, after metrics-tools. A missing tool makes
-# them fail, never skip.
+# tests/cli/metrics.rs (the `metrics::` tests of the `cli` test binary):
+# the rendering tests run in every `cargo test` (so in test-rust too); the
+# tests that need promtool, node_exporter or Prometheus are #[ignore]d there
+# (cargo lists them as ignored, never as passed) and run here with
+# --include-ignored, after metrics-tools; the filter `metrics::` leaves the
+# rest of the binary to test-rust. A missing tool makes them fail, never
+# skip.
 
 METRICS_TOOLS_CMDS := prometheus promtool prometheus-node-exporter
 
@@ -35,4 +37,4 @@ metrics-tools:
 
 ## test-metrics: `firma sidecar metrics` against promtool, node_exporter and Prometheus.
 test-metrics: metrics-tools build-rust
-	$(CARGO) test --locked --test metrics -- --include-ignored
+	$(CARGO) test --locked --test cli -- --include-ignored metrics::

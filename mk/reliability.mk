@@ -1,7 +1,8 @@
 # Reliability and security (SECURITY.md): fuzzing with cargo-fuzz (fuzz/, a
 # crate of its own outside the workspace), plus the property,
-# fault-injection and torture tests in tests/ (run by `cargo test` in
-# test-rust; `make test-reliability-rust` runs just them).
+# fault-injection and torture tests of the `reliability` test binary
+# (tests/reliability/; run by `cargo test` in test-rust; `make
+# test-reliability-rust` runs just them).
 #
 # `make test` runs test-reliability: a fuzz smoke of a few seconds per
 # target (every committed seed is replayed first), and fmt/clippy of fuzz/.
@@ -38,7 +39,7 @@ test-reliability: fuzz-lint fuzz-smoke
 
 ## test-reliability-rust: only the property, fault-injection and torture tests.
 test-reliability-rust:
-	$(CARGO) test --locked --test properties --test fault_injection --test torture
+	$(CARGO) test --locked --test reliability
 
 ## fuzz-lint: cargo fmt --check and clippy -D warnings of the fuzz crate.
 fuzz-lint:

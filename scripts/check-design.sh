@@ -15,9 +15,10 @@
 #     C/Python `test_x` must be defined (`fn`, `def`, `func`, or a C
 #     function) under tests/, src/, python/tests or bindings/go; a cited
 #     path must exist; `conformance/<name>` must be a scenario file.
-#  3. The test files docs/design.md, "Invariants" names exist, and every
-#     citation of a section (`docs/design.md, "Trust"`, `design.md#trust`)
-#     anywhere in the repository names a section that exists.
+#  3. The test files docs/design.md, "Invariants" names exist
+#     (`group/file.rs` is tests/group/file.rs), and every citation of a
+#     section (`docs/design.md, "Trust"`, `design.md#trust`) anywhere in
+#     the repository names a section that exists.
 #  4. No file tracked by git refers to a tracker that is not in the
 #     repository (the word issue followed by a number, or opening a
 #     parenthesis): name the design.md section or the behaviour instead.
@@ -323,7 +324,9 @@ problems, named = [], 0
 inv = sections.get("Invariants", "")
 for tok in re.findall(r"`([^`\n]+)`", inv):
     named += bool(re.fullmatch(r"[a-z_]+\.rs|[\w.-]+(/[\w.-]+)+", tok))
-    if re.fullmatch(r"[a-z_]+\.rs", tok):
+    # A test file, `<binary>/<module>.rs` (or a lone `<name>.rs`), is under
+    # tests/; any other path is from the root of the repository.
+    if re.fullmatch(r"([a-z_]+/)?[a-z_]+\.rs", tok) and not os.path.exists(tok):
         if not os.path.isfile(f"tests/{tok}"):
             problems.append(f'{design_path}, "Invariants": `{tok}`: no tests/{tok}')
     elif re.fullmatch(r"[\w.-]+(/[\w.-]+)+", tok) and not os.path.exists(tok):

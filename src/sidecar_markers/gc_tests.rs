@@ -12,61 +12,13 @@ use crate::sidecar_markers::{
 };
 use std::ffi::CString;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-/// A fresh ext4 filesystem on a loop device, mounted in a temporary
-/// directory and unmounted (and removed) on drop. ext4 hands a freed
-/// inode number to the next new file at once, which is what makes a
-/// re-created marker look like the judged one by (dev, ino). Fails
-/// loudly when the kernel or the caller cannot mount it: the tests that
-/// need it must never pass without it.
-struct Ext4 {
-    _dir: tempfile::TempDir,
-    mnt: PathBuf,
-}
-
-impl Ext4 {
-    fn new() -> Ext4 {
-        assert_eq!(
-            sys::geteuid(),
-            0,
-            "this test mounts an ext4 image and must run as root; it proves nothing otherwise"
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let img = dir.path().join("fs.img");
-        let mnt = dir.path().join("mnt");
-        std::fs::create_dir(&mnt).unwrap();
-        let run = |cmd: &mut Command| {
-            let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-            assert!(
-                out.status.success(),
-                "{cmd:?} failed ({}): {} — this test needs a real ext4 mount",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        };
-        run(Command::new("truncate").args(["-s", "32M"]).arg(&img));
-        run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&img));
-        run(Command::new("mount")
-            .args(["-o", "loop"])
-            .arg(&img)
-            .arg(&mnt));
-        Ext4 { _dir: dir, mnt }
-    }
-}
-
-impl Drop for Ext4 {
-    fn drop(&mut self) {
-        let ok = Command::new("umount")
-            .arg(&self.mnt)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
-        }
-    }
-}
+/// The ext4 loop-device fixture, shared with the integration tests.
+#[path = "../../tests/common/ext4.rs"]
+mod ext4;
+use ext4::Ext4;
 
 fn dead_pid() -> u32 {
     let mut child = Command::new("true").spawn().unwrap();

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod ext4;
 mod marker_meta;
 pub mod users;
 // Like the rest of this module, not used by every test file.
@@ -81,6 +82,43 @@ impl Drop for Sidecar {
             unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
             let _ = child.wait();
         }
+    }
+}
+
+/// A process (`sleep`) a test wants left alone or stopped; killed and reaped
+/// on drop.
+pub struct Victim(pub Child);
+
+impl Victim {
+    /// Root's `sleep 600`.
+    pub fn start() -> Victim {
+        Victim::of(Command::new("sleep").arg("600"))
+    }
+
+    /// `cmd`, a `sleep`, spawned and seen to run `sleep` (so `/proc` shows
+    /// what a stop would check).
+    pub fn of(cmd: &mut Command) -> Victim {
+        let child = cmd.spawn().unwrap();
+        wait_until("sleep to exec", || {
+            std::fs::read_to_string(format!("/proc/{}/comm", child.id()))
+                .is_ok_and(|c| c.trim() == "sleep")
+        });
+        Victim(child)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    pub fn alive(&mut self) -> bool {
+        self.0.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Victim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -214,14 +252,22 @@ pub fn write_stale(runtime: &Path, id: &str, pid: u32) -> PathBuf {
     write_marker(runtime, id, &metadata(id, pid.into(), ""))
 }
 
-/// Names in `run/`, sorted.
+/// Names in `run/`, sorted; none when there is no `run/`.
 pub fn run_names(runtime: &Path) -> Vec<String> {
-    let mut v: Vec<String> = match std::fs::read_dir(runtime.join("run")) {
-        Ok(rd) => rd
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect(),
-        Err(_) => Vec::new(),
-    };
+    let run = runtime.join("run");
+    if run.exists() {
+        names_in(&run)
+    } else {
+        Vec::new()
+    }
+}
+
+/// Names in the directory `dir`, sorted.
+pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     v.sort();
     v
 }
@@ -281,15 +327,42 @@ pub fn root_runtime(why: &str) -> tempfile::TempDir {
     runtime()
 }
 
-/// Runs `cmd`, fails with its stderr (and `what`) unless it succeeded, and
-/// parses its stdout as JSON.
-pub fn json_output(cmd: &mut Command, what: &str) -> serde_json::Value {
+/// Runs `cmd` and fails with its stderr (and `what`) unless it succeeded.
+pub fn succeed(cmd: &mut Command, what: &str) -> std::process::Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
     assert!(
         out.status.success(),
         "{what}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out
+}
+
+/// Sets the permission bits of `path` (following a symlink) to `mode`.
+pub fn chmod(path: impl AsRef<Path>, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Creates the directory `path` (its parent must exist) with mode `mode`,
+/// whatever the umask.
+pub fn mkdir(path: &Path, mode: u32) {
+    std::fs::create_dir(path).unwrap();
+    chmod(path, mode);
+}
+
+/// (exit code, stdout, stderr) of a finished command; -1 for a signal.
+pub fn decode(out: std::process::Output) -> (i32, String, String) {
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// Runs `cmd`, fails with its stderr (and `what`) unless it succeeded, and
+/// parses its stdout as JSON.
+pub fn json_output(cmd: &mut Command, what: &str) -> serde_json::Value {
+    let out = succeed(cmd, what);
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
@@ -327,12 +400,17 @@ pub fn wait_json<T: serde::de::DeserializeOwned>(child: Child) -> T {
 
 /// Runs `firma` with `args`; returns (exit code, stdout, stderr).
 pub fn firma(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(FIRMA).args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    decode(Command::new(FIRMA).args(args).output().unwrap())
+}
+
+/// `firma --runtime-dir RUNTIME` as nobody (uid and gid 65534, no other
+/// groups) through `setpriv`; the caller adds the command.
+pub fn firma_as_nobody(runtime: &Path) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", FIRMA])
+        .arg("--runtime-dir")
+        .arg(runtime);
+    cmd
 }
 
 /// Runs `firma --runtime-dir RUNTIME` with `args`; returns (exit code,

@@ -2,11 +2,9 @@
 //! id is reported removed by exactly one caller; nobody fails because
 //! another removed a marker first; live and corrupt markers survive.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::*;
+use crate::common::*;
 use firma_stack::sidecar_markers::{gc_stale, list};
 
 const STALE: usize = 1200;

@@ -1,14 +1,12 @@
 //! `firma sidecar watch` as a user runs it: NDJSON or readable lines, one
 //! per event as it happens, and exit 0 on SIGINT/SIGTERM.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use firma_stack::sidecar_markers::Event;
 
 struct Stream {

@@ -6,8 +6,6 @@
 //! The only timing asserted is an upper bound proving the stream is driven
 //! by events, never that it is fast.
 
-mod common;
-
 use std::collections::{BTreeMap, HashSet};
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
@@ -15,7 +13,7 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use firma_stack::sidecar_markers::{
     Event, GoneReason, MetadataFile, SidecarEntry, State, WatchOptions, Watcher, create_marker,
     list, remove_marker, watch,
@@ -23,18 +21,10 @@ use firma_stack::sidecar_markers::{
 
 fn meta(id: &str, pid: u32, listen: Option<String>) -> MetadataFile {
     MetadataFile {
-        sandbox_id: id.into(),
         agent_id: "agent-w".into(),
         session_id: "session-w".into(),
-        authority_url: "https://authority.invalid".into(),
-        policy_bundle_version: "v1".into(),
-        pid,
-        started_at: "2026-11-29T12:00:00Z".into(),
         listen,
-        boot_id: None,
-        pid_start_ticks: None,
-        pid_ns_inode: None,
-        boottime_offset_ns: None,
+        ..crate::common::meta(id, pid)
     }
 }
 

@@ -7,12 +7,10 @@
 //! where the kernel refuses, the test fails with a message saying so —
 //! it never passes silently.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use common::{
+use crate::common::{
     FIRMA, Sidecar, boot_id, dead_pid, first_line, has_metadata, id_states, json_output, meta,
     metadata, need_root, proc_state, root_runtime, runtime, start_ticks, start_unshared,
     wait_until, write_marker, write_stale,
@@ -282,7 +280,7 @@ fn hidepid_proc_and_a_non_root_reader_still_list() {
     let rt = root_runtime(NEED_ROOT);
     let live = Sidecar::start(rt.path(), "root-live", &[]);
     write_stale(rt.path(), "root-dead", dead_pid());
-    common::open_up(rt.path());
+    crate::common::open_up(rt.path());
     let dir = rt.path().to_str().unwrap();
     let script = format!(
         "mount -t proc -o hidepid=1 proc /proc && \

@@ -6,28 +6,24 @@
 //! These need root (CI runs `make test` as root); a refusal by the kernel
 //! fails the test with a message saying so.
 
-mod common;
-
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{
-    FIRMA, Sidecar, dead_pid, has_metadata, json_output, metadata, need_root, root_runtime,
-    runtime, write_marker, write_stale,
+use crate::common::{
+    FIRMA, Sidecar, chmod, dead_pid, firma_as_nobody, has_metadata, json_output, metadata,
+    names_in, need_root, root_runtime, runtime, succeed, write_marker, write_stale,
 };
 use firma_stack::sidecar_markers::{
     ProbeOptions, ScanOptions, State, gc_stale, get, get_with, inspect, list, list_with, scan,
 };
 
 fn run(cmd: &str, args: &[&str]) {
-    let out = Command::new(cmd).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "`{cmd} {args:?}` was refused: {}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        Command::new(cmd).args(args),
+        &format!("`{cmd} {args:?}` was refused"),
     );
 }
 
@@ -164,15 +160,6 @@ fn returns_within<T: Send + 'static>(
         .unwrap_or_else(|_| panic!("{what} did not return within {bound:?}: it hangs"))
 }
 
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn gc_never_deletes_behind_a_bind_mount_or_a_tmpfs_inside_a_stale_marker() {
     let rt = runtime();
@@ -192,7 +179,7 @@ fn gc_never_deletes_behind_a_bind_mount_or_a_tmpfs_inside_a_stale_marker() {
     // Both left the namespace (reported once each) ...
     assert_eq!(removed, ["stale-bind", "stale-tmpfs"]);
     // ... but nothing behind the mounts was touched.
-    assert_eq!(files_in(outside.path()), ["precious"]);
+    assert_eq!(names_in(outside.path()), ["precious"]);
     let table = std::fs::read_to_string("/proc/self/mounts").unwrap();
     assert!(table.contains(s(rt.path())), "the mounts are still there");
     let tmpfs_file = walk_find(rt.path(), "inside-tmpfs");
@@ -282,7 +269,7 @@ fn a_read_only_runtime_dir_lists_normally_and_collects_nothing() {
     assert!(report.collected.is_empty());
     assert_eq!(report.problems.len(), 1);
     assert_eq!(report.problems[0].error.errno, Some(libc::EROFS));
-    let (code, out, _) = common::firma_in(ro.path(), &["sidecar", "status", "--json"]);
+    let (code, out, _) = crate::common::firma_in(ro.path(), &["sidecar", "status", "--json"]);
     assert_eq!(code, 0);
     assert!(out.contains("\"alive\""));
     assert!(rt.path().join("run/stale").exists());
@@ -296,25 +283,12 @@ fn sticky_run_and_a_foreign_marker_fail_nothing_for_a_non_root_reader() {
     // Our own user's live marker, hand-written for the test process.
     let me = std::process::id();
     write_marker(rt.path(), "mine", &metadata("mine", me.into(), ""));
-    common::open_up(rt.path());
+    crate::common::open_up(rt.path());
     let run_dir = rt.path().join("run");
     std::os::unix::fs::chown(run_dir.join("foreign"), Some(4242), Some(4242)).unwrap();
-    std::fs::set_permissions(
-        &run_dir,
-        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
-    )
-    .unwrap();
+    chmod(&run_dir, 0o1777);
     let v = json_output(
-        Command::new("setpriv")
-            .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
-            .args([
-                FIRMA,
-                "--runtime-dir",
-                s(rt.path()),
-                "sidecar",
-                "status",
-                "--json",
-            ]),
+        firma_as_nobody(rt.path()).args(["sidecar", "status", "--json"]),
         "status as another user failed",
     );
     assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
@@ -355,17 +329,13 @@ fn slow_endpoints_beyond_the_descriptor_limit_cost_windows_not_errors() {
         write_marker(rt.path(), &id, &metadata(&id, wedged.pid.into(), &extra));
     }
     let started = Instant::now();
-    let out = Command::new("prlimit")
-        .args(["--nofile=1024:1024", FIRMA, "--runtime-dir", s(rt.path())])
-        .args(["--timeout-ms", "200", "sidecar", "status", "--json"])
-        .output()
-        .unwrap();
-    let took = started.elapsed();
-    assert!(
-        out.status.success(),
-        "status under 1,024 descriptors failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeed(
+        Command::new("prlimit")
+            .args(["--nofile=1024:1024", FIRMA, "--runtime-dir", s(rt.path())])
+            .args(["--timeout-ms", "200", "sidecar", "status", "--json"]),
+        "status under 1,024 descriptors failed",
     );
+    let took = started.elapsed();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let arr = v.as_array().unwrap();
     assert_eq!(arr.len(), n + 1);
@@ -459,7 +429,7 @@ fn a_filesystem_that_never_answers_cannot_hang_a_call() {
     let fuse2 = HungFuse::mount(&rt.path().join("run").join("dir-hung"));
     let d = s(&dir).to_owned();
     let (code, _, err) = returns_within("firma sidecar status", bound, move || {
-        common::firma(&[
+        crate::common::firma(&[
             "--runtime-dir",
             &d,
             "--timeout-ms",

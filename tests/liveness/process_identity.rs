@@ -2,9 +2,7 @@
 //! dead and reused pids, other boots and out-of-range pids are scenarios of
 //! the conformance suite, tests/conformance, checked on every surface.)
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// With /proc mounted `hidepid=2`, an unprivileged caller cannot see root's
 /// processes in /proc; kill(pid, 0) answers EPERM, which proves the process

@@ -10,145 +10,43 @@
 //! (`unshare`). Root only; each test fails loudly where the system refuses
 //! what it needs.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::Mutex;
+use std::process::{Child, Command, Stdio};
 
-use common::*;
+use crate::common::users::{TestGroup, TestUser};
+use crate::common::*;
 use firma_stack::sidecar_markers::{ErrorCode, Reason, Verdict, gc_stale, inspect, list};
 
 /// A well-formed random part: what matters here is who owns an entry and
 /// what its name records, not the random bits.
 const RANDOM: &str = "0123456789abcdef";
 
-/// `useradd`/`userdel` lock the account files: one at a time in this
-/// process (other processes may hold the lock too, hence the retries).
-static ACCOUNTS: Mutex<()> = Mutex::new(());
-
-fn accounts(args: &[&str]) {
-    let _one = ACCOUNTS.lock().unwrap_or_else(|p| p.into_inner());
-    let mut last = String::new();
-    for _ in 0..50 {
-        let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-        if out.status.success() {
-            return;
-        }
-        last = String::from_utf8_lossy(&out.stderr).into_owned();
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("{args:?} failed: {last}");
-}
-
-fn id_of(flag: &str, name: &str) -> u32 {
-    let out = Command::new("id").args([flag, name]).output().unwrap();
-    assert!(out.status.success(), "id {flag} {name}");
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-}
-
-/// Two throwaway users sharing a throwaway primary group, removed on drop.
+/// Two throwaway users sharing a throwaway primary group, removed on drop
+/// (the users first: a group is removed only without members).
 struct Tenants {
-    group: String,
-    gid: u32,
-    a: User,
-    b: User,
-}
-
-#[derive(Clone)]
-struct User {
-    name: String,
-    uid: u32,
-    gid: u32,
+    a: TestUser,
+    b: TestUser,
+    group: TestGroup,
 }
 
 impl Tenants {
     fn new(tag: &str) -> Tenants {
-        need_root("making throwaway users with useradd");
-        let n = std::process::id();
-        let group = format!("fdg{n}{tag}");
-        accounts(&["groupadd", &group]);
-        let gid = id_of_group(&group);
-        let user = |who: &str| {
-            let name = format!("fd{who}{n}{tag}");
-            accounts(&[
-                "useradd",
-                "-M",
-                "-N",
-                "-g",
-                &group,
-                "-s",
-                "/usr/sbin/nologin",
-                &name,
-            ]);
-            User {
-                uid: id_of("-u", &name),
-                gid,
-                name,
-            }
-        };
-        let a = user("a");
-        let b = user("b");
-        Tenants { group, gid, a, b }
+        let group = TestGroup::new(&format!("g{tag}"));
+        let a = TestUser::in_group(&format!("a{tag}"), &group);
+        let b = TestUser::in_group(&format!("b{tag}"), &group);
+        Tenants { a, b, group }
     }
 }
 
-fn id_of_group(group: &str) -> u32 {
-    let out = Command::new("getent")
-        .args(["group", group])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "getent group {group}");
-    String::from_utf8_lossy(&out.stdout)
-        .split(':')
-        .nth(2)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
+/// What a tenant does in these tests, beside [`TestUser`]'s own.
+trait Tenant {
+    fn sleeper(&self) -> Proc;
+    fn write_marker(&self, run: &Path, id: &str, pid: u32) -> PathBuf;
+    fn gc(&self, rt: &Path);
 }
 
-impl Drop for Tenants {
-    fn drop(&mut self) {
-        // (Their processes are gone by now: see Proc.)
-        for u in [&self.a.name, &self.b.name] {
-            accounts(&["userdel", u]);
-        }
-        accounts(&["groupdel", &self.group]);
-    }
-}
-
-impl User {
-    /// `setpriv` running `cmd` as this user, group and no others.
-    fn command(&self, program: &str) -> Command {
-        let mut c = Command::new("setpriv");
-        c.arg(format!("--reuid={}", self.uid))
-            .arg(format!("--regid={}", self.gid))
-            .arg("--clear-groups")
-            .arg(program);
-        c
-    }
-
-    /// Runs the shell `script` (with `args` as `$1`…) as this user; fails
-    /// the test unless it succeeded.
-    fn sh(&self, script: &str, args: &[&Path]) -> Output {
-        let out = self
-            .command("sh")
-            .args(["-c", script, "sh"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "as {}: {script}: {}",
-            self.name,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-
+impl Tenant for TestUser {
     /// A live process of this user: its sidecar.
     fn sleeper(&self) -> Proc {
         Proc(self.command("sleep").arg("60").spawn().unwrap())
@@ -180,19 +78,9 @@ impl User {
 
     /// `firma --runtime-dir RT sidecar gc` as this user.
     fn gc(&self, rt: &Path) {
-        let out = self
-            .command(FIRMA)
-            .arg("--runtime-dir")
-            .arg(rt)
-            .args(["sidecar", "gc"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "gc as {}: {}",
-            self.name,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut gc = self.command(FIRMA);
+        gc.arg("--runtime-dir").arg(rt).args(["sidecar", "gc"]);
+        succeed(&mut gc, &format!("gc as {}", self.name));
     }
 }
 
@@ -206,10 +94,6 @@ impl Drop for Proc {
     }
 }
 
-fn chmod(path: &Path, mode: u32) {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
 /// A runtime dir others may enter, and its `run/` with `owner`, `gid` and
 /// `mode`.
 fn shared_runtime(owner: u32, gid: u32, mode: u32) -> (tempfile::TempDir, PathBuf) {
@@ -219,6 +103,15 @@ fn shared_runtime(owner: u32, gid: u32, mode: u32) -> (tempfile::TempDir, PathBu
     std::fs::create_dir(&run).unwrap();
     std::os::unix::fs::chown(&run, Some(owner), Some(gid)).unwrap();
     chmod(&run, mode);
+    (rt, run)
+}
+
+/// A fresh runtime dir and its `run/`, root's, for a test that needs root
+/// for `why`.
+fn root_run(why: &str) -> (tempfile::TempDir, PathBuf) {
+    let rt = root_runtime(why);
+    let run = rt.path().join("run");
+    std::fs::create_dir(&run).unwrap();
     (rt, run)
 }
 
@@ -265,16 +158,17 @@ fn assert_leftover(rt: &Path, name: &str, why: &str) {
 #[test]
 fn a_tenant_cannot_launder_anothers_marker_into_debris() {
     let t = Tenants::new("l");
-    let (rt, run) = shared_runtime(0, t.gid, 0o770);
+    let (rt, run) = shared_runtime(0, t.group.gid, 0o770);
     let sidecar = t.b.sleeper();
     let b1 = t.b.write_marker(&run, "b-1", sidecar.0.id());
     let b2 = t.b.write_marker(&run, "b-2", sidecar.0.id());
     let dead = dead_pid();
     let old_form = format!(".tmp-{dead}-0");
     let new_form = reserved(".gc-", dead, own_pid_ns());
-    t.a.sh(
+    t.a.sh_with(
         r#"mv "$1" "$2" && mv "$3" "$4""#,
         &[&b1, &run.join(&old_form), &b2, &run.join(&new_form)],
+        &[],
     );
 
     let (code, _, err) = firma_in(rt.path(), &["sidecar", "status"]);
@@ -366,7 +260,7 @@ fn only_debris_owned_by_runs_owner_or_root_or_a_sticky_runs_caller_is_finished()
 
     // A run/ owned by A (0700) in a root-owned runtime dir: root finishes
     // A's debris (run/'s owner), never B's.
-    let (rt, run) = shared_runtime(t.a.uid, t.gid, 0o700);
+    let (rt, run) = shared_runtime(t.a.uid, t.group.gid, 0o700);
     let a_s = debris(&run, &reserved(".tmp-", dead, ns), t.a.uid);
     let b_name = reserved(".tmp-", dead, ns).replace(RANDOM, "00000000000000ff");
     let b_s = debris(&run, &b_name, t.b.uid);
@@ -402,10 +296,7 @@ fn free_host_pid(from: u32) -> u32 {
 /// so it stays (shown by `inspect`).
 #[test]
 fn a_live_writer_in_a_child_pid_namespace_keeps_its_temp_dir() {
-    need_root("a child pid namespace with its own ns_last_pid");
-    let rt = runtime();
-    let run = rt.path().join("run");
-    std::fs::create_dir(&run).unwrap();
+    let (rt, run) = root_run("a child pid namespace with its own ns_last_pid");
     let pid = free_host_pid(30555);
     let mut writer = Command::new("unshare")
         .args([
@@ -494,10 +385,7 @@ fn a_live_writer_in_a_child_pid_namespace_keeps_its_temp_dir() {
 /// records the host's) may be finished from there.
 #[test]
 fn a_supervisor_in_its_own_pid_namespace_finishes_no_host_debris() {
-    need_root("a child pid namespace");
-    let rt = runtime();
-    let run = rt.path().join("run");
-    std::fs::create_dir(&run).unwrap();
+    let (rt, run) = root_run("a child pid namespace");
     let me = std::process::id();
     let old_form = format!(".tmp-{me}-0");
     let new_form = reserved(".gc-", me, own_pid_ns());

@@ -15,8 +15,6 @@
 //! rounds; the loops stop when the writers are done (about 20–40 s on two
 //! cores).
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::os::unix::fs::symlink;
@@ -25,7 +23,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use common::*;
+use crate::common::*;
 use firma_stack::sidecar_markers::{MetadataFile, create_marker, gc_stale, list};
 
 const SIDECAR_ROUNDS: usize = 120;

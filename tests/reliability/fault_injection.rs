@@ -5,8 +5,6 @@
 //! works, and every call must either answer correctly or fail with a clear
 //! `io` error — never panic, never hang, never remove what is not stale.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::os::unix::fs::symlink;
 use std::os::unix::process::CommandExt;
@@ -15,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use firma_stack::sidecar_markers::{
     MetadataFile, ProbeOptions, State, create_marker, gc_stale, get, list, list_with,
 };
@@ -536,21 +534,7 @@ fn writers_interrupted_between_temp_file_and_rename() {
     assert!(half.join(".metadata.toml.tmp").exists());
     // Writers are not blocked by any of it: every id can be written anew.
     for id in cut.iter().chain([&"half-2".to_owned()]) {
-        let meta = MetadataFile {
-            sandbox_id: id.clone(),
-            agent_id: "a".into(),
-            session_id: "s".into(),
-            authority_url: "u".into(),
-            policy_bundle_version: "v".into(),
-            pid: me(),
-            started_at: "t".into(),
-            listen: None,
-            boot_id: None,
-            pid_start_ticks: None,
-            pid_ns_inode: None,
-            boottime_offset_ns: None,
-        };
-        create_marker(rt.path(), &meta).unwrap();
+        create_marker(rt.path(), &meta(id, me())).unwrap();
     }
     assert_eq!(ids(&list(rt.path()).unwrap()).len(), cut.len() + 2);
 }

@@ -3,11 +3,9 @@
 //! surface by the conformance suite (tests/conformance); what stays here is
 //! timing, the as-another-user case and option edge cases.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use firma_stack::sidecar_markers::{
     ErrorCode, MAX_TIMEOUT, ProbeOptions, ScanOptions, StackError, State, get_with, inspect_with,
     list_with, probe_entry_with, scan,
@@ -75,25 +73,14 @@ fn permission_denied_on_socket_is_unknown_not_stopped() {
     let sc = Sidecar::start(rt.path(), "private", &[]);
     open_up(rt.path());
     // The socket stays 0755 root-owned... make it unwritable for others.
-    std::fs::set_permissions(
-        sc.marker.join("sidecar.sock"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
-    let out = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", FIRMA])
-        .arg("--runtime-dir")
-        .arg(rt.path())
-        .args(["sidecar", "get", "private", "--json"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
+    chmod(sc.marker.join("sidecar.sock"), 0o600);
+    let (code, stdout, stderr) = decode(
+        firma_as_nobody(rt.path())
+            .args(["sidecar", "get", "private", "--json"])
+            .output()
+            .unwrap(),
     );
+    assert_eq!(code, 0, "{stdout} {stderr}");
     assert!(stdout.contains(r#""state":"unknown""#), "{stdout}");
 }
 

@@ -5,14 +5,12 @@
 //! root lends its authority to none of it, while legitimate use (root
 //! stopping a tenant's own sidecar, a shared sticky `run/`) keeps working.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::users::TestUser;
-use common::*;
+use crate::common::users::TestUser;
+use crate::common::*;
 use firma_stack::sidecar_markers::{ErrorCode, StopOptions, gc_stale, stop};
 
 fn opts() -> StopOptions {
@@ -33,31 +31,26 @@ fn identity_of(pid: u32) -> String {
     )
 }
 
-/// A scratch directory others may traverse (mode 0711), holding the
-/// runtime directories of the test.
-fn scratch() -> tempfile::TempDir {
-    need_root("the trust-boundary tests use real users");
-    let d = runtime();
-    std::fs::set_permissions(
-        d.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o711),
-    )
-    .unwrap();
-    d
+/// A marker naming `pid` with its full `/proc` identity: a claim `stop`
+/// would act on, were it the writer's to make.
+fn claim(id: &str, pid: u32) -> String {
+    metadata(id, pid.into(), &identity_of(pid))
 }
 
-/// A directory `path` (mode 0700) that `user` owns, as its own runtime
-/// directory would be (root makes it: the scratch parent is root's).
-fn owned_dir(user: &TestUser, path: &Path) {
-    std::fs::create_dir(path).unwrap();
-    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    user.own(path);
+/// A scratch directory others may traverse (mode 0711), and the path of the
+/// test's runtime directory in it (not made yet).
+fn scratch() -> (tempfile::TempDir, PathBuf) {
+    need_root("the trust-boundary tests use real users");
+    let d = runtime();
+    chmod(d.path(), 0o711);
+    let rt = d.path().join("rt");
+    (d, rt)
 }
 
 /// As `user`, creates `rt/run/<id>/metadata.toml` (everything 0700/0600,
 /// the user's own) naming `pid` with its `/proc` identity: a forged marker.
 fn forge(user: &TestUser, rt: &Path, id: &str, pid: u32) -> PathBuf {
-    let meta = metadata(id, pid.into(), &identity_of(pid));
+    let meta = claim(id, pid);
     let marker = rt.join("run").join(id);
     user.sh(&format!(
         "umask 077; mkdir -p '{}' && printf '%s' '{}' > '{}/metadata.toml'",
@@ -83,13 +76,10 @@ fn sleeper_as(user: &TestUser) -> Child {
     child
 }
 
-fn root_sleeper() -> Child {
-    let child = Command::new("sleep").arg("60").spawn().unwrap();
-    wait_until("sleep to exec", || {
-        std::fs::read_to_string(format!("/proc/{}/comm", child.id()))
-            .is_ok_and(|c| c.trim() == "sleep")
-    });
-    child
+/// Gives the directory `marker` mode `dir` and its `metadata.toml` mode `file`.
+fn modes(marker: &Path, dir: u32, file: u32) {
+    chmod(marker, dir);
+    chmod(marker.join("metadata.toml"), file);
 }
 
 fn alive(child: &mut Child) -> bool {
@@ -105,14 +95,13 @@ fn refused_code(rt: &Path, id: &str, o: &StopOptions) -> ErrorCode {
 
 #[test]
 fn a_forged_marker_cannot_make_root_signal_a_root_daemon_or_another_tenant() {
-    let s = scratch();
+    let (_s, rt) = scratch();
     let attacker = TestUser::new("atk");
     let tenant = TestUser::new("ten");
-    let rt = s.path().join("rt");
-    owned_dir(&attacker, &rt);
-    let mut daemon = root_sleeper();
+    attacker.mkdir(&rt, 0o700);
+    let mut daemon = Victim::start();
     let mut other = sleeper_as(&tenant);
-    forge(&attacker, &rt, "daemon", daemon.id());
+    forge(&attacker, &rt, "daemon", daemon.pid());
     forge(&attacker, &rt, "other", other.id());
     for id in ["daemon", "other"] {
         assert_eq!(refused_code(&rt, id, &opts()), ErrorCode::NotAuthorized);
@@ -129,28 +118,26 @@ fn a_forged_marker_cannot_make_root_signal_a_root_daemon_or_another_tenant() {
         let (code, _out, err) = firma_in(&rt, &["sidecar", "stop", id, "--json"]);
         assert_eq!(code, 2, "{err}");
     }
-    assert!(alive(&mut daemon) && alive(&mut other));
+    assert!(daemon.alive() && alive(&mut other));
     let (_, out, _) = firma_in(&rt, &["sidecar", "stop", "daemon", "--json"]);
     assert!(out.contains("not_authorized"), "{out}");
     assert!(rt.join("run/daemon/metadata.toml").exists());
-    daemon.kill().unwrap();
     other.kill().unwrap();
-    let _ = (daemon.wait(), other.wait());
+    let _ = other.wait();
 }
 
 #[test]
 fn kernel_threads_are_never_signalled_even_on_roots_own_marker() {
-    let s = scratch();
+    let (s, rt) = scratch();
     let attacker = TestUser::new("kth");
-    let rt = s.path().join("rt");
-    owned_dir(&attacker, &rt);
+    attacker.mkdir(&rt, 0o700);
     forge(&attacker, &rt, "kthreadd", 2);
     let e = stop(&rt, "kthreadd", &opts()).unwrap_err();
     assert_eq!(e.code(), ErrorCode::NotAuthorized, "{e}");
     // Root's own marker for kthreadd: root could signal it, the rule
     // still refuses a kernel thread.
     let rt2 = s.path().join("rt2");
-    write_marker(&rt2, "kthreadd", &metadata("kthreadd", 2, &identity_of(2)));
+    write_marker(&rt2, "kthreadd", &claim("kthreadd", 2));
     let e = stop(&rt2, "kthreadd", &opts()).unwrap_err();
     assert_eq!(e.code(), ErrorCode::NotAuthorized, "{e}");
     assert!(e.to_string().contains("kernel thread"), "{e}");
@@ -158,8 +145,7 @@ fn kernel_threads_are_never_signalled_even_on_roots_own_marker() {
 
 #[test]
 fn the_shell_that_runs_firma_is_never_signalled() {
-    let s = scratch();
-    let rt = s.path().join("rt");
+    let (_s, rt) = scratch();
     // `sh` writes a marker for itself (root's own, a valid claim), then
     // runs `firma stop` on it: firma's parent, an ancestor of the caller.
     let script = format!(
@@ -174,14 +160,9 @@ boot_id = \"%s\"\\npid_start_ticks = %s\\npid_ns_inode = {ns}\\n' \
         ns = own_pid_ns(),
         firma = FIRMA,
     );
-    let out = Command::new("sh").args(["-c", &script]).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (code, stdout, stderr) = decode(Command::new("sh").args(["-c", &script]).output().unwrap());
     // sh survived to print firma's exit code: it was not signalled.
-    assert!(
-        out.status.success(),
-        "{stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(code, 0, "{stdout} {stderr}");
     assert!(stdout.contains("exit=2"), "{stdout}");
     assert!(
         stdout.contains("not_authorized") && stdout.contains("ancestor"),
@@ -191,10 +172,9 @@ boot_id = \"%s\"\\npid_start_ticks = %s\\npid_ns_inode = {ns}\\n' \
 
 #[test]
 fn root_stops_a_tenants_own_sidecar_in_the_tenants_directory() {
-    let s = scratch();
+    let (_s, rt) = scratch();
     let tenant = TestUser::new("own");
-    let rt = s.path().join("rt");
-    owned_dir(&tenant, &rt);
+    tenant.mkdir(&rt, 0o700);
     let mut mine = sleeper_as(&tenant);
     let marker = forge(&tenant, &rt, "mine", mine.id());
     let out = stop(&rt, "mine", &opts()).unwrap().unwrap();
@@ -208,17 +188,12 @@ fn root_stops_a_tenants_own_sidecar_in_the_tenants_directory() {
 
 #[test]
 fn a_shared_sticky_run_lets_root_stop_each_tenant_only_within_its_own_processes() {
-    let s = scratch();
+    let (_s, rt) = scratch();
     let alice = TestUser::new("ali");
     let bob = TestUser::new("bob");
-    let rt = s.path().join("rt");
     std::fs::create_dir_all(rt.join("run")).unwrap();
-    std::fs::set_permissions(&rt, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(
-        rt.join("run"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
-    )
-    .unwrap();
+    chmod(&rt, 0o755);
+    chmod(rt.join("run"), 0o1777);
     let mut a = sleeper_as(&alice);
     let mut b = sleeper_as(&bob);
     forge(&alice, &rt, "alice", a.id());
@@ -238,27 +213,16 @@ fn a_shared_sticky_run_lets_root_stop_each_tenant_only_within_its_own_processes(
 
 #[test]
 fn a_marker_writable_by_others_is_nobodys_claim() {
-    let s = scratch();
-    let rt = s.path().join("rt");
-    let mut victim = root_sleeper();
-    let marker = write_marker(
-        &rt,
-        "open",
-        &metadata("open", victim.id().into(), &identity_of(victim.id())),
-    );
+    let (_s, rt) = scratch();
+    let mut victim = Victim::start();
+    let marker = write_marker(&rt, "open", &claim("open", victim.pid()));
     for (dir_mode, file_mode) in [
         (0o777, 0o600),
         (0o770, 0o600),
         (0o700, 0o666),
         (0o700, 0o620),
     ] {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&marker, PermissionsExt::from_mode(dir_mode)).unwrap();
-        std::fs::set_permissions(
-            marker.join("metadata.toml"),
-            PermissionsExt::from_mode(file_mode),
-        )
-        .unwrap();
+        modes(&marker, dir_mode, file_mode);
         let e = stop(&rt, "open", &opts()).unwrap_err();
         assert_eq!(
             e.code(),
@@ -267,40 +231,31 @@ fn a_marker_writable_by_others_is_nobodys_claim() {
         );
         assert!(e.to_string().contains("nobody's claim"), "{e}");
     }
-    assert!(alive(&mut victim));
+    assert!(victim.alive());
     // Owners that disagree: a directory of another user's holding root's file.
     let user = TestUser::new("dis");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&marker, PermissionsExt::from_mode(0o700)).unwrap();
-    std::fs::set_permissions(
-        marker.join("metadata.toml"),
-        PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
+    modes(&marker, 0o700, 0o600);
     std::os::unix::fs::chown(&marker, Some(user.uid), Some(user.gid)).unwrap();
     let e = stop(&rt, "open", &opts()).unwrap_err();
     assert_eq!(e.code(), ErrorCode::NotAuthorized, "{e}");
-    assert!(alive(&mut victim));
-    victim.kill().unwrap();
-    victim.wait().unwrap();
+    assert!(victim.alive());
 }
 
 #[test]
 fn the_opt_out_never_overrides_another_pid_namespace() {
-    let s = scratch();
-    let rt = s.path().join("rt");
-    let mut victim = root_sleeper();
+    let (_s, rt) = scratch();
+    let mut victim = Victim::start();
     // The identity of a host process, recorded as if in another namespace:
     // the number names some other process there, not this one.
     let extra = format!(
         "boot_id = \"{}\"\npid_start_ticks = {}\npid_ns_inode = 4026531000\n",
         boot_id(),
-        start_ticks(victim.id())
+        start_ticks(victim.pid())
     );
     write_marker(
         &rt,
         "foreign",
-        &metadata("foreign", victim.id().into(), &extra),
+        &metadata("foreign", victim.pid().into(), &extra),
     );
     let unsafe_opts = StopOptions {
         verify_identity: false,
@@ -321,60 +276,40 @@ fn the_opt_out_never_overrides_another_pid_namespace() {
         ],
     );
     assert_eq!(code, 2, "{out}");
-    assert!(alive(&mut victim));
-    victim.kill().unwrap();
-    victim.wait().unwrap();
+    assert!(victim.alive());
 }
 
 #[test]
 fn a_non_root_caller_gets_not_authorized_from_the_kernels_eperm() {
-    let s = scratch();
+    let (_s, rt) = scratch();
     let user = TestUser::new("npr");
-    let rt = s.path().join("rt");
-    let mut victim = root_sleeper();
+    let mut victim = Victim::start();
     // Root's own valid claim, readable by everyone: root's marker, so the
     // claim allows the signal; the caller is the one who may not.
-    let marker = write_marker(
-        &rt,
-        "roots",
-        &metadata("roots", victim.id().into(), &identity_of(victim.id())),
-    );
-    use std::os::unix::fs::PermissionsExt;
+    let marker = write_marker(&rt, "roots", &claim("roots", victim.pid()));
     for d in [&rt, &rt.join("run"), &marker] {
-        std::fs::set_permissions(d, PermissionsExt::from_mode(0o755)).unwrap();
+        chmod(d, 0o755);
     }
-    std::fs::set_permissions(
-        marker.join("metadata.toml"),
-        PermissionsExt::from_mode(0o644),
-    )
-    .unwrap();
-    let out = user
-        .command(FIRMA)
-        .arg("--runtime-dir")
-        .arg(&rt)
-        .args(["sidecar", "stop", "roots", "--json"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
+    chmod(marker.join("metadata.toml"), 0o644);
+    let (code, stdout, stderr) = decode(
+        user.command(FIRMA)
+            .arg("--runtime-dir")
+            .arg(&rt)
+            .args(["sidecar", "stop", "roots", "--json"])
+            .output()
+            .unwrap(),
     );
+    assert_eq!(code, 2, "{stdout} {stderr}");
     assert!(stdout.contains("not_authorized"), "{stdout}");
-    assert!(alive(&mut victim));
+    assert!(victim.alive());
     assert!(marker.join("metadata.toml").exists());
-    victim.kill().unwrap();
-    victim.wait().unwrap();
 }
 
 #[test]
 fn collection_removes_only_what_the_directory_owner_could() {
-    let s = scratch();
+    let (_s, rt) = scratch();
     let tenant = TestUser::new("col");
-    let rt = s.path().join("rt");
-    owned_dir(&tenant, &rt);
+    tenant.mkdir(&rt, 0o700);
     tenant.sh(&format!("umask 077; mkdir '{}/run'", rt.display()));
     // Root's marker (root-owned, 0700) in the tenant's run/: stale, but the
     // tenant could not have removed it, so neither does root's gc.
@@ -415,14 +350,12 @@ fn the_listener_of_the_markers_own_socket_proves_a_marker_without_identity() {
 fn a_socket_served_by_another_process_proves_nothing() {
     let rt = root_runtime("stop's socket proof");
     let sidecar = Sidecar::start(rt.path(), "decoy", &[]);
-    let mut victim = root_sleeper();
+    let mut victim = Victim::start();
     // The marker names the sleeper, but its socket is the sidecar's.
-    strip_identity(&sidecar.marker, "decoy", victim.id());
+    strip_identity(&sidecar.marker, "decoy", victim.pid());
     assert_eq!(
         refused_code(rt.path(), "decoy", &opts()),
         ErrorCode::IdentityUnverifiable
     );
-    assert!(alive(&mut victim));
-    victim.kill().unwrap();
-    victim.wait().unwrap();
+    assert!(victim.alive());
 }

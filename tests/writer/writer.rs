@@ -1,11 +1,9 @@
 //! The writer: markers appear atomically, record process identity, and are
 //! never overwritten; remove_marker removes exactly one marker.
 
-mod common;
-
 use std::os::unix::fs::{PermissionsExt, symlink};
 
-use common::*;
+use crate::common::*;
 use firma_stack::sidecar_markers::{MetadataFile, StackError, create_marker, get, remove_marker};
 
 #[test]

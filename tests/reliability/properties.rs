@@ -4,9 +4,7 @@
 //! serde. (The Python and Go round-trips of the same JSON belong to those
 //! bindings' own tests.)
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use firma_stack::sidecar_markers::{
     MAX_SANDBOX_ID_LEN, MetadataFile, SidecarEntry, StackError, State, create_marker, get,
     validate_sandbox_id,

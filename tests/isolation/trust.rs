@@ -7,15 +7,13 @@
 //! ones are never touched: such a test runs itself again under
 //! `unshare -m --propagation private` ([`in_private_tmp_and_run`]).
 
-mod common;
-
 use std::os::unix::fs::{MetadataExt, PermissionsExt, lchown, symlink};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::Mutex;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::users::TestUser;
+use crate::common::*;
 use firma_stack::sidecar_markers::{
     ErrorCode, Event, ScanOptions, StopOptions, WatchOptions, check_runtime_dir, create_marker,
     gc_stale, get, inspect, list, remove_marker, scan, stop, watch,
@@ -24,102 +22,6 @@ use firma_stack::sidecar_markers::{
 const NEED_ROOT: &str = "the trust tests create users, chown directories and mount tmpfs";
 
 // ---- fixtures ---------------------------------------------------------------
-
-/// `useradd` and `userdel` lock /etc/passwd; the tests of this binary take
-/// turns (and retry, for other processes).
-static PASSWD: Mutex<()> = Mutex::new(());
-
-/// A throwaway system user with a group of its own; removed on drop.
-struct User {
-    name: String,
-    uid: u32,
-    gid: u32,
-}
-
-impl User {
-    fn add(tag: &str) -> User {
-        need_root(NEED_ROOT);
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("ft{tag}{}x{n}", std::process::id());
-        assert!(name.len() <= 32, "user name too long: {name}");
-        passwd_tool(
-            Command::new("useradd").args([
-                "--system",
-                "--no-create-home",
-                "--user-group",
-                "--shell",
-                "/usr/sbin/nologin",
-                &name,
-            ]),
-            "useradd",
-        );
-        let id = |flag: &str| -> u32 {
-            let out = Command::new("id").args([flag, &name]).output().unwrap();
-            String::from_utf8(out.stdout)
-                .unwrap()
-                .trim()
-                .parse()
-                .unwrap()
-        };
-        let (uid, gid) = (id("-u"), id("-g"));
-        User { name, uid, gid }
-    }
-
-    /// `setpriv` as this user (no supplementary groups).
-    fn cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut c = Command::new("setpriv");
-        c.arg(format!("--reuid={}", self.uid))
-            .arg(format!("--regid={}", self.gid))
-            .arg("--clear-groups")
-            .arg("--")
-            .arg(program);
-        c
-    }
-
-    /// Runs the shell `script` as this user; fails the test unless it
-    /// succeeded. `env` is passed to the script.
-    fn sh(&self, script: &str, env: &[(&str, &str)]) {
-        let out = self
-            .cmd("sh")
-            .args(["-euc", script])
-            .envs(env.iter().copied())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "as {}: {script}: {}",
-            self.name,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn chown(&self, path: &Path) {
-        lchown(path, Some(self.uid), Some(self.gid)).unwrap();
-    }
-}
-
-impl Drop for User {
-    fn drop(&mut self) {
-        passwd_tool(Command::new("userdel").arg(&self.name), "userdel");
-    }
-}
-
-fn passwd_tool(cmd: &mut Command, what: &str) {
-    let _turn = PASSWD.lock().unwrap_or_else(|p| p.into_inner());
-    let mut last = String::new();
-    for _ in 0..100 {
-        let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-        if out.status.success() {
-            return;
-        }
-        // Exit 10 (useradd) / 10 (userdel): /etc/passwd is locked by
-        // another process; anything else is an error too, retried alike.
-        last = String::from_utf8_lossy(&out.stderr).into_owned();
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("{what} kept failing: {last}");
-}
 
 /// The inode of this process's mount namespace.
 fn mount_ns() -> String {
@@ -132,12 +34,15 @@ fn mount_ns() -> String {
 const NS_ENV: &str = "FIRMA_TRUST_TEST_NS";
 const OUTER_ENV: &str = "FIRMA_TRUST_TEST_OUTER_MNT";
 
-/// Runs the test `name` again, alone, in a private mount namespace with a
-/// fresh tmpfs on `/tmp` (mode 1777) and on `/run` (mode 0755). Returns
-/// `true` in that copy (go on with the test) and `false` here, once the
-/// copy passed (the test is done).
+/// Runs the test `name` (of this module) again, alone, in a private mount
+/// namespace with a fresh tmpfs on `/tmp` (mode 1777) and on `/run` (mode
+/// 0755). Returns `true` in that copy (go on with the test) and `false`
+/// here, once the copy passed (the test is done).
 fn in_private_tmp_and_run(name: &str) -> bool {
     need_root(NEED_ROOT);
+    // The harness names a test by its path below the crate: `trust::name`.
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+    let name = &format!("{module}::{name}");
     if std::env::var(NS_ENV).as_deref() == Ok(name) {
         let outer = std::env::var(OUTER_ENV).unwrap();
         assert_ne!(
@@ -152,29 +57,26 @@ fn in_private_tmp_and_run(name: &str) -> bool {
         let bins = Path::new(FIRMA).parent().unwrap().to_path_buf();
         let held = std::fs::File::open(&bins).unwrap();
         for (dir, mode) in [("/tmp", "1777"), ("/run", "0755")] {
-            let out = Command::new("mount")
-                .args(["-t", "tmpfs", "-o", &format!("mode={mode}"), "tmpfs", dir])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "mount tmpfs on {dir}: {}",
-                String::from_utf8_lossy(&out.stderr)
+            succeed(
+                Command::new("mount").args([
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    &format!("mode={mode}"),
+                    "tmpfs",
+                    dir,
+                ]),
+                &format!("mount tmpfs on {dir}"),
             );
             if bins.starts_with(dir) {
                 use std::os::fd::AsRawFd;
                 std::fs::create_dir_all(&bins).unwrap();
                 let source = format!("/proc/{}/fd/{}", std::process::id(), held.as_raw_fd());
-                let out = Command::new("mount")
-                    .args(["--no-canonicalize", "--bind", &source])
-                    .arg(&bins)
-                    .output()
-                    .unwrap();
-                assert!(
-                    out.status.success(),
-                    "bind {} back over the tmpfs: {}",
-                    bins.display(),
-                    String::from_utf8_lossy(&out.stderr)
+                succeed(
+                    Command::new("mount")
+                        .args(["--no-canonicalize", "--bind", &source])
+                        .arg(&bins),
+                    &format!("bind {} back over the tmpfs", bins.display()),
                 );
             }
         }
@@ -203,43 +105,18 @@ fn in_private_tmp_and_run(name: &str) -> bool {
     false
 }
 
-/// A process of root's that an attacker would like stopped; killed and
-/// reaped on drop.
-struct Victim(Child);
-
-impl Victim {
-    fn start() -> Victim {
-        Victim(Command::new("sleep").arg("600").spawn().unwrap())
-    }
-
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-
-    fn alive(&mut self) -> bool {
-        self.0.try_wait().unwrap().is_none()
-    }
-
-    /// A marker for this process with its full identity: a marker `stop`
-    /// would act on (the attacker can read all of it from /proc).
-    fn marker(&self, id: &str) -> String {
-        metadata(
-            id,
-            self.pid().into(),
-            &format!(
-                "boot_id = \"{}\"\npid_start_ticks = {}\n",
-                boot_id(),
-                start_ticks(self.pid())
-            ),
-        )
-    }
-}
-
-impl Drop for Victim {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// A marker for `victim` with its full identity: a marker `stop` would act
+/// on (the attacker can read all of it from /proc).
+fn victim_marker(victim: &Victim, id: &str) -> String {
+    metadata(
+        id,
+        victim.pid().into(),
+        &format!(
+            "boot_id = \"{}\"\npid_start_ticks = {}\n",
+            boot_id(),
+            start_ticks(victim.pid())
+        ),
+    )
 }
 
 /// `firma ARGS` as root with an empty environment (so the default runtime
@@ -252,14 +129,6 @@ fn firma_bare(args: &[&str]) -> (i32, String, String) {
         .output()
         .unwrap();
     decode(out)
-}
-
-fn decode(out: Output) -> (i32, String, String) {
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
 }
 
 fn warnings(stderr: &str) -> Vec<&str> {
@@ -275,10 +144,6 @@ fn mode(path: &Path) -> u32 {
         .permissions()
         .mode()
         & 0o7777
-}
-
-fn chmod(path: &Path, mode: u32) {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 fn code_of<T: std::fmt::Debug>(r: firma_stack::sidecar_markers::Result<T>) -> ErrorCode {
@@ -305,14 +170,15 @@ fn scratch() -> tempfile::TempDir {
 
 /// The attacker's `/tmp/firma-0`: mode 0777, a `run/` of 0777, a marker
 /// naming root's `victim` process with its full identity, and a stale one.
-fn squat_tmp_firma_0(attacker: &User, victim: &Victim) {
-    attacker.sh(
+fn squat_tmp_firma_0(attacker: &TestUser, victim: &Victim) {
+    attacker.sh_with(
         "mkdir -m 0777 /tmp/firma-0 /tmp/firma-0/run /tmp/firma-0/run/victim \
          /tmp/firma-0/run/stale
          printf '%s' \"$VICTIM\" > /tmp/firma-0/run/victim/metadata.toml
          printf '%s' \"$STALE\" > /tmp/firma-0/run/stale/metadata.toml",
+        &[],
         &[
-            ("VICTIM", &victim.marker("victim")),
+            ("VICTIM", &victim_marker(victim, "victim")),
             ("STALE", &metadata("stale", dead_pid().into(), "")),
         ],
     );
@@ -323,7 +189,7 @@ fn roots_default_is_run_firma_never_a_squatted_tmp_firma_0() {
     if !in_private_tmp_and_run("roots_default_is_run_firma_never_a_squatted_tmp_firma_0") {
         return;
     }
-    let attacker = User::add("sq");
+    let attacker = TestUser::new("sq");
     let mut victim = Victim::start();
     squat_tmp_firma_0(&attacker, &victim);
 
@@ -369,7 +235,7 @@ fn a_squatted_runtime_dir_is_listed_read_only_and_refused_for_gc_stop_and_writes
     ) {
         return;
     }
-    let attacker = User::add("sq");
+    let attacker = TestUser::new("sq");
     let mut victim = Victim::start();
     squat_tmp_firma_0(&attacker, &victim);
     let rt = Path::new("/tmp/firma-0");
@@ -458,12 +324,12 @@ fn a_squatted_runtime_dir_is_listed_read_only_and_refused_for_gc_stop_and_writes
 /// The attacker's stale marker planted as `/run/lock` (world-writable,
 /// sticky, as on most hosts): a marker named `lock` in a `run/` that is
 /// `/run` when the runtime directory is `/`.
-fn plant_run_lock(attacker: &User) -> PathBuf {
+fn plant_run_lock(attacker: &TestUser) -> PathBuf {
     let lock = PathBuf::from("/run/lock");
-    std::fs::create_dir(&lock).unwrap();
-    chmod(&lock, 0o1777);
-    attacker.sh(
+    mkdir(&lock, 0o1777);
+    attacker.sh_with(
         "printf '%s' \"$STALE\" > /run/lock/metadata.toml",
+        &[],
         &[("STALE", &metadata("lock", dead_pid().into(), ""))],
     );
     std::fs::write(lock.join("LCK..ttyS0"), "root's lock\n").unwrap();
@@ -475,9 +341,9 @@ fn an_attackers_symlink_to_root_as_tmp_firma_0_is_not_followed() {
     if !in_private_tmp_and_run("an_attackers_symlink_to_root_as_tmp_firma_0_is_not_followed") {
         return;
     }
-    let attacker = User::add("ln");
+    let attacker = TestUser::new("ln");
     let lock = plant_run_lock(&attacker);
-    attacker.sh("ln -s / /tmp/firma-0", &[]);
+    attacker.sh("ln -s / /tmp/firma-0");
     let rt = Path::new("/tmp/firma-0");
 
     let (code, _, err) = firma_in(rt, &["sidecar", "gc"]);
@@ -515,7 +381,7 @@ fn run_lock_survives_a_runtime_dir_of_slash() {
     if !in_private_tmp_and_run("run_lock_survives_a_runtime_dir_of_slash") {
         return;
     }
-    let attacker = User::add("sl");
+    let attacker = TestUser::new("sl");
     let lock = plant_run_lock(&attacker);
     let (code, _, err) = firma(&["--runtime-dir", "/", "sidecar", "gc"]);
     assert!(code == 0 || code == 2, "{err}");
@@ -531,10 +397,9 @@ fn run_lock_survives_a_runtime_dir_of_slash() {
 #[test]
 fn a_symlinked_runtime_dir_is_followed_only_through_links_of_the_caller_or_root() {
     let base = scratch();
-    let stranger = User::add("ln");
+    let stranger = TestUser::new("ln");
     let real = base.path().join("real");
-    std::fs::create_dir(&real).unwrap();
-    chmod(&real, 0o700);
+    mkdir(&real, 0o700);
     let stale = write_stale(&real, "stale", dead_pid());
     let link = base.path().join("link");
     symlink(&real, &link).unwrap();
@@ -581,24 +446,18 @@ fn a_symlinked_runtime_dir_is_followed_only_through_links_of_the_caller_or_root(
 #[test]
 fn a_users_own_symlink_is_followed_for_that_user() {
     let base = scratch();
-    let user = User::add("ow");
+    let user = TestUser::new("ow");
     let real = base.path().join("real");
-    std::fs::create_dir(&real).unwrap();
-    user.chown(&real);
-    chmod(&real, 0o700);
+    user.mkdir(&real, 0o700);
     let link = base.path().join("link");
     symlink(&real, &link).unwrap();
     user.chown(&link);
-    let out = user
-        .cmd(SIDECAR)
-        .arg("--runtime-dir")
-        .arg(&link)
-        .args(["--id", "theirs"])
+    let mut child = user
+        .sidecar(&link, "theirs")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut child = out;
     let line = first_line(&mut child);
     let _ = child.kill();
     let _ = child.wait();
@@ -611,20 +470,15 @@ fn a_users_own_symlink_is_followed_for_that_user() {
 #[test]
 fn a_shared_sticky_run_serves_its_tenants_and_root() {
     let base = scratch();
-    let tenant = User::add("tn");
+    let tenant = TestUser::new("tn");
     let rt = base.path().join("rt");
-    std::fs::create_dir(&rt).unwrap();
-    chmod(&rt, 0o755);
+    mkdir(&rt, 0o755);
     let run = rt.join("run");
-    std::fs::create_dir(&run).unwrap();
-    chmod(&run, 0o1777);
+    mkdir(&run, 0o1777);
 
     // A tenant's sidecar writes its marker there; so does root's.
     let mut theirs = tenant
-        .cmd(SIDECAR)
-        .arg("--runtime-dir")
-        .arg(&rt)
-        .args(["--id", "theirs"])
+        .sidecar(&rt, "theirs")
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -645,7 +499,7 @@ fn a_shared_sticky_run_serves_its_tenants_and_root() {
 
     // The tenant lists and collects without a warning.
     let out = tenant
-        .cmd(FIRMA)
+        .command(FIRMA)
         .arg("--runtime-dir")
         .arg(&rt)
         .args(["sidecar", "status", "--json"])
@@ -661,7 +515,7 @@ fn a_shared_sticky_run_serves_its_tenants_and_root() {
     let _ = theirs.kill();
     let _ = theirs.wait();
     let out = tenant
-        .cmd(FIRMA)
+        .command(FIRMA)
         .arg("--runtime-dir")
         .arg(&rt)
         .args(["sidecar", "gc", "--json"])
@@ -677,11 +531,10 @@ fn a_shared_sticky_run_serves_its_tenants_and_root() {
 fn a_run_writable_by_group_or_others_and_not_sticky_is_untrusted() {
     let base = scratch();
     let rt = base.path().join("rt");
-    std::fs::create_dir(&rt).unwrap();
-    chmod(&rt, 0o700);
+    mkdir(&rt, 0o700);
     let stale = write_stale(&rt, "stale", dead_pid());
     for bad in [0o775, 0o770, 0o757, 0o777] {
-        chmod(&rt.join("run"), bad);
+        chmod(rt.join("run"), bad);
         assert_eq!(
             code_of(gc_stale(&rt)),
             ErrorCode::UntrustedDirectory,
@@ -696,7 +549,7 @@ fn a_run_writable_by_group_or_others_and_not_sticky_is_untrusted() {
         assert!(has_metadata(&stale), "{bad:o}");
     }
     // Sticky: shared, trusted.
-    chmod(&rt.join("run"), 0o1775);
+    chmod(rt.join("run"), 0o1775);
     assert_eq!(gc_stale(&rt).unwrap(), ["stale"]);
 }
 
@@ -706,7 +559,7 @@ fn a_runtime_dir_writable_by_group_or_others_is_untrusted_even_if_sticky() {
     let rt = base.path().join("rt");
     std::fs::create_dir(&rt).unwrap();
     let stale = write_stale(&rt, "stale", dead_pid());
-    chmod(&rt.join("run"), 0o700);
+    chmod(rt.join("run"), 0o700);
     for bad in [0o770, 0o775, 0o1777] {
         chmod(&rt, bad);
         assert_eq!(
@@ -724,11 +577,10 @@ fn a_runtime_dir_writable_by_group_or_others_is_untrusted_even_if_sticky() {
 #[test]
 fn run_and_runtime_dir_of_two_users_are_untrusted_unless_one_is_root() {
     let base = scratch();
-    let a = User::add("oa");
-    let b = User::add("ob");
+    let a = TestUser::new("oa");
+    let b = TestUser::new("ob");
     let rt = base.path().join("rt");
-    std::fs::create_dir(&rt).unwrap();
-    chmod(&rt, 0o755);
+    mkdir(&rt, 0o755);
     let stale = write_stale(&rt, "stale", dead_pid());
     let run = rt.join("run");
     chmod(&run, 0o755);
@@ -754,14 +606,13 @@ fn run_and_runtime_dir_of_two_users_are_untrusted_unless_one_is_root() {
 #[test]
 fn roots_writer_never_writes_in_a_directory_another_user_owns() {
     let base = scratch();
-    let user = User::add("wr");
+    let user = TestUser::new("wr");
     let me = std::process::id();
 
     // The user's private runtime directory passes the checks, but root's
     // marker does not go there (the user could replace it at will).
     let rt = base.path().join("users");
-    std::fs::create_dir(&rt).unwrap();
-    chmod(&rt, 0o700);
+    mkdir(&rt, 0o700);
     user.chown(&rt);
     assert_eq!(check_runtime_dir(&rt).unwrap(), None);
     let e = create_marker(&rt, &meta("mine", me)).unwrap_err();
@@ -776,7 +627,7 @@ fn roots_writer_never_writes_in_a_directory_another_user_owns() {
     let rt = base.path().join("mixed");
     std::fs::create_dir_all(rt.join("run")).unwrap();
     chmod(&rt, 0o755);
-    chmod(&rt.join("run"), 0o700);
+    chmod(rt.join("run"), 0o700);
     user.chown(&rt.join("run"));
     assert_eq!(
         code_of(create_marker(&rt, &meta("mine", me))),
@@ -792,8 +643,7 @@ fn roots_writer_never_writes_in_a_directory_another_user_owns() {
     }
     // An existing root directory of 0755 gets a 0700 run/.
     let rt = base.path().join("open");
-    std::fs::create_dir(&rt).unwrap();
-    chmod(&rt, 0o755);
+    mkdir(&rt, 0o755);
     create_marker(&rt, &meta("mine", me)).unwrap();
     assert_eq!(mode(&rt.join("run")), 0o700);
     assert!(remove_marker(&rt, "mine").unwrap());
@@ -804,21 +654,21 @@ fn a_users_last_resort_default_created_by_another_user_is_untrusted() {
     if !in_private_tmp_and_run("a_users_last_resort_default_created_by_another_user_is_untrusted") {
         return;
     }
-    let user = User::add("us");
-    let squatter = User::add("sq");
+    let user = TestUser::new("us");
+    let squatter = TestUser::new("sq");
     let dir = format!("/tmp/firma-{}", user.uid);
     // The squatter's directory passes every other check: 0755, run/ shared.
     // Its marker names the user's own process, with its identity.
-    let victim = user.cmd("sleep").arg("600").spawn().unwrap();
-    let mut victim = Victim(victim);
-    squatter.sh(
+    let mut victim = Victim::of(user.command("sleep").arg("600"));
+    squatter.sh_with(
         "mkdir -m 0755 \"$DIR\"; mkdir -m 1777 \"$DIR/run\"; mkdir -m 0755 \"$DIR/run/victim\"
          printf '%s' \"$VICTIM\" > \"$DIR/run/victim/metadata.toml\"",
-        &[("DIR", &dir), ("VICTIM", &victim.marker("victim"))],
+        &[],
+        &[("DIR", &dir), ("VICTIM", &victim_marker(&victim, "victim"))],
     );
     let bare = |args: &[&str]| {
         decode(
-            user.cmd(FIRMA)
+            user.command(FIRMA)
                 .env_clear()
                 .env("PATH", "/usr/bin:/bin")
                 .args(args)
@@ -838,7 +688,7 @@ fn a_users_last_resort_default_created_by_another_user_is_untrusted() {
     assert!(out.contains("victim"), "{out}");
     assert_eq!(warnings(&err).len(), 1, "{err}");
     let (code, _, err) = decode(
-        user.cmd(SIDECAR)
+        user.command(SIDECAR)
             .env_clear()
             .args(["--id", "mine"])
             .output()

@@ -9,63 +9,16 @@
 //! was re-created on the same inode — is pinned by the unit tests in
 //! `src/sidecar_markers/gc_tests.rs`.)
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::ext4::Ext4;
+use crate::common::*;
 use firma_stack::sidecar_markers::{StopOptions, create_marker, list, stop};
-
-/// A fresh ext4 filesystem on a loop device, mounted in a temporary
-/// directory, unmounted on drop. Fails loudly when it cannot be made or
-/// mounted: without it the test would prove nothing.
-struct Ext4 {
-    _dir: tempfile::TempDir,
-    mnt: PathBuf,
-}
-
-impl Ext4 {
-    fn new() -> Ext4 {
-        need_root("mounting an ext4 image on a loop device");
-        let dir = runtime();
-        let img = dir.path().join("fs.img");
-        let mnt = dir.path().join("mnt");
-        std::fs::create_dir(&mnt).unwrap();
-        let run = |cmd: &mut Command| {
-            let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-            assert!(
-                out.status.success(),
-                "{cmd:?} failed ({}): {} — this test needs a real ext4 mount",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        };
-        run(Command::new("truncate").args(["-s", "32M"]).arg(&img));
-        run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&img));
-        run(Command::new("mount")
-            .args(["-o", "loop"])
-            .arg(&img)
-            .arg(&mnt));
-        Ext4 { _dir: dir, mnt }
-    }
-}
-
-impl Drop for Ext4 {
-    fn drop(&mut self) {
-        let ok = Command::new("umount")
-            .arg(&self.mnt)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
-        }
-    }
-}
 
 fn inode(path: &Path) -> u64 {
     std::fs::symlink_metadata(path).unwrap().ino()

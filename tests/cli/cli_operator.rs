@@ -5,14 +5,12 @@
 //! terminal. Every fixture is real: example sidecar processes, dead pids, a
 //! zombie, a socket file without a listener, hand-written markers.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use common::*;
+use crate::common::*;
 use firma_stack::sidecar_markers::{
     DEFAULT_TIMEOUT, MAX_TIMEOUT, MarkerReport, SidecarEntry, State, Verdict,
 };

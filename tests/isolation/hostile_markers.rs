@@ -5,12 +5,10 @@
 //! pass) is checked on every surface by the conformance suite
 //! (tests/conformance).
 
-mod common;
-
 use std::ffi::CString;
 use std::os::unix::fs::symlink;
 
-use common::*;
+use crate::common::*;
 use firma_stack::sidecar_markers::{
     StackError, gc_stale, get, list, probe_entry, validate_sandbox_id,
 };
@@ -150,31 +148,14 @@ fn sandbox_id_grammar() {
 
 #[test]
 fn empty_paths_are_invalid_arguments_not_the_current_directory() {
-    use firma_stack::sidecar_markers::{MetadataFile, create_marker, remove_marker};
+    use firma_stack::sidecar_markers::{create_marker, remove_marker};
     for err in [
         list("").unwrap_err(),
         gc_stale("").unwrap_err(),
         get("", "id").unwrap_err(),
         probe_entry("").unwrap_err(),
         remove_marker("", "id").unwrap_err(),
-        create_marker(
-            "",
-            &MetadataFile {
-                sandbox_id: "id".into(),
-                agent_id: String::new(),
-                session_id: String::new(),
-                authority_url: String::new(),
-                policy_bundle_version: String::new(),
-                pid: std::process::id(),
-                started_at: String::new(),
-                listen: None,
-                boot_id: None,
-                pid_start_ticks: None,
-                pid_ns_inode: None,
-                boottime_offset_ns: None,
-            },
-        )
-        .unwrap_err(),
+        create_marker("", &meta("id", std::process::id())).unwrap_err(),
     ] {
         assert_eq!(err.code(), "invalid_argument", "{err}");
         assert!(err.to_string().contains("is empty"), "{err}");

@@ -7,8 +7,6 @@
 //! `--include-ignored`, after the Makefile installed the tools; a missing
 //! tool makes them fail, never skip.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -18,7 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{FIRMA, Sidecar, firma_in, meta, runtime, write_marker};
+use crate::common::{
+    FIRMA, Sidecar, firma_as_nobody, firma_in, meta, names_in, runtime, succeed, write_marker,
+};
 use firma_stack::sidecar_markers::metrics::{
     Observation, STATES, escape_label_value, render, write_textfile,
 };
@@ -369,12 +369,8 @@ fn unknown_uptime_has_no_series_and_empty_scan_counts_zeros() {
 // The textfile writer and the CLI.
 
 fn leftovers(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".tmp"))
-        .collect();
-    v.sort();
+    let mut v = names_in(dir);
+    v.retain(|n| n.ends_with(".tmp"));
     v
 }
 
@@ -441,15 +437,24 @@ fn textfile_is_replaced_atomically_with_mode_0644_whatever_the_umask() {
     );
 }
 
+/// What a file the writer must never touch holds.
+const KEEP: &str = "keep me\n";
+
+/// A file `victim` in `dir` holding [`KEEP`].
+fn file_to_protect(dir: &Path) -> PathBuf {
+    let victim = dir.join("victim");
+    std::fs::write(&victim, KEEP).unwrap();
+    victim
+}
+
 #[test]
 fn a_symlink_at_the_textfile_path_is_replaced_not_followed() {
     let out = tempfile::tempdir().unwrap();
-    let victim = out.path().join("victim");
-    std::fs::write(&victim, "keep me\n").unwrap();
+    let victim = file_to_protect(out.path());
     let path = out.path().join("firma.prom");
     std::os::unix::fs::symlink(&victim, &path).unwrap();
     write_textfile(&path, b"x 1\n").unwrap();
-    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me\n");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), KEEP);
     assert!(std::fs::symlink_metadata(&path).unwrap().is_file());
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "x 1\n");
 }
@@ -488,8 +493,7 @@ fn planted(path: &Path) -> Planted {
 fn planted_temp_names_and_a_symlink_farm_neither_block_nor_redirect_the_textfile() {
     let out = tempfile::tempdir().unwrap();
     let guarded = tempfile::tempdir().unwrap();
-    let victim = guarded.path().join("victim");
-    std::fs::write(&victim, "keep me\n").unwrap();
+    let victim = file_to_protect(guarded.path());
     let void = guarded.path().join("void");
     std::fs::create_dir(&void).unwrap();
     let pid = std::process::id();
@@ -520,11 +524,7 @@ fn planted_temp_names_and_a_symlink_farm_neither_block_nor_redirect_the_textfile
         .map(|n| (n.clone(), planted(&out.path().join(n))))
         .collect();
     let check_untouched = |when: &str| {
-        assert_eq!(
-            std::fs::read_to_string(&victim).unwrap(),
-            "keep me\n",
-            "{when}"
-        );
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), KEEP, "{when}");
         assert_eq!(std::fs::read_dir(&void).unwrap().count(), 0, "{when}");
         for (name, was) in &before {
             assert_eq!(&planted(&out.path().join(name)), was, "{when}: {name}");
@@ -560,19 +560,11 @@ fn planted_temp_names_and_a_symlink_farm_neither_block_nor_redirect_the_textfile
     chown(rt.path(), Some(nobody), Some(nobody)).unwrap();
     std::fs::set_permissions(guarded.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let user_path = out.path().join("user.prom");
-    let run = Command::new("setpriv")
-        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
-        .arg(FIRMA)
-        .arg("--runtime-dir")
-        .arg(rt.path())
-        .args(["sidecar", "metrics", "--textfile"])
-        .arg(&user_path)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+    succeed(
+        firma_as_nobody(rt.path())
+            .args(["sidecar", "metrics", "--textfile"])
+            .arg(&user_path),
+        "metrics --textfile as nobody",
     );
     let m = std::fs::symlink_metadata(&user_path).unwrap();
     assert!(m.is_file());

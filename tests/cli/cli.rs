@@ -1,8 +1,6 @@
 //! The `firma` command line as an operator sees it: tables, JSON, exit codes.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use firma_stack::sidecar_markers::{SidecarEntry, list};
 
 #[test]

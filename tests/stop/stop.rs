@@ -3,15 +3,13 @@
 //! marker without identity, dead and zombie pids, a sidecar in another pid
 //! namespace, pids that are never signalled, and two concurrent stops.
 
-mod common;
-
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use firma_stack::sidecar_markers::{
     ErrorCode, MetadataFile, StopOptions, StopOutcome, create_marker, stop,
 };

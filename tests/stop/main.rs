@@ -1,0 +1,6 @@
+//! Stopping (docs/design.md, "Stop"): `stop` through a pidfd.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod stop;

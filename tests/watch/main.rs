@@ -1,0 +1,6 @@
+//! Watching (docs/design.md, "Events"): the event stream of `watch`.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod watch;
