@@ -19,7 +19,7 @@ import (
 	"firma.dev/firma-stack/bindings/go/internal/fixture"
 )
 
-// The scenarios of tests/stop.rs, through the Go binding.
+// The scenarios of tests/stop/stop.rs, through the Go binding.
 
 // startProcess runs argv as a child, killed and reaped at cleanup.
 func startProcess(t *testing.T, argv ...string) *exec.Cmd {
@@ -240,7 +240,7 @@ func TestStopDeadAndZombieAreNotSignalledAndCollected(t *testing.T) {
 	}
 }
 
-// The trust boundary (docs/design.md, "Trust"; tests/trust_stop.rs) through
+// The trust boundary (docs/design.md, "Trust"; tests/isolation/trust_stop.rs) through
 // the Go binding: markers that are nobody's claim or whose owner could not
 // signal the process, and a pid recorded in another pid namespace.
 

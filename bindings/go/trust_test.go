@@ -17,7 +17,7 @@ import (
 // docs/design.md, "Trust": in a runtime directory others may write (mode
 // 0777 here), Stop and GCStale refuse with ErrUntrustedDirectory — nothing
 // signalled, nothing removed — while List still answers. The checks are the
-// core's (tests/trust.rs); this proves the refusal reaches Go whole.
+// core's (tests/isolation/trust.rs); this proves the refusal reaches Go whole.
 func TestUntrustedDirectoryRefusesStopAndGC(t *testing.T) {
 	dir := fixture.RuntimeDir(t)
 	cmd := startProcess(t, "sleep", "600")

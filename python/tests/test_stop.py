@@ -1,5 +1,5 @@
 """stop(): identity-checked signalling through a pidfd, with real processes
-(the scenarios of tests/stop.rs, through the binding)."""
+(the scenarios of tests/stop/stop.rs, through the binding)."""
 
 from __future__ import annotations
 
@@ -205,7 +205,7 @@ def test_refusal_classes_codes_and_pickling(firma_runtime_dir: str) -> None:
         "py-pickle", 1, info.value.reason, info.value.path)
 
 
-# The trust boundary (docs/design.md, "Trust"; tests/trust_stop.rs): markers
+# The trust boundary (docs/design.md, "Trust"; tests/isolation/trust_stop.rs): markers
 # that are nobody's claim, or whose owner could not signal the process, and
 # a pid recorded in another pid namespace. Each refusal is tried with an
 # immediate SIGKILL (what a stop that got through would send at once), with

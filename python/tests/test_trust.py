@@ -1,7 +1,7 @@
 """docs/design.md, "Trust": in a runtime directory that others may write,
 every call that removes, signals or writes raises UntrustedDirectoryError
 (nothing changed), and the read-only calls still answer. The checks live
-in the core (tests/trust.rs covers them with real users); this proves the
+in the core (tests/isolation/trust.rs covers them with real users); this proves the
 refusal reaches Python whole: class, code, path, action and reason."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 /*
- * firma_sidecar_stop over real processes: the scenarios of tests/stop.rs
+ * firma_sidecar_stop over real processes: the scenarios of tests/stop/stop.rs
  * through the C ABI — a serving sidecar stopped by SIGTERM, a child that
  * ignores SIGTERM killed after the grace period (or left running with
  * "kill": false), the refusals with their own statuses (reused pid, no
