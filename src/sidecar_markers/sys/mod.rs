@@ -1,7 +1,7 @@
 //! Every raw system call of the crate, one file per kind, as small
 //! functions and types that return `io::Result` and own their descriptors.
-//! Outside `sys/` the crate has no `unsafe` (save `stop`'s pidfd calls and
-//! `watch`, which are being moved here).
+//! Outside `sys/` the crate has no `unsafe` but the C ABI's (`src/ffi/`);
+//! the binaries have none (their signal handling goes through `nix`).
 //!
 //! - [`fs`]: files and directories through descriptors (`openat`,
 //!   `openat2`, `fstatat`, `renameat2`, `getdents`, ...);
