@@ -556,12 +556,6 @@ pub(crate) fn socket_listener(loc: Loc<'_>) -> Option<(OwnedFd, u32)> {
 /// fdinfo); `None` when the process has exited (-1) or is not visible here
 /// (0).
 pub(crate) fn pidfd_pid(pidfd: BorrowedFd<'_>) -> Option<u32> {
-    let info = sys::fdinfo(pidfd).ok()?;
-    let pid: i64 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("Pid:"))?
-        .trim()
-        .parse()
-        .ok()?;
+    let pid: i64 = sys::proc_field(&sys::fdinfo(pidfd).ok()?, "Pid:")?;
     u32::try_from(pid).ok().filter(|&p| p > 0)
 }

@@ -39,7 +39,7 @@ pub use fs::{
     fstat, fsync, is_dir, is_reg, lstatat, mkdirat, mount_id, open, openat, openat_or_cwd, openat2,
     read_capped, read_dir, read_link_fd, rename_noreplace, unlinkat, write_all,
 };
-pub use proc::{clk_tck, geteuid, kill0, nofile_soft_limit};
+pub use proc::{clk_tck, geteuid, kill0, nofile_soft_limit, proc_field};
 
 /// A system call's return value that is `-1` on failure (`errno` set).
 pub(crate) trait MinusOne: Copy + PartialEq {
