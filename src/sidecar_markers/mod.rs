@@ -104,15 +104,14 @@ pub fn get(runtime_dir: impl AsRef<Path>, sandbox_id: &str) -> Result<Option<Sid
     get_with(runtime_dir, sandbox_id, &ProbeOptions::default())
 }
 
-/// [`get`] with explicit probe options.
-/// A timeout of 0 or above [`MAX_TIMEOUT`] is refused with `invalid_argument`
-/// ([`ProbeOptions::validate`]).
+/// [`get`] with explicit probe options, checked before anything is read:
+/// a timeout of 0 or above [`MAX_TIMEOUT`] is refused with
+/// `invalid_argument` ([`ProbeOptions::validate`]).
 pub fn get_with(
     runtime_dir: impl AsRef<Path>,
     sandbox_id: &str,
     opts: &ProbeOptions,
 ) -> Result<Option<SidecarEntry>> {
-    opts.validate()?;
     Ok(assess::by_id(runtime_dir.as_ref(), sandbox_id, opts)?.map(|a| a.entry))
 }
 
