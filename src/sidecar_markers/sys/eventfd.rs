@@ -7,11 +7,11 @@ use super::cvt;
 use super::fd::CounterFd;
 
 /// The kind of [`EventFd`].
-pub enum Event {}
+pub enum EventKind {}
 
 /// A non-blocking, close-on-exec eventfd, starting at zero; `take` reads
 /// the counter and resets it ([`CounterFd::take`]).
-pub type EventFd = CounterFd<Event>;
+pub type EventFd = CounterFd<EventKind>;
 
 impl EventFd {
     /// `eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)`.

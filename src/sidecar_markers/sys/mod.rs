@@ -6,10 +6,12 @@
 //! - [`fs`]: files and directories through descriptors (`openat`,
 //!   `openat2`, `fstatat`, `renameat2`, `getdents`, ...);
 //! - [`fd`]: closing a marker's descriptors together, a scan worker's
-//!   private descriptor table, naming a descriptor by path;
-//! - [`proc`]: the process itself (ids, `kill(pid, 0)`, limits);
+//!   private descriptor table, naming a descriptor by path, the counter
+//!   descriptor that `eventfd` and `timerfd` share (`CounterFd`);
+//! - [`proc`]: the process itself (ids, `kill(pid, 0)`, limits) and the
+//!   `Key:` lines of `/proc` status and fdinfo texts;
 //! - [`socket`]: the probe's sockets (`socket`, `connect`, `SO_ERROR`,
-//!   `SO_PEERPIDFD`);
+//!   `SO_PEERPIDFD`; `listen` for the example sidecar);
 //! - [`random`]: random bytes (`getrandom(2)`);
 //! - [`atomic`]: the one atomic file writer (`O_TMPFILE`, `linkat`,
 //!   `renameat`, `fsync`);

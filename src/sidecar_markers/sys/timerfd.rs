@@ -8,12 +8,12 @@ use super::cvt;
 use super::fd::CounterFd;
 
 /// The kind of [`TimerFd`].
-pub enum Timer {}
+pub enum TimerKind {}
 
 /// A non-blocking, close-on-exec timer on `CLOCK_MONOTONIC`; `take` reads
 /// the number of expiries since the last read and resets it
 /// ([`CounterFd::take`]).
-pub type TimerFd = CounterFd<Timer>;
+pub type TimerFd = CounterFd<TimerKind>;
 
 impl TimerFd {
     /// `timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)`,
