@@ -16,6 +16,9 @@
 //!   dropped (TCP) — state `unhealthy`;
 //! - `no-socket`: never listen (state `unhealthy`).
 
+// Its system calls go through `sys::socket` and `nix`.
+#![forbid(unsafe_code)]
+
 use std::ffi::OsString;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
