@@ -16,15 +16,21 @@
 //!   dropped (TCP) — state `unhealthy`;
 //! - `no-socket`: never listen (state `unhealthy`).
 
+// Its system calls go through `sys::socket` and `nix`.
+#![forbid(unsafe_code)]
+
 use std::ffi::OsString;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use crate::sidecar_markers::sys::socket::{Socket, UnixAddr, listen};
 use crate::sidecar_markers::{MetadataFile, create_marker, default_runtime_dir, remove_marker};
 use clap::{Parser, ValueEnum};
+use nix::sys::signal::{SigSet, Signal};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Mode {
@@ -63,29 +69,31 @@ enum Listener {
 }
 
 /// Listens with a backlog of 0 and fills it, so the kernel turns away every
-/// further connection.
+/// further connection. The connections that fill it are returned, to stay
+/// open for the process's life.
 fn wedge(listener: &Listener) -> Vec<Box<dyn std::any::Any>> {
     let mut held: Vec<Box<dyn std::any::Any>> = Vec::new();
     match listener {
         Listener::Unix(l) => {
-            // SAFETY: listen(2) on our own socket.
-            unsafe { libc::listen(l.as_raw_fd(), 0) };
+            // A failure leaves the default backlog: connects then succeed
+            // and the sidecar reads as running, which its tests would see.
+            let _ = listen(l.as_fd(), 0);
             let path = l
                 .local_addr()
                 .ok()
                 .and_then(|a| a.as_pathname().map(PathBuf::from));
             let Some(path) = path else { return held };
             // Each successful connect occupies the queue until one is turned
-            // away; those connections stay open for the process's life.
+            // away.
             for _ in 0..64 {
-                if !socket_connect_nonblocking_unix(&path) {
-                    break;
+                match connect_nonblocking_unix(&path) {
+                    Some(sock) => held.push(Box::new(sock)),
+                    None => break,
                 }
             }
         }
         Listener::Tcp(l) => {
-            // SAFETY: listen(2) on our own socket.
-            unsafe { libc::listen(l.as_raw_fd(), 0) };
+            let _ = listen(l.as_fd(), 0);
             let addr = l.local_addr().expect("bound");
             // With a backlog of 0 the accept queue holds one connection;
             // two more make sure it is full and later SYNs are dropped.
@@ -101,64 +109,25 @@ fn wedge(listener: &Listener) -> Vec<Box<dyn std::any::Any>> {
     held
 }
 
-/// True when a fresh non-blocking connect to `path` succeeds; the
-/// connection is kept open (leaked into the backlog) on success.
-fn socket_connect_nonblocking_unix(path: &std::path::Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    // SAFETY: socket/connect on a local sockaddr_un; fd leaked on purpose
-    // (it occupies the backlog) or closed on failure.
-    unsafe {
-        let fd = libc::socket(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        );
-        if fd < 0 {
-            return false;
-        }
-        let mut addr: libc::sockaddr_un = std::mem::zeroed();
-        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-        let bytes = path.as_os_str().as_bytes();
-        if bytes.len() >= addr.sun_path.len() {
-            libc::close(fd);
-            return false;
-        }
-        for (d, &s) in addr.sun_path.iter_mut().zip(bytes) {
-            *d = s as libc::c_char;
-        }
-        let rc = libc::connect(
-            fd,
-            (&addr as *const libc::sockaddr_un).cast(),
-            std::mem::size_of::<libc::sockaddr_un>() as u32,
-        );
-        if rc == 0 {
-            true
-        } else {
-            libc::close(fd);
-            false
-        }
-    }
+/// A fresh non-blocking connection to `path`, or `None` when the connect
+/// is turned away (a full backlog: `EAGAIN`) or fails.
+fn connect_nonblocking_unix(path: &Path) -> Option<Socket> {
+    let addr = UnixAddr::new(path.as_os_str().as_bytes())?;
+    let sock = Socket::unix().ok()?;
+    sock.connect_unix(&addr).ok()?;
+    Some(sock)
 }
 
-/// Blocks SIGINT and SIGTERM in the calling thread (threads started later
-/// inherit the mask) and returns the set, for `sigwait`: the sidecar
-/// receives them synchronously instead of through a handler.
-fn block_termination() -> Result<libc::sigset_t, String> {
-    // SAFETY: plain sigset manipulation on a local set.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        if rc != 0 {
-            return Err(format!(
-                "cannot block SIGINT/SIGTERM: {}",
-                std::io::Error::from_raw_os_error(rc)
-            ));
-        }
-        Ok(set)
-    }
+/// SIGINT and SIGTERM, blocked in the calling thread (threads started
+/// later inherit the mask), for `sigwait`: the sidecar receives them
+/// synchronously instead of through a handler.
+fn block_termination() -> Result<SigSet, String> {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    set.thread_block()
+        .map_err(|e| format!("cannot block SIGINT/SIGTERM: {e}"))?;
+    Ok(set)
 }
 
 fn run(args: Args) -> Result<(), String> {
@@ -233,12 +202,7 @@ fn run(args: Args) -> Result<(), String> {
     out.flush().map_err(|e| e.to_string())?;
     drop(out);
 
-    let mut sig: libc::c_int = 0;
-    // SAFETY: waits for one of the signals blocked above.
-    let rc = unsafe { libc::sigwait(&sigset, &mut sig) };
-    if rc != 0 {
-        return Err(format!("sigwait failed: {rc}"));
-    }
+    sigset.wait().map_err(|e| format!("sigwait failed: {e}"))?;
     remove_marker(&runtime_dir, &args.id).map_err(|e| e.to_string())?;
     Ok(())
 }

@@ -26,12 +26,14 @@ pub(crate) struct Assessment {
 }
 
 /// Reads and judges `run/<sandbox_id>`; `None` when there is no such
-/// marker directory.
+/// marker directory. The options are checked first
+/// ([`ProbeOptions::validate`]), as [`scan`](super::scan()) checks its own.
 pub(crate) fn by_id(
     runtime_dir: &Path,
     sandbox_id: &str,
     opts: &ProbeOptions,
 ) -> Result<Option<Assessment>> {
+    opts.validate()?;
     read::with_marker(runtime_dir, sandbox_id, None, |run, name, marker, _| {
         assess_one(Loc::Entry { run, name }, marker, opts)
     })

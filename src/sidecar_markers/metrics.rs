@@ -390,15 +390,8 @@ fn write_textfile_with(path: &Path, contents: &[u8], unnamed: bool) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sidecar_markers::sys::atomic::tests::temps;
     use std::os::unix::fs::PermissionsExt;
-
-    fn temps(dir: &Path) -> Vec<String> {
-        std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".tmp"))
-            .collect()
-    }
 
     #[test]
     fn temp_names_are_128_random_bits_and_never_prom() {
@@ -424,22 +417,24 @@ mod tests {
     }
 
     /// The fallback for filesystems without `O_TMPFILE` (a random name,
-    /// `O_CREAT|O_EXCL|O_NOFOLLOW`): the same file, mode and atomic rename,
-    /// a symlink at the path replaced not followed, and no temporary file
-    /// left, also when the rename fails.
+    /// `O_CREAT|O_EXCL|O_NOFOLLOW`) against the unnamed temporary: the same
+    /// file, mode and atomic rename, a symlink at the path replaced not
+    /// followed, and no temporary file left, also when the rename fails.
     #[test]
     fn the_named_fallback_writes_the_same_file_and_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let victim = dir.path().join("victim");
         std::fs::write(&victim, "keep me\n").unwrap();
-        let path = dir.path().join("firma.prom");
-        std::os::unix::fs::symlink(&victim, &path).unwrap();
-        write_textfile_with(&path, b"x 1\n", false).unwrap();
+        for unnamed in [true, false] {
+            let path = dir.path().join(format!("unnamed-{unnamed}.prom"));
+            std::os::unix::fs::symlink(&victim, &path).unwrap();
+            write_textfile_with(&path, b"x 1\n", unnamed).unwrap();
+            let m = std::fs::symlink_metadata(&path).unwrap();
+            let got = (m.is_file(), m.permissions().mode() & 0o7777);
+            assert_eq!(got, (true, 0o644), "unnamed: {unnamed}");
+            assert_eq!(std::fs::read(&path).unwrap(), b"x 1\n");
+        }
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me\n");
-        let m = std::fs::symlink_metadata(&path).unwrap();
-        assert!(m.is_file());
-        assert_eq!(m.permissions().mode() & 0o7777, 0o644);
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "x 1\n");
         assert!(temps(dir.path()).is_empty());
 
         let blocked = dir.path().join("blocked.prom");

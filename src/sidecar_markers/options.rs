@@ -50,18 +50,35 @@ impl ProbeOptions {
     /// probes calls it once, so a Rust caller gets the same answer as any
     /// surface; else `invalid_argument` naming `timeout`.
     pub fn validate(&self) -> Result<()> {
-        if self.timeout.is_zero() || self.timeout > MAX_TIMEOUT {
-            return Err(StackError::InvalidArgument {
-                what: "timeout".into(),
-                reason: format!(
-                    "{} ms is out of range (must be more than 0 and at most {} ms)",
-                    self.timeout.as_millis(),
-                    MAX_TIMEOUT.as_millis()
-                ),
-            });
-        }
-        Ok(())
+        check_duration("timeout", self.timeout, MAX_TIMEOUT, Zero::Refused)
     }
+}
+
+/// Whether a duration option may be zero.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Zero {
+    /// More than 0 (a timeout, an interval).
+    Refused,
+    /// 0 is "no wait" (the grace period).
+    Allowed,
+}
+
+/// The one check of a duration option: at most `max`, and more than zero
+/// unless `zero` allows it; else `invalid_argument` naming `what`, with both
+/// numbers in milliseconds.
+pub(crate) fn check_duration(what: &str, d: Duration, max: Duration, zero: Zero) -> Result<()> {
+    let (ms, max_ms) = (d.as_millis(), max.as_millis());
+    let reason = match zero {
+        Zero::Refused if d.is_zero() || d > max => {
+            format!("{ms} ms is out of range (must be more than 0 and at most {max_ms} ms)")
+        }
+        Zero::Allowed if d > max => format!("{ms} ms is longer than the maximum, {max_ms} ms"),
+        _ => return Ok(()),
+    };
+    Err(StackError::InvalidArgument {
+        what: what.into(),
+        reason,
+    })
 }
 
 /// What one scan of `run/` does.
@@ -139,17 +156,7 @@ impl StopOptions {
     /// `grace`. `stop` calls it first.
     pub fn validate(&self) -> Result<()> {
         check_signal(self.signal)?;
-        if self.grace > MAX_GRACE {
-            return Err(StackError::InvalidArgument {
-                what: "grace".into(),
-                reason: format!(
-                    "{} ms is longer than the maximum, {} ms",
-                    self.grace.as_millis(),
-                    MAX_GRACE.as_millis()
-                ),
-            });
-        }
-        Ok(())
+        check_duration("grace", self.grace, MAX_GRACE, Zero::Allowed)
     }
 }
 

@@ -264,9 +264,29 @@ const FD_HEADROOM: u64 = 64;
 /// leaves after the headroom (the other half covers the caller's own
 /// descriptors), at least one.
 pub(crate) fn window(workers: usize) -> usize {
-    let soft = sys::nofile_soft_limit().unwrap_or(1 << 20);
+    window_for(sys::nofile_soft_limit(), workers)
+}
+
+/// [`window`] for a soft limit `soft` (`None`: unlimited or unreadable,
+/// taken as 2^20), between 1 and 2^16.
+fn window_for(soft: Option<u64>, workers: usize) -> usize {
+    let soft = soft.unwrap_or(1 << 20);
     let budget = soft.saturating_sub(FD_HEADROOM) / 2 / workers.max(1) as u64;
     budget.clamp(1, 1 << 16) as usize
+}
+
+/// The deadline of a probe started at `now`: `now + timeout`, or a year
+/// from now when that is past what the clock can hold ("no deadline to
+/// speak of": capped rather than overflowing).
+fn deadline_after(now: Instant, timeout: Duration) -> Instant {
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365))
+}
+
+/// `poll(2)`'s timeout for `wait`: whole milliseconds rounded up, so a
+/// sub-millisecond remainder never spins, at most `i32::MAX`.
+fn poll_ms(wait: Duration) -> libc::c_int {
+    wait.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int
 }
 
 /// Runs probes for one call; `key` identifies the marker each belongs to.
@@ -290,11 +310,7 @@ impl Prober {
     }
 
     fn deadline(&self) -> Instant {
-        // A timeout too large for the clock means "no deadline to speak of":
-        // cap it rather than overflow.
-        let now = Instant::now();
-        now.checked_add(self.timeout)
-            .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365))
+        deadline_after(Instant::now(), self.timeout)
     }
 
     /// Waits for every TCP connect in flight (freeing their descriptors).
@@ -445,8 +461,7 @@ impl Prober {
                 .map(|p| p.deadline - now)
                 .min()
                 .unwrap_or_default();
-            // Round up so we never spin on a sub-millisecond remainder.
-            let ms = wait.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+            let ms = poll_ms(wait);
             let mut fds: Vec<libc::pollfd> = self
                 .pending
                 .iter()
@@ -556,12 +571,10 @@ pub(crate) fn socket_listener(loc: Loc<'_>) -> Option<(OwnedFd, u32)> {
 /// fdinfo); `None` when the process has exited (-1) or is not visible here
 /// (0).
 pub(crate) fn pidfd_pid(pidfd: BorrowedFd<'_>) -> Option<u32> {
-    let info = sys::fdinfo(pidfd).ok()?;
-    let pid: i64 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("Pid:"))?
-        .trim()
-        .parse()
-        .ok()?;
+    let pid: i64 = sys::proc_field(&sys::fdinfo(pidfd).ok()?, "Pid:")?;
     u32::try_from(pid).ok().filter(|&p| p > 0)
 }
+
+#[cfg(test)]
+#[path = "probe_tests.rs"]
+mod tests;

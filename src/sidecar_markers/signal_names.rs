@@ -187,38 +187,27 @@ mod tests {
     fn malformed_signals_are_refused_naming_the_text() {
         let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
         let span = max - min;
-        let cases: Vec<(String, &str)> = vec![
-            // Real-time offsets that are not plain digits, or out of range.
+        // Real-time offsets, alike at both ends (SIGRTMIN counts up,
+        // SIGRTMAX down): the other end's sign, no digits or a sign among
+        // them, out of range.
+        let mut cases: Vec<(String, &str)> = Vec::new();
+        for (end, sign, other) in [("SIGRTMIN", '+', '-'), ("SIGRTMAX", '-', '+')] {
+            cases.push((format!("{end}{other}1"), "not a signal name"));
+            for digits in ["", "+1", "-1"] {
+                cases.push((format!("{end}{sign}{digits}"), "plain ASCII digits"));
+            }
+            for big in [(span + 1).to_string(), "99999999999999".into()] {
+                cases.push((format!("{end}{sign}{big}"), "outside the real-time signals"));
+            }
+        }
+        cases.extend([
+            // Offsets that are not plain digits.
             ("SIGRTMIN+-30".into(), "plain ASCII digits"),
-            ("SIGRTMIN+-1".into(), "plain ASCII digits"),
-            ("SIGRTMIN++1".into(), "plain ASCII digits"),
-            ("SIGRTMIN+".into(), "plain ASCII digits"),
             ("SIGRTMIN+01".into(), "leading zero"),
             ("SIGRTMIN+1x".into(), "plain ASCII digits"),
             ("SIGRTMIN+0x1".into(), "plain ASCII digits"),
-            ("SIGRTMIN-1".into(), "not a signal name"),
             ("SIGRTMIN+ 1".into(), "no sign, space"),
             ("SIGRTMIN +1".into(), "no sign, space"),
-            (
-                format!("SIGRTMIN+{}", span + 1),
-                "outside the real-time signals",
-            ),
-            (
-                "SIGRTMIN+99999999999999".into(),
-                "outside the real-time signals",
-            ),
-            ("SIGRTMAX+1".into(), "not a signal name"),
-            ("SIGRTMAX-+1".into(), "plain ASCII digits"),
-            ("SIGRTMAX--1".into(), "plain ASCII digits"),
-            ("SIGRTMAX-".into(), "plain ASCII digits"),
-            (
-                format!("SIGRTMAX-{}", span + 1),
-                "outside the real-time signals",
-            ),
-            (
-                "SIGRTMAX-99999999999999".into(),
-                "outside the real-time signals",
-            ),
             // Numbers with a sign, spaces, a leading zero, out of range.
             ("+15".into(), "no sign"),
             ("-15".into(), "no sign"),
@@ -249,7 +238,7 @@ mod tests {
             ("SIGSIGTERM".into(), "not a signal name"),
             ("SIGTERM+1".into(), "not a signal name"),
             ("SIGNOPE".into(), "not a signal name"),
-        ];
+        ]);
         for (text, why) in &cases {
             let e = parse_signal(text).expect_err(text);
             assert_eq!(e.code(), ErrorCode::InvalidArgument, "{text:?}");

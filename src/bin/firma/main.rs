@@ -24,6 +24,9 @@
 //! [`watch`], [`metrics`] and [`generate`] (completions and man pages); this file
 //! dispatches to them.
 
+// No `unsafe` in the command line: signals go through `nix`.
+#![forbid(unsafe_code)]
+
 mod args;
 mod ctx;
 mod generate;

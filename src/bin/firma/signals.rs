@@ -2,22 +2,18 @@
 //! takes over: blocked, then received synchronously through a signalfd
 //! instead of by a handler.
 
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
 /// Blocks SIGINT and SIGTERM in the calling thread (threads started later
-/// inherit the mask) and returns the set, for `sigwait` or `signalfd`.
-pub fn block_termination() -> Result<libc::sigset_t, String> {
-    // SAFETY: plain sigset manipulation on a local set.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        if rc != 0 {
-            return Err(format!(
-                "cannot block SIGINT/SIGTERM: {}",
-                std::io::Error::from_raw_os_error(rc)
-            ));
-        }
-        Ok(set)
-    }
+/// inherit the mask) and returns a non-blocking, close-on-exec signalfd
+/// that reads them.
+pub fn termination_fd() -> Result<SignalFd, String> {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    set.thread_block()
+        .map_err(|e| format!("cannot block SIGINT/SIGTERM: {e}"))?;
+    SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| format!("cannot create a signalfd: {e}"))
 }

@@ -7,30 +7,15 @@
 //! between two events and the command exits 0.
 
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::Duration;
 
 use firma_stack::sidecar_markers::{self as sm, Event, ProbeOptions, WatchOptions, text};
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::args::WatchArgs;
-
-/// Blocks SIGINT and SIGTERM for this thread (and the threads it starts
-/// later) and returns a signalfd that reads them.
-fn signal_fd() -> Result<OwnedFd, String> {
-    let set = crate::signals::block_termination()?;
-    // SAFETY: `set` is an initialised sigset; signalfd returns a new
-    // descriptor or -1.
-    let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(format!(
-            "cannot create a signalfd: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    // SAFETY: a fresh descriptor nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
 
 /// One readable line for an event (controls in marker text escaped).
 pub fn human_line(ev: &Event) -> String {
@@ -80,7 +65,7 @@ pub fn human_line(ev: &Event) -> String {
 /// closed stdout).
 pub fn run(dir: &Path, probe: ProbeOptions, args: &WatchArgs) -> Result<u8, String> {
     // Before the watcher starts any thread, so they all inherit the mask.
-    let sigfd = signal_fd()?;
+    let sigfd = crate::signals::termination_fd()?;
     let opts = WatchOptions {
         probe,
         probe_interval: Duration::from_millis(args.probe_interval_ms),
@@ -118,27 +103,18 @@ pub fn run(dir: &Path, probe: ProbeOptions, args: &WatchArgs) -> Result<u8, Stri
             }
         }
         let mut fds = [
-            libc::pollfd {
-                fd: watcher.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: sigfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
+            PollFd::new(watcher.as_fd(), PollFlags::POLLIN),
+            PollFd::new(sigfd.as_fd(), PollFlags::POLLIN),
         ];
-        // SAFETY: two valid pollfds.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-        if n < 0 {
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(format!("poll: {err}"));
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(format!("poll: {e}")),
         }
-        if fds[1].revents & libc::POLLIN != 0 {
+        if fds[1]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLIN))
+        {
             return Ok(0);
         }
     }

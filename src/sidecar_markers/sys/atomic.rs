@@ -58,7 +58,7 @@ pub enum Step {
     Fsync,
     /// `linkat` of the unnamed file to a temporary name.
     Link,
-    /// `renameat` of the temporary name over the target.
+    /// `renameat` of the temporary name over the target ([`fs::rename_in`]).
     Rename,
     /// `fsync` of the directory.
     FsyncDir,
@@ -103,7 +103,7 @@ impl Replace<'_> {
         }
         drop(file);
         let temp = guard.name.clone().expect("named by now");
-        fs::renameat(dir, &temp, dir, self.name).map_err(|e| fail(Step::Rename, &guard, e))?;
+        fs::rename_in(dir, &temp, self.name).map_err(|e| fail(Step::Rename, &guard, e))?;
         guard.name = None;
         fs::fsync(dir).map_err(|e| fail(Step::FsyncDir, &guard, e))
     }
@@ -222,12 +222,14 @@ impl Drop for TempGuard<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
     use std::path::Path;
 
-    fn temps(dir: &Path) -> Vec<String> {
+    /// The names in `dir` that end `.tmp`: temporaries left behind (the
+    /// metrics textfile's tests use it too).
+    pub(crate) fn temps(dir: &Path) -> Vec<String> {
         std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -1,46 +1,34 @@
 //! `eventfd(2)`: a counter that is readable while it is not zero.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd};
 
 use super::cvt;
+use super::fd::CounterFd;
 
-/// A non-blocking, close-on-exec eventfd, starting at zero.
-pub struct EventFd {
-    fd: OwnedFd,
-}
+/// The kind of [`EventFd`].
+pub enum EventKind {}
+
+/// A non-blocking, close-on-exec eventfd, starting at zero; `take` reads
+/// the counter and resets it ([`CounterFd::take`]).
+pub type EventFd = CounterFd<EventKind>;
 
 impl EventFd {
     /// `eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)`.
     pub fn new() -> io::Result<EventFd> {
         // SAFETY: creates a descriptor; no pointer is passed.
         let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
-        // SAFETY: a new descriptor that nothing else owns.
-        Ok(EventFd {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
+        Ok(CounterFd::from_new(fd))
     }
 
     /// Adds `n` to the counter (the descriptor is readable from then on).
     pub fn add(&self, n: u64) -> io::Result<()> {
         // SAFETY: writing 8 bytes from a valid u64 to an eventfd.
-        let rc = unsafe { libc::write(self.fd.as_raw_fd(), (&n as *const u64).cast(), 8) };
+        let rc = unsafe { libc::write(self.as_fd().as_raw_fd(), (&n as *const u64).cast(), 8) };
         if rc < 0 {
             return Err(io::Error::last_os_error());
         }
         Ok(())
-    }
-
-    /// Reads the counter and resets it to zero (not readable any more);
-    /// `WouldBlock` when it is zero already.
-    pub fn take(&self) -> io::Result<u64> {
-        super::fd::read_u64(self.fd.as_fd())
-    }
-}
-
-impl AsFd for EventFd {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
     }
 }
 

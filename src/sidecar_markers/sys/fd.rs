@@ -1,8 +1,10 @@
 //! Descriptors: one marker's closed together, a scan worker's private
-//! descriptor table, and how to name a descriptor by path.
+//! descriptor table, how to name a descriptor by path, and the counter
+//! descriptors (eventfd, timerfd) read the same way.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::cvt;
@@ -20,13 +22,41 @@ fn thread_self(dir: &str, fd: BorrowedFd<'_>) -> String {
     format!("/proc/thread-self/{dir}/{}", fd.as_raw_fd())
 }
 
-/// Reads one native-endian `u64` (the counter of an eventfd, the expiries
-/// of a timerfd); `WouldBlock` when a non-blocking one has none.
-pub fn read_u64(fd: BorrowedFd<'_>) -> io::Result<u64> {
-    let mut v: u64 = 0;
-    // SAFETY: reading 8 bytes into a valid u64.
-    cvt(unsafe { libc::read(fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) })?;
-    Ok(v)
+/// A non-blocking descriptor read as one native-endian `u64` counter that
+/// the read resets: an eventfd's value, a timerfd's expiries. `K` names the
+/// kind ([`super::eventfd::EventFd`], [`super::timerfd::TimerFd`]), whose
+/// own calls (adding, arming) are its inherent methods; reading and the
+/// descriptor are the same for both and written once here.
+pub struct CounterFd<K> {
+    fd: OwnedFd,
+    kind: PhantomData<K>,
+}
+
+impl<K> CounterFd<K> {
+    /// Owns `fd`, just returned by a create call (`eventfd`,
+    /// `timerfd_create`) that succeeded.
+    pub(super) fn from_new(fd: RawFd) -> CounterFd<K> {
+        CounterFd {
+            // SAFETY: a new descriptor that nothing else owns.
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            kind: PhantomData,
+        }
+    }
+
+    /// Reads the counter and resets it to zero (the descriptor is not
+    /// readable any more); `WouldBlock` when it is zero already.
+    pub fn take(&self) -> io::Result<u64> {
+        let mut v: u64 = 0;
+        // SAFETY: reading 8 bytes into a valid u64.
+        cvt(unsafe { libc::read(self.fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) })?;
+        Ok(v)
+    }
+}
+
+impl<K> AsFd for CounterFd<K> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
 }
 
 /// The path of the calling thread's descriptor `fd` (`/proc/thread-self/fd/<fd>`,

@@ -263,23 +263,10 @@ pub fn unlinkat(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int) -> io::Res
     cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) }).map(drop)
 }
 
-/// `renameat(2)`: `to` is replaced if it exists (never followed).
-pub fn renameat(
-    from_dir: BorrowedFd<'_>,
-    from: &CStr,
-    to_dir: BorrowedFd<'_>,
-    to: &CStr,
-) -> io::Result<()> {
-    // SAFETY: valid fds and names.
-    cvt(unsafe {
-        libc::renameat(
-            from_dir.as_raw_fd(),
-            from.as_ptr(),
-            to_dir.as_raw_fd(),
-            to.as_ptr(),
-        )
-    })
-    .map(drop)
+/// `renameat(2)` within one directory: `to` is replaced if it exists
+/// (never followed).
+pub fn rename_in(dir: BorrowedFd<'_>, from: &CStr, to: &CStr) -> io::Result<()> {
+    renameat2((dir, from), (dir, to), 0)
 }
 
 /// `fchmod(2)`: the mode of the open file `fd`.
@@ -296,14 +283,24 @@ pub fn rename_noreplace(
     to_dir: BorrowedFd<'_>,
     to: &CStr,
 ) -> io::Result<()> {
-    // SAFETY: valid fds and names.
+    renameat2((from_dir, from), (to_dir, to), libc::RENAME_NOREPLACE)
+}
+
+/// `renameat2(2)` of a (directory, name) pair to another; `flags` 0 is a
+/// plain `renameat`.
+fn renameat2(
+    (from_dir, from): (BorrowedFd<'_>, &CStr),
+    (to_dir, to): (BorrowedFd<'_>, &CStr),
+    flags: libc::c_uint,
+) -> io::Result<()> {
+    // SAFETY: valid fds and NUL-terminated names.
     cvt(unsafe {
         libc::renameat2(
             from_dir.as_raw_fd(),
             from.as_ptr(),
             to_dir.as_raw_fd(),
             to.as_ptr(),
-            libc::RENAME_NOREPLACE,
+            flags,
         )
     })
     .map(drop)

@@ -1,15 +1,17 @@
 //! Every raw system call of the crate, one file per kind, as small
 //! functions and types that return `io::Result` and own their descriptors.
-//! Outside `sys/` the crate has no `unsafe` (save `stop`'s pidfd calls and
-//! `watch`, which are being moved here).
+//! Outside `sys/` the crate has no `unsafe` but the C ABI's (`src/ffi/`);
+//! the binaries have none (their signal handling goes through `nix`).
 //!
 //! - [`fs`]: files and directories through descriptors (`openat`,
 //!   `openat2`, `fstatat`, `renameat2`, `getdents`, ...);
 //! - [`fd`]: closing a marker's descriptors together, a scan worker's
-//!   private descriptor table, naming a descriptor by path;
-//! - [`proc`]: the process itself (ids, `kill(pid, 0)`, limits);
+//!   private descriptor table, naming a descriptor by path, the counter
+//!   descriptor that `eventfd` and `timerfd` share (`CounterFd`);
+//! - [`proc`]: the process itself (ids, `kill(pid, 0)`, limits) and the
+//!   `Key:` lines of `/proc` status and fdinfo texts;
 //! - [`socket`]: the probe's sockets (`socket`, `connect`, `SO_ERROR`,
-//!   `SO_PEERPIDFD`);
+//!   `SO_PEERPIDFD`; `listen` for the example sidecar);
 //! - [`random`]: random bytes (`getrandom(2)`);
 //! - [`atomic`]: the one atomic file writer (`O_TMPFILE`, `linkat`,
 //!   `renameat`, `fsync`);
@@ -39,7 +41,7 @@ pub use fs::{
     fstat, fsync, is_dir, is_reg, lstatat, mkdirat, mount_id, open, openat, openat_or_cwd, openat2,
     read_capped, read_dir, read_link_fd, rename_noreplace, unlinkat, write_all,
 };
-pub use proc::{clk_tck, geteuid, kill0, nofile_soft_limit};
+pub use proc::{clk_tck, geteuid, kill0, nofile_soft_limit, proc_field};
 
 /// A system call's return value that is `-1` on failure (`errno` set).
 pub(crate) trait MinusOne: Copy + PartialEq {

@@ -1,5 +1,6 @@
 //! The process and its resources: who we are, whether a pid exists, how
-//! many descriptors we may hold.
+//! many descriptors we may hold; and the `Key:\tvalue` lines of `/proc`
+//! status and fdinfo files.
 
 use std::io;
 use std::mem;
@@ -47,4 +48,15 @@ pub fn clk_tck() -> Option<u64> {
         n if n > 0 => Some(n as u64),
         _ => None,
     }
+}
+
+/// The value of the first `key` line (`"Pid:"`, `"Threads:"`) of a `/proc`
+/// status or fdinfo text, parsed; `None` when there is no such line or its
+/// value does not parse.
+pub fn proc_field<T: std::str::FromStr>(text: &str, key: &str) -> Option<T> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))?
+        .trim()
+        .parse()
+        .ok()
 }

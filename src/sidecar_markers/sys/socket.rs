@@ -129,6 +129,14 @@ impl Socket {
     }
 }
 
+/// `listen(2)` on a bound socket with `backlog`: the example sidecar's
+/// wedged mode listens with 0 and fills the queue.
+#[cfg(feature = "example-sidecar")]
+pub fn listen(sock: BorrowedFd<'_>, backlog: libc::c_int) -> io::Result<()> {
+    // SAFETY: listen(2) on a descriptor the caller keeps open.
+    cvt(unsafe { libc::listen(sock.as_raw_fd(), backlog) }).map(drop)
+}
+
 impl AsFd for Socket {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.0.as_fd()

@@ -1,15 +1,19 @@
 //! `timerfd_create(2)`: a timer that is a readable descriptor when it fires.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
 use super::cvt;
+use super::fd::CounterFd;
 
-/// A non-blocking, close-on-exec timer on `CLOCK_MONOTONIC`.
-pub struct TimerFd {
-    fd: OwnedFd,
-}
+/// The kind of [`TimerFd`].
+pub enum TimerKind {}
+
+/// A non-blocking, close-on-exec timer on `CLOCK_MONOTONIC`; `take` reads
+/// the number of expiries since the last read and resets it
+/// ([`CounterFd::take`]).
+pub type TimerFd = CounterFd<TimerKind>;
 
 impl TimerFd {
     /// `timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)`,
@@ -22,10 +26,7 @@ impl TimerFd {
                 libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
             )
         })?;
-        // SAFETY: a new descriptor that nothing else owns.
-        Ok(TimerFd {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
+        Ok(CounterFd::from_new(fd))
     }
 
     /// Arms the timer to fire once, `after` from now. `Duration::ZERO`
@@ -43,20 +44,10 @@ impl TimerFd {
             },
         };
         // SAFETY: valid timerfd and itimerspec; the old value is not asked for.
-        cvt(unsafe { libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) })
-            .map(drop)
-    }
-
-    /// Reads the number of expiries since the last read (the descriptor is
-    /// not readable any more); `WouldBlock` when there were none.
-    pub fn take(&self) -> io::Result<u64> {
-        super::fd::read_u64(self.fd.as_fd())
-    }
-}
-
-impl AsFd for TimerFd {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        cvt(unsafe {
+            libc::timerfd_settime(self.as_fd().as_raw_fd(), 0, &spec, std::ptr::null_mut())
+        })
+        .map(drop)
     }
 }
 

@@ -124,24 +124,8 @@ fn same_sidecar(a: &SidecarEntry, b: &SidecarEntry) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sidecar_markers::watch::events::tests::{AT, entry};
     use crate::sidecar_markers::{MarkerReport, Reason, Verdict};
-
-    const AT: &str = "2025-01-02T03:04:05.678Z";
-
-    fn entry(id: &str, state: State) -> SidecarEntry {
-        SidecarEntry {
-            sandbox_id: id.into(),
-            agent_id: "agent".into(),
-            session_id: "session".into(),
-            authority_url: "https://authority.example".into(),
-            policy_bundle_version: "1".into(),
-            pid: 1000 + id.len() as u32,
-            started_at: "2025-01-02T03:04:05Z".into(),
-            state,
-            listen: format!("/run/{id}/sidecar.sock"),
-            uptime_secs: Some(5),
-        }
-    }
 
     fn report(name: &str, entry: Option<SidecarEntry>) -> MarkerReport {
         let verdict = match &entry {

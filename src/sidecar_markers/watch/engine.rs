@@ -395,8 +395,12 @@ impl AsFd for Engine {
 mod tests {
     use super::*;
 
-    fn start(runtime: &std::path::Path) -> Engine {
-        Engine::start(runtime.to_path_buf(), &WatchOptions::default()).unwrap()
+    /// A watcher of `runtime` (with no marker), past its initial scan: that
+    /// scan ends with one `synced`.
+    fn started(runtime: &std::path::Path) -> Engine {
+        let mut e = Engine::start(runtime.to_path_buf(), &WatchOptions::default()).unwrap();
+        assert!(is_synced(next_now(&mut e)), "the initial scan is synced");
+        e
     }
 
     fn next_now(e: &mut Engine) -> Option<Event> {
@@ -414,7 +418,8 @@ mod tests {
         matches!(ev, Some(Event::Synced { .. }))
     }
 
-    /// The initial scan of an empty (or missing) `run/` is one `synced`.
+    /// The initial scan of an empty (or missing) `run/` is one `synced`
+    /// ([`started`] checks it), and nothing more.
     #[test]
     fn an_empty_run_dir_is_synced_at_once() {
         for make_run in [false, true] {
@@ -422,8 +427,7 @@ mod tests {
             if make_run {
                 std::fs::create_dir(dir.path().join("run")).unwrap();
             }
-            let mut e = start(dir.path());
-            assert!(is_synced(next_now(&mut e)), "run/ made: {make_run}");
+            let mut e = started(dir.path());
             assert_eq!(next_now(&mut e), None);
             assert!(e.known().is_empty());
         }
@@ -433,8 +437,7 @@ mod tests {
     #[test]
     fn an_inotify_overflow_is_resync_then_synced() {
         let dir = tempfile::tempdir().unwrap();
-        let mut e = start(dir.path());
-        assert!(is_synced(next_now(&mut e)));
+        let mut e = started(dir.path());
         e.look(Look::Overflow);
         assert_eq!(
             resync_reason(next_now(&mut e)),
@@ -448,8 +451,7 @@ mod tests {
     #[test]
     fn degradations_are_announced_once_in_one_resync() {
         let dir = tempfile::tempdir().unwrap();
-        let mut e = start(dir.path());
-        assert!(is_synced(next_now(&mut e)));
+        let mut e = started(dir.path());
         let d = |key, reason: &str| {
             Some(Degradation {
                 key,
@@ -469,8 +471,7 @@ mod tests {
     #[test]
     fn run_created_later_is_rescanned_quietly() {
         let dir = tempfile::tempdir().unwrap();
-        let mut e = start(dir.path());
-        assert!(is_synced(next_now(&mut e)));
+        let mut e = started(dir.path());
         assert!(!e.watches.polling(), "the runtime directory is watched");
         assert!(!e.watches.watching_run());
         std::fs::create_dir(dir.path().join("run")).unwrap();

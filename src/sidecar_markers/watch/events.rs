@@ -127,25 +127,28 @@ pub(super) fn now_rfc3339() -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn entry(id: &str, state: State) -> SidecarEntry {
+    /// An event time, as `now_rfc3339` writes them (the watcher's tests
+    /// share it and [`entry`]).
+    pub(in crate::sidecar_markers::watch) const AT: &str = "2025-01-02T03:04:05.678Z";
+
+    /// A sidecar `id` in `state`; the pid and the socket differ by id.
+    pub(in crate::sidecar_markers::watch) fn entry(id: &str, state: State) -> SidecarEntry {
         SidecarEntry {
             sandbox_id: id.into(),
             agent_id: "agent".into(),
             session_id: "session".into(),
             authority_url: "https://authority.example".into(),
-            policy_bundle_version: "7".into(),
-            pid: 4242,
+            policy_bundle_version: "1".into(),
+            pid: 1000 + id.len() as u32,
             started_at: "2025-01-02T03:04:05Z".into(),
             state,
-            listen: "/run/sb/sidecar.sock".into(),
-            uptime_secs: Some(12),
+            listen: format!("/run/{id}/sidecar.sock"),
+            uptime_secs: Some(5),
         }
     }
-
-    const AT: &str = "2025-01-02T03:04:05.678Z";
 
     /// Every event's JSON, byte for byte: the contract of every surface.
     #[test]

@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use crate::sidecar_markers::error::{Result, StackError};
-use crate::sidecar_markers::{MAX_TIMEOUT, ProbeOptions};
+use crate::sidecar_markers::ProbeOptions;
+use crate::sidecar_markers::error::Result;
+use crate::sidecar_markers::options::{Zero, check_duration};
 
 /// Longest probe or rescan interval accepted (one day).
 pub const MAX_WATCH_INTERVAL: Duration = Duration::from_secs(24 * 3600);
@@ -44,29 +45,17 @@ impl WatchOptions {
     /// than zero, the timeout at most [`MAX_TIMEOUT`] and the intervals at
     /// most [`MAX_WATCH_INTERVAL`].
     pub(super) fn validate(&self) -> Result<()> {
-        in_range("timeout", self.probe.timeout, MAX_TIMEOUT)?;
-        in_range("probe_interval", self.probe_interval, MAX_WATCH_INTERVAL)?;
-        in_range("rescan_interval", self.rescan_interval, MAX_WATCH_INTERVAL)
+        self.probe.validate()?;
+        let interval = |what, d| check_duration(what, d, MAX_WATCH_INTERVAL, Zero::Refused);
+        interval("probe_interval", self.probe_interval)?;
+        interval("rescan_interval", self.rescan_interval)
     }
-}
-
-fn in_range(what: &str, d: Duration, max: Duration) -> Result<()> {
-    if d.is_zero() || d > max {
-        return Err(StackError::InvalidArgument {
-            what: what.into(),
-            reason: format!(
-                "{} ms is out of range (must be more than 0 and at most {} ms)",
-                d.as_millis(),
-                max.as_millis()
-            ),
-        });
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sidecar_markers::{MAX_TIMEOUT, StackError};
 
     #[test]
     fn defaults() {
