@@ -16,11 +16,14 @@
 //! connected to through its descriptor's path (`sys::fd_path`), so no
 //! lookup leaves the marker.
 //! Any other socket path (an explicit `listen`, a symlinked or
-//! mounted-over `sidecar.sock`) is connected to on a helper thread that is
-//! abandoned at the deadline; at most [`MAX_PATH_THREADS`] such threads
-//! exist at once, so a filesystem that never answers costs a bounded
-//! number of stuck threads, and further probes through it report
-//! `probe_unavailable`.
+//! mounted-over `sidecar.sock`) is resolved from the dentry cache alone
+//! where it can be, and otherwise looked up in a child process waited for
+//! by a helper thread that is abandoned at the deadline (so a stuck lookup
+//! never keeps this process from exiting). One lookup per path is in
+//! flight process-wide: a path (or a path in the directory of a path)
+//! whose lookup has outlived the timeout is *stuck* and answers `timeout`
+//! at once without a new lookup; at most [`MAX_PATH_THREADS`] lookups are
+//! in flight, and past that probes report `probe_unavailable`.
 //!
 //! Every failure is the endpoint's outcome: a probe never fails a call.
 
@@ -28,7 +31,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex, mpsc};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::endpoint::Endpoint;
@@ -53,6 +56,10 @@ pub(crate) enum Outcome {
     ConnectError(i32),
     /// Out of descriptors, or the path-probe threads are all stuck.
     Unavailable(&'static str),
+    /// A lookup of the endpoint's path, started by an earlier probe in this
+    /// process, has outlived the probe timeout and is still blocked: no
+    /// second lookup is started. Judged as a [`Outcome::Timeout`].
+    Stuck,
 }
 
 impl Outcome {
@@ -70,7 +77,7 @@ impl Outcome {
             Outcome::Missing => Reason::EndpointMissing,
             Outcome::Refused => Reason::ConnectionRefused,
             Outcome::BacklogFull => Reason::BacklogFull,
-            Outcome::Timeout => Reason::Timeout,
+            Outcome::Timeout | Outcome::Stuck => Reason::Timeout,
             Outcome::PermissionDenied => Reason::PermissionDenied,
             Outcome::NotASocket => Reason::NotASocket,
             Outcome::Unreachable => Reason::Unreachable,
@@ -95,6 +102,9 @@ impl Outcome {
                 std::io::Error::from_raw_os_error(errno)
             ),
             Outcome::Unavailable(why) => format!("the probe could not be made: {why}"),
+            Outcome::Stuck => "an earlier lookup of the endpoint's path has not returned \
+                (a filesystem on the way does not answer); no second lookup is started"
+                .into(),
         }
     }
 }
@@ -151,34 +161,115 @@ fn connect_via_fd(fd: BorrowedFd<'_>, fds: &mut sys::MarkerFds) -> Outcome {
     connect_unix(sys::fd_path(fd).as_bytes(), fds)
 }
 
-/// Connects to a Unix socket path the library does not control: the
-/// lookup runs on a helper thread, abandoned if it outlives `deadline`.
-/// A path too long for `sun_path` is reached through its parent directory.
-fn connect_unix_path_guarded(path: PathBuf, deadline: Instant) -> PathProbe {
-    if !PATH_THREADS.acquire(deadline) {
-        return PathProbe::Done(Outcome::Unavailable(
-            "too many probes are stuck on paths that do not answer",
-        ));
+/// Connects to a Unix socket path the library does not control, without
+/// ever blocking this thread or this process on the path's lookup:
+///
+/// 1. resolved from the dentry cache alone ([`sys::lookup::open_cached`]),
+///    the connect is made here and now;
+/// 2. otherwise the lookup runs in a child process
+///    ([`sys::lookup::ChildConnect`]) waited for by a helper thread, and is
+///    shared: a probe of a path whose lookup is already in flight in this
+///    process joins it instead of starting another; once that lookup has
+///    outlived the caller's timeout the path is *stuck* and the probe
+///    answers [`Outcome::Stuck`] at once, as does a probe of any path in
+///    the directory of a stuck path. At most [`MAX_PATH_THREADS`] lookups
+///    are in flight.
+fn connect_unix_path_guarded(path: PathBuf, deadline: Instant, timeout: Duration) -> PathProbe {
+    if let Some(outcome) = connect_cached(&path) {
+        return PathProbe::Done(outcome);
     }
-    let (tx, rx) = mpsc::sync_channel(1);
+    let mut flights = FLIGHTS.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let now = Instant::now();
+        if let Some((_, f)) = flights.iter().find(|(p, _)| *p == path) {
+            if now.saturating_duration_since(f.started) >= timeout {
+                return PathProbe::Done(Outcome::Stuck);
+            }
+            return PathProbe::Waiting(f.clone());
+        }
+        let stuck_dir = flights.iter().any(|(p, f)| {
+            now.saturating_duration_since(f.started) >= timeout
+                && p.parent().is_some_and(|d| path.starts_with(d))
+        });
+        if stuck_dir {
+            return PathProbe::Done(Outcome::Stuck);
+        }
+        if flights.len() < MAX_PATH_THREADS {
+            break;
+        }
+        if now >= deadline {
+            return PathProbe::Done(Outcome::Unavailable(
+                "too many probes are stuck on paths that do not answer",
+            ));
+        }
+        flights = FLIGHT_ENDED
+            .wait_timeout(flights, deadline - now)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+    let flight = Arc::new(Flight {
+        started: Instant::now(),
+        answer: Mutex::new(None),
+        answered: Condvar::new(),
+    });
+    flights.push((path.clone(), flight.clone()));
+    drop(flights);
+    let mine = flight.clone();
     let spawned = std::thread::Builder::new()
         .name("firma-path-probe".into())
         .stack_size(64 * 1024)
         .spawn(move || {
-            let outcome = connect_path_blocking(&path);
-            PATH_THREADS.release();
-            let _ = tx.send(outcome);
+            let outcome = connect_path_in_child(&path);
+            mine.answer(outcome);
+            land(&mine);
         });
     match spawned {
-        Ok(_) => PathProbe::Waiting(rx),
+        Ok(_) => PathProbe::Waiting(flight),
         Err(_) => {
-            PATH_THREADS.release();
+            land(&flight);
             PathProbe::Done(Outcome::Unavailable("cannot start a probe thread"))
         }
     }
 }
 
-/// The body of a guarded path probe (may block in the path lookup).
+/// Step 1 of [`connect_unix_path_guarded`]: `None` when the dentry cache
+/// cannot answer.
+fn connect_cached(path: &Path) -> Option<Outcome> {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    match sys::lookup::open_cached(&c) {
+        Ok(Some(fd)) => Some(connect_via_fd(fd.as_fd(), &mut sys::MarkerFds::default())),
+        Ok(None) => None,
+        Err(e) => Some(classify(errno_of(&e))),
+    }
+}
+
+/// Step 2 of [`connect_unix_path_guarded`], on the helper thread: the
+/// lookup and connect in a child process. A path too long for `sun_path`
+/// is reached from its parent directory (the child's working directory).
+fn connect_path_in_child(path: &Path) -> Outcome {
+    let bytes = path.as_os_str().as_bytes();
+    let started = match UnixAddr::new(bytes) {
+        Some(addr) => sys::lookup::ChildConnect::start(None, &addr),
+        None => {
+            let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+                return Outcome::ConnectError(libc::ENAMETOOLONG);
+            };
+            let (Ok(dir), Some(addr)) = (sys::cpath(parent), UnixAddr::new(name.as_bytes())) else {
+                return Outcome::ConnectError(libc::ENAMETOOLONG);
+            };
+            sys::lookup::ChildConnect::start(Some(&dir), &addr)
+        }
+    };
+    match started.map(sys::lookup::ChildConnect::wait) {
+        Ok(Ok(0)) => Outcome::Serving,
+        Ok(Ok(errno)) => classify(errno),
+        Ok(Err(_)) => Outcome::Unavailable("the lookup process ended without an answer"),
+        Err(e) => classify(errno_of(&e)),
+    }
+}
+
+/// The body of a path probe made directly (may block in the path lookup):
+/// only for the marker's own `sidecar.sock` where `openat2` is missing.
 fn connect_path_blocking(path: &Path) -> Outcome {
     let bytes = path.as_os_str().as_bytes();
     if UnixAddr::new(bytes).is_some() {
@@ -199,49 +290,58 @@ fn connect_path_blocking(path: &Path) -> Outcome {
     }
 }
 
-/// Most helper threads that may exist at once for guarded path probes.
+/// Most path lookups that may be in flight at once, process-wide (each
+/// holds a helper thread and a child process until its lookup returns).
 pub(crate) const MAX_PATH_THREADS: usize = 64;
 
-/// A counting semaphore for path-probe threads. A thread stuck in a lookup
-/// keeps its slot until the lookup returns.
-struct Slots {
-    used: Mutex<usize>,
-    freed: Condvar,
+/// One path lookup in flight, shared by every probe of that path.
+pub(crate) struct Flight {
+    started: Instant,
+    answer: Mutex<Option<Outcome>>,
+    answered: Condvar,
 }
 
-static PATH_THREADS: Slots = Slots {
-    used: Mutex::new(0),
-    freed: Condvar::new(),
-};
+impl Flight {
+    fn answer(&self, outcome: Outcome) {
+        *self.answer.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
+        self.answered.notify_all();
+    }
 
-impl Slots {
-    fn acquire(&self, deadline: Instant) -> bool {
-        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        while *used >= MAX_PATH_THREADS {
+    /// The answer, waiting for it until `deadline`.
+    fn wait_until(&self, deadline: Instant) -> Option<Outcome> {
+        let mut answer = self.answer.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(o) = *answer {
+                return Some(o);
+            }
             let now = Instant::now();
             if now >= deadline {
-                return false;
+                return None;
             }
-            used = self
-                .freed
-                .wait_timeout(used, deadline - now)
+            answer = self
+                .answered
+                .wait_timeout(answer, deadline - now)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
-        *used += 1;
-        true
     }
+}
 
-    fn release(&self) {
-        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        *used = used.saturating_sub(1);
-        self.freed.notify_one();
-    }
+/// The path lookups in flight in this process (at most
+/// [`MAX_PATH_THREADS`], so a list).
+static FLIGHTS: Mutex<Vec<(PathBuf, Arc<Flight>)>> = Mutex::new(Vec::new());
+static FLIGHT_ENDED: Condvar = Condvar::new();
+
+/// Takes `flight` out of [`FLIGHTS`]: its lookup returned.
+fn land(flight: &Arc<Flight>) {
+    let mut flights = FLIGHTS.lock().unwrap_or_else(|p| p.into_inner());
+    flights.retain(|(_, f)| !Arc::ptr_eq(f, flight));
+    FLIGHT_ENDED.notify_all();
 }
 
 enum PathProbe {
     Done(Outcome),
-    Waiting(mpsc::Receiver<Outcome>),
+    Waiting(Arc<Flight>),
 }
 
 struct Pending {
@@ -252,7 +352,7 @@ struct Pending {
 
 struct PendingPath {
     key: usize,
-    rx: mpsc::Receiver<Outcome>,
+    flight: Arc<Flight>,
     deadline: Instant,
 }
 
@@ -390,10 +490,14 @@ impl Prober {
 
     fn start_path(&mut self, key: usize, path: PathBuf) -> Option<Outcome> {
         let deadline = self.deadline();
-        match connect_unix_path_guarded(path, deadline) {
+        match connect_unix_path_guarded(path, deadline, self.timeout) {
             PathProbe::Done(o) => Some(o),
-            PathProbe::Waiting(rx) => {
-                self.paths.push(PendingPath { key, rx, deadline });
+            PathProbe::Waiting(flight) => {
+                self.paths.push(PendingPath {
+                    key,
+                    flight,
+                    deadline,
+                });
                 None
             }
         }
@@ -508,14 +612,7 @@ impl Prober {
     pub fn finish(mut self) -> Vec<(usize, Outcome)> {
         self.settle_until(0);
         for p in std::mem::take(&mut self.paths) {
-            let left = p.deadline.saturating_duration_since(Instant::now());
-            let outcome = match p.rx.recv_timeout(left) {
-                Ok(o) => o,
-                Err(mpsc::RecvTimeoutError::Timeout) => Outcome::Timeout,
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    Outcome::Unavailable("the probe thread ended without an answer")
-                }
-            };
+            let outcome = p.flight.wait_until(p.deadline).unwrap_or(Outcome::Timeout);
             self.finished.push((p.key, outcome));
         }
         self.finished

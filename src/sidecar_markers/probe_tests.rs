@@ -170,27 +170,3 @@ fn poll_waits_whole_milliseconds_rounded_up() {
         assert_eq!(poll_ms(wait), want, "{wait:?}");
     }
 }
-
-/// The path-thread slots: [`MAX_PATH_THREADS`] are handed out, the next
-/// waits until its deadline and is refused, a release frees one, and a
-/// release too many never wraps around.
-#[test]
-fn path_thread_slots_are_counted() {
-    let slots = Slots {
-        used: Mutex::new(0),
-        freed: Condvar::new(),
-    };
-    let later = Instant::now() + Duration::from_secs(60);
-    for i in 0..MAX_PATH_THREADS {
-        assert!(slots.acquire(later), "slot {i}");
-    }
-    let soon = Instant::now() + Duration::from_millis(20);
-    assert!(!slots.acquire(soon), "all taken");
-    assert!(Instant::now() >= soon, "waited for the deadline");
-    slots.release();
-    assert!(slots.acquire(Instant::now()), "one freed");
-    for _ in 0..=MAX_PATH_THREADS {
-        slots.release();
-    }
-    assert_eq!(*slots.used.lock().unwrap(), 0);
-}

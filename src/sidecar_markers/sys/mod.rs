@@ -12,6 +12,8 @@
 //!   `Key:` lines of `/proc` status and fdinfo texts;
 //! - [`socket`]: the probe's sockets (`socket`, `connect`, `SO_ERROR`,
 //!   `SO_PEERPIDFD`; `listen` for the example sidecar);
+//! - [`lookup`]: path lookups that cannot hold the process hostage
+//!   (`openat2(RESOLVE_CACHED)`, a `clone3` child for the rest);
 //! - [`random`]: random bytes (`getrandom(2)`);
 //! - [`atomic`]: the one atomic file writer (`O_TMPFILE`, `linkat`,
 //!   `renameat`, `fsync`);
@@ -22,6 +24,7 @@
 pub(crate) mod atomic;
 pub(crate) mod fd;
 pub(crate) mod fs;
+pub(crate) mod lookup;
 pub(crate) mod proc;
 pub(crate) mod random;
 pub(crate) mod socket;

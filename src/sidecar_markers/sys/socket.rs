@@ -42,6 +42,12 @@ impl UnixAddr {
             len: len as libc::socklen_t,
         })
     }
+
+    /// The address as `connect(2)` takes it (for the lookup child, which
+    /// must not allocate).
+    pub(super) fn raw(&self) -> (*const libc::sockaddr, libc::socklen_t) {
+        ((&self.addr as *const libc::sockaddr_un).cast(), self.len)
+    }
 }
 
 impl Socket {
