@@ -48,7 +48,7 @@ pub(crate) fn assess_one(loc: Loc<'_>, marker: Marker, opts: &ProbeOptions) -> A
     let outcome = if liveness.is_stale() {
         None
     } else {
-        let mut prober = Prober::new(opts.timeout, 1);
+        let mut prober = Prober::new(opts.timeout, 1, None);
         match prober.start(0, &marker.endpoint, loc, &marker.path, &mut fds) {
             Some(o) => Some(o),
             None => prober.finish().first().map(|&(_, o)| o),

@@ -165,7 +165,8 @@ fn connect_via_fd(fd: BorrowedFd<'_>, fds: &mut sys::MarkerFds) -> Outcome {
 /// ever blocking this thread or this process on the path's lookup:
 ///
 /// 1. resolved from the dentry cache alone ([`sys::lookup::open_cached`]),
-///    the connect is made here and now;
+///    it is judged by the fleet probe or connected to here and now
+///    ([`Prober::connect_cached`]);
 /// 2. otherwise the lookup runs in a child process
 ///    ([`sys::lookup::ChildConnect`]) waited for by a helper thread, and is
 ///    shared: a probe of a path whose lookup is already in flight in this
@@ -175,9 +176,6 @@ fn connect_via_fd(fd: BorrowedFd<'_>, fds: &mut sys::MarkerFds) -> Outcome {
 ///    the directory of a stuck path. At most [`MAX_PATH_THREADS`] lookups
 ///    are in flight.
 fn connect_unix_path_guarded(path: PathBuf, deadline: Instant, timeout: Duration) -> PathProbe {
-    if let Some(outcome) = connect_cached(&path) {
-        return PathProbe::Done(outcome);
-    }
     let mut flights = FLIGHTS.lock().unwrap_or_else(|p| p.into_inner());
     loop {
         let now = Instant::now();
@@ -229,17 +227,6 @@ fn connect_unix_path_guarded(path: PathBuf, deadline: Instant, timeout: Duration
             land(&flight);
             PathProbe::Done(Outcome::Unavailable("cannot start a probe thread"))
         }
-    }
-}
-
-/// Step 1 of [`connect_unix_path_guarded`]: `None` when the dentry cache
-/// cannot answer.
-fn connect_cached(path: &Path) -> Option<Outcome> {
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    match sys::lookup::open_cached(&c) {
-        Ok(Some(fd)) => Some(connect_via_fd(fd.as_fd(), &mut sys::MarkerFds::default())),
-        Ok(None) => None,
-        Err(e) => Some(classify(errno_of(&e))),
     }
 }
 
@@ -390,7 +377,10 @@ fn poll_ms(wait: Duration) -> libc::c_int {
 }
 
 /// Runs probes for one call; `key` identifies the marker each belongs to.
-pub(crate) struct Prober {
+pub(crate) struct Prober<'f> {
+    /// The scan's fleet probe, consulted before connecting to a Unix
+    /// socket file (`None`: connect only, as `get` does).
+    fleet: Option<&'f Fleet>,
     timeout: Duration,
     window: usize,
     pending: Vec<Pending>,
@@ -398,9 +388,10 @@ pub(crate) struct Prober {
     finished: Vec<(usize, Outcome)>,
 }
 
-impl Prober {
-    pub fn new(timeout: Duration, window: usize) -> Self {
+impl<'f> Prober<'f> {
+    pub fn new(timeout: Duration, window: usize, fleet: Option<&'f Fleet>) -> Self {
         Prober {
+            fleet,
             timeout,
             window: window.max(1),
             pending: Vec::new(),
@@ -449,6 +440,10 @@ impl Prober {
                 });
                 match opened {
                     Some(Ok(fd)) => {
+                        if let Some(outcome) = self.judge_file(fd.as_fd()) {
+                            fds.keep(fd);
+                            return Some(outcome);
+                        }
                         let outcome = connect_via_fd(fd.as_fd(), fds);
                         if !matches!(outcome, Outcome::Unavailable(_)) {
                             fds.keep(fd);
@@ -488,7 +483,17 @@ impl Prober {
         Some(f())
     }
 
+    /// The fleet probe's answer for the socket file `fd` (an `O_PATH`
+    /// descriptor), if it has one.
+    fn judge_file(&self, fd: BorrowedFd<'_>) -> Option<Outcome> {
+        let snap = self.fleet?.snapshot()?;
+        snap.judge(&sys::fstat(fd).ok()?)
+    }
+
     fn start_path(&mut self, key: usize, path: PathBuf) -> Option<Outcome> {
+        if let Some(outcome) = self.connect_cached(&path) {
+            return Some(outcome);
+        }
         let deadline = self.deadline();
         match connect_unix_path_guarded(path, deadline, self.timeout) {
             PathProbe::Done(o) => Some(o),
@@ -500,6 +505,20 @@ impl Prober {
                 });
                 None
             }
+        }
+    }
+
+    /// Step 1 of a path probe (see [`connect_unix_path_guarded`]): the
+    /// path resolved from the dentry cache alone, judged by the fleet probe
+    /// or connected to here; `None` when the cache cannot answer.
+    fn connect_cached(&self, path: &Path) -> Option<Outcome> {
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+        match sys::lookup::open_cached(&c) {
+            Ok(Some(fd)) => self
+                .judge_file(fd.as_fd())
+                .or_else(|| Some(connect_via_fd(fd.as_fd(), &mut sys::MarkerFds::default()))),
+            Ok(None) => None,
+            Err(e) => Some(classify(errno_of(&e))),
         }
     }
 
@@ -630,6 +649,114 @@ fn connect_via_fd_at(loc: Loc<'_>, rel: &std::ffi::CStr) -> Outcome {
         Some(Ok(fd)) => connect_via_fd(fd.as_fd(), &mut sys::MarkerFds::default()),
         Some(Err(e)) => classify(e.raw_os_error().unwrap_or(libc::EIO)),
         None => Outcome::Unavailable("openat2 became unavailable"),
+    }
+}
+
+/// How a scan probes Unix socket files: `FIRMA_PROBE_METHOD=connect` in the
+/// environment forces a `connect` for every endpoint (for comparing the two
+/// methods, or to rule the fleet probe out); anything else, or nothing,
+/// uses the fleet probe where it can answer. Read once per process.
+pub(crate) fn connect_only() -> bool {
+    static CONNECT_ONLY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *CONNECT_ONLY
+        .get_or_init(|| std::env::var_os("FIRMA_PROBE_METHOD").is_some_and(|m| m == "connect"))
+}
+
+/// A scan's fleet probe: one [`FleetSnapshot`], taken when the scan meets
+/// its first Unix socket file and shared by its workers; or why there is
+/// none (refused by the kernel, forced off), which `inspect` reports.
+pub(crate) struct Fleet {
+    timeout: Duration,
+    snap: std::sync::OnceLock<std::result::Result<FleetSnapshot, String>>,
+}
+
+impl Fleet {
+    /// A fleet probe whose dump may take up to `timeout`.
+    pub fn new(timeout: Duration) -> Fleet {
+        Fleet {
+            timeout,
+            snap: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The snapshot, taken at the first call; `None` when there is none.
+    pub fn snapshot(&self) -> Option<&FleetSnapshot> {
+        self.taken().as_ref().ok()
+    }
+
+    fn taken(&self) -> &std::result::Result<FleetSnapshot, String> {
+        self.snap.get_or_init(|| {
+            if connect_only() {
+                return Err("FIRMA_PROBE_METHOD=connect".into());
+            }
+            FleetSnapshot::take(deadline_after(Instant::now(), self.timeout))
+                .map_err(|e| format!("socket diagnostics unavailable: {e}"))
+        })
+    }
+
+    /// Why the Unix sockets of this scan are probed by `connect`, when there
+    /// is no snapshot (taking it if not yet tried).
+    pub fn refused(&self) -> Option<&str> {
+        self.taken().as_ref().err().map(String::as_str)
+    }
+}
+
+/// Every listening Unix stream socket of this reader's network namespace,
+/// from one `NETLINK_SOCK_DIAG` dump ([`sys::sock_diag`]), by the device
+/// and inode of its socket file: the batch probe behind `list`, `inspect`
+/// and each round of `watch` (docs/design.md, "Probing").
+pub(crate) struct FleetSnapshot {
+    /// `None`: two listeners claim the same file (one unlinked, its inode
+    /// number reused): ambiguous, so `connect` decides.
+    by_file: std::collections::HashMap<(u64, u32), Option<sys::sock_diag::Listener>>,
+    euid: u32,
+}
+
+impl FleetSnapshot {
+    /// One dump, before `deadline`.
+    pub fn take(deadline: Instant) -> std::io::Result<FleetSnapshot> {
+        let mut by_file = std::collections::HashMap::new();
+        for l in sys::sock_diag::unix_listeners(deadline)? {
+            by_file
+                .entry((l.dev, l.ino))
+                .and_modify(|e| *e = None)
+                .or_insert(Some(l));
+        }
+        Ok(FleetSnapshot {
+            by_file,
+            euid: sys::geteuid(),
+        })
+    }
+
+    /// What a `connect` to the socket file `st` (`fstat` of the descriptor
+    /// the probe's safe lookup opened) would find, when the dump can say
+    /// for certain: a stream listener there with room in its backlog is
+    /// [`Outcome::Serving`], with a full one [`Outcome::BacklogFull`] (as
+    /// the kernel decides: more waiting than the backlog). `None` (connect
+    /// instead) for anything else: not a socket, no listener in this
+    /// network namespace, a seqpacket listener, an inode number too wide
+    /// for the dump, or a reader who is neither root nor the file's owner
+    /// with write permission (so `connect`'s permission check is not
+    /// second-guessed).
+    pub fn judge(&self, st: &libc::stat) -> Option<Outcome> {
+        if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+            return None;
+        }
+        let may_write =
+            self.euid == 0 || (st.st_uid == self.euid && st.st_mode & libc::S_IWUSR != 0);
+        if !may_write {
+            return None;
+        }
+        let ino = u32::try_from(st.st_ino).ok()?;
+        let l = (*self.by_file.get(&(st.st_dev, ino))?)?;
+        if l.kind != libc::SOCK_STREAM as u8 {
+            return None;
+        }
+        Some(if l.pending > l.backlog {
+            Outcome::BacklogFull
+        } else {
+            Outcome::Serving
+        })
     }
 }
 

@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use super::assess::{Assessment, assess};
+use super::endpoint::Endpoint;
 use super::error::{Result, StackError};
 use super::model::{MarkerReport, Problem, Reason, SidecarEntry, Verdict};
 use super::options::{ProbeOptions, is_valid_sandbox_id};
@@ -166,8 +167,20 @@ pub(crate) fn scan_entries(
     let now = SystemTime::now();
     let workers = workers_for(entries.len());
     let window = probe::window(workers);
+    // One socket-diagnostics dump for the whole scan, taken at the first
+    // Unix socket file to judge (docs/design.md, "Probing").
+    let fleet = mode.probe.map(|o| probe::Fleet::new(o.timeout));
+    let fleet = fleet.as_ref();
     let mut out = if workers == 1 {
-        scan_part(run, run_path, &Batches::new(entries), mode, now, window)
+        scan_part(
+            run,
+            run_path,
+            &Batches::new(entries),
+            mode,
+            now,
+            window,
+            fleet,
+        )
     } else {
         let batches = Batches::new(entries);
         let parts: Vec<Scan> = std::thread::scope(|s| {
@@ -177,7 +190,7 @@ pub(crate) fn scan_entries(
                         // The worker's descriptors stay its own: see
                         // MarkerFds::private_table. Refused, it shares.
                         sys::MarkerFds::private_table(run);
-                        scan_part(run, run_path, &batches, mode, now, window)
+                        scan_part(run, run_path, &batches, mode, now, window, fleet)
                     })
                 })
                 .collect();
@@ -247,9 +260,18 @@ fn scan_part(
     mode: Mode,
     now: SystemTime,
     window: usize,
+    fleet: Option<&probe::Fleet>,
 ) -> Scan {
     let mut out = Scan::default();
-    let mut prober = mode.probe.map(|o| Prober::new(o.timeout, window));
+    let mut prober = mode.probe.map(|o| Prober::new(o.timeout, window, fleet));
+    // What `inspect` adds to the detail of a Unix endpoint probed by
+    // connect because the fleet probe was refused.
+    let note = |endpoint: &Endpoint| match endpoint {
+        Endpoint::Tcp(_) => None,
+        _ => fleet
+            .and_then(probe::Fleet::refused)
+            .map(|why| format!(" (probed by connect: {why})")),
+    };
     let mut waiting: Vec<Option<Waiting>> = Vec::new();
 
     for entry in std::iter::from_fn(|| batches.take()).flatten() {
@@ -348,7 +370,8 @@ fn scan_part(
         let key = waiting.len();
         match prober.start(key, &marker.endpoint, loc, &marker.path, &mut fds) {
             Some(outcome) => {
-                out.live_one(mode, assess(marker, liveness, Some(outcome), uptime));
+                let note = note(&marker.endpoint);
+                out.live_one(mode, assess(marker, liveness, Some(outcome), uptime), note);
                 waiting.push(None);
             }
             None => waiting.push(Some(Waiting {
@@ -361,7 +384,9 @@ fn scan_part(
     if let Some(prober) = prober {
         for (key, outcome) in prober.finish() {
             if let Some(w) = waiting.get_mut(key).and_then(Option::take) {
-                out.live_one(mode, assess(w.marker, w.liveness, Some(outcome), w.uptime));
+                let note = note(&w.marker.endpoint);
+                let a = assess(w.marker, w.liveness, Some(outcome), w.uptime);
+                out.live_one(mode, a, note);
             }
         }
     }
@@ -386,20 +411,26 @@ impl Scan {
     }
 
     fn report(&mut self, a: Assessment) {
+        self.report_noted(a, None);
+    }
+
+    fn report_noted(&mut self, a: Assessment, note: Option<String>) {
+        let mut detail = a.detail();
+        detail.extend(note);
         self.reports.push(MarkerReport {
             name: a.entry.sandbox_id.clone(),
             verdict: a.verdict,
             state: Some(a.entry.state),
             reason: a.reason,
-            detail: a.detail(),
+            detail,
             entry: Some(a.entry),
             error: None,
         });
     }
 
-    fn live_one(&mut self, mode: Mode, a: Assessment) {
+    fn live_one(&mut self, mode: Mode, a: Assessment, note: Option<String>) {
         if mode.report {
-            self.report(a);
+            self.report_noted(a, note);
         } else {
             self.live.push(a.entry);
         }

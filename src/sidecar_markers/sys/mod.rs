@@ -27,6 +27,7 @@ pub(crate) mod fs;
 pub(crate) mod lookup;
 pub(crate) mod proc;
 pub(crate) mod random;
+pub(crate) mod sock_diag;
 pub(crate) mod socket;
 
 use std::io;
