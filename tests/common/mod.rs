@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod ext4;
+pub mod hung_fuse;
 mod marker_meta;
 pub mod users;
 // Like the rest of this module, not used by every test file.

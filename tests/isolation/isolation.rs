@@ -6,12 +6,11 @@
 //! These need root (CI runs `make test` as root); a refusal by the kernel
 //! fails the test with a message saying so.
 
-use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::common::hung_fuse::HungFuse;
 use crate::common::{
     FIRMA, Sidecar, chmod, dead_pid, firma_as_nobody, has_metadata, json_output, metadata,
     names_in, need_root, root_runtime, runtime, succeed, write_marker, write_stale,
@@ -81,68 +80,6 @@ impl Drop for Mounts {
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-/// A FUSE filesystem whose daemon never answers: `/dev/fuse` opened and
-/// mounted, and never read. Any lookup below it blocks until the connection
-/// is closed (on drop: the descriptor is closed, which aborts every waiting
-/// request with `ENOTCONN`, then the mount is detached).
-struct HungFuse {
-    fd: Option<OwnedFd>,
-    at: PathBuf,
-}
-
-impl HungFuse {
-    fn mount(at: &Path) -> HungFuse {
-        need_root(NEED_ROOT);
-        std::fs::create_dir_all(at).unwrap();
-        let dev = CString::new("/dev/fuse").unwrap();
-        // SAFETY: plain open(2).
-        let raw = unsafe { libc::open(dev.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
-        assert!(
-            raw >= 0,
-            "cannot open /dev/fuse (no FUSE in this kernel?): {}",
-            std::io::Error::last_os_error()
-        );
-        // SAFETY: a fresh descriptor we own.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let opts = CString::new(format!(
-            "fd={},rootmode=40000,user_id=0,group_id=0",
-            fd.as_raw_fd()
-        ))
-        .unwrap();
-        let target = CString::new(s(at)).unwrap();
-        // SAFETY: valid NUL-terminated strings.
-        let rc = unsafe {
-            libc::mount(
-                c"firma-hung".as_ptr(),
-                target.as_ptr(),
-                c"fuse".as_ptr(),
-                libc::MS_NOSUID | libc::MS_NODEV,
-                opts.as_ptr().cast(),
-            )
-        };
-        assert_eq!(
-            rc,
-            0,
-            "the kernel refused a FUSE mount: {}",
-            std::io::Error::last_os_error()
-        );
-        HungFuse {
-            fd: Some(fd),
-            at: at.to_path_buf(),
-        }
-    }
-}
-
-impl Drop for HungFuse {
-    fn drop(&mut self) {
-        drop(self.fd.take());
-        let _ = Command::new("umount")
-            .args(["-l", s(&self.at)])
-            .stderr(std::process::Stdio::null())
-            .status();
-    }
 }
 
 /// Runs `f` on a thread and fails the test if it has not returned within

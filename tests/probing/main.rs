@@ -5,4 +5,5 @@
 mod common;
 
 mod fleet;
+mod hung;
 mod states;
