@@ -15,6 +15,7 @@
 
 mod get;
 mod healthy;
+mod probe_method;
 mod rss;
 mod stale;
 mod syn;
@@ -33,6 +34,7 @@ use crate::worker::Worker;
 pub fn registry(level: Level) -> Vec<Box<dyn Scenario>> {
     vec![
         Box::new(healthy::Healthy::new(level)),
+        Box::new(probe_method::ProbeMethod::new(level)),
         Box::new(get::Get::new(level)),
         Box::new(stale::Stale::new(level)),
         Box::new(syn::Syn::new(level)),
