@@ -306,6 +306,48 @@ fn listener(body: &[u8]) -> io::Result<Option<Listener>> {
 mod tests {
     use super::*;
 
+    fn msg(kind: u16, flags: u16, seq: u32, body: &[u8]) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend_from_slice(&((16 + body.len()) as u32).to_ne_bytes());
+        m.extend_from_slice(&kind.to_ne_bytes());
+        m.extend_from_slice(&flags.to_ne_bytes());
+        m.extend_from_slice(&seq.to_ne_bytes());
+        m.extend_from_slice(&0u32.to_ne_bytes());
+        m.extend_from_slice(body);
+        while m.len() % 4 != 0 {
+            m.push(0);
+        }
+        m
+    }
+
+    /// What the reader makes of replies it must not trust: an error, a cut
+    /// message, an interrupted dump, another request's reply; and the end.
+    #[test]
+    fn replies_are_trusted_whole_or_not_at_all() {
+        let mut out = Vec::new();
+        let done = msg(NLMSG_DONE, 0, 7, &0i32.to_ne_bytes());
+        assert!(parse(&done, 7, &mut out).unwrap());
+        let err = msg(NLMSG_ERROR, 0, 7, &(-libc::EPERM).to_ne_bytes());
+        let e = parse(&err, 7, &mut out).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EPERM));
+        assert!(parse(&done[..10], 7, &mut out).is_err(), "a cut header");
+        let mut long = done.clone();
+        long[0] = 200;
+        assert!(parse(&long, 7, &mut out).is_err(), "a length past the end");
+        assert!(
+            parse(&done, 8, &mut out).is_err(),
+            "another request's reply"
+        );
+        let intr = msg(NLMSG_DONE, NLM_F_DUMP_INTR, 7, &[0; 4]);
+        assert!(parse(&intr, 7, &mut out).is_err(), "an interrupted dump");
+        let short = msg(SOCK_DIAG_BY_FAMILY, 0, 7, &[1, 1, 10]);
+        assert!(
+            parse(&short, 7, &mut out).is_err(),
+            "a socket message cut short"
+        );
+        assert!(out.is_empty());
+    }
+
     /// A real listener and a real full one, found in a real dump.
     #[test]
     fn a_dump_finds_real_listeners_and_their_queues() {
