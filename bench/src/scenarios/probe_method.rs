@@ -176,7 +176,7 @@ impl Scenario for ProbeMethod {
                 "sock_diag / floor",
                 "sock_diag / connect",
             ],
-            "|--:|--:|--:|--:|--:|--:|--:|",
+            "rrrrrrr",
         );
         for &n in &self.rows {
             let s = |who| b.samples(LIST_BY_METHOD, who, n);
