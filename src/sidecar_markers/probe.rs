@@ -17,13 +17,20 @@
 //! lookup leaves the marker.
 //! Any other socket path (an explicit `listen`, a symlinked or
 //! mounted-over `sidecar.sock`) is resolved from the dentry cache alone
-//! where it can be, and otherwise looked up in a child process waited for
+//! and judged by the fleet probe where both can answer without waiting on
+//! a filesystem, and otherwise looked up and connected to in a child
+//! process waited for
 //! by a helper thread that is abandoned at the deadline (so a stuck lookup
 //! never keeps this process from exiting). One lookup per path is in
 //! flight process-wide: a path (or a path in the directory of a path)
 //! whose lookup has outlived the timeout is *stuck* and answers `timeout`
 //! at once without a new lookup; at most [`MAX_PATH_THREADS`] lookups are
 //! in flight, and past that probes report `probe_unavailable`.
+//!
+//! The fleet probe ([`Fleet`], [`FleetSnapshot`]): one socket-diagnostics
+//! dump per scan answers every listening Unix socket file of this network
+//! namespace by device and inode, without connecting; whatever it cannot
+//! answer for certain is connected to (docs/design.md, "Probing").
 //!
 //! Every failure is the endpoint's outcome: a probe never fails a call.
 
@@ -165,8 +172,8 @@ fn connect_via_fd(fd: BorrowedFd<'_>, fds: &mut sys::MarkerFds) -> Outcome {
 /// ever blocking this thread or this process on the path's lookup:
 ///
 /// 1. resolved from the dentry cache alone ([`sys::lookup::open_cached`]),
-///    it is judged by the fleet probe or connected to here and now
-///    ([`Prober::connect_cached`]);
+///    it is judged by the fleet probe where the dump answers
+///    ([`Prober::connect_cached`]), or found missing;
 /// 2. otherwise the lookup runs in a child process
 ///    ([`sys::lookup::ChildConnect`]) waited for by a helper thread, and is
 ///    shared: a probe of a path whose lookup is already in flight in this
@@ -509,14 +516,18 @@ impl<'f> Prober<'f> {
     }
 
     /// Step 1 of a path probe (see [`connect_unix_path_guarded`]): the
-    /// path resolved from the dentry cache alone, judged by the fleet probe
-    /// or connected to here; `None` when the cache cannot answer.
+    /// path resolved from the dentry cache alone and judged by the fleet
+    /// probe from the attributes the kernel has cached; `None` (a guarded
+    /// lookup and connect) when either cannot answer. Nothing here waits on
+    /// a filesystem: a connect, even through a cached path, may (a FUSE
+    /// permission check asks the daemon), so it is never made here.
     fn connect_cached(&self, path: &Path) -> Option<Outcome> {
         let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
         match sys::lookup::open_cached(&c) {
-            Ok(Some(fd)) => self
-                .judge_file(fd.as_fd())
-                .or_else(|| Some(connect_via_fd(fd.as_fd(), &mut sys::MarkerFds::default()))),
+            Ok(Some(fd)) => {
+                let snap = self.fleet?.snapshot()?;
+                snap.judge(&sys::lookup::fstat_cached(fd.as_fd()).ok()?)
+            }
             Ok(None) => None,
             Err(e) => Some(classify(errno_of(&e))),
         }

@@ -20,7 +20,7 @@
 use std::ffi::CStr;
 use std::io;
 use std::mem;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use super::cvt;
 use super::socket::UnixAddr;
@@ -217,4 +217,32 @@ impl ChildConnect {
             }
         }
     }
+}
+
+/// The type, mode, owner, device and inode of what the `O_PATH` descriptor
+/// `fd` refers to, from the attributes the kernel has cached
+/// (`statx(AT_EMPTY_PATH | AT_STATX_DONT_SYNC)`): a FUSE or NFS file is not
+/// revalidated with its server, so this never waits on a filesystem. Only
+/// those fields of the `stat` are set.
+pub fn fstat_cached(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
+    // SAFETY: statx is plain old data; all-zero is valid.
+    let mut stx: libc::statx = unsafe { mem::zeroed() };
+    // SAFETY: a valid descriptor, an empty NUL-terminated path and a
+    // writable statx.
+    cvt(unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_STATX_DONT_SYNC,
+            libc::STATX_TYPE | libc::STATX_MODE | libc::STATX_UID | libc::STATX_INO,
+            &mut stx,
+        )
+    })?;
+    // SAFETY: stat is plain old data; all-zero is valid.
+    let mut st: libc::stat = unsafe { mem::zeroed() };
+    st.st_dev = libc::makedev(stx.stx_dev_major, stx.stx_dev_minor);
+    st.st_ino = stx.stx_ino;
+    st.st_mode = libc::mode_t::from(stx.stx_mode);
+    st.st_uid = stx.stx_uid;
+    Ok(st)
 }
