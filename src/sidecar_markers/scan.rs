@@ -117,6 +117,10 @@ impl Scan {
 /// worker costs more than it saves.
 const ENTRIES_PER_WORKER: usize = 256;
 
+/// Below this many entries a scan connects instead of taking a
+/// socket-diagnostics dump.
+const FLEET_MIN_ENTRIES: usize = 8;
+
 fn workers_for(entries: usize) -> usize {
     static CPUS: OnceLock<usize> = OnceLock::new();
     let cpus = *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -168,8 +172,13 @@ pub(crate) fn scan_entries(
     let workers = workers_for(entries.len());
     let window = probe::window(workers);
     // One socket-diagnostics dump for the whole scan, taken at the first
-    // Unix socket file to judge (docs/design.md, "Probing").
-    let fleet = mode.probe.map(|o| probe::Fleet::new(o.timeout));
+    // Unix socket file to judge (docs/design.md, "Probing"); for a few
+    // entries (a watcher re-examining what changed) connects cost less than
+    // a dump, which walks every Unix socket of the namespace.
+    let fleet = mode
+        .probe
+        .filter(|_| entries.len() >= FLEET_MIN_ENTRIES)
+        .map(|o| probe::Fleet::new(o.timeout));
     let fleet = fleet.as_ref();
     let mut out = if workers == 1 {
         scan_part(
