@@ -1,6 +1,7 @@
 //! The pure parts of the prober, as tables: what an errno says about an
 //! endpoint, the state and reason of each outcome, the connect window, the
-//! deadline and poll arithmetic, and the path-thread slots.
+//! deadline and poll arithmetic; and, on real sockets, the lookup in a
+//! child process and the cached lookup.
 
 use super::*;
 
@@ -72,6 +73,9 @@ fn each_outcome_has_its_state_and_reason() {
         (Outcome::Refused, Unhealthy, R::ConnectionRefused),
         (Outcome::BacklogFull, Unhealthy, R::BacklogFull),
         (Outcome::Timeout, Unhealthy, R::Timeout),
+        // A stuck path keeps the verdict its first probe gave at its
+        // deadline (docs/design.md, "Probing").
+        (Outcome::Stuck, Unhealthy, R::Timeout),
         (Outcome::PermissionDenied, Unknown, R::PermissionDenied),
         (Outcome::NotASocket, Unhealthy, R::NotASocket),
         (Outcome::Unreachable, Unhealthy, R::Unreachable),
@@ -168,5 +172,83 @@ fn poll_waits_whole_milliseconds_rounded_up() {
     ];
     for (wait, want) in table {
         assert_eq!(poll_ms(wait), want, "{wait:?}");
+    }
+}
+
+/// A scratch directory under the temporary directory, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let p = std::env::temp_dir().join(format!("firma-probe-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Scratch(p)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The lookup in a child process answers as a connect here would: a
+/// listener, a path too long for `sun_path` (reached from its parent as
+/// the child's working directory), a missing path, a regular file; and the
+/// listener sees the child's connection (the connect really happened).
+#[test]
+fn a_lookup_in_a_child_process_answers_like_a_connect() {
+    use std::os::unix::net::UnixListener;
+    let dir = Scratch::new("child");
+    let short = dir.0.join("s.sock");
+    let l = UnixListener::bind(&short).unwrap();
+    l.set_nonblocking(true).unwrap();
+    assert_eq!(connect_path_in_child(&short), Outcome::Serving);
+    assert!(
+        l.accept().is_ok(),
+        "the child's connection reached the listener"
+    );
+
+    let deep = dir.0.join("d".repeat(100));
+    std::fs::create_dir_all(&deep).unwrap();
+    let long = deep.join("long.sock");
+    assert!(long.as_os_str().len() >= 108, "longer than sun_path");
+    // bind(2) cannot take it either: bind through the directory's
+    // descriptor (the working directory is the other tests' too).
+    let d = std::fs::File::open(&deep).unwrap();
+    let via = format!("/proc/self/fd/{}/long.sock", d.as_raw_fd());
+    let _l2 = UnixListener::bind(via).unwrap();
+    assert_eq!(connect_path_in_child(&long), Outcome::Serving);
+
+    assert_eq!(
+        connect_path_in_child(&dir.0.join("absent.sock")),
+        Outcome::Missing
+    );
+    std::fs::write(dir.0.join("file"), "x").unwrap();
+    assert_eq!(connect_path_in_child(&dir.0.join("file")), Outcome::Refused);
+}
+
+/// The cached lookup finds what the dentry cache holds (a file just made)
+/// and its cached attributes name the same inode as `stat`.
+#[test]
+fn a_cached_lookup_and_cached_attributes_name_the_file() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = Scratch::new("cached");
+    let p = dir.0.join("f");
+    std::fs::write(&p, "x").unwrap();
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    let fd = sys::lookup::open_cached(&c)
+        .unwrap()
+        .expect("a file just created is in the dentry cache");
+    let st = sys::lookup::fstat_cached(fd.as_fd()).unwrap();
+    let md = std::fs::metadata(&p).unwrap();
+    assert_eq!((st.st_dev, st.st_ino), (md.dev(), md.ino()));
+    assert_eq!(st.st_mode & libc::S_IFMT, libc::S_IFREG);
+    let missing = std::ffi::CString::new(dir.0.join("nope").as_os_str().as_bytes()).unwrap();
+    match sys::lookup::open_cached(&missing) {
+        Err(e) => assert_eq!(e.raw_os_error(), Some(libc::ENOENT)),
+        Ok(None) => {} // not in the cache as a negative entry: the slow path.
+        Ok(Some(_)) => panic!("a missing file was opened"),
     }
 }
