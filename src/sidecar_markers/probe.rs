@@ -258,12 +258,25 @@ fn connect_path_in_child(path: &Path) -> Outcome {
         Ok(Ok(0)) => Outcome::Serving,
         Ok(Ok(errno)) => classify(errno),
         Ok(Err(_)) => Outcome::Unavailable("the lookup process ended without an answer"),
+        // No child process allowed here (a seccomp filter refusing clone3
+        // and clone with CLONE_PIDFD, kernels before 5.2): the lookup on
+        // this helper thread, as before (a process whose thread is stuck
+        // behind another lookup then cannot exit until it returns).
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOSYS | libc::EPERM | libc::EINVAL)
+            ) =>
+        {
+            connect_path_blocking(path)
+        }
         Err(e) => classify(errno_of(&e)),
     }
 }
 
 /// The body of a path probe made directly (may block in the path lookup):
-/// only for the marker's own `sidecar.sock` where `openat2` is missing.
+/// for the marker's own `sidecar.sock` where `openat2` is missing, and on a
+/// helper thread where no child process can be made.
 fn connect_path_blocking(path: &Path) -> Outcome {
     let bytes = path.as_os_str().as_bytes();
     if UnixAddr::new(bytes).is_some() {

@@ -101,13 +101,31 @@ impl ChildConnect {
         // address space and, below, makes only async-signal-safe calls
         // (chdir, socket, connect, write, _exit) on memory prepared before
         // the clone; it never returns into Rust code.
-        let pid = unsafe {
+        let mut pid = unsafe {
             libc::syscall(
                 libc::SYS_clone3,
                 &args as *const CloneArgs,
                 mem::size_of::<CloneArgs>(),
             )
         };
+        if pid < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+            // No clone3 (before 5.3, or a seccomp filter that refuses it so
+            // that libc falls back): the same child through clone(2), whose
+            // third argument is where CLONE_PIDFD stores the pidfd; exit
+            // signal 0 is the low byte of the flags.
+            // SAFETY: as above; a stack of 0 runs the child on its copy of
+            // this thread's stack, as fork does.
+            pid = unsafe {
+                libc::syscall(
+                    libc::SYS_clone,
+                    libc::CLONE_PIDFD as libc::c_ulong,
+                    0usize,
+                    &mut pidfd as *mut libc::c_int,
+                    0usize,
+                    0usize,
+                )
+            };
+        }
         if pid == 0 {
             // SAFETY: the child; see above.
             unsafe {
