@@ -6,7 +6,8 @@
 //! closed, removed, replaced by a regular file, bound but not listening, a
 //! seqpacket listener; each behind the marker's own `sidecar.sock` and
 //! behind an explicit `listen` path. `firma sidecar inspect --json` runs
-//! twice, with `FIRMA_PROBE_METHOD=connect` and without.
+//! with `FIRMA_PROBE_METHOD=connect`, without, and without from another
+//! network namespace (where the dump cannot see the listeners).
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -124,7 +125,15 @@ fn set_nonblocking(fd: &OwnedFd) {
 
 /// (state, reason, detail) by name, from `firma sidecar inspect --json`.
 fn inspect(rt: &Path, connect_only: bool) -> BTreeMap<String, (String, String, String)> {
-    let mut cmd = Command::new(FIRMA);
+    inspect_by(Command::new(FIRMA), rt, connect_only)
+}
+
+/// [`inspect`] run by `cmd` (`firma`, or a wrapper that runs it).
+fn inspect_by(
+    mut cmd: Command,
+    rt: &Path,
+    connect_only: bool,
+) -> BTreeMap<String, (String, String, String)> {
     cmd.arg("--runtime-dir")
         .arg(rt)
         .args(["sidecar", "inspect", "--json", "--timeout-ms", "2000"]);
@@ -175,13 +184,32 @@ fn the_fleet_probe_and_connect_agree_on_every_kind_of_endpoint() {
     }
     // The boundary: as many waiting as the backlog is not yet full (the
     // kernel refuses only when more wait than the backlog).
+    let mut at_boundary = Vec::new();
     for p in at("one-waiting") {
         let l = bound(&p, libc::SOCK_STREAM, Some(1));
+        set_nonblocking(&l);
         keep.push(OwnedFd::from(
             std::os::unix::net::UnixStream::connect(&p).unwrap(),
         ));
-        keep.push(l);
+        at_boundary.push(l);
     }
+    // After a run that connected: back to one waiting at each boundary.
+    let back_to_one = || {
+        for l in &at_boundary {
+            // SAFETY: accept4 on our listener; no address wanted.
+            let fd = unsafe {
+                libc::accept4(
+                    l.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    libc::SOCK_CLOEXEC,
+                )
+            };
+            assert!(fd >= 0, "the connect probe's connection waits there");
+            // SAFETY: a fresh descriptor we own.
+            drop(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+    };
     for p in at("closed") {
         drop(bound(&p, libc::SOCK_STREAM, Some(16)));
     }
@@ -207,6 +235,7 @@ fn the_fleet_probe_and_connect_agree_on_every_kind_of_endpoint() {
     let by_connect = inspect(rt.path(), true);
     let connected: usize = listeners.iter().map(accept_all).sum();
     assert_eq!(connected, 2, "connect-only probed both listening endpoints");
+    back_to_one();
 
     assert_eq!(by_connect.len(), 16, "{by_connect:#?}");
     for (name, (state, reason, detail)) in &by_connect {
@@ -225,6 +254,22 @@ fn the_fleet_probe_and_connect_agree_on_every_kind_of_endpoint() {
             detail.contains("probed by connect: FIRMA_PROBE_METHOD=connect"),
             "{name}: {detail}"
         );
+    }
+    // A reader in another network namespace: the dump there holds none of
+    // these listeners, so every one is connected to (a Unix socket file
+    // connects across namespaces) and the verdicts are the same.
+    need_root("unshare --net needs root");
+    let mut unshared = Command::new("unshare");
+    unshared.args(["--net", FIRMA]);
+    let by_other_netns = inspect_by(unshared, rt.path(), false);
+    let connected: usize = listeners.iter().map(accept_all).sum();
+    assert_eq!(
+        connected, 2,
+        "from another netns the listeners are connected to"
+    );
+    for (name, (state, reason, _)) in &by_connect {
+        let (o_state, o_reason, o_detail) = &by_other_netns[name];
+        assert_eq!((state, reason), (o_state, o_reason), "{name}: {o_detail}");
     }
     // And the verdicts are the ones each fixture is for.
     let want = [
