@@ -6,8 +6,9 @@
 //! closed, removed, replaced by a regular file, bound but not listening, a
 //! seqpacket listener; each behind the marker's own `sidecar.sock` and
 //! behind an explicit `listen` path. `firma sidecar inspect --json` runs
-//! with `FIRMA_PROBE_METHOD=connect`, without, and without from another
-//! network namespace (where the dump cannot see the listeners).
+//! with `FIRMA_PROBE_METHOD=connect`, without, without from another
+//! network namespace (where the dump cannot see the listeners), and under a
+//! seccomp filter refusing the netlink socket.
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -153,6 +154,54 @@ fn inspect_by(
         .collect()
 }
 
+/// `firma` with a seccomp filter that refuses `socket(AF_NETLINK, …)` with
+/// `EPERM`: a kernel refusing the socket-diagnostics dump, for real.
+fn firma_without_netlink() -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(FIRMA);
+    // SAFETY: between fork and exec only prctl(2) is called, on data
+    // prepared before the fork.
+    unsafe {
+        cmd.pre_exec(|| {
+            let stmt = |code: u16, k: u32| libc::sock_filter {
+                code,
+                jt: 0,
+                jf: 0,
+                k,
+            };
+            let jeq = |k: u32, jf: u8| libc::sock_filter {
+                code: 0x05 | 0x10, // BPF_JMP | BPF_JEQ | BPF_K
+                jt: 0,
+                jf,
+                k,
+            };
+            let filter = [
+                stmt(0x20, 0), // BPF_LD | BPF_W | BPF_ABS: seccomp_data.nr
+                jeq(libc::SYS_socket as u32, 3),
+                stmt(0x20, 16), // args[0] (low half)
+                jeq(libc::AF_NETLINK as u32, 1),
+                stmt(0x06, 0x0005_0000 | libc::EPERM as u32), // RET ERRNO(EPERM)
+                stmt(0x06, 0x7fff_0000),                      // RET ALLOW
+            ];
+            let prog = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr() as *mut libc::sock_filter,
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &prog as *const libc::sock_fprog,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
 #[test]
 fn the_fleet_probe_and_connect_agree_on_every_kind_of_endpoint() {
     let rt = runtime();
@@ -267,9 +316,28 @@ fn the_fleet_probe_and_connect_agree_on_every_kind_of_endpoint() {
         connected, 2,
         "from another netns the listeners are connected to"
     );
+    back_to_one();
     for (name, (state, reason, _)) in &by_connect {
         let (o_state, o_reason, o_detail) = &by_other_netns[name];
         assert_eq!((state, reason), (o_state, o_reason), "{name}: {o_detail}");
+    }
+    // The kernel refusing the dump (seccomp: EPERM): every Unix endpoint
+    // connected to, the same verdicts, and inspect says why.
+    let refused = inspect_by(firma_without_netlink(), rt.path(), false);
+    let connected: usize = listeners.iter().map(accept_all).sum();
+    assert_eq!(
+        connected, 2,
+        "with the dump refused the listeners are connected to"
+    );
+    back_to_one();
+    for (name, (state, reason, _)) in &by_connect {
+        let (r_state, r_reason, r_detail) = &refused[name];
+        assert_eq!((state, reason), (r_state, r_reason), "{name}: {r_detail}");
+        assert!(
+            r_detail.contains("(probed by connect: socket diagnostics unavailable")
+                && r_detail.contains("Operation not permitted"),
+            "{name}: {r_detail}"
+        );
     }
     // And the verdicts are the ones each fixture is for.
     let want = [
