@@ -74,7 +74,7 @@ pub(crate) fn assess(
         Liveness::Zombie => (Verdict::Stale, State::Stopped, Reason::Zombie),
         Liveness::Reused => (Verdict::Stale, State::Stopped, Reason::PidReused),
         Liveness::OtherBoot => (Verdict::Stale, State::Stopped, Reason::OtherBoot),
-        Liveness::Unverifiable(_) if outcome == Outcome::Serving => {
+        Liveness::Unverifiable(_) if outcome.serves() => {
             (Verdict::Live, State::Running, Reason::Serving)
         }
         Liveness::Unverifiable(_) => (Verdict::Live, State::Unknown, Reason::Unverifiable),
@@ -159,8 +159,10 @@ mod tests {
     /// Every probe outcome with the state and reason it gives a live
     /// process (docs/design.md, "Reason codes", the `live` rows but
     /// `unverifiable`).
-    const OUTCOMES: [(Outcome, State, Reason); 10] = [
+    const OUTCOMES: [(Outcome, State, Reason); 12] = [
         (Outcome::Serving, State::Running, Reason::Serving),
+        (Outcome::Listening, State::Running, Reason::Serving),
+        (Outcome::Stuck, State::Unhealthy, Reason::Timeout),
         (Outcome::Missing, State::Unhealthy, Reason::EndpointMissing),
         (
             Outcome::Refused,
@@ -225,7 +227,7 @@ mod tests {
         let unverifiable = Liveness::Unverifiable("another pid namespace");
         for (o, _, _) in OUTCOMES {
             let (state, reason) = match o {
-                Outcome::Serving => (State::Running, Reason::Serving),
+                Outcome::Serving | Outcome::Listening => (State::Running, Reason::Serving),
                 _ => (State::Unknown, Reason::Unverifiable),
             };
             rows.push((unverifiable, Some(o), Verdict::Live, state, reason));

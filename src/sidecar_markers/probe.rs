@@ -50,7 +50,11 @@ use super::sys::socket::{Socket, UnixAddr};
 /// What probing an endpoint found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
+    /// The endpoint accepted a connection.
     Serving,
+    /// The fleet probe saw the socket listening with room in its backlog
+    /// (no connection made): judged as [`Outcome::Serving`].
+    Listening,
     Missing,
     Refused,
     BacklogFull,
@@ -70,9 +74,15 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
+    /// Whether the endpoint serves ([`Outcome::Serving`] or
+    /// [`Outcome::Listening`]).
+    pub fn serves(self) -> bool {
+        matches!(self, Outcome::Serving | Outcome::Listening)
+    }
+
     pub fn state(self) -> State {
         match self {
-            Outcome::Serving => State::Running,
+            Outcome::Serving | Outcome::Listening => State::Running,
             Outcome::PermissionDenied | Outcome::Unavailable(_) => State::Unknown,
             _ => State::Unhealthy,
         }
@@ -80,7 +90,7 @@ impl Outcome {
 
     pub fn reason(self) -> Reason {
         match self {
-            Outcome::Serving => Reason::Serving,
+            Outcome::Serving | Outcome::Listening => Reason::Serving,
             Outcome::Missing => Reason::EndpointMissing,
             Outcome::Refused => Reason::ConnectionRefused,
             Outcome::BacklogFull => Reason::BacklogFull,
@@ -97,6 +107,9 @@ impl Outcome {
     pub fn detail(self) -> String {
         match self {
             Outcome::Serving => "the endpoint accepted a connection".into(),
+            Outcome::Listening => "the socket is listening with room in its backlog \
+                (the kernel's socket diagnostics; no connection made)"
+                .into(),
             Outcome::Missing => "no socket at the endpoint".into(),
             Outcome::Refused => "nothing accepts connections at the endpoint".into(),
             Outcome::BacklogFull => "the socket's accept backlog is full".into(),
@@ -755,7 +768,7 @@ impl FleetSnapshot {
     /// What a `connect` to the socket file `st` (`fstat` of the descriptor
     /// the probe's safe lookup opened) would find, when the dump can say
     /// for certain: a stream listener there with room in its backlog is
-    /// [`Outcome::Serving`], with a full one [`Outcome::BacklogFull`] (as
+    /// [`Outcome::Listening`] (judged as serving), with a full one [`Outcome::BacklogFull`] (as
     /// the kernel decides: more waiting than the backlog). `None` (connect
     /// instead) for anything else: not a socket, no listener in this
     /// network namespace, a seqpacket listener, an inode number too wide
@@ -779,7 +792,7 @@ impl FleetSnapshot {
         Some(if l.pending > l.backlog {
             Outcome::BacklogFull
         } else {
-            Outcome::Serving
+            Outcome::Listening
         })
     }
 }

@@ -69,6 +69,7 @@ fn each_outcome_has_its_state_and_reason() {
     use State::{Running, Unhealthy, Unknown};
     let table = [
         (Outcome::Serving, Running, R::Serving),
+        (Outcome::Listening, Running, R::Serving),
         (Outcome::Missing, Unhealthy, R::EndpointMissing),
         (Outcome::Refused, Unhealthy, R::ConnectionRefused),
         (Outcome::BacklogFull, Unhealthy, R::BacklogFull),
