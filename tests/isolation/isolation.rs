@@ -354,11 +354,9 @@ fn a_filesystem_that_never_answers_cannot_hang_a_call() {
     .unwrap();
     let dir_hung = reports.iter().find(|r| r.name == "dir-hung").unwrap();
     assert_eq!(dir_hung.reason.as_str(), "mount_point");
-    // The CLI too, as a whole process, on filesystems no thread of this
-    // process is stuck in: a task blocked in a FUSE lookup holds the
-    // directory's lock, and a second lookup there waits uninterruptibly —
-    // a process with such a thread cannot exit until the filesystem is
-    // aborted (the documented limit of SECURITY.md).
+    // The CLI too, as a whole process, on fresh mounts. (Beside a lookup
+    // still stuck in the old ones it would exit as well, its own lookup
+    // waiting in a child process: probing/hung.rs checks that case.)
     drop(fuse3);
     drop(fuse2);
     drop(fuse);
