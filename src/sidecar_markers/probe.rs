@@ -199,14 +199,20 @@ fn connect_unix_path_guarded(path: PathBuf, deadline: Instant, timeout: Duration
     let mut flights = FLIGHTS.lock().unwrap_or_else(|p| p.into_inner());
     loop {
         let now = Instant::now();
-        if let Some((_, f)) = flights.iter().find(|(p, _)| *p == path) {
+        // A flight that has answered is landing: its answer is older than
+        // this probe, so it is neither joined nor stuck.
+        if let Some((_, f)) = flights
+            .iter()
+            .find(|(p, f)| *p == path && !f.has_answered())
+        {
             if now.saturating_duration_since(f.started) >= timeout {
                 return PathProbe::Done(Outcome::Stuck);
             }
             return PathProbe::Waiting(f.clone());
         }
         let stuck_dir = flights.iter().any(|(p, f)| {
-            now.saturating_duration_since(f.started) >= timeout
+            !f.has_answered()
+                && now.saturating_duration_since(f.started) >= timeout
                 && p.parent().is_some_and(|d| path.starts_with(d))
         });
         if stuck_dir {
@@ -322,6 +328,13 @@ pub(crate) struct Flight {
 }
 
 impl Flight {
+    fn has_answered(&self) -> bool {
+        self.answer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
     fn answer(&self, outcome: Outcome) {
         *self.answer.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
         self.answered.notify_all();

@@ -253,3 +253,63 @@ fn a_cached_lookup_and_cached_attributes_name_the_file() {
         Ok(Some(_)) => panic!("a missing file was opened"),
     }
 }
+
+/// A flight in [`FLIGHTS`] for `path`, started `age` ago, with `answer`.
+fn fake_flight(path: &Path, age: Duration, answer: Option<Outcome>) -> Arc<Flight> {
+    let f = Arc::new(Flight {
+        started: Instant::now() - age,
+        answer: Mutex::new(answer),
+        answered: Condvar::new(),
+    });
+    FLIGHTS
+        .lock()
+        .unwrap()
+        .push((path.to_path_buf(), f.clone()));
+    f
+}
+
+/// The one-lookup-per-path rule (docs/design.md, "Probing"): a lookup in
+/// flight is joined, not repeated; one older than the timeout is stuck and
+/// so is every path in its directory, answered at once; one that has
+/// already answered is landing and never joined (its answer predates the
+/// probe).
+#[test]
+fn a_path_is_looked_up_once_stuck_paths_answer_at_once_and_answers_are_not_reused() {
+    let dir = Scratch::new("flights");
+    let timeout = Duration::from_secs(1);
+    let deadline = || Instant::now() + Duration::from_secs(5);
+
+    let young = dir.0.join("young/a.sock");
+    let f = fake_flight(&young, Duration::ZERO, None);
+    match connect_unix_path_guarded(young.clone(), deadline(), timeout) {
+        PathProbe::Waiting(g) => assert!(Arc::ptr_eq(&f, &g), "joined"),
+        PathProbe::Done(o) => panic!("a second lookup or an answer: {o:?}"),
+    }
+    land(&f);
+
+    let stuck = dir.0.join("hung/a.sock");
+    let f = fake_flight(&stuck, Duration::from_secs(10), None);
+    for p in [stuck.clone(), dir.0.join("hung/b.sock")] {
+        match connect_unix_path_guarded(p.clone(), deadline(), timeout) {
+            PathProbe::Done(o) => assert_eq!(o, Outcome::Stuck, "{p:?}"),
+            PathProbe::Waiting(_) => panic!("{p:?}: looked up again"),
+        }
+    }
+    // Elsewhere, a real lookup (in a child process) of a missing path.
+    match connect_unix_path_guarded(dir.0.join("elsewhere.sock"), deadline(), timeout) {
+        PathProbe::Waiting(g) => assert_eq!(g.wait_until(deadline()), Some(Outcome::Missing)),
+        PathProbe::Done(o) => panic!("not stuck, not looked up: {o:?}"),
+    }
+    land(&f);
+
+    let landing = dir.0.join("landing.sock");
+    let f = fake_flight(&landing, Duration::from_secs(10), Some(Outcome::Serving));
+    match connect_unix_path_guarded(landing.clone(), deadline(), timeout) {
+        PathProbe::Waiting(g) => {
+            assert!(!Arc::ptr_eq(&f, &g), "an old answer reused");
+            assert_eq!(g.wait_until(deadline()), Some(Outcome::Missing));
+        }
+        PathProbe::Done(o) => panic!("{o:?}"),
+    }
+    land(&f);
+}
