@@ -378,3 +378,32 @@ def test_fork_child_gets_forked_error_and_parent_keeps_its_stream(
     assert len(got) == 1 and isinstance(got[0], Appeared), got
     assert got[0].sandbox_id == "py-after-fork"
     w.close()
+
+
+def test_a_failed_next_is_not_the_end_of_the_stream(
+    firma_runtime_dir: str, firma_sidecar: Start
+) -> None:
+    # run/ replaced by a symlink for half a second: next() raises meanwhile
+    # (every scan refuses the symlink); once run/ is back, a sidecar
+    # started afterwards is delivered by the same watcher.
+    w = firma_stack.watch(firma_runtime_dir, probe_interval=0.1)
+    assert isinstance(w.next(BOUND), Synced)
+    run = os.path.join(firma_runtime_dir, "run")
+    real = run + ".real"
+    os.rename(run, real)
+    os.symlink(real, run)
+    failures: List[firma_stack.StackError] = []
+    end = time.monotonic() + 0.5
+    while time.monotonic() < end:
+        try:
+            w.next(0.05)
+        except firma_stack.StackError as e:
+            failures.append(e)
+    os.remove(run)
+    os.rename(real, run)
+    assert failures, "no failure while run/ was a symlink: the test proves nothing"
+    assert not w.closed
+    firma_sidecar("py-after-swap")
+    seen: List[Event] = []
+    take_until(w, lambda e: isinstance(e, Appeared) and e.sandbox_id == "py-after-swap", seen)
+    w.close()

@@ -374,6 +374,47 @@ static void test_fork_child_gets_forked_and_parent_keeps_its_stream(void)
     h_rm_rf(rt);
 }
 
+/* A failed firma_watch_next is not the end of the stream: run/ replaced by
+ * a symlink for half a second (every scan refuses it: an error status),
+ * then put back; a marker written afterwards is still delivered. */
+static void test_a_failed_next_is_not_the_end_of_the_stream(void)
+{
+    char rt[PATH_MAX], run[PATH_MAX], real[PATH_MAX];
+    h_runtime(rt, sizeof rt, true);
+    firma_watch *w = NULL;
+    char *err = NULL;
+    CHECK_CALL(firma_watch_open(rt, "{\"probe_interval_ms\":100,\"timeout_ms\":3000}", &w, &err),
+               FIRMA_OK, err);
+    firma_string_free(err);
+    if (w == NULL)
+        return;
+    char *ev = wait_event(w, "synced", NULL, 10);
+    CHECK_MSG(ev != NULL, "no synced");
+    firma_string_free(ev);
+    h_path(run, sizeof run, "%s/run", rt);
+    h_path(real, sizeof real, "%s/run.real", rt);
+    if (rename(run, real) != 0 || symlink(real, run) != 0)
+        h_die("swapping run/ for a symlink");
+    int failures = 0;
+    for (double end = h_now() + 0.5; h_now() < end;) {
+        ev = NULL;
+        if (firma_watch_next(w, 50, &ev) != FIRMA_OK) {
+            CHECK_CONTAINS(ev, "\"code\":");
+            failures++;
+        }
+        firma_string_free(ev);
+    }
+    if (unlink(run) != 0 || rename(real, run) != 0)
+        h_die("putting run/ back");
+    CHECK_MSG(failures > 0, "no failure while run/ was a symlink: the test proves nothing");
+    h_write_marker(rt, "c-after-swap", "c-after-swap", (long)getpid(), NULL);
+    ev = wait_event(w, "appeared", "c-after-swap", 10);
+    CHECK_MSG(ev != NULL, "no appeared after run/ came back");
+    firma_string_free(ev);
+    firma_watch_close(w);
+    h_rm_rf(rt);
+}
+
 int main(void)
 {
     signal(SIGCHLD, SIG_DFL);
@@ -383,5 +424,6 @@ int main(void)
     RUN(test_next_from_two_threads_is_serialized);
     RUN(test_next_honours_its_timeout_while_another_thread_waits);
     RUN(test_fork_child_gets_forked_and_parent_keeps_its_stream);
+    RUN(test_a_failed_next_is_not_the_end_of_the_stream);
     return h_summary();
 }
