@@ -82,10 +82,14 @@ def test_awatch_never_holds_up_the_loop_at_a_fleet(firma_runtime_dir: str) -> No
         fleet.stdout.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     lags.sort()
-    worst, p99 = lags[-1], lags[int(len(lags) * 0.99)]
-    assert worst < MAX_LAG, (
-        f"the loop was held up {worst * 1000:.0f} ms (p99 {p99 * 1000:.0f} ms, "
-        f"{len(lags)} ticks) by a watcher of {FLEET} sidecars"
+    p99 = lags[int(len(lags) * 0.99)]
+    late = [lag for lag in lags if lag >= MAX_LAG]
+    # One late tick is allowed: on a loaded machine the scheduler preempts
+    # the loop's thread now and then. Work on the loop's thread is late at
+    # every probe round (and at the start): 4 ticks or more here.
+    assert len(late) <= 1 and lags[-1] < 5 * MAX_LAG, (
+        f"the loop was held up {[round(lag * 1000) for lag in late]} ms "
+        f"(p99 {p99 * 1000:.0f} ms, {len(lags)} ticks) by a watcher of {FLEET} sidecars"
     )
 
 

@@ -386,10 +386,11 @@ def test_a_failed_next_is_not_the_end_of_the_stream(
     # run/ replaced by a symlink for half a second: next() raises meanwhile
     # (every scan refuses the symlink); once run/ is back, a sidecar
     # started afterwards is delivered by the same watcher.
-    w = firma_stack.watch(firma_runtime_dir, probe_interval=0.1)
-    assert isinstance(w.next(BOUND), Synced)
     run = os.path.join(firma_runtime_dir, "run")
     real = run + ".real"
+    os.makedirs(run, mode=0o700, exist_ok=True)
+    w = firma_stack.watch(firma_runtime_dir, probe_interval=0.1)
+    assert isinstance(w.next(BOUND), Synced)
     os.rename(run, real)
     os.symlink(real, run)
     failures: List[firma_stack.StackError] = []
