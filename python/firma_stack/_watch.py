@@ -278,6 +278,10 @@ class AsyncWatch:
         # The call into the core under way, kept across cancellations.
         self._step: "Optional[asyncio.Future[Any]]" = None
         self._ready: Deque[_Raw] = collections.deque()
+        # The wait on the descriptor under way, ended by closing.
+        self._waiter: "Optional[asyncio.Future[None]]" = None
+        # One next() at a time (made on first use, inside the loop).
+        self._turn: Optional[asyncio.Lock] = None
         self._closed = False
 
     async def _call(self, fn: Callable[[], _T]) -> _T:
@@ -311,7 +315,15 @@ class AsyncWatch:
         return self._w
 
     async def next(self) -> Event:
-        """The next event, waiting without blocking the event loop."""
+        """The next event, waiting without blocking the event loop.
+        ``ValueError`` once the watcher is closed (also when that happens
+        while waiting). Concurrent calls take turns."""
+        if self._turn is None:
+            self._turn = asyncio.Lock()
+        async with self._turn:
+            return await self._next()
+
+    async def _next(self) -> Event:
         w = await self._start()
         loop = asyncio.get_running_loop()
         while True:
@@ -342,11 +354,21 @@ class AsyncWatch:
                 if not f.done():
                     f.set_result(None)
 
+            self._waiter = ready
             loop.add_reader(self._fd, wake)
             try:
                 await ready
             finally:
-                loop.remove_reader(self._fd)
+                self._stop_waiting(ready)
+
+    def _stop_waiting(self, waiter: "Optional[asyncio.Future[None]]") -> None:
+        """Ends the wait on the descriptor (before the descriptor is
+        closed: a reader left on a closed descriptor would never fire)."""
+        if waiter is not None and self._waiter is waiter:
+            self._waiter = None
+            waiter.get_loop().remove_reader(self._fd)
+            if not waiter.done():
+                waiter.set_result(None)
 
     def fileno(self) -> int:
         """The watcher's descriptor (readable when an event may be ready);
@@ -367,6 +389,7 @@ class AsyncWatch:
         if self._closed:
             return
         self._closed = True
+        self._stop_waiting(self._waiter)  # a pending next() raises, see below
         w = self._w
         if w is None:
             self._worker.stop()
@@ -379,9 +402,11 @@ class AsyncWatch:
         await asyncio.shield(done)
 
     def close(self) -> None:
-        """Stops watching without an event loop (blocks for the step under
-        way, if any); prefer :meth:`aclose`."""
+        """Stops watching without awaiting (blocks for the step under way,
+        if any); prefer :meth:`aclose`. Call it on the loop's thread, or
+        with no loop running."""
         self._closed = True
+        self._stop_waiting(self._waiter)
         if self._w is not None:
             self._w.close()
         self._worker.stop()
@@ -392,7 +417,12 @@ class AsyncWatch:
     async def __anext__(self) -> Event:
         if self._closed:
             raise StopAsyncIteration
-        return await self.next()
+        try:
+            return await self.next()
+        except ValueError:
+            if self._closed:  # closed while waiting: the iteration ends
+                raise StopAsyncIteration from None
+            raise
 
     async def __aenter__(self) -> AsyncWatch:
         await self._start()

@@ -408,3 +408,26 @@ def test_a_failed_next_is_not_the_end_of_the_stream(
     seen: List[Event] = []
     take_until(w, lambda e: isinstance(e, Appeared) and e.sandbox_id == "py-after-swap", seen)
     w.close()
+
+
+def test_aclose_ends_a_pending_next(firma_runtime_dir: str) -> None:
+    async def main() -> None:
+        events = firma_stack.awatch(firma_runtime_dir, probe_interval=60)
+        async with events:
+            assert isinstance(await events.next(), Synced)
+            pending = asyncio.create_task(events.next())
+            iterating = asyncio.create_task(_drain(events))
+            await asyncio.sleep(0.2)  # both wait on the descriptor
+            assert not pending.done() and not iterating.done()
+            await events.aclose()
+            with pytest.raises(ValueError, match="closed"):
+                await asyncio.wait_for(pending, BOUND)
+            assert await asyncio.wait_for(iterating, BOUND) == 0
+
+    async def _drain(events: firma_stack.AsyncWatch) -> int:
+        n = 0
+        async for _ in events:
+            n += 1
+        return n
+
+    asyncio.run(main())
