@@ -157,6 +157,14 @@ enum FirmaStatus
      * a kernel thread or the caller's ancestor. Nothing was signalled.
      */
     FIRMA_NOT_AUTHORIZED = 11,
+    /**
+     * `"forked"`: a watcher was used from a process other than the one
+     * that opened it (a `fork()` child). The call touched none of its
+     * descriptors and took no lock; the parent's stream is unaffected.
+     * Open a new watcher in the child (closing the inherited one there
+     * only closes the child's copies).
+     */
+    FIRMA_FORKED = 12,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -170,11 +178,14 @@ typedef int32_t FirmaStatus;
  * A watcher of one runtime directory, from `firma_watch_open`; opaque.
  *
  * Threads: a watcher may be used from any thread. Calls of
- * `firma_watch_next` on the same watcher are serialized (a second caller
- * waits for the first); `firma_watch_fd` may be called at any time, from
- * any thread. `firma_watch_close` must be the last call on a watcher: never
- * concurrently with, or after, any other call on it. Different watchers are
- * independent.
+ * `firma_watch_next` on the same watcher may overlap: each waits on the
+ * watcher's descriptor without holding anything, and only the short step
+ * that takes an event (or does the work that is due) is serialized; a
+ * caller whose timeout passes while another holds that step returns on
+ * time. `firma_watch_fd` may be called at any time, from any thread.
+ * `firma_watch_close` must be the last call on a watcher: never
+ * concurrently with, or after, any other call on it. Different watchers
+ * are independent.
  */
 typedef struct firma_watch firma_watch;
 
@@ -449,9 +460,21 @@ int32_t firma_watch_open(const char *runtime_dir,
  * directory), `{"event":"changed","sandbox_id","entry","previous":STATE,"at"}`,
  * `{"event":"gone","sandbox_id","reason":"collected"|"removed","at"}`,
  * `{"event":"resync","reason","at"}` (lost track; `synced` follows); `at`
- * is RFC 3339 UTC with milliseconds. On failure it is an error object; the
- * watcher stays usable and a later call retries. Free it with
- * `firma_string_free`. A NULL `w` is `FIRMA_INVALID_ARGUMENT`.
+ * is RFC 3339 UTC with milliseconds. Free it with `firma_string_free`.
+ *
+ * On failure it is an error object, and the failure is not the end of
+ * the stream: the watcher keeps its state and a later call retries (one
+ * probe interval later), so keep calling. The exceptions:
+ * `FIRMA_FORKED`, when the calling process is not the one that opened
+ * the watcher (a `fork()` child: checked before any lock is taken or any
+ * descriptor touched, so the parent's stream is unaffected), and
+ * `FIRMA_INVALID_ARGUMENT` for a NULL `w` or, best effort, one already
+ * closed (detected while its memory has not been reused: never rely on
+ * it).
+ *
+ * The timeout holds while other threads call `firma_watch_next` on the
+ * same watcher, including one waiting with a negative timeout: waiting
+ * holds no lock.
  *
  * # Safety
  * `w` is NULL or a watcher from `firma_watch_open`, not closed;
@@ -470,7 +493,10 @@ int32_t firma_watch_next(struct firma_watch *w, int32_t timeout_ms, char **out_e
 int32_t firma_watch_fd(const struct firma_watch *w);
 
 /**
- * Stops watching and releases every descriptor of `w`. NULL is a no-op.
+ * Stops watching and releases every descriptor of `w`. NULL is a no-op,
+ * and so, best effort, is a watcher already closed. In a `fork()` child
+ * it closes only the child's copies of the descriptors: the parent's
+ * watcher goes on.
  *
  * # Safety
  * `w` is NULL or a watcher from `firma_watch_open`, closed once, with no

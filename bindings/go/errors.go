@@ -50,6 +50,11 @@ const (
 	// caller's ancestor. Nothing was signalled; NoIdentityCheck does not
 	// override it.
 	CodeNotAuthorized ErrorCode = "not_authorized"
+	// CodeForked: a watcher was used from a process other than the one that
+	// opened it (a fork() child); nothing of it was touched. Go programs
+	// do not fork, so [Watch] never reports it; it is here because every
+	// surface knows every code.
+	CodeForked ErrorCode = "forked"
 )
 
 // Error is a failure reported by the core.
@@ -80,6 +85,7 @@ var (
 	ErrPidfdUnavailable     = &Error{Code: CodePidfdUnavailable}
 	ErrUntrustedDirectory   = &Error{Code: CodeUntrustedDirectory}
 	ErrNotAuthorized        = &Error{Code: CodeNotAuthorized}
+	ErrForked               = &Error{Code: CodeForked}
 )
 
 // Error implements the error interface.

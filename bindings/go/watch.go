@@ -35,6 +35,13 @@ const (
 	// says) and rescans; the events that follow correct the state, then
 	// EventSynced.
 	EventResync EventKind = "resync"
+	// EventError: a step of the watcher failed (say, run/ became
+	// unreadable or was replaced by a symlink); Err says why. It is not
+	// the end of the stream: the watcher keeps its state, tries again one
+	// probe interval later, and the events that follow bring the caller
+	// back to the true state. Go's form of a failed next on the other
+	// surfaces (C's error status, Python's exception); not a JSON kind.
+	EventError EventKind = "error"
 )
 
 // Event is one event of a [Watch] stream: the JSON object of every surface.
@@ -46,6 +53,8 @@ type Event struct {
 	Reason    string        `json:"reason,omitempty"`
 	// At is when the watcher saw it: RFC 3339 UTC with milliseconds.
 	At string `json:"at"`
+	// Err is the failure of an EventError (a *Error), nil otherwise.
+	Err error `json:"-"`
 }
 
 // Time parses At.
@@ -68,22 +77,22 @@ type WatchOptions struct {
 	ReadOnly bool
 }
 
-// Watcher is a running [Watch]: receive from Events until it is closed,
-// then Err says why.
+// Watcher is a running [Watch]: receive from Events until the context is
+// cancelled.
 type Watcher struct {
 	events chan Event
 	mu     sync.Mutex
 	err    error
 }
 
-// Events delivers the stream. It is closed when the context passed to
-// [Watch] is cancelled (after which every resource is released) or when
-// watching fails (see Err).
+// Events delivers the stream. It is closed only when the context passed
+// to [Watch] is cancelled (after which every resource is released): a
+// failure is delivered in the stream as an [EventError] and the stream
+// goes on.
 func (w *Watcher) Events() <-chan Event { return w.events }
 
-// Err is nil while the stream runs and after it ended because the context
-// was cancelled; otherwise the error that ended it. Call it after Events
-// is closed.
+// Err is the error of the latest EventError while it persists: nil before
+// any failure and again once the library answers without one.
 func (w *Watcher) Err() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -91,7 +100,8 @@ func (w *Watcher) Err() error {
 }
 
 // waitSlice bounds each wait inside the library, so cancelling the
-// context takes effect within it.
+// context takes effect within it; it is also the pause after a failure
+// (the library itself tries again one probe interval later).
 const waitSlice = 100 * time.Millisecond
 
 // Watch starts watching runtimeDir ("" means the default): EventAppeared
@@ -99,12 +109,15 @@ const waitSlice = 100 * time.Millisecond
 // and EventAppeared as they happen. The initial scan happens before Watch
 // returns (errors in it, or bad options, are returned). One goroutine
 // reads the stream; cancel ctx to stop it: Events is then closed and the
-// watcher's descriptors released. Events is unbuffered: a slow receiver
-// delays the stream but loses nothing.
+// watcher's descriptors released. A later failure is an EventError in the
+// stream, never its end. Events is unbuffered: a slow receiver delays the
+// stream but loses nothing.
 //
 //	w, err := firmastack.Watch(ctx, "", firmastack.WatchOptions{})
-//	for ev := range w.Events() { ... }
-//	if err := w.Err(); err != nil { ... }
+//	for ev := range w.Events() {
+//		if ev.Kind == firmastack.EventError { log.Print(ev.Err); continue }
+//		...
+//	}
 func Watch(ctx context.Context, runtimeDir string, opts WatchOptions) (*Watcher, error) {
 	o := map[string]any{}
 	if opts.ProbeInterval != 0 {
@@ -160,27 +173,35 @@ func (w *Watcher) run(ctx context.Context, handle *C.firma_watch) {
 		var out *C.char
 		status := C.firma_watch_next(handle, slice, &out)
 		text, err := takeResult(status, out)
-		if err != nil {
-			w.fail(err)
-			return
-		}
-		if text == "null" {
-			continue
-		}
 		var ev Event
-		if err := decode(text, &ev); err != nil {
-			w.fail(err)
-			return
+		if err == nil {
+			if text == "null" {
+				w.setErr(nil)
+				continue
+			}
+			err = decode(text, &ev)
 		}
+		if err != nil {
+			// Not the end: deliver it, pause, and go on.
+			ev = Event{Kind: EventError, Err: err, At: time.Now().UTC().Format("2006-01-02T15:04:05.000Z")}
+		}
+		w.setErr(ev.Err)
 		select {
 		case w.events <- ev:
 		case <-ctx.Done():
 			return
 		}
+		if err != nil {
+			select {
+			case <-time.After(waitSlice):
+			case <-ctx.Done():
+				return
+			}
+		}
 	}
 }
 
-func (w *Watcher) fail(err error) {
+func (w *Watcher) setErr(err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.err = err

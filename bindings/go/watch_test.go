@@ -174,3 +174,64 @@ func TestWatchCancelReleasesEverything(t *testing.T) {
 		t.Errorf("descriptors: %d before, %d after 20 cancelled watchers", baseFD, fd)
 	}
 }
+
+// A transient failure is not the end of the stream: run/ replaced by a
+// symlink for half a second (every scan fails meanwhile), then put back;
+// a sidecar started afterwards is still delivered, and Events stays open.
+func TestWatchSurvivesRunSwappedForASymlink(t *testing.T) {
+	dir := fixture.RuntimeDir(t)
+	_ = fixture.Start(t, dir, "go-before")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w, err := firmastack.Watch(ctx, dir, firmastack.WatchOptions{ProbeInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []firmastack.Event
+	nextMatching(t, w, &seen, "synced", func(e firmastack.Event) bool { return e.Kind == firmastack.EventSynced })
+
+	run, real := filepath.Join(dir, "run"), filepath.Join(dir, "run.real")
+	if err := os.Rename(run, real); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, run); err != nil {
+		t.Fatal(err)
+	}
+	// Keep receiving while run/ is a symlink, as a supervisor would.
+	swapped := time.After(500 * time.Millisecond)
+	errorsSeen := 0
+wait:
+	for {
+		select {
+		case ev, ok := <-w.Events():
+			if !ok {
+				t.Fatalf("Events closed while run/ was a symlink (Err: %v); seen %+v", w.Err(), seen)
+			}
+			seen = append(seen, ev)
+			if ev.Kind == firmastack.EventError {
+				errorsSeen++
+				var fe *firmastack.Error
+				if !errors.As(ev.Err, &fe) || ev.At == "" {
+					t.Errorf("error event without a *firmastack.Error or a time: %+v", ev)
+				}
+			}
+		case <-swapped:
+			break wait
+		}
+	}
+	if err := os.Remove(run); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(real, run); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d error events while run/ was a symlink", errorsSeen)
+
+	_ = fixture.Start(t, dir, "go-after")
+	nextMatching(t, w, &seen, "appeared go-after", func(e firmastack.Event) bool {
+		return e.Kind == firmastack.EventAppeared && e.SandboxID == "go-after"
+	})
+	if err := w.Err(); err != nil {
+		t.Errorf("Err = %v once the library answers again, want nil", err)
+	}
+}

@@ -6,8 +6,9 @@ classes only hold them. Every class has a ``code`` equal to the error code of
 the C ABI (``invalid_argument``, ``io``, ``marker_parse``,
 ``identity_mismatch``, ``internal``, and the refusals of :func:`stop`:
 ``identity_unverifiable``, ``pid_reused``, ``refused``, ``pidfd_unavailable``,
-``not_authorized``; and ``untrusted_directory`` for a runtime directory that
-fails the trust checks).
+``not_authorized``; ``untrusted_directory`` for a runtime directory that
+fails the trust checks; and ``forked`` for a watcher used in a ``fork()``
+child).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "PidfdUnavailableError",
     "NotAuthorizedError",
     "UntrustedDirectoryError",
+    "ForkedError",
 ]
 
 
@@ -269,3 +271,23 @@ class UntrustedDirectoryError(StackError):
         super().__init__(message, path=path)
         self.action = action
         self.reason = reason
+
+
+class ForkedError(StackError):
+    """A watcher was used from a process other than the one that created it
+    (a ``fork()`` child, which shares the watcher's descriptors with its
+    parent). The call touched none of them and took no lock, so the
+    parent's stream is unaffected. Open a new watcher in the child;
+    ``close()`` there only closes the child's copies. ``owner_pid`` is the
+    process that created the watcher, ``pid`` the caller."""
+
+    code: ClassVar[str] = "forked"
+    _fields: ClassVar[Tuple[str, ...]] = ("owner_pid", "pid")
+
+    owner_pid: int
+    pid: int
+
+    def __init__(self, message: str, *, owner_pid: int, pid: int) -> None:
+        super().__init__(message)
+        self.owner_pid = owner_pid
+        self.pid = pid

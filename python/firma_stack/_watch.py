@@ -9,10 +9,13 @@ changed, liveness, probing, collection — is the core's, exactly as for
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
+import queue
+import threading
 from dataclasses import dataclass
 from types import TracebackType
-from typing import ClassVar, Optional, Tuple, Type, Union
+from typing import Any, Callable, ClassVar, Deque, List, Optional, Tuple, Type, TypeVar, Union
 
 from ._native import SidecarEntry, _Watcher
 from ._state import State
@@ -20,6 +23,7 @@ from ._state import State
 # Public names are listed (and exported) by the package, firma_stack/__init__.py.
 
 _Path = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -166,46 +170,262 @@ class Watch(_WatchBase):
         self.close()
 
 
-class AsyncWatch(_WatchBase):
+class _Worker:
+    """One thread that runs an :class:`AsyncWatch`'s calls into the core in
+    order (creating the watcher — the initial scan —, its steps, closing
+    it) and hands each result to the event loop. It ends after
+    :meth:`stop` (the watcher closed), so no thread outlives a watcher."""
+
+    def __init__(self) -> None:
+        self._jobs: "queue.SimpleQueue[Optional[_Job]]" = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="firma-awatch", daemon=True)
+        self._started = False
+        self._stopped = False
+
+    def submit(self, fn: Callable[[], _T]) -> "asyncio.Future[_T]":
+        if self._stopped:
+            raise ValueError("the watcher is closed")
+        loop = asyncio.get_running_loop()
+        fut: "asyncio.Future[_T]" = loop.create_future()
+        self._jobs.put(_Job(loop, fut, fn))
+        if not self._started:
+            self._started = True
+            self._thread.start()
+        return fut
+
+    def stop(self) -> None:
+        if not self._stopped:
+            self._stopped = True
+            self._jobs.put(None)
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            job.run()
+
+
+class _Job:
+    def __init__(self, loop: asyncio.AbstractEventLoop, fut: "asyncio.Future[Any]",
+                 fn: Callable[[], Any]) -> None:
+        self.loop, self.fut, self.fn = loop, fut, fn
+
+    def run(self) -> None:
+        try:
+            result = self.fn()
+        except BaseException as e:  # handed to the awaiting task
+            self._post(_fail, e)
+        else:
+            self._post(_succeed, result)
+
+    def _post(self, how: Callable[["asyncio.Future[Any]", Any], None], value: Any) -> None:
+        try:
+            self.loop.call_soon_threadsafe(how, self.fut, value)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            pass
+
+
+def _succeed(fut: "asyncio.Future[Any]", value: Any) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
+def _fail(fut: "asyncio.Future[Any]", exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc)
+
+
+#: Events taken from the core per hand-off to the loop, at most.
+_BATCH = 256
+
+
+class AsyncWatch:
     """An async context manager and async iterator of :data:`Event` (see
-    :func:`awatch`). It waits on the watcher's descriptor with
-    ``loop.add_reader``: no thread per watcher."""
+    :func:`awatch`).
+
+    Nothing that can take long runs on the event loop's thread: creating
+    the watcher (the initial scan), each step of it (a probe round, a
+    rescan) and closing it run on one worker thread of this watcher, in
+    order; the loop only waits — on the watcher's descriptor with
+    ``loop.add_reader`` while nothing is due — and hands out the events.
+    The worker thread ends when the watcher is closed. Cancelling a
+    pending :meth:`next` loses nothing: an event already taken from the
+    core is returned by the next call."""
+
+    def __init__(
+        self,
+        runtime_dir: Optional[_Path] = None,
+        *,
+        probe_interval: float = 1.0,
+        collect: bool = True,
+        timeout: Optional[float] = None,
+        rescan_interval: float = 30.0,
+    ) -> None:
+        def create() -> _Watcher:
+            return _Watcher(
+                runtime_dir,
+                timeout=timeout,
+                probe_interval=probe_interval,
+                collect=collect,
+                rescan_interval=rescan_interval,
+            )
+
+        self._create: Optional[Callable[[], _Watcher]] = create
+        self._w: Optional[_Watcher] = None
+        self._fd = -1
+        self._worker = _Worker()
+        # The call into the core under way, kept across cancellations.
+        self._step: "Optional[asyncio.Future[Any]]" = None
+        self._ready: Deque[_Raw] = collections.deque()
+        # The wait on the descriptor under way, ended by closing.
+        self._waiter: "Optional[asyncio.Future[None]]" = None
+        # One next() at a time (made on first use, inside the loop).
+        self._turn: Optional[asyncio.Lock] = None
+        self._closed = False
+
+    async def _call(self, fn: Callable[[], _T]) -> _T:
+        """``fn()`` on the worker thread; if the caller is cancelled, the
+        call goes on and its outcome is the next ``_call``'s (``fn`` of
+        that one is then not run: callers pass the same kind of call)."""
+        if self._step is None:
+            self._step = self._worker.submit(fn)
+        step = self._step
+        try:
+            result: _T = await asyncio.shield(step)
+        except asyncio.CancelledError:
+            if step.done() and not step.cancelled():
+                self._step = None if step.exception() is not None else step
+            raise
+        except BaseException:
+            self._step = None
+            raise
+        self._step = None
+        return result
+
+    async def _start(self) -> _Watcher:
+        if self._closed:
+            raise ValueError("the watcher is closed")
+        if self._w is None:
+            create = self._create
+            assert create is not None
+            self._w = await self._call(create)
+            self._create = None
+            self._fd = self._w.fileno()
+        return self._w
 
     async def next(self) -> Event:
-        """The next event, waiting without blocking the event loop (the
-        watcher's own work — a probe round — runs on the loop's thread and
-        lasts at most about one probe timeout)."""
+        """The next event, waiting without blocking the event loop.
+        ``ValueError`` once the watcher is closed (also when that happens
+        while waiting). Concurrent calls take turns."""
+        if self._turn is None:
+            self._turn = asyncio.Lock()
+        async with self._turn:
+            return await self._next()
+
+    async def _next(self) -> Event:
+        w = await self._start()
         loop = asyncio.get_running_loop()
         while True:
-            ev = self._poll(0.0)
-            if ev is not None:
-                return ev
-            fd = self._w.fileno()
+            if self._ready:
+                return _event(self._ready.popleft())
+            if self._closed:
+                raise ValueError("the watcher is closed")
+
+            def take(w: _Watcher = w) -> List[_Raw]:
+                # Never waits: the events queued, or the work that is due.
+                batch: List[_Raw] = []
+                while len(batch) < _BATCH:
+                    raw = w.next_event(0.0)
+                    if raw is None:
+                        break
+                    batch.append(raw)
+                return batch
+
+            batch = await self._call(take)
+            if batch:
+                self._ready.extend(batch)
+                continue
+            # Nothing due: wait for the descriptor (readable when a step
+            # may have something), on the loop, doing nothing else.
             ready: asyncio.Future[None] = loop.create_future()
 
             def wake(f: asyncio.Future[None] = ready) -> None:
                 if not f.done():
                     f.set_result(None)
 
-            loop.add_reader(fd, wake)
+            self._waiter = ready
+            loop.add_reader(self._fd, wake)
             try:
                 await ready
             finally:
-                loop.remove_reader(fd)
+                self._stop_waiting(ready)
+
+    def _stop_waiting(self, waiter: "Optional[asyncio.Future[None]]") -> None:
+        """Ends the wait on the descriptor (before the descriptor is
+        closed: a reader left on a closed descriptor would never fire)."""
+        if waiter is not None and self._waiter is waiter:
+            self._waiter = None
+            waiter.get_loop().remove_reader(self._fd)
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def fileno(self) -> int:
+        """The watcher's descriptor (readable when an event may be ready);
+        only poll it. Known once the watcher started (the first
+        :meth:`next`, or ``async with``)."""
+        if self._w is None or self._closed:
+            raise ValueError("the watcher is not started" if not self._closed else
+                             "the watcher is closed")
+        return self._fd
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     async def aclose(self) -> None:
-        """Stops watching and releases every descriptor (idempotent)."""
-        self.close()
+        """Stops watching and releases every descriptor (idempotent): on
+        the worker thread, after the step under way; then the thread ends."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop_waiting(self._waiter)  # a pending next() raises, see below
+        w = self._w
+        if w is None:
+            self._worker.stop()
+            return
+        try:
+            done = self._worker.submit(w.close)
+        except ValueError:
+            return
+        self._worker.stop()
+        await asyncio.shield(done)
+
+    def close(self) -> None:
+        """Stops watching without awaiting (blocks for the step under way,
+        if any); prefer :meth:`aclose`. Call it on the loop's thread, or
+        with no loop running."""
+        self._closed = True
+        self._stop_waiting(self._waiter)
+        if self._w is not None:
+            self._w.close()
+        self._worker.stop()
 
     def __aiter__(self) -> AsyncWatch:
         return self
 
     async def __anext__(self) -> Event:
-        if self._w.closed:
+        if self._closed:
             raise StopAsyncIteration
-        return await self.next()
+        try:
+            return await self.next()
+        except ValueError:
+            if self._closed:  # closed while waiting: the iteration ends
+                raise StopAsyncIteration from None
+            raise
 
     async def __aenter__(self) -> AsyncWatch:
+        await self._start()
         return self
 
     async def __aexit__(
@@ -214,7 +434,7 @@ class AsyncWatch(_WatchBase):
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None:
-        self.close()
+        await self.aclose()
 
 
 def watch(
@@ -258,6 +478,10 @@ def awatch(
     async with firma_stack.awatch() as events:
         async for ev in events:
             ...
+
+    The watcher starts (its initial scan, and the errors of bad options)
+    at ``async with`` or the first ``next()``, on a worker thread of its
+    own: no call on the event loop's thread waits for the core.
     """
     return AsyncWatch(
         runtime_dir,

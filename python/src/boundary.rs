@@ -2,8 +2,10 @@
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc;
+use std::time::Duration;
 
-use firma_stack::sidecar_markers::Result as CoreResult;
+use firma_stack::sidecar_markers::{Result as CoreResult, StackError};
 use pyo3::prelude::*;
 
 use crate::exceptions;
@@ -22,6 +24,62 @@ where
         Ok(Ok(value)) => Ok(value),
         Ok(Err(err)) => Err(exceptions::from_stack_error(py, err)),
         Err(payload) => Err(exceptions::internal(py, &panic_message(payload.as_ref()))),
+    }
+}
+
+/// How long [`call_core_interruptible`] waits between two checks for
+/// signals.
+const SIGNAL_SLICE: Duration = Duration::from_millis(50);
+
+/// [`call_core`] for a call that may block for long (a probe waits up to
+/// its timeout, which may be minutes): the call runs on a thread of its
+/// own while this one waits for it with the GIL released, in slices of
+/// [`SIGNAL_SLICE`], running Python's signal handlers between them. So
+/// Ctrl-C (or whatever a handler raises) interrupts the wait at once; the
+/// abandoned call ends on its own thread within its own timeout, and its
+/// result is dropped. (Python runs signal handlers only on the main
+/// thread; elsewhere this is a plain wait.)
+pub(crate) fn call_core_interruptible<T, F>(py: Python<'_>, f: F) -> PyResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> CoreResult<T> + Send + 'static,
+{
+    let (tx, rx) = mpsc::sync_channel(1);
+    let spawned = std::thread::Builder::new()
+        .name("firma-call".into())
+        .spawn(move || {
+            // The receiver may be gone (interrupted): nothing to do then.
+            let _ = tx.send(catch_unwind(AssertUnwindSafe(f)));
+        });
+    if let Err(source) = spawned {
+        return Err(exceptions::from_stack_error(
+            py,
+            StackError::Io {
+                action: "start a thread for",
+                path: "the call".into(),
+                source,
+            },
+        ));
+    }
+    let mut rx = rx;
+    loop {
+        // The receiver moves in and out (it is `Send`, not `Sync`).
+        let (got, back) = py.detach(move || (rx.recv_timeout(SIGNAL_SLICE), rx));
+        rx = back;
+        match got {
+            Ok(Ok(Ok(value))) => return Ok(value),
+            Ok(Ok(Err(err))) => return Err(exceptions::from_stack_error(py, err)),
+            Ok(Err(payload)) => {
+                return Err(exceptions::internal(py, &panic_message(payload.as_ref())));
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => py.check_signals()?,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(exceptions::internal(
+                    py,
+                    "internal error: the thread of a call ended without an answer",
+                ));
+            }
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyString};
 
-use crate::boundary::call_core;
+use crate::boundary::call_core_interruptible;
 use crate::exceptions;
 
 /// Longest probe timeout accepted, in seconds: the core's maximum.
@@ -73,6 +73,8 @@ pub(crate) fn pid_arg(pid: i64) -> Result<u32, StackError> {
 /// A call that probes every marker under `runtime_dir` (`list`, `inspect`):
 /// the probe options of `timeout`, then the core's `f` on the directory
 /// (`None`: the default) with the GIL released, each item converted.
+/// Interruptible: Ctrl-C ends the wait at once (see
+/// [`call_core_interruptible`]).
 pub(crate) fn probe_all<T, P>(
     py: Python<'_>,
     runtime_dir: Option<FsPath>,
@@ -80,12 +82,12 @@ pub(crate) fn probe_all<T, P>(
     f: fn(PathBuf, &ProbeOptions) -> sm::Result<Vec<T>>,
 ) -> PyResult<Vec<P>>
 where
-    T: Send,
+    T: Send + 'static,
     P: From<T>,
 {
     let opts = probe_options(py, timeout)?;
     let dir = runtime_dir.map(|d| d.0);
-    let items = call_core(py, move || f(runtime_dir_or_default(dir), &opts))?;
+    let items = call_core_interruptible(py, move || f(runtime_dir_or_default(dir), &opts))?;
     Ok(items.into_iter().map(P::from).collect())
 }
 

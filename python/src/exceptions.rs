@@ -61,6 +61,7 @@ where
 /// | `pidfd_unavailable` | `PidfdUnavailableError`                           |
 /// | `untrusted_directory` | `UntrustedDirectoryError`                       |
 /// | `not_authorized`    | `NotAuthorizedError`                              |
+/// | `forked`            | `ForkedError`                                     |
 pub(crate) fn class_name(code: ErrorCode) -> &'static str {
     match code {
         ErrorCode::InvalidArgument => "InvalidArgumentError",
@@ -74,6 +75,7 @@ pub(crate) fn class_name(code: ErrorCode) -> &'static str {
         ErrorCode::PidfdUnavailable => "PidfdUnavailableError",
         ErrorCode::UntrustedDirectory => "UntrustedDirectoryError",
         ErrorCode::NotAuthorized => "NotAuthorizedError",
+        ErrorCode::Forked => "ForkedError",
     }
 }
 
@@ -161,6 +163,9 @@ pub(crate) fn from_stack_error(py: Python<'_>, err: StackError) -> PyErr {
             ("action", obj(py, *action)),
             ("reason", obj(py, reason)),
         ],
+        StackError::Forked { owner, caller } => {
+            vec![("owner_pid", obj(py, *owner)), ("pid", obj(py, *caller))]
+        }
         // Attributes of a variant added later: the path, if any.
         _ => vec![("path", path)],
     };

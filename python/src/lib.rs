@@ -1,7 +1,9 @@
 //! `firma_stack._native`: the Python binding of the firma-stack core.
 //!
 //! A thin layer: every function converts its arguments, calls exactly one
-//! core function with the GIL released (see [`boundary::call_core`]), and
+//! core function with the GIL released (see [`boundary::call_core`]; the
+//! probing calls `list`, `get`, `inspect` and `probe_entry` through
+//! [`boundary::call_core_interruptible`], so Ctrl-C ends their wait), and
 //! converts the result or error back. Listing, probing, garbage collection
 //! and marker writing all happen in the core (`firma_stack::sidecar_markers`).
 
@@ -19,7 +21,7 @@ use std::ffi::OsString;
 use firma_stack::sidecar_markers::{self as sm, ErrorCode, MetadataFile};
 use pyo3::prelude::*;
 
-use boundary::call_core;
+use boundary::{call_core, call_core_interruptible};
 use convert::{FsPath, SandboxId, pid_arg, probe_all, probe_options, runtime_dir_or_default};
 use entry::SidecarEntry;
 use report::{ErrorInfo, MarkerReport};
@@ -64,7 +66,7 @@ fn get(
 ) -> PyResult<Option<SidecarEntry>> {
     let opts = probe_options(py, timeout)?;
     let (dir, id) = (runtime_dir.map(|d| d.0), sandbox_id.0);
-    let entry = call_core(py, move || {
+    let entry = call_core_interruptible(py, move || {
         sm::get_with(runtime_dir_or_default(dir), &id, &opts)
     })?;
     Ok(entry.map(SidecarEntry::from))
@@ -85,7 +87,7 @@ fn gc_stale(py: Python<'_>, runtime_dir: Option<FsPath>) -> PyResult<Vec<String>
 fn probe_entry(py: Python<'_>, marker_dir: FsPath, timeout: Option<f64>) -> PyResult<SidecarEntry> {
     let opts = probe_options(py, timeout)?;
     let dir = marker_dir.0;
-    let entry = call_core(py, move || sm::probe_entry_with(dir, &opts))?;
+    let entry = call_core_interruptible(py, move || sm::probe_entry_with(dir, &opts))?;
     Ok(entry.into())
 }
 

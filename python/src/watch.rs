@@ -5,6 +5,7 @@
 //! reason, at)`; the Python side turns them into typed event classes.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use firma_stack::sidecar_markers::{self as sm, Event, StackError};
@@ -83,9 +84,16 @@ fn closed_error() -> PyErr {
 }
 
 /// A watcher of one runtime directory (see `firma_stack.watch`).
+///
+/// `owner` and `closed` live outside the lock: in a `fork()` child the
+/// lock may be held by a thread that does not exist there, so the child
+/// must be refused (`ForkedError`) and may close without ever waiting
+/// for it.
 #[pyclass(module = "firma_stack._native", name = "_Watcher", frozen)]
 pub(crate) struct Watcher {
     inner: Mutex<Option<sm::Watcher>>,
+    owner: sm::WatcherOwner,
+    closed: AtomicBool,
     fd: i32,
 }
 
@@ -112,16 +120,25 @@ impl Watcher {
         let w = call_core(py, move || sm::watch(runtime_dir_or_default(dir), &opts))?;
         let fd = std::os::fd::AsRawFd::as_raw_fd(&w);
         Ok(Watcher {
+            owner: w.owner(),
             inner: Mutex::new(Some(w)),
+            closed: AtomicBool::new(false),
             fd,
         })
     }
 
     /// The next event as a tuple, waiting at most `timeout` seconds (`None`:
     /// until there is one); `None` when the timeout passed. The GIL is
-    /// released while waiting; signals are checked every 0.2 s.
+    /// released while waiting; signals are checked every 0.2 s. In a
+    /// `fork()` child: `ForkedError`, before any lock is taken.
     #[pyo3(signature = (timeout=None))]
     fn next_event(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<EventTuple>> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(closed_error());
+        }
+        self.owner
+            .check()
+            .map_err(|e| exceptions::from_stack_error(py, e))?;
         let deadline = match timeout {
             Some(t) => Some(Instant::now() + seconds(py, "timeout", t)?),
             None => None,
@@ -153,25 +170,33 @@ impl Watcher {
     /// The descriptor that becomes readable when `next_event(0)` may have
     /// an event (only poll it).
     fn fileno(&self) -> PyResult<i32> {
-        let guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        match guard.as_ref() {
-            Some(_) => Ok(self.fd),
-            None => Err(closed_error()),
+        if self.closed.load(Ordering::Acquire) {
+            return Err(closed_error());
         }
+        Ok(self.fd)
     }
 
     /// Stops watching and closes every descriptor; idempotent. Waits for a
-    /// `next_event` running in another thread (at most 0.2 s).
+    /// `next_event` running in another thread (at most one step of the
+    /// watcher). In a `fork()` child it never waits: it closes the child's
+    /// copies of the descriptors if the lock is free, and otherwise leaves
+    /// them to the child's exit; the parent's watcher is untouched.
     fn close(&self, py: Python<'_>) {
-        let w = py.detach(|| self.inner.lock().unwrap_or_else(|p| p.into_inner()).take());
+        self.closed.store(true, Ordering::Release);
+        let w = if self.owner.check().is_ok() {
+            py.detach(|| self.inner.lock().unwrap_or_else(|p| p.into_inner()).take())
+        } else {
+            match self.inner.try_lock() {
+                Ok(mut g) => g.take(),
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().take(),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            }
+        };
         drop(w);
     }
 
     #[getter]
     fn closed(&self) -> bool {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_none()
+        self.closed.load(Ordering::Acquire)
     }
 }

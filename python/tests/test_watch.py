@@ -163,7 +163,7 @@ def test_bad_options_raise_invalid_argument(firma_runtime_dir: str) -> None:
         firma_stack.watch(firma_runtime_dir, probe_interval=float("nan"))
 
 
-def test_awatch_waits_on_the_loop_without_a_thread(
+def test_awatch_keeps_the_loop_running_and_leaves_no_thread(
     firma_runtime_dir: str, firma_sidecar: Start
 ) -> None:
     async def main() -> List[Event]:
@@ -208,8 +208,12 @@ def test_awatch_waits_on_the_loop_without_a_thread(
             tick.cancel()
             assert killed
             assert ticks > 5, "the event loop kept running while waiting"
-            assert threading.active_count() == threads_before, "no thread per watcher"
         assert events.closed
+        # Its worker thread ends with it.
+        end = time.monotonic() + BOUND
+        while threading.active_count() > threads_before and time.monotonic() < end:
+            await asyncio.sleep(0.01)
+        assert threading.active_count() == threads_before, "a thread outlived the watcher"
         return seen
 
     seen = asyncio.run(main())
@@ -310,3 +314,120 @@ def test_cli_json_stream_matches_the_python_stream(
         if cli.stdout is not None:
             cli.stdout.close()
     assert code == 0, "firma sidecar watch exits 0 on SIGTERM"
+
+
+# fork() in a process with a thread waiting in next(): Python warns that
+# such a fork may deadlock; proving that the watcher does not is the point.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_fork_child_gets_forked_error_and_parent_keeps_its_stream(
+    firma_runtime_dir: str,
+) -> None:
+    from firma_stack.testing import write_marker
+
+    w = firma_stack.watch(firma_runtime_dir, probe_interval=60)
+    assert isinstance(w.next(BOUND), Synced)
+    got: List[Optional[Event]] = []
+
+    def parent_waits() -> None:
+        # Inside next() (the binding's lock held, in the old design) at the fork.
+        got.append(w.next(3 * BOUND))
+
+    waiter = threading.Thread(target=parent_waits)
+    waiter.start()
+    time.sleep(0.3)
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit status only
+        code = 10
+        try:
+            began = time.monotonic()
+            try:
+                w.next(0.5)
+                code = 1  # no error: it read the parent's descriptors
+            except firma_stack.ForkedError as e:
+                ok = (
+                    e.code == "forked"
+                    and e.owner_pid == os.getppid()
+                    and e.pid == os.getpid()
+                    and "fork" in str(e)
+                )
+                code = 0 if ok and time.monotonic() - began < 1.0 else 2
+            w.close()  # the child's copies only, without waiting for a lock
+            if not w.closed:
+                code = 3
+        finally:
+            os._exit(code)
+    end = time.monotonic() + 10
+    status = None
+    while time.monotonic() < end:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.01)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        raise AssertionError("the fork() child hung in next() (killed after 10 s)")
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, (
+        f"the fork() child failed: exit status {status:#x} (1: no error, 2: wrong error)"
+    )
+
+    # The parent's stream goes on: its waiting thread gets the next event.
+    write_marker(firma_runtime_dir, "py-after-fork")
+    waiter.join(3 * BOUND)
+    assert not waiter.is_alive()
+    assert len(got) == 1 and isinstance(got[0], Appeared), got
+    assert got[0].sandbox_id == "py-after-fork"
+    w.close()
+
+
+def test_a_failed_next_is_not_the_end_of_the_stream(
+    firma_runtime_dir: str, firma_sidecar: Start
+) -> None:
+    # run/ replaced by a symlink for half a second: next() raises meanwhile
+    # (every scan refuses the symlink); once run/ is back, a sidecar
+    # started afterwards is delivered by the same watcher.
+    run = os.path.join(firma_runtime_dir, "run")
+    real = run + ".real"
+    os.makedirs(run, mode=0o700, exist_ok=True)
+    w = firma_stack.watch(firma_runtime_dir, probe_interval=0.1)
+    assert isinstance(w.next(BOUND), Synced)
+    os.rename(run, real)
+    os.symlink(real, run)
+    failures: List[firma_stack.StackError] = []
+    end = time.monotonic() + 0.5
+    while time.monotonic() < end:
+        try:
+            w.next(0.05)
+        except firma_stack.StackError as e:
+            failures.append(e)
+    os.remove(run)
+    os.rename(real, run)
+    assert failures, "no failure while run/ was a symlink: the test proves nothing"
+    assert not w.closed
+    firma_sidecar("py-after-swap")
+    seen: List[Event] = []
+    take_until(w, lambda e: isinstance(e, Appeared) and e.sandbox_id == "py-after-swap", seen)
+    w.close()
+
+
+def test_aclose_ends_a_pending_next(firma_runtime_dir: str) -> None:
+    async def main() -> None:
+        events = firma_stack.awatch(firma_runtime_dir, probe_interval=60)
+        async with events:
+            assert isinstance(await events.next(), Synced)
+            pending = asyncio.create_task(events.next())
+            iterating = asyncio.create_task(_drain(events))
+            await asyncio.sleep(0.2)  # both wait on the descriptor
+            assert not pending.done() and not iterating.done()
+            await events.aclose()
+            with pytest.raises(ValueError, match="closed"):
+                await asyncio.wait_for(pending, BOUND)
+            assert await asyncio.wait_for(iterating, BOUND) == 0
+
+    async def _drain(events: firma_stack.AsyncWatch) -> int:
+        n = 0
+        async for _ in events:
+            n += 1
+        return n
+
+    asyncio.run(main())

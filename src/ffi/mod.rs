@@ -172,6 +172,12 @@ pub enum FirmaStatus {
     /// signal that process, the marker is nobody's claim, or the process is
     /// a kernel thread or the caller's ancestor. Nothing was signalled.
     FIRMA_NOT_AUTHORIZED = 11,
+    /// `"forked"`: a watcher was used from a process other than the one
+    /// that opened it (a `fork()` child). The call touched none of its
+    /// descriptors and took no lock; the parent's stream is unaffected.
+    /// Open a new watcher in the child (closing the inherited one there
+    /// only closes the child's copies).
+    FIRMA_FORKED = 12,
 }
 
 /// An error on its way across the boundary: the core's error object. Its
@@ -224,6 +230,7 @@ impl FirmaStatus {
             ErrorCode::PidfdUnavailable => FirmaStatus::FIRMA_PIDFD_UNAVAILABLE,
             ErrorCode::UntrustedDirectory => FirmaStatus::FIRMA_UNTRUSTED_DIRECTORY,
             ErrorCode::NotAuthorized => FirmaStatus::FIRMA_NOT_AUTHORIZED,
+            ErrorCode::Forked => FirmaStatus::FIRMA_FORKED,
         }
     }
 }
@@ -387,6 +394,7 @@ mod tests {
             FIRMA_PIDFD_UNAVAILABLE,
             FIRMA_UNTRUSTED_DIRECTORY,
             FIRMA_NOT_AUTHORIZED,
+            FIRMA_FORKED,
         ];
         for (n, status) in numbered.into_iter().enumerate() {
             assert_eq!(status as usize, n, "{status:?}");
@@ -409,7 +417,7 @@ mod tests {
         assert_eq!(st, FirmaStatus::FIRMA_OK as i32);
         assert_eq!(
             take(out),
-            r#"["invalid_argument","io","marker_parse","identity_mismatch","internal","identity_unverifiable","pid_reused","refused","pidfd_unavailable","untrusted_directory","not_authorized"]"#
+            r#"["invalid_argument","io","marker_parse","identity_mismatch","internal","identity_unverifiable","pid_reused","refused","pidfd_unavailable","untrusted_directory","not_authorized","forked"]"#
         );
         for (i, code) in ErrorCode::ALL.into_iter().enumerate() {
             assert_eq!(FirmaStatus::of(code) as usize, i + 1, "{code}");

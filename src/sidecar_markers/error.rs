@@ -51,11 +51,16 @@ pub enum ErrorCode {
     /// others, owners that disagree), or the process is a kernel thread or
     /// an ancestor of the caller. Nothing was signalled.
     NotAuthorized,
+    /// A watcher was used from a process other than the one that created
+    /// it (a `fork()` child). Its descriptors are shared with the parent,
+    /// so the call refused before touching any of them; the parent's
+    /// stream is unaffected. Open a new watcher in the child.
+    Forked,
 }
 
 impl ErrorCode {
     /// Every code, in the order of their C status numbers (1, 2, ...).
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 12] = [
         ErrorCode::InvalidArgument,
         ErrorCode::Io,
         ErrorCode::MarkerParse,
@@ -67,6 +72,7 @@ impl ErrorCode {
         ErrorCode::PidfdUnavailable,
         ErrorCode::UntrustedDirectory,
         ErrorCode::NotAuthorized,
+        ErrorCode::Forked,
     ];
 
     /// The snake_case name used in JSON and by every binding.
@@ -83,6 +89,7 @@ impl ErrorCode {
             ErrorCode::PidfdUnavailable => "pidfd_unavailable",
             ErrorCode::UntrustedDirectory => "untrusted_directory",
             ErrorCode::NotAuthorized => "not_authorized",
+            ErrorCode::Forked => "forked",
         }
     }
 }
@@ -222,6 +229,15 @@ pub enum StackError {
         pid: u32,
         reason: String,
     },
+
+    /// A watcher was used from a process other than the one that created
+    /// it (after `fork()`): refused before any descriptor was touched.
+    #[error(
+        "this watcher was created by process {owner} and cannot be used from process {caller} \
+         (a fork() child shares its descriptors with the parent, and using them would take the \
+         parent's events); open a new watcher in this process"
+    )]
+    Forked { owner: u32, caller: u32 },
 }
 
 impl StackError {
@@ -255,6 +271,7 @@ impl StackError {
             StackError::PidfdUnavailable { .. } => ErrorCode::PidfdUnavailable,
             StackError::UntrustedDirectory { .. } => ErrorCode::UntrustedDirectory,
             StackError::NotAuthorized { .. } => ErrorCode::NotAuthorized,
+            StackError::Forked { .. } => ErrorCode::Forked,
         }
     }
 
@@ -281,7 +298,9 @@ impl StackError {
             | StackError::PidfdUnavailable { path, .. }
             | StackError::UntrustedDirectory { path, .. }
             | StackError::NotAuthorized { path, .. } => Some(path),
-            StackError::InvalidSandboxId { .. } | StackError::InvalidArgument { .. } => None,
+            StackError::InvalidSandboxId { .. }
+            | StackError::InvalidArgument { .. }
+            | StackError::Forked { .. } => None,
         }
     }
 

@@ -75,7 +75,9 @@ pub use scan::ScanReport;
 pub use signal_names::{parse_signal, signal_name};
 pub use stop::{StopOutcome, stop};
 pub use trust::check_runtime_dir;
-pub use watch::{Event, GoneReason, MAX_WATCH_INTERVAL, WatchOptions, Watcher, watch};
+pub use watch::{
+    Event, GoneReason, MAX_WATCH_INTERVAL, WatchOptions, Watcher, WatcherOwner, watch,
+};
 pub use writer::{create_marker, remove_marker};
 
 use paths::caller_path;

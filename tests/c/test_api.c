@@ -60,7 +60,7 @@ static void test_status_codes_are_the_documented_numbers(void)
         FIRMA_OK, FIRMA_INVALID_ARGUMENT, FIRMA_IO, FIRMA_MARKER_PARSE,
         FIRMA_IDENTITY_MISMATCH, FIRMA_INTERNAL, FIRMA_IDENTITY_UNVERIFIABLE,
         FIRMA_PID_REUSED, FIRMA_REFUSED, FIRMA_PIDFD_UNAVAILABLE,
-        FIRMA_UNTRUSTED_DIRECTORY, FIRMA_NOT_AUTHORIZED,
+        FIRMA_UNTRUSTED_DIRECTORY, FIRMA_NOT_AUTHORIZED, FIRMA_FORKED,
     };
     CHECK(sizeof(FirmaStatus) == sizeof(int32_t));
     for (size_t i = 0; i < sizeof numbered / sizeof numbered[0]; i++)

@@ -203,13 +203,13 @@ static void test_error_codes_follow_the_status_numbers(void)
     /* status i is the i-th code: the same strings the error objects carry */
     CHECK_STREQ(out, "[\"invalid_argument\",\"io\",\"marker_parse\",\"identity_mismatch\","
                      "\"internal\",\"identity_unverifiable\",\"pid_reused\",\"refused\","
-                     "\"pidfd_unavailable\",\"untrusted_directory\",\"not_authorized\"]");
+                     "\"pidfd_unavailable\",\"untrusted_directory\",\"not_authorized\",\"forked\"]");
     firma_string_free(out);
     CHECK(FIRMA_INVALID_ARGUMENT == 1 && FIRMA_IO == 2 && FIRMA_MARKER_PARSE == 3 &&
           FIRMA_IDENTITY_MISMATCH == 4 && FIRMA_INTERNAL == 5 &&
           FIRMA_IDENTITY_UNVERIFIABLE == 6 && FIRMA_PID_REUSED == 7 && FIRMA_REFUSED == 8 &&
           FIRMA_PIDFD_UNAVAILABLE == 9 && FIRMA_UNTRUSTED_DIRECTORY == 10 &&
-          FIRMA_NOT_AUTHORIZED == 11);
+          FIRMA_NOT_AUTHORIZED == 11 && FIRMA_FORKED == 12);
 
     /* and the error objects agree: an invalid argument carries code 1's name */
     out = NULL;

@@ -1,8 +1,10 @@
 /*
  * The watch functions of the C ABI over real sidecars: open/next/fd/close,
  * the event objects, the pollable descriptor, SIGKILL seen as gone (or
- * changed to stopped when read-only), bad arguments, and next called from
- * two threads at once on one watcher (serialized).
+ * changed to stopped when read-only), bad arguments, next called from
+ * two threads at once on one watcher (serialized), a timeout honoured while
+ * another thread waits with none, and a fork() child refused with
+ * FIRMA_FORKED while the parent's stream goes on.
  */
 #include <poll.h>
 #include <pthread.h>
@@ -225,6 +227,194 @@ static void test_next_from_two_threads_is_serialized(void)
     h_rm_rf(rt);
 }
 
+/* A live marker written by hand, naming this test process: something for
+ * the watcher to report as appeared, without starting a process (a sidecar
+ * started from a short-lived thread would die with it: PR_SET_PDEATHSIG). */
+struct late_marker {
+    const char *rt, *id;
+    unsigned delay_ms;
+};
+
+static void *write_late_marker(void *arg)
+{
+    struct late_marker *m = arg;
+    usleep(m->delay_ms * 1000u);
+    h_write_marker(m->rt, m->id, m->id, (long)getpid(), NULL);
+    return NULL;
+}
+
+struct forever {
+    firma_watch *w;
+    int32_t status;
+    char *event;
+};
+
+/* firma_watch_next with no timeout: returns with the next event. */
+static void *next_forever(void *arg)
+{
+    struct forever *f = arg;
+    f->status = firma_watch_next(f->w, -1, &f->event);
+    return NULL;
+}
+
+/* Opens a watcher of an empty `rt` and takes its initial synced. */
+static firma_watch *open_synced(const char *rt)
+{
+    firma_watch *w = NULL;
+    char *err = NULL;
+    CHECK_CALL(firma_watch_open(rt, "{\"timeout_ms\":3000}", &w, &err), FIRMA_OK, err);
+    firma_string_free(err);
+    if (w == NULL)
+        return NULL;
+    char *ev = wait_event(w, "synced", NULL, 10);
+    CHECK_MSG(ev != NULL, "no synced");
+    firma_string_free(ev);
+    return w;
+}
+
+/* A thread in firma_watch_next(w, -1) does not hold the watcher: another
+ * thread's firma_watch_next(w, 100) answers null in about 100 ms, not when
+ * the first one gets its event (a marker written 3 s later). */
+static void test_next_honours_its_timeout_while_another_thread_waits(void)
+{
+    char rt[PATH_MAX];
+    h_runtime(rt, sizeof rt, true);
+    firma_watch *w = open_synced(rt);
+    if (w == NULL)
+        return;
+    struct forever holder = {.w = w};
+    struct late_marker late = {.rt = rt, .id = "c-wake", .delay_ms = 3000};
+    pthread_t th, tl;
+    pthread_create(&th, NULL, next_forever, &holder);
+    pthread_create(&tl, NULL, write_late_marker, &late);
+    usleep(300 * 1000); /* the holder is waiting by now */
+
+    char *ev = NULL;
+    double t0 = h_now();
+    CHECK_CALL(firma_watch_next(w, 100, &ev), FIRMA_OK, ev);
+    double took = h_now() - t0;
+    CHECK_STREQ(ev, "null");
+    firma_string_free(ev);
+    /* A bound, not a speed claim: 100 ms asked, 1.5 s allowed (valgrind). */
+    CHECK_MSG(took >= 0.09 && took < 1.5, "next(100 ms) took %.3f s behind a next(-1)", took);
+
+    pthread_join(tl, NULL);
+    pthread_join(th, NULL);
+    CHECK_CALL(holder.status, FIRMA_OK, holder.event);
+    CHECK_CONTAINS(holder.event, "{\"event\":\"appeared\"");
+    CHECK_CONTAINS(holder.event, "\"sandbox_id\":\"c-wake\"");
+    firma_string_free(holder.event);
+    firma_watch_close(w);
+    h_rm_rf(rt);
+}
+
+/* After fork(), the child's firma_watch_next returns FIRMA_FORKED at once
+ * (it must not wait for a lock a parent thread held at the fork, nor read
+ * the shared descriptors), the child may close its copy, and the parent's
+ * waiting thread still gets the next event. */
+static void test_fork_child_gets_forked_and_parent_keeps_its_stream(void)
+{
+    char rt[PATH_MAX];
+    h_runtime(rt, sizeof rt, true);
+    firma_watch *w = open_synced(rt);
+    if (w == NULL)
+        return;
+    struct forever holder = {.w = w};
+    pthread_t th;
+    pthread_create(&th, NULL, next_forever, &holder);
+    usleep(300 * 1000); /* the holder is inside firma_watch_next by now */
+
+    pid_t child = fork();
+    if (child < 0)
+        h_die("fork");
+    if (child == 0) {
+        char *ev = NULL;
+        double t0 = h_now();
+        int32_t st = firma_watch_next(w, 100, &ev);
+        double took = h_now() - t0;
+        int rc = 0;
+        if (st != FIRMA_FORKED || ev == NULL || strstr(ev, "\"code\":\"forked\"") == NULL ||
+            strstr(ev, "fork") == NULL) {
+            fprintf(stderr, "    child: status %d, %s\n", (int)st, ev ? ev : "(NULL)");
+            rc = 1;
+        } else if (took > 1.0) {
+            fprintf(stderr, "    child: FIRMA_FORKED after %.3f s\n", took);
+            rc = 2;
+        }
+        firma_string_free(ev);
+        if (firma_watch_fd(w) < 0)
+            rc = 3;
+        firma_watch_close(w); /* the child's copies only */
+        _exit(rc);
+    }
+    int status = 0;
+    pid_t got = 0;
+    for (double end = h_now() + 10; (got = waitpid(child, &status, WNOHANG)) == 0 && h_now() < end;)
+        usleep(10 * 1000);
+    if (got == 0) {
+        kill(child, SIGKILL);
+        waitpid(child, &status, 0);
+        CHECK_MSG(false, "the fork() child hung in firma_watch_next (killed after 10 s)");
+    } else {
+        CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "the fork() child failed (status %#x, see above)", status);
+    }
+
+    /* The parent's stream goes on: its waiting thread gets the next event. */
+    h_write_marker(rt, "c-after-fork", "c-after-fork", (long)getpid(), NULL);
+    pthread_join(th, NULL);
+    CHECK_CALL(holder.status, FIRMA_OK, holder.event);
+    CHECK_CONTAINS(holder.event, "{\"event\":\"appeared\"");
+    CHECK_CONTAINS(holder.event, "\"sandbox_id\":\"c-after-fork\"");
+    firma_string_free(holder.event);
+    char *ev = NULL;
+    CHECK_CALL(firma_watch_next(w, 0, &ev), FIRMA_OK, ev);
+    firma_string_free(ev);
+    firma_watch_close(w);
+    h_rm_rf(rt);
+}
+
+/* A failed firma_watch_next is not the end of the stream: run/ replaced by
+ * a symlink for half a second (every scan refuses it: an error status),
+ * then put back; a marker written afterwards is still delivered. */
+static void test_a_failed_next_is_not_the_end_of_the_stream(void)
+{
+    char rt[PATH_MAX], run[PATH_MAX], real[PATH_MAX];
+    h_runtime(rt, sizeof rt, true);
+    firma_watch *w = NULL;
+    char *err = NULL;
+    CHECK_CALL(firma_watch_open(rt, "{\"probe_interval_ms\":100,\"timeout_ms\":3000}", &w, &err),
+               FIRMA_OK, err);
+    firma_string_free(err);
+    if (w == NULL)
+        return;
+    char *ev = wait_event(w, "synced", NULL, 10);
+    CHECK_MSG(ev != NULL, "no synced");
+    firma_string_free(ev);
+    h_path(run, sizeof run, "%s/run", rt);
+    h_path(real, sizeof real, "%s/run.real", rt);
+    if (rename(run, real) != 0 || symlink(real, run) != 0)
+        h_die("swapping run/ for a symlink");
+    int failures = 0;
+    for (double end = h_now() + 0.5; h_now() < end;) {
+        ev = NULL;
+        if (firma_watch_next(w, 50, &ev) != FIRMA_OK) {
+            CHECK_CONTAINS(ev, "\"code\":");
+            failures++;
+        }
+        firma_string_free(ev);
+    }
+    if (unlink(run) != 0 || rename(real, run) != 0)
+        h_die("putting run/ back");
+    CHECK_MSG(failures > 0, "no failure while run/ was a symlink: the test proves nothing");
+    h_write_marker(rt, "c-after-swap", "c-after-swap", (long)getpid(), NULL);
+    ev = wait_event(w, "appeared", "c-after-swap", 10);
+    CHECK_MSG(ev != NULL, "no appeared after run/ came back");
+    firma_string_free(ev);
+    firma_watch_close(w);
+    h_rm_rf(rt);
+}
+
 int main(void)
 {
     signal(SIGCHLD, SIG_DFL);
@@ -232,5 +422,8 @@ int main(void)
     RUN(test_stream_appeared_synced_gone);
     RUN(test_read_only_watch_reports_stopped);
     RUN(test_next_from_two_threads_is_serialized);
+    RUN(test_next_honours_its_timeout_while_another_thread_waits);
+    RUN(test_fork_child_gets_forked_and_parent_keeps_its_stream);
+    RUN(test_a_failed_next_is_not_the_end_of_the_stream);
     return h_summary();
 }

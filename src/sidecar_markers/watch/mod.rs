@@ -62,7 +62,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::path::Path;
 use std::time::Duration;
 
-use super::error::Result;
+use super::error::{Result, StackError};
 use super::{SidecarEntry, caller_path};
 use engine::Engine;
 
@@ -70,8 +70,55 @@ use engine::Engine;
 ///
 /// `next` takes `&mut self`: one thread at a time. The watcher is `Send`,
 /// so it may move between threads. Dropping it closes every descriptor.
+///
+/// A watcher belongs to the process that created it: after `fork()` the
+/// child shares its descriptors (the epoll set, inotify, the timer) with
+/// the parent, and reading them would take the parent's events. So `next`
+/// from any other process fails with `forked` before touching any of them
+/// (see [`WatcherOwner`]); dropping the watcher in the child only closes
+/// the child's copies.
 pub struct Watcher {
+    owner: WatcherOwner,
     engine: Engine,
+}
+
+/// The process a [`Watcher`] belongs to: the one that created it.
+///
+/// Bindings that keep a watcher behind a lock copy this out of it
+/// ([`Watcher::owner`]) and [`check`](Self::check) it *before* taking the
+/// lock: in a `fork()` child the lock may be held by a thread that does not
+/// exist there, and waiting for it would never end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WatcherOwner {
+    pid: u32,
+}
+
+impl WatcherOwner {
+    fn current() -> WatcherOwner {
+        WatcherOwner {
+            pid: std::process::id(),
+        }
+    }
+
+    /// The id of the process that created the watcher.
+    pub fn pid(self) -> u32 {
+        self.pid
+    }
+
+    /// `Ok` in the process that created the watcher; in any other (a
+    /// `fork()` child) the `forked` error. Touches no descriptor and takes
+    /// no lock.
+    pub fn check(self) -> Result<()> {
+        let caller = std::process::id();
+        if caller == self.pid {
+            Ok(())
+        } else {
+            Err(StackError::Forked {
+                owner: self.pid,
+                caller,
+            })
+        }
+    }
 }
 
 /// Starts watching `<runtime_dir>/run`. The initial scan happens here: its
@@ -82,6 +129,7 @@ pub fn watch(runtime_dir: impl AsRef<Path>, opts: &WatchOptions) -> Result<Watch
     let runtime_dir = caller_path(runtime_dir.as_ref(), "runtime_dir")?;
     opts.validate()?;
     Ok(Watcher {
+        owner: WatcherOwner::current(),
         engine: Engine::start(runtime_dir, opts)?,
     })
 }
@@ -108,8 +156,18 @@ impl Watcher {
     /// An error (say, `run/` became unreadable) is not the end: the
     /// watcher keeps its state and a later call tries again (after one
     /// probe interval).
+    ///
+    /// From a process other than the one that created the watcher (a
+    /// `fork()` child) it fails with `forked` and touches nothing: the
+    /// parent's stream goes on as if the call had not been made.
     pub fn next(&mut self, timeout: Option<Duration>) -> Result<Option<Event>> {
+        self.owner.check()?;
         self.engine.next(timeout)
+    }
+
+    /// The process this watcher belongs to (see [`WatcherOwner`]).
+    pub fn owner(&self) -> WatcherOwner {
+        self.owner
     }
 
     /// The state the events so far describe: sandbox id → entry.

@@ -1,0 +1,68 @@
+"""Ctrl-C reaches a blocking call promptly: ``list``, ``get``, ``inspect``
+and ``probe_entry`` wait for the core with the GIL released *and* run the
+signal handlers while they wait, so SIGINT into a probe of a SYN-dropping
+endpoint raises KeyboardInterrupt at once, not when the probe times out."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from typing import Any, Callable
+
+import pytest
+
+import firma_stack
+from firma_stack.testing import SidecarProcess
+
+Start = Callable[..., SidecarProcess]
+
+#: The probe timeout asked for: what the call would wait without the fix.
+PROBE_TIMEOUT = 10.0
+#: When SIGINT is sent, after the call started.
+SIGNAL_AFTER = 0.5
+#: Upper bound for KeyboardInterrupt after the signal (not a speed claim).
+PROMPT = 2.0
+
+
+@pytest.mark.parametrize("call", ["list", "get", "inspect", "probe_entry"])
+def test_sigint_interrupts_a_blocking_probe_promptly(
+    firma_runtime_dir: str, firma_sidecar: Start, call: str
+) -> None:
+    # Backlog 0 and filled: every further SYN is dropped, a probe waits
+    # out its whole timeout.
+    sc = firma_sidecar("py-wedged", mode="wedged", tcp="127.0.0.1:0")
+    calls: dict[str, Callable[[], Any]] = {
+        "list": lambda: firma_stack.list(firma_runtime_dir, timeout=PROBE_TIMEOUT),
+        "get": lambda: firma_stack.get(firma_runtime_dir, "py-wedged", timeout=PROBE_TIMEOUT),
+        "inspect": lambda: firma_stack.inspect(firma_runtime_dir, timeout=PROBE_TIMEOUT),
+        "probe_entry": lambda: firma_stack.probe_entry(sc.marker_dir, timeout=PROBE_TIMEOUT),
+    }
+    assert threading.current_thread() is threading.main_thread()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    sent = threading.Event()
+    sent_at = [0.0]
+
+    def interrupt() -> None:
+        time.sleep(SIGNAL_AFTER)
+        sent_at[0] = time.monotonic()
+        os.kill(os.getpid(), signal.SIGINT)
+        sent.set()
+
+    t = threading.Thread(target=interrupt)
+    began = time.monotonic()
+    t.start()
+    with pytest.raises(KeyboardInterrupt):
+        calls[call]()
+        # Should the call return (it must not), the signal is still due.
+        sent.wait(PROBE_TIMEOUT)
+        time.sleep(0.1)
+    ended = time.monotonic()
+    t.join()
+    assert sent.is_set()
+    late = ended - sent_at[0]
+    assert late < PROMPT, (
+        f"{call}: KeyboardInterrupt {late:.2f} s after SIGINT "
+        f"({ended - began:.2f} s into a probe of {PROBE_TIMEOUT} s)"
+    )
