@@ -1,0 +1,1 @@
+//! Collection (docs/design.md, "Operations", "Trust"): placeholder.
