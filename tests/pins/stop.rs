@@ -207,3 +207,68 @@ fn waited_ms_is_the_time_spent_waiting() {
     );
     child.wait().unwrap();
 }
+
+/// The descriptors of this process, as (number, link target).
+fn own_fds() -> Vec<(String, String)> {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let target = std::fs::read_link(e.path()).ok()?;
+            Some((
+                e.file_name().into_string().unwrap(),
+                target.display().to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// The descriptors a program started now inherits (`ls /proc/self/fd`).
+fn inherited() -> Vec<String> {
+    let out = Command::new("ls").arg("/proc/self/fd").output().unwrap();
+    let mut fds: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    fds.sort();
+    fds
+}
+
+/// While `stop` holds its pidfd and its lock (waiting out the grace
+/// period of a process that ignores SIGTERM), a program started by
+/// another thread of the same process inherits none of them: every
+/// descriptor the core holds is close-on-exec.
+#[test]
+fn the_descriptors_stop_holds_are_close_on_exec() {
+    use firma_stack::sidecar_markers::{StopOptions, stop};
+    let rt = runtime();
+    let mut child = term_ignorer(rt.path(), "cloexec");
+    let before = inherited();
+    let path = rt.path().to_owned();
+    let stopper = std::thread::spawn(move || {
+        let opts = StopOptions {
+            grace: Duration::from_millis(2000),
+            ..StopOptions::default()
+        };
+        stop(&path, "cloexec", &opts).unwrap().unwrap()
+    });
+    // Until the stop holds its pidfd and its lock (it then waits out the
+    // grace period).
+    wait_until("stop to hold a pidfd and its lock", || {
+        let fds = own_fds();
+        fds.iter().any(|(_, t)| t.contains("pidfd"))
+            && fds.iter().any(|(_, t)| t.ends_with("/cloexec"))
+    });
+    let held: Vec<_> = own_fds();
+    let during = inherited();
+    let out = stopper.join().unwrap();
+    // What a program inherits without the core's descriptors open (the
+    // test harness may hand down a jobserver pipe or two): the same.
+    assert_eq!(
+        during, before,
+        "a started program inherited the core's descriptors; this process held {held:?}"
+    );
+    assert_eq!(out.signals, ["SIGTERM", "SIGKILL"], "{out:?}");
+    child.wait().unwrap();
+}
