@@ -57,6 +57,17 @@ fn end(mut child: Child) {
     let _ = child.wait();
 }
 
+/// A child killed and reaped on drop, so a failing test leaves no sidecar
+/// holding the harness's output open.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// With `/proc/sys/kernel/random/boot_id` unreadable to the reader (an
 /// empty file bound over it in a private mount namespace), a recorded boot
 /// id proves nothing either way: a live sidecar and a dead pid that record
@@ -232,7 +243,7 @@ fn time_namespace_sidecars_are_alive_and_a_reused_pid_in_one_is_not() {
         let recorded = meta_line(&marker, "boottime_offset_ns");
         let want = secs * 1_000_000_000 + nanos;
         assert_eq!(recorded, format!("boottime_offset_ns = {want}"), "{id}");
-        children.push((child, marker));
+        children.push((Reaped(child), marker));
     }
     let reasons_now = || {
         let out = Command::new("sh")
@@ -265,7 +276,5 @@ fn time_namespace_sidecars_are_alive_and_a_reused_pid_in_one_is_not() {
             ("subtick".into(), "serving".into()),
         ]
     );
-    for (child, _) in children {
-        end(child);
-    }
+    drop(children);
 }
