@@ -209,7 +209,10 @@ fn timens_sidecar(rt: &Path, id: &str, secs: i64, nanos: i64) -> (Child, PathBuf
     );
     let seen = std::fs::read_to_string(format!("/proc/{}/timens_offsets", child.id())).unwrap();
     assert!(
-        seen.contains(&format!("boottime")) && seen.contains(&format!("{nanos}")),
+        seen.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f == ["boottime", &secs.to_string(), &nanos.to_string()]
+        }),
         "the sidecar is not in the time namespace asked for: {seen:?}"
     );
     (child, marker)

@@ -73,7 +73,7 @@ fn refused_stop(syscall: &str, errno: &str, code: &str) {
     assert_eq!(error_code(&stdout), code, "{syscall}/{errno}: {stderr}");
     std::thread::sleep(Duration::from_millis(50));
     assert!(alive(pid), "{syscall}/{errno}: the process was signalled");
-    assert_eq!(run_names(rt.path()), [id.clone()], "{syscall}/{errno}");
+    assert_eq!(run_names(rt.path()), [id.as_str()], "{syscall}/{errno}");
     assert!(has_metadata(&rt.path().join("run").join(&id)));
     end(child);
 }
