@@ -408,3 +408,18 @@ fn dt_unknown_entries_are_removed_as_what_they_are() {
     assert!(!top.exists());
     assert!(outside.join("precious").exists());
 }
+
+/// A marker another collector took first (gone from `run/` between the
+/// judgement and the rename) is not an error: `take` says "not mine",
+/// `Ok(false)`, and touches nothing. (Found by `make mutants`: the ENOENT
+/// arm could be dropped unnoticed.)
+#[test]
+fn a_marker_taken_by_another_collector_first_is_not_an_error() {
+    let (_rt, run, fd) = one_stale("first");
+    let name = CString::new("first").unwrap();
+    let id = judged(fd.as_fd(), &run, &name);
+    std::fs::remove_dir_all(run.join("first")).unwrap();
+    assert!(!take(fd.as_fd(), &name, Some(id)).unwrap());
+    assert!(!take(fd.as_fd(), &name, None).unwrap());
+    assert_eq!(names(&run), Vec::<String>::new());
+}
