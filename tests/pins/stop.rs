@@ -94,8 +94,9 @@ fn pidfd_send_signal_failing_with_eperm_or_enosys_is_an_error_never_an_exit() {
 }
 
 /// Under every descriptor limit from 3 up (`prlimit --nofile`, the
-/// kernel's own `EMFILE`), `firma sidecar stop` either stops the process or
-/// fails with it alive and its marker in place: running out of descriptors
+/// kernel's own `EMFILE`), `firma sidecar stop` either stops the process
+/// (and collects its marker) or fails with the marker in place: running
+/// out of descriptors
 /// anywhere on the way (the marker, `/proc`, the pidfd's slot taken by the
 /// re-check after it) is never an exit. (`pidfd_open` itself cannot be the
 /// one to hit the limit this way — every earlier step needs the same free
@@ -107,6 +108,7 @@ fn emfile_from_a_descriptor_limit_is_an_error_never_an_exit() {
     let pid = child.id();
     let mut failures = 0;
     let mut stopped = false;
+    let mut signalled_earlier = false;
     for limit in 3..64 {
         let out = Command::new("prlimit")
             .arg(format!("--nofile={limit}"))
@@ -119,7 +121,10 @@ fn emfile_from_a_descriptor_limit_is_an_error_never_an_exit() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         if out.status.success() {
             let outs: Vec<StopOutcome> = serde_json::from_str(&stdout).unwrap();
-            assert_eq!(outs[0].signals, ["SIGTERM"], "limit {limit}: {stdout}");
+            // Signalled by this call, or by an earlier one that then failed
+            // (and so left the marker for this one).
+            let want: &[&str] = if signalled_earlier { &[] } else { &["SIGTERM"] };
+            assert_eq!(outs[0].signals, want, "limit {limit}: {stdout}");
             assert!(
                 outs[0].exited && outs[0].collected,
                 "limit {limit}: {stdout}"
@@ -128,8 +133,9 @@ fn emfile_from_a_descriptor_limit_is_an_error_never_an_exit() {
             break;
         }
         failures += 1;
-        assert!(alive(pid), "limit {limit}: signalled yet failed: {stderr}");
+        // A failed call never collected the marker, whatever it had done.
         assert_eq!(run_names(rt.path()), ["emfile"], "limit {limit}: {stderr}");
+        signalled_earlier |= !alive(pid);
     }
     assert!(stopped, "no descriptor limit below 64 let the stop through");
     assert!(
