@@ -96,9 +96,8 @@ fn pidfd_send_signal_failing_with_eperm_or_enosys_is_an_error_never_an_exit() {
 /// Under every descriptor limit from 3 up (`prlimit --nofile`, the
 /// kernel's own `EMFILE`), `firma sidecar stop` either stops the process
 /// (and collects its marker) or fails with the marker in place: running
-/// out of descriptors
-/// anywhere on the way (the marker, `/proc`, the pidfd's slot taken by the
-/// re-check after it) is never an exit. (`pidfd_open` itself cannot be the
+/// out of descriptors anywhere on the way (the marker, `/proc`, the
+/// pidfd's slot taken by the re-check after it) is never an exit. (`pidfd_open` itself cannot be the
 /// one to hit the limit this way — every earlier step needs the same free
 /// slot — so the seccomp test above makes it fail with `EMFILE` directly.)
 #[test]
