@@ -423,3 +423,32 @@ fn a_marker_taken_by_another_collector_first_is_not_an_error() {
     assert!(!take(fd.as_fd(), &name, None).unwrap());
     assert_eq!(names(&run), Vec::<String>::new());
 }
+
+/// A marker directory replaced, after its judgement, by a symlink to a
+/// copy of itself or by a regular file: the tomb is not a directory this
+/// collector may open (`ELOOP`, `ENOTDIR`), so it is put back under its
+/// name — `Ok(false)`, not an error — and the copy behind the symlink is
+/// untouched. (Found by `make mutants`.)
+#[test]
+fn a_marker_replaced_by_a_symlink_or_a_file_after_its_judgement_is_put_back() {
+    let (rt, run, fd) = one_stale("swap");
+    let name = CString::new("swap").unwrap();
+    let id = judged(fd.as_fd(), &run, &name);
+    let copy = rt.path().join("copy");
+    std::fs::rename(run.join("swap"), &copy).unwrap();
+    std::os::unix::fs::symlink(&copy, run.join("swap")).unwrap();
+    assert!(!take(fd.as_fd(), &name, Some(id)).unwrap());
+    assert_eq!(names(&run), ["swap"]);
+    assert!(
+        std::fs::symlink_metadata(run.join("swap"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(copy.join("metadata.toml").exists());
+    std::fs::remove_file(run.join("swap")).unwrap();
+    std::fs::write(run.join("swap"), "not a directory").unwrap();
+    assert!(!take(fd.as_fd(), &name, Some(id)).unwrap());
+    assert_eq!(names(&run), ["swap"]);
+    assert!(std::fs::metadata(run.join("swap")).unwrap().is_file());
+}

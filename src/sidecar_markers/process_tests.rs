@@ -225,3 +225,106 @@ fn the_readers_own_boottime_offset_is_taken_off_its_ticks() {
     };
     assert_eq!(judged(&m, &ahead), Liveness::Reused);
 }
+
+/// A reader in a pid namespace other than the initial one.
+fn nested_host() -> Host {
+    Host {
+        pid_ns: Some(4_026_530_000),
+        ..host_with(host().boot_id, 0)
+    }
+}
+
+fn no_ns(m: MetadataFile) -> MetadataFile {
+    MetadataFile {
+        pid_ns_inode: None,
+        ..m
+    }
+}
+
+/// A marker that records no pid namespace was written in the initial one:
+/// only a reader there may take its pid for the marker's. Elsewhere a live
+/// pid is `Foreign`, other ticks or no process prove nothing. (Found by
+/// `make mutants`: none of this was pinned by a unit test.)
+#[test]
+fn a_marker_without_a_pid_namespace_is_the_readers_only_in_the_initial_one() {
+    assert_eq!(
+        host().pid_ns,
+        Some(INITIAL_PID_NS_INODE),
+        "this test must run in the initial pid namespace"
+    );
+    let (pid, ticks, boot) = me();
+    let init = host_with(host().boot_id, 0);
+    let nested = nested_host();
+    let m = no_ns(meta_for(pid, Some(boot.clone()), Some(ticks)));
+    assert_eq!(judged(&m, &init), Liveness::Alive(Identity::Verified));
+    assert!(matches!(
+        judged(&m, &nested),
+        Liveness::Alive(Identity::Foreign(_))
+    ));
+    let other_ticks = no_ns(meta_for(pid, Some(boot.clone()), Some(ticks + 9)));
+    assert_eq!(judged(&other_ticks, &init), Liveness::Reused);
+    assert!(matches!(
+        judged(&other_ticks, &nested),
+        Liveness::Unverifiable(_)
+    ));
+    let dead = {
+        let mut c = std::process::Command::new("true").spawn().unwrap();
+        let p = c.id();
+        c.wait().unwrap();
+        p
+    };
+    let gone = no_ns(meta_for(dead, Some(boot), None));
+    assert_eq!(judged(&gone, &init), Liveness::Gone);
+    assert!(matches!(judged(&gone, &nested), Liveness::Unverifiable(_)));
+}
+
+fn state_of(pid: u32) -> u8 {
+    let bytes = std::fs::read(format!("/proc/{pid}/stat")).unwrap();
+    parse_proc_stat(&bytes).unwrap().state
+}
+
+/// A whole-process zombie is `Zombie` (from a nested reader only with its
+/// start ticks recorded); a zombie *leader* whose other thread still runs
+/// is alive — a real one: python's main thread calls `exit(2)`, the
+/// system call that ends one thread, while another sleeps.
+#[test]
+fn a_whole_zombie_is_stopped_a_zombie_leader_with_live_threads_is_alive() {
+    let init = host_with(host().boot_id, 0);
+    // A whole-process zombie: exited, not reaped.
+    let mut z = std::process::Command::new("true").spawn().unwrap();
+    let zpid = z.id();
+    while state_of(zpid) != b'Z' {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let zticks = identity(zpid).unwrap().unwrap().start_ticks;
+    assert_eq!(judged(&meta_for(zpid, None, None), &init), Liveness::Zombie);
+    let bare = no_ns(meta_for(zpid, None, None));
+    assert!(matches!(
+        judged(&bare, &nested_host()),
+        Liveness::Unverifiable(_)
+    ));
+    let ticked = no_ns(meta_for(zpid, None, Some(zticks)));
+    assert_eq!(judged(&ticked, &nested_host()), Liveness::Zombie);
+    z.wait().unwrap();
+    // A zombie leader with a live thread.
+    let mut leader = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import ctypes, threading, time\n\
+             threading.Thread(target=time.sleep, args=(30,)).start()\n\
+             ctypes.CDLL(None).syscall(60, 0)\n",
+        ])
+        .spawn()
+        .expect("python3 is needed for a zombie leader with a live thread");
+    let lpid = leader.id();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while state_of(lpid) != b'Z' {
+        assert!(std::time::Instant::now() < end, "the leader never exited");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(zombie_leader_has_threads(lpid), Some(true));
+    let m = meta_for(lpid, None, None);
+    assert_eq!(judged(&m, &init), Liveness::Alive(Identity::NotRecorded));
+    let _ = leader.kill();
+    let _ = leader.wait();
+}
