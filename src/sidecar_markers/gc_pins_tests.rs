@@ -452,3 +452,23 @@ fn a_marker_replaced_by_a_symlink_or_a_file_after_its_judgement_is_put_back() {
     assert_eq!(names(&run), ["swap"]);
     assert!(std::fs::metadata(run.join("swap")).unwrap().is_file());
 }
+
+/// A judged `metadata.toml` of exactly the size cap (64 KiB, comments
+/// padding it) is still the judged marker: collected, not put back.
+/// (Found by `make mutants`: the cap's boundary was not pinned.)
+#[test]
+fn a_judged_metadata_of_exactly_the_cap_is_collected() {
+    let (_rt, run, fd) = one_stale("full");
+    let file = run.join("full/metadata.toml");
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    let pad = MAX_METADATA_BYTES - text.len() - 2;
+    text.push('#');
+    text.push_str(&"x".repeat(pad));
+    text.push('\n');
+    assert_eq!(text.len(), MAX_METADATA_BYTES);
+    std::fs::write(&file, &text).unwrap();
+    let name = CString::new("full").unwrap();
+    let id = judged(fd.as_fd(), &run, &name);
+    assert!(take(fd.as_fd(), &name, Some(id)).unwrap());
+    assert_eq!(names(&run), Vec::<String>::new());
+}
