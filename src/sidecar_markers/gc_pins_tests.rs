@@ -472,3 +472,19 @@ fn a_judged_metadata_of_exactly_the_cap_is_collected() {
     assert!(take(fd.as_fd(), &name, Some(id)).unwrap());
     assert_eq!(names(&run), Vec::<String>::new());
 }
+
+/// A judged `metadata.toml` replaced by a directory after its judgement:
+/// not the judged file, so the marker is put back — `Ok(false)`, never an
+/// error from reading a directory. (Found by `make mutants`.)
+#[test]
+fn a_metadata_replaced_by_a_directory_after_its_judgement_is_put_back() {
+    let (_rt, run, fd) = one_stale("dir");
+    let name = CString::new("dir").unwrap();
+    let id = judged(fd.as_fd(), &run, &name);
+    let file = run.join("dir/metadata.toml");
+    std::fs::remove_file(&file).unwrap();
+    std::fs::create_dir(&file).unwrap();
+    assert!(!take(fd.as_fd(), &name, Some(id)).unwrap());
+    assert_eq!(names(&run), ["dir"]);
+    assert!(file.is_dir());
+}
