@@ -6,8 +6,10 @@ Usage: mutants-summary.py NAME OUTDIR/mutants.out EQUIVALENTS
 Reads caught.txt, timeout.txt, missed.txt (and unviable.txt) that
 cargo-mutants writes, and EQUIVALENTS: one surviving mutant per line, as
 cargo-mutants prints it (`path:line:col: replace …`), then ` # ` and a
-one-line reason. Line and column are ignored when matching, so an
-equivalent survives edits elsewhere in the file. Prints
+one-line reason. The column is ignored when matching, the line is not
+(two mutants of one function can read alike): when an edit moves an
+equivalent, the summary shows it as missed again, and its entry's line
+must be updated. Prints
 
   NAME: caught C, missed M, equivalent E, unviable U: P% caught
 
@@ -31,8 +33,8 @@ def lines(f):
 
 
 def key(mutant):
-    # "src/x.rs:12:5: replace a with b" -> "src/x.rs: replace a with b"
-    return re.sub(r"^([^:]+):\d+:\d+:", r"\1:", mutant.strip())
+    # "src/x.rs:12:5: replace a with b" -> "src/x.rs:12: replace a with b"
+    return re.sub(r"^([^:]+):(\d+):\d+:", r"\1:\2:", mutant.strip())
 
 
 caught, timeout, missed, unviable = (
