@@ -488,3 +488,57 @@ fn a_metadata_replaced_by_a_directory_after_its_judgement_is_put_back() {
     assert_eq!(names(&run), ["dir"]);
     assert!(file.is_dir());
 }
+
+/// `remove_tree` of what is not a directory to descend: nothing there is
+/// done already (`Ok`), a file or a symlink is unlinked (the symlink's
+/// target untouched), and a mount point is an error (`EXDEV`) with
+/// nothing behind it removed. (Found by `make mutants`.)
+#[test]
+fn remove_tree_of_nothing_a_file_a_symlink_or_a_mount_point() {
+    let root = tempfile::tempdir().unwrap();
+    let fd = sys::open(root.path(), sys::DIR_FLAGS).unwrap();
+    remove_tree(fd.as_fd(), c"nothing", 0).unwrap();
+    std::fs::write(root.path().join("file"), "x").unwrap();
+    remove_tree(fd.as_fd(), c"file", 0).unwrap();
+    assert!(!root.path().join("file").exists());
+    let target = tempfile::tempdir().unwrap();
+    std::fs::write(target.path().join("precious"), "x").unwrap();
+    std::os::unix::fs::symlink(target.path(), root.path().join("link")).unwrap();
+    remove_tree(fd.as_fd(), c"link", 0).unwrap();
+    assert!(std::fs::symlink_metadata(root.path().join("link")).is_err());
+    assert!(target.path().join("precious").exists());
+    std::fs::create_dir(root.path().join("mnt")).unwrap();
+    let _m = bind(target.path(), &root.path().join("mnt"));
+    let e = remove_tree(fd.as_fd(), c"mnt", 0).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EXDEV), "{e}");
+    assert!(target.path().join("precious").exists());
+}
+
+/// A leftover another scan finished first is not an error.
+#[test]
+fn finishing_a_leftover_that_is_already_gone_is_ok() {
+    let root = tempfile::tempdir().unwrap();
+    let fd = sys::open(root.path(), sys::DIR_FLAGS).unwrap();
+    let seen = crate::sidecar_markers::reserved::Seen { dev: 0, ino: 0 };
+    finish_leftover(fd.as_fd(), c".gc-1-1-0123456789abcdef", seen).unwrap();
+}
+
+/// Where readdir says `DT_UNKNOWN`, subdirectories are found through
+/// `unlinkat`'s `EISDIR` — and still count against the depth bound: the
+/// same exact outcome as on a filesystem that reports types.
+#[test]
+fn the_depth_bound_holds_where_readdir_gives_no_types() {
+    let fs = NoFiletype::new();
+    let top = deep(&fs.mnt, "t", 12);
+    let dir = sys::open(&top, sys::DIR_FLAGS).unwrap();
+    let entries = sys::read_dir(dir.as_fd()).unwrap();
+    assert!(
+        entries.iter().all(|e| e.d_type == libc::DT_UNKNOWN),
+        "readdir gave types: the path is not exercised"
+    );
+    drop(dir);
+    let fd = sys::open(&fs.mnt, sys::DIR_FLAGS).unwrap();
+    let e = remove_tree(fd.as_fd(), c"t", 0).unwrap_err();
+    assert!(e.to_string().contains("nested too deeply"), "{e}");
+    assert_eq!(left(&top), beyond_the_bound());
+}
