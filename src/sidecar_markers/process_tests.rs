@@ -328,3 +328,22 @@ fn a_whole_zombie_is_stopped_a_zombie_leader_with_live_threads_is_alive() {
     let _ = leader.kill();
     let _ = leader.wait();
 }
+
+/// A live single-threaded process (`sleep`) is alive, not a zombie: the
+/// zombie rule looks at threads only for a `Z`/`X` leader. (Found by
+/// `make mutants`: the test process itself has many threads.)
+#[test]
+fn a_live_single_threaded_process_is_alive() {
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let rec = identity(pid).unwrap().unwrap();
+    let m = meta_for(pid, rec.boot_id, Some(rec.start_ticks));
+    let h = host_with(host().boot_id, 0);
+    assert_eq!(zombie_leader_has_threads(pid), Some(false));
+    assert_eq!(judged(&m, &h), Liveness::Alive(Identity::Verified));
+    let _ = child.kill();
+    let _ = child.wait();
+}
