@@ -288,3 +288,7 @@ fn ignore_enoent(r: io::Result<()>) -> io::Result<()> {
 #[cfg(test)]
 #[path = "gc_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "gc_pins_tests.rs"]
+mod pins;

@@ -94,3 +94,256 @@ fn own_process_is_alive_and_identity_matches() {
     m.pid_ns_inode = Some(1);
     assert!(matches!(liveness(&m), Liveness::Unverifiable(_)));
 }
+
+/// A reader's view of itself, as `judge` takes it, with the given boot id
+/// and boottime offset (the rest this process's own).
+fn host_with(boot_id: Option<u128>, boottime_offset_ns: i64) -> Host {
+    Host {
+        boot_id,
+        pid_ns: host().pid_ns,
+        boottime_offset_ns,
+        clk_tck: 100,
+    }
+}
+
+fn judged(meta: &MetadataFile, host: &Host) -> Liveness {
+    judge(meta, host, &mut sys::MarkerFds::default()).unwrap()
+}
+
+/// This process's start ticks and boot id, as its own writer would record.
+fn me() -> (u32, u64, String) {
+    let me = std::process::id();
+    let rec = identity(me).unwrap().unwrap();
+    (me, rec.start_ticks, rec.boot_id.unwrap())
+}
+
+#[test]
+fn a_boot_id_without_start_ticks_or_the_reverse_is_not_a_verified_identity() {
+    let (pid, ticks, boot) = me();
+    let h = host_with(host().boot_id, 0);
+    let only_boot = meta_for(pid, Some(boot.clone()), None);
+    assert_eq!(
+        judged(&only_boot, &h),
+        Liveness::Alive(Identity::NotRecorded)
+    );
+    let only_ticks = meta_for(pid, None, Some(ticks));
+    assert_eq!(
+        judged(&only_ticks, &h),
+        Liveness::Alive(Identity::NotRecorded)
+    );
+    // Half an identity still proves what it can: other ticks, a reused pid.
+    let wrong_ticks = meta_for(pid, None, Some(ticks + 5));
+    assert_eq!(judged(&wrong_ticks, &h), Liveness::Reused);
+    // Both: verified.
+    let both = meta_for(pid, Some(boot), Some(ticks));
+    assert_eq!(judged(&both, &h), Liveness::Alive(Identity::Verified));
+}
+
+/// A reader that cannot read its own boot id can prove nothing with a
+/// recorded one: unverifiable, never "another boot", never verified; a
+/// marker that records none is judged as before.
+#[test]
+fn a_reader_without_its_own_boot_id_proves_nothing_with_a_recorded_one() {
+    let (pid, ticks, boot) = me();
+    let blind = host_with(None, 0);
+    for recorded in [boot.clone(), "00000000-0000-0000-0000-000000000001".into()] {
+        let m = meta_for(pid, Some(recorded), Some(ticks));
+        assert_eq!(
+            judged(&m, &blind),
+            Liveness::Unverifiable("this host's boot id is unreadable")
+        );
+    }
+    let m = meta_for(pid, None, Some(ticks));
+    assert_eq!(judged(&m, &blind), Liveness::Alive(Identity::NotRecorded));
+    let m = meta_for(pid, None, Some(ticks + 3));
+    assert_eq!(judged(&m, &blind), Liveness::Reused);
+}
+
+/// A marker written in a time namespace records the ticks seen there and
+/// the namespace's boottime offset. Offsets that are not whole ticks
+/// (sub-tick, negative, with nanoseconds) round either way, so one tick
+/// of difference is tolerated then, never more; whole-tick-free readers
+/// and writers compare exactly.
+#[test]
+fn boottime_offsets_normalise_start_ticks_within_one_tick() {
+    let (pid, ticks, boot) = me();
+    let h = host_with(host().boot_id, 0);
+    let at = |recorded: u64, offset_ns: i64| {
+        let mut m = meta_for(pid, Some(boot.clone()), Some(recorded));
+        m.boottime_offset_ns = Some(offset_ns);
+        judged(&m, &h)
+    };
+    let alive = Liveness::Alive(Identity::Verified);
+    // Sub-tick (3 ms at 100 Hz): the writer saw the same tick or the next.
+    for seen in [ticks, ticks + 1] {
+        assert_eq!(at(seen, 3_000_000), alive, "sub-tick, seen {seen}");
+    }
+    assert_eq!(at(ticks + 2, 3_000_000), Liveness::Reused);
+    // Negative, −4.75 s = −475 ticks: seen 475 (or 476) ticks earlier.
+    for seen in [ticks - 475, ticks - 476] {
+        assert_eq!(at(seen, -4_750_000_000), alive, "negative, seen {seen}");
+    }
+    assert_eq!(at(ticks - 478, -4_750_000_000), Liveness::Reused);
+    assert_eq!(at(ticks - 472, -4_750_000_000), Liveness::Reused);
+    // Large with nanoseconds: 1000 s + 500 ns.
+    let off = 1_000_000_000_500;
+    for seen in [ticks + 100_000, ticks + 100_001] {
+        assert_eq!(at(seen, off), alive, "large, seen {seen}");
+    }
+    assert_eq!(at(ticks + 100_003, off), Liveness::Reused);
+    assert_eq!(at(ticks + 99_998, off), Liveness::Reused);
+    // Whole offsets on both sides compare exactly: one tick is a reuse.
+    assert_eq!(at(ticks, 0), alive);
+    assert_eq!(at(ticks + 1, 0), Liveness::Reused);
+    assert_eq!(at(ticks - 1, 0), Liveness::Reused);
+}
+
+/// The reader's own offset counts too: a reader in a time namespace
+/// 7.5 ticks ahead sees this process start 7 or 8 ticks later than a
+/// writer in the initial namespace recorded.
+#[test]
+fn the_readers_own_boottime_offset_is_taken_off_its_ticks() {
+    let (pid, ticks, boot) = me();
+    let ahead = host_with(host().boot_id, 75_000_000);
+    // judge reads the real /proc (initial-namespace ticks) and takes the
+    // reader's offset off them: what a writer recorded is 7 or 8 less.
+    for recorded in [ticks - 7, ticks - 8] {
+        let m = meta_for(pid, Some(boot.clone()), Some(recorded));
+        let m = MetadataFile {
+            boottime_offset_ns: Some(0),
+            ..m
+        };
+        assert_eq!(
+            judged(&m, &ahead),
+            Liveness::Alive(Identity::Verified),
+            "{recorded}"
+        );
+    }
+    let m = MetadataFile {
+        boottime_offset_ns: Some(0),
+        ..meta_for(pid, Some(boot), Some(ticks))
+    };
+    assert_eq!(judged(&m, &ahead), Liveness::Reused);
+}
+
+/// A reader in a pid namespace other than the initial one.
+fn nested_host() -> Host {
+    Host {
+        pid_ns: Some(4_026_530_000),
+        ..host_with(host().boot_id, 0)
+    }
+}
+
+fn no_ns(m: MetadataFile) -> MetadataFile {
+    MetadataFile {
+        pid_ns_inode: None,
+        ..m
+    }
+}
+
+/// A marker that records no pid namespace was written in the initial one:
+/// only a reader there may take its pid for the marker's. Elsewhere a live
+/// pid is `Foreign`, other ticks or no process prove nothing. (Found by
+/// `make mutants`: none of this was pinned by a unit test.)
+#[test]
+fn a_marker_without_a_pid_namespace_is_the_readers_only_in_the_initial_one() {
+    assert_eq!(
+        host().pid_ns,
+        Some(INITIAL_PID_NS_INODE),
+        "this test must run in the initial pid namespace"
+    );
+    let (pid, ticks, boot) = me();
+    let init = host_with(host().boot_id, 0);
+    let nested = nested_host();
+    let m = no_ns(meta_for(pid, Some(boot.clone()), Some(ticks)));
+    assert_eq!(judged(&m, &init), Liveness::Alive(Identity::Verified));
+    assert!(matches!(
+        judged(&m, &nested),
+        Liveness::Alive(Identity::Foreign(_))
+    ));
+    let other_ticks = no_ns(meta_for(pid, Some(boot.clone()), Some(ticks + 9)));
+    assert_eq!(judged(&other_ticks, &init), Liveness::Reused);
+    assert!(matches!(
+        judged(&other_ticks, &nested),
+        Liveness::Unverifiable(_)
+    ));
+    let dead = {
+        let mut c = std::process::Command::new("true").spawn().unwrap();
+        let p = c.id();
+        c.wait().unwrap();
+        p
+    };
+    let gone = no_ns(meta_for(dead, Some(boot), None));
+    assert_eq!(judged(&gone, &init), Liveness::Gone);
+    assert!(matches!(judged(&gone, &nested), Liveness::Unverifiable(_)));
+}
+
+fn state_of(pid: u32) -> u8 {
+    let bytes = std::fs::read(format!("/proc/{pid}/stat")).unwrap();
+    parse_proc_stat(&bytes).unwrap().state
+}
+
+/// A whole-process zombie is `Zombie` (from a nested reader only with its
+/// start ticks recorded); a zombie *leader* whose other thread still runs
+/// is alive — a real one: python's main thread calls `exit(2)`, the
+/// system call that ends one thread, while another sleeps.
+#[test]
+fn a_whole_zombie_is_stopped_a_zombie_leader_with_live_threads_is_alive() {
+    let init = host_with(host().boot_id, 0);
+    // A whole-process zombie: exited, not reaped.
+    let mut z = std::process::Command::new("true").spawn().unwrap();
+    let zpid = z.id();
+    while state_of(zpid) != b'Z' {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let zticks = identity(zpid).unwrap().unwrap().start_ticks;
+    assert_eq!(judged(&meta_for(zpid, None, None), &init), Liveness::Zombie);
+    let bare = no_ns(meta_for(zpid, None, None));
+    assert!(matches!(
+        judged(&bare, &nested_host()),
+        Liveness::Unverifiable(_)
+    ));
+    let ticked = no_ns(meta_for(zpid, None, Some(zticks)));
+    assert_eq!(judged(&ticked, &nested_host()), Liveness::Zombie);
+    z.wait().unwrap();
+    // A zombie leader with a live thread.
+    let mut leader = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import ctypes, threading, time\n\
+             threading.Thread(target=time.sleep, args=(30,)).start()\n\
+             ctypes.CDLL(None).syscall(60, 0)\n",
+        ])
+        .spawn()
+        .expect("python3 is needed for a zombie leader with a live thread");
+    let lpid = leader.id();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while state_of(lpid) != b'Z' {
+        assert!(std::time::Instant::now() < end, "the leader never exited");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(zombie_leader_has_threads(lpid), Some(true));
+    let m = meta_for(lpid, None, None);
+    assert_eq!(judged(&m, &init), Liveness::Alive(Identity::NotRecorded));
+    let _ = leader.kill();
+    let _ = leader.wait();
+}
+
+/// A live single-threaded process (`sleep`) is alive, not a zombie: the
+/// zombie rule looks at threads only for a `Z`/`X` leader. (Found by
+/// `make mutants`: the test process itself has many threads.)
+#[test]
+fn a_live_single_threaded_process_is_alive() {
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let rec = identity(pid).unwrap().unwrap();
+    let m = meta_for(pid, rec.boot_id, Some(rec.start_ticks));
+    let h = host_with(host().boot_id, 0);
+    assert_eq!(zombie_leader_has_threads(pid), Some(false));
+    assert_eq!(judged(&m, &h), Liveness::Alive(Identity::Verified));
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -268,20 +268,7 @@ impl Job<'_> {
 
     fn refuse_pid(&self) -> Result<()> {
         let pid = self.pid();
-        let reason = if pid == 1 {
-            Some("pid 1 is never signalled".to_owned())
-        } else if pid == std::process::id() {
-            Some("it is the caller's own pid".to_owned())
-        } else {
-            match pid_max() {
-                Some(max) if pid > max => Some(format!(
-                    "it is above the kernel's pid_max ({max}), so no process can have it"
-                )),
-                _ if pid > MAX_PID => Some("it is out of range".to_owned()),
-                _ => None,
-            }
-        };
-        match reason {
+        match never_signalled(pid, std::process::id(), pid_max()) {
             Some(reason) => Err(StackError::Refused {
                 path: self.marker.path.clone(),
                 sandbox_id: self.marker.meta.sandbox_id.clone(),
@@ -453,6 +440,25 @@ impl Job<'_> {
     }
 }
 
+/// Why `pid` is never signalled, whatever its marker says: pid 1, the
+/// caller's own pid (`own`), a pid above the kernel's `pid_max` (when
+/// known) or beyond any pid. `None`: it may be.
+fn never_signalled(pid: u32, own: u32, pid_max: Option<u32>) -> Option<String> {
+    if pid == 1 {
+        Some("pid 1 is never signalled".to_owned())
+    } else if pid == own {
+        Some("it is the caller's own pid".to_owned())
+    } else {
+        match pid_max {
+            Some(max) if pid > max => Some(format!(
+                "it is above the kernel's pid_max ({max}), so no process can have it"
+            )),
+            _ if pid > MAX_PID => Some("it is out of range".to_owned()),
+            _ => None,
+        }
+    }
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -477,5 +483,108 @@ mod tests {
         child.wait().unwrap();
         let e = Pidfd::open(pid).err().expect("no pidfd for a reaped pid");
         assert_eq!(e.raw_os_error(), Some(libc::ESRCH));
+    }
+
+    /// The pids never signalled, at their boundaries: `pid_max` itself is
+    /// a valid pid (the kernel hands out pids below it), one above is not.
+    #[test]
+    fn pid_1_our_own_and_pids_above_pid_max_are_never_signalled() {
+        let own = 4242;
+        assert!(
+            never_signalled(1, own, Some(100))
+                .unwrap()
+                .contains("pid 1")
+        );
+        assert!(
+            never_signalled(own, own, Some(1 << 22))
+                .unwrap()
+                .contains("own pid")
+        );
+        assert_eq!(never_signalled(2, own, Some(100)), None);
+        assert_eq!(never_signalled(100, own, Some(100)), None);
+        let above = never_signalled(101, own, Some(100)).unwrap();
+        assert!(above.contains("pid_max (100)"), "{above}");
+        assert_eq!(never_signalled(MAX_PID, own, None), None);
+        assert_eq!(never_signalled(MAX_PID, own, Some(MAX_PID)), None);
+        assert!(
+            never_signalled(MAX_PID + 1, own, None)
+                .unwrap()
+                .contains("out of range")
+        );
+        // This kernel's own pid_max is read, and is a real bound.
+        let max = pid_max().expect("/proc/sys/kernel/pid_max is readable");
+        assert!(never_signalled(max + 1, own, pid_max()).is_some());
+        assert_eq!(never_signalled(max, own, pid_max()), None);
+    }
+
+    /// The lock is taken only for the marker judged: once its
+    /// `metadata.toml` was replaced by another (a sidecar restarted under
+    /// the same id), or removed, `lock` gives `None` and nothing may be
+    /// signalled; for the marker as judged it gives the lock.
+    #[test]
+    fn the_lock_rechecks_that_the_marker_is_still_the_one_judged() {
+        use crate::sidecar_markers::model::MetadataFile;
+        let rt = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let meta = MetadataFile {
+            sandbox_id: "relock".into(),
+            agent_id: "agent".into(),
+            session_id: "session".into(),
+            authority_url: "https://authority.example".into(),
+            policy_bundle_version: "v1".into(),
+            pid: child.id(),
+            started_at: "2024-01-01T00:00:00Z".into(),
+            listen: None,
+            boot_id: None,
+            pid_start_ticks: None,
+            pid_ns_inode: None,
+            boottime_offset_ns: None,
+        };
+        crate::sidecar_markers::create_marker(rt.path(), &meta).unwrap();
+        let file = rt.path().join("run/relock/metadata.toml");
+        let opts = StopOptions::default();
+        let lock_after = |change: &dyn Fn()| {
+            read::with_marker(rt.path(), "relock", None, |run, name, marker, trust| {
+                change();
+                let job = Job {
+                    run,
+                    name,
+                    marker,
+                    opts: &opts,
+                    bounding: authority::Bounding::new(trust.bounding_owners()),
+                };
+                job.lock().unwrap().is_some()
+            })
+            .unwrap()
+            .unwrap()
+        };
+        assert!(
+            lock_after(&|| ()),
+            "the marker as judged must give the lock"
+        );
+        let text = std::fs::read_to_string(&file).unwrap();
+        // Replaced by a new file with the same bytes (the old one kept
+        // aside, so the inode differs).
+        let aside = rt.path().join("run/relock/old");
+        assert!(!lock_after(&|| {
+            std::fs::rename(&file, &aside).unwrap();
+            std::fs::write(&file, &text).unwrap();
+        }));
+        std::fs::rename(&aside, &file).unwrap();
+        assert!(
+            lock_after(&|| ()),
+            "put back, it is the judged marker again"
+        );
+        // Rewritten in place: same inode, other bytes (another start).
+        assert!(!lock_after(&|| {
+            std::fs::write(&file, text.replace("2024-01-01", "2024-01-02")).unwrap();
+        }));
+        // Gone.
+        assert!(!lock_after(&|| std::fs::remove_file(&file).unwrap()));
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }

@@ -22,6 +22,13 @@
 //! - `disk N`: the canonical state of the disk for step `N` (the names in
 //!   `run/`, and which of the step's `paths` exist).
 //!
+//! ```text
+//! firma-testkit seccomp --errno ERRNO --syscall NAME [--syscall NAME…] -- CMD ARGS…
+//! ```
+//!
+//! runs CMD with the named system calls failing with ERRNO (a real seccomp
+//! filter; see [`seccomp`]): the error paths the kernel alone can take.
+//!
 //! When stdin closes, on SIGTERM/SIGINT/SIGHUP, or when its parent dies
 //! (`PR_SET_PDEATHSIG`), it kills and reaps its processes and removes the
 //! directory.
@@ -42,6 +49,7 @@ mod plan;
 mod processes;
 mod requests;
 mod scenario;
+mod seccomp;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -50,11 +58,14 @@ use crate::scenario::{Res, Scenario};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("seccomp") {
+        return ExitCode::from(seccomp::run(&args[1..]));
+    }
     let (lines, scenario) = match args.as_slice() {
         [up, path] if up == "up" => (false, path),
         [up, flag, path] if up == "up" && flag == "--lines" => (true, path),
         _ => {
-            eprintln!("usage: firma-testkit up [--lines] SCENARIO.json");
+            eprintln!("usage: firma-testkit up [--lines] SCENARIO.json | seccomp …");
             return ExitCode::from(2);
         }
     };

@@ -1,0 +1,544 @@
+//! More unit tests of `gc.rs`, each pinning one behaviour a mutant could
+//! change unnoticed: a marker that changes between its judgement and the
+//! rename is put back (or, a mount point, never moved); which removal
+//! errors are surfaced (`remove_tree`, `finish_leftover`) and which
+//! swallowed (`take`, once the marker left the namespace); the exact
+//! outcome of the recursion bound; leftovers that are files or symlinks;
+//! a leftover under this very process's pid; readdir's `DT_UNKNOWN`
+//! (a real ext4 without the `filetype` feature); close-on-exec.
+
+use super::*;
+use crate::sidecar_markers::model::MetadataFile;
+use crate::sidecar_markers::process;
+use crate::sidecar_markers::read::{self, Loc};
+use crate::sidecar_markers::{create_marker, gc_stale};
+use std::ffi::CString;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn dead_pid() -> u32 {
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+/// A marker of a process that is gone.
+fn stale(id: &str) -> MetadataFile {
+    MetadataFile {
+        sandbox_id: id.into(),
+        agent_id: "agent".into(),
+        session_id: "session".into(),
+        authority_url: "https://authority.example".into(),
+        policy_bundle_version: "v1".into(),
+        pid: dead_pid(),
+        started_at: "2024-01-01T00:00:00Z".into(),
+        listen: None,
+        boot_id: Some(
+            std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+                .unwrap()
+                .trim()
+                .to_owned(),
+        ),
+        pid_start_ticks: Some(1),
+        pid_ns_inode: None,
+        boottime_offset_ns: None,
+    }
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+fn judged(run: BorrowedFd<'_>, run_path: &Path, name: &CStr) -> MetaId {
+    let path = run_path.join(name.to_str().unwrap());
+    read::read_marker(
+        Loc::Entry { run, name },
+        path,
+        &mut sys::MarkerFds::default(),
+    )
+    .unwrap_or_else(|b| panic!("{}", b.error))
+    .meta_id
+}
+
+/// A runtime dir with one stale marker `id`, opened: (dir, run/, run fd).
+fn one_stale(id: &str) -> (tempfile::TempDir, PathBuf, OwnedFd) {
+    let rt = tempfile::tempdir().unwrap();
+    create_marker(rt.path(), &stale(id)).unwrap();
+    let run = rt.path().join("run");
+    let fd = sys::open(&run, sys::DIR_FLAGS).unwrap();
+    (rt, run, fd)
+}
+
+#[test]
+fn a_marker_that_lost_its_metadata_after_its_judgement_is_put_back() {
+    let (_rt, run, fd) = one_stale("lost");
+    let name = CString::new("lost").unwrap();
+    let id = judged(fd.as_fd(), &run, &name);
+    std::fs::remove_file(run.join("lost/metadata.toml")).unwrap();
+    assert!(!take(fd.as_fd(), &name, Some(id)).unwrap());
+    assert_eq!(names(&run), ["lost"]);
+}
+
+#[test]
+fn a_marker_whose_metadata_changed_in_place_after_its_judgement_is_put_back() {
+    let (_rt, run, fd) = one_stale("changed");
+    let name = CString::new("changed").unwrap();
+    let id = judged(fd.as_fd(), &run, &name);
+    let file = run.join("changed/metadata.toml");
+    let ino = std::fs::metadata(&file).unwrap().ino();
+    let text = std::fs::read_to_string(&file).unwrap();
+    // Same inode, same length, other bytes.
+    std::fs::write(&file, text.replace("agent", "AGENT")).unwrap();
+    assert_eq!(std::fs::metadata(&file).unwrap().ino(), ino);
+    assert!(!take(fd.as_fd(), &name, Some(id)).unwrap());
+    assert_eq!(names(&run), ["changed"]);
+    assert!(file.exists());
+}
+
+/// Unmounts `path` on drop.
+struct Mounted(PathBuf);
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn bind(from: &Path, to: &Path) -> Mounted {
+    assert_eq!(
+        sys::geteuid(),
+        0,
+        "this test bind-mounts and must run as root; it proves nothing otherwise"
+    );
+    let st = Command::new("mount")
+        .arg("--bind")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount --bind refused: this test needs it");
+    Mounted(to.to_owned())
+}
+
+/// A marker directory that became a mount point after its judgement
+/// cannot leave the namespace (the kernel refuses the rename with
+/// `EBUSY`): the error is surfaced, nothing moved, nothing behind the
+/// mount touched.
+#[test]
+fn a_marker_that_became_a_mount_point_after_its_judgement_is_not_taken() {
+    let (_rt, run, fd) = one_stale("mounted");
+    let name = CString::new("mounted").unwrap();
+    let id = judged(fd.as_fd(), &run, &name);
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join("precious"), "x").unwrap();
+    let _m = bind(other.path(), &run.join("mounted"));
+    let e = take(fd.as_fd(), &name, Some(id)).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EBUSY), "{e}");
+    assert_eq!(names(&run), ["mounted"]);
+    assert!(other.path().join("precious").exists());
+}
+
+/// `d1/d2/…/d{n}`, each level holding a file `f`, under `root/<top>`.
+fn deep(root: &Path, top: &str, n: usize) -> PathBuf {
+    let mut p = root.join(top);
+    std::fs::create_dir(&p).unwrap();
+    std::fs::write(p.join("f"), "x").unwrap();
+    for i in 1..=n {
+        p = p.join(format!("d{i}"));
+        std::fs::create_dir(&p).unwrap();
+        std::fs::write(p.join("f"), "x").unwrap();
+    }
+    root.join(top)
+}
+
+/// What is left of [`deep`]'s tree: the relative paths, sorted.
+fn left(top: &Path) -> Vec<String> {
+    fn walk(base: &Path, p: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(p).unwrap() {
+            let e = e.unwrap().path();
+            out.push(e.strip_prefix(base).unwrap().display().to_string());
+            if e.is_dir() {
+                walk(base, &e, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if top.exists() {
+        walk(top, top, &mut out);
+    }
+    out.sort();
+    out
+}
+
+/// The levels beyond [`MAX_DEPTH`] of a 12-deep tree, and the chain of
+/// emptied directories down to them: exactly what the bound leaves.
+fn beyond_the_bound() -> Vec<String> {
+    let mut want = Vec::new();
+    let mut p = String::new();
+    for i in 1..=12 {
+        p = if p.is_empty() {
+            format!("d{i}")
+        } else {
+            format!("{p}/d{i}")
+        };
+        want.push(p.clone());
+        if i > MAX_DEPTH {
+            want.push(format!("{p}/f"));
+        }
+    }
+    want.sort();
+    want
+}
+
+/// `remove_tree` of a tree nested deeper than [`MAX_DEPTH`] removes every
+/// file down to the bound, leaves the levels beyond it untouched (and the
+/// directories leading to them), and says so with an error.
+#[test]
+fn remove_tree_stops_exactly_at_the_bound_and_says_so() {
+    assert_eq!(MAX_DEPTH, 8, "the expectations below are for a bound of 8");
+    let root = tempfile::tempdir().unwrap();
+    let top = deep(root.path(), "t", 12);
+    let fd = sys::open(root.path(), sys::DIR_FLAGS).unwrap();
+    let e = remove_tree(fd.as_fd(), c"t", 0).unwrap_err();
+    assert!(e.to_string().contains("nested too deeply"), "{e}");
+    assert_eq!(left(&top), beyond_the_bound());
+    // A tree exactly at the bound goes entirely.
+    let top = deep(root.path(), "u", MAX_DEPTH);
+    remove_tree(fd.as_fd(), c"u", 0).unwrap();
+    assert!(!top.exists());
+}
+
+/// Once the marker left the namespace, `take` reports it whatever its
+/// removal does: the too-deep rest stays under the tomb name (for a scan
+/// after this process exits), and `take` is `Ok(true)`. `finish_leftover`
+/// of that tomb surfaces the same error and leaves the same rest.
+#[test]
+fn take_swallows_a_removal_error_after_the_rename_finish_leftover_surfaces_it() {
+    let (_rt, run, fd) = one_stale("deep");
+    let name = CString::new("deep").unwrap();
+    let id = judged(fd.as_fd(), &run, &name);
+    std::fs::remove_file(run.join("deep/f")).ok();
+    // The tree beneath the marker: deep/d1/…/d12.
+    let mut p = run.join("deep");
+    for i in 1..=12 {
+        p = p.join(format!("d{i}"));
+        std::fs::create_dir(&p).unwrap();
+        std::fs::write(p.join("f"), "x").unwrap();
+    }
+    assert!(take(fd.as_fd(), &name, Some(id)).unwrap());
+    let tombs = names(&run);
+    assert_eq!(tombs.len(), 1, "{tombs:?}");
+    assert!(tombs[0].starts_with(".gc-"), "{tombs:?}");
+    let tomb = run.join(&tombs[0]);
+    assert_eq!(left(&tomb), beyond_the_bound());
+    let st = std::fs::metadata(&tomb).unwrap();
+    let tomb_name = CString::new(tombs[0].clone()).unwrap();
+    let seen = crate::sidecar_markers::reserved::Seen {
+        dev: st.dev(),
+        ino: st.ino(),
+    };
+    let e = finish_leftover(fd.as_fd(), &tomb_name, seen).unwrap_err();
+    assert!(e.to_string().contains("nested too deeply"), "{e}");
+    assert_eq!(left(&tomb), beyond_the_bound());
+}
+
+fn own_ns() -> u64 {
+    process::own_namespaces().0.expect("own pid namespace")
+}
+
+/// A `.gc-` leftover named with this very process's pid (and pid
+/// namespace), left by an earlier process that had the same pid: while we
+/// live its maker cannot be proved gone, so it is left alone, and
+/// collection goes on under a fresh name beside it.
+#[test]
+fn a_leftover_under_our_own_pid_is_left_alone_and_collection_goes_on() {
+    let (rt, run, _fd) = one_stale("next");
+    let leftover = run.join(format!(
+        ".gc-{}-{}-0123456789abcdef",
+        std::process::id(),
+        own_ns()
+    ));
+    std::fs::create_dir(&leftover).unwrap();
+    std::fs::write(leftover.join("metadata.toml"), "old").unwrap();
+    assert_eq!(gc_stale(rt.path()).unwrap(), ["next"]);
+    let left = names(&run);
+    assert_eq!(
+        left,
+        [leftover.file_name().unwrap().to_str().unwrap().to_owned()]
+    );
+    assert_eq!(
+        std::fs::read_to_string(leftover.join("metadata.toml")).unwrap(),
+        "old"
+    );
+}
+
+/// Leftovers of a dead collector that are a file or a symlink (to a
+/// directory with content) are unlinked, never followed.
+#[test]
+fn leftovers_that_are_files_or_symlinks_are_unlinked_never_followed() {
+    let rt = tempfile::tempdir().unwrap();
+    create_marker(rt.path(), &stale("s")).unwrap();
+    let run = rt.path().join("run");
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::write(elsewhere.path().join("precious"), "x").unwrap();
+    let dead = dead_pid();
+    let file = run.join(format!(".gc-{dead}-{}-00000000000000a1", own_ns()));
+    let link = run.join(format!(".gc-{dead}-{}-00000000000000a2", own_ns()));
+    std::fs::write(&file, "x").unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), &link).unwrap();
+    assert_eq!(gc_stale(rt.path()).unwrap(), ["s"]);
+    assert_eq!(names(&run), Vec::<String>::new());
+    assert!(elsewhere.path().join("precious").exists());
+    // finish_leftover says so too, for each, directly.
+    let fd = sys::open(&run, sys::DIR_FLAGS).unwrap();
+    std::fs::write(&file, "x").unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), &link).unwrap();
+    for p in [&file, &link] {
+        let st = std::fs::symlink_metadata(p).unwrap();
+        let seen = crate::sidecar_markers::reserved::Seen {
+            dev: st.dev(),
+            ino: st.ino(),
+        };
+        let n = CString::new(p.file_name().unwrap().to_str().unwrap()).unwrap();
+        finish_leftover(fd.as_fd(), &n, seen).unwrap();
+        assert!(std::fs::symlink_metadata(p).is_err(), "{p:?} left");
+    }
+    assert!(elsewhere.path().join("precious").exists());
+}
+
+fn cloexec(fd: BorrowedFd<'_>) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: F_GETFD on a valid descriptor.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) };
+    assert!(flags >= 0);
+    flags & libc::FD_CLOEXEC != 0
+}
+
+/// Every descriptor collection opens is close-on-exec: a supervisor that
+/// collects on one thread and starts a program on another leaks none.
+#[test]
+fn descriptors_opened_for_collection_are_close_on_exec() {
+    let (_rt, run, fd) = one_stale("cx");
+    let dir = open_subdir(fd.as_fd(), c"cx").unwrap();
+    assert!(cloexec(dir.as_fd()));
+    let file = open_file_here(dir.as_fd(), METADATA).unwrap();
+    assert!(cloexec(file.as_fd()));
+    assert!(cloexec(fd.as_fd()));
+    drop(run);
+}
+
+/// Unmounts and removes a loop-mounted ext4 image on drop.
+struct NoFiletype {
+    _dir: tempfile::TempDir,
+    mnt: PathBuf,
+}
+
+impl NoFiletype {
+    /// An ext4 made with `-O ^filetype`: its readdir reports `DT_UNKNOWN`
+    /// for every entry. Fails loudly when it cannot be mounted.
+    fn new() -> NoFiletype {
+        assert_eq!(
+            sys::geteuid(),
+            0,
+            "this test mounts an ext4 image and must run as root; it proves nothing otherwise"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("fs.img");
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        for cmd in [
+            Command::new("truncate").args(["-s", "16M"]).arg(&img),
+            Command::new("mkfs.ext4")
+                .args(["-q", "-F", "-O", "^filetype"])
+                .arg(&img),
+            Command::new("mount")
+                .args(["-o", "loop"])
+                .arg(&img)
+                .arg(&mnt),
+        ] {
+            let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+            assert!(
+                out.status.success(),
+                "{cmd:?}: {} — this test needs an ext4 without filetype",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        NoFiletype { _dir: dir, mnt }
+    }
+}
+
+impl Drop for NoFiletype {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+    }
+}
+
+/// On a filesystem whose readdir says `DT_UNKNOWN` (checked here), a
+/// marker tree with subdirectories, files and a symlink is removed
+/// entirely: a subdirectory is found by `unlinkat`'s `EISDIR`, and the
+/// symlink's target is untouched.
+#[test]
+fn dt_unknown_entries_are_removed_as_what_they_are() {
+    let fs = NoFiletype::new();
+    let top = fs.mnt.join("m");
+    std::fs::create_dir_all(top.join("a/b/c")).unwrap();
+    std::fs::write(top.join("a/b/c/f"), "x").unwrap();
+    std::fs::write(top.join("g"), "x").unwrap();
+    let outside = fs.mnt.join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(outside.join("precious"), "x").unwrap();
+    std::os::unix::fs::symlink(&outside, top.join("link")).unwrap();
+    let dir = sys::open(&top, sys::DIR_FLAGS).unwrap();
+    let entries = sys::read_dir(dir.as_fd()).unwrap();
+    let a = entries.iter().find(|e| e.name.as_bytes() == b"a").unwrap();
+    assert_eq!(
+        a.d_type,
+        libc::DT_UNKNOWN,
+        "readdir gave a type on an ext4 without filetype: the path is not exercised"
+    );
+    drop(dir);
+    let parent = sys::open(&fs.mnt, sys::DIR_FLAGS).unwrap();
+    remove_tree(parent.as_fd(), c"m", 0).unwrap();
+    assert!(!top.exists());
+    assert!(outside.join("precious").exists());
+}
+
+/// A marker another collector took first (gone from `run/` between the
+/// judgement and the rename) is not an error: `take` says "not mine",
+/// `Ok(false)`, and touches nothing. (Found by `make mutants`: the ENOENT
+/// arm could be dropped unnoticed.)
+#[test]
+fn a_marker_taken_by_another_collector_first_is_not_an_error() {
+    let (_rt, run, fd) = one_stale("first");
+    let name = CString::new("first").unwrap();
+    let id = judged(fd.as_fd(), &run, &name);
+    std::fs::remove_dir_all(run.join("first")).unwrap();
+    assert!(!take(fd.as_fd(), &name, Some(id)).unwrap());
+    assert!(!take(fd.as_fd(), &name, None).unwrap());
+    assert_eq!(names(&run), Vec::<String>::new());
+}
+
+/// A marker directory replaced, after its judgement, by a symlink to a
+/// copy of itself or by a regular file: the tomb is not a directory this
+/// collector may open (`ELOOP`, `ENOTDIR`), so it is put back under its
+/// name — `Ok(false)`, not an error — and the copy behind the symlink is
+/// untouched. (Found by `make mutants`.)
+#[test]
+fn a_marker_replaced_by_a_symlink_or_a_file_after_its_judgement_is_put_back() {
+    let (rt, run, fd) = one_stale("swap");
+    let name = CString::new("swap").unwrap();
+    let id = judged(fd.as_fd(), &run, &name);
+    let copy = rt.path().join("copy");
+    std::fs::rename(run.join("swap"), &copy).unwrap();
+    std::os::unix::fs::symlink(&copy, run.join("swap")).unwrap();
+    assert!(!take(fd.as_fd(), &name, Some(id)).unwrap());
+    assert_eq!(names(&run), ["swap"]);
+    assert!(
+        std::fs::symlink_metadata(run.join("swap"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(copy.join("metadata.toml").exists());
+    std::fs::remove_file(run.join("swap")).unwrap();
+    std::fs::write(run.join("swap"), "not a directory").unwrap();
+    assert!(!take(fd.as_fd(), &name, Some(id)).unwrap());
+    assert_eq!(names(&run), ["swap"]);
+    assert!(std::fs::metadata(run.join("swap")).unwrap().is_file());
+}
+
+/// A judged `metadata.toml` of exactly the size cap (64 KiB, comments
+/// padding it) is still the judged marker: collected, not put back.
+/// (Found by `make mutants`: the cap's boundary was not pinned.)
+#[test]
+fn a_judged_metadata_of_exactly_the_cap_is_collected() {
+    let (_rt, run, fd) = one_stale("full");
+    let file = run.join("full/metadata.toml");
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    let pad = MAX_METADATA_BYTES - text.len() - 2;
+    text.push('#');
+    text.push_str(&"x".repeat(pad));
+    text.push('\n');
+    assert_eq!(text.len(), MAX_METADATA_BYTES);
+    std::fs::write(&file, &text).unwrap();
+    let name = CString::new("full").unwrap();
+    let id = judged(fd.as_fd(), &run, &name);
+    assert!(take(fd.as_fd(), &name, Some(id)).unwrap());
+    assert_eq!(names(&run), Vec::<String>::new());
+}
+
+/// A judged `metadata.toml` replaced by a directory after its judgement:
+/// not the judged file, so the marker is put back — `Ok(false)`, never an
+/// error from reading a directory. (Found by `make mutants`.)
+#[test]
+fn a_metadata_replaced_by_a_directory_after_its_judgement_is_put_back() {
+    let (_rt, run, fd) = one_stale("dir");
+    let name = CString::new("dir").unwrap();
+    let id = judged(fd.as_fd(), &run, &name);
+    let file = run.join("dir/metadata.toml");
+    std::fs::remove_file(&file).unwrap();
+    std::fs::create_dir(&file).unwrap();
+    assert!(!take(fd.as_fd(), &name, Some(id)).unwrap());
+    assert_eq!(names(&run), ["dir"]);
+    assert!(file.is_dir());
+}
+
+/// `remove_tree` of what is not a directory to descend: nothing there is
+/// done already (`Ok`), a file or a symlink is unlinked (the symlink's
+/// target untouched), and a mount point is an error (`EXDEV`) with
+/// nothing behind it removed. (Found by `make mutants`.)
+#[test]
+fn remove_tree_of_nothing_a_file_a_symlink_or_a_mount_point() {
+    let root = tempfile::tempdir().unwrap();
+    let fd = sys::open(root.path(), sys::DIR_FLAGS).unwrap();
+    remove_tree(fd.as_fd(), c"nothing", 0).unwrap();
+    std::fs::write(root.path().join("file"), "x").unwrap();
+    remove_tree(fd.as_fd(), c"file", 0).unwrap();
+    assert!(!root.path().join("file").exists());
+    let target = tempfile::tempdir().unwrap();
+    std::fs::write(target.path().join("precious"), "x").unwrap();
+    std::os::unix::fs::symlink(target.path(), root.path().join("link")).unwrap();
+    remove_tree(fd.as_fd(), c"link", 0).unwrap();
+    assert!(std::fs::symlink_metadata(root.path().join("link")).is_err());
+    assert!(target.path().join("precious").exists());
+    std::fs::create_dir(root.path().join("mnt")).unwrap();
+    let _m = bind(target.path(), &root.path().join("mnt"));
+    let e = remove_tree(fd.as_fd(), c"mnt", 0).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EXDEV), "{e}");
+    assert!(target.path().join("precious").exists());
+}
+
+/// A leftover another scan finished first is not an error.
+#[test]
+fn finishing_a_leftover_that_is_already_gone_is_ok() {
+    let root = tempfile::tempdir().unwrap();
+    let fd = sys::open(root.path(), sys::DIR_FLAGS).unwrap();
+    let seen = crate::sidecar_markers::reserved::Seen { dev: 0, ino: 0 };
+    finish_leftover(fd.as_fd(), c".gc-1-1-0123456789abcdef", seen).unwrap();
+}
+
+/// Where readdir says `DT_UNKNOWN`, subdirectories are found through
+/// `unlinkat`'s `EISDIR` — and still count against the depth bound: the
+/// same exact outcome as on a filesystem that reports types.
+#[test]
+fn the_depth_bound_holds_where_readdir_gives_no_types() {
+    let fs = NoFiletype::new();
+    let top = deep(&fs.mnt, "t", 12);
+    let dir = sys::open(&top, sys::DIR_FLAGS).unwrap();
+    let entries = sys::read_dir(dir.as_fd()).unwrap();
+    assert!(
+        entries.iter().all(|e| e.d_type == libc::DT_UNKNOWN),
+        "readdir gave types: the path is not exercised"
+    );
+    drop(dir);
+    let fd = sys::open(&fs.mnt, sys::DIR_FLAGS).unwrap();
+    let e = remove_tree(fd.as_fd(), c"t", 0).unwrap_err();
+    assert!(e.to_string().contains("nested too deeply"), "{e}");
+    assert_eq!(left(&top), beyond_the_bound());
+}

@@ -1,0 +1,121 @@
+//! Fixtures the pins need beyond tests/common: the testkit (for its
+//! `seccomp` subcommand) and loop-mounted ext4 images.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use crate::common::FIRMA;
+
+/// `$FIRMA_TESTKIT` when set, else built once with the cargo running the
+/// tests (as tests/conformance.rs does).
+pub fn testkit() -> PathBuf {
+    static TESTKIT: OnceLock<PathBuf> = OnceLock::new();
+    TESTKIT
+        .get_or_init(|| match std::env::var_os("FIRMA_TESTKIT") {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => {
+                let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+                let out = Command::new(cargo)
+                    .args(["build", "--locked", "--quiet", "-p", "firma-testkit"])
+                    .arg("--message-format=json")
+                    .current_dir(env!("CARGO_MANIFEST_DIR"))
+                    .stderr(Stdio::inherit())
+                    .output()
+                    .expect("cannot run cargo build -p firma-testkit");
+                assert!(out.status.success(), "cargo build -p firma-testkit failed");
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                    .filter(|m| {
+                        m["reason"] == "compiler-artifact" && m["target"]["name"] == "firma-testkit"
+                    })
+                    .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+                    .expect("cargo build -p firma-testkit reported no executable")
+            }
+        })
+        .clone()
+}
+
+/// `firma ARGS…` with the system calls `syscalls` failing with `errno`
+/// (a real seccomp filter, installed before exec by the testkit).
+pub fn firma_seccomp(errno: &str, syscalls: &[&str], args: &[&str]) -> Output {
+    let mut cmd = Command::new(testkit());
+    cmd.args(["seccomp", "--errno", errno]);
+    for s in syscalls {
+        cmd.args(["--syscall", s]);
+    }
+    cmd.arg("--").arg(FIRMA).args(args);
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("firma-testkit seccomp: refused"),
+        "the kernel refused the seccomp filter; this test proves nothing without it: {stderr}"
+    );
+    out
+}
+
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}): {} — this test needs it",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    out
+}
+
+/// A fresh ext4 image loop-mounted on a temporary directory, unmounted on
+/// drop. `mkfs` holds extra `mkfs.ext4` options (`-O ^filetype`).
+pub struct Ext4 {
+    _dir: tempfile::TempDir,
+    pub mnt: PathBuf,
+}
+
+impl Ext4 {
+    pub fn new(mkfs: &[&str]) -> Ext4 {
+        crate::common::need_root("mounting an ext4 image");
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("fs.img");
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        run_ok(Command::new("truncate").args(["-s", "16M"]).arg(&img));
+        run_ok(
+            Command::new("mkfs.ext4")
+                .args(["-q", "-F"])
+                .args(mkfs)
+                .arg(&img),
+        );
+        run_ok(
+            Command::new("mount")
+                .args(["-o", "loop"])
+                .arg(&img)
+                .arg(&mnt),
+        );
+        Ext4 { _dir: dir, mnt }
+    }
+}
+
+impl Drop for Ext4 {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.mnt)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+        }
+    }
+}
+
+/// A runtime directory laid out on `root` (mode 0700, as the writer
+/// wants it).
+pub fn runtime_on(root: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let rt = root.join("rt");
+    std::fs::create_dir_all(rt.join("run")).unwrap();
+    std::fs::set_permissions(&rt, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(rt.join("run"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    rt
+}

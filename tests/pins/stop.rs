@@ -1,0 +1,279 @@
+//! docs/design.md, "Stop": an error from `pidfd_open` or
+//! `pidfd_send_signal` other than `ESRCH` is never read as "the process
+//! exited" (nothing is collected, the process lives on); `--signal KILL`
+//! with a short grace; `waited_ms`.
+
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use firma_stack::sidecar_markers::{StopOutcome, create_marker};
+
+use crate::common::*;
+use crate::kit::*;
+
+/// A live `sleep` with a marker the core's writer wrote for it (its
+/// identity recorded, so `stop` would signal it).
+fn marked_sleeper(rt: &Path, id: &str) -> Child {
+    let child = Command::new("sleep").arg("60").spawn().unwrap();
+    create_marker(rt, &meta(id, child.id())).unwrap();
+    child
+}
+
+fn alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks existence.
+    let exists = unsafe { libc::kill(pid as i32, 0) } == 0;
+    exists && proc_state(pid) != "Z"
+}
+
+fn end(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The error code of `firma sidecar stop --json`'s one answer.
+fn error_code(stdout: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(stdout)
+        .unwrap_or_else(|e| panic!("firma printed no JSON ({e}): {stdout:?}"));
+    v[0]["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an error: {stdout}"))
+        .to_owned()
+}
+
+/// Runs `firma sidecar stop ID --json` with `syscall` failing with `errno`
+/// and checks nothing was taken for an exit: an error with `code`, the
+/// process alive, the marker in place.
+fn refused_stop(syscall: &str, errno: &str, code: &str) {
+    let rt = runtime();
+    let id = format!("{syscall}-{errno}").replace('_', "-");
+    let child = marked_sleeper(rt.path(), &id);
+    let pid = child.id();
+    let out = firma_seccomp(
+        errno,
+        &[syscall],
+        &[
+            "--runtime-dir",
+            rt.path().to_str().unwrap(),
+            "sidecar",
+            "stop",
+            &id,
+            "--grace-ms",
+            "200",
+            "--json",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{syscall} failing with {errno}: {stdout}{stderr}"
+    );
+    assert_eq!(error_code(&stdout), code, "{syscall}/{errno}: {stderr}");
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(alive(pid), "{syscall}/{errno}: the process was signalled");
+    assert_eq!(run_names(rt.path()), [id.as_str()], "{syscall}/{errno}");
+    assert!(has_metadata(&rt.path().join("run").join(&id)));
+    end(child);
+}
+
+#[test]
+fn pidfd_open_failing_with_eperm_enosys_or_emfile_is_an_error_never_an_exit() {
+    refused_stop("pidfd_open", "EPERM", "pidfd_unavailable");
+    refused_stop("pidfd_open", "ENOSYS", "pidfd_unavailable");
+    refused_stop("pidfd_open", "EMFILE", "io");
+    refused_stop("pidfd_open", "EINVAL", "io");
+}
+
+#[test]
+fn pidfd_send_signal_failing_with_eperm_or_enosys_is_an_error_never_an_exit() {
+    refused_stop("pidfd_send_signal", "EPERM", "not_authorized");
+    refused_stop("pidfd_send_signal", "ENOSYS", "pidfd_unavailable");
+    refused_stop("pidfd_send_signal", "EINVAL", "io");
+}
+
+/// Under every descriptor limit from 3 up (`prlimit --nofile`, the
+/// kernel's own `EMFILE`), `firma sidecar stop` either stops the process
+/// (and collects its marker) or fails with the marker in place: running
+/// out of descriptors anywhere on the way (the marker, `/proc`, the
+/// pidfd's slot taken by the re-check after it) is never an exit. (`pidfd_open` itself cannot be the
+/// one to hit the limit this way — every earlier step needs the same free
+/// slot — so the seccomp test above makes it fail with `EMFILE` directly.)
+#[test]
+fn emfile_from_a_descriptor_limit_is_an_error_never_an_exit() {
+    let rt = runtime();
+    let mut child = marked_sleeper(rt.path(), "emfile");
+    let pid = child.id();
+    let mut failures = 0;
+    let mut stopped = false;
+    let mut signalled_earlier = false;
+    for limit in 3..64 {
+        let out = Command::new("prlimit")
+            .arg(format!("--nofile={limit}"))
+            .arg(FIRMA)
+            .args(["--runtime-dir", rt.path().to_str().unwrap()])
+            .args(["sidecar", "stop", "emfile", "--grace-ms", "2000", "--json"])
+            .output()
+            .expect("prlimit (util-linux) must be installed");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            let outs: Vec<StopOutcome> = serde_json::from_str(&stdout).unwrap();
+            // Signalled by this call, or by an earlier one that then failed
+            // (and so left the marker for this one).
+            let want: &[&str] = if signalled_earlier { &[] } else { &["SIGTERM"] };
+            assert_eq!(outs[0].signals, want, "limit {limit}: {stdout}");
+            assert!(
+                outs[0].exited && outs[0].collected,
+                "limit {limit}: {stdout}"
+            );
+            stopped = true;
+            break;
+        }
+        failures += 1;
+        // A failed call never collected the marker, whatever it had done.
+        assert_eq!(run_names(rt.path()), ["emfile"], "limit {limit}: {stderr}");
+        signalled_earlier |= !alive(pid);
+    }
+    assert!(stopped, "no descriptor limit below 64 let the stop through");
+    assert!(
+        failures >= 3,
+        "only {failures} limits failed: the sweep proves little"
+    );
+    child.wait().unwrap();
+}
+
+/// A process that ignores SIGTERM, returned once the kernel shows it.
+fn term_ignorer(rt: &Path, id: &str) -> Child {
+    let child = Command::new("bash")
+        .args(["-c", "trap '' TERM; exec sleep 60"])
+        .spawn()
+        .unwrap();
+    wait_until("bash to ignore SIGTERM and exec sleep", || {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+        status.contains("Name:\tsleep")
+    });
+    create_marker(rt, &meta(id, child.id())).unwrap();
+    child
+}
+
+/// `--signal KILL --grace-ms 0`: one SIGKILL, never a second one, and the
+/// exit is still waited for (`KILL_WAIT`), so it is reported exited and
+/// collected although the grace period was over at once.
+#[test]
+fn signal_kill_with_no_grace_is_sent_once_and_still_waited_for() {
+    let rt = runtime();
+    let mut child = term_ignorer(rt.path(), "kill0");
+    let (code, stdout, stderr) = firma_in(
+        rt.path(),
+        &[
+            "sidecar",
+            "stop",
+            "kill0",
+            "--signal",
+            "KILL",
+            "--grace-ms",
+            "0",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let outs: Vec<StopOutcome> = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(outs[0].signals, ["SIGKILL"], "{stdout}");
+    assert!(
+        outs[0].killed && outs[0].exited && outs[0].collected,
+        "{stdout}"
+    );
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+    assert_eq!(run_names(rt.path()), Vec::<String>::new());
+}
+
+/// `waited_ms` is the time spent waiting: at least the grace period a
+/// SIGTERM-ignoring process used up, never more than the whole call took.
+#[test]
+fn waited_ms_is_the_time_spent_waiting() {
+    let rt = runtime();
+    let mut child = term_ignorer(rt.path(), "waits");
+    let start = Instant::now();
+    let (code, stdout, stderr) = firma_in(
+        rt.path(),
+        &["sidecar", "stop", "waits", "--grace-ms", "300", "--json"],
+    );
+    let wall = start.elapsed().as_millis() as u64;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let outs: Vec<StopOutcome> = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(outs[0].signals, ["SIGTERM", "SIGKILL"]);
+    assert!(
+        outs[0].waited_ms >= 300 && outs[0].waited_ms <= wall,
+        "waited {} ms, grace 300 ms, the call took {wall} ms",
+        outs[0].waited_ms
+    );
+    child.wait().unwrap();
+}
+
+/// The descriptors of this process, as (number, link target).
+fn own_fds() -> Vec<(String, String)> {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let target = std::fs::read_link(e.path()).ok()?;
+            Some((
+                e.file_name().into_string().unwrap(),
+                target.display().to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// The descriptors a program started now inherits (`ls /proc/self/fd`).
+fn inherited() -> Vec<String> {
+    let out = Command::new("ls").arg("/proc/self/fd").output().unwrap();
+    let mut fds: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    fds.sort();
+    fds
+}
+
+/// While `stop` holds its pidfd and its lock (waiting out the grace
+/// period of a process that ignores SIGTERM), a program started by
+/// another thread of the same process inherits none of them: every
+/// descriptor the core holds is close-on-exec.
+#[test]
+fn the_descriptors_stop_holds_are_close_on_exec() {
+    use firma_stack::sidecar_markers::{StopOptions, stop};
+    let rt = runtime();
+    let mut child = term_ignorer(rt.path(), "cloexec");
+    let before = inherited();
+    let path = rt.path().to_owned();
+    let stopper = std::thread::spawn(move || {
+        let opts = StopOptions {
+            grace: Duration::from_millis(2000),
+            ..StopOptions::default()
+        };
+        stop(&path, "cloexec", &opts).unwrap().unwrap()
+    });
+    // Until the stop holds its pidfd and its lock (it then waits out the
+    // grace period).
+    wait_until("stop to hold a pidfd and its lock", || {
+        let fds = own_fds();
+        fds.iter().any(|(_, t)| t.contains("pidfd"))
+            && fds.iter().any(|(_, t)| t.ends_with("/cloexec"))
+    });
+    let held: Vec<_> = own_fds();
+    let during = inherited();
+    let out = stopper.join().unwrap();
+    // What a program inherits without the core's descriptors open (the
+    // test harness may hand down a jobserver pipe or two): the same.
+    assert_eq!(
+        during, before,
+        "a started program inherited the core's descriptors; this process held {held:?}"
+    );
+    assert_eq!(out.signals, ["SIGTERM", "SIGKILL"], "{out:?}");
+    child.wait().unwrap();
+}
