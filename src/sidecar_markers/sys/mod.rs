@@ -17,13 +17,16 @@
 //!   `renameat`, `fsync`);
 //! - [`epoll`], [`eventfd`], [`timerfd`], [`inotify`]: the watcher's event
 //!   loop, wake-ups, timer and directory notifications;
-//! - [`pidfd`]: a process pinned by a pidfd (open, signal, wait for exit).
+//! - [`pidfd`]: a process pinned by a pidfd (open, signal, wait for exit);
+//! - [`rlimit`]: the descriptor limit, raised once towards the hard one
+//!   for the watcher, and the descriptors open now.
 
 pub(crate) mod atomic;
 pub(crate) mod fd;
 pub(crate) mod fs;
 pub(crate) mod proc;
 pub(crate) mod random;
+pub(crate) mod rlimit;
 pub(crate) mod socket;
 
 use std::io;

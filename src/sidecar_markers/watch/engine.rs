@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::diff::Model;
 use super::events::{Event, now_rfc3339};
 use super::options::WatchOptions;
-use super::pids::Pids;
+use super::pids::{Pids, budget_for};
 use super::schedule::{Degradation, Full, Schedule, Step};
 use super::triggers::{Look, Watches};
 use crate::sidecar_markers::error::{Result, StackError};
@@ -21,6 +21,7 @@ use crate::sidecar_markers::scan::{Mode, Scan, scan_entries};
 use crate::sidecar_markers::sys::epoll::{self, Epoll};
 use crate::sidecar_markers::sys::eventfd::EventFd;
 use crate::sidecar_markers::sys::inotify::{self, Inotify};
+use crate::sidecar_markers::sys::rlimit;
 use crate::sidecar_markers::sys::timerfd::TimerFd;
 use crate::sidecar_markers::{SidecarEntry, sys, trust};
 
@@ -72,6 +73,9 @@ impl Engine {
     /// one `synced` queued). `runtime_dir` and `opts` are checked already.
     pub fn start(runtime_dir: PathBuf, opts: &WatchOptions) -> Result<Engine> {
         let run_path = runtime_dir.join("run");
+        // Once per process: room for a fleet's pidfds and probes
+        // (docs/design.md, "Events").
+        rlimit::raise_nofile_once();
         let sys_err = |what: &'static str, e| StackError::io(what, &run_path, e);
         let epoll = Epoll::new().map_err(|e| sys_err("epoll_create1 for watching", e))?;
         let timer = TimerFd::new().map_err(|e| sys_err("timerfd_create for watching", e))?;
@@ -107,7 +111,7 @@ impl Engine {
                 readable: false,
             },
             watches: Watches::new(inotify),
-            pids: Pids::new(FIRST_PIDFD_TOKEN),
+            pids: Pids::new(FIRST_PIDFD_TOKEN, pidfd_budget()),
             model: Model::default(),
             queue: VecDeque::new(),
             schedule: Schedule::new(opts.probe_interval, opts.rescan_interval, now),
@@ -119,8 +123,11 @@ impl Engine {
                 at: now_rfc3339(),
             });
         }
+        // The initial scan owes its `synced`, like a resync: it goes out
+        // once nothing is held back (see `settle`).
+        engine.schedule.resynced();
         engine.full_scan()?;
-        engine.push(Event::Synced { at: now_rfc3339() });
+        engine.settle();
         engine.finish_round();
         Ok(engine)
     }
@@ -252,7 +259,11 @@ impl Engine {
         }
     }
 
-    /// Does whatever is due.
+    /// Does whatever is due. A failure (`run/` unreadable, out of
+    /// descriptors) is never taken for markers gone: the model stands, a
+    /// `resync` goes out (once per episode), a full scan is owed, and it
+    /// is tried again after a pause that grows while it keeps failing; its
+    /// `synced` follows the first full scan that succeeds.
     fn work(&mut self) -> Result<()> {
         let now = Instant::now();
         let polling = self.watches.polling();
@@ -262,30 +273,49 @@ impl Engine {
             Step::Rescan => self.full_scan(),
             Step::Examine(names) => self.examine(names),
         };
-        if result.is_err() {
-            self.schedule.failed(now);
+        match &result {
+            Ok(()) => {
+                self.schedule.succeeded();
+                self.settle();
+            }
+            Err(e) => {
+                self.schedule.failed(now);
+                self.schedule.rescan();
+                if !self.schedule.owes_synced() {
+                    self.push_resync(format!(
+                        "cannot look at run/ ({}): the last state stands; retrying",
+                        crate::sidecar_markers::text::one_line(&e.to_string())
+                    ));
+                }
+            }
         }
         result
     }
 
-    /// A full scan owed, between `resync` and `synced` when it is a resync.
+    /// Pushes a `resync`; its `synced` is owed from now on.
+    fn push_resync(&mut self, reason: String) {
+        self.schedule.resynced();
+        self.push(Event::Resync {
+            reason,
+            at: now_rfc3339(),
+        });
+    }
+
+    /// After work that succeeded: the `synced` owed goes out when nothing
+    /// is held back or owed any more.
+    fn settle(&mut self) {
+        if self.schedule.take_synced() {
+            self.push(Event::Synced { at: now_rfc3339() });
+        }
+    }
+
+    /// A full scan owed, between `resync` and `synced` when it is a resync
+    /// (the `synced` goes out from [`Self::settle`]).
     fn owed_full_scan(&mut self, full: Full) -> Result<()> {
-        let resync = matches!(full, Full::Resync(_));
         if let Full::Resync(reason) = full {
-            self.push(Event::Resync {
-                reason,
-                at: now_rfc3339(),
-            });
+            self.push_resync(reason);
         }
-        // A resync is complete only when its scan is; a scan that fails
-        // is retried (quietly: its resync is out already).
-        let r = self.full_scan();
-        match &r {
-            Ok(()) if resync => self.push(Event::Synced { at: now_rfc3339() }),
-            Ok(()) => {}
-            Err(_) => self.schedule.rescan(),
-        }
-        r
+        self.full_scan()
     }
 
     fn mode(&self) -> Mode {
@@ -301,6 +331,7 @@ impl Engine {
     /// Scans all of `run/` and reports the differences.
     fn full_scan(&mut self) -> Result<()> {
         self.schedule.full_scan_started(Instant::now());
+        self.recover();
         // Watch for run/ to be created before looking (no race).
         self.watches.watch_parent(&self.run_path);
         let Some(run) = trust::open_run(&self.runtime_dir)? else {
@@ -328,7 +359,34 @@ impl Engine {
         }
         let scan = scan_entries(run.as_fd(), &self.run_path, &entries, mode);
         self.apply(scan, None);
+        if !self.watches.at_watch_limit() {
+            self.schedule.recovered("watch-marker");
+        }
+        if self.watches.watching_run() {
+            self.schedule.recovered("watch-run");
+        }
         Ok(())
+    }
+
+    /// Before a full scan: whatever a lifted limit gives back. An inotify
+    /// instance refused before is tried again, the watch limit is tried
+    /// again, and the pidfd budget follows the descriptor limit: once a
+    /// limit is lifted the watcher returns to events (and a degradation
+    /// that comes back is announced again).
+    fn recover(&mut self) {
+        if !self.watches.has_inotify()
+            && let Ok(fd) = Inotify::new()
+            && self.epoll.add(fd.as_fd(), TOKEN_INOTIFY).is_ok()
+        {
+            self.watches.set_inotify(fd);
+            self.schedule.recovered("inotify");
+        }
+        if self.watches.at_watch_limit() {
+            self.watches.retry_watch_limit();
+        }
+        if self.pids.set_budget(pidfd_budget()) {
+            self.schedule.recovered("pidfd-budget");
+        }
     }
 
     /// Judges the markers `names` again and reports the differences.
@@ -336,7 +394,15 @@ impl Engine {
         if names.is_empty() {
             return Ok(());
         }
-        let Some(run) = trust::open_run(&self.runtime_dir)? else {
+        let run = match trust::open_run(&self.runtime_dir) {
+            Ok(run) => run,
+            Err(e) => {
+                // Not judged: judged again later, never taken for gone.
+                self.schedule.retry_later(names, Instant::now());
+                return Err(e);
+            }
+        };
+        let Some(run) = run else {
             self.watches.forget_run();
             self.apply(Scan::default(), Some(&names));
             return Ok(());
@@ -360,28 +426,59 @@ impl Engine {
         Ok(())
     }
 
+    /// A degradation: announced once in a `resync`. Most lose events and
+    /// owe a full scan; a spent pidfd budget loses none (the sidecars
+    /// left unpinned are judged every probe round), so its `synced`
+    /// follows at once.
     fn degrade(&mut self, degraded: Option<Degradation>) {
-        if let Some(d) = degraded {
-            self.schedule.degrade(d);
+        match degraded {
+            Some(d) if d.key == "pidfd-budget" && self.schedule.announce(d.key) => {
+                self.push_resync(d.reason);
+            }
+            Some(d) if d.key == "pidfd-budget" => {}
+            Some(d) => self.schedule.degrade(d),
+            None => {}
         }
     }
 
     /// Compares a scan of `scope` (`None`: all of `run/`) with what was
     /// reported and queues the events (see `diff.rs`); holds a pidfd for
     /// each sidecar found that is not stopped, and none for one gone.
+    ///
+    /// Markers a shortage kept from being judged keep their last state: a
+    /// `resync` says so (once per episode) and they are judged again after
+    /// a pause; the `synced` follows once every one of them was.
     fn apply(&mut self, scan: Scan, scope: Option<&BTreeSet<String>>) {
         let diff = self.model.apply(scan, scope, &now_rfc3339());
         for seen in &diff.seen {
-            let degraded = self
-                .pids
-                .track(&self.epoll, &seen.name, seen.pid, seen.state);
+            let degraded =
+                self.pids
+                    .track(&self.epoll, &seen.name, seen.pid, seen.state, seen.verified);
             self.degrade(degraded);
         }
         for name in &diff.gone {
             self.pids.release(&self.epoll, name);
         }
         self.queue.extend(diff.events);
+        if diff.held.is_empty() {
+            self.schedule.later_cleared();
+            return;
+        }
+        let n = diff.held.len();
+        let first = diff.held[0].clone();
+        self.schedule.retry_later(diff.held, Instant::now());
+        if !self.schedule.owes_synced() {
+            self.push_resync(format!(
+                "out of descriptors or memory judging {n} marker(s) (first {first}): \
+                 their last state stands until they are judged again"
+            ));
+        }
     }
+}
+
+/// The pidfd budget under the current soft descriptor limit.
+fn pidfd_budget() -> usize {
+    rlimit::nofile().map_or(0, |(soft, _)| budget_for(soft))
 }
 
 impl AsFd for Engine {
