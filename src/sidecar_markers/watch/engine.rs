@@ -15,15 +15,18 @@ use super::options::WatchOptions;
 use super::pids::{Pids, budget_for};
 use super::schedule::{Degradation, Full, Schedule, Step};
 use super::triggers::{Look, Watches};
+use crate::sidecar_markers::endpoint::{Endpoint, parse_listen};
 use crate::sidecar_markers::error::{Result, StackError};
 use crate::sidecar_markers::options::is_valid_sandbox_id;
+use crate::sidecar_markers::probe::{self, Outcome, Prober};
+use crate::sidecar_markers::read::{self, Loc};
 use crate::sidecar_markers::scan::{Mode, Scan, scan_entries};
 use crate::sidecar_markers::sys::epoll::{self, Epoll};
 use crate::sidecar_markers::sys::eventfd::EventFd;
 use crate::sidecar_markers::sys::inotify::{self, Inotify};
 use crate::sidecar_markers::sys::rlimit;
 use crate::sidecar_markers::sys::timerfd::TimerFd;
-use crate::sidecar_markers::{SidecarEntry, sys, trust};
+use crate::sidecar_markers::{SidecarEntry, State, sys, trust};
 
 /// The epoll tokens: the three descriptors of the engine's own, then one
 /// per pidfd.
@@ -66,6 +69,19 @@ pub(super) struct Engine {
     model: Model,
     queue: VecDeque<Event>,
     schedule: Schedule,
+    /// The last known marker a probe tick looked at: the next tick goes on
+    /// from there (round-robin over the sorted ids).
+    cursor: Option<String>,
+}
+
+/// A probe round is spread into slices of about this many markers, one
+/// slice per tick, at most [`MAX_SLICES`] ticks per probe interval.
+const SLICE: usize = 500;
+const MAX_SLICES: usize = 20;
+
+/// How many ticks a probe round over `n` markers is spread over.
+fn slices_for(n: usize) -> u32 {
+    n.div_ceil(SLICE).clamp(1, MAX_SLICES) as u32
 }
 
 impl Engine {
@@ -115,6 +131,7 @@ impl Engine {
             model: Model::default(),
             queue: VecDeque::new(),
             schedule: Schedule::new(opts.probe_interval, opts.rescan_interval, now),
+            cursor: None,
         };
         if let Some(reason) = degraded {
             engine.schedule.announce("inotify");
@@ -267,11 +284,12 @@ impl Engine {
     fn work(&mut self) -> Result<()> {
         let now = Instant::now();
         let polling = self.watches.polling();
-        let result = match self.schedule.step(now, polling, self.model.known().keys()) {
+        let result = match self.schedule.step(now, polling) {
             Step::Idle => return Ok(()),
             Step::Full(full) => self.owed_full_scan(full),
             Step::Rescan => self.full_scan(),
             Step::Examine(names) => self.examine(names),
+            Step::Round(waiting) => self.probe_round(waiting),
         };
         match &result {
             Ok(()) => {
@@ -389,6 +407,46 @@ impl Engine {
         }
     }
 
+    /// A probe round. A sidecar whose marker directory is watched, whose
+    /// process is pinned by a pidfd and whose last state is `running` or
+    /// `unhealthy` can change in one way only that no trigger reports: its
+    /// endpoint's answer. Its endpoint alone is probed (through the probe
+    /// code of `list`, the same way), and only a sidecar whose probe
+    /// disagrees with the state reported is judged again in full. Every
+    /// other known marker, and those in `waiting`, is judged again in full
+    /// (the same scan as `list`). A round thus costs one probe per quiet
+    /// sidecar instead of reading its marker and its process again.
+    fn probe_round(&mut self, waiting: BTreeSet<String>) -> Result<()> {
+        let mut full = waiting;
+        let mut quiet: Vec<(&String, &SidecarEntry)> = Vec::new();
+        let slices = slices_for(self.model.known().len());
+        self.schedule.spread(slices);
+        for (name, entry) in next_slice(self.model.known(), &mut self.cursor, slices) {
+            let settled = matches!(entry.state, State::Running | State::Unhealthy)
+                && self.pids.pinned(name)
+                && self.watches.watches_marker(name)
+                && !full.contains(name);
+            if settled {
+                quiet.push((name, entry));
+            } else {
+                full.insert(name.clone());
+            }
+        }
+        if !quiet.is_empty() {
+            let run = match trust::open_run(&self.runtime_dir) {
+                Ok(Some(run)) => run,
+                // Missing, or not openable: the full judgement says which.
+                Ok(None) | Err(_) => {
+                    full.extend(quiet.into_iter().map(|(n, _)| n.clone()));
+                    return self.examine(full);
+                }
+            };
+            let disagree = probe_quietly(run.fd.as_fd(), &self.run_path, &quiet, self.opts.probe);
+            full.extend(disagree);
+        }
+        self.examine(full)
+    }
+
     /// Judges the markers `names` again and reports the differences.
     fn examine(&mut self, names: BTreeSet<String>) -> Result<()> {
         if names.is_empty() {
@@ -476,6 +534,80 @@ impl Engine {
     }
 }
 
+/// The known markers a probe tick looks at: the slice after `cursor`, in
+/// id order, wrapping around, one of `slices` (so every marker is looked
+/// at about once per probe interval and no tick is a spike); `cursor`
+/// moves to its last marker.
+fn next_slice<'a>(
+    known: &'a BTreeMap<String, SidecarEntry>,
+    cursor: &mut Option<String>,
+    slices: u32,
+) -> Vec<(&'a String, &'a SidecarEntry)> {
+    use std::ops::Bound::{Excluded, Unbounded};
+    let per = known.len().div_ceil(slices.max(1) as usize);
+    let after = match cursor.as_ref() {
+        Some(c) => known.range::<String, _>((Excluded(c), Unbounded)),
+        None => known.range::<String, _>(..),
+    };
+    let mut slice: Vec<(&String, &SidecarEntry)> = after.take(per).collect();
+    if slice.len() < per {
+        let stop = slice.first().map(|(n, _)| *n);
+        let wrapped = known
+            .iter()
+            .take_while(|(n, _)| Some(*n) != stop)
+            .take(per - slice.len());
+        slice.extend(wrapped);
+    }
+    *cursor = slice.last().map(|(n, _)| (*n).clone());
+    slice
+}
+
+/// Probes the endpoints of the `quiet` sidecars of the open `run/` (see
+/// [`Engine::probe_round`]) and names those whose outcome disagrees with
+/// the state reported, or whose probe could not be made.
+fn probe_quietly(
+    run: BorrowedFd<'_>,
+    run_path: &std::path::Path,
+    quiet: &[(&String, &SidecarEntry)],
+    probe: crate::sidecar_markers::ProbeOptions,
+) -> Vec<String> {
+    let mut prober = Prober::new(probe.timeout, probe::window(1));
+    let mut disagree = Vec::new();
+    for (key, (name, entry)) in quiet.iter().enumerate() {
+        let c = CString::new(name.as_str()).expect("sandbox ids have no NUL");
+        let marker_path = run_path.join(name.as_str());
+        let endpoint = if std::path::Path::new(&entry.listen)
+            == marker_path.join(read::DEFAULT_SOCKET).as_path()
+        {
+            Ok(Endpoint::MarkerSocket)
+        } else {
+            parse_listen(Some(&entry.listen))
+        };
+        let Ok(endpoint) = endpoint else {
+            disagree.push((*name).clone());
+            continue;
+        };
+        let mut fds = sys::MarkerFds::default();
+        let loc = Loc::Entry { run, name: &c };
+        if let Some(outcome) = prober.start(key, &endpoint, loc, &marker_path, &mut fds)
+            && !agrees(outcome, entry.state)
+        {
+            disagree.push((*name).clone());
+        }
+    }
+    for (key, outcome) in prober.finish() {
+        if !agrees(outcome, quiet[key].1.state) {
+            disagree.push(quiet[key].0.clone());
+        }
+    }
+    disagree
+}
+
+/// Whether a probe's `outcome` leaves a pinned sidecar in `state`.
+fn agrees(outcome: Outcome, state: State) -> bool {
+    !matches!(outcome, Outcome::Unavailable(_)) && outcome.state() == state
+}
+
 /// The pidfd budget under the current soft descriptor limit.
 fn pidfd_budget() -> usize {
     rlimit::nofile().map_or(0, |(soft, _)| budget_for(soft))
@@ -561,6 +693,36 @@ mod tests {
         assert!(is_synced(next_now(&mut e)));
         e.degrade(d("pidfd", "no pidfds"));
         assert_eq!(next_now(&mut e), None);
+    }
+
+    /// Slices go round-robin over the sorted ids, each marker once per
+    /// round, whatever the cursor (a marker gone since included).
+    #[test]
+    fn slices_cover_every_marker_once_per_round() {
+        use crate::sidecar_markers::watch::events::tests::entry;
+        let known: BTreeMap<String, SidecarEntry> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|n| (n.to_string(), entry(n, State::Running)))
+            .collect();
+        let mut cursor = None;
+        let mut take = |cursor: &mut Option<String>, k| {
+            next_slice(&known, cursor, k)
+                .into_iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join("")
+        };
+        assert_eq!(
+            [1, 2, 3].map(|_| take(&mut cursor, 2)),
+            ["abc", "dea", "bcd"].map(String::from)
+        );
+        assert_eq!(take(&mut cursor, 1), "eabcd");
+        let mut gone = Some("bb".to_string());
+        assert_eq!(take(&mut gone, 5), "c");
+        assert_eq!(slices_for(0), 1);
+        assert_eq!(slices_for(1_000), 2);
+        assert_eq!(slices_for(10_000), 20);
+        assert_eq!(slices_for(1_000_000), 20);
     }
 
     /// `run/` created after the start is seen through the watch on the

@@ -67,7 +67,6 @@ impl Pids {
         self.by_name.len() < budget
     }
 
-    #[cfg(test)]
     /// Whether `name`'s process is pinned by a pidfd (its exit wakes the
     /// watcher).
     pub fn pinned(&self, name: &str) -> bool {

@@ -35,6 +35,10 @@ pub(super) enum Step {
     Rescan,
     /// Judge these markers again.
     Examine(BTreeSet<String>),
+    /// A probe round: every known marker is looked at again (the engine
+    /// decides how: see `Engine::probe_round`), and these markers, which
+    /// waited, are judged again in full.
+    Round(BTreeSet<String>),
 }
 
 pub(super) struct Schedule {
@@ -58,6 +62,9 @@ pub(super) struct Schedule {
     unsynced: bool,
     /// Degradations already announced (announced once each).
     announced: HashSet<&'static str>,
+    /// A probe round is spread over this many ticks of the probe interval
+    /// (see [`Schedule::spread`]).
+    slices: u32,
 }
 
 /// The first pause after a failure; it doubles with each failure in a row
@@ -85,21 +92,16 @@ impl Schedule {
             later_failures: 0,
             unsynced: false,
             announced: HashSet::new(),
+            slices: 1,
         }
     }
 
     /// What to do at `now`, taking it off the schedule. `polling`: the
-    /// watcher cannot rely on inotify, so a probe round is a full scan;
-    /// `known` are the markers reported so far (a probe round judges them
-    /// all). In order: nothing during a failure's pause; a full scan owed;
+    /// watcher cannot rely on inotify, so a probe round is a full scan.
+    /// In order: nothing during a failure's pause; a full scan owed;
     /// the periodic rescan; a probe round (with whatever waits); the
     /// markers waiting.
-    pub fn step<'a>(
-        &mut self,
-        now: Instant,
-        polling: bool,
-        known: impl Iterator<Item = &'a String>,
-    ) -> Step {
+    pub fn step(&mut self, now: Instant, polling: bool) -> Step {
         if let Some(r) = self.retry_at {
             if now < r {
                 return Step::Idle;
@@ -115,10 +117,8 @@ impl Schedule {
         } else if now >= self.next_rescan || (now >= self.next_probe && polling) {
             Step::Rescan
         } else if now >= self.next_probe {
-            let mut names: BTreeSet<String> = known.cloned().collect();
-            names.append(&mut self.dirty);
-            self.next_probe = now + self.probe_interval;
-            Step::Examine(names)
+            self.next_probe = now + self.tick();
+            Step::Round(std::mem::take(&mut self.dirty))
         } else if !self.dirty.is_empty() {
             Step::Examine(std::mem::take(&mut self.dirty))
         } else {
@@ -126,10 +126,23 @@ impl Schedule {
         }
     }
 
-    /// A full scan starts at `now`: the next probe round and rescan are an
+    /// Spreads each probe round over `slices` ticks (at least 1): a
+    /// [`Step::Round`] then comes every probe interval / `slices`, and the
+    /// engine looks at a slice of the known markers at each, so that every
+    /// marker is looked at once per interval and no tick is a spike.
+    pub fn spread(&mut self, slices: u32) {
+        self.slices = slices.max(1);
+    }
+
+    /// The time between two [`Step::Round`]s.
+    fn tick(&self) -> Duration {
+        self.probe_interval / self.slices
+    }
+
+    /// A full scan starts at `now`: the next probe tick and rescan are an
     /// interval away, and nothing waits any more.
     pub fn full_scan_started(&mut self, now: Instant) {
-        self.next_probe = now + self.probe_interval;
+        self.next_probe = now + self.tick();
         self.next_rescan = now + self.rescan_interval;
         self.dirty.clear();
     }
@@ -274,9 +287,10 @@ mod tests {
         s
     }
 
-    fn step(s: &mut Schedule, at: Instant, polling: bool, known: &[&str]) -> Step {
-        let known: Vec<String> = known.iter().map(|s| s.to_string()).collect();
-        s.step(at, polling, known.iter())
+    /// `known` reads as the markers reported so far; a probe round is
+    /// the engine's to make of them.
+    fn step(s: &mut Schedule, at: Instant, polling: bool, _known: &[&str]) -> Step {
+        s.step(at, polling)
     }
 
     fn degradation(key: &'static str, reason: &str) -> Degradation {
@@ -296,7 +310,7 @@ mod tests {
         let t1 = t0 + PROBE;
         assert_eq!(
             step(&mut s, t1, false, &["b", "a"]),
-            Step::Examine(names(&["a", "b"]))
+            Step::Round(names(&[]))
         );
         assert_eq!(s.due(t1), t1 + PROBE);
         assert_eq!(step(&mut s, t1, false, &["a"]), Step::Idle);
@@ -338,7 +352,7 @@ mod tests {
         s.examine("new".into());
         assert_eq!(
             step(&mut s, t0 + PROBE, false, &["a"]),
-            Step::Examine(names(&["a", "new"]))
+            Step::Round(names(&["new"]))
         );
         assert_eq!(step(&mut s, t0 + PROBE, false, &[]), Step::Idle);
     }
@@ -488,6 +502,21 @@ mod tests {
             t2 + Duration::from_millis(100),
             "cleared: short again"
         );
+    }
+
+    /// A round spread over slices comes at each slice's tick.
+    #[test]
+    fn a_spread_round_comes_in_ticks() {
+        let t0 = Instant::now();
+        let mut s = scanned(t0);
+        s.spread(4);
+        s.full_scan_started(t0);
+        let tick = PROBE / 4;
+        assert_eq!(s.due(t0), t0 + tick);
+        assert_eq!(step(&mut s, t0 + tick, false, &[]), Step::Round(names(&[])));
+        assert_eq!(s.due(t0 + tick), t0 + 2 * tick);
+        s.spread(0);
+        assert_eq!(s.tick(), PROBE, "at least one slice");
     }
 
     /// A degradation that is over is announced again when it comes back.
