@@ -705,7 +705,7 @@ mod tests {
             .map(|n| (n.to_string(), entry(n, State::Running)))
             .collect();
         let mut cursor = None;
-        let mut take = |cursor: &mut Option<String>, k| {
+        let take = |cursor: &mut Option<String>, k| {
             next_slice(&known, cursor, k)
                 .into_iter()
                 .map(|(n, _)| n.as_str())
