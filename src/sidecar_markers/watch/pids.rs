@@ -2,8 +2,8 @@
 //! pidfd per sidecar that is not stopped, readable the moment its process
 //! exits, registered with the watcher's epoll.
 //!
-//! At most a *budget* of pidfds is held (a quarter of the descriptor soft
-//! limit, less headroom: see [`budget_for`]), and only for sidecars whose
+//! At most a *budget* of pidfds is held (three quarters of the descriptor
+//! soft limit: see [`budget_for`]), and only for sidecars whose
 //! process identity was verified. The others are judged again every probe
 //! round, as a sidecar without a pidfd always was. Running out of
 //! descriptors opening one shrinks the budget to what is held.
@@ -35,16 +35,18 @@ pub(super) struct Pids {
     budget: usize,
 }
 
-/// Descriptors never counted towards the pidfd budget: the watcher's own,
-/// a scan's, and the caller's.
+/// Descriptors always left to the caller and the watcher's scans, at
+/// least: a quarter of the soft limit, and never fewer than this.
 const HEADROOM: u64 = 64;
 
-/// The pidfd budget under the soft descriptor limit `soft`: a quarter of
-/// what is left after [`HEADROOM`] (a scan's probes may take half, the
-/// rest is the caller's). 0 at 64 descriptors, 240 at 1,024, 16,368 at
-/// 65,536.
+/// The pidfd budget under the soft descriptor limit `soft`: what is left
+/// after a quarter of it (at least [`HEADROOM`]) for the caller and the
+/// scans: 0 at 64, 768 at 1,024, 15,000 at 20,000, 49,152 at 65,536. A
+/// scan that still runs short settles its probes and holds what it could
+/// not judge (docs/design.md, "Events").
 pub(super) fn budget_for(soft: u64) -> usize {
-    usize::try_from(soft.saturating_sub(HEADROOM) / 4).unwrap_or(usize::MAX)
+    let kept = (soft / 4).max(HEADROOM);
+    usize::try_from(soft.saturating_sub(kept)).unwrap_or(usize::MAX)
 }
 
 impl Pids {
@@ -328,9 +330,9 @@ mod tests {
     #[test]
     fn the_budget_and_verification_bound_what_is_pinned() {
         assert_eq!(
-            [64, 1024, 65536].map(budget_for),
-            [0, 240, 16_368],
-            "a quarter of the limit past the headroom"
+            [64, 200, 1024, 20_000, 65536].map(budget_for),
+            [0, 136, 768, 15_000, 49_152],
+            "three quarters of the limit, at least 64 left"
         );
         let epoll = Epoll::new().unwrap();
         let mut pids = Pids::new(FIRST, 1);
