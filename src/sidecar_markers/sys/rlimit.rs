@@ -1,6 +1,6 @@
 //! The descriptor limit (`RLIMIT_NOFILE`) as the watcher needs it: read
 //! both limits, and raise the soft one towards the hard one once per process
-//! (see docs/design.md, "Watch").
+//! (see docs/design.md, "Events").
 
 use std::io;
 use std::sync::OnceLock;
