@@ -377,6 +377,8 @@ impl Engine {
         }
         let scan = scan_entries(run.as_fd(), &self.run_path, &entries, mode);
         self.apply(scan, None);
+        // The scan's temporaries are freed: do not keep them resident.
+        sys::heap::trim();
         if !self.watches.at_watch_limit() {
             self.schedule.recovered("watch-marker");
         }
