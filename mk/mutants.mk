@@ -26,23 +26,23 @@ MUTANTS_ARGS ?=
 # binaries named here are the ones that exercise that file.
 MUTANTS_SRC := src/sidecar_markers
 mutants_files_process := $(MUTANTS_SRC)/process.rs
-mutants_tests_process := --lib --test pins --test process_identity --test states --test stop
+mutants_tests_process := --lib --test liveness --test probing --test stop
 mutants_files_gc := $(MUTANTS_SRC)/gc.rs
-mutants_tests_gc := --lib --test pins --test debris --test judged_marker --test hostile_markers
+mutants_tests_gc := --lib --test collection --test isolation
 mutants_files_stop := $(MUTANTS_SRC)/stop.rs
-mutants_tests_stop := --lib --test pins --test stop --test trust_stop
+mutants_tests_stop := --lib --test stop --test isolation
 mutants_files_metadata := $(MUTANTS_SRC)/metadata.rs
-mutants_tests_metadata := --lib --test hostile_markers --test writer --test properties
+mutants_tests_metadata := --lib --test isolation --test writer --test reliability
 mutants_files_read := $(MUTANTS_SRC)/read.rs
-mutants_tests_read := --lib --test pins --test hostile_markers --test states --test cli
+mutants_tests_read := --lib --test collection --test isolation --test probing --test cli
 mutants_files_probe := $(MUTANTS_SRC)/probe.rs
-mutants_tests_probe := --lib --test states --test fault_injection
+mutants_tests_probe := --lib --test probing --test reliability
 mutants_files_authority := $(MUTANTS_SRC)/authority.rs
-mutants_tests_authority := --lib --test trust --test trust_stop
+mutants_tests_authority := --lib --test isolation
 mutants_files_trust := $(MUTANTS_SRC)/trust.rs
-mutants_tests_trust := --lib --test trust --test isolation
+mutants_tests_trust := --lib --test isolation
 mutants_files_watch := $(MUTANTS_SRC)/watch/*.rs
-mutants_tests_watch := --lib --test watch --test cli_watch
+mutants_tests_watch := --lib --test watch --test cli
 
 .PHONY: mutants mutants-tools
 

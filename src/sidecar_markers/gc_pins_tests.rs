@@ -7,6 +7,7 @@
 //! a leftover under this very process's pid; readdir's `DT_UNKNOWN`
 //! (a real ext4 without the `filetype` feature); close-on-exec.
 
+use super::tests::ext4::Ext4;
 use super::*;
 use crate::sidecar_markers::model::MetadataFile;
 use crate::sidecar_markers::process;
@@ -312,12 +313,14 @@ fn leftovers_that_are_files_or_symlinks_are_unlinked_never_followed() {
     assert!(elsewhere.path().join("precious").exists());
 }
 
+/// Close-on-exec as the kernel reports it: the octal `flags:` line of
+/// /proc/self/fdinfo (no unsafe here: the core denies it outside sys/).
 fn cloexec(fd: BorrowedFd<'_>) -> bool {
     use std::os::fd::AsRawFd;
-    // SAFETY: F_GETFD on a valid descriptor.
-    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) };
-    assert!(flags >= 0);
-    flags & libc::FD_CLOEXEC != 0
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).unwrap();
+    let flags: String = crate::sidecar_markers::sys::proc_field(&info, "flags:").unwrap();
+    let flags = u32::from_str_radix(&flags, 8).unwrap();
+    flags & libc::O_CLOEXEC as u32 != 0
 }
 
 /// Every descriptor collection opens is close-on-exec: a supervisor that
@@ -333,59 +336,13 @@ fn descriptors_opened_for_collection_are_close_on_exec() {
     drop(run);
 }
 
-/// Unmounts and removes a loop-mounted ext4 image on drop.
-struct NoFiletype {
-    _dir: tempfile::TempDir,
-    mnt: PathBuf,
-}
-
-impl NoFiletype {
-    /// An ext4 made with `-O ^filetype`: its readdir reports `DT_UNKNOWN`
-    /// for every entry. Fails loudly when it cannot be mounted.
-    fn new() -> NoFiletype {
-        assert_eq!(
-            sys::geteuid(),
-            0,
-            "this test mounts an ext4 image and must run as root; it proves nothing otherwise"
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let img = dir.path().join("fs.img");
-        let mnt = dir.path().join("mnt");
-        std::fs::create_dir(&mnt).unwrap();
-        for cmd in [
-            Command::new("truncate").args(["-s", "16M"]).arg(&img),
-            Command::new("mkfs.ext4")
-                .args(["-q", "-F", "-O", "^filetype"])
-                .arg(&img),
-            Command::new("mount")
-                .args(["-o", "loop"])
-                .arg(&img)
-                .arg(&mnt),
-        ] {
-            let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-            assert!(
-                out.status.success(),
-                "{cmd:?}: {} — this test needs an ext4 without filetype",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        NoFiletype { _dir: dir, mnt }
-    }
-}
-
-impl Drop for NoFiletype {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
-    }
-}
-
 /// On a filesystem whose readdir says `DT_UNKNOWN` (checked here), a
 /// marker tree with subdirectories, files and a symlink is removed
 /// entirely: a subdirectory is found by `unlinkat`'s `EISDIR`, and the
 /// symlink's target is untouched.
 #[test]
 fn dt_unknown_entries_are_removed_as_what_they_are() {
-    let fs = NoFiletype::new();
+    let fs = Ext4::without_filetype();
     let top = fs.mnt.join("m");
     std::fs::create_dir_all(top.join("a/b/c")).unwrap();
     std::fs::write(top.join("a/b/c/f"), "x").unwrap();
@@ -528,7 +485,7 @@ fn finishing_a_leftover_that_is_already_gone_is_ok() {
 /// same exact outcome as on a filesystem that reports types.
 #[test]
 fn the_depth_bound_holds_where_readdir_gives_no_types() {
-    let fs = NoFiletype::new();
+    let fs = Ext4::without_filetype();
     let top = deep(&fs.mnt, "t", 12);
     let dir = sys::open(&top, sys::DIR_FLAGS).unwrap();
     let entries = sys::read_dir(dir.as_fd()).unwrap();

@@ -17,7 +17,7 @@ use std::process::Command;
 
 /// The ext4 loop-device fixture, shared with the integration tests.
 #[path = "../../tests/common/ext4.rs"]
-mod ext4;
+pub(super) mod ext4;
 use ext4::Ext4;
 
 fn dead_pid() -> u32 {

@@ -119,7 +119,7 @@ const ENTRIES_PER_WORKER: usize = 256;
 
 /// Below this many entries a scan connects instead of taking a
 /// socket-diagnostics dump.
-const FLEET_MIN_ENTRIES: usize = 8;
+pub(crate) const FLEET_MIN_ENTRIES: usize = 8;
 
 fn workers_for(entries: usize) -> usize {
     static CPUS: OnceLock<usize> = OnceLock::new();

@@ -6,4 +6,5 @@
 mod common;
 
 mod debris;
+mod fallbacks;
 mod judged_marker;

@@ -19,6 +19,18 @@ pub struct Ext4 {
 
 impl Ext4 {
     pub fn new() -> Ext4 {
+        Ext4::with_options(&[])
+    }
+
+    /// An ext4 made with `-O ^filetype`: its readdir reports `DT_UNKNOWN`
+    /// for every entry (the tests that need it check that it does).
+    #[allow(dead_code)] // not every includer needs it
+    pub fn without_filetype() -> Ext4 {
+        Ext4::with_options(&["-O", "^filetype"])
+    }
+
+    /// `mkfs.ext4` with `options` added.
+    fn with_options(options: &[&str]) -> Ext4 {
         // /proc/self belongs to the effective uid (no unsafe here: the gc
         // unit tests that include this file deny it).
         use std::os::unix::fs::MetadataExt;
@@ -44,7 +56,10 @@ impl Ext4 {
             );
         };
         run(Command::new("truncate").args(["-s", "32M"]).arg(&img));
-        run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&img));
+        run(Command::new("mkfs.ext4")
+            .args(["-q", "-F"])
+            .args(options)
+            .arg(&img));
         run(Command::new("mount")
             .args(["-o", "loop"])
             .arg(&img)

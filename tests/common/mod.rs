@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 pub mod ext4;
 pub mod hung_fuse;
+pub mod kit;
 mod marker_meta;
 pub mod users;
 // Like the rest of this module, not used by every test file.

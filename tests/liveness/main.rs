@@ -8,3 +8,4 @@ mod common;
 
 mod namespaces;
 mod process_identity;
+mod readers;

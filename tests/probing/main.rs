@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod entries;
 mod fleet;
 mod hung;
 mod states;

@@ -20,6 +20,7 @@ mod rss;
 mod stale;
 mod syn;
 mod syscalls;
+mod watch;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -40,6 +41,7 @@ pub fn registry(level: Level) -> Vec<Box<dyn Scenario>> {
         Box::new(syn::Syn::new(level)),
         Box::new(syscalls::Syscalls::new(level)),
         Box::new(rss::Rss::new(level)),
+        Box::new(watch::Watch::new(level)),
     ]
 }
 

@@ -19,14 +19,19 @@
 //!   `renameat`, `fsync`);
 //! - [`epoll`], [`eventfd`], [`timerfd`], [`inotify`]: the watcher's event
 //!   loop, wake-ups, timer and directory notifications;
-//! - [`pidfd`]: a process pinned by a pidfd (open, signal, wait for exit).
+//! - [`pidfd`]: a process pinned by a pidfd (open, signal, wait for exit);
+//! - [`heap`]: freed heap given back to the kernel after a large scan;
+//! - [`rlimit`]: the descriptor limit, raised once towards the hard one
+//!   for the watcher, and the descriptors open now.
 
 pub(crate) mod atomic;
 pub(crate) mod fd;
 pub(crate) mod fs;
+pub(crate) mod heap;
 pub(crate) mod lookup;
 pub(crate) mod proc;
 pub(crate) mod random;
+pub(crate) mod rlimit;
 pub(crate) mod sock_diag;
 pub(crate) mod socket;
 

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use super::events::{Event, GoneReason};
 use crate::sidecar_markers::scan::Scan;
-use crate::sidecar_markers::{SidecarEntry, State};
+use crate::sidecar_markers::{MarkerReport, Reason, SidecarEntry, State, Verdict};
 
 /// What the events so far describe: sandbox id → entry.
 #[derive(Debug, Default)]
@@ -20,6 +20,8 @@ pub(super) struct Seen {
     pub name: String,
     pub pid: u32,
     pub state: State,
+    /// Its process's identity was verified: a pidfd may pin it.
+    pub verified: bool,
 }
 
 /// What one comparison found.
@@ -31,6 +33,52 @@ pub(super) struct Diff {
     pub seen: Vec<Seen>,
     /// Every sidecar reported before and gone now, by sandbox id.
     pub gone: Vec<String>,
+    /// The markers a transient error kept from being judged (see
+    /// [`transient`]): neither reported nor gone, their last state stands.
+    pub held: Vec<String>,
+}
+
+/// Whether `report` says nothing about the marker because this reader ran
+/// short (out of descriptors or memory, no thread for a probe): a marker
+/// unreadable for `EMFILE`, `ENFILE`, `ENOMEM`, `ENOBUFS`, `EAGAIN` or
+/// `EINTR`, or a probe that could not be made for want of descriptors,
+/// memory or a thread. Such a marker keeps the state reported before and
+/// is judged again: a shortage is never "the marker vanished".
+///
+/// A probe unavailable because too many probes are stuck on a hung
+/// filesystem is not transient here: it is what `list` says too.
+pub(super) fn transient(report: &MarkerReport) -> bool {
+    match report.verdict {
+        Verdict::Broken => report.error.as_ref().is_some_and(|e| {
+            matches!(
+                e.errno,
+                Some(
+                    libc::EMFILE
+                        | libc::ENFILE
+                        | libc::ENOMEM
+                        | libc::ENOBUFS
+                        | libc::EAGAIN
+                        | libc::EINTR
+                )
+            )
+        }),
+        _ => {
+            report.reason == Reason::ProbeUnavailable
+                && (report.detail.contains("out of descriptors")
+                    || report.detail.contains("cannot start a probe thread"))
+        }
+    }
+}
+
+/// Whether the report's process identity was verified, so that a pidfd
+/// opened on its pid pins the sidecar's own process: not when the process
+/// could not be checked at all, nor when its identity was not checked
+/// (another pid namespace, `hidepid`).
+fn verified(report: &MarkerReport) -> bool {
+    report.reason != Reason::Unverifiable
+        && !report.detail.contains("process cannot be checked")
+        && !report.detail.contains("process not verified")
+        && !report.detail.contains("identity not checked")
 }
 
 impl Model {
@@ -50,21 +98,31 @@ impl Model {
     ///   otherwise. With a scope, only the names in it can go.
     ///
     /// Reports outside `scope` are ignored.
+    ///
+    /// A report that is [`transient`] is held: the marker keeps its last
+    /// state (or stays unreported) and is named in [`Diff::held`].
     pub fn apply(&mut self, scan: Scan, scope: Option<&BTreeSet<String>>, at: &str) -> Diff {
         let collected: HashSet<String> = scan.collected.into_iter().collect();
         let mut in_scan: HashSet<String> = HashSet::new();
         let mut diff = Diff::default();
         for report in scan.reports {
-            let Some(entry) = report.entry else { continue };
-            let name = report.name;
-            if scope.is_some_and(|s| !s.contains(&name)) {
+            if scope.is_some_and(|s| !s.contains(&report.name)) {
                 continue;
             }
+            if transient(&report) {
+                in_scan.insert(report.name.clone());
+                diff.held.push(report.name);
+                continue;
+            }
+            let verified = verified(&report);
+            let Some(entry) = report.entry else { continue };
+            let name = report.name;
             in_scan.insert(name.clone());
             diff.seen.push(Seen {
                 name: name.clone(),
                 pid: entry.pid,
                 state: entry.state,
+                verified,
             });
             match self.known.get(&name) {
                 None => diff.events.push(Event::Appeared {
@@ -393,6 +451,89 @@ mod tests {
         assert_eq!(
             m.apply(scan(&[("a", Running)], &[]), None, AT).events,
             vec![appeared("a", Running)]
+        );
+    }
+
+    fn failed_read(name: &str, errno: i32) -> MarkerReport {
+        MarkerReport {
+            error: Some(crate::sidecar_markers::ErrorInfo {
+                code: crate::sidecar_markers::ErrorCode::Io,
+                message: "read".into(),
+                path: None,
+                errno: Some(errno),
+            }),
+            reason: Reason::IoError,
+            ..report(name, None)
+        }
+    }
+
+    /// Out of descriptors is never "the marker vanished": a marker
+    /// unreadable for EMFILE (or a probe not made for want of
+    /// descriptors) keeps its last state, is held, and is not gone, in a
+    /// full scan or a scoped one. A marker broken for what it is (EACCES,
+    /// a parse error) goes as before.
+    #[test]
+    fn a_shortage_holds_the_last_state() {
+        let mut unavailable = report("b", Some(entry("b", State::Unknown)));
+        unavailable.reason = Reason::ProbeUnavailable;
+        unavailable.detail = "the probe could not be made: out of descriptors or memory".into();
+        for scope in [None, Some(scope(&["a", "b", "c", "d"]))] {
+            let mut m = model(&[
+                ("a", Running),
+                ("b", Running),
+                ("c", Running),
+                ("d", Running),
+            ]);
+            let s = Scan {
+                reports: vec![
+                    failed_read("a", libc::EMFILE),
+                    unavailable.clone(),
+                    failed_read("c", libc::ENFILE),
+                    failed_read("d", libc::EACCES),
+                ],
+                ..Scan::default()
+            };
+            let d = m.apply(s, scope.as_ref(), AT);
+            assert_eq!(d.held, ["a", "b", "c"]);
+            assert_eq!(d.gone, ["d"]);
+            assert_eq!(d.events, vec![gone("d", Removed)]);
+            assert_eq!(m.known()["b"].state, Running, "the last state stands");
+            assert_eq!(m.known().len(), 3);
+        }
+        // Unknown before, held: still unknown to the stream.
+        let mut m = model(&[]);
+        let s = Scan {
+            reports: vec![failed_read("new", libc::EMFILE)],
+            ..Scan::default()
+        };
+        let d = m.apply(s, None, AT);
+        assert_eq!((d.held, d.events), (vec!["new".to_string()], vec![]));
+        assert!(m.known().is_empty());
+    }
+
+    /// Only a verified identity may be pinned by a pidfd.
+    #[test]
+    fn unverified_identities_are_not_pinned() {
+        let mut m = model(&[]);
+        let mut foreign = report("f", Some(entry("f", Running)));
+        foreign.detail =
+            "the endpoint accepted a connection; identity not checked: another pid namespace"
+                .into();
+        let mut unverifiable = report("u", Some(entry("u", State::Unknown)));
+        unverifiable.reason = Reason::Unverifiable;
+        let s = Scan {
+            reports: vec![
+                report("a", Some(entry("a", Running))),
+                foreign,
+                unverifiable,
+            ],
+            ..Scan::default()
+        };
+        let d = m.apply(s, None, AT);
+        let pins: Vec<(String, bool)> = d.seen.into_iter().map(|s| (s.name, s.verified)).collect();
+        assert_eq!(
+            pins,
+            [("a".into(), true), ("f".into(), false), ("u".into(), false)]
         );
     }
 }

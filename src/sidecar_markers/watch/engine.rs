@@ -12,17 +12,21 @@ use std::time::{Duration, Instant};
 use super::diff::Model;
 use super::events::{Event, now_rfc3339};
 use super::options::WatchOptions;
-use super::pids::Pids;
+use super::pids::{Pids, budget_for};
 use super::schedule::{Degradation, Full, Schedule, Step};
 use super::triggers::{Look, Watches};
+use crate::sidecar_markers::endpoint::{Endpoint, parse_listen};
 use crate::sidecar_markers::error::{Result, StackError};
 use crate::sidecar_markers::options::is_valid_sandbox_id;
+use crate::sidecar_markers::probe::{self, Outcome, Prober};
+use crate::sidecar_markers::read::{self, Loc};
 use crate::sidecar_markers::scan::{Mode, Scan, scan_entries};
 use crate::sidecar_markers::sys::epoll::{self, Epoll};
 use crate::sidecar_markers::sys::eventfd::EventFd;
 use crate::sidecar_markers::sys::inotify::{self, Inotify};
+use crate::sidecar_markers::sys::rlimit;
 use crate::sidecar_markers::sys::timerfd::TimerFd;
-use crate::sidecar_markers::{SidecarEntry, sys, trust};
+use crate::sidecar_markers::{SidecarEntry, State, sys, trust};
 
 /// The epoll tokens: the three descriptors of the engine's own, then one
 /// per pidfd.
@@ -65,6 +69,19 @@ pub(super) struct Engine {
     model: Model,
     queue: VecDeque<Event>,
     schedule: Schedule,
+    /// The last known marker a probe tick looked at: the next tick goes on
+    /// from there (round-robin over the sorted ids).
+    cursor: Option<String>,
+}
+
+/// A probe round is spread into slices of about this many markers, one
+/// slice per tick, at most [`MAX_SLICES`] ticks per probe interval.
+const SLICE: usize = 500;
+const MAX_SLICES: usize = 20;
+
+/// How many ticks a probe round over `n` markers is spread over.
+fn slices_for(n: usize) -> u32 {
+    n.div_ceil(SLICE).clamp(1, MAX_SLICES) as u32
 }
 
 impl Engine {
@@ -72,6 +89,9 @@ impl Engine {
     /// one `synced` queued). `runtime_dir` and `opts` are checked already.
     pub fn start(runtime_dir: PathBuf, opts: &WatchOptions) -> Result<Engine> {
         let run_path = runtime_dir.join("run");
+        // Once per process: room for a fleet's pidfds and probes
+        // (docs/design.md, "Events").
+        rlimit::raise_nofile_once();
         let sys_err = |what: &'static str, e| StackError::io(what, &run_path, e);
         let epoll = Epoll::new().map_err(|e| sys_err("epoll_create1 for watching", e))?;
         let timer = TimerFd::new().map_err(|e| sys_err("timerfd_create for watching", e))?;
@@ -107,10 +127,11 @@ impl Engine {
                 readable: false,
             },
             watches: Watches::new(inotify),
-            pids: Pids::new(FIRST_PIDFD_TOKEN),
+            pids: Pids::new(FIRST_PIDFD_TOKEN, pidfd_budget()),
             model: Model::default(),
             queue: VecDeque::new(),
             schedule: Schedule::new(opts.probe_interval, opts.rescan_interval, now),
+            cursor: None,
         };
         if let Some(reason) = degraded {
             engine.schedule.announce("inotify");
@@ -119,8 +140,11 @@ impl Engine {
                 at: now_rfc3339(),
             });
         }
+        // The initial scan owes its `synced`, like a resync: it goes out
+        // once nothing is held back (see `settle`).
+        engine.schedule.resynced();
         engine.full_scan()?;
-        engine.push(Event::Synced { at: now_rfc3339() });
+        engine.settle();
         engine.finish_round();
         Ok(engine)
     }
@@ -252,40 +276,64 @@ impl Engine {
         }
     }
 
-    /// Does whatever is due.
+    /// Does whatever is due. A failure (`run/` unreadable, out of
+    /// descriptors) is never taken for markers gone: the model stands, a
+    /// `resync` goes out (once per episode), a full scan is owed, and it
+    /// is tried again after a pause that grows while it keeps failing; its
+    /// `synced` follows the first full scan that succeeds.
     fn work(&mut self) -> Result<()> {
         let now = Instant::now();
         let polling = self.watches.polling();
-        let result = match self.schedule.step(now, polling, self.model.known().keys()) {
+        let result = match self.schedule.step(now, polling) {
             Step::Idle => return Ok(()),
             Step::Full(full) => self.owed_full_scan(full),
             Step::Rescan => self.full_scan(),
             Step::Examine(names) => self.examine(names),
+            Step::Round(waiting) => self.probe_round(waiting),
         };
-        if result.is_err() {
-            self.schedule.failed(now);
+        match &result {
+            Ok(()) => {
+                self.schedule.succeeded();
+                self.settle();
+            }
+            Err(e) => {
+                self.schedule.failed(now);
+                self.schedule.rescan();
+                if !self.schedule.owes_synced() {
+                    self.push_resync(format!(
+                        "cannot look at run/ ({}): the last state stands; retrying",
+                        crate::sidecar_markers::text::one_line(&e.to_string())
+                    ));
+                }
+            }
         }
         result
     }
 
-    /// A full scan owed, between `resync` and `synced` when it is a resync.
+    /// Pushes a `resync`; its `synced` is owed from now on.
+    fn push_resync(&mut self, reason: String) {
+        self.schedule.resynced();
+        self.push(Event::Resync {
+            reason,
+            at: now_rfc3339(),
+        });
+    }
+
+    /// After work that succeeded: the `synced` owed goes out when nothing
+    /// is held back or owed any more.
+    fn settle(&mut self) {
+        if self.schedule.take_synced() {
+            self.push(Event::Synced { at: now_rfc3339() });
+        }
+    }
+
+    /// A full scan owed, between `resync` and `synced` when it is a resync
+    /// (the `synced` goes out from [`Self::settle`]).
     fn owed_full_scan(&mut self, full: Full) -> Result<()> {
-        let resync = matches!(full, Full::Resync(_));
         if let Full::Resync(reason) = full {
-            self.push(Event::Resync {
-                reason,
-                at: now_rfc3339(),
-            });
+            self.push_resync(reason);
         }
-        // A resync is complete only when its scan is; a scan that fails
-        // is retried (quietly: its resync is out already).
-        let r = self.full_scan();
-        match &r {
-            Ok(()) if resync => self.push(Event::Synced { at: now_rfc3339() }),
-            Ok(()) => {}
-            Err(_) => self.schedule.rescan(),
-        }
-        r
+        self.full_scan()
     }
 
     fn mode(&self) -> Mode {
@@ -301,6 +349,7 @@ impl Engine {
     /// Scans all of `run/` and reports the differences.
     fn full_scan(&mut self) -> Result<()> {
         self.schedule.full_scan_started(Instant::now());
+        self.recover();
         // Watch for run/ to be created before looking (no race).
         self.watches.watch_parent(&self.run_path);
         let Some(run) = trust::open_run(&self.runtime_dir)? else {
@@ -328,7 +377,76 @@ impl Engine {
         }
         let scan = scan_entries(run.as_fd(), &self.run_path, &entries, mode);
         self.apply(scan, None);
+        // The scan's temporaries are freed: do not keep them resident.
+        sys::heap::trim();
+        if !self.watches.at_watch_limit() {
+            self.schedule.recovered("watch-marker");
+        }
+        if self.watches.watching_run() {
+            self.schedule.recovered("watch-run");
+        }
         Ok(())
+    }
+
+    /// Before a full scan: whatever a lifted limit gives back. An inotify
+    /// instance refused before is tried again, the watch limit is tried
+    /// again, and the pidfd budget follows the descriptor limit: once a
+    /// limit is lifted the watcher returns to events (and a degradation
+    /// that comes back is announced again).
+    fn recover(&mut self) {
+        if !self.watches.has_inotify()
+            && let Ok(fd) = Inotify::new()
+            && self.epoll.add(fd.as_fd(), TOKEN_INOTIFY).is_ok()
+        {
+            self.watches.set_inotify(fd);
+            self.schedule.recovered("inotify");
+        }
+        if self.watches.at_watch_limit() {
+            self.watches.retry_watch_limit();
+        }
+        if self.pids.set_budget(pidfd_budget()) {
+            self.schedule.recovered("pidfd-budget");
+        }
+    }
+
+    /// A probe round. A sidecar whose marker directory is watched, whose
+    /// process is pinned by a pidfd and whose last state is `running` or
+    /// `unhealthy` can change in one way only that no trigger reports: its
+    /// endpoint's answer. Its endpoint alone is probed (through the probe
+    /// code of `list`, the same way), and only a sidecar whose probe
+    /// disagrees with the state reported is judged again in full. Every
+    /// other known marker, and those in `waiting`, is judged again in full
+    /// (the same scan as `list`). A round thus costs one probe per quiet
+    /// sidecar instead of reading its marker and its process again.
+    fn probe_round(&mut self, waiting: BTreeSet<String>) -> Result<()> {
+        let mut full = waiting;
+        let mut quiet: Vec<(&String, &SidecarEntry)> = Vec::new();
+        let slices = slices_for(self.model.known().len());
+        self.schedule.spread(slices);
+        for (name, entry) in next_slice(self.model.known(), &mut self.cursor, slices) {
+            let settled = matches!(entry.state, State::Running | State::Unhealthy)
+                && self.pids.pinned(name)
+                && self.watches.watches_marker(name)
+                && !full.contains(name);
+            if settled {
+                quiet.push((name, entry));
+            } else {
+                full.insert(name.clone());
+            }
+        }
+        if !quiet.is_empty() {
+            let run = match trust::open_run(&self.runtime_dir) {
+                Ok(Some(run)) => run,
+                // Missing, or not openable: the full judgement says which.
+                Ok(None) | Err(_) => {
+                    full.extend(quiet.into_iter().map(|(n, _)| n.clone()));
+                    return self.examine(full);
+                }
+            };
+            let disagree = probe_quietly(run.fd.as_fd(), &self.run_path, &quiet, self.opts.probe);
+            full.extend(disagree);
+        }
+        self.examine(full)
     }
 
     /// Judges the markers `names` again and reports the differences.
@@ -336,7 +454,15 @@ impl Engine {
         if names.is_empty() {
             return Ok(());
         }
-        let Some(run) = trust::open_run(&self.runtime_dir)? else {
+        let run = match trust::open_run(&self.runtime_dir) {
+            Ok(run) => run,
+            Err(e) => {
+                // Not judged: judged again later, never taken for gone.
+                self.schedule.retry_later(names, Instant::now());
+                return Err(e);
+            }
+        };
+        let Some(run) = run else {
             self.watches.forget_run();
             self.apply(Scan::default(), Some(&names));
             return Ok(());
@@ -360,28 +486,138 @@ impl Engine {
         Ok(())
     }
 
+    /// A degradation: announced once in a `resync`. Most lose events and
+    /// owe a full scan; a spent pidfd budget loses none (the sidecars
+    /// left unpinned are judged every probe round), so its `synced`
+    /// follows at once.
     fn degrade(&mut self, degraded: Option<Degradation>) {
-        if let Some(d) = degraded {
-            self.schedule.degrade(d);
+        match degraded {
+            Some(d) if d.key == "pidfd-budget" && self.schedule.announce(d.key) => {
+                self.push_resync(d.reason);
+            }
+            Some(d) if d.key == "pidfd-budget" => {}
+            Some(d) => self.schedule.degrade(d),
+            None => {}
         }
     }
 
     /// Compares a scan of `scope` (`None`: all of `run/`) with what was
     /// reported and queues the events (see `diff.rs`); holds a pidfd for
     /// each sidecar found that is not stopped, and none for one gone.
+    ///
+    /// Markers a shortage kept from being judged keep their last state: a
+    /// `resync` says so (once per episode) and they are judged again after
+    /// a pause; the `synced` follows once every one of them was.
     fn apply(&mut self, scan: Scan, scope: Option<&BTreeSet<String>>) {
         let diff = self.model.apply(scan, scope, &now_rfc3339());
         for seen in &diff.seen {
-            let degraded = self
-                .pids
-                .track(&self.epoll, &seen.name, seen.pid, seen.state);
+            let degraded =
+                self.pids
+                    .track(&self.epoll, &seen.name, seen.pid, seen.state, seen.verified);
             self.degrade(degraded);
         }
         for name in &diff.gone {
             self.pids.release(&self.epoll, name);
         }
         self.queue.extend(diff.events);
+        if diff.held.is_empty() {
+            self.schedule.later_cleared();
+            return;
+        }
+        let n = diff.held.len();
+        let first = diff.held[0].clone();
+        self.schedule.retry_later(diff.held, Instant::now());
+        if !self.schedule.owes_synced() {
+            self.push_resync(format!(
+                "out of descriptors or memory judging {n} marker(s) (first {first}): \
+                 their last state stands until they are judged again"
+            ));
+        }
     }
+}
+
+/// The known markers a probe tick looks at: the slice after `cursor`, in
+/// id order, wrapping around, one of `slices` (so every marker is looked
+/// at about once per probe interval and no tick is a spike); `cursor`
+/// moves to its last marker.
+fn next_slice<'a>(
+    known: &'a BTreeMap<String, SidecarEntry>,
+    cursor: &mut Option<String>,
+    slices: u32,
+) -> Vec<(&'a String, &'a SidecarEntry)> {
+    use std::ops::Bound::{Excluded, Unbounded};
+    let per = known.len().div_ceil(slices.max(1) as usize);
+    let after = match cursor.as_ref() {
+        Some(c) => known.range::<String, _>((Excluded(c), Unbounded)),
+        None => known.range::<String, _>(..),
+    };
+    let mut slice: Vec<(&String, &SidecarEntry)> = after.take(per).collect();
+    if slice.len() < per {
+        let stop = slice.first().map(|(n, _)| *n);
+        let wrapped = known
+            .iter()
+            .take_while(|(n, _)| Some(*n) != stop)
+            .take(per - slice.len());
+        slice.extend(wrapped);
+    }
+    *cursor = slice.last().map(|(n, _)| (*n).clone());
+    slice
+}
+
+/// Probes the endpoints of the `quiet` sidecars of the open `run/` (see
+/// [`Engine::probe_round`]) and names those whose outcome disagrees with
+/// the state reported, or whose probe could not be made.
+fn probe_quietly(
+    run: BorrowedFd<'_>,
+    run_path: &std::path::Path,
+    quiet: &[(&String, &SidecarEntry)],
+    probe: crate::sidecar_markers::ProbeOptions,
+) -> Vec<String> {
+    // One socket-diagnostics dump answers the slice's Unix sockets without
+    // connecting (taken fresh per slice: a verdict is never older than the
+    // slice); a small slice connects, as a small scan does.
+    let fleet = (quiet.len() >= crate::sidecar_markers::scan::FLEET_MIN_ENTRIES)
+        .then(|| probe::Fleet::new(probe.timeout));
+    let mut prober = Prober::new(probe.timeout, probe::window(1), fleet.as_ref());
+    let mut disagree = Vec::new();
+    for (key, (name, entry)) in quiet.iter().enumerate() {
+        let c = CString::new(name.as_str()).expect("sandbox ids have no NUL");
+        let marker_path = run_path.join(name.as_str());
+        let endpoint = if std::path::Path::new(&entry.listen)
+            == marker_path.join(read::DEFAULT_SOCKET).as_path()
+        {
+            Ok(Endpoint::MarkerSocket)
+        } else {
+            parse_listen(Some(&entry.listen))
+        };
+        let Ok(endpoint) = endpoint else {
+            disagree.push((*name).clone());
+            continue;
+        };
+        let mut fds = sys::MarkerFds::default();
+        let loc = Loc::Entry { run, name: &c };
+        if let Some(outcome) = prober.start(key, &endpoint, loc, &marker_path, &mut fds)
+            && !agrees(outcome, entry.state)
+        {
+            disagree.push((*name).clone());
+        }
+    }
+    for (key, outcome) in prober.finish() {
+        if !agrees(outcome, quiet[key].1.state) {
+            disagree.push(quiet[key].0.clone());
+        }
+    }
+    disagree
+}
+
+/// Whether a probe's `outcome` leaves a pinned sidecar in `state`.
+fn agrees(outcome: Outcome, state: State) -> bool {
+    !matches!(outcome, Outcome::Unavailable(_)) && outcome.state() == state
+}
+
+/// The pidfd budget under the current soft descriptor limit.
+fn pidfd_budget() -> usize {
+    rlimit::nofile().map_or(0, |(soft, _)| budget_for(soft))
 }
 
 impl AsFd for Engine {
@@ -464,6 +700,36 @@ mod tests {
         assert!(is_synced(next_now(&mut e)));
         e.degrade(d("pidfd", "no pidfds"));
         assert_eq!(next_now(&mut e), None);
+    }
+
+    /// Slices go round-robin over the sorted ids, each marker once per
+    /// round, whatever the cursor (a marker gone since included).
+    #[test]
+    fn slices_cover_every_marker_once_per_round() {
+        use crate::sidecar_markers::watch::events::tests::entry;
+        let known: BTreeMap<String, SidecarEntry> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|n| (n.to_string(), entry(n, State::Running)))
+            .collect();
+        let mut cursor = None;
+        let take = |cursor: &mut Option<String>, k| {
+            next_slice(&known, cursor, k)
+                .into_iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join("")
+        };
+        assert_eq!(
+            [1, 2, 3].map(|_| take(&mut cursor, 2)),
+            ["abc", "dea", "bcd"].map(String::from)
+        );
+        assert_eq!(take(&mut cursor, 1), "eabcd");
+        let mut gone = Some("bb".to_string());
+        assert_eq!(take(&mut gone, 5), "c");
+        assert_eq!(slices_for(0), 1);
+        assert_eq!(slices_for(1_000), 2);
+        assert_eq!(slices_for(10_000), 20);
+        assert_eq!(slices_for(1_000_000), 20);
     }
 
     /// `run/` created after the start is seen through the watch on the

@@ -153,9 +153,10 @@ impl Watcher {
     /// one) and returns `Ok(None)` when it passes. `Some(Duration::ZERO)`
     /// never waits (use it after the descriptor polled readable).
     ///
-    /// An error (say, `run/` became unreadable) is not the end: the
-    /// watcher keeps its state and a later call tries again (after one
-    /// probe interval).
+    /// An error (say, `run/` became unreadable, or out of descriptors) is
+    /// not the end: the watcher keeps its state, queues a `resync` and a
+    /// later call tries again (after a pause growing from 100 ms up to the
+    /// probe interval); `synced` follows once a scan succeeds.
     ///
     /// From a process other than the one that created the watcher (a
     /// `fork()` child) it fails with `forked` and touches nothing: the

@@ -1,6 +1,12 @@
 //! The other trigger besides inotify (`triggers.rs`) and the clock: a
 //! pidfd per sidecar that is not stopped, readable the moment its process
 //! exits, registered with the watcher's epoll.
+//!
+//! At most a *budget* of pidfds is held (three quarters of the descriptor
+//! soft limit: see [`budget_for`]), and only for sidecars whose
+//! process identity was verified. The others are judged again every probe
+//! round, as a sidecar without a pidfd always was. Running out of
+//! descriptors opening one shrinks the budget to what is held.
 
 use std::collections::HashMap;
 use std::io;
@@ -25,30 +31,70 @@ pub(super) struct Pids {
     next_token: u64,
     /// Cleared when the kernel says pidfds are unavailable.
     available: bool,
+    /// At most this many pidfds are held.
+    budget: usize,
+}
+
+/// Descriptors always left to the caller and the watcher's scans, at
+/// least: a quarter of the soft limit, and never fewer than this.
+const HEADROOM: u64 = 64;
+
+/// The pidfd budget under the soft descriptor limit `soft`: what is left
+/// after a quarter of it (at least [`HEADROOM`]) for the caller and the
+/// scans: 0 at 64, 768 at 1,024, 15,000 at 20,000, 49,152 at 65,536. A
+/// scan that still runs short settles its probes and holds what it could
+/// not judge (docs/design.md, "Events").
+pub(super) fn budget_for(soft: u64) -> usize {
+    let kept = (soft / 4).max(HEADROOM);
+    usize::try_from(soft.saturating_sub(kept)).unwrap_or(usize::MAX)
 }
 
 impl Pids {
-    /// Tokens from `first_token` up are the pidfds'.
-    pub fn new(first_token: u64) -> Pids {
+    /// Tokens from `first_token` up are the pidfds'; at most `budget`
+    /// are held.
+    pub fn new(first_token: u64, budget: usize) -> Pids {
         Pids {
             by_name: HashMap::new(),
             names: HashMap::new(),
             next_token: first_token,
             available: true,
+            budget,
         }
     }
 
-    /// After a scan found the sidecar `name` (`pid`, `state`): holds a
-    /// pidfd for it unless it is stopped (a new one when the pid changed).
-    /// Pidfds unavailable, or one that cannot be had, is a degradation.
+    /// A new budget (the limit may have changed); pidfds held beyond it
+    /// stay until their sidecars go. `true` when there is room to spare.
+    pub fn set_budget(&mut self, budget: usize) -> bool {
+        self.budget = budget;
+        self.by_name.len() < budget
+    }
+
+    /// Whether `name`'s process is pinned by a pidfd (its exit wakes the
+    /// watcher).
+    pub fn pinned(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+
+    #[cfg(test)]
+    /// How many pidfds are held.
+    pub fn held(&self) -> usize {
+        self.by_name.len()
+    }
+
+    /// After a scan found the sidecar `name` (`pid`, `state`, its identity
+    /// `verified` or not): holds a pidfd for it unless it is stopped or
+    /// unverified (a new one when the pid changed), within the budget.
+    /// Pidfds unavailable, the budget spent, or one that cannot be had, is
+    /// a degradation.
     pub fn track(
         &mut self,
         epoll: &Epoll,
         name: &str,
         pid: u32,
         state: State,
+        verified: bool,
     ) -> Option<Degradation> {
-        if state == State::Stopped {
+        if state == State::Stopped || !verified {
             self.release(epoll, name);
             return None;
         }
@@ -58,6 +104,9 @@ impl Pids {
         self.release(epoll, name);
         if !self.available {
             return None;
+        }
+        if self.by_name.len() >= self.budget {
+            return Some(over_budget(self.budget, None));
         }
         match Pidfd::open(pid) {
             Ok(fd) => {
@@ -69,6 +118,10 @@ impl Pids {
                         .insert(name.to_owned(), PidWatch { token, pid, fd });
                 }
                 None
+            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                self.budget = self.by_name.len();
+                Some(over_budget(self.budget, Some(&e)))
             }
             Err(e) => {
                 let (unavailable, degraded) = open_failure(&e)?;
@@ -95,6 +148,19 @@ impl Pids {
         let name = self.names.get(&token).cloned()?;
         self.release(epoll, &name);
         Some(name)
+    }
+}
+
+/// The budget of `budget` pidfds is spent (or `e`, out of descriptors,
+/// shrank it).
+fn over_budget(budget: usize, e: Option<&io::Error>) -> Degradation {
+    let why = match e {
+        Some(e) => format!("out of descriptors ({e}) holding {budget} pidfds"),
+        None => format!("{budget} pidfds held, the budget under the descriptor limit"),
+    };
+    Degradation {
+        key: "pidfd-budget",
+        reason: format!("{why}: the exits of the other sidecars are seen at the probe interval"),
     }
 }
 
@@ -152,11 +218,14 @@ mod tests {
     #[test]
     fn an_exit_wakes_the_epoll_once_with_the_sidecars_name() {
         let epoll = Epoll::new().unwrap();
-        let mut pids = Pids::new(FIRST);
+        let mut pids = Pids::new(FIRST, 1000);
         let mut child = sleeper();
         let pid = child.id();
-        assert_eq!(pids.track(&epoll, "sb-a", pid, State::Running), None);
-        assert_eq!(pids.track(&epoll, "sb-a", pid, State::Unhealthy), None);
+        assert_eq!(pids.track(&epoll, "sb-a", pid, State::Running, true), None);
+        assert_eq!(
+            pids.track(&epoll, "sb-a", pid, State::Unhealthy, true),
+            None
+        );
         assert_eq!(pids.names.len(), 1, "the same pid: the same pidfd");
         assert_eq!(pids.by_name["sb-a"].token, FIRST);
         assert!(ready(&epoll, Duration::ZERO).is_empty());
@@ -174,16 +243,16 @@ mod tests {
     #[test]
     fn stopped_or_replaced_sidecars_drop_their_pidfd() {
         let epoll = Epoll::new().unwrap();
-        let mut pids = Pids::new(FIRST);
+        let mut pids = Pids::new(FIRST, 1000);
         let mut a = sleeper();
         let mut b = sleeper();
-        pids.track(&epoll, "sb-a", a.id(), State::Running);
-        pids.track(&epoll, "sb-a", b.id(), State::Running);
+        pids.track(&epoll, "sb-a", a.id(), State::Running, true);
+        pids.track(&epoll, "sb-a", b.id(), State::Running, true);
         assert_eq!(pids.by_name["sb-a"].pid, b.id());
         assert_eq!(pids.names.keys().copied().collect::<Vec<_>>(), [FIRST + 1]);
-        pids.track(&epoll, "sb-a", b.id(), State::Stopped);
+        pids.track(&epoll, "sb-a", b.id(), State::Stopped, true);
         assert!(pids.by_name.is_empty() && pids.names.is_empty());
-        pids.track(&epoll, "sb-b", a.id(), State::Unknown);
+        pids.track(&epoll, "sb-b", a.id(), State::Unknown, true);
         pids.release(&epoll, "sb-b");
         pids.release(&epoll, "sb-b");
         assert!(pids.by_name.is_empty() && pids.names.is_empty());
@@ -199,11 +268,11 @@ mod tests {
     #[test]
     fn a_process_gone_already_holds_nothing() {
         let epoll = Epoll::new().unwrap();
-        let mut pids = Pids::new(FIRST);
+        let mut pids = Pids::new(FIRST, 1000);
         let mut child = Command::new("true").spawn().unwrap();
         let pid = child.id();
         child.wait().unwrap();
-        assert_eq!(pids.track(&epoll, "sb-a", pid, State::Running), None);
+        assert_eq!(pids.track(&epoll, "sb-a", pid, State::Running, true), None);
         assert!(pids.by_name.is_empty() && pids.available);
     }
 
@@ -211,10 +280,13 @@ mod tests {
     #[test]
     fn unavailable_pidfds_are_not_tried_again() {
         let epoll = Epoll::new().unwrap();
-        let mut pids = Pids::new(FIRST);
+        let mut pids = Pids::new(FIRST, 1000);
         pids.available = false;
         let mut child = sleeper();
-        assert_eq!(pids.track(&epoll, "sb-a", child.id(), State::Running), None);
+        assert_eq!(
+            pids.track(&epoll, "sb-a", child.id(), State::Running, true),
+            None
+        );
         assert!(pids.by_name.is_empty());
         child.kill().unwrap();
         child.wait().unwrap();
@@ -251,5 +323,55 @@ mod tests {
             d.reason
                 .ends_with("): some exits are seen at the probe interval")
         );
+    }
+
+    /// At most the budget is pinned; an unverified identity never is; the
+    /// budget formula leaves the headroom and a quarter of the rest.
+    #[test]
+    fn the_budget_and_verification_bound_what_is_pinned() {
+        assert_eq!(
+            [64, 200, 1024, 20_000, 65536].map(budget_for),
+            [0, 136, 768, 15_000, 49_152],
+            "three quarters of the limit, at least 64 left"
+        );
+        let epoll = Epoll::new().unwrap();
+        let mut pids = Pids::new(FIRST, 1);
+        let mut a = sleeper();
+        let mut b = sleeper();
+        assert_eq!(
+            pids.track(&epoll, "sb-u", a.id(), State::Running, false),
+            None
+        );
+        assert!(!pids.pinned("sb-u"), "unverified: not pinned");
+        assert_eq!(
+            pids.track(&epoll, "sb-a", a.id(), State::Running, true),
+            None
+        );
+        let d = pids
+            .track(&epoll, "sb-b", b.id(), State::Running, true)
+            .unwrap();
+        assert_eq!(d.key, "pidfd-budget");
+        assert_eq!(
+            d.reason,
+            "1 pidfds held, the budget under the descriptor limit: \
+             the exits of the other sidecars are seen at the probe interval"
+        );
+        assert!(pids.pinned("sb-a") && !pids.pinned("sb-b") && pids.held() == 1);
+        assert!(pids.set_budget(2));
+        assert_eq!(
+            pids.track(&epoll, "sb-b", b.id(), State::Running, true),
+            None
+        );
+        assert!(pids.pinned("sb-b"));
+        // A pinned sidecar whose identity is no longer verified is let go.
+        assert_eq!(
+            pids.track(&epoll, "sb-b", b.id(), State::Running, false),
+            None
+        );
+        assert!(!pids.pinned("sb-b"));
+        for c in [&mut a, &mut b] {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
     }
 }

@@ -35,6 +35,10 @@ pub(super) enum Step {
     Rescan,
     /// Judge these markers again.
     Examine(BTreeSet<String>),
+    /// A probe round: every known marker is looked at again (the engine
+    /// decides how: see `Engine::probe_round`), and these markers, which
+    /// waited, are judged again in full.
+    Round(BTreeSet<String>),
 }
 
 pub(super) struct Schedule {
@@ -44,12 +48,32 @@ pub(super) struct Schedule {
     next_rescan: Instant,
     /// After a failure to open or read `run/`, no work before this.
     retry_at: Option<Instant>,
+    /// Failures in a row (the backoff's exponent); reset by a success.
+    failures: u32,
     need_full: Option<Full>,
     /// Markers to judge again as soon as possible.
     dirty: BTreeSet<String>,
+    /// Markers a transient error kept from being judged (out of
+    /// descriptors, say): judged again at `later_at`, with backoff.
+    later: BTreeSet<String>,
+    later_at: Option<Instant>,
+    later_failures: u32,
+    /// A `resync` went out and its `synced` is owed.
+    unsynced: bool,
     /// Degradations already announced (announced once each).
     announced: HashSet<&'static str>,
+    /// A probe round is spread over this many ticks of the probe interval
+    /// (see [`Schedule::spread`]).
+    slices: u32,
 }
+
+/// The first pause after a failure; it doubles with each failure in a row
+/// up to [`Schedule::backoff_cap`].
+const BACKOFF_START: Duration = Duration::from_millis(100);
+
+/// The longest pause between two tries, whatever the probe interval: a
+/// watcher that failed is never quiet for longer.
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 impl Schedule {
     /// Everything due at `now`.
@@ -60,39 +84,41 @@ impl Schedule {
             next_probe: now,
             next_rescan: now,
             retry_at: None,
+            failures: 0,
             need_full: None,
             dirty: BTreeSet::new(),
+            later: BTreeSet::new(),
+            later_at: None,
+            later_failures: 0,
+            unsynced: false,
             announced: HashSet::new(),
+            slices: 1,
         }
     }
 
     /// What to do at `now`, taking it off the schedule. `polling`: the
-    /// watcher cannot rely on inotify, so a probe round is a full scan;
-    /// `known` are the markers reported so far (a probe round judges them
-    /// all). In order: nothing during a failure's pause; a full scan owed;
+    /// watcher cannot rely on inotify, so a probe round is a full scan.
+    /// In order: nothing during a failure's pause; a full scan owed;
     /// the periodic rescan; a probe round (with whatever waits); the
     /// markers waiting.
-    pub fn step<'a>(
-        &mut self,
-        now: Instant,
-        polling: bool,
-        known: impl Iterator<Item = &'a String>,
-    ) -> Step {
+    pub fn step(&mut self, now: Instant, polling: bool) -> Step {
         if let Some(r) = self.retry_at {
             if now < r {
                 return Step::Idle;
             }
             self.retry_at = None;
         }
+        if self.later_at.is_some_and(|t| now >= t) {
+            self.later_at = None;
+            self.dirty.append(&mut self.later);
+        }
         if let Some(full) = self.need_full.take() {
             Step::Full(full)
         } else if now >= self.next_rescan || (now >= self.next_probe && polling) {
             Step::Rescan
         } else if now >= self.next_probe {
-            let mut names: BTreeSet<String> = known.cloned().collect();
-            names.append(&mut self.dirty);
-            self.next_probe = now + self.probe_interval;
-            Step::Examine(names)
+            self.next_probe = now + self.tick();
+            Step::Round(std::mem::take(&mut self.dirty))
         } else if !self.dirty.is_empty() {
             Step::Examine(std::mem::take(&mut self.dirty))
         } else {
@@ -100,18 +126,93 @@ impl Schedule {
         }
     }
 
-    /// A full scan starts at `now`: the next probe round and rescan are an
+    /// Spreads each probe round over `slices` ticks (at least 1): a
+    /// [`Step::Round`] then comes every probe interval / `slices`, and the
+    /// engine looks at a slice of the known markers at each, so that every
+    /// marker is looked at once per interval and no tick is a spike.
+    pub fn spread(&mut self, slices: u32) {
+        self.slices = slices.max(1);
+    }
+
+    /// The time between two [`Step::Round`]s.
+    fn tick(&self) -> Duration {
+        self.probe_interval / self.slices
+    }
+
+    /// A full scan starts at `now`: the next probe tick and rescan are an
     /// interval away, and nothing waits any more.
     pub fn full_scan_started(&mut self, now: Instant) {
-        self.next_probe = now + self.probe_interval;
+        self.next_probe = now + self.tick();
         self.next_rescan = now + self.rescan_interval;
         self.dirty.clear();
     }
 
-    /// The work of the step taken at `now` failed: nothing more before a
-    /// probe interval has passed.
+    /// The work of the step taken at `now` failed: nothing more until a
+    /// pause has passed, 100 ms doubling with each failure in a row up to
+    /// the probe interval (at most 5 s).
     pub fn failed(&mut self, now: Instant) {
-        self.retry_at = Some(now + self.probe_interval);
+        self.retry_at = Some(now + self.backoff(self.failures));
+        self.failures = self.failures.saturating_add(1);
+    }
+
+    /// The work of a step succeeded: the next failure pauses briefly again.
+    pub fn succeeded(&mut self) {
+        self.failures = 0;
+    }
+
+    /// The pause after `failures` failures in a row.
+    fn backoff(&self, failures: u32) -> Duration {
+        let cap = self.probe_interval.min(BACKOFF_MAX);
+        let start = BACKOFF_START.min(cap);
+        start.saturating_mul(1u32 << failures.min(16)).min(cap)
+    }
+
+    /// A transient error (out of descriptors, say) kept `names` from being
+    /// judged at `now`: their last state stands and they are judged again
+    /// after a pause that grows while it keeps happening.
+    pub fn retry_later(&mut self, names: impl IntoIterator<Item = String>, now: Instant) {
+        let before = self.later.len();
+        self.later.extend(names);
+        if self.later.len() == before && self.later_at.is_some() {
+            return;
+        }
+        if self.later_at.is_none() {
+            self.later_at = Some(now + self.backoff(self.later_failures));
+            self.later_failures = self.later_failures.saturating_add(1);
+        }
+    }
+
+    /// Judging the markers held back worked: the next transient error
+    /// pauses briefly again.
+    pub fn later_cleared(&mut self) {
+        if self.later.is_empty() && self.later_at.is_none() {
+            self.later_failures = 0;
+        }
+    }
+
+    /// A `resync` went out: its `synced` is owed.
+    pub fn resynced(&mut self) {
+        self.unsynced = true;
+    }
+
+    /// Whether `synced` is owed and may go out now: nothing is held back,
+    /// no full scan is owed, no failure is being waited out. Clears the
+    /// debt when it says yes.
+    pub fn take_synced(&mut self) -> bool {
+        if self.unsynced
+            && self.need_full.is_none()
+            && self.retry_at.is_none()
+            && self.later.is_empty()
+        {
+            self.unsynced = false;
+            return true;
+        }
+        false
+    }
+
+    /// Whether a `synced` is owed.
+    pub fn owes_synced(&self) -> bool {
+        self.unsynced
     }
 
     /// When work is due next (`now`, if something is waiting).
@@ -122,7 +223,8 @@ impl Schedule {
         if self.need_full.is_some() || !self.dirty.is_empty() {
             return now;
         }
-        self.next_probe.min(self.next_rescan)
+        let next = self.next_probe.min(self.next_rescan);
+        self.later_at.map_or(next, |t| t.min(next))
     }
 
     /// Judge the marker `name` again as soon as possible.
@@ -144,6 +246,12 @@ impl Schedule {
     /// Marks `key` announced; `false` when it was already.
     pub fn announce(&mut self, key: &'static str) -> bool {
         self.announced.insert(key)
+    }
+
+    /// The degradation `key` is over (a limit was lifted): announced again
+    /// should it come back. `true` when it had been announced.
+    pub fn recovered(&mut self, key: &'static str) -> bool {
+        self.announced.remove(key)
     }
 
     /// Announces a degradation once: a `resync` with the reason (joined to
@@ -179,9 +287,10 @@ mod tests {
         s
     }
 
-    fn step(s: &mut Schedule, at: Instant, polling: bool, known: &[&str]) -> Step {
-        let known: Vec<String> = known.iter().map(|s| s.to_string()).collect();
-        s.step(at, polling, known.iter())
+    /// `known` reads as the markers reported so far; a probe round is
+    /// the engine's to make of them.
+    fn step(s: &mut Schedule, at: Instant, polling: bool, _known: &[&str]) -> Step {
+        s.step(at, polling)
     }
 
     fn degradation(key: &'static str, reason: &str) -> Degradation {
@@ -201,7 +310,7 @@ mod tests {
         let t1 = t0 + PROBE;
         assert_eq!(
             step(&mut s, t1, false, &["b", "a"]),
-            Step::Examine(names(&["a", "b"]))
+            Step::Round(names(&[]))
         );
         assert_eq!(s.due(t1), t1 + PROBE);
         assert_eq!(step(&mut s, t1, false, &["a"]), Step::Idle);
@@ -243,7 +352,7 @@ mod tests {
         s.examine("new".into());
         assert_eq!(
             step(&mut s, t0 + PROBE, false, &["a"]),
-            Step::Examine(names(&["a", "new"]))
+            Step::Round(names(&["new"]))
         );
         assert_eq!(step(&mut s, t0 + PROBE, false, &[]), Step::Idle);
     }
@@ -320,22 +429,112 @@ mod tests {
         assert_eq!(step(&mut s, t0, false, &[]), Step::Idle);
     }
 
-    /// After a failure nothing happens for a probe interval, whatever is
-    /// owed; then everything owed is there.
+    /// After a failure nothing happens for a pause, whatever is owed; then
+    /// everything owed is there. The pause doubles from 100 ms with each
+    /// failure in a row, up to the probe interval (at most 5 s), and a
+    /// success starts it over.
     #[test]
-    fn a_failure_pauses_for_a_probe_interval() {
+    fn a_failure_pauses_with_backoff() {
         let t0 = Instant::now();
         let mut s = scanned(t0);
         s.failed(t0);
         s.examine("a".into());
         s.rescan();
-        assert_eq!(s.due(t0), t0 + PROBE);
-        assert_eq!(step(&mut s, t0 + PROBE / 2, false, &[]), Step::Idle);
-        assert_eq!(s.due(t0), t0 + PROBE, "still paused");
+        let first = Duration::from_millis(100);
+        assert_eq!(s.due(t0), t0 + first);
+        assert_eq!(step(&mut s, t0 + first / 2, false, &[]), Step::Idle);
+        assert_eq!(s.due(t0), t0 + first, "still paused");
         assert_eq!(
-            step(&mut s, t0 + PROBE, false, &[]),
+            step(&mut s, t0 + first, false, &[]),
             Step::Full(Full::Quiet)
         );
-        assert_eq!(s.due(t0 + PROBE), t0 + PROBE, "a waits");
+        assert_eq!(s.due(t0 + first), t0 + first, "a waits");
+        let pauses: Vec<Duration> = (0..6)
+            .map(|_| {
+                s.failed(t0);
+                s.due(t0) - t0
+            })
+            .collect();
+        let ms = Duration::from_millis;
+        assert_eq!(pauses, [ms(200), ms(400), ms(800), PROBE, PROBE, PROBE]);
+        s.succeeded();
+        s.failed(t0);
+        assert_eq!(s.due(t0), t0 + first, "a success starts over");
+        let mut long = Schedule::new(Duration::from_secs(3600), RESCAN, t0);
+        for _ in 0..10 {
+            long.failed(t0);
+        }
+        assert_eq!(
+            long.due(t0),
+            t0 + Duration::from_secs(5),
+            "never quiet for long"
+        );
+    }
+
+    /// Markers a shortage held back are judged again after a pause, with
+    /// what else waits; `synced` is owed until nothing is held or owed.
+    #[test]
+    fn held_markers_are_retried_and_synced_waits_for_them() {
+        let t0 = Instant::now();
+        let mut s = scanned(t0);
+        s.resynced();
+        s.retry_later(["a".to_string(), "b".to_string()], t0);
+        assert!(!s.take_synced(), "a and b are held");
+        assert_eq!(s.due(t0), t0 + Duration::from_millis(100));
+        assert_eq!(step(&mut s, t0, false, &[]), Step::Idle);
+        let t1 = t0 + Duration::from_millis(100);
+        assert_eq!(
+            step(&mut s, t1, false, &[]),
+            Step::Examine(names(&["a", "b"]))
+        );
+        // Held again: the pause grows.
+        s.retry_later(["a".to_string()], t1);
+        assert_eq!(s.due(t1), t1 + Duration::from_millis(200));
+        let t2 = t1 + Duration::from_millis(200);
+        assert_eq!(step(&mut s, t2, false, &[]), Step::Examine(names(&["a"])));
+        s.later_cleared();
+        assert!(s.owes_synced());
+        assert!(s.take_synced());
+        assert!(!s.take_synced(), "once");
+        s.retry_later(["c".to_string()], t2);
+        assert_eq!(
+            s.due(t2),
+            t2 + Duration::from_millis(100),
+            "cleared: short again"
+        );
+    }
+
+    /// A round spread over slices comes at each slice's tick.
+    #[test]
+    fn a_spread_round_comes_in_ticks() {
+        let t0 = Instant::now();
+        let mut s = scanned(t0);
+        s.spread(4);
+        s.full_scan_started(t0);
+        let tick = PROBE / 4;
+        assert_eq!(s.due(t0), t0 + tick);
+        assert_eq!(step(&mut s, t0 + tick, false, &[]), Step::Round(names(&[])));
+        assert_eq!(s.due(t0 + tick), t0 + 2 * tick);
+        s.spread(0);
+        assert_eq!(s.tick(), PROBE, "at least one slice");
+    }
+
+    /// A degradation that is over is announced again when it comes back.
+    #[test]
+    fn a_recovered_degradation_is_announced_again() {
+        let t0 = Instant::now();
+        let mut s = scanned(t0);
+        s.degrade(degradation("watch-marker", "limit"));
+        assert_eq!(
+            step(&mut s, t0, false, &[]),
+            Step::Full(Full::Resync("limit".into()))
+        );
+        assert!(s.recovered("watch-marker"));
+        assert!(!s.recovered("watch-marker"));
+        s.degrade(degradation("watch-marker", "limit again"));
+        assert_eq!(
+            step(&mut s, t0, false, &[]),
+            Step::Full(Full::Resync("limit again".into()))
+        );
     }
 }

@@ -201,6 +201,32 @@ impl Watches {
         }
     }
 
+    /// Whether an inotify instance is held.
+    pub fn has_inotify(&self) -> bool {
+        self.inotify.is_some()
+    }
+
+    /// An inotify instance had after all (the instance limit was lifted):
+    /// watches are added from the next scan on.
+    pub fn set_inotify(&mut self, inotify: Inotify) {
+        self.wds = Wds::default();
+        self.watch_limit = false;
+        self.inotify = Some(inotify);
+    }
+
+    /// Before a full scan while at the watch limit: try watching the
+    /// markers again (the limit may have been raised, or watches freed).
+    /// The first `ENOSPC` sets it again.
+    pub fn retry_watch_limit(&mut self) {
+        self.watch_limit = false;
+    }
+
+    /// Whether the watch limit was met since the last
+    /// [`Self::retry_watch_limit`].
+    pub fn at_watch_limit(&self) -> bool {
+        self.watch_limit
+    }
+
     /// Reads inotify events into `buf`; `None` without inotify.
     pub fn read(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
         self.inotify.as_ref().map(|i| i.read(buf))
@@ -297,7 +323,6 @@ impl Watches {
     }
 
     /// Whether `run/` is watched.
-    #[cfg(test)]
     pub fn watching_run(&self) -> bool {
         self.wds.run.is_some()
     }

@@ -6,8 +6,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::common::kit::testkit;
 use crate::common::*;
-use crate::kit::testkit;
 
 /// Runs `firma sidecar gc` on `rt` in a private mount namespace where
 /// `run/stale/sub` is a bind mount of `other`, with `openat2` failing with

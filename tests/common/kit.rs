@@ -1,11 +1,12 @@
-//! Fixtures the pins need beyond tests/common: the testkit (for its
-//! `seccomp` subcommand) and loop-mounted ext4 images.
+//! The fixture tool and small runners: `firma-testkit` (for its `seccomp`
+//! subcommand: a real seccomp filter installed before exec), commands that
+//! must succeed, and a runtime directory laid out on a given filesystem.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
-use crate::common::FIRMA;
+use super::FIRMA;
 
 /// `$FIRMA_TESTKIT` when set, else built once with the cargo running the
 /// tests (as tests/conformance.rs does).
@@ -64,49 +65,6 @@ pub fn run_ok(cmd: &mut Command) -> Output {
         String::from_utf8_lossy(&out.stderr).trim()
     );
     out
-}
-
-/// A fresh ext4 image loop-mounted on a temporary directory, unmounted on
-/// drop. `mkfs` holds extra `mkfs.ext4` options (`-O ^filetype`).
-pub struct Ext4 {
-    _dir: tempfile::TempDir,
-    pub mnt: PathBuf,
-}
-
-impl Ext4 {
-    pub fn new(mkfs: &[&str]) -> Ext4 {
-        crate::common::need_root("mounting an ext4 image");
-        let dir = tempfile::tempdir().unwrap();
-        let img = dir.path().join("fs.img");
-        let mnt = dir.path().join("mnt");
-        std::fs::create_dir(&mnt).unwrap();
-        run_ok(Command::new("truncate").args(["-s", "16M"]).arg(&img));
-        run_ok(
-            Command::new("mkfs.ext4")
-                .args(["-q", "-F"])
-                .args(mkfs)
-                .arg(&img),
-        );
-        run_ok(
-            Command::new("mount")
-                .args(["-o", "loop"])
-                .arg(&img)
-                .arg(&mnt),
-        );
-        Ext4 { _dir: dir, mnt }
-    }
-}
-
-impl Drop for Ext4 {
-    fn drop(&mut self) {
-        let ok = Command::new("umount")
-            .arg(&self.mnt)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
-        }
-    }
 }
 
 /// A runtime directory laid out on `root` (mode 0700, as the writer

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use firma_stack::sidecar_markers::{StopOutcome, create_marker};
 
+use crate::common::kit::*;
 use crate::common::*;
-use crate::kit::*;
 
 /// A live `sleep` with a marker the core's writer wrote for it (its
 /// identity recorded, so `stop` would signal it).

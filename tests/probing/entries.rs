@@ -6,8 +6,9 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::common::ext4::Ext4;
+use crate::common::kit::runtime_on;
 use crate::common::*;
-use crate::kit::{Ext4, runtime_on};
 
 /// `firma sidecar inspect --json` as (name, reason) pairs.
 fn reasons(rt: &Path) -> Vec<(String, String)> {
@@ -87,7 +88,7 @@ fn a_file_in_run_is_not_a_directory_by_its_type() {
 /// reasons are the same.
 #[test]
 fn a_file_in_run_is_not_a_directory_by_enotdir_when_readdir_gives_no_type() {
-    let fs = Ext4::new(&["-O", "^filetype"]);
+    let fs = Ext4::without_filetype();
     let rt = runtime_on(&fs.mnt);
     lay_odd_entries(&rt);
     // Verify readdir gives no types here (else this proves nothing).
