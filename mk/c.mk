@@ -33,10 +33,12 @@ c-cbindgen:
 	    $(CARGO) install --locked --quiet --root "$(abspath $(C_TOOLS))" --version "$(FIRMA_CBINDGEN_VERSION)" cbindgen; \
 	fi
 
-## header: regenerate include/firma_stack.h from src/ffi/.
+## header: regenerate include/firma_stack.h from src/ffi/ (and the Go
+## module's copy of it).
 header: c-cbindgen
 	"$(C_CBINDGEN)" --quiet --config cbindgen.toml --output "$(C_HEADER)" "$(C_FFI_SRC)"
-	@echo "wrote $(C_HEADER)"
+	cp "$(C_HEADER)" bindings/go/firma_stack.h
+	@echo "wrote $(C_HEADER) (and its copy in the Go module, bindings/go/firma_stack.h)"
 
 ## header-check: fail when the committed header differs from src/ffi/.
 header-check: c-cbindgen
