@@ -91,6 +91,10 @@ cat >"$tmp/inside.sh" <<'SH'
 set -uo pipefail
 tmp=$1 runtime=$2 root=$3 soname=$4 multiarch=$5 version=$6
 shift 6
+# The upper layers on a tmpfs: overlayfs refuses an upper directory on
+# overlayfs (a container's root), and nothing of the install outlives it.
+mkdir -p "$tmp/ov"
+mount -t tmpfs tmpfs "$tmp/ov" || { echo "FAIL tmpfs on $tmp/ov"; exit 3; }
 for d in usr etc var; do
     mkdir -p "$tmp/ov/$d/upper" "$tmp/ov/$d/work"
     mount -t overlay overlay -o "lowerdir=/$d,upperdir=$tmp/ov/$d/upper,workdir=$tmp/ov/$d/work" "/$d" ||
