@@ -100,6 +100,10 @@ for d in usr etc var; do
     mount -t overlay overlay -o "lowerdir=/$d,upperdir=$tmp/ov/$d/upper,workdir=$tmp/ov/$d/work" "/$d" ||
         { echo "FAIL overlay on /$d"; exit 3; }
 done
+# A container image may tell dpkg to skip man pages and docs
+# (path-exclude in /etc/dpkg/dpkg.cfg.d); this root is a full system, so
+# those rules go (in the overlay only).
+grep -l '^path-exclude' /etc/dpkg/dpkg.cfg.d/* 2>/dev/null | xargs -r rm -f
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive
 unset PKG_CONFIG_PATH LD_LIBRARY_PATH
 snapshot() { find /usr /etc /var/lib/dpkg/info -xdev -printf '%p %y %l\n' 2>/dev/null | LC_ALL=C sort; }
