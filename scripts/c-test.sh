@@ -302,7 +302,7 @@ expect "list: the table of live sidecars" "SANDBOX.*ex-serve +agent-example +run
 expect "get: one sidecar" "ex-serve +agent-example +running" get ex-serve
 expect "inspect: verdicts and reasons, the nested sidecar and the broken marker's error object" \
     "broken-1: broken, state -, reason parse_error.*error marker_parse: .*path $ert/run/broken-1/metadata.toml.*ex-serve: live, state running, reason serving.*  ex-serve +agent-example +running" inspect
-expect "an error object: code, message, errno" "list failed \(invalid_argument, status 1\): invalid argument runtime_dir" --runtime-dir ""
+expect "an error object: its code and message, with the status" "list failed \(invalid_argument, status 1\): invalid argument runtime_dir" --runtime-dir ""
 # watch: the initial events, then the sidecar's exit seen as it happens.
 (cd / && env -u LD_LIBRARY_PATH "$ex" --runtime-dir "$ert" --timeout-ms 10000 watch 4 >"$scratch/watch.out" 2>&1) &
 watch_pid=$!
