@@ -23,7 +23,7 @@ FIRMA_ABI := $(shell sed -n 's/^pub const FIRMA_ABI_VERSION: u32 = \([0-9]*\);$$
 FIRMA_VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n1)
 C_SONAME := libfirma_stack.so.$(FIRMA_ABI)
 
-.PHONY: header header-check build-c test-c c-cbindgen c-test-tools
+.PHONY: header header-check build-c test-c c-cbindgen c-test-tools c-example-tools
 
 ## c-cbindgen: install the pinned cbindgen into .tools/ unless it is there.
 c-cbindgen:
@@ -33,10 +33,12 @@ c-cbindgen:
 	    $(CARGO) install --locked --quiet --root "$(abspath $(C_TOOLS))" --version "$(FIRMA_CBINDGEN_VERSION)" cbindgen; \
 	fi
 
-## header: regenerate include/firma_stack.h from src/ffi/.
+## header: regenerate include/firma_stack.h from src/ffi/ (and the Go
+## module's copy of it).
 header: c-cbindgen
 	"$(C_CBINDGEN)" --quiet --config cbindgen.toml --output "$(C_HEADER)" "$(C_FFI_SRC)"
-	@echo "wrote $(C_HEADER)"
+	cp "$(C_HEADER)" bindings/go/firma_stack.h
+	@echo "wrote $(C_HEADER) (and its copy in the Go module, bindings/go/firma_stack.h)"
 
 ## header-check: fail when the committed header differs from src/ffi/.
 header-check: c-cbindgen
@@ -55,13 +57,25 @@ C_WARN := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wpedantic
 # linked against it also run from the build tree.
 C_LINKDIR := $(C_OUT)/lib
 
-## build-c: the release library plus the example supervisor target/c/status.
-build-c: build-rust
+## c-example-tools: pkg-config and jansson (libjansson-dev), which the
+## example supervisor reads the library's JSON with, from apt only when missing.
+c-example-tools:
+	@missing=; \
+	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
+	pkg-config --exists jansson 2>/dev/null || missing="$$missing libjansson-dev"; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+## build-c: the release library plus the example supervisor target/c/status
+## (bindings/c/status.c, on jansson).
+build-c: build-rust c-example-tools
 	@mkdir -p "$(C_LINKDIR)"
 	ln -sfn ../../release/libfirma_stack.so "$(C_LINKDIR)/$(C_SONAME)"
 	ln -sfn "$(C_SONAME)" "$(C_LINKDIR)/libfirma_stack.so"
-	$(C_CC) $(C_WARN) -O2 -g -Iinclude bindings/c/status.c -o "$(C_OUT)/status" \
-	    -L"$(C_LINKDIR)" -lfirma_stack -Wl,-rpath,"$(abspath $(C_LINKDIR))"
+	$(C_CC) $(C_WARN) -O2 -g -Iinclude $$(pkg-config --cflags jansson) bindings/c/status.c -o "$(C_OUT)/status" \
+	    -L"$(C_LINKDIR)" -lfirma_stack -Wl,-rpath,"$(abspath $(C_LINKDIR))" $$(pkg-config --libs jansson)
 
 ## c-test-tools: valgrind and pkg-config, from apt only when missing.
 c-test-tools:

@@ -32,7 +32,9 @@ FISHCOMPDIR ?= $(DATAROOTDIR)/fish/vendor_completions.d
 STRIP ?= strip
 DIST_STAGE := target/dist/stage
 
-TEST_LEGS += test-dist test-python-outside
+DEB_OUT := target/deb
+
+TEST_LEGS += test-dist test-python-outside test-deb
 
 DIST_ENV = STAGE="$(DIST_STAGE)" DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" \
 	BINDIR="$(BINDIR)" LIBDIR="$(LIBDIR)" INCLUDEDIR="$(INCLUDEDIR)" MANDIR="$(MANDIR)" \
@@ -40,7 +42,7 @@ DIST_ENV = STAGE="$(DIST_STAGE)" DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" \
 	STRIP="$(STRIP)" FIRMA_VERSION="$(FIRMA_VERSION)" FIRMA_SONAME="$(C_SONAME)" \
 	RELEASE_DIR="$(C_RELEASE)" HEADER="$(C_HEADER)"
 
-.PHONY: install uninstall dist-stage test-dist dist-test-tools test-python-outside
+.PHONY: install uninstall dist-stage test-dist dist-test-tools test-python-outside deb deb-tools test-deb
 
 ## dist-stage: the stripped install image in target/dist/stage.
 dist-stage: build-rust
@@ -82,3 +84,30 @@ test-dist: build-rust dist-test-tools
 # The pins are mk/python.mk's.
 test-python-outside: dist-test-tools
 	PY_TEST_TOOLS="$(filter maturin==% pytest==%,$(PY_TOOLS))" bash scripts/python-outside.sh
+
+## deb-tools: dpkg-dev (dpkg-shlibdeps), lintian, jansson and man-db for
+## `make deb` / `make test-deb`, from apt only when missing.
+deb-tools: c-example-tools
+	@missing=; \
+	command -v dpkg-shlibdeps >/dev/null || missing="$$missing dpkg-dev"; \
+	command -v lintian >/dev/null || missing="$$missing lintian"; \
+	command -v man >/dev/null || missing="$$missing man-db"; \
+	command -v cc >/dev/null || missing="$$missing gcc libc6-dev"; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+## deb: the Debian packages in target/deb: firma-stack (CLI, man pages,
+## completions, systemd units), libfirma-stack<ABI> (the shared library) and
+## libfirma-stack-dev (header, .so link, .a, .pc); dpkg-deb over
+## `make install DESTDIR=... PREFIX=/usr` (packaging/deb/build.sh).
+deb: build-rust deb-tools
+	MAKE="$(MAKE)" OUT="$(DEB_OUT)" FIRMA_VERSION="$(FIRMA_VERSION)" FIRMA_ABI="$(FIRMA_ABI)" \
+	    bash packaging/deb/build.sh
+
+## test-deb: `make deb`, lintian (no errors), then dpkg -i / use / dpkg
+## --purge in a clean root (overlay mounts in a private mount namespace).
+test-deb: deb
+	DEB_DIR="$(DEB_OUT)" FIRMA_VERSION="$(FIRMA_VERSION)" FIRMA_ABI="$(FIRMA_ABI)" \
+	    bash packaging/deb/test.sh

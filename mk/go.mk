@@ -4,7 +4,8 @@
 #
 # test-go: gofmt, go vet, the race-enabled tests, one run with the strict
 # cgo pointer checks (GOEXPERIMENT=cgocheck2), and a program built OUTSIDE
-# the repository through a replace directive. Go is expected on the machine
+# the repository through a replace directive, vendored (`go mod vendor`)
+# with either tag. Go is expected on the machine
 # (CI has it); nothing is downloaded: GOTOOLCHAIN=local, and the module has
 # no third-party dependencies.
 
@@ -20,10 +21,24 @@ GO_LIB_SUM = $(shell cat $(CURDIR)/target/release/libfirma_stack.a $(CURDIR)/inc
 GO_ENV = GOTOOLCHAIN=local GOFLAGS='-mod=mod -buildvcs=false' CGO_ENABLED=1 \
 	CGO_CFLAGS="-O2 -g -DFIRMA_STACK_BUILD_SUM=$(GO_LIB_SUM)"
 
-.PHONY: test-go
+GO_HEADER := $(GO_DIR)/firma_stack.h
+
+.PHONY: test-go go-header go-header-check
+
+## go-header: copy include/firma_stack.h into the Go module (bindings/go),
+## which carries its own copy so that a fetched or vendored module builds.
+go-header:
+	cp include/firma_stack.h $(GO_HEADER)
+
+## go-header-check: fail when the Go module's header copy differs from
+## include/firma_stack.h.
+go-header-check:
+	@if ! diff -u include/firma_stack.h $(GO_HEADER); then \
+	    echo "FAIL: $(GO_HEADER) differs from include/firma_stack.h (diff above); run \`make go-header\`." >&2; exit 1; \
+	fi; echo "go-header-check: $(GO_HEADER) matches include/firma_stack.h"
 
 ## test-go: vet and test the Go bindings against the release static library.
-test-go: build-rust build-testkit include/firma_stack.h
+test-go: build-rust build-testkit include/firma_stack.h go-header-check
 	@cd $(GO_DIR) && unformatted=$$(gofmt -l .) && if [[ -n $$unformatted ]]; then \
 	    echo "FAIL: gofmt needed in $(GO_DIR): $$unformatted" >&2; exit 1; fi
 	cd $(GO_DIR) && $(GO_ENV) $(GO_BIN) vet ./...

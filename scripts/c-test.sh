@@ -9,7 +9,10 @@
 #     nothing but pkg-config and run against a real sidecar, the three ways
 #     bindings/c/README.md documents: system prefix + ldconfig (in a private
 #     mount namespace), an rpath from `pkg-config --variable=libdir`, and
-#     statically with `pkg-config --static`.
+#     statically with `pkg-config --static`;
+#  4. that example (bindings/c/status.c, on jansson) reads every answer of
+#     the library from real sidecars: list, get, inspect (nested sidecar and
+#     error objects), an error object, watch events, stop outcomes, gc.
 # Closes with "N passed, N failed" and exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -115,7 +118,7 @@ for src in tests/c/test_*.c; do
     fi
 done
 # shellcheck disable=SC2086
-if $C_CC $C_WARN -O2 -Iinclude bindings/c/status.c -o "$scratch/status-werror" "${link[@]}"; then
+if $C_CC $C_WARN -O2 -Iinclude $(pkg-config --cflags jansson) bindings/c/status.c -o "$scratch/status-werror" "${link[@]}" $(pkg-config --libs jansson); then
     pass "bindings/c/status.c compiles with -Werror"
 else
     fail "bindings/c/status.c does not compile with -Werror"
@@ -198,7 +201,7 @@ runs_installed() {
 # The three documented ways to run a program linked against an installed
 # prefix (bindings/c/README.md). First, what happens without any of them.
 # shellcheck disable=SC2046
-if $C_CC $C_WARN bindings/c/status.c -o "$scratch/status-dyn" $(pkg-config --cflags --libs firma_stack); then
+if $C_CC $C_WARN bindings/c/status.c -o "$scratch/status-dyn" $(pkg-config --cflags --libs firma_stack jansson); then
     err=$(env -u LD_LIBRARY_PATH "$scratch/status-dyn" --runtime-dir "$runtime" 2>&1)
     if [[ $err == *"$soname: cannot open shared object file"* ]]; then
         pass "built with only pkg-config --libs, a non-system prefix fails at start ($soname not found), as the README says"
@@ -215,7 +218,7 @@ fi
 
 # Route 2: an rpath taken from the .pc.
 # shellcheck disable=SC2046
-if $C_CC $C_WARN bindings/c/status.c -o "$scratch/status-rpath" $(pkg-config --cflags --libs firma_stack) \
+if $C_CC $C_WARN bindings/c/status.c -o "$scratch/status-rpath" $(pkg-config --cflags --libs firma_stack jansson) \
     -Wl,-rpath,"$(pkg-config --variable=libdir firma_stack)"; then
     runs_installed "$scratch/status-rpath" \
         "route rpath: -Wl,-rpath,\$(pkg-config --variable=libdir firma_stack) runs with no LD_LIBRARY_PATH" \
@@ -245,7 +248,7 @@ mount --bind "$scratch/ld.so.cache" /etc/ld.so.cache
 unset LD_LIBRARY_PATH PKG_CONFIG_PATH
 ldconfig -p | grep -F "$soname" | sed 's/^/ldconfig -p: /'
 # shellcheck disable=SC2046
-$cc bindings/c/status.c -o "$scratch/status-system" $(pkg-config --cflags --libs firma_stack)
+$cc bindings/c/status.c -o "$scratch/status-system" $(pkg-config --cflags --libs firma_stack jansson)
 echo "resolved $(ldd "$scratch/status-system" | awk -v s="$soname" '$1 == s {print $3}')"
 (cd / && "$scratch/status-system" --runtime-dir "$runtime")
 SH
@@ -262,7 +265,8 @@ fi
 # Static: Libs.private must be enough to link libfirma_stack.a.
 # shellcheck disable=SC2046
 if $C_CC $C_WARN bindings/c/status.c -o "$scratch/status-static" \
-    $(pkg-config --cflags --static --libs firma_stack | sed 's/-lfirma_stack\b/-l:libfirma_stack.a/'); then
+    $(pkg-config --cflags --static --libs firma_stack | sed 's/-lfirma_stack\b/-l:libfirma_stack.a/') \
+    $(pkg-config --cflags --libs jansson); then
     out=$(env -u LD_LIBRARY_PATH "$scratch/status-static" --runtime-dir "$runtime" get installed-1 2>&1)
     if [[ $out == *installed-1*running* ]] && ! readelf -d "$scratch/status-static" | grep -q 'libfirma_stack'; then
         pass "route static: linked with \`pkg-config --static\` (libfirma_stack.a), runs without the shared library"
@@ -273,5 +277,47 @@ if $C_CC $C_WARN bindings/c/status.c -o "$scratch/status-static" \
 else
     fail "status does not link statically with \`pkg-config --static --libs firma_stack\`"
 fi
+
+# ---- 4. the example supervisor reads every answer (jansson) -----------------
+section "bindings/c/status.c (jansson) against real sidecars: list, get, inspect, watch, stop, gc"
+ex=$scratch/status-rpath
+ert=$scratch/example-rt
+mkdir -p "$ert/run/broken-1"
+echo 'garbage = [' >"$ert/run/broken-1/metadata.toml"
+start_sidecar "$bin" "$ert" ex-serve
+sidecar_pids+=("$sidecar_pid")
+ex_pid=$sidecar_pid
+start_sidecar "$bin" "$ert" ex-wedged --mode wedged
+sidecar_pids+=("$sidecar_pid")
+# expect LABEL PATTERN CMD...: runs the example from /, passes when its
+# output (stdout and stderr) matches the extended regex PATTERN.
+expect() {
+    local label=$1 pattern=$2 out
+    shift 2
+    out=$(cd / && env -u LD_LIBRARY_PATH "$ex" --runtime-dir "$ert" "$@" 2>&1)
+    printf '%s\n' "$out" | sed "s/^/[status $*] /"
+    if grep -Ezq -- "$pattern" <<<"$out"; then pass "$label"; else fail "$label: output does not match $pattern"; fi
+}
+expect "list: the table of live sidecars" "SANDBOX.*ex-serve +agent-example +running.*ex-wedged +agent-example +unhealthy" --timeout-ms 300
+expect "get: one sidecar" "ex-serve +agent-example +running" get ex-serve
+expect "inspect: verdicts and reasons, the nested sidecar and the broken marker's error object" \
+    "broken-1: broken, state -, reason parse_error.*error marker_parse: .*path $ert/run/broken-1/metadata.toml.*ex-serve: live, state running, reason serving.*  ex-serve +agent-example +running" inspect
+expect "an error object: its code and message, with the status" "list failed \(invalid_argument, status 1\): invalid argument runtime_dir" --runtime-dir ""
+# watch: the initial events, then the sidecar's exit seen as it happens.
+(cd / && env -u LD_LIBRARY_PATH "$ex" --runtime-dir "$ert" --timeout-ms 10000 watch 4 >"$scratch/watch.out" 2>&1) &
+watch_pid=$!
+for _ in $(seq 100); do grep -q ' synced$' "$scratch/watch.out" && break; sleep 0.1; done
+expect "stop: the outcome (signals sent, exited, killed, collected, waited)" \
+    "stop ex-serve \(pid $ex_pid\): sent SIGTERM; exited, not killed, marker (kept|collected), waited [0-9]+ ms" --grace-ms 5000 stop ex-serve
+expect "stop of a missing sidecar: exit 1, a message" "no sidecar ex-serve" stop ex-serve
+wait "$watch_pid"
+watch_rc=$?
+sed 's/^/[status watch 4] /' "$scratch/watch.out"
+if ((watch_rc == 0)) && grep -Ezq 'appeared ex-serve running.*appeared ex-wedged unhealthy.* synced.* gone ex-serve \((collected|removed)\)' "$scratch/watch.out"; then
+    pass "watch: appeared (with the nested sidecar), synced, then gone when the sidecar stopped"
+else
+    fail "watch events: exit $watch_rc, or appeared/synced/gone missing (above)"
+fi
+expect "gc: nothing stale to collect" "no stale markers" gc
 
 finish test-c

@@ -7,8 +7,10 @@
 #  2. the completion scripts: syntax (bash -n, zsh -n, fish -n) and a real
 #     bash completion of `firma si<TAB>`;
 #  3. every man page renders with groff/man without a warning;
-#  4. `make uninstall` with the same PREFIX leaves no file or link;
-#  5. the same with DESTDIR (a staged package root), the .pc naming PREFIX;
+#  4. `make uninstall` with the same PREFIX leaves no file, link or
+#     directory (the directories it emptied go too; a foreign file stays);
+#  5. the same with DESTDIR (a staged package root), the .pc naming PREFIX
+#     and deriving libdir/includedir from ${prefix};
 #  6. `make build` does not touch Python.
 # Closes with "N passed, N failed" and exits non-zero on any failure.
 set -uo pipefail
@@ -165,9 +167,9 @@ fi
 # ---- 4. uninstall -----------------------------------------------------------
 section "make uninstall PREFIX=<same>"
 if $MAKE --no-print-directory uninstall PREFIX="$prefix" >"$scratch/uninstall.log" 2>&1; then
-    left=$(tree "$prefix")
+    left=$(cd "$prefix" && find . -mindepth 1 -printf '%P\n' | LC_ALL=C sort)
     if [[ -z $left ]]; then
-        pass "make uninstall left no file or link in $prefix"
+        pass "make uninstall left no file, link or directory in $prefix"
     else
         printf '%s\n' "$left"
         fail "make uninstall left files behind (above)"
@@ -180,7 +182,7 @@ fi
 mkdir -p "$prefix/lib" && echo keep >"$prefix/lib/other.txt"
 $MAKE --no-print-directory install PREFIX="$prefix" >/dev/null 2>&1
 $MAKE --no-print-directory uninstall PREFIX="$prefix" >/dev/null 2>&1
-if [[ $(tree "$prefix") == lib/other.txt ]]; then
+if [[ $(cd "$prefix" && find . -mindepth 1 -printf '%P\n' | LC_ALL=C sort) == $'lib\nlib/other.txt' ]]; then
     pass "uninstall removes only what install put there (a foreign file stays)"
 else
     tree "$prefix"
@@ -193,15 +195,19 @@ dest=$scratch/destdir
 if $MAKE --no-print-directory install DESTDIR="$dest" PREFIX=/opt/firma-stack >"$scratch/destdir.log" 2>&1 &&
     [[ $(tree "$dest") == "$(sed 's|^|opt/firma-stack/|' <<<"$expected")" ]] &&
     grep -qx 'prefix=/opt/firma-stack' "$dest/opt/firma-stack/lib/pkgconfig/firma_stack.pc" &&
-    grep -qx 'libdir=/opt/firma-stack/lib' "$dest/opt/firma-stack/lib/pkgconfig/firma_stack.pc"; then
-    pass "DESTDIR: the same files under \$DESTDIR/opt/firma-stack, the .pc names /opt/firma-stack"
+    grep -qx 'libdir=${prefix}/lib' "$dest/opt/firma-stack/lib/pkgconfig/firma_stack.pc" &&
+    grep -qx 'includedir=${prefix}/include' "$dest/opt/firma-stack/lib/pkgconfig/firma_stack.pc" &&
+    [[ $(PKG_CONFIG_PATH=$dest/opt/firma-stack/lib/pkgconfig pkg-config --define-variable=prefix=/elsewhere \
+        --cflags --libs firma_stack | xargs) == "-I/elsewhere/include -L/elsewhere/lib -lfirma_stack" ]]; then
+    pass "DESTDIR: the same files under \$DESTDIR/opt/firma-stack, the .pc names /opt/firma-stack and derives libdir/includedir from \${prefix}"
 else
     cat "$scratch/destdir.log"
     tree "$dest"
     fail "install with DESTDIR wrong"
 fi
-if $MAKE --no-print-directory uninstall DESTDIR="$dest" PREFIX=/opt/firma-stack >/dev/null 2>&1 && [[ -z $(tree "$dest") ]]; then
-    pass "uninstall with the same DESTDIR/PREFIX leaves no file"
+if $MAKE --no-print-directory uninstall DESTDIR="$dest" PREFIX=/opt/firma-stack >/dev/null 2>&1 &&
+    [[ $(cd "$dest" && find . -mindepth 1 -printf '%P\n' | LC_ALL=C sort) == $'opt\nopt/firma-stack' ]]; then
+    pass "uninstall with the same DESTDIR/PREFIX leaves only the prefix directory itself"
 else
     fail "uninstall with DESTDIR left files"
 fi

@@ -4,7 +4,8 @@
 #   dist.sh stage      build target/dist/stage: every installed file at its
 #                      final path ($PREFIX/...), stripped / generated
 #   dist.sh install    copy each staged file to $DESTDIR<path>
-#   dist.sh uninstall  remove each staged path from $DESTDIR
+#   dist.sh uninstall  remove each staged path from $DESTDIR, then the
+#                      directories below $PREFIX that this left empty
 #
 # The variables (STAGE, PREFIX, LIBDIR, ...) come from mk/dist.mk.
 set -euo pipefail
@@ -43,8 +44,13 @@ stage() {
     "$STRIP" --strip-debug -o "$lib/libfirma_stack.a" "$rel/libfirma_stack.a"
     chmod 0644 "$lib/libfirma_stack.a"
     install -m 0644 "$HEADER" "$root$INCLUDEDIR/firma_stack.h"
-    sed -e "s|@PREFIX@|$PREFIX|g" -e "s|@LIBDIR@|$LIBDIR|g" \
-        -e "s|@INCLUDEDIR@|$INCLUDEDIR|g" -e "s|@VERSION@|$FIRMA_VERSION|g" \
+    # libdir and includedir follow ${prefix} when they are under it, so a
+    # relocated prefix (pkg-config --define-prefix, a redefined prefix) moves them.
+    local pc_libdir=$LIBDIR pc_includedir=$INCLUDEDIR
+    [[ $LIBDIR == "$PREFIX"/* ]] && pc_libdir='${prefix}'${LIBDIR#"$PREFIX"}
+    [[ $INCLUDEDIR == "$PREFIX"/* ]] && pc_includedir='${prefix}'${INCLUDEDIR#"$PREFIX"}
+    sed -e "s|@PREFIX@|$PREFIX|g" -e "s|@LIBDIR@|$pc_libdir|g" \
+        -e "s|@INCLUDEDIR@|$pc_includedir|g" -e "s|@VERSION@|$FIRMA_VERSION|g" \
         firma_stack.pc.in >"$lib/pkgconfig/firma_stack.pc"
     chmod 0644 "$lib/pkgconfig/firma_stack.pc"
     "$STRIP" -o "$root$BINDIR/firma" "$rel/firma"
@@ -85,7 +91,20 @@ uninstall_image() {
             n=$((n + 1))
         fi
     done < <(staged_paths)
-    echo "uninstalled firma-stack: $n files removed under ${DESTDIR}${PREFIX}"
+    # Then the directories that held them, deepest first, when that left them
+    # empty: every parent of a staged path below $PREFIX (never $PREFIX
+    # itself, nor anything outside it). A directory with other files stays.
+    local d nd=0
+    while IFS= read -r d; do
+        if [[ -d $DESTDIR$d ]] && rmdir "$DESTDIR$d" 2>/dev/null; then
+            echo "  removed $DESTDIR$d/"
+            nd=$((nd + 1))
+        fi
+    done < <(staged_paths | while IFS= read -r p; do
+        p=$(dirname "$p")
+        while [[ $p == "$PREFIX"/* ]]; do echo "$p"; p=$(dirname "$p"); done
+    done | LC_ALL=C sort -u | awk '{ print length($0) "\t" $0 }' | sort -rn | cut -f2-)
+    echo "uninstalled firma-stack: $n files and $nd empty directories removed under ${DESTDIR}${PREFIX}"
 }
 
 case ${1:-} in

@@ -56,29 +56,7 @@ fi
 # ---- 2. the plugin's fixtures, no checkout ---------------------------------
 section "a pytest file outside the repository, FIRMA_EXAMPLE_SIDECAR unset, no target/ on PATH"
 mkdir "$tmp/proj"
-cat >"$tmp/proj/test_outside.py" <<'PY'
-"""Uses firma_stack's pytest plugin the way a project depending on it does."""
-
-import firma_stack
-from firma_stack import State
-
-
-def test_a_serving_sidecar_is_listed(firma_runtime_dir, firma_sidecar):
-    sidecar = firma_sidecar("outside-serve")
-    (entry,) = firma_stack.list(firma_runtime_dir)
-    assert entry.sandbox_id == "outside-serve"
-    assert entry.state is State.RUNNING
-    assert entry.pid == sidecar.pid
-
-
-def test_wedged_and_killed_sidecars(firma_runtime_dir, firma_sidecar):
-    firma_sidecar("outside-wedged", mode="wedged")
-    dead = firma_sidecar("outside-dead", mode="no-socket")
-    dead.kill()
-    assert firma_stack.get(firma_runtime_dir, "outside-wedged").state is State.UNHEALTHY
-    assert firma_stack.get(firma_runtime_dir, "outside-dead").state is State.STOPPED
-    assert firma_stack.gc_stale(firma_runtime_dir) == ["outside-dead"]
-PY
+cp packaging/python/test_smoke.py "$tmp/proj/test_outside.py"
 clean_path=$venv/bin:/usr/local/bin:/usr/bin:/bin
 if [[ :$clean_path: == *"$root"* ]]; then fail "PATH would contain the checkout"; fi
 (cd "$tmp/proj" && env -u FIRMA_EXAMPLE_SIDECAR -u PYTHONPATH PATH="$clean_path" \

@@ -1,7 +1,7 @@
-module firma.dev/firma-stack/bench/go
+module github.com/firma-stack/firma-stack/bench/go
 
 go 1.21
 
-require firma.dev/firma-stack/bindings/go v0.0.0
+require github.com/firma-stack/firma-stack/bindings/go v0.0.0
 
-replace firma.dev/firma-stack/bindings/go => ../../bindings/go
+replace github.com/firma-stack/firma-stack/bindings/go => ../../bindings/go

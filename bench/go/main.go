@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	firmastack "firma.dev/firma-stack/bindings/go"
+	firmastack "github.com/firma-stack/firma-stack/bindings/go"
 )
 
 func main() {

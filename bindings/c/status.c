@@ -1,17 +1,24 @@
 /*
- * status: a small example supervisor over the firma-stack C ABI.
+ * status: a small example supervisor over the firma-stack C ABI, reading
+ * every answer of the library with jansson (Debian: libjansson-dev).
  *
- *   status [--runtime-dir DIR] [--timeout-ms MS] [--json]   live sidecars
- *   status [--runtime-dir DIR] [--timeout-ms MS] get ID     one sidecar
- *   status [--runtime-dir DIR] gc                           collect stopped
+ *   status [OPTIONS]                 live sidecars (a table)
+ *   status [OPTIONS] get ID          one sidecar
+ *   status [OPTIONS] gc              collect stopped sidecars' markers
+ *   status [OPTIONS] inspect         every marker, with its verdict, reason
+ *                                    and the nested sidecar / error objects
+ *   status [OPTIONS] watch [N]       print the first N events (default: until
+ *                                    `synced`), waiting --timeout-ms for each
+ *   status [OPTIONS] stop ID         stop a sidecar safely, print the outcome
  *
- * Exit status: 0 success, 1 `get` found no such sidecar, 2 an error (the
- * error object's message on stderr). Build it with
- *   cc status.c $(pkg-config --cflags --libs firma_stack)
+ *   OPTIONS: --runtime-dir DIR, --timeout-ms MS (probe timeout; for watch,
+ *            the wait for each event), --grace-ms MS (stop), --json (print
+ *            the library's JSON as it is)
  *
- * The library answers in JSON; this file carries a reader for exactly the
- * shapes it returns (an array or one object of flat string/number/null
- * fields, or an array of strings), which keeps the example dependency-free.
+ * Exit status: 0 success, 1 `get`/`stop` found no such sidecar or `watch`
+ * timed out, 2 an error (the error object's code and message on stderr).
+ * Build it with
+ *   cc status.c $(pkg-config --cflags --libs firma_stack jansson)
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -19,175 +26,70 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "firma_stack.h"
 
-/* ---- a minimal reader for the library's flat JSON ------------------- */
+/* ---- reading the library's JSON ------------------------------------- */
 
-#define MAX_FIELDS 16
-
-typedef struct {
-    char *key;
-    char *value; /* decoded string, or the literal text of a number/null */
-    bool is_string;
-} field;
-
-typedef struct {
-    field fields[MAX_FIELDS];
-    int n;
-} object;
-
-static void skip_ws(const char **p)
+/* The string member KEY of OBJ, or "-" when it is null or missing. */
+static const char *str(const json_t *obj, const char *key)
 {
-    while (**p == ' ' || **p == '\n' || **p == '\r' || **p == '\t')
-        (*p)++;
+    const char *s = json_string_value(json_object_get(obj, key));
+    return s != NULL ? s : "-";
 }
 
-static void put_utf8(char **o, unsigned cp)
+/* Parses the library's answer and frees it: the library's strings are freed
+ * with firma_string_free only, so jansson works on its own copy. NULL (with
+ * the reason on stderr) if it is not JSON. */
+static json_t *take(char *answer)
 {
-    if (cp < 0x80) {
-        *(*o)++ = (char)cp;
-    } else if (cp < 0x800) {
-        *(*o)++ = (char)(0xC0 | (cp >> 6));
-        *(*o)++ = (char)(0x80 | (cp & 0x3F));
+    json_error_t error;
+    json_t *v = json_loads(answer, JSON_DECODE_ANY, &error);
+    if (v == NULL)
+        fprintf(stderr, "status: the library answered something that is not JSON (%s): %s\n",
+                error.text, answer);
+    firma_string_free(answer);
+    return v;
+}
+
+/* On failure the library hands back an error object
+ * {"code","message","path","errno"}: show it. */
+static int report_error(const char *what, int32_t status, char *answer)
+{
+    json_t *err = answer != NULL ? take(answer) : NULL;
+    if (json_is_object(err)) {
+        fprintf(stderr, "status: %s failed (%s, status %d): %s", what, str(err, "code"),
+                (int)status, str(err, "message"));
+        json_t *errno_v = json_object_get(err, "errno");
+        if (json_is_integer(errno_v))
+            fprintf(stderr, " [errno %" JSON_INTEGER_FORMAT "]", json_integer_value(errno_v));
+        fputc('\n', stderr);
     } else {
-        *(*o)++ = (char)(0xE0 | (cp >> 12));
-        *(*o)++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-        *(*o)++ = (char)(0x80 | (cp & 0x3F));
+        fprintf(stderr, "status: %s failed (status %d)\n", what, (int)status);
     }
+    json_decref(err);
+    return 2;
 }
 
-/* Reads a JSON string at *p (which is at the opening quote); returns a
- * malloc'd decoded copy, or NULL on malformed input. Surrogate pairs are
- * shown as U+FFFD: good enough for display. */
-static char *read_string(const char **p)
+static int unexpected(const char *what, json_t *v)
 {
-    if (**p != '"')
-        return NULL;
-    (*p)++;
-    char *out = malloc(strlen(*p) * 3 + 1), *o = out;
-    if (out == NULL)
-        return NULL;
-    while (**p && **p != '"') {
-        char c = *(*p)++;
-        if (c != '\\') {
-            *o++ = c;
-            continue;
-        }
-        c = *(*p)++;
-        switch (c) {
-        case 'n': *o++ = '\n'; break;
-        case 't': *o++ = '\t'; break;
-        case 'r': *o++ = '\r'; break;
-        case 'b': *o++ = '\b'; break;
-        case 'f': *o++ = '\f'; break;
-        case 'u': {
-            unsigned cp = 0;
-            for (int i = 0; i < 4; i++) {
-                char h = *(*p)++;
-                cp = cp * 16 + (unsigned)(h >= 'a' ? h - 'a' + 10 : h >= 'A' ? h - 'A' + 10 : h - '0');
-            }
-            put_utf8(&o, cp >= 0xD800 && cp <= 0xDFFF ? 0xFFFD : cp);
-            break;
-        }
-        case '\0': free(out); return NULL;
-        default: *o++ = c; break; /* \" \\ \/ */
-        }
-    }
-    if (**p != '"') {
-        free(out);
-        return NULL;
-    }
-    (*p)++;
-    *o = '\0';
-    return out;
-}
-
-/* Reads a scalar that is not a string (number, null, true, false). */
-static char *read_literal(const char **p)
-{
-    const char *start = *p;
-    while (**p && strchr(",}] \n\r\t", **p) == NULL)
-        (*p)++;
-    if (*p == start)
-        return NULL;
-    char *out = malloc((size_t)(*p - start) + 1);
-    if (out == NULL)
-        return NULL;
-    memcpy(out, start, (size_t)(*p - start));
-    out[*p - start] = '\0';
-    return out;
-}
-
-static void free_object(object *obj)
-{
-    for (int i = 0; i < obj->n; i++) {
-        free(obj->fields[i].key);
-        free(obj->fields[i].value);
-    }
-    obj->n = 0;
-}
-
-static bool read_object(const char **p, object *obj)
-{
-    obj->n = 0;
-    skip_ws(p);
-    if (**p != '{')
-        return false;
-    (*p)++;
-    skip_ws(p);
-    if (**p == '}') {
-        (*p)++;
-        return true;
-    }
-    for (;;) {
-        skip_ws(p);
-        if (obj->n == MAX_FIELDS)
-            return false;
-        field *f = &obj->fields[obj->n];
-        f->key = read_string(p);
-        if (f->key == NULL)
-            return false;
-        f->value = NULL;
-        obj->n++;
-        skip_ws(p);
-        if (**p != ':')
-            return false;
-        (*p)++;
-        skip_ws(p);
-        f->is_string = **p == '"';
-        f->value = f->is_string ? read_string(p) : read_literal(p);
-        if (f->value == NULL)
-            return false;
-        skip_ws(p);
-        if (**p == ',') {
-            (*p)++;
-            continue;
-        }
-        if (**p == '}') {
-            (*p)++;
-            return true;
-        }
-        return false;
-    }
-}
-
-static const char *get_field(const object *obj, const char *key)
-{
-    for (int i = 0; i < obj->n; i++)
-        if (strcmp(obj->fields[i].key, key) == 0)
-            return obj->fields[i].value;
-    return "?";
+    char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    fprintf(stderr, "status: unexpected %s from the library: %s\n", what, text ? text : "?");
+    free(text);
+    json_decref(v);
+    return 2;
 }
 
 /* ---- output --------------------------------------------------------- */
 
-static void human_uptime(const char *secs, char *buf, size_t size)
+static void human_uptime(const json_t *secs, char *buf, size_t size)
 {
-    if (strcmp(secs, "null") == 0) {
+    if (!json_is_integer(secs)) {
         snprintf(buf, size, "-");
         return;
     }
-    unsigned long long s = strtoull(secs, NULL, 10);
+    unsigned long long s = (unsigned long long)json_integer_value(secs);
     if (s < 60)
         snprintf(buf, size, "%llus", s);
     else if (s < 3600)
@@ -204,88 +106,50 @@ static void print_header(void)
            "LISTEN");
 }
 
-static void print_row(const object *e)
+/* One sidecar object (the entries of list/get, inspect's `entry`, the
+ * `entry` of watch events). */
+static void print_row(const json_t *e)
 {
-    char up[32];
-    human_uptime(get_field(e, "uptime_secs"), up, sizeof up);
-    printf("%-24s %-16s %-10s %-8s %-8s %s\n", get_field(e, "sandbox_id"),
-           get_field(e, "agent_id"), get_field(e, "state"), get_field(e, "pid"), up,
-           get_field(e, "listen"));
+    char up[32], pid[24] = "-";
+    human_uptime(json_object_get(e, "uptime_secs"), up, sizeof up);
+    json_t *p = json_object_get(e, "pid");
+    if (json_is_integer(p))
+        snprintf(pid, sizeof pid, "%" JSON_INTEGER_FORMAT, json_integer_value(p));
+    printf("%-24s %-16s %-10s %-8s %-8s %s\n", str(e, "sandbox_id"), str(e, "agent_id"),
+           str(e, "state"), pid, up, str(e, "listen"));
 }
 
-/* On failure the library hands back an error object: show its message. */
-static int report_error(const char *what, int32_t status, char *json)
+/* Prints ANSWER as it is for --json; true when it did (and freed it). */
+static bool print_json(bool json_out, char *answer)
 {
-    object err;
-    const char *p = json;
-    if (json != NULL && read_object(&p, &err)) {
-        fprintf(stderr, "status: %s failed (%s, status %d): %s\n", what, get_field(&err, "code"),
-                (int)status, get_field(&err, "message"));
-        free_object(&err);
-    } else {
-        fprintf(stderr, "status: %s failed (status %d)\n", what, (int)status);
-    }
-    firma_string_free(json);
-    return 2;
+    if (!json_out)
+        return false;
+    puts(answer);
+    firma_string_free(answer);
+    return true;
 }
 
-static int bad_json(char *json)
-{
-    fprintf(stderr, "status: unexpected JSON from the library: %s\n", json);
-    firma_string_free(json);
-    return 2;
-}
-
-/* The common start of a command whose answer is a JSON array: true when
- * nothing is left to do, with the exit code in *rc (the call failed and the
- * error was reported, or --json printed the answer as is); else the caller
- * prints the array for people and frees it. */
-static bool answered(const char *what, int32_t st, char *json, bool json_out, int *rc)
-{
-    if (st != FIRMA_OK) {
-        *rc = report_error(what, st, json);
-        return true;
-    }
-    if (json_out) {
-        puts(json);
-        firma_string_free(json);
-        *rc = 0;
-        return true;
-    }
-    return false;
-}
+/* ---- commands ------------------------------------------------------- */
 
 static int cmd_list(const char *dir, uint32_t timeout_ms, bool json_out)
 {
-    char *json = NULL;
-    int rc;
-    int32_t st = firma_sidecar_list_with_timeout(dir, timeout_ms, &json);
-    if (answered("list", st, json, json_out, &rc))
-        return rc;
-    const char *p = json;
-    skip_ws(&p);
-    if (*p++ != '[')
-        return bad_json(json);
-    skip_ws(&p);
-    int count = 0;
-    while (*p == '{') {
-        object e;
-        if (!read_object(&p, &e)) {
-            free_object(&e);
-            return bad_json(json);
-        }
-        if (count++ == 0)
+    char *answer = NULL;
+    int32_t st = firma_sidecar_list_with_timeout(dir, timeout_ms, &answer);
+    if (st != FIRMA_OK)
+        return report_error("list", st, answer);
+    if (print_json(json_out, answer))
+        return 0;
+    json_t *list = take(answer);
+    if (!json_is_array(list))
+        return unexpected("list", list);
+    size_t i;
+    json_t *e;
+    json_array_foreach(list, i, e) {
+        if (i == 0)
             print_header();
-        print_row(&e);
-        free_object(&e);
-        skip_ws(&p);
-        if (*p == ',')
-            p++;
-        skip_ws(&p);
+        print_row(e);
     }
-    if (*p != ']')
-        return bad_json(json);
-    if (count == 0) {
+    if (json_array_size(list) == 0) {
         char *def = NULL;
         if (dir == NULL && firma_default_runtime_dir(&def) == FIRMA_OK)
             printf("no live sidecars in %s\n", def);
@@ -293,89 +157,220 @@ static int cmd_list(const char *dir, uint32_t timeout_ms, bool json_out)
             printf("no live sidecars in %s\n", dir ? dir : "the default runtime dir");
         firma_string_free(def);
     }
-    firma_string_free(json);
+    json_decref(list);
     return 0;
 }
 
 static int cmd_get(const char *dir, uint32_t timeout_ms, const char *id, bool json_out)
 {
-    char *json = NULL;
-    int32_t st = firma_sidecar_get_with_timeout(dir, id, timeout_ms, &json);
+    char *answer = NULL;
+    int32_t st = firma_sidecar_get_with_timeout(dir, id, timeout_ms, &answer);
     if (st != FIRMA_OK)
-        return report_error("get", st, json);
-    int rc = strcmp(json, "null") == 0 ? 1 : 0;
-    if (json_out) {
-        puts(json);
-    } else if (rc == 1) {
+        return report_error("get", st, answer);
+    int rc = strcmp(answer, "null") == 0 ? 1 : 0;
+    if (print_json(json_out, answer))
+        return rc;
+    json_t *e = take(answer);
+    if (json_is_null(e)) {
         fprintf(stderr, "status: no sidecar %s\n", id);
-    } else {
-        object e;
-        const char *p = json;
-        if (!read_object(&p, &e)) {
-            free_object(&e);
-            return bad_json(json);
-        }
+    } else if (json_is_object(e)) {
         print_header();
-        print_row(&e);
-        free_object(&e);
+        print_row(e);
+    } else {
+        return unexpected("get", e);
     }
-    firma_string_free(json);
+    json_decref(e);
     return rc;
 }
 
 static int cmd_gc(const char *dir, bool json_out)
 {
-    char *json = NULL;
-    int rc;
-    int32_t st = firma_sidecar_gc_stale(dir, &json);
-    if (answered("gc", st, json, json_out, &rc))
-        return rc;
-    const char *p = json + 1; /* after '[' */
-    int count = 0;
-    while (*p == '"') {
-        char *id = read_string(&p);
-        if (id == NULL)
-            return bad_json(json);
-        printf("removed %s\n", id);
-        free(id);
-        count++;
-        if (*p == ',')
-            p++;
-    }
-    if (count == 0)
+    char *answer = NULL;
+    int32_t st = firma_sidecar_gc_stale(dir, &answer);
+    if (st != FIRMA_OK)
+        return report_error("gc", st, answer);
+    if (print_json(json_out, answer))
+        return 0;
+    json_t *ids = take(answer);
+    if (!json_is_array(ids))
+        return unexpected("gc", ids);
+    size_t i;
+    json_t *id;
+    json_array_foreach(ids, i, id) printf("removed %s\n", json_string_value(id));
+    if (json_array_size(ids) == 0)
         printf("no stale markers\n");
-    firma_string_free(json);
+    json_decref(ids);
+    return 0;
+}
+
+/* inspect: one line per marker (name, verdict, state, reason, detail), then
+ * its nested sidecar object or, for a broken marker, its error object. */
+static int cmd_inspect(const char *dir, uint32_t timeout_ms, bool json_out)
+{
+    char *answer = NULL;
+    int32_t st = firma_sidecar_inspect(dir, timeout_ms, &answer);
+    if (st != FIRMA_OK)
+        return report_error("inspect", st, answer);
+    if (print_json(json_out, answer))
+        return 0;
+    json_t *reports = take(answer);
+    if (!json_is_array(reports))
+        return unexpected("inspect", reports);
+    size_t i;
+    json_t *r;
+    json_array_foreach(reports, i, r) {
+        printf("%s: %s, state %s, reason %s (%s)\n", str(r, "name"), str(r, "verdict"),
+               str(r, "state"), str(r, "reason"), str(r, "detail"));
+        json_t *entry = json_object_get(r, "entry"), *err = json_object_get(r, "error");
+        if (json_is_object(entry)) {
+            printf("  ");
+            print_row(entry);
+        }
+        if (json_is_object(err))
+            printf("  error %s: %s (path %s)\n", str(err, "code"), str(err, "message"),
+                   str(err, "path"));
+    }
+    if (json_array_size(reports) == 0)
+        printf("no markers\n");
+    json_decref(reports);
+    return 0;
+}
+
+/* watch: the first `count` events (0: up to and including `synced`). */
+static int cmd_watch(const char *dir, uint32_t timeout_ms, long count, bool json_out)
+{
+    struct firma_watch *w = NULL;
+    char *answer = NULL;
+    int32_t st = firma_watch_open(dir, NULL, &w, &answer);
+    if (st != FIRMA_OK)
+        return report_error("watch", st, answer);
+    int32_t wait_ms = timeout_ms ? (int32_t)timeout_ms : 5000;
+    int rc = 0;
+    for (long n = 0; count == 0 || n < count; n++) {
+        st = firma_watch_next(w, wait_ms, &answer);
+        if (st != FIRMA_OK) {
+            rc = report_error("watch", st, answer);
+            break;
+        }
+        if (strcmp(answer, "null") == 0) {
+            fprintf(stderr, "status: no event within %d ms\n", (int)wait_ms);
+            firma_string_free(answer);
+            rc = 1;
+            break;
+        }
+        if (json_out) {
+            puts(answer);
+            firma_string_free(answer);
+            continue;
+        }
+        json_t *ev = take(answer);
+        const char *kind = str(ev, "event");
+        if (strcmp(kind, "appeared") == 0 || strcmp(kind, "changed") == 0) {
+            json_t *entry = json_object_get(ev, "entry");
+            printf("%s %s %s", str(ev, "at"), kind, str(ev, "sandbox_id"));
+            printf(" %s", str(entry, "state"));
+            if (strcmp(kind, "changed") == 0)
+                printf(" (was %s)", str(ev, "previous"));
+            printf("\n  ");
+            print_row(entry);
+        } else if (strcmp(kind, "gone") == 0) {
+            printf("%s gone %s (%s)\n", str(ev, "at"), str(ev, "sandbox_id"), str(ev, "reason"));
+        } else if (strcmp(kind, "resync") == 0) {
+            printf("%s resync (%s)\n", str(ev, "at"), str(ev, "reason"));
+        } else {
+            printf("%s %s\n", str(ev, "at"), kind);
+        }
+        bool synced = strcmp(kind, "synced") == 0;
+        json_decref(ev);
+        fflush(stdout);
+        if (count == 0 && synced)
+            break;
+    }
+    firma_watch_close(w);
+    return rc;
+}
+
+static int cmd_stop(const char *dir, const char *id, long grace_ms, bool json_out)
+{
+    char options[64], *answer = NULL;
+    if (grace_ms >= 0)
+        snprintf(options, sizeof options, "{\"grace_ms\":%ld}", grace_ms);
+    int32_t st = firma_sidecar_stop(dir, id, grace_ms >= 0 ? options : NULL, &answer);
+    if (st != FIRMA_OK)
+        return report_error("stop", st, answer);
+    int rc = strcmp(answer, "null") == 0 ? 1 : 0;
+    if (print_json(json_out, answer))
+        return rc;
+    json_t *out = take(answer);
+    if (json_is_null(out)) {
+        fprintf(stderr, "status: no sidecar %s\n", id);
+        json_decref(out);
+        return 1;
+    }
+    if (!json_is_object(out))
+        return unexpected("stop outcome", out);
+    printf("stop %s (pid %" JSON_INTEGER_FORMAT "): sent", str(out, "sandbox_id"),
+           json_integer_value(json_object_get(out, "pid")));
+    size_t i;
+    json_t *sig;
+    json_array_foreach(json_object_get(out, "signals"), i, sig) printf(" %s", json_string_value(sig));
+    if (json_array_size(json_object_get(out, "signals")) == 0)
+        printf(" nothing");
+    printf("; %s, %s, %s, waited %" JSON_INTEGER_FORMAT " ms\n",
+           json_is_true(json_object_get(out, "exited")) ? "exited" : "still running",
+           json_is_true(json_object_get(out, "killed")) ? "killed" : "not killed",
+           json_is_true(json_object_get(out, "collected")) ? "marker collected" : "marker kept",
+           json_integer_value(json_object_get(out, "waited_ms")));
+    json_decref(out);
     return 0;
 }
 
 static int usage(void)
 {
-    fprintf(stderr,
-            "usage: status [--runtime-dir DIR] [--timeout-ms MS] [--json] [get ID | gc]\n");
+    fprintf(stderr, "usage: status [--runtime-dir DIR] [--timeout-ms MS] [--grace-ms MS] [--json]\n"
+                    "              [get ID | gc | inspect | watch [N] | stop ID]\n");
     return 2;
+}
+
+static bool number(const char *s, unsigned long max, unsigned long *out)
+{
+    char *end = NULL;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*s < '0' || *s > '9' || *end != '\0' || v > max)
+        return false;
+    *out = v;
+    return true;
 }
 
 int main(int argc, char **argv)
 {
     const char *dir = NULL, *command = "list", *id = NULL;
     uint32_t timeout_ms = 0; /* the library's default */
+    long grace_ms = -1, count = 0;
     bool json_out = false;
+    unsigned long v;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--runtime-dir") == 0 && i + 1 < argc) {
             dir = argv[++i];
         } else if (strcmp(argv[i], "--timeout-ms") == 0 && i + 1 < argc) {
-            char *end = NULL;
-            unsigned long v = strtoul(argv[++i], &end, 10);
-            if (*end != '\0' || v == 0 || v > 600000)
+            if (!number(argv[++i], 600000, &v) || v == 0)
                 return usage();
             timeout_ms = (uint32_t)v;
+        } else if (strcmp(argv[i], "--grace-ms") == 0 && i + 1 < argc) {
+            if (!number(argv[++i], 600000, &v))
+                return usage();
+            grace_ms = (long)v;
         } else if (strcmp(argv[i], "--json") == 0) {
             json_out = true;
-        } else if (strcmp(argv[i], "get") == 0 && i + 1 < argc) {
-            command = "get";
+        } else if ((strcmp(argv[i], "get") == 0 || strcmp(argv[i], "stop") == 0) && i + 1 < argc) {
+            command = argv[i];
             id = argv[++i];
-        } else if (strcmp(argv[i], "gc") == 0) {
-            command = "gc";
+        } else if (strcmp(argv[i], "gc") == 0 || strcmp(argv[i], "inspect") == 0) {
+            command = argv[i];
+        } else if (strcmp(argv[i], "watch") == 0) {
+            command = argv[i];
+            if (i + 1 < argc && number(argv[i + 1], 1000000, &v))
+                count = (long)v, i++;
         } else {
             return usage();
         }
@@ -389,5 +384,11 @@ int main(int argc, char **argv)
         return cmd_get(dir, timeout_ms, id, json_out);
     if (strcmp(command, "gc") == 0)
         return cmd_gc(dir, json_out);
+    if (strcmp(command, "inspect") == 0)
+        return cmd_inspect(dir, timeout_ms, json_out);
+    if (strcmp(command, "watch") == 0)
+        return cmd_watch(dir, timeout_ms, count, json_out);
+    if (strcmp(command, "stop") == 0)
+        return cmd_stop(dir, id, grace_ms, json_out);
     return cmd_list(dir, timeout_ms, json_out);
 }

@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	firmastack "firma.dev/firma-stack/bindings/go"
-	"firma.dev/firma-stack/bindings/go/internal/fixture"
+	firmastack "github.com/firma-stack/firma-stack/bindings/go"
+	"github.com/firma-stack/firma-stack/bindings/go/internal/fixture"
 )
 
 type conformanceStep struct {

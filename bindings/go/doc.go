@@ -15,20 +15,24 @@
 // firmastack_requires_cgo_build_with_CGO_ENABLED_1. It links the C library
 // one of two ways:
 //
-// By default, the checkout's own build: the cgo directives find the header
-// in <repo>/include and link the static library
-// <repo>/target/release/libfirma_stack.a, relative to this package's source
-// directory. After `make build` a plain `go build` or `go test` works with
-// no environment variables, and binaries need no rpath. A module outside
-// the repository points at the checkout with a replace directive:
+// The module carries its own copy of the C header (firma_stack.h), so a
+// fetched or vendored copy compiles without the repository. By default it
+// links the static library libfirma_stack.a: the checkout's own
+// (<repo>/target/release, relative to this package's source directory,
+// after `make build`), else the one in the linker's default directories (the
+// libfirma-stack-dev Debian package, `make install` into /usr/local). Binaries
+// need no rpath. Without either, the build stops at an #error naming
+// -tags libfirma_stack and pkg-config. The module path is the repository's;
+// until it is published there, a module outside the repository points at a
+// checkout with a replace directive:
 //
-//	require firma.dev/firma-stack/bindings/go v0.0.0
-//	replace firma.dev/firma-stack/bindings/go => /path/to/firma-stack/bindings/go
+//	require github.com/firma-stack/firma-stack/bindings/go v0.0.0
+//	replace github.com/firma-stack/firma-stack/bindings/go => /path/to/firma-stack/bindings/go
 //
 // With the build tag libfirma_stack, the installed library instead, through
-// `#cgo pkg-config: firma_stack` (the firma_stack.pc of `make install`), so
-// the package builds without a checkout. The program then links the shared
-// library; for a prefix the loader does not search, add an rpath:
+// `#cgo pkg-config: firma_stack` (the firma_stack.pc of the -dev package or
+// `make install`). The program then links the shared library; for a prefix
+// the loader does not search, add an rpath:
 //
 //	export PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig
 //	CGO_LDFLAGS="-Wl,-rpath,$(pkg-config --variable=libdir firma_stack)" \

@@ -7,7 +7,7 @@ import (
 	"syscall"
 	"testing"
 
-	firmastack "firma.dev/firma-stack/bindings/go"
+	firmastack "github.com/firma-stack/firma-stack/bindings/go"
 )
 
 func TestErrorIsMatchesByCode(t *testing.T) {

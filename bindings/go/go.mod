@@ -1,3 +1,3 @@
-module firma.dev/firma-stack/bindings/go
+module github.com/firma-stack/firma-stack/bindings/go
 
 go 1.21

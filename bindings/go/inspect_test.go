@@ -25,7 +25,7 @@ import (
 	"testing"
 	"time"
 
-	"firma.dev/firma-stack/bindings/go/internal/fixture"
+	"github.com/firma-stack/firma-stack/bindings/go/internal/fixture"
 )
 
 // inspectFleet is a runtime dir with one marker of each verdict, plus a

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"testing"
 
-	firmastack "firma.dev/firma-stack/bindings/go"
-	"firma.dev/firma-stack/bindings/go/internal/fixture"
+	firmastack "github.com/firma-stack/firma-stack/bindings/go"
+	"github.com/firma-stack/firma-stack/bindings/go/internal/fixture"
 )
 
 // Reliability (SECURITY.md, Fuzzing): random metadata written to markers of this (live) test process

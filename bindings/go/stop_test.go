@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	firmastack "firma.dev/firma-stack/bindings/go"
-	"firma.dev/firma-stack/bindings/go/internal/fixture"
+	firmastack "github.com/firma-stack/firma-stack/bindings/go"
+	"github.com/firma-stack/firma-stack/bindings/go/internal/fixture"
 )
 
 // The scenarios of tests/stop/stop.rs, through the Go binding.

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	firmastack "firma.dev/firma-stack/bindings/go"
-	"firma.dev/firma-stack/bindings/go/internal/fixture"
+	firmastack "github.com/firma-stack/firma-stack/bindings/go"
+	"github.com/firma-stack/firma-stack/bindings/go/internal/fixture"
 )
 
 // eventBound proves the stream is event-driven; it is no speed claim.

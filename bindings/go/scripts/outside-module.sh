@@ -8,7 +8,13 @@
 #     checkout (as in a fresh module download), linked through
 #     `#cgo pkg-config: firma_stack` against a `make install` prefix
 #     (PKG_CONFIG_PATH into it, an rpath from `pkg-config --variable=libdir`);
-#  3. CGO_ENABLED=0 fails with an error that names cgo.
+#  3. CGO_ENABLED=0 fails with an error that names cgo;
+#  4. vendored (`go mod vendor` of the copy of step 2): the header copy is
+#     in vendor/; -tags libfirma_stack builds and runs; the default build,
+#     in a private mount namespace with an empty /usr/local/lib, stops with
+#     the #error naming -tags libfirma_stack and pkg-config, and with the
+#     installed library copied into that /usr/local/lib it links the static
+#     archive and runs.
 #
 # Usage: bindings/go/scripts/outside-module.sh   (after `make build`)
 # Honours GO (default: go), MAKE (default: make) and FIRMA_PREFIX (an
@@ -36,9 +42,9 @@ module example.com/outside
 
 go 1.21
 
-require firma.dev/firma-stack/bindings/go v0.0.0
+require github.com/firma-stack/firma-stack/bindings/go v0.0.0
 
-replace firma.dev/firma-stack/bindings/go => $bindings
+replace github.com/firma-stack/firma-stack/bindings/go => $bindings
 MOD
 
 cat > "$tmp/app/main.go" <<'GO'
@@ -51,7 +57,7 @@ import (
 	"fmt"
 	"os"
 
-	firmastack "firma.dev/firma-stack/bindings/go"
+	firmastack "github.com/firma-stack/firma-stack/bindings/go"
 )
 
 func fail(format string, args ...any) {
@@ -144,3 +150,52 @@ if ! grep -q 'firmastack_requires_cgo_build_with_CGO_ENABLED_1' "$tmp/nocgo.log"
 fi
 sed 's/^/  /' "$tmp/nocgo.log"
 echo "outside-module: OK (CGO_ENABLED=0 fails naming cgo)"
+
+# ---- 4. vendored, both tags -------------------------------------------------
+mkdir "$tmp/app3"
+cp "$tmp/app2/go.mod" "$tmp/app2/main.go" "$tmp/app3/"
+(cd "$tmp/app3" && GOFLAGS=-mod=mod "$go" mod vendor)
+vendored=$tmp/app3/vendor/github.com/firma-stack/firma-stack/bindings/go
+if [[ ! -f $vendored/firma_stack.h ]] || ! cmp -s "$vendored/firma_stack.h" "$root/include/firma_stack.h"; then
+    echo "outside-module: FAIL: go mod vendor did not carry the header copy ($vendored/firma_stack.h)" >&2
+    exit 1
+fi
+vflags="-mod=vendor -buildvcs=false"
+(cd "$tmp/app3" && GOFLAGS=$vflags CGO_LDFLAGS="-Wl,-rpath,$libdir" "$go" build -tags libfirma_stack -o "$tmp/vendored-tag" .)
+out=$(cd / && env -u LD_LIBRARY_PATH FIRMA_STATE_DIR="$tmp/state" "$tmp/vendored-tag" outside-1)
+grep -qx 'outside-1 running abi [0-9]*' <<<"$out" || { echo "outside-module: FAIL: vendored -tags libfirma_stack: $out" >&2; exit 1; }
+echo "outside-module: OK (vendored, -tags libfirma_stack: built and ran)"
+
+# The default build of a vendored copy: no checkout around it, so the static
+# archive comes from the linker's default directories. Both cases in a
+# private mount namespace whose /usr/local/lib is an empty tmpfs.
+for d in /usr/lib/*-linux-gnu /usr/lib /usr/local/lib/*-linux-gnu; do
+    if [[ -e $d/libfirma_stack.a ]]; then
+        echo "outside-module: FAIL: $d/libfirma_stack.a exists on this host; the not-found case cannot be checked" >&2
+        exit 1
+    fi
+done
+cat >"$tmp/vendored-default.sh" <<'SH'
+set -uo pipefail
+tmp=$1 go=$2 prefix=$3
+mount -t tmpfs tmpfs /usr/local/lib || exit 3
+cd "$tmp/app3"
+if "$go" build -o "$tmp/vendored-none" . >"$tmp/none.log" 2>&1; then
+    echo "FAIL: the default build succeeded with no libfirma_stack.a anywhere"; exit 1
+fi
+cat "$tmp/none.log"
+grep -q -- '-tags libfirma_stack' "$tmp/none.log" && grep -q 'pkg-config' "$tmp/none.log" ||
+    { echo "FAIL: the error does not name -tags libfirma_stack and pkg-config"; exit 1; }
+cp -a "$prefix/lib/." /usr/local/lib/
+"$go" build -o "$tmp/vendored-default" . || { echo "FAIL: default build with /usr/local/lib/libfirma_stack.a"; exit 1; }
+if ldd "$tmp/vendored-default" | grep -q libfirma_stack; then echo "FAIL: linked dynamically"; exit 1; fi
+(cd / && env FIRMA_STATE_DIR="$tmp/state" "$tmp/vendored-default" outside-1)
+SH
+out=$(GOFLAGS=$vflags unshare --mount --propagation private bash "$tmp/vendored-default.sh" "$tmp" "$(command -v "$go")" "$prefix" 2>&1)
+rc=$?
+printf '%s\n' "$out" | sed 's/^/  /'
+if ((rc != 0)) || ! grep -qx 'outside-1 running abi [0-9]*' <<<"$out"; then
+    echo "outside-module: FAIL: vendored default build (exit $rc, above)" >&2
+    exit 1
+fi
+echo "outside-module: OK (vendored, default: a clear error naming -tags libfirma_stack without the library; static link from /usr/local/lib with it)"

@@ -18,7 +18,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	firmastack "firma.dev/firma-stack/bindings/go"
+	firmastack "github.com/firma-stack/firma-stack/bindings/go"
 )
 
 func main() {

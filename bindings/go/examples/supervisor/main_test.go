@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"firma.dev/firma-stack/bindings/go/internal/fixture"
+	"github.com/firma-stack/firma-stack/bindings/go/internal/fixture"
 )
 
 func TestSupervisorReportsLiveAndCollectsStale(t *testing.T) {
