@@ -8,64 +8,18 @@
 //! (a real ext4 without the `filetype` feature); close-on-exec.
 
 use super::tests::ext4::Ext4;
+use super::tests::{dead_pid, names, open_run, read, stale};
 use super::*;
-use crate::sidecar_markers::model::MetadataFile;
 use crate::sidecar_markers::process;
-use crate::sidecar_markers::read::{self, Loc};
 use crate::sidecar_markers::{create_marker, gc_stale};
 use std::ffi::CString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn dead_pid() -> u32 {
-    let mut child = Command::new("true").spawn().unwrap();
-    let pid = child.id();
-    child.wait().unwrap();
-    pid
-}
-
-/// A marker of a process that is gone.
-fn stale(id: &str) -> MetadataFile {
-    MetadataFile {
-        sandbox_id: id.into(),
-        agent_id: "agent".into(),
-        session_id: "session".into(),
-        authority_url: "https://authority.example".into(),
-        policy_bundle_version: "v1".into(),
-        pid: dead_pid(),
-        started_at: "2024-01-01T00:00:00Z".into(),
-        listen: None,
-        boot_id: Some(
-            std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-                .unwrap()
-                .trim()
-                .to_owned(),
-        ),
-        pid_start_ticks: Some(1),
-        pid_ns_inode: None,
-        boottime_offset_ns: None,
-    }
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    v.sort();
-    v
-}
-
+/// The identity of the marker `name` of `run` as judged.
 fn judged(run: BorrowedFd<'_>, run_path: &Path, name: &CStr) -> MetaId {
-    let path = run_path.join(name.to_str().unwrap());
-    read::read_marker(
-        Loc::Entry { run, name },
-        path,
-        &mut sys::MarkerFds::default(),
-    )
-    .unwrap_or_else(|b| panic!("{}", b.error))
-    .meta_id
+    read(run, run_path, name).meta_id
 }
 
 /// A runtime dir with one stale marker `id`, opened: (dir, run/, run fd).
@@ -73,7 +27,7 @@ fn one_stale(id: &str) -> (tempfile::TempDir, PathBuf, OwnedFd) {
     let rt = tempfile::tempdir().unwrap();
     create_marker(rt.path(), &stale(id)).unwrap();
     let run = rt.path().join("run");
-    let fd = sys::open(&run, sys::DIR_FLAGS).unwrap();
+    let fd = open_run(&run);
     (rt, run, fd)
 }
 

@@ -12,15 +12,18 @@ use crate::sidecar_markers::{
 };
 use std::ffi::CString;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+// The fixtures below are shared with the sibling module of more unit
+// tests, gc_pins_tests.rs.
 
 /// The ext4 loop-device fixture, shared with the integration tests.
 #[path = "../../tests/common/ext4.rs"]
 pub(super) mod ext4;
 use ext4::Ext4;
 
-fn dead_pid() -> u32 {
+pub(super) fn dead_pid() -> u32 {
     let mut child = Command::new("true").spawn().unwrap();
     let pid = child.id();
     child.wait().unwrap();
@@ -53,7 +56,7 @@ fn meta(id: &str, pid: u32) -> MetadataFile {
 
 /// A marker of a process that is gone (identity given, so the writer
 /// does not look the process up).
-fn stale(id: &str) -> MetadataFile {
+pub(super) fn stale(id: &str) -> MetadataFile {
     MetadataFile {
         boot_id: Some(boot_id()),
         pid_start_ticks: Some(1),
@@ -61,7 +64,7 @@ fn stale(id: &str) -> MetadataFile {
     }
 }
 
-fn names(dir: &Path) -> Vec<String> {
+pub(super) fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -70,11 +73,12 @@ fn names(dir: &Path) -> Vec<String> {
     v
 }
 
-fn open_run(run: &Path) -> OwnedFd {
+pub(super) fn open_run(run: &Path) -> OwnedFd {
     sys::open(run, sys::DIR_FLAGS).unwrap()
 }
 
-fn read(run: BorrowedFd<'_>, run_path: &Path, name: &CStr) -> read::Marker {
+/// The marker `name` of `run` as read for a judgement.
+pub(super) fn read(run: BorrowedFd<'_>, run_path: &Path, name: &CStr) -> read::Marker {
     let path = run_path.join(name.to_str().unwrap());
     read::read_marker(
         Loc::Entry { run, name },
@@ -84,13 +88,10 @@ fn read(run: BorrowedFd<'_>, run_path: &Path, name: &CStr) -> read::Marker {
     .unwrap_or_else(|b| panic!("{}", b.error))
 }
 
-/// docs/design.md, "Trust", "The judged marker stays the judged marker":
-/// a stale marker is judged; its sidecar's launcher then removes it and
-/// writes a live marker under the same id, whose `metadata.toml` gets the
-/// freed inode number (ext4). The collector's `take` with the stale
-/// judgement must put the live marker back, unreported.
-#[test]
-fn a_live_marker_recreated_on_the_judged_inode_is_put_back_unreported() {
+/// A stale marker `web` in `rt/` on a real ext4, judged: the filesystem
+/// (unmounted on drop), `rt/`, `rt/run/`, its descriptor and the marker
+/// as read for the judgement.
+fn stale_web_on_ext4() -> (Ext4, PathBuf, PathBuf, OwnedFd, read::Marker) {
     let fs = Ext4::new();
     let rt = fs.mnt.join("rt");
     let run_path = rt.join("run");
@@ -101,6 +102,17 @@ fn a_live_marker_recreated_on_the_judged_inode_is_put_back_unreported() {
         process::liveness(&judged.meta).is_stale(),
         "the fixture must be judged stale"
     );
+    (fs, rt, run_path, run, judged)
+}
+
+/// docs/design.md, "Trust", "The judged marker stays the judged marker":
+/// a stale marker is judged; its sidecar's launcher then removes it and
+/// writes a live marker under the same id, whose `metadata.toml` gets the
+/// freed inode number (ext4). The collector's `take` with the stale
+/// judgement must put the live marker back, unreported.
+#[test]
+fn a_live_marker_recreated_on_the_judged_inode_is_put_back_unreported() {
+    let (_fs, rt, run_path, run, judged) = stale_web_on_ext4();
 
     // The restart: the old marker goes, the launcher writes the new one.
     assert!(remove_marker(&rt, "web").unwrap());
@@ -135,12 +147,7 @@ fn a_live_marker_recreated_on_the_judged_inode_is_put_back_unreported() {
 /// across, so not proved the judged one, put back.
 #[test]
 fn a_judged_metadata_that_became_a_mount_point_is_put_back() {
-    let fs = Ext4::new();
-    let rt = fs.mnt.join("rt");
-    let run_path = rt.join("run");
-    create_marker(&rt, &stale("web")).unwrap();
-    let run = open_run(&run_path);
-    let judged = read(run.as_fd(), &run_path, c"web");
+    let (_fs, _rt, run_path, run, judged) = stale_web_on_ext4();
     let file = run_path.join("web/metadata.toml");
     let st = Command::new("mount")
         .arg("--bind")
