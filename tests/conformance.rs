@@ -7,7 +7,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::{OnceLock, mpsc};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use firma_stack::sidecar_markers::{self as sm, ProbeOptions, StackError};
@@ -16,40 +16,10 @@ use serde_json::{Value, json};
 /// "Never hangs": far above any probe timeout a scenario uses.
 const HANG_BOUND: Duration = Duration::from_secs(30);
 
-/// The fixture tool: `$FIRMA_TESTKIT` when set, else built once here with
-/// `cargo build -p firma-testkit`. It is a workspace member of its own
-/// (tests/testkit), not a binary of this package, so `cargo test` does not
-/// build it; cargo no longer holds its build lock while tests run, so the
-/// nested build neither waits nor deadlocks.
-fn testkit() -> PathBuf {
-    static TESTKIT: OnceLock<PathBuf> = OnceLock::new();
-    TESTKIT
-        .get_or_init(|| match std::env::var_os("FIRMA_TESTKIT") {
-            Some(p) if !p.is_empty() => PathBuf::from(p),
-            _ => build_testkit(),
-        })
-        .clone()
-}
-
-/// Builds firma-testkit with the cargo running this test (the dev profile)
-/// and returns the executable cargo reports.
-fn build_testkit() -> PathBuf {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
-        .args(["build", "--locked", "--quiet", "-p", "firma-testkit"])
-        .arg("--message-format=json")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("cannot run cargo build -p firma-testkit");
-    assert!(out.status.success(), "cargo build -p firma-testkit failed");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "firma-testkit")
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .expect("cargo build -p firma-testkit reported no executable")
-}
+/// The fixture tool, found or built once (shared with tests/common).
+#[path = "common/testkit.rs"]
+mod testkit;
+use testkit::testkit;
 
 fn firma() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_firma"))

@@ -3,40 +3,11 @@
 //! must succeed, and a runtime directory laid out on a given filesystem.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::process::{Command, Output};
 
 use super::FIRMA;
 
-/// `$FIRMA_TESTKIT` when set, else built once with the cargo running the
-/// tests (as tests/conformance.rs does).
-pub fn testkit() -> PathBuf {
-    static TESTKIT: OnceLock<PathBuf> = OnceLock::new();
-    TESTKIT
-        .get_or_init(|| match std::env::var_os("FIRMA_TESTKIT") {
-            Some(p) if !p.is_empty() => PathBuf::from(p),
-            _ => {
-                let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-                let out = Command::new(cargo)
-                    .args(["build", "--locked", "--quiet", "-p", "firma-testkit"])
-                    .arg("--message-format=json")
-                    .current_dir(env!("CARGO_MANIFEST_DIR"))
-                    .stderr(Stdio::inherit())
-                    .output()
-                    .expect("cannot run cargo build -p firma-testkit");
-                assert!(out.status.success(), "cargo build -p firma-testkit failed");
-                String::from_utf8_lossy(&out.stdout)
-                    .lines()
-                    .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                    .filter(|m| {
-                        m["reason"] == "compiler-artifact" && m["target"]["name"] == "firma-testkit"
-                    })
-                    .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-                    .expect("cargo build -p firma-testkit reported no executable")
-            }
-        })
-        .clone()
-}
+pub use super::testkit::testkit;
 
 /// `firma ARGS…` with the system calls `syscalls` failing with `errno`
 /// (a real seccomp filter, installed before exec by the testkit).

@@ -12,6 +12,7 @@ pub mod ext4;
 pub mod hung_fuse;
 pub mod kit;
 mod marker_meta;
+mod testkit;
 pub mod users;
 // Like the rest of this module, not used by every test file.
 #[allow(unused_imports)]
