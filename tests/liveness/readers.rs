@@ -44,6 +44,15 @@ fn inspect_cmd(rt: &Path) -> String {
     )
 }
 
+/// `sh -c SCRIPT` in a private mount namespace of its own (what it
+/// mounts is seen by it alone, and gone when it exits).
+fn in_private_mount_ns(script: &str) -> std::process::Output {
+    Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", script])
+        .output()
+        .expect("unshare (util-linux) must be installed")
+}
+
 /// A live `sleep` and a marker for it, written by the core's writer (boot
 /// id and start ticks recorded), not serving.
 fn marked_sleeper(rt: &Path, id: &str) -> Child {
@@ -94,12 +103,8 @@ fn a_reader_without_its_own_boot_id_calls_a_recorded_one_unverifiable() {
          test ! -s /proc/sys/kernel/random/boot_id && exec {}",
         inspect_cmd(rt.path())
     );
-    let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-        .output()
-        .expect("unshare (util-linux) must be installed");
     assert_eq!(
-        reasons(out),
+        reasons(in_private_mount_ns(&script)),
         [
             ("dead-bare".into(), "process_gone".into()),
             ("dead-boot".into(), "unverifiable".into()),
@@ -149,12 +154,8 @@ fn under_hidepid_a_hidden_live_sidecar_is_alive_unchecked_not_unverifiable() {
         pid = live.id(),
         cmd = inspect_cmd(&rt)
     );
-    let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-        .output()
-        .expect("unshare (util-linux) must be installed");
     assert_eq!(
-        reasons(out),
+        reasons(in_private_mount_ns(&script)),
         [
             ("gone".into(), "process_gone".into()),
             ("hidden".into(), "endpoint_missing".into()),
