@@ -51,10 +51,7 @@ cp packaging/python/test_smoke.py "$tmp/proj/test_smoke.py"
 (cd "$tmp/proj" && env -u CARGO_HOME -u RUSTUP_HOME -u FIRMA_EXAMPLE_SIDECAR -u PYTHONPATH -u VIRTUAL_ENV PATH="$clean_path" \
     python -m pytest -p no:cacheprovider -q test_smoke.py) >"$tmp/pytest.log" 2>&1
 rc=$?
-sed 's/^/[pytest] /' "$tmp/pytest.log"
-if ((rc == 0)) && grep -Eq '^2 passed' "$tmp/pytest.log"; then
-    pass "the package's smoke test: 2 passed with real sidecars, from the wheel alone"
-else
-    fail "the smoke test exited $rc (above)"
-fi
+check_log pytest "$rc" "$tmp/pytest.log" \
+    "the package's smoke test: 2 passed with real sidecars, from the wheel alone" \
+    "the smoke test exited $rc (above)" -E '^2 passed'
 finish test-wheel

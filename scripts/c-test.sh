@@ -312,12 +312,10 @@ expect "stop: the outcome (signals sent, exited, killed, collected, waited)" \
 expect "stop of a missing sidecar: exit 1, a message" "no sidecar ex-serve" stop ex-serve
 wait "$watch_pid"
 watch_rc=$?
-sed 's/^/[status watch 4] /' "$scratch/watch.out"
-if ((watch_rc == 0)) && grep -Ezq 'appeared ex-serve running.*appeared ex-wedged unhealthy.* synced.* gone ex-serve \((collected|removed)\)' "$scratch/watch.out"; then
-    pass "watch: appeared (with the nested sidecar), synced, then gone when the sidecar stopped"
-else
-    fail "watch events: exit $watch_rc, or appeared/synced/gone missing (above)"
-fi
+check_log "status watch 4" "$watch_rc" "$scratch/watch.out" \
+    "watch: appeared (with the nested sidecar), synced, then gone when the sidecar stopped" \
+    "watch events: exit $watch_rc, or appeared/synced/gone missing (above)" \
+    -Ez 'appeared ex-serve running.*appeared ex-wedged unhealthy.* synced.* gone ex-serve \((collected|removed)\)'
 expect "gc: nothing stale to collect" "no stale markers" gc
 
 finish test-c

@@ -62,12 +62,9 @@ if [[ :$clean_path: == *"$root"* ]]; then fail "PATH would contain the checkout"
 (cd "$tmp/proj" && env -u FIRMA_EXAMPLE_SIDECAR -u PYTHONPATH PATH="$clean_path" \
     "$venv/bin/python" -m pytest -p no:cacheprovider -q test_outside.py) >"$tmp/pytest.log" 2>&1
 rc=$?
-sed 's/^/[pytest] /' "$tmp/pytest.log"
-if ((rc == 0)) && grep -Eq '^2 passed' "$tmp/pytest.log"; then
-    pass "the plugin's fixtures start the package's own sidecar: 2 tests passed outside the checkout"
-else
-    fail "pytest outside the checkout exited $rc (above)"
-fi
+check_log pytest "$rc" "$tmp/pytest.log" \
+    "the plugin's fixtures start the package's own sidecar: 2 tests passed outside the checkout" \
+    "pytest outside the checkout exited $rc (above)" -E '^2 passed'
 fixtures=$(cd "$tmp/proj" && env -u FIRMA_EXAMPLE_SIDECAR PATH="$clean_path" \
     "$venv/bin/python" -m pytest -p no:cacheprovider --fixtures test_outside.py 2>&1)
 undocumented=$(awk '/^-+ fixtures defined from firma_stack/ {on=1; next} /^-+ / {on=0} on' <<<"$fixtures" |
