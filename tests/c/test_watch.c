@@ -272,22 +272,45 @@ static firma_watch *open_synced(const char *rt)
     return w;
 }
 
+/* A synced watcher of a fresh runtime dir `rt` (runtime_len bytes), with a
+ * thread `*th` in firma_watch_next(w, -1) for `holder` by the time it
+ * returns; NULL when the watcher could not be opened (reported). */
+static firma_watch *open_held(char *rt, size_t runtime_len, struct forever *holder, pthread_t *th)
+{
+    h_runtime(rt, runtime_len, true);
+    firma_watch *w = open_synced(rt);
+    if (w == NULL)
+        return NULL;
+    *holder = (struct forever){.w = w};
+    pthread_create(th, NULL, next_forever, holder);
+    usleep(300 * 1000); /* the holder is inside firma_watch_next by now */
+    return w;
+}
+
+/* Joins the holder's thread `th`: its next(-1) answered FIRMA_OK with an
+ * appeared event containing `id_field` (the "sandbox_id" key and value). */
+static void check_held_appeared(struct forever *holder, pthread_t th, const char *id_field)
+{
+    pthread_join(th, NULL);
+    CHECK_CALL(holder->status, FIRMA_OK, holder->event);
+    CHECK_CONTAINS(holder->event, "{\"event\":\"appeared\"");
+    CHECK_CONTAINS(holder->event, id_field);
+    firma_string_free(holder->event);
+}
+
 /* A thread in firma_watch_next(w, -1) does not hold the watcher: another
  * thread's firma_watch_next(w, 100) answers null in about 100 ms, not when
  * the first one gets its event (a marker written 3 s later). */
 static void test_next_honours_its_timeout_while_another_thread_waits(void)
 {
     char rt[PATH_MAX];
-    h_runtime(rt, sizeof rt, true);
-    firma_watch *w = open_synced(rt);
+    struct forever holder;
+    pthread_t th, tl;
+    firma_watch *w = open_held(rt, sizeof rt, &holder, &th);
     if (w == NULL)
         return;
-    struct forever holder = {.w = w};
     struct late_marker late = {.rt = rt, .id = "c-wake", .delay_ms = 3000};
-    pthread_t th, tl;
-    pthread_create(&th, NULL, next_forever, &holder);
     pthread_create(&tl, NULL, write_late_marker, &late);
-    usleep(300 * 1000); /* the holder is waiting by now */
 
     char *ev = NULL;
     double t0 = h_now();
@@ -299,11 +322,7 @@ static void test_next_honours_its_timeout_while_another_thread_waits(void)
     CHECK_MSG(took >= 0.09 && took < 1.5, "next(100 ms) took %.3f s behind a next(-1)", took);
 
     pthread_join(tl, NULL);
-    pthread_join(th, NULL);
-    CHECK_CALL(holder.status, FIRMA_OK, holder.event);
-    CHECK_CONTAINS(holder.event, "{\"event\":\"appeared\"");
-    CHECK_CONTAINS(holder.event, "\"sandbox_id\":\"c-wake\"");
-    firma_string_free(holder.event);
+    check_held_appeared(&holder, th, "\"sandbox_id\":\"c-wake\"");
     firma_watch_close(w);
     h_rm_rf(rt);
 }
@@ -315,14 +334,11 @@ static void test_next_honours_its_timeout_while_another_thread_waits(void)
 static void test_fork_child_gets_forked_and_parent_keeps_its_stream(void)
 {
     char rt[PATH_MAX];
-    h_runtime(rt, sizeof rt, true);
-    firma_watch *w = open_synced(rt);
+    struct forever holder;
+    pthread_t th;
+    firma_watch *w = open_held(rt, sizeof rt, &holder, &th);
     if (w == NULL)
         return;
-    struct forever holder = {.w = w};
-    pthread_t th;
-    pthread_create(&th, NULL, next_forever, &holder);
-    usleep(300 * 1000); /* the holder is inside firma_watch_next by now */
 
     pid_t child = fork();
     if (child < 0)
@@ -362,11 +378,7 @@ static void test_fork_child_gets_forked_and_parent_keeps_its_stream(void)
 
     /* The parent's stream goes on: its waiting thread gets the next event. */
     h_write_marker(rt, "c-after-fork", "c-after-fork", (long)getpid(), NULL);
-    pthread_join(th, NULL);
-    CHECK_CALL(holder.status, FIRMA_OK, holder.event);
-    CHECK_CONTAINS(holder.event, "{\"event\":\"appeared\"");
-    CHECK_CONTAINS(holder.event, "\"sandbox_id\":\"c-after-fork\"");
-    firma_string_free(holder.event);
+    check_held_appeared(&holder, th, "\"sandbox_id\":\"c-after-fork\"");
     char *ev = NULL;
     CHECK_CALL(firma_watch_next(w, 0, &ev), FIRMA_OK, ev);
     firma_string_free(ev);
