@@ -27,22 +27,11 @@ fn seeds_dir(target: &str) -> PathBuf {
         .join(target)
 }
 
-/// xorshift64*: a fixed, dependency-free stream of bytes.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn bytes(&mut self) -> Vec<u8> {
-        let len = 16 + (self.next() % 512) as usize;
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-}
+/// xorshift64*, shared with the watch churn test.
+#[path = "../../tests/common/xorshift.rs"]
+#[allow(dead_code)]
+mod xorshift;
+use xorshift::Rng;
 
 fn random_inputs() -> usize {
     std::env::var("FUZZ_REPLAY_INPUTS")

@@ -14,6 +14,7 @@ pub mod kit;
 mod marker_meta;
 mod testkit;
 pub mod users;
+pub mod xorshift;
 // Like the rest of this module, not used by every test file.
 #[allow(unused_imports)]
 pub use marker_meta::meta;

@@ -7,24 +7,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::common::xorshift::Rng;
 use crate::common::*;
 use firma_stack::sidecar_markers::{Event, WatchOptions, watch};
-
-/// xorshift64*: enough randomness to pick operations, replayable by seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 fn seed() -> u64 {
     std::env::var("FIRMA_CHURN_SEED")
