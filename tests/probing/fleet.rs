@@ -304,35 +304,32 @@ fn the_fleet_probe_and_connect_agree_on_every_kind_of_endpoint() {
             "{name}: {detail}"
         );
     }
+    // A run of inspect (`firma` as `cmd` runs it) whose fleet probe cannot
+    // see the listeners (`why`): it connects to both listening endpoints,
+    // and its verdicts are connect-only's. Returns them.
+    let connects_as_connect_only = |cmd: Command, why: &str| {
+        let by = inspect_by(cmd, rt.path(), false);
+        let connected: usize = listeners.iter().map(accept_all).sum();
+        assert_eq!(connected, 2, "{why} the listeners are connected to");
+        back_to_one();
+        for (name, (state, reason, _)) in &by_connect {
+            let (b_state, b_reason, b_detail) = &by[name];
+            assert_eq!((state, reason), (b_state, b_reason), "{name}: {b_detail}");
+        }
+        by
+    };
     // A reader in another network namespace: the dump there holds none of
     // these listeners, so every one is connected to (a Unix socket file
     // connects across namespaces) and the verdicts are the same.
     need_root("unshare --net needs root");
     let mut unshared = Command::new("unshare");
     unshared.args(["--net", FIRMA]);
-    let by_other_netns = inspect_by(unshared, rt.path(), false);
-    let connected: usize = listeners.iter().map(accept_all).sum();
-    assert_eq!(
-        connected, 2,
-        "from another netns the listeners are connected to"
-    );
-    back_to_one();
-    for (name, (state, reason, _)) in &by_connect {
-        let (o_state, o_reason, o_detail) = &by_other_netns[name];
-        assert_eq!((state, reason), (o_state, o_reason), "{name}: {o_detail}");
-    }
+    connects_as_connect_only(unshared, "from another netns");
     // The kernel refusing the dump (seccomp: EPERM): every Unix endpoint
     // connected to, the same verdicts, and inspect says why.
-    let refused = inspect_by(firma_without_netlink(), rt.path(), false);
-    let connected: usize = listeners.iter().map(accept_all).sum();
-    assert_eq!(
-        connected, 2,
-        "with the dump refused the listeners are connected to"
-    );
-    back_to_one();
-    for (name, (state, reason, _)) in &by_connect {
-        let (r_state, r_reason, r_detail) = &refused[name];
-        assert_eq!((state, reason), (r_state, r_reason), "{name}: {r_detail}");
+    let refused = connects_as_connect_only(firma_without_netlink(), "with the dump refused");
+    for name in by_connect.keys() {
+        let (_, _, r_detail) = &refused[name];
         assert!(
             r_detail.contains("(probed by connect: socket diagnostics unavailable")
                 && r_detail.contains("Operation not permitted"),
