@@ -14,17 +14,10 @@ use crate::common::users::TestUser;
 use crate::common::*;
 
 /// `(name, reason)` of every report of `firma sidecar inspect --json`
-/// run as `prefix… firma …` (a shell line for namespaces and users).
-fn reasons(out: std::process::Output) -> Vec<(String, String)> {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "inspect failed ({}): {stdout}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("no JSON from inspect ({e}): {stdout}"));
+/// as `cmd` runs it (a shell line, for namespaces and users); fails with
+/// its stderr unless it succeeded.
+fn reasons(cmd: &mut Command) -> Vec<(String, String)> {
+    let v = json_output(cmd, "inspect");
     v.as_array()
         .unwrap()
         .iter()
@@ -46,11 +39,17 @@ fn inspect_cmd(rt: &Path) -> String {
 
 /// `sh -c SCRIPT` in a private mount namespace of its own (what it
 /// mounts is seen by it alone, and gone when it exits).
-fn in_private_mount_ns(script: &str) -> std::process::Output {
-    Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", script])
-        .output()
-        .expect("unshare (util-linux) must be installed")
+fn in_private_mount_ns(script: &str) -> Command {
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c", script]);
+    cmd
+}
+
+/// `sh -c SCRIPT`.
+fn sh(script: &str) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", script]);
+    cmd
 }
 
 /// A live `sleep` and a marker for it, written by the core's writer (boot
@@ -104,7 +103,7 @@ fn a_reader_without_its_own_boot_id_calls_a_recorded_one_unverifiable() {
         inspect_cmd(rt.path())
     );
     assert_eq!(
-        reasons(in_private_mount_ns(&script)),
+        reasons(&mut in_private_mount_ns(&script)),
         [
             ("dead-bare".into(), "process_gone".into()),
             ("dead-boot".into(), "unverifiable".into()),
@@ -112,12 +111,8 @@ fn a_reader_without_its_own_boot_id_calls_a_recorded_one_unverifiable() {
         ]
     );
     // The same markers from a reader that can read it.
-    let out = Command::new("sh")
-        .args(["-c", &inspect_cmd(rt.path())])
-        .output()
-        .unwrap();
     assert_eq!(
-        reasons(out),
+        reasons(&mut sh(&inspect_cmd(rt.path()))),
         [
             ("dead-bare".into(), "process_gone".into()),
             ("dead-boot".into(), "process_gone".into()),
@@ -155,7 +150,7 @@ fn under_hidepid_a_hidden_live_sidecar_is_alive_unchecked_not_unverifiable() {
         cmd = inspect_cmd(&rt)
     );
     assert_eq!(
-        reasons(in_private_mount_ns(&script)),
+        reasons(&mut in_private_mount_ns(&script)),
         [
             ("gone".into(), "process_gone".into()),
             ("hidden".into(), "endpoint_missing".into()),
@@ -249,13 +244,7 @@ fn time_namespace_sidecars_are_alive_and_a_reused_pid_in_one_is_not() {
         assert_eq!(recorded, format!("boottime_offset_ns = {want}"), "{id}");
         children.push((Reaped(child), marker));
     }
-    let reasons_now = || {
-        let out = Command::new("sh")
-            .args(["-c", &inspect_cmd(rt.path())])
-            .output()
-            .unwrap();
-        reasons(out)
-    };
+    let reasons_now = || reasons(&mut sh(&inspect_cmd(rt.path())));
     assert_eq!(
         reasons_now(),
         [
