@@ -31,11 +31,17 @@ fn one_stale(id: &str) -> (tempfile::TempDir, PathBuf, OwnedFd) {
     (rt, run, fd)
 }
 
+/// [`one_stale`], judged: also the marker's name and its identity.
+fn one_judged(id: &str) -> (tempfile::TempDir, PathBuf, OwnedFd, CString, MetaId) {
+    let (rt, run, fd) = one_stale(id);
+    let name = CString::new(id).unwrap();
+    let meta_id = judged(fd.as_fd(), &run, &name);
+    (rt, run, fd, name, meta_id)
+}
+
 #[test]
 fn a_marker_that_lost_its_metadata_after_its_judgement_is_put_back() {
-    let (_rt, run, fd) = one_stale("lost");
-    let name = CString::new("lost").unwrap();
-    let id = judged(fd.as_fd(), &run, &name);
+    let (_rt, run, fd, name, id) = one_judged("lost");
     std::fs::remove_file(run.join("lost/metadata.toml")).unwrap();
     assert!(!take(fd.as_fd(), &name, Some(id)).unwrap());
     assert_eq!(names(&run), ["lost"]);
@@ -43,9 +49,7 @@ fn a_marker_that_lost_its_metadata_after_its_judgement_is_put_back() {
 
 #[test]
 fn a_marker_whose_metadata_changed_in_place_after_its_judgement_is_put_back() {
-    let (_rt, run, fd) = one_stale("changed");
-    let name = CString::new("changed").unwrap();
-    let id = judged(fd.as_fd(), &run, &name);
+    let (_rt, run, fd, name, id) = one_judged("changed");
     let file = run.join("changed/metadata.toml");
     let ino = std::fs::metadata(&file).unwrap().ino();
     let text = std::fs::read_to_string(&file).unwrap();
@@ -87,9 +91,7 @@ fn bind(from: &Path, to: &Path) -> Mounted {
 /// mount touched.
 #[test]
 fn a_marker_that_became_a_mount_point_after_its_judgement_is_not_taken() {
-    let (_rt, run, fd) = one_stale("mounted");
-    let name = CString::new("mounted").unwrap();
-    let id = judged(fd.as_fd(), &run, &name);
+    let (_rt, run, fd, name, id) = one_judged("mounted");
     let other = tempfile::tempdir().unwrap();
     std::fs::write(other.path().join("precious"), "x").unwrap();
     let _m = bind(other.path(), &run.join("mounted"));
@@ -175,9 +177,7 @@ fn remove_tree_stops_exactly_at_the_bound_and_says_so() {
 /// of that tomb surfaces the same error and leaves the same rest.
 #[test]
 fn take_swallows_a_removal_error_after_the_rename_finish_leftover_surfaces_it() {
-    let (_rt, run, fd) = one_stale("deep");
-    let name = CString::new("deep").unwrap();
-    let id = judged(fd.as_fd(), &run, &name);
+    let (_rt, run, fd, name, id) = one_judged("deep");
     std::fs::remove_file(run.join("deep/f")).ok();
     // The tree beneath the marker: deep/d1/…/d12.
     let mut p = run.join("deep");
@@ -326,9 +326,7 @@ fn dt_unknown_entries_are_removed_as_what_they_are() {
 /// arm could be dropped unnoticed.)
 #[test]
 fn a_marker_taken_by_another_collector_first_is_not_an_error() {
-    let (_rt, run, fd) = one_stale("first");
-    let name = CString::new("first").unwrap();
-    let id = judged(fd.as_fd(), &run, &name);
+    let (_rt, run, fd, name, id) = one_judged("first");
     std::fs::remove_dir_all(run.join("first")).unwrap();
     assert!(!take(fd.as_fd(), &name, Some(id)).unwrap());
     assert!(!take(fd.as_fd(), &name, None).unwrap());
@@ -342,9 +340,7 @@ fn a_marker_taken_by_another_collector_first_is_not_an_error() {
 /// untouched. (Found by `make mutants`.)
 #[test]
 fn a_marker_replaced_by_a_symlink_or_a_file_after_its_judgement_is_put_back() {
-    let (rt, run, fd) = one_stale("swap");
-    let name = CString::new("swap").unwrap();
-    let id = judged(fd.as_fd(), &run, &name);
+    let (rt, run, fd, name, id) = one_judged("swap");
     let copy = rt.path().join("copy");
     std::fs::rename(run.join("swap"), &copy).unwrap();
     std::os::unix::fs::symlink(&copy, run.join("swap")).unwrap();
@@ -389,9 +385,7 @@ fn a_judged_metadata_of_exactly_the_cap_is_collected() {
 /// error from reading a directory. (Found by `make mutants`.)
 #[test]
 fn a_metadata_replaced_by_a_directory_after_its_judgement_is_put_back() {
-    let (_rt, run, fd) = one_stale("dir");
-    let name = CString::new("dir").unwrap();
-    let id = judged(fd.as_fd(), &run, &name);
+    let (_rt, run, fd, name, id) = one_judged("dir");
     let file = run.join("dir/metadata.toml");
     std::fs::remove_file(&file).unwrap();
     std::fs::create_dir(&file).unwrap();
