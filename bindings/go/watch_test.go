@@ -38,17 +38,25 @@ func nextMatching(t *testing.T, w *firmastack.Watcher, seen *[]firmastack.Event,
 	}
 }
 
-func TestWatchStreamsAppearedSyncedGoneAndMatchesList(t *testing.T) {
-	dir := fixture.RuntimeDir(t)
-	a := fixture.Start(t, dir, "go-alpha")
+// startSynced watches dir with opts (until the test ends) and takes the
+// events up to the initial synced, which it returns with the watcher.
+func startSynced(t *testing.T, dir string, opts firmastack.WatchOptions) (*firmastack.Watcher, []firmastack.Event) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	w, err := firmastack.Watch(ctx, dir, firmastack.WatchOptions{ProbeInterval: 500 * time.Millisecond})
+	t.Cleanup(cancel)
+	w, err := firmastack.Watch(ctx, dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var seen []firmastack.Event
 	nextMatching(t, w, &seen, "synced", func(e firmastack.Event) bool { return e.Kind == firmastack.EventSynced })
+	return w, seen
+}
+
+func TestWatchStreamsAppearedSyncedGoneAndMatchesList(t *testing.T) {
+	dir := fixture.RuntimeDir(t)
+	a := fixture.Start(t, dir, "go-alpha")
+	w, seen := startSynced(t, dir, firmastack.WatchOptions{ProbeInterval: 500 * time.Millisecond})
 	if len(seen) != 2 || seen[0].Kind != firmastack.EventAppeared || seen[0].SandboxID != "go-alpha" ||
 		seen[0].Entry == nil || int(seen[0].Entry.PID) != a.PID() || seen[0].Entry.State != firmastack.StateRunning {
 		t.Fatalf("initial events = %+v", seen)
@@ -94,14 +102,7 @@ func TestWatchStreamsAppearedSyncedGoneAndMatchesList(t *testing.T) {
 func TestWatchReadOnlyReportsStopped(t *testing.T) {
 	dir := fixture.RuntimeDir(t)
 	s := fixture.Start(t, dir, "go-victim")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	w, err := firmastack.Watch(ctx, dir, firmastack.WatchOptions{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var seen []firmastack.Event
-	nextMatching(t, w, &seen, "synced", func(e firmastack.Event) bool { return e.Kind == firmastack.EventSynced })
+	w, seen := startSynced(t, dir, firmastack.WatchOptions{ReadOnly: true})
 	s.KillToZombie(t)
 	ev := nextMatching(t, w, &seen, "changed", func(e firmastack.Event) bool { return e.Kind == firmastack.EventChanged })
 	if ev.Previous != firmastack.StateRunning || ev.Entry.State != firmastack.StateStopped {
@@ -181,14 +182,7 @@ func TestWatchCancelReleasesEverything(t *testing.T) {
 func TestWatchSurvivesRunSwappedForASymlink(t *testing.T) {
 	dir := fixture.RuntimeDir(t)
 	_ = fixture.Start(t, dir, "go-before")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	w, err := firmastack.Watch(ctx, dir, firmastack.WatchOptions{ProbeInterval: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var seen []firmastack.Event
-	nextMatching(t, w, &seen, "synced", func(e firmastack.Event) bool { return e.Kind == firmastack.EventSynced })
+	w, seen := startSynced(t, dir, firmastack.WatchOptions{ProbeInterval: 100 * time.Millisecond})
 
 	run, real := filepath.Join(dir, "run"), filepath.Join(dir, "run.real")
 	if err := os.Rename(run, real); err != nil {
