@@ -12,4 +12,5 @@ mod common;
 mod cli;
 mod cli_operator;
 mod cli_watch;
+mod exporter;
 mod metrics;

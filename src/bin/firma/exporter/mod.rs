@@ -12,8 +12,8 @@
 //!   SIGINT/SIGTERM. A scrape renders the model under the lock and adds a
 //!   `stat` of the runtime directory: it never scans.
 //!
-//! docs/design.md, "Exporter", is the contract; SECURITY.md says what the
-//! endpoint exposes.
+//! docs/design.md, "Metrics" (its exporter part), is the contract;
+//! SECURITY.md says what the endpoint exposes.
 
 mod encode;
 mod http;
