@@ -13,4 +13,5 @@ mod cli;
 mod cli_operator;
 mod cli_watch;
 mod exporter;
+mod exporter_fleet;
 mod metrics;
