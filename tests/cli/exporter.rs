@@ -153,11 +153,11 @@ fn the_exporter_serves_the_watchers_view_and_follows_a_death() {
         b.contains("firma_markers_broken{reason=")
     });
     assert_eq!(
-        sample(&body, "firma_sidecar_up{sandbox_id=\"serving\"}").as_deref(),
+        sample(&body, "firma_sidecar_up{sandbox_id=\"serving\",agent_id=\"agent-s\",session_id=\"session-example\"}").as_deref(),
         Some("1")
     );
     assert_eq!(
-        sample(&body, "firma_sidecar_up{sandbox_id=\"wedged\"}").as_deref(),
+        sample(&body, "firma_sidecar_up{sandbox_id=\"wedged\",agent_id=\"agent-example\",session_id=\"session-example\"}").as_deref(),
         Some("0")
     );
     assert_eq!(
@@ -174,10 +174,10 @@ fn the_exporter_serves_the_watchers_view_and_follows_a_death() {
         body.contains("firma_sidecar_start_time_seconds{sandbox_id=\"serving\"} "),
         "{body}"
     );
+    // The policy is counted per host, not per sidecar.
     assert!(
         body.lines()
-            .any(|l| l
-                .starts_with("firma_sidecar_info{sandbox_id=\"serving\",agent_id=\"agent-s\",")),
+            .any(|l| l.starts_with("firma_sidecars_by_policy{authority_url=") && l.ends_with(" 2")),
         "{body}"
     );
     // No pid on any series.
@@ -190,7 +190,10 @@ fn the_exporter_serves_the_watchers_view_and_follows_a_death() {
         sample(b, "firma_markers_collected_total").as_deref() == Some("1")
     });
     assert_eq!(
-        sample(&body, "firma_sidecar_up{sandbox_id=\"serving\"}"),
+        sample(
+            &body,
+            "firma_sidecar_up{sandbox_id=\"serving\",agent_id=\"agent-s\",session_id=\"session-example\"}"
+        ),
         None
     );
     assert_eq!(
@@ -226,7 +229,7 @@ fn formats_gzip_and_routes_are_negotiated() {
     assert!(
         body.contains("# TYPE firma_markers_collected counter\nfirma_markers_collected_total 0\n")
     );
-    assert!(body.contains("# TYPE firma_sidecar info\n"));
+    assert!(body.contains("# TYPE firma_exporter_build info\nfirma_exporter_build_info{"));
 
     let (_, head, body) = ex.get("/metrics", &[("Accept", "text/plain")]).unwrap();
     assert!(head.contains("text/plain; version=0.0.4"), "{head}");
@@ -248,7 +251,7 @@ fn formats_gzip_and_routes_are_negotiated() {
     gunzip.stdin.take().unwrap().write_all(&gz).unwrap();
     let plain = String::from_utf8(gunzip.wait_with_output().unwrap().stdout).unwrap();
     assert!(
-        plain.contains("firma_sidecar_up{sandbox_id=\"s\"} 1\n"),
+        plain.contains("firma_sidecar_up{sandbox_id=\"s\","),
         "{plain}"
     );
 

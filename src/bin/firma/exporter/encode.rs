@@ -5,6 +5,7 @@
 //! names a counter without `_total` and an info without `_info`, and has
 //! `info` as a type), in OpenMetrics' closing `# EOF`, and nothing else.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -114,12 +115,21 @@ fn unix(t: SystemTime) -> String {
     seconds(t.duration_since(UNIX_EPOCH).unwrap_or_default())
 }
 
+/// Whole seconds as an integer, else with milliseconds.
+fn unix_short(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    match d.subsec_millis() {
+        0 => d.as_secs().to_string(),
+        ms => format!("{}.{ms:03}", d.as_secs()),
+    }
+}
+
 /// The start time of a sidecar in seconds since the epoch: its
 /// `started_at` (RFC 3339), else `now - uptime`; `None` when neither is
 /// known.
 fn start_time(e: &SidecarEntry, now: SystemTime) -> Option<String> {
-    if let Ok(t) = humantime::parse_rfc3339_weak(e.started_at.trim_end_matches('Z')) {
-        return Some(unix(t));
+    if let Ok(t) = humantime::parse_rfc3339(&e.started_at) {
+        return Some(unix_short(t));
     }
     e.uptime_secs
         .and_then(|u| now.checked_sub(Duration::from_secs(u)))
@@ -152,7 +162,14 @@ pub fn render(m: &Model, s: &Scrape, format: Format) -> String {
     );
     for e in m.sidecars.values() {
         let up = if e.state == State::Running { "1" } else { "0" };
-        w.sample(&[("sandbox_id", &e.sandbox_id)], up);
+        w.sample(
+            &[
+                ("sandbox_id", &e.sandbox_id),
+                ("agent_id", &e.agent_id),
+                ("session_id", &e.session_id),
+            ],
+            up,
+        );
     }
 
     w.family(
@@ -167,24 +184,6 @@ pub fn render(m: &Model, s: &Scrape, format: Format) -> String {
     }
 
     w.family(
-        "firma_sidecar_info",
-        Kind::Info,
-        "The sidecar's marker metadata as labels; always 1.",
-    );
-    for e in m.sidecars.values() {
-        w.sample(
-            &[
-                ("sandbox_id", &e.sandbox_id),
-                ("agent_id", &e.agent_id),
-                ("session_id", &e.session_id),
-                ("authority_url", &e.authority_url),
-                ("policy_bundle_version", &e.policy_bundle_version),
-            ],
-            "1",
-        );
-    }
-
-    w.family(
         "firma_sidecars",
         Kind::Gauge,
         "Sidecars the watcher knows, by state.",
@@ -192,6 +191,24 @@ pub fn render(m: &Model, s: &Scrape, format: Format) -> String {
     for st in STATES {
         let n = m.sidecars.values().filter(|e| e.state == st).count();
         w.sample(&[("state", st.as_str())], &n.to_string());
+    }
+
+    w.family(
+        "firma_sidecars_by_policy",
+        Kind::Gauge,
+        "Sidecars the watcher knows, by the authority and policy bundle they run with.",
+    );
+    let mut policies: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for e in m.sidecars.values() {
+        *policies
+            .entry((&e.authority_url, &e.policy_bundle_version))
+            .or_default() += 1;
+    }
+    for ((url, bundle), n) in policies {
+        w.sample(
+            &[("authority_url", url), ("policy_bundle_version", bundle)],
+            &n.to_string(),
+        );
     }
 
     w.family(
@@ -282,6 +299,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn start_time_is_started_at_else_now_minus_uptime() {
+        let mut e = firma_stack::sidecar_markers::SidecarEntry {
+            sandbox_id: "x".into(),
+            agent_id: "a".into(),
+            session_id: "s".into(),
+            authority_url: "u".into(),
+            policy_bundle_version: "v".into(),
+            pid: 1,
+            started_at: "2026-01-01T00:00:00Z".into(),
+            state: State::Running,
+            listen: "/x".into(),
+            uptime_secs: Some(10),
+        };
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        assert_eq!(start_time(&e, now).as_deref(), Some("1767225600"));
+        e.started_at = "2026-01-01T00:00:00.250Z".into();
+        assert_eq!(start_time(&e, now).as_deref(), Some("1767225600.250"));
+        e.started_at = "yesterday".into();
+        assert_eq!(start_time(&e, now).as_deref(), Some("1799999990"));
+        e.uptime_secs = None;
+        assert_eq!(start_time(&e, now), None);
+    }
+
+    #[test]
     fn accept_headers_choose_the_format() {
         use Format::*;
         for (accept, want) in [
@@ -314,6 +355,7 @@ mod tests {
             o.contains("# TYPE firma_markers_collected counter\nfirma_markers_collected_total 0\n")
         );
         assert!(o.contains("# TYPE firma_exporter_build info\n"));
+        assert!(!o.contains("firma_sidecar_info"));
         assert!(o.ends_with("# EOF\n"));
     }
 }
