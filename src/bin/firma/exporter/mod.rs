@@ -46,8 +46,9 @@ pub struct ExporterArgs {
     /// Read-only: collect nothing (a stopped sidecar stays, state `stopped`).
     #[arg(long)]
     pub no_gc: bool,
-    /// How often every known sidecar is judged again and probed.
-    #[arg(long, value_name = "MS", default_value_t = 1000,
+    /// How often every known sidecar is judged again and probed (a death
+    /// is seen at once through its pidfd whatever this is).
+    #[arg(long, value_name = "MS", default_value_t = 2000,
           value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
     pub probe_interval_ms: u64,
     /// How often broken markers are counted (one read-only inspect pass).
