@@ -54,6 +54,13 @@ impl Exporter {
         Exporter::start_with(&mut Command::new("env"), dir, &listen, extra, log)
     }
 
+    /// SIGTERM, then the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().unwrap()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -278,6 +285,10 @@ fn a_missing_runtime_dir_is_runtime_dir_up_0_and_a_unix_socket_serves() {
         sample(&body, "firma_sidecars{state=\"running\"}").as_deref(),
         Some("0")
     );
+    // SIGTERM ends it with status 0 and removes its socket.
+    let status = ex.terminate();
+    assert_eq!(status.code(), Some(0), "{}", ex.log());
+    assert!(!sock.exists());
 }
 
 fn repo_file(rel: &str) -> PathBuf {
