@@ -69,6 +69,11 @@ fn h(name: &str, value: &str) -> Header {
     Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("a valid header")
 }
 
+/// 503: too many answers in flight.
+pub fn overloaded(req: Request) {
+    let _ = req.respond(Response::from_string("busy\n").with_status_code(503));
+}
+
 /// Answers one request; a client that went away is not an error.
 pub fn respond(req: Request, shared: &Shared, dir: &Path) {
     let path = req.url().split('?').next().unwrap_or("").to_string();

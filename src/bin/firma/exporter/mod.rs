@@ -22,6 +22,7 @@ mod model;
 use std::collections::BTreeMap;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -61,6 +62,10 @@ pub struct ExporterArgs {
 
 type Shared = Arc<Mutex<Model>>;
 
+/// Requests answered at once; more get 503 (a scraper retries at its next
+/// interval).
+const MAX_IN_FLIGHT: usize = 8;
+
 fn lock(m: &Shared) -> MutexGuard<'_, Model> {
     // A panicking writer leaves the counters as they were: keep serving.
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -95,13 +100,32 @@ pub fn run(dir: &Path, probe: ProbeOptions, args: &ExporterArgs) -> Result<u8, S
         .map_err(|e| format!("cannot start the inspect thread: {e}"))?;
 
     eprintln!("firma: exporter listening on {}", args.listen);
-    let dir = dir.to_path_buf();
+    let dir = Arc::new(dir.to_path_buf());
+    let busy = Arc::new(AtomicUsize::new(0));
     loop {
         if let Some(req) = server
             .recv_timeout(Duration::from_millis(200))
             .map_err(|e| format!("cannot accept: {e}"))?
         {
-            http::respond(req, &shared, &dir);
+            // Each answer on a thread of its own, so a client that never
+            // reads its response holds one thread, not the server; at most
+            // MAX_IN_FLIGHT at once, the rest get 503 at once.
+            if busy.fetch_add(1, Ordering::SeqCst) >= MAX_IN_FLIGHT {
+                busy.fetch_sub(1, Ordering::SeqCst);
+                http::overloaded(req);
+            } else {
+                let (m, d, b) = (Arc::clone(&shared), Arc::clone(&dir), Arc::clone(&busy));
+                let spawned =
+                    std::thread::Builder::new()
+                        .name("firma-http".into())
+                        .spawn(move || {
+                            http::respond(req, &m, &d);
+                            b.fetch_sub(1, Ordering::SeqCst);
+                        });
+                if spawned.is_err() {
+                    busy.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
         }
         if terminated(&sigfd) {
             http::unbind(&args.listen);
