@@ -423,6 +423,18 @@ fn exporter_fleet_of_three_hosts_on_prometheus_and_alertmanager() {
         .collect();
     assert_eq!(fired, [h2.as_str()], "{body}");
 
+    // Every rule of the file loaded and evaluates without error.
+    let rules: serde_json::Value =
+        serde_json::from_str(&http_get(pr_port, "/api/v1/rules").unwrap()).unwrap();
+    let mut evaluated = 0;
+    for g in rules["data"]["groups"].as_array().unwrap() {
+        for r in g["rules"].as_array().unwrap() {
+            assert_eq!(r["health"], "ok", "{r}");
+            evaluated += 1;
+        }
+    }
+    assert_eq!(evaluated, 9, "{rules}");
+
     // Every host's count still equals the truth, and each exporter agrees.
     assert_eq!(by_instance(pr_port, running_q), want);
     for h in &mut hosts {
