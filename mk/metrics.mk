@@ -46,14 +46,17 @@ metrics-tools:
 test-metrics: metrics-tools build-rust
 	$(CARGO) test --locked --test cli -- --include-ignored metrics:: exporter
 
-# The exporter's unit (packaging/systemd/firma-exporter.service), for hosts
-# that serve /metrics instead of writing the textfile.
+# The exporter's unit, and the textfile's service and timer for hosts that
+# prefer node_exporter's textfile collector (packaging/systemd/; enable one
+# or the other).
 UNITDIR ?= /lib/systemd/system
+FIRMA_UNITS := firma-exporter.service firma-metrics.service firma-metrics.timer
 
 .PHONY: install-exporter-unit
-## install-exporter-unit: firma-exporter.service into $(DESTDIR)$(UNITDIR) (ExecStart uses $(PREFIX)/bin/firma).
+## install-exporter-unit: the systemd units into $(DESTDIR)$(UNITDIR) (ExecStart uses $(PREFIX)/bin/firma).
 install-exporter-unit:
 	install -d "$(DESTDIR)$(UNITDIR)"
-	sed 's#/usr/bin/firma#$(or $(PREFIX),/usr)/bin/firma#' packaging/systemd/firma-exporter.service \
-	    > "$(DESTDIR)$(UNITDIR)/firma-exporter.service"
-	chmod 0644 "$(DESTDIR)$(UNITDIR)/firma-exporter.service"
+	for u in $(FIRMA_UNITS); do \
+	    sed 's#/usr/bin/firma#$(or $(PREFIX),/usr)/bin/firma#' "packaging/systemd/$$u" > "$(DESTDIR)$(UNITDIR)/$$u" && \
+	    chmod 0644 "$(DESTDIR)$(UNITDIR)/$$u" || exit 1; \
+	done

@@ -345,19 +345,28 @@ fn exporter_promtool_checks_the_exposition_and_the_rules() {
 #[test]
 #[ignore = "needs systemd-analyze: run by `make test-metrics`"]
 fn exporter_unit_passes_systemd_analyze_verify() {
-    // verify wants the ExecStart binary at its path: check a copy pointing
-    // at the one cargo built.
-    let unit =
-        std::fs::read_to_string(repo_file("packaging/systemd/firma-exporter.service")).unwrap();
-    assert!(unit.contains("ExecStart=/usr/bin/firma "), "{unit}");
-    assert!(unit.contains(" sidecar exporter "), "{unit}");
+    // verify wants the ExecStart binary at its path: check copies pointing
+    // at the one cargo built. The textfile's service and timer too.
     let dir = tempfile::tempdir().unwrap();
-    let copy = dir.path().join("firma-exporter.service");
-    std::fs::write(&copy, unit.replace("/usr/bin/firma", FIRMA)).unwrap();
-    let (code, out) = run(
-        "systemd-analyze",
-        &["verify", "--man=no", copy.to_str().unwrap()],
-        b"",
-    );
+    let mut copies = Vec::new();
+    for name in [
+        "firma-exporter.service",
+        "firma-metrics.service",
+        "firma-metrics.timer",
+    ] {
+        let unit =
+            std::fs::read_to_string(repo_file(&format!("packaging/systemd/{name}"))).unwrap();
+        if name == "firma-exporter.service" {
+            assert!(unit.contains("ExecStart=/usr/bin/firma "), "{unit}");
+            assert!(unit.contains(" sidecar exporter "), "{unit}");
+            assert!(unit.contains("\nCapabilityBoundingSet=\n"), "{unit}");
+        }
+        let copy = dir.path().join(name);
+        std::fs::write(&copy, unit.replace("/usr/bin/firma", FIRMA)).unwrap();
+        copies.push(copy.to_str().unwrap().to_owned());
+    }
+    let mut args = vec!["verify", "--man=no"];
+    args.extend(copies.iter().map(String::as_str));
+    let (code, out) = run("systemd-analyze", &args, b"");
     assert_eq!((code, out.as_str()), (0, ""), "systemd-analyze verify");
 }
