@@ -371,7 +371,16 @@ fn exporter_fleet_of_three_hosts_on_prometheus_and_alertmanager() {
                 && by_instance(pr_port, running_q) == want
         },
     );
-    // Prometheus asks for OpenMetrics first: the info type came through.
+    // Prometheus asks for OpenMetrics first, and parses it (a malformed
+    // OpenMetrics body would make `up` 0): every exporter says it served
+    // that format, and the info type came through.
+    let om = r#"firma_exporter_scrapes_total{format="openmetrics"} > 0"#;
+    wait(
+        "OpenMetrics scrapes counted by every exporter",
+        Duration::from_secs(10),
+        &mut [&mut pr, &mut am],
+        || by_instance(pr_port, om).len() == 3,
+    );
     let build = by_instance(pr_port, "firma_exporter_build_info");
     assert_eq!(build.len(), 3, "{build:?}");
     let up_w = query(pr_port, r#"firma_sidecar_up{sandbox_id="h3-w"}"#).unwrap();

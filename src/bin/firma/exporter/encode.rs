@@ -282,6 +282,17 @@ pub fn render(m: &Model, s: &Scrape, format: Format) -> String {
     }
 
     w.family(
+        "firma_exporter_scrapes_total",
+        Kind::Counter,
+        "Scrapes served before this one, by exposition format.",
+    );
+    w.sample(&[("format", "text")], &m.scrapes_text.to_string());
+    w.sample(
+        &[("format", "openmetrics")],
+        &m.scrapes_openmetrics.to_string(),
+    );
+
+    w.family(
         "firma_exporter_build_info",
         Kind::Info,
         "The exporter's version; always 1.",

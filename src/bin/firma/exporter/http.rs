@@ -114,6 +114,10 @@ fn metrics(req: Request, shared: &Shared, dir: &Path) -> std::io::Result<()> {
         let mut g = lock(shared);
         let body = render(&g, &scrape, format);
         g.last_scrape = Some(start.elapsed());
+        match format {
+            Format::Prometheus => g.scrapes_text += 1,
+            Format::OpenMetrics => g.scrapes_openmetrics += 1,
+        }
         body
     };
     let mut resp_headers = vec![h("Content-Type", format.content_type())];

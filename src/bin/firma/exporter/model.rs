@@ -29,6 +29,10 @@ pub struct Model {
     pub scan: Option<(Duration, SystemTime)>,
     /// How long rendering the previous scrape took.
     pub last_scrape: Option<Duration>,
+    /// Scrapes served before this one, in the text format 0.0.4 and in
+    /// OpenMetrics.
+    pub scrapes_text: u64,
+    pub scrapes_openmetrics: u64,
 }
 
 impl Model {
