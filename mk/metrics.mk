@@ -15,21 +15,28 @@
 # --include-ignored, after metrics-tools; the filter `metrics::` leaves the
 # rest of the binary to test-rust. A missing tool makes them fail, never
 # skip.
+#
+# The exporter's tests (tests/cli/exporter*.rs, filter `exporter`) run here
+# too: promtool on its exposition and on docs/prometheus/exporter-rules*.yml
+# (`promtool test rules`), systemd-analyze verify on
+# packaging/systemd/firma-exporter.service, and the three-host fleet
+# (network namespaces, Prometheus, Alertmanager, as root). metrics-tools
+# also installs prometheus-alertmanager and iproute2 when missing.
 
-METRICS_TOOLS_CMDS := prometheus promtool prometheus-node-exporter
+METRICS_TOOLS_CMDS := prometheus promtool prometheus-node-exporter prometheus-alertmanager ip systemd-analyze
 
 TEST_LEGS += test-metrics
 
 .PHONY: metrics-tools test-metrics
 
-## metrics-tools: prometheus, promtool and prometheus-node-exporter, from apt only when missing.
+## metrics-tools: prometheus, promtool, node_exporter, alertmanager, ip, systemd-analyze, from apt only when missing.
 metrics-tools:
 	@missing=; \
 	for c in $(METRICS_TOOLS_CMDS); do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
 	if [ -n "$$missing" ]; then \
-	    echo "installing prometheus prometheus-node-exporter (missing:$$missing)"; \
+	    echo "installing prometheus prometheus-node-exporter prometheus-alertmanager iproute2 systemd (missing:$$missing)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	        --no-install-recommends prometheus prometheus-node-exporter; \
+	        --no-install-recommends prometheus prometheus-node-exporter prometheus-alertmanager iproute2 systemd; \
 	    for c in $(METRICS_TOOLS_CMDS); do \
 	        command -v $$c >/dev/null || { echo "metrics-tools: $$c still missing after apt-get install" >&2; exit 1; }; \
 	    done; \
@@ -37,4 +44,19 @@ metrics-tools:
 
 ## test-metrics: `firma sidecar metrics` against promtool, node_exporter and Prometheus.
 test-metrics: metrics-tools build-rust
-	$(CARGO) test --locked --test cli -- --include-ignored metrics::
+	$(CARGO) test --locked --test cli -- --include-ignored metrics:: exporter
+
+# The exporter's unit, and the textfile's service and timer for hosts that
+# prefer node_exporter's textfile collector (packaging/systemd/; enable one
+# or the other).
+UNITDIR ?= /lib/systemd/system
+FIRMA_UNITS := firma-exporter.service firma-metrics.service firma-metrics.timer
+
+.PHONY: install-exporter-unit
+## install-exporter-unit: the systemd units into $(DESTDIR)$(UNITDIR) (ExecStart uses $(PREFIX)/bin/firma).
+install-exporter-unit:
+	install -d "$(DESTDIR)$(UNITDIR)"
+	for u in $(FIRMA_UNITS); do \
+	    sed 's#/usr/bin/firma#$(or $(PREFIX),/usr)/bin/firma#' "packaging/systemd/$$u" > "$(DESTDIR)$(UNITDIR)/$$u" && \
+	    chmod 0644 "$(DESTDIR)$(UNITDIR)/$$u" || exit 1; \
+	done

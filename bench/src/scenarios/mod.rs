@@ -13,6 +13,7 @@
 //! Adding a scenario: a new module here implementing [`Scenario`], and one
 //! line in [`registry`] (see bench/README.md).
 
+mod exporter;
 mod get;
 mod healthy;
 mod probe_method;
@@ -42,6 +43,7 @@ pub fn registry(level: Level) -> Vec<Box<dyn Scenario>> {
         Box::new(syscalls::Syscalls::new(level)),
         Box::new(rss::Rss::new(level)),
         Box::new(watch::Watch::new(level)),
+        Box::new(exporter::Exporter::new(level)),
     ]
 }
 

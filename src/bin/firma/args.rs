@@ -158,6 +158,9 @@ pub enum SidecarCommand {
     Stop(StopArgs),
     /// Stream sidecars appearing, changing and going until SIGINT/SIGTERM.
     Watch(WatchArgs),
+    /// Serve Prometheus metrics over HTTP (/metrics, /healthz), kept
+    /// current by a watcher, until SIGINT/SIGTERM.
+    Exporter(crate::exporter::ExporterArgs),
 }
 
 // The options of `firma sidecar stop` (no doc comment: the Stop variant's

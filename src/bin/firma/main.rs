@@ -29,6 +29,7 @@
 
 mod args;
 mod ctx;
+mod exporter;
 mod generate;
 mod list;
 mod metrics;
@@ -95,6 +96,9 @@ fn sidecar(ctx: &Ctx, cmd: SidecarCommand) -> Result<Output, String> {
                 code,
                 ..Output::default()
             })
+        }
+        SidecarCommand::Exporter(args) => {
+            exporter::run(&ctx.dir, ctx.probe(args.probe), &args).map(Output::exit)
         }
         SidecarCommand::Metrics {
             textfile,

@@ -1,0 +1,372 @@
+//! The exporter's exposition, in the two formats a scraper may ask for:
+//! the Prometheus text format 0.0.4 and OpenMetrics 1.0.0 (docs/design.md,
+//! "Metrics"). One list of families, written by one function; the formats
+//! differ only in how a family is named on its `# TYPE` line (OpenMetrics
+//! names a counter without `_total` and an info without `_info`, and has
+//! `info` as a type), in OpenMetrics' closing `# EOF`, and nothing else.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use firma_stack::sidecar_markers::metrics::{STATES, escape_help, escape_label_value};
+use firma_stack::sidecar_markers::{SidecarEntry, State};
+
+use super::model::Model;
+
+/// The two exposition formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// `text/plain; version=0.0.4`.
+    Prometheus,
+    /// `application/openmetrics-text; version=1.0.0`.
+    OpenMetrics,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+
+    /// The format an `Accept` header asks for: OpenMetrics when it names
+    /// `application/openmetrics-text` (with a q above 0), else 0.0.4.
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        let Some(accept) = accept else {
+            return Format::Prometheus;
+        };
+        for item in accept.split(',') {
+            let mut parts = item.split(';').map(str::trim);
+            if parts.next() != Some("application/openmetrics-text") {
+                continue;
+            }
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f64>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            if !refused {
+                return Format::OpenMetrics;
+            }
+        }
+        Format::Prometheus
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Gauge,
+    Counter,
+    Info,
+}
+
+struct Writer {
+    out: String,
+    format: Format,
+    name: &'static str,
+}
+
+impl Writer {
+    fn family(&mut self, name: &'static str, kind: Kind, help: &str) {
+        self.name = name;
+        let (shown, ty) = match (self.format, kind) {
+            (_, Kind::Gauge) => (name, "gauge"),
+            (Format::Prometheus, Kind::Counter) => (name, "counter"),
+            (Format::Prometheus, Kind::Info) => (name, "gauge"),
+            (Format::OpenMetrics, Kind::Counter) => {
+                (name.strip_suffix("_total").unwrap_or(name), "counter")
+            }
+            (Format::OpenMetrics, Kind::Info) => {
+                (name.strip_suffix("_info").unwrap_or(name), "info")
+            }
+        };
+        let _ = writeln!(self.out, "# HELP {shown} {}", escape_help(help));
+        let _ = writeln!(self.out, "# TYPE {shown} {ty}");
+    }
+
+    fn sample(&mut self, labels: &[(&str, &str)], value: &str) {
+        self.out.push_str(self.name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                self.out.push_str(k);
+                self.out.push_str("=\"");
+                self.out.push_str(&escape_label_value(v));
+                self.out.push('"');
+            }
+            self.out.push('}');
+        }
+        self.out.push(' ');
+        self.out.push_str(value);
+        self.out.push('\n');
+    }
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{}.{:06}", d.as_secs(), d.subsec_micros())
+}
+
+fn unix(t: SystemTime) -> String {
+    seconds(t.duration_since(UNIX_EPOCH).unwrap_or_default())
+}
+
+/// Whole seconds as an integer, else with milliseconds.
+fn unix_short(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    match d.subsec_millis() {
+        0 => d.as_secs().to_string(),
+        ms => format!("{}.{ms:03}", d.as_secs()),
+    }
+}
+
+/// The start time of a sidecar in seconds since the epoch: its
+/// `started_at` (RFC 3339), else `now - uptime`; `None` when neither is
+/// known.
+fn start_time(e: &SidecarEntry, now: SystemTime) -> Option<String> {
+    if let Ok(t) = humantime::parse_rfc3339(&e.started_at) {
+        return Some(unix_short(t));
+    }
+    e.uptime_secs
+        .and_then(|u| now.checked_sub(Duration::from_secs(u)))
+        .map(|t| {
+            format!(
+                "{}",
+                t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+            )
+        })
+}
+
+/// What the scrape itself adds to the model.
+pub struct Scrape {
+    pub runtime_dir_up: bool,
+    pub now: SystemTime,
+}
+
+/// The whole exposition of one scrape.
+pub fn render(m: &Model, s: &Scrape, format: Format) -> String {
+    let mut w = Writer {
+        out: String::with_capacity(256 + m.sidecars.len() * 320),
+        format,
+        name: "",
+    };
+
+    w.family(
+        "firma_sidecar_up",
+        Kind::Gauge,
+        "1 when the sidecar is running (process alive, endpoint accepted a connection), else 0.",
+    );
+    for e in m.sidecars.values() {
+        let up = if e.state == State::Running { "1" } else { "0" };
+        w.sample(
+            &[
+                ("sandbox_id", &e.sandbox_id),
+                ("agent_id", &e.agent_id),
+                ("session_id", &e.session_id),
+            ],
+            up,
+        );
+    }
+
+    w.family(
+        "firma_sidecar_start_time_seconds",
+        Kind::Gauge,
+        "When the sidecar started (its marker's started_at), in seconds since the Unix epoch.",
+    );
+    for e in m.sidecars.values() {
+        if let Some(t) = start_time(e, s.now) {
+            w.sample(&[("sandbox_id", &e.sandbox_id)], &t);
+        }
+    }
+
+    w.family(
+        "firma_sidecars",
+        Kind::Gauge,
+        "Sidecars the watcher knows, by state.",
+    );
+    for st in STATES {
+        let n = m.sidecars.values().filter(|e| e.state == st).count();
+        w.sample(&[("state", st.as_str())], &n.to_string());
+    }
+
+    w.family(
+        "firma_sidecars_by_policy",
+        Kind::Gauge,
+        "Sidecars the watcher knows, by the authority and policy bundle they run with.",
+    );
+    let mut policies: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for e in m.sidecars.values() {
+        *policies
+            .entry((&e.authority_url, &e.policy_bundle_version))
+            .or_default() += 1;
+    }
+    for ((url, bundle), n) in policies {
+        w.sample(
+            &[("authority_url", url), ("policy_bundle_version", bundle)],
+            &n.to_string(),
+        );
+    }
+
+    w.family(
+        "firma_markers_broken",
+        Kind::Gauge,
+        "Entries of run/ that cannot be read or understood, by reason code (last inspect pass).",
+    );
+    if let Some(broken) = &m.broken {
+        for (reason, n) in broken {
+            w.sample(&[("reason", reason)], &n.to_string());
+        }
+    }
+
+    w.family(
+        "firma_markers_collected_total",
+        Kind::Counter,
+        "Markers of stopped sidecars this exporter removed since it started.",
+    );
+    w.sample(&[], &m.collected_total.to_string());
+
+    w.family(
+        "firma_watch_resyncs_total",
+        Kind::Counter,
+        "Times the watcher lost track of run/ (or ran degraded) and rescanned.",
+    );
+    w.sample(&[], &m.resyncs_total.to_string());
+
+    w.family(
+        "firma_watch_errors_total",
+        Kind::Counter,
+        "Errors the watcher returned (each retried after a pause).",
+    );
+    w.sample(&[], &m.watch_errors_total.to_string());
+
+    w.family(
+        "firma_watch_synced",
+        Kind::Gauge,
+        "1 when the watcher's view is complete (synced), 0 while it rescans.",
+    );
+    w.sample(&[], if m.synced { "1" } else { "0" });
+
+    w.family(
+        "firma_runtime_dir_up",
+        Kind::Gauge,
+        "1 when the runtime directory exists and is a directory, else 0.",
+    );
+    w.sample(&[], if s.runtime_dir_up { "1" } else { "0" });
+
+    if let Some((d, at)) = m.scan {
+        w.family(
+            "firma_scan_duration_seconds",
+            Kind::Gauge,
+            "How long the last inspect pass (counting broken markers) took.",
+        );
+        w.sample(&[], &seconds(d));
+        w.family(
+            "firma_scan_timestamp_seconds",
+            Kind::Gauge,
+            "When the last inspect pass finished, in seconds since the Unix epoch.",
+        );
+        w.sample(&[], &unix(at));
+    }
+
+    if let Some(d) = m.last_scrape {
+        w.family(
+            "firma_exporter_scrape_duration_seconds",
+            Kind::Gauge,
+            "How long rendering the previous scrape took.",
+        );
+        w.sample(&[], &seconds(d));
+    }
+
+    w.family(
+        "firma_exporter_scrapes_total",
+        Kind::Counter,
+        "Scrapes served before this one, by exposition format.",
+    );
+    w.sample(&[("format", "text")], &m.scrapes_text.to_string());
+    w.sample(
+        &[("format", "openmetrics")],
+        &m.scrapes_openmetrics.to_string(),
+    );
+
+    w.family(
+        "firma_exporter_build_info",
+        Kind::Info,
+        "The exporter's version; always 1.",
+    );
+    w.sample(&[("version", env!("CARGO_PKG_VERSION"))], "1");
+
+    if format == Format::OpenMetrics {
+        w.out.push_str("# EOF\n");
+    }
+    w.out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_is_started_at_else_now_minus_uptime() {
+        let mut e = firma_stack::sidecar_markers::SidecarEntry {
+            sandbox_id: "x".into(),
+            agent_id: "a".into(),
+            session_id: "s".into(),
+            authority_url: "u".into(),
+            policy_bundle_version: "v".into(),
+            pid: 1,
+            started_at: "2026-01-01T00:00:00Z".into(),
+            state: State::Running,
+            listen: "/x".into(),
+            uptime_secs: Some(10),
+        };
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        assert_eq!(start_time(&e, now).as_deref(), Some("1767225600"));
+        e.started_at = "2026-01-01T00:00:00.250Z".into();
+        assert_eq!(start_time(&e, now).as_deref(), Some("1767225600.250"));
+        e.started_at = "yesterday".into();
+        assert_eq!(start_time(&e, now).as_deref(), Some("1799999990"));
+        e.uptime_secs = None;
+        assert_eq!(start_time(&e, now), None);
+    }
+
+    #[test]
+    fn accept_headers_choose_the_format() {
+        use Format::*;
+        for (accept, want) in [
+            (None, Prometheus),
+            (Some("text/plain"), Prometheus),
+            (
+                Some("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"),
+                OpenMetrics,
+            ),
+            (Some("application/openmetrics-text; q=0"), Prometheus),
+            (Some("*/*"), Prometheus),
+        ] {
+            assert_eq!(Format::negotiate(accept), want, "{accept:?}");
+        }
+    }
+
+    #[test]
+    fn both_formats_name_counters_and_infos_as_they_require() {
+        let m = Model::default();
+        let s = Scrape {
+            runtime_dir_up: true,
+            now: SystemTime::now(),
+        };
+        let p = render(&m, &s, Format::Prometheus);
+        assert!(p.contains("# TYPE firma_markers_collected_total counter\n"));
+        assert!(p.contains("# TYPE firma_exporter_build_info gauge\n"));
+        assert!(!p.contains("# EOF"));
+        let o = render(&m, &s, Format::OpenMetrics);
+        assert!(
+            o.contains("# TYPE firma_markers_collected counter\nfirma_markers_collected_total 0\n")
+        );
+        assert!(o.contains("# TYPE firma_exporter_build info\n"));
+        assert!(!o.contains("firma_sidecar_info"));
+        assert!(o.ends_with("# EOF\n"));
+    }
+}
