@@ -5,7 +5,7 @@
 # files, so `make install` and the packages cannot drift apart).
 #
 #   firma-stack_<v>_<arch>.deb          the `firma` CLI, its man pages and
-#                                       completions, firma-metrics.service/.timer
+#                                       completions, firma-metrics.service/.timer, firma-exporter.service
 #   libfirma-stack<ABI>_<v>_<arch>.deb  libfirma_stack.so.<v> and its SONAME link
 #   libfirma-stack-dev_<v>_<arch>.deb   header, .so link, .a, firma_stack.pc
 #
@@ -59,6 +59,7 @@ chmod 0644 "$work/$libpkg/$libdir/libfirma_stack.so.$version"
 gzip -9n "$work"/firma-stack/usr/share/man/man1/*.1
 install -D -m 0644 packaging/systemd/firma-metrics.service "$work/firma-stack/usr/lib/systemd/system/firma-metrics.service"
 install -D -m 0644 packaging/systemd/firma-metrics.timer "$work/firma-stack/usr/lib/systemd/system/firma-metrics.timer"
+install -D -m 0644 packaging/systemd/firma-exporter.service "$work/firma-stack/usr/lib/systemd/system/firma-exporter.service"
 install -D -m 0644 packaging/deb/firma-metrics.default "$work/firma-stack/etc/default/firma-metrics"
 
 # Each package's /usr/share/doc: copyright and changelog.
@@ -108,7 +109,8 @@ control firma-stack "Section: admin" "Priority: optional" "Depends: $bin_deps" \
     " with their state (running, unhealthy, stopped), probes their endpoints," \
     " collects the markers of runs that died, watches them change and stops" \
     " them safely. It also writes Prometheus metrics for the node_exporter" \
-    " textfile collector (firma-metrics.timer, not enabled on install)."
+    " textfile collector (firma-metrics.timer) or serves them itself" \
+    " (firma-exporter.service); neither is enabled on install."
 echo /etc/default/firma-metrics >"$work/firma-stack/DEBIAN/conffiles"
 control "$libpkg" "Section: libs" "Priority: optional" "Multi-Arch: same" "Depends: $lib_deps" \
     "Description: firma-stack sidecar markers library (C ABI, shared library)" \
