@@ -107,7 +107,9 @@ fn host_with(boot_id: Option<u128>, boottime_offset_ns: i64) -> Host {
 }
 
 fn judged(meta: &MetadataFile, host: &Host) -> Liveness {
-    judge(meta, host, &mut sys::MarkerFds::default()).unwrap()
+    judge(meta, host, &mut sys::MarkerFds::default(), &Foreign::now())
+        .unwrap()
+        .0
 }
 
 /// This process's start ticks and boot id, as its own writer would record.
