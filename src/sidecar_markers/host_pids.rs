@@ -281,6 +281,31 @@ mod tests {
         assert!(proc_hides("22 1 0:5 / /sys rw - sysfs sysfs rw\n"));
     }
 
+    /// A miss proves death only to a walk begun after the marker was read;
+    /// an earlier walk says `Later`, and a fresh lookup walks again.
+    #[test]
+    fn a_miss_proves_nothing_to_a_walk_begun_before_the_read() {
+        let own = std::fs::metadata("/proc/self/ns/pid").unwrap().ino();
+        if own != crate::sidecar_markers::process::INITIAL_PID_NS_INODE
+            || crate::sidecar_markers::sys::geteuid() != 0
+        {
+            panic!("this test needs root in the initial pid namespace");
+        }
+        // A namespace inode no process has.
+        let (ns, pid) = (1, 7);
+        let pids = HostPids::new();
+        let before = Instant::now();
+        assert_eq!(pids.lookup(own, ns, pid, before, false), Lookup::Absent);
+        let after = Instant::now();
+        assert_eq!(pids.lookup(own, ns, pid, after, false), Lookup::Later);
+        assert_eq!(pids.lookup(own, ns, pid, after, true), Lookup::Absent);
+        // The fresh walk is shared: no further one for earlier reads.
+        let started = pids.map.lock().unwrap().as_ref().unwrap().started;
+        assert_eq!(pids.lookup(own, ns, pid, after, true), Lookup::Absent);
+        let again = pids.map.lock().unwrap().as_ref().unwrap().started;
+        assert_eq!(started, again);
+    }
+
     #[test]
     fn a_walk_finds_nothing_of_our_own_namespace() {
         let own = std::fs::metadata("/proc/self/ns/pid").unwrap().ino();

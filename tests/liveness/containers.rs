@@ -255,3 +255,53 @@ fn hidepid_hides_a_dead_container_from_a_non_root_reader_never_stale() {
     // Root, seeing everything, proves it gone.
     assert_eq!(gc_stale(rt.path()).unwrap(), ["hidden"]);
 }
+
+/// `watch` pins a contained sidecar by a pidfd on its host pid: with a
+/// probe interval of a minute, its death is reported within seconds, as a
+/// host sidecar's is (and its marker collected).
+#[test]
+fn watch_reports_a_contained_sidecars_death_through_its_host_pid() {
+    use firma_stack::sidecar_markers::{Event, GoneReason, WatchOptions, watch};
+    use std::time::{Duration, Instant};
+    let rt = runtime();
+    let pod = Pod::start(&["-p", "-f", "--mount-proc"], rt.path(), "watched");
+    let opts = WatchOptions {
+        probe_interval: Duration::from_secs(60),
+        rescan_interval: Duration::from_secs(60),
+        collect: true,
+        ..WatchOptions::default()
+    };
+    let mut w = watch(rt.path(), &opts).unwrap();
+    let until =
+        |w: &mut firma_stack::sidecar_markers::Watcher, what: &str, f: &dyn Fn(&Event) -> bool| {
+            let end = Instant::now() + Duration::from_secs(10);
+            loop {
+                let left = end.saturating_duration_since(Instant::now());
+                assert!(!left.is_zero(), "timed out waiting for {what}");
+                if let Some(e) = w.next(Some(left)).unwrap()
+                    && f(&e)
+                {
+                    return e;
+                }
+            }
+        };
+    until(&mut w, "synced", &|e| e.kind() == "synced");
+    assert_eq!(w.known()["watched"].state, State::Running);
+    let killed = Instant::now();
+    pod.kill();
+    let e = until(&mut w, "gone", &|e| e.kind() == "gone");
+    match e {
+        Event::Gone {
+            sandbox_id, reason, ..
+        } => {
+            assert_eq!(sandbox_id, "watched");
+            assert_eq!(reason, GoneReason::Collected);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        killed.elapsed() < Duration::from_secs(5),
+        "reported after {:?}: not by the pidfd",
+        killed.elapsed()
+    );
+}
