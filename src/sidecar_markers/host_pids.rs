@@ -183,6 +183,12 @@ pub(crate) fn is_at(here: u32, ns: u64, pid: u32) -> bool {
             == Some(pid)
 }
 
+/// The pid of the process that is `here` for this reader in its own pid
+/// namespace (the last of `NSpid`).
+pub(crate) fn own_ns_pid(here: u32) -> Option<u32> {
+    nspid_last(&std::fs::read_to_string(format!("/proc/{here}/status")).ok()?)
+}
+
 /// How many pids the `NSpid:` line holds (namespaces from `/proc`'s down
 /// to the process's own).
 fn nspid_count(status: &str) -> Option<usize> {

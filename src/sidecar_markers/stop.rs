@@ -248,8 +248,15 @@ impl Job<'_> {
             name: self.name,
         };
         let (pidfd, pid) = probe::socket_listener(loc)?;
+        // A marker that records no namespace may come from a container
+        // (writers that record no identity at all): the listener is then
+        // the recorded process when its pid in its own namespace is the
+        // recorded one.
         let proved = match foreign_ns {
             Some(ns) => host_pids::is_at(pid, ns, self.pid()),
+            None if self.marker.meta.pid_ns_inode.is_none() => {
+                pid == self.pid() || host_pids::own_ns_pid(pid) == Some(self.pid())
+            }
             None => pid == self.pid(),
         };
         proved.then_some((pidfd, pid))

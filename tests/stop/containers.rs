@@ -242,3 +242,28 @@ fn a_user_namespace_root_is_its_host_uid() {
     assert!(!pod.marker.exists());
     wait_until("the user-namespace sidecar to go", || !alive(host));
 }
+
+/// A contained sidecar whose marker records no identity at all (the seven
+/// seed fields and a pid, as writers that know no better write it): the
+/// listener of the marker's own socket, whose pid in its own namespace is
+/// the recorded one, proves the process; `stop` signals that listener, and
+/// never the host's pid of the same number.
+#[test]
+fn a_contained_sidecar_with_no_identity_fields_is_proved_by_its_socket() {
+    let rt = runtime();
+    let pod = Pod::plain(rt.path(), "bare");
+    let host = pod.host_pid().unwrap();
+    let mut bare = pod.meta();
+    bare.boot_id = None;
+    bare.pid_start_ticks = None;
+    bare.pid_ns_inode = None;
+    bare.boottime_offset_ns = None;
+    let path = pod.marker.join("metadata.toml");
+    std::fs::write(&path, toml::to_string(&bare).unwrap()).unwrap();
+    assert_eq!(bare.pid, 1);
+    let out = stop(rt.path(), "bare", &opts()).unwrap().unwrap();
+    assert_eq!(out.signals, ["SIGTERM"], "{out:?}");
+    assert!(out.exited, "{out:?}");
+    wait_until("the sidecar to go", || !alive(host));
+    assert!(alive(1), "the host's pid 1 lives on");
+}
