@@ -9,7 +9,10 @@
 //! - a recorded boot id that is a UUID and differs from this boot's proves
 //!   another boot; one that is not a UUID proves nothing;
 //! - a pid recorded in another pid namespace than the reader's (key
-//!   `pid_ns_inode`) cannot be looked up here at all: unverifiable;
+//!   `pid_ns_inode`) is looked up under the reader's pid for the same
+//!   process ([`host_pids`](super::host_pids)) and judged there as a host
+//!   pid would be; nothing at that place proves it gone only to a reader
+//!   that sees every process, else it is unverifiable;
 //! - `/proc/<pid>/stat` present: a zombie leader whose process still has
 //!   live threads is alive; a whole-process zombie is stopped; start ticks
 //!   (normalised across time namespaces with `boottime_offset_ns` and the
