@@ -144,7 +144,16 @@ impl Job<'_> {
                 }
                 match here {
                     Some(here) => (None, here),
-                    None => return self.gone(),
+                    // Alive always comes with the pid it was found under;
+                    // never take "not found" for "gone" here.
+                    None => {
+                        return Err(StackError::IdentityUnverifiable {
+                            path: self.marker.path.clone(),
+                            sandbox_id: self.marker.meta.sandbox_id.clone(),
+                            pid: self.pid(),
+                            reason: "its process was not found here".to_owned(),
+                        });
+                    }
                 }
             }
         };

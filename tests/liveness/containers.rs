@@ -152,6 +152,7 @@ fn a_contained_sidecar_is_running_then_stopped_and_collected() {
         ("stale", "process_gone"),
         "{detail}"
     );
+    assert!(detail.contains("in its pid namespace"), "{detail}");
     assert_eq!(gc_stale(rt.path()).unwrap(), ["pod"]);
     assert_eq!(list(rt.path()).unwrap(), vec![]);
 }
