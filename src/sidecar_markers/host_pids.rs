@@ -227,7 +227,7 @@ fn sees_everything(own_ns: u64) -> Result<(), &'static str> {
     if own != Some(std::process::id()) {
         return Err("/proc is not the reader's pid namespace's");
     }
-    if super::sys::geteuid() == 0 {
+    if may_see_hidden() {
         return Ok(());
     }
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
@@ -237,6 +237,32 @@ fn sees_everything(own_ns: u64) -> Result<(), &'static str> {
     } else {
         Ok(())
     }
+}
+
+/// Inode of the initial user namespace (`PROC_USER_INIT_INO`).
+const INITIAL_USER_NS_INODE: u64 = 0xEFFF_FFFD;
+
+/// `CAP_SYS_PTRACE`, whose holder `hidepid` hides nothing from.
+const CAP_SYS_PTRACE: u32 = 19;
+
+/// Whether `hidepid` hides nothing from this reader: root in the initial
+/// user namespace with `CAP_SYS_PTRACE` effective (a container's root, in a
+/// user namespace of its own, is not).
+fn may_see_hidden() -> bool {
+    let initial_user_ns =
+        std::fs::metadata("/proc/self/ns/user").is_ok_and(|m| m.ino() == INITIAL_USER_NS_INODE);
+    let cap_eff = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let hex = s
+                .lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))?
+                .trim()
+                .to_owned();
+            u64::from_str_radix(&hex, 16).ok()
+        })
+        .unwrap_or(0);
+    super::sys::geteuid() == 0 && initial_user_ns && cap_eff & (1 << CAP_SYS_PTRACE) != 0
 }
 
 /// Whether the `/proc` mount of a mountinfo text hides processes
@@ -310,6 +336,33 @@ mod tests {
         assert_eq!(pids.lookup(own, ns, pid, after, true), Lookup::Absent);
         let again = pids.map.lock().unwrap().as_ref().unwrap().started;
         assert_eq!(started, again);
+    }
+
+    /// Root here (the tests run as root in the initial user namespace)
+    /// may see what hidepid hides; root of a user namespace of its own may
+    /// not.
+    #[test]
+    fn only_the_hosts_root_sees_past_hidepid() {
+        assert!(may_see_hidden(), "the tests run as the host's root");
+        let out = std::process::Command::new("unshare")
+            .args([
+                "-U",
+                "-r",
+                "sh",
+                "-c",
+                "readlink /proc/self/ns/user; grep CapEff /proc/self/status",
+            ])
+            .output()
+            .expect("unshare (util-linux)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "the kernel refused a user namespace: {text}"
+        );
+        assert!(
+            !text.contains(&format!("user:[{INITIAL_USER_NS_INODE}]")),
+            "{text}"
+        );
     }
 
     #[test]
