@@ -65,7 +65,8 @@ pub(crate) enum Liveness {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Identity {
     /// Boot id and start ticks recorded, and both match, in the reader's
-    /// pid namespace.
+    /// pid namespace — or, for a pid recorded in another one, of the
+    /// process found there under the reader's pid for it.
     Verified,
     /// The marker records no (complete) identity; the pid exists.
     NotRecorded,
@@ -75,8 +76,10 @@ pub(crate) enum Identity {
     Unchecked(&'static str),
     /// A process with that pid exists here, but the pid may have been
     /// recorded in another pid namespace than the reader's, so it may be
-    /// another process: nothing proves it either way, and no opt-out makes
-    /// it the marker's.
+    /// another process; or a process was found at the recorded place in
+    /// another namespace but the marker records no complete identity (a
+    /// namespace inode may be reused). Nothing proves it either way, and
+    /// no opt-out makes it the marker's.
     Foreign(&'static str),
 }
 
