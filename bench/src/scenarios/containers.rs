@@ -46,6 +46,8 @@ impl Containers {
 /// A live pid namespace whose pid 1 sleeps; killed on drop.
 struct Ns {
     unshare: Child,
+    /// The namespace's pid 1, as this process sees it.
+    init: String,
     inode: u64,
     init_ticks: u64,
 }
@@ -79,6 +81,7 @@ impl Ns {
                 if inode != own_ns()? {
                     return Ok(Ns {
                         unshare,
+                        init: init.to_owned(),
                         inode,
                         init_ticks: ticks,
                     });
@@ -95,6 +98,12 @@ impl Ns {
 
 impl Drop for Ns {
     fn drop(&mut self) {
+        // The namespace's init first: `--kill-child` does not reach it when
+        // `unshare` dies before it armed the death signal.
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.init])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.unshare.kill();
         let _ = self.unshare.wait();
     }
