@@ -298,7 +298,7 @@ func TestStopRefusesAMarkerWritableByOthersEvenWithTheOptOut(t *testing.T) {
 	}
 }
 
-func TestStopRefusesAnotherPidNamespaceEvenWithTheOptOut(t *testing.T) {
+func TestStopSignalsNothingForAnotherPidNamespaceWithNoProcess(t *testing.T) {
 	const foreignNS = 4026531000
 	if ownPidNS(t) == foreignNS {
 		t.Fatal("this process is in the pid namespace the test calls foreign")
@@ -306,12 +306,23 @@ func TestStopRefusesAnotherPidNamespaceEvenWithTheOptOut(t *testing.T) {
 	dir := fixture.RuntimeDir(t)
 	sleeper := startProcess(t, "sleep", "60")
 	pid := sleeper.Process.Pid
-	// A live process's identity, as if recorded in another pid namespace:
-	// there the pid names some other process.
-	fixture.WriteMarker(t, dir, "go-foreign-ns",
-		fixture.Metadata("go-foreign-ns", pid, "")+identityTOMLIn(t, pid, 0, foreignNS))
-	checkRefused(t, dir, "go-foreign-ns", pid, firmastack.ErrIdentityUnverifiable,
-		"identity cannot be verified", "another pid namespace")
+	// A live process's identity, as if recorded in another pid namespace
+	// that has no process: the recorded one is provably gone (this reader
+	// sees every process), so nothing is signalled, opt-out or not, and the
+	// marker is collected. Our process with that number lives on.
+	for _, noCheck := range []bool{false, true} {
+		fixture.WriteMarker(t, dir, "go-foreign-ns",
+			fixture.Metadata("go-foreign-ns", pid, "")+identityTOMLIn(t, pid, 0, foreignNS))
+		out := mustStop(t, context.Background(), dir, "go-foreign-ns",
+			firmastack.StopOptions{Signal: syscall.SIGKILL, NoIdentityCheck: noCheck})
+		if len(out.Signals) != 0 || !out.Exited || !out.Collected {
+			t.Fatalf("opt-out %v: outcome %+v", noCheck, out)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if !alive(pid) {
+		t.Fatal("our process under the recorded number was signalled")
+	}
 }
 
 func TestStopRefusesAnotherUsersMarkerForARootProcess(t *testing.T) {

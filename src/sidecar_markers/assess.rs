@@ -23,6 +23,9 @@ pub(crate) struct Assessment {
     pub liveness: Liveness,
     /// The probe's outcome (`Unavailable` when stale: never probed).
     outcome: Outcome,
+    /// The pid namespace the pid was recorded in, when it is not the
+    /// reader's (the detail then says so).
+    foreign_ns: Option<u64>,
 }
 
 /// Reads and judges `run/<sandbox_id>`; `None` when there is no such
@@ -80,9 +83,12 @@ pub(crate) fn assess(
         Liveness::Unverifiable(_) => (Verdict::Live, State::Unknown, Reason::Unverifiable),
         Liveness::Alive(_) => (Verdict::Live, outcome.state(), outcome.reason()),
     };
+    let own = process::own_namespaces().0;
+    let foreign_ns = marker.meta.pid_ns_inode.filter(|&ns| own != Some(ns));
     Assessment {
         verdict,
         reason,
+        foreign_ns,
         entry: marker.into_entry(state, uptime),
         liveness,
         outcome,
@@ -94,7 +100,24 @@ impl Assessment {
     pub(crate) fn detail(&self) -> String {
         let pid = self.entry.pid;
         let outcome = self.outcome;
+        let detail = match (self.liveness, self.foreign_ns) {
+            (Liveness::Gone, Some(ns)) => {
+                format!(
+                    "no process with pid {pid} in its pid namespace (pid:[{ns}]), which this reader sees whole"
+                )
+            }
+            (Liveness::Zombie, Some(ns)) => {
+                format!(
+                    "pid {pid} of its pid namespace (pid:[{ns}]) is a zombie: the sidecar exited"
+                )
+            }
+            (Liveness::Reused, Some(ns)) => format!(
+                "pid {pid} of its pid namespace (pid:[{ns}]) belongs to another process now (its start time differs)"
+            ),
+            _ => String::new(),
+        };
         let detail = match self.liveness {
+            _ if !detail.is_empty() => detail,
             Liveness::Gone => format!("no process with pid {pid}"),
             Liveness::Zombie => format!("pid {pid} is a zombie: the sidecar exited"),
             Liveness::Reused => {

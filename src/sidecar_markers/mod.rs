@@ -35,6 +35,7 @@ mod authority;
 mod endpoint;
 mod error;
 mod gc;
+mod host_pids;
 mod macros;
 mod metadata;
 pub mod metrics;

@@ -9,7 +9,10 @@
 //! - a recorded boot id that is a UUID and differs from this boot's proves
 //!   another boot; one that is not a UUID proves nothing;
 //! - a pid recorded in another pid namespace than the reader's (key
-//!   `pid_ns_inode`) cannot be looked up here at all: unverifiable;
+//!   `pid_ns_inode`) is looked up under the reader's pid for the same
+//!   process ([`host_pids`](super::host_pids)) and judged there as a host
+//!   pid would be; nothing at that place proves it gone only to a reader
+//!   that sees every process, else it is unverifiable;
 //! - `/proc/<pid>/stat` present: a zombie leader whose process still has
 //!   live threads is alive; a whole-process zombie is stopped; start ticks
 //!   (normalised across time namespaces with `boottime_offset_ns` and the
@@ -26,6 +29,9 @@ use std::io;
 use std::os::fd::AsFd;
 use std::sync::OnceLock;
 
+use std::time::Instant;
+
+use super::host_pids::{HostPids, Lookup};
 use super::model::MetadataFile;
 use super::sys;
 
@@ -59,7 +65,8 @@ pub(crate) enum Liveness {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Identity {
     /// Boot id and start ticks recorded, and both match, in the reader's
-    /// pid namespace.
+    /// pid namespace — or, for a pid recorded in another one, of the
+    /// process found there under the reader's pid for it.
     Verified,
     /// The marker records no (complete) identity; the pid exists.
     NotRecorded,
@@ -69,8 +76,10 @@ pub(crate) enum Identity {
     Unchecked(&'static str),
     /// A process with that pid exists here, but the pid may have been
     /// recorded in another pid namespace than the reader's, so it may be
-    /// another process: nothing proves it either way, and no opt-out makes
-    /// it the marker's.
+    /// another process; or a process was found at the recorded place in
+    /// another namespace but the marker records no complete identity (a
+    /// namespace inode may be reused). Nothing proves it either way, and
+    /// no opt-out makes it the marker's.
     Foreign(&'static str),
 }
 
@@ -247,6 +256,7 @@ fn normalised_ticks(ticks: u64, offset_ns: i64, clk_tck: u64) -> i128 {
 /// Decides whether the marker's pid is the live process it describes, from
 /// this reader's point of view. An `Err` is a failure of ours reading
 /// `/proc` (it makes the marker unverifiable, never stale).
+#[cfg_attr(not(test), allow(dead_code))] // the name the docs give the judgement
 pub(crate) fn liveness(meta: &MetadataFile) -> Liveness {
     liveness_in(meta, &mut sys::MarkerFds::default())
 }
@@ -254,13 +264,182 @@ pub(crate) fn liveness(meta: &MetadataFile) -> Liveness {
 /// [`liveness`], leaving the descriptor of `/proc/<pid>/stat` to `fds`
 /// (a scan closes a marker's descriptors together).
 pub(crate) fn liveness_in(meta: &MetadataFile, fds: &mut sys::MarkerFds) -> Liveness {
-    match judge(meta, host(), fds) {
-        Ok(l) => l,
-        Err(_) => Liveness::Unverifiable("cannot read the process's /proc entry"),
+    resolve_in(meta, fds, &Foreign::now()).0
+}
+
+/// [`liveness`], and the pid that names the process *here*: the recorded
+/// one, or, for a marker of another pid namespace, the reader's pid of the
+/// process there (`None` when there is none). What `stop` signals.
+pub(crate) fn resolve(meta: &MetadataFile) -> (Liveness, Option<u32>) {
+    resolve_in(meta, &mut sys::MarkerFds::default(), &Foreign::now())
+}
+
+/// How a judgement finds pids recorded in another pid namespace: the map
+/// of the scan, and when the marker was read (see [`HostPids::lookup`]).
+pub(crate) struct Foreign<'a> {
+    pids: Pids<'a>,
+    read_at: Instant,
+    fresh: bool,
+}
+
+impl Foreign<'_> {
+    /// For one marker just read: a map of its own, built when needed.
+    pub fn now() -> Foreign<'static> {
+        Foreign {
+            pids: Pids::Own(HostPids::new()),
+            read_at: Instant::now(),
+            fresh: true,
+        }
+    }
+
+    /// For a marker of a scan, read at `read_at`; `fresh` lets the map be
+    /// walked again when its walk began before then.
+    pub fn of_scan(pids: &HostPids, read_at: Instant, fresh: bool) -> Foreign<'_> {
+        Foreign {
+            pids: Pids::Shared(pids),
+            read_at,
+            fresh,
+        }
     }
 }
 
-fn judge(meta: &MetadataFile, host: &Host, fds: &mut sys::MarkerFds) -> io::Result<Liveness> {
+enum Pids<'a> {
+    Own(HostPids),
+    Shared(&'a HostPids),
+}
+
+impl std::ops::Deref for Pids<'_> {
+    type Target = HostPids;
+    fn deref(&self) -> &HostPids {
+        match self {
+            Pids::Own(p) => p,
+            Pids::Shared(p) => p,
+        }
+    }
+}
+
+/// Why a scan judges a marker again at its end: the map was walked before
+/// the marker was read, and a miss in it proves nothing yet.
+pub(crate) const LATER: &str = "recorded in another pid namespace; to be looked up again";
+
+/// Whether a scan must judge the marker again at its end ([`LATER`]).
+pub(crate) fn is_later(l: Liveness) -> bool {
+    matches!(l, Liveness::Unverifiable(why) if why == LATER)
+}
+
+/// [`liveness_in`] with the scan's map; see [`resolve`].
+pub(crate) fn resolve_in(
+    meta: &MetadataFile,
+    fds: &mut sys::MarkerFds,
+    foreign: &Foreign<'_>,
+) -> (Liveness, Option<u32>) {
+    match judge(meta, host(), fds, foreign) {
+        Ok(l) => l,
+        Err(_) => (
+            Liveness::Unverifiable("cannot read the process's /proc entry"),
+            None,
+        ),
+    }
+}
+
+fn judge(
+    meta: &MetadataFile,
+    host: &Host,
+    fds: &mut sys::MarkerFds,
+    foreign: &Foreign<'_>,
+) -> io::Result<(Liveness, Option<u32>)> {
+    let pid = meta.pid;
+    match (meta.pid_ns_inode, host.pid_ns) {
+        (Some(recorded), Some(mine)) if recorded != mine => {
+            if let Some(l) = other_boot(meta, host) {
+                return Ok((l, None));
+            }
+            let lookup = foreign
+                .pids
+                .lookup(mine, recorded, pid, foreign.read_at, foreign.fresh);
+            Ok(match lookup {
+                Lookup::Here(here) => (judge_mapped(meta, host, here, fds)?, Some(here)),
+                Lookup::Absent => (Liveness::Gone, None),
+                Lookup::Unknown(why) => (Liveness::Unverifiable(why), None),
+                Lookup::Later => (Liveness::Unverifiable(LATER), None),
+            })
+        }
+        _ => judge_here(meta, host, fds).map(|l| (l, Some(pid))),
+    }
+}
+
+/// A boot id recorded, and what it proves (another boot, or nothing).
+fn other_boot(meta: &MetadataFile, host: &Host) -> Option<Liveness> {
+    let recorded = meta.boot_id.as_deref()?;
+    match (parse_uuid(recorded), host.boot_id) {
+        (None, _) => Some(Liveness::Unverifiable("boot_id is not a UUID")),
+        (Some(_), None) => Some(Liveness::Unverifiable("this host's boot id is unreadable")),
+        (Some(r), Some(h)) if r != h => Some(Liveness::OtherBoot),
+        _ => None,
+    }
+}
+
+/// Whether the marker's boot id proves nothing (not a UUID, or this
+/// host's unreadable): then no other proof makes its process the marker's.
+pub(crate) fn is_boot_unproved(meta: &MetadataFile) -> bool {
+    matches!(other_boot(meta, host()), Some(Liveness::Unverifiable(_)))
+}
+
+/// Whether start ticks recorded by the writer (in its time namespace) and
+/// read here differ.
+fn ticks_differ(meta: &MetadataFile, host: &Host, recorded: u64, seen: u64) -> bool {
+    let a = normalised_ticks(recorded, meta.boottime_offset_ns.unwrap_or(0), host.clk_tck);
+    let b = normalised_ticks(seen, host.boottime_offset_ns, host.clk_tck);
+    // Offsets that are not whole ticks round either way.
+    let exact = meta.boottime_offset_ns.unwrap_or(0) == 0 && host.boottime_offset_ns == 0;
+    if exact { a != b } else { (a - b).abs() > 1 }
+}
+
+/// Why a process found in another namespace is not proved the marker's.
+const MAPPED_UNPROVED: &str = "found in the recorded pid namespace, but the marker records no boot_id and pid_start_ticks (a namespace inode may be reused)";
+
+/// The process found at the recorded `(namespace, pid)`, pid `here` for
+/// this reader. While the recorded process lives, it alone is there; so
+/// another process there (other start ticks) or a dead one proves it
+/// exited, whichever process it is.
+fn judge_mapped(
+    meta: &MetadataFile,
+    host: &Host,
+    here: u32,
+    fds: &mut sys::MarkerFds,
+) -> io::Result<Liveness> {
+    let complete = meta.boot_id.is_some() && meta.pid_start_ticks.is_some();
+    match read_proc_stat(here, fds)? {
+        StatRead::Found(st) => {
+            if let Some(recorded) = meta.pid_start_ticks
+                && ticks_differ(meta, host, recorded, st.start_ticks)
+            {
+                return Ok(Liveness::Reused);
+            }
+            if (st.state == b'Z' || st.state == b'X')
+                && zombie_leader_has_threads(here) != Some(true)
+            {
+                return Ok(Liveness::Zombie);
+            }
+            Ok(Liveness::Alive(if complete {
+                Identity::Verified
+            } else {
+                Identity::Foreign(MAPPED_UNPROVED)
+            }))
+        }
+        StatRead::Denied => Ok(Liveness::Alive(Identity::Foreign(
+            "permission denied reading /proc/<pid>/stat of the process found in its namespace",
+        ))),
+        // It was there when /proc was walked; the reader's pid of it names
+        // nothing now (ESRCH here, in an ancestor namespace): it exited.
+        StatRead::Absent => Ok(match kill_probe(here)? {
+            true => Liveness::Alive(Identity::Foreign("/proc hides the process")),
+            false => Liveness::Gone,
+        }),
+    }
+}
+
+fn judge_here(meta: &MetadataFile, host: &Host, fds: &mut sys::MarkerFds) -> io::Result<Liveness> {
     let pid = meta.pid;
     debug_assert!(pid >= 1 && pid <= i32::MAX as u32);
     if let Some(recorded) = meta.boot_id.as_deref() {

@@ -12,6 +12,7 @@ use std::time::SystemTime;
 use super::assess::{Assessment, assess};
 use super::endpoint::Endpoint;
 use super::error::{Result, StackError};
+use super::host_pids::HostPids;
 use super::model::{MarkerReport, Problem, Reason, SidecarEntry, Verdict};
 use super::options::{ProbeOptions, is_valid_sandbox_id};
 use super::paths::{child_path, entry_name};
@@ -99,6 +100,9 @@ pub(crate) struct Scan {
     pub broken: Vec<String>,
     pub problems: Vec<Problem>,
     pub reports: Vec<MarkerReport>,
+    /// The live sidecars recorded in another pid namespace, by name, with
+    /// this reader's pid of their process: what a watcher pins by pidfd.
+    pub here: std::collections::BTreeMap<String, u32>,
     /// [`ScanReport::untrusted`].
     pub untrusted: Option<String>,
 }
@@ -110,6 +114,7 @@ impl Scan {
         self.broken.extend(other.broken);
         self.problems.extend(other.problems);
         self.reports.extend(other.reports);
+        self.here.extend(other.here);
     }
 }
 
@@ -180,11 +185,15 @@ pub(crate) fn scan_entries(
         .filter(|_| entries.len() >= FLEET_MIN_ENTRIES)
         .map(|o| probe::Fleet::new(o.timeout));
     let fleet = fleet.as_ref();
+    // Pids recorded in other pid namespaces: one walk of /proc, at the
+    // first such marker (none without).
+    let pids = HostPids::new();
     let mut out = if workers == 1 {
         scan_part(
             run,
             run_path,
             &Batches::new(entries),
+            &pids,
             mode,
             now,
             window,
@@ -199,7 +208,7 @@ pub(crate) fn scan_entries(
                         // The worker's descriptors stay its own: see
                         // MarkerFds::private_table. Refused, it shares.
                         sys::MarkerFds::private_table(run);
-                        scan_part(run, run_path, &batches, mode, now, window, fleet)
+                        scan_part(run, run_path, &batches, &pids, mode, now, window, fleet)
                     })
                 })
                 .collect();
@@ -262,10 +271,12 @@ impl<'a> Batches<'a> {
 
 /// Scans the entries of `run/` that `batches` hands this worker; see
 /// [`run_scan`]. Infallible: every failure here belongs to one entry.
-fn scan_part(
+#[allow(clippy::too_many_arguments)]
+fn scan_part<'e>(
     run: BorrowedFd<'_>,
     run_path: &Path,
-    batches: &Batches<'_>,
+    batches: &Batches<'e>,
+    pids: &HostPids,
     mode: Mode,
     now: SystemTime,
     window: usize,
@@ -273,15 +284,8 @@ fn scan_part(
 ) -> Scan {
     let mut out = Scan::default();
     let mut prober = mode.probe.map(|o| Prober::new(o.timeout, window, fleet));
-    // What `inspect` adds to the detail of a Unix endpoint probed by
-    // connect because the fleet probe was refused.
-    let note = |endpoint: &Endpoint| match endpoint {
-        Endpoint::Tcp(_) => None,
-        _ => fleet
-            .and_then(probe::Fleet::refused)
-            .map(|why| format!(" (probed by connect: {why})")),
-    };
     let mut waiting: Vec<Option<Waiting>> = Vec::new();
+    let mut later: Vec<(&CStr, Marker)> = Vec::new();
 
     for entry in std::iter::from_fn(|| batches.take()).flatten() {
         // This marker's descriptors, closed together at the end of the
@@ -328,6 +332,7 @@ fn scan_part(
             continue;
         }
         let loc = Loc::Entry { run, name };
+        let read_at = std::time::Instant::now();
         let mut got = read::read_marker(loc, child_path(run_path, name), &mut fds);
         if let Err(b) = &got
             && b.error
@@ -350,56 +355,136 @@ fn scan_part(
                 continue;
             }
         };
-        let liveness = process::liveness_in(&marker.meta, &mut fds);
-        if liveness.is_stale() {
-            // Only what the bounding owners could remove themselves.
-            if mode.collect && authority::may_remove(mode.bounding, marker.owner(run, name)).is_ok()
-            {
-                // Nothing of the marker stays open while it is removed (an
-                // open file unlinked on NFS would keep the tree non-empty).
-                fds.close_now();
-                match gc::take(run, name, Some(marker.meta_id)) {
-                    Ok(true) => out.collected.push(marker.meta.sandbox_id),
-                    Ok(false) => {}
-                    Err(e) => out.problems.push(Problem {
-                        name: marker.meta.sandbox_id.clone(),
-                        error: StackError::io("remove stale marker", &marker.path, e).info(),
-                    }),
-                }
-            } else if mode.report {
-                let uptime = read::uptime_secs(loc, &marker.path, now, &mut fds).unwrap_or(None);
-                out.report(assess(marker, liveness, None, uptime));
-            }
+        let foreign = process::Foreign::of_scan(pids, read_at, false);
+        let (liveness, here) = process::resolve_in(&marker.meta, &mut fds, &foreign);
+        if process::is_later(liveness) {
+            // Walked before this marker was read: judged at the end.
+            later.push((name, marker));
             continue;
         }
-        let Some(prober) = prober.as_mut() else {
-            continue;
+        let mut part = Part {
+            out: &mut out,
+            prober: &mut prober,
+            waiting: &mut waiting,
+            mode,
+            run,
+            now,
+            fleet,
         };
-        let uptime = read::uptime_secs(loc, &marker.path, now, &mut fds).unwrap_or(None);
-        let key = waiting.len();
-        match prober.start(key, &marker.endpoint, loc, &marker.path, &mut fds) {
-            Some(outcome) => {
-                let note = note(&marker.endpoint);
-                out.live_one(mode, assess(marker, liveness, Some(outcome), uptime), note);
-                waiting.push(None);
-            }
-            None => waiting.push(Some(Waiting {
-                marker,
-                uptime,
-                liveness,
-            })),
-        }
+        part.judged(name, marker, (liveness, here), &mut fds);
+    }
+    // Markers from another pid namespace that the map, walked before they
+    // were read, did not have: one walk begun after all were read decides.
+    let read_at = std::time::Instant::now();
+    for (name, marker) in later {
+        let mut fds = sys::MarkerFds::default();
+        let foreign = process::Foreign::of_scan(pids, read_at, true);
+        let judged = process::resolve_in(&marker.meta, &mut fds, &foreign);
+        let mut part = Part {
+            out: &mut out,
+            prober: &mut prober,
+            waiting: &mut waiting,
+            mode,
+            run,
+            now,
+            fleet,
+        };
+        part.judged(name, marker, judged, &mut fds);
     }
     if let Some(prober) = prober {
         for (key, outcome) in prober.finish() {
             if let Some(w) = waiting.get_mut(key).and_then(Option::take) {
-                let note = note(&w.marker.endpoint);
+                let note = note(fleet, &w.marker.endpoint);
                 let a = assess(w.marker, w.liveness, Some(outcome), w.uptime);
                 out.live_one(mode, a, note);
             }
         }
     }
     out
+}
+
+/// What a worker has gathered while it judges its entries.
+struct Part<'s, 'p, 'f> {
+    out: &'s mut Scan,
+    prober: &'s mut Option<Prober<'p>>,
+    waiting: &'s mut Vec<Option<Waiting>>,
+    mode: Mode,
+    run: BorrowedFd<'s>,
+    now: SystemTime,
+    fleet: Option<&'f probe::Fleet>,
+}
+
+/// What `inspect` adds to the detail of a Unix endpoint probed by connect
+/// because the fleet probe was refused.
+fn note(fleet: Option<&probe::Fleet>, endpoint: &Endpoint) -> Option<String> {
+    match endpoint {
+        Endpoint::Tcp(_) => None,
+        _ => fleet
+            .and_then(probe::Fleet::refused)
+            .map(|why| format!(" (probed by connect: {why})")),
+    }
+}
+
+impl Part<'_, '_, '_> {
+    /// A marker judged: collect it when stale, else start its probe.
+    fn judged(
+        &mut self,
+        name: &CStr,
+        marker: Marker,
+        (liveness, here): (Liveness, Option<u32>),
+        fds: &mut sys::MarkerFds,
+    ) {
+        let loc = Loc::Entry {
+            run: self.run,
+            name,
+        };
+        if let Some(here) = here.filter(|&h| h != marker.meta.pid && !liveness.is_stale()) {
+            self.out.here.insert(marker.meta.sandbox_id.clone(), here);
+        }
+        if liveness.is_stale() {
+            // Only what the bounding owners could remove themselves.
+            if self.mode.collect
+                && authority::may_remove(self.mode.bounding, marker.owner(self.run, name)).is_ok()
+            {
+                // Nothing of the marker stays open while it is removed (an
+                // open file unlinked on NFS would keep the tree non-empty).
+                fds.close_now();
+                match gc::take(self.run, name, Some(marker.meta_id)) {
+                    Ok(true) => self.out.collected.push(marker.meta.sandbox_id),
+                    Ok(false) => {}
+                    Err(e) => self.out.problems.push(Problem {
+                        name: marker.meta.sandbox_id.clone(),
+                        error: StackError::io("remove stale marker", &marker.path, e).info(),
+                    }),
+                }
+            } else if self.mode.report {
+                let uptime = read::uptime_secs(loc, &marker.path, self.now, fds).unwrap_or(None);
+                self.out.report(assess(marker, liveness, None, uptime));
+            }
+            return;
+        }
+        let Some(prober) = self.prober.as_mut() else {
+            return;
+        };
+        let uptime = read::uptime_secs(loc, &marker.path, self.now, fds).unwrap_or(None);
+        let key = self.waiting.len();
+        match prober.start(key, &marker.endpoint, loc, &marker.path, fds) {
+            Some(outcome) => {
+                let note = note(self.fleet, &marker.endpoint);
+                self.out.live_one(
+                    self.mode,
+                    assess(marker, liveness, Some(outcome), uptime),
+                    note,
+                );
+                self.waiting.push(None);
+            }
+            None => self.waiting.push(Some(Waiting {
+                marker,
+                uptime,
+                liveness,
+            })),
+        }
+    }
 }
 
 impl Scan {

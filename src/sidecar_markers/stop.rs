@@ -6,7 +6,7 @@
 //! pidfd, which names one process for as long as it is held:
 //!
 //! 1. read the marker and judge it with the one liveness function
-//!    ([`process::liveness`]); a process already gone (or a zombie, or from
+//!    ([`process::resolve`], the one liveness function); a process already gone (or a zombie, or from
 //!    another boot) is not signalled, its marker is collected;
 //! 2. refuse what must never be signalled: an identity that cannot be
 //!    proved (unless the caller opts out), a reused pid, pid 1, the
@@ -40,7 +40,7 @@ use super::read::{self, Marker};
 use super::signal_names::signal_name;
 use super::stop_lock::{self, StopLock};
 use super::sys::pidfd::Pidfd;
-use super::{authority, gc, probe, sys};
+use super::{authority, gc, host_pids, probe, sys};
 
 /// What one [`stop`] did. Serializes as the JSON every surface returns:
 /// `{"sandbox_id","pid","signals","exited","killed","collected","waited_ms"}`.
@@ -131,16 +131,35 @@ impl Job<'_> {
         // 1. The one liveness function, before anything else. Where the
         //    identity fields cannot prove the process, the listener of the
         //    marker's own socket may: a pidfd of it, its pid the recorded one.
-        let liveness = process::liveness(&self.marker.meta);
+        //    For a marker of another pid namespace, the process is found
+        //    under the reader's pid for it (`here`), which is what is
+        //    pinned, checked and signalled.
+        let (liveness, here) = process::resolve(&self.marker.meta);
         let listener = self.socket_proof(liveness);
-        if listener.is_none()
-            && let Go::Gone = self.judge(liveness)?
-        {
-            return self.gone();
-        }
+        let (listener, here) = match (listener, here) {
+            (Some((pidfd, pid)), _) => (Some(pidfd), pid),
+            (None, here) => {
+                if let Go::Gone = self.judge(liveness)? {
+                    return self.gone();
+                }
+                match here {
+                    Some(here) => (None, here),
+                    // Alive always comes with the pid it was found under;
+                    // never take "not found" for "gone" here.
+                    None => {
+                        return Err(StackError::IdentityUnverifiable {
+                            path: self.marker.path.clone(),
+                            sandbox_id: self.marker.meta.sandbox_id.clone(),
+                            pid: self.pid(),
+                            reason: "its process was not found here".to_owned(),
+                        });
+                    }
+                }
+            }
+        };
         // 2. Pids never signalled, whatever the marker says; then whose
         //    claim the marker is at all.
-        self.refuse_pid()?;
+        self.refuse_pid(here)?;
         let owner = self
             .marker
             .owner(self.run, self.name)
@@ -149,38 +168,40 @@ impl Job<'_> {
         let by_socket = listener.is_some();
         let pidfd = match listener {
             Some(pidfd) => Pidfd::from_owned(pidfd),
-            None => match Pidfd::open(self.pid()) {
+            None => match Pidfd::open(here) {
                 Ok(fd) => fd,
                 // Exited since the judgement: nothing to signal.
                 Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return self.gone(),
                 Err(e) => return Err(self.pidfd_error("pidfd_open", e)),
             },
         };
-        let again = process::liveness(&self.marker.meta);
+        let (again, here_again) = process::resolve(&self.marker.meta);
         if by_socket {
-            // The listener, pinned, must still be the recorded pid and
+            // The listener, pinned, must still be the process found and
             // the fields must still not prove it stopped.
-            if again.is_stale() || probe::pidfd_pid(pidfd.as_fd()) != Some(self.pid()) {
+            if again.is_stale() || probe::pidfd_pid(pidfd.as_fd()) != Some(here) {
                 return self.gone();
             }
         } else if let Go::Gone = self.judge(again)? {
             return self.gone();
+        } else if here_again != Some(here) {
+            // Another process now answers for the recorded pid.
+            return self.gone();
         }
         // 4. Whether the marker's authority reaches the pinned process.
-        let creds = match process::credentials(self.pid()) {
+        let creds = match process::credentials(here) {
             Ok(Some(c)) => c,
             Ok(None) => return self.gone(),
             Err(e) => {
                 return Err(self.not_authorized(format!(
-                    "its credentials cannot be read from /proc/{}/status ({e})",
-                    self.pid()
+                    "its credentials cannot be read from /proc/{here}/status ({e})",
                 )));
             }
         };
         authority::may_signal(
             self.bounding,
             owner,
-            self.pid(),
+            here,
             &creds,
             &process::own_ancestors(),
         )
@@ -205,13 +226,24 @@ impl Job<'_> {
     /// give none (nothing recorded, `/proc` withheld, no namespace
     /// recorded): the listener of `<marker>/sidecar.sock`, pinned by
     /// `SO_PEERPIDFD`, whose pid is the recorded one. Never consulted for a
-    /// verdict the fields decide (verified, reused, gone, another boot, a
-    /// pid recorded in another namespace).
-    fn socket_proof(&self, liveness: Liveness) -> Option<OwnedFd> {
+    /// verdict the fields decide (verified, reused, gone, another boot).
+    /// For a marker of another pid namespace the listener (its pid already
+    /// the reader's, as the kernel gives it) must be in the recorded
+    /// namespace under the recorded pid; then it proves the process also
+    /// where `/proc` cannot be walked. Gives the pidfd and the reader's pid.
+    fn socket_proof(&self, liveness: Liveness) -> Option<(OwnedFd, u32)> {
+        let (own_ns, _) = process::own_namespaces();
+        let foreign_ns = self
+            .marker
+            .meta
+            .pid_ns_inode
+            .filter(|&ns| own_ns.is_some_and(|own| own != ns));
         let undecided = matches!(
             liveness,
             Liveness::Alive(Identity::NotRecorded | Identity::Unchecked(_) | Identity::Foreign(_))
-        );
+        ) || (foreign_ns.is_some()
+            && matches!(liveness, Liveness::Unverifiable(_))
+            && !process::is_boot_unproved(&self.marker.meta));
         if !undecided
             || !matches!(
                 self.marker.endpoint,
@@ -225,7 +257,18 @@ impl Job<'_> {
             name: self.name,
         };
         let (pidfd, pid) = probe::socket_listener(loc)?;
-        (pid == self.pid()).then_some(pidfd)
+        // A marker that records no namespace may come from a container
+        // (writers that record no identity at all): the listener is then
+        // the recorded process when its pid in its own namespace is the
+        // recorded one.
+        let proved = match foreign_ns {
+            Some(ns) => host_pids::is_at(pid, ns, self.pid()),
+            None if self.marker.meta.pid_ns_inode.is_none() => {
+                pid == self.pid() || host_pids::own_ns_pid(pid) == Some(self.pid())
+            }
+            None => pid == self.pid(),
+        };
+        proved.then_some((pidfd, pid))
     }
 
     fn not_authorized(&self, reason: String) -> StackError {
@@ -266,9 +309,11 @@ impl Job<'_> {
         }
     }
 
-    fn refuse_pid(&self) -> Result<()> {
+    /// `here`: the reader's pid of the process (the recorded one, unless
+    /// the marker comes from another pid namespace).
+    fn refuse_pid(&self, here: u32) -> Result<()> {
         let pid = self.pid();
-        match never_signalled(pid, std::process::id(), pid_max()) {
+        match never_signalled(here, std::process::id(), pid_max()) {
             Some(reason) => Err(StackError::Refused {
                 path: self.marker.path.clone(),
                 sandbox_id: self.marker.meta.sandbox_id.clone(),

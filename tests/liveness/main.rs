@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod containers;
 mod namespaces;
 mod process_identity;
 mod readers;

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use crate::common::{
-    FIRMA, Sidecar, boot_id, dead_pid, first_line, has_metadata, id_states, json_output, meta,
-    metadata, need_root, proc_state, root_runtime, runtime, start_ticks, start_unshared,
-    wait_until, write_marker, write_stale,
+    FIRMA, Sidecar, boot_id, dead_pid, first_line, id_states, json_output, meta, metadata,
+    need_root, proc_state, root_runtime, runtime, start_ticks, start_unshared, wait_until,
+    write_marker, write_stale,
 };
 use firma_stack::sidecar_markers::{
     MetadataFile, State, create_marker, gc_stale, get, inspect, list,
@@ -54,35 +54,6 @@ impl Drop for Contained {
 
 fn recorded(marker: &Path) -> MetadataFile {
     toml::from_str(&std::fs::read_to_string(marker.join("metadata.toml")).unwrap()).unwrap()
-}
-
-#[test]
-fn sidecar_in_a_child_pid_namespace_is_never_collected_from_the_host() {
-    let rt = runtime();
-    let c = Contained::start(&["-p", "-f", "--mount-proc"], rt.path(), "in-pidns");
-    let meta = recorded(&c.marker);
-    // It recorded its namespace-local pid and its own pid namespace.
-    assert_eq!(meta.pid, 1, "the sidecar sees itself as pid 1");
-    let host_ns = std::fs::metadata("/proc/self/ns/pid").unwrap();
-    assert_ne!(
-        meta.pid_ns_inode,
-        Some(std::os::unix::fs::MetadataExt::ino(&host_ns))
-    );
-    let e = get(rt.path(), "in-pidns").unwrap().unwrap();
-    assert_eq!(e.state, State::Running, "the endpoint proves it serves");
-    assert_eq!(gc_stale(rt.path()).unwrap(), Vec::<String>::new());
-    assert_eq!(list(rt.path()).unwrap().len(), 1);
-    // Dead, but the host cannot prove it: unknown, kept.
-    c.kill();
-    wait_until("the contained sidecar to stop serving", || {
-        get(rt.path(), "in-pidns").unwrap().unwrap().state != State::Running
-    });
-    let r = inspect(rt.path()).unwrap();
-    assert_eq!(r.len(), 1);
-    assert_eq!(r[0].state, Some(State::Unknown), "{r:?}");
-    assert_eq!(r[0].reason.as_str(), "unverifiable");
-    assert_eq!(gc_stale(rt.path()).unwrap(), Vec::<String>::new());
-    assert!(has_metadata(&rt.path().join("run/in-pidns")));
 }
 
 #[test]

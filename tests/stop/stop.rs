@@ -239,59 +239,6 @@ fn a_zombie_is_not_signalled_not_reaped_and_its_marker_is_collected() {
     child.wait().unwrap();
 }
 
-/// The example sidecar started as pid 1 of a new pid namespace; it writes
-/// its own marker, which records that namespace. SIGKILLed with unshare.
-struct NsSidecar {
-    unshare: Child,
-    marker: std::path::PathBuf,
-}
-
-impl NsSidecar {
-    fn start(rt: &Path, id: &str) -> NsSidecar {
-        match start_unshared(&["--pid", "--fork", "--mount-proc"], rt, id) {
-            Ok((unshare, marker)) => NsSidecar { unshare, marker },
-            Err((_, stderr)) => panic!(
-                "THE KERNEL REFUSED A NEW PID NAMESPACE (unshare --pid --fork --mount-proc): \
-                 this test cannot run here and fails on purpose. unshare said: {}",
-                stderr.trim()
-            ),
-        }
-    }
-}
-
-impl Drop for NsSidecar {
-    fn drop(&mut self) {
-        let _ = self.unshare.kill();
-        let _ = self.unshare.wait();
-    }
-}
-
-#[test]
-fn a_sidecar_in_another_pid_namespace_is_refused() {
-    let rt = runtime();
-    let ns = NsSidecar::start(rt.path(), "ns-1");
-    let meta = std::fs::read_to_string(ns.marker.join("metadata.toml")).unwrap();
-    let mine = std::fs::metadata("/proc/self/ns/pid").unwrap();
-    use std::os::unix::fs::MetadataExt;
-    assert!(meta.contains("pid = 1\n"), "{meta}");
-    assert!(
-        !meta.contains(&format!("pid_ns_inode = {}\n", mine.ino())),
-        "{meta}"
-    );
-    let err = stop(rt.path(), "ns-1", &opts(100)).unwrap_err();
-    assert_eq!(err.code(), ErrorCode::IdentityUnverifiable, "{err}");
-    assert!(err.to_string().contains("another pid namespace"), "{err}");
-    // The opt-out never overrides a pid recorded in another namespace
-    // (docs/design.md, "Trust"): the number names another process here.
-    let unsafe_opts = unverified(100);
-    assert_eq!(
-        stop(rt.path(), "ns-1", &unsafe_opts).unwrap_err().code(),
-        ErrorCode::IdentityUnverifiable
-    );
-    assert!(ns.marker.exists());
-    assert!(alive(ns.unshare.id()));
-}
-
 #[test]
 fn pid_1_and_the_callers_own_pid_are_refused() {
     let rt = runtime();

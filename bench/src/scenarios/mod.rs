@@ -13,6 +13,7 @@
 //! Adding a scenario: a new module here implementing [`Scenario`], and one
 //! line in [`registry`] (see bench/README.md).
 
+mod containers;
 mod exporter;
 mod get;
 mod healthy;
@@ -39,6 +40,7 @@ pub fn registry(level: Level) -> Vec<Box<dyn Scenario>> {
         Box::new(probe_method::ProbeMethod::new(level)),
         Box::new(get::Get::new(level)),
         Box::new(stale::Stale::new(level)),
+        Box::new(containers::Containers::new(level)),
         Box::new(syn::Syn::new(level)),
         Box::new(syscalls::Syscalls::new(level)),
         Box::new(rss::Rss::new(level)),

@@ -120,7 +120,9 @@ impl Model {
             in_scan.insert(name.clone());
             diff.seen.push(Seen {
                 name: name.clone(),
-                pid: entry.pid,
+                // A sidecar of another pid namespace is pinned under the
+                // pid its process has here, never the recorded number.
+                pid: scan.here.get(&name).copied().unwrap_or(entry.pid),
                 state: entry.state,
                 verified,
             });

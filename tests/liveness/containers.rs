@@ -1,0 +1,308 @@
+//! Seeing into containers (docs/design.md, "Liveness", "Process identity"):
+//! a reader in the initial pid namespace finds a sidecar recorded in a
+//! child (or grandchild) pid namespace under its own pid for it, proves its
+//! identity as for a host process, and proves its death once nothing is
+//! left at the recorded `(namespace, pid)`. A reader that cannot see every
+//! process (`hidepid=2`, not root) keeps the old rule: never stale.
+//!
+//! Real namespaces (`unshare`), root; where the kernel refuses one, the
+//! test fails saying so.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::common::{
+    FIRMA, SIDECAR, first_line, has_metadata, json_output, need_root, root_runtime, runtime,
+    start_ticks, wait_until,
+};
+use firma_stack::sidecar_markers::{MetadataFile, State, gc_stale, get, inspect, list};
+
+const NEED_ROOT: &str = "these tests build pid namespaces";
+
+/// A sidecar started as `unshare ARGS… --kill-child firma-example-sidecar`
+/// (`ARGS` may nest further `unshare`s, each with `--kill-child`), so that
+/// killing the outer `unshare` kills every namespace it made.
+pub struct Pod {
+    child: Child,
+    pub marker: PathBuf,
+}
+
+impl Pod {
+    pub fn start(unshare: &[&str], runtime: &Path, id: &str) -> Pod {
+        need_root(NEED_ROOT);
+        let mut child = Command::new("unshare")
+            .args(unshare)
+            .arg("--kill-child")
+            .arg(SIDECAR)
+            .arg("--runtime-dir")
+            .arg(runtime)
+            .args(["--id", id])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("unshare (util-linux) must be installed to test namespaces");
+        let line = first_line(&mut child);
+        match line.strip_prefix("ready ") {
+            Some(m) => Pod {
+                child,
+                marker: PathBuf::from(m.trim_end()),
+            },
+            None => {
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "the kernel refused `unshare {unshare:?}` (or the sidecar failed): {line:?} {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            }
+        }
+    }
+
+    pub fn meta(&self) -> MetadataFile {
+        toml::from_str(&std::fs::read_to_string(self.marker.join("metadata.toml")).unwrap())
+            .unwrap()
+    }
+
+    /// The host pid of the sidecar: the process in the recorded namespace
+    /// whose last `NSpid` is the recorded pid.
+    pub fn host_pid(&self) -> u32 {
+        let m = self.meta();
+        host_pid_of(m.pid_ns_inode.unwrap(), m.pid).expect("the sidecar runs")
+    }
+
+    /// SIGKILLs the outer `unshare`; every namespace it made dies with it.
+    pub fn kill(mut self) {
+        let host = self.host_pid();
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        wait_until("the contained sidecar to be gone", || {
+            !Path::new(&format!("/proc/{host}")).exists()
+        });
+    }
+}
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The host pid of the process at `(ns, pid)`, by walking `/proc`.
+pub fn host_pid_of(ns: u64, pid: u32) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+        let here: u32 = e.file_name().to_str()?.parse().ok()?;
+        let ino = std::fs::metadata(format!("/proc/{here}/ns/pid"))
+            .ok()?
+            .ino();
+        let status = std::fs::read_to_string(format!("/proc/{here}/status")).ok()?;
+        let last: u32 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("NSpid:"))?
+            .split_whitespace()
+            .last()?
+            .parse()
+            .ok()?;
+        (ino == ns && last == pid).then_some(here)
+    })
+}
+
+fn reason(rt: &Path, name: &str) -> (String, String, String) {
+    let r = inspect(rt).unwrap();
+    let r = r
+        .iter()
+        .find(|r| r.name == name)
+        .expect("the marker is reported");
+    (
+        r.verdict.as_str().to_owned(),
+        r.reason.as_str().to_owned(),
+        r.detail.clone(),
+    )
+}
+
+/// The contained sidecar is `running` while it serves, `unhealthy` when
+/// its endpoint stops answering while it lives, and `stopped` (collected)
+/// once its namespace died — judged through its host pid.
+#[test]
+fn a_contained_sidecar_is_running_then_stopped_and_collected() {
+    let rt = runtime();
+    let pod = Pod::start(&["-p", "-f", "--mount-proc"], rt.path(), "pod");
+    let meta = pod.meta();
+    assert_eq!(meta.pid, 1, "the sidecar is its namespace's pid 1");
+    let host = pod.host_pid();
+    assert_ne!(host, 1, "pid 1 here is the host's init, not the sidecar");
+    assert_eq!(
+        get(rt.path(), "pod").unwrap().unwrap().state,
+        State::Running
+    );
+    let (verdict, why, detail) = reason(rt.path(), "pod");
+    assert_eq!((verdict.as_str(), why.as_str()), ("live", "serving"));
+    assert!(!detail.contains("not verified"), "{detail}");
+    assert_eq!(gc_stale(rt.path()).unwrap(), Vec::<String>::new());
+    // Stop serving while alive: unhealthy, as for a host process.
+    std::fs::remove_file(pod.marker.join("sidecar.sock")).unwrap();
+    assert_eq!(
+        get(rt.path(), "pod").unwrap().unwrap().state,
+        State::Unhealthy
+    );
+    pod.kill();
+    let (verdict, why, detail) = reason(rt.path(), "pod");
+    assert_eq!(
+        (verdict.as_str(), why.as_str()),
+        ("stale", "process_gone"),
+        "{detail}"
+    );
+    assert!(detail.contains("in its pid namespace"), "{detail}");
+    assert_eq!(gc_stale(rt.path()).unwrap(), ["pod"]);
+    assert_eq!(list(rt.path()).unwrap(), vec![]);
+}
+
+/// A sidecar two pid namespaces down is found and judged the same way.
+#[test]
+fn a_sidecar_in_a_nested_pid_namespace_is_found_and_collected() {
+    let rt = runtime();
+    let pod = Pod::start(
+        &[
+            "-p",
+            "-f",
+            "--mount-proc",
+            "--kill-child",
+            "unshare",
+            "-p",
+            "-f",
+            "--mount-proc",
+        ],
+        rt.path(),
+        "nested",
+    );
+    let host = pod.host_pid();
+    let status = std::fs::read_to_string(format!("/proc/{host}/status")).unwrap();
+    let nspid = status.lines().find(|l| l.starts_with("NSpid:")).unwrap();
+    assert_eq!(
+        nspid.split_whitespace().count(),
+        4,
+        "three namespaces deep: {nspid}"
+    );
+    assert_eq!(
+        get(rt.path(), "nested").unwrap().unwrap().state,
+        State::Running
+    );
+    assert_eq!(gc_stale(rt.path()).unwrap(), Vec::<String>::new());
+    pod.kill();
+    assert_eq!(gc_stale(rt.path()).unwrap(), ["nested"]);
+}
+
+/// A sidecar in a pid and a time namespace (boottime 1000 s ahead): its
+/// start ticks, corrected by the recorded offset, are its host process's.
+#[test]
+fn a_contained_sidecar_in_a_time_namespace_is_verified() {
+    let rt = runtime();
+    let pod = Pod::start(
+        &["-p", "-f", "--mount-proc", "-T", "--boottime", "1000"],
+        rt.path(),
+        "timed",
+    );
+    let meta = pod.meta();
+    assert_eq!(meta.boottime_offset_ns, Some(1_000_000_000_000));
+    let host = pod.host_pid();
+    let ticks = meta.pid_start_ticks.unwrap();
+    assert!(
+        ticks > start_ticks(host) + 99_000,
+        "recorded {ticks}, here {}",
+        start_ticks(host)
+    );
+    let (verdict, why, detail) = reason(rt.path(), "timed");
+    assert_eq!((verdict.as_str(), why.as_str()), ("live", "serving"));
+    assert!(!detail.contains("not"), "{detail}");
+    // Recorded ticks that are not its process's prove another process.
+    let mut forged = std::fs::read_to_string(pod.marker.join("metadata.toml")).unwrap();
+    forged = forged.replace(
+        &format!("pid_start_ticks = {ticks}"),
+        &format!("pid_start_ticks = {}", ticks + 500),
+    );
+    std::fs::write(pod.marker.join("metadata.toml"), forged).unwrap();
+    let (verdict, why, _) = reason(rt.path(), "timed");
+    assert_eq!((verdict.as_str(), why.as_str()), ("stale", "pid_reused"));
+    pod.kill();
+}
+
+/// A reader that is not root, with `/proc` mounted `hidepid=2`, cannot see
+/// every process: a contained sidecar whose namespace died stays `unknown`
+/// (never stale), and its detail says why. Root on the plain `/proc` proves
+/// the same death.
+#[test]
+fn hidepid_hides_a_dead_container_from_a_non_root_reader_never_stale() {
+    let rt = root_runtime(NEED_ROOT);
+    let pod = Pod::start(&["-p", "-f", "--mount-proc"], rt.path(), "hidden");
+    pod.kill();
+    crate::common::open_up(rt.path());
+    let dir = rt.path().to_str().unwrap();
+    let script = format!(
+        "mount -t proc -o hidepid=2 proc /proc && \
+         exec setpriv --reuid 65534 --regid 65534 --clear-groups \
+         {FIRMA} --runtime-dir {dir} sidecar inspect --json"
+    );
+    let v = json_output(
+        Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &script]),
+        "hidepid inspect failed (or the kernel refused the mount namespace)",
+    );
+    let v = v.as_array().unwrap();
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0]["state"], "unknown", "{v:?}");
+    assert_eq!(v[0]["reason"], "unverifiable", "{v:?}");
+    let detail = v[0]["detail"].as_str().unwrap();
+    assert!(detail.contains("hidepid"), "{detail}");
+    assert!(has_metadata(&rt.path().join("run/hidden")));
+    // Root, seeing everything, proves it gone.
+    assert_eq!(gc_stale(rt.path()).unwrap(), ["hidden"]);
+}
+
+/// `watch` pins a contained sidecar by a pidfd on its host pid: with a
+/// probe interval of a minute, its death is reported within seconds, as a
+/// host sidecar's is (and its marker collected).
+#[test]
+fn watch_reports_a_contained_sidecars_death_through_its_host_pid() {
+    use firma_stack::sidecar_markers::{Event, GoneReason, WatchOptions, watch};
+    use std::time::{Duration, Instant};
+    let rt = runtime();
+    let pod = Pod::start(&["-p", "-f", "--mount-proc"], rt.path(), "watched");
+    let opts = WatchOptions {
+        probe_interval: Duration::from_secs(60),
+        rescan_interval: Duration::from_secs(60),
+        collect: true,
+        ..WatchOptions::default()
+    };
+    let mut w = watch(rt.path(), &opts).unwrap();
+    let until =
+        |w: &mut firma_stack::sidecar_markers::Watcher, what: &str, f: &dyn Fn(&Event) -> bool| {
+            let end = Instant::now() + Duration::from_secs(10);
+            loop {
+                let left = end.saturating_duration_since(Instant::now());
+                assert!(!left.is_zero(), "timed out waiting for {what}");
+                if let Some(e) = w.next(Some(left)).unwrap()
+                    && f(&e)
+                {
+                    return e;
+                }
+            }
+        };
+    until(&mut w, "synced", &|e| e.kind() == "synced");
+    assert_eq!(w.known()["watched"].state, State::Running);
+    let killed = Instant::now();
+    pod.kill();
+    let e = until(&mut w, "gone", &|e| e.kind() == "gone");
+    match e {
+        Event::Gone {
+            sandbox_id, reason, ..
+        } => {
+            assert_eq!(sandbox_id, "watched");
+            assert_eq!(reason, GoneReason::Collected);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        killed.elapsed() < Duration::from_secs(5),
+        "reported after {:?}: not by the pidfd",
+        killed.elapsed()
+    );
+}

@@ -1,0 +1,269 @@
+//! Stopping across pid namespaces (docs/design.md, "Stop", "Trust"): the
+//! host stops a containerised sidecar through a pidfd on its host pid, with
+//! the ownership rule and refusals of a host process; a host process that
+//! merely shares the recorded pid's number is never signalled; in a user
+//! namespace the container's root is the host uid it maps to.
+//!
+//! Real namespaces (`unshare`), root; where the kernel refuses one, the
+//! test fails saying so.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::common::users::TestUser;
+use crate::common::*;
+use firma_stack::sidecar_markers::{ErrorCode, MetadataFile, State, StopOptions, get, stop};
+
+/// A sidecar started as `[prefix…] unshare ARGS… --kill-child sidecar`.
+struct Pod {
+    child: Child,
+    marker: PathBuf,
+}
+
+impl Pod {
+    fn start(mut cmd: Command, unshare: &[&str], runtime: &Path, id: &str) -> Pod {
+        need_root("these tests build pid namespaces");
+        let mut child = cmd
+            .arg("unshare")
+            .args(unshare)
+            .arg("--kill-child")
+            .arg(SIDECAR)
+            .arg("--runtime-dir")
+            .arg(runtime)
+            .args(["--id", id])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("unshare (util-linux) must be installed to test namespaces");
+        let line = first_line(&mut child);
+        match line.strip_prefix("ready ") {
+            Some(m) => Pod {
+                child,
+                marker: PathBuf::from(m.trim_end()),
+            },
+            None => {
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "the kernel refused `unshare {unshare:?}` (or the sidecar failed): {line:?} {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            }
+        }
+    }
+
+    fn plain(runtime: &Path, id: &str) -> Pod {
+        Pod::start(
+            Command::new("env"),
+            &["-p", "-f", "--mount-proc"],
+            runtime,
+            id,
+        )
+    }
+
+    fn meta(&self) -> MetadataFile {
+        toml::from_str(&std::fs::read_to_string(self.marker.join("metadata.toml")).unwrap())
+            .unwrap()
+    }
+
+    /// The sidecar's pid here (by `NSpid` in its namespace).
+    fn host_pid(&self) -> Option<u32> {
+        let m = self.meta();
+        let (ns, pid) = (m.pid_ns_inode.unwrap(), m.pid);
+        std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+            let here: u32 = e.file_name().to_str()?.parse().ok()?;
+            let ino = std::fs::metadata(format!("/proc/{here}/ns/pid"))
+                .ok()?
+                .ino();
+            let status = std::fs::read_to_string(format!("/proc/{here}/status")).ok()?;
+            let nspid = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+            let last: u32 = nspid.split_whitespace().last()?.parse().ok()?;
+            (ino == ns && last == pid).then_some(here)
+        })
+    }
+}
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn opts() -> StopOptions {
+    StopOptions {
+        grace: Duration::from_secs(5),
+        ..StopOptions::default()
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists() && proc_state(pid) != "Z"
+}
+
+/// `stop` from the host stops a sidecar that is pid 1 of its own pid
+/// namespace: SIGTERM through a pidfd on its host pid, the exit seen, the
+/// marker collected. (Pid 1 here, the host's init, is never touched.)
+#[test]
+fn the_host_stops_a_contained_sidecar_through_its_host_pid() {
+    let rt = runtime();
+    let pod = Pod::plain(rt.path(), "pod");
+    assert_eq!(pod.meta().pid, 1);
+    let host = pod.host_pid().expect("the sidecar runs");
+    assert_ne!(host, 1);
+    let out = stop(rt.path(), "pod", &opts()).unwrap().unwrap();
+    assert_eq!(out.pid, 1, "the outcome names the recorded pid");
+    assert_eq!(out.signals, ["SIGTERM"]);
+    // The example sidecar removes its own marker on SIGTERM (else stop
+    // collects it): gone either way.
+    assert!(out.exited && !out.killed, "{out:?}");
+    assert!(!pod.marker.exists());
+    wait_until("the sidecar's host process to go", || !alive(host));
+}
+
+/// A marker recorded in a live container under the number of a live *host*
+/// process (with that host process's start ticks, the best forgery there
+/// is): the container has no such pid, so the recorded process is
+/// provably gone — the host process is never signalled, the marker is
+/// collected.
+#[test]
+fn a_host_process_with_the_recorded_number_is_never_signalled() {
+    let rt = runtime();
+    let pod = Pod::plain(rt.path(), "pod");
+    let mut victim = Command::new("sleep").arg("300").spawn().unwrap();
+    let h = victim.id();
+    let mut forged = pod.meta();
+    forged.sandbox_id = "forged".into();
+    forged.pid = h;
+    forged.pid_start_ticks = Some(start_ticks(h));
+    forged.listen = None;
+    create_forged(rt.path(), &forged);
+    assert_eq!(
+        get(rt.path(), "forged").unwrap().unwrap().state,
+        State::Stopped
+    );
+    let out = stop(rt.path(), "forged", &opts()).unwrap().unwrap();
+    assert!(out.signals.is_empty(), "{out:?}");
+    assert!(out.exited && out.collected, "{out:?}");
+    assert!(
+        alive(h),
+        "the host process sharing the number was signalled"
+    );
+    // Even on the unsafe opt-out.
+    create_forged(rt.path(), &forged);
+    let unsafe_opts = StopOptions {
+        verify_identity: false,
+        ..opts()
+    };
+    let out = stop(rt.path(), "forged", &unsafe_opts).unwrap().unwrap();
+    assert!(out.signals.is_empty(), "{out:?}");
+    assert!(alive(h));
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    drop(pod);
+}
+
+/// Writes `meta` as the marker `run/<sandbox_id>` by hand (mode 0700/0600,
+/// owned by the caller), as its writer would.
+fn create_forged(rt: &Path, meta: &MetadataFile) {
+    let dir = rt.join("run").join(&meta.sandbox_id);
+    let _ = std::fs::remove_dir_all(&dir);
+    mkdir(&dir, 0o700);
+    let path = dir.join("metadata.toml");
+    std::fs::write(&path, toml::to_string(meta).unwrap()).unwrap();
+    chmod(&path, 0o600);
+}
+
+/// The refusals of a host process hold across namespaces: a marker owned
+/// by a user who could not signal the (root) contained sidecar is refused
+/// `not_authorized`, and the sidecar keeps running.
+#[test]
+fn a_contained_root_sidecar_claimed_by_another_user_is_not_signalled() {
+    let rt = root_runtime("these tests build pid namespaces");
+    let pod = Pod::plain(rt.path(), "pod");
+    let host = pod.host_pid().unwrap();
+    let u = TestUser::new("cstop");
+    u.own(&pod.marker);
+    let err = stop(rt.path(), "pod", &opts()).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NotAuthorized, "{err}");
+    assert!(err.to_string().contains(&format!("uid {}", u.uid)), "{err}");
+    assert!(alive(host));
+}
+
+/// In a user namespace (`unshare -U -r`), the sidecar is root inside but
+/// its host credentials are the uid that made the namespace: the marker it
+/// writes is that uid's, and so is the process seen from the host. Root on
+/// the host stops it under that uid's authority; a marker of that uid that
+/// names a root process in another container is refused — the container's
+/// root is not the host's.
+#[test]
+fn a_user_namespace_root_is_its_host_uid() {
+    let rt = runtime();
+    let u = TestUser::new("cuserns");
+    u.own(rt.path());
+    let mut as_u = u.command("env");
+    as_u.current_dir("/");
+    let pod = Pod::start(
+        as_u,
+        &["-U", "-r", "-p", "-f", "--mount-proc"],
+        rt.path(),
+        "userns",
+    );
+    let host = pod.host_pid().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{host}/status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid_line
+            .split_whitespace()
+            .skip(1)
+            .all(|v| v == u.uid.to_string()),
+        "seen from the host, the container's root is uid {}: {uid_line}",
+        u.uid
+    );
+    assert_eq!(std::fs::metadata(&pod.marker).unwrap().uid(), u.uid);
+    // A root sidecar in another container, and a marker of the user's
+    // naming it (as the container's root could write one).
+    let root_rt = runtime();
+    let root_pod = Pod::plain(root_rt.path(), "rootpod");
+    let root_host = root_pod.host_pid().unwrap();
+    let mut claim = root_pod.meta();
+    claim.sandbox_id = "claim".into();
+    claim.listen = None;
+    create_forged(rt.path(), &claim);
+    u.own(&rt.path().join("run/claim"));
+    let err = stop(rt.path(), "claim", &opts()).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NotAuthorized, "{err}");
+    assert!(alive(root_host));
+    // The user's own sidecar: stopped.
+    let out = stop(rt.path(), "userns", &opts()).unwrap().unwrap();
+    assert_eq!(out.signals, ["SIGTERM"], "{out:?}");
+    assert!(out.exited, "{out:?}");
+    assert!(!pod.marker.exists());
+    wait_until("the user-namespace sidecar to go", || !alive(host));
+}
+
+/// A contained sidecar whose marker records no identity at all (the seven
+/// seed fields and a pid, as writers that know no better write it): the
+/// listener of the marker's own socket, whose pid in its own namespace is
+/// the recorded one, proves the process; `stop` signals that listener, and
+/// never the host's pid of the same number.
+#[test]
+fn a_contained_sidecar_with_no_identity_fields_is_proved_by_its_socket() {
+    let rt = runtime();
+    let pod = Pod::plain(rt.path(), "bare");
+    let host = pod.host_pid().unwrap();
+    let mut bare = pod.meta();
+    bare.boot_id = None;
+    bare.pid_start_ticks = None;
+    bare.pid_ns_inode = None;
+    bare.boottime_offset_ns = None;
+    let path = pod.marker.join("metadata.toml");
+    std::fs::write(&path, toml::to_string(&bare).unwrap()).unwrap();
+    assert_eq!(bare.pid, 1);
+    let out = stop(rt.path(), "bare", &opts()).unwrap().unwrap();
+    assert_eq!(out.signals, ["SIGTERM"], "{out:?}");
+    assert!(out.exited, "{out:?}");
+    wait_until("the sidecar to go", || !alive(host));
+    assert!(alive(1), "the host's pid 1 lives on");
+}
