@@ -132,24 +132,31 @@ struct Family<'a> {
 
 impl Family<'_> {
     fn sample(&mut self, labels: &[(&str, &str)], value: &str) {
-        self.out.push_str(self.name);
-        if !labels.is_empty() {
-            self.out.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.out.push(',');
-                }
-                self.out.push_str(k);
-                self.out.push_str("=\"");
-                self.out.push_str(&escape_label_value(v));
-                self.out.push('"');
-            }
-            self.out.push('}');
-        }
-        self.out.push(' ');
-        self.out.push_str(value);
-        self.out.push('\n');
+        write_sample(self.out, self.name, labels, value);
     }
+}
+
+/// Appends one sample line, `name{k="v",…} value`, its label values
+/// escaped: the one writer of a sample, shared by the textfile and the
+/// exporter (the same line in the text format and OpenMetrics).
+pub fn write_sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: &str) {
+    out.push_str(name);
+    if !labels.is_empty() {
+        out.push('{');
+        for (i, (k, v)) in labels.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(k);
+            out.push_str("=\"");
+            out.push_str(&escape_label_value(v));
+            out.push('"');
+        }
+        out.push('}');
+    }
+    out.push(' ');
+    out.push_str(value);
+    out.push('\n');
 }
 
 fn family<'a>(out: &'a mut String, name: &'static str, help: &str) -> Family<'a> {

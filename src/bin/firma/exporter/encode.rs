@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use firma_stack::sidecar_markers::metrics::{STATES, escape_help, escape_label_value};
+use firma_stack::sidecar_markers::metrics::{STATES, escape_help, write_sample};
 use firma_stack::sidecar_markers::{SidecarEntry, State};
 
 use super::model::Model;
@@ -87,23 +87,7 @@ impl Writer {
     }
 
     fn sample(&mut self, labels: &[(&str, &str)], value: &str) {
-        self.out.push_str(self.name);
-        if !labels.is_empty() {
-            self.out.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.out.push(',');
-                }
-                self.out.push_str(k);
-                self.out.push_str("=\"");
-                self.out.push_str(&escape_label_value(v));
-                self.out.push('"');
-            }
-            self.out.push('}');
-        }
-        self.out.push(' ');
-        self.out.push_str(value);
-        self.out.push('\n');
+        write_sample(&mut self.out, self.name, labels, value);
     }
 }
 
