@@ -12,6 +12,7 @@ pub mod ext4;
 pub mod hung_fuse;
 pub mod kit;
 mod marker_meta;
+pub mod pod;
 mod testkit;
 pub mod users;
 pub mod xorshift;
@@ -434,9 +435,20 @@ pub fn start_unshared(
     runtime: &Path,
     id: &str,
 ) -> Result<(Child, PathBuf), (String, String)> {
-    let mut child = Command::new("unshare")
-        .args(unshare)
-        .arg("--kill-child")
+    let mut cmd = Command::new("unshare");
+    cmd.args(unshare).arg("--kill-child");
+    start_ready(cmd, runtime, id)
+}
+
+/// Runs `cmd firma-example-sidecar --runtime-dir RUNTIME --id ID` and reads
+/// its `ready` line: the child and its marker, or the line and the
+/// command's stderr once it has exited.
+pub fn start_ready(
+    mut cmd: Command,
+    runtime: &Path,
+    id: &str,
+) -> Result<(Child, PathBuf), (String, String)> {
+    let mut child = cmd
         .arg(SIDECAR)
         .arg("--runtime-dir")
         .arg(runtime)
@@ -447,10 +459,7 @@ pub fn start_unshared(
         .expect("unshare (util-linux) must be installed to test namespaces");
     let line = first_line(&mut child);
     match line.strip_prefix("ready ") {
-        Some(marker) => {
-            let marker = PathBuf::from(marker.trim_end());
-            Ok((child, marker))
-        }
+        Some(marker) => Ok((child, PathBuf::from(marker.trim_end()))),
         None => {
             let out = child.wait_with_output().unwrap();
             Err((line, String::from_utf8_lossy(&out.stderr).into_owned()))

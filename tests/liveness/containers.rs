@@ -8,104 +8,14 @@
 //! Real namespaces (`unshare`), root; where the kernel refuses one, the
 //! test fails saying so.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 
-use crate::common::{
-    FIRMA, SIDECAR, first_line, has_metadata, json_output, need_root, root_runtime, runtime,
-    start_ticks, wait_until,
-};
-use firma_stack::sidecar_markers::{MetadataFile, State, gc_stale, get, inspect, list};
+use crate::common::pod::Pod;
+use crate::common::{FIRMA, has_metadata, json_output, root_runtime, runtime, start_ticks};
+use firma_stack::sidecar_markers::{State, gc_stale, get, inspect, list};
 
 const NEED_ROOT: &str = "these tests build pid namespaces";
-
-/// A sidecar started as `unshare ARGS… --kill-child firma-example-sidecar`
-/// (`ARGS` may nest further `unshare`s, each with `--kill-child`), so that
-/// killing the outer `unshare` kills every namespace it made.
-pub struct Pod {
-    child: Child,
-    pub marker: PathBuf,
-}
-
-impl Pod {
-    pub fn start(unshare: &[&str], runtime: &Path, id: &str) -> Pod {
-        need_root(NEED_ROOT);
-        let mut child = Command::new("unshare")
-            .args(unshare)
-            .arg("--kill-child")
-            .arg(SIDECAR)
-            .arg("--runtime-dir")
-            .arg(runtime)
-            .args(["--id", id])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("unshare (util-linux) must be installed to test namespaces");
-        let line = first_line(&mut child);
-        match line.strip_prefix("ready ") {
-            Some(m) => Pod {
-                child,
-                marker: PathBuf::from(m.trim_end()),
-            },
-            None => {
-                let out = child.wait_with_output().unwrap();
-                panic!(
-                    "the kernel refused `unshare {unshare:?}` (or the sidecar failed): {line:?} {}",
-                    String::from_utf8_lossy(&out.stderr)
-                )
-            }
-        }
-    }
-
-    pub fn meta(&self) -> MetadataFile {
-        toml::from_str(&std::fs::read_to_string(self.marker.join("metadata.toml")).unwrap())
-            .unwrap()
-    }
-
-    /// The host pid of the sidecar: the process in the recorded namespace
-    /// whose last `NSpid` is the recorded pid.
-    pub fn host_pid(&self) -> u32 {
-        let m = self.meta();
-        host_pid_of(m.pid_ns_inode.unwrap(), m.pid).expect("the sidecar runs")
-    }
-
-    /// SIGKILLs the outer `unshare`; every namespace it made dies with it.
-    pub fn kill(mut self) {
-        let host = self.host_pid();
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-        wait_until("the contained sidecar to be gone", || {
-            !Path::new(&format!("/proc/{host}")).exists()
-        });
-    }
-}
-
-impl Drop for Pod {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The host pid of the process at `(ns, pid)`, by walking `/proc`.
-pub fn host_pid_of(ns: u64, pid: u32) -> Option<u32> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
-        let here: u32 = e.file_name().to_str()?.parse().ok()?;
-        let ino = std::fs::metadata(format!("/proc/{here}/ns/pid"))
-            .ok()?
-            .ino();
-        let status = std::fs::read_to_string(format!("/proc/{here}/status")).ok()?;
-        let last: u32 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("NSpid:"))?
-            .split_whitespace()
-            .last()?
-            .parse()
-            .ok()?;
-        (ino == ns && last == pid).then_some(here)
-    })
-}
 
 fn reason(rt: &Path, name: &str) -> (String, String, String) {
     let r = inspect(rt).unwrap();
@@ -129,7 +39,7 @@ fn a_contained_sidecar_is_running_then_stopped_and_collected() {
     let pod = Pod::start(&["-p", "-f", "--mount-proc"], rt.path(), "pod");
     let meta = pod.meta();
     assert_eq!(meta.pid, 1, "the sidecar is its namespace's pid 1");
-    let host = pod.host_pid();
+    let host = pod.host_pid().expect("the sidecar runs");
     assert_ne!(host, 1, "pid 1 here is the host's init, not the sidecar");
     assert_eq!(
         get(rt.path(), "pod").unwrap().unwrap().state,
@@ -175,7 +85,7 @@ fn a_sidecar_in_a_nested_pid_namespace_is_found_and_collected() {
         rt.path(),
         "nested",
     );
-    let host = pod.host_pid();
+    let host = pod.host_pid().expect("the sidecar runs");
     let status = std::fs::read_to_string(format!("/proc/{host}/status")).unwrap();
     let nspid = status.lines().find(|l| l.starts_with("NSpid:")).unwrap();
     assert_eq!(
@@ -204,7 +114,7 @@ fn a_contained_sidecar_in_a_time_namespace_is_verified() {
     );
     let meta = pod.meta();
     assert_eq!(meta.boottime_offset_ns, Some(1_000_000_000_000));
-    let host = pod.host_pid();
+    let host = pod.host_pid().expect("the sidecar runs");
     let ticks = meta.pid_start_ticks.unwrap();
     assert!(
         ticks > start_ticks(host) + 99_000,

@@ -8,88 +8,14 @@
 //! test fails saying so.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
+use crate::common::pod::Pod;
 use crate::common::users::TestUser;
 use crate::common::*;
 use firma_stack::sidecar_markers::{ErrorCode, MetadataFile, State, StopOptions, get, stop};
-
-/// A sidecar started as `[prefix…] unshare ARGS… --kill-child sidecar`.
-struct Pod {
-    child: Child,
-    marker: PathBuf,
-}
-
-impl Pod {
-    fn start(mut cmd: Command, unshare: &[&str], runtime: &Path, id: &str) -> Pod {
-        need_root("these tests build pid namespaces");
-        let mut child = cmd
-            .arg("unshare")
-            .args(unshare)
-            .arg("--kill-child")
-            .arg(SIDECAR)
-            .arg("--runtime-dir")
-            .arg(runtime)
-            .args(["--id", id])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("unshare (util-linux) must be installed to test namespaces");
-        let line = first_line(&mut child);
-        match line.strip_prefix("ready ") {
-            Some(m) => Pod {
-                child,
-                marker: PathBuf::from(m.trim_end()),
-            },
-            None => {
-                let out = child.wait_with_output().unwrap();
-                panic!(
-                    "the kernel refused `unshare {unshare:?}` (or the sidecar failed): {line:?} {}",
-                    String::from_utf8_lossy(&out.stderr)
-                )
-            }
-        }
-    }
-
-    fn plain(runtime: &Path, id: &str) -> Pod {
-        Pod::start(
-            Command::new("env"),
-            &["-p", "-f", "--mount-proc"],
-            runtime,
-            id,
-        )
-    }
-
-    fn meta(&self) -> MetadataFile {
-        toml::from_str(&std::fs::read_to_string(self.marker.join("metadata.toml")).unwrap())
-            .unwrap()
-    }
-
-    /// The sidecar's pid here (by `NSpid` in its namespace).
-    fn host_pid(&self) -> Option<u32> {
-        let m = self.meta();
-        let (ns, pid) = (m.pid_ns_inode.unwrap(), m.pid);
-        std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
-            let here: u32 = e.file_name().to_str()?.parse().ok()?;
-            let ino = std::fs::metadata(format!("/proc/{here}/ns/pid"))
-                .ok()?
-                .ino();
-            let status = std::fs::read_to_string(format!("/proc/{here}/status")).ok()?;
-            let nspid = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
-            let last: u32 = nspid.split_whitespace().last()?.parse().ok()?;
-            (ino == ns && last == pid).then_some(here)
-        })
-    }
-}
-
-impl Drop for Pod {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn opts() -> StopOptions {
     StopOptions {
@@ -108,7 +34,7 @@ fn alive(pid: u32) -> bool {
 #[test]
 fn the_host_stops_a_contained_sidecar_through_its_host_pid() {
     let rt = runtime();
-    let pod = Pod::plain(rt.path(), "pod");
+    let pod = Pod::start(&["-p", "-f", "--mount-proc"], rt.path(), "pod");
     assert_eq!(pod.meta().pid, 1);
     let host = pod.host_pid().expect("the sidecar runs");
     assert_ne!(host, 1);
@@ -130,7 +56,7 @@ fn the_host_stops_a_contained_sidecar_through_its_host_pid() {
 #[test]
 fn a_host_process_with_the_recorded_number_is_never_signalled() {
     let rt = runtime();
-    let pod = Pod::plain(rt.path(), "pod");
+    let pod = Pod::start(&["-p", "-f", "--mount-proc"], rt.path(), "pod");
     let mut victim = Command::new("sleep").arg("300").spawn().unwrap();
     let h = victim.id();
     let mut forged = pod.meta();
@@ -181,7 +107,7 @@ fn create_forged(rt: &Path, meta: &MetadataFile) {
 #[test]
 fn a_contained_root_sidecar_claimed_by_another_user_is_not_signalled() {
     let rt = root_runtime("these tests build pid namespaces");
-    let pod = Pod::plain(rt.path(), "pod");
+    let pod = Pod::start(&["-p", "-f", "--mount-proc"], rt.path(), "pod");
     let host = pod.host_pid().unwrap();
     let u = TestUser::new("cstop");
     u.own(&pod.marker);
@@ -204,7 +130,7 @@ fn a_user_namespace_root_is_its_host_uid() {
     u.own(rt.path());
     let mut as_u = u.command("env");
     as_u.current_dir("/");
-    let pod = Pod::start(
+    let pod = Pod::start_by(
         as_u,
         &["-U", "-r", "-p", "-f", "--mount-proc"],
         rt.path(),
@@ -225,7 +151,7 @@ fn a_user_namespace_root_is_its_host_uid() {
     // A root sidecar in another container, and a marker of the user's
     // naming it (as the container's root could write one).
     let root_rt = runtime();
-    let root_pod = Pod::plain(root_rt.path(), "rootpod");
+    let root_pod = Pod::start(&["-p", "-f", "--mount-proc"], root_rt.path(), "rootpod");
     let root_host = root_pod.host_pid().unwrap();
     let mut claim = root_pod.meta();
     claim.sandbox_id = "claim".into();
@@ -251,7 +177,7 @@ fn a_user_namespace_root_is_its_host_uid() {
 #[test]
 fn a_contained_sidecar_with_no_identity_fields_is_proved_by_its_socket() {
     let rt = runtime();
-    let pod = Pod::plain(rt.path(), "bare");
+    let pod = Pod::start(&["-p", "-f", "--mount-proc"], rt.path(), "bare");
     let host = pod.host_pid().unwrap();
     let mut bare = pod.meta();
     bare.boot_id = None;
