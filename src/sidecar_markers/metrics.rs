@@ -23,8 +23,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::sidecar_markers::sys::{self, atomic};
 use crate::sidecar_markers::{
-    self as sm, ProbeOptions, ScanOptions, ScanReport, SidecarEntry, StackError, State, Verdict,
-    text,
+    self as sm, ProbeOptions, RuntimeDirState, ScanOptions, ScanReport, SidecarEntry, StackError,
+    State, Verdict, text,
 };
 
 /// Every state, in the order the state set is rendered.
@@ -47,6 +47,10 @@ pub struct Observation {
     pub duration: Duration,
     /// When the scan finished.
     pub timestamp: SystemTime,
+    /// Whether the runtime directory was there to be read
+    /// (`firma_runtime_dir_up`): a missing or unreadable one is observed
+    /// as empty, and this says so.
+    pub runtime_dir: RuntimeDirState,
 }
 
 /// Scans `runtime_dir` once. With `collect`, stale markers are removed (and
@@ -58,7 +62,32 @@ pub fn observe(
     collect: bool,
 ) -> Result<Observation, StackError> {
     let start = Instant::now();
-    let (report, mut stopped) = if collect {
+    let runtime_dir_state = sm::runtime_dir_state(runtime_dir);
+    let scanned = scan_for_metrics(runtime_dir, probe, collect);
+    let (report, mut stopped) = match scanned {
+        Ok(r) => r,
+        // A directory that is not there to be read is observed as empty,
+        // with firma_runtime_dir_up 0, so the alert on it fires.
+        Err(_) if !runtime_dir_state.is_up() => (ScanReport::default(), Vec::new()),
+        Err(e) => return Err(e),
+    };
+    stopped.sort_by(|a, b| a.sandbox_id.cmp(&b.sandbox_id));
+    Ok(Observation {
+        report,
+        stopped,
+        duration: start.elapsed(),
+        timestamp: SystemTime::now(),
+        runtime_dir: runtime_dir_state,
+    })
+}
+
+/// The scan of [`observe`]: the report and the stale markers left in place.
+fn scan_for_metrics(
+    runtime_dir: &Path,
+    probe: ProbeOptions,
+    collect: bool,
+) -> Result<(ScanReport, Vec<SidecarEntry>), StackError> {
+    Ok(if collect {
         let opts = ScanOptions {
             probe: Some(probe),
             collect: true,
@@ -81,13 +110,6 @@ pub fn observe(
         }
         report.live.sort_by(|a, b| a.sandbox_id.cmp(&b.sandbox_id));
         (report, stopped)
-    };
-    stopped.sort_by(|a, b| a.sandbox_id.cmp(&b.sandbox_id));
-    Ok(Observation {
-        report,
-        stopped,
-        duration: start.elapsed(),
-        timestamp: SystemTime::now(),
     })
 }
 
@@ -256,6 +278,13 @@ pub fn render(obs: &Observation) -> String {
         "Markers of stopped sidecars removed by this scan.",
     );
     f.sample(&[], &obs.report.collected.len().to_string());
+
+    let mut f = family(
+        &mut out,
+        "firma_runtime_dir_up",
+        "1 when the runtime directory exists and can be read; 0 when it is missing or unreadable (every other count is then 0).",
+    );
+    f.sample(&[], if obs.runtime_dir.is_up() { "1" } else { "0" });
 
     let mut f = family(
         &mut out,

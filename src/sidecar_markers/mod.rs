@@ -23,7 +23,9 @@
 //! `read` (with `metadata` and `endpoint`) reading one marker; `process`
 //! its liveness; `probe` its endpoint; `assess` the verdict; `scan` a pass
 //! over `run/`; `gc` and `reserved` removal and debris; `writer`, `stop`
-//! (with `stop_lock`, `signal_names`) and `watch` the other operations;
+//! (with `stop_lock`, `signal_names`), `watch` and `wait` the other
+//! operations; `filter` selecting entries; `presence` whether the runtime
+//! directory is there;
 //! `sys` every raw system call.
 
 // `unsafe` stands only in `sys/` (docs/design.md, "Code map"): the compiler
@@ -34,6 +36,7 @@ mod assess;
 mod authority;
 mod endpoint;
 mod error;
+mod filter;
 mod gc;
 mod host_pids;
 mod macros;
@@ -42,6 +45,7 @@ pub mod metrics;
 mod model;
 mod options;
 mod paths;
+mod presence;
 mod probe;
 mod process;
 mod read;
@@ -56,6 +60,7 @@ mod stop_lock;
 pub(crate) mod sys;
 pub mod text;
 mod trust;
+mod wait;
 mod watch;
 mod writer;
 
@@ -63,6 +68,7 @@ use std::os::fd::AsFd;
 use std::path::Path;
 
 pub use error::{ErrorCode, ErrorInfo, Result, StackError};
+pub use filter::{EventFilter, Filter};
 pub use model::{
     MAX_PID, MarkerReport, MetadataFile, Problem, Reason, SidecarEntry, State, Verdict,
 };
@@ -71,11 +77,13 @@ pub use options::{
     ProbeOptions, ScanOptions, StopOptions, validate_sandbox_id,
 };
 pub use paths::default_runtime_dir;
+pub use presence::{RuntimeDirState, runtime_dir_state};
 pub use read::MAX_METADATA_BYTES;
 pub use scan::ScanReport;
 pub use signal_names::{parse_signal, signal_name};
 pub use stop::{StopOutcome, stop};
 pub use trust::check_runtime_dir;
+pub use wait::{WaitFor, WaitOptions, WaitOutcome, WaitStatus, wait};
 pub use watch::{
     Event, GoneReason, MAX_WATCH_INTERVAL, WatchOptions, Watcher, WatcherOwner, watch,
 };

@@ -19,12 +19,12 @@ fn status_table_shows_states_and_empty_dir_says_so() {
         &["--agent", "planner", "--session", "s-9"],
     );
     let _b = Sidecar::start(rt.path(), "beta", &["--mode", "wedged"]);
-    let (code, out, err) = firma_in(rt.path(), &["sidecar", "status"]);
+    let (code, out, err) = firma_in(rt.path(), &["sidecar", "status", "-o", "wide"]);
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");
     for col in [
-        "SANDBOX", "AGENT", "SESSION", "STATE", "PID", "UPTIME", "LISTEN",
+        "SANDBOX", "AGENT", "SESSION", "STATE", "PID", "UPTIME", "STARTED", "LISTEN",
     ] {
         assert!(lines[0].contains(col), "{}", lines[0]);
     }

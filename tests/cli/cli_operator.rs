@@ -15,7 +15,8 @@ use firma_stack::sidecar_markers::{
     DEFAULT_TIMEOUT, MAX_TIMEOUT, MarkerReport, SidecarEntry, State, Verdict,
 };
 
-const HEADER: &str = "SANDBOX  AGENT  SESSION  STATE  PID  UPTIME  LISTEN\n";
+/// The default table fits 100 columns: no LISTEN (`-o wide` has it).
+const HEADER: &str = "SANDBOX  AGENT  SESSION  STATE  PID  UPTIME\n";
 
 /// `firma --runtime-dir RT ARGS...` with stdout and stderr piped.
 /// A marker for this (live) test process, plus `extra` TOML lines.
@@ -310,7 +311,7 @@ fn stopped_sidecar_shows_no_uptime_in_the_table_but_json_keeps_it() {
     let row = out.lines().nth(1).unwrap();
     let col = header.find("UPTIME").unwrap();
     assert!(row[header.find("STATE").unwrap()..].starts_with("stopped "));
-    assert!(row[col..].starts_with("- "), "{out}");
+    assert_eq!(row[col..].trim_end(), "-", "{out}");
     let (_, out, _) = firma_in(rt.path(), &["sidecar", "get", "gone", "--json"]);
     let e: SidecarEntry = serde_json::from_str(&out).unwrap();
     assert_eq!(e.state, State::Stopped);
@@ -416,7 +417,7 @@ fn state_is_coloured_on_a_terminal_only_and_never_with_no_color() {
     let _a = Sidecar::start(rt.path(), "green", &[]);
     let _b = Sidecar::start(rt.path(), "amber", &["--mode", "no-socket"]);
 
-    let tty = on_a_terminal(rt.path(), "sidecar status", None);
+    let tty = on_a_terminal(rt.path(), "sidecar status -o wide", None);
     assert!(tty.contains("\u{1b}[32mrunning\u{1b}[0m"), "{tty:?}");
     assert!(tty.contains("\u{1b}[33munhealthy\u{1b}[0m"), "{tty:?}");
     // Colour does not move the columns: LISTEN starts at the same offset
@@ -474,11 +475,19 @@ fn get_several_ids_prints_the_found_and_exits_1_for_a_missing_one() {
     );
     assert_eq!(firma_in(rt.path(), &["sidecar", "get", "a", "c"]).0, 0);
 
-    // JSON: several ids give one array in argument order, null if missing.
+    // JSON: always one value per id and line (never an array), in
+    // argument order, null if missing.
     let (code, out, _) = firma_in(rt.path(), &["sidecar", "get", "a", "b", "c", "--json"]);
     assert_eq!(code, 1);
-    let v: Vec<Option<SidecarEntry>> = serde_json::from_str(&out).unwrap();
-    assert_eq!(serde_json::to_string(&v).unwrap() + "\n", out);
+    let v: Vec<Option<SidecarEntry>> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let again: String = v
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap() + "\n")
+        .collect();
+    assert_eq!(again, out);
     let ids: Vec<Option<&str>> = v
         .iter()
         .map(|e| e.as_ref().map(|e| e.sandbox_id.as_str()))

@@ -11,6 +11,7 @@
 mod common;
 
 mod cli;
+mod cli_fleet;
 mod cli_operator;
 mod cli_watch;
 mod exporter;

@@ -22,7 +22,9 @@ use crate::common::{
 use firma_stack::sidecar_markers::metrics::{
     Observation, STATES, escape_label_value, render, write_textfile,
 };
-use firma_stack::sidecar_markers::{MetadataFile, ScanReport, SidecarEntry, State, create_marker};
+use firma_stack::sidecar_markers::{
+    MetadataFile, RuntimeDirState, ScanReport, SidecarEntry, State, create_marker,
+};
 
 /// Strings that would break or forge exposition lines if not escaped.
 const HOSTILE_AGENT: &str = "agent\"} 1\nfirma_sidecar_up{sandbox_id=\"forged\"} 1\n# x";
@@ -172,10 +174,11 @@ fn observation(live: Vec<SidecarEntry>, stopped: Vec<SidecarEntry>) -> Observati
         stopped,
         duration: Duration::from_micros(1500),
         timestamp: UNIX_EPOCH + Duration::from_millis(1_796_000_000_123),
+        runtime_dir: RuntimeDirState::Present,
     }
 }
 
-const FAMILIES: [&str; 9] = [
+const FAMILIES: [&str; 10] = [
     "firma_sidecar_up",
     "firma_sidecar_state",
     "firma_sidecar_uptime_seconds",
@@ -183,6 +186,7 @@ const FAMILIES: [&str; 9] = [
     "firma_sidecars",
     "firma_markers_broken",
     "firma_markers_collected",
+    "firma_runtime_dir_up",
     "firma_scan_duration_seconds",
     "firma_scan_timestamp_seconds",
 ];
@@ -349,6 +353,7 @@ fn unknown_uptime_has_no_series_and_empty_scan_counts_zeros() {
         stopped: Vec::new(),
         duration: Duration::ZERO,
         timestamp: UNIX_EPOCH,
+        runtime_dir: RuntimeDirState::Present,
     }));
     for s in STATES {
         assert_eq!(
@@ -362,7 +367,7 @@ fn unknown_uptime_has_no_series_and_empty_scan_counts_zeros() {
         value(&samples, "firma_scan_timestamp_seconds", &[]),
         "0.000"
     );
-    assert_eq!(samples.len(), 8);
+    assert_eq!(samples.len(), 9);
 }
 
 // ---------------------------------------------------------------------
@@ -897,7 +902,34 @@ fn promtool_accepts_the_real_output_and_the_alert_rules() {
     let rules = repo_file("docs/prometheus/alerts.yml");
     let (code, out) = promtool(&["check", "rules", rules.to_str().unwrap()], "");
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("SUCCESS: 2 rules found"), "{out}");
+    assert!(out.contains("SUCCESS: 3 rules found"), "{out}");
+    // The rules' own unit tests: FirmaRuntimeDirDown fires on
+    // firma_runtime_dir_up 0, where no sidecar series exists at all.
+    let tests = repo_file("docs/prometheus/alerts_test.yml");
+    let (code, out) = promtool(&["test", "rules", tests.to_str().unwrap()], "");
+    assert_eq!(code, 0, "{out}");
+}
+
+/// A mistyped runtime directory is loud: `firma_runtime_dir_up` 0 in the
+/// exposition and the textfile, one warning line on stderr, exit 0 (the
+/// file is still written, so the alert on it can fire).
+#[test]
+fn a_missing_runtime_dir_is_exported_as_down_and_warned_about() {
+    let rt = runtime();
+    let typo = rt.path().join("typo");
+    let (code, out, err) = firma_in(&typo, &["sidecar", "metrics"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(value(&parse(&out), "firma_runtime_dir_up", &[]), "0");
+    assert_eq!(
+        err,
+        format!(
+            "firma: runtime directory {} does not exist\n",
+            typo.display()
+        )
+    );
+    let (_, out, err) = firma_in(rt.path(), &["sidecar", "metrics"]);
+    assert_eq!(value(&parse(&out), "firma_runtime_dir_up", &[]), "1");
+    assert_eq!(err, "");
 }
 
 #[derive(Debug, PartialEq)]

@@ -5,12 +5,22 @@
 
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
 pub use clap_complete::Shell;
 use firma_stack::sidecar_markers::{self as sm, DEFAULT_TIMEOUT, MAX_TIMEOUT};
 
-const EXIT_CODES_HELP: &str = "Exit status: 0 ok; 1 an id given to get or inspect has no \
-marker; 2 error (one line on stderr) or usage error.";
+/// Every exit status of `firma`, the one table `firma --help` and
+/// `firma.1` show (docs/design.md, "Surfaces").
+pub const EXIT_CODES_HELP: &str = "Exit status:\n  \
+0  success (also an empty or missing runtime directory: a warning on stderr)\n  \
+1  a named sidecar or entry has no marker (get, inspect, stop, check)\n  \
+2  an error (one line on stderr) or a usage error\n  \
+3  stop --no-kill left a sidecar running\n  \
+4  check: a sidecar is unhealthy\n  \
+5  check: a sidecar's state is unknown\n  \
+6  check: a sidecar has stopped\n  \
+7  wait: the timeout passed before every sidecar met the condition";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -84,15 +94,24 @@ pub enum SidecarCommand {
     )]
     Status {
         /// Print the JSON array of live entries instead of a table.
-        #[arg(long, conflicts_with = "quiet")]
+        #[arg(long, conflicts_with_all = ["quiet", "json_lines", "format"])]
         json: bool,
         /// Print only the live sandbox ids, one per line.
-        #[arg(short, long)]
+        #[arg(short, long, conflicts_with_all = ["json_lines", "format"])]
         quiet: bool,
+        /// Only this sandbox (repeatable); the original project's form
+        /// `status --sandbox-id ID --json` prints `[]` for one that is
+        /// not live, with exit 0.
+        #[arg(long = "sandbox-id", value_name = "ID")]
+        sandbox_ids: Vec<String>,
         /// Read-only: remove nothing (stale markers stay on disk and are not
         /// listed).
         #[arg(long)]
         no_gc: bool,
+        #[command(flatten)]
+        select: SelectArgs,
+        #[command(flatten)]
+        shape: ShapeArgs,
         #[command(flatten)]
         probe: ProbeArgs,
     },
@@ -101,11 +120,15 @@ pub enum SidecarCommand {
         /// Sandbox ids of the runs, shown in this order.
         #[arg(required = true, value_name = "SANDBOX_ID")]
         sandbox_ids: Vec<String>,
-        /// Print JSON: for one id its entry object (`null` when there is no
-        /// marker); for several, one array in argument order with `null` for
-        /// each missing id. Nothing is printed on exit 2.
-        #[arg(long)]
+        /// Print JSON, always one object per id and line, in argument
+        /// order: its entry, or `null` when it has no marker (the same as
+        /// --json-lines). Nothing is printed on exit 2.
+        #[arg(long, conflicts_with_all = ["json_lines", "format"])]
         json: bool,
+        #[command(flatten)]
+        select: SelectArgs,
+        #[command(flatten)]
+        shape: ShapeArgs,
         #[command(flatten)]
         probe: ProbeArgs,
     },
@@ -123,8 +146,15 @@ pub enum SidecarCommand {
         names: Vec<String>,
         /// Print the JSON array of reports instead of a table (a NAME with no
         /// entry is left out of it).
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["json_lines", "format"])]
         json: bool,
+        #[command(flatten)]
+        select: SelectArgs,
+        /// Only entries with this reason code (repeatable: any of them).
+        #[arg(long = "reason", value_name = "REASON", value_parser = reason_parser())]
+        reasons: Vec<sm::Reason>,
+        #[command(flatten)]
+        shape: ShapeArgs,
         #[command(flatten)]
         probe: ProbeArgs,
     },
@@ -161,15 +191,209 @@ pub enum SidecarCommand {
     /// Serve Prometheus metrics over HTTP (/metrics, /healthz), kept
     /// current by a watcher, until SIGINT/SIGTERM.
     Exporter(crate::exporter::ExporterArgs),
+    /// Exit 0 only when every named sidecar is running (like `systemctl
+    /// is-active`): 1 no marker, 4 unhealthy, 5 unknown, 6 stopped, the
+    /// worst first (2, 1, 6, 5, 4).
+    Check {
+        /// Sandbox ids to check.
+        #[arg(required = true, value_name = "ID")]
+        sandbox_ids: Vec<String>,
+        /// Print nothing; only the exit status says.
+        #[arg(short, long)]
+        quiet: bool,
+        #[command(flatten)]
+        probe: ProbeArgs,
+    },
+    /// Wait until every named sidecar is running, or gone, on the watch
+    /// stream (no polling). Exit 0 met, 7 timed out, 2 error.
+    Wait(WaitArgs),
+    /// Register a sidecar from the shell: write the marker for this
+    /// process, then exec CMD (same pid, same start time).
+    #[command(
+        long_about = "Write the marker of sandbox ID for this process (its pid, start time, \
+        boot id and namespaces: the identity `stop` verifies), then exec CMD ARGS in its \
+        place. The pid and start time survive exec, so the marker names CMD.\n\n\
+        Because firma is replaced by CMD, nothing is left to remove the marker when CMD \
+        exits: it becomes stale and is collected by the next status, gc, metrics or watch. \
+        If the exec fails, the marker is removed and firma exits 2."
+    )]
+    Run(RunArgs),
+}
+
+/// The selection shared by status, get, inspect, watch and stop --all
+/// (the core's `Filter`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct SelectArgs {
+    /// Only sidecars in this state (repeatable: any of them).
+    #[arg(long = "state", value_name = "STATE", value_parser = state_parser())]
+    pub states: Vec<sm::State>,
+    /// Only sidecars of this agent id.
+    #[arg(long, value_name = "AGENT_ID")]
+    pub agent: Option<String>,
+    /// Only sidecars of this session id.
+    #[arg(long, value_name = "SESSION_ID")]
+    pub session: Option<String>,
+}
+
+impl SelectArgs {
+    pub fn filter(&self) -> sm::Filter {
+        sm::Filter {
+            states: self.states.clone(),
+            agent: self.agent.clone(),
+            session: self.session.clone(),
+            ..sm::Filter::default()
+        }
+    }
+}
+
+/// How a listing is printed (status, get, inspect).
+#[derive(Args, Debug, Clone, Default)]
+pub struct ShapeArgs {
+    /// `wide`: every column (LISTEN, STARTED), not only those that fit
+    /// 100 columns.
+    #[arg(short = 'o', long = "output", value_name = "MODE", value_parser = ["wide"])]
+    pub output: Option<String>,
+    /// Named columns (`sandbox_id,state,pid`), or a template where
+    /// {FIELD} is a field of the entry (`{sandbox_id}\t{state}`; \t, \n
+    /// and {{ }} as usual). FIELDs: the JSON keys, and uptime (human).
+    #[arg(long, value_name = "COLUMNS|TEMPLATE", conflicts_with = "json_lines")]
+    pub format: Option<String>,
+    /// Leave out the header line of a table.
+    #[arg(long)]
+    pub no_headers: bool,
+    /// Sort by this field (numbers by value, a missing value last).
+    #[arg(long, value_name = "FIELD")]
+    pub sort: Option<String>,
+    /// One JSON object per line (NDJSON), the library's JSON.
+    #[arg(long)]
+    pub json_lines: bool,
+}
+
+/// The options of `firma sidecar wait`.
+#[derive(Args, Debug)]
+pub struct WaitArgs {
+    /// Sandbox ids to wait for.
+    #[arg(required = true, value_name = "ID")]
+    pub sandbox_ids: Vec<String>,
+    /// The condition: running, or gone (no marker, or stopped).
+    #[arg(long = "for", value_name = "CONDITION", value_parser = ["running", "gone"])]
+    pub condition: String,
+    /// How long to wait at most: `30s`, `500ms`, `2m`, `1h` or seconds.
+    #[arg(long, value_name = "DUR", default_value = "30s", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Print the outcome as JSON (`{"condition","met","waited_ms","sidecars"}`).
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+}
+
+/// The options of `firma sidecar run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The sandbox id to register.
+    #[arg(long, value_name = "ID")]
+    pub id: String,
+    /// agent_id of the marker.
+    #[arg(long, value_name = "AGENT_ID", default_value = "")]
+    pub agent: String,
+    /// session_id of the marker.
+    #[arg(long, value_name = "SESSION_ID", default_value = "")]
+    pub session: String,
+    /// authority_url of the marker.
+    #[arg(long, value_name = "URL", default_value = "")]
+    pub authority_url: String,
+    /// policy_bundle_version of the marker.
+    #[arg(long, value_name = "VERSION", default_value = "")]
+    pub policy_bundle_version: String,
+    /// The endpoint CMD serves: an absolute socket path or host:port
+    /// (default: <marker>/sidecar.sock).
+    #[arg(long, value_name = "ENDPOINT")]
+    pub listen: Option<String>,
+    /// The command and its arguments.
+    #[arg(required = true, last = true, value_name = "CMD")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+/// `30s`, `500ms`, `2m`, `1h`, or a number of seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (30s, 500ms, 2m, 1h)"))?;
+    let ms = match unit {
+        "ms" => Some(n),
+        "s" => n.checked_mul(1000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        _ => None,
+    }
+    .ok_or_else(|| format!("{s:?} is not a duration (30s, 500ms, 2m, 1h)"))?;
+    Ok(std::time::Duration::from_millis(ms))
+}
+
+const STATE_NAMES: [&str; 4] = ["running", "unhealthy", "stopped", "unknown"];
+
+/// Every reason code (docs/design.md, "Reason codes"); a unit test checks
+/// each one parses.
+pub const REASON_NAMES: [&str; 23] = [
+    "serving",
+    "endpoint_missing",
+    "connection_refused",
+    "backlog_full",
+    "timeout",
+    "permission_denied",
+    "not_a_socket",
+    "unreachable",
+    "connect_error",
+    "probe_unavailable",
+    "unverifiable",
+    "process_gone",
+    "zombie",
+    "pid_reused",
+    "other_boot",
+    "parse_error",
+    "id_mismatch",
+    "io_error",
+    "symlink",
+    "not_a_directory",
+    "invalid_name",
+    "mount_point",
+    "leftover",
+];
+
+fn from_name<T: serde::de::DeserializeOwned>(s: &str) -> T {
+    serde_json::from_value(serde_json::Value::String(s.to_owned())).expect("a listed name")
+}
+
+fn state_parser() -> impl clap::builder::TypedValueParser<Value = sm::State> {
+    clap::builder::PossibleValuesParser::new(STATE_NAMES).map(|s| from_name(&s))
+}
+
+fn reason_parser() -> impl clap::builder::TypedValueParser<Value = sm::Reason> {
+    clap::builder::PossibleValuesParser::new(REASON_NAMES).map(|s| from_name(&s))
 }
 
 // The options of `firma sidecar stop` (no doc comment: the Stop variant's
 // is its help).
 #[derive(Args, Debug)]
 pub struct StopArgs {
-    /// Sandbox ids of the sidecars to stop.
-    #[arg(required = true, value_name = "ID")]
+    /// Sandbox ids of the sidecars to stop (stopped in parallel, at most
+    /// 16 at a time).
+    #[arg(required_unless_present = "all", value_name = "ID")]
     pub sandbox_ids: Vec<String>,
+    /// Stop every live sidecar the selection (--state, --agent,
+    /// --session) matches; none matching is exit 0.
+    #[arg(long, conflicts_with = "sandbox_ids")]
+    pub all: bool,
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// An id with no marker counts as stopped (exit 0, `null` in --json).
+    #[arg(long)]
+    pub ignore_missing: bool,
     /// The first signal to send: a name (SIGTERM, TERM, INT, SIGRTMIN+1) or
     /// a number.
     #[arg(long, value_name = "NAME", default_value = "SIGTERM", value_parser = parse_signal)]
@@ -201,8 +425,10 @@ fn parse_signal(s: &str) -> Result<i32, String> {
 #[derive(Args, Debug)]
 pub struct WatchArgs {
     /// Print one JSON object per event (NDJSON) instead of readable lines.
-    #[arg(long)]
+    #[arg(long, visible_alias = "json-lines")]
     pub json: bool,
+    #[command(flatten)]
+    pub select: SelectArgs,
     /// How often every known sidecar is judged again and probed.
     #[arg(long, value_name = "MS", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
@@ -213,4 +439,30 @@ pub struct WatchArgs {
     pub no_gc: bool,
     #[command(flatten)]
     pub probe: ProbeArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_reason_and_state_name_parses_and_durations_have_units() {
+        for r in REASON_NAMES {
+            assert_eq!(from_name::<sm::Reason>(r).as_str(), r);
+        }
+        for s in STATE_NAMES {
+            assert_eq!(from_name::<sm::State>(s).as_str(), s);
+        }
+        let d = std::time::Duration::from_millis;
+        assert_eq!(parse_duration("500ms"), Ok(d(500)));
+        assert_eq!(parse_duration("3"), Ok(d(3000)));
+        assert_eq!(parse_duration("2m"), Ok(d(120_000)));
+        assert!(parse_duration("2 weeks").is_err());
+    }
 }

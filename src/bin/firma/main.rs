@@ -31,10 +31,13 @@ mod args;
 mod ctx;
 mod exporter;
 mod generate;
+mod health;
 mod list;
 mod metrics;
 mod output;
 mod render;
+mod run;
+mod shape;
 mod signals;
 mod stop;
 mod watch;
@@ -71,18 +74,57 @@ fn sidecar(ctx: &Ctx, cmd: SidecarCommand) -> Result<Output, String> {
         SidecarCommand::Status {
             json,
             quiet,
+            sandbox_ids,
             no_gc,
+            select,
+            shape,
             probe,
-        } => list::status(ctx, json, quiet, no_gc, probe),
+        } => list::status(
+            ctx,
+            list::StatusArgs {
+                json,
+                quiet,
+                sandbox_ids,
+                no_gc,
+                select,
+                shape,
+                probe,
+            },
+        ),
         SidecarCommand::Get {
             sandbox_ids,
             json,
+            select,
+            shape,
             probe,
-        } => list::get(ctx, &sandbox_ids, json, probe),
-        SidecarCommand::Inspect { names, json, probe } => list::inspect(ctx, &names, json, probe),
+        } => list::get(ctx, &sandbox_ids, json, &select, &shape, probe),
+        SidecarCommand::Inspect {
+            names,
+            json,
+            select,
+            reasons,
+            shape,
+            probe,
+        } => {
+            let filter = sm::Filter {
+                reasons,
+                ..select.filter()
+            };
+            list::inspect(ctx, &names, json, &filter, &shape, probe)
+        }
         SidecarCommand::Gc { json } => list::gc(ctx, json),
+        SidecarCommand::Check {
+            sandbox_ids,
+            quiet,
+            probe,
+        } => health::check(ctx, &sandbox_ids, quiet, probe),
+        SidecarCommand::Wait(args) => health::wait(ctx, &args),
+        SidecarCommand::Run(args) => run::run(ctx, &args).map(Output::exit),
         SidecarCommand::Watch(args) => {
             // Before the stream, which runs until a signal.
+            if ctx.missing() {
+                eprintln!("firma: {}", ctx.missing_warning());
+            }
             if let Some(w) = ctx.untrusted_warning() {
                 eprintln!("firma: {}", text::one_line(&w));
             }
@@ -106,9 +148,13 @@ fn sidecar(ctx: &Ctx, cmd: SidecarCommand) -> Result<Output, String> {
             probe,
         } => {
             let stdout = metrics::command(&ctx.dir, ctx.probe(probe), textfile.as_deref(), no_gc)?;
+            let mut notes: Vec<String> = ctx.untrusted_warning().into_iter().collect();
+            if ctx.missing() {
+                notes.push(ctx.missing_warning());
+            }
             Ok(Output {
                 stdout,
-                notes: ctx.untrusted_warning().into_iter().collect(),
+                notes,
                 ..Output::default()
             })
         }

@@ -4,7 +4,7 @@
 
 use std::io::IsTerminal;
 
-use firma_stack::sidecar_markers::{MarkerReport, SidecarEntry, State, Verdict, text};
+use firma_stack::sidecar_markers::{State, Verdict, text};
 
 /// Whether the table may colour its cells: stdout is a terminal and
 /// `NO_COLOR` is absent or empty (the no-color.org rule).
@@ -36,6 +36,41 @@ fn verdict_colour(verdict: Verdict) -> &'static str {
     }
 }
 
+/// The colour of a state shown as text (`None` for anything else).
+pub fn state_colour_of(s: &str) -> Option<&'static str> {
+    serde_json::from_value::<State>(serde_json::Value::String(s.to_owned()))
+        .ok()
+        .map(state_colour)
+}
+
+/// The colour of a verdict shown as text (`None` for anything else).
+pub fn verdict_colour_of(s: &str) -> Option<&'static str> {
+    serde_json::from_value::<Verdict>(serde_json::Value::String(s.to_owned()))
+        .ok()
+        .map(verdict_colour)
+}
+
+/// A table of plain text cells (escaped here), each with an optional
+/// colour: what `--format` columns and `-o wide` print.
+pub fn text_table(
+    header: &[&str],
+    rows: Vec<Vec<(String, Option<&'static str>)>>,
+    colour: bool,
+) -> String {
+    let rows: Vec<Vec<Cell>> = rows
+        .into_iter()
+        .map(|r| {
+            r.into_iter()
+                .map(|(t, c)| Cell {
+                    text: text::escape(&t),
+                    colour: c,
+                })
+                .collect()
+        })
+        .collect();
+    layout(header, &rows, colour)
+}
+
 /// One table cell: its text (already safe to print) and an optional colour.
 struct Cell {
     text: String,
@@ -44,6 +79,7 @@ struct Cell {
 
 impl Cell {
     /// A cell showing `s`, a string from a marker or the system: escaped.
+    #[cfg(test)]
     fn of(s: &str) -> Cell {
         Cell {
             text: text::escape(s),
@@ -51,6 +87,7 @@ impl Cell {
         }
     }
 
+    #[cfg(test)]
     fn coloured(s: &str, colour: &'static str) -> Cell {
         Cell {
             text: text::escape(s),
@@ -104,65 +141,6 @@ pub fn human_uptime(secs: Option<u64>) -> String {
         (0, _, _) => format!("{h}h {m}m"),
         _ => format!("{d}d {h}h"),
     }
-}
-
-/// The uptime column: a stopped sidecar has none, whatever its pid file's
-/// age says.
-fn uptime_cell(e: &SidecarEntry) -> String {
-    if e.state == State::Stopped {
-        "-".into()
-    } else {
-        human_uptime(e.uptime_secs)
-    }
-}
-
-/// The `status`/`get` table: SANDBOX AGENT SESSION STATE PID UPTIME LISTEN.
-pub fn entries_table<'a>(
-    entries: impl IntoIterator<Item = &'a SidecarEntry>,
-    colour: bool,
-) -> String {
-    let header = [
-        "SANDBOX", "AGENT", "SESSION", "STATE", "PID", "UPTIME", "LISTEN",
-    ];
-    let rows: Vec<Vec<Cell>> = entries
-        .into_iter()
-        .map(|e| {
-            vec![
-                Cell::of(&e.sandbox_id),
-                Cell::of(&e.agent_id),
-                Cell::of(&e.session_id),
-                Cell::coloured(e.state.as_str(), state_colour(e.state)),
-                Cell::of(&e.pid.to_string()),
-                Cell::of(&uptime_cell(e)),
-                Cell::of(&e.listen),
-            ]
-        })
-        .collect();
-    layout(&header, &rows, colour)
-}
-
-/// The `inspect` table: NAME VERDICT STATE REASON DETAIL.
-pub fn reports_table<'a>(
-    reports: impl IntoIterator<Item = &'a MarkerReport>,
-    colour: bool,
-) -> String {
-    let header = ["NAME", "VERDICT", "STATE", "REASON", "DETAIL"];
-    let rows: Vec<Vec<Cell>> = reports
-        .into_iter()
-        .map(|r| {
-            vec![
-                Cell::of(&r.name),
-                Cell::coloured(r.verdict.as_str(), verdict_colour(r.verdict)),
-                match r.state {
-                    Some(s) => Cell::coloured(s.as_str(), state_colour(s)),
-                    None => Cell::of("-"),
-                },
-                Cell::of(r.reason.as_str()),
-                Cell::of(&r.detail),
-            ]
-        })
-        .collect();
-    layout(&header, &rows, colour)
 }
 
 /// At most this many names are spelled out in a one-line summary.

@@ -5,18 +5,74 @@
 //! Exit codes: 0 every named sidecar is gone; 1 a marker does not exist;
 //! 3 `--no-kill` was given and a sidecar is still running after the grace
 //! period (its marker is kept); 2 an error or a refusal (nothing was
-//! signalled for that id). With several ids every id is handled; the exit
-//! code is the worst seen, in the order 2, 3, 1, 0.
+//! signalled for that id). With several ids every id is handled, at most
+//! [`PARALLEL`] at once (`--all`: every live sidecar the selection
+//! matches); the exit code is the worst seen, in the order 2, 3, 1, 0
+//! (`--ignore-missing`: a missing marker counts as 0). `--json` prints one
+//! element per id on every exit, in the order of the ids: the outcome,
+//! `null` for a missing marker, `{"sandbox_id", "error"}` for a failure.
 
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
 
-use firma_stack::sidecar_markers::{self as sm, StopOptions, StopOutcome};
+use firma_stack::sidecar_markers::{self as sm, ScanOptions, StopOptions, StopOutcome};
 
 use crate::args::StopArgs;
 
-/// Stops each id in turn; returns the text for stdout and the exit code.
-/// Per-id errors go to stderr as they happen.
+/// At most this many sidecars are stopped at once.
+pub const PARALLEL: usize = 16;
+
+/// The ids `--all` stops: every live sidecar the selection matches (one
+/// read-only scan; nothing is collected).
+fn selected(dir: &Path, args: &StopArgs) -> Result<Vec<String>, String> {
+    let filter = args.select.filter();
+    let opts = ScanOptions {
+        // States other than stopped need the probe.
+        probe: Some(sm::ProbeOptions::default()),
+        collect: false,
+    };
+    let report = sm::scan(dir, &opts).map_err(|e| e.info().message)?;
+    Ok(report
+        .live
+        .into_iter()
+        .filter(|e| filter.matches_entry(e))
+        .map(|e| e.sandbox_id)
+        .collect())
+}
+
+/// Runs `work` on every id, at most [`PARALLEL`] at a time; the results in
+/// the order of `ids`.
+fn in_parallel<T: Send>(ids: &[String], work: impl Fn(&str) -> T + Sync) -> Vec<T> {
+    let next = Mutex::new(0usize);
+    let results: Mutex<Vec<Option<T>>> = Mutex::new((0..ids.len()).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..PARALLEL.min(ids.len()) {
+            s.spawn(|| {
+                loop {
+                    let i = {
+                        let mut n = next.lock().unwrap_or_else(|p| p.into_inner());
+                        let i = *n;
+                        *n += 1;
+                        i
+                    };
+                    let Some(id) = ids.get(i) else { break };
+                    let r = work(id);
+                    results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .map(|r| r.expect("every id was handled"))
+        .collect()
+}
+
+/// Stops the ids (in parallel); returns the text for stdout and the exit
+/// code. Per-id errors go to stderr, in the order of the ids.
 pub fn run(dir: &Path, args: &StopArgs) -> Result<(String, u8), String> {
     let opts = StopOptions {
         signal: args.signal,
@@ -24,11 +80,25 @@ pub fn run(dir: &Path, args: &StopArgs) -> Result<(String, u8), String> {
         kill: !args.no_kill,
         verify_identity: !args.no_identity_check,
     };
+    let ids = if args.all {
+        let ids = selected(dir, args)?;
+        if ids.is_empty() {
+            eprintln!("firma: no live sidecar matches in {}", dir.display());
+        }
+        ids
+    } else {
+        // Bad input is refused before anything is signalled.
+        for id in &args.sandbox_ids {
+            sm::validate_sandbox_id(id).map_err(|e| e.info().message)?;
+        }
+        args.sandbox_ids.clone()
+    };
+    let results = in_parallel(&ids, |id| sm::stop(dir, id, &opts));
     let mut out = String::new();
     let mut json = Vec::new();
     let (mut error, mut running, mut missing) = (false, false, false);
-    for id in &args.sandbox_ids {
-        match sm::stop(dir, id, &opts) {
+    for (id, result) in ids.iter().zip(results) {
+        match result {
             Ok(Some(o)) => {
                 running |= !o.exited;
                 if !o.exited && opts.kill {
@@ -43,8 +113,10 @@ pub fn run(dir: &Path, args: &StopArgs) -> Result<(String, u8), String> {
                 json.push(to_json(&o)?);
             }
             Ok(None) => {
-                missing = true;
-                eprintln!("firma: no sidecar {id:?} in {}", dir.display());
+                if !args.ignore_missing {
+                    missing = true;
+                    eprintln!("firma: no sidecar {id:?} in {}", dir.display());
+                }
                 json.push("null".to_owned());
             }
             Err(e) => {
