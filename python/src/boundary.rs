@@ -2,7 +2,7 @@
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
 use std::time::Duration;
 
 use firma_stack::sidecar_markers::{Result as CoreResult, StackError};
@@ -45,12 +45,10 @@ where
     F: FnOnce() -> CoreResult<T> + Send + 'static,
 {
     let (tx, rx) = mpsc::sync_channel(1);
-    let spawned = std::thread::Builder::new()
-        .name("firma-call".into())
-        .spawn(move || {
-            // The receiver may be gone (interrupted): nothing to do then.
-            let _ = tx.send(catch_unwind(AssertUnwindSafe(f)));
-        });
+    let spawned = on_worker(Box::new(move || {
+        // The receiver may be gone (interrupted): nothing to do then.
+        let _ = tx.send(catch_unwind(AssertUnwindSafe(f)));
+    }));
     if let Err(source) = spawned {
         return Err(exceptions::from_stack_error(
             py,
@@ -81,6 +79,69 @@ where
             }
         }
     }
+}
+
+/// A call handed to a worker thread.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Idle workers of this process, each waiting on its channel: a call
+/// reuses one instead of starting a thread (starting one costs more than a
+/// `get` of one marker). A worker still busy with an abandoned call is not
+/// idle, so a new one is started; at most [`MAX_IDLE`] wait. `pid` is the
+/// process the workers run in: after `fork()` the child has none of them,
+/// and the list is dropped rather than handed calls no thread will take.
+struct Workers {
+    pid: u32,
+    idle: Vec<mpsc::Sender<Job>>,
+}
+
+const MAX_IDLE: usize = 4;
+
+static WORKERS: Mutex<Option<Workers>> = Mutex::new(None);
+
+fn workers() -> std::sync::MutexGuard<'static, Option<Workers>> {
+    let mut w = WORKERS.lock().unwrap_or_else(|e| e.into_inner());
+    let pid = std::process::id();
+    if w.as_ref().is_none_or(|w| w.pid != pid) {
+        *w = Some(Workers {
+            pid,
+            idle: Vec::new(),
+        });
+    }
+    w
+}
+
+/// Runs `job` on an idle worker, or on a new one that then waits for more.
+fn on_worker(job: Job) -> std::io::Result<()> {
+    let idle = workers().as_mut().and_then(|w| w.idle.pop());
+    let job = match idle {
+        Some(worker) => match worker.send(job) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::SendError(job)) => job,
+        },
+        None => job,
+    };
+    let (tx, rx) = mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name("firma-call".into())
+        .spawn(move || {
+            let mut job = job;
+            loop {
+                job();
+                {
+                    let mut w = workers();
+                    match w.as_mut() {
+                        Some(w) if w.idle.len() < MAX_IDLE => w.idle.push(tx.clone()),
+                        _ => return,
+                    }
+                }
+                match rx.recv() {
+                    Ok(next) => job = next,
+                    Err(_) => return,
+                }
+            }
+        })?;
+    Ok(())
 }
 
 fn panic_message(payload: &(dyn Any + Send)) -> String {
