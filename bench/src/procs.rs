@@ -145,6 +145,23 @@ impl Drop for RemoveOnDrop {
 }
 
 /// The 1-minute load average, as /proc/loadavg prints it.
+/// User + system CPU seconds that the running process `pid` (all its
+/// threads) has used so far, from /proc/PID/stat.
+pub fn cpu_seconds(pid: u32) -> Res<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| e.to_string())?;
+    let f: Vec<&str> = stat
+        .rsplit_once(')')
+        .ok_or("no ) in stat")?
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = f[11].parse::<f64>().map_err(|e| e.to_string())?
+        + f[12].parse::<f64>().map_err(|e| e.to_string())?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok(ticks / hz)
+}
+
 pub fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()

@@ -105,19 +105,7 @@ impl Watcher {
 
     /// User + system CPU seconds so far (all threads).
     fn cpu(&self) -> Res<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
-            .map_err(|e| e.to_string())?;
-        let f: Vec<&str> = stat
-            .rsplit_once(')')
-            .ok_or("no ) in stat")?
-            .1
-            .split_whitespace()
-            .collect();
-        let ticks: f64 = f[11].parse::<f64>().map_err(|e| e.to_string())?
-            + f[12].parse::<f64>().map_err(|e| e.to_string())?;
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-        Ok(ticks / hz)
+        crate::procs::cpu_seconds(self.child.id())
     }
 
     fn rss_kib(&self) -> Option<f64> {
