@@ -286,6 +286,15 @@ fn scan_part<'e>(
     let mut prober = mode.probe.map(|o| Prober::new(o.timeout, window, fleet));
     let mut waiting: Vec<Option<Waiting>> = Vec::new();
     let mut later: Vec<(&CStr, Marker)> = Vec::new();
+    let mut part = Part {
+        out: &mut out,
+        prober: &mut prober,
+        waiting: &mut waiting,
+        mode,
+        run,
+        now,
+        fleet,
+    };
 
     for entry in std::iter::from_fn(|| batches.take()).flatten() {
         // This marker's descriptors, closed together at the end of the
@@ -310,7 +319,8 @@ fn scan_part<'e>(
                     Debris::Finish(_) | Debris::InProgress | Debris::Vanished => {}
                     Debris::Left(why) => {
                         let error = StackError::parse(child_path(run_path, name), why);
-                        out.broken(mode, entry_name(name), Reason::Leftover, &error);
+                        part.out
+                            .broken(mode, entry_name(name), Reason::Leftover, &error);
                     }
                 }
             }
@@ -328,7 +338,7 @@ fn scan_part<'e>(
         if let Some((reason, why)) = broken_entry {
             let path = child_path(run_path, name);
             let error = StackError::parse(path, why);
-            out.broken(mode, entry_name(name), reason, &error);
+            part.out.broken(mode, entry_name(name), reason, &error);
             continue;
         }
         let loc = Loc::Entry { run, name };
@@ -338,7 +348,7 @@ fn scan_part<'e>(
             && b.error
                 .errno()
                 .is_some_and(|e| e == libc::EMFILE || e == libc::ENFILE)
-            && let Some(p) = prober.as_mut()
+            && let Some(p) = part.prober.as_mut()
             && p.has_pending()
         {
             // Our own in-flight probes hold the descriptors: settle them
@@ -351,7 +361,7 @@ fn scan_part<'e>(
             // Vanished while we read it: no longer there to report.
             Err(b) if b.is_not_found() && is_absent(run, name) => continue,
             Err(Broken { reason, error }) => {
-                out.broken(mode, entry_name(name), reason, &error);
+                part.out.broken(mode, entry_name(name), reason, &error);
                 continue;
             }
         };
@@ -362,15 +372,6 @@ fn scan_part<'e>(
             later.push((name, marker));
             continue;
         }
-        let mut part = Part {
-            out: &mut out,
-            prober: &mut prober,
-            waiting: &mut waiting,
-            mode,
-            run,
-            now,
-            fleet,
-        };
         part.judged(name, marker, (liveness, here), &mut fds);
     }
     // Markers from another pid namespace that the map, walked before they
@@ -380,15 +381,6 @@ fn scan_part<'e>(
         let mut fds = sys::MarkerFds::default();
         let foreign = process::Foreign::of_scan(pids, read_at, true);
         let judged = process::resolve_in(&marker.meta, &mut fds, &foreign);
-        let mut part = Part {
-            out: &mut out,
-            prober: &mut prober,
-            waiting: &mut waiting,
-            mode,
-            run,
-            now,
-            fleet,
-        };
         part.judged(name, marker, judged, &mut fds);
     }
     if let Some(prober) = prober {
