@@ -92,29 +92,7 @@ pub enum SidecarCommand {
         names them; --no-gc keeps them). Markers that cannot be read are skipped and named \
         on stderr; `firma sidecar inspect` says why."
     )]
-    Status {
-        /// Print the JSON array of live entries instead of a table.
-        #[arg(long, conflicts_with_all = ["quiet", "json_lines", "format"])]
-        json: bool,
-        /// Print only the live sandbox ids, one per line.
-        #[arg(short, long, conflicts_with_all = ["json_lines", "format"])]
-        quiet: bool,
-        /// Only this sandbox (repeatable); the original project's form
-        /// `status --sandbox-id ID --json` prints `[]` for one that is
-        /// not live, with exit 0.
-        #[arg(long = "sandbox-id", value_name = "ID")]
-        sandbox_ids: Vec<String>,
-        /// Read-only: remove nothing (stale markers stay on disk and are not
-        /// listed).
-        #[arg(long)]
-        no_gc: bool,
-        #[command(flatten)]
-        select: SelectArgs,
-        #[command(flatten)]
-        shape: ShapeArgs,
-        #[command(flatten)]
-        probe: ProbeArgs,
-    },
+    Status(StatusArgs),
     /// Show sidecars by id, whatever their state; exit 1 if one has no marker.
     Get {
         /// Sandbox ids of the runs, shown in this order.
@@ -222,6 +200,32 @@ pub enum SidecarCommand {
 
 /// The selection shared by status, get, inspect, watch and stop --all
 /// (the core's `Filter`).
+/// `firma sidecar status`'s options.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Print the JSON array of live entries instead of a table.
+    #[arg(long, conflicts_with_all = ["quiet", "json_lines", "format"])]
+    pub json: bool,
+    /// Print only the live sandbox ids, one per line.
+    #[arg(short, long, conflicts_with_all = ["json_lines", "format"])]
+    pub quiet: bool,
+    /// Only this sandbox (repeatable); the original project's form
+    /// `status --sandbox-id ID --json` prints `[]` for one that is
+    /// not live, with exit 0.
+    #[arg(long = "sandbox-id", value_name = "ID")]
+    pub sandbox_ids: Vec<String>,
+    /// Read-only: remove nothing (stale markers stay on disk and are not
+    /// listed).
+    #[arg(long)]
+    pub no_gc: bool,
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[command(flatten)]
+    pub shape: ShapeArgs,
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+}
+
 #[derive(Args, Debug, Clone, Default)]
 pub struct SelectArgs {
     /// Only sidecars in this state (repeatable: any of them).

@@ -6,7 +6,7 @@ use firma_stack::sidecar_markers::{
     self as sm, Filter, ScanOptions, ScanReport, SidecarEntry, StackError, text,
 };
 
-use crate::args::{ProbeArgs, SelectArgs, ShapeArgs};
+use crate::args::{ProbeArgs, SelectArgs, ShapeArgs, StatusArgs};
 use crate::ctx::{Ctx, untrusted_note};
 use crate::output::{EXIT_ERROR, EXIT_NOT_FOUND, EXIT_OK, Output, json_line};
 use crate::render;
@@ -15,17 +15,6 @@ use crate::shape::{self, Kind};
 /// One line for a person from a core error.
 fn message(e: &StackError) -> String {
     e.info().message
-}
-
-/// `firma sidecar status`'s options.
-pub struct StatusArgs {
-    pub json: bool,
-    pub quiet: bool,
-    pub sandbox_ids: Vec<String>,
-    pub no_gc: bool,
-    pub select: SelectArgs,
-    pub shape: ShapeArgs,
-    pub probe: ProbeArgs,
 }
 
 /// `firma sidecar status`.

@@ -71,26 +71,7 @@ fn execute(cli: Cli) -> Result<Output, String> {
 
 fn sidecar(ctx: &Ctx, cmd: SidecarCommand) -> Result<Output, String> {
     match cmd {
-        SidecarCommand::Status {
-            json,
-            quiet,
-            sandbox_ids,
-            no_gc,
-            select,
-            shape,
-            probe,
-        } => list::status(
-            ctx,
-            list::StatusArgs {
-                json,
-                quiet,
-                sandbox_ids,
-                no_gc,
-                select,
-                shape,
-                probe,
-            },
-        ),
+        SidecarCommand::Status(args) => list::status(ctx, args),
         SidecarCommand::Get {
             sandbox_ids,
             json,

@@ -41,42 +41,31 @@ const REPORT_FIELDS: [&str; 6] = ["name", "verdict", "state", "reason", "detail"
 /// The default columns: (header, field). They fit 100 columns for the
 /// usual ids; `-o wide` adds the long ones.
 fn columns(kind: Kind, wide: bool) -> Vec<(&'static str, &'static str)> {
-    match (kind, wide) {
-        (Kind::Entries, false) => vec![
-            ("SANDBOX", "sandbox_id"),
-            ("AGENT", "agent_id"),
-            ("SESSION", "session_id"),
-            ("STATE", "state"),
-            ("PID", "pid"),
-            ("UPTIME", "uptime"),
-        ],
-        (Kind::Entries, true) => vec![
-            ("SANDBOX", "sandbox_id"),
-            ("AGENT", "agent_id"),
-            ("SESSION", "session_id"),
-            ("STATE", "state"),
-            ("PID", "pid"),
-            ("UPTIME", "uptime"),
-            ("STARTED", "started_at"),
-            ("LISTEN", "listen"),
-        ],
-        (Kind::Reports, false) => vec![
-            ("NAME", "name"),
-            ("VERDICT", "verdict"),
-            ("STATE", "state"),
-            ("REASON", "reason"),
-            ("DETAIL", "detail"),
-        ],
-        (Kind::Reports, true) => vec![
-            ("NAME", "name"),
-            ("VERDICT", "verdict"),
-            ("STATE", "state"),
-            ("REASON", "reason"),
-            ("PID", "pid"),
-            ("AGENT", "agent_id"),
-            ("DETAIL", "detail"),
-        ],
-    }
+    use Kind::{Entries, Reports};
+    // Every column of both kinds, in order, and whether only `-o wide`
+    // shows it. Reports place PID and AGENT before DETAIL when wide.
+    const COLUMNS: [(Kind, &str, &str, bool); 15] = [
+        (Entries, "SANDBOX", "sandbox_id", false),
+        (Entries, "AGENT", "agent_id", false),
+        (Entries, "SESSION", "session_id", false),
+        (Entries, "STATE", "state", false),
+        (Entries, "PID", "pid", false),
+        (Entries, "UPTIME", "uptime", false),
+        (Entries, "STARTED", "started_at", true),
+        (Entries, "LISTEN", "listen", true),
+        (Reports, "NAME", "name", false),
+        (Reports, "VERDICT", "verdict", false),
+        (Reports, "STATE", "state", false),
+        (Reports, "REASON", "reason", false),
+        (Reports, "PID", "pid", true),
+        (Reports, "AGENT", "agent_id", true),
+        (Reports, "DETAIL", "detail", false),
+    ];
+    COLUMNS
+        .iter()
+        .filter(|&&(k, _, _, wide_only)| k == kind && (wide || !wide_only))
+        .map(|&(_, header, field, _)| (header, field))
+        .collect()
 }
 
 fn known(kind: Kind, field: &str) -> bool {
