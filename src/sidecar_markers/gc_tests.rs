@@ -38,20 +38,7 @@ fn boot_id() -> String {
 }
 
 fn meta(id: &str, pid: u32) -> MetadataFile {
-    MetadataFile {
-        sandbox_id: id.into(),
-        agent_id: "agent".into(),
-        session_id: "session".into(),
-        authority_url: "https://authority.example".into(),
-        policy_bundle_version: "v1".into(),
-        pid,
-        started_at: "2024-01-01T00:00:00Z".into(),
-        listen: None,
-        boot_id: None,
-        pid_start_ticks: None,
-        pid_ns_inode: None,
-        boottime_offset_ns: None,
-    }
+    MetadataFile::seed_for_test(id, pid)
 }
 
 /// A marker of a process that is gone (identity given, so the writer

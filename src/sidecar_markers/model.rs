@@ -52,6 +52,28 @@ pub struct MetadataFile {
     pub boottime_offset_ns: Option<i64>,
 }
 
+#[cfg(test)]
+impl MetadataFile {
+    /// The seven seed fields with fixed values, for unit tests: no
+    /// identity fields and the default endpoint.
+    pub(crate) fn seed_for_test(sandbox_id: &str, pid: u32) -> Self {
+        MetadataFile {
+            sandbox_id: sandbox_id.into(),
+            agent_id: "agent".into(),
+            session_id: "session".into(),
+            authority_url: "https://authority.example".into(),
+            policy_bundle_version: "v1".into(),
+            pid,
+            started_at: "2024-01-01T00:00:00Z".into(),
+            listen: None,
+            boot_id: None,
+            pid_start_ticks: None,
+            pid_ns_inode: None,
+            boottime_offset_ns: None,
+        }
+    }
+}
+
 /// Liveness and health of a sidecar, serialized lowercase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

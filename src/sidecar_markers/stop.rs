@@ -574,20 +574,7 @@ mod tests {
             .arg("60")
             .spawn()
             .unwrap();
-        let meta = MetadataFile {
-            sandbox_id: "relock".into(),
-            agent_id: "agent".into(),
-            session_id: "session".into(),
-            authority_url: "https://authority.example".into(),
-            policy_bundle_version: "v1".into(),
-            pid: child.id(),
-            started_at: "2024-01-01T00:00:00Z".into(),
-            listen: None,
-            boot_id: None,
-            pid_start_ticks: None,
-            pid_ns_inode: None,
-            boottime_offset_ns: None,
-        };
+        let meta = MetadataFile::seed_for_test("relock", child.id());
         crate::sidecar_markers::create_marker(rt.path(), &meta).unwrap();
         let file = rt.path().join("run/relock/metadata.toml");
         let opts = StopOptions::default();
