@@ -77,10 +77,10 @@ pub use options::{
     ProbeOptions, ScanOptions, StopOptions, validate_sandbox_id,
 };
 pub use paths::default_runtime_dir;
-pub use presence::{RuntimeDirState, runtime_dir_state};
+pub use presence::{RuntimeDirState, marker_names, runtime_dir_state};
 pub use read::MAX_METADATA_BYTES;
 pub use scan::ScanReport;
-pub use signal_names::{parse_signal, signal_name};
+pub use signal_names::{parse_signal, signal_name, signal_names};
 pub use stop::{StopOutcome, stop};
 pub use trust::check_runtime_dir;
 pub use wait::{WaitFor, WaitOptions, WaitOutcome, WaitStatus, wait};

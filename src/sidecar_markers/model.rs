@@ -214,6 +214,62 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, in the order of docs/design.md's table: live, stale,
+    /// broken.
+    pub const ALL: [Reason; 23] = [
+        Reason::Serving,
+        Reason::EndpointMissing,
+        Reason::ConnectionRefused,
+        Reason::BacklogFull,
+        Reason::Timeout,
+        Reason::PermissionDenied,
+        Reason::NotASocket,
+        Reason::Unreachable,
+        Reason::ConnectError,
+        Reason::ProbeUnavailable,
+        Reason::Unverifiable,
+        Reason::ProcessGone,
+        Reason::Zombie,
+        Reason::PidReused,
+        Reason::OtherBoot,
+        Reason::ParseError,
+        Reason::IdMismatch,
+        Reason::IoError,
+        Reason::Symlink,
+        Reason::NotADirectory,
+        Reason::InvalidName,
+        Reason::MountPoint,
+        Reason::Leftover,
+    ];
+
+    /// The verdict an entry with this reason gets from `inspect`.
+    pub fn verdict(self) -> Verdict {
+        match self {
+            Reason::Serving
+            | Reason::EndpointMissing
+            | Reason::ConnectionRefused
+            | Reason::BacklogFull
+            | Reason::Timeout
+            | Reason::PermissionDenied
+            | Reason::NotASocket
+            | Reason::Unreachable
+            | Reason::ConnectError
+            | Reason::ProbeUnavailable
+            | Reason::Unverifiable => Verdict::Live,
+            Reason::ProcessGone | Reason::Zombie | Reason::PidReused | Reason::OtherBoot => {
+                Verdict::Stale
+            }
+            Reason::ParseError
+            | Reason::IdMismatch
+            | Reason::IoError
+            | Reason::Symlink
+            | Reason::NotADirectory
+            | Reason::InvalidName
+            | Reason::MountPoint
+            | Reason::Leftover => Verdict::Broken,
+        }
+    }
+
     /// The snake_case code.
     pub fn as_str(self) -> &'static str {
         match self {

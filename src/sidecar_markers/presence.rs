@@ -6,11 +6,16 @@
 //! metrics).
 
 use std::io::ErrorKind;
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::error::{Result, StackError};
 use super::macros::display_as_str;
+use super::options::is_valid_sandbox_id;
+use super::paths::entry_name;
+use super::{sys, trust};
 
 /// What [`runtime_dir_state`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -58,6 +63,29 @@ pub fn runtime_dir_state(runtime_dir: impl AsRef<Path>) -> RuntimeDirState {
     }
 }
 
+/// The sandbox ids that have a marker directory in `runtime_dir`'s `run/`,
+/// sorted: names only, for pickers and shell completion. Nothing inside an
+/// entry is read and nothing is probed or removed, so the answer is cheap
+/// and may name markers that `list` would call stale or broken; entries
+/// that are not valid sandbox ids, symlinks and files are left out. A
+/// missing runtime directory or `run/` gives an empty list, like `list`.
+pub fn marker_names(runtime_dir: impl AsRef<Path>) -> Result<Vec<String>> {
+    let dirs = trust::open_dirs(runtime_dir.as_ref())?;
+    let Some(run) = dirs.run else {
+        return Ok(Vec::new());
+    };
+    let entries =
+        sys::read_dir(run.fd.as_fd()).map_err(|e| StackError::io("list", &run.path, e))?;
+    let mut names: Vec<String> = entries
+        .iter()
+        .filter(|e| matches!(e.d_type, libc::DT_DIR | libc::DT_UNKNOWN))
+        .filter(|e| is_valid_sandbox_id(e.name.to_bytes()))
+        .map(|e| entry_name(&e.name))
+        .collect();
+    names.sort_unstable();
+    Ok(names)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +103,23 @@ mod tests {
             runtime_dir_state(t.path().join("f")),
             RuntimeDirState::Unreadable
         );
+    }
+    #[test]
+    fn marker_names_are_the_valid_marker_directories_sorted() {
+        let rt = tempfile::tempdir().unwrap();
+        let run = rt.path().join("run");
+        for dir in ["web-2", "api", ".tmp-1-2", "not valid", ".gc-3-4"] {
+            std::fs::create_dir_all(run.join(dir)).unwrap();
+        }
+        std::fs::write(run.join("file"), b"").unwrap();
+        std::os::unix::fs::symlink(run.join("api"), run.join("link")).unwrap();
+        assert_eq!(marker_names(rt.path()).unwrap(), ["api", "web-2"]);
+    }
+
+    #[test]
+    fn marker_names_of_a_missing_directory_are_none() {
+        let rt = tempfile::tempdir().unwrap();
+        assert!(marker_names(rt.path().join("absent")).unwrap().is_empty());
+        assert!(marker_names(rt.path()).unwrap().is_empty());
     }
 }

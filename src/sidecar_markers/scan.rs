@@ -481,6 +481,7 @@ impl Part<'_, '_, '_> {
 
 impl Scan {
     fn broken(&mut self, mode: Mode, name: String, reason: Reason, error: &StackError) {
+        debug_assert_eq!(reason.verdict(), Verdict::Broken, "{reason}");
         if mode.report {
             let info = error.info();
             self.reports.push(MarkerReport {
@@ -501,6 +502,8 @@ impl Scan {
     }
 
     fn report_noted(&mut self, a: Assessment, note: Option<String>) {
+        // Every test run checks the table `Reason::verdict` publishes.
+        debug_assert_eq!(a.reason.verdict(), a.verdict, "{}", a.reason);
         let mut detail = a.detail();
         detail.extend(note);
         self.reports.push(MarkerReport {

@@ -19,6 +19,16 @@ pub fn signal_name(signal: i32) -> String {
     signal.to_string()
 }
 
+/// The names of the signals [`parse_signal`] knows by name, in number
+/// order, as `SIGTERM` (the real-time ones are `SIGRTMIN`, `SIGRTMIN+N`,
+/// `SIGRTMAX-N`, `SIGRTMAX`): for shell completion and help texts.
+pub fn signal_names() -> impl Iterator<Item = &'static str> {
+    SIGNALS
+        .iter()
+        .map(|&(name, _)| name)
+        .chain(["SIGRTMIN", "SIGRTMAX"])
+}
+
 /// Parses a signal given by name or number, strictly (the error names the
 /// bad value and says why):
 ///
