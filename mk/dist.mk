@@ -57,12 +57,13 @@ install: dist-stage
 uninstall: dist-stage
 	@$(DIST_ENV) bash scripts/dist.sh uninstall
 
-## dist-test-tools: zsh and fish (syntax checks of the completions) and
+## dist-test-tools: zsh, fish and tmux (the completions, typed in a terminal) and
 ## groff/man-db (rendering the man pages), from apt only when missing.
 dist-test-tools:
 	@missing=; \
 	command -v zsh >/dev/null || missing="$$missing zsh"; \
 	command -v fish >/dev/null || missing="$$missing fish"; \
+	command -v tmux >/dev/null || missing="$$missing tmux"; \
 	command -v groff >/dev/null || missing="$$missing groff"; \
 	command -v man >/dev/null || missing="$$missing man-db"; \
 	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \

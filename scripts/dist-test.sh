@@ -4,8 +4,9 @@
 #  1. `make install PREFIX=<empty tmp>`: exactly the documented files, the
 #     sizes of the stripped artifacts, the SONAME links, the installed
 #     `firma` runs;
-#  2. the completion scripts: syntax (bash -n, zsh -n, fish -n) and a real
-#     bash completion of `firma si<TAB>`;
+#  2. the completion scripts: syntax (bash -n, zsh -n, fish -n) and real
+#     completions typed in a terminal (tmux): subcommands, sandbox ids from
+#     the runtime directory, signal names;
 #  3. every man page renders with groff/man without a warning;
 #  4. `make uninstall` with the same PREFIX leaves no file, link or
 #     directory (the directories it emptied go too; a foreign file stays);
@@ -108,23 +109,68 @@ bash_c=$prefix/share/bash-completion/completions/firma
 zsh_c=$prefix/share/zsh/site-functions/_firma
 fish_c=$prefix/share/fish/vendor_completions.d/firma.fish
 if bash -n "$bash_c"; then pass "bash -n $bash_c"; else fail "bash completion has a syntax error"; fi
-# A real completion: what bash offers after `firma si` and `firma sidecar s`.
-offered=$(bash -c '
-    source "$1"
-    spec=$(complete -p firma) || exit 1
-    fn=$(sed -n "s/.*-F \([^ ]*\) .*/\1/p" <<<"$spec")
-    try() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}
-            COMPREPLY=(); "$fn" firma "${COMP_WORDS[-1]}" "${COMP_WORDS[-2]}"; echo "${COMPREPLY[*]}"; }
-    try firma si
-    try firma sidecar s
-    try firma completions ""
-' _ "$bash_c" 2>&1)
-if [[ $(sed -n 1p <<<"$offered") == sidecar && $(sed -n 2p <<<"$offered") == "status stop" &&
-    $(sed -n 3p <<<"$offered") == *bash*fish*zsh* ]]; then
-    pass "bash completes 'firma si' -> sidecar, 'firma sidecar s' -> status stop, 'firma completions ' -> shells"
+# Real completions, typed into a real terminal (tmux) for bash and zsh and
+# asked of fish: subcommands, sandbox ids read from the runtime directory
+# typed on the line, and signal names. The scripts call back the installed
+# `firma` (dynamic completion), so its bin/ is first on PATH.
+comp_rt=$scratch/comp-rt
+mkdir -p "$comp_rt/run/alpha" "$comp_rt/run/beta-1" "$comp_rt/run/.tmp-1-1"
+comp_env=(env -i "PATH=$prefix/bin:/usr/bin:/bin" "HOME=$scratch" TERM=xterm)
+# Types LINE then Tab into SHELL (set up first with SETUP) and prints the
+# line as the terminal shows it once it holds WANT, or after 30 s (the
+# machine may be busy; a completion takes milliseconds). tmux drops
+# trailing blanks. One tmux server of our own, kept up by a session that
+# sleeps: a server whose last session ends exits, and the next session
+# could race it.
+comp_tmux=(tmux -L "firma-comp-$$")
+typed_tab() {
+    local shell=$1 setup=$2 line=$3 want=$4 session out=
+    session="case-$((++comp_case))"
+    "${comp_tmux[@]}" new-session -d -s "$session" -x 220 -y 40 "${comp_env[*]} $shell" || return 1
+    # The line is typed only once the setup has run.
+    "${comp_tmux[@]}" send-keys -t "$session" "$setup; echo SET''UP-DONE" Enter
+    for _ in $(seq 150); do
+        "${comp_tmux[@]}" capture-pane -p -t "$session" | grep -qx 'SETUP-DONE' && break
+        sleep 0.2
+    done
+    "${comp_tmux[@]}" send-keys -t "$session" "$line" Tab
+    for _ in $(seq 150); do
+        sleep 0.2
+        out=$("${comp_tmux[@]}" capture-pane -p -t "$session" | grep -F 'firma ' | tail -n 1)
+        [[ $out == *"$want"* ]] && break
+    done
+    "${comp_tmux[@]}" kill-session -t "$session" 2>/dev/null
+    printf '%s\n' "$out"
+}
+comp_case=0
+if command -v tmux >/dev/null; then
+    "${comp_tmux[@]}" new-session -d -s keeper "sleep 600"
+    for case in \
+        "firma si|firma sidecar" \
+        "firma --runtime-dir $comp_rt sidecar get be|get beta-1" \
+        "firma --runtime-dir $comp_rt sidecar stop al|stop alpha" \
+        "firma sidecar stop --signal KI|--signal KILL" \
+        "firma sidecar stop --signal sigte|--signal SIGTERM"; do
+        line=${case%%|*} want=${case#*|}
+        got=$(typed_tab "bash --norc --noprofile" "PS1='$ '; source $bash_c" "$line" "$want")
+        if [[ $got == *"$want"* ]]; then
+            pass "bash in a terminal: '$line<Tab>' -> '$want'"
+        else
+            fail "bash in a terminal: '$line<Tab>' gave '$got', not '$want'"
+        fi
+    done
+    if command -v zsh >/dev/null; then
+        got=$(typed_tab "zsh -f" "PS1='$ '; autoload -U compinit; compinit -u; source $zsh_c" \
+            "firma --runtime-dir $comp_rt sidecar check be" "check beta-1")
+        if [[ $got == *"check beta-1"* ]]; then
+            pass "zsh in a terminal: a sandbox id completed from the runtime directory"
+        else
+            fail "zsh in a terminal: 'check be<Tab>' gave '$got', not 'check beta-1'"
+        fi
+    fi
+    "${comp_tmux[@]}" kill-server 2>/dev/null
 else
-    printf '%s\n' "$offered"
-    fail "bash completion offers the wrong words (above: firma si / firma sidecar s / firma completions)"
+    fail "tmux is not installed (make dist-test-tools installs it): completion in a terminal NOT checked"
 fi
 if command -v zsh >/dev/null; then
     if zsh -n "$zsh_c"; then pass "zsh -n $zsh_c"; else fail "zsh completion has a syntax error"; fi
@@ -133,10 +179,19 @@ else
 fi
 if command -v fish >/dev/null; then
     if fish --no-execute "$fish_c"; then pass "fish --no-execute $fish_c"; else fail "fish completion has a syntax error"; fi
-    if fish -c "source $fish_c; complete -C 'firma sidecar '" 2>&1 | grep -q '^status'; then
+    # Read whole before grep: `grep -q` leaving early would break fish's pipe.
+    fish_subs=$("${comp_env[@]}" fish -c "source $fish_c; complete -C 'firma sidecar '" 2>&1)
+    if grep -q '^status' <<<"$fish_subs"; then
         pass "fish completes 'firma sidecar ' with status"
     else
         fail "fish completion does not offer status after 'firma sidecar '"
+    fi
+    fish_ids=$("${comp_env[@]}" fish -c "source $fish_c; complete -C 'firma --runtime-dir $comp_rt sidecar stop '" 2>&1 |
+        grep -v '^-' | cut -f1 | tr '\n' ' ')
+    if [[ $fish_ids == "alpha beta-1 " ]]; then
+        pass "fish completes sandbox ids from the runtime directory: $fish_ids"
+    else
+        fail "fish offers '$fish_ids' as sandbox ids, not 'alpha beta-1 '"
     fi
 else
     fail "fish is not installed (make dist-test-tools installs it): fish completion NOT checked"

@@ -10,24 +10,12 @@ use clap::{Args, Parser, Subcommand};
 pub use clap_complete::Shell;
 use firma_stack::sidecar_markers::{self as sm, DEFAULT_TIMEOUT, MAX_TIMEOUT};
 
-/// Every exit status of `firma`, the one table `firma --help` and
-/// `firma.1` show (docs/design.md, "Surfaces").
-pub const EXIT_CODES_HELP: &str = "Exit status:\n  \
-0  success (also an empty or missing runtime directory: a warning on stderr)\n  \
-1  a named sidecar or entry has no marker (get, inspect, stop, check)\n  \
-2  an error (one line on stderr) or a usage error\n  \
-3  stop --no-kill left a sidecar running\n  \
-4  check: a sidecar is unhealthy\n  \
-5  check: a sidecar's state is unknown\n  \
-6  check: a sidecar has stopped\n  \
-7  wait: the timeout passed before every sidecar met the condition";
-
 #[derive(Parser, Debug)]
 #[command(
     name = "firma",
     version,
     about = "Inspect and clean up agent-sandbox sidecars",
-    after_help = EXIT_CODES_HELP
+    after_help = crate::manual::exit_codes_help()
 )]
 pub struct Cli {
     /// Runtime directory holding run/ (default: $FIRMA_STATE_DIR, else
@@ -96,7 +84,7 @@ pub enum SidecarCommand {
     /// Show sidecars by id, whatever their state; exit 1 if one has no marker.
     Get {
         /// Sandbox ids of the runs, shown in this order.
-        #[arg(required = true, value_name = "SANDBOX_ID")]
+        #[arg(required = true, value_name = "SANDBOX_ID", add = crate::complete::sandbox_ids())]
         sandbox_ids: Vec<String>,
         /// Print JSON, always one object per id and line, in argument
         /// order: its entry, or `null` when it has no marker (the same as
@@ -120,7 +108,7 @@ pub enum SidecarCommand {
     )]
     Inspect {
         /// Entry names in run/ (default: every entry, sorted by name).
-        #[arg(value_name = "NAME")]
+        #[arg(value_name = "NAME", add = crate::complete::sandbox_ids())]
         names: Vec<String>,
         /// Print the JSON array of reports instead of a table (a NAME with no
         /// entry is left out of it).
@@ -174,7 +162,7 @@ pub enum SidecarCommand {
     /// worst first (2, 1, 6, 5, 4).
     Check {
         /// Sandbox ids to check.
-        #[arg(required = true, value_name = "ID")]
+        #[arg(required = true, value_name = "ID", add = crate::complete::sandbox_ids())]
         sandbox_ids: Vec<String>,
         /// Print nothing; only the exit status says.
         #[arg(short, long)]
@@ -212,7 +200,7 @@ pub struct StatusArgs {
     /// Only this sandbox (repeatable); the original project's form
     /// `status --sandbox-id ID --json` prints `[]` for one that is
     /// not live, with exit 0.
-    #[arg(long = "sandbox-id", value_name = "ID")]
+    #[arg(long = "sandbox-id", value_name = "ID", add = crate::complete::sandbox_ids())]
     pub sandbox_ids: Vec<String>,
     /// Read-only: remove nothing (stale markers stay on disk and are not
     /// listed).
@@ -277,7 +265,7 @@ pub struct ShapeArgs {
 #[derive(Args, Debug)]
 pub struct WaitArgs {
     /// Sandbox ids to wait for.
-    #[arg(required = true, value_name = "ID")]
+    #[arg(required = true, value_name = "ID", add = crate::complete::sandbox_ids())]
     pub sandbox_ids: Vec<String>,
     /// The condition: running, or gone (no marker, or stopped).
     #[arg(long = "for", value_name = "CONDITION", value_parser = ["running", "gone"])]
@@ -387,7 +375,7 @@ fn reason_parser() -> impl clap::builder::TypedValueParser<Value = sm::Reason> {
 pub struct StopArgs {
     /// Sandbox ids of the sidecars to stop (stopped in parallel, at most
     /// 16 at a time).
-    #[arg(required_unless_present = "all", value_name = "ID")]
+    #[arg(required_unless_present = "all", value_name = "ID", add = crate::complete::sandbox_ids())]
     pub sandbox_ids: Vec<String>,
     /// Stop every live sidecar the selection (--state, --agent,
     /// --session) matches; none matching is exit 0.
@@ -400,7 +388,8 @@ pub struct StopArgs {
     pub ignore_missing: bool,
     /// The first signal to send: a name (SIGTERM, TERM, INT, SIGRTMIN+1) or
     /// a number.
-    #[arg(long, value_name = "NAME", default_value = "SIGTERM", value_parser = parse_signal)]
+    #[arg(long, value_name = "NAME", default_value = "SIGTERM", value_parser = parse_signal,
+          add = crate::complete::signals())]
     pub signal: i32,
     /// How long to wait for the exit after the first signal.
     #[arg(long, value_name = "N", default_value_t = 10_000,

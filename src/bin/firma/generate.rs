@@ -14,36 +14,13 @@ use std::path::{Path, PathBuf};
 use clap::CommandFactory;
 
 use crate::args::{Cli, Shell};
+use crate::manual;
 
-/// Writes the completion script for `shell` to `out`.
-pub fn write_completions(shell: Shell, out: &mut dyn Write) {
-    let mut cmd = without_hidden_subcommands(&Cli::command());
-    clap_complete::generate(shell, &mut cmd, "firma", out);
-}
-
-/// The command with its hidden subcommands left out: clap_complete's
-/// generators would otherwise offer them (they skip hidden arguments but
-/// not hidden subcommands). Arguments and visible subcommands are copied as
-/// they are, so a new option or subcommand is completed without a change
-/// here.
-fn without_hidden_subcommands(full: &clap::Command) -> clap::Command {
-    let mut cmd = clap::Command::new("firma").version(env!("CARGO_PKG_VERSION"));
-    if let Some(about) = full.get_about() {
-        cmd = cmd.about(about.clone());
-    }
-    for arg in full.get_arguments() {
-        cmd = cmd.arg(arg.clone());
-    }
-    for sub in full.get_subcommands().filter(|s| !s.is_hide_set()) {
-        cmd = cmd.subcommand(sub.clone());
-    }
-    cmd
-}
-
-/// `firma completions SHELL`: the script on stdout; exit code 0.
+/// `firma completions SHELL`: the registration script on stdout (see
+/// [`crate::complete`]); exit code 0.
 pub fn completions(shell: Shell) -> Result<u8, String> {
     let mut buf = Vec::new();
-    write_completions(shell, &mut buf);
+    crate::complete::write_registration(shell, &mut buf)?;
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(&buf).and_then(|()| stdout.flush()) {
         Ok(()) => Ok(0),
@@ -96,9 +73,13 @@ fn collect(cmd: &clap::Command, top: bool, pages: &mut Vec<ManPage>) -> Result<(
     let mut roff = Vec::new();
     man.render(&mut roff)
         .map_err(|e| format!("cannot render the man page of {name}: {e}"))?;
-    if top {
-        roff.extend_from_slice(EXIT_STATUS.as_bytes());
-    }
+    // `firma` itself, `firma sidecar` (every status), or one subcommand.
+    let command = match name.strip_prefix("firma-sidecar-") {
+        Some(sub) => Some(sub),
+        None if top || name == "firma-sidecar" => None,
+        None => Some(cmd.get_name()),
+    };
+    roff.extend_from_slice(extra_sections(command, top).as_bytes());
     pages.push(ManPage {
         file_name: man.get_filename(),
         roff,
@@ -109,11 +90,62 @@ fn collect(cmd: &clap::Command, top: bool, pages: &mut Vec<ManPage>) -> Result<(
     Ok(())
 }
 
-const EXIT_STATUS: &str = ".SH \"EXIT STATUS\"\n\
-.TP\n\\fB0\\fR\nSuccess.\n\
-.TP\n\\fB1\\fR\n\\fBfirma sidecar get\\fR found no such sidecar.\n\
-.TP\n\\fB2\\fR\nAny error, including a usage error; one line on standard error names what was wrong.\n\
-.SH ENVIRONMENT\n\
+/// EXIT STATUS, reference sections, EXAMPLES and (on `firma.1`)
+/// ENVIRONMENT, from [`crate::manual`].
+fn extra_sections(command: Option<&str>, top: bool) -> String {
+    let mut roff = String::from(".SH \"EXIT STATUS\"\n");
+    for e in manual::exit_codes(command) {
+        roff.push_str(&format!(
+            ".TP\n\\fB{}\\fR\n{}\n",
+            e.code,
+            roff_text(e.meaning)
+        ));
+    }
+    for (title, rows) in manual::reference(command) {
+        roff.push_str(&format!(".SH \"{title}\"\n"));
+        for (term, text) in rows {
+            roff.push_str(&format!(
+                ".TP\n\\fB{}\\fR\n{}\n",
+                roff_text(&term),
+                roff_text(&text)
+            ));
+        }
+    }
+    if command == Some("stop") {
+        roff.push_str(&format!(
+            ".SH SIGNALS\nBy name, with or without SIG, any case, or by number: {}, SIGRTMIN+N, SIGRTMAX\\-N.\n",
+            roff_text(&manual::signal_list())
+        ));
+    }
+    let examples = manual::examples(command);
+    if !examples.is_empty() {
+        roff.push_str(".SH EXAMPLES\n");
+        for (what, line) in examples {
+            roff.push_str(&format!(
+                ".PP\n{}\n.PP\n.RS 4\n\\fB{}\\fR\n.RE\n",
+                roff_text(what),
+                roff_text(line)
+            ));
+        }
+    }
+    if top {
+        roff.push_str(ENVIRONMENT);
+    }
+    roff
+}
+
+/// Text for a roff line: backslashes and hyphens escaped, and a leading
+/// `.` or `'` (a request) guarded.
+fn roff_text(s: &str) -> String {
+    let escaped = roff_escape(s);
+    if escaped.starts_with(['.', '\'']) {
+        format!("\\&{escaped}")
+    } else {
+        escaped
+    }
+}
+
+const ENVIRONMENT: &str = ".SH ENVIRONMENT\n\
 .TP\n\\fBFIRMA_STATE_DIR\\fR\nThe runtime directory when \\fB\\-\\-runtime\\-dir\\fR is not given.\n\
 .TP\n\\fBXDG_RUNTIME_DIR\\fR\nWithout \\fBFIRMA_STATE_DIR\\fR, the runtime directory is \\fI$XDG_RUNTIME_DIR/firma\\fR, else \\fI/run/firma\\fR for root and \\fI/tmp/firma\\-<uid>\\fR for other users.\n";
 
@@ -166,21 +198,5 @@ mod tests {
         let top = String::from_utf8(pages[0].roff.clone()).unwrap();
         assert!(top.contains(".TH FIRMA 1"), "{top}");
         assert!(top.contains("EXIT STATUS"), "{top}");
-    }
-
-    #[test]
-    fn completions_name_the_subcommands() {
-        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
-            let mut buf = Vec::new();
-            write_completions(shell, &mut buf);
-            let script = String::from_utf8(buf).unwrap();
-            for word in ["sidecar", "status", "gc", "runtime-dir", "completions"] {
-                assert!(script.contains(word), "{shell}: {word} missing");
-            }
-            assert!(
-                !script.contains("manpages"),
-                "{shell} offers the hidden command"
-            );
-        }
     }
 }

@@ -28,11 +28,13 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod complete;
 mod ctx;
 mod exporter;
 mod generate;
 mod health;
 mod list;
+mod manual;
 mod metrics;
 mod output;
 mod render;
@@ -40,9 +42,9 @@ mod run;
 mod shape;
 mod signals;
 mod stop;
+mod usage;
 mod watch;
 
-use clap::Parser;
 use firma_stack::sidecar_markers::{self as sm, text};
 
 use crate::args::{Cli, Command, SidecarCommand};
@@ -50,7 +52,9 @@ use crate::ctx::Ctx;
 use crate::output::Output;
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    // A shell asking for completion candidates is answered here.
+    complete::answer();
+    let cli = usage::parse();
     let out = execute(cli).unwrap_or_else(Output::error);
     std::process::ExitCode::from(output::emit(out))
 }

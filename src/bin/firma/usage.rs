@@ -1,0 +1,114 @@
+//! Usage errors as one line: `firma: <what was wrong>; <hint> (see `firma
+//! … --help`)`, exit 2, in place of clap's four to six lines of parser
+//! output. `--help`, `--version` and a bare `firma` keep clap's output.
+//!
+//! The hint for the most common slip — a sidecar subcommand typed without
+//! its noun (`firma status`) — names the full command; otherwise clap's own
+//! tip (a similar name, `--` before a value starting with `-`) is kept.
+
+use clap::CommandFactory;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+
+use crate::args::Cli;
+use crate::output::EXIT_ERROR;
+
+/// Parses the command line, or prints the one-line usage error and exits 2.
+pub fn parse() -> Cli {
+    match <Cli as clap::Parser>::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => match e.kind() {
+            ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+            _ => {
+                eprintln!("{}", one_line(&e));
+                std::process::exit(EXIT_ERROR.into())
+            }
+        },
+    }
+}
+
+/// The error as one line for a person.
+pub fn one_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or_default();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let mut line = format!("firma: {first}");
+    if let Some(hint) = noun_forgotten(e) {
+        line.push_str(&format!("; did you mean `firma sidecar {hint}`?"));
+    } else if let Some(tip) = text.lines().find_map(|l| l.trim().strip_prefix("tip: ")) {
+        line.push_str("; ");
+        line.push_str(tip);
+    }
+    if let Some(path) = command_path(&text) {
+        line.push_str(&format!(" (see `{path} --help`)"));
+    }
+    line
+}
+
+/// `firma status`: the word is a subcommand of `firma sidecar`.
+fn noun_forgotten(e: &clap::Error) -> Option<String> {
+    if e.kind() != ErrorKind::InvalidSubcommand {
+        return None;
+    }
+    let Some(ContextValue::String(word)) = e.get(ContextKind::InvalidSubcommand) else {
+        return None;
+    };
+    let cli = Cli::command();
+    let sidecar = cli.find_subcommand("sidecar")?;
+    sidecar
+        .get_subcommands()
+        .any(|s| !s.is_hide_set() && s.get_name() == word)
+        .then(|| word.clone())
+}
+
+/// `firma sidecar stop` from clap's `Usage: firma sidecar stop [OPTIONS] …`.
+fn command_path(text: &str) -> Option<String> {
+    let usage = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Usage: "))?;
+    let words: Vec<&str> = usage
+        .split_whitespace()
+        .take_while(|w| !w.starts_with(['[', '<', '-']))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(args: &[&str]) -> String {
+        let e = <Cli as clap::Parser>::try_parse_from(args).unwrap_err();
+        one_line(&e)
+    }
+
+    #[test]
+    fn a_forgotten_noun_is_named() {
+        let line = error_of(&["firma", "status"]);
+        assert!(line.starts_with("firma: "), "{line}");
+        assert!(
+            line.contains("did you mean `firma sidecar status`?"),
+            "{line}"
+        );
+        assert!(!line.contains('\n'), "{line}");
+    }
+
+    #[test]
+    fn an_unknown_option_names_the_command_whose_help_to_read() {
+        let line = error_of(&["firma", "sidecar", "stop", "--frob", "x"]);
+        assert!(line.contains("'--frob'"), "{line}");
+        assert!(
+            line.ends_with("(see `firma sidecar stop --help`)"),
+            "{line}"
+        );
+        assert!(!line.contains('\n'), "{line}");
+    }
+
+    #[test]
+    fn a_bad_value_keeps_the_core_reason() {
+        let line = error_of(&["firma", "sidecar", "stop", "--signal", "TERN", "x"]);
+        assert!(line.contains("TERN"), "{line}");
+        assert!(!line.contains('\n'), "{line}");
+    }
+}
