@@ -371,18 +371,50 @@ pub fn json_output(cmd: &mut Command, what: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
-/// `(sandbox_id, state)` of each entry of a `status --json` answer.
-pub fn id_states(v: &serde_json::Value) -> Vec<(String, String)> {
+/// `(entry[first], entry[second])`, both strings, of each entry of a JSON
+/// array of entries.
+pub fn string_pairs(v: &serde_json::Value, first: &str, second: &str) -> Vec<(String, String)> {
     v.as_array()
         .expect("a JSON array of entries")
         .iter()
         .map(|e| {
-            (
-                e["sandbox_id"].as_str().unwrap().to_owned(),
-                e["state"].as_str().unwrap().to_owned(),
-            )
+            let field = |key: &str| e[key].as_str().unwrap().to_owned();
+            (field(first), field(second))
         })
         .collect()
+}
+
+/// `(sandbox_id, state)` of each entry of a `status --json` answer.
+pub fn id_states(v: &serde_json::Value) -> Vec<(String, String)> {
+    string_pairs(v, "sandbox_id", "state")
+}
+
+/// `(name, reason)` of each entry of an `inspect --json` answer.
+pub fn name_reasons(v: &serde_json::Value) -> Vec<(String, String)> {
+    string_pairs(v, "name", "reason")
+}
+
+/// The JSON answer of `firma --runtime-dir <runtime> sidecar <subcommand>
+/// --json` run by user 65534 (no supplementary groups) under its own
+/// `/proc` mounted `hidepid=<hidepid>`, in a private mount namespace; fails
+/// with `what` when it or the kernel (refusing the namespace or the mount)
+/// failed.
+pub fn json_under_hidepid(
+    hidepid: u8,
+    runtime: &Path,
+    subcommand: &str,
+    what: &str,
+) -> serde_json::Value {
+    let dir = runtime.to_str().unwrap();
+    let script = format!(
+        "mount -t proc -o hidepid={hidepid} proc /proc && \
+         exec setpriv --reuid 65534 --regid 65534 --clear-groups \
+         {FIRMA} --runtime-dir {dir} sidecar {subcommand} --json"
+    );
+    json_output(
+        Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &script]),
+        what,
+    )
 }
 
 /// Starts `n` processes `firma --runtime-dir <runtime> <args>` at once,
