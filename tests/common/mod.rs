@@ -396,15 +396,12 @@ pub fn name_reasons(v: &serde_json::Value) -> Vec<(String, String)> {
 
 /// The JSON answer of `firma --runtime-dir <runtime> sidecar <subcommand>
 /// --json` run by user 65534 (no supplementary groups) under its own
-/// `/proc` mounted `hidepid=<hidepid>`, in a private mount namespace; fails
-/// with `what` when it or the kernel (refusing the namespace or the mount)
-/// failed.
-pub fn json_under_hidepid(
-    hidepid: u8,
-    runtime: &Path,
-    subcommand: &str,
-    what: &str,
-) -> serde_json::Value {
+/// `/proc` mounted `hidepid=<hidepid>`, in a private mount namespace, with
+/// the runtime directory opened up (`open_up`) for that user to read;
+/// fails saying so when it or the kernel (refusing the namespace or the
+/// mount) failed.
+pub fn json_under_hidepid(hidepid: u8, runtime: &Path, subcommand: &str) -> serde_json::Value {
+    open_up(runtime);
     let dir = runtime.to_str().unwrap();
     let script = format!(
         "mount -t proc -o hidepid={hidepid} proc /proc && \
@@ -413,7 +410,7 @@ pub fn json_under_hidepid(
     );
     json_output(
         Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &script]),
-        what,
+        &format!("hidepid {subcommand} failed (or the kernel refused the mount namespace)"),
     )
 }
 

@@ -144,13 +144,7 @@ fn hidepid_hides_a_dead_container_from_a_non_root_reader_never_stale() {
     let rt = root_runtime(NEED_ROOT);
     let pod = Pod::start(&["-p", "-f", "--mount-proc"], rt.path(), "hidden");
     pod.kill();
-    crate::common::open_up(rt.path());
-    let v = json_under_hidepid(
-        2,
-        rt.path(),
-        "inspect",
-        "hidepid inspect failed (or the kernel refused the mount namespace)",
-    );
+    let v = json_under_hidepid(2, rt.path(), "inspect");
     let v = v.as_array().unwrap();
     assert_eq!(v.len(), 1, "{v:?}");
     assert_eq!(v[0]["state"], "unknown", "{v:?}");
