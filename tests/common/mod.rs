@@ -414,11 +414,17 @@ pub fn json_under_hidepid(hidepid: u8, runtime: &Path, subcommand: &str) -> serd
     )
 }
 
+/// `firma --runtime-dir <runtime> <args>`, to run or spawn.
+pub fn firma_command(runtime: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(FIRMA);
+    cmd.arg("--runtime-dir").arg(runtime).args(args);
+    cmd
+}
+
 /// Starts `n` processes `firma --runtime-dir <runtime> <args>` at once,
 /// stdout and stderr piped.
 pub fn spawn_firmas(n: usize, runtime: &Path, args: &[&str]) -> Vec<Child> {
-    let mut cmd = Command::new(FIRMA);
-    cmd.arg("--runtime-dir").arg(runtime).args(args);
+    let mut cmd = firma_command(runtime, args);
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     (0..n).map(|_| cmd.spawn().expect("spawn firma")).collect()
 }
