@@ -42,17 +42,12 @@ fn lines(s: &str) -> Vec<&str> {
 #[test]
 fn status_selects_by_state_and_agent_and_shapes_its_output() {
     let rt = runtime();
-    let _a = Sidecar::start(rt.path(), "alpha", &["--agent", "planner"]);
-    let _b = Sidecar::start(
-        rt.path(),
-        "beta",
-        &["--mode", "no-socket", "--agent", "coder"],
-    );
-    let _c = Sidecar::start(
-        rt.path(),
-        "gamma",
-        &["--mode", "no-socket", "--agent", "planner"],
-    );
+    let _fleet = [
+        ("alpha", &["--agent", "planner"][..]),
+        ("beta", &["--mode", "no-socket", "--agent", "coder"]),
+        ("gamma", &["--mode", "no-socket", "--agent", "planner"]),
+    ]
+    .map(|(id, args)| Sidecar::start(rt.path(), id, args));
 
     // Only the unhealthy ids: what `docker ps --filter health=unhealthy -q` gives.
     let (code, out, _) = firma_in(
