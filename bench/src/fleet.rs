@@ -468,16 +468,7 @@ impl StaleSet {
     /// Lays the set down under `<runtime>/run` (mode 0700 directories, as
     /// the writer makes them), replacing whatever `run/` held.
     pub fn restore(&self, runtime: &Path) -> io::Result<()> {
-        use std::os::unix::fs::DirBuilderExt;
-        let run = runtime.join("run");
-        match std::fs::remove_dir_all(&run) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-        let mut b = std::fs::DirBuilder::new();
-        b.mode(0o700).recursive(true);
-        b.create(&run)?;
-        b.recursive(false);
+        let (run, b) = fresh_run(runtime)?;
         for (id, meta, pidf) in &self.markers {
             let dir = run.join(id);
             b.create(&dir)?;
@@ -486,4 +477,21 @@ impl StaleSet {
         }
         Ok(())
     }
+}
+
+/// A fresh, empty `<runtime>/run` (whatever it held removed; created mode
+/// 0700 with any missing parent, as the writer makes them), and a builder
+/// of the marker directories in it (mode 0700, one level).
+pub fn fresh_run(runtime: &Path) -> io::Result<(PathBuf, std::fs::DirBuilder)> {
+    use std::os::unix::fs::DirBuilderExt;
+    let run = runtime.join("run");
+    match std::fs::remove_dir_all(&run) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.mode(0o700).recursive(true);
+    b.create(&run)?;
+    b.recursive(false);
+    Ok((run, b))
 }

@@ -42,17 +42,12 @@ fn lines(s: &str) -> Vec<&str> {
 #[test]
 fn status_selects_by_state_and_agent_and_shapes_its_output() {
     let rt = runtime();
-    let _a = Sidecar::start(rt.path(), "alpha", &["--agent", "planner"]);
-    let _b = Sidecar::start(
-        rt.path(),
-        "beta",
-        &["--mode", "no-socket", "--agent", "coder"],
-    );
-    let _c = Sidecar::start(
-        rt.path(),
-        "gamma",
-        &["--mode", "no-socket", "--agent", "planner"],
-    );
+    let _fleet = [
+        ("alpha", &["--agent", "planner"][..]),
+        ("beta", &["--mode", "no-socket", "--agent", "coder"]),
+        ("gamma", &["--mode", "no-socket", "--agent", "planner"]),
+    ]
+    .map(|(id, args)| Sidecar::start(rt.path(), id, args));
 
     // Only the unhealthy ids: what `docker ps --filter health=unhealthy -q` gives.
     let (code, out, _) = firma_in(
@@ -225,23 +220,17 @@ fn check_exits_0_only_when_every_id_is_running_and_names_the_worst() {
     assert!(rt.path().join("run/dead").exists());
 }
 
+/// The arguments of `firma sidecar wait ID --for STATE --timeout TIMEOUT`.
+fn wait_args<'a>(id: &'a str, state: &'a str, timeout: &'a str) -> [&'a str; 7] {
+    ["sidecar", "wait", id, "--for", state, "--timeout", timeout]
+}
+
 #[test]
 fn wait_follows_the_stream_until_running_or_gone_and_times_out_with_7() {
     let rt = runtime();
     // Started while wait is already waiting: seen through inotify.
-    let waiter = Command::new(FIRMA)
-        .arg("--runtime-dir")
-        .arg(rt.path())
-        .args([
-            "sidecar",
-            "wait",
-            "late",
-            "--for",
-            "running",
-            "--timeout",
-            "20s",
-            "--json",
-        ])
+    let waiter = firma_command(rt.path(), &wait_args("late", "running", "20s"))
+        .arg("--json")
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -254,18 +243,7 @@ fn wait_follows_the_stream_until_running_or_gone_and_times_out_with_7() {
     assert_eq!(v["sidecars"][0]["state"], "running");
 
     // Gone: the process exits while wait waits (a pidfd, not a poll).
-    let waiter = Command::new(FIRMA)
-        .arg("--runtime-dir")
-        .arg(rt.path())
-        .args([
-            "sidecar",
-            "wait",
-            "late",
-            "--for",
-            "gone",
-            "--timeout",
-            "20s",
-        ])
+    let waiter = firma_command(rt.path(), &wait_args("late", "gone", "20s"))
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
@@ -278,18 +256,7 @@ fn wait_follows_the_stream_until_running_or_gone_and_times_out_with_7() {
     // A timeout: exit 7 and a line saying what was seen.
     let _sick = Sidecar::start(rt.path(), "sick", &["--mode", "no-socket"]);
     let t = Instant::now();
-    let (code, _, err) = firma_in(
-        rt.path(),
-        &[
-            "sidecar",
-            "wait",
-            "sick",
-            "--for",
-            "running",
-            "--timeout",
-            "500ms",
-        ],
-    );
+    let (code, _, err) = firma_in(rt.path(), &wait_args("sick", "running", "500ms"));
     assert_eq!(code, 7);
     assert!(t.elapsed() < Duration::from_secs(5));
     assert!(err.contains("sick is unhealthy after"), "{err}");

@@ -458,8 +458,7 @@ fn state_is_coloured_on_a_terminal_only_and_never_with_no_color() {
 #[test]
 fn get_several_ids_prints_the_found_and_exits_1_for_a_missing_one() {
     let rt = runtime();
-    let _a = Sidecar::start(rt.path(), "a", &[]);
-    let _c = Sidecar::start(rt.path(), "c", &[]);
+    let _ac = ["a", "c"].map(|id| Sidecar::start(rt.path(), id, &[]));
     write_marker(rt.path(), "junk", "junk");
 
     let (code, out, err) = firma_in(rt.path(), &["sidecar", "get", "c", "b", "a"]);

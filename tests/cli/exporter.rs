@@ -5,12 +5,13 @@
 //! and run by `make test-metrics` (filter `exporter`).
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::tools::{free_port, promtool_checks, repo_file, run_tool};
 use crate::common::{FIRMA, Sidecar, runtime, write_marker};
 
 /// A running `firma sidecar exporter`; killed and reaped on drop.
@@ -132,14 +133,6 @@ impl Drop for Exporter {
     }
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The value of the one sample `line_prefix` (name and labels exactly as
 /// written), if present.
 pub fn sample(text: &str, line_prefix: &str) -> Option<String> {
@@ -148,35 +141,48 @@ pub fn sample(text: &str, line_prefix: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-#[test]
-fn the_exporter_serves_the_watchers_view_and_follows_a_death() {
-    let rt = runtime();
-    let serving = Sidecar::start(rt.path(), "serving", &["--agent", "agent-s"]);
-    let _wedged = Sidecar::start(rt.path(), "wedged", &["--mode", "wedged"]);
-    write_marker(rt.path(), "broken", "this is not = toml [");
-    let mut ex = Exporter::start(rt.path(), &["--inspect-interval-ms", "100"]);
+/// A sidecar serving as `serving` for `agent`, a wedged one as `wedged`, a
+/// marker `broken` holding `broken_text`, and an exporter over them
+/// inspecting every 100 ms, healthy; with its first scrape that counts the
+/// broken marker.
+fn serving_wedged_broken(
+    rt: &Path,
+    [serving, agent, wedged]: [&str; 3],
+    broken_text: &str,
+) -> (Sidecar, Sidecar, Exporter, String) {
+    let serving = Sidecar::start(rt, serving, &["--agent", agent]);
+    let wedged = Sidecar::start(rt, wedged, &["--mode", "wedged"]);
+    write_marker(rt, "broken", broken_text);
+    let mut ex = Exporter::start(rt, &["--inspect-interval-ms", "100"]);
     ex.wait_healthy();
     let body = ex.wait_metrics("broken counted", |b| {
         b.contains("firma_markers_broken{reason=")
     });
-    assert_eq!(
-        sample(&body, "firma_sidecar_up{sandbox_id=\"serving\",agent_id=\"agent-s\",session_id=\"session-example\"}").as_deref(),
-        Some("1")
+    (serving, wedged, ex, body)
+}
+
+#[test]
+fn the_exporter_serves_the_watchers_view_and_follows_a_death() {
+    const SERVING_UP: &str = "firma_sidecar_up{sandbox_id=\"serving\",agent_id=\"agent-s\",session_id=\"session-example\"}";
+    let rt = runtime();
+    let (serving, _wedged, mut ex, body) = serving_wedged_broken(
+        rt.path(),
+        ["serving", "agent-s", "wedged"],
+        "this is not = toml [",
     );
-    assert_eq!(
-        sample(&body, "firma_sidecar_up{sandbox_id=\"wedged\",agent_id=\"agent-example\",session_id=\"session-example\"}").as_deref(),
-        Some("0")
-    );
-    assert_eq!(
-        sample(&body, "firma_sidecars{state=\"running\"}").as_deref(),
-        Some("1")
-    );
-    assert_eq!(
-        sample(&body, "firma_sidecars{state=\"unhealthy\"}").as_deref(),
-        Some("1")
-    );
-    assert_eq!(sample(&body, "firma_runtime_dir_up").as_deref(), Some("1"));
-    assert_eq!(sample(&body, "firma_watch_synced").as_deref(), Some("1"));
+    for (series, value) in [
+        (SERVING_UP, "1"),
+        (
+            "firma_sidecar_up{sandbox_id=\"wedged\",agent_id=\"agent-example\",session_id=\"session-example\"}",
+            "0",
+        ),
+        ("firma_sidecars{state=\"running\"}", "1"),
+        ("firma_sidecars{state=\"unhealthy\"}", "1"),
+        ("firma_runtime_dir_up", "1"),
+        ("firma_watch_synced", "1"),
+    ] {
+        assert_eq!(sample(&body, series).as_deref(), Some(value), "{series}");
+    }
     assert!(
         body.contains("firma_sidecar_start_time_seconds{sandbox_id=\"serving\"} "),
         "{body}"
@@ -196,13 +202,7 @@ fn the_exporter_serves_the_watchers_view_and_follows_a_death() {
     let body = ex.wait_metrics("the death", |b| {
         sample(b, "firma_markers_collected_total").as_deref() == Some("1")
     });
-    assert_eq!(
-        sample(
-            &body,
-            "firma_sidecar_up{sandbox_id=\"serving\",agent_id=\"agent-s\",session_id=\"session-example\"}"
-        ),
-        None
-    );
+    assert_eq!(sample(&body, SERVING_UP), None);
     assert_eq!(
         sample(&body, "firma_sidecars{state=\"running\"}").as_deref(),
         Some("0")
@@ -291,55 +291,20 @@ fn a_missing_runtime_dir_is_runtime_dir_up_0_and_a_unix_socket_serves() {
     assert!(!sock.exists());
 }
 
-fn repo_file(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
-
-fn run(cmd: &str, args: &[&str], stdin: &[u8]) -> (i32, String) {
-    let mut child = Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot run {cmd}: {e} (installed by `make metrics-tools`; never skipped)")
-        });
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
-}
-
 #[test]
 #[ignore = "needs promtool: run by `make test-metrics`"]
 fn exporter_promtool_checks_the_exposition_and_the_rules() {
     let rt = runtime();
-    let _s = Sidecar::start(rt.path(), "s", &["--agent", "a\"}\n# x"]);
-    let _w = Sidecar::start(rt.path(), "w", &["--mode", "wedged"]);
-    write_marker(rt.path(), "broken", "nope [");
-    let mut ex = Exporter::start(rt.path(), &["--inspect-interval-ms", "100"]);
-    ex.wait_healthy();
-    let body = ex.wait_metrics("broken counted", |b| b.contains("firma_markers_broken{"));
+    let (_s, _w, _ex, body) = serving_wedged_broken(rt.path(), ["s", "a\"}\n# x", "w"], "nope [");
     // promtool (2.42) parses the text format 0.0.4 only; the OpenMetrics
     // form is read by a real Prometheus in the fleet test, which asks for
     // it first.
-    let (code, out) = run("promtool", &["check", "metrics"], body.as_bytes());
-    assert_eq!((code, out.as_str()), (0, ""), "promtool on:\n{body}");
-
-    let rules = repo_file("docs/prometheus/exporter-rules.yml");
-    let (code, out) = run(
-        "promtool",
-        &["check", "rules", rules.to_str().unwrap()],
-        b"",
+    let (_, tested) = promtool_checks(
+        &[&body],
+        "docs/prometheus/exporter-rules.yml",
+        "docs/prometheus/exporter-rules.test.yml",
     );
-    assert_eq!(code, 0, "{out}");
-    let tests = repo_file("docs/prometheus/exporter-rules.test.yml");
-    let (code, out) = run("promtool", &["test", "rules", tests.to_str().unwrap()], b"");
-    assert_eq!(code, 0, "{out}");
-    assert!(out.contains("SUCCESS"), "{out}");
+    assert!(tested.contains("SUCCESS"), "{tested}");
 }
 
 #[test]
@@ -367,6 +332,6 @@ fn exporter_unit_passes_systemd_analyze_verify() {
     }
     let mut args = vec!["verify", "--man=no"];
     args.extend(copies.iter().map(String::as_str));
-    let (code, out) = run("systemd-analyze", &args, b"");
+    let (code, out) = run_tool("systemd-analyze", &args, b"");
     assert_eq!((code, out.as_str()), (0, ""), "systemd-analyze verify");
 }

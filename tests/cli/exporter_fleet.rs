@@ -20,11 +20,12 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::exporter::{Exporter, free_port};
+use super::exporter::Exporter;
+use super::tools::{Guarded, free_port, prometheus_server, repo_file};
 use crate::common::{Sidecar, need_root, runtime};
 
 /// Runs a command that must succeed.
@@ -97,44 +98,6 @@ impl Drop for Netns {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .output();
-    }
-}
-
-/// A server process killed and reaped on drop.
-struct Server {
-    name: &'static str,
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Server {
-    fn spawn(name: &'static str, cmd: &mut Command, log: std::path::PathBuf) -> Server {
-        let out = std::fs::File::create(&log).unwrap();
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start {name}: {e} (installed by `make metrics-tools`; never skipped)"
-                )
-            });
-        Server { name, child, log }
-    }
-
-    fn check_alive(&mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            panic!("{} exited ({status}):\n{log}", self.name);
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -238,7 +201,7 @@ type Host = (
     String,
 );
 
-fn wait(what: &str, within: Duration, servers: &mut [&mut Server], mut f: impl FnMut() -> bool) {
+fn wait(what: &str, within: Duration, servers: &mut [&mut Guarded], mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
     while !f() {
         for s in servers.iter_mut() {
@@ -307,23 +270,13 @@ fn exporter_fleet_of_three_hosts_on_prometheus_and_alertmanager() {
         ),
     )
     .unwrap();
-    let mut am = Server::spawn(
-        "prometheus-alertmanager",
-        Command::new("prometheus-alertmanager").args([
-            format!("--config.file={}", am_config.display()),
-            format!("--storage.path={}", work.path().join("am").display()),
-            format!("--web.listen-address=127.0.0.1:{am_port}"),
-            "--cluster.listen-address=".into(),
-        ]),
-        work.path().join("alertmanager.log"),
-    );
+    let mut am = prometheus_server("prometheus-alertmanager", &am_config, work.path(), am_port);
 
     // Prometheus scraping the three hosts every second, with the rules.
     let targets: Vec<String> = hosts.iter().map(|h| format!("'{}'", h.4)).collect();
     let pr_port = free_port();
     let config = work.path().join("prometheus.yml");
-    let rules =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/prometheus/exporter-rules.yml");
+    let rules = repo_file("docs/prometheus/exporter-rules.yml");
     std::fs::write(
         &config,
         format!(
@@ -337,15 +290,11 @@ fn exporter_fleet_of_three_hosts_on_prometheus_and_alertmanager() {
         ),
     )
     .unwrap();
-    let mut pr = Server::spawn(
-        "prometheus",
-        Command::new("prometheus").args([
-            format!("--config.file={}", config.display()),
-            format!("--storage.tsdb.path={}", work.path().join("tsdb").display()),
-            format!("--web.listen-address=127.0.0.1:{pr_port}"),
-        ]),
-        work.path().join("prometheus.log"),
-    );
+    let mut pr = prometheus_server("prometheus", &config, work.path(), pr_port);
+    // Waits (at most `secs` s) until `f` holds, failing if either server exits.
+    let mut until = |what: &str, secs: u64, f: &mut dyn FnMut() -> bool| {
+        wait(what, Duration::from_secs(secs), &mut [&mut pr, &mut am], f)
+    };
 
     let truth = |hosts: &[Host]| {
         hosts
@@ -358,11 +307,10 @@ fn exporter_fleet_of_three_hosts_on_prometheus_and_alertmanager() {
     };
     let running_q = r#"sum by (instance) (firma_sidecars{state="running"})"#;
     let want = truth(&hosts);
-    wait(
+    until(
         "all three hosts scraped, running counts true",
-        Duration::from_secs(45),
-        &mut [&mut pr, &mut am],
-        || {
+        45,
+        &mut || {
             by_instance(pr_port, r#"up{job="firma-exporter"}"#)
                 .values()
                 .filter(|v| *v == "1")
@@ -375,11 +323,10 @@ fn exporter_fleet_of_three_hosts_on_prometheus_and_alertmanager() {
     // OpenMetrics body would make `up` 0): every exporter says it served
     // that format, and the info type came through.
     let om = r#"firma_exporter_scrapes_total{format="openmetrics"} > 0"#;
-    wait(
+    until(
         "OpenMetrics scrapes counted by every exporter",
-        Duration::from_secs(10),
-        &mut [&mut pr, &mut am],
-        || by_instance(pr_port, om).len() == 3,
+        10,
+        &mut || by_instance(pr_port, om).len() == 3,
     );
     let build = by_instance(pr_port, "firma_exporter_build_info");
     assert_eq!(build.len(), 3, "{build:?}");
@@ -391,20 +338,15 @@ fn exporter_fleet_of_three_hosts_on_prometheus_and_alertmanager() {
     let killed_at = Instant::now();
     hosts[1].1.remove("h2-b").unwrap().kill_and_reap();
     let want = truth(&hosts);
-    wait(
-        "Prometheus sees the death on host 2",
-        Duration::from_secs(20),
-        &mut [&mut pr, &mut am],
-        || {
-            by_instance(pr_port, "firma_markers_collected_total")
-                .get(&h2)
-                .map(String::as_str)
-                == Some("1")
-                && query(pr_port, r#"firma_sidecar_up{sandbox_id="h2-b"}"#)
-                    .is_some_and(|r| r.is_empty())
-                && by_instance(pr_port, running_q) == want
-        },
-    );
+    until("Prometheus sees the death on host 2", 20, &mut || {
+        by_instance(pr_port, "firma_markers_collected_total")
+            .get(&h2)
+            .map(String::as_str)
+            == Some("1")
+            && query(pr_port, r#"firma_sidecar_up{sandbox_id="h2-b"}"#)
+                .is_some_and(|r| r.is_empty())
+            && by_instance(pr_port, running_q) == want
+    });
     let seen = killed_at.elapsed();
 
     // The alert reaches the webhook, for host 2 only, within a bound.
@@ -414,7 +356,7 @@ fn exporter_fleet_of_three_hosts_on_prometheus_and_alertmanager() {
         let body = alerts.recv_timeout(left).unwrap_or_else(|_| {
             panic!(
                 "no FirmaSidecarDied alert within {bound:?}; alertmanager:\n{}",
-                std::fs::read_to_string(work.path().join("alertmanager.log")).unwrap_or_default()
+                am.log()
             )
         });
         if body.contains("FirmaSidecarDied") {

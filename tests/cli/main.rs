@@ -17,3 +17,4 @@ mod cli_watch;
 mod exporter;
 mod exporter_fleet;
 mod metrics;
+mod tools;

@@ -9,13 +9,14 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::tools::{Guarded, free_port, prometheus_server, promtool_checks, repo_file};
 use crate::common::{
     FIRMA, Sidecar, firma_as_nobody, firma_in, meta, names_in, runtime, succeed, write_marker,
 };
@@ -651,68 +652,6 @@ fn a_failed_rename_leaves_no_temp_file_and_the_target_untouched() {
 // ---------------------------------------------------------------------
 // The real fixture and the real engine.
 
-/// A child process killed and reaped on drop; with PR_SET_PDEATHSIG it also
-/// dies if the test process dies first.
-struct Guarded {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Guarded {
-    fn spawn(name: &'static str, cmd: &mut Command, log: PathBuf) -> Guarded {
-        let err = std::fs::File::create(&log).unwrap();
-        cmd.stdin(Stdio::null())
-            .stdout(err.try_clone().unwrap())
-            .stderr(err);
-        // SAFETY: prctl is async-signal-safe.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().unwrap_or_else(|e| {
-            let hint = if name.starts_with("prometheus") {
-                " (installed by `make metrics-tools`; these tests never skip without it)"
-            } else {
-                ""
-            };
-            panic!("cannot start {name}: {e}{hint}")
-        });
-        Guarded { name, child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Panics with the child's output if it has exited.
-    fn check_alive(&mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            panic!("{} exited ({status}):\n{}", self.name, self.log());
-        }
-    }
-}
-
-impl Drop for Guarded {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Plain HTTP/1.0 GET; `None` when nothing answers (yet).
 fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -858,34 +797,6 @@ fn check_fixture(samples: &[Sample], with_dead: bool) {
     assert_eq!(value(samples, "firma_markers_broken", &[]), "1");
 }
 
-/// `promtool` with `args`, `stdin`; returns (exit code, stdout + stderr).
-fn promtool(args: &[&str], stdin: &str) -> (i32, String) {
-    let mut child = Command::new("promtool")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot run promtool: {e} (installed by `make metrics-tools`; never skipped)")
-        });
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
-}
-
-fn repo_file(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
-
 #[test]
 #[ignore = "needs promtool: run by `make test-metrics`"]
 fn promtool_accepts_the_real_output_and_the_alert_rules() {
@@ -895,19 +806,15 @@ fn promtool_accepts_the_real_output_and_the_alert_rules() {
     let gc = fx.metrics(&[]);
     check_fixture(&parse(&gc), false);
     assert_eq!(value(&parse(&gc), "firma_markers_collected", &[]), "1");
-    for text in [&no_gc, &gc] {
-        let (code, out) = promtool(&["check", "metrics"], text);
-        assert_eq!((code, out.as_str()), (0, ""), "promtool on:\n{text}");
-    }
-    let rules = repo_file("docs/prometheus/alerts.yml");
-    let (code, out) = promtool(&["check", "rules", rules.to_str().unwrap()], "");
-    assert_eq!(code, 0, "{out}");
-    assert!(out.contains("SUCCESS: 3 rules found"), "{out}");
-    // The rules' own unit tests: FirmaRuntimeDirDown fires on
-    // firma_runtime_dir_up 0, where no sidecar series exists at all.
-    let tests = repo_file("docs/prometheus/alerts_test.yml");
-    let (code, out) = promtool(&["test", "rules", tests.to_str().unwrap()], "");
-    assert_eq!(code, 0, "{out}");
+    // Both outputs, the alert rules, and the rules' own unit tests
+    // (FirmaRuntimeDirDown fires on firma_runtime_dir_up 0, where no
+    // sidecar series exists at all).
+    let (checked, _) = promtool_checks(
+        &[&no_gc, &gc],
+        "docs/prometheus/alerts.yml",
+        "docs/prometheus/alerts_test.yml",
+    );
+    assert!(checked.contains("SUCCESS: 3 rules found"), "{checked}");
 }
 
 /// A mistyped runtime directory is loud: `firma_runtime_dir_up` 0 in the
@@ -1023,15 +930,7 @@ fn node_exporter_and_prometheus_read_the_sidecars() {
         ),
     )
     .unwrap();
-    let mut pr = Guarded::spawn(
-        "prometheus",
-        Command::new("prometheus").args([
-            format!("--config.file={}", config.display()),
-            format!("--storage.tsdb.path={}", work.path().join("tsdb").display()),
-            format!("--web.listen-address=127.0.0.1:{pr_port}"),
-        ]),
-        work.path().join("prometheus.log"),
-    );
+    let mut pr = prometheus_server("prometheus", &config, work.path(), pr_port);
 
     let want_up = |series: &[Series], with_dead: bool| -> bool {
         let mut got: Vec<(String, String, String)> = series

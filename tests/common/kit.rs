@@ -1,6 +1,6 @@
 //! The fixture tool and small runners: `firma-testkit` (for its `seccomp`
-//! subcommand: a real seccomp filter installed before exec), commands that
-//! must succeed, and a runtime directory laid out on a given filesystem.
+//! subcommand: a real seccomp filter installed before exec) and a runtime
+//! directory laid out on a given filesystem.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -23,17 +23,6 @@ pub fn firma_seccomp(errno: &str, syscalls: &[&str], args: &[&str]) -> Output {
     assert!(
         !stderr.contains("firma-testkit seccomp: refused"),
         "the kernel refused the seccomp filter; this test proves nothing without it: {stderr}"
-    );
-    out
-}
-
-pub fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}): {} — this test needs it",
-        out.status,
-        String::from_utf8_lossy(&out.stderr).trim()
     );
     out
 }

@@ -371,25 +371,60 @@ pub fn json_output(cmd: &mut Command, what: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
-/// `(sandbox_id, state)` of each entry of a `status --json` answer.
-pub fn id_states(v: &serde_json::Value) -> Vec<(String, String)> {
+/// `(entry[first], entry[second])`, both strings, of each entry of a JSON
+/// array of entries.
+pub fn string_pairs(v: &serde_json::Value, first: &str, second: &str) -> Vec<(String, String)> {
     v.as_array()
         .expect("a JSON array of entries")
         .iter()
         .map(|e| {
-            (
-                e["sandbox_id"].as_str().unwrap().to_owned(),
-                e["state"].as_str().unwrap().to_owned(),
-            )
+            let field = |key: &str| e[key].as_str().unwrap().to_owned();
+            (field(first), field(second))
         })
         .collect()
+}
+
+/// `(sandbox_id, state)` of each entry of a `status --json` answer.
+pub fn id_states(v: &serde_json::Value) -> Vec<(String, String)> {
+    string_pairs(v, "sandbox_id", "state")
+}
+
+/// `(name, reason)` of each entry of an `inspect --json` answer.
+pub fn name_reasons(v: &serde_json::Value) -> Vec<(String, String)> {
+    string_pairs(v, "name", "reason")
+}
+
+/// The JSON answer of `firma --runtime-dir <runtime> sidecar <subcommand>
+/// --json` run by user 65534 (no supplementary groups) under its own
+/// `/proc` mounted `hidepid=<hidepid>`, in a private mount namespace, with
+/// the runtime directory opened up (`open_up`) for that user to read;
+/// fails saying so when it or the kernel (refusing the namespace or the
+/// mount) failed.
+pub fn json_under_hidepid(hidepid: u8, runtime: &Path, subcommand: &str) -> serde_json::Value {
+    open_up(runtime);
+    let dir = runtime.to_str().unwrap();
+    let script = format!(
+        "mount -t proc -o hidepid={hidepid} proc /proc && \
+         exec setpriv --reuid 65534 --regid 65534 --clear-groups \
+         {FIRMA} --runtime-dir {dir} sidecar {subcommand} --json"
+    );
+    json_output(
+        Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &script]),
+        &format!("hidepid {subcommand} failed (or the kernel refused the mount namespace)"),
+    )
+}
+
+/// `firma --runtime-dir <runtime> <args>`, to run or spawn.
+pub fn firma_command(runtime: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(FIRMA);
+    cmd.arg("--runtime-dir").arg(runtime).args(args);
+    cmd
 }
 
 /// Starts `n` processes `firma --runtime-dir <runtime> <args>` at once,
 /// stdout and stderr piped.
 pub fn spawn_firmas(n: usize, runtime: &Path, args: &[&str]) -> Vec<Child> {
-    let mut cmd = Command::new(FIRMA);
-    cmd.arg("--runtime-dir").arg(runtime).args(args);
+    let mut cmd = firma_command(runtime, args);
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     (0..n).map(|_| cmd.spawn().expect("spawn firma")).collect()
 }

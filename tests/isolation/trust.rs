@@ -122,13 +122,7 @@ fn victim_marker(victim: &Victim, id: &str) -> String {
 /// `firma ARGS` as root with an empty environment (so the default runtime
 /// directory is the fallback): (exit code, stdout, stderr).
 fn firma_bare(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(FIRMA)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .args(args)
-        .output()
-        .unwrap();
-    decode(out)
+    bare(Command::new(FIRMA), args)
 }
 
 fn warnings(stderr: &str) -> Vec<&str> {
@@ -166,6 +160,56 @@ fn scratch() -> tempfile::TempDir {
     d
 }
 
+/// A [`scratch`] directory and in it root's directory `name` of mode
+/// `mode`.
+fn scratch_dir(name: &str, mode: u32) -> (tempfile::TempDir, PathBuf) {
+    let base = scratch();
+    let dir = base.path().join(name);
+    mkdir(&dir, mode);
+    (base, dir)
+}
+
+/// `cmd ARGS`, firma run with an empty environment (so the default runtime
+/// directory is the fallback): (exit code, stdout, stderr).
+fn bare(mut cmd: Command, args: &[&str]) -> (i32, String, String) {
+    decode(
+        cmd.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .args(args)
+            .output()
+            .unwrap(),
+    )
+}
+
+/// `stop victim` as `firma` runs it, on a marker planted for the live
+/// `victim`: refused with exit `code` and a message saying `says`, and the
+/// victim lives on.
+fn assert_stop_refused(
+    firma: impl Fn(&[&str]) -> (i32, String, String),
+    victim: &mut Victim,
+    code: i32,
+    says: &str,
+) {
+    let (got, _, err) = firma(&["sidecar", "stop", "victim", "--grace-ms", "2000"]);
+    assert_eq!(got, code, "{err}");
+    assert!(err.contains(says), "{err}");
+    assert!(victim.alive(), "stopped what a planted marker named");
+}
+
+/// The first line `cmd` prints on stdout (a sidecar's `ready` line), the
+/// process killed and reaped after it.
+fn first_line_then_kill(cmd: &mut Command) -> String {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let line = first_line(&mut child);
+    let _ = child.kill();
+    let _ = child.wait();
+    line
+}
+
 // ---- the squatted /tmp/firma-0 -----------------------------------------------
 
 /// The attacker's `/tmp/firma-0`: mode 0777, a `run/` of 0777, a marker
@@ -195,13 +239,7 @@ fn roots_default_is_run_firma_never_a_squatted_tmp_firma_0() {
 
     // Root, with nothing in the environment, stops by id: the attacker's
     // marker is not where root looks.
-    let (code, _, err) = firma_bare(&["sidecar", "stop", "victim", "--grace-ms", "2000"]);
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("/run/firma"), "{err}");
-    assert!(
-        victim.alive(),
-        "root stopped what the attacker's marker named"
-    );
+    assert_stop_refused(firma_bare, &mut victim, 1, "/run/firma");
     let (code, out, err) = firma_bare(&["sidecar", "status", "--json"]);
     assert_eq!((code, out.as_str()), (0, "[]\n"), "{err}");
     assert!(
@@ -211,15 +249,7 @@ fn roots_default_is_run_firma_never_a_squatted_tmp_firma_0() {
     assert!(has_metadata(Path::new("/tmp/firma-0/run/stale")));
 
     // Root's sidecar writes its marker under /run/firma, created 0700.
-    let mut sidecar = Command::new(SIDECAR)
-        .env_clear()
-        .args(["--id", "mine"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let line = first_line(&mut sidecar);
-    let _ = sidecar.kill();
-    let _ = sidecar.wait();
+    let line = first_line_then_kill(Command::new(SIDECAR).env_clear().args(["--id", "mine"]));
     assert_eq!(line, "ready /run/firma/run/mine\n");
     assert!(!Path::new("/tmp/firma-0/run/mine").exists());
     for dir in ["/run/firma", "/run/firma/run"] {
@@ -286,15 +316,11 @@ fn a_squatted_runtime_dir_is_listed_read_only_and_refused_for_gc_stop_and_writes
     let (code, _, err) = firma_in(rt, &["sidecar", "gc"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("refusing to collect stale markers"), "{err}");
-    let (code, _, err) = firma_in(rt, &["sidecar", "stop", "victim", "--grace-ms", "2000"]);
-    assert_eq!(code, 2, "{err}");
-    assert!(
-        err.contains("refusing to stop a sidecar under /tmp/firma-0"),
-        "{err}"
-    );
-    assert!(
-        victim.alive(),
-        "root stopped what the attacker's marker named"
+    assert_stop_refused(
+        |args| firma_in(rt, args),
+        &mut victim,
+        2,
+        "refusing to stop a sidecar under /tmp/firma-0",
     );
     assert_eq!(code_of(gc_stale(rt)), ErrorCode::UntrustedDirectory);
     assert_eq!(
@@ -321,10 +347,11 @@ fn a_squatted_runtime_dir_is_listed_read_only_and_refused_for_gc_stop_and_writes
 
 // ---- a symlink as the runtime directory ---------------------------------------
 
-/// The attacker's stale marker planted as `/run/lock` (world-writable,
-/// sticky, as on most hosts): a marker named `lock` in a `run/` that is
-/// `/run` when the runtime directory is `/`.
-fn plant_run_lock(attacker: &TestUser) -> PathBuf {
+/// A new attacker (user `tag`) and its stale marker planted as `/run/lock`
+/// (world-writable, sticky, as on most hosts): a marker named `lock` in a
+/// `run/` that is `/run` when the runtime directory is `/`.
+fn plant_run_lock(tag: &str) -> (TestUser, PathBuf) {
+    let attacker = TestUser::new(tag);
     let lock = PathBuf::from("/run/lock");
     mkdir(&lock, 0o1777);
     attacker.sh_with(
@@ -333,7 +360,7 @@ fn plant_run_lock(attacker: &TestUser) -> PathBuf {
         &[("STALE", &metadata("lock", dead_pid().into(), ""))],
     );
     std::fs::write(lock.join("LCK..ttyS0"), "root's lock\n").unwrap();
-    lock
+    (attacker, lock)
 }
 
 #[test]
@@ -341,8 +368,7 @@ fn an_attackers_symlink_to_root_as_tmp_firma_0_is_not_followed() {
     if !in_private_tmp_and_run("an_attackers_symlink_to_root_as_tmp_firma_0_is_not_followed") {
         return;
     }
-    let attacker = TestUser::new("ln");
-    let lock = plant_run_lock(&attacker);
+    let (attacker, lock) = plant_run_lock("ln");
     attacker.sh("ln -s / /tmp/firma-0");
     let rt = Path::new("/tmp/firma-0");
 
@@ -381,8 +407,7 @@ fn run_lock_survives_a_runtime_dir_of_slash() {
     if !in_private_tmp_and_run("run_lock_survives_a_runtime_dir_of_slash") {
         return;
     }
-    let attacker = TestUser::new("sl");
-    let lock = plant_run_lock(&attacker);
+    let (_attacker, lock) = plant_run_lock("sl");
     let (code, _, err) = firma(&["--runtime-dir", "/", "sidecar", "gc"]);
     assert!(code == 0 || code == 2, "{err}");
     let (code, _, err) = firma(&["--runtime-dir", "/", "sidecar", "status"]);
@@ -396,10 +421,8 @@ fn run_lock_survives_a_runtime_dir_of_slash() {
 /// does, however many links lead there.
 #[test]
 fn a_symlinked_runtime_dir_is_followed_only_through_links_of_the_caller_or_root() {
-    let base = scratch();
+    let (base, real) = scratch_dir("real", 0o700);
     let stranger = TestUser::new("ln");
-    let real = base.path().join("real");
-    mkdir(&real, 0o700);
     let stale = write_stale(&real, "stale", dead_pid());
     let link = base.path().join("link");
     symlink(&real, &link).unwrap();
@@ -452,27 +475,29 @@ fn a_users_own_symlink_is_followed_for_that_user() {
     let link = base.path().join("link");
     symlink(&real, &link).unwrap();
     user.chown(&link);
-    let mut child = user
-        .sidecar(&link, "theirs")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let line = first_line(&mut child);
-    let _ = child.kill();
-    let _ = child.wait();
+    let line = first_line_then_kill(&mut user.sidecar(&link, "theirs"));
     assert_eq!(line, format!("ready {}/run/theirs\n", link.display()));
     assert!(real.join("run/theirs").is_dir());
 }
 
 // ---- shared, group-writable, mixed owners -----------------------------------------
 
+/// `firma --runtime-dir RT ARGS` as `user`: (exit code, stdout, stderr).
+fn firma_as(user: &TestUser, rt: &Path, args: &[&str]) -> (i32, String, String) {
+    decode(
+        user.command(FIRMA)
+            .arg("--runtime-dir")
+            .arg(rt)
+            .args(args)
+            .output()
+            .unwrap(),
+    )
+}
+
 #[test]
 fn a_shared_sticky_run_serves_its_tenants_and_root() {
-    let base = scratch();
+    let (_base, rt) = scratch_dir("rt", 0o755);
     let tenant = TestUser::new("tn");
-    let rt = base.path().join("rt");
-    mkdir(&rt, 0o755);
     let run = rt.join("run");
     mkdir(&run, 0o1777);
 
@@ -498,14 +523,7 @@ fn a_shared_sticky_run_serves_its_tenants_and_root() {
     assert_eq!(ids, ["mine", "theirs"]);
 
     // The tenant lists and collects without a warning.
-    let out = tenant
-        .command(FIRMA)
-        .arg("--runtime-dir")
-        .arg(&rt)
-        .args(["sidecar", "status", "--json"])
-        .output()
-        .unwrap();
-    let (code, out, err) = decode(out);
+    let (code, out, err) = firma_as(&tenant, &rt, &["sidecar", "status", "--json"]);
     assert_eq!(code, 0, "{err}");
     assert!(warnings(&err).is_empty(), "{err}");
     // (Root's marker is root's 0700 directory: unreadable to the tenant.)
@@ -514,14 +532,7 @@ fn a_shared_sticky_run_serves_its_tenants_and_root() {
     // Once the tenant's sidecar is gone, its marker is collected.
     let _ = theirs.kill();
     let _ = theirs.wait();
-    let out = tenant
-        .command(FIRMA)
-        .arg("--runtime-dir")
-        .arg(&rt)
-        .args(["sidecar", "gc", "--json"])
-        .output()
-        .unwrap();
-    let (code, out, err) = decode(out);
+    let (code, out, err) = firma_as(&tenant, &rt, &["sidecar", "gc", "--json"]);
     assert_eq!((code, out.as_str()), (0, "[\"theirs\"]\n"), "{err}");
     mine.kill_and_reap();
     assert_eq!(gc_stale(&rt).unwrap(), ["mine"]);
@@ -529,9 +540,7 @@ fn a_shared_sticky_run_serves_its_tenants_and_root() {
 
 #[test]
 fn a_run_writable_by_group_or_others_and_not_sticky_is_untrusted() {
-    let base = scratch();
-    let rt = base.path().join("rt");
-    mkdir(&rt, 0o700);
+    let (_base, rt) = scratch_dir("rt", 0o700);
     let stale = write_stale(&rt, "stale", dead_pid());
     for bad in [0o775, 0o770, 0o757, 0o777] {
         chmod(rt.join("run"), bad);
@@ -555,9 +564,7 @@ fn a_run_writable_by_group_or_others_and_not_sticky_is_untrusted() {
 
 #[test]
 fn a_runtime_dir_writable_by_group_or_others_is_untrusted_even_if_sticky() {
-    let base = scratch();
-    let rt = base.path().join("rt");
-    std::fs::create_dir(&rt).unwrap();
+    let (_base, rt) = scratch_dir("rt", 0o755);
     let stale = write_stale(&rt, "stale", dead_pid());
     chmod(rt.join("run"), 0o700);
     for bad in [0o770, 0o775, 0o1777] {
@@ -576,11 +583,9 @@ fn a_runtime_dir_writable_by_group_or_others_is_untrusted_even_if_sticky() {
 
 #[test]
 fn run_and_runtime_dir_of_two_users_are_untrusted_unless_one_is_root() {
-    let base = scratch();
+    let (_base, rt) = scratch_dir("rt", 0o755);
     let a = TestUser::new("oa");
     let b = TestUser::new("ob");
-    let rt = base.path().join("rt");
-    mkdir(&rt, 0o755);
     let stale = write_stale(&rt, "stale", dead_pid());
     let run = rt.join("run");
     chmod(&run, 0o755);
@@ -666,24 +671,9 @@ fn a_users_last_resort_default_created_by_another_user_is_untrusted() {
         &[],
         &[("DIR", &dir), ("VICTIM", &victim_marker(&victim, "victim"))],
     );
-    let bare = |args: &[&str]| {
-        decode(
-            user.command(FIRMA)
-                .env_clear()
-                .env("PATH", "/usr/bin:/bin")
-                .args(args)
-                .output()
-                .unwrap(),
-        )
-    };
-    let (code, _, err) = bare(&["sidecar", "stop", "victim", "--grace-ms", "2000"]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("last-resort default"), "{err}");
-    assert!(
-        victim.alive(),
-        "the user stopped what the squatter's marker named"
-    );
-    let (code, out, err) = bare(&["sidecar", "status", "--json"]);
+    let users_bare = |args: &[&str]| bare(user.command(FIRMA), args);
+    assert_stop_refused(users_bare, &mut victim, 2, "last-resort default");
+    let (code, out, err) = users_bare(&["sidecar", "status", "--json"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("victim"), "{out}");
     assert_eq!(warnings(&err).len(), 1, "{err}");
@@ -711,9 +701,7 @@ fn a_users_last_resort_default_created_by_another_user_is_untrusted() {
 /// directory (watch before its stream), and none on a trusted one.
 #[test]
 fn every_read_only_cli_command_warns_once_on_an_untrusted_dir() {
-    let base = scratch();
-    let rt = base.path().join("rt");
-    std::fs::create_dir(&rt).unwrap();
+    let (_base, rt) = scratch_dir("rt", 0o755);
     let stale = write_stale(&rt, "stale", dead_pid());
     // (The ones that collect last: on the trusted directory they remove
     // the stale marker.)

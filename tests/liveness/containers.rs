@@ -9,10 +9,9 @@
 //! test fails saying so.
 
 use std::path::Path;
-use std::process::Command;
 
 use crate::common::pod::Pod;
-use crate::common::{FIRMA, has_metadata, json_output, root_runtime, runtime, start_ticks};
+use crate::common::{has_metadata, json_under_hidepid, root_runtime, runtime, start_ticks};
 use firma_stack::sidecar_markers::{State, gc_stale, get, inspect, list};
 
 const NEED_ROOT: &str = "these tests build pid namespaces";
@@ -145,17 +144,7 @@ fn hidepid_hides_a_dead_container_from_a_non_root_reader_never_stale() {
     let rt = root_runtime(NEED_ROOT);
     let pod = Pod::start(&["-p", "-f", "--mount-proc"], rt.path(), "hidden");
     pod.kill();
-    crate::common::open_up(rt.path());
-    let dir = rt.path().to_str().unwrap();
-    let script = format!(
-        "mount -t proc -o hidepid=2 proc /proc && \
-         exec setpriv --reuid 65534 --regid 65534 --clear-groups \
-         {FIRMA} --runtime-dir {dir} sidecar inspect --json"
-    );
-    let v = json_output(
-        Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &script]),
-        "hidepid inspect failed (or the kernel refused the mount namespace)",
-    );
+    let v = json_under_hidepid(2, rt.path(), "inspect");
     let v = v.as_array().unwrap();
     assert_eq!(v.len(), 1, "{v:?}");
     assert_eq!(v[0]["state"], "unknown", "{v:?}");

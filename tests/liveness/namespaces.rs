@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use crate::common::{
-    FIRMA, Sidecar, boot_id, dead_pid, first_line, id_states, json_output, meta, metadata,
-    need_root, proc_state, root_runtime, runtime, start_ticks, start_unshared, wait_until,
-    write_marker, write_stale,
+    FIRMA, Sidecar, boot_id, dead_pid, first_line, id_states, json_output, json_under_hidepid,
+    meta, metadata, need_root, proc_state, root_runtime, runtime, start_ticks, start_unshared,
+    wait_until, write_marker, write_stale,
 };
 use firma_stack::sidecar_markers::{
     MetadataFile, State, create_marker, gc_stale, get, inspect, list,
@@ -251,17 +251,7 @@ fn hidepid_proc_and_a_non_root_reader_still_list() {
     let rt = root_runtime(NEED_ROOT);
     let live = Sidecar::start(rt.path(), "root-live", &[]);
     write_stale(rt.path(), "root-dead", dead_pid());
-    crate::common::open_up(rt.path());
-    let dir = rt.path().to_str().unwrap();
-    let script = format!(
-        "mount -t proc -o hidepid=1 proc /proc && \
-         exec setpriv --reuid 65534 --regid 65534 --clear-groups \
-         {FIRMA} --runtime-dir {dir} sidecar status --json"
-    );
-    let v = json_output(
-        Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &script]),
-        "hidepid listing failed (or the kernel refused the mount namespace)",
-    );
+    let v = json_under_hidepid(1, rt.path(), "status");
     let arr = v.as_array().unwrap();
     assert_eq!(arr.len(), 1, "{v}");
     assert_eq!(arr[0]["sandbox_id"], "root-live");

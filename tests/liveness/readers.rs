@@ -17,17 +17,7 @@ use crate::common::*;
 /// as `cmd` runs it (a shell line, for namespaces and users); fails with
 /// its stderr unless it succeeded.
 fn reasons(cmd: &mut Command) -> Vec<(String, String)> {
-    let v = json_output(cmd, "inspect");
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["name"].as_str().unwrap_or_default().to_owned(),
-                r["reason"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect()
+    name_reasons(&json_output(cmd, "inspect"))
 }
 
 fn inspect_cmd(rt: &Path) -> String {

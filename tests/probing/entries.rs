@@ -19,16 +19,7 @@ fn reasons(rt: &Path) -> Vec<(String, String)> {
             .args(["sidecar", "inspect", "--json"]),
         "inspect",
     );
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["name"].as_str().unwrap().to_owned(),
-                r["reason"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
+    name_reasons(&v)
 }
 
 fn lay_odd_entries(rt: &Path) {

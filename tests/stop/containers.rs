@@ -28,6 +28,13 @@ fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists() && proc_state(pid) != "Z"
 }
 
+/// A stopped pod is gone: its marker removed, its host process `host`
+/// exited (waited for, as `what`).
+fn assert_stopped(pod: &Pod, host: u32, what: &str) {
+    assert!(!pod.marker.exists());
+    wait_until(what, || !alive(host));
+}
+
 /// `stop` from the host stops a sidecar that is pid 1 of its own pid
 /// namespace: SIGTERM through a pidfd on its host pid, the exit seen, the
 /// marker collected. (Pid 1 here, the host's init, is never touched.)
@@ -44,8 +51,7 @@ fn the_host_stops_a_contained_sidecar_through_its_host_pid() {
     // The example sidecar removes its own marker on SIGTERM (else stop
     // collects it): gone either way.
     assert!(out.exited && !out.killed, "{out:?}");
-    assert!(!pod.marker.exists());
-    wait_until("the sidecar's host process to go", || !alive(host));
+    assert_stopped(&pod, host, "the sidecar's host process to go");
 }
 
 /// A marker recorded in a live container under the number of a live *host*
@@ -165,8 +171,7 @@ fn a_user_namespace_root_is_its_host_uid() {
     let out = stop(rt.path(), "userns", &opts()).unwrap().unwrap();
     assert_eq!(out.signals, ["SIGTERM"], "{out:?}");
     assert!(out.exited, "{out:?}");
-    assert!(!pod.marker.exists());
-    wait_until("the user-namespace sidecar to go", || !alive(host));
+    assert_stopped(&pod, host, "the user-namespace sidecar to go");
 }
 
 /// A contained sidecar whose marker records no identity at all (the seven

@@ -11,7 +11,7 @@
 //! root and `unshare`; otherwise a note says why the rows are pending.
 
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use super::{Bench, Level, Scenario};
 use crate::Res;
 use crate::contenders::RUST;
-use crate::fleet::sandbox_id;
+use crate::fleet::{fresh_run, sandbox_id};
 use crate::stats::{fmt_ns, fmt_ratio};
 use crate::table::{head, heading, row};
 
@@ -55,14 +55,8 @@ struct Ns {
 impl Ns {
     fn start() -> io::Result<Ns> {
         let mut unshare = Command::new("unshare")
-            .args([
-                "-p",
-                "-f",
-                "--mount-proc",
-                "--kill-child",
-                "sleep",
-                "100000",
-            ])
+            .args(["-p", "-f", "--mount-proc", "--kill-child"])
+            .args(["sleep", "100000"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -142,15 +136,7 @@ fn marker(id: String, pid: u32, boot: &str, ticks: u64, ns: u64) -> Marker {
 
 /// Lays `set` down under `<runtime>/run`, replacing what was there.
 fn restore(runtime: &Path, set: &[Marker]) -> io::Result<()> {
-    let run = runtime.join("run");
-    match std::fs::remove_dir_all(&run) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let mut b = std::fs::DirBuilder::new();
-    b.mode(0o700).recursive(true);
-    b.create(&run)?;
-    b.recursive(false);
+    let (run, b) = fresh_run(runtime)?;
     for (id, text) in set {
         let dir = run.join(id);
         b.create(&dir)?;

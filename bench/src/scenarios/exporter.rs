@@ -150,12 +150,9 @@ impl Exporter {
 
 impl Scenario for Exporter {
     fn with_fleet(&mut self, b: &mut Bench, fleet: &FleetAt) -> Res<()> {
-        if !self.at.contains(&fleet.n) {
-            return Ok(());
-        }
-        if let Err(e) = self.measure(b, fleet.dir, fleet.n) {
-            b.warn(format!("exporter at {}: {e}", fleet.n));
-        }
+        fleet.measure_at(b, &self.at, "exporter", |b| {
+            self.measure(b, fleet.dir, fleet.n)
+        });
         Ok(())
     }
 

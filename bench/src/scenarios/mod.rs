@@ -129,6 +129,22 @@ impl FleetAt<'_> {
     pub fn dir_s(&self) -> String {
         self.dir.to_string_lossy().into_owned()
     }
+
+    /// Runs `measure` if this fleet's size is one of `sizes`; its error is
+    /// a warning (`what at N: …`) and the run goes on with the next fleet.
+    pub fn measure_at(
+        &self,
+        b: &mut Bench,
+        sizes: &[usize],
+        what: &str,
+        measure: impl FnOnce(&mut Bench) -> Res<()>,
+    ) {
+        if sizes.contains(&self.n)
+            && let Err(e) = measure(b)
+        {
+            b.warn(format!("{what} at {}: {e}", self.n));
+        }
+    }
 }
 
 /// What every scenario shares: the programs, the contenders, the samples.
@@ -171,6 +187,14 @@ impl Bench {
             (Some(x), Some(y)) => paired_ratio(x, y),
             _ => f64::NAN,
         }
+    }
+
+    /// A runtime directory `name` with an empty `run/`, in this run's
+    /// scratch directory: what a scenario measures at zero markers.
+    pub fn empty_runtime(&self, name: &str) -> Res<PathBuf> {
+        let dir = self.base.join(name);
+        std::fs::create_dir_all(dir.join("run")).map_err(|e| e.to_string())?;
+        Ok(dir)
     }
 
     pub fn warn(&mut self, msg: String) {

@@ -82,8 +82,7 @@ impl Scenario for ProbeMethod {
         if !strace::available() {
             return Ok(());
         }
-        let empty = b.base.join("empty-method");
-        std::fs::create_dir_all(empty.join("run")).map_err(|e| e.to_string())?;
+        let empty = b.empty_runtime("empty-method")?;
         self.baseline = Some(Self::counts(b, &empty, "0")?);
         Ok(())
     }

@@ -58,8 +58,7 @@ impl Rss {
 
 impl Scenario for Rss {
     fn before_fleets(&mut self, b: &mut Bench) -> Res<()> {
-        let empty = b.base.join("empty");
-        std::fs::create_dir_all(empty.join("run")).map_err(|e| e.to_string())?;
+        let empty = b.empty_runtime("empty")?;
         self.measure(b, &empty, 0)
     }
 

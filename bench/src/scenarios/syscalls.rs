@@ -51,8 +51,7 @@ impl Scenario for Syscalls {
                 .push("strace not found: syscall counts skipped".into());
             return Ok(());
         }
-        let empty = b.base.join("empty");
-        std::fs::create_dir_all(empty.join("run")).map_err(|e| e.to_string())?;
+        let empty = b.empty_runtime("empty")?;
         self.baseline = Some(Self::count(b, &empty, "0")?);
         Ok(())
     }

@@ -15,22 +15,23 @@
 
 use std::ffi::CString;
 
-/// x86_64 system call numbers of the calls a test may make fail.
-const SYSCALLS: &[(&str, u32)] = &[
-    ("pidfd_send_signal", 424),
-    ("pidfd_open", 434),
-    ("openat2", 437),
-    ("pidfd_getfd", 438),
+/// The calls a test may make fail, by name; the numbers are the target's
+/// (libc's), and the subcommand runs on x86_64 only.
+const SYSCALLS: &[(&str, libc::c_long)] = &[
+    ("pidfd_send_signal", libc::SYS_pidfd_send_signal),
+    ("pidfd_open", libc::SYS_pidfd_open),
+    ("openat2", libc::SYS_openat2),
+    ("pidfd_getfd", libc::SYS_pidfd_getfd),
 ];
 
-const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
+/// `AUDIT_ARCH_X86_64` (`EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE`),
+/// which libc does not export.
+const AUDIT_ARCH_X86_64: u32 = 62 | 0x8000_0000 | 0x4000_0000;
+/// `__X32_SYSCALL_BIT`, which libc exports for the x32 target only.
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
-const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
-const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
-const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
 // Offsets in struct seccomp_data.
-const NR_OFFSET: u32 = 0;
-const ARCH_OFFSET: u32 = 4;
+const NR_OFFSET: u32 = std::mem::offset_of!(libc::seccomp_data, nr) as u32;
+const ARCH_OFFSET: u32 = std::mem::offset_of!(libc::seccomp_data, arch) as u32;
 
 fn errno_of(name: &str) -> Option<u32> {
     Some(match name {
@@ -67,10 +68,10 @@ pub fn program(errno: u32, nrs: &[u32]) -> Vec<libc::sock_filter> {
     let mut p = vec![
         stmt(LD_W_ABS, ARCH_OFFSET),
         jump(JEQ_K, AUDIT_ARCH_X86_64, 1, 0),
-        stmt(RET_K, SECCOMP_RET_KILL_PROCESS),
+        stmt(RET_K, libc::SECCOMP_RET_KILL_PROCESS),
         stmt(LD_W_ABS, NR_OFFSET),
         jump(JGE_K, X32_SYSCALL_BIT, 0, 1),
-        stmt(RET_K, SECCOMP_RET_KILL_PROCESS),
+        stmt(RET_K, libc::SECCOMP_RET_KILL_PROCESS),
     ];
     let n = nrs.len();
     for (i, &nr) in nrs.iter().enumerate() {
@@ -78,8 +79,8 @@ pub fn program(errno: u32, nrs: &[u32]) -> Vec<libc::sock_filter> {
         let to_errno = (n - i - 1 + 1) as u8;
         p.push(jump(JEQ_K, nr, to_errno, 0));
     }
-    p.push(stmt(RET_K, SECCOMP_RET_ALLOW));
-    p.push(stmt(RET_K, SECCOMP_RET_ERRNO | (errno & 0xffff)));
+    p.push(stmt(RET_K, libc::SECCOMP_RET_ALLOW));
+    p.push(stmt(RET_K, libc::SECCOMP_RET_ERRNO | (errno & 0xffff)));
     p
 }
 
@@ -107,7 +108,7 @@ pub fn run(args: &[String]) -> u8 {
                     return 2;
                 };
                 match SYSCALLS.iter().find(|(n, _)| n == name) {
-                    Some(&(_, nr)) => nrs.push(nr),
+                    Some(&(_, nr)) => nrs.push(nr as u32),
                     None => {
                         eprintln!("firma-testkit seccomp: unknown system call {name:?}");
                         return 2;
