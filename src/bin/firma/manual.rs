@@ -15,48 +15,36 @@ pub struct ExitCode {
     pub commands: &'static [&'static str],
 }
 
+const fn exit(code: u8, meaning: &'static str, commands: &'static [&'static str]) -> ExitCode {
+    ExitCode {
+        code,
+        meaning,
+        commands,
+    }
+}
+
 /// Every exit status of `firma` (docs/design.md, "Surfaces").
 pub const EXIT_CODES: &[ExitCode] = &[
-    ExitCode {
-        code: 0,
-        meaning: "success (also an empty or missing runtime directory: a warning on stderr)",
-        commands: &[],
-    },
-    ExitCode {
-        code: 1,
-        meaning: "a named sidecar or entry has no marker",
-        commands: &["get", "inspect", "stop", "check"],
-    },
-    ExitCode {
-        code: 2,
-        meaning: "an error (one line on stderr) or a usage error",
-        commands: &[],
-    },
-    ExitCode {
-        code: 3,
-        meaning: "stop --no-kill left a sidecar running",
-        commands: &["stop"],
-    },
-    ExitCode {
-        code: 4,
-        meaning: "check: a sidecar is unhealthy",
-        commands: &["check"],
-    },
-    ExitCode {
-        code: 5,
-        meaning: "check: a sidecar's state is unknown",
-        commands: &["check"],
-    },
-    ExitCode {
-        code: 6,
-        meaning: "check: a sidecar has stopped",
-        commands: &["check"],
-    },
-    ExitCode {
-        code: 7,
-        meaning: "wait: the timeout passed before every sidecar met the condition",
-        commands: &["wait"],
-    },
+    exit(
+        0,
+        "success (also an empty or missing runtime directory: a warning on stderr)",
+        &[],
+    ),
+    exit(
+        1,
+        "a named sidecar or entry has no marker",
+        &["get", "inspect", "stop", "check"],
+    ),
+    exit(2, "an error (one line on stderr) or a usage error", &[]),
+    exit(3, "stop --no-kill left a sidecar running", &["stop"]),
+    exit(4, "check: a sidecar is unhealthy", &["check"]),
+    exit(5, "check: a sidecar's state is unknown", &["check"]),
+    exit(6, "check: a sidecar has stopped", &["check"]),
+    exit(
+        7,
+        "wait: the timeout passed before every sidecar met the condition",
+        &["wait"],
+    ),
 ];
 
 /// The exit statuses `command` (a `firma sidecar` subcommand's name, or

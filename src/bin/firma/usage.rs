@@ -83,32 +83,30 @@ mod tests {
         one_line(&e)
     }
 
+    /// Each usage error is one line naming what was wrong, with its hint.
     #[test]
-    fn a_forgotten_noun_is_named() {
-        let line = error_of(&["firma", "status"]);
-        assert!(line.starts_with("firma: "), "{line}");
-        assert!(
-            line.contains("did you mean `firma sidecar status`?"),
-            "{line}"
-        );
-        assert!(!line.contains('\n'), "{line}");
-    }
-
-    #[test]
-    fn an_unknown_option_names_the_command_whose_help_to_read() {
-        let line = error_of(&["firma", "sidecar", "stop", "--frob", "x"]);
-        assert!(line.contains("'--frob'"), "{line}");
-        assert!(
-            line.ends_with("(see `firma sidecar stop --help`)"),
-            "{line}"
-        );
-        assert!(!line.contains('\n'), "{line}");
-    }
-
-    #[test]
-    fn a_bad_value_keeps_the_core_reason() {
-        let line = error_of(&["firma", "sidecar", "stop", "--signal", "TERN", "x"]);
-        assert!(line.contains("TERN"), "{line}");
-        assert!(!line.contains('\n'), "{line}");
+    fn usage_errors_are_one_line_with_a_hint() {
+        let cases: [(&[&str], &[&str]); 3] = [
+            (
+                &["firma", "status"],
+                &["did you mean `firma sidecar status`?"],
+            ),
+            (
+                &["firma", "sidecar", "stop", "--frob", "x"],
+                &["'--frob'", "(see `firma sidecar stop --help`)"],
+            ),
+            (
+                &["firma", "sidecar", "stop", "--signal", "TERN", "x"],
+                &["TERN"],
+            ),
+        ];
+        for (args, wants) in cases {
+            let line = error_of(args);
+            assert!(line.starts_with("firma: "), "{line}");
+            assert!(!line.contains('\n'), "{line}");
+            for want in wants {
+                assert!(line.contains(want), "{args:?}: {want} not in {line}");
+            }
+        }
     }
 }
