@@ -281,12 +281,7 @@ fn connect_path_in_child(path: &Path) -> Outcome {
         // and clone with CLONE_PIDFD, kernels before 5.2): the lookup on
         // this helper thread, as before (a process whose thread is stuck
         // behind another lookup then cannot exit until it returns).
-        Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::ENOSYS | libc::EPERM | libc::EINVAL)
-            ) =>
-        {
+        Err(e) if [libc::ENOSYS, libc::EPERM, libc::EINVAL].contains(&errno_of(&e)) => {
             connect_path_blocking(path)
         }
         Err(e) => classify(errno_of(&e)),
