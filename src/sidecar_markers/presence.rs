@@ -108,7 +108,14 @@ mod tests {
     fn marker_names_are_the_valid_marker_directories_sorted() {
         let rt = tempfile::tempdir().unwrap();
         let run = rt.path().join("run");
-        for dir in ["web-2", "api", ".tmp-1-2", "not valid", ".gc-3-4"] {
+        for dir in [
+            "web-2",
+            "api",
+            ".tmp-1-2",
+            "not valid",
+            ".gc-3-4",
+            "$(touch x)",
+        ] {
             std::fs::create_dir_all(run.join(dir)).unwrap();
         }
         std::fs::write(run.join("file"), b"").unwrap();
