@@ -47,7 +47,7 @@ pub(crate) fn by_id(
 pub(crate) fn assess_one(loc: Loc<'_>, marker: Marker, opts: &ProbeOptions) -> Assessment {
     let mut fds = sys::MarkerFds::default();
     let uptime = read::uptime_secs(loc, &marker.path, SystemTime::now(), &mut fds).unwrap_or(None);
-    let liveness = process::liveness_in(&marker.meta, &mut fds);
+    let liveness = socket_proof(loc, &marker, process::liveness_in(&marker.meta, &mut fds));
     let outcome = if liveness.is_stale() {
         None
     } else {
@@ -59,6 +59,38 @@ pub(crate) fn assess_one(loc: Loc<'_>, marker: Marker, opts: &ProbeOptions) -> A
     };
     assess(marker, liveness, outcome, uptime)
 }
+
+/// What the marker's own socket proves where the pid alone would call a
+/// sidecar gone: a marker that records no identity (the upstream
+/// launcher's seven seed fields) may come from a container, its pid that
+/// namespace's. When the listener of `<marker>/sidecar.sock` (pinned by
+/// `SO_PEERPIDFD`; its pid as this reader sees it) has the recorded pid in
+/// its own pid namespace, the recorded process lives: alive, its identity
+/// foreign (proved by the socket, not by recorded fields). Anything else,
+/// and every marker with identity fields, keeps its judgement. The same
+/// proof `stop` uses (docs/design.md, "Trust"); costs a connect only for
+/// such markers judged gone.
+pub(crate) fn socket_proof(loc: Loc<'_>, marker: &Marker, liveness: Liveness) -> Liveness {
+    let meta = &marker.meta;
+    let no_identity =
+        meta.pid_ns_inode.is_none() && meta.pid_start_ticks.is_none() && meta.boot_id.is_none();
+    if !no_identity
+        || !matches!(liveness, Liveness::Gone)
+        || !matches!(marker.endpoint, super::endpoint::Endpoint::MarkerSocket)
+    {
+        return liveness;
+    }
+    match super::probe::socket_listener(loc) {
+        Some((_pidfd, here)) if super::host_pids::own_ns_pid(here) == Some(meta.pid) => {
+            Liveness::Alive(process::Identity::Foreign(SOCKET_PROVED))
+        }
+        _ => liveness,
+    }
+}
+
+/// The detail of a sidecar [`socket_proof`] found alive.
+const SOCKET_PROVED: &str = "no identity recorded and no process with that pid here: the \
+    listener of its socket has that pid in its own pid namespace";
 
 /// The one place a marker's verdict, state, reason and detail are decided
 /// from its liveness and (for the non-stale) its probe outcome. `list`,

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
-use super::assess::{Assessment, assess};
+use super::assess::{Assessment, assess, socket_proof};
 use super::endpoint::Endpoint;
 use super::error::{Result, StackError};
 use super::host_pids::HostPids;
@@ -367,6 +367,7 @@ fn scan_part<'e>(
         };
         let foreign = process::Foreign::of_scan(pids, read_at, false);
         let (liveness, here) = process::resolve_in(&marker.meta, &mut fds, &foreign);
+        let liveness = socket_proof(loc, &marker, liveness);
         if process::is_later(liveness) {
             // Walked before this marker was read: judged at the end.
             later.push((name, marker));
@@ -380,8 +381,9 @@ fn scan_part<'e>(
     for (name, marker) in later {
         let mut fds = sys::MarkerFds::default();
         let foreign = process::Foreign::of_scan(pids, read_at, true);
-        let judged = process::resolve_in(&marker.meta, &mut fds, &foreign);
-        part.judged(name, marker, judged, &mut fds);
+        let (liveness, here) = process::resolve_in(&marker.meta, &mut fds, &foreign);
+        let liveness = socket_proof(Loc::Entry { run, name }, &marker, liveness);
+        part.judged(name, marker, (liveness, here), &mut fds);
     }
     if let Some(prober) = prober {
         for (key, outcome) in prober.finish() {

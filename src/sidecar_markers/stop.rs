@@ -40,7 +40,7 @@ use super::read::{self, Marker};
 use super::signal_names::signal_name;
 use super::stop_lock::{self, StopLock};
 use super::sys::pidfd::Pidfd;
-use super::{authority, gc, host_pids, probe, sys};
+use super::{assess, authority, gc, host_pids, probe, sys};
 
 /// What one [`stop`] did. Serializes as the JSON every surface returns:
 /// `{"sandbox_id","pid","signals","exited","killed","collected","waited_ms"}`.
@@ -134,7 +134,7 @@ impl Job<'_> {
         //    For a marker of another pid namespace, the process is found
         //    under the reader's pid for it (`here`), which is what is
         //    pinned, checked and signalled.
-        let (liveness, here) = process::resolve(&self.marker.meta);
+        let (liveness, here) = self.resolve();
         let listener = self.socket_proof(liveness);
         let (listener, here) = match (listener, here) {
             (Some((pidfd, pid)), _) => (Some(pidfd), pid),
@@ -175,7 +175,7 @@ impl Job<'_> {
                 Err(e) => return Err(self.pidfd_error("pidfd_open", e)),
             },
         };
-        let (again, here_again) = process::resolve(&self.marker.meta);
+        let (again, here_again) = self.resolve();
         if by_socket {
             // The listener, pinned, must still be the process found and
             // the fields must still not prove it stopped.
@@ -220,6 +220,19 @@ impl Job<'_> {
             Some(_lock) => self.signal_and_wait(&pidfd),
             None => self.follow(&pidfd),
         }
+    }
+
+    /// The one liveness function, with the proof of the marker's own socket
+    /// for a marker without identity judged gone (see
+    /// [`assess::socket_proof`]): the pid of a container's sidecar is not
+    /// this reader's.
+    fn resolve(&self) -> (Liveness, Option<u32>) {
+        let (liveness, here) = process::resolve(&self.marker.meta);
+        let loc = read::Loc::Entry {
+            run: self.run,
+            name: self.name,
+        };
+        (assess::socket_proof(loc, &self.marker, liveness), here)
     }
 
     /// The proof the marker's own socket gives where the identity fields

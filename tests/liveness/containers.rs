@@ -205,3 +205,37 @@ fn watch_reports_a_contained_sidecars_death_through_its_host_pid() {
         killed.elapsed()
     );
 }
+
+/// A marker with only the seven seed fields (the upstream launcher's),
+/// written by a sidecar in a container: its pid is the container's and no
+/// process has it here. The pid alone would call it gone and collect a live
+/// sidecar's marker; the listener of its own socket, whose pid in its own
+/// namespace is the recorded one, proves it alive — on every path that
+/// judges (inspect, get, list, gc). Once it dies, it is stale.
+#[test]
+fn a_contained_sidecar_without_identity_is_proved_alive_by_its_socket() {
+    let rt = runtime();
+    let pod = Pod::start_bare(rt.path(), "bare");
+    let (verdict, why, detail) = reason(rt.path(), "bare");
+    assert_eq!(
+        (verdict.as_str(), why.as_str()),
+        ("live", "serving"),
+        "{detail}"
+    );
+    assert!(detail.contains("listener of its socket"), "{detail}");
+    assert_eq!(
+        get(rt.path(), "bare").unwrap().unwrap().state,
+        State::Running
+    );
+    assert_eq!(gc_stale(rt.path()).unwrap(), Vec::<String>::new());
+    assert_eq!(list(rt.path()).unwrap().len(), 1);
+    assert!(
+        has_metadata(&pod.marker),
+        "the live sidecar's marker was kept"
+    );
+    let host = pod.host_pid_unrecorded().expect("the sidecar runs");
+    pod.kill_host(host);
+    let (verdict, why, _) = reason(rt.path(), "bare");
+    assert_eq!((verdict.as_str(), why.as_str()), ("stale", "process_gone"));
+    assert_eq!(gc_stale(rt.path()).unwrap(), ["bare"]);
+}

@@ -198,3 +198,18 @@ fn a_contained_sidecar_with_no_identity_fields_is_proved_by_its_socket() {
     wait_until("the sidecar to go", || !alive(host));
     assert!(alive(1), "the host's pid 1 lives on");
 }
+
+/// A marker with only the seed fields from a sidecar in a container: its
+/// pid names no process here, but the listener of its socket proves it.
+/// `stop` signals that listener through its pidfd; it never takes the
+/// missing host pid for "already gone" and drops the live sidecar's marker.
+#[test]
+fn the_host_stops_a_contained_sidecar_without_identity_by_its_socket() {
+    let rt = runtime();
+    let pod = Pod::start_bare(rt.path(), "bare");
+    let host = pod.host_pid_unrecorded().expect("the sidecar runs");
+    let out = stop(rt.path(), "bare", &opts()).unwrap().unwrap();
+    assert_eq!(out.signals, ["SIGTERM"], "{out:?}");
+    assert!(out.exited && !out.killed, "{out:?}");
+    assert_stopped(&pod, host, "the sidecar's host process to go");
+}
