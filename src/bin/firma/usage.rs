@@ -31,9 +31,11 @@ pub fn parse() -> Cli {
 /// The error as one line for a person.
 pub fn one_line(e: &clap::Error) -> String {
     let text = e.render().to_string();
-    let first = text.lines().next().unwrap_or_default();
+    // The error is the first paragraph; a newline in it comes from a value
+    // typed on the command line and is shown escaped, keeping one line.
+    let first = text.split("\n\n").next().unwrap_or_default();
     let first = first.strip_prefix("error: ").unwrap_or(first);
-    let mut line = format!("firma: {first}");
+    let mut line = format!("firma: {}", first.trim_end().replace('\n', "\\n"));
     if let Some(hint) = noun_forgotten(e) {
         line.push_str(&format!("; did you mean `firma sidecar {hint}`?"));
     } else if let Some(tip) = text.lines().find_map(|l| l.trim().strip_prefix("tip: ")) {
@@ -86,7 +88,7 @@ mod tests {
     /// Each usage error is one line naming what was wrong, with its hint.
     #[test]
     fn usage_errors_are_one_line_with_a_hint() {
-        let cases: [(&[&str], &[&str]); 3] = [
+        let cases: [(&[&str], &[&str]); 4] = [
             (
                 &["firma", "status"],
                 &["did you mean `firma sidecar status`?"],
@@ -98,6 +100,10 @@ mod tests {
             (
                 &["firma", "sidecar", "stop", "--signal", "TERN", "x"],
                 &["TERN"],
+            ),
+            (
+                &["firma", "sidecar", "stop", "--signal=TERM\n", "x"],
+                &["'TERM\\n'", "\"TERM\\n\" is not a signal"],
             ),
         ];
         for (args, wants) in cases {
