@@ -24,6 +24,14 @@ impl<'a, 'py> FromPyObject<'a, 'py> for FsPath {
     type Error = PyErr;
 
     fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        // An ASCII `str`, the common case, is the same bytes in every
+        // filesystem encoding: no call of `os.fsencode` for it.
+        if let Ok(s) = obj.cast::<PyString>()
+            && let Ok(text) = s.to_cow()
+            && text.is_ascii()
+        {
+            return Ok(FsPath(PathBuf::from(text.into_owned())));
+        }
         static FSENCODE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
         let py = obj.py();
         let encoded = FSENCODE.import(py, "os", "fsencode")?.call1((obj,))?;

@@ -6,6 +6,8 @@ endpoint raises KeyboardInterrupt at once, not when the probe times out."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import signal
 import threading
 import time
@@ -66,3 +68,39 @@ def test_sigint_interrupts_a_blocking_probe_promptly(
         f"{call}: KeyboardInterrupt {late:.2f} s after SIGINT "
         f"({ended - began:.2f} s into a probe of {PROBE_TIMEOUT} s)"
     )
+
+
+_THREADS_SCRIPT = r"""
+import os, sys, threading
+import firma_stack
+
+def workers():
+    names = []
+    for tid in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{tid}/comm") as f:
+            names.append(f.read().strip())
+    return names.count("firma-call")
+
+d, sid = sys.argv[1], sys.argv[2]
+t = threading.Thread(target=lambda: [firma_stack.get(d, sid) for _ in range(50)])
+t.start(); t.join()
+off_main = workers()
+for _ in range(50):
+    assert firma_stack.get(d, sid) is not None
+print(off_main, workers())
+"""
+
+
+def test_main_thread_calls_share_one_worker_and_other_threads_call_inline(
+    firma_runtime_dir: str, firma_sidecar: Start
+) -> None:
+    # Only the main thread runs signal handlers, so only its calls need a
+    # worker to wait on; a run of them takes turns on one worker thread
+    # rather than starting one each.
+    firma_sidecar("py-workers")
+    done = subprocess.run(
+        [sys.executable, "-c", _THREADS_SCRIPT, firma_runtime_dir, "py-workers"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "1"]
