@@ -21,6 +21,11 @@ Paths are ``str``, ``bytes`` or any ``os.PathLike``; ``None`` means
 (default :data:`DEFAULT_TIMEOUT`, at most :data:`MAX_TIMEOUT`: the core's). The GIL is released while the core reads files and probes
 sockets. Errors are :class:`StackError` subclasses with a ``code`` equal to
 the C ABI's error code.
+
+Use it as ``import firma_stack`` and call ``firma_stack.list(...)``:
+``from firma_stack import *`` leaves out :func:`list` and :func:`inspect`,
+which would shadow the builtin ``list`` and the standard module
+``inspect`` (both stay attributes of the package).
 """
 
 from __future__ import annotations
@@ -57,12 +62,13 @@ from ._native import (
     default_runtime_dir,
     gc_stale,
     get,
-    inspect,
-    list,
     probe_entry,
     remove_marker,
     stop,
 )
+# Attributes, left out of __all__ (see above); "as" marks them exported for
+# type checkers all the same.
+from ._native import inspect as inspect, list as list
 from ._watch import (
     Appeared,
     AsyncWatch,
@@ -105,8 +111,6 @@ __all__ = [
     "default_runtime_dir",
     "gc_stale",
     "get",
-    "inspect",
-    "list",
     "probe_entry",
     "remove_marker",
     "stop",

@@ -169,7 +169,7 @@ def stop(
     runtime_dir: Optional[_Path],
     sandbox_id: str,
     *,
-    signal: int = 15,
+    signal: Union[int, str] = 15,
     grace: float = 10.0,
     kill: bool = True,
     verify_identity: bool = True,

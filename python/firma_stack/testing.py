@@ -26,7 +26,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Callable, ContextManager, Iterator, List, Optional, Union
+from typing import (
+    IO,
+    TYPE_CHECKING,
+    Callable,
+    ContextManager,
+    Iterator,
+    List,
+    Optional,
+    Protocol,
+    Union,
+)
 
 if TYPE_CHECKING:
     # Annotations only (they are never evaluated): Python 3.9 has no
@@ -39,6 +49,7 @@ from ._native import create_marker, remove_marker
 
 __all__ = [
     "EXAMPLE_SIDECAR_ENV",
+    "SidecarFactory",
     "SidecarProcess",
     "example_sidecar_command",
     "remove_marker",
@@ -173,6 +184,28 @@ class SidecarProcess:
             if pipe is not None:
                 pipe.close()
         return proc.returncode
+
+
+class SidecarFactory(Protocol):
+    """The type of the pytest fixture ``firma_sidecar``: it takes
+    :func:`start_sidecar`'s arguments after ``runtime_dir`` (the fixture's
+    ``firma_runtime_dir``). Annotate the fixture with it::
+
+        def test_one(firma_sidecar: SidecarFactory) -> None:
+            sidecar = firma_sidecar("sbx-1", mode="wedged")
+    """
+
+    def __call__(
+        self,
+        sandbox_id: str,
+        *,
+        mode: str = "serve",
+        tcp: Optional[str] = None,
+        agent: Optional[str] = None,
+        session: Optional[str] = None,
+        binary: Optional[_StrPath] = None,
+        ready_timeout: float = 30.0,
+    ) -> SidecarProcess: ...
 
 
 def _read_ready_line(proc: "subprocess.Popen[bytes]", timeout: float) -> Optional[bytes]:

@@ -12,7 +12,7 @@ use firma_stack::sidecar_markers::{self as sm, Event, StackError};
 use pyo3::prelude::*;
 
 use crate::boundary::call_core;
-use crate::convert::{FsPath, probe_options, runtime_dir_or_default};
+use crate::convert::{FsPath, Zero, probe_options, runtime_dir_or_default, seconds};
 use crate::entry::SidecarEntry;
 use crate::exceptions;
 
@@ -67,7 +67,13 @@ fn to_tuple(ev: Event) -> EventTuple {
     }
 }
 
-fn seconds(py: Python<'_>, what: &str, secs: f64) -> PyResult<Duration> {
+/// A watch interval: `(0, MAX_WATCH_INTERVAL]` seconds.
+pub(crate) fn interval(py: Python<'_>, what: &str, secs: f64) -> PyResult<Duration> {
+    seconds(py, what, secs, sm::MAX_WATCH_INTERVAL, Zero::Refused)
+}
+
+/// How long `next_event` may wait: any finite number of seconds `>= 0`.
+fn wait_seconds(py: Python<'_>, what: &str, secs: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(secs).map_err(|_| {
         exceptions::from_stack_error(
             py,
@@ -112,9 +118,9 @@ impl Watcher {
     ) -> PyResult<Self> {
         let opts = sm::WatchOptions {
             probe: probe_options(py, timeout)?,
-            probe_interval: seconds(py, "probe_interval", probe_interval)?,
+            probe_interval: interval(py, "probe_interval", probe_interval)?,
             collect,
-            rescan_interval: seconds(py, "rescan_interval", rescan_interval)?,
+            rescan_interval: interval(py, "rescan_interval", rescan_interval)?,
         };
         let dir = runtime_dir.map(|d| d.0);
         let w = call_core(py, move || sm::watch(runtime_dir_or_default(dir), &opts))?;
@@ -140,7 +146,7 @@ impl Watcher {
             .check()
             .map_err(|e| exceptions::from_stack_error(py, e))?;
         let deadline = match timeout {
-            Some(t) => Some(Instant::now() + seconds(py, "timeout", t)?),
+            Some(t) => Some(Instant::now() + wait_seconds(py, "timeout", t)?),
             None => None,
         };
         loop {

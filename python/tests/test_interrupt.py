@@ -16,9 +16,9 @@ from typing import Any, Callable
 import pytest
 
 import firma_stack
-from firma_stack.testing import SidecarProcess
+from firma_stack.testing import SidecarFactory, SidecarProcess
 
-Start = Callable[..., SidecarProcess]
+Start = SidecarFactory
 
 #: The probe timeout asked for: what the call would wait without the fix.
 PROBE_TIMEOUT = 10.0
