@@ -48,7 +48,7 @@ from ._errors import (
     StackError,
     StackIOError,
 )
-from ._state import Reason, State, Verdict
+from ._state import Reason, RuntimeDirState, State, Verdict
 from ._native import (
     __version__,
     DEFAULT_TIMEOUT,
@@ -58,13 +58,17 @@ from ._native import (
     MarkerReport,
     SidecarEntry,
     StopOutcome,
+    WaitOutcome,
+    WaitStatus,
     create_marker,
     default_runtime_dir,
     gc_stale,
     get,
     probe_entry,
     remove_marker,
+    runtime_dir_state,
     stop,
+    wait,
 )
 # Attributes, left out of __all__ (see above); "as" marks them exported for
 # type checkers all the same.
@@ -102,18 +106,23 @@ __all__ = [
     "MarkerParseError",
     "MarkerReport",
     "Reason",
+    "RuntimeDirState",
     "SidecarEntry",
     "StackError",
     "StackIOError",
     "State",
     "Verdict",
+    "WaitOutcome",
+    "WaitStatus",
     "create_marker",
     "default_runtime_dir",
     "gc_stale",
     "get",
     "probe_entry",
     "remove_marker",
+    "runtime_dir_state",
     "stop",
+    "wait",
     "Appeared",
     "AsyncWatch",
     "Changed",

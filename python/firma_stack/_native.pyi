@@ -2,9 +2,9 @@
 
 import builtins
 import os
-from typing import Any, Optional, Tuple, Union, final, type_check_only
+from typing import Any, Iterable, Optional, Tuple, Union, final, type_check_only
 
-from firma_stack._state import Reason, State, Verdict
+from firma_stack._state import Reason, RuntimeDirState, State, Verdict
 
 __all__ = [
     "SidecarEntry",
@@ -12,6 +12,10 @@ __all__ = [
     "ErrorInfo",
     "StopOutcome",
     "stop",
+    "WaitOutcome",
+    "WaitStatus",
+    "wait",
+    "runtime_dir_state",
     "list",
     "inspect",
     "get",
@@ -33,6 +37,8 @@ __all__ = [
 ]
 
 _Path = Union[str, bytes, os.PathLike[str], os.PathLike[bytes]]
+#: One name or several (a State or Reason member is a str).
+_Names = Union[str, Iterable[str]]
 
 __version__: str
 DEFAULT_TIMEOUT: float
@@ -40,7 +46,7 @@ MAX_TIMEOUT: float
 ERROR_CODES: tuple[str, ...]
 
 # What the value classes share: to_dict() (the JSON object of every
-# surface, as a dict) and equality by value; all but StopOutcome hash. These
+# surface, as a dict) and equality by value; all but StopOutcome, WaitOutcome and WaitStatus hash. These
 # bases exist in the stubs only (stubtest checks each method on each class).
 @type_check_only
 class _Record:
@@ -50,6 +56,7 @@ class _Record:
 @type_check_only
 class _HashableRecord(_Record):
     def __hash__(self) -> int: ...
+
 
 @final
 class SidecarEntry(_HashableRecord):
@@ -116,13 +123,32 @@ class MarkerReport(_HashableRecord):
     def error(self) -> Optional[ErrorInfo]: ...
 
 def list(
-    runtime_dir: Optional[_Path] = None, *, timeout: Optional[float] = None
+    runtime_dir: Optional[_Path] = None,
+    *,
+    timeout: Optional[float] = None,
+    state: Optional[_Names] = None,
+    agent: Optional[str] = None,
+    session: Optional[str] = None,
+    sandbox_id: Optional[_Names] = None,
 ) -> "builtins.list[SidecarEntry]": ...
 def get(
-    runtime_dir: Optional[_Path], sandbox_id: str, *, timeout: Optional[float] = None
+    runtime_dir: Optional[_Path],
+    sandbox_id: str,
+    *,
+    timeout: Optional[float] = None,
+    state: Optional[_Names] = None,
+    agent: Optional[str] = None,
+    session: Optional[str] = None,
 ) -> Optional[SidecarEntry]: ...
 def inspect(
-    runtime_dir: Optional[_Path] = None, *, timeout: Optional[float] = None
+    runtime_dir: Optional[_Path] = None,
+    *,
+    timeout: Optional[float] = None,
+    state: Optional[_Names] = None,
+    agent: Optional[str] = None,
+    session: Optional[str] = None,
+    sandbox_id: Optional[_Names] = None,
+    reason: Optional[_Names] = None,
 ) -> "builtins.list[MarkerReport]": ...
 def gc_stale(runtime_dir: Optional[_Path] = None) -> "builtins.list[str]": ...
 def probe_entry(marker_dir: _Path, *, timeout: Optional[float] = None) -> SidecarEntry: ...
@@ -176,6 +202,37 @@ def stop(
 ) -> Optional[StopOutcome]: ...
 
 @final
+class WaitStatus(_Record):
+    @property
+    def sandbox_id(self) -> str: ...
+    @property
+    def state(self) -> Optional[State]: ...
+    @property
+    def met(self) -> bool: ...
+
+@final
+class WaitOutcome(_Record):
+    @property
+    def condition(self) -> str: ...
+    @property
+    def met(self) -> bool: ...
+    @property
+    def waited_ms(self) -> int: ...
+    @property
+    def sidecars(self) -> "builtins.list[WaitStatus]": ...
+
+def wait(
+    sandbox_ids: _Names,
+    *,
+    for_: str = "running",
+    timeout: float = 30.0,
+    runtime_dir: Optional[_Path] = None,
+    probe_interval: float = 1.0,
+    probe_timeout: Optional[float] = None,
+) -> WaitOutcome: ...
+def runtime_dir_state(runtime_dir: Optional[_Path] = None) -> RuntimeDirState: ...
+
+@final
 class _Watcher:
     def __new__(
         cls,
@@ -185,6 +242,10 @@ class _Watcher:
         probe_interval: float = 1.0,
         collect: bool = True,
         rescan_interval: float = 30.0,
+        state: Optional[_Names] = None,
+        agent: Optional[str] = None,
+        session: Optional[str] = None,
+        sandbox_id: Optional[_Names] = None,
     ) -> _Watcher: ...
     def next_event(
         self, timeout: Optional[float] = None

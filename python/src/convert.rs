@@ -80,7 +80,8 @@ pub(crate) fn pid_arg(pid: i64) -> Result<u32, StackError> {
 
 /// A call that probes every marker under `runtime_dir` (`list`, `inspect`):
 /// the probe options of `timeout`, then the core's `f` on the directory
-/// (`None`: the default) with the GIL released, each item converted.
+/// (`None`: the default) with the GIL released, the items `keep` (the
+/// core's filter) refuses left out, each other one converted.
 /// Interruptible: Ctrl-C ends the wait at once (see
 /// [`call_core_interruptible`]).
 pub(crate) fn probe_all<T, P>(
@@ -88,6 +89,7 @@ pub(crate) fn probe_all<T, P>(
     runtime_dir: Option<FsPath>,
     timeout: Option<f64>,
     f: fn(PathBuf, &ProbeOptions) -> sm::Result<Vec<T>>,
+    keep: impl Fn(&T) -> bool + Send + 'static,
 ) -> PyResult<Vec<P>>
 where
     T: Send + 'static,
@@ -95,7 +97,11 @@ where
 {
     let opts = probe_options(py, timeout)?;
     let dir = runtime_dir.map(|d| d.0);
-    let items = call_core_interruptible(py, move || f(runtime_dir_or_default(dir), &opts))?;
+    let items = call_core_interruptible(py, move || {
+        let mut items = f(runtime_dir_or_default(dir), &opts)?;
+        items.retain(|item| keep(item));
+        Ok(items)
+    })?;
     Ok(items.into_iter().map(P::from).collect())
 }
 
@@ -137,9 +143,11 @@ pub(crate) fn seconds(
     zero: Zero,
 ) -> PyResult<Duration> {
     let max_secs = max.as_secs_f64();
+    // Compared as given, before rounding to nanoseconds: a hair above the
+    // maximum is above it.
     let d = Duration::try_from_secs_f64(secs)
         .ok()
-        .filter(|d| *d <= max && (zero == Zero::Allowed || !d.is_zero()));
+        .filter(|d| secs <= max_secs && (zero == Zero::Allowed || !d.is_zero()));
     d.ok_or_else(|| {
         let open = if zero == Zero::Refused { "(" } else { "[" };
         // Both numbers as Python writes them (`nan`, `1e-12`, `600.0`).

@@ -85,7 +85,12 @@ impl SignalArg {
 /// it waits. `signal` is a number or a name (`"TERM"`, `"SIGTERM"`); 15 is
 /// SIGTERM on every Linux architecture.
 #[pyfunction]
-#[pyo3(signature = (runtime_dir, sandbox_id, *, signal=SignalArg::Number(15), grace=10.0, kill=true, verify_identity=true))]
+#[pyo3(
+    signature = (runtime_dir, sandbox_id, *, signal=SignalArg::Number(15), grace=10.0, kill=true,
+                 verify_identity=true),
+    text_signature = "(runtime_dir, sandbox_id, *, signal=15, grace=10.0, kill=True, \
+                      verify_identity=True)"
+)]
 pub(crate) fn stop(
     py: Python<'_>,
     runtime_dir: Option<FsPath>,

@@ -15,6 +15,7 @@ use crate::boundary::call_core;
 use crate::convert::{FsPath, Zero, probe_options, runtime_dir_or_default, seconds};
 use crate::entry::SidecarEntry;
 use crate::exceptions;
+use crate::select::{Names, Select};
 
 /// Longest the GIL-free wait lasts before signals are checked (so Ctrl-C
 /// interrupts a blocking iteration).
@@ -89,6 +90,25 @@ fn closed_error() -> PyErr {
     pyo3::exceptions::PyValueError::new_err("the watcher is closed")
 }
 
+/// The core's watcher and the selection its events pass (`None`: all).
+struct Inner {
+    watcher: sm::Watcher,
+    filter: Option<sm::EventFilter>,
+}
+
+impl Inner {
+    /// The next event the selection passes, waiting until `end` at most.
+    fn next(&mut self, end: Instant) -> sm::Result<Option<Event>> {
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.watcher.next(Some(left))? {
+                Some(ev) if self.filter.as_mut().is_some_and(|f| !f.admit(&ev)) => {}
+                other => return Ok(other),
+            }
+        }
+    }
+}
+
 /// A watcher of one runtime directory (see `firma_stack.watch`).
 ///
 /// `owner` and `closed` live outside the lock: in a `fork()` child the
@@ -97,7 +117,7 @@ fn closed_error() -> PyErr {
 /// for it.
 #[pyclass(module = "firma_stack._native", name = "_Watcher", frozen)]
 pub(crate) struct Watcher {
-    inner: Mutex<Option<sm::Watcher>>,
+    inner: Mutex<Option<Inner>>,
     owner: sm::WatcherOwner,
     closed: AtomicBool,
     fd: i32,
@@ -107,7 +127,9 @@ pub(crate) struct Watcher {
 impl Watcher {
     #[new]
     #[pyo3(signature = (runtime_dir=None, *, timeout=None, probe_interval=1.0, collect=true,
-                        rescan_interval=30.0))]
+                        rescan_interval=30.0, state=None, agent=None, session=None,
+                        sandbox_id=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         runtime_dir: Option<FsPath>,
@@ -115,7 +137,19 @@ impl Watcher {
         probe_interval: f64,
         collect: bool,
         rescan_interval: f64,
+        state: Option<Names>,
+        agent: Option<String>,
+        session: Option<String>,
+        sandbox_id: Option<Names>,
     ) -> PyResult<Self> {
+        let select = Select {
+            state,
+            agent,
+            session,
+            sandbox_id,
+            reason: None,
+        };
+        let filter = select.filter(py)?.map(sm::EventFilter::new);
         let opts = sm::WatchOptions {
             probe: probe_options(py, timeout)?,
             probe_interval: interval(py, "probe_interval", probe_interval)?,
@@ -127,7 +161,7 @@ impl Watcher {
         let fd = std::os::fd::AsRawFd::as_raw_fd(&w);
         Ok(Watcher {
             owner: w.owner(),
-            inner: Mutex::new(Some(w)),
+            inner: Mutex::new(Some(Inner { watcher: w, filter })),
             closed: AtomicBool::new(false),
             fd,
         })
@@ -154,12 +188,10 @@ impl Watcher {
                 Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
                 None => SLICE,
             };
+            let end = Instant::now() + slice;
             let got = call_core(py, || {
                 let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-                match guard.as_mut() {
-                    Some(w) => w.next(Some(slice)).map(Some),
-                    None => Ok(None),
-                }
+                guard.as_mut().map(|inner| inner.next(end)).transpose()
             })?;
             match got {
                 None => return Err(closed_error()),

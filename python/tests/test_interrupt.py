@@ -1,5 +1,5 @@
-"""Ctrl-C reaches a blocking call promptly: ``list``, ``get``, ``inspect``
-and ``probe_entry`` wait for the core with the GIL released *and* run the
+"""Ctrl-C reaches a blocking call promptly: ``list``, ``get``, ``inspect``,
+``probe_entry`` and ``wait`` wait for the core with the GIL released *and* run the
 signal handlers while they wait, so SIGINT into a probe of a SYN-dropping
 endpoint raises KeyboardInterrupt at once, not when the probe times out."""
 
@@ -28,7 +28,7 @@ SIGNAL_AFTER = 0.5
 PROMPT = 2.0
 
 
-@pytest.mark.parametrize("call", ["list", "get", "inspect", "probe_entry"])
+@pytest.mark.parametrize("call", ["list", "get", "inspect", "probe_entry", "wait"])
 def test_sigint_interrupts_a_blocking_probe_promptly(
     firma_runtime_dir: str, firma_sidecar: Start, call: str
 ) -> None:
@@ -40,6 +40,9 @@ def test_sigint_interrupts_a_blocking_probe_promptly(
         "get": lambda: firma_stack.get(firma_runtime_dir, "py-wedged", timeout=PROBE_TIMEOUT),
         "inspect": lambda: firma_stack.inspect(firma_runtime_dir, timeout=PROBE_TIMEOUT),
         "probe_entry": lambda: firma_stack.probe_entry(sc.marker_dir, timeout=PROBE_TIMEOUT),
+        # Never running: it would wait its whole timeout.
+        "wait": lambda: firma_stack.wait("py-wedged", timeout=PROBE_TIMEOUT,
+                                         runtime_dir=firma_runtime_dir),
     }
     assert threading.current_thread() is threading.main_thread()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
