@@ -2,7 +2,7 @@
 
 import builtins
 import os
-from typing import Any, Iterable, Optional, Tuple, Union, final, type_check_only
+from typing import Any, Final, Iterable, Optional, Tuple, Union, final, type_check_only
 
 from firma_stack._state import Reason, RuntimeDirState, State, Verdict
 
@@ -45,6 +45,9 @@ DEFAULT_TIMEOUT: float
 MAX_TIMEOUT: float
 ERROR_CODES: tuple[str, ...]
 
+# The value classes are frozen: their attributes are read-only properties at
+# run time, Final here (mypy refuses an assignment; stubtest checks each).
+#
 # What the value classes share: to_dict() (the JSON object of every
 # surface, as a dict) and equality by value; all but StopOutcome, WaitOutcome and WaitStatus hash. These
 # bases exist in the stubs only (stubtest checks each method on each class).
@@ -73,54 +76,33 @@ class SidecarEntry(_HashableRecord):
         listen: str,
         uptime_secs: Optional[int] = None,
     ) -> SidecarEntry: ...
-    @property
-    def sandbox_id(self) -> str: ...
-    @property
-    def agent_id(self) -> str: ...
-    @property
-    def session_id(self) -> str: ...
-    @property
-    def authority_url(self) -> str: ...
-    @property
-    def policy_bundle_version(self) -> str: ...
-    @property
-    def pid(self) -> int: ...
-    @property
-    def started_at(self) -> str: ...
-    @property
-    def state(self) -> State: ...
-    @property
-    def listen(self) -> str: ...
-    @property
-    def uptime_secs(self) -> Optional[int]: ...
+    sandbox_id: Final[str]
+    agent_id: Final[str]
+    session_id: Final[str]
+    authority_url: Final[str]
+    policy_bundle_version: Final[str]
+    pid: Final[int]
+    started_at: Final[str]
+    state: Final[State]
+    listen: Final[str]
+    uptime_secs: Final[Optional[int]]
 
 @final
 class ErrorInfo(_HashableRecord):
-    @property
-    def code(self) -> str: ...
-    @property
-    def message(self) -> str: ...
-    @property
-    def path(self) -> Optional[str]: ...
-    @property
-    def errno(self) -> Optional[int]: ...
+    code: Final[str]
+    message: Final[str]
+    path: Final[Optional[str]]
+    errno: Final[Optional[int]]
 
 @final
 class MarkerReport(_HashableRecord):
-    @property
-    def name(self) -> str: ...
-    @property
-    def verdict(self) -> Verdict: ...
-    @property
-    def state(self) -> Optional[State]: ...
-    @property
-    def reason(self) -> Reason: ...
-    @property
-    def detail(self) -> str: ...
-    @property
-    def entry(self) -> Optional[SidecarEntry]: ...
-    @property
-    def error(self) -> Optional[ErrorInfo]: ...
+    name: Final[str]
+    verdict: Final[Verdict]
+    state: Final[Optional[State]]
+    reason: Final[Reason]
+    detail: Final[str]
+    entry: Final[Optional[SidecarEntry]]
+    error: Final[Optional[ErrorInfo]]
 
 def list(
     runtime_dir: Optional[_Path] = None,
@@ -176,20 +158,13 @@ def _run_example_sidecar(argv: "builtins.list[str]") -> int: ...
 
 @final
 class StopOutcome(_Record):
-    @property
-    def sandbox_id(self) -> str: ...
-    @property
-    def pid(self) -> int: ...
-    @property
-    def signals(self) -> "builtins.list[str]": ...
-    @property
-    def exited(self) -> bool: ...
-    @property
-    def killed(self) -> bool: ...
-    @property
-    def collected(self) -> bool: ...
-    @property
-    def waited_ms(self) -> int: ...
+    sandbox_id: Final[str]
+    pid: Final[int]
+    signals: Final["builtins.list[str]"]
+    exited: Final[bool]
+    killed: Final[bool]
+    collected: Final[bool]
+    waited_ms: Final[int]
 
 def stop(
     runtime_dir: Optional[_Path],
@@ -203,23 +178,16 @@ def stop(
 
 @final
 class WaitStatus(_Record):
-    @property
-    def sandbox_id(self) -> str: ...
-    @property
-    def state(self) -> Optional[State]: ...
-    @property
-    def met(self) -> bool: ...
+    sandbox_id: Final[str]
+    state: Final[Optional[State]]
+    met: Final[bool]
 
 @final
 class WaitOutcome(_Record):
-    @property
-    def condition(self) -> str: ...
-    @property
-    def met(self) -> bool: ...
-    @property
-    def waited_ms(self) -> int: ...
-    @property
-    def sidecars(self) -> "builtins.list[WaitStatus]": ...
+    condition: Final[str]
+    met: Final[bool]
+    waited_ms: Final[int]
+    sidecars: Final["builtins.list[WaitStatus]"]
 
 def wait(
     sandbox_ids: _Names,
@@ -254,5 +222,4 @@ class _Watcher:
     ]: ...
     def fileno(self) -> int: ...
     def close(self) -> None: ...
-    @property
-    def closed(self) -> bool: ...
+    closed: Final[bool]

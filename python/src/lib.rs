@@ -29,65 +29,56 @@ use entry::SidecarEntry;
 use report::{ErrorInfo, MarkerReport};
 use select::{Names, Select};
 
-/// Every live sidecar under `runtime_dir` (default: `default_runtime_dir()`),
-/// sorted by sandbox id, or those the selection matches (see
-/// [`Select`]). Stale markers are garbage-collected on the way.
-#[pyfunction]
-#[pyo3(signature = (
-    runtime_dir=None, *, timeout=None, state=None, agent=None, session=None, sandbox_id=None,
-))]
-fn list(
-    py: Python<'_>,
-    runtime_dir: Option<FsPath>,
-    timeout: Option<f64>,
-    state: Option<Names>,
-    agent: Option<String>,
-    session: Option<String>,
-    sandbox_id: Option<Names>,
-) -> PyResult<Vec<SidecarEntry>> {
-    let select = Select {
-        state,
-        agent,
-        session,
-        sandbox_id,
-        reason: None,
-    };
-    let filter = select.filter(py)?;
-    probe_all(py, runtime_dir, timeout, sm::list_with, move |e| {
-        filter.as_ref().is_none_or(|f| f.matches_entry(e))
-    })
+/// `#[pyfunction]`s `name(runtime_dir=None, *, timeout=None, state=None,
+/// agent=None, session=None, sandbox_id=None, <extra>=None...)` that probe
+/// every marker under `runtime_dir` with the core's `f` (see
+/// [`probe_all`]) and return the items the selection (see [`Select`];
+/// `extra` is `reason` or nothing) matches by the core's `Filter` method
+/// `matches`, each converted.
+macro_rules! probe_all_pyfunctions {
+    ($(
+        $(#[$attr:meta])*
+        fn $name:ident($($extra:ident),*) -> Vec<$item:ty> = $core:path, Filter::$matches:ident;
+    )*) => {$(
+        $(#[$attr])*
+        #[pyfunction]
+        #[pyo3(signature = (
+            runtime_dir=None, *, timeout=None, state=None, agent=None, session=None,
+            sandbox_id=None $(, $extra=None)*
+        ))]
+        #[allow(clippy::too_many_arguments)]
+        fn $name(
+            py: Python<'_>,
+            runtime_dir: Option<FsPath>,
+            timeout: Option<f64>,
+            state: Option<Names>,
+            agent: Option<String>,
+            session: Option<String>,
+            sandbox_id: Option<Names>,
+            $($extra: Option<Names>,)*
+        ) -> PyResult<Vec<$item>> {
+            let select = Select {
+                $($extra,)*
+                ..Select::entries(state, agent, session, sandbox_id)
+            };
+            let filter = select.filter(py)?;
+            probe_all(py, runtime_dir, timeout, $core, move |item| {
+                filter.as_ref().is_none_or(|f| f.$matches(item))
+            })
+        }
+    )*};
 }
 
-/// One report per entry of `run/` under `runtime_dir`, sorted by name: why
-/// each marker is live, stale or broken; only those the selection matches
-/// (see [`Select`]). Read-only: nothing is removed.
-#[pyfunction]
-#[pyo3(signature = (
-    runtime_dir=None, *, timeout=None, state=None, agent=None, session=None, sandbox_id=None,
-    reason=None,
-))]
-#[allow(clippy::too_many_arguments)]
-fn inspect(
-    py: Python<'_>,
-    runtime_dir: Option<FsPath>,
-    timeout: Option<f64>,
-    state: Option<Names>,
-    agent: Option<String>,
-    session: Option<String>,
-    sandbox_id: Option<Names>,
-    reason: Option<Names>,
-) -> PyResult<Vec<MarkerReport>> {
-    let select = Select {
-        state,
-        agent,
-        session,
-        sandbox_id,
-        reason,
-    };
-    let filter = select.filter(py)?;
-    probe_all(py, runtime_dir, timeout, sm::inspect_with, move |r| {
-        filter.as_ref().is_none_or(|f| f.matches_report(r))
-    })
+probe_all_pyfunctions! {
+    /// Every live sidecar under `runtime_dir` (default: `default_runtime_dir()`),
+    /// sorted by sandbox id, or those the selection matches. Stale markers
+    /// are garbage-collected on the way.
+    fn list() -> Vec<SidecarEntry> = sm::list_with, Filter::matches_entry;
+
+    /// One report per entry of `run/` under `runtime_dir`, sorted by name: why
+    /// each marker is live, stale or broken; only those the selection
+    /// matches. Read-only: nothing is removed.
+    fn inspect(reason) -> Vec<MarkerReport> = sm::inspect_with, Filter::matches_report;
 }
 
 /// The sidecar of `sandbox_id`, whatever its state, or `None` when there is
@@ -105,13 +96,7 @@ fn get(
     session: Option<String>,
 ) -> PyResult<Option<SidecarEntry>> {
     let opts = probe_options(py, timeout)?;
-    let select = Select {
-        state,
-        agent,
-        session,
-        ..Select::default()
-    };
-    let filter = select.filter(py)?;
+    let filter = Select::entries(state, agent, session, None).filter(py)?;
     let (dir, id) = (runtime_dir.map(|d| d.0), sandbox_id.0);
     let entry = call_core_interruptible(py, move || {
         let entry = sm::get_with(runtime_dir_or_default(dir), &id, &opts)?;

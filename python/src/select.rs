@@ -30,7 +30,6 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Names {
 }
 
 /// The selection arguments of one call; `reason` is `inspect`'s only.
-#[derive(Default)]
 pub(crate) struct Select {
     pub(crate) state: Option<Names>,
     pub(crate) agent: Option<String>,
@@ -40,6 +39,23 @@ pub(crate) struct Select {
 }
 
 impl Select {
+    /// The selection of entries (`list`, `watch`): no `reason`, which
+    /// no entry has.
+    pub(crate) fn entries(
+        state: Option<Names>,
+        agent: Option<String>,
+        session: Option<String>,
+        sandbox_id: Option<Names>,
+    ) -> Select {
+        Select {
+            state,
+            agent,
+            session,
+            sandbox_id,
+            reason: None,
+        }
+    }
+
     /// The core's `Filter` of the arguments given; `None` when none was
     /// (everything matches, and nothing is filtered). A state or reason
     /// that does not exist is the core's `InvalidArgumentError` naming

@@ -142,14 +142,9 @@ impl Watcher {
         session: Option<String>,
         sandbox_id: Option<Names>,
     ) -> PyResult<Self> {
-        let select = Select {
-            state,
-            agent,
-            session,
-            sandbox_id,
-            reason: None,
-        };
-        let filter = select.filter(py)?.map(sm::EventFilter::new);
+        let filter = Select::entries(state, agent, session, sandbox_id)
+            .filter(py)?
+            .map(sm::EventFilter::new);
         let opts = sm::WatchOptions {
             probe: probe_options(py, timeout)?,
             probe_interval: interval(py, "probe_interval", probe_interval)?,
