@@ -21,6 +21,11 @@ Paths are ``str``, ``bytes`` or any ``os.PathLike``; ``None`` means
 (default :data:`DEFAULT_TIMEOUT`, at most :data:`MAX_TIMEOUT`: the core's). The GIL is released while the core reads files and probes
 sockets. Errors are :class:`StackError` subclasses with a ``code`` equal to
 the C ABI's error code.
+
+Use it as ``import firma_stack`` and call ``firma_stack.list(...)``:
+``from firma_stack import *`` leaves out :func:`list` and :func:`inspect`,
+which would shadow the builtin ``list`` and the standard module
+``inspect`` (both stay attributes of the package).
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from ._errors import (
     StackError,
     StackIOError,
 )
-from ._state import Reason, State, Verdict
+from ._state import Reason, RuntimeDirState, State, Verdict
 from ._native import (
     __version__,
     DEFAULT_TIMEOUT,
@@ -53,16 +58,21 @@ from ._native import (
     MarkerReport,
     SidecarEntry,
     StopOutcome,
+    WaitOutcome,
+    WaitStatus,
     create_marker,
     default_runtime_dir,
     gc_stale,
     get,
-    inspect,
-    list,
     probe_entry,
     remove_marker,
+    runtime_dir_state,
     stop,
+    wait,
 )
+# Attributes, left out of __all__ (see above); "as" marks them exported for
+# type checkers all the same.
+from ._native import inspect as inspect, list as list
 from ._watch import (
     Appeared,
     AsyncWatch,
@@ -96,20 +106,23 @@ __all__ = [
     "MarkerParseError",
     "MarkerReport",
     "Reason",
+    "RuntimeDirState",
     "SidecarEntry",
     "StackError",
     "StackIOError",
     "State",
     "Verdict",
+    "WaitOutcome",
+    "WaitStatus",
     "create_marker",
     "default_runtime_dir",
     "gc_stale",
     "get",
-    "inspect",
-    "list",
     "probe_entry",
     "remove_marker",
+    "runtime_dir_state",
     "stop",
+    "wait",
     "Appeared",
     "AsyncWatch",
     "Changed",

@@ -47,17 +47,33 @@ class StackError(Exception):
     """
 
     code: ClassVar[str] = "internal"
-    # The keyword arguments of ``__init__``, read back from the attributes of
-    # the same names to rebuild the exception (pickling).
+    # The keyword arguments of ``__init__``: each sets the attribute of its
+    # name, which is read back to rebuild the exception (pickling).
     _fields: ClassVar[Tuple[str, ...]] = ("path",)
+    # The attributes a missing keyword argument leaves at a value (every
+    # other field is required).
+    _defaults: ClassVar[Dict[str, Any]] = {"path": None}
 
     message: str
     path: Optional[str]
 
-    def __init__(self, message: str, *, path: Optional[str] = None) -> None:
+    def __init__(self, message: str, **fields: Any) -> None:
         super().__init__(message)
         self.message = message
-        self.path = path
+        self._hold(fields)
+
+    def _hold(self, fields: Dict[str, Any]) -> None:
+        """Sets the attributes of :attr:`_fields` from ``fields`` (the
+        keyword arguments), the absent ones from :attr:`_defaults`."""
+        unknown = sorted(set(fields) - set(self._fields))
+        missing = [n for n in self._fields if n not in fields and n not in self._defaults]
+        if unknown or missing:
+            raise TypeError(
+                f"{type(self).__name__}(): unexpected keyword arguments {unknown}, "
+                f"missing {missing}"
+            )
+        for name, value in {**self._defaults, **fields}.items():
+            setattr(self, name, value)
 
     def __str__(self) -> str:
         return self.message
@@ -79,23 +95,15 @@ class InvalidArgumentError(StackError, ValueError):
     argument: str
     reason: str
 
-    def __init__(self, message: str, *, argument: str, reason: str) -> None:
-        super().__init__(message)
-        self.argument = argument
-        self.reason = reason
-
 
 class InvalidSandboxIdError(InvalidArgumentError):
     """A sandbox id breaks the grammar: non-empty, at most 255 bytes, only
     ``[A-Za-z0-9._-]``, not starting with ``.``. Also a :class:`ValueError`."""
 
     _fields: ClassVar[Tuple[str, ...]] = ("sandbox_id", "reason")
+    _defaults: ClassVar[Dict[str, Any]] = {"path": None, "argument": "sandbox_id"}
 
     sandbox_id: str
-
-    def __init__(self, message: str, *, sandbox_id: str, reason: str) -> None:
-        super().__init__(message, argument="sandbox_id", reason=reason)
-        self.sandbox_id = sandbox_id
 
 
 class StackIOError(StackError, OSError):
@@ -123,9 +131,7 @@ class StackIOError(StackError, OSError):
         # OSError's own initialiser sets errno, strerror and filename.
         OSError.__init__(self, errno, strerror, path)
         self.message = message
-        self.path = path
-        self.action = action
-        self.detail = detail
+        self._hold({"path": path, "errno": errno, "action": action, "detail": detail})
 
 
 class MarkerParseError(StackError):
@@ -139,10 +145,6 @@ class MarkerParseError(StackError):
     path: str
     reason: str
 
-    def __init__(self, message: str, *, path: str, reason: str) -> None:
-        super().__init__(message, path=path)
-        self.reason = reason
-
 
 class IdentityMismatchError(StackError):
     """A marker's ``metadata.toml`` names another sandbox (``metadata``) than
@@ -155,11 +157,6 @@ class IdentityMismatchError(StackError):
     directory: str
     metadata: str
 
-    def __init__(self, message: str, *, path: str, directory: str, metadata: str) -> None:
-        super().__init__(message, path=path)
-        self.directory = directory
-        self.metadata = metadata
-
 
 class InternalError(StackError):
     """A bug in firma_stack (for example a panic caught at the boundary).
@@ -168,12 +165,9 @@ class InternalError(StackError):
 
     code: ClassVar[str] = "internal"
     _fields: ClassVar[Tuple[str, ...]] = ("core_code",)
+    _defaults: ClassVar[Dict[str, Any]] = {"path": None, "core_code": None}
 
     core_code: Optional[str]
-
-    def __init__(self, message: str, *, core_code: Optional[str] = None) -> None:
-        super().__init__(message)
-        self.core_code = core_code
 
 
 class _StopRefusal(StackError):
@@ -186,11 +180,6 @@ class _StopRefusal(StackError):
     sandbox_id: str
     pid: int
 
-    def __init__(self, message: str, *, path: str, sandbox_id: str, pid: int) -> None:
-        super().__init__(message, path=path)
-        self.sandbox_id = sandbox_id
-        self.pid = pid
-
 
 class _ReasonedStopRefusal(_StopRefusal):
     """A refusal of :func:`stop` that also says why (``reason``)."""
@@ -198,10 +187,6 @@ class _ReasonedStopRefusal(_StopRefusal):
     _fields: ClassVar[Tuple[str, ...]] = _StopRefusal._fields + ("reason",)
 
     reason: str
-
-    def __init__(self, message: str, *, path: str, sandbox_id: str, pid: int, reason: str) -> None:
-        super().__init__(message, path=path, sandbox_id=sandbox_id, pid=pid)
-        self.reason = reason
 
 
 class IdentityUnverifiableError(_ReasonedStopRefusal):
@@ -237,13 +222,6 @@ class PidfdUnavailableError(_StopRefusal):
 
     errno: Optional[int]
 
-    def __init__(
-        self, message: str, *, path: str, sandbox_id: str, pid: int, errno: Optional[int]
-    ) -> None:
-        super().__init__(message, path=path, sandbox_id=sandbox_id, pid=pid)
-        self.errno = errno
-
-
 
 class NotAuthorizedError(_ReasonedStopRefusal):
     """:func:`stop` refused: the marker's owner (bounded by the owner of the
@@ -267,11 +245,6 @@ class UntrustedDirectoryError(StackError):
     action: str
     reason: str
 
-    def __init__(self, message: str, *, path: Optional[str], action: str, reason: str) -> None:
-        super().__init__(message, path=path)
-        self.action = action
-        self.reason = reason
-
 
 class ForkedError(StackError):
     """A watcher was used from a process other than the one that created it
@@ -286,8 +259,3 @@ class ForkedError(StackError):
 
     owner_pid: int
     pid: int
-
-    def __init__(self, message: str, *, owner_pid: int, pid: int) -> None:
-        super().__init__(message)
-        self.owner_pid = owner_pid
-        self.pid = pid

@@ -2,9 +2,9 @@
 
 import builtins
 import os
-from typing import Any, Optional, Tuple, Union, final, type_check_only
+from typing import Any, Final, Iterable, Optional, Tuple, Union, final, type_check_only
 
-from firma_stack._state import Reason, State, Verdict
+from firma_stack._state import Reason, RuntimeDirState, State, Verdict
 
 __all__ = [
     "SidecarEntry",
@@ -12,6 +12,10 @@ __all__ = [
     "ErrorInfo",
     "StopOutcome",
     "stop",
+    "WaitOutcome",
+    "WaitStatus",
+    "wait",
+    "runtime_dir_state",
     "list",
     "inspect",
     "get",
@@ -33,14 +37,19 @@ __all__ = [
 ]
 
 _Path = Union[str, bytes, os.PathLike[str], os.PathLike[bytes]]
+#: One name or several (a State or Reason member is a str).
+_Names = Union[str, Iterable[str]]
 
 __version__: str
 DEFAULT_TIMEOUT: float
 MAX_TIMEOUT: float
 ERROR_CODES: tuple[str, ...]
 
+# The value classes are frozen: their attributes are read-only properties at
+# run time, Final here (mypy refuses an assignment; stubtest checks each).
+#
 # What the value classes share: to_dict() (the JSON object of every
-# surface, as a dict) and equality by value; all but StopOutcome hash. These
+# surface, as a dict) and equality by value; all but StopOutcome, WaitOutcome and WaitStatus hash. These
 # bases exist in the stubs only (stubtest checks each method on each class).
 @type_check_only
 class _Record:
@@ -50,6 +59,7 @@ class _Record:
 @type_check_only
 class _HashableRecord(_Record):
     def __hash__(self) -> int: ...
+
 
 @final
 class SidecarEntry(_HashableRecord):
@@ -66,63 +76,61 @@ class SidecarEntry(_HashableRecord):
         listen: str,
         uptime_secs: Optional[int] = None,
     ) -> SidecarEntry: ...
-    @property
-    def sandbox_id(self) -> str: ...
-    @property
-    def agent_id(self) -> str: ...
-    @property
-    def session_id(self) -> str: ...
-    @property
-    def authority_url(self) -> str: ...
-    @property
-    def policy_bundle_version(self) -> str: ...
-    @property
-    def pid(self) -> int: ...
-    @property
-    def started_at(self) -> str: ...
-    @property
-    def state(self) -> State: ...
-    @property
-    def listen(self) -> str: ...
-    @property
-    def uptime_secs(self) -> Optional[int]: ...
+    sandbox_id: Final[str]
+    agent_id: Final[str]
+    session_id: Final[str]
+    authority_url: Final[str]
+    policy_bundle_version: Final[str]
+    pid: Final[int]
+    started_at: Final[str]
+    state: Final[State]
+    listen: Final[str]
+    uptime_secs: Final[Optional[int]]
 
 @final
 class ErrorInfo(_HashableRecord):
-    @property
-    def code(self) -> str: ...
-    @property
-    def message(self) -> str: ...
-    @property
-    def path(self) -> Optional[str]: ...
-    @property
-    def errno(self) -> Optional[int]: ...
+    code: Final[str]
+    message: Final[str]
+    path: Final[Optional[str]]
+    errno: Final[Optional[int]]
 
 @final
 class MarkerReport(_HashableRecord):
-    @property
-    def name(self) -> str: ...
-    @property
-    def verdict(self) -> Verdict: ...
-    @property
-    def state(self) -> Optional[State]: ...
-    @property
-    def reason(self) -> Reason: ...
-    @property
-    def detail(self) -> str: ...
-    @property
-    def entry(self) -> Optional[SidecarEntry]: ...
-    @property
-    def error(self) -> Optional[ErrorInfo]: ...
+    name: Final[str]
+    verdict: Final[Verdict]
+    state: Final[Optional[State]]
+    reason: Final[Reason]
+    detail: Final[str]
+    entry: Final[Optional[SidecarEntry]]
+    error: Final[Optional[ErrorInfo]]
 
 def list(
-    runtime_dir: Optional[_Path] = None, *, timeout: Optional[float] = None
+    runtime_dir: Optional[_Path] = None,
+    *,
+    timeout: Optional[float] = None,
+    state: Optional[_Names] = None,
+    agent: Optional[str] = None,
+    session: Optional[str] = None,
+    sandbox_id: Optional[_Names] = None,
 ) -> "builtins.list[SidecarEntry]": ...
 def get(
-    runtime_dir: Optional[_Path], sandbox_id: str, *, timeout: Optional[float] = None
+    runtime_dir: Optional[_Path],
+    sandbox_id: str,
+    *,
+    timeout: Optional[float] = None,
+    state: Optional[_Names] = None,
+    agent: Optional[str] = None,
+    session: Optional[str] = None,
 ) -> Optional[SidecarEntry]: ...
 def inspect(
-    runtime_dir: Optional[_Path] = None, *, timeout: Optional[float] = None
+    runtime_dir: Optional[_Path] = None,
+    *,
+    timeout: Optional[float] = None,
+    state: Optional[_Names] = None,
+    agent: Optional[str] = None,
+    session: Optional[str] = None,
+    sandbox_id: Optional[_Names] = None,
+    reason: Optional[_Names] = None,
 ) -> "builtins.list[MarkerReport]": ...
 def gc_stale(runtime_dir: Optional[_Path] = None) -> "builtins.list[str]": ...
 def probe_entry(marker_dir: _Path, *, timeout: Optional[float] = None) -> SidecarEntry: ...
@@ -150,30 +158,47 @@ def _run_example_sidecar(argv: "builtins.list[str]") -> int: ...
 
 @final
 class StopOutcome(_Record):
-    @property
-    def sandbox_id(self) -> str: ...
-    @property
-    def pid(self) -> int: ...
-    @property
-    def signals(self) -> "builtins.list[str]": ...
-    @property
-    def exited(self) -> bool: ...
-    @property
-    def killed(self) -> bool: ...
-    @property
-    def collected(self) -> bool: ...
-    @property
-    def waited_ms(self) -> int: ...
+    sandbox_id: Final[str]
+    pid: Final[int]
+    signals: Final["builtins.list[str]"]
+    exited: Final[bool]
+    killed: Final[bool]
+    collected: Final[bool]
+    waited_ms: Final[int]
 
 def stop(
     runtime_dir: Optional[_Path],
     sandbox_id: str,
     *,
-    signal: int = 15,
+    signal: Union[int, str] = 15,
     grace: float = 10.0,
     kill: bool = True,
     verify_identity: bool = True,
 ) -> Optional[StopOutcome]: ...
+
+@final
+class WaitStatus(_Record):
+    sandbox_id: Final[str]
+    state: Final[Optional[State]]
+    met: Final[bool]
+
+@final
+class WaitOutcome(_Record):
+    condition: Final[str]
+    met: Final[bool]
+    waited_ms: Final[int]
+    sidecars: Final["builtins.list[WaitStatus]"]
+
+def wait(
+    sandbox_ids: _Names,
+    *,
+    for_: str = "running",
+    timeout: float = 30.0,
+    runtime_dir: Optional[_Path] = None,
+    probe_interval: float = 1.0,
+    probe_timeout: Optional[float] = None,
+) -> WaitOutcome: ...
+def runtime_dir_state(runtime_dir: Optional[_Path] = None) -> RuntimeDirState: ...
 
 @final
 class _Watcher:
@@ -185,6 +210,10 @@ class _Watcher:
         probe_interval: float = 1.0,
         collect: bool = True,
         rescan_interval: float = 30.0,
+        state: Optional[_Names] = None,
+        agent: Optional[str] = None,
+        session: Optional[str] = None,
+        sandbox_id: Optional[_Names] = None,
     ) -> _Watcher: ...
     def next_event(
         self, timeout: Optional[float] = None
@@ -193,5 +222,4 @@ class _Watcher:
     ]: ...
     def fileno(self) -> int: ...
     def close(self) -> None: ...
-    @property
-    def closed(self) -> bool: ...
+    closed: Final[bool]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["State", "Verdict", "Reason"]
+__all__ = ["State", "Verdict", "Reason", "RuntimeDirState"]
 
 
 class _Named(str, enum.Enum):
@@ -104,3 +104,16 @@ class Reason(_Named):
     #: aside for a person.
     LEFTOVER = "leftover"
 
+
+
+class RuntimeDirState(_Named):
+    """Whether a runtime directory is there to be read
+    (:func:`firma_stack.runtime_dir_state`); the values are the core's
+    names."""
+
+    #: A directory that can be listed (its ``run/`` too, when it exists).
+    PRESENT = "present"
+    #: Nothing at that path: ``list`` answers it as an empty directory.
+    MISSING = "missing"
+    #: Not a directory, or a directory (or ``run/``) that cannot be listed.
+    UNREADABLE = "unreadable"

@@ -10,15 +10,36 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import os
 import queue
 import threading
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Callable, ClassVar, Deque, List, Optional, Tuple, Type, TypeVar, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    ClassVar,
+    Deque,
+    Iterable,
+    List,
+    Optional,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+)
 
 from ._native import SidecarEntry, _Watcher
 from ._state import State
+
+if TYPE_CHECKING:
+    # Annotations only (never evaluated): Python 3.9 has no
+    # typing.ParamSpec at run time.
+    from typing_extensions import ParamSpec
+
+    P = ParamSpec("P")
 
 # Public names are listed (and exported) by the package, firma_stack/__init__.py.
 
@@ -99,26 +120,16 @@ def _event(raw: _Raw) -> Event:
     raise AssertionError(f"unexpected event from the core: {raw!r}")
 
 
+#: Opens the core's watcher (its initial scan runs then).
+_Opener = Callable[[], _Watcher]
+
+
 class _WatchBase:
     """What the sync and async watchers share: the core's watcher, its
     descriptor and closing it."""
 
-    def __init__(
-        self,
-        runtime_dir: Optional[_Path] = None,
-        *,
-        probe_interval: float = 1.0,
-        collect: bool = True,
-        timeout: Optional[float] = None,
-        rescan_interval: float = 30.0,
-    ) -> None:
-        self._w = _Watcher(
-            runtime_dir,
-            timeout=timeout,
-            probe_interval=probe_interval,
-            collect=collect,
-            rescan_interval=rescan_interval,
-        )
+    def __init__(self, open_watcher: _Opener) -> None:
+        self._w = open_watcher()
 
     def _poll(self, timeout: Optional[float]) -> Optional[Event]:
         """The core's next event, waiting at most ``timeout`` seconds
@@ -253,25 +264,8 @@ class AsyncWatch:
     pending :meth:`next` loses nothing: an event already taken from the
     core is returned by the next call."""
 
-    def __init__(
-        self,
-        runtime_dir: Optional[_Path] = None,
-        *,
-        probe_interval: float = 1.0,
-        collect: bool = True,
-        timeout: Optional[float] = None,
-        rescan_interval: float = 30.0,
-    ) -> None:
-        def create() -> _Watcher:
-            return _Watcher(
-                runtime_dir,
-                timeout=timeout,
-                probe_interval=probe_interval,
-                collect=collect,
-                rescan_interval=rescan_interval,
-            )
-
-        self._create: Optional[Callable[[], _Watcher]] = create
+    def __init__(self, open_watcher: _Opener) -> None:
+        self._create: Optional[_Opener] = open_watcher
         self._w: Optional[_Watcher] = None
         self._fd = -1
         self._worker = _Worker()
@@ -437,56 +431,78 @@ class AsyncWatch:
         await self.aclose()
 
 
-def watch(
+_Names = Union[str, Iterable[str]]
+
+
+def _options(
     runtime_dir: Optional[_Path] = None,
     *,
     probe_interval: float = 1.0,
     collect: bool = True,
     timeout: Optional[float] = None,
     rescan_interval: float = 30.0,
-) -> Watch:
-    """Watches ``runtime_dir`` (default: :func:`default_runtime_dir`):
-    ``Appeared`` for every live sidecar, one ``Synced``, then ``Changed``,
-    ``Gone``, ``Appeared`` as they happen. ``probe_interval`` (seconds) is
-    how often live endpoints are probed again; ``collect=False`` is
-    read-only (a stopped sidecar is then ``Changed`` to ``STOPPED``);
-    ``timeout`` is the probe timeout. The GIL is released while waiting::
-
-        with firma_stack.watch(probe_interval=1.0) as events:
-            for ev in events:
-                ...
-    """
-    return Watch(
+    state: Optional[_Names] = None,
+    agent: Optional[str] = None,
+    session: Optional[str] = None,
+    sandbox_id: Optional[_Names] = None,
+) -> _Opener:
+    """The options of :func:`watch` and :func:`awatch`, as the call that
+    opens the core's watcher with them."""
+    return functools.partial(
+        _Watcher,
         runtime_dir,
+        timeout=timeout,
         probe_interval=probe_interval,
         collect=collect,
-        timeout=timeout,
         rescan_interval=rescan_interval,
+        state=state,
+        agent=agent,
+        session=session,
+        sandbox_id=sandbox_id,
     )
 
 
-def awatch(
-    runtime_dir: Optional[_Path] = None,
-    *,
-    probe_interval: float = 1.0,
-    collect: bool = True,
-    timeout: Optional[float] = None,
-    rescan_interval: float = 30.0,
-) -> AsyncWatch:
-    """:func:`watch` for asyncio::
+_W = TypeVar("_W")
+
+
+def _taking_options(
+    options: "Callable[P, _Opener]", make: Callable[[_Opener], _W], name: str, doc: str
+) -> "Callable[P, _W]":
+    """A function with the arguments of ``options`` that returns ``make``
+    of the watcher they open: ``watch`` and ``awatch``, one list of options."""
+
+    @functools.wraps(options)  # help() and inspect.signature() show the options
+    def taking(*args: "P.args", **kwargs: "P.kwargs") -> _W:
+        return make(options(*args, **kwargs))
+
+    taking.__name__ = taking.__qualname__ = name
+    taking.__doc__ = doc
+    return taking
+
+
+watch = _taking_options(_options, Watch, "watch", """Watches ``runtime_dir`` (default:
+:func:`default_runtime_dir`): ``Appeared`` for every live sidecar, one
+``Synced``, then ``Changed``, ``Gone``, ``Appeared`` as they happen.
+``probe_interval`` (seconds) is how often live endpoints are probed
+again; ``collect=False`` is read-only (a stopped sidecar is then
+``Changed`` to ``STOPPED``); ``timeout`` is the probe timeout. ``state``,
+``agent``, ``session`` and ``sandbox_id`` select sidecars as for
+:func:`list`: the core's filter passes the events of those it matches, and
+a ``Changed`` that takes one out of the selection once. The GIL is
+released while waiting::
+
+    with firma_stack.watch(probe_interval=1.0) as events:
+        for ev in events:
+            ...
+""")
+
+awatch = _taking_options(_options, AsyncWatch, "awatch", """:func:`watch` for asyncio::
 
     async with firma_stack.awatch() as events:
         async for ev in events:
             ...
 
-    The watcher starts (its initial scan, and the errors of bad options)
-    at ``async with`` or the first ``next()``, on a worker thread of its
-    own: no call on the event loop's thread waits for the core.
-    """
-    return AsyncWatch(
-        runtime_dir,
-        probe_interval=probe_interval,
-        collect=collect,
-        timeout=timeout,
-        rescan_interval=rescan_interval,
-    )
+The watcher starts (its initial scan, and the errors of bad options)
+at ``async with`` or the first ``next()``, on a worker thread of its
+own: no call on the event loop's thread waits for the core.
+""")

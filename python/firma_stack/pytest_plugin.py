@@ -11,7 +11,9 @@ Fixtures:
     that starts a real example sidecar in ``firma_runtime_dir`` (see
     :func:`firma_stack.testing.start_sidecar`), waits until it is ready and
     returns its :class:`~firma_stack.testing.SidecarProcess`. Every sidecar
-    it started is stopped and reaped at teardown. No checkout is needed:
+    it started is stopped and reaped at teardown. Its type, for annotating
+    a test's argument, is :class:`firma_stack.testing.SidecarFactory`.
+    No checkout is needed:
     the sidecar is the package's own (``python -m firma_stack.example_sidecar``)
     unless ``$FIRMA_EXAMPLE_SIDECAR`` names a binary.
 """
@@ -20,11 +22,11 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from typing import Any, Callable, Iterator, List
+from typing import Any, Iterator, List
 
 import pytest
 
-from .testing import SidecarProcess, start_sidecar
+from .testing import SidecarFactory, SidecarProcess, start_sidecar
 
 __all__ = ["firma_runtime_dir", "firma_sidecar"]
 
@@ -42,12 +44,13 @@ def firma_runtime_dir() -> Iterator[str]:
 
 
 @pytest.fixture
-def firma_sidecar(firma_runtime_dir: str) -> Iterator[Callable[..., SidecarProcess]]:
+def firma_sidecar(firma_runtime_dir: str) -> Iterator[SidecarFactory]:
     """A factory ``firma_sidecar(sandbox_id, *, mode="serve", tcp=None,
     agent=None, session=None)`` that starts a real example sidecar in
     ``firma_runtime_dir``, waits until a probe sees its final state and
-    returns its :class:`~firma_stack.testing.SidecarProcess`. Every sidecar
-    it started is stopped (SIGTERM, then SIGKILL) and reaped at teardown.
+    returns its :class:`~firma_stack.testing.SidecarProcess` (annotate it
+    :class:`~firma_stack.testing.SidecarFactory`). Every sidecar it started
+    is stopped (SIGTERM, then SIGKILL) and reaped at teardown.
     The sidecar is the package's own (``python -m
     firma_stack.example_sidecar``) unless ``$FIRMA_EXAMPLE_SIDECAR`` names a
     binary."""

@@ -26,12 +26,23 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Callable, ContextManager, Iterator, List, Optional, Union
+from typing import (
+    IO,
+    TYPE_CHECKING,
+    Callable,
+    ContextManager,
+    Iterator,
+    List,
+    Optional,
+    Protocol,
+    TypedDict,
+    Union,
+)
 
 if TYPE_CHECKING:
     # Annotations only (they are never evaluated): Python 3.9 has no
     # typing.ParamSpec at run time.
-    from typing_extensions import ParamSpec
+    from typing_extensions import ParamSpec, Unpack
 
     P = ParamSpec("P")
 
@@ -39,6 +50,8 @@ from ._native import create_marker, remove_marker
 
 __all__ = [
     "EXAMPLE_SIDECAR_ENV",
+    "SidecarFactory",
+    "SidecarOptions",
     "SidecarProcess",
     "example_sidecar_command",
     "remove_marker",
@@ -175,6 +188,32 @@ class SidecarProcess:
         return proc.returncode
 
 
+class SidecarOptions(TypedDict, total=False):
+    """The options of :func:`start_sidecar` (and of :func:`running_sidecar`
+    and the ``firma_sidecar`` fixture), every one optional: ``mode``
+    (default ``"serve"``), ``tcp``, ``agent``, ``session``, ``binary`` and
+    ``ready_timeout`` (seconds, default 30)."""
+
+    mode: str
+    tcp: Optional[str]
+    agent: Optional[str]
+    session: Optional[str]
+    binary: Optional[_StrPath]
+    ready_timeout: float
+
+
+class SidecarFactory(Protocol):
+    """The type of the pytest fixture ``firma_sidecar``: it takes
+    :func:`start_sidecar`'s arguments after ``runtime_dir`` (the fixture's
+    ``firma_runtime_dir``). Annotate the fixture with it::
+
+        def test_one(firma_sidecar: SidecarFactory) -> None:
+            sidecar = firma_sidecar("sbx-1", mode="wedged")
+    """
+
+    def __call__(self, sandbox_id: str, **options: Unpack[SidecarOptions]) -> SidecarProcess: ...
+
+
 def _read_ready_line(proc: "subprocess.Popen[bytes]", timeout: float) -> Optional[bytes]:
     """Reads stdout up to the first newline, or returns None on EOF/timeout."""
     stdout: Optional[IO[bytes]] = proc.stdout
@@ -196,15 +235,7 @@ def _read_ready_line(proc: "subprocess.Popen[bytes]", timeout: float) -> Optiona
 
 
 def start_sidecar(
-    runtime_dir: _StrPath,
-    sandbox_id: str,
-    *,
-    mode: str = "serve",
-    tcp: Optional[str] = None,
-    agent: Optional[str] = None,
-    session: Optional[str] = None,
-    binary: Optional[_StrPath] = None,
-    ready_timeout: float = 30.0,
+    runtime_dir: _StrPath, sandbox_id: str, **options: Unpack[SidecarOptions]
 ) -> SidecarProcess:
     """Starts the example sidecar and returns once it printed ``ready`` (a
     probe then sees its final state). The caller must :meth:`~SidecarProcess.stop`
@@ -214,9 +245,17 @@ def start_sidecar(
     is full; with ``tcp`` its SYNs are dropped so a probe waits its whole
     timeout) or ``no-socket`` (unhealthy). ``tcp`` serves TCP on an address
     such as ``"127.0.0.1:0"`` instead of the marker's Unix socket.
-    ``binary`` runs that example sidecar binary instead of
-    :func:`example_sidecar_command`'s.
+    ``agent`` and ``session`` go into its marker. ``binary`` runs that
+    example sidecar binary instead of :func:`example_sidecar_command`'s;
+    ``ready_timeout`` is how long to wait for ``ready`` (see
+    :class:`SidecarOptions`).
     """
+    unknown = sorted(set(options) - set(SidecarOptions.__annotations__))
+    if unknown:
+        raise TypeError(f"start_sidecar() got unexpected keyword arguments {unknown}")
+    mode = options.get("mode", "serve")
+    tcp, agent, session = options.get("tcp"), options.get("agent"), options.get("session")
+    binary, ready_timeout = options.get("binary"), options.get("ready_timeout", 30.0)
     command = [os.fspath(binary)] if binary is not None else example_sidecar_command()
     runtime = os.fspath(runtime_dir)
     argv: List[str] = [*command, "--runtime-dir", runtime, "--id", sandbox_id, "--mode", mode]

@@ -3,7 +3,7 @@
 use firma_stack::sidecar_markers as sm;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyString, PyTuple, PyType};
+use pyo3::types::{PyDict, PyString, PyTuple};
 
 use crate::view::{repr_str, view_pymethods};
 
@@ -20,19 +20,34 @@ impl From<sm::SidecarEntry> for SidecarEntry {
     }
 }
 
-/// `firma_stack._state.<class>(<code>)`, with the class looked up once.
+/// `firma_stack._state.<class>(<code>)`: the member of that enum whose
+/// value is `code`, from a table of its members made once (`members`), so
+/// a getter costs a dict lookup rather than a call of the enum class.
 pub(crate) fn py_code<'py>(
     py: Python<'py>,
-    class: &'static PyOnceLock<Py<PyType>>,
+    members: &'static PyOnceLock<Py<PyDict>>,
     name: &str,
     code: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
-    class.import(py, "firma_stack._state", name)?.call1((code,))
+    let class = || py.import("firma_stack._state")?.getattr(name);
+    let table = members.get_or_try_init(py, || -> PyResult<Py<PyDict>> {
+        let table = PyDict::new(py);
+        for member in class()?.try_iter()? {
+            let member = member?;
+            table.set_item(member.getattr("value")?, member)?;
+        }
+        Ok(table.unbind())
+    })?;
+    match table.bind(py).get_item(code)? {
+        Some(member) => Ok(member),
+        // Not a member: the class says so in its own words.
+        None => class()?.call1((code,)),
+    }
 }
 
 /// `firma_stack._state.State(<lowercase name>)`.
 pub(crate) fn py_state(py: Python<'_>, state: sm::State) -> PyResult<Bound<'_, PyAny>> {
-    static STATE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    static STATE: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
     py_code(py, &STATE, "State", state.as_str())
 }
 

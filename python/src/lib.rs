@@ -12,8 +12,10 @@ mod convert;
 mod entry;
 mod exceptions;
 mod report;
+mod select;
 mod stop;
 mod view;
+mod wait;
 mod watch;
 
 use std::ffi::OsString;
@@ -25,49 +27,80 @@ use boundary::{call_core, call_core_interruptible};
 use convert::{FsPath, SandboxId, pid_arg, probe_all, probe_options, runtime_dir_or_default};
 use entry::SidecarEntry;
 use report::{ErrorInfo, MarkerReport};
+use select::{Names, Select};
 
-/// `#[pyfunction]`s `name(runtime_dir=None, *, timeout=None)` that probe
-/// every marker under `runtime_dir` with the core's `f` (see [`probe_all`])
-/// and return the list of its items, each converted.
+/// `#[pyfunction]`s `name(runtime_dir=None, *, timeout=None, state=None,
+/// agent=None, session=None, sandbox_id=None, <extra>=None...)` that probe
+/// every marker under `runtime_dir` with the core's `f` (see
+/// [`probe_all`]) and return the items the selection (see [`Select`];
+/// `extra` is `reason` or nothing) matches by the core's `Filter` method
+/// `matches`, each converted.
 macro_rules! probe_all_pyfunctions {
-    ($( $(#[$attr:meta])* fn $name:ident() -> Vec<$item:ty> = $core:path; )*) => {$(
+    ($(
+        $(#[$attr:meta])*
+        fn $name:ident($($extra:ident),*) -> Vec<$item:ty> = $core:path, Filter::$matches:ident;
+    )*) => {$(
         $(#[$attr])*
         #[pyfunction]
-        #[pyo3(signature = (runtime_dir=None, *, timeout=None))]
+        #[pyo3(signature = (
+            runtime_dir=None, *, timeout=None, state=None, agent=None, session=None,
+            sandbox_id=None $(, $extra=None)*
+        ))]
+        #[allow(clippy::too_many_arguments)]
         fn $name(
             py: Python<'_>,
             runtime_dir: Option<FsPath>,
             timeout: Option<f64>,
+            state: Option<Names>,
+            agent: Option<String>,
+            session: Option<String>,
+            sandbox_id: Option<Names>,
+            $($extra: Option<Names>,)*
         ) -> PyResult<Vec<$item>> {
-            probe_all(py, runtime_dir, timeout, $core)
+            let select = Select {
+                $($extra,)*
+                ..Select::entries(state, agent, session, sandbox_id)
+            };
+            let filter = select.filter(py)?;
+            probe_all(py, runtime_dir, timeout, $core, move |item| {
+                filter.as_ref().is_none_or(|f| f.$matches(item))
+            })
         }
     )*};
 }
 
 probe_all_pyfunctions! {
     /// Every live sidecar under `runtime_dir` (default: `default_runtime_dir()`),
-    /// sorted by sandbox id. Stale markers are garbage-collected on the way.
-    fn list() -> Vec<SidecarEntry> = sm::list_with;
+    /// sorted by sandbox id, or those the selection matches. Stale markers
+    /// are garbage-collected on the way.
+    fn list() -> Vec<SidecarEntry> = sm::list_with, Filter::matches_entry;
 
     /// One report per entry of `run/` under `runtime_dir`, sorted by name: why
-    /// each marker is live, stale or broken. Read-only: nothing is removed.
-    fn inspect() -> Vec<MarkerReport> = sm::inspect_with;
+    /// each marker is live, stale or broken; only those the selection
+    /// matches. Read-only: nothing is removed.
+    fn inspect(reason) -> Vec<MarkerReport> = sm::inspect_with, Filter::matches_report;
 }
 
 /// The sidecar of `sandbox_id`, whatever its state, or `None` when there is
-/// no such marker. Nothing is removed.
+/// no such marker or the selection does not match it. Nothing is removed.
 #[pyfunction]
-#[pyo3(signature = (runtime_dir, sandbox_id, *, timeout=None))]
+#[pyo3(signature = (runtime_dir, sandbox_id, *, timeout=None, state=None, agent=None, session=None))]
+#[allow(clippy::too_many_arguments)]
 fn get(
     py: Python<'_>,
     runtime_dir: Option<FsPath>,
     sandbox_id: SandboxId,
     timeout: Option<f64>,
+    state: Option<Names>,
+    agent: Option<String>,
+    session: Option<String>,
 ) -> PyResult<Option<SidecarEntry>> {
     let opts = probe_options(py, timeout)?;
+    let filter = Select::entries(state, agent, session, None).filter(py)?;
     let (dir, id) = (runtime_dir.map(|d| d.0), sandbox_id.0);
     let entry = call_core_interruptible(py, move || {
-        sm::get_with(runtime_dir_or_default(dir), &id, &opts)
+        let entry = sm::get_with(runtime_dir_or_default(dir), &id, &opts)?;
+        Ok(entry.filter(|e| filter.as_ref().is_none_or(|f| f.matches_entry(e))))
     })?;
     Ok(entry.map(SidecarEntry::from))
 }
@@ -213,6 +246,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // The one version: the workspace's, from Cargo.toml.
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<stop::StopOutcome>()?;
+    m.add_class::<wait::WaitOutcome>()?;
+    m.add_class::<wait::WaitStatus>()?;
+    m.add_function(wrap_pyfunction!(wait::wait, m)?)?;
+    m.add_function(wrap_pyfunction!(wait::runtime_dir_state, m)?)?;
     m.add_function(wrap_pyfunction!(stop::stop, m)?)?;
     m.add("DEFAULT_TIMEOUT", sm::DEFAULT_TIMEOUT.as_secs_f64())?;
     m.add("MAX_TIMEOUT", convert::MAX_TIMEOUT_SECS)?;

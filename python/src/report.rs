@@ -5,18 +5,18 @@ use firma_stack::sidecar_markers as sm;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyType;
+use pyo3::types::PyDict;
 
 use crate::entry::{SidecarEntry, py_code, py_state};
 use crate::view::{repr_str, view_pymethods};
 
 fn py_verdict(py: Python<'_>, verdict: sm::Verdict) -> PyResult<Bound<'_, PyAny>> {
-    static VERDICT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    static VERDICT: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
     py_code(py, &VERDICT, "Verdict", verdict.as_str())
 }
 
 fn py_reason(py: Python<'_>, reason: sm::Reason) -> PyResult<Bound<'_, PyAny>> {
-    static REASON: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    static REASON: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
     py_code(py, &REASON, "Reason", reason.as_str())
 }
 

@@ -1,14 +1,12 @@
 //! `stop` and `StopOutcome`: the Python face of the core's
 //! `sidecar_markers::stop` (which does all the work, GIL released).
 
-use std::time::Duration;
-
 use firma_stack::sidecar_markers as sm;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
 use crate::boundary::call_core;
-use crate::convert::{FsPath, SandboxId, invalid_argument, runtime_dir_or_default};
+use crate::convert::{FsPath, SandboxId, Zero, invalid_argument, runtime_dir_or_default, seconds};
 use crate::view::view_pymethods;
 
 /// What one `stop` did; `to_dict()` is the outcome JSON of every surface.
@@ -59,36 +57,55 @@ view_pymethods! {
     }
 }
 
+/// A signal argument: a number (`int`, `signal.Signals`), or a name as
+/// the CLI and the C ABI take it (`"TERM"`, `"SIGTERM"`, `"SIGRTMIN+2"`),
+/// read by the core's `parse_signal`.
+#[derive(FromPyObject)]
+pub(crate) enum SignalArg {
+    #[pyo3(transparent, annotation = "int")]
+    Number(i64),
+    #[pyo3(transparent, annotation = "str")]
+    Name(String),
+}
+
+impl SignalArg {
+    fn to_signal(&self) -> sm::Result<i32> {
+        match self {
+            SignalArg::Number(n) => i32::try_from(*n)
+                .map_err(|_| invalid_argument("signal", format!("{n} is not a signal number"))),
+            SignalArg::Name(name) => sm::parse_signal(name),
+        }
+    }
+}
+
 /// Stops the sidecar of `sandbox_id` safely (identity checked, then
 /// checked again with a pidfd held, signalled only through the pidfd),
 /// waits up to `grace` seconds, SIGKILLs it if `kill`, and collects its
 /// marker. `None` when there is no such marker. The GIL is released while
-/// it waits. (`signal=15` is SIGTERM on every Linux architecture.)
+/// it waits. `signal` is a number or a name (`"TERM"`, `"SIGTERM"`); 15 is
+/// SIGTERM on every Linux architecture.
 #[pyfunction]
-#[pyo3(signature = (runtime_dir, sandbox_id, *, signal=15, grace=10.0, kill=true, verify_identity=true))]
+#[pyo3(
+    signature = (runtime_dir, sandbox_id, *, signal=SignalArg::Number(15), grace=10.0, kill=true,
+                 verify_identity=true),
+    text_signature = "(runtime_dir, sandbox_id, *, signal=15, grace=10.0, kill=True, \
+                      verify_identity=True)"
+)]
 pub(crate) fn stop(
     py: Python<'_>,
     runtime_dir: Option<FsPath>,
     sandbox_id: SandboxId,
-    signal: i64,
+    signal: SignalArg,
     grace: f64,
     kill: bool,
     verify_identity: bool,
 ) -> PyResult<Option<StopOutcome>> {
     let (dir, id) = (runtime_dir.map(|d| d.0), sandbox_id.0);
-    let max = sm::MAX_GRACE.as_secs_f64();
+    let grace = seconds(py, "grace", grace, sm::MAX_GRACE, Zero::Allowed)?;
     let outcome = call_core(py, move || {
-        let signal = i32::try_from(signal)
-            .map_err(|_| invalid_argument("signal", format!("{signal} is not a signal number")))?;
-        if !(grace >= 0.0 && grace <= max) {
-            return Err(invalid_argument(
-                "grace",
-                format!("{grace} s is not in [0, {max}] seconds"),
-            ));
-        }
         let opts = sm::StopOptions {
-            signal,
-            grace: Duration::from_secs_f64(grace),
+            signal: signal.to_signal()?,
+            grace,
             kill,
             verify_identity,
         };

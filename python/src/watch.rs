@@ -12,9 +12,10 @@ use firma_stack::sidecar_markers::{self as sm, Event, StackError};
 use pyo3::prelude::*;
 
 use crate::boundary::call_core;
-use crate::convert::{FsPath, probe_options, runtime_dir_or_default};
+use crate::convert::{FsPath, Zero, probe_options, runtime_dir_or_default, seconds};
 use crate::entry::SidecarEntry;
 use crate::exceptions;
+use crate::select::{Names, Select};
 
 /// Longest the GIL-free wait lasts before signals are checked (so Ctrl-C
 /// interrupts a blocking iteration).
@@ -67,7 +68,13 @@ fn to_tuple(ev: Event) -> EventTuple {
     }
 }
 
-fn seconds(py: Python<'_>, what: &str, secs: f64) -> PyResult<Duration> {
+/// A watch interval: `(0, MAX_WATCH_INTERVAL]` seconds.
+pub(crate) fn interval(py: Python<'_>, what: &str, secs: f64) -> PyResult<Duration> {
+    seconds(py, what, secs, sm::MAX_WATCH_INTERVAL, Zero::Refused)
+}
+
+/// How long `next_event` may wait: any finite number of seconds `>= 0`.
+fn wait_seconds(py: Python<'_>, what: &str, secs: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(secs).map_err(|_| {
         exceptions::from_stack_error(
             py,
@@ -83,6 +90,25 @@ fn closed_error() -> PyErr {
     pyo3::exceptions::PyValueError::new_err("the watcher is closed")
 }
 
+/// The core's watcher and the selection its events pass (`None`: all).
+struct Inner {
+    watcher: sm::Watcher,
+    filter: Option<sm::EventFilter>,
+}
+
+impl Inner {
+    /// The next event the selection passes, waiting until `end` at most.
+    fn next(&mut self, end: Instant) -> sm::Result<Option<Event>> {
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.watcher.next(Some(left))? {
+                Some(ev) if self.filter.as_mut().is_some_and(|f| !f.admit(&ev)) => {}
+                other => return Ok(other),
+            }
+        }
+    }
+}
+
 /// A watcher of one runtime directory (see `firma_stack.watch`).
 ///
 /// `owner` and `closed` live outside the lock: in a `fork()` child the
@@ -91,7 +117,7 @@ fn closed_error() -> PyErr {
 /// for it.
 #[pyclass(module = "firma_stack._native", name = "_Watcher", frozen)]
 pub(crate) struct Watcher {
-    inner: Mutex<Option<sm::Watcher>>,
+    inner: Mutex<Option<Inner>>,
     owner: sm::WatcherOwner,
     closed: AtomicBool,
     fd: i32,
@@ -101,7 +127,9 @@ pub(crate) struct Watcher {
 impl Watcher {
     #[new]
     #[pyo3(signature = (runtime_dir=None, *, timeout=None, probe_interval=1.0, collect=true,
-                        rescan_interval=30.0))]
+                        rescan_interval=30.0, state=None, agent=None, session=None,
+                        sandbox_id=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         runtime_dir: Option<FsPath>,
@@ -109,19 +137,26 @@ impl Watcher {
         probe_interval: f64,
         collect: bool,
         rescan_interval: f64,
+        state: Option<Names>,
+        agent: Option<String>,
+        session: Option<String>,
+        sandbox_id: Option<Names>,
     ) -> PyResult<Self> {
+        let filter = Select::entries(state, agent, session, sandbox_id)
+            .filter(py)?
+            .map(sm::EventFilter::new);
         let opts = sm::WatchOptions {
             probe: probe_options(py, timeout)?,
-            probe_interval: seconds(py, "probe_interval", probe_interval)?,
+            probe_interval: interval(py, "probe_interval", probe_interval)?,
             collect,
-            rescan_interval: seconds(py, "rescan_interval", rescan_interval)?,
+            rescan_interval: interval(py, "rescan_interval", rescan_interval)?,
         };
         let dir = runtime_dir.map(|d| d.0);
         let w = call_core(py, move || sm::watch(runtime_dir_or_default(dir), &opts))?;
         let fd = std::os::fd::AsRawFd::as_raw_fd(&w);
         Ok(Watcher {
             owner: w.owner(),
-            inner: Mutex::new(Some(w)),
+            inner: Mutex::new(Some(Inner { watcher: w, filter })),
             closed: AtomicBool::new(false),
             fd,
         })
@@ -140,7 +175,7 @@ impl Watcher {
             .check()
             .map_err(|e| exceptions::from_stack_error(py, e))?;
         let deadline = match timeout {
-            Some(t) => Some(Instant::now() + seconds(py, "timeout", t)?),
+            Some(t) => Some(Instant::now() + wait_seconds(py, "timeout", t)?),
             None => None,
         };
         loop {
@@ -148,12 +183,10 @@ impl Watcher {
                 Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
                 None => SLICE,
             };
+            let end = Instant::now() + slice;
             let got = call_core(py, || {
                 let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-                match guard.as_mut() {
-                    Some(w) => w.next(Some(slice)).map(Some),
-                    None => Ok(None),
-                }
+                guard.as_mut().map(|inner| inner.next(end)).transpose()
             })?;
             match got {
                 None => return Err(closed_error()),

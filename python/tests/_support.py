@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, NamedTuple
@@ -17,19 +18,20 @@ EXAMPLE_SIDECAR = RELEASE / "firma-example-sidecar"
 TESTKIT = Path(os.environ.get("FIRMA_TESTKIT") or RELEASE / "firma-testkit")
 CONFORMANCE = REPO / "tests" / "conformance"
 
+
+def _entry_keys() -> List[str]:
+    """The JSON keys of a SidecarEntry, in order, read from the contract
+    (docs/design.md, "Entries": the one line of keys in backquotes), so
+    the tests check the binding against it rather than against a copy."""
+    text = (REPO / "docs" / "design.md").read_text()
+    section = text.split("\n## Entries\n", 1)[1].split("\n## ", 1)[0]
+    line = re.search(r"^`(\w+(?:,\s+\w+)+)`$", section, re.M)
+    assert line is not None, "docs/design.md, Entries: no line of keys"
+    return re.split(r",\s+", line.group(1))
+
+
 #: The JSON keys of a SidecarEntry, in order (docs/design.md, "Entries").
-ENTRY_KEYS = [
-    "sandbox_id",
-    "agent_id",
-    "session_id",
-    "authority_url",
-    "policy_bundle_version",
-    "pid",
-    "started_at",
-    "state",
-    "listen",
-    "uptime_secs",
-]
+ENTRY_KEYS = _entry_keys()
 
 
 class User(NamedTuple):

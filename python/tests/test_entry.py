@@ -11,11 +11,11 @@ import pytest
 
 import firma_stack
 from firma_stack import SidecarEntry, State
-from firma_stack.testing import SidecarProcess
+from firma_stack.testing import SidecarFactory, SidecarProcess
 
 from _support import ENTRY_KEYS, firma_json
 
-Start = Callable[..., SidecarProcess]
+Start = SidecarFactory
 
 
 def stable(read_py: Callable[[], Any], read_cli: Callable[[], Any]) -> Tuple[Any, Any]:

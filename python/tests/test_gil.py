@@ -10,9 +10,9 @@ import pytest
 
 import firma_stack
 from firma_stack import State
-from firma_stack.testing import SidecarProcess
+from firma_stack.testing import SidecarFactory, SidecarProcess
 
-Start = Callable[..., SidecarProcess]
+Start = SidecarFactory
 T = TypeVar("T")
 
 PROBE_TIMEOUT = 1.0

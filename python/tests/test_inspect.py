@@ -37,12 +37,12 @@ from firma_stack import (
     Verdict,
 )
 from firma_stack import _errors, _native
-from firma_stack.testing import SidecarProcess
+from firma_stack.testing import SidecarFactory, SidecarProcess
 
 from _support import REPO, RELEASE
 from test_gil import BASELINE_SECS, assert_other_threads_run_during
 
-Start = Callable[..., SidecarProcess]
+Start = SidecarFactory
 RawMarker = Callable[..., Path]
 
 

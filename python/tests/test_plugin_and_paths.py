@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import pathlib
 import subprocess
 import sys
 import textwrap
-from typing import Callable
+from typing import Callable, Dict
 
 import pytest
 
 import firma_stack
 from firma_stack import State
 from firma_stack.testing import (
+    SidecarFactory,
     SidecarProcess,
     example_sidecar_command,
     remove_marker,
@@ -22,7 +24,7 @@ from firma_stack.testing import (
     write_marker,
 )
 
-Start = Callable[..., SidecarProcess]
+Start = SidecarFactory
 
 
 def test_plugin_is_registered_through_its_entry_point(pytestconfig: pytest.Config) -> None:
@@ -199,3 +201,17 @@ def test_default_runtime_dir_fallbacks(monkeypatch: pytest.MonkeyPatch) -> None:
     euid = os.geteuid()
     want = "/run/firma" if euid == 0 else f"/tmp/firma-{euid}"
     assert firma_stack.default_runtime_dir() == want
+
+
+def test_star_import_shadows_no_builtin_or_standard_module() -> None:
+    # `from firma_stack import *` must not replace `list` or `import
+    # inspect`; both stay attributes (`firma_stack.list`).
+    shadowed = set(firma_stack.__all__) & (
+        set(dir(builtins)) | set(getattr(sys, "stdlib_module_names", ()))
+    )
+    assert not shadowed
+    assert firma_stack.list is firma_stack._native.list
+    assert firma_stack.inspect is firma_stack._native.inspect
+    namespace: Dict[str, object] = {}
+    exec("from firma_stack import *", namespace)
+    assert "list" not in namespace and "get" in namespace

@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterator, Type, TypeVar
+from typing import Callable, Iterator, Type, TypeVar, Union
 
 import pytest
 
@@ -23,11 +23,11 @@ from firma_stack import (
     StopOutcome,
     StopRefusedError,
 )
-from firma_stack.testing import SidecarProcess, write_marker
+from firma_stack.testing import SidecarFactory, SidecarProcess, write_marker
 
 from _support import User, firma_cli, metadata_toml
 
-Start = Callable[..., SidecarProcess]
+Start = SidecarFactory
 
 OUTCOME_KEYS = ["sandbox_id", "pid", "signals", "exited", "killed", "collected", "waited_ms"]
 
@@ -85,6 +85,33 @@ def test_serving_sidecar_stops_on_sigterm(firma_runtime_dir: str, firma_sidecar:
     assert not out.collected and not os.path.exists(sc.marker_dir)
     assert list(out.to_dict()) == OUTCOME_KEYS
     assert sc.process.wait(10) == 0
+
+
+@pytest.mark.parametrize("sig", ["TERM", "SIGTERM", "sigterm", "15", signal.SIGTERM, 15])
+def test_signal_by_name_or_number_like_the_cli(
+    firma_runtime_dir: str, firma_sidecar: Start, sig: Union[int, str]
+) -> None:
+    sc = firma_sidecar("py-named")
+    out = firma_stack.stop(firma_runtime_dir, "py-named", signal=sig, grace=5.0)
+    assert out is not None and out.signals == ["SIGTERM"] and out.exited
+    assert sc.process.wait(10) == 0
+
+
+@pytest.mark.parametrize("sig", ["", "TERM ", "SIGNOPE", "+15", "0", -1, 2**40])
+def test_a_bad_signal_is_the_cores_invalid_argument(firma_runtime_dir: str, sig: Union[int, str]) -> None:
+    # The core's parse_signal decides (and names the value), before any
+    # marker is looked at.
+    with pytest.raises(firma_stack.InvalidArgumentError) as info:
+        firma_stack.stop(firma_runtime_dir, "py-none", signal=sig)
+    assert info.value.argument == "signal" and str(sig) in info.value.reason
+
+
+@pytest.mark.parametrize("grace", [-1.0, float("nan"), 601])
+def test_a_bad_grace_speaks_in_seconds(firma_runtime_dir: str, grace: float) -> None:
+    with pytest.raises(firma_stack.InvalidArgumentError) as info:
+        firma_stack.stop(firma_runtime_dir, "py-none", grace=grace)
+    assert info.value.argument == "grace"
+    assert info.value.reason == f"{float(grace)!r} s is not in [0, 600.0] seconds"
 
 
 def test_ignoring_sigterm_is_killed_after_the_grace_with_the_gil_released(

@@ -9,7 +9,7 @@ import os
 import select
 import threading
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import pytest
 
@@ -24,9 +24,9 @@ from firma_stack import (
     Synced,
     Watch,
 )
-from firma_stack.testing import SidecarProcess
+from firma_stack.testing import SidecarFactory, SidecarProcess
 
-Start = Callable[..., SidecarProcess]
+Start = SidecarFactory
 
 #: Upper bound proving the stream is event-driven (never a speed claim).
 BOUND = 5.0
@@ -156,11 +156,19 @@ def test_close_from_another_thread_while_waiting(firma_runtime_dir: str) -> None
     assert len(errors) == 1
 
 
-def test_bad_options_raise_invalid_argument(firma_runtime_dir: str) -> None:
-    with pytest.raises(firma_stack.InvalidArgumentError, match="probe_interval"):
-        firma_stack.watch(firma_runtime_dir, probe_interval=0)
-    with pytest.raises(firma_stack.InvalidArgumentError, match="probe_interval"):
-        firma_stack.watch(firma_runtime_dir, probe_interval=float("nan"))
+@pytest.mark.parametrize("option", ["probe_interval", "rescan_interval", "timeout"])
+@pytest.mark.parametrize("value", [0, 1e-12, -1.0, float("nan"), float("inf"), 1e9])
+def test_bad_options_raise_invalid_argument_in_seconds(
+    firma_runtime_dir: str, option: str, value: float
+) -> None:
+    # Every duration argument is in seconds, and so is its error: never
+    # the milliseconds of the C ABI.
+    options: Dict[str, Any] = {option: value}
+    with pytest.raises(firma_stack.InvalidArgumentError) as info:
+        firma_stack.watch(firma_runtime_dir, **options)
+    assert info.value.argument == option
+    assert info.value.reason.startswith(f"{float(value)!r} s is not in (0, ")
+    assert info.value.reason.endswith(" seconds") and " ms" not in info.value.reason
 
 
 def test_awatch_keeps_the_loop_running_and_leaves_no_thread(
