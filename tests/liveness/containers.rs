@@ -16,17 +16,20 @@ use firma_stack::sidecar_markers::{State, gc_stale, get, inspect, list};
 
 const NEED_ROOT: &str = "these tests build pid namespaces";
 
-fn reason(rt: &Path, name: &str) -> (String, String, String) {
-    let r = inspect(rt).unwrap();
-    let r = r
+/// Asserts `name`'s verdict and reason in `inspect`; gives its detail.
+fn expect(rt: &Path, name: &str, verdict: &str, why: &str) -> String {
+    let reports = inspect(rt).unwrap();
+    let r = reports
         .iter()
         .find(|r| r.name == name)
         .expect("the marker is reported");
-    (
-        r.verdict.as_str().to_owned(),
-        r.reason.as_str().to_owned(),
-        r.detail.clone(),
-    )
+    assert_eq!(
+        (r.verdict.as_str(), r.reason.as_str()),
+        (verdict, why),
+        "{name}: {}",
+        r.detail
+    );
+    r.detail.clone()
 }
 
 /// The contained sidecar is `running` while it serves, `unhealthy` when
@@ -44,8 +47,7 @@ fn a_contained_sidecar_is_running_then_stopped_and_collected() {
         get(rt.path(), "pod").unwrap().unwrap().state,
         State::Running
     );
-    let (verdict, why, detail) = reason(rt.path(), "pod");
-    assert_eq!((verdict.as_str(), why.as_str()), ("live", "serving"));
+    let detail = expect(rt.path(), "pod", "live", "serving");
     assert!(!detail.contains("not verified"), "{detail}");
     assert_eq!(gc_stale(rt.path()).unwrap(), Vec::<String>::new());
     // Stop serving while alive: unhealthy, as for a host process.
@@ -55,12 +57,7 @@ fn a_contained_sidecar_is_running_then_stopped_and_collected() {
         State::Unhealthy
     );
     pod.kill();
-    let (verdict, why, detail) = reason(rt.path(), "pod");
-    assert_eq!(
-        (verdict.as_str(), why.as_str()),
-        ("stale", "process_gone"),
-        "{detail}"
-    );
+    let detail = expect(rt.path(), "pod", "stale", "process_gone");
     assert!(detail.contains("in its pid namespace"), "{detail}");
     assert_eq!(gc_stale(rt.path()).unwrap(), ["pod"]);
     assert_eq!(list(rt.path()).unwrap(), vec![]);
@@ -120,8 +117,7 @@ fn a_contained_sidecar_in_a_time_namespace_is_verified() {
         "recorded {ticks}, here {}",
         start_ticks(host)
     );
-    let (verdict, why, detail) = reason(rt.path(), "timed");
-    assert_eq!((verdict.as_str(), why.as_str()), ("live", "serving"));
+    let detail = expect(rt.path(), "timed", "live", "serving");
     assert!(!detail.contains("not"), "{detail}");
     // Recorded ticks that are not its process's prove another process.
     let mut forged = std::fs::read_to_string(pod.marker.join("metadata.toml")).unwrap();
@@ -130,8 +126,7 @@ fn a_contained_sidecar_in_a_time_namespace_is_verified() {
         &format!("pid_start_ticks = {}", ticks + 500),
     );
     std::fs::write(pod.marker.join("metadata.toml"), forged).unwrap();
-    let (verdict, why, _) = reason(rt.path(), "timed");
-    assert_eq!((verdict.as_str(), why.as_str()), ("stale", "pid_reused"));
+    expect(rt.path(), "timed", "stale", "pid_reused");
     pod.kill();
 }
 
@@ -216,12 +211,7 @@ fn watch_reports_a_contained_sidecars_death_through_its_host_pid() {
 fn a_contained_sidecar_without_identity_is_proved_alive_by_its_socket() {
     let rt = runtime();
     let pod = Pod::start_bare(rt.path(), "bare");
-    let (verdict, why, detail) = reason(rt.path(), "bare");
-    assert_eq!(
-        (verdict.as_str(), why.as_str()),
-        ("live", "serving"),
-        "{detail}"
-    );
+    let detail = expect(rt.path(), "bare", "live", "serving");
     assert!(detail.contains("listener of its socket"), "{detail}");
     assert_eq!(
         get(rt.path(), "bare").unwrap().unwrap().state,
@@ -235,7 +225,6 @@ fn a_contained_sidecar_without_identity_is_proved_alive_by_its_socket() {
     );
     let host = pod.host_pid_unrecorded().expect("the sidecar runs");
     pod.kill_host(host);
-    let (verdict, why, _) = reason(rt.path(), "bare");
-    assert_eq!((verdict.as_str(), why.as_str()), ("stale", "process_gone"));
+    expect(rt.path(), "bare", "stale", "process_gone");
     assert_eq!(gc_stale(rt.path()).unwrap(), ["bare"]);
 }
