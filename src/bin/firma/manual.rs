@@ -68,89 +68,39 @@ pub fn exit_codes_help() -> String {
     text
 }
 
-/// Examples for a page: (what it does, the command line).
-pub fn examples(command: Option<&str>) -> &'static [(&'static str, &'static str)] {
-    match command {
-        None => &[
-            ("List the live sidecars.", "firma sidecar status"),
-            ("Why is an entry not listed?", "firma sidecar inspect web-1"),
-            (
-                "Stop a sidecar, waiting up to 10 s.",
-                "firma sidecar stop web-1",
-            ),
-        ],
-        Some("status") => &[
-            (
-                "Only the unhealthy ones, ids only.",
-                "firma sidecar status --state unhealthy -q",
-            ),
-            (
-                "One agent's sidecars as JSON.",
-                "firma sidecar status --agent planner --json",
-            ),
-            (
-                "The original project's one-sandbox query.",
-                "firma sidecar status --sandbox-id web-1 --json",
-            ),
-        ],
-        Some("get") => &[(
-            "Two sidecars, one JSON value per line.",
-            "firma sidecar get web-1 web-2 --json",
-        )],
-        Some("inspect") => &[
-            ("Every entry and why.", "firma sidecar inspect"),
-            (
-                "Only the broken ones that cannot be parsed.",
-                "firma sidecar inspect --reason parse_error",
-            ),
-        ],
-        Some("gc") => &[(
-            "Remove stale markers; print the removed ids as JSON.",
-            "firma sidecar gc --json",
-        )],
-        Some("check") => &[(
-            "In a script: go on only when it serves.",
-            "firma sidecar check web-1 && deploy",
-        )],
-        Some("wait") => &[
-            (
-                "Wait until a new sidecar serves.",
-                "firma sidecar wait web-1 --for running --timeout 30s",
-            ),
-            (
-                "Wait until it is gone.",
-                "firma sidecar wait web-1 --for gone --timeout 1m",
-            ),
-        ],
-        Some("stop") => &[
-            ("Stop one, SIGKILL after 10 s.", "firma sidecar stop web-1"),
-            (
-                "Stop every unhealthy one; ids already gone are fine.",
-                "firma sidecar stop --all --state unhealthy --ignore-missing",
-            ),
-            (
-                "Interrupt, never kill.",
-                "firma sidecar stop --signal INT --no-kill web-1",
-            ),
-        ],
-        Some("watch") => &[(
-            "Stream changes as JSON lines.",
-            "firma sidecar watch --json",
-        )],
-        Some("metrics") => &[(
-            "Feed node_exporter's textfile collector.",
-            "firma sidecar metrics --textfile /var/lib/node_exporter/textfile/firma.prom",
-        )],
-        Some("exporter") => &[(
-            "Serve /metrics on loopback.",
-            "firma sidecar exporter --listen 127.0.0.1:9847",
-        )],
-        Some("run") => &[(
-            "Register a sidecar, then become it.",
-            "firma sidecar run --id web-1 --agent planner -- ./sidecar --listen /run/web-1.sock",
-        )],
-        Some(_) => &[],
-    }
+/// Every example: the page it belongs to (`None`: `firma.1`), what it
+/// does, and the command line (each parsed by a test).
+#[rustfmt::skip]
+const EXAMPLES: &[(Option<&str>, &str, &str)] = &[
+    (None, "List the live sidecars.", "firma sidecar status"),
+    (None, "Why is an entry not listed?", "firma sidecar inspect web-1"),
+    (None, "Stop a sidecar, waiting up to 10 s.", "firma sidecar stop web-1"),
+    (Some("status"), "Only the unhealthy ones, ids only.", "firma sidecar status --state unhealthy -q"),
+    (Some("status"), "One agent's sidecars as JSON.", "firma sidecar status --agent planner --json"),
+    (Some("status"), "The original project's one-sandbox query.", "firma sidecar status --sandbox-id web-1 --json"),
+    (Some("get"), "Two sidecars, one JSON value per line.", "firma sidecar get web-1 web-2 --json"),
+    (Some("inspect"), "Every entry and why.", "firma sidecar inspect"),
+    (Some("inspect"), "Only the broken ones that cannot be parsed.", "firma sidecar inspect --reason parse_error"),
+    (Some("gc"), "Remove stale markers; print the removed ids as JSON.", "firma sidecar gc --json"),
+    (Some("check"), "In a script: go on only when it serves.", "firma sidecar check web-1 && deploy"),
+    (Some("wait"), "Wait until a new sidecar serves.", "firma sidecar wait web-1 --for running --timeout 30s"),
+    (Some("wait"), "Wait until it is gone.", "firma sidecar wait web-1 --for gone --timeout 1m"),
+    (Some("stop"), "Stop one, SIGKILL after 10 s.", "firma sidecar stop web-1"),
+    (Some("stop"), "Stop every unhealthy one; ids already gone are fine.", "firma sidecar stop --all --state unhealthy --ignore-missing"),
+    (Some("stop"), "Interrupt, never kill.", "firma sidecar stop --signal INT --no-kill web-1"),
+    (Some("watch"), "Stream changes as JSON lines.", "firma sidecar watch --json"),
+    (Some("metrics"), "Feed node_exporter's textfile collector.", "firma sidecar metrics --textfile /var/lib/node_exporter/textfile/firma.prom"),
+    (Some("exporter"), "Serve /metrics on loopback.", "firma sidecar exporter --listen 127.0.0.1:9847"),
+    (Some("run"), "Register a sidecar, then become it.", "firma sidecar run --id web-1 --agent planner -- ./sidecar --listen /run/web-1.sock"),
+];
+
+/// The examples of a page: (what it does, the command line).
+pub fn examples(command: Option<&str>) -> Vec<(&'static str, &'static str)> {
+    EXAMPLES
+        .iter()
+        .filter(|(page, _, _)| *page == command)
+        .map(|&(_, what, line)| (what, line))
+        .collect()
 }
 
 /// Reference sections of a page beyond EXIT STATUS and EXAMPLES: (title,
