@@ -169,7 +169,7 @@ fn observation(sidecars: Vec<SidecarEntry>) -> MetricsModel {
             .map(|e| (e.sandbox_id.clone(), e))
             .collect(),
         collected: 2,
-        broken: Some(BTreeMap::from([("marker_parse".to_owned(), 1)])),
+        broken: Some(BTreeMap::from([("parse_error".to_owned(), 1)])),
         scan: Some((
             Duration::from_micros(1500),
             UNIX_EPOCH + Duration::from_millis(1_796_000_000_123),
@@ -334,7 +334,7 @@ fn up_start_time_and_counts_cover_every_state() {
         value(
             &samples,
             "firma_markers_broken",
-            &[("reason", "marker_parse")]
+            &[("reason", "parse_error")]
         ),
         "1"
     );
