@@ -61,6 +61,7 @@ from ._native import (
     list,
     probe_entry,
     remove_marker,
+    render_metrics,
     stop,
 )
 from ._watch import (
@@ -109,6 +110,7 @@ __all__ = [
     "list",
     "probe_entry",
     "remove_marker",
+    "render_metrics",
     "stop",
     "Appeared",
     "AsyncWatch",

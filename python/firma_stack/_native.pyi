@@ -2,7 +2,7 @@
 
 import builtins
 import os
-from typing import Any, Optional, Tuple, Union, final, type_check_only
+from typing import Any, Literal, Optional, Tuple, Union, final, type_check_only
 
 from firma_stack._state import Reason, State, Verdict
 
@@ -12,6 +12,7 @@ __all__ = [
     "ErrorInfo",
     "StopOutcome",
     "stop",
+    "render_metrics",
     "list",
     "inspect",
     "get",
@@ -174,6 +175,13 @@ def stop(
     kill: bool = True,
     verify_identity: bool = True,
 ) -> Optional[StopOutcome]: ...
+def render_metrics(
+    runtime_dir: Optional[_Path] = None,
+    *,
+    format: Literal["text", "openmetrics"] = "text",
+    timeout: Optional[float] = None,
+    collect: bool = True,
+) -> str: ...
 
 @final
 class _Watcher:

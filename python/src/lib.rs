@@ -11,6 +11,7 @@ mod boundary;
 mod convert;
 mod entry;
 mod exceptions;
+mod metrics;
 mod report;
 mod stop;
 mod view;
@@ -214,6 +215,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<stop::StopOutcome>()?;
     m.add_function(wrap_pyfunction!(stop::stop, m)?)?;
+    m.add_function(wrap_pyfunction!(metrics::render_metrics, m)?)?;
     m.add("DEFAULT_TIMEOUT", sm::DEFAULT_TIMEOUT.as_secs_f64())?;
     m.add("MAX_TIMEOUT", convert::MAX_TIMEOUT_SECS)?;
     let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
