@@ -220,3 +220,48 @@ impl fmt::Debug for Exporter {
         f.debug_struct("Exporter").field("dir", &self.dir).finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A supervisor's use: start, wait for the first `synced`, scrape in
+    /// both formats (each scrape counted), drop: the threads stop and are
+    /// joined (never hangs: a generous bound, not a timing assertion).
+    #[test]
+    fn an_exporter_renders_scrapes_and_stops_when_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let ex = Exporter::start(dir.path(), &ExporterOptions::default()).unwrap();
+        let bound = Instant::now() + Duration::from_secs(30);
+        while !ex.synced() {
+            assert!(Instant::now() < bound, "never synced");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let text = ex.render(Format::Text);
+        assert!(text.contains("\nfirma_watch_synced 1\n"), "{text}");
+        assert!(text.contains("\nfirma_runtime_dir_up 1\n"), "{text}");
+        let om = ex.render(Format::OpenMetrics);
+        assert!(om.ends_with("# EOF\n"), "{om}");
+        let m = ex.model();
+        assert_eq!((m.scrapes_text, m.scrapes_openmetrics), (1, 1));
+
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(ex);
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("dropping the exporter stops its threads");
+    }
+
+    #[test]
+    fn a_zero_inspect_interval_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = ExporterOptions {
+            inspect_interval: Duration::ZERO,
+            ..ExporterOptions::default()
+        };
+        let e = Exporter::start(dir.path(), &opts).unwrap_err();
+        assert!(e.to_string().contains("inspect_interval"), "{e}");
+    }
+}
