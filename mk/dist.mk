@@ -18,6 +18,17 @@
 #   $(BINDIR)/firma
 #   $(MANDIR)/man1/firma.1 and firma-<subcommand>.1
 #   $(BASHCOMPDIR)/firma, $(ZSHCOMPDIR)/_firma, $(FISHCOMPDIR)/firma.fish
+#   $(SYSTEMDUNITDIR)/firma-exporter.service, firma-metrics.service and
+#     firma-metrics.timer (packaging/systemd/, ExecStart naming $(BINDIR)/firma;
+#     none enabled)
+#
+# SYSTEMDUNITDIR is $(PREFIX)/lib/systemd/system, a directory systemd reads
+# for /usr and /usr/local alike (systemd.unit(5)), so the units stay under
+# PREFIX: `make uninstall` removes them with the rest and an unprivileged
+# `make install PREFIX=$HOME/...` never writes outside it. pkg-config's
+# `systemdsystemunitdir` is not the default because it ignores PREFIX (a
+# /usr/local install would write into /usr/lib); to use it anyway:
+#   make install SYSTEMDUNITDIR="$(pkg-config --variable=systemdsystemunitdir systemd)"
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -29,6 +40,7 @@ MANDIR ?= $(DATAROOTDIR)/man
 BASHCOMPDIR ?= $(DATAROOTDIR)/bash-completion/completions
 ZSHCOMPDIR ?= $(DATAROOTDIR)/zsh/site-functions
 FISHCOMPDIR ?= $(DATAROOTDIR)/fish/vendor_completions.d
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 STRIP ?= strip
 DIST_STAGE := target/dist/stage
 
@@ -38,7 +50,7 @@ TEST_LEGS += test-dist test-python-outside test-deb
 
 DIST_ENV = STAGE="$(DIST_STAGE)" DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" \
 	BINDIR="$(BINDIR)" LIBDIR="$(LIBDIR)" INCLUDEDIR="$(INCLUDEDIR)" MANDIR="$(MANDIR)" \
-	BASHCOMPDIR="$(BASHCOMPDIR)" ZSHCOMPDIR="$(ZSHCOMPDIR)" FISHCOMPDIR="$(FISHCOMPDIR)" \
+	BASHCOMPDIR="$(BASHCOMPDIR)" ZSHCOMPDIR="$(ZSHCOMPDIR)" FISHCOMPDIR="$(FISHCOMPDIR)" SYSTEMDUNITDIR="$(SYSTEMDUNITDIR)" \
 	STRIP="$(STRIP)" FIRMA_VERSION="$(FIRMA_VERSION)" FIRMA_SONAME="$(C_SONAME)" \
 	RELEASE_DIR="$(C_RELEASE)" HEADER="$(C_HEADER)"
 
@@ -49,7 +61,7 @@ dist-stage: build-rust
 	@$(DIST_ENV) bash scripts/dist.sh stage
 
 ## install: PREFIX=/usr/local (DESTDIR too): library, header, .pc, firma,
-## man pages and shell completions (list above).
+## man pages, shell completions and the systemd units (list above).
 install: dist-stage
 	@$(DIST_ENV) bash scripts/dist.sh install
 

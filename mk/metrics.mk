@@ -45,18 +45,3 @@ metrics-tools:
 ## test-metrics: `firma sidecar metrics` against promtool, node_exporter and Prometheus.
 test-metrics: metrics-tools build-rust
 	$(CARGO) test --locked --test cli -- --include-ignored metrics:: exporter
-
-# The exporter's unit, and the textfile's service and timer for hosts that
-# prefer node_exporter's textfile collector (packaging/systemd/; enable one
-# or the other).
-UNITDIR ?= /lib/systemd/system
-FIRMA_UNITS := firma-exporter.service firma-metrics.service firma-metrics.timer
-
-.PHONY: install-exporter-unit
-## install-exporter-unit: the systemd units into $(DESTDIR)$(UNITDIR) (ExecStart uses $(PREFIX)/bin/firma).
-install-exporter-unit:
-	install -d "$(DESTDIR)$(UNITDIR)"
-	for u in $(FIRMA_UNITS); do \
-	    sed 's#/usr/bin/firma#$(or $(PREFIX),/usr)/bin/firma#' "packaging/systemd/$$u" > "$(DESTDIR)$(UNITDIR)/$$u" && \
-	    chmod 0644 "$(DESTDIR)$(UNITDIR)/$$u" || exit 1; \
-	done

@@ -44,12 +44,13 @@ expected=$(
         printf '%s\n' bin/firma include/firma_stack.h lib/libfirma_stack.a lib/libfirma_stack.so \
             "lib/libfirma_stack.so.$version" "lib/$soname" lib/pkgconfig/firma_stack.pc \
             share/bash-completion/completions/firma share/zsh/site-functions/_firma \
-            share/fish/vendor_completions.d/firma.fish
+            share/fish/vendor_completions.d/firma.fish lib/systemd/system/firma-exporter.service \
+            lib/systemd/system/firma-metrics.service lib/systemd/system/firma-metrics.timer
         for m in $manpages; do echo "share/man/man1/$m"; done
     } | LC_ALL=C sort
 )
 if [[ -n $version && $soname == libfirma_stack.so.* && $(tree "$prefix") == "$expected" ]]; then
-    pass "installed exactly: bin/firma, lib (.so.$version, $soname, .so, .a, pkgconfig/firma_stack.pc), include, man pages, 3 completions"
+    pass "installed exactly: bin/firma, lib (.so.$version, $soname, .so, .a, pkgconfig/firma_stack.pc), include, man pages, 3 completions, 3 systemd units"
 else
     diff <(echo "$expected") <(tree "$prefix")
     fail "installed files differ from the documented layout (diff: expected vs installed)"
@@ -61,6 +62,15 @@ if [[ -z $missing ]] && ! grep -q manpages <<<"$manpages"; then
     pass "man pages: firma.1 and one per subcommand ($(echo $manpages))"
 else
     fail "man pages missing:$missing (have: $(echo $manpages))"
+fi
+units=$prefix/lib/systemd/system
+if grep -qx "ExecStart=$prefix/bin/firma --runtime-dir /run/firma sidecar exporter --listen 127.0.0.1:9847" \
+    "$units/firma-exporter.service" && grep -q "^ExecStart=$prefix/bin/firma " "$units/firma-metrics.service" &&
+    ! grep -q /usr/bin/firma "$units"/firma-*; then
+    pass "the installed units run the installed firma ($prefix/bin/firma)"
+else
+    grep -H ExecStart "$units"/firma-* 2>&1
+    fail "the installed units do not name $prefix/bin/firma"
 fi
 lib=$prefix/lib
 if [[ $(readlink "$lib/libfirma_stack.so") == "$soname" && $(readlink "$lib/$soname") == "libfirma_stack.so.$version" ]]; then

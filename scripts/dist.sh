@@ -13,9 +13,11 @@ cd "$(dirname "$0")/.."
 
 : "${STAGE:?}" "${PREFIX:?}" "${BINDIR:?}" "${LIBDIR:?}" "${INCLUDEDIR:?}" "${MANDIR:?}"
 : "${BASHCOMPDIR:?}" "${ZSHCOMPDIR:?}" "${FISHCOMPDIR:?}" "${FIRMA_VERSION:?}" "${FIRMA_SONAME:?}"
+: "${SYSTEMDUNITDIR:=$PREFIX/lib/systemd/system}"
 : "${STRIP:=strip}" "${RELEASE_DIR:=target/release}" "${HEADER:=include/firma_stack.h}" "${DESTDIR:=}"
 
-for d in "$PREFIX" "$BINDIR" "$LIBDIR" "$INCLUDEDIR" "$MANDIR" "$BASHCOMPDIR" "$ZSHCOMPDIR" "$FISHCOMPDIR"; do
+for d in "$PREFIX" "$BINDIR" "$LIBDIR" "$INCLUDEDIR" "$MANDIR" "$BASHCOMPDIR" "$ZSHCOMPDIR" "$FISHCOMPDIR" \
+    "$SYSTEMDUNITDIR"; do
     [[ $d == /* ]] || { echo "dist: install directories must be absolute paths, got '$d' (PREFIX=$PREFIX)" >&2; exit 2; }
 done
 
@@ -33,7 +35,7 @@ stage() {
     rm -rf "$root"
     lib=$root$LIBDIR
     install -d "$lib/pkgconfig" "$root$INCLUDEDIR" "$root$BINDIR" "$root$MANDIR/man1" \
-        "$root$BASHCOMPDIR" "$root$ZSHCOMPDIR" "$root$FISHCOMPDIR"
+        "$root$BASHCOMPDIR" "$root$ZSHCOMPDIR" "$root$FISHCOMPDIR" "$root$SYSTEMDUNITDIR"
     # The release profile keeps debug info; what is installed has none.
     # The shared library keeps its dynamic symbols (--strip-unneeded), the
     # archive its symbol table (--strip-debug).
@@ -62,6 +64,12 @@ stage() {
     "$rel/firma" completions fish >"$root$FISHCOMPDIR/firma.fish"
     chmod 0644 "$root$MANDIR/man1/"*.1 "$root$BASHCOMPDIR/firma" "$root$ZSHCOMPDIR/_firma" \
         "$root$FISHCOMPDIR/firma.fish"
+    # The shipped units name /usr/bin/firma; installed, they name this BINDIR's.
+    local u
+    for u in firma-exporter.service firma-metrics.service firma-metrics.timer; do
+        sed "s#/usr/bin/firma#$BINDIR/firma#g" "packaging/systemd/$u" >"$root$SYSTEMDUNITDIR/$u"
+        chmod 0644 "$root$SYSTEMDUNITDIR/$u"
+    done
 }
 
 install_image() {

@@ -112,12 +112,22 @@ fn library(step: &Value) -> Result<Value, Value> {
             "probe_entry" => to(sm::probe_entry_with(&dir, &opts).map(|v| json!(v))),
             "inspect" => to(sm::inspect_with(&runtime, &opts).map(|v| json!(v))),
             "watch_synced" => to(watch_synced(&runtime, opts)),
+            "metrics" => to(metrics(&runtime, opts).map(|t| json!(t))),
             other => Err(json!({ "code": format!("runner has no op {other}") })),
         };
         let _ = tx.send(answer);
     });
     rx.recv_timeout(HANG_BOUND)
         .unwrap_or_else(|_| panic!("{step}: no answer within {HANG_BOUND:?}"))
+}
+
+/// The metrics of one scan (collecting, text format 0.0.4).
+fn metrics(runtime: &str, probe: ProbeOptions) -> Result<String, StackError> {
+    let opts = sm::metrics::MetricsOptions {
+        probe,
+        collect: true,
+    };
+    sm::metrics::render_metrics(runtime, &opts, sm::metrics::Format::Text)
 }
 
 /// A read-only watcher's events up to and including `synced`.
@@ -185,11 +195,15 @@ fn cli(step: &Value, expected: &Value) -> Option<Result<Value, Value>> {
         "gc_stale" => cmd.args(["sidecar", "gc", "--json"]),
         "inspect" => cmd.args(["sidecar", "inspect", "--json"]),
         "watch_synced" => return Some(cli_watch_synced(cmd)),
+        "metrics" => cmd.args(["sidecar", "metrics"]),
         _ => return None,
     };
     let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
+    if str_of(step, "op") == "metrics" && out.status.code() == Some(0) {
+        return Some(Ok(json!(stdout)));
+    }
     Some(match out.status.code() {
         Some(0 | 1) => serde_json::from_str(&stdout).map_err(
             |e| json!({ "code": format!("cli printed no JSON ({e}): {stdout:?} {stderr:?}") }),

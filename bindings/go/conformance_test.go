@@ -61,6 +61,8 @@ func conformanceCall(s conformanceStep) (string, any) {
 		var reports []firmastack.MarkerReport
 		reports, err = firmastack.InspectContext(ctx, s.Runtime)
 		v = nonNil(reports)
+	case "metrics":
+		v, err = firmastack.RenderMetricsContext(ctx, s.Runtime, firmastack.MetricsOptions{}, firmastack.MetricsText)
 	default:
 		return "error", map[string]any{"code": "the Go runner has no op " + s.Op}
 	}

@@ -373,6 +373,34 @@ void firma_string_free(char *s);
 uint32_t firma_abi_version(void);
 
 /**
+ * Scans `runtime_dir` (NULL: the default runtime directory) once and
+ * renders its sidecars as Prometheus metrics, as `firma sidecar metrics`
+ * does: the same families, escaping and values on every surface.
+ * `options_json` is NULL (all defaults) or a JSON object with any of
+ * `"format"` (`"text"`, the text format 0.0.4, the default; or
+ * `"openmetrics"`, OpenMetrics 1.0.0 ending `# EOF`), `"timeout_ms"`
+ * (probe timeout, default 200) and `"collect"` (default true: stale markers
+ * are collected as `firma_sidecar_list` does and counted; false: read-only,
+ * their sidecars shown `stopped`); `null` is the default. An unknown key, a
+ * key given twice, a value of the wrong type or out of range is
+ * `FIRMA_INVALID_ARGUMENT`, naming the key.
+ *
+ * On `FIRMA_OK`, `*out_text` is the exposition text itself (not JSON), to
+ * serve as is (`Content-Type: text/plain; version=0.0.4` or
+ * `application/openmetrics-text; version=1.0.0`). A missing or unreadable
+ * runtime directory is not an error: its metrics say
+ * `firma_runtime_dir_up 0`. On any other status `*out_text` is an error
+ * object `{"code","message","path","errno"}`. Either way free it with
+ * `firma_string_free`. A NULL `out_text` gives `FIRMA_INVALID_ARGUMENT`
+ * and nothing is written.
+ *
+ * # Safety
+ * `runtime_dir` and `options_json` are NULL or NUL-terminated strings;
+ * `out_text` is NULL or writable. Thread-safe.
+ */
+int32_t firma_render_metrics(const char *runtime_dir, const char *options_json, char **out_text);
+
+/**
  * Stops the sidecar `sandbox_id` under `runtime_dir` (NULL: the default)
  * safely: its identity is checked, a pidfd pins the process, the identity
  * is checked again, and only then is it signalled, through the pidfd

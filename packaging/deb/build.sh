@@ -46,7 +46,7 @@ move() {
 }
 libdir=usr/lib/$multiarch
 move firma-stack usr/bin/firma usr/share/man/man1 usr/share/bash-completion \
-    usr/share/zsh usr/share/fish
+    usr/share/zsh usr/share/fish usr/lib/systemd/system
 move "$libpkg" "$libdir/libfirma_stack.so.$version" "$libdir/libfirma_stack.so.$FIRMA_ABI"
 move libfirma-stack-dev "$libdir/libfirma_stack.so" "$libdir/libfirma_stack.a" \
     "$libdir/pkgconfig" usr/include/firma_stack.h
@@ -55,11 +55,9 @@ left=$(cd "$img" && find . \( -type f -o -type l \) -printf '%P\n')
 
 # Debian policy: shared libraries are not executable.
 chmod 0644 "$work/$libpkg/$libdir/libfirma_stack.so.$version"
-# Debian's places: compressed man pages, the units, the defaults file.
+# Debian's places: compressed man pages, the defaults file (the units come
+# from `make install`, at PREFIX/lib/systemd/system = /usr/lib/systemd/system).
 gzip -9n "$work"/firma-stack/usr/share/man/man1/*.1
-install -D -m 0644 packaging/systemd/firma-metrics.service "$work/firma-stack/usr/lib/systemd/system/firma-metrics.service"
-install -D -m 0644 packaging/systemd/firma-metrics.timer "$work/firma-stack/usr/lib/systemd/system/firma-metrics.timer"
-install -D -m 0644 packaging/systemd/firma-exporter.service "$work/firma-stack/usr/lib/systemd/system/firma-exporter.service"
 install -D -m 0644 packaging/deb/firma-metrics.default "$work/firma-stack/etc/default/firma-metrics"
 
 # Each package's /usr/share/doc: copyright and changelog.

@@ -50,7 +50,8 @@ fi
 section "package contents"
 contents() { dpkg-deb -c "$1" | awk '{ p = $6; sub(/^\./, "", p); print p }' | grep -v '/$' | LC_ALL=C sort; }
 lib=/usr/lib/$multiarch
-want_bin="/etc/default/firma-metrics /usr/bin/firma /usr/lib/systemd/system/firma-metrics.service
+want_bin="/etc/default/firma-metrics /usr/bin/firma /usr/lib/systemd/system/firma-exporter.service
+/usr/lib/systemd/system/firma-metrics.service
 /usr/lib/systemd/system/firma-metrics.timer /usr/share/bash-completion/completions/firma
 /usr/share/doc/firma-stack/changelog.gz /usr/share/doc/firma-stack/copyright
 /usr/share/fish/vendor_completions.d/firma.fish /usr/share/man/man1/firma.1.gz

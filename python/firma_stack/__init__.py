@@ -67,6 +67,7 @@ from ._native import (
     probe_entry,
     remove_marker,
     runtime_dir_state,
+    render_metrics,
     stop,
     wait,
 )
@@ -121,6 +122,7 @@ __all__ = [
     "probe_entry",
     "remove_marker",
     "runtime_dir_state",
+    "render_metrics",
     "stop",
     "wait",
     "Appeared",

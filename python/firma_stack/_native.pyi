@@ -2,7 +2,7 @@
 
 import builtins
 import os
-from typing import Any, Final, Iterable, Optional, Tuple, Union, final, type_check_only
+from typing import Any, Final, Iterable, Literal, Optional, Tuple, Union, final, type_check_only
 
 from firma_stack._state import Reason, RuntimeDirState, State, Verdict
 
@@ -16,6 +16,7 @@ __all__ = [
     "WaitStatus",
     "wait",
     "runtime_dir_state",
+    "render_metrics",
     "list",
     "inspect",
     "get",
@@ -175,6 +176,13 @@ def stop(
     kill: bool = True,
     verify_identity: bool = True,
 ) -> Optional[StopOutcome]: ...
+def render_metrics(
+    runtime_dir: Optional[_Path] = None,
+    *,
+    format: Literal["text", "openmetrics"] = "text",
+    timeout: Optional[float] = None,
+    collect: bool = True,
+) -> str: ...
 
 @final
 class WaitStatus(_Record):

@@ -11,6 +11,7 @@ mod boundary;
 mod convert;
 mod entry;
 mod exceptions;
+mod metrics;
 mod report;
 mod select;
 mod stop;
@@ -251,6 +252,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(wait::wait, m)?)?;
     m.add_function(wrap_pyfunction!(wait::runtime_dir_state, m)?)?;
     m.add_function(wrap_pyfunction!(stop::stop, m)?)?;
+    m.add_function(wrap_pyfunction!(metrics::render_metrics, m)?)?;
     m.add("DEFAULT_TIMEOUT", sm::DEFAULT_TIMEOUT.as_secs_f64())?;
     m.add("MAX_TIMEOUT", convert::MAX_TIMEOUT_SECS)?;
     let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();

@@ -84,6 +84,8 @@ def call(step: Dict[str, Any]) -> Tuple[str, Any]:
             return "ok", [r.to_dict() for r in firma_stack.inspect(step["runtime"], timeout=timeout)]
         if op == "probe_entry":
             return "ok", entry(firma_stack.probe_entry(step["dir"], timeout=timeout))
+        if op == "metrics":
+            return "ok", firma_stack.render_metrics(step["runtime"], timeout=timeout)
     except StackError as err:
         return "error", {"code": err.code, "path": err.path, "errno": getattr(err, "errno", None)}
     raise AssertionError(f"the Python runner has no op {op!r}")

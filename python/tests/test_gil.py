@@ -67,7 +67,7 @@ def assert_other_threads_run_during(
     assert elapsed < 30  # never hangs
 
 
-@pytest.mark.parametrize("call", ["probe_entry", "get", "list"])
+@pytest.mark.parametrize("call", ["probe_entry", "get", "list", "render_metrics"])
 def test_other_threads_run_while_a_probe_waits_on_a_wedged_tcp_endpoint(
     firma_runtime_dir: str, firma_sidecar: Start, call: str
 ) -> None:
@@ -76,7 +76,14 @@ def test_other_threads_run_while_a_probe_waits_on_a_wedged_tcp_endpoint(
         "probe_entry": lambda: firma_stack.probe_entry(sc.marker_dir, timeout=PROBE_TIMEOUT),
         "get": lambda: firma_stack.get(firma_runtime_dir, "stuck-tcp", timeout=PROBE_TIMEOUT),
         "list": lambda: firma_stack.list(firma_runtime_dir, timeout=PROBE_TIMEOUT)[0],
+        "render_metrics": lambda: firma_stack.render_metrics(
+            firma_runtime_dir, timeout=PROBE_TIMEOUT
+        ),
     }
-    assert_other_threads_run_during(
-        call, probes[call], lambda entry: bool(entry.state is State.UNHEALTHY)
-    )
+
+    def waited(result: Any) -> bool:
+        if isinstance(result, str):  # the metrics: the sidecar is not up
+            return 'firma_sidecars{state="unhealthy"} 1\n' in result
+        return bool(result.state is State.UNHEALTHY)
+
+    assert_other_threads_run_during(call, probes[call], waited)

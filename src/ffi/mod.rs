@@ -22,7 +22,8 @@
 //! string arguments; `list.rs` the calls that read a runtime directory
 //! (list, get, gc, probe, inspect); `library.rs` the calls about the
 //! library itself (error codes, default runtime directory, freeing its
-//! strings, ABI version); `options.rs` the one parser of options objects;
+//! strings, ABI version); `metrics.rs` the Prometheus metrics of one scan;
+//! `options.rs` the one parser of options objects;
 //! `stop.rs` and `watch.rs` the calls of those names.
 
 use std::ffi::{CStr, CString, c_char};
@@ -40,6 +41,8 @@ mod list;
 
 mod library;
 
+mod metrics;
+
 mod options;
 
 mod stop;
@@ -54,6 +57,7 @@ pub use list::{
     firma_sidecar_inspect, firma_sidecar_list, firma_sidecar_list_with_timeout,
     firma_sidecar_probe_entry, firma_sidecar_probe_entry_with_timeout,
 };
+pub use metrics::firma_render_metrics;
 pub use stop::firma_sidecar_stop;
 pub use watch::{
     firma_watch, firma_watch_close, firma_watch_fd, firma_watch_next, firma_watch_open,

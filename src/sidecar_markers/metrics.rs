@@ -1,31 +1,30 @@
-//! The sidecars of this host in the Prometheus text exposition format
-//! (version 0.0.4), for node_exporter's textfile collector or any scraper
-//! that reads that format (docs/design.md, "Metrics"). `firma sidecar
-//! metrics` prints or writes it; an exporter or a binding can do the same
-//! with these three steps: [`observe`], [`render`], [`write_textfile`].
+//! The sidecars of this host as Prometheus metrics (docs/design.md,
+//! "Metrics"): the one model and encoder ([`MetricsModel`], [`Format`]:
+//! the text format 0.0.4 and OpenMetrics 1.0.0), a one-shot
+//! [`render_metrics`] (one scan by the core), the watcher-fed [`Exporter`]
+//! a supervisor can serve from its own HTTP server, and the atomic
+//! [`write_textfile`] for node_exporter's textfile collector. `firma
+//! sidecar metrics` is `render_metrics` + `write_textfile`; `firma sidecar
+//! exporter` is an `Exporter` behind an HTTP server.
 //!
-//! Everything shown comes from one scan by the core ([`sm::scan`], or
-//! [`sm::inspect_with`] without collection), so the states are the ones
-//! every other surface reports. This module only formats them and writes
-//! the file.
-//!
-//! With collection on (`firma`'s default) stale markers are removed by the
-//! scan and counted in `firma_markers_collected`; they have no series.
-//! Without (`--no-gc`) nothing is removed and the markers of stopped
-//! sidecars are shown with state `stopped` (so an operator sees them until
-//! something collects them); `firma_markers_collected` is then 0.
+//! Everything shown comes from the core (`scan`/`inspect`, or a
+//! `Watcher`), so the states are the ones every other surface reports.
+//! With collection on (the default) stale markers are removed and counted
+//! in `firma_markers_collected`; they have no series. Without, nothing is
+//! removed and the markers of stopped sidecars are shown with state
+//! `stopped` until something collects them.
 
 use std::ffi::{CStr, CString};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::sidecar_markers::sys::{self, atomic};
-use crate::sidecar_markers::{
-    self as sm, ProbeOptions, RuntimeDirState, ScanOptions, ScanReport, SidecarEntry, StackError,
-    State, Verdict, text,
+pub use super::exposition::{
+    ErrorHook, Exporter, ExporterOptions, Format, MetricsModel, MetricsOptions, ModelKind,
+    broken_by_reason, render_metrics,
 };
+use crate::sidecar_markers::sys::{self, atomic};
+use crate::sidecar_markers::{State, text};
 
 /// Every state, in the order the state set is rendered.
 pub const STATES: [State; 4] = [
@@ -35,86 +34,9 @@ pub const STATES: [State; 4] = [
     State::Unknown,
 ];
 
-/// What one scan for the metrics saw.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Observation {
-    /// The scan: live sidecars, collected and broken markers.
-    pub report: ScanReport,
-    /// Stale markers left in place (only when not collecting), shown with
-    /// state `stopped`.
-    pub stopped: Vec<SidecarEntry>,
-    /// How long the scan took.
-    pub duration: Duration,
-    /// When the scan finished.
-    pub timestamp: SystemTime,
-    /// Whether the runtime directory was there to be read
-    /// (`firma_runtime_dir_up`): a missing or unreadable one is observed
-    /// as empty, and this says so.
-    pub runtime_dir: RuntimeDirState,
-}
-
-/// Scans `runtime_dir` once. With `collect`, stale markers are removed (and
-/// counted); without, nothing is removed and stale markers are reported as
-/// stopped sidecars (one read-only [`sm::inspect_with`] pass).
-pub fn observe(
-    runtime_dir: &Path,
-    probe: ProbeOptions,
-    collect: bool,
-) -> Result<Observation, StackError> {
-    let start = Instant::now();
-    let runtime_dir_state = sm::runtime_dir_state(runtime_dir);
-    let scanned = scan_for_metrics(runtime_dir, probe, collect);
-    let (report, mut stopped) = match scanned {
-        Ok(r) => r,
-        // A directory that is not there to be read is observed as empty,
-        // with firma_runtime_dir_up 0, so the alert on it fires.
-        Err(_) if !runtime_dir_state.is_up() => (ScanReport::default(), Vec::new()),
-        Err(e) => return Err(e),
-    };
-    stopped.sort_by(|a, b| a.sandbox_id.cmp(&b.sandbox_id));
-    Ok(Observation {
-        report,
-        stopped,
-        duration: start.elapsed(),
-        timestamp: SystemTime::now(),
-        runtime_dir: runtime_dir_state,
-    })
-}
-
-/// The scan of [`observe`]: the report and the stale markers left in place.
-fn scan_for_metrics(
-    runtime_dir: &Path,
-    probe: ProbeOptions,
-    collect: bool,
-) -> Result<(ScanReport, Vec<SidecarEntry>), StackError> {
-    Ok(if collect {
-        let opts = ScanOptions {
-            probe: Some(probe),
-            collect: true,
-        };
-        (sm::scan(runtime_dir, &opts)?, Vec::new())
-    } else {
-        let mut report = ScanReport::default();
-        let mut stopped = Vec::new();
-        for r in sm::inspect_with(runtime_dir, &probe)? {
-            match (r.verdict, r.entry) {
-                (Verdict::Live, Some(entry)) => report.live.push(entry),
-                (Verdict::Stale, Some(entry)) => stopped.push(SidecarEntry {
-                    state: State::Stopped,
-                    ..entry
-                }),
-                (Verdict::Broken, _) => report.broken.push(r.name),
-                // inspect gives every live or stale report its entry.
-                (Verdict::Live | Verdict::Stale, None) => {}
-            }
-        }
-        report.live.sort_by(|a, b| a.sandbox_id.cmp(&b.sandbox_id));
-        (report, stopped)
-    })
-}
-
 /// A label value as the text format requires: backslash, double quote and
-/// line feed escaped (`\\`, `\"`, `\n`); everything else as is.
+/// line feed escaped (`\\`, `\"`, `\n`), and a NUL (which a marker string
+/// may hold, but a C string cannot) shown as U+FFFD; everything else as is.
 pub fn escape_label_value(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -122,6 +44,7 @@ pub fn escape_label_value(s: &str) -> String {
             '\\' => out.push_str("\\\\"),
             '"' => out.push_str("\\\""),
             '\n' => out.push_str("\\n"),
+            '\0' => out.push('\u{fffd}'),
             c => out.push(c),
         }
     }
@@ -131,31 +54,6 @@ pub fn escape_label_value(s: &str) -> String {
 /// A `# HELP` text as the format requires: backslash and line feed escaped.
 pub fn escape_help(s: &str) -> String {
     s.replace('\\', "\\\\").replace('\n', "\\n")
-}
-
-/// Seconds with a fixed number of decimals, from integers (no float noise,
-/// never an exponent).
-fn seconds(d: Duration, decimals: u32) -> String {
-    let frac = d.subsec_nanos() / 10u32.pow(9 - decimals);
-    format!("{}.{:0w$}", d.as_secs(), frac, w = decimals as usize)
-}
-
-fn unix_seconds(t: SystemTime) -> String {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => seconds(d, 3),
-        Err(e) => format!("-{}", seconds(e.duration(), 3)),
-    }
-}
-
-struct Family<'a> {
-    out: &'a mut String,
-    name: &'static str,
-}
-
-impl Family<'_> {
-    fn sample(&mut self, labels: &[(&str, &str)], value: &str) {
-        write_sample(self.out, self.name, labels, value);
-    }
 }
 
 /// Appends one sample line, `name{k="v",…} value`, its label values
@@ -179,128 +77,6 @@ pub fn write_sample(out: &mut String, name: &str, labels: &[(&str, &str)], value
     out.push(' ');
     out.push_str(value);
     out.push('\n');
-}
-
-fn family<'a>(out: &'a mut String, name: &'static str, help: &str) -> Family<'a> {
-    out.push_str(&format!("# HELP {name} {}\n", escape_help(help)));
-    out.push_str(&format!("# TYPE {name} gauge\n"));
-    Family { out, name }
-}
-
-/// The exposition text (format 0.0.4) of one observation. Every metric is a
-/// gauge with `# HELP` and `# TYPE`; sidecars appear sorted by sandbox id.
-pub fn render(obs: &Observation) -> String {
-    let mut sidecars: Vec<&SidecarEntry> =
-        obs.report.live.iter().chain(obs.stopped.iter()).collect();
-    sidecars.sort_by(|a, b| a.sandbox_id.cmp(&b.sandbox_id));
-    let mut out = String::new();
-
-    let mut f = family(
-        &mut out,
-        "firma_sidecar_up",
-        "1 when the sidecar is running (process alive, endpoint accepted a connection), else 0.",
-    );
-    for e in &sidecars {
-        let up = if e.state == State::Running { "1" } else { "0" };
-        f.sample(
-            &[
-                ("sandbox_id", &e.sandbox_id),
-                ("agent_id", &e.agent_id),
-                ("session_id", &e.session_id),
-            ],
-            up,
-        );
-    }
-
-    let mut f = family(
-        &mut out,
-        "firma_sidecar_state",
-        "The sidecar's state: 1 for the current one, 0 for the other three.",
-    );
-    for e in &sidecars {
-        for s in STATES {
-            let v = if e.state == s { "1" } else { "0" };
-            f.sample(&[("sandbox_id", &e.sandbox_id), ("state", s.as_str())], v);
-        }
-    }
-
-    let mut f = family(
-        &mut out,
-        "firma_sidecar_uptime_seconds",
-        "Seconds since the sidecar started (its sidecar.pid was written); absent when unknown or stopped.",
-    );
-    for e in &sidecars {
-        if let (Some(up), false) = (e.uptime_secs, e.state == State::Stopped) {
-            f.sample(&[("sandbox_id", &e.sandbox_id)], &up.to_string());
-        }
-    }
-
-    let mut f = family(
-        &mut out,
-        "firma_sidecar_info",
-        "The sidecar's marker metadata as labels; always 1.",
-    );
-    for e in &sidecars {
-        let pid = e.pid.to_string();
-        f.sample(
-            &[
-                ("sandbox_id", &e.sandbox_id),
-                ("agent_id", &e.agent_id),
-                ("session_id", &e.session_id),
-                ("authority_url", &e.authority_url),
-                ("policy_bundle_version", &e.policy_bundle_version),
-                ("pid", &pid),
-            ],
-            "1",
-        );
-    }
-
-    let mut f = family(
-        &mut out,
-        "firma_sidecars",
-        "Sidecars seen by the scan, by state.",
-    );
-    for s in STATES {
-        let n = sidecars.iter().filter(|e| e.state == s).count();
-        f.sample(&[("state", s.as_str())], &n.to_string());
-    }
-
-    let mut f = family(
-        &mut out,
-        "firma_markers_broken",
-        "Entries of run/ that cannot be read or understood (never listed, never removed).",
-    );
-    f.sample(&[], &obs.report.broken.len().to_string());
-
-    let mut f = family(
-        &mut out,
-        "firma_markers_collected",
-        "Markers of stopped sidecars removed by this scan.",
-    );
-    f.sample(&[], &obs.report.collected.len().to_string());
-
-    let mut f = family(
-        &mut out,
-        "firma_runtime_dir_up",
-        "1 when the runtime directory exists and can be read; 0 when it is missing or unreadable (every other count is then 0).",
-    );
-    f.sample(&[], if obs.runtime_dir.is_up() { "1" } else { "0" });
-
-    let mut f = family(
-        &mut out,
-        "firma_scan_duration_seconds",
-        "How long the scan (read, judge, probe, collect) took.",
-    );
-    f.sample(&[], &seconds(obs.duration, 6));
-
-    let mut f = family(
-        &mut out,
-        "firma_scan_timestamp_seconds",
-        "When the scan finished, in seconds since the Unix epoch.",
-    );
-    f.sample(&[], &unix_seconds(obs.timestamp));
-
-    out
 }
 
 /// Why a metrics file could not be written. Each message is one line

@@ -36,6 +36,7 @@ mod assess;
 mod authority;
 mod endpoint;
 mod error;
+mod exposition;
 mod filter;
 mod gc;
 mod host_pids;

@@ -13,7 +13,7 @@
 /* Every function that takes an out pointer, called with `out`. */
 static const char *const ALL_FUNCTIONS[] = {
     "list", "list_with_timeout", "get", "get_with_timeout", "gc_stale",
-    "probe_entry", "probe_entry_with_timeout", "default_runtime_dir",
+    "probe_entry", "probe_entry_with_timeout", "default_runtime_dir", "render_metrics",
 };
 #define N_FUNCTIONS (sizeof ALL_FUNCTIONS / sizeof ALL_FUNCTIONS[0])
 
@@ -36,6 +36,8 @@ static int32_t call_by_name(const char *fn, const char *dir, const char *arg,
         return firma_sidecar_probe_entry_with_timeout(arg, 100, out);
     if (strcmp(fn, "default_runtime_dir") == 0)
         return firma_default_runtime_dir(out);
+    if (strcmp(fn, "render_metrics") == 0)
+        return firma_render_metrics(dir, NULL, out);
     abort();
 }
 
@@ -133,6 +135,37 @@ static void test_non_utf8_strings_are_invalid(void)
     CHECK_CALL(firma_sidecar_get("/tmp", bad_id, &out), FIRMA_INVALID_ARGUMENT, out);
     CHECK_CONTAINS(out, "sandbox_id is not valid UTF-8");
     firma_string_free(out);
+}
+
+/* ---- metrics ------------------------------------------------------------ */
+
+static void test_render_metrics_gives_text_or_openmetrics_and_refuses_bad_options(void)
+{
+    h_kit k;
+    if (!h_kit_up(&k, "fixtures/live-and-stale.json"))
+        h_die("firma-testkit fixtures/live-and-stale.json");
+    const char *rt = h_kit_place(&k, "runtime");
+    char *out = NULL;
+    CHECK_CALL(firma_render_metrics(rt, "{\"collect\":false}", &out), FIRMA_OK, out);
+    CHECK_CONTAINS(out, "# TYPE firma_sidecar_up gauge\n");
+    CHECK_CONTAINS(out, "firma_runtime_dir_up 1\n");
+    CHECK_CONTAINS(out, "firma_sidecars{state=\"stopped\"} ");
+    CHECK_MSG(strstr(out, "# EOF") == NULL, "text format with # EOF: %s", out);
+    firma_string_free(out);
+    out = NULL;
+    CHECK_CALL(firma_render_metrics(rt, "{\"format\":\"openmetrics\",\"collect\":false}", &out),
+               FIRMA_OK, out);
+    size_t n = strlen(out);
+    CHECK_MSG(n > 6 && strcmp(out + n - 6, "# EOF\n") == 0, "openmetrics without # EOF: %s", out);
+    CHECK_CONTAINS(out, "# TYPE firma_build info\n");
+    firma_string_free(out);
+    out = NULL;
+    CHECK_CALL(firma_render_metrics(rt, "{\"format\":\"json\"}", &out), FIRMA_INVALID_ARGUMENT,
+               out);
+    CHECK(h_error_shape(out, "invalid_argument", -1, -1));
+    CHECK_CONTAINS(out, "\\\"format\\\" must be");
+    firma_string_free(out);
+    h_kit_down(&k);
 }
 
 /* ---- default runtime dir ------------------------------------------------ */
@@ -329,6 +362,7 @@ int main(void)
     RUN(test_null_string_arguments_are_invalid);
     RUN(test_non_utf8_strings_are_invalid);
     RUN(test_default_runtime_dir_follows_the_environment);
+    RUN(test_render_metrics_gives_text_or_openmetrics_and_refuses_bad_options);
     RUN(test_c_json_equals_rust_serialization);
     return h_summary();
 }

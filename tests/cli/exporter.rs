@@ -236,7 +236,7 @@ fn formats_gzip_and_routes_are_negotiated() {
     assert!(
         body.contains("# TYPE firma_markers_collected counter\nfirma_markers_collected_total 0\n")
     );
-    assert!(body.contains("# TYPE firma_exporter_build info\nfirma_exporter_build_info{"));
+    assert!(body.contains("# TYPE firma_build info\nfirma_build_info{"));
 
     let (_, head, body) = ex.get("/metrics", &[("Accept", "text/plain")]).unwrap();
     assert!(head.contains("text/plain; version=0.0.4"), "{head}");
@@ -264,6 +264,45 @@ fn formats_gzip_and_routes_are_negotiated() {
 
     assert_eq!(ex.get("/healthz", &[]).unwrap().0, 200);
     assert_eq!(ex.get("/nope", &[]).unwrap().0, 404);
+}
+
+/// The warning lines of `stderr`.
+fn warnings(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("firma: warning: "))
+        .collect()
+}
+
+/// A runtime directory that fails the core's trust checks (here: writable
+/// by others) is warned about by the exporter and the textfile mode, once
+/// and in the words of `status`; the exposition is still served.
+#[test]
+fn an_untrusted_runtime_dir_is_warned_about_once_in_the_words_of_status() {
+    use std::os::unix::fs::PermissionsExt;
+    let rt = runtime();
+    std::fs::set_permissions(rt.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (code, _, err) = crate::common::firma_in(rt.path(), &["sidecar", "status"]);
+    assert_eq!(code, 0, "{err}");
+    let status = warnings(&err);
+    assert_eq!(status.len(), 1, "{err}");
+    assert!(status[0].contains("is not trusted"), "{err}");
+
+    let (code, out, err) = crate::common::firma_in(rt.path(), &["sidecar", "metrics"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(warnings(&err), status, "sidecar metrics:\n{err}");
+    assert!(out.contains("firma_runtime_dir_up 1\n"), "{out}");
+
+    let mut ex = Exporter::start(rt.path(), &["--inspect-interval-ms", "100"]);
+    ex.wait_healthy();
+    // Several inspect passes and scrapes later, still the one warning.
+    ex.wait_metrics("a second inspect pass", |b| {
+        b.contains("firma_scan_timestamp_seconds ")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    ex.wait_metrics("a scrape", |_| true);
+    let log = ex.log();
+    assert_eq!(warnings(&log), status, "sidecar exporter:\n{log}");
 }
 
 #[test]

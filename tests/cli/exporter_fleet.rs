@@ -328,7 +328,7 @@ fn exporter_fleet_of_three_hosts_on_prometheus_and_alertmanager() {
         10,
         &mut || by_instance(pr_port, om).len() == 3,
     );
-    let build = by_instance(pr_port, "firma_exporter_build_info");
+    let build = by_instance(pr_port, "firma_build_info");
     assert_eq!(build.len(), 3, "{build:?}");
     let up_w = query(pr_port, r#"firma_sidecar_up{sandbox_id="h3-w"}"#).unwrap();
     assert_eq!(up_w.values().collect::<Vec<_>>(), ["0"], "{up_w:?}");

@@ -21,11 +21,9 @@ use crate::common::{
     FIRMA, Sidecar, firma_as_nobody, firma_in, meta, names_in, runtime, succeed, write_marker,
 };
 use firma_stack::sidecar_markers::metrics::{
-    Observation, STATES, escape_label_value, render, write_textfile,
+    Format, MetricsModel, STATES, escape_label_value, write_textfile,
 };
-use firma_stack::sidecar_markers::{
-    MetadataFile, RuntimeDirState, ScanReport, SidecarEntry, State, create_marker,
-};
+use firma_stack::sidecar_markers::{MetadataFile, SidecarEntry, State, create_marker};
 
 /// Strings that would break or forge exposition lines if not escaped.
 const HOSTILE_AGENT: &str = "agent\"} 1\nfirma_sidecar_up{sandbox_id=\"forged\"} 1\n# x";
@@ -163,39 +161,51 @@ fn entry(id: &str, state: State) -> SidecarEntry {
     }
 }
 
-fn observation(live: Vec<SidecarEntry>, stopped: Vec<SidecarEntry>) -> Observation {
-    Observation {
-        report: ScanReport {
-            live,
-            collected: vec!["gone-1".into(), "gone-2".into()],
-            broken: vec!["junk".into()],
-            problems: Vec::new(),
-            untrusted: None,
-        },
-        stopped,
-        duration: Duration::from_micros(1500),
-        timestamp: UNIX_EPOCH + Duration::from_millis(1_796_000_000_123),
-        runtime_dir: RuntimeDirState::Present,
+/// A snapshot model of `sidecars` (live and stopped), two collected and
+/// one broken marker, as one scan would give it.
+fn observation(sidecars: Vec<SidecarEntry>) -> MetricsModel {
+    MetricsModel {
+        sidecars: sidecars
+            .into_iter()
+            .map(|e| (e.sandbox_id.clone(), e))
+            .collect(),
+        collected: 2,
+        broken: Some(BTreeMap::from([("parse_error".to_owned(), 1)])),
+        scan: Some((
+            Duration::from_micros(1500),
+            UNIX_EPOCH + Duration::from_millis(1_796_000_000_123),
+        )),
+        runtime_dir_up: true,
+        synced: true,
+        ..MetricsModel::default()
     }
 }
 
+fn render(m: &MetricsModel) -> String {
+    m.render(Format::Text)
+}
+
+/// The families of a snapshot, in order (the watcher's add its own).
 const FAMILIES: [&str; 10] = [
     "firma_sidecar_up",
-    "firma_sidecar_state",
-    "firma_sidecar_uptime_seconds",
-    "firma_sidecar_info",
+    "firma_sidecar_start_time_seconds",
     "firma_sidecars",
+    "firma_sidecars_by_policy",
     "firma_markers_broken",
     "firma_markers_collected",
     "firma_runtime_dir_up",
     "firma_scan_duration_seconds",
     "firma_scan_timestamp_seconds",
+    "firma_build_info",
 ];
 
 #[test]
 fn label_values_escape_backslash_quote_and_newline_only() {
     assert_eq!(escape_label_value("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
     assert_eq!(escape_label_value("tab\tcr\ré"), "tab\tcr\ré");
+    // A NUL (a TOML escape can put one in a marker string) would cut a C
+    // string short: it is shown as U+FFFD.
+    assert_eq!(escape_label_value("a\0b"), "a\u{fffd}b");
 }
 
 #[test]
@@ -205,7 +215,7 @@ fn a_hostile_marker_can_neither_break_nor_forge_a_line() {
     e.session_id = HOSTILE_SESSION.into();
     e.authority_url = HOSTILE_URL.into();
     e.policy_bundle_version = HOSTILE_BUNDLE.into();
-    let text = render(&observation(vec![e], Vec::new()));
+    let text = render(&observation(vec![e]));
 
     // The exact bytes of the up line: each quote, backslash and newline escaped.
     assert!(
@@ -231,19 +241,20 @@ fn a_hostile_marker_can_neither_break_nor_forge_a_line() {
         );
     }
     // The values read back exactly.
-    let info = find(&samples, "firma_sidecar_info", &[("sandbox_id", "hostile")]);
-    assert_eq!(info.len(), 1);
-    let l = &info[0].labels;
-    assert_eq!(l["agent_id"], HOSTILE_AGENT);
-    assert_eq!(l["session_id"], HOSTILE_SESSION);
-    assert_eq!(l["authority_url"], HOSTILE_URL);
-    assert_eq!(l["policy_bundle_version"], HOSTILE_BUNDLE);
-    assert_eq!(l["pid"], "4242");
+    let up = find(&samples, "firma_sidecar_up", &[("sandbox_id", "hostile")]);
+    assert_eq!(up.len(), 1);
+    assert_eq!(up[0].labels["agent_id"], HOSTILE_AGENT);
+    assert_eq!(up[0].labels["session_id"], HOSTILE_SESSION);
+    let policy = find(&samples, "firma_sidecars_by_policy", &[]);
+    assert_eq!(policy.len(), 1);
+    assert_eq!(policy[0].labels["authority_url"], HOSTILE_URL);
+    assert_eq!(policy[0].labels["policy_bundle_version"], HOSTILE_BUNDLE);
+    assert!(!text.contains("pid="), "{text}");
 }
 
 #[test]
 fn every_family_has_help_and_type_gauge_once_in_order() {
-    let text = render(&observation(vec![entry("a", State::Running)], Vec::new()));
+    let text = render(&observation(vec![entry("a", State::Running)]));
     let mut seen = Vec::new();
     let lines: Vec<&str> = text.lines().collect();
     for (i, l) in lines.iter().enumerate() {
@@ -268,15 +279,15 @@ fn every_family_has_help_and_type_gauge_once_in_order() {
 }
 
 #[test]
-fn state_set_up_and_counts_cover_every_state() {
-    let live = vec![
+fn up_start_time_and_counts_cover_every_state() {
+    let sidecars = vec![
         entry("r1", State::Running),
         entry("r2", State::Running),
         entry("u1", State::Unhealthy),
         entry("k1", State::Unknown),
+        entry("s1", State::Stopped),
     ];
-    let stopped = vec![entry("s1", State::Stopped)];
-    let samples = parse(&render(&observation(live, stopped)));
+    let samples = parse(&render(&observation(sidecars)));
     for (id, state) in [
         ("r1", State::Running),
         ("r2", State::Running),
@@ -284,20 +295,6 @@ fn state_set_up_and_counts_cover_every_state() {
         ("k1", State::Unknown),
         ("s1", State::Stopped),
     ] {
-        let set = find(&samples, "firma_sidecar_state", &[("sandbox_id", id)]);
-        assert_eq!(set.len(), 4, "{id}: {set:?}");
-        for s in STATES {
-            let want = if s == state { "1" } else { "0" };
-            assert_eq!(
-                value(
-                    &samples,
-                    "firma_sidecar_state",
-                    &[("sandbox_id", id), ("state", s.as_str())]
-                ),
-                want,
-                "{id} {s}"
-            );
-        }
         let up = if state == State::Running { "1" } else { "0" };
         let labels = [
             ("sandbox_id", id),
@@ -305,22 +302,15 @@ fn state_set_up_and_counts_cover_every_state() {
             ("session_id", &format!("session-{id}")),
         ];
         assert_eq!(value(&samples, "firma_sidecar_up", &labels), up, "{id}");
+        // 2026-11-29T12:00:00Z
         assert_eq!(
-            value(&samples, "firma_sidecar_info", &[("sandbox_id", id)]),
-            "1"
+            value(
+                &samples,
+                "firma_sidecar_start_time_seconds",
+                &[("sandbox_id", id)]
+            ),
+            "1795953600"
         );
-        // Uptime is known for the live ones; a stopped sidecar has none.
-        let uptime = find(
-            &samples,
-            "firma_sidecar_uptime_seconds",
-            &[("sandbox_id", id)],
-        );
-        if state == State::Stopped {
-            assert!(uptime.is_empty(), "{uptime:?}");
-        } else {
-            assert_eq!(uptime.len(), 1);
-            assert_eq!(uptime[0].value, "77");
-        }
     }
     for (s, n) in [
         ("running", "2"),
@@ -330,7 +320,25 @@ fn state_set_up_and_counts_cover_every_state() {
     ] {
         assert_eq!(value(&samples, "firma_sidecars", &[("state", s)]), n, "{s}");
     }
-    assert_eq!(value(&samples, "firma_markers_broken", &[]), "1");
+    assert_eq!(
+        value(
+            &samples,
+            "firma_sidecars_by_policy",
+            &[
+                ("authority_url", "https://authority.invalid"),
+                ("policy_bundle_version", "v1")
+            ]
+        ),
+        "5"
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "firma_markers_broken",
+            &[("reason", "parse_error")]
+        ),
+        "1"
+    );
     assert_eq!(value(&samples, "firma_markers_collected", &[]), "2");
     assert_eq!(
         value(&samples, "firma_scan_duration_seconds", &[]),
@@ -338,23 +346,23 @@ fn state_set_up_and_counts_cover_every_state() {
     );
     assert_eq!(
         value(&samples, "firma_scan_timestamp_seconds", &[]),
-        "1796000000.123"
+        "1796000000.123000"
     );
 }
 
 #[test]
-fn unknown_uptime_has_no_series_and_empty_scan_counts_zeros() {
+fn unknown_start_has_no_series_and_empty_scan_counts_zeros() {
     let mut e = entry("fresh", State::Running);
+    e.started_at = "not a time".into();
     e.uptime_secs = None;
-    let samples = parse(&render(&observation(vec![e], Vec::new())));
-    assert!(find(&samples, "firma_sidecar_uptime_seconds", &[]).is_empty());
+    let samples = parse(&render(&observation(vec![e])));
+    assert!(find(&samples, "firma_sidecar_start_time_seconds", &[]).is_empty());
 
-    let samples = parse(&render(&Observation {
-        report: ScanReport::default(),
-        stopped: Vec::new(),
-        duration: Duration::ZERO,
-        timestamp: UNIX_EPOCH,
-        runtime_dir: RuntimeDirState::Present,
+    let samples = parse(&render(&MetricsModel {
+        broken: Some(BTreeMap::new()),
+        scan: Some((Duration::ZERO, UNIX_EPOCH)),
+        runtime_dir_up: true,
+        ..MetricsModel::default()
     }));
     for s in STATES {
         assert_eq!(
@@ -362,12 +370,13 @@ fn unknown_uptime_has_no_series_and_empty_scan_counts_zeros() {
             "0"
         );
     }
-    assert_eq!(value(&samples, "firma_markers_broken", &[]), "0");
+    assert!(find(&samples, "firma_markers_broken", &[]).is_empty());
     assert_eq!(value(&samples, "firma_markers_collected", &[]), "0");
     assert_eq!(
         value(&samples, "firma_scan_timestamp_seconds", &[]),
-        "0.000"
+        "0.000000"
     );
+    // sidecars x4, collected, dir up, duration, timestamp, build info.
     assert_eq!(samples.len(), 9);
 }
 
@@ -761,21 +770,25 @@ fn check_fixture(samples: &[Sample], with_dead: bool) {
         assert_eq!(up[0].labels["agent_id"], agent);
         let want = if state == "running" { "1" } else { "0" };
         assert_eq!(up[0].value, want, "{id}");
-        assert_eq!(
-            value(
-                samples,
-                "firma_sidecar_state",
-                &[("sandbox_id", id), ("state", state)]
-            ),
-            "1",
-            "{id}"
+        let start = find(
+            samples,
+            "firma_sidecar_start_time_seconds",
+            &[("sandbox_id", id)],
         );
+        assert_eq!(start.len(), 1, "{id}: {start:?}");
     }
-    let info = find(samples, "firma_sidecar_info", &[("sandbox_id", "hostile")]);
-    assert_eq!(info.len(), 1);
-    assert_eq!(info[0].labels["session_id"], HOSTILE_SESSION);
-    assert_eq!(info[0].labels["authority_url"], HOSTILE_URL);
-    assert_eq!(info[0].labels["policy_bundle_version"], HOSTILE_BUNDLE);
+    let up = find(samples, "firma_sidecar_up", &[("sandbox_id", "hostile")]);
+    assert_eq!(up[0].labels["session_id"], HOSTILE_SESSION);
+    let policy = find(
+        samples,
+        "firma_sidecars_by_policy",
+        &[
+            ("authority_url", HOSTILE_URL),
+            ("policy_bundle_version", HOSTILE_BUNDLE),
+        ],
+    );
+    assert_eq!(policy.len(), 1, "{policy:?}");
+    assert_eq!(policy[0].value, "1");
     assert!(find(samples, "firma_sidecar_up", &[("sandbox_id", "forged")]).is_empty());
     let stopped = if with_dead { "1" } else { "0" };
     assert_eq!(
@@ -794,7 +807,10 @@ fn check_fixture(samples: &[Sample], with_dead: bool) {
         value(samples, "firma_sidecars", &[("state", "unknown")]),
         "0"
     );
-    assert_eq!(value(samples, "firma_markers_broken", &[]), "1");
+    let broken = find(samples, "firma_markers_broken", &[]);
+    assert_eq!(broken.len(), 1, "{broken:?}");
+    assert_eq!(broken[0].value, "1");
+    assert!(broken[0].labels.contains_key("reason"), "{broken:?}");
 }
 
 #[test]
@@ -963,12 +979,13 @@ fn node_exporter_and_prometheus_read_the_sidecars() {
         .unwrap();
     assert_eq!(hostile.labels["session_id"], HOSTILE_SESSION);
     assert_eq!(hostile.labels["job"], "firma-node");
-    let info = wait_for("firma_sidecar_info in Prometheus", &mut pr, || {
-        query(pr_port, "firma_sidecar_info").filter(|s| s.len() == 4)
+    let policies = wait_for("firma_sidecars_by_policy in Prometheus", &mut pr, || {
+        query(pr_port, "firma_sidecars_by_policy")
+            .filter(|s| s.iter().any(|s| s.labels["authority_url"] == HOSTILE_URL))
     });
-    let hostile = info
+    let hostile = policies
         .iter()
-        .find(|s| s.labels["sandbox_id"] == "hostile")
+        .find(|s| s.labels["authority_url"] == HOSTILE_URL)
         .unwrap();
     assert_eq!(hostile.labels["authority_url"], HOSTILE_URL);
     assert_eq!(hostile.labels["policy_bundle_version"], HOSTILE_BUNDLE);

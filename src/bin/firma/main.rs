@@ -48,7 +48,7 @@ mod watch;
 use firma_stack::sidecar_markers::{self as sm, text};
 
 use crate::args::{Cli, Command, SidecarCommand};
-use crate::ctx::Ctx;
+use crate::ctx::{Ctx, untrusted_note};
 use crate::output::Output;
 
 fn main() -> std::process::ExitCode {
@@ -125,6 +125,13 @@ fn sidecar(ctx: &Ctx, cmd: SidecarCommand) -> Result<Output, String> {
             })
         }
         SidecarCommand::Exporter(args) => {
+            // Once, before serving, as `watch` does.
+            if ctx.missing() {
+                eprintln!("firma: {}", ctx.missing_warning());
+            }
+            if let Some(w) = ctx.untrusted_warning() {
+                eprintln!("firma: {}", text::one_line(&w));
+            }
             exporter::run(&ctx.dir, ctx.probe(args.probe), &args).map(Output::exit)
         }
         SidecarCommand::Metrics {
@@ -132,13 +139,14 @@ fn sidecar(ctx: &Ctx, cmd: SidecarCommand) -> Result<Output, String> {
             no_gc,
             probe,
         } => {
-            let stdout = metrics::command(&ctx.dir, ctx.probe(probe), textfile.as_deref(), no_gc)?;
-            let mut notes: Vec<String> = ctx.untrusted_warning().into_iter().collect();
+            let done = metrics::command(&ctx.dir, ctx.probe(probe), textfile.as_deref(), no_gc)?;
+            // The scan's own trust verdict, worded as `status` words it.
+            let mut notes: Vec<String> = done.untrusted.iter().map(|w| untrusted_note(w)).collect();
             if ctx.missing() {
                 notes.push(ctx.missing_warning());
             }
             Ok(Output {
-                stdout,
+                stdout: done.stdout,
                 notes,
                 ..Output::default()
             })

@@ -31,7 +31,7 @@ fn plan_step(
             e.entry("present").or_insert(json!([]));
             json!({ "ok": e })
         }
-        "list" | "get" | "gc_stale" | "probe_entry" | "inspect" | "watch_synced" => {
+        "list" | "get" | "gc_stale" | "probe_entry" | "inspect" | "watch_synced" | "metrics" => {
             let obj = expect
                 .as_object()
                 .ok_or("expect must be {\"ok\": …} or {\"error\": …}")?;
@@ -49,7 +49,10 @@ fn plan_step(
         .get("runtime")
         .cloned()
         .unwrap_or_else(|| ph["runtime"].clone());
-    if matches!(op, "list" | "get" | "gc_stale" | "inspect" | "watch_synced") {
+    if matches!(
+        op,
+        "list" | "get" | "gc_stale" | "inspect" | "watch_synced" | "metrics"
+    ) {
         s.insert("runtime".into(), runtime);
     }
     for k in ["id", "dir"] {

@@ -4,12 +4,9 @@
 use std::io::Write as _;
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
-use std::time::{Instant, SystemTime};
 
+use firma_stack::sidecar_markers::metrics::{Exporter, Format};
 use tiny_http::{Header, Method, Request, Response, Server};
-
-use super::encode::{Format, Scrape, render};
-use super::{Shared, lock, model};
 
 fn is_unix_path(listen: &str) -> bool {
     listen.contains('/')
@@ -75,17 +72,16 @@ pub fn overloaded(req: Request) {
 }
 
 /// Answers one request; a client that went away is not an error.
-pub fn respond(req: Request, shared: &Shared, dir: &Path) {
+pub fn respond(req: Request, ex: &Exporter) {
     let path = req.url().split('?').next().unwrap_or("").to_string();
     if !matches!(req.method(), Method::Get | Method::Head) {
         let _ = req.respond(Response::from_string("method not allowed\n").with_status_code(405));
         return;
     }
     let _ = match path.as_str() {
-        "/metrics" => metrics(req, shared, dir),
+        "/metrics" => metrics(req, ex),
         "/healthz" => {
-            let synced = lock(shared).synced;
-            let (code, body) = if synced {
+            let (code, body) = if ex.synced() {
                 (200, "ok\n")
             } else {
                 (503, "syncing\n")
@@ -102,24 +98,10 @@ pub fn respond(req: Request, shared: &Shared, dir: &Path) {
     };
 }
 
-fn metrics(req: Request, shared: &Shared, dir: &Path) -> std::io::Result<()> {
+fn metrics(req: Request, ex: &Exporter) -> std::io::Result<()> {
     let format = Format::negotiate(header(&req, "Accept").as_deref());
     let gzip = wants_gzip(header(&req, "Accept-Encoding").as_deref());
-    let scrape = Scrape {
-        runtime_dir_up: model::runtime_dir_up(dir),
-        now: SystemTime::now(),
-    };
-    let body = {
-        let start = Instant::now();
-        let mut g = lock(shared);
-        let body = render(&g, &scrape, format);
-        g.last_scrape = Some(start.elapsed());
-        match format {
-            Format::Prometheus => g.scrapes_text += 1,
-            Format::OpenMetrics => g.scrapes_openmetrics += 1,
-        }
-        body
-    };
+    let body = ex.render(format);
     let mut resp_headers = vec![h("Content-Type", format.content_type())];
     let bytes = if gzip {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());

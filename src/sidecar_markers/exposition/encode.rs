@@ -1,32 +1,53 @@
-//! The exporter's exposition, in the two formats a scraper may ask for:
-//! the Prometheus text format 0.0.4 and OpenMetrics 1.0.0 (docs/design.md,
-//! "Metrics"). One list of families, written by one function; the formats
-//! differ only in how a family is named on its `# TYPE` line (OpenMetrics
-//! names a counter without `_total` and an info without `_info`, and has
-//! `info` as a type), in OpenMetrics' closing `# EOF`, and nothing else.
+//! The one encoder of the metrics, in the two formats a scraper may ask
+//! for: the Prometheus text format 0.0.4 and OpenMetrics 1.0.0
+//! (docs/design.md, "Metrics"). One list of families, written by one
+//! function; the formats differ only in how a family is named on its
+//! `# TYPE` line (OpenMetrics names a counter without `_total` and an info
+//! without `_info`, and has `info` as a type), in OpenMetrics' closing
+//! `# EOF`, and nothing else. The kind of model (snapshot or watcher)
+//! decides only the families that have a meaning for one kind.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use firma_stack::sidecar_markers::metrics::{STATES, escape_help, write_sample};
-use firma_stack::sidecar_markers::{SidecarEntry, State};
-
-use super::model::Model;
+use super::model::{MetricsModel, ModelKind};
+use crate::sidecar_markers::metrics::{STATES, escape_help, write_sample};
+use crate::sidecar_markers::{SidecarEntry, State};
 
 /// The two exposition formats.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Format {
-    /// `text/plain; version=0.0.4`.
-    Prometheus,
-    /// `application/openmetrics-text; version=1.0.0`.
+    /// The Prometheus text format 0.0.4 (`text/plain; version=0.0.4`),
+    /// what node_exporter's textfile collector reads.
+    #[default]
+    Text,
+    /// OpenMetrics 1.0.0 (`application/openmetrics-text; version=1.0.0`).
     OpenMetrics,
 }
 
 impl Format {
+    /// `"text"` or `"openmetrics"`: the name every surface takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Text => "text",
+            Format::OpenMetrics => "openmetrics",
+        }
+    }
+
+    /// The format named `"text"` or `"openmetrics"`.
+    pub fn from_name(name: &str) -> Option<Format> {
+        match name {
+            "text" => Some(Format::Text),
+            "openmetrics" => Some(Format::OpenMetrics),
+            _ => None,
+        }
+    }
+
+    /// The `Content-Type` of a response in this format.
     pub fn content_type(self) -> &'static str {
         match self {
-            Format::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
+            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
             Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
         }
     }
@@ -35,7 +56,7 @@ impl Format {
     /// `application/openmetrics-text` (with a q above 0), else 0.0.4.
     pub fn negotiate(accept: Option<&str>) -> Format {
         let Some(accept) = accept else {
-            return Format::Prometheus;
+            return Format::Text;
         };
         for item in accept.split(',') {
             let mut parts = item.split(';').map(str::trim);
@@ -51,7 +72,7 @@ impl Format {
                 return Format::OpenMetrics;
             }
         }
-        Format::Prometheus
+        Format::Text
     }
 }
 
@@ -73,8 +94,8 @@ impl Writer {
         self.name = name;
         let (shown, ty) = match (self.format, kind) {
             (_, Kind::Gauge) => (name, "gauge"),
-            (Format::Prometheus, Kind::Counter) => (name, "counter"),
-            (Format::Prometheus, Kind::Info) => (name, "gauge"),
+            (Format::Text, Kind::Counter) => (name, "counter"),
+            (Format::Text, Kind::Info) => (name, "gauge"),
             (Format::OpenMetrics, Kind::Counter) => {
                 (name.strip_suffix("_total").unwrap_or(name), "counter")
             }
@@ -125,16 +146,12 @@ fn start_time(e: &SidecarEntry, now: SystemTime) -> Option<String> {
         })
 }
 
-/// What the scrape itself adds to the model.
-pub struct Scrape {
-    pub runtime_dir_up: bool,
-    pub now: SystemTime,
-}
-
-/// The whole exposition of one scrape.
-pub fn render(m: &Model, s: &Scrape, format: Format) -> String {
+/// The whole exposition of `m` at `now` (the start time of a sidecar whose
+/// `started_at` is not RFC 3339 is `now` minus its uptime).
+pub fn render_at(m: &MetricsModel, format: Format, now: SystemTime) -> String {
+    let watcher = m.kind == ModelKind::Watcher;
     let mut w = Writer {
-        out: String::with_capacity(256 + m.sidecars.len() * 320),
+        out: String::with_capacity(1024 + m.sidecars.len() * 320),
         format,
         name: "",
     };
@@ -162,16 +179,12 @@ pub fn render(m: &Model, s: &Scrape, format: Format) -> String {
         "When the sidecar started (its marker's started_at), in seconds since the Unix epoch.",
     );
     for e in m.sidecars.values() {
-        if let Some(t) = start_time(e, s.now) {
+        if let Some(t) = start_time(e, now) {
             w.sample(&[("sandbox_id", &e.sandbox_id)], &t);
         }
     }
 
-    w.family(
-        "firma_sidecars",
-        Kind::Gauge,
-        "Sidecars the watcher knows, by state.",
-    );
+    w.family("firma_sidecars", Kind::Gauge, "Sidecars known, by state.");
     for st in STATES {
         let n = m.sidecars.values().filter(|e| e.state == st).count();
         w.sample(&[("state", st.as_str())], &n.to_string());
@@ -180,7 +193,7 @@ pub fn render(m: &Model, s: &Scrape, format: Format) -> String {
     w.family(
         "firma_sidecars_by_policy",
         Kind::Gauge,
-        "Sidecars the watcher knows, by the authority and policy bundle they run with.",
+        "Sidecars known, by the authority and policy bundle they run with.",
     );
     let mut policies: BTreeMap<(&str, &str), u64> = BTreeMap::new();
     for e in m.sidecars.values() {
@@ -198,88 +211,95 @@ pub fn render(m: &Model, s: &Scrape, format: Format) -> String {
     w.family(
         "firma_markers_broken",
         Kind::Gauge,
-        "Entries of run/ that cannot be read or understood, by reason code (last inspect pass).",
+        "Entries of run/ that cannot be read or understood, by reason code (never listed, never removed).",
     );
-    if let Some(broken) = &m.broken {
-        for (reason, n) in broken {
-            w.sample(&[("reason", reason)], &n.to_string());
-        }
+    for (reason, n) in m.broken.iter().flatten() {
+        w.sample(&[("reason", reason)], &n.to_string());
     }
 
-    w.family(
-        "firma_markers_collected_total",
-        Kind::Counter,
-        "Markers of stopped sidecars this exporter removed since it started.",
-    );
-    w.sample(&[], &m.collected_total.to_string());
+    if watcher {
+        w.family(
+            "firma_markers_collected_total",
+            Kind::Counter,
+            "Markers of stopped sidecars this exporter removed since it started.",
+        );
+    } else {
+        w.family(
+            "firma_markers_collected",
+            Kind::Gauge,
+            "Markers of stopped sidecars removed by this scan.",
+        );
+    }
+    w.sample(&[], &m.collected.to_string());
 
-    w.family(
-        "firma_watch_resyncs_total",
-        Kind::Counter,
-        "Times the watcher lost track of run/ (or ran degraded) and rescanned.",
-    );
-    w.sample(&[], &m.resyncs_total.to_string());
-
-    w.family(
-        "firma_watch_errors_total",
-        Kind::Counter,
-        "Errors the watcher returned (each retried after a pause).",
-    );
-    w.sample(&[], &m.watch_errors_total.to_string());
-
-    w.family(
-        "firma_watch_synced",
-        Kind::Gauge,
-        "1 when the watcher's view is complete (synced), 0 while it rescans.",
-    );
-    w.sample(&[], if m.synced { "1" } else { "0" });
+    if watcher {
+        w.family(
+            "firma_watch_resyncs_total",
+            Kind::Counter,
+            "Times the watcher lost track of run/ (or ran degraded) and rescanned.",
+        );
+        w.sample(&[], &m.resyncs_total.to_string());
+        w.family(
+            "firma_watch_errors_total",
+            Kind::Counter,
+            "Errors the watcher returned (each retried after a pause).",
+        );
+        w.sample(&[], &m.watch_errors_total.to_string());
+        w.family(
+            "firma_watch_synced",
+            Kind::Gauge,
+            "1 when the watcher's view is complete (synced), 0 while it rescans.",
+        );
+        w.sample(&[], if m.synced { "1" } else { "0" });
+    }
 
     w.family(
         "firma_runtime_dir_up",
         Kind::Gauge,
-        "1 when the runtime directory exists and is a directory, else 0.",
+        "1 when the runtime directory is there to be read, else 0 (every other count is then 0).",
     );
-    w.sample(&[], if s.runtime_dir_up { "1" } else { "0" });
+    w.sample(&[], if m.runtime_dir_up { "1" } else { "0" });
 
     if let Some((d, at)) = m.scan {
         w.family(
             "firma_scan_duration_seconds",
             Kind::Gauge,
-            "How long the last inspect pass (counting broken markers) took.",
+            "How long the last scan (or inspect pass counting broken markers) took.",
         );
         w.sample(&[], &seconds(d));
         w.family(
             "firma_scan_timestamp_seconds",
             Kind::Gauge,
-            "When the last inspect pass finished, in seconds since the Unix epoch.",
+            "When the last scan finished, in seconds since the Unix epoch.",
         );
         w.sample(&[], &unix(at));
     }
 
-    if let Some(d) = m.last_scrape {
+    if watcher {
+        if let Some(d) = m.last_scrape {
+            w.family(
+                "firma_exporter_scrape_duration_seconds",
+                Kind::Gauge,
+                "How long rendering the previous scrape took.",
+            );
+            w.sample(&[], &seconds(d));
+        }
         w.family(
-            "firma_exporter_scrape_duration_seconds",
-            Kind::Gauge,
-            "How long rendering the previous scrape took.",
+            "firma_exporter_scrapes_total",
+            Kind::Counter,
+            "Scrapes served before this one, by exposition format.",
         );
-        w.sample(&[], &seconds(d));
+        w.sample(&[("format", "text")], &m.scrapes_text.to_string());
+        w.sample(
+            &[("format", "openmetrics")],
+            &m.scrapes_openmetrics.to_string(),
+        );
     }
 
     w.family(
-        "firma_exporter_scrapes_total",
-        Kind::Counter,
-        "Scrapes served before this one, by exposition format.",
-    );
-    w.sample(&[("format", "text")], &m.scrapes_text.to_string());
-    w.sample(
-        &[("format", "openmetrics")],
-        &m.scrapes_openmetrics.to_string(),
-    );
-
-    w.family(
-        "firma_exporter_build_info",
+        "firma_build_info",
         Kind::Info,
-        "The exporter's version; always 1.",
+        "The version of firma-stack that rendered these metrics; always 1.",
     );
     w.sample(&[("version", env!("CARGO_PKG_VERSION"))], "1");
 
@@ -295,7 +315,7 @@ mod tests {
 
     #[test]
     fn start_time_is_started_at_else_now_minus_uptime() {
-        let mut e = firma_stack::sidecar_markers::SidecarEntry {
+        let mut e = SidecarEntry {
             sandbox_id: "x".into(),
             agent_id: "a".into(),
             session_id: "s".into(),
@@ -321,14 +341,14 @@ mod tests {
     fn accept_headers_choose_the_format() {
         use Format::*;
         for (accept, want) in [
-            (None, Prometheus),
-            (Some("text/plain"), Prometheus),
+            (None, Text),
+            (Some("text/plain"), Text),
             (
                 Some("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"),
                 OpenMetrics,
             ),
-            (Some("application/openmetrics-text; q=0"), Prometheus),
-            (Some("*/*"), Prometheus),
+            (Some("application/openmetrics-text; q=0"), Text),
+            (Some("*/*"), Text),
         ] {
             assert_eq!(Format::negotiate(accept), want, "{accept:?}");
         }
@@ -336,21 +356,29 @@ mod tests {
 
     #[test]
     fn both_formats_name_counters_and_infos_as_they_require() {
-        let m = Model::default();
-        let s = Scrape {
-            runtime_dir_up: true,
-            now: SystemTime::now(),
-        };
-        let p = render(&m, &s, Format::Prometheus);
+        let m = MetricsModel::watcher();
+        let now = SystemTime::now();
+        let p = render_at(&m, Format::Text, now);
         assert!(p.contains("# TYPE firma_markers_collected_total counter\n"));
-        assert!(p.contains("# TYPE firma_exporter_build_info gauge\n"));
+        assert!(p.contains("# TYPE firma_build_info gauge\n"));
         assert!(!p.contains("# EOF"));
-        let o = render(&m, &s, Format::OpenMetrics);
+        let o = render_at(&m, Format::OpenMetrics, now);
         assert!(
             o.contains("# TYPE firma_markers_collected counter\nfirma_markers_collected_total 0\n")
         );
-        assert!(o.contains("# TYPE firma_exporter_build info\n"));
-        assert!(!o.contains("firma_sidecar_info"));
+        assert!(o.contains("# TYPE firma_build info\n"));
         assert!(o.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn a_snapshot_has_no_watcher_families_and_a_collected_gauge() {
+        let m = MetricsModel::default();
+        for f in [Format::Text, Format::OpenMetrics] {
+            let t = render_at(&m, f, SystemTime::now());
+            assert!(
+                t.contains("# TYPE firma_markers_collected gauge\nfirma_markers_collected 0\n")
+            );
+            assert!(!t.contains("_watch_") && !t.contains("_exporter_"), "{t}");
+        }
     }
 }

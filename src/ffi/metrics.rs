@@ -1,0 +1,132 @@
+//! `firma_render_metrics`: one scan rendered as Prometheus metrics by the
+//! core's one encoder (docs/design.md, "Metrics").
+
+use std::ffi::c_char;
+use std::time::Duration;
+
+use super::options::{OptionsObject, option_value, parse_options};
+use super::{FfiError, arg_opt_str, arg_runtime_dir, boundary};
+use crate::sidecar_markers::metrics::{Format, MetricsOptions, render_metrics};
+
+/// The options object of `firma_render_metrics`, read into the core's
+/// options (which start as the defaults) and the format.
+#[derive(Default)]
+struct MetricsOptionsJson(MetricsOptions, Format);
+
+impl OptionsObject for MetricsOptionsJson {
+    const KEYS: &'static [&'static str] = &["format", "timeout_ms", "collect"];
+
+    fn read<'de, A: serde::de::MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        use serde::de::Error;
+        match key {
+            "format" => {
+                let name: Option<String> = option_value(map, key, "\"text\" or \"openmetrics\"")?;
+                if let Some(name) = name {
+                    self.1 = Format::from_name(&name).ok_or_else(|| {
+                        A::Error::custom(format!(
+                            "\"format\" must be \"text\" or \"openmetrics\", not {}",
+                            serde_json::Value::String(name)
+                        ))
+                    })?;
+                }
+            }
+            "timeout_ms" => {
+                let ms: Option<u64> =
+                    option_value(map, key, "a non-negative integer of milliseconds or null")?;
+                if let Some(ms) = ms {
+                    self.0.probe.timeout = Duration::from_millis(ms);
+                }
+            }
+            // "collect": the visitor passes only known keys.
+            _ => {
+                let collect: Option<bool> = option_value(map, key, "true, false or null")?;
+                self.0.collect = collect.unwrap_or(self.0.collect);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn metrics_options(json: Option<&str>) -> Result<(MetricsOptions, Format), FfiError> {
+    parse_options(json).map(|MetricsOptionsJson(o, f)| (o, f))
+}
+
+/// Scans `runtime_dir` (NULL: the default runtime directory) once and
+/// renders its sidecars as Prometheus metrics, as `firma sidecar metrics`
+/// does: the same families, escaping and values on every surface.
+/// `options_json` is NULL (all defaults) or a JSON object with any of
+/// `"format"` (`"text"`, the text format 0.0.4, the default; or
+/// `"openmetrics"`, OpenMetrics 1.0.0 ending `# EOF`), `"timeout_ms"`
+/// (probe timeout, default 200) and `"collect"` (default true: stale markers
+/// are collected as `firma_sidecar_list` does and counted; false: read-only,
+/// their sidecars shown `stopped`); `null` is the default. An unknown key, a
+/// key given twice, a value of the wrong type or out of range is
+/// `FIRMA_INVALID_ARGUMENT`, naming the key.
+///
+/// On `FIRMA_OK`, `*out_text` is the exposition text itself (not JSON), to
+/// serve as is (`Content-Type: text/plain; version=0.0.4` or
+/// `application/openmetrics-text; version=1.0.0`). A missing or unreadable
+/// runtime directory is not an error: its metrics say
+/// `firma_runtime_dir_up 0`. On any other status `*out_text` is an error
+/// object `{"code","message","path","errno"}`. Either way free it with
+/// `firma_string_free`. A NULL `out_text` gives `FIRMA_INVALID_ARGUMENT`
+/// and nothing is written.
+///
+/// # Safety
+/// `runtime_dir` and `options_json` are NULL or NUL-terminated strings;
+/// `out_text` is NULL or writable. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn firma_render_metrics(
+    runtime_dir: *const c_char,
+    options_json: *const c_char,
+    out_text: *mut *mut c_char,
+) -> i32 {
+    boundary(out_text, || {
+        // SAFETY: forwarded contract.
+        let dir = unsafe { arg_runtime_dir(runtime_dir) }?;
+        // SAFETY: forwarded contract.
+        let json = unsafe { arg_opt_str(options_json, "options_json") }?;
+        let (opts, format) = metrics_options(json)?;
+        Ok(render_metrics(dir, &opts, format)?)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sidecar_markers::ErrorCode;
+
+    #[test]
+    fn the_options_object_sets_format_timeout_and_collection() {
+        let (o, f) = metrics_options(Some(
+            r#"{"format":"openmetrics","timeout_ms":7,"collect":false}"#,
+        ))
+        .ok()
+        .expect("valid options");
+        assert_eq!(f, Format::OpenMetrics);
+        assert_eq!(o.probe.timeout, Duration::from_millis(7));
+        assert!(!o.collect);
+        let (o, f) = metrics_options(None).ok().expect("defaults");
+        assert_eq!((o, f), (MetricsOptions::default(), Format::Text));
+        for (json, want) in [
+            (
+                r#"{"format":"json"}"#,
+                r#""format" must be "text" or "openmetrics""#,
+            ),
+            (
+                r#"{"format":1}"#,
+                r#""format" must be "text" or "openmetrics""#,
+            ),
+            (r#"{"formats":"text"}"#, r#"unknown key "formats""#),
+            (r#"{"collect":true,"collect":true}"#, "duplicate key"),
+        ] {
+            let e = metrics_options(Some(json)).expect_err(json).0;
+            assert_eq!(e.code, ErrorCode::InvalidArgument, "{json}");
+            assert!(e.message.contains(want), "{json}: {}", e.message);
+        }
+    }
+}
