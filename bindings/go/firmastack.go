@@ -11,6 +11,7 @@ import "C"
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -29,14 +30,15 @@ func ABIVersion() uint32 {
 	return uint32(C.firma_abi_version())
 }
 
-// The core's probe-timeout policy, as the C header defines it.
+// The core's probe-timeout policy (the C header's FIRMA_DEFAULT_TIMEOUT_MS
+// and FIRMA_MAX_TIMEOUT_MS; a test checks that they agree).
 const (
 	// DefaultTimeout is the probe timeout of a call whose context has no
 	// deadline.
-	DefaultTimeout = time.Duration(C.FIRMA_DEFAULT_TIMEOUT_MS) * time.Millisecond
+	DefaultTimeout = 200 * time.Millisecond
 	// MaxTimeout is the longest probe timeout the core accepts; a context
 	// deadline further away probes for MaxTimeout at most.
-	MaxTimeout = time.Duration(C.FIRMA_MAX_TIMEOUT_MS) * time.Millisecond
+	MaxTimeout = 10 * time.Minute
 )
 
 // DefaultRuntimeDir returns the runtime directory used when a caller passes
@@ -233,6 +235,10 @@ const headerABIVersion = C.FIRMA_ABI_VERSION
 // maxTimeoutMS is FIRMA_MAX_TIMEOUT_MS of the header compiled against.
 const maxTimeoutMS = C.FIRMA_MAX_TIMEOUT_MS
 
+// defaultTimeoutMS is FIRMA_DEFAULT_TIMEOUT_MS of the header compiled
+// against (checked equal to DefaultTimeout by a test).
+const defaultTimeoutMS = C.FIRMA_DEFAULT_TIMEOUT_MS
+
 // statusCodes is the library's own table of status numbers to codes
 // (firma_error_codes), read once; it is used only when an error object
 // cannot be decoded.
@@ -382,4 +388,32 @@ func decode(text string, into any) error {
 		}
 	}
 	return nil
+}
+
+// uninterruptible runs call, a C call that cannot be interrupted and that
+// frees its own arguments, on a goroutine of its own. It returns call's
+// answer; when ctx is cancelled first, ctx.Err() at once (call finishes in
+// the background). A passed deadline is not a cancellation: the caller
+// shortened the call's own bound to it, so the answer is due and awaited.
+func uninterruptible[T any](ctx context.Context, call func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := call()
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			r := <-done
+			return r.v, r.err
+		}
+		var zero T
+		return zero, ctx.Err()
+	}
 }

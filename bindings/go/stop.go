@@ -8,7 +8,6 @@ import "C"
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"syscall"
 	"time"
@@ -70,11 +69,6 @@ type stopOptionsJSON struct {
 	GraceMS        uint64 `json:"grace_ms"`
 	Kill           bool   `json:"kill"`
 	VerifyIdentity bool   `json:"verify_identity"`
-}
-
-type stopResult struct {
-	outcome *StopOutcome
-	err     error
 }
 
 // Stop stops the sidecar of sandboxID under runtimeDir ("" means the
@@ -143,26 +137,12 @@ func Stop(ctx context.Context, runtimeDir, sandboxID string, opts StopOptions) (
 	}
 	cOpts := C.CString(optJSON)
 
-	done := make(chan stopResult, 1)
-	go func() {
+	return uninterruptible(ctx, func() (*StopOutcome, error) {
 		defer C.free(unsafe.Pointer(dir))
 		defer C.free(unsafe.Pointer(id))
 		defer C.free(unsafe.Pointer(cOpts))
 		var out *C.char
 		status := C.firma_sidecar_stop(dir, id, cOpts, &out)
-		outcome, err := decodeResult(status, out, (*StopOutcome)(nil))
-		done <- stopResult{outcome: outcome, err: err}
-	}()
-	select {
-	case r := <-done:
-		return r.outcome, r.err
-	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			// The grace period ended with the deadline: the core is about
-			// to answer (after the SIGKILL wait at most).
-			r := <-done
-			return r.outcome, r.err
-		}
-		return nil, ctx.Err()
-	}
+		return decodeResult(status, out, (*StopOutcome)(nil))
+	})
 }
