@@ -27,6 +27,7 @@ type conformanceStep struct {
 	Runtime   string   `json:"runtime"`
 	ID        string   `json:"id"`
 	Dir       string   `json:"dir"`
+	Arg       string   `json:"arg"`
 	TimeoutMS *int64   `json:"timeout_ms"`
 	Skip      []string `json:"skip"`
 	Expect    string   `json:"expect"`
@@ -61,6 +62,35 @@ func conformanceCall(s conformanceStep) (string, any) {
 		var reports []firmastack.MarkerReport
 		reports, err = firmastack.InspectContext(ctx, s.Runtime)
 		v = nonNil(reports)
+	case "list_filtered":
+		var f firmastack.Filter
+		if err = json.Unmarshal([]byte(s.Arg), &f); err == nil {
+			var entries []firmastack.SidecarEntry
+			entries, err = firmastack.ListFiltered(ctx, s.Runtime, f)
+			v = nonNil(entries)
+		}
+	case "inspect_filtered":
+		var f firmastack.Filter
+		if err = json.Unmarshal([]byte(s.Arg), &f); err == nil {
+			var reports []firmastack.MarkerReport
+			reports, err = firmastack.InspectFiltered(ctx, s.Runtime, f)
+			v = nonNil(reports)
+		}
+	case "wait":
+		var r struct {
+			SandboxIDs []string           `json:"sandbox_ids"`
+			For        firmastack.WaitFor `json:"for"`
+			TimeoutMS  *int64             `json:"timeout_ms"`
+		}
+		if err = json.Unmarshal([]byte(s.Arg), &r); err == nil {
+			timeout := 30 * time.Second
+			if r.TimeoutMS != nil {
+				timeout = time.Duration(*r.TimeoutMS) * time.Millisecond
+			}
+			v, err = firmastack.Wait(context.Background(), s.Runtime, r.SandboxIDs, r.For, timeout)
+		}
+	case "runtime_dir_state":
+		v, err = firmastack.RuntimeDirState(s.Runtime)
 	default:
 		return "error", map[string]any{"code": "the Go runner has no op " + s.Op}
 	}
