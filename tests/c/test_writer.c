@@ -24,26 +24,6 @@ static int listen_at(const char *path)
     return fd;
 }
 
-/* A forked child that waits for signals; it dies with this process. */
-static pid_t sleeper(void)
-{
-    int fds[2];
-    pid_t pid = h_fork_piped(fds);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (write(fds[1], "x", 1) != 1)
-            _exit(1);
-        for (;;)
-            pause();
-    }
-    close(fds[1]);
-    char c;
-    if (read(fds[0], &c, 1) != 1)
-        h_die("sleeper ready");
-    close(fds[0]);
-    return pid;
-}
-
 /* The marker object for id, pid (0: left out, the calling process) and
  * listen. */
 static void marker_json(char *buf, size_t size, const char *id, pid_t pid, const char *listen)
@@ -74,7 +54,7 @@ static void test_a_marker_from_c_is_running_and_the_cli_stops_it(void)
     h_runtime(rt, sizeof rt, false);
     h_path(sock, sizeof sock, "%s/c-1.sock", rt);
     int lfd = listen_at(sock);
-    pid_t child = sleeper();
+    pid_t child = h_pausing_child(false);
     marker_json(json, sizeof json, "c-1", child, sock);
     CHECK_CALL(firma_marker_create(rt, json, &out), FIRMA_OK, out);
     char want[PATH_MAX + 4];
@@ -187,7 +167,7 @@ static void test_filters_wait_and_the_runtime_dir_state(void)
     h_runtime(rt, sizeof rt, true);
     h_path(sock, sizeof sock, "%s/w.sock", rt);
     int lfd = listen_at(sock);
-    pid_t a = sleeper(), b = sleeper();
+    pid_t a = h_pausing_child(false), b = h_pausing_child(false);
     marker_json(json, sizeof json, "w-a", a, sock);
     CHECK_CALL(firma_marker_create(rt, json, &out), FIRMA_OK, out);
     firma_string_free(out);
