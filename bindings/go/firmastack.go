@@ -84,16 +84,15 @@ func Get(runtimeDir, sandboxID string) (*SidecarEntry, error) {
 
 // GetContext is [Get] with the probe timeout taken from ctx's deadline.
 func GetContext(ctx context.Context, runtimeDir, sandboxID string) (*SidecarEntry, error) {
-	timeout, dir, err := timeoutAndDir(ctx, runtimeDir)
+	timeout, err := timeoutFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer C.free(unsafe.Pointer(dir))
-	id, err := cString("sandbox id", sandboxID)
+	dir, id, err := dirAnd(runtimeDir, "sandbox id", sandboxID)
 	if err != nil {
 		return nil, err
 	}
-	defer C.free(unsafe.Pointer(id))
+	defer freeBoth(dir, id)
 
 	var out *C.char
 	status := C.firma_sidecar_get_with_timeout(dir, id, timeout, &out)
@@ -355,6 +354,28 @@ func decodeAs[T any](text string, v T) (T, error) {
 		return zero, err
 	}
 	return v, nil
+}
+
+// dirAnd converts the runtime directory ("" is NULL) and one more string
+// argument (what names it in an error) for a call; the caller frees both
+// with freeBoth.
+func dirAnd(runtimeDir, what, s string) (*C.char, *C.char, error) {
+	dir, err := runtimeDirArg(runtimeDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	arg, err := cString(what, s)
+	if err != nil {
+		C.free(unsafe.Pointer(dir))
+		return nil, nil, err
+	}
+	return dir, arg, nil
+}
+
+// freeBoth frees the arguments dirAnd made (C.free(nil) is a no-op).
+func freeBoth(dir, arg *C.char) {
+	C.free(unsafe.Pointer(dir))
+	C.free(unsafe.Pointer(arg))
 }
 
 // timeoutAndDir is timeoutFrom and runtimeDirArg, the first arguments of

@@ -6,10 +6,7 @@ package firmastack
 */
 import "C"
 
-import (
-	"time"
-	"unsafe"
-)
+import "time"
 
 // Marker is what a supervisor (or a sidecar itself) registers with
 // [CreateMarker]. The five text fields are required by the core.
@@ -52,16 +49,11 @@ func CreateMarker(runtimeDir string, m Marker) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	dir, err := runtimeDirArg(runtimeDir)
+	dir, cMarker, err := dirAnd(runtimeDir, "marker", text)
 	if err != nil {
 		return "", err
 	}
-	defer C.free(unsafe.Pointer(dir))
-	cMarker, err := cString("marker", text)
-	if err != nil {
-		return "", err
-	}
-	defer C.free(unsafe.Pointer(cMarker))
+	defer freeBoth(dir, cMarker)
 
 	var out *C.char
 	status := C.firma_marker_create(dir, cMarker, &out)
@@ -73,16 +65,11 @@ func CreateMarker(runtimeDir string, m Marker) (string, error) {
 // when there was none. A symlink or file in run/ is never removed
 // (ErrMarkerParse).
 func RemoveMarker(runtimeDir, sandboxID string) (bool, error) {
-	dir, err := runtimeDirArg(runtimeDir)
+	dir, id, err := dirAnd(runtimeDir, "sandbox id", sandboxID)
 	if err != nil {
 		return false, err
 	}
-	defer C.free(unsafe.Pointer(dir))
-	id, err := cString("sandbox id", sandboxID)
-	if err != nil {
-		return false, err
-	}
-	defer C.free(unsafe.Pointer(id))
+	defer freeBoth(dir, id)
 
 	var out *C.char
 	status := C.firma_marker_remove(dir, id, &out)

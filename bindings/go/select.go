@@ -35,20 +35,19 @@ type Filter struct {
 func filterCall[T any](ctx context.Context, runtimeDir string, f Filter, v T,
 	call func(dir, filter *C.char, timeout C.uint32_t, out **C.char) C.int32_t) (T, error) {
 	var zero T
-	timeout, dir, err := timeoutAndDir(ctx, runtimeDir)
+	timeout, err := timeoutFrom(ctx)
 	if err != nil {
 		return zero, err
 	}
-	defer C.free(unsafe.Pointer(dir))
 	text, err := optionsJSON(f)
 	if err != nil {
 		return zero, err
 	}
-	filter, err := cString("filter", text)
+	dir, filter, err := dirAnd(runtimeDir, "filter", text)
 	if err != nil {
 		return zero, err
 	}
-	defer C.free(unsafe.Pointer(filter))
+	defer freeBoth(dir, filter)
 	var out *C.char
 	return decodeResult(call(dir, filter, timeout, &out), out, v)
 }
@@ -129,18 +128,12 @@ func Wait(ctx context.Context, runtimeDir string, sandboxIDs []string, cond Wait
 	if err != nil {
 		return nil, err
 	}
-	dir, err := runtimeDirArg(runtimeDir)
+	dir, request, err := dirAnd(runtimeDir, "wait request", text)
 	if err != nil {
-		return nil, err
-	}
-	request, err := cString("wait request", text)
-	if err != nil {
-		C.free(unsafe.Pointer(dir))
 		return nil, err
 	}
 	return uninterruptible(ctx, func() (*WaitOutcome, error) {
-		defer C.free(unsafe.Pointer(dir))
-		defer C.free(unsafe.Pointer(request))
+		defer freeBoth(dir, request)
 		var out *C.char
 		status := C.firma_sidecar_wait(dir, request, &out)
 		return decodeResult(status, out, (*WaitOutcome)(nil))

@@ -126,20 +126,14 @@ func Stop(ctx context.Context, runtimeDir, sandboxID string, opts StopOptions) (
 	if err != nil {
 		return nil, err
 	}
-	dir, err := runtimeDirArg(runtimeDir)
+	dir, id, err := dirAnd(runtimeDir, "sandbox id", sandboxID)
 	if err != nil {
-		return nil, err
-	}
-	id, err := cString("sandbox id", sandboxID)
-	if err != nil {
-		C.free(unsafe.Pointer(dir))
 		return nil, err
 	}
 	cOpts := C.CString(optJSON)
 
 	return uninterruptible(ctx, func() (*StopOutcome, error) {
-		defer C.free(unsafe.Pointer(dir))
-		defer C.free(unsafe.Pointer(id))
+		defer freeBoth(dir, id)
 		defer C.free(unsafe.Pointer(cOpts))
 		var out *C.char
 		status := C.firma_sidecar_stop(dir, id, cOpts, &out)

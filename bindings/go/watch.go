@@ -10,7 +10,6 @@ import (
 	"context"
 	"sync"
 	"time"
-	"unsafe"
 )
 
 // EventKind says what an [Event] reports.
@@ -145,13 +144,11 @@ func Watch(ctx context.Context, runtimeDir string, opts WatchOptions) (*Watcher,
 	if err != nil {
 		return nil, err
 	}
-	dir, err := runtimeDirArg(runtimeDir)
+	dir, cOpts, err := dirAnd(runtimeDir, "options", js)
 	if err != nil {
 		return nil, err
 	}
-	defer C.free(unsafe.Pointer(dir))
-	cOpts := C.CString(js)
-	defer C.free(unsafe.Pointer(cOpts))
+	defer freeBoth(dir, cOpts)
 
 	var handle *C.firma_watch
 	var errJSON *C.char
