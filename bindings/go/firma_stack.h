@@ -509,7 +509,8 @@ void firma_watch_close(struct firma_watch *w);
 /**
  * Writes the marker `<runtime_dir>/run/<sandbox_id>` (NULL `runtime_dir`:
  * the default) atomically: readers never see it without its metadata, and
- * an existing marker is never overwritten (`FIRMA_IO`, `EEXIST`).
+ * an existing marker is never overwritten (`FIRMA_IO`, "marker already
+ * exists").
  *
  * `marker_json` is a JSON object with the required keys `"sandbox_id"`,
  * `"agent_id"`, `"session_id"`, `"authority_url"`,
