@@ -24,6 +24,15 @@ static int listen_at(const char *path)
     return fd;
 }
 
+/* A fresh runtime directory in rt (with run/ when with_run) and a socket
+ * listening at sock, <rt>/<name>; returns the socket. */
+static int runtime_serving(char *rt, char *sock, bool with_run, const char *name)
+{
+    h_runtime(rt, PATH_MAX, with_run);
+    h_path(sock, PATH_MAX, "%s/%s", rt, name);
+    return listen_at(sock);
+}
+
 /* The marker object for id, pid (0: left out, the calling process) and
  * listen. */
 static void marker_json(char *buf, size_t size, const char *id, pid_t pid, const char *listen)
@@ -51,9 +60,7 @@ static int cli_stop(const char *rt, const char *id)
 static void test_a_marker_from_c_is_running_and_the_cli_stops_it(void)
 {
     char rt[PATH_MAX], sock[PATH_MAX], json[1024], *out = NULL;
-    h_runtime(rt, sizeof rt, false);
-    h_path(sock, sizeof sock, "%s/c-1.sock", rt);
-    int lfd = listen_at(sock);
+    int lfd = runtime_serving(rt, sock, false, "c-1.sock");
     pid_t child = h_pausing_child(false);
     marker_json(json, sizeof json, "c-1", child, sock);
     CHECK_CALL(firma_marker_create(rt, json, &out), FIRMA_OK, out);
@@ -91,9 +98,7 @@ static void test_a_marker_from_c_is_running_and_the_cli_stops_it(void)
 static void test_the_calling_process_by_default_and_remove(void)
 {
     char rt[PATH_MAX], sock[PATH_MAX], json[1024], *out = NULL;
-    h_runtime(rt, sizeof rt, true);
-    h_path(sock, sizeof sock, "%s/self.sock", rt);
-    int lfd = listen_at(sock);
+    int lfd = runtime_serving(rt, sock, true, "self.sock");
     marker_json(json, sizeof json, "self-1", 0, sock);
     CHECK_CALL(firma_marker_create(rt, json, &out), FIRMA_OK, out);
     firma_string_free(out);
@@ -164,9 +169,7 @@ static void test_bad_input_names_the_field_and_writes_nothing(void)
 static void test_filters_wait_and_the_runtime_dir_state(void)
 {
     char rt[PATH_MAX], sock[PATH_MAX], json[1024], *out = NULL;
-    h_runtime(rt, sizeof rt, true);
-    h_path(sock, sizeof sock, "%s/w.sock", rt);
-    int lfd = listen_at(sock);
+    int lfd = runtime_serving(rt, sock, true, "w.sock");
     pid_t a = h_pausing_child(false), b = h_pausing_child(false);
     marker_json(json, sizeof json, "w-a", a, sock);
     CHECK_CALL(firma_marker_create(rt, json, &out), FIRMA_OK, out);
