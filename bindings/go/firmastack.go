@@ -84,19 +84,29 @@ func Get(runtimeDir, sandboxID string) (*SidecarEntry, error) {
 
 // GetContext is [Get] with the probe timeout taken from ctx's deadline.
 func GetContext(ctx context.Context, runtimeDir, sandboxID string) (*SidecarEntry, error) {
+	return probingCall(ctx, runtimeDir, "sandbox id", sandboxID, (*SidecarEntry)(nil),
+		func(dir, id *C.char, timeout C.uint32_t, out **C.char) C.int32_t {
+			return C.firma_sidecar_get_with_timeout(dir, id, timeout, out)
+		})
+}
+
+// probingCall is the body of a probing call with one string argument
+// besides the runtime directory (what names it in an error): the timeout
+// from ctx, both strings in C, the call, its answer decoded into v.
+func probingCall[T any](ctx context.Context, runtimeDir, what, arg string, v T,
+	call func(dir, arg *C.char, timeout C.uint32_t, out **C.char) C.int32_t) (T, error) {
+	var zero T
 	timeout, err := timeoutFrom(ctx)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	dir, id, err := dirAnd(runtimeDir, "sandbox id", sandboxID)
+	dir, cArg, err := dirAnd(runtimeDir, what, arg)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	defer freeBoth(dir, id)
-
+	defer freeBoth(dir, cArg)
 	var out *C.char
-	status := C.firma_sidecar_get_with_timeout(dir, id, timeout, &out)
-	return decodeResult(status, out, (*SidecarEntry)(nil))
+	return decodeResult(call(dir, cArg, timeout, &out), out, v)
 }
 
 // GCStale removes the marker of every sidecar that has provably stopped

@@ -30,26 +30,16 @@ type Filter struct {
 	SandboxIDs []string `json:"sandbox_ids,omitempty"`
 }
 
-// filterCall is the body of ListFiltered and InspectFiltered: the
-// deadline, the directory and the filter as C arguments, then call.
+// filterCall is the body of ListFiltered and InspectFiltered: the filter
+// as its JSON object, then probingCall.
 func filterCall[T any](ctx context.Context, runtimeDir string, f Filter, v T,
 	call func(dir, filter *C.char, timeout C.uint32_t, out **C.char) C.int32_t) (T, error) {
-	var zero T
-	timeout, err := timeoutFrom(ctx)
-	if err != nil {
-		return zero, err
-	}
 	text, err := optionsJSON(f)
 	if err != nil {
+		var zero T
 		return zero, err
 	}
-	dir, filter, err := dirAnd(runtimeDir, "filter", text)
-	if err != nil {
-		return zero, err
-	}
-	defer freeBoth(dir, filter)
-	var out *C.char
-	return decodeResult(call(dir, filter, timeout, &out), out, v)
+	return probingCall(ctx, runtimeDir, "filter", text, v, call)
 }
 
 // ListFiltered is [ListContext] keeping only the sidecars f selects (stale
