@@ -63,19 +63,9 @@ func conformanceCall(s conformanceStep) (string, any) {
 		reports, err = firmastack.InspectContext(ctx, s.Runtime)
 		v = nonNil(reports)
 	case "list_filtered":
-		var f firmastack.Filter
-		if err = json.Unmarshal([]byte(s.Arg), &f); err == nil {
-			var entries []firmastack.SidecarEntry
-			entries, err = firmastack.ListFiltered(ctx, s.Runtime, f)
-			v = nonNil(entries)
-		}
+		v, err = filtered(ctx, s, firmastack.ListFiltered)
 	case "inspect_filtered":
-		var f firmastack.Filter
-		if err = json.Unmarshal([]byte(s.Arg), &f); err == nil {
-			var reports []firmastack.MarkerReport
-			reports, err = firmastack.InspectFiltered(ctx, s.Runtime, f)
-			v = nonNil(reports)
-		}
+		v, err = filtered(ctx, s, firmastack.InspectFiltered)
 	case "wait":
 		var r struct {
 			SandboxIDs []string           `json:"sandbox_ids"`
@@ -102,6 +92,17 @@ func conformanceCall(s conformanceStep) (string, any) {
 		return "error", map[string]any{"code": fe.Code, "path": fe.Path, "errno": int(fe.Errno)}
 	}
 	return "ok", v
+}
+
+// filtered calls a filtered operation with the step's filter.
+func filtered[T any](ctx context.Context, s conformanceStep,
+	call func(context.Context, string, firmastack.Filter) ([]T, error)) (any, error) {
+	var f firmastack.Filter
+	if err := json.Unmarshal([]byte(s.Arg), &f); err != nil {
+		return nil, err
+	}
+	items, err := call(ctx, s.Runtime, f)
+	return nonNil(items), err
 }
 
 // watchSynced returns a read-only watcher's events up to and including
