@@ -287,7 +287,8 @@ def check(files):
 
 def self_test():
     """The harness fails what it must: an untagged block, a C program that
-    exits 1, a C fragment that does not compile, an unknown role."""
+    exits 1, a C fragment that does not compile, an unknown role, a shell
+    block that fails; and passes a C fragment on the header alone."""
     with tempfile.TemporaryDirectory() as d:
         readme = Path(d) / "README.md"
         readme.write_text(
@@ -295,13 +296,15 @@ def self_test():
             "```c\nint main(void) { return 1; }\n```\n"
             "```c fragment\nundeclared();\n```\n"
             "```sh everywhere\nls\n```\n"
+            "```sh run\ntest -d \"$FIRMA_STATE_DIR/run/web-1\"\nfalse\n```\n"
             "```c fragment\n#include <firma_stack.h>\nfirma_string_free(NULL);\n```\n"
         )
         out = subprocess.run(
             [sys.executable, __file__, str(readme)], capture_output=True, text=True
         ).stdout
-    ok = out.rstrip().endswith("1 passed, 4 failed") and out.count("FAIL: ") == 4
+    ok = out.rstrip().endswith("1 passed, 5 failed") and out.count("FAIL: ") == 5
     print(out if not ok else "self-test: untagged, failing, broken and mis-tagged blocks fail")
+    print(f"{int(ok)} passed, {int(not ok)} failed")
     return 0 if ok else 1
 
 
