@@ -34,6 +34,7 @@ Closes with "N passed, N failed" (and how many were not run); exits 1 on a
 failure. `--self-test` checks the harness itself on blocks that must fail.
 """
 
+import hashlib
 import json
 import os
 import re
@@ -180,7 +181,18 @@ def go_block(text, roles, work):
         "require github.com/firma-stack/firma-stack/bindings/go v0.0.0\n\n"
         f"replace github.com/firma-stack/firma-stack/bindings/go => {ROOT / 'bindings' / 'go'}\n"
     )
-    env = dict(os.environ, GOTOOLCHAIN="local", GOFLAGS="-mod=mod -buildvcs=false", CGO_ENABLED="1")
+    # Go's build cache notices neither a rebuilt static library nor a new
+    # header: their digest in CGO_CFLAGS makes it (as mk/go.mk does).
+    digest = hashlib.sha256()
+    for f in (RELEASE / "libfirma_stack.a", ROOT / "include" / "firma_stack.h"):
+        digest.update(f.read_bytes())
+    env = dict(
+        os.environ,
+        GOTOOLCHAIN="local",
+        GOFLAGS="-mod=mod -buildvcs=false",
+        CGO_ENABLED="1",
+        CGO_CFLAGS=f"-O2 -g -DFIRMA_STACK_BUILD_SUM={digest.hexdigest()[:16]}",
+    )
     exe = work / "block"
     run([os.environ.get("GO", "go"), "build", "-o", str(exe), "."], work, env, what="go build")
     if "compile-only" not in roles:
