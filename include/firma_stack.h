@@ -30,6 +30,8 @@
 
 
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /** Expands to its argument, stringified after macro expansion. */
@@ -531,6 +533,133 @@ int32_t firma_watch_fd(const struct firma_watch *w);
  * other call on it running or following.
  */
 void firma_watch_close(struct firma_watch *w);
+
+/**
+ * Writes the marker `<runtime_dir>/run/<sandbox_id>` (NULL `runtime_dir`:
+ * the default) atomically: readers never see it without its metadata, and
+ * an existing marker is never overwritten (`FIRMA_IO`, "marker already
+ * exists").
+ *
+ * `marker_json` is a JSON object with the required keys `"sandbox_id"`,
+ * `"agent_id"`, `"session_id"`, `"authority_url"`,
+ * `"policy_bundle_version"` (strings) and the optional `"pid"` (default:
+ * the calling process), `"started_at"` (RFC 3339; default: now, UTC) and
+ * `"listen"` (an absolute Unix socket path or `host:port`; default: the
+ * marker's `sidecar.sock`). The library records the identity of the
+ * process `pid` (its start time, the boot id, its pid and time namespaces),
+ * so `firma_sidecar_stop` can verify it later; a `pid` with no process is
+ * `FIRMA_IO` (`ESRCH`). A missing, unknown or repeated key, a value of the
+ * wrong type, an invalid sandbox id, pid or `listen` is
+ * `FIRMA_INVALID_ARGUMENT` naming it; a directory that fails the trust
+ * checks (or is not the caller's or root's) is `FIRMA_UNTRUSTED_DIRECTORY`.
+ * On any failure nothing is written. Missing directories are created
+ * (mode 0700).
+ *
+ * On `FIRMA_OK`, `*out_json` is the marker directory's path as a JSON
+ * string. Free `*out_json` with `firma_string_free`.
+ *
+ * # Safety
+ * `runtime_dir` is NULL or a NUL-terminated string; `marker_json` is NULL
+ * or a NUL-terminated string; `out_json` is NULL or writable. Thread-safe.
+ */
+int32_t firma_marker_create(const char *runtime_dir, const char *marker_json, char **out_json);
+
+/**
+ * Removes the marker of `sandbox_id` under `runtime_dir` (NULL: the
+ * default) whatever its state: for the writer of a marker, on its way
+ * out. The same atomic rename-then-delete as collection; a symlink or a
+ * file in `run/` is never removed (`FIRMA_MARKER_PARSE`). An invalid
+ * sandbox id is `FIRMA_INVALID_ARGUMENT`; a directory that fails the trust
+ * checks `FIRMA_UNTRUSTED_DIRECTORY`, whether or not the marker exists.
+ *
+ * On `FIRMA_OK`, `*out_json` is the JSON literal `true` (removed) or
+ * `false` (there was none). Free it with `firma_string_free`.
+ *
+ * # Safety
+ * `runtime_dir` is NULL or a NUL-terminated string; `sandbox_id` is NULL
+ * or a NUL-terminated string; `out_json` is NULL or writable. Thread-safe.
+ */
+int32_t firma_marker_remove(const char *runtime_dir, const char *sandbox_id, char **out_json);
+
+/**
+ * `firma_sidecar_list_with_timeout`, keeping only the sidecars the filter
+ * `filter_json` selects: NULL (everything) or the JSON object
+ * `{"states": [...], "agent": "...", "session": "...", "reasons": [...],
+ * "sandbox_ids": [...]}`, every key optional; every key given must match
+ * (a list: one of its values). An entry has no reason, so a filter with
+ * `"reasons"` selects none. An unknown key, state or reason, a key given
+ * twice, or a value of the wrong type is `FIRMA_INVALID_ARGUMENT` naming
+ * it. Stale markers are collected as `firma_sidecar_list` does, whether or
+ * not the filter selects them.
+ *
+ * # Safety
+ * `runtime_dir` and `filter_json` are NULL or NUL-terminated strings;
+ * `out_json` is NULL or writable. Thread-safe.
+ */
+int32_t firma_sidecar_list_filtered(const char *runtime_dir,
+                                    const char *filter_json,
+                                    uint32_t timeout_ms,
+                                    char **out_json);
+
+/**
+ * `firma_sidecar_inspect`, keeping only the reports the filter
+ * `filter_json` selects (as in `firma_sidecar_list_filtered`; a report
+ * matches `"sandbox_ids"` by its name, `"reasons"` by its reason, and a
+ * broken one, which has no entry, matches no `"agent"` or `"session"`).
+ * Read-only.
+ *
+ * # Safety
+ * `runtime_dir` and `filter_json` are NULL or NUL-terminated strings;
+ * `out_json` is NULL or writable. Thread-safe.
+ */
+int32_t firma_sidecar_inspect_filtered(const char *runtime_dir,
+                                       const char *filter_json,
+                                       uint32_t timeout_ms,
+                                       char **out_json);
+
+/**
+ * Waits until every sidecar named in `wait_json` meets its condition under
+ * `runtime_dir` (NULL: the default), or the timeout passes, on a read-only
+ * watcher (exits are seen at once, endpoints at each probe round); nothing
+ * is collected. Blocks up to the timeout.
+ *
+ * `wait_json` is a JSON object with `"sandbox_ids"` (required, a non-empty
+ * array), `"for"` (required: `"running"`, a marker whose state is
+ * `running`, or `"gone"`, no marker or state `stopped`), `"timeout_ms"`
+ * (default 30000, at most one day; 0 judges once after the first full
+ * scan), `"probe_timeout_ms"` (0 or absent: `FIRMA_DEFAULT_TIMEOUT_MS`)
+ * and `"probe_interval_ms"` (default 1000). An unknown, missing or
+ * repeated key, a value of the wrong type or out of range, or an invalid
+ * sandbox id is `FIRMA_INVALID_ARGUMENT` naming it.
+ *
+ * A timeout is not an error: on `FIRMA_OK`, `*out_json` is the outcome
+ * `{"condition", "met" (every id met it), "waited_ms", "sidecars":
+ * [{"sandbox_id", "state" (null: no marker), "met"}]}`, ids in the order
+ * given. A missing runtime directory is waited on as an empty one. Free
+ * `*out_json` with `firma_string_free`.
+ *
+ * # Safety
+ * `runtime_dir` and `wait_json` are NULL or NUL-terminated strings;
+ * `out_json` is NULL or writable. Thread-safe.
+ */
+int32_t firma_sidecar_wait(const char *runtime_dir, const char *wait_json, char **out_json);
+
+/**
+ * Whether `runtime_dir` (NULL: the default) is there to be read: the
+ * reading calls answer a directory that does not exist as an empty one, so
+ * a mistyped path looks like an idle host; this tells them apart. Never
+ * fails for the directory's sake (only for a bad argument).
+ *
+ * On `FIRMA_OK`, `*out_json` is a JSON string: `"present"` (a directory
+ * that can be listed, its `run/` too when it exists), `"missing"` (nothing
+ * at that path) or `"unreadable"` (not a directory, or it or its `run/`
+ * cannot be listed). Free it with `firma_string_free`.
+ *
+ * # Safety
+ * `runtime_dir` is NULL or a NUL-terminated string; `out_json` is NULL or
+ * writable. Thread-safe.
+ */
+int32_t firma_runtime_dir_state(const char *runtime_dir, char **out_json);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -2,8 +2,9 @@
 # the C ABI, linked against the static library
 # target/release/libfirma_stack.a.
 #
-# test-go: gofmt, go vet, the race-enabled tests, one run with the strict
-# cgo pointer checks (GOEXPERIMENT=cgocheck2), and a program built OUTSIDE
+# test-go: gofmt, go vet, go doc free of cgo names, the race-enabled
+# tests, one run with the strict cgo pointer checks
+# (GOEXPERIMENT=cgocheck2), and a program built OUTSIDE
 # the repository through a replace directive, vendored (`go mod vendor`)
 # with either tag. Go is expected on the machine
 # (CI has it); nothing is downloaded: GOTOOLCHAIN=local, and the module has
@@ -42,6 +43,9 @@ test-go: build-rust build-testkit include/firma_stack.h go-header-check
 	@cd $(GO_DIR) && unformatted=$$(gofmt -l .) && if [[ -n $$unformatted ]]; then \
 	    echo "FAIL: gofmt needed in $(GO_DIR): $$unformatted" >&2; exit 1; fi
 	cd $(GO_DIR) && $(GO_ENV) $(GO_BIN) vet ./...
+	@# The documentation shows Go, never a cgo name (C.FIRMA_..., C.char).
+	@cd $(GO_DIR) && if $(GO_ENV) $(GO_BIN) doc -all . | grep -nE '\bC\.[A-Za-z_]'; then \
+	    echo "FAIL: go doc shows cgo names (above): export plain Go values" >&2; exit 1; fi
 	cd $(GO_DIR) && $(GO_ENV) $(GO_BIN) test -race -count=1 ./...
 	cd $(GO_DIR) && $(GO_ENV) GOEXPERIMENT=cgocheck2 $(GO_BIN) test -count=1 ./...
 	$(GO_ENV) GO=$(GO_BIN) bash $(GO_DIR)/scripts/outside-module.sh

@@ -98,6 +98,7 @@ fn library(step: &Value) -> Result<Value, Value> {
     let runtime = str_of(step, "runtime").to_owned();
     let id = str_of(step, "id").to_owned();
     let dir = str_of(step, "dir").to_owned();
+    let arg = str_of(step, "arg").to_owned();
     let opts = step["timeout_ms"]
         .as_u64()
         .map(|ms| ProbeOptions::with_timeout(Duration::from_millis(ms)))
@@ -113,6 +114,18 @@ fn library(step: &Value) -> Result<Value, Value> {
             "inspect" => to(sm::inspect_with(&runtime, &opts).map(|v| json!(v))),
             "watch_synced" => to(watch_synced(&runtime, opts)),
             "metrics" => to(metrics(&runtime, opts).map(|t| json!(t))),
+            "list_filtered" => to(sm::Filter::from_json(&arg).and_then(|f| {
+                let mut v = sm::list_with(&runtime, &opts)?;
+                v.retain(|e| f.matches_entry(e));
+                Ok(json!(v))
+            })),
+            "inspect_filtered" => to(sm::Filter::from_json(&arg).and_then(|f| {
+                let mut v = sm::inspect_with(&runtime, &opts)?;
+                v.retain(|r| f.matches_report(r));
+                Ok(json!(v))
+            })),
+            "wait" => to(wait(&runtime, &arg, opts)),
+            "runtime_dir_state" => Ok(json!(sm::runtime_dir_state(&runtime))),
             other => Err(json!({ "code": format!("runner has no op {other}") })),
         };
         let _ = tx.send(answer);
@@ -128,6 +141,22 @@ fn metrics(runtime: &str, probe: ProbeOptions) -> Result<String, StackError> {
         collect: true,
     };
     sm::metrics::render_metrics(runtime, &opts, sm::metrics::Format::Text)
+}
+
+/// The core's `wait` for a step's request `{"sandbox_ids", "for",
+/// "timeout_ms"}`, the other options the defaults.
+fn wait(runtime: &str, request: &str, probe: ProbeOptions) -> Result<Value, StackError> {
+    let r: Value = serde_json::from_str(request).expect("the testkit's JSON");
+    let ids: Vec<String> = serde_json::from_value(r["sandbox_ids"].clone()).unwrap_or_default();
+    let mut opts = sm::WaitOptions {
+        condition: serde_json::from_value(r["for"].clone()).expect("a condition"),
+        probe,
+        ..sm::WaitOptions::default()
+    };
+    if let Some(ms) = r["timeout_ms"].as_u64() {
+        opts.timeout = Duration::from_millis(ms);
+    }
+    sm::wait(runtime, &ids, &opts).map(|o| json!(o))
 }
 
 /// A read-only watcher's events up to and including `synced`.
@@ -178,6 +207,34 @@ fn cli_watch_synced(mut cmd: Command) -> Result<Value, Value> {
     result
 }
 
+/// The CLI's selection flags for a step's filter (`--state`, `--agent`,
+/// `--session`, `--reason`; the ids as `--sandbox-id`, or as the NAMEs of
+/// `inspect`).
+fn cli_select<'a>(cmd: &'a mut Command, step: &Value, inspect: bool) -> &'a mut Command {
+    let f: Value = serde_json::from_str(str_of(step, "arg")).unwrap();
+    let list = |k: &str| f[k].as_array().cloned().unwrap_or_default();
+    let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
+    for s in list("states") {
+        cmd.arg("--state").arg(text(&s));
+    }
+    for (key, flag) in [("agent", "--agent"), ("session", "--session")] {
+        if let Some(v) = f[key].as_str() {
+            cmd.arg(flag).arg(v);
+        }
+    }
+    for r in list("reasons") {
+        cmd.arg("--reason").arg(text(&r));
+    }
+    for id in list("sandbox_ids") {
+        if inspect {
+            cmd.arg(text(&id));
+        } else {
+            cmd.arg("--sandbox-id").arg(text(&id));
+        }
+    }
+    cmd
+}
+
 /// What the CLI says for a step: `None` when it has no such command.
 /// Errors are exit status 2 with a message `firma: …` naming the path, so
 /// they are compared by that: the code is not part of the CLI's output.
@@ -196,6 +253,20 @@ fn cli(step: &Value, expected: &Value) -> Option<Result<Value, Value>> {
         "inspect" => cmd.args(["sidecar", "inspect", "--json"]),
         "watch_synced" => return Some(cli_watch_synced(cmd)),
         "metrics" => cmd.args(["sidecar", "metrics"]),
+        "list_filtered" => cli_select(cmd.args(["sidecar", "status", "--json"]), step, false),
+        "inspect_filtered" => cli_select(cmd.args(["sidecar", "inspect", "--json"]), step, true),
+        "wait" => {
+            let r: Value = serde_json::from_str(str_of(step, "arg")).unwrap();
+            cmd.args(["sidecar", "wait", "--json", "--for"])
+                .arg(r["for"].as_str().unwrap_or(""))
+                .arg("--timeout")
+                .arg(format!("{}ms", r["timeout_ms"].as_u64().unwrap_or(30_000)))
+                .arg("--");
+            for id in r["sandbox_ids"].as_array().into_iter().flatten() {
+                cmd.arg(id.as_str().unwrap_or(""));
+            }
+            &mut cmd
+        }
         _ => return None,
     };
     let out = cmd.output().unwrap();
@@ -204,7 +275,12 @@ fn cli(step: &Value, expected: &Value) -> Option<Result<Value, Value>> {
     if str_of(step, "op") == "metrics" && out.status.code() == Some(0) {
         return Some(Ok(json!(stdout)));
     }
-    Some(match out.status.code() {
+    // `wait` exits 7 when it timed out, its outcome printed all the same.
+    let code = match out.status.code() {
+        Some(7) if str_of(step, "op") == "wait" => Some(0),
+        code => code,
+    };
+    Some(match code {
         Some(0 | 1) => serde_json::from_str(&stdout).map_err(
             |e| json!({ "code": format!("cli printed no JSON ({e}): {stdout:?} {stderr:?}") }),
         ),

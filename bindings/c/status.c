@@ -129,19 +129,37 @@ static bool print_json(bool json_out, char *answer)
     return true;
 }
 
+/* The answer of a call, parsed for a table: NULL with *rc set when the call
+ * failed (its error object reported, 2), --json printed it, or it is not
+ * what the command shows: an array, or with `one` an object or null (the
+ * JSON null of a missing marker sets *rc to 1). */
+static json_t *for_table(const char *what, int32_t st, char *answer, bool json_out, bool one,
+                         int *rc)
+{
+    if (st != FIRMA_OK) {
+        *rc = report_error(what, st, answer);
+        return NULL;
+    }
+    *rc = one && strcmp(answer, "null") == 0 ? 1 : 0;
+    if (print_json(json_out, answer))
+        return NULL;
+    json_t *v = take(answer);
+    if (one ? json_is_object(v) || json_is_null(v) : json_is_array(v))
+        return v;
+    *rc = unexpected(what, v);
+    return NULL;
+}
+
 /* ---- commands ------------------------------------------------------- */
 
 static int cmd_list(const char *dir, uint32_t timeout_ms, bool json_out)
 {
     char *answer = NULL;
+    int rc;
     int32_t st = firma_sidecar_list_with_timeout(dir, timeout_ms, &answer);
-    if (st != FIRMA_OK)
-        return report_error("list", st, answer);
-    if (print_json(json_out, answer))
-        return 0;
-    json_t *list = take(answer);
-    if (!json_is_array(list))
-        return unexpected("list", list);
+    json_t *list = for_table("list", st, answer, json_out, false, &rc);
+    if (list == NULL)
+        return rc;
     size_t i;
     json_t *e;
     json_array_foreach(list, i, e) {
@@ -164,20 +182,16 @@ static int cmd_list(const char *dir, uint32_t timeout_ms, bool json_out)
 static int cmd_get(const char *dir, uint32_t timeout_ms, const char *id, bool json_out)
 {
     char *answer = NULL;
+    int rc;
     int32_t st = firma_sidecar_get_with_timeout(dir, id, timeout_ms, &answer);
-    if (st != FIRMA_OK)
-        return report_error("get", st, answer);
-    int rc = strcmp(answer, "null") == 0 ? 1 : 0;
-    if (print_json(json_out, answer))
+    json_t *e = for_table("get", st, answer, json_out, true, &rc);
+    if (e == NULL)
         return rc;
-    json_t *e = take(answer);
     if (json_is_null(e)) {
         fprintf(stderr, "status: no sidecar %s\n", id);
-    } else if (json_is_object(e)) {
+    } else {
         print_header();
         print_row(e);
-    } else {
-        return unexpected("get", e);
     }
     json_decref(e);
     return rc;
@@ -186,14 +200,11 @@ static int cmd_get(const char *dir, uint32_t timeout_ms, const char *id, bool js
 static int cmd_gc(const char *dir, bool json_out)
 {
     char *answer = NULL;
+    int rc;
     int32_t st = firma_sidecar_gc_stale(dir, &answer);
-    if (st != FIRMA_OK)
-        return report_error("gc", st, answer);
-    if (print_json(json_out, answer))
-        return 0;
-    json_t *ids = take(answer);
-    if (!json_is_array(ids))
-        return unexpected("gc", ids);
+    json_t *ids = for_table("gc", st, answer, json_out, false, &rc);
+    if (ids == NULL)
+        return rc;
     size_t i;
     json_t *id;
     json_array_foreach(ids, i, id) printf("removed %s\n", json_string_value(id));
@@ -208,14 +219,11 @@ static int cmd_gc(const char *dir, bool json_out)
 static int cmd_inspect(const char *dir, uint32_t timeout_ms, bool json_out)
 {
     char *answer = NULL;
+    int rc;
     int32_t st = firma_sidecar_inspect(dir, timeout_ms, &answer);
-    if (st != FIRMA_OK)
-        return report_error("inspect", st, answer);
-    if (print_json(json_out, answer))
-        return 0;
-    json_t *reports = take(answer);
-    if (!json_is_array(reports))
-        return unexpected("inspect", reports);
+    json_t *reports = for_table("inspect", st, answer, json_out, false, &rc);
+    if (reports == NULL)
+        return rc;
     size_t i;
     json_t *r;
     json_array_foreach(reports, i, r) {
@@ -295,20 +303,16 @@ static int cmd_stop(const char *dir, const char *id, long grace_ms, bool json_ou
     char options[64], *answer = NULL;
     if (grace_ms >= 0)
         snprintf(options, sizeof options, "{\"grace_ms\":%ld}", grace_ms);
+    int rc;
     int32_t st = firma_sidecar_stop(dir, id, grace_ms >= 0 ? options : NULL, &answer);
-    if (st != FIRMA_OK)
-        return report_error("stop", st, answer);
-    int rc = strcmp(answer, "null") == 0 ? 1 : 0;
-    if (print_json(json_out, answer))
+    json_t *out = for_table("stop", st, answer, json_out, true, &rc);
+    if (out == NULL)
         return rc;
-    json_t *out = take(answer);
     if (json_is_null(out)) {
         fprintf(stderr, "status: no sidecar %s\n", id);
         json_decref(out);
         return 1;
     }
-    if (!json_is_object(out))
-        return unexpected("stop outcome", out);
     printf("stop %s (pid %" JSON_INTEGER_FORMAT "): sent", str(out, "sandbox_id"),
            json_integer_value(json_object_get(out, "pid")));
     size_t i;

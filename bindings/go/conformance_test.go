@@ -27,6 +27,7 @@ type conformanceStep struct {
 	Runtime   string   `json:"runtime"`
 	ID        string   `json:"id"`
 	Dir       string   `json:"dir"`
+	Arg       string   `json:"arg"`
 	TimeoutMS *int64   `json:"timeout_ms"`
 	Skip      []string `json:"skip"`
 	Expect    string   `json:"expect"`
@@ -63,6 +64,25 @@ func conformanceCall(s conformanceStep) (string, any) {
 		v = nonNil(reports)
 	case "metrics":
 		v, err = firmastack.RenderMetricsContext(ctx, s.Runtime, firmastack.MetricsOptions{}, firmastack.MetricsText)
+	case "list_filtered":
+		v, err = filtered(ctx, s, firmastack.ListFiltered)
+	case "inspect_filtered":
+		v, err = filtered(ctx, s, firmastack.InspectFiltered)
+	case "wait":
+		var r struct {
+			SandboxIDs []string           `json:"sandbox_ids"`
+			For        firmastack.WaitFor `json:"for"`
+			TimeoutMS  *int64             `json:"timeout_ms"`
+		}
+		if err = json.Unmarshal([]byte(s.Arg), &r); err == nil {
+			timeout := 30 * time.Second
+			if r.TimeoutMS != nil {
+				timeout = time.Duration(*r.TimeoutMS) * time.Millisecond
+			}
+			v, err = firmastack.Wait(context.Background(), s.Runtime, r.SandboxIDs, r.For, timeout)
+		}
+	case "runtime_dir_state":
+		v, err = firmastack.RuntimeDirState(s.Runtime)
 	default:
 		return "error", map[string]any{"code": "the Go runner has no op " + s.Op}
 	}
@@ -74,6 +94,17 @@ func conformanceCall(s conformanceStep) (string, any) {
 		return "error", map[string]any{"code": fe.Code, "path": fe.Path, "errno": int(fe.Errno)}
 	}
 	return "ok", v
+}
+
+// filtered calls a filtered operation with the step's filter.
+func filtered[T any](ctx context.Context, s conformanceStep,
+	call func(context.Context, string, firmastack.Filter) ([]T, error)) (any, error) {
+	var f firmastack.Filter
+	if err := json.Unmarshal([]byte(s.Arg), &f); err != nil {
+		return nil, err
+	}
+	items, err := call(ctx, s.Runtime, f)
+	return nonNil(items), err
 }
 
 // watchSynced returns a read-only watcher's events up to and including

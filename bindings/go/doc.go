@@ -57,6 +57,15 @@
 // cancellation after that is not observed, and a context without a deadline
 // uses the default timeout.
 //
+// # Writing, selecting, waiting
+//
+// [CreateMarker] and [RemoveMarker] are the core's writer: a sidecar (or its
+// supervisor) registers itself, and the core records its process's
+// identity so [Stop] can verify it later. [ListFiltered] and
+// [InspectFiltered] take the core's [Filter]; [Wait] blocks until sidecars
+// are running or gone (on the core's watcher, not by polling);
+// [RuntimeDirState] tells a missing runtime directory from an idle one.
+//
 // # Errors
 //
 // Failures are *[Error] values carrying the core's stable error code; test

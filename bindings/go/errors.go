@@ -73,12 +73,11 @@ type Error struct {
 // Sentinel errors, one per code, for errors.Is. They match any *Error with
 // the same Code.
 var (
-	ErrInvalidArgument  = &Error{Code: CodeInvalidArgument}
-	ErrIO               = &Error{Code: CodeIO}
-	ErrMarkerParse      = &Error{Code: CodeMarkerParse}
-	ErrIdentityMismatch = &Error{Code: CodeIdentityMismatch}
-	ErrInternal         = &Error{Code: CodeInternal}
-
+	ErrInvalidArgument      = &Error{Code: CodeInvalidArgument}
+	ErrIO                   = &Error{Code: CodeIO}
+	ErrMarkerParse          = &Error{Code: CodeMarkerParse}
+	ErrIdentityMismatch     = &Error{Code: CodeIdentityMismatch}
+	ErrInternal             = &Error{Code: CodeInternal}
 	ErrIdentityUnverifiable = &Error{Code: CodeIdentityUnverifiable}
 	ErrPidReused            = &Error{Code: CodePidReused}
 	ErrRefused              = &Error{Code: CodeRefused}

@@ -11,6 +11,7 @@ import "C"
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -29,14 +30,15 @@ func ABIVersion() uint32 {
 	return uint32(C.firma_abi_version())
 }
 
-// The core's probe-timeout policy, as the C header defines it.
+// The core's probe-timeout policy (the C header's FIRMA_DEFAULT_TIMEOUT_MS
+// and FIRMA_MAX_TIMEOUT_MS; a test checks that they agree).
 const (
 	// DefaultTimeout is the probe timeout of a call whose context has no
 	// deadline.
-	DefaultTimeout = time.Duration(C.FIRMA_DEFAULT_TIMEOUT_MS) * time.Millisecond
+	DefaultTimeout = 200 * time.Millisecond
 	// MaxTimeout is the longest probe timeout the core accepts; a context
 	// deadline further away probes for MaxTimeout at most.
-	MaxTimeout = time.Duration(C.FIRMA_MAX_TIMEOUT_MS) * time.Millisecond
+	MaxTimeout = 10 * time.Minute
 )
 
 // DefaultRuntimeDir returns the runtime directory used when a caller passes
@@ -82,20 +84,29 @@ func Get(runtimeDir, sandboxID string) (*SidecarEntry, error) {
 
 // GetContext is [Get] with the probe timeout taken from ctx's deadline.
 func GetContext(ctx context.Context, runtimeDir, sandboxID string) (*SidecarEntry, error) {
-	timeout, dir, err := timeoutAndDir(ctx, runtimeDir)
-	if err != nil {
-		return nil, err
-	}
-	defer C.free(unsafe.Pointer(dir))
-	id, err := cString("sandbox id", sandboxID)
-	if err != nil {
-		return nil, err
-	}
-	defer C.free(unsafe.Pointer(id))
+	return probingCall(ctx, runtimeDir, "sandbox id", sandboxID, (*SidecarEntry)(nil),
+		func(dir, id *C.char, timeout C.uint32_t, out **C.char) C.int32_t {
+			return C.firma_sidecar_get_with_timeout(dir, id, timeout, out)
+		})
+}
 
+// probingCall is the body of a probing call with one string argument
+// besides the runtime directory (what names it in an error): the timeout
+// from ctx, both strings in C, the call, its answer decoded into v.
+func probingCall[T any](ctx context.Context, runtimeDir, what, arg string, v T,
+	call func(dir, arg *C.char, timeout C.uint32_t, out **C.char) C.int32_t) (T, error) {
+	var zero T
+	timeout, err := timeoutFrom(ctx)
+	if err != nil {
+		return zero, err
+	}
+	dir, cArg, err := dirAnd(runtimeDir, what, arg)
+	if err != nil {
+		return zero, err
+	}
+	defer freeBoth(dir, cArg)
 	var out *C.char
-	status := C.firma_sidecar_get_with_timeout(dir, id, timeout, &out)
-	return decodeResult(status, out, (*SidecarEntry)(nil))
+	return decodeResult(call(dir, cArg, timeout, &out), out, v)
 }
 
 // GCStale removes the marker of every sidecar that has provably stopped
@@ -233,6 +244,10 @@ const headerABIVersion = C.FIRMA_ABI_VERSION
 // maxTimeoutMS is FIRMA_MAX_TIMEOUT_MS of the header compiled against.
 const maxTimeoutMS = C.FIRMA_MAX_TIMEOUT_MS
 
+// defaultTimeoutMS is FIRMA_DEFAULT_TIMEOUT_MS of the header compiled
+// against (checked equal to DefaultTimeout by a test).
+const defaultTimeoutMS = C.FIRMA_DEFAULT_TIMEOUT_MS
+
 // statusCodes is the library's own table of status numbers to codes
 // (firma_error_codes), read once; it is used only when an error object
 // cannot be decoded.
@@ -351,6 +366,28 @@ func decodeAs[T any](text string, v T) (T, error) {
 	return v, nil
 }
 
+// dirAnd converts the runtime directory ("" is NULL) and one more string
+// argument (what names it in an error) for a call; the caller frees both
+// with freeBoth.
+func dirAnd(runtimeDir, what, s string) (*C.char, *C.char, error) {
+	dir, err := runtimeDirArg(runtimeDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	arg, err := cString(what, s)
+	if err != nil {
+		C.free(unsafe.Pointer(dir))
+		return nil, nil, err
+	}
+	return dir, arg, nil
+}
+
+// freeBoth frees the arguments dirAnd made (C.free(nil) is a no-op).
+func freeBoth(dir, arg *C.char) {
+	C.free(unsafe.Pointer(dir))
+	C.free(unsafe.Pointer(arg))
+}
+
 // timeoutAndDir is timeoutFrom and runtimeDirArg, the first arguments of
 // every call on a runtime directory; the caller frees dir with C.free.
 func timeoutAndDir(ctx context.Context, runtimeDir string) (C.uint32_t, *C.char, error) {
@@ -382,4 +419,32 @@ func decode(text string, into any) error {
 		}
 	}
 	return nil
+}
+
+// uninterruptible runs call, a C call that cannot be interrupted and that
+// frees its own arguments, on a goroutine of its own. It returns call's
+// answer; when ctx is cancelled first, ctx.Err() at once (call finishes in
+// the background). A passed deadline is not a cancellation: the caller
+// shortened the call's own bound to it, so the answer is due and awaited.
+func uninterruptible[T any](ctx context.Context, call func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := call()
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			r := <-done
+			return r.v, r.err
+		}
+		var zero T
+		return zero, ctx.Err()
+	}
 }

@@ -41,3 +41,12 @@ func TestABIVersions(t *testing.T) {
 			headerABIVersion, ABIVersion(), BindingABIVersion)
 	}
 }
+
+// The plain Go constants are the header's numbers.
+func TestTimeoutConstantsAreTheHeaders(t *testing.T) {
+	if DefaultTimeout != time.Duration(defaultTimeoutMS)*time.Millisecond ||
+		MaxTimeout != time.Duration(maxTimeoutMS)*time.Millisecond {
+		t.Fatalf("DefaultTimeout %v, MaxTimeout %v; the header says %d ms and %d ms",
+			DefaultTimeout, MaxTimeout, defaultTimeoutMS, maxTimeoutMS)
+	}
+}

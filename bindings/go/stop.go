@@ -8,7 +8,6 @@ import "C"
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"syscall"
 	"time"
@@ -72,11 +71,6 @@ type stopOptionsJSON struct {
 	VerifyIdentity bool   `json:"verify_identity"`
 }
 
-type stopResult struct {
-	outcome *StopOutcome
-	err     error
-}
-
 // Stop stops the sidecar of sandboxID under runtimeDir ("" means the
 // default) safely, through the core's firma_sidecar_stop: the marker's
 // process identity is checked, a pidfd pins the process, the identity is
@@ -132,37 +126,17 @@ func Stop(ctx context.Context, runtimeDir, sandboxID string, opts StopOptions) (
 	if err != nil {
 		return nil, err
 	}
-	dir, err := runtimeDirArg(runtimeDir)
+	dir, id, err := dirAnd(runtimeDir, "sandbox id", sandboxID)
 	if err != nil {
-		return nil, err
-	}
-	id, err := cString("sandbox id", sandboxID)
-	if err != nil {
-		C.free(unsafe.Pointer(dir))
 		return nil, err
 	}
 	cOpts := C.CString(optJSON)
 
-	done := make(chan stopResult, 1)
-	go func() {
-		defer C.free(unsafe.Pointer(dir))
-		defer C.free(unsafe.Pointer(id))
+	return uninterruptible(ctx, func() (*StopOutcome, error) {
+		defer freeBoth(dir, id)
 		defer C.free(unsafe.Pointer(cOpts))
 		var out *C.char
 		status := C.firma_sidecar_stop(dir, id, cOpts, &out)
-		outcome, err := decodeResult(status, out, (*StopOutcome)(nil))
-		done <- stopResult{outcome: outcome, err: err}
-	}()
-	select {
-	case r := <-done:
-		return r.outcome, r.err
-	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			// The grace period ended with the deadline: the core is about
-			// to answer (after the SIGKILL wait at most).
-			r := <-done
-			return r.outcome, r.err
-		}
-		return nil, ctx.Err()
-	}
+		return decodeResult(status, out, (*StopOutcome)(nil))
+	})
 }

@@ -10,7 +10,6 @@ import (
 	"context"
 	"sync"
 	"time"
-	"unsafe"
 )
 
 // EventKind says what an [Event] reports.
@@ -28,8 +27,8 @@ const (
 	// EventChanged: a known sidecar changed state (or metadata). Entry and
 	// Previous are set.
 	EventChanged EventKind = "changed"
-	// EventGone: a known sidecar left. Reason is "collected" (this watcher
-	// removed its stale marker) or "removed" (by other hands).
+	// EventGone: a known sidecar left. Reason is [GoneCollected] (this
+	// watcher removed its stale marker) or [GoneRemoved] (by other hands).
 	EventGone EventKind = "gone"
 	// EventResync: the watcher lost track (or runs degraded, as Reason
 	// says) and rescans; the events that follow correct the state, then
@@ -44,22 +43,31 @@ const (
 	EventError EventKind = "error"
 )
 
+// EventReason is the reason of an [EventGone] (one of the Gone
+// constants) or of an [EventResync] (one line for a person, saying how the
+// watcher lost track or which degraded mode it entered).
+type EventReason string
+
+// The reasons of an [EventGone].
+const (
+	// GoneCollected: this watcher removed the sidecar's stale marker.
+	GoneCollected EventReason = "collected"
+	// GoneRemoved: the marker was removed by other hands.
+	GoneRemoved EventReason = "removed"
+)
+
 // Event is one event of a [Watch] stream: the JSON object of every surface.
 type Event struct {
 	Kind      EventKind     `json:"event"`
 	SandboxID string        `json:"sandbox_id,omitempty"`
 	Entry     *SidecarEntry `json:"entry,omitempty"`
 	Previous  State         `json:"previous,omitempty"`
-	Reason    string        `json:"reason,omitempty"`
-	// At is when the watcher saw it: RFC 3339 UTC with milliseconds.
-	At string `json:"at"`
+	Reason    EventReason   `json:"reason,omitempty"`
+	// At is when the watcher saw it (the JSON's RFC 3339 UTC time, with
+	// milliseconds).
+	At time.Time `json:"at"`
 	// Err is the failure of an EventError (a *Error), nil otherwise.
 	Err error `json:"-"`
-}
-
-// Time parses At.
-func (e Event) Time() (time.Time, error) {
-	return time.Parse(time.RFC3339Nano, e.At)
 }
 
 // WatchOptions configures [Watch]; the zero value means the defaults.
@@ -136,13 +144,11 @@ func Watch(ctx context.Context, runtimeDir string, opts WatchOptions) (*Watcher,
 	if err != nil {
 		return nil, err
 	}
-	dir, err := runtimeDirArg(runtimeDir)
+	dir, cOpts, err := dirAnd(runtimeDir, "options", js)
 	if err != nil {
 		return nil, err
 	}
-	defer C.free(unsafe.Pointer(dir))
-	cOpts := C.CString(js)
-	defer C.free(unsafe.Pointer(cOpts))
+	defer freeBoth(dir, cOpts)
 
 	var handle *C.firma_watch
 	var errJSON *C.char
@@ -183,7 +189,7 @@ func (w *Watcher) run(ctx context.Context, handle *C.firma_watch) {
 		}
 		if err != nil {
 			// Not the end: deliver it, pause, and go on.
-			ev = Event{Kind: EventError, Err: err, At: time.Now().UTC().Format("2006-01-02T15:04:05.000Z")}
+			ev = Event{Kind: EventError, Err: err, At: time.Now().UTC().Truncate(time.Millisecond)}
 		}
 		w.setErr(ev.Err)
 		select {

@@ -61,8 +61,8 @@ func TestWatchStreamsAppearedSyncedGoneAndMatchesList(t *testing.T) {
 		seen[0].Entry == nil || int(seen[0].Entry.PID) != a.PID() || seen[0].Entry.State != firmastack.StateRunning {
 		t.Fatalf("initial events = %+v", seen)
 	}
-	if _, err := seen[0].Time(); err != nil {
-		t.Errorf("At %q: %v", seen[0].At, err)
+	if at := seen[0].At; at.IsZero() || at.Location() != time.UTC || time.Since(at) > time.Hour {
+		t.Errorf("At %v: not a recent UTC time", at)
 	}
 	b := fixture.Start(t, dir, "go-bravo")
 	nextMatching(t, w, &seen, "appeared go-bravo", func(e firmastack.Event) bool {
@@ -70,7 +70,7 @@ func TestWatchStreamsAppearedSyncedGoneAndMatchesList(t *testing.T) {
 	})
 	b.Kill(t)
 	gone := nextMatching(t, w, &seen, "gone go-bravo", func(e firmastack.Event) bool { return e.Kind == firmastack.EventGone })
-	if gone.SandboxID != "go-bravo" || gone.Reason != "collected" {
+	if gone.SandboxID != "go-bravo" || gone.Reason != firmastack.GoneCollected {
 		t.Fatalf("gone = %+v", gone)
 	}
 	state := map[string]firmastack.SidecarEntry{}
@@ -205,7 +205,7 @@ wait:
 			if ev.Kind == firmastack.EventError {
 				errorsSeen++
 				var fe *firmastack.Error
-				if !errors.As(ev.Err, &fe) || ev.At == "" {
+				if !errors.As(ev.Err, &fe) || ev.At.IsZero() {
 					t.Errorf("error event without a *firmastack.Error or a time: %+v", ev)
 				}
 			}

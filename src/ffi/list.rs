@@ -16,7 +16,7 @@ use crate::sidecar_markers::{self as sm, ProbeOptions, StackError};
 ///
 /// # Safety
 /// As for [`on_runtime_dir`].
-unsafe fn probing_runtime_dir<T, F>(
+pub(super) unsafe fn probing_runtime_dir<T, E, F>(
     runtime_dir: *const c_char,
     timeout_ms: u32,
     out: *mut *mut c_char,
@@ -24,7 +24,8 @@ unsafe fn probing_runtime_dir<T, F>(
 ) -> i32
 where
     T: Serialize,
-    F: FnOnce(PathBuf, &ProbeOptions) -> Result<T, StackError>,
+    FfiError: From<E>,
+    F: FnOnce(PathBuf, &ProbeOptions) -> Result<T, E>,
 {
     // SAFETY: forwarded contract.
     unsafe { on_runtime_dir(runtime_dir, out, |dir| Ok(f(dir, &opts(timeout_ms)?)?)) }
@@ -32,7 +33,7 @@ where
 
 /// `timeout_ms` argument: 0 is the core's default; anything above the
 /// core's maximum is an invalid argument.
-fn opts(timeout_ms: u32) -> Result<ProbeOptions, FfiError> {
+pub(super) fn opts(timeout_ms: u32) -> Result<ProbeOptions, FfiError> {
     let timeout = match timeout_ms {
         0 => sm::DEFAULT_TIMEOUT,
         ms => Duration::from_millis(ms.into()),

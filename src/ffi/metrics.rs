@@ -52,7 +52,7 @@ impl OptionsObject for MetricsOptionsJson {
 }
 
 fn metrics_options(json: Option<&str>) -> Result<(MetricsOptions, Format), FfiError> {
-    parse_options(json).map(|MetricsOptionsJson(o, f)| (o, f))
+    parse_options(json, "options_json").map(|MetricsOptionsJson(o, f)| (o, f))
 }
 
 /// Scans `runtime_dir` (NULL: the default runtime directory) once and

@@ -24,7 +24,9 @@
 //! library itself (error codes, default runtime directory, freeing its
 //! strings, ABI version); `metrics.rs` the Prometheus metrics of one scan;
 //! `options.rs` the one parser of options objects;
-//! `stop.rs` and `watch.rs` the calls of those names.
+//! `stop.rs` and `watch.rs` the calls of those names; `writer.rs` the
+//! writer (`firma_marker_create`, `firma_marker_remove`); `select.rs` the
+//! filtered calls, waiting and `firma_runtime_dir_state`.
 
 use std::ffi::{CStr, CString, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -49,6 +51,10 @@ mod stop;
 
 mod watch;
 
+mod writer;
+
+mod select;
+
 pub use library::{
     firma_abi_version, firma_default_runtime_dir, firma_error_codes, firma_string_free,
 };
@@ -58,10 +64,15 @@ pub use list::{
     firma_sidecar_probe_entry, firma_sidecar_probe_entry_with_timeout,
 };
 pub use metrics::firma_render_metrics;
+pub use select::{
+    firma_runtime_dir_state, firma_sidecar_inspect_filtered, firma_sidecar_list_filtered,
+    firma_sidecar_wait,
+};
 pub use stop::firma_sidecar_stop;
 pub use watch::{
     firma_watch, firma_watch_close, firma_watch_fd, firma_watch_next, firma_watch_open,
 };
+pub use writer::{firma_marker_create, firma_marker_remove};
 
 /// Version of the C ABI, as returned by `firma_abi_version()`. Bumped on any
 /// incompatible change; it is also the number in the shared library's

@@ -1,5 +1,6 @@
 //! Options objects. Every JSON object the ABI accepts (the options of
-//! `firma_sidecar_stop` and of `firma_watch_open`) is read one way, by
+//! `firma_sidecar_stop`, `firma_watch_open` and `firma_sidecar_wait`, the
+//! marker of `firma_marker_create`) is read one way, by
 //! `parse_options`: a serde visitor over the object's keys that refuses a
 //! key it has already seen, a key it does not know, and a value of the wrong
 //! type, each naming the key. serde_json's own maps keep the last of
@@ -86,8 +87,12 @@ impl<'de, T: OptionsObject> serde::Deserialize<'de> for Options<T> {
 
 /// The one way an options object is parsed: NULL (`None`) is the defaults;
 /// otherwise one JSON object, each key known and present once, each value
-/// of its key's type. The error names the argument and the bad key.
-pub(super) fn parse_options<T: OptionsObject>(json: Option<&str>) -> Result<T, FfiError> {
+/// of its key's type. The error names the argument (`arg`, such as
+/// `options_json`) and the bad key.
+pub(super) fn parse_options<T: OptionsObject>(
+    json: Option<&str>,
+    arg: &str,
+) -> Result<T, FfiError> {
     let Some(json) = json else {
         return Ok(T::default());
     };
@@ -96,9 +101,9 @@ pub(super) fn parse_options<T: OptionsObject>(json: Option<&str>) -> Result<T, F
         .map_err(|e| {
             let shown = sm::text::one_line(&e.to_string());
             FfiError::invalid(if e.is_data() {
-                format!("options_json: {shown}")
+                format!("{arg}: {shown}")
             } else {
-                format!("options_json is not valid JSON: {shown}")
+                format!("{arg} is not valid JSON: {shown}")
             })
         })
 }

@@ -49,7 +49,7 @@ impl OptionsObject for StopOptionsJson {
 
 /// Stop options from the JSON object of `firma_sidecar_stop`.
 pub(super) fn stop_options(json: Option<&str>) -> Result<sm::StopOptions, FfiError> {
-    let StopOptionsJson { mut opts, signal } = parse_options(json)?;
+    let StopOptionsJson { mut opts, signal } = parse_options(json, "options_json")?;
     match signal {
         Some(SignalJson::Name(name)) => opts.signal = sm::parse_signal(&name)?,
         Some(SignalJson::Number(n)) => {

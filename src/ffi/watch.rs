@@ -146,7 +146,7 @@ impl OptionsObject for WatchOptionsJson {
 }
 
 pub(super) fn watch_options(json: Option<&str>) -> Result<sm::WatchOptions, FfiError> {
-    parse_options(json).map(|WatchOptionsJson(o)| o)
+    parse_options(json, "options_json").map(|WatchOptionsJson(o)| o)
 }
 
 /// Starts watching `<runtime_dir>/run` (NULL: the default runtime

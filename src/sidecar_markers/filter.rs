@@ -43,13 +43,13 @@ impl Filter {
             what: "filter".into(),
             reason,
         };
-        // Only an object: serde would also take a (positional) array.
-        let value: serde_json::Value =
-            serde_json::from_str(json).map_err(|e| invalid(e.to_string()))?;
-        if !value.is_object() {
-            return Err(invalid(format!("a filter is a JSON object, not {value}")));
-        }
-        serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
+        // Only an object (serde would also take a positional array), each
+        // key once: serde_json keeps the last of duplicate keys, so
+        // `{"states":["running"],"states":["stopped"]}` would select what a
+        // validator reading the first key never approved (the C ABI's
+        // options objects refuse duplicates for the same reason).
+        let UniqueKeys(map) = serde_json::from_str(json).map_err(|e| invalid(e.to_string()))?;
+        serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| invalid(e.to_string()))
     }
 
     /// True when the filter selects nothing out (everything matches).
@@ -85,6 +85,40 @@ impl Filter {
 
     fn id_ok(&self, id: &str) -> bool {
         self.sandbox_ids.is_empty() || self.sandbox_ids.iter().any(|i| i == id)
+    }
+}
+
+/// A JSON object whose keys each appear once (compared after decoding
+/// escapes); its values are kept as they are.
+struct UniqueKeys(serde_json::Map<String, serde_json::Value>);
+
+impl<'de> Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = UniqueKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a filter, a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut access: A,
+            ) -> std::result::Result<UniqueKeys, A::Error> {
+                let mut map = serde_json::Map::new();
+                while let Some(key) = access.next_key::<String>()? {
+                    if map.contains_key(&key) {
+                        return Err(serde::de::Error::custom(format!(
+                            "duplicate key {}: each key may appear once",
+                            serde_json::Value::String(key)
+                        )));
+                    }
+                    let value = access.next_value()?;
+                    map.insert(key, value);
+                }
+                Ok(UniqueKeys(map))
+            }
+        }
+        d.deserialize_map(Visit)
     }
 }
 
@@ -176,6 +210,36 @@ mod tests {
             );
         }
         assert!(Filter::from_json("{}").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_duplicate_key_is_refused_naming_it() {
+        for (json, key) in [
+            (r#"{"states":["running"],"states":["stopped"]}"#, "states"),
+            (r#"{"agent":"a","agent":"a"}"#, "agent"),
+            // The same key spelled with an escape is the same key.
+            (
+                r#"{"sandbox_ids":["x"],"sandbox\u005fids":[]}"#,
+                "sandbox_ids",
+            ),
+        ] {
+            let e = Filter::from_json(json).unwrap_err().info();
+            assert_eq!(
+                e.code,
+                crate::sidecar_markers::ErrorCode::InvalidArgument,
+                "{json}"
+            );
+            assert!(
+                e.message.contains(&format!("duplicate key \"{key}\"")),
+                "{json}: {}",
+                e.message
+            );
+        }
+        let f = Filter::from_json(r#"{"states":["running"],"agent":"a"}"#).unwrap();
+        assert_eq!(
+            (f.states, f.agent),
+            (vec![State::Running], Some("a".into()))
+        );
     }
 
     #[test]

@@ -88,7 +88,7 @@ pub use wait::{WaitFor, WaitOptions, WaitOutcome, WaitStatus, wait};
 pub use watch::{
     Event, GoneReason, MAX_WATCH_INTERVAL, WatchOptions, Watcher, WatcherOwner, watch,
 };
-pub use writer::{create_marker, remove_marker};
+pub use writer::{create_marker, now_rfc3339, remove_marker};
 
 use paths::caller_path;
 use read::Loc;

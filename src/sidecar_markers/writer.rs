@@ -23,6 +23,13 @@ use super::sys::atomic::{Perm, Replace, Step};
 use super::trust::{self, RunDir};
 use super::{gc, process, sys};
 
+/// Now as RFC 3339 UTC, in seconds, from the system clock: the `started_at`
+/// a writer records for a process starting now (the CLI's `run`, the C
+/// ABI's `firma_marker_create` without one).
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
 /// Creates `<runtime_dir>/run/<sandbox_id>` atomically from `meta` and
 /// returns its path.
 ///
@@ -189,4 +196,14 @@ pub fn remove_marker(runtime_dir: impl AsRef<Path>, sandbox_id: &str) -> Result<
         Err(e) => return Err(StackError::io("stat", marker_path, e)),
     }
     gc::take(run.as_fd(), &id, None).map_err(|e| StackError::io("remove", marker_path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_start_time_is_rfc3339_utc() {
+        let t = super::now_rfc3339();
+        assert_eq!(t.len(), 20, "{t}");
+        assert!(t.starts_with("20") && t.ends_with('Z'), "{t}");
+    }
 }

@@ -26,6 +26,29 @@ static inline pid_t h_dead_pid(void)
     return pid;
 }
 
+/* A forked child that only waits for signals (ignoring SIGTERM when
+ * ignore_term), killed when this process dies; returns once it is ready. */
+static inline pid_t h_pausing_child(bool ignore_term)
+{
+    int fds[2];
+    pid_t pid = h_fork_piped(fds);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (ignore_term)
+            signal(SIGTERM, SIG_IGN);
+        if (write(fds[1], "x", 1) != 1)
+            _exit(1);
+        for (;;)
+            pause();
+    }
+    close(fds[1]);
+    char c;
+    if (read(fds[0], &c, 1) != 1)
+        h_die("child ready");
+    close(fds[0]);
+    return pid;
+}
+
 /* Writes a marker by hand: run/<dir_name>/metadata.toml naming sandbox_id
  * and pid. `extra` is appended verbatim (may be NULL). */
 static inline void h_write_marker(const char *runtime, const char *dir_name,

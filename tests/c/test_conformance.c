@@ -3,7 +3,7 @@
  * tests/conformance/scenarios, laid down by firma-testkit, called through
  * the C ABI. The testkit hands over the plan in its line form
  *
- *   step <i> <op> x<hex runtime> x<hex id> x<hex dir> <timeout_ms> <skip> <expected>
+ *   step <i> <op> x<hex runtime> x<hex id> x<hex dir> x<hex arg> <timeout_ms> <skip> <expected>
  *
  * and puts each answer (the library's JSON, success or error object) into
  * the canonical form the expected strings are in, so this runner only calls
@@ -27,8 +27,17 @@ static bool skipped_here(const char *skip)
 }
 
 static int32_t call(const char *op, const char *rt, const char *id, const char *dir,
-                    uint32_t timeout_ms, char **out)
+                    const char *arg, uint32_t timeout_ms, char **out)
 {
+    /* arg: the step's JSON argument, passed on as it is. */
+    if (strcmp(op, "list_filtered") == 0)
+        return firma_sidecar_list_filtered(rt, arg, timeout_ms, out);
+    if (strcmp(op, "inspect_filtered") == 0)
+        return firma_sidecar_inspect_filtered(rt, arg, timeout_ms, out);
+    if (strcmp(op, "wait") == 0)
+        return firma_sidecar_wait(rt, arg, out);
+    if (strcmp(op, "runtime_dir_state") == 0)
+        return firma_runtime_dir_state(rt, out);
     if (strcmp(op, "list") == 0)
         return timeout_ms ? firma_sidecar_list_with_timeout(rt, timeout_ms, out)
                           : firma_sidecar_list(rt, out);
@@ -139,23 +148,23 @@ static void run_scenario(const char *path, const char *name)
         if (strncmp(k.lines[s], "step ", 5) != 0)
             continue;
         char *save = NULL;
-        char *f[9];
+        char *f[10];
         int nf;
-        /* The expected answer is the rest of the line after 8 fields. */
-        for (nf = 0; nf < 8; nf++) {
+        /* The expected answer is the rest of the line after 9 fields. */
+        for (nf = 0; nf < 9; nf++) {
             f[nf] = strtok_r(nf == 0 ? k.lines[s] : NULL, " ", &save);
             if (!f[nf])
                 break;
         }
-        f[8] = save;
-        if (nf < 8 || !f[8]) {
+        f[9] = save;
+        if (nf < 9 || !f[9]) {
             h_failf(__FILE__, __LINE__, "%s: malformed plan line", name);
             continue;
         }
-        const char *idx = f[1], *op = f[2], *skip = f[7], *expected = f[8];
-        char *rt = h_unhex(f[3]), *id = h_unhex(f[4]), *dir = h_unhex(f[5]);
-        uint32_t timeout_ms = (uint32_t)strtoul(f[6], NULL, 10);
-        if (!rt || !id || !dir) {
+        const char *idx = f[1], *op = f[2], *skip = f[8], *expected = f[9];
+        char *rt = h_unhex(f[3]), *id = h_unhex(f[4]), *dir = h_unhex(f[5]), *arg = h_unhex(f[6]);
+        uint32_t timeout_ms = (uint32_t)strtoul(f[7], NULL, 10);
+        if (!rt || !id || !dir || !arg) {
             h_failf(__FILE__, __LINE__, "%s: bad hex in the plan", name);
             continue;
         }
@@ -181,7 +190,7 @@ static void run_scenario(const char *path, const char *name)
             firma_string_free(text);
         } else {
             char *json = NULL;
-            int32_t st = call(op, rt, id, dir, timeout_ms, &json);
+            int32_t st = call(op, rt, id, dir, arg, timeout_ms, &json);
             if (st < 0) {
                 h_failf(__FILE__, __LINE__, "%s: step %s: no C call for op %s", name, idx, op);
                 continue;

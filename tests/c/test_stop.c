@@ -32,27 +32,6 @@ static bool checked_fail_closed(const char *rt, const char *id, const char *opts
     return true;
 }
 
-/* A forked child that ignores SIGTERM; returns once it does. */
-static pid_t term_ignorer(void)
-{
-    int fds[2];
-    pid_t pid = h_fork_piped(fds);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        signal(SIGTERM, SIG_IGN);
-        if (write(fds[1], "x", 1) != 1)
-            _exit(1);
-        for (;;)
-            pause();
-    }
-    close(fds[1]);
-    char c;
-    if (read(fds[0], &c, 1) != 1)
-        h_die("term_ignorer ready");
-    close(fds[0]);
-    return pid;
-}
-
 /* The inode of this process's pid namespace. */
 static unsigned long long own_pid_ns(void)
 {
@@ -132,7 +111,7 @@ static void reap(pid_t pid)
 static pid_t stubborn_in_runtime(char *rt, size_t size, const char *id)
 {
     h_runtime(rt, size, true);
-    pid_t pid = term_ignorer();
+    pid_t pid = h_pausing_child(true);
     identity_marker(rt, id, pid, 0);
     return pid;
 }
@@ -221,7 +200,7 @@ static void test_refusals_have_their_own_statuses_and_signal_nothing(void)
     char rt[PATH_MAX];
     char *out = NULL;
     h_runtime(rt, sizeof rt, true);
-    pid_t pid = term_ignorer(); /* any live process of ours */
+    pid_t pid = h_pausing_child(true); /* any live process of ours */
     identity_marker(rt, "c-reused", pid, 9);
     h_write_marker(rt, "c-bare", "c-bare", pid, NULL);
     identity_marker(rt, "c-init", 1, 0);
@@ -369,7 +348,7 @@ static void test_another_pid_namespace_with_no_process_there_signals_nothing(voi
     char rt[PATH_MAX], extra[512];
     CHECK_MSG(own_pid_ns() != foreign_ns, "this process is in the namespace called foreign");
     h_runtime(rt, sizeof rt, true);
-    pid_t pid = term_ignorer();
+    pid_t pid = h_pausing_child(true);
     /* A live process's identity, as if recorded in another pid namespace
      * that has no process: the recorded one is provably gone (this reader
      * sees every process), so nothing is signalled, opt-out or not, and
@@ -535,7 +514,7 @@ static void test_duplicate_option_keys_are_refused_and_signal_nothing(void)
 {
     char rt[PATH_MAX], marker[PATH_MAX];
     h_runtime(rt, sizeof rt, true);
-    pid_t pid = term_ignorer();
+    pid_t pid = h_pausing_child(true);
     h_write_marker(rt, "c-dup", "c-dup", pid, NULL); /* no identity recorded */
     h_path(marker, sizeof marker, "%s/run/c-dup", rt);
     static const char *const bad[][2] = {

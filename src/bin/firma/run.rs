@@ -17,31 +17,6 @@ use firma_stack::sidecar_markers::{self as sm, MetadataFile, text};
 use crate::args::RunArgs;
 use crate::ctx::Ctx;
 
-/// RFC 3339 UTC, seconds, from the system clock.
-fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
 /// Writes the marker and execs; returns only on failure (exit 2).
 pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<u8, String> {
     let meta = MetadataFile {
@@ -51,7 +26,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<u8, String> {
         authority_url: args.authority_url.clone(),
         policy_bundle_version: args.policy_bundle_version.clone(),
         pid: std::process::id(),
-        started_at: now_rfc3339(),
+        started_at: sm::now_rfc3339(),
         listen: args.listen.clone(),
         boot_id: None,
         pid_start_ticks: None,
@@ -66,14 +41,4 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<u8, String> {
         "cannot run {}: {err} (marker removed)",
         text::escape(&cmd.to_string_lossy())
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_start_time_is_rfc3339_utc() {
-        let t = super::now_rfc3339();
-        assert_eq!(t.len(), 20, "{t}");
-        assert!(t.starts_with("20") && t.ends_with('Z'), "{t}");
-    }
 }

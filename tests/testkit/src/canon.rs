@@ -36,18 +36,24 @@ pub fn normalise(v: &Value) -> Value {
             _ => None,
         })
     };
-    // A watch event's `at` depends on the clock: not compared.
-    let drop_at = |v: &Value| -> Res<Option<Value>> {
-        Ok(match v {
-            Value::Object(m) if m.contains_key("event") && m.contains_key("at") => {
+    // What depends on the clock is not compared: a watch event's `at`, a
+    // wait outcome's `waited_ms` (an object with the first key loses the
+    // second).
+    const CLOCK: [(&str, &str); 2] = [("event", "at"), ("condition", "waited_ms")];
+    let drop_clock = |v: &Value| -> Res<Option<Value>> {
+        let Value::Object(m) = v else {
+            return Ok(None);
+        };
+        Ok(CLOCK
+            .iter()
+            .find(|(kind, key)| m.contains_key(*kind) && m.contains_key(*key))
+            .map(|(_, key)| {
                 let mut m = m.clone();
-                m.remove("at");
-                Some(rewrite(&Value::Object(m), &set_or_null)?)
-            }
-            _ => None,
-        })
+                m.remove(*key);
+                Value::Object(m)
+            }))
     };
-    let v = rewrite(v, &drop_at).expect("normalising cannot fail");
+    let v = rewrite(v, &drop_clock).expect("normalising cannot fail");
     let v = rewrite(&v, &exposition).expect("normalising cannot fail");
     let v = rewrite(&v, &kernel_neutral).expect("normalising cannot fail");
     rewrite(&v, &set_or_null).expect("normalising cannot fail")

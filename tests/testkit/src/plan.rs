@@ -31,7 +31,8 @@ fn plan_step(
             e.entry("present").or_insert(json!([]));
             json!({ "ok": e })
         }
-        "list" | "get" | "gc_stale" | "probe_entry" | "inspect" | "watch_synced" | "metrics" => {
+        "list" | "get" | "gc_stale" | "probe_entry" | "inspect" | "watch_synced" | "metrics"
+        | "list_filtered" | "inspect_filtered" | "wait" | "runtime_dir_state" => {
             let obj = expect
                 .as_object()
                 .ok_or("expect must be {\"ok\": …} or {\"error\": …}")?;
@@ -51,9 +52,32 @@ fn plan_step(
         .unwrap_or_else(|| ph["runtime"].clone());
     if matches!(
         op,
-        "list" | "get" | "gc_stale" | "inspect" | "watch_synced" | "metrics"
+        "list"
+            | "get"
+            | "gc_stale"
+            | "inspect"
+            | "watch_synced"
+            | "metrics"
+            | "list_filtered"
+            | "inspect_filtered"
+            | "wait"
+            | "runtime_dir_state"
     ) {
         s.insert("runtime".into(), runtime);
+    }
+    // The JSON argument of an op that takes one (a filter, a wait
+    // request), as compact text: every runner passes it on as it is.
+    let arg = match op {
+        "list_filtered" | "inspect_filtered" => Some(("filter", json!({}))),
+        "wait" => Some(("wait", Value::Null)),
+        _ => None,
+    };
+    if let Some((key, default)) = arg {
+        let v = step.get(key).cloned().unwrap_or(default);
+        if v.is_null() {
+            return Err(format!("{op} needs \"{key}\""));
+        }
+        s.insert("arg".into(), json!(v.to_string()));
     }
     for k in ["id", "dir"] {
         if let Some(v) = step.get(k) {
@@ -168,7 +192,7 @@ impl Plan {
     }
 
     /// The line form, for C: `place NAME xHEX` per placeholder, `step I OP
-    /// xRUNTIME xID xDIR TIMEOUT SKIP EXPECT` per step, then `ready`.
+    /// xRUNTIME xID xDIR xARG TIMEOUT SKIP EXPECT` per step, then `ready`.
     fn print_lines(&self, out: &mut impl Write, placeholders: &Map<String, Value>) -> Res<()> {
         for (k, v) in placeholders {
             let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
@@ -183,11 +207,12 @@ impl Plan {
                 .unwrap_or_default();
             writeln!(
                 out,
-                "step {i} {} {} {} {} {} {} {}",
+                "step {i} {} {} {} {} {} {} {} {}",
                 s["op"].as_str().unwrap_or(""),
                 field("runtime"),
                 field("id"),
                 field("dir"),
+                field("arg"),
                 s["timeout_ms"].as_u64().unwrap_or(0),
                 if skip.is_empty() {
                     "-".to_owned()

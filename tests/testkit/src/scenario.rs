@@ -11,7 +11,7 @@ pub type Res<T> = Result<T, String>;
 #[rustfmt::skip]
 const SCENARIO_KEYS: &[&str] = &["about", "runtime_subdir", "processes", "endpoints", "markers", "files", "steps"];
 #[rustfmt::skip]
-pub const STEP_KEYS: &[&str] = &["op", "id", "dir", "runtime", "timeout_ms", "expect", "paths", "skip", "why"];
+pub const STEP_KEYS: &[&str] = &["op", "id", "dir", "runtime", "timeout_ms", "expect", "paths", "skip", "why", "filter", "wait"];
 #[rustfmt::skip]
 pub const MARKER_KEYS: &[&str] = &["dir", "under", "writer", "meta", "omit", "extra_toml", "text", "text_hex", "metadata", "pad_to"];
 
