@@ -11,6 +11,7 @@ FIRMA_CBINDGEN_VERSION := 0.29.4
 C_TOOLS := .tools
 C_CBINDGEN := $(C_TOOLS)/bin/cbindgen
 C_HEADER := include/firma_stack.h
+C_HEADER_FILE := bindings/go/firma_stack.h
 # The Rust source the header is generated from: the C ABI module's root file;
 # cbindgen follows its `mod` declarations into src/ffi/*.rs, in declaration
 # order (overridable so the drift check itself can be tested against a
@@ -33,12 +34,13 @@ c-cbindgen:
 	    $(CARGO) install --locked --quiet --root "$(abspath $(C_TOOLS))" --version "$(FIRMA_CBINDGEN_VERSION)" cbindgen; \
 	fi
 
-## header: regenerate include/firma_stack.h from src/ffi/ (and the Go
-## module's copy of it).
+## header: regenerate the header from src/ffi/. It lives in the Go module
+## (bindings/go/firma_stack.h: a fetched or vendored module must carry it,
+## and Go modules drop symlinks); include/firma_stack.h is a symlink to it,
+## so there is one header.
 header: c-cbindgen
-	"$(C_CBINDGEN)" --quiet --config cbindgen.toml --output "$(C_HEADER)" "$(C_FFI_SRC)"
-	cp "$(C_HEADER)" bindings/go/firma_stack.h
-	@echo "wrote $(C_HEADER) (and its copy in the Go module, bindings/go/firma_stack.h)"
+	"$(C_CBINDGEN)" --quiet --config cbindgen.toml --output "$(C_HEADER_FILE)" "$(C_FFI_SRC)"
+	@echo "wrote $(C_HEADER_FILE) ($(C_HEADER) links to it)"
 
 ## header-check: fail when the committed header differs from src/ffi/.
 header-check: c-cbindgen

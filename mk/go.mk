@@ -24,19 +24,14 @@ GO_ENV = GOTOOLCHAIN=local GOFLAGS='-mod=mod -buildvcs=false' CGO_ENABLED=1 \
 
 GO_HEADER := $(GO_DIR)/firma_stack.h
 
-.PHONY: test-go go-header go-header-check
+.PHONY: test-go go-header-check
 
-## go-header: copy include/firma_stack.h into the Go module (bindings/go),
-## which carries its own copy so that a fetched or vendored module builds.
-go-header:
-	cp include/firma_stack.h $(GO_HEADER)
-
-## go-header-check: fail when the Go module's header copy differs from
-## include/firma_stack.h.
+## go-header-check: fail unless include/firma_stack.h is the symlink to the
+## Go module's header (the one header; see `make header`).
 go-header-check:
-	@if ! diff -u include/firma_stack.h $(GO_HEADER); then \
-	    echo "FAIL: $(GO_HEADER) differs from include/firma_stack.h (diff above); run \`make go-header\`." >&2; exit 1; \
-	fi; echo "go-header-check: $(GO_HEADER) matches include/firma_stack.h"
+	@if [[ $$(readlink include/firma_stack.h) != ../$(GO_HEADER) || ! -f $(GO_HEADER) ]]; then \
+	    echo "FAIL: include/firma_stack.h must be a symlink to ../$(GO_HEADER), the one header" >&2; exit 1; \
+	fi; echo "go-header-check: include/firma_stack.h links to $(GO_HEADER)"
 
 ## test-go: vet and test the Go bindings against the release static library.
 test-go: build-rust build-testkit include/firma_stack.h go-header-check
