@@ -7,6 +7,11 @@
 //! process identity was verified. The others are judged again every probe
 //! round, as a sidecar without a pidfd always was. Running out of
 //! descriptors opening one shrinks the budget to what is held.
+//!
+//! Beside each pidfd is kept what the last probe round found of a settled
+//! sidecar (see [`Quiet`]): the next rounds judge its socket file by the
+//! socket-diagnostics dump without looking it up again, until the marker
+//! is judged again in full.
 
 use std::collections::HashMap;
 use std::io;
@@ -14,13 +19,28 @@ use std::os::fd::AsFd;
 
 use super::schedule::Degradation;
 use crate::sidecar_markers::State;
+use crate::sidecar_markers::probe::SocketFile;
 use crate::sidecar_markers::sys::epoll::Epoll;
 use crate::sidecar_markers::sys::pidfd::Pidfd;
+
+/// A settled sidecar as a probe round found it: its own socket file, as
+/// the dump names it, and the state reported, which the dump's answer must
+/// agree with. Kept until the sidecar is next judged in full, which is the
+/// only way its reported state changes and what every trigger that could
+/// make its socket file another leads to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Quiet {
+    pub file: SocketFile,
+    pub state: State,
+}
 
 struct PidWatch {
     token: u64,
     pid: u32,
     fd: Pidfd,
+    /// What a probe round found of the settled sidecar (docs/design.md,
+    /// "Events"); `None` until then, and again after each full judgement.
+    quiet: Option<Quiet>,
 }
 
 /// A pidfd per sidecar that is not stopped, each registered with the
@@ -75,6 +95,24 @@ impl Pids {
         self.by_name.contains_key(name)
     }
 
+    /// A probe round found the pinned sidecar `name` settled, as `quiet`
+    /// (nothing when it is not pinned).
+    pub fn set_quiet(&mut self, name: &str, quiet: Quiet) {
+        if let Some(p) = self.by_name.get_mut(name) {
+            p.quiet = Some(quiet);
+        }
+    }
+
+    /// Every pinned sidecar a probe round found settled since it was last
+    /// judged in full, in no particular order. (Every pinned sidecar is a
+    /// known one: a pidfd is held only for a sidecar the last judgement
+    /// found, and dropped when it goes.)
+    pub fn quiet(&self) -> impl Iterator<Item = (&String, Quiet)> {
+        self.by_name
+            .iter()
+            .filter_map(|(name, p)| Some((name, p.quiet?)))
+    }
+
     #[cfg(test)]
     /// How many pidfds are held.
     pub fn held(&self) -> usize {
@@ -83,7 +121,8 @@ impl Pids {
 
     /// After a scan found the sidecar `name` (`pid`, `state`, its identity
     /// `verified` or not): holds a pidfd for it unless it is stopped or
-    /// unverified (a new one when the pid changed), within the budget.
+    /// unverified (a new one when the pid changed), within the budget, and
+    /// forgets what a probe round found of it ([`Quiet`]).
     /// Pidfds unavailable, the budget spent, or one that cannot be had, is
     /// a degradation.
     pub fn track(
@@ -98,7 +137,12 @@ impl Pids {
             self.release(epoll, name);
             return None;
         }
-        if self.by_name.get(name).is_some_and(|p| p.pid == pid) {
+        if let Some(p) = self.by_name.get_mut(name)
+            && p.pid == pid
+        {
+            // Judged in full: the next probe round looks at its socket
+            // file afresh.
+            p.quiet = None;
             return None;
         }
         self.release(epoll, name);
@@ -114,8 +158,15 @@ impl Pids {
                 self.next_token += 1;
                 if epoll.add(fd.as_fd(), token).is_ok() {
                     self.names.insert(token, name.to_owned());
-                    self.by_name
-                        .insert(name.to_owned(), PidWatch { token, pid, fd });
+                    self.by_name.insert(
+                        name.to_owned(),
+                        PidWatch {
+                            token,
+                            pid,
+                            fd,
+                            quiet: None,
+                        },
+                    );
                 }
                 None
             }

@@ -30,9 +30,12 @@ const RUN_MASK: u32 = libc::IN_CREATE
     | libc::IN_EXCL_UNLINK;
 
 /// On a marker directory: `metadata.toml` written or replaced,
-/// `sidecar.sock` or `sidecar.pid` created or removed; the directory
-/// deleted.
+/// `sidecar.sock` or `sidecar.pid` created or removed, or their attributes
+/// changed (a `chmod` or `chown` of `sidecar.sock` changes who may
+/// connect: the probe rounds judge a known socket file without looking it
+/// up again); the directory deleted.
 const MARKER_MASK: u32 = libc::IN_CLOSE_WRITE
+    | libc::IN_ATTRIB
     | libc::IN_CREATE
     | libc::IN_DELETE
     | libc::IN_MOVED_FROM
