@@ -113,6 +113,10 @@ impl Round {
     }
 }
 
+/// Room for events kept once the queue is empty; more (a fleet's initial
+/// `appeared` events) is given back.
+const QUEUE_KEPT: usize = 256;
+
 /// A probe round is spread into slices of about this many markers, one
 /// slice per tick, at most [`MAX_SLICES`] ticks per probe interval.
 const SLICE: usize = 500;
@@ -229,6 +233,12 @@ impl Engine {
 
     fn pop(&mut self) -> Option<Event> {
         let ev = self.queue.pop_front();
+        if self.queue.is_empty() && self.queue.capacity() > QUEUE_KEPT {
+            // The initial scan's events of a whole fleet are out: neither
+            // room for them nor their freed memory stays resident.
+            self.queue = VecDeque::new();
+            sys::heap::trim();
+        }
         self.sync_pending();
         ev
     }

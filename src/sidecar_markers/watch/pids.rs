@@ -47,7 +47,6 @@ struct PidWatch {
 /// watcher's epoll under a token of its own, so an exit wakes the watcher.
 pub(super) struct Pids {
     by_name: HashMap<String, PidWatch>,
-    names: HashMap<u64, String>,
     next_token: u64,
     /// Cleared when the kernel says pidfds are unavailable.
     available: bool,
@@ -75,7 +74,6 @@ impl Pids {
     pub fn new(first_token: u64, budget: usize) -> Pids {
         Pids {
             by_name: HashMap::new(),
-            names: HashMap::new(),
             next_token: first_token,
             available: true,
             budget,
@@ -157,7 +155,6 @@ impl Pids {
                 let token = self.next_token;
                 self.next_token += 1;
                 if epoll.add(fd.as_fd(), token).is_ok() {
-                    self.names.insert(token, name.to_owned());
                     self.by_name.insert(
                         name.to_owned(),
                         PidWatch {
@@ -188,7 +185,6 @@ impl Pids {
     pub fn release(&mut self, epoll: &Epoll, name: &str) {
         if let Some(p) = self.by_name.remove(name) {
             let _ = epoll.delete(p.fd.as_fd());
-            self.names.remove(&p.token);
         }
     }
 
@@ -196,7 +192,12 @@ impl Pids {
     /// pidfd and names the sidecar, to be judged again; `None` for a token
     /// that is not (or no longer) a pidfd's.
     pub fn exited(&mut self, epoll: &Epoll, token: u64) -> Option<String> {
-        let name = self.names.get(&token).cloned()?;
+        // A walk over the pidfds held: exits are rare next to the memory
+        // a second map of names would keep for every sidecar.
+        let name = self
+            .by_name
+            .iter()
+            .find_map(|(name, p)| (p.token == token).then(|| name.clone()))?;
         self.release(epoll, &name);
         Some(name)
     }
@@ -277,13 +278,13 @@ mod tests {
             pids.track(&epoll, "sb-a", pid, State::Unhealthy, true),
             None
         );
-        assert_eq!(pids.names.len(), 1, "the same pid: the same pidfd");
+        assert_eq!(pids.by_name.len(), 1, "the same pid: the same pidfd");
         assert_eq!(pids.by_name["sb-a"].token, FIRST);
         assert!(ready(&epoll, Duration::ZERO).is_empty());
         child.kill().unwrap();
         assert_eq!(ready(&epoll, Duration::from_secs(10)), [FIRST]);
         assert_eq!(pids.exited(&epoll, FIRST).as_deref(), Some("sb-a"));
-        assert!(pids.by_name.is_empty() && pids.names.is_empty());
+        assert!(pids.by_name.is_empty());
         assert!(ready(&epoll, Duration::ZERO).is_empty(), "deregistered");
         assert_eq!(pids.exited(&epoll, FIRST), None, "once");
         child.wait().unwrap();
@@ -300,13 +301,13 @@ mod tests {
         pids.track(&epoll, "sb-a", a.id(), State::Running, true);
         pids.track(&epoll, "sb-a", b.id(), State::Running, true);
         assert_eq!(pids.by_name["sb-a"].pid, b.id());
-        assert_eq!(pids.names.keys().copied().collect::<Vec<_>>(), [FIRST + 1]);
+        assert_eq!(pids.by_name["sb-a"].token, FIRST + 1);
         pids.track(&epoll, "sb-a", b.id(), State::Stopped, true);
-        assert!(pids.by_name.is_empty() && pids.names.is_empty());
+        assert!(pids.by_name.is_empty());
         pids.track(&epoll, "sb-b", a.id(), State::Unknown, true);
         pids.release(&epoll, "sb-b");
         pids.release(&epoll, "sb-b");
-        assert!(pids.by_name.is_empty() && pids.names.is_empty());
+        assert!(pids.by_name.is_empty());
         for c in [&mut a, &mut b] {
             c.kill().unwrap();
             c.wait().unwrap();
