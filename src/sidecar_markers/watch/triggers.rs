@@ -559,6 +559,15 @@ mod tests {
         assert!(w.watches_marker("sb-a"));
         std::fs::write(run_path.join("sb-a/metadata.toml"), b"x").unwrap();
         assert!(looks(&mut w).iter().all(|l| *l == marker("sb-a")));
+        // Who may connect to the socket file changed: the probe rounds
+        // must stop judging it by the file they knew.
+        let sock = run_path.join("sb-a/sidecar.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        assert!(looks(&mut w).iter().all(|l| *l == marker("sb-a")));
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(looks(&mut w), [marker("sb-a")], "a chmod of sidecar.sock");
+        drop(listener);
         assert_eq!(w.watch_marker(run.as_fd(), c"sb-missing"), None);
         assert!(!w.watches_marker("sb-missing"), "gone: simply not watched");
         w.forget_run();
