@@ -25,7 +25,7 @@ pub enum Cmd {
     /// stdout.
     Worker,
     /// The whole benchmark: every scenario over every contender, one table.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 #[derive(Args)]
@@ -65,6 +65,16 @@ pub struct RunArgs {
     /// that is not built stays `pending` and does not fail the run).
     #[arg(long)]
     pub strict: bool,
+    /// Run only this scenario (repeatable): healthy, probe_method, get,
+    /// stale, containers, syn, syscalls, rss, watch, exporter. The others
+    /// neither run nor print; a number of the table that needs another
+    /// scenario's samples (e.g. the floor's) reads as NaN.
+    #[arg(long, value_name = "SCENARIO")]
+    pub only: Vec<String>,
+    /// Stand only the healthy fleets of these sizes (repeatable; each must
+    /// be one of the run's plan, e.g. `--at 10000`).
+    #[arg(long, value_name = "N")]
+    pub at: Vec<usize>,
     /// The command line to name in the table.
     #[arg(long, default_value = "make bench")]
     pub command: String,

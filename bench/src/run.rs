@@ -16,7 +16,7 @@ use crate::cli::RunArgs;
 use crate::contenders::{self, Pending};
 use crate::fleet::raise_nofile;
 use crate::procs::{FleetProc, RemoveOnDrop, loadavg};
-use crate::scenarios::{Bench, FleetAt, Scenario, registry};
+use crate::scenarios::{Bench, FleetAt, Level, Scenario, registry};
 use crate::table;
 
 pub fn main(args: &RunArgs) -> Res<()> {
@@ -41,9 +41,17 @@ pub fn main(args: &RunArgs) -> Res<()> {
             return Err(format!("{} is missing (run `make bench`)", p.display()));
         }
     }
+    let mut fleets = level.fleets();
+    if !args.at.is_empty() {
+        let plan: Vec<usize> = fleets.iter().map(|f| f.n).collect();
+        if let Some(n) = args.at.iter().find(|n| !plan.contains(n)) {
+            return Err(format!("--at {n}: not a fleet of this run's plan {plan:?}"));
+        }
+        fleets.retain(|f| args.at.contains(&f.n));
+    }
     let mut b = Bench {
         level,
-        fleets: level.fleets(),
+        fleets,
         base,
         work,
         contenders: contenders::all(args, &firma)?,
@@ -54,7 +62,7 @@ pub fn main(args: &RunArgs) -> Res<()> {
         warnings: Vec::new(),
         notes: Vec::new(),
     };
-    let mut scenarios = registry(level);
+    let mut scenarios = selected(level, &args.only)?;
     run_scenarios(&mut b, &mut scenarios)?;
 
     let mut table = header(args, &b, &date, &load, started.elapsed());
@@ -78,6 +86,20 @@ pub fn main(args: &RunArgs) -> Res<()> {
         ));
     }
     Ok(())
+}
+
+/// The scenarios of the registry named in `only` (all when it is empty).
+fn selected(level: Level, only: &[String]) -> Res<Vec<Box<dyn Scenario>>> {
+    let all = registry(level);
+    let names: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
+    if let Some(bad) = only.iter().find(|o| !names.contains(&o.as_str())) {
+        return Err(format!("--only {bad}: no such scenario (one of {names:?})"));
+    }
+    Ok(all
+        .into_iter()
+        .filter(|(n, _)| only.is_empty() || only.iter().any(|o| o == n))
+        .map(|(_, s)| s)
+        .collect())
 }
 
 /// The hooks of every scenario, in registry order, around the fleets.

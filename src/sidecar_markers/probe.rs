@@ -784,6 +784,14 @@ impl FleetSnapshot {
     /// with write permission (so `connect`'s permission check is not
     /// second-guessed).
     pub fn judge(&self, st: &libc::stat) -> Option<Outcome> {
+        self.judge_socket(self.socket_file(st)?)
+    }
+
+    /// The socket file `st` as the dump names it, when the dump may answer
+    /// for it at all: a socket, an inode number that fits the dump's 32
+    /// bits, and a reader who is root or the file's owner with write
+    /// permission. `None` otherwise (connect instead).
+    pub fn socket_file(&self, st: &libc::stat) -> Option<SocketFile> {
         if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
             return None;
         }
@@ -792,8 +800,17 @@ impl FleetSnapshot {
         if !may_write {
             return None;
         }
-        let ino = u32::try_from(st.st_ino).ok()?;
-        let l = (*self.by_file.get(&(st.st_dev, ino))?)?;
+        Some(SocketFile {
+            dev: st.st_dev,
+            ino: u32::try_from(st.st_ino).ok()?,
+        })
+    }
+
+    /// [`Self::judge`] of a socket file named before by
+    /// [`Self::socket_file`] (a watcher keeps that name while inotify says
+    /// the file is the same: docs/design.md, "Events").
+    pub fn judge_socket(&self, file: SocketFile) -> Option<Outcome> {
+        let l = (*self.by_file.get(&(file.dev, file.ino))?)?;
         if l.kind != libc::SOCK_STREAM as u8 {
             return None;
         }
@@ -803,6 +820,31 @@ impl FleetSnapshot {
             Outcome::Listening
         })
     }
+}
+
+/// A socket file as the dump names it: the device of the file system it
+/// lives on and its inode number (truncated by the kernel to 32 bits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SocketFile {
+    dev: u64,
+    ino: u32,
+}
+
+/// The marker's own socket file (`<marker>/sidecar.sock`), opened as
+/// [`Prober::start`] opens it (`O_PATH`, beneath the marker, no symlink,
+/// no mount crossed) and `fstat`ed. `None` where it cannot be opened so
+/// (missing, a symlink, a mount, no `openat2`): the prober then says what
+/// it is.
+pub(crate) fn stat_marker_socket(loc: Loc<'_>) -> Option<libc::stat> {
+    let rel = loc.rel(super::read::SOCKET_FILE);
+    let fd = sys::openat2(
+        loc.base(),
+        &rel,
+        libc::O_PATH | libc::O_CLOEXEC,
+        sys::RESOLVE_NO_XDEV_STRICT,
+    )?
+    .ok()?;
+    sys::fstat(fd.as_fd()).ok()
 }
 
 /// The process listening on the marker's own socket (`<marker>/sidecar.sock`,

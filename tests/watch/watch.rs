@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -289,6 +290,42 @@ fn endpoint_that_stops_answering_is_changed_to_unhealthy() {
     let (previous, entry) = t.until_changed(&mut w, bound, "tcp-1");
     assert_eq!(previous, State::Running);
     assert_eq!(entry.state, State::Unhealthy);
+}
+
+/// A fleet large enough for the socket-diagnostics dump: its rounds judge
+/// each settled sidecar's socket file by the dump without looking it up
+/// again. A socket file replaced under a live, pinned sidecar (the old one
+/// moved aside and still listening) must not be judged in its place: once
+/// the new listener closes, the sidecar is `unhealthy`, as `list` says.
+#[test]
+fn a_replaced_marker_socket_is_judged_afresh_by_the_rounds() {
+    let rt = runtime();
+    let mut listeners = Vec::new();
+    for i in 0..8 {
+        let dir = create_marker(
+            rt.path(),
+            &meta(&format!("q-{i}"), std::process::id(), None),
+        )
+        .unwrap();
+        listeners.push(UnixListener::bind(dir.join("sidecar.sock")).unwrap());
+    }
+    let probe = Duration::from_millis(100);
+    let (mut w, mut t) = watch_synced(rt.path(), &opts(probe.as_millis() as u64, true));
+    assert!(t.state.values().all(|e| e.state == State::Running));
+    // A few rounds (the watcher works while `next` waits): each socket
+    // file is known to the rounds by now.
+    t.drain(&mut w, probe * 4);
+    let marker = rt.path().join("run/q-0");
+    std::fs::rename(marker.join("sidecar.sock"), marker.join("old.sock")).unwrap();
+    let replaced = UnixListener::bind(marker.join("sidecar.sock")).unwrap();
+    t.drain(&mut w, probe * 4);
+    assert_eq!(t.state["q-0"].state, State::Running, "{:#?}", t.events);
+    drop(replaced);
+    let bound = probe + w.options().probe.timeout + Duration::from_secs(2);
+    let (previous, entry) = t.until_changed(&mut w, bound, "q-0");
+    assert_eq!((previous, entry.state), (State::Running, State::Unhealthy));
+    assert_eq!(without_uptime(&t.state), listed(rt.path()));
+    drop(listeners);
 }
 
 #[test]

@@ -33,19 +33,23 @@ use crate::stats::{median, paired_ratio};
 use crate::table::Target;
 use crate::worker::Worker;
 
-/// Every scenario, in the order it is run and printed.
-pub fn registry(level: Level) -> Vec<Box<dyn Scenario>> {
+/// Every scenario by name (what `firma-bench run --only` takes), in the
+/// order it is run and printed.
+pub fn registry(level: Level) -> Vec<(&'static str, Box<dyn Scenario>)> {
     vec![
-        Box::new(healthy::Healthy::new(level)),
-        Box::new(probe_method::ProbeMethod::new(level)),
-        Box::new(get::Get::new(level)),
-        Box::new(stale::Stale::new(level)),
-        Box::new(containers::Containers::new(level)),
-        Box::new(syn::Syn::new(level)),
-        Box::new(syscalls::Syscalls::new(level)),
-        Box::new(rss::Rss::new(level)),
-        Box::new(watch::Watch::new(level)),
-        Box::new(exporter::Exporter::new(level)),
+        ("healthy", Box::new(healthy::Healthy::new(level))),
+        (
+            "probe_method",
+            Box::new(probe_method::ProbeMethod::new(level)),
+        ),
+        ("get", Box::new(get::Get::new(level))),
+        ("stale", Box::new(stale::Stale::new(level))),
+        ("containers", Box::new(containers::Containers::new(level))),
+        ("syn", Box::new(syn::Syn::new(level))),
+        ("syscalls", Box::new(syscalls::Syscalls::new(level))),
+        ("rss", Box::new(rss::Rss::new(level))),
+        ("watch", Box::new(watch::Watch::new(level))),
+        ("exporter", Box::new(exporter::Exporter::new(level))),
     ]
 }
 

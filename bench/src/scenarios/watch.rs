@@ -45,8 +45,11 @@ impl Watch {
     pub fn new(level: Level) -> Watch {
         Watch {
             at: level.pick(vec![1_000, 10_000], vec![1_000], vec![100]),
+            // A full run's window is one default rescan interval (30 s):
+            // each holds exactly one of the watcher's full scans, which
+            // belong to its idle cost as much as its probe rounds do.
             window: level.pick(
-                Duration::from_secs(10),
+                Duration::from_secs(30),
                 Duration::from_secs(5),
                 Duration::from_millis(500),
             ),
@@ -134,13 +137,15 @@ impl Watch {
         let synced = w.until(&["\"event\":\"synced\""], Duration::from_secs(120))?;
         b.record(SYNCED, WATCH, n, (synced - t0).as_nanos() as f64);
         std::thread::sleep(self.settle);
+        // Settled, before the window's full scan: what stays resident (a
+        // full scan's temporaries are given back once it ends).
+        if let (Some(rss), Some(base)) = (w.rss_kib(), self.base_rss_kib) {
+            b.record(RSS, WATCH, n, (rss - base) * 1024.0 / n as f64);
+        }
         let (c0, t1) = (w.cpu()?, Instant::now());
         std::thread::sleep(self.window);
         let share = (w.cpu()? - c0) / t1.elapsed().as_secs_f64();
         b.record(CPU, WATCH, n, share * 100.0 * 1e6);
-        if let (Some(rss), Some(base)) = (w.rss_kib(), self.base_rss_kib) {
-            b.record(RSS, WATCH, n, (rss - base) * 1024.0 / n as f64);
-        }
         // Polling status at 1 Hz over the same window.
         let (mut cpu, t2) = (Duration::ZERO, Instant::now());
         while t2.elapsed() < self.window {

@@ -126,21 +126,32 @@ impl Model {
                 state: entry.state,
                 verified,
             });
-            match self.known.get(&name) {
-                None => diff.events.push(Event::Appeared {
-                    sandbox_id: name.clone(),
-                    entry: entry.clone(),
-                    at: at.to_owned(),
-                }),
-                Some(old) if !same_sidecar(old, &entry) => diff.events.push(Event::Changed {
-                    sandbox_id: name.clone(),
-                    entry: entry.clone(),
-                    previous: old.state,
-                    at: at.to_owned(),
-                }),
-                Some(_) => {}
+            // What the model keeps for as long as the sidecar lives is
+            // allocated here, in one go, rather than kept from the scan
+            // (whose memory, made on its worker threads, is then all
+            // temporary and given back after it); an unchanged entry is
+            // kept as it is, only its uptime taken.
+            match self.known.get_mut(&name) {
+                None => {
+                    self.known.insert(name.clone(), entry.clone());
+                    diff.events.push(Event::Appeared {
+                        sandbox_id: name,
+                        entry,
+                        at: at.to_owned(),
+                    });
+                }
+                Some(old) if !same_sidecar(old, &entry) => {
+                    let previous = old.state;
+                    *old = entry.clone();
+                    diff.events.push(Event::Changed {
+                        sandbox_id: name,
+                        entry,
+                        previous,
+                        at: at.to_owned(),
+                    });
+                }
+                Some(old) => old.uptime_secs = entry.uptime_secs,
             }
-            self.known.insert(name, entry);
         }
         diff.gone = match scope {
             None => self
@@ -176,9 +187,28 @@ impl Model {
 
 /// The same sidecar in the same state: everything but the uptime equal.
 fn same_sidecar(a: &SidecarEntry, b: &SidecarEntry) -> bool {
-    let mut b = b.clone();
-    b.uptime_secs = a.uptime_secs;
-    *a == b
+    // Every field named, so that a new one is not forgotten here.
+    let SidecarEntry {
+        sandbox_id,
+        agent_id,
+        session_id,
+        authority_url,
+        policy_bundle_version,
+        pid,
+        started_at,
+        state,
+        listen,
+        uptime_secs: _,
+    } = a;
+    *sandbox_id == b.sandbox_id
+        && *agent_id == b.agent_id
+        && *session_id == b.session_id
+        && *authority_url == b.authority_url
+        && *policy_bundle_version == b.policy_bundle_version
+        && *pid == b.pid
+        && *started_at == b.started_at
+        && *state == b.state
+        && *listen == b.listen
 }
 
 #[cfg(test)]

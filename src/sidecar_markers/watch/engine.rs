@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::diff::Model;
 use super::events::{Event, now_rfc3339};
 use super::options::WatchOptions;
-use super::pids::{Pids, budget_for};
+use super::pids::{Pids, Quiet, budget_for};
 use super::schedule::{Degradation, Full, Schedule, Step};
 use super::triggers::{Look, Watches};
 use crate::sidecar_markers::endpoint::{Endpoint, parse_listen};
@@ -20,7 +20,7 @@ use crate::sidecar_markers::error::{Result, StackError};
 use crate::sidecar_markers::options::is_valid_sandbox_id;
 use crate::sidecar_markers::probe::{self, Outcome, Prober};
 use crate::sidecar_markers::read::{self, Loc};
-use crate::sidecar_markers::scan::{Mode, Scan, scan_entries};
+use crate::sidecar_markers::scan::{FLEET_MIN_ENTRIES, Mode, Scan, scan_entries};
 use crate::sidecar_markers::sys::epoll::{self, Epoll};
 use crate::sidecar_markers::sys::eventfd::EventFd;
 use crate::sidecar_markers::sys::inotify::{self, Inotify};
@@ -69,10 +69,53 @@ pub(super) struct Engine {
     model: Model,
     queue: VecDeque<Event>,
     schedule: Schedule,
-    /// The last known marker a probe tick looked at: the next tick goes on
-    /// from there (round-robin over the sorted ids).
-    cursor: Option<String>,
+    /// The probe round under way.
+    round: Round,
 }
+
+/// A probe round under way (see [`Engine::probe_round`]).
+#[derive(Default)]
+struct Round {
+    /// Its first tick was taken and ticks remain.
+    open: bool,
+    /// The known markers its ticks still have to look at (those its dump
+    /// did not judge at its first tick), in id order, the last first.
+    rest: Vec<String>,
+    /// How many each tick takes.
+    per: usize,
+    /// Its one socket-diagnostics dump, taken at its first tick (`None`
+    /// for a fleet too small for one).
+    fleet: Option<probe::Fleet>,
+}
+
+impl Round {
+    /// A round whose ticks look at `rest` (in id order): spread over
+    /// [`slices_for`] ticks, which it returns.
+    fn spread(&mut self, mut rest: Vec<String>) -> u32 {
+        let ticks = slices_for(rest.len());
+        self.per = rest.len().div_ceil(ticks as usize);
+        rest.reverse();
+        self.rest = rest;
+        self.open = true;
+        ticks
+    }
+
+    /// The markers of the next tick; the last tick closes the round.
+    fn take(&mut self) -> Vec<String> {
+        let keep = self.rest.len().saturating_sub(self.per);
+        let mut slice = self.rest.split_off(keep);
+        slice.reverse();
+        if self.rest.is_empty() {
+            self.open = false;
+            self.rest = Vec::new();
+        }
+        slice
+    }
+}
+
+/// Room for events kept once the queue is empty; more (a fleet's initial
+/// `appeared` events) is given back.
+const QUEUE_KEPT: usize = 256;
 
 /// A probe round is spread into slices of about this many markers, one
 /// slice per tick, at most [`MAX_SLICES`] ticks per probe interval.
@@ -131,7 +174,7 @@ impl Engine {
             model: Model::default(),
             queue: VecDeque::new(),
             schedule: Schedule::new(opts.probe_interval, opts.rescan_interval, now),
-            cursor: None,
+            round: Round::default(),
         };
         if let Some(reason) = degraded {
             engine.schedule.announce("inotify");
@@ -190,6 +233,12 @@ impl Engine {
 
     fn pop(&mut self) -> Option<Event> {
         let ev = self.queue.pop_front();
+        if self.queue.is_empty() && self.queue.capacity() > QUEUE_KEPT {
+            // The initial scan's events of a whole fleet are out: neither
+            // room for them nor their freed memory stays resident.
+            self.queue = VecDeque::new();
+            sys::heap::trim();
+        }
         self.sync_pending();
         ev
     }
@@ -349,6 +398,8 @@ impl Engine {
     /// Scans all of `run/` and reports the differences.
     fn full_scan(&mut self) -> Result<()> {
         self.schedule.full_scan_started(Instant::now());
+        // Everything is judged now: the next tick starts a round afresh.
+        self.round = Round::default();
         self.recover();
         // Watch for run/ to be created before looking (no race).
         self.watches.watch_parent(&self.run_path);
@@ -409,26 +460,31 @@ impl Engine {
         }
     }
 
-    /// A probe round. A sidecar whose marker directory is watched, whose
-    /// process is pinned by a pidfd and whose last state is `running` or
-    /// `unhealthy` can change in one way only that no trigger reports: its
-    /// endpoint's answer. Its endpoint alone is probed (through the probe
-    /// code of `list`, the same way), and only a sidecar whose probe
-    /// disagrees with the state reported is judged again in full. Every
-    /// other known marker, and those in `waiting`, is judged again in full
-    /// (the same scan as `list`). A round thus costs one probe per quiet
-    /// sidecar instead of reading its marker and its process again.
+    /// One tick of a probe round. A sidecar whose marker directory is
+    /// watched, whose process is pinned by a pidfd and whose last state is
+    /// `running` or `unhealthy` ([`settled`]) can change in one way only
+    /// that no trigger reports: its endpoint's answer. Its endpoint alone
+    /// is probed, and only a sidecar whose probe disagrees with the state
+    /// reported is judged again in full (the same scan as `list`). Every
+    /// other known marker, and those in `waiting`, is judged again in full.
+    ///
+    /// The first tick of a round takes the round's one socket-diagnostics
+    /// dump and judges by it, at once, every settled sidecar whose socket
+    /// file an earlier round found (see [`Self::start_round`]); the round's
+    /// ticks look at the other known markers, a slice each, probing the
+    /// settled ones through the probe code of `list` with that dump.
     fn probe_round(&mut self, waiting: BTreeSet<String>) -> Result<()> {
         let mut full = waiting;
+        if !self.round.open {
+            self.start_round(&mut full);
+        }
         let mut quiet: Vec<(&String, &SidecarEntry)> = Vec::new();
-        let slices = slices_for(self.model.known().len());
-        self.schedule.spread(slices);
-        for (name, entry) in next_slice(self.model.known(), &mut self.cursor, slices) {
-            let settled = matches!(entry.state, State::Running | State::Unhealthy)
-                && self.pids.pinned(name)
-                && self.watches.watches_marker(name)
-                && !full.contains(name);
-            if settled {
+        let slice = self.round.take();
+        for name in &slice {
+            let Some((name, entry)) = self.model.known().get_key_value(name) else {
+                continue; // gone since
+            };
+            if settled(&self.pids, &self.watches, name, entry, &full) {
                 quiet.push((name, entry));
             } else {
                 full.insert(name.clone());
@@ -443,10 +499,78 @@ impl Engine {
                     return self.examine(full);
                 }
             };
-            let disagree = probe_quietly(run.fd.as_fd(), &self.run_path, &quiet, self.opts.probe);
+            let (disagree, found) = probe_quietly(
+                run.fd.as_fd(),
+                &self.run_path,
+                &quiet,
+                self.opts.probe,
+                self.round.fleet.as_ref(),
+            );
             full.extend(disagree);
+            for (name, q) in found {
+                self.pids.set_quiet(&name, q);
+            }
         }
         self.examine(full)
+    }
+
+    /// The first tick of a probe round: takes the round's dump (none for
+    /// fewer than [`FLEET_MIN_ENTRIES`] markers: they connect, as a small
+    /// scan does), judges by it every settled sidecar whose socket file an
+    /// earlier round found ([`Pids::quiet`]; those it disagrees with, or
+    /// cannot answer for, go to `full`), and spreads the other known
+    /// markers over the round's ticks.
+    ///
+    /// Such a file needs no lookup: it is the one a probe opened beneath
+    /// the marker since the marker was last judged in full, and whatever
+    /// would make that path another file, or change who may connect to it,
+    /// shows on the marker directory's inotify watch (`sidecar.sock`
+    /// created, deleted, moved, its attributes changed), which has the
+    /// marker judged in full and the file forgotten. What inotify does not
+    /// see (a mount over the marker) waits for the next full scan.
+    fn start_round(&mut self, full: &mut BTreeSet<String>) {
+        // The last round's dump goes before the next is taken.
+        self.round = Round::default();
+        let known = self.model.known();
+        let mut judged = 0;
+        if known.len() >= FLEET_MIN_ENTRIES {
+            let fleet = probe::Fleet::new(self.opts.probe.timeout);
+            if let Some(snap) = fleet.snapshot() {
+                for (name, q) in self.pids.quiet() {
+                    judged += 1;
+                    if full.contains(name) {
+                        continue;
+                    }
+                    let agree = snap
+                        .judge_socket(q.file)
+                        .is_some_and(|o| agrees(o, q.state));
+                    if !agree {
+                        full.insert(name.clone());
+                    }
+                }
+            }
+            self.round.fleet = Some(fleet);
+        }
+        // Every pinned sidecar is a known one: when the dump judged as
+        // many as are known, nothing is left for the ticks.
+        let rest: Vec<String> = if judged == known.len() {
+            Vec::new()
+        } else {
+            let fleet = self.round.fleet.as_ref();
+            let dumped = fleet.is_some_and(|f| f.snapshot().is_some());
+            let judged: std::collections::HashSet<&String> = if dumped {
+                self.pids.quiet().map(|(n, _)| n).collect()
+            } else {
+                Default::default()
+            };
+            known
+                .keys()
+                .filter(|n| !judged.contains(n))
+                .cloned()
+                .collect()
+        };
+        let ticks = self.round.spread(rest);
+        self.schedule.spread(ticks);
     }
 
     /// Judges the markers `names` again and reports the differences.
@@ -536,56 +660,61 @@ impl Engine {
     }
 }
 
-/// The known markers a probe tick looks at: the slice after `cursor`, in
-/// id order, wrapping around, one of `slices` (so every marker is looked
-/// at about once per probe interval and no tick is a spike); `cursor`
-/// moves to its last marker.
-fn next_slice<'a>(
-    known: &'a BTreeMap<String, SidecarEntry>,
-    cursor: &mut Option<String>,
-    slices: u32,
-) -> Vec<(&'a String, &'a SidecarEntry)> {
-    use std::ops::Bound::{Excluded, Unbounded};
-    let per = known.len().div_ceil(slices.max(1) as usize);
-    let after = match cursor.as_ref() {
-        Some(c) => known.range::<String, _>((Excluded(c), Unbounded)),
-        None => known.range::<String, _>(..),
-    };
-    let mut slice: Vec<(&String, &SidecarEntry)> = after.take(per).collect();
-    if slice.len() < per {
-        let stop = slice.first().map(|(n, _)| *n);
-        let wrapped = known
-            .iter()
-            .take_while(|(n, _)| Some(*n) != stop)
-            .take(per - slice.len());
-        slice.extend(wrapped);
-    }
-    *cursor = slice.last().map(|(n, _)| (*n).clone());
-    slice
+/// Whether the sidecar `name` (reported as `entry`) is settled: its
+/// marker directory watched, its process pinned, its state `running` or
+/// `unhealthy`, and not waiting to be judged in full (`full`). Only its
+/// endpoint's answer can change without a trigger.
+fn settled(
+    pids: &Pids,
+    watches: &Watches,
+    name: &str,
+    entry: &SidecarEntry,
+    full: &BTreeSet<String>,
+) -> bool {
+    matches!(entry.state, State::Running | State::Unhealthy)
+        && pids.pinned(name)
+        && watches.watches_marker(name)
+        && !full.contains(name)
 }
 
 /// Probes the endpoints of the `quiet` sidecars of the open `run/` (see
-/// [`Engine::probe_round`]) and names those whose outcome disagrees with
-/// the state reported, or whose probe could not be made.
+/// [`Engine::probe_round`]) with the round's dump (`fleet`; `None`:
+/// connect), and names those whose outcome disagrees with the state
+/// reported, or whose probe could not be made; then those whose own socket
+/// file the dump answered for, to be judged by the next rounds' dumps
+/// without a lookup (see [`Engine::start_round`]).
 fn probe_quietly(
     run: BorrowedFd<'_>,
     run_path: &std::path::Path,
     quiet: &[(&String, &SidecarEntry)],
     probe: crate::sidecar_markers::ProbeOptions,
-) -> Vec<String> {
-    // One socket-diagnostics dump answers the slice's Unix sockets without
-    // connecting (taken fresh per slice: a verdict is never older than the
-    // slice); a small slice connects, as a small scan does.
-    let fleet = (quiet.len() >= crate::sidecar_markers::scan::FLEET_MIN_ENTRIES)
-        .then(|| probe::Fleet::new(probe.timeout));
-    let mut prober = Prober::new(probe.timeout, probe::window(1), fleet.as_ref());
+    fleet: Option<&probe::Fleet>,
+) -> (Vec<String>, Vec<(String, Quiet)>) {
+    let mut prober = Prober::new(probe.timeout, probe::window(1), fleet);
+    let snap = fleet.and_then(probe::Fleet::snapshot);
     let mut disagree = Vec::new();
+    let mut found = Vec::new();
     for (key, (name, entry)) in quiet.iter().enumerate() {
         let c = CString::new(name.as_str()).expect("sandbox ids have no NUL");
+        let loc = Loc::Entry { run, name: &c };
         let marker_path = run_path.join(name.as_str());
-        let endpoint = if std::path::Path::new(&entry.listen)
-            == marker_path.join(read::DEFAULT_SOCKET).as_path()
-        {
+        let own_socket =
+            std::path::Path::new(&entry.listen) == marker_path.join(read::DEFAULT_SOCKET).as_path();
+        // The marker's own socket: its file, and the dump's answer for it.
+        let answered = own_socket.then_some(snap).flatten().and_then(|snap| {
+            let file = snap.socket_file(&probe::stat_marker_socket(loc)?)?;
+            Some((file, snap.judge_socket(file)?))
+        });
+        if let Some((file, outcome)) = answered {
+            if agrees(outcome, entry.state) {
+                let state = entry.state;
+                found.push(((*name).clone(), Quiet { file, state }));
+            } else {
+                disagree.push((*name).clone());
+            }
+            continue;
+        }
+        let endpoint = if own_socket {
             Ok(Endpoint::MarkerSocket)
         } else {
             parse_listen(Some(&entry.listen))
@@ -595,7 +724,6 @@ fn probe_quietly(
             continue;
         };
         let mut fds = sys::MarkerFds::default();
-        let loc = Loc::Entry { run, name: &c };
         if let Some(outcome) = prober.start(key, &endpoint, loc, &marker_path, &mut fds)
             && !agrees(outcome, entry.state)
         {
@@ -607,7 +735,7 @@ fn probe_quietly(
             disagree.push(quiet[key].0.clone());
         }
     }
-    disagree
+    (disagree, found)
 }
 
 /// Whether a probe's `outcome` leaves a pinned sidecar in `state`.
@@ -702,30 +830,27 @@ mod tests {
         assert_eq!(next_now(&mut e), None);
     }
 
-    /// Slices go round-robin over the sorted ids, each marker once per
-    /// round, whatever the cursor (a marker gone since included).
+    /// A round's ticks take its markers in id order, a slice of about 500
+    /// each, each marker once; the last tick closes the round.
     #[test]
-    fn slices_cover_every_marker_once_per_round() {
-        use crate::sidecar_markers::watch::events::tests::entry;
-        let known: BTreeMap<String, SidecarEntry> = ["a", "b", "c", "d", "e"]
-            .iter()
-            .map(|n| (n.to_string(), entry(n, State::Running)))
-            .collect();
-        let mut cursor = None;
-        let take = |cursor: &mut Option<String>, k| {
-            next_slice(&known, cursor, k)
-                .into_iter()
-                .map(|(n, _)| n.as_str())
-                .collect::<Vec<_>>()
-                .join("")
-        };
-        assert_eq!(
-            [1, 2, 3].map(|_| take(&mut cursor, 2)),
-            ["abc", "dea", "bcd"].map(String::from)
-        );
-        assert_eq!(take(&mut cursor, 1), "eabcd");
-        let mut gone = Some("bb".to_string());
-        assert_eq!(take(&mut gone, 5), "c");
+    fn a_round_takes_each_marker_once_in_slices() {
+        let names: Vec<String> = (0..1_200).map(|i| format!("m{i:04}")).collect();
+        let mut round = Round::default();
+        assert_eq!(round.spread(names.clone()), 3);
+        let mut taken = Vec::new();
+        let mut sizes = Vec::new();
+        while round.open {
+            let slice = round.take();
+            sizes.push(slice.len());
+            taken.extend(slice);
+        }
+        assert_eq!(sizes, [400, 400, 400]);
+        assert_eq!(taken, names);
+        // Nothing left for the ticks: one tick, which closes the round.
+        assert_eq!(round.spread(Vec::new()), 1);
+        assert!(round.open);
+        assert!(round.take().is_empty());
+        assert!(!round.open);
         assert_eq!(slices_for(0), 1);
         assert_eq!(slices_for(1_000), 2);
         assert_eq!(slices_for(10_000), 20);

@@ -5,10 +5,12 @@
 //!
 //! - inotify on `run/` (a marker renamed in, created, deleted or moved out)
 //!   and on each marker directory (`metadata.toml` replaced, `sidecar.sock`
-//!   or `sidecar.pid` created or removed);
+//!   or `sidecar.pid` created, removed or their attributes changed);
 //! - a pidfd per live sidecar, readable the moment its process exits;
 //! - every probe interval, all known markers are judged again (their
-//!   endpoints probed concurrently under one deadline);
+//!   endpoints probed concurrently under one deadline; a settled sidecar's
+//!   known socket file only matched in the round's one socket-diagnostics
+//!   dump: docs/design.md, "Events");
 //! - every rescan interval, all of `run/` is scanned again (a safety net).
 //!
 //! Whatever the trigger, the markers to look at go through the same scan

@@ -7,6 +7,11 @@
 //! process identity was verified. The others are judged again every probe
 //! round, as a sidecar without a pidfd always was. Running out of
 //! descriptors opening one shrinks the budget to what is held.
+//!
+//! Beside each pidfd is kept what the last probe round found of a settled
+//! sidecar (see [`Quiet`]): the next rounds judge its socket file by the
+//! socket-diagnostics dump without looking it up again, until the marker
+//! is judged again in full.
 
 use std::collections::HashMap;
 use std::io;
@@ -14,20 +19,34 @@ use std::os::fd::AsFd;
 
 use super::schedule::Degradation;
 use crate::sidecar_markers::State;
+use crate::sidecar_markers::probe::SocketFile;
 use crate::sidecar_markers::sys::epoll::Epoll;
 use crate::sidecar_markers::sys::pidfd::Pidfd;
+
+/// A settled sidecar as a probe round found it: its own socket file, as
+/// the dump names it, and the state reported, which the dump's answer must
+/// agree with. Kept until the sidecar is next judged in full, which is the
+/// only way its reported state changes and what every trigger that could
+/// make its socket file another leads to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Quiet {
+    pub file: SocketFile,
+    pub state: State,
+}
 
 struct PidWatch {
     token: u64,
     pid: u32,
     fd: Pidfd,
+    /// What a probe round found of the settled sidecar (docs/design.md,
+    /// "Events"); `None` until then, and again after each full judgement.
+    quiet: Option<Quiet>,
 }
 
 /// A pidfd per sidecar that is not stopped, each registered with the
 /// watcher's epoll under a token of its own, so an exit wakes the watcher.
 pub(super) struct Pids {
     by_name: HashMap<String, PidWatch>,
-    names: HashMap<u64, String>,
     next_token: u64,
     /// Cleared when the kernel says pidfds are unavailable.
     available: bool,
@@ -55,7 +74,6 @@ impl Pids {
     pub fn new(first_token: u64, budget: usize) -> Pids {
         Pids {
             by_name: HashMap::new(),
-            names: HashMap::new(),
             next_token: first_token,
             available: true,
             budget,
@@ -75,6 +93,24 @@ impl Pids {
         self.by_name.contains_key(name)
     }
 
+    /// A probe round found the pinned sidecar `name` settled, as `quiet`
+    /// (nothing when it is not pinned).
+    pub fn set_quiet(&mut self, name: &str, quiet: Quiet) {
+        if let Some(p) = self.by_name.get_mut(name) {
+            p.quiet = Some(quiet);
+        }
+    }
+
+    /// Every pinned sidecar a probe round found settled since it was last
+    /// judged in full, in no particular order. (Every pinned sidecar is a
+    /// known one: a pidfd is held only for a sidecar the last judgement
+    /// found, and dropped when it goes.)
+    pub fn quiet(&self) -> impl Iterator<Item = (&String, Quiet)> {
+        self.by_name
+            .iter()
+            .filter_map(|(name, p)| Some((name, p.quiet?)))
+    }
+
     #[cfg(test)]
     /// How many pidfds are held.
     pub fn held(&self) -> usize {
@@ -83,7 +119,8 @@ impl Pids {
 
     /// After a scan found the sidecar `name` (`pid`, `state`, its identity
     /// `verified` or not): holds a pidfd for it unless it is stopped or
-    /// unverified (a new one when the pid changed), within the budget.
+    /// unverified (a new one when the pid changed), within the budget, and
+    /// forgets what a probe round found of it ([`Quiet`]).
     /// Pidfds unavailable, the budget spent, or one that cannot be had, is
     /// a degradation.
     pub fn track(
@@ -98,7 +135,12 @@ impl Pids {
             self.release(epoll, name);
             return None;
         }
-        if self.by_name.get(name).is_some_and(|p| p.pid == pid) {
+        if let Some(p) = self.by_name.get_mut(name)
+            && p.pid == pid
+        {
+            // Judged in full: the next probe round looks at its socket
+            // file afresh.
+            p.quiet = None;
             return None;
         }
         self.release(epoll, name);
@@ -113,9 +155,15 @@ impl Pids {
                 let token = self.next_token;
                 self.next_token += 1;
                 if epoll.add(fd.as_fd(), token).is_ok() {
-                    self.names.insert(token, name.to_owned());
-                    self.by_name
-                        .insert(name.to_owned(), PidWatch { token, pid, fd });
+                    self.by_name.insert(
+                        name.to_owned(),
+                        PidWatch {
+                            token,
+                            pid,
+                            fd,
+                            quiet: None,
+                        },
+                    );
                 }
                 None
             }
@@ -137,7 +185,6 @@ impl Pids {
     pub fn release(&mut self, epoll: &Epoll, name: &str) {
         if let Some(p) = self.by_name.remove(name) {
             let _ = epoll.delete(p.fd.as_fd());
-            self.names.remove(&p.token);
         }
     }
 
@@ -145,7 +192,12 @@ impl Pids {
     /// pidfd and names the sidecar, to be judged again; `None` for a token
     /// that is not (or no longer) a pidfd's.
     pub fn exited(&mut self, epoll: &Epoll, token: u64) -> Option<String> {
-        let name = self.names.get(&token).cloned()?;
+        // A walk over the pidfds held: exits are rare next to the memory
+        // a second map of names would keep for every sidecar.
+        let name = self
+            .by_name
+            .iter()
+            .find_map(|(name, p)| (p.token == token).then(|| name.clone()))?;
         self.release(epoll, &name);
         Some(name)
     }
@@ -226,13 +278,13 @@ mod tests {
             pids.track(&epoll, "sb-a", pid, State::Unhealthy, true),
             None
         );
-        assert_eq!(pids.names.len(), 1, "the same pid: the same pidfd");
+        assert_eq!(pids.by_name.len(), 1, "the same pid: the same pidfd");
         assert_eq!(pids.by_name["sb-a"].token, FIRST);
         assert!(ready(&epoll, Duration::ZERO).is_empty());
         child.kill().unwrap();
         assert_eq!(ready(&epoll, Duration::from_secs(10)), [FIRST]);
         assert_eq!(pids.exited(&epoll, FIRST).as_deref(), Some("sb-a"));
-        assert!(pids.by_name.is_empty() && pids.names.is_empty());
+        assert!(pids.by_name.is_empty());
         assert!(ready(&epoll, Duration::ZERO).is_empty(), "deregistered");
         assert_eq!(pids.exited(&epoll, FIRST), None, "once");
         child.wait().unwrap();
@@ -249,13 +301,13 @@ mod tests {
         pids.track(&epoll, "sb-a", a.id(), State::Running, true);
         pids.track(&epoll, "sb-a", b.id(), State::Running, true);
         assert_eq!(pids.by_name["sb-a"].pid, b.id());
-        assert_eq!(pids.names.keys().copied().collect::<Vec<_>>(), [FIRST + 1]);
+        assert_eq!(pids.by_name["sb-a"].token, FIRST + 1);
         pids.track(&epoll, "sb-a", b.id(), State::Stopped, true);
-        assert!(pids.by_name.is_empty() && pids.names.is_empty());
+        assert!(pids.by_name.is_empty());
         pids.track(&epoll, "sb-b", a.id(), State::Unknown, true);
         pids.release(&epoll, "sb-b");
         pids.release(&epoll, "sb-b");
-        assert!(pids.by_name.is_empty() && pids.names.is_empty());
+        assert!(pids.by_name.is_empty());
         for c in [&mut a, &mut b] {
             c.kill().unwrap();
             c.wait().unwrap();

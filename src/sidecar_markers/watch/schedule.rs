@@ -126,10 +126,11 @@ impl Schedule {
         }
     }
 
-    /// Spreads each probe round over `slices` ticks (at least 1): a
-    /// [`Step::Round`] then comes every probe interval / `slices`, and the
-    /// engine looks at a slice of the known markers at each, so that every
-    /// marker is looked at once per interval and no tick is a spike.
+    /// Spreads the probe round under way over `slices` ticks (at least
+    /// 1): a [`Step::Round`] then comes every probe interval / `slices`,
+    /// and the engine looks at a slice of the round's markers at each, so
+    /// that every marker is looked at once per interval and no tick is a
+    /// spike.
     pub fn spread(&mut self, slices: u32) {
         self.slices = slices.max(1);
     }

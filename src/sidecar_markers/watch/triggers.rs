@@ -30,9 +30,12 @@ const RUN_MASK: u32 = libc::IN_CREATE
     | libc::IN_EXCL_UNLINK;
 
 /// On a marker directory: `metadata.toml` written or replaced,
-/// `sidecar.sock` or `sidecar.pid` created or removed; the directory
-/// deleted.
+/// `sidecar.sock` or `sidecar.pid` created or removed, or their attributes
+/// changed (a `chmod` or `chown` of `sidecar.sock` changes who may
+/// connect: the probe rounds judge a known socket file without looking it
+/// up again); the directory deleted.
 const MARKER_MASK: u32 = libc::IN_CLOSE_WRITE
+    | libc::IN_ATTRIB
     | libc::IN_CREATE
     | libc::IN_DELETE
     | libc::IN_MOVED_FROM
@@ -556,6 +559,15 @@ mod tests {
         assert!(w.watches_marker("sb-a"));
         std::fs::write(run_path.join("sb-a/metadata.toml"), b"x").unwrap();
         assert!(looks(&mut w).iter().all(|l| *l == marker("sb-a")));
+        // Who may connect to the socket file changed: the probe rounds
+        // must stop judging it by the file they knew.
+        let sock = run_path.join("sb-a/sidecar.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        assert!(looks(&mut w).iter().all(|l| *l == marker("sb-a")));
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(looks(&mut w), [marker("sb-a")], "a chmod of sidecar.sock");
+        drop(listener);
         assert_eq!(w.watch_marker(run.as_fd(), c"sb-missing"), None);
         assert!(!w.watches_marker("sb-missing"), "gone: simply not watched");
         w.forget_run();
