@@ -192,12 +192,9 @@ impl Scenario for Watch {
     }
 
     fn with_fleet(&mut self, b: &mut Bench, fleet: &FleetAt) -> Res<()> {
-        if !self.at.contains(&fleet.n) {
-            return Ok(());
-        }
-        if let Err(e) = self.measure(b, fleet.dir, fleet.n) {
-            b.warn(format!("watch at {}: {e}", fleet.n));
-        }
+        fleet.measure_at(b, &self.at, "watch", |b| {
+            self.measure(b, fleet.dir, fleet.n)
+        });
         Ok(())
     }
 
