@@ -173,6 +173,14 @@ pub fn own_pid_ns() -> u64 {
         .unwrap()
 }
 
+/// Fails unless less than `bound` has passed since `start`: an upper bound
+/// that proves "never hangs" (or "not by the slow path"), not a timing
+/// assertion.
+pub fn assert_within(start: std::time::Instant, bound: std::time::Duration, what: &str) {
+    let took = start.elapsed();
+    assert!(took < bound, "{what}: took {took:?}, bound {bound:?}");
+}
+
 /// Polls `f` until it holds; fails naming `what` after 10 s (a bound that
 /// proves "never hangs", not a timing assertion).
 pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
