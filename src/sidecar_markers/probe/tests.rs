@@ -3,7 +3,9 @@
 //! deadline and poll arithmetic; and, on real sockets, the lookup in a
 //! child process and the cached lookup.
 
+use super::path::{FLIGHTS, connect_path_in_child, land};
 use super::*;
+use std::sync::{Condvar, Mutex};
 
 /// Every errno a connect can end with names one outcome
 /// (docs/design.md, "Reason codes"); one the table does not know is a

@@ -24,10 +24,10 @@
 //! never keeps this process from exiting). One lookup per path is in
 //! flight process-wide: a path (or a path in the directory of a path)
 //! whose lookup has outlived the timeout is *stuck* and answers `timeout`
-//! at once without a new lookup; at most [`MAX_PATH_THREADS`] lookups are
+//! at once without a new lookup; at most [`MAX_PATH_THREADS`](path::MAX_PATH_THREADS) lookups are
 //! in flight, and past that probes report `probe_unavailable`.
 //!
-//! The fleet probe ([`Fleet`], [`FleetSnapshot`]): one socket-diagnostics
+//! The fleet probe ([`Fleet`], [`FleetSnapshot`](fleet::FleetSnapshot)): one socket-diagnostics
 //! dump per scan answers every listening Unix socket file of this network
 //! namespace by device and inode, without connecting; whatever it cannot
 //! answer for certain is connected to (docs/design.md, "Probing").
@@ -35,10 +35,10 @@
 //! Every failure is the endpoint's outcome: a probe never fails a call.
 
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::endpoint::Endpoint;
@@ -46,6 +46,14 @@ use super::model::{Reason, State};
 use super::read::{DEFAULT_SOCKET, Loc};
 use super::sys;
 use super::sys::socket::{Socket, UnixAddr};
+
+mod fleet;
+mod listener;
+mod path;
+
+pub(crate) use fleet::{Fleet, SocketFile, stat_marker_socket};
+pub(crate) use listener::{pidfd_pid, socket_listener};
+use path::{Flight, PathProbe, connect_path_blocking, connect_unix_path_guarded};
 
 /// What probing an endpoint found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,197 +187,6 @@ fn connect_unix(path: &[u8], fds: &mut sys::MarkerFds) -> Outcome {
 /// its path [`sys::fd_path`]: the lookup ends at that descriptor's inode.
 fn connect_via_fd(fd: BorrowedFd<'_>, fds: &mut sys::MarkerFds) -> Outcome {
     connect_unix(sys::fd_path(fd).as_bytes(), fds)
-}
-
-/// Connects to a Unix socket path the library does not control, without
-/// ever blocking this thread or this process on the path's lookup:
-///
-/// 1. resolved from the dentry cache alone ([`sys::lookup::open_cached`]),
-///    it is judged by the fleet probe where the dump answers
-///    ([`Prober::connect_cached`]), or found missing;
-/// 2. otherwise the lookup runs in a child process
-///    ([`sys::lookup::ChildConnect`]) waited for by a helper thread, and is
-///    shared: a probe of a path whose lookup is already in flight in this
-///    process joins it instead of starting another; once that lookup has
-///    outlived the caller's timeout the path is *stuck* and the probe
-///    answers [`Outcome::Stuck`] at once, as does a probe of any path in
-///    the directory of a stuck path. At most [`MAX_PATH_THREADS`] lookups
-///    are in flight.
-fn connect_unix_path_guarded(path: PathBuf, deadline: Instant, timeout: Duration) -> PathProbe {
-    let mut flights = FLIGHTS.lock().unwrap_or_else(|p| p.into_inner());
-    loop {
-        let now = Instant::now();
-        // A flight that has answered is landing: its answer is older than
-        // this probe, so it is neither joined nor stuck.
-        if let Some((_, f)) = flights
-            .iter()
-            .find(|(p, f)| *p == path && !f.has_answered())
-        {
-            if now.saturating_duration_since(f.started) >= timeout {
-                return PathProbe::Done(Outcome::Stuck);
-            }
-            return PathProbe::Waiting(f.clone());
-        }
-        let stuck_dir = flights.iter().any(|(p, f)| {
-            !f.has_answered()
-                && now.saturating_duration_since(f.started) >= timeout
-                && p.parent().is_some_and(|d| path.starts_with(d))
-        });
-        if stuck_dir {
-            return PathProbe::Done(Outcome::Stuck);
-        }
-        if flights.len() < MAX_PATH_THREADS {
-            break;
-        }
-        if now >= deadline {
-            return PathProbe::Done(Outcome::Unavailable(
-                "too many probes are stuck on paths that do not answer",
-            ));
-        }
-        flights = FLIGHT_ENDED
-            .wait_timeout(flights, deadline - now)
-            .unwrap_or_else(|p| p.into_inner())
-            .0;
-    }
-    let flight = Arc::new(Flight {
-        started: Instant::now(),
-        answer: Mutex::new(None),
-        answered: Condvar::new(),
-    });
-    flights.push((path.clone(), flight.clone()));
-    drop(flights);
-    let mine = flight.clone();
-    let spawned = std::thread::Builder::new()
-        .name("firma-path-probe".into())
-        .stack_size(64 * 1024)
-        .spawn(move || {
-            let outcome = connect_path_in_child(&path);
-            mine.answer(outcome);
-            land(&mine);
-        });
-    match spawned {
-        Ok(_) => PathProbe::Waiting(flight),
-        Err(_) => {
-            land(&flight);
-            PathProbe::Done(Outcome::Unavailable("cannot start a probe thread"))
-        }
-    }
-}
-
-/// Step 2 of [`connect_unix_path_guarded`], on the helper thread: the
-/// lookup and connect in a child process. A path too long for `sun_path`
-/// is reached from its parent directory (the child's working directory).
-fn connect_path_in_child(path: &Path) -> Outcome {
-    let bytes = path.as_os_str().as_bytes();
-    let started = match UnixAddr::new(bytes) {
-        Some(addr) => sys::lookup::ChildConnect::start(None, &addr),
-        None => {
-            let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-                return Outcome::ConnectError(libc::ENAMETOOLONG);
-            };
-            let (Ok(dir), Some(addr)) = (sys::cpath(parent), UnixAddr::new(name.as_bytes())) else {
-                return Outcome::ConnectError(libc::ENAMETOOLONG);
-            };
-            sys::lookup::ChildConnect::start(Some(&dir), &addr)
-        }
-    };
-    match started.map(sys::lookup::ChildConnect::wait) {
-        Ok(Ok(0)) => Outcome::Serving,
-        Ok(Ok(errno)) => classify(errno),
-        Ok(Err(_)) => Outcome::Unavailable("the lookup process ended without an answer"),
-        // No child process allowed here (a seccomp filter refusing clone3
-        // and clone with CLONE_PIDFD, kernels before 5.2): the lookup on
-        // this helper thread, as before (a process whose thread is stuck
-        // behind another lookup then cannot exit until it returns).
-        Err(e) if [libc::ENOSYS, libc::EPERM, libc::EINVAL].contains(&errno_of(&e)) => {
-            connect_path_blocking(path)
-        }
-        Err(e) => classify(errno_of(&e)),
-    }
-}
-
-/// The body of a path probe made directly (may block in the path lookup):
-/// for the marker's own `sidecar.sock` where `openat2` is missing, and on a
-/// helper thread where no child process can be made.
-fn connect_path_blocking(path: &Path) -> Outcome {
-    let bytes = path.as_os_str().as_bytes();
-    if UnixAddr::new(bytes).is_some() {
-        return connect_unix(bytes, &mut sys::MarkerFds::default());
-    }
-    // Too long for sun_path: through the parent directory's descriptor.
-    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-        return Outcome::ConnectError(libc::ENAMETOOLONG);
-    };
-    match sys::open(parent, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) {
-        Ok(dir) => {
-            let mut short = sys::fd_path(dir.as_fd()).into_bytes();
-            short.push(b'/');
-            short.extend_from_slice(name.as_bytes());
-            connect_unix(&short, &mut sys::MarkerFds::default())
-        }
-        Err(e) => classify(e.raw_os_error().unwrap_or(libc::EIO)),
-    }
-}
-
-/// Most path lookups that may be in flight at once, process-wide (each
-/// holds a helper thread and a child process until its lookup returns).
-pub(crate) const MAX_PATH_THREADS: usize = 64;
-
-/// One path lookup in flight, shared by every probe of that path.
-pub(crate) struct Flight {
-    started: Instant,
-    answer: Mutex<Option<Outcome>>,
-    answered: Condvar,
-}
-
-impl Flight {
-    fn has_answered(&self) -> bool {
-        self.answer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some()
-    }
-
-    fn answer(&self, outcome: Outcome) {
-        *self.answer.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
-        self.answered.notify_all();
-    }
-
-    /// The answer, waiting for it until `deadline`.
-    fn wait_until(&self, deadline: Instant) -> Option<Outcome> {
-        let mut answer = self.answer.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            if let Some(o) = *answer {
-                return Some(o);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return None;
-            }
-            answer = self
-                .answered
-                .wait_timeout(answer, deadline - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-    }
-}
-
-/// The path lookups in flight in this process (at most
-/// [`MAX_PATH_THREADS`], so a list).
-static FLIGHTS: Mutex<Vec<(PathBuf, Arc<Flight>)>> = Mutex::new(Vec::new());
-static FLIGHT_ENDED: Condvar = Condvar::new();
-
-/// Takes `flight` out of [`FLIGHTS`]: its lookup returned.
-fn land(flight: &Arc<Flight>) {
-    let mut flights = FLIGHTS.lock().unwrap_or_else(|p| p.into_inner());
-    flights.retain(|(_, f)| !Arc::ptr_eq(f, flight));
-    FLIGHT_ENDED.notify_all();
-}
-
-enum PathProbe {
-    Done(Outcome),
-    Waiting(Arc<Flight>),
 }
 
 struct Pending {
@@ -697,195 +514,5 @@ fn connect_via_fd_at(loc: Loc<'_>, rel: &std::ffi::CStr) -> Outcome {
     }
 }
 
-/// How a scan probes Unix socket files: `FIRMA_PROBE_METHOD=connect` in the
-/// environment forces a `connect` for every endpoint (for comparing the two
-/// methods, or to rule the fleet probe out); anything else, or nothing,
-/// uses the fleet probe where it can answer. Read once per process.
-pub(crate) fn connect_only() -> bool {
-    static CONNECT_ONLY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *CONNECT_ONLY
-        .get_or_init(|| std::env::var_os("FIRMA_PROBE_METHOD").is_some_and(|m| m == "connect"))
-}
-
-/// A scan's fleet probe: one [`FleetSnapshot`], taken when the scan meets
-/// its first Unix socket file and shared by its workers; or why there is
-/// none (refused by the kernel, forced off), which `inspect` reports.
-pub(crate) struct Fleet {
-    timeout: Duration,
-    snap: std::sync::OnceLock<std::result::Result<FleetSnapshot, String>>,
-}
-
-impl Fleet {
-    /// A fleet probe whose dump may take up to `timeout`.
-    pub fn new(timeout: Duration) -> Fleet {
-        Fleet {
-            timeout,
-            snap: std::sync::OnceLock::new(),
-        }
-    }
-
-    /// The snapshot, taken at the first call; `None` when there is none.
-    pub fn snapshot(&self) -> Option<&FleetSnapshot> {
-        self.taken().as_ref().ok()
-    }
-
-    fn taken(&self) -> &std::result::Result<FleetSnapshot, String> {
-        self.snap.get_or_init(|| {
-            if connect_only() {
-                return Err("FIRMA_PROBE_METHOD=connect".into());
-            }
-            FleetSnapshot::take(deadline_after(Instant::now(), self.timeout))
-                .map_err(|e| format!("socket diagnostics unavailable: {e}"))
-        })
-    }
-
-    /// Why the Unix sockets of this scan are probed by `connect`, when there
-    /// is no snapshot (taking it if not yet tried).
-    pub fn refused(&self) -> Option<&str> {
-        self.taken().as_ref().err().map(String::as_str)
-    }
-}
-
-/// Every listening Unix stream socket of this reader's network namespace,
-/// from one `NETLINK_SOCK_DIAG` dump ([`sys::sock_diag`]), by the device
-/// and inode of its socket file: the batch probe behind `list`, `inspect`
-/// and each round of `watch` (docs/design.md, "Probing").
-pub(crate) struct FleetSnapshot {
-    /// `None`: two listeners claim the same file (one unlinked, its inode
-    /// number reused): ambiguous, so `connect` decides.
-    by_file: std::collections::HashMap<(u64, u32), Option<sys::sock_diag::Listener>>,
-    euid: u32,
-}
-
-impl FleetSnapshot {
-    /// One dump, before `deadline`.
-    pub fn take(deadline: Instant) -> std::io::Result<FleetSnapshot> {
-        let mut by_file = std::collections::HashMap::new();
-        for l in sys::sock_diag::unix_listeners(deadline)? {
-            by_file
-                .entry((l.dev, l.ino))
-                .and_modify(|e| *e = None)
-                .or_insert(Some(l));
-        }
-        Ok(FleetSnapshot {
-            by_file,
-            euid: sys::geteuid(),
-        })
-    }
-
-    /// What a `connect` to the socket file `st` (`fstat` of the descriptor
-    /// the probe's safe lookup opened) would find, when the dump can say
-    /// for certain: a stream listener there with room in its backlog is
-    /// [`Outcome::Listening`] (judged as serving), with a full one [`Outcome::BacklogFull`] (as
-    /// the kernel decides: more waiting than the backlog). `None` (connect
-    /// instead) for anything else: not a socket, no listener in this
-    /// network namespace, a seqpacket listener, an inode number too wide
-    /// for the dump, or a reader who is neither root nor the file's owner
-    /// with write permission (so `connect`'s permission check is not
-    /// second-guessed).
-    pub fn judge(&self, st: &libc::stat) -> Option<Outcome> {
-        self.judge_socket(self.socket_file(st)?)
-    }
-
-    /// The socket file `st` as the dump names it, when the dump may answer
-    /// for it at all: a socket, an inode number that fits the dump's 32
-    /// bits, and a reader who is root or the file's owner with write
-    /// permission. `None` otherwise (connect instead).
-    pub fn socket_file(&self, st: &libc::stat) -> Option<SocketFile> {
-        if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
-            return None;
-        }
-        let may_write =
-            self.euid == 0 || (st.st_uid == self.euid && st.st_mode & libc::S_IWUSR != 0);
-        if !may_write {
-            return None;
-        }
-        Some(SocketFile {
-            dev: st.st_dev,
-            ino: u32::try_from(st.st_ino).ok()?,
-        })
-    }
-
-    /// [`Self::judge`] of a socket file named before by
-    /// [`Self::socket_file`] (a watcher keeps that name while inotify says
-    /// the file is the same: docs/design.md, "Events").
-    pub fn judge_socket(&self, file: SocketFile) -> Option<Outcome> {
-        let l = (*self.by_file.get(&(file.dev, file.ino))?)?;
-        if l.kind != libc::SOCK_STREAM as u8 {
-            return None;
-        }
-        Some(if l.pending > l.backlog {
-            Outcome::BacklogFull
-        } else {
-            Outcome::Listening
-        })
-    }
-}
-
-/// A socket file as the dump names it: the device of the file system it
-/// lives on and its inode number (truncated by the kernel to 32 bits).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct SocketFile {
-    dev: u64,
-    ino: u32,
-}
-
-/// The marker's own socket file (`<marker>/sidecar.sock`), opened as
-/// [`Prober::start`] opens it (`O_PATH`, beneath the marker, no symlink,
-/// no mount crossed) and `fstat`ed. `None` where it cannot be opened so
-/// (missing, a symlink, a mount, no `openat2`): the prober then says what
-/// it is.
-pub(crate) fn stat_marker_socket(loc: Loc<'_>) -> Option<libc::stat> {
-    let rel = loc.rel(super::read::SOCKET_FILE);
-    let fd = sys::openat2(
-        loc.base(),
-        &rel,
-        libc::O_PATH | libc::O_CLOEXEC,
-        sys::RESOLVE_NO_XDEV_STRICT,
-    )?
-    .ok()?;
-    sys::fstat(fd.as_fd()).ok()
-}
-
-/// The process listening on the marker's own socket (`<marker>/sidecar.sock`,
-/// opened beneath the marker without following a symlink or crossing a
-/// mount), pinned: a pidfd from `SO_PEERPIDFD` and its pid as this reader's
-/// pid namespace sees it. `None` when there is no such proof here: no
-/// socket, nobody accepting connections, a kernel without `SO_PEERPIDFD`,
-/// a listener that has exited or lives in a pid namespace this reader
-/// cannot see. (docs/design.md, "Trust": how it combines with the identity
-/// fields.)
-pub(crate) fn socket_listener(loc: Loc<'_>) -> Option<(OwnedFd, u32)> {
-    let rel = loc.rel(super::read::SOCKET_FILE);
-    let path = sys::openat2(
-        loc.base(),
-        &rel,
-        libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-        sys::RESOLVE_NO_XDEV_STRICT,
-    )?
-    .ok()?;
-    let st = sys::fstat(path.as_fd()).ok()?;
-    if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
-        return None;
-    }
-    let addr = UnixAddr::new(sys::fd_path(path.as_fd()).as_bytes())?;
-    let sock = Socket::unix().ok()?;
-    // A Unix stream connect completes at once or fails (a full backlog:
-    // EAGAIN); it never waits here.
-    sock.connect_unix(&addr).ok()?;
-    let pidfd = sock.peer_pidfd().ok()?;
-    let pid = pidfd_pid(pidfd.as_fd())?;
-    Some((pidfd, pid))
-}
-
-/// The pid a pidfd names in this reader's pid namespace (`Pid:` of its
-/// fdinfo); `None` when the process has exited (-1) or is not visible here
-/// (0).
-pub(crate) fn pidfd_pid(pidfd: BorrowedFd<'_>) -> Option<u32> {
-    let pid: i64 = sys::proc_field(&sys::fdinfo(pidfd).ok()?, "Pid:")?;
-    u32::try_from(pid).ok().filter(|&p| p > 0)
-}
-
 #[cfg(test)]
-#[path = "probe_tests.rs"]
 mod tests;
