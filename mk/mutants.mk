@@ -25,7 +25,7 @@ MUTANTS_ARGS ?=
 # (after `--`). The library's unit tests always run; the integration test
 # binaries named here are the ones that exercise that file.
 MUTANTS_SRC := src/sidecar_markers
-mutants_files_process := $(MUTANTS_SRC)/process.rs
+mutants_files_process := $(MUTANTS_SRC)/process.rs $(MUTANTS_SRC)/procfs.rs
 mutants_tests_process := --lib --test liveness --test probing --test stop
 mutants_files_gc := $(MUTANTS_SRC)/gc.rs
 mutants_tests_gc := --lib --test collection --test isolation

@@ -49,6 +49,7 @@ mod paths;
 mod presence;
 mod probe;
 mod process;
+mod procfs;
 mod read;
 mod reserved;
 mod scan;
