@@ -152,31 +152,48 @@ static json_t *for_table(const char *what, int32_t st, char *answer, bool json_o
 
 /* ---- commands ------------------------------------------------------- */
 
-static int cmd_list(const char *dir, uint32_t timeout_ms, bool json_out)
+/* Shows an array answer (NULL DIR: the default runtime directory): each
+ * element printed by PRINT, given its index, or NONE when there is none.
+ * The exit status: 0, or as for_table when it shows nothing. */
+static int show_array(const char *what, int32_t st, char *answer, bool json_out, const char *dir,
+                      void (*print)(size_t i, const json_t *e), void (*none)(const char *dir))
 {
-    char *answer = NULL;
     int rc;
-    int32_t st = firma_sidecar_list_with_timeout(dir, timeout_ms, &answer);
-    json_t *list = for_table("list", st, answer, json_out, false, &rc);
-    if (list == NULL)
+    json_t *rows = for_table(what, st, answer, json_out, false, &rc);
+    if (rows == NULL)
         return rc;
     size_t i;
     json_t *e;
-    json_array_foreach(list, i, e) {
-        if (i == 0)
-            print_header();
-        print_row(e);
-    }
-    if (json_array_size(list) == 0) {
-        char *def = NULL;
-        if (dir == NULL && firma_default_runtime_dir(&def) == FIRMA_OK)
-            printf("no live sidecars in %s\n", def);
-        else
-            printf("no live sidecars in %s\n", dir ? dir : "the default runtime dir");
-        firma_string_free(def);
-    }
-    json_decref(list);
+    json_array_foreach(rows, i, e) print(i, e);
+    if (json_array_size(rows) == 0)
+        none(dir);
+    json_decref(rows);
     return 0;
+}
+
+/* list: a table of sidecars under a header. */
+static void list_row(size_t i, const json_t *e)
+{
+    if (i == 0)
+        print_header();
+    print_row(e);
+}
+
+static void no_live_sidecars(const char *dir)
+{
+    char *def = NULL;
+    if (dir == NULL && firma_default_runtime_dir(&def) == FIRMA_OK)
+        printf("no live sidecars in %s\n", def);
+    else
+        printf("no live sidecars in %s\n", dir ? dir : "the default runtime dir");
+    firma_string_free(def);
+}
+
+static int cmd_list(const char *dir, uint32_t timeout_ms, bool json_out)
+{
+    char *answer = NULL;
+    int32_t st = firma_sidecar_list_with_timeout(dir, timeout_ms, &answer);
+    return show_array("list", st, answer, json_out, dir, list_row, no_live_sidecars);
 }
 
 static int cmd_get(const char *dir, uint32_t timeout_ms, const char *id, bool json_out)
@@ -197,51 +214,54 @@ static int cmd_get(const char *dir, uint32_t timeout_ms, const char *id, bool js
     return rc;
 }
 
+/* gc: one line per removed marker. */
+static void gc_row(size_t i, const json_t *id)
+{
+    (void)i;
+    printf("removed %s\n", json_string_value(id));
+}
+
+static void no_stale_markers(const char *dir)
+{
+    (void)dir;
+    printf("no stale markers\n");
+}
+
 static int cmd_gc(const char *dir, bool json_out)
 {
     char *answer = NULL;
-    int rc;
     int32_t st = firma_sidecar_gc_stale(dir, &answer);
-    json_t *ids = for_table("gc", st, answer, json_out, false, &rc);
-    if (ids == NULL)
-        return rc;
-    size_t i;
-    json_t *id;
-    json_array_foreach(ids, i, id) printf("removed %s\n", json_string_value(id));
-    if (json_array_size(ids) == 0)
-        printf("no stale markers\n");
-    json_decref(ids);
-    return 0;
+    return show_array("gc", st, answer, json_out, dir, gc_row, no_stale_markers);
 }
 
 /* inspect: one line per marker (name, verdict, state, reason, detail), then
  * its nested sidecar object or, for a broken marker, its error object. */
+static void inspect_row(size_t i, const json_t *r)
+{
+    (void)i;
+    printf("%s: %s, state %s, reason %s (%s)\n", str(r, "name"), str(r, "verdict"),
+           str(r, "state"), str(r, "reason"), str(r, "detail"));
+    json_t *entry = json_object_get(r, "entry"), *err = json_object_get(r, "error");
+    if (json_is_object(entry)) {
+        printf("  ");
+        print_row(entry);
+    }
+    if (json_is_object(err))
+        printf("  error %s: %s (path %s)\n", str(err, "code"), str(err, "message"),
+               str(err, "path"));
+}
+
+static void no_markers(const char *dir)
+{
+    (void)dir;
+    printf("no markers\n");
+}
+
 static int cmd_inspect(const char *dir, uint32_t timeout_ms, bool json_out)
 {
     char *answer = NULL;
-    int rc;
     int32_t st = firma_sidecar_inspect(dir, timeout_ms, &answer);
-    json_t *reports = for_table("inspect", st, answer, json_out, false, &rc);
-    if (reports == NULL)
-        return rc;
-    size_t i;
-    json_t *r;
-    json_array_foreach(reports, i, r) {
-        printf("%s: %s, state %s, reason %s (%s)\n", str(r, "name"), str(r, "verdict"),
-               str(r, "state"), str(r, "reason"), str(r, "detail"));
-        json_t *entry = json_object_get(r, "entry"), *err = json_object_get(r, "error");
-        if (json_is_object(entry)) {
-            printf("  ");
-            print_row(entry);
-        }
-        if (json_is_object(err))
-            printf("  error %s: %s (path %s)\n", str(err, "code"), str(err, "message"),
-                   str(err, "path"));
-    }
-    if (json_array_size(reports) == 0)
-        printf("no markers\n");
-    json_decref(reports);
-    return 0;
+    return show_array("inspect", st, answer, json_out, dir, inspect_row, no_markers);
 }
 
 /* watch: the first `count` events (0: up to and including `synced`). */

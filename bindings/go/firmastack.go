@@ -47,9 +47,9 @@ const (
 // decides). It fails (CodeInvalidArgument) only when that path
 // is not valid UTF-8.
 func DefaultRuntimeDir() (string, error) {
-	var out *C.char
-	status := C.firma_default_runtime_dir(&out)
-	return takeResult(status, out)
+	return stringResult(func(out **C.char) C.int32_t {
+		return C.firma_default_runtime_dir(out)
+	})
 }
 
 // List returns every live sidecar under runtimeDir ("" means the default),
@@ -178,10 +178,9 @@ func inspectJSON(ctx context.Context, runtimeDir string) (string, error) {
 		return "", err
 	}
 	defer C.free(unsafe.Pointer(dir))
-
-	var out *C.char
-	status := C.firma_sidecar_inspect(dir, timeout, &out)
-	return takeResult(status, out)
+	return stringResult(func(out **C.char) C.int32_t {
+		return C.firma_sidecar_inspect(dir, timeout, out)
+	})
 }
 
 // ErrorCodes returns every error code the linked library can report, in
@@ -343,6 +342,15 @@ func (e Error) MarshalJSON() ([]byte, error) {
 		obj.Errno = &n
 	}
 	return json.Marshal(obj)
+}
+
+// stringResult runs call, which stores the library's answer through out,
+// and returns that answer as takeResult does: for the calls whose answer is
+// text rather than JSON to decode.
+func stringResult(call func(out **C.char) C.int32_t) (string, error) {
+	var out *C.char
+	status := call(&out)
+	return takeResult(status, out)
 }
 
 // decodeResult is takeResult followed by decoding its JSON into v (which

@@ -74,8 +74,7 @@ func RenderMetricsContext(ctx context.Context, runtimeDir string, opts MetricsOp
 		return "", err
 	}
 	defer C.free(unsafe.Pointer(cjs))
-
-	var out *C.char
-	status := C.firma_render_metrics(dir, cjs, &out)
-	return takeResult(status, out)
+	return stringResult(func(out **C.char) C.int32_t {
+		return C.firma_render_metrics(dir, cjs, out)
+	})
 }

@@ -7,13 +7,6 @@ use pyo3::types::{PyDict, PyString, PyTuple};
 
 use crate::view::{repr_str, view_pymethods};
 
-/// One sidecar as reported by `list`, `get` and `probe_entry`.
-#[pyclass(frozen, eq, hash, module = "firma_stack", name = "SidecarEntry")]
-#[derive(PartialEq, Hash)]
-pub(crate) struct SidecarEntry {
-    inner: sm::SidecarEntry,
-}
-
 impl From<sm::SidecarEntry> for SidecarEntry {
     fn from(inner: sm::SidecarEntry) -> Self {
         SidecarEntry { inner }
@@ -62,7 +55,8 @@ fn parse_state(name: &str) -> PyResult<sm::State> {
 }
 
 view_pymethods! {
-    impl SidecarEntry {
+    /// One sidecar as reported by `list`, `get` and `probe_entry`.
+    class SidecarEntry(sm::SidecarEntry), hashable {
         sandbox_id -> &str = |e| &e.sandbox_id;
         agent_id -> &str = |e| &e.agent_id;
         session_id -> &str = |e| &e.session_id;

@@ -20,15 +20,9 @@ fn py_reason(py: Python<'_>, reason: sm::Reason) -> PyResult<Bound<'_, PyAny>> {
     py_code(py, &REASON, "Reason", reason.as_str())
 }
 
-/// Why an entry of `run/` is broken: the error object every surface reports.
-#[pyclass(frozen, eq, hash, module = "firma_stack", name = "ErrorInfo")]
-#[derive(PartialEq, Hash)]
-pub(crate) struct ErrorInfo {
-    inner: sm::ErrorInfo,
-}
-
 view_pymethods! {
-    impl ErrorInfo {
+    /// Why an entry of `run/` is broken: the error object every surface reports.
+    class ErrorInfo(sm::ErrorInfo), hashable {
         /// The error code, as the `code` of the matching exception class.
         code -> &'static str = |e| e.code.as_str();
         message -> &str = |e| &e.message;
@@ -53,13 +47,6 @@ view_pymethods! {
     }
 }
 
-/// One entry of `run/` as `inspect` reports it.
-#[pyclass(frozen, eq, hash, module = "firma_stack", name = "MarkerReport")]
-#[derive(PartialEq, Hash)]
-pub(crate) struct MarkerReport {
-    inner: sm::MarkerReport,
-}
-
 impl From<sm::MarkerReport> for MarkerReport {
     fn from(inner: sm::MarkerReport) -> Self {
         MarkerReport { inner }
@@ -67,7 +54,8 @@ impl From<sm::MarkerReport> for MarkerReport {
 }
 
 view_pymethods! {
-    impl MarkerReport {
+    /// One entry of `run/` as `inspect` reports it.
+    class MarkerReport(sm::MarkerReport), hashable {
         /// The entry's name in `run/`.
         name -> &str = |r| &r.name;
         detail -> &str = |r| &r.detail;

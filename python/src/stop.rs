@@ -9,15 +9,9 @@ use crate::boundary::call_core;
 use crate::convert::{FsPath, SandboxId, Zero, invalid_argument, runtime_dir_or_default, seconds};
 use crate::view::view_pymethods;
 
-/// What one `stop` did; `to_dict()` is the outcome JSON of every surface.
-#[pyclass(frozen, eq, module = "firma_stack", name = "StopOutcome")]
-#[derive(PartialEq)]
-pub(crate) struct StopOutcome {
-    inner: sm::StopOutcome,
-}
-
 view_pymethods! {
-    impl StopOutcome {
+    /// What one `stop` did; `to_dict()` is the outcome JSON of every surface.
+    class StopOutcome(sm::StopOutcome) {
         sandbox_id -> &str = |o| &o.sandbox_id;
         pid -> u32 = |o| o.pid;
         /// Names of the signals this call sent, in order.

@@ -6,7 +6,13 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyString, PyTuple};
 
-/// The `#[pymethods]` of a view class holding its core value in `inner`.
+/// A view class: a frozen `#[pyclass]` of the `firma_stack` module, equal
+/// (and with `hashable` also hashable) as its core value, which it holds
+/// in `inner`; and its `#[pymethods]`.
+///
+/// `class Class(CoreType) { ... }` (after the class's doc comment, its
+/// docstring) declares the class; the rest is as for `impl Class { ... }`,
+/// which gives only the `#[pymethods]` of a class declared elsewhere.
 ///
 /// `impl Class { name -> Type = |inner| expression; ... }` gives one
 /// read-only getter per line (its doc comment is the property's docstring).
@@ -15,6 +21,34 @@ use pyo3::types::{PyString, PyTuple};
 /// pickles that JSON and rebuilds with the `_native` function `f`. The
 /// `methods` block holds the class's other methods, as written.
 macro_rules! view_pymethods {
+    (
+        $(#[$doc:meta])*
+        class $class:ident($inner:ty), hashable { $($getters:tt)* }
+        $($rest:tt)*
+    ) => {
+        $(#[$doc])*
+        #[::pyo3::pyclass(frozen, eq, hash, module = "firma_stack")]
+        #[derive(PartialEq, Hash)]
+        pub(crate) struct $class {
+            inner: $inner,
+        }
+
+        $crate::view::view_pymethods! { impl $class { $($getters)* } $($rest)* }
+    };
+    (
+        $(#[$doc:meta])*
+        class $class:ident($inner:ty) { $($getters:tt)* }
+        $($rest:tt)*
+    ) => {
+        $(#[$doc])*
+        #[::pyo3::pyclass(frozen, eq, module = "firma_stack")]
+        #[derive(PartialEq)]
+        pub(crate) struct $class {
+            inner: $inner,
+        }
+
+        $crate::view::view_pymethods! { impl $class { $($getters)* } $($rest)* }
+    };
     (
         impl $class:ident {
             $( $(#[$get_attr:meta])* $get:ident -> $ret:ty = |$inner:ident| $body:expr; )*

@@ -17,15 +17,9 @@ use crate::select::Names;
 use crate::view::{repr_str, view_pymethods};
 use crate::watch::interval;
 
-/// One id as `wait` last saw it.
-#[pyclass(frozen, eq, module = "firma_stack", name = "WaitStatus")]
-#[derive(PartialEq)]
-pub(crate) struct WaitStatus {
-    inner: sm::WaitStatus,
-}
-
 view_pymethods! {
-    impl WaitStatus {
+    /// One id as `wait` last saw it.
+    class WaitStatus(sm::WaitStatus) {
         sandbox_id -> &str = |s| &s.sandbox_id;
         /// Whether it meets the condition.
         met -> bool = |s| s.met;
@@ -54,15 +48,9 @@ view_pymethods! {
     }
 }
 
-/// What one `wait` ended with.
-#[pyclass(frozen, eq, module = "firma_stack", name = "WaitOutcome")]
-#[derive(PartialEq)]
-pub(crate) struct WaitOutcome {
-    inner: sm::WaitOutcome,
-}
-
 view_pymethods! {
-    impl WaitOutcome {
+    /// What one `wait` ended with.
+    class WaitOutcome(sm::WaitOutcome) {
         /// What was waited for: `"running"` or `"gone"`.
         condition -> &'static str = |o| o.condition.as_str();
         /// Every id met the condition before the timeout.

@@ -2,9 +2,8 @@
 //! core's one encoder (docs/design.md, "Metrics").
 
 use std::ffi::c_char;
-use std::time::Duration;
 
-use super::options::{OptionsObject, option_value, parse_options};
+use super::options::{MS_OR_NULL, millis_unless_null, options_object, parse_options, unless_null};
 use super::{FfiError, arg_opt_str, arg_runtime_dir, boundary};
 use crate::sidecar_markers::metrics::{Format, MetricsOptions, render_metrics};
 
@@ -13,42 +12,24 @@ use crate::sidecar_markers::metrics::{Format, MetricsOptions, render_metrics};
 #[derive(Default)]
 struct MetricsOptionsJson(MetricsOptions, Format);
 
-impl OptionsObject for MetricsOptionsJson {
-    const KEYS: &'static [&'static str] = &["format", "timeout_ms", "collect"];
+options_object!(MetricsOptionsJson {
+    "format": "\"text\" or \"openmetrics\"" => |o, v| o.1 = format_named::<A::Error>(v, o.1)?;
+    "timeout_ms": MS_OR_NULL => |o, v| millis_unless_null(&mut o.0.probe.timeout, v);
+    "collect": "true, false or null" => |o, v| unless_null(&mut o.0.collect, v);
+});
 
-    fn read<'de, A: serde::de::MapAccess<'de>>(
-        &mut self,
-        key: &str,
-        map: &mut A,
-    ) -> Result<(), A::Error> {
-        use serde::de::Error;
-        match key {
-            "format" => {
-                let name: Option<String> = option_value(map, key, "\"text\" or \"openmetrics\"")?;
-                if let Some(name) = name {
-                    self.1 = Format::from_name(&name).ok_or_else(|| {
-                        A::Error::custom(format!(
-                            "\"format\" must be \"text\" or \"openmetrics\", not {}",
-                            serde_json::Value::String(name)
-                        ))
-                    })?;
-                }
-            }
-            "timeout_ms" => {
-                let ms: Option<u64> =
-                    option_value(map, key, "a non-negative integer of milliseconds or null")?;
-                if let Some(ms) = ms {
-                    self.0.probe.timeout = Duration::from_millis(ms);
-                }
-            }
-            // "collect": the visitor passes only known keys.
-            _ => {
-                let collect: Option<bool> = option_value(map, key, "true, false or null")?;
-                self.0.collect = collect.unwrap_or(self.0.collect);
-            }
-        }
-        Ok(())
-    }
+/// The format `name` names (`null`: `default`), or an error saying what it
+/// must be.
+fn format_named<E: serde::de::Error>(name: Option<String>, default: Format) -> Result<Format, E> {
+    let Some(name) = name else {
+        return Ok(default);
+    };
+    Format::from_name(&name).ok_or_else(|| {
+        E::custom(format!(
+            "\"format\" must be \"text\" or \"openmetrics\", not {}",
+            serde_json::Value::String(name)
+        ))
+    })
 }
 
 fn metrics_options(json: Option<&str>) -> Result<(MetricsOptions, Format), FfiError> {
@@ -97,6 +78,8 @@ pub unsafe extern "C" fn firma_render_metrics(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::sidecar_markers::ErrorCode;
 

@@ -39,6 +39,53 @@ where
         .map_err(|_| serde::de::Error::custom(format!("{} must be {want}", quoted(key))))
 }
 
+/// What a key of milliseconds or null must be.
+pub(super) const MS_OR_NULL: &str = "a non-negative integer of milliseconds or null";
+
+/// Stores `value` in `slot`; `null` (`None`) keeps the default.
+pub(super) fn unless_null<T>(slot: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *slot = value;
+    }
+}
+
+/// Stores `ms` milliseconds in `slot`; `null` (`None`) keeps the default.
+pub(super) fn millis_unless_null(slot: &mut std::time::Duration, ms: Option<u64>) {
+    unless_null(slot, ms.map(std::time::Duration::from_millis));
+}
+
+/// Implements [`OptionsObject`] from a table: each key, in the order error
+/// messages list them, with what its value must be and how it is stored.
+/// `|o, v| set` stores the value `v` in the object `o`; `v` has the type
+/// `set` needs (annotate it where `set` does not fix it), read by
+/// [`option_value`].
+macro_rules! options_object {
+    ($ty:ty {
+        $($key:literal: $want:expr => |$o:ident, $v:ident $(: $vt:ty)?| $set:expr;)+
+    }) => {
+        impl $crate::ffi::options::OptionsObject for $ty {
+            const KEYS: &'static [&'static str] = &[$($key),+];
+
+            fn read<'de, A: serde::de::MapAccess<'de>>(
+                &mut self,
+                key: &str,
+                map: &mut A,
+            ) -> Result<(), A::Error> {
+                match key {
+                    $($key => {
+                        let $o = &mut *self;
+                        let $v $(: $vt)? = $crate::ffi::options::option_value(map, key, $want)?;
+                        $set;
+                    })+
+                    _ => unreachable!("the visitor passes only known keys"),
+                }
+                Ok(())
+            }
+        }
+    };
+}
+pub(super) use options_object;
+
 /// Deserializes an [`OptionsObject`] from a JSON object, key by key.
 struct Options<T>(T);
 

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::list::{opts, probing_runtime_dir};
-use super::options::{OptionsObject, option_value, parse_options};
+use super::options::{options_object, parse_options};
 use super::{FfiError, arg_opt_str, on_runtime_dir};
 use crate::sidecar_markers::{self as sm, Filter};
 
@@ -97,34 +97,16 @@ struct WaitJson {
     probe_interval_ms: Option<u64>,
 }
 
-impl OptionsObject for WaitJson {
-    const KEYS: &'static [&'static str] = &[
-        "sandbox_ids",
-        "for",
-        "timeout_ms",
-        "probe_timeout_ms",
-        "probe_interval_ms",
-    ];
+/// What the keys of milliseconds of `firma_sidecar_wait` must be.
+const MS: &str = "a non-negative integer of milliseconds";
 
-    fn read<'de, A: serde::de::MapAccess<'de>>(
-        &mut self,
-        key: &str,
-        map: &mut A,
-    ) -> Result<(), A::Error> {
-        const MS: &str = "a non-negative integer of milliseconds";
-        match key {
-            "sandbox_ids" => {
-                self.sandbox_ids = Some(option_value(map, key, "an array of sandbox ids")?)
-            }
-            "for" => self.condition = Some(option_value(map, key, "\"running\" or \"gone\"")?),
-            "timeout_ms" => self.timeout_ms = Some(option_value(map, key, MS)?),
-            "probe_timeout_ms" => self.probe_timeout_ms = Some(option_value(map, key, MS)?),
-            // "probe_interval_ms": the visitor passes only known keys.
-            _ => self.probe_interval_ms = Some(option_value(map, key, MS)?),
-        }
-        Ok(())
-    }
-}
+options_object!(WaitJson {
+    "sandbox_ids": "an array of sandbox ids" => |w, v| w.sandbox_ids = Some(v);
+    "for": "\"running\" or \"gone\"" => |w, v| w.condition = Some(v);
+    "timeout_ms": MS => |w, v| w.timeout_ms = Some(v);
+    "probe_timeout_ms": MS => |w, v| w.probe_timeout_ms = Some(v);
+    "probe_interval_ms": MS => |w, v| w.probe_interval_ms = Some(v);
+});
 
 /// The ids and options of `firma_sidecar_wait` from its JSON object.
 fn wait_request(json: Option<&str>) -> Result<(Vec<String>, sm::WaitOptions), FfiError> {

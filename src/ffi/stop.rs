@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
-use super::options::{OptionsObject, option_value, parse_options};
+use super::options::{options_object, parse_options};
 use super::{FfiError, arg_opt_str, arg_str, on_runtime_dir};
 use crate::sidecar_markers as sm;
 
@@ -24,28 +24,16 @@ enum SignalJson {
     Name(String),
 }
 
-impl OptionsObject for StopOptionsJson {
-    const KEYS: &'static [&'static str] = &["signal", "grace_ms", "kill", "verify_identity"];
+/// What `"kill"` and `"verify_identity"` must be.
+const BOOL: &str = "true or false";
 
-    fn read<'de, A: serde::de::MapAccess<'de>>(
-        &mut self,
-        key: &str,
-        map: &mut A,
-    ) -> Result<(), A::Error> {
-        const BOOL: &str = "true or false";
-        match key {
-            "signal" => self.signal = Some(option_value(map, key, "a signal name or number")?),
-            "grace_ms" => {
-                let want = "a non-negative integer of milliseconds";
-                self.opts.grace = Duration::from_millis(option_value(map, key, want)?);
-            }
-            "kill" => self.opts.kill = option_value(map, key, BOOL)?,
-            // "verify_identity": the visitor passes only known keys.
-            _ => self.opts.verify_identity = option_value(map, key, BOOL)?,
-        }
-        Ok(())
-    }
-}
+options_object!(StopOptionsJson {
+    "signal": "a signal name or number" => |o, v| o.signal = Some(v);
+    "grace_ms": "a non-negative integer of milliseconds" =>
+        |o, v| o.opts.grace = Duration::from_millis(v);
+    "kill": BOOL => |o, v| o.opts.kill = v;
+    "verify_identity": BOOL => |o, v| o.opts.verify_identity = v;
+});
 
 /// Stop options from the JSON object of `firma_sidecar_stop`.
 pub(super) fn stop_options(json: Option<&str>) -> Result<sm::StopOptions, FfiError> {

@@ -8,7 +8,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::library::firma_string_free;
-use super::options::{OptionsObject, option_value, parse_options};
+use super::options::{MS_OR_NULL, millis_unless_null, options_object, parse_options, unless_null};
 use super::{FfiError, FirmaStatus, arg_opt_str, arg_runtime_dir, boundary, to_json};
 use crate::sidecar_markers as sm;
 
@@ -111,39 +111,12 @@ fn wait_readable(fd: i32, deadline: Option<Instant>) {
 #[derive(Default)]
 struct WatchOptionsJson(sm::WatchOptions);
 
-impl OptionsObject for WatchOptionsJson {
-    const KEYS: &'static [&'static str] = &[
-        "timeout_ms",
-        "probe_interval_ms",
-        "rescan_interval_ms",
-        "collect",
-    ];
-
-    fn read<'de, A: serde::de::MapAccess<'de>>(
-        &mut self,
-        key: &str,
-        map: &mut A,
-    ) -> Result<(), A::Error> {
-        let o = &mut self.0;
-        let interval = match key {
-            "timeout_ms" => &mut o.probe.timeout,
-            "probe_interval_ms" => &mut o.probe_interval,
-            "rescan_interval_ms" => &mut o.rescan_interval,
-            // "collect": the visitor passes only known keys.
-            _ => {
-                let collect: Option<bool> = option_value(map, key, "true, false or null")?;
-                o.collect = collect.unwrap_or(o.collect);
-                return Ok(());
-            }
-        };
-        let ms: Option<u64> =
-            option_value(map, key, "a non-negative integer of milliseconds or null")?;
-        if let Some(ms) = ms {
-            *interval = Duration::from_millis(ms);
-        }
-        Ok(())
-    }
-}
+options_object!(WatchOptionsJson {
+    "timeout_ms": MS_OR_NULL => |o, v| millis_unless_null(&mut o.0.probe.timeout, v);
+    "probe_interval_ms": MS_OR_NULL => |o, v| millis_unless_null(&mut o.0.probe_interval, v);
+    "rescan_interval_ms": MS_OR_NULL => |o, v| millis_unless_null(&mut o.0.rescan_interval, v);
+    "collect": "true, false or null" => |o, v| unless_null(&mut o.0.collect, v);
+});
 
 pub(super) fn watch_options(json: Option<&str>) -> Result<sm::WatchOptions, FfiError> {
     parse_options(json, "options_json").map(|WatchOptionsJson(o)| o)

@@ -5,7 +5,7 @@
 
 use std::ffi::c_char;
 
-use super::options::{OptionsObject, option_value, parse_options};
+use super::options::{options_object, parse_options};
 use super::{FfiError, arg_str, on_runtime_dir};
 use crate::sidecar_markers::{self as sm, MetadataFile};
 
@@ -23,45 +23,19 @@ struct MarkerJson {
     listen: Option<String>,
 }
 
-impl OptionsObject for MarkerJson {
-    const KEYS: &'static [&'static str] = &[
-        "sandbox_id",
-        "agent_id",
-        "session_id",
-        "authority_url",
-        "policy_bundle_version",
-        "pid",
-        "started_at",
-        "listen",
-    ];
+/// What the text keys of the marker object must be.
+const TEXT: &str = "a string";
 
-    fn read<'de, A: serde::de::MapAccess<'de>>(
-        &mut self,
-        key: &str,
-        map: &mut A,
-    ) -> Result<(), A::Error> {
-        const TEXT: &str = "a string";
-        let slot = match key {
-            "sandbox_id" => &mut self.sandbox_id,
-            "agent_id" => &mut self.agent_id,
-            "session_id" => &mut self.session_id,
-            "authority_url" => &mut self.authority_url,
-            "policy_bundle_version" => &mut self.policy_bundle_version,
-            "started_at" => &mut self.started_at,
-            "pid" => {
-                self.pid = Some(option_value(map, key, "a process id (an integer)")?);
-                return Ok(());
-            }
-            // "listen": the visitor passes only known keys.
-            _ => {
-                self.listen = option_value(map, key, "a string or null")?;
-                return Ok(());
-            }
-        };
-        *slot = Some(option_value(map, key, TEXT)?);
-        Ok(())
-    }
-}
+options_object!(MarkerJson {
+    "sandbox_id": TEXT => |m, v| m.sandbox_id = Some(v);
+    "agent_id": TEXT => |m, v| m.agent_id = Some(v);
+    "session_id": TEXT => |m, v| m.session_id = Some(v);
+    "authority_url": TEXT => |m, v| m.authority_url = Some(v);
+    "policy_bundle_version": TEXT => |m, v| m.policy_bundle_version = Some(v);
+    "pid": "a process id (an integer)" => |m, v| m.pid = Some(v);
+    "started_at": TEXT => |m, v| m.started_at = Some(v);
+    "listen": "a string or null" => |m, v| m.listen = v;
+});
 
 /// The core's metadata from the marker object: a missing required key is
 /// an invalid argument naming it; `pid` defaults to the calling process,
