@@ -66,6 +66,22 @@ def watch_synced(runtime: str, timeout: Optional[float]) -> List[Dict[str, Any]]
     return out
 
 
+def filtered(op: str, runtime: str, f: Dict[str, Any], timeout: Optional[float]) -> Any:
+    """list/inspect with the selection arguments a step's Filter object
+    names (the binding hands them to the core's Filter)."""
+    kwargs: Dict[str, Any] = {"timeout": timeout}
+    for key, arg in (("states", "state"), ("agent", "agent"), ("session", "session"),
+                     ("sandbox_ids", "sandbox_id"), ("reasons", "reason")):
+        if key in f and f[key] != []:
+            kwargs[arg] = f[key]
+    unknown = set(f) - {"states", "agent", "session", "sandbox_ids", "reasons"}
+    assert not unknown, f"the Python runner cannot pass {unknown}"
+    if op == "list_filtered":
+        assert "reason" not in kwargs, "list takes no reason filter in Python"
+        return [entry(e) for e in firma_stack.list(runtime, **kwargs)]
+    return [r.to_dict() for r in firma_stack.inspect(runtime, **kwargs)]
+
+
 def call(step: Dict[str, Any]) -> Tuple[str, Any]:
     op = step["op"]
     ms: Optional[int] = step["timeout_ms"]
@@ -86,6 +102,21 @@ def call(step: Dict[str, Any]) -> Tuple[str, Any]:
             return "ok", entry(firma_stack.probe_entry(step["dir"], timeout=timeout))
         if op == "metrics":
             return "ok", firma_stack.render_metrics(step["runtime"], timeout=timeout)
+        if op == "runtime_dir_state":
+            return "ok", firma_stack.runtime_dir_state(step["runtime"]).value
+        if op in ("list_filtered", "inspect_filtered"):
+            return "ok", filtered(op, step["runtime"], json.loads(step["arg"]), timeout)
+        if op == "wait":
+            w = json.loads(step["arg"])
+            ms_wait = w.get("timeout_ms")
+            outcome = firma_stack.wait(
+                w.get("sandbox_ids", []),
+                for_=w["for"],
+                timeout=30.0 if ms_wait is None else ms_wait / 1000,
+                runtime_dir=step["runtime"],
+                probe_timeout=timeout,
+            )
+            return "ok", outcome.to_dict()
     except StackError as err:
         return "error", {"code": err.code, "path": err.path, "errno": getattr(err, "errno", None)}
     raise AssertionError(f"the Python runner has no op {op!r}")
