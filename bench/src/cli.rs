@@ -4,8 +4,6 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::scenarios::Level;
-
 #[derive(Parser)]
 #[command(
     name = "firma-bench",
@@ -98,4 +96,50 @@ impl RunArgs {
             None => std::env::temp_dir(),
         }
     }
+}
+
+/// How long the run is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// `make bench`: N up to 10,000, many rounds (a few minutes).
+    Full,
+    /// `--quick`: N = 100 and 1,000, few rounds (about 20 s).
+    Quick,
+    /// `--smoke`: N = 100, one or two rounds (seconds; `make test`).
+    Smoke,
+}
+
+impl Level {
+    /// The value for this level.
+    pub fn pick<T>(self, full: T, quick: T, smoke: T) -> T {
+        match self {
+            Level::Full => full,
+            Level::Quick => quick,
+            Level::Smoke => smoke,
+        }
+    }
+
+    /// The healthy fleets, smallest first.
+    pub fn fleets(self) -> Vec<FleetSize> {
+        let f = |n, rounds, reps| FleetSize { n, rounds, reps };
+        self.pick(
+            vec![
+                f(100, 21, 5),
+                f(1_000, 11, 2),
+                f(2_000, 9, 1),
+                f(10_000, 9, 3),
+            ],
+            vec![f(100, 3, 5), f(1_000, 3, 2)],
+            vec![f(100, 2, 1)],
+        )
+    }
+}
+
+/// A healthy fleet of the plan: N sidecars, listed `rounds` times by every
+/// contender, an in-process sample being the median of `reps` calls.
+#[derive(Clone, Copy)]
+pub struct FleetSize {
+    pub n: usize,
+    pub rounds: usize,
+    pub reps: usize,
 }

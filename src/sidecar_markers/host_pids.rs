@@ -218,7 +218,7 @@ pub(crate) fn nspid_last(status: &str) -> Option<u32> {
 /// `/proc` hides nothing from it (no `hidepid`/`subset`, or the reader is
 /// root).
 fn sees_everything(own_ns: u64) -> Result<(), &'static str> {
-    if own_ns != super::process::INITIAL_PID_NS_INODE {
+    if own_ns != super::procfs::INITIAL_PID_NS_INODE {
         return Err(NOT_INITIAL);
     }
     let own = std::fs::read_link("/proc/self")
@@ -318,7 +318,7 @@ mod tests {
     #[test]
     fn a_miss_proves_nothing_to_a_walk_begun_before_the_read() {
         let own = std::fs::metadata("/proc/self/ns/pid").unwrap().ino();
-        if own != crate::sidecar_markers::process::INITIAL_PID_NS_INODE
+        if own != crate::sidecar_markers::procfs::INITIAL_PID_NS_INODE
             || crate::sidecar_markers::sys::geteuid() != 0
         {
             panic!("this test needs root in the initial pid namespace");

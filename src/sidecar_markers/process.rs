@@ -32,16 +32,15 @@ use std::time::Instant;
 
 use super::host_pids::{HostPids, Lookup};
 use super::model::MetadataFile;
-pub(crate) use super::procfs::{Creds, credentials, kill_probe, own_ancestors};
+pub(crate) use super::procfs::{
+    Creds, INITIAL_PID_NS_INODE, credentials, kill_probe, own_ancestors,
+};
 #[cfg(test)]
 use super::procfs::{PF_KTHREAD, parse_proc_stat, parse_stat_flags, parse_status};
 use super::procfs::{
     StatRead, parse_boottime_offset, parse_uuid, read_proc_stat, zombie_leader_has_threads,
 };
 use super::sys;
-
-/// Inode of the initial pid namespace (`PROC_PID_INIT_INO`).
-pub(crate) const INITIAL_PID_NS_INODE: u64 = 0xEFFF_FFFC;
 
 /// Why an existing pid may not be the marker's process: the marker records
 /// no pid namespace and the reader is not in the initial one.

@@ -10,6 +10,9 @@ use std::os::fd::AsFd;
 
 use super::sys;
 
+/// Inode of the initial pid namespace (`PROC_PID_INIT_INO`).
+pub(crate) const INITIAL_PID_NS_INODE: u64 = 0xEFFF_FFFC;
+
 /// What `/proc/<pid>/stat` tells.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ProcStat {

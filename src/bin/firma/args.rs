@@ -156,7 +156,7 @@ pub enum SidecarCommand {
     Watch(WatchArgs),
     /// Serve Prometheus metrics over HTTP (/metrics, /healthz), kept
     /// current by a watcher, until SIGINT/SIGTERM.
-    Exporter(crate::exporter::ExporterArgs),
+    Exporter(ExporterArgs),
     /// Exit 0 only when every named sidecar is running (like `systemctl
     /// is-active`): 1 no marker, 4 unhealthy, 5 unknown, 6 stopped, the
     /// worst first (2, 1, 6, 5, 4).
@@ -188,6 +188,33 @@ pub enum SidecarCommand {
 
 /// The selection shared by status, get, inspect, watch and stop --all
 /// (the core's `Filter`).
+/// The address the exporter listens on when `--listen` is not given:
+/// loopback only (SECURITY.md, "Exporter").
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9847";
+
+/// Options of `firma sidecar exporter`.
+#[derive(Args, Debug)]
+pub struct ExporterArgs {
+    /// Where to serve /metrics and /healthz: IP:PORT, or a path (containing
+    /// a `/`) for a Unix socket.
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
+    pub listen: String,
+    /// Read-only: collect nothing (a stopped sidecar stays, state `stopped`).
+    #[arg(long)]
+    pub no_gc: bool,
+    /// How often every known sidecar is judged again and probed (a death
+    /// is seen at once through its pidfd whatever this is).
+    #[arg(long, value_name = "MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    pub probe_interval_ms: u64,
+    /// How often broken markers are counted (one read-only inspect pass).
+    #[arg(long, value_name = "MS", default_value_t = 60_000,
+          value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
+    pub inspect_interval_ms: u64,
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+}
+
 /// `firma sidecar status`'s options.
 #[derive(Args, Debug)]
 pub struct StatusArgs {

@@ -1,50 +1,16 @@
-//! Dynamic shell completion (clap_complete's environment-driven engine):
-//! the shell asks `firma` itself for candidates, so sandbox ids come from
-//! the runtime directory at the moment <Tab> is pressed and signal names
-//! from the core's table.
-//!
-//! `firma completions SHELL` prints the small registration script that the
-//! shell sources (packages install it as the shell's completion file); the
-//! script runs `FIRMA_COMPLETE=SHELL firma -- WORDS…`, which [`answer`]
-//! handles before anything else runs. The runtime directory is the one a
-//! `--runtime-dir DIR` already typed on the line names, else the default
-//! (`$FIRMA_STATE_DIR`, …), as for the command itself.
+//! The candidates of dynamic shell completion (clap_complete's
+//! environment-driven engine; the registration and the answering are in
+//! [`crate::generate`]): sandbox ids come from the runtime directory at the
+//! moment <Tab> is pressed, signal names from the core's table. The
+//! runtime directory is the one a `--runtime-dir DIR` already typed on the
+//! line names, else the default (`$FIRMA_STATE_DIR`, …), as for the command
+//! itself.
 
 use std::ffi::{OsStr, OsString};
-use std::io::Write;
 use std::path::PathBuf;
 
-use clap::CommandFactory;
 use clap_complete::engine::{ArgValueCompleter, CompletionCandidate};
-use clap_complete::env::Shells;
 use firma_stack::sidecar_markers as sm;
-
-use crate::args::{Cli, Shell};
-
-/// The environment variable that asks `firma` for candidates.
-const VAR: &str = "FIRMA_COMPLETE";
-
-/// Answers a completion request and exits, when the shell made one; a
-/// normal run returns at once.
-pub fn answer() {
-    clap_complete::CompleteEnv::with_factory(Cli::command)
-        .var(VAR)
-        .bin("firma")
-        .completer("firma")
-        .complete();
-}
-
-/// `firma completions SHELL`: the registration script for `shell`.
-pub fn write_registration(shell: Shell, out: &mut dyn Write) -> Result<(), String> {
-    let name = shell.to_string();
-    let shells = Shells::builtins();
-    let completer = shells
-        .completer(&name)
-        .ok_or_else(|| format!("no dynamic completion for {name}"))?;
-    completer
-        .write_registration(VAR, "firma", "firma", "firma", out)
-        .map_err(|e| format!("cannot write the {name} completion: {e}"))
-}
 
 /// Candidates for an argument that names existing sidecars.
 pub fn sandbox_ids() -> ArgValueCompleter {

@@ -12,15 +12,44 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
+use clap_complete::env::Shells;
 
 use crate::args::{Cli, Shell};
 use crate::manual;
+
+/// The environment variable that asks `firma` for completion candidates
+/// ([`crate::complete`]): the registration script runs
+/// `FIRMA_COMPLETE=SHELL firma -- WORDS…`, which [`answer`] handles before
+/// anything else runs.
+const VAR: &str = "FIRMA_COMPLETE";
+
+/// Answers a completion request and exits, when the shell made one; a
+/// normal run returns at once.
+pub fn answer() {
+    clap_complete::CompleteEnv::with_factory(Cli::command)
+        .var(VAR)
+        .bin("firma")
+        .completer("firma")
+        .complete();
+}
+
+/// `firma completions SHELL`: the registration script for `shell`.
+pub fn write_registration(shell: Shell, out: &mut dyn Write) -> Result<(), String> {
+    let name = shell.to_string();
+    let shells = Shells::builtins();
+    let completer = shells
+        .completer(&name)
+        .ok_or_else(|| format!("no dynamic completion for {name}"))?;
+    completer
+        .write_registration(VAR, "firma", "firma", "firma", out)
+        .map_err(|e| format!("cannot write the {name} completion: {e}"))
+}
 
 /// `firma completions SHELL`: the registration script on stdout (see
 /// [`crate::complete`]); exit code 0.
 pub fn completions(shell: Shell) -> Result<u8, String> {
     let mut buf = Vec::new();
-    crate::complete::write_registration(shell, &mut buf)?;
+    write_registration(shell, &mut buf)?;
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(&buf).and_then(|()| stdout.flush()) {
         Ok(()) => Ok(0),

@@ -53,7 +53,7 @@ use crate::output::Output;
 
 fn main() -> std::process::ExitCode {
     // A shell asking for completion candidates is answered here.
-    complete::answer();
+    generate::answer();
     let cli = usage::parse();
     let out = execute(cli).unwrap_or_else(Output::error);
     std::process::ExitCode::from(output::emit(out))

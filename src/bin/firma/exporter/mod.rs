@@ -15,39 +15,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use clap::Args;
 use firma_stack::sidecar_markers::metrics::{Exporter, ExporterOptions};
 use firma_stack::sidecar_markers::{ProbeOptions, WatchOptions, text};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
-use crate::args::ProbeArgs;
-
-/// The address the exporter listens on when `--listen` is not given:
-/// loopback only (SECURITY.md, "Exporter").
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:9847";
-
-/// Options of `firma sidecar exporter`.
-#[derive(Args, Debug)]
-pub struct ExporterArgs {
-    /// Where to serve /metrics and /healthz: IP:PORT, or a path (containing
-    /// a `/`) for a Unix socket.
-    #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
-    pub listen: String,
-    /// Read-only: collect nothing (a stopped sidecar stays, state `stopped`).
-    #[arg(long)]
-    pub no_gc: bool,
-    /// How often every known sidecar is judged again and probed (a death
-    /// is seen at once through its pidfd whatever this is).
-    #[arg(long, value_name = "MS", default_value_t = 2000,
-          value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
-    pub probe_interval_ms: u64,
-    /// How often broken markers are counted (one read-only inspect pass).
-    #[arg(long, value_name = "MS", default_value_t = 60_000,
-          value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
-    pub inspect_interval_ms: u64,
-    #[command(flatten)]
-    pub probe: ProbeArgs,
-}
+use crate::args::ExporterArgs;
 
 /// Requests answered at once; more get 503 (a scraper retries at its next
 /// interval).
