@@ -4,7 +4,6 @@
 use std::ffi::c_char;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::library::firma_string_free;
@@ -32,77 +31,9 @@ const CLOSED: u64 = 0x636c_6f73_6564_2121;
 pub struct firma_watch {
     /// [`OPEN`] until `firma_watch_close`.
     magic: AtomicU64,
-    /// The process that opened it, checked before any lock is taken.
-    owner: sm::WatcherOwner,
-    fd: i32,
-    turn: Turn,
-    /// Locked only while holding the turn, so never waited for.
-    inner: Mutex<sm::Watcher>,
-}
-
-/// The right to step the watcher, taken with a deadline (std's `Mutex` has
-/// no timed lock).
-struct Turn {
-    busy: Mutex<bool>,
-    free: Condvar,
-}
-
-struct TurnHeld<'a>(&'a Turn);
-
-impl Drop for TurnHeld<'_> {
-    fn drop(&mut self) {
-        *lock(&self.0.busy) = false;
-        self.0.free.notify_one();
-    }
-}
-
-/// A poisoned lock here only guards a flag or a watcher whose own state a
-/// panic cannot corrupt for the next call (the core's `next` is retried).
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl Turn {
-    /// Waits for the turn until `deadline` (`None`: as long as it takes);
-    /// `None` when the deadline passed first.
-    fn take(&self, deadline: Option<Instant>) -> Option<TurnHeld<'_>> {
-        let mut busy = lock(&self.busy);
-        while *busy {
-            busy = match deadline {
-                None => self.free.wait(busy).unwrap_or_else(|p| p.into_inner()),
-                Some(d) => {
-                    let left = d.checked_duration_since(Instant::now())?;
-                    self.free
-                        .wait_timeout(busy, left)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0
-                }
-            };
-        }
-        *busy = true;
-        Some(TurnHeld(self))
-    }
-}
-
-/// Waits until `fd` is readable or `deadline` passes; EINTR is a short
-/// wait (the caller looks again).
-fn wait_readable(fd: i32, deadline: Option<Instant>) {
-    let ms = match deadline {
-        None => -1,
-        Some(d) => {
-            let left = d.saturating_duration_since(Instant::now());
-            // Rounded up, so the wait never ends just before the deadline.
-            i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
-        }
-    };
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd; the descriptor belongs to the watcher,
-    // which the caller keeps open.
-    unsafe { libc::poll(&mut pfd, 1, ms) };
+    /// Steps with a deadline each, from any thread (the core's
+    /// `SharedWatcher`).
+    shared: sm::SharedWatcher,
 }
 
 /// The JSON options of `firma_watch_open`; every key optional (`null` is
@@ -160,16 +91,9 @@ pub unsafe extern "C" fn firma_watch_open(
         let json = unsafe { arg_opt_str(options_json, "options_json") }?;
         let opts = watch_options(json)?;
         let w = sm::watch(dir, &opts)?;
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&w);
         opened = Box::into_raw(Box::new(firma_watch {
             magic: AtomicU64::new(OPEN),
-            owner: w.owner(),
-            fd,
-            turn: Turn {
-                busy: Mutex::new(false),
-                free: Condvar::new(),
-            },
-            inner: Mutex::new(w),
+            shared: sm::SharedWatcher::new(w),
         }));
         Ok(String::new())
     });
@@ -228,28 +152,13 @@ pub unsafe extern "C" fn firma_watch_next(
         if w.magic.load(Ordering::Acquire) != OPEN {
             return Err(FfiError::invalid("the watcher was closed"));
         }
-        // Before any lock: in a fork() child a lock may be held by a
-        // thread that does not exist there.
-        w.owner.check()?;
         let deadline = u64::try_from(timeout_ms)
             .ok()
             .map(|ms| Instant::now() + Duration::from_millis(ms));
-        loop {
-            let Some(turn) = w.turn.take(deadline) else {
-                return Ok("null".to_owned());
-            };
-            // Never waits: an event queued, or the work that is due.
-            let got = lock(&w.inner).next(Some(Duration::ZERO));
-            drop(turn);
-            if let Some(ev) = got? {
-                return to_json(&ev);
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok("null".to_owned());
-            }
-            // The descriptor is readable exactly when a step may have
-            // something (an event queued, a trigger, the timer).
-            wait_readable(w.fd, deadline);
+        // The forked check comes first, before any lock is taken.
+        match w.shared.next(deadline)? {
+            Some(ev) => to_json(&ev),
+            None => Ok("null".to_owned()),
         }
     })
 }
@@ -263,7 +172,7 @@ pub unsafe extern "C" fn firma_watch_next(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn firma_watch_fd(w: *const firma_watch) -> i32 {
     // SAFETY: NULL or a live watcher per the contract.
-    unsafe { w.as_ref() }.map_or(-1, |w| w.fd)
+    unsafe { w.as_ref() }.map_or(-1, |w| w.shared.fd())
 }
 
 /// Stops watching and releases every descriptor of `w`. NULL is a no-op,

@@ -87,7 +87,8 @@ pub use stop::{StopOutcome, stop};
 pub use trust::check_runtime_dir;
 pub use wait::{WaitFor, WaitOptions, WaitOutcome, WaitStatus, wait};
 pub use watch::{
-    Event, GoneReason, MAX_WATCH_INTERVAL, WatchOptions, Watcher, WatcherOwner, watch,
+    Event, GoneReason, MAX_WATCH_INTERVAL, SharedWatcher, WatchOptions, Watcher, WatcherOwner,
+    watch,
 };
 pub use writer::{create_marker, now_rfc3339, remove_marker};
 

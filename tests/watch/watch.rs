@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 use firma_stack::sidecar_markers::{
-    Event, GoneReason, MetadataFile, SidecarEntry, State, WatchOptions, Watcher, create_marker,
-    list, remove_marker, watch,
+    Event, GoneReason, MetadataFile, SharedWatcher, SidecarEntry, State, WatchOptions, Watcher,
+    create_marker, list, remove_marker, watch,
 };
 
 fn meta(id: &str, pid: u32, listen: Option<String>) -> MetadataFile {
@@ -595,4 +595,40 @@ fn churn_with_overflow_ends_with_the_state_list_returns() {
         let _ = s.kill();
         let _ = s.wait();
     }
+}
+
+/// A watcher shared between threads (what the C and Python handles are):
+/// one thread waiting for an event without a deadline holds nothing while
+/// it waits, so another thread's `next` with a deadline returns at it —
+/// were the step held across the wait, it would never return at all.
+#[test]
+fn a_shared_watcher_keeps_every_callers_deadline() {
+    let rt = runtime();
+    let w = std::sync::Arc::new(SharedWatcher::new(
+        watch(rt.path(), &opts(60_000, true)).unwrap(),
+    ));
+    let first = w
+        .next(Some(Instant::now() + Duration::from_secs(10)))
+        .unwrap();
+    assert!(matches!(first, Some(Event::Synced { .. })), "{first:?}");
+    let waiter = std::thread::spawn({
+        let w = std::sync::Arc::clone(&w);
+        move || w.next(None)
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    for _ in 0..20 {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let shared = std::sync::Arc::clone(&w);
+        std::thread::spawn(move || {
+            let _ = tx.send(shared.next(Some(Instant::now() + Duration::from_millis(10))));
+        });
+        let got = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("a next with a deadline waited behind a next without one");
+        assert!(got.unwrap().is_none());
+    }
+    // A marker wakes the waiter with its event.
+    create_marker(rt.path(), &meta("woke", std::process::id(), None)).unwrap();
+    let ev = waiter.join().unwrap().unwrap();
+    assert!(matches!(ev, Some(Event::Appeared { .. })), "{ev:?}");
 }

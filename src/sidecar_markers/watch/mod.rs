@@ -54,10 +54,12 @@ mod events;
 mod options;
 mod pids;
 mod schedule;
+mod shared;
 mod triggers;
 
 pub use events::{Event, GoneReason};
 pub use options::{MAX_WATCH_INTERVAL, WatchOptions};
+pub use shared::SharedWatcher;
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};

@@ -1,0 +1,142 @@
+//! A watcher several threads may step, each with its own deadline: the
+//! bindings' handles (C, Python) are shared by their callers' threads, and
+//! a `next` with a timeout must not wait past it behind another thread's
+//! `next` that waits forever.
+//!
+//! The right to step the watcher is a *turn*, taken with a deadline (std's
+//! `Mutex` has no timed lock). A step never waits (`next(0)`: an event
+//! queued, or the work that is due); between steps the turn is given back
+//! and the caller waits for the watcher's descriptor to become readable,
+//! which it does exactly when a step may have something. So a waiting
+//! thread never holds the turn, and every caller's deadline holds.
+
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::{Event, Watcher, WatcherOwner};
+use crate::sidecar_markers::error::Result;
+use crate::sidecar_markers::sys;
+
+/// A [`Watcher`] shared between threads; see the module docs.
+pub struct SharedWatcher {
+    owner: WatcherOwner,
+    fd: RawFd,
+    turn: Mutex<bool>,
+    free: Condvar,
+    /// Locked only while holding the turn, so never waited for; `None`
+    /// once taken back by [`SharedWatcher::into_inner`]'s callers.
+    inner: Mutex<Watcher>,
+}
+
+/// A poisoned lock here only guards a flag or a watcher whose own state a
+/// panic cannot corrupt for the next call (the core's `next` is retried).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+struct TurnHeld<'a>(&'a SharedWatcher);
+
+impl Drop for TurnHeld<'_> {
+    fn drop(&mut self) {
+        *lock(&self.0.turn) = false;
+        self.0.free.notify_one();
+    }
+}
+
+impl SharedWatcher {
+    pub fn new(watcher: Watcher) -> SharedWatcher {
+        SharedWatcher {
+            owner: watcher.owner(),
+            fd: watcher.as_fd().as_raw_fd(),
+            turn: Mutex::new(false),
+            free: Condvar::new(),
+            inner: Mutex::new(watcher),
+        }
+    }
+
+    /// The watcher's descriptor: readable when `next` may return an event
+    /// without waiting (only poll it; it belongs to the watcher).
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// The process that started the watcher.
+    pub fn owner(&self) -> WatcherOwner {
+        self.owner
+    }
+
+    /// The next event, waiting until `deadline` at most (`None`: until
+    /// there is one), the wait for another thread's step included; `None`
+    /// when the deadline passed. In a `fork()` child: the `forked` error,
+    /// before any lock is taken (one may be held by a thread that does not
+    /// exist there).
+    pub fn next(&self, deadline: Option<Instant>) -> Result<Option<Event>> {
+        self.owner.check()?;
+        loop {
+            let Some(turn) = self.take_turn(deadline) else {
+                return Ok(None);
+            };
+            let got = lock(&self.inner).next(Some(Duration::ZERO));
+            drop(turn);
+            if let Some(ev) = got? {
+                return Ok(Some(ev));
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(None);
+            }
+            self.wait_readable(deadline);
+        }
+    }
+
+    /// Runs `f` on the watcher while holding the turn (waiting for it as
+    /// long as it takes): for what reads the watcher's state.
+    pub fn with<T>(&self, f: impl FnOnce(&mut Watcher) -> T) -> T {
+        let _turn = self.take_turn(None);
+        f(&mut lock(&self.inner))
+    }
+
+    /// The watcher itself, for closing it.
+    pub fn into_inner(self) -> Watcher {
+        self.inner.into_inner().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits for the turn until `deadline` (`None`: as long as it takes);
+    /// `None` when the deadline passed first.
+    fn take_turn(&self, deadline: Option<Instant>) -> Option<TurnHeld<'_>> {
+        let mut busy = lock(&self.turn);
+        while *busy {
+            busy = match deadline {
+                None => self.free.wait(busy).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let left = d.checked_duration_since(Instant::now())?;
+                    self.free
+                        .wait_timeout(busy, left)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+            };
+        }
+        *busy = true;
+        Some(TurnHeld(self))
+    }
+
+    /// Waits until the descriptor is readable or `deadline` passes; an
+    /// interrupted or failed wait is a short one (the caller steps again).
+    fn wait_readable(&self, deadline: Option<Instant>) {
+        let ms = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                // Rounded up, so the wait never ends just before the deadline.
+                i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
+            }
+        };
+        let mut pfd = [libc::pollfd {
+            fd: self.fd,
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        let _ = sys::poll(&mut pfd, ms);
+    }
+}
