@@ -591,7 +591,7 @@ mod tests {
         crate::sidecar_markers::create_marker(rt.path(), &meta).unwrap();
         let file = rt.path().join("run/relock/metadata.toml");
         let opts = StopOptions::default();
-        let lock_after = |change: &dyn Fn()| {
+        let try_lock_after = |change: &dyn Fn()| {
             read::with_marker(rt.path(), "relock", None, |run, name, marker, trust| {
                 change();
                 let job = Job {
@@ -601,11 +601,12 @@ mod tests {
                     opts: &opts,
                     bounding: authority::Bounding::new(trust.bounding_owners()),
                 };
-                job.lock().unwrap().is_some()
+                job.lock().map(|lock| lock.is_some())
             })
             .unwrap()
             .unwrap()
         };
+        let lock_after = |change: &dyn Fn()| try_lock_after(change).unwrap();
         assert!(
             lock_after(&|| ()),
             "the marker as judged must give the lock"
@@ -629,6 +630,21 @@ mod tests {
         }));
         // Gone.
         assert!(!lock_after(&|| std::fs::remove_file(&file).unwrap()));
+        // The whole marker directory gone (collected by another): no
+        // lock, and no error either.
+        let dir = rt.path().join("run/relock");
+        std::fs::remove_dir_all(&dir).unwrap();
+        crate::sidecar_markers::create_marker(rt.path(), &meta).unwrap();
+        assert!(!lock_after(&|| std::fs::remove_dir_all(&dir).unwrap()));
+        // Its name now a file: the check cannot be made, an error (never
+        // taken for "no lock" nor for the lock).
+        crate::sidecar_markers::create_marker(rt.path(), &meta).unwrap();
+        let err = try_lock_after(&|| {
+            std::fs::remove_dir_all(&dir).unwrap();
+            std::fs::write(&dir, "not a marker").unwrap();
+        })
+        .expect_err("a marker name that is no directory is an error");
+        assert_eq!(err.code(), crate::sidecar_markers::ErrorCode::Io, "{err}");
         let _ = child.kill();
         let _ = child.wait();
     }

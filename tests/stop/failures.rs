@@ -20,6 +20,11 @@ fn marked_sleeper(rt: &Path, id: &str) -> Child {
     child
 }
 
+/// Errno values the testkit takes by number (it names only the common
+/// ones).
+const ESRCH: &str = "3";
+const ENODEV: &str = "19";
+
 fn alive(pid: u32) -> bool {
     // SAFETY: signal 0 only checks existence.
     let exists = unsafe { libc::kill(pid as i32, 0) } == 0;
@@ -84,6 +89,7 @@ fn pidfd_open_failing_with_eperm_enosys_or_emfile_is_an_error_never_an_exit() {
     refused_stop("pidfd_open", "ENOSYS", "pidfd_unavailable");
     refused_stop("pidfd_open", "EMFILE", "io");
     refused_stop("pidfd_open", "EINVAL", "io");
+    refused_stop("pidfd_open", ENODEV, "pidfd_unavailable");
 }
 
 #[test]
@@ -91,6 +97,46 @@ fn pidfd_send_signal_failing_with_eperm_or_enosys_is_an_error_never_an_exit() {
     refused_stop("pidfd_send_signal", "EPERM", "not_authorized");
     refused_stop("pidfd_send_signal", "ENOSYS", "pidfd_unavailable");
     refused_stop("pidfd_send_signal", "EINVAL", "io");
+    // ENODEV means "no pidfds" only from pidfd_open.
+    refused_stop("pidfd_send_signal", ENODEV, "io");
+}
+
+/// `ESRCH` is the kernel's word that the process has exited, from
+/// `pidfd_open` (gone since the judgement) and from `pidfd_send_signal`
+/// (gone before the signal): either way this call sent nothing and says
+/// the process exited, never an error. The process, made to look gone by
+/// the seccomp filter, was not signalled.
+#[test]
+fn esrch_from_pidfd_open_or_pidfd_send_signal_is_an_exit_with_nothing_sent() {
+    for syscall in ["pidfd_open", "pidfd_send_signal"] {
+        let rt = runtime();
+        let id = format!("{syscall}-esrch").replace('_', "-");
+        let child = marked_sleeper(rt.path(), &id);
+        let pid = child.id();
+        let out = firma_seccomp(
+            ESRCH,
+            &[syscall],
+            &[
+                "--runtime-dir",
+                rt.path().to_str().unwrap(),
+                "sidecar",
+                "stop",
+                &id,
+                "--grace-ms",
+                "200",
+                "--json",
+            ],
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{syscall}: {stdout}{stderr}");
+        let outs: Vec<StopOutcome> = serde_json::from_str(&stdout).unwrap();
+        assert!(outs[0].signals.is_empty(), "{syscall}: {stdout}");
+        assert!(outs[0].exited && !outs[0].killed, "{syscall}: {stdout}");
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(alive(pid), "{syscall}: the process was signalled");
+        end(child);
+    }
 }
 
 /// Under every descriptor limit from 3 up (`prlimit --nofile`, the
