@@ -71,3 +71,58 @@ fn without_openat2_the_mount_id_check_keeps_removal_out_of_a_bind_mount() {
 fn with_openat2_removal_stays_out_of_a_bind_mount() {
     check(false);
 }
+
+/// Runs `firma sidecar gc` on `rt` in a private mount namespace where the
+/// stale marker's own `metadata.toml` is bind-mounted over itself (same
+/// file, same bytes: only its being a mount point differs), with
+/// `openat2` failing with `ENOSYS` when `no_openat2`. Returns gc's stdout.
+fn gc_with_metadata_bound_over_itself(rt: &Path, no_openat2: bool) -> String {
+    let seccomp = if no_openat2 {
+        format!(
+            "{} seccomp --errno ENOSYS --syscall openat2 -- ",
+            testkit().display()
+        )
+    } else {
+        String::new()
+    };
+    let file = rt.join("run/stale/metadata.toml");
+    let script = format!(
+        "set -e; mount --bind {file} {file}; \
+         {seccomp}{FIRMA} --runtime-dir {rt} sidecar gc; \
+         test -f {file}",
+        file = file.display(),
+        rt = rt.display(),
+    );
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .expect("unshare (util-linux) must be installed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("refused"),
+        "the kernel refused the fixture: {stderr}"
+    );
+    assert!(out.status.success(), "gc failed: {stderr}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A stale marker whose `metadata.toml` is a mount point (of itself) is
+/// never taken: with `openat2` it is not even read; without it (seccomp
+/// `ENOSYS`) it is read, judged stale, but the check that the tomb still
+/// holds the judged file refuses a mount point by its mount id, so the
+/// marker is put back, unreported, whole.
+#[test]
+fn a_metadata_that_is_a_mount_point_is_never_taken_with_or_without_openat2() {
+    need_root("bind-mounting in a private mount namespace");
+    for no_openat2 in [false, true] {
+        let rt = runtime();
+        write_stale(rt.path(), "stale", dead_pid());
+        let stdout = gc_with_metadata_bound_over_itself(rt.path(), no_openat2);
+        assert!(
+            !stdout.contains("removed"),
+            "no_openat2={no_openat2}: {stdout}"
+        );
+        assert_eq!(run_names(rt.path()), ["stale"], "no_openat2={no_openat2}");
+        assert!(has_metadata(&rt.path().join("run/stale")));
+    }
+}
