@@ -193,3 +193,26 @@ fn a_contained_sidecar_with_no_identity_fields_is_proved_by_its_socket() {
     wait_until("the sidecar to go", || !alive(host));
     assert!(alive(1), "the host's pid 1 lives on");
 }
+
+/// A contained sidecar whose marker records its pid namespace but neither
+/// `boot_id` nor its start ticks: the fields cannot prove it, the
+/// listener of its own socket can — the listener is in the recorded
+/// namespace under the recorded pid (its host pid differs) — and `stop`
+/// signals it through that listener.
+#[test]
+fn a_contained_sidecar_recording_only_its_namespace_is_proved_by_its_socket() {
+    let rt = runtime();
+    let pod = Pod::start(&["-p", "-f", "--mount-proc"], rt.path(), "nsonly");
+    let host = pod.host_pid().unwrap();
+    let mut meta = pod.meta();
+    assert!(meta.pid_ns_inode.is_some(), "{meta:?}");
+    meta.boot_id = None;
+    meta.pid_start_ticks = None;
+    let path = pod.marker.join("metadata.toml");
+    std::fs::write(&path, toml::to_string(&meta).unwrap()).unwrap();
+    assert_ne!(host, meta.pid);
+    let out = stop(rt.path(), "nsonly", &opts()).unwrap().unwrap();
+    assert_eq!(out.signals, ["SIGTERM"], "{out:?}");
+    assert!(out.exited, "{out:?}");
+    wait_until("the sidecar to go", || !alive(host));
+}
