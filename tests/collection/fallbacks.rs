@@ -126,3 +126,44 @@ fn a_metadata_that_is_a_mount_point_is_never_taken_with_or_without_openat2() {
         assert!(has_metadata(&rt.path().join("run/stale")));
     }
 }
+
+/// Under every descriptor limit from 3 up (`prlimit --nofile`, the
+/// kernel's own `EMFILE`), `firma sidecar gc` of a stale marker either
+/// removes it and says so, or keeps it in place and says why (a failed
+/// run, or the scan's warning naming `EMFILE`): running out of descriptors
+/// anywhere on the way (the marker, `/proc`, the tomb opened for its check
+/// after the rename) is never a silent "not removed", and never leaves
+/// the marker under its tomb name.
+#[test]
+fn emfile_anywhere_in_collection_is_said_or_the_marker_removed() {
+    let rt = runtime();
+    write_stale(rt.path(), "stale", dead_pid());
+    let mut kept = 0;
+    let mut removed = false;
+    for limit in 3..64 {
+        let out = Command::new("prlimit")
+            .arg(format!("--nofile={limit}"))
+            .arg(FIRMA)
+            .args(["--runtime-dir", rt.path().to_str().unwrap()])
+            .args(["sidecar", "gc"])
+            .output()
+            .expect("prlimit (util-linux) must be installed");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if stdout == "removed stale\n" {
+            assert!(out.status.success(), "limit {limit}: {stderr}");
+            assert_eq!(run_names(rt.path()), Vec::<String>::new());
+            removed = true;
+            break;
+        }
+        kept += 1;
+        assert_eq!(stdout, "", "limit {limit}");
+        assert!(
+            !out.status.success() || stderr.contains("Too many open files"),
+            "limit {limit}: the marker was kept and nothing said why: {stderr}"
+        );
+        assert_eq!(run_names(rt.path()), ["stale"], "limit {limit}: {stderr}");
+    }
+    assert!(removed, "no descriptor limit below 64 let gc through");
+    assert!(kept >= 3, "only {kept} limits failed: the sweep proves little");
+}
