@@ -165,5 +165,43 @@ fn emfile_anywhere_in_collection_is_said_or_the_marker_removed() {
         assert_eq!(run_names(rt.path()), ["stale"], "limit {limit}: {stderr}");
     }
     assert!(removed, "no descriptor limit below 64 let gc through");
-    assert!(kept >= 3, "only {kept} limits failed: the sweep proves little");
+    assert!(
+        kept >= 3,
+        "only {kept} limits failed: the sweep proves little"
+    );
+}
+
+/// A stale marker that its owner (not root) cannot list — its directory
+/// mode 0100, so `metadata.toml` is read, judged and the marker renamed
+/// to its tomb, but the tomb cannot be opened for the check (`EACCES`) —
+/// is put back and the failure said, never taken for "another marker
+/// now" and skipped in silence. Made listable again, it is collected.
+#[test]
+fn a_tomb_that_cannot_be_opened_for_its_check_is_put_back_and_said() {
+    use crate::common::users::TestUser;
+    need_root("running gc as a throwaway user");
+    let rt = runtime();
+    let marker = write_stale(rt.path(), "stale", dead_pid());
+    let u = TestUser::new("tombx");
+    u.own(rt.path());
+    chmod(&marker, 0o100);
+    let gc = || {
+        let out = u
+            .command(FIRMA)
+            .args(["--runtime-dir", rt.path().to_str().unwrap()])
+            .args(["sidecar", "gc"])
+            .output()
+            .unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (stdout, stderr) = gc();
+    assert_eq!(stdout, "", "{stderr}");
+    assert!(stderr.contains("Permission denied"), "{stderr}");
+    assert_eq!(run_names(rt.path()), ["stale"], "{stderr}");
+    chmod(&marker, 0o700);
+    let (stdout, stderr) = gc();
+    assert_eq!(stdout, "removed stale\n", "{stderr}");
 }
