@@ -131,9 +131,11 @@ fn a_metadata_that_is_a_mount_point_is_never_taken_with_or_without_openat2() {
 /// kernel's own `EMFILE`), `firma sidecar gc` of a stale marker either
 /// removes it and says so, or keeps it in place and says why (a failed
 /// run, or the scan's warning naming `EMFILE`): running out of descriptors
-/// anywhere on the way (the marker, `/proc`, the tomb opened for its check
-/// after the rename) is never a silent "not removed", and never leaves
-/// the marker under its tomb name.
+/// anywhere on the way is never a silent "not removed", and never leaves
+/// the marker under its tomb name. (Opening the tomb after the rename is
+/// never the first to hit the limit — the judgement before it needs more
+/// descriptors at once — so the test beside this one fails that open with
+/// `EACCES` instead.)
 #[test]
 fn emfile_anywhere_in_collection_is_said_or_the_marker_removed() {
     let rt = runtime();
