@@ -216,3 +216,23 @@ fn a_contained_sidecar_recording_only_its_namespace_is_proved_by_its_socket() {
     assert!(out.exited, "{out:?}");
     wait_until("the sidecar to go", || !alive(host));
 }
+
+/// In another pid namespace too, the socket proves nothing the identity
+/// fields decided: a contained sidecar whose marker records start ticks
+/// that are not its own is `pid_reused` and keeps running, although the
+/// listener of its socket is at the recorded pid of the recorded
+/// namespace.
+#[test]
+fn a_contained_sidecar_with_other_start_ticks_is_refused_its_socket_notwithstanding() {
+    let rt = runtime();
+    let pod = Pod::start(&["-p", "-f", "--mount-proc"], rt.path(), "reticked");
+    let host = pod.host_pid().unwrap();
+    let mut meta = pod.meta();
+    meta.pid_start_ticks = meta.pid_start_ticks.map(|t| t + 9);
+    let path = pod.marker.join("metadata.toml");
+    std::fs::write(&path, toml::to_string(&meta).unwrap()).unwrap();
+    let err = stop(rt.path(), "reticked", &opts()).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PidReused, "{err}");
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(alive(host), "the contained sidecar was signalled");
+}
