@@ -236,3 +236,29 @@ fn a_contained_sidecar_with_other_start_ticks_is_refused_its_socket_notwithstand
     std::thread::sleep(Duration::from_millis(50));
     assert!(alive(host), "the contained sidecar was signalled");
 }
+
+/// A marker that says it comes from the reader's own pid namespace is
+/// proved by its socket only when the listener has the recorded pid
+/// *here*: a contained listener whose pid in its own namespace is the
+/// recorded one proves nothing (that rule is for markers that record no
+/// namespace). Refused, the contained sidecar keeps running.
+#[test]
+fn a_marker_of_our_namespace_is_not_proved_by_a_contained_listener() {
+    let rt = runtime();
+    let pod = Pod::start(&["-p", "-f", "--mount-proc"], rt.path(), "ours");
+    let host = pod.host_pid().unwrap();
+    let mut meta = pod.meta();
+    assert_eq!(meta.pid, 1);
+    let own_ns = std::fs::metadata("/proc/self/ns/pid").unwrap().ino();
+    assert_ne!(meta.pid_ns_inode, Some(own_ns));
+    meta.pid_ns_inode = Some(own_ns);
+    meta.boot_id = None;
+    meta.pid_start_ticks = None;
+    meta.boottime_offset_ns = None;
+    let path = pod.marker.join("metadata.toml");
+    std::fs::write(&path, toml::to_string(&meta).unwrap()).unwrap();
+    let err = stop(rt.path(), "ours", &opts()).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::IdentityUnverifiable, "{err}");
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(alive(host), "the contained sidecar was signalled");
+}
