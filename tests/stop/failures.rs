@@ -323,3 +323,81 @@ fn the_descriptors_stop_holds_are_close_on_exec() {
     assert_eq!(out.signals, ["SIGTERM", "SIGKILL"], "{out:?}");
     child.wait().unwrap();
 }
+
+/// Whether process `pid` holds a pidfd.
+fn holds_a_pidfd(pid: u32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .any(|t| t.to_string_lossy().contains("pidfd"))
+        })
+        .unwrap_or(false)
+}
+
+/// Without `openat2` (seccomp `ENOSYS`), the check that the marker is
+/// still the one judged does not follow a symlink either: a stop waiting
+/// for another, its `metadata.toml` meanwhile swapped for a symlink to the
+/// very file it judged (moved aside), finds the lock free when the other
+/// stop gives up, but not the marker it judged — it never takes over and
+/// sends nothing.
+#[test]
+fn without_openat2_a_metadata_swapped_for_a_symlink_is_not_the_one_judged() {
+    use firma_stack::sidecar_markers::{StopOptions, stop};
+    let testkit = testkit(); // (built first, when it must be, not while timing counts)
+    let rt = runtime();
+    let mut child = term_ignorer(rt.path(), "swapped");
+    let pid = child.id();
+    // The first stop: SIGTERM (ignored), 3 s of grace, no SIGKILL.
+    let path = rt.path().to_owned();
+    let first = std::thread::spawn(move || {
+        let opts = StopOptions {
+            grace: Duration::from_secs(3),
+            kill: false,
+            ..StopOptions::default()
+        };
+        stop(&path, "swapped", &opts).unwrap().unwrap()
+    });
+    wait_until("the first stop to hold its lock", || {
+        own_fds().iter().any(|(_, t)| t.ends_with("/swapped"))
+    });
+    // The second, without openat2, waits for the first.
+    let second = Command::new(testkit)
+        .args(["seccomp", "--errno", "ENOSYS", "--syscall", "openat2", "--"])
+        .arg(FIRMA)
+        .args(["--runtime-dir", rt.path().to_str().unwrap()])
+        .args(["sidecar", "stop", "swapped", "--grace-ms", "4000"])
+        .args(["--no-kill", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    // Holding a pidfd, it has judged the marker.
+    wait_until("the second stop to pin the process", || {
+        holds_a_pidfd(second.id())
+    });
+    let marker = rt.path().join("run/swapped");
+    std::fs::rename(marker.join("metadata.toml"), marker.join("judged.toml")).unwrap();
+    std::os::unix::fs::symlink("judged.toml", marker.join("metadata.toml")).unwrap();
+    assert!(
+        !first.is_finished(),
+        "the first stop ended before the swap ({:?} after the second started): this test proves nothing",
+        started.elapsed()
+    );
+    let out = first.join().unwrap();
+    assert_eq!(out.signals, ["SIGTERM"], "{out:?}");
+    assert!(!out.exited, "{out:?}");
+    let done = second.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(
+        !stderr.contains("firma-testkit seccomp: refused"),
+        "the kernel refused the seccomp filter: {stderr}"
+    );
+    let outs: Vec<StopOutcome> =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+    assert!(outs[0].signals.is_empty(), "it took over: {stdout}");
+    assert!(!outs[0].exited, "{stdout}");
+    assert!(alive(pid));
+    end(child);
+}
