@@ -503,3 +503,49 @@ fn a_check_that_cannot_open_the_judged_metadata_is_an_error_and_puts_it_back() {
     assert!(take(fd.as_fd(), &name, Some(id)).unwrap());
     assert_eq!(names(&run), Vec::<String>::new());
 }
+
+/// A leftover that is a mount point is never entered nor unlinked:
+/// finishing it fails with `EXDEV` (not an unlink's `EISDIR`), nothing
+/// behind the mount touched.
+#[test]
+fn finishing_a_leftover_that_is_a_mount_point_fails_exdev() {
+    let root = tempfile::tempdir().unwrap();
+    let fd = sys::open(root.path(), sys::DIR_FLAGS).unwrap();
+    let name = c".gc-1-1-0123456789abcdef";
+    let leftover = root.path().join(name.to_str().unwrap());
+    std::fs::create_dir(&leftover).unwrap();
+    let target = tempfile::tempdir().unwrap();
+    std::fs::write(target.path().join("precious"), "x").unwrap();
+    let _m = bind(target.path(), &leftover);
+    let st = std::fs::metadata(&leftover).unwrap();
+    let seen = crate::sidecar_markers::reserved::Seen {
+        dev: st.dev(),
+        ino: st.ino(),
+    };
+    let e = finish_leftover(fd.as_fd(), name, seen).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EXDEV), "{e}");
+    assert!(target.path().join("precious").exists());
+}
+
+/// A file in a tree that cannot be unlinked — here a file mount point
+/// (`EBUSY`) — is an error of the removal, the one the kernel gave, never
+/// swallowed: everything else is removed, the file and what it mounts
+/// stay, and the tree's directories that hold it.
+#[test]
+fn a_file_that_cannot_be_unlinked_is_the_removals_error() {
+    let root = tempfile::tempdir().unwrap();
+    let fd = sys::open(root.path(), sys::DIR_FLAGS).unwrap();
+    let top = root.path().join("t");
+    std::fs::create_dir_all(top.join("sub")).unwrap();
+    std::fs::write(top.join("a"), "x").unwrap();
+    std::fs::write(top.join("sub/b"), "x").unwrap();
+    std::fs::write(top.join("sub/pinned"), "").unwrap();
+    let source = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(source.path(), "precious").unwrap();
+    let _m = bind(source.path(), &top.join("sub/pinned"));
+    let e = remove_tree(fd.as_fd(), c"t", 0).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EBUSY), "{e}");
+    assert!(!top.join("a").exists() && !top.join("sub/b").exists());
+    assert!(top.join("sub/pinned").exists());
+    assert_eq!(std::fs::read_to_string(source.path()).unwrap(), "precious");
+}
