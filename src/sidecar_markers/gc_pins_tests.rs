@@ -549,3 +549,41 @@ fn a_file_that_cannot_be_unlinked_is_the_removals_error() {
     assert!(top.join("sub/pinned").exists());
     assert_eq!(std::fs::read_to_string(source.path()).unwrap(), "precious");
 }
+
+/// Two scans may finish the same leftover at once: entries the other one
+/// removed first (files, subdirectories, the top itself) are not errors.
+/// Four removals race over one wide tree; each succeeds, and the tree is
+/// gone. (The correct code cannot fail this; code that took a vanished
+/// entry for an error fails it on nearly every run.)
+#[test]
+fn concurrent_removals_of_one_tree_all_succeed() {
+    for _ in 0..5 {
+        let root = tempfile::tempdir().unwrap();
+        let top = root.path().join("t");
+        for d in 0..8 {
+            let sub = top.join(format!("d{d}"));
+            std::fs::create_dir_all(&sub).unwrap();
+            for f in 0..200 {
+                std::fs::write(sub.join(format!("f{f}")), "").unwrap();
+                std::fs::write(top.join(format!("f{d}-{f}")), "").unwrap();
+            }
+        }
+        let barrier = std::sync::Barrier::new(4);
+        let results: Vec<io::Result<()>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        let fd = sys::open(root.path(), sys::DIR_FLAGS).unwrap();
+                        barrier.wait();
+                        remove_tree(fd.as_fd(), c"t", 0)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for r in results {
+            r.unwrap();
+        }
+        assert!(!top.exists());
+    }
+}
