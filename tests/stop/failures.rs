@@ -401,3 +401,59 @@ fn without_openat2_a_metadata_swapped_for_a_symlink_is_not_the_one_judged() {
     assert!(alive(pid));
     end(child);
 }
+
+/// A process of many threads, which takes the kernel a while to take down
+/// after SIGKILL (every thread must exit), returned once all are running.
+fn many_threads(rt: &Path, id: &str) -> Child {
+    use std::io::BufRead;
+    let mut child = Command::new("python3")
+        .args([
+            "-c",
+            "import threading, time\n\
+             for _ in range(2000):\n    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n\
+             print('ready', flush=True)\n\
+             time.sleep(60)\n",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 must be installed");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    create_marker(rt, &meta(id, child.id())).unwrap();
+    child
+}
+
+/// `--signal KILL --grace-ms 0` on a process slow to die (two thousand
+/// threads to take down): the exit is still waited for (`KILL_WAIT`), so
+/// it is reported exited and collected, not "still running". (The
+/// correct code cannot fail this; one that did not wait after its only
+/// SIGKILL fails it on nearly every run.)
+#[test]
+fn signal_kill_with_no_grace_waits_for_a_process_slow_to_die() {
+    let rt = runtime();
+    let mut child = many_threads(rt.path(), "slow");
+    let (code, stdout, stderr) = firma_in(
+        rt.path(),
+        &[
+            "sidecar",
+            "stop",
+            "slow",
+            "--signal",
+            "KILL",
+            "--grace-ms",
+            "0",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let outs: Vec<StopOutcome> = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(outs[0].signals, ["SIGKILL"], "{stdout}");
+    assert!(
+        outs[0].killed && outs[0].exited && outs[0].collected,
+        "{stdout}"
+    );
+    child.wait().unwrap();
+}
