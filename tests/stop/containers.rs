@@ -262,3 +262,23 @@ fn a_marker_of_our_namespace_is_not_proved_by_a_contained_listener() {
     std::thread::sleep(Duration::from_millis(50));
     assert!(alive(host), "the contained sidecar was signalled");
 }
+
+/// A boot id that proves nothing (not a UUID) makes a contained marker
+/// unverifiable, and no socket proves it either: whatever listens at the
+/// recorded pid of the recorded namespace, the boot it was recorded in is
+/// unknown. Refused, the contained sidecar keeps running.
+#[test]
+fn a_contained_marker_whose_boot_id_proves_nothing_is_not_proved_by_its_socket() {
+    let rt = runtime();
+    let pod = Pod::start(&["-p", "-f", "--mount-proc"], rt.path(), "noboot");
+    let host = pod.host_pid().unwrap();
+    let mut meta = pod.meta();
+    meta.boot_id = Some("not-a-uuid".into());
+    let path = pod.marker.join("metadata.toml");
+    std::fs::write(&path, toml::to_string(&meta).unwrap()).unwrap();
+    let err = stop(rt.path(), "noboot", &opts()).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::IdentityUnverifiable, "{err}");
+    assert!(err.to_string().contains("not a UUID"), "{err}");
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(alive(host), "the contained sidecar was signalled");
+}
