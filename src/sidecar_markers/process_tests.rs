@@ -353,3 +353,48 @@ fn a_live_single_threaded_process_is_alive() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// The descriptor of `/proc/<pid>/stat` that a judgement leaves to the
+/// scan's `MarkerFds` (closed with the marker's others) is close-on-exec,
+/// as the kernel reports it in `/proc/self/fdinfo`: a supervisor that
+/// lists on one thread and starts a program on another leaks none.
+#[test]
+fn the_stat_descriptor_a_judgement_keeps_is_close_on_exec() {
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let rec = identity(pid).unwrap().unwrap();
+    let m = meta_for(pid, rec.boot_id, Some(rec.start_ticks));
+    let mut fds = sys::MarkerFds::default();
+    assert_eq!(
+        liveness_in(&m, &mut fds),
+        Liveness::Alive(Identity::Verified)
+    );
+    let stat = std::path::PathBuf::from(format!("/proc/{pid}/stat"));
+    let flags: Vec<u32> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            (std::fs::read_link(e.path()).ok()? == stat).then_some(e.file_name())
+        })
+        .map(|fd| {
+            let info =
+                std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.to_string_lossy()))
+                    .unwrap();
+            let flags: String = sys::proc_field(&info, "flags:").unwrap();
+            u32::from_str_radix(&flags, 8).unwrap()
+        })
+        .collect();
+    assert!(
+        !flags.is_empty(),
+        "the judgement kept no descriptor of {stat:?}"
+    );
+    for f in flags {
+        assert!(f & libc::O_CLOEXEC as u32 != 0, "flags {f:o}");
+    }
+    drop(fds);
+    let _ = child.kill();
+    let _ = child.wait();
+}
