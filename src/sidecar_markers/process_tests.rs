@@ -398,3 +398,15 @@ fn the_stat_descriptor_a_judgement_keeps_is_close_on_exec() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// A process that is gone has no credentials (`Ok(None)`: stop then
+/// reports it exited), never an error; nor has it an identity.
+#[test]
+fn a_reaped_process_has_no_credentials_and_no_identity() {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    assert!(credentials(pid).unwrap().is_none());
+    assert!(identity(pid).unwrap().is_none());
+    assert_eq!(stat_flags(pid).unwrap(), None);
+}
