@@ -457,3 +457,41 @@ fn signal_kill_with_no_grace_waits_for_a_process_slow_to_die() {
     );
     child.wait().unwrap();
 }
+
+/// A caller who may not read the process's credentials — a non-root user
+/// under `/proc` mounted `hidepid=1` (a private mount namespace), stopping
+/// a root process its own marker names, with the identity opt-out — is
+/// refused `not_authorized`: credentials that cannot be read are never
+/// taken for a process gone (nothing collected, the process alive).
+#[test]
+fn credentials_hidden_by_hidepid_are_a_refusal_never_an_exit() {
+    use crate::common::users::TestUser;
+    need_root("a throwaway user and a private /proc");
+    let rt = runtime();
+    let child = marked_sleeper(rt.path(), "hidden");
+    let pid = child.id();
+    let u = TestUser::new("hidecred");
+    u.own(rt.path());
+    let script = format!(
+        "mount -t proc -o hidepid=1 proc /proc && \
+         exec setpriv --reuid {uid} --regid {gid} --clear-groups \
+         {FIRMA} --runtime-dir {dir} sidecar stop hidden --no-identity-check \
+         --grace-ms 200 --json",
+        uid = u.uid,
+        gid = u.gid,
+        dir = rt.path().display(),
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .expect("unshare (util-linux) must be installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert_eq!(error_code(&stdout), "not_authorized", "{stderr}");
+    assert!(stdout.contains("credentials cannot be read"), "{stdout}");
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(alive(pid), "the process was signalled");
+    assert_eq!(run_names(rt.path()), ["hidden"]);
+    end(child);
+}
