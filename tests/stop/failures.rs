@@ -345,7 +345,7 @@ fn without_openat2_a_metadata_swapped_for_a_symlink_is_not_the_one_judged() {
     use firma_stack::sidecar_markers::{StopOptions, stop};
     let testkit = testkit(); // (built first, when it must be, not while timing counts)
     let rt = runtime();
-    let mut child = term_ignorer(rt.path(), "swapped");
+    let child = term_ignorer(rt.path(), "swapped");
     let pid = child.id();
     // The first stop: SIGTERM (ignored), 3 s of grace, no SIGKILL.
     let path = rt.path().to_owned();
