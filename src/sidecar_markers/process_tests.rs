@@ -410,3 +410,22 @@ fn a_reaped_process_has_no_credentials_and_no_identity() {
     assert!(identity(pid).unwrap().is_none());
     assert_eq!(stat_flags(pid).unwrap(), None);
 }
+
+/// The caller's ancestors (never signalled by `stop`): its parent first,
+/// then each one's parent as `/proc` gives it, up to the first process of
+/// the pid namespace (pid 1), no pid twice, never 0.
+#[test]
+fn own_ancestors_run_from_the_parent_up_to_pid_1() {
+    let chain = own_ancestors();
+    assert_eq!(chain.first(), Some(&std::os::unix::process::parent_id()));
+    assert_eq!(chain.last(), Some(&1), "{chain:?}");
+    assert!(!chain.contains(&0), "{chain:?}");
+    for pair in chain.windows(2) {
+        let c = credentials(pair[0]).unwrap().unwrap();
+        assert_eq!(c.ppid, pair[1], "{chain:?}");
+    }
+    let mut unique = chain.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), chain.len(), "{chain:?}");
+}
