@@ -429,3 +429,47 @@ fn own_ancestors_run_from_the_parent_up_to_pid_1() {
     unique.dedup();
     assert_eq!(unique.len(), chain.len(), "{chain:?}");
 }
+
+/// The descriptors `credentials` and `zombie_leader_has_threads` open on
+/// `/proc/<pid>/status` (for as long as one read) are close-on-exec: a
+/// program another thread starts meanwhile inherits none. One thread
+/// reads in a loop, so the descriptor is open much of the time; each of
+/// up to 40 programs started lists what it inherited. (The correct code
+/// cannot fail this; a descriptor without close-on-exec is caught within
+/// a few programs.)
+#[test]
+fn descriptors_of_status_reads_never_leak_into_a_program_started_meanwhile() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let status = format!("/proc/{pid}/status");
+    let done = AtomicBool::new(false);
+    let leaked = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                let _ = credentials(pid);
+                let _ = zombie_leader_has_threads(pid);
+            }
+        });
+        let mut leaked = None;
+        for _ in 0..40 {
+            let out = std::process::Command::new("ls")
+                .args(["-l", "/proc/self/fd/"])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            if text.contains(&status) {
+                leaked = Some(text);
+                break;
+            }
+        }
+        done.store(true, Ordering::Relaxed);
+        leaked
+    });
+    assert_eq!(leaked, None);
+    let _ = child.kill();
+    let _ = child.wait();
+}
