@@ -21,28 +21,31 @@ MUTANTS_FILES ?= process gc stop metadata read probe authority trust watch
 # its target/: fast, but leave the tree alone meanwhile) or `--re judge`.
 MUTANTS_ARGS ?=
 
-# Each file's mutants and the tests that cover it: FILE => cargo test args
-# (after `--`). The library's unit tests always run; the integration test
-# binaries named here are the ones that exercise that file.
+# Each file's mutants and the tests that cover it: FILE => cargo test
+# targets. The library's unit tests always run; the integration test
+# binaries named here are the ones that exercise that file. They are given
+# to cargo-mutants as --cargo-arg, so that each mutant's build compiles
+# only these targets (after `--` they would narrow the test run only, and
+# every test binary of the package would be built for every mutant).
 MUTANTS_SRC := src/sidecar_markers
 mutants_files_process := $(MUTANTS_SRC)/process.rs $(MUTANTS_SRC)/procfs.rs
-mutants_tests_process := --lib --test liveness --test probing --test stop
+mutants_tests_process := --lib --test=liveness --test=probing --test=stop
 mutants_files_gc := $(MUTANTS_SRC)/gc.rs
-mutants_tests_gc := --lib --test collection --test isolation
+mutants_tests_gc := --lib --test=collection --test=stop --test=isolation
 mutants_files_stop := $(MUTANTS_SRC)/stop.rs
-mutants_tests_stop := --lib --test stop --test isolation
+mutants_tests_stop := --lib --test=stop --test=isolation
 mutants_files_metadata := $(MUTANTS_SRC)/metadata.rs
-mutants_tests_metadata := --lib --test isolation --test writer --test reliability
+mutants_tests_metadata := --lib --test=isolation --test=writer --test=reliability
 mutants_files_read := $(MUTANTS_SRC)/read.rs
-mutants_tests_read := --lib --test collection --test isolation --test probing --test cli
+mutants_tests_read := --lib --test=collection --test=isolation --test=probing --test=cli
 mutants_files_probe := $(MUTANTS_SRC)/probe/*.rs
-mutants_tests_probe := --lib --test probing --test reliability
+mutants_tests_probe := --lib --test=probing --test=reliability
 mutants_files_authority := $(MUTANTS_SRC)/authority.rs
-mutants_tests_authority := --lib --test isolation
+mutants_tests_authority := --lib --test=isolation
 mutants_files_trust := $(MUTANTS_SRC)/trust.rs
-mutants_tests_trust := --lib --test isolation
+mutants_tests_trust := --lib --test=isolation
 mutants_files_watch := $(MUTANTS_SRC)/watch/*.rs
-mutants_tests_watch := --lib --test watch --test cli
+mutants_tests_watch := --lib --test=watch --test=cli
 
 .PHONY: mutants mutants-tools
 
@@ -62,7 +65,8 @@ mutants: $(CARGO_MUTANTS)
 	  PATH="$(abspath $(MUTANTS_ROOT))/bin:$$PATH" $(CARGO) mutants --no-shuffle \
 	    $(foreach p,$(wildcard $(mutants_files_$(f))),--file $(p)) \
 	    --timeout $(MUTANTS_TIMEOUT) --jobs $(MUTANTS_JOBS) $(MUTANTS_ARGS) \
-	    --output $(MUTANTS_OUT)/$(f) -- $(mutants_tests_$(f)) || true; \
+	    $(foreach a,$(mutants_tests_$(f)),--cargo-arg=$(a)) \
+	    --output $(MUTANTS_OUT)/$(f) || true; \
 	  python3 scripts/mutants-summary.py $(f) $(MUTANTS_OUT)/$(f)/mutants.out \
 	    mutants-equivalent.txt | tee -a $(MUTANTS_OUT)/summary.txt;)
 	@echo "== summary (target/mutants/summary.txt)"; cat $(MUTANTS_OUT)/summary.txt

@@ -153,6 +153,17 @@ mod tests {
         assert!(e.contains("uid 1000") && e.contains("uid 0"), "{e}");
     }
 
+    /// A refusal shows the permission bits it judged (no file type bits).
+    #[test]
+    fn a_refused_claim_names_the_permission_bits_it_saw() {
+        let e = claim(1000, 0o40770, 1000, 0o100600).unwrap_err();
+        assert!(e.contains("directory (mode 0770)"), "{e}");
+        let e = claim(1000, 0o41777, 1000, 0o100600).unwrap_err();
+        assert!(e.contains("directory (mode 1777)"), "{e}");
+        let e = claim(1000, 0o40700, 1000, 0o100622).unwrap_err();
+        assert!(e.contains("metadata.toml (mode 0622)"), "{e}");
+    }
+
     #[test]
     fn removal_stays_within_the_bounding_owners() {
         assert_eq!(may_remove(Bounding::new([]), Ok(1000)), Ok(()));

@@ -447,3 +447,143 @@ fn the_depth_bound_holds_where_readdir_gives_no_types() {
     assert!(e.to_string().contains("nested too deeply"), "{e}");
     assert_eq!(left(&top), beyond_the_bound());
 }
+
+/// A process holding a write lease on `path` (python's `fcntl`), until
+/// dropped. Lease breaks (`SIGIO`) are ignored: the lease stands until
+/// the kernel's lease-break-time, longer than any test here.
+struct Leased(std::process::Child);
+
+impl Leased {
+    fn on(path: &Path) -> Leased {
+        use std::io::BufRead;
+        let mut child = Command::new("python3")
+            .args([
+                "-c",
+                "import fcntl, os, signal, sys, time\n\
+                 signal.signal(signal.SIGIO, signal.SIG_IGN)\n\
+                 fd = os.open(sys.argv[1], os.O_RDONLY)\n\
+                 fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)\n\
+                 print('ready', flush=True)\n\
+                 time.sleep(120)\n",
+            ])
+            .arg(path)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 must be installed");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line, "ready\n", "the kernel refused the write lease");
+        Leased(child)
+    }
+}
+
+impl Drop for Leased {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// When the check that the tomb holds the judged `metadata.toml` cannot
+/// be made — here the file is under another process's write lease since
+/// the judgement, so the non-blocking open fails with `EWOULDBLOCK` — the
+/// marker is put back and the failure returned, not read as "another
+/// marker now" (`Ok(false)`, said by nobody). The open never waits for
+/// the lease to break.
+#[test]
+fn a_check_that_cannot_open_the_judged_metadata_is_an_error_and_puts_it_back() {
+    let (_rt, run, fd, name, id) = one_judged("leased");
+    let lease = Leased::on(&run.join("leased/metadata.toml"));
+    let err = take(fd.as_fd(), &name, Some(id)).expect_err("the check failed");
+    assert_eq!(err.raw_os_error(), Some(libc::EWOULDBLOCK), "{err}");
+    assert_eq!(names(&run), ["leased"]);
+    drop(lease);
+    assert!(take(fd.as_fd(), &name, Some(id)).unwrap());
+    assert_eq!(names(&run), Vec::<String>::new());
+}
+
+/// A leftover that is a mount point is never entered nor unlinked:
+/// finishing it fails with `EXDEV` (not an unlink's `EISDIR`), nothing
+/// behind the mount touched.
+#[test]
+fn finishing_a_leftover_that_is_a_mount_point_fails_exdev() {
+    let root = tempfile::tempdir().unwrap();
+    let fd = sys::open(root.path(), sys::DIR_FLAGS).unwrap();
+    let name = c".gc-1-1-0123456789abcdef";
+    let leftover = root.path().join(name.to_str().unwrap());
+    std::fs::create_dir(&leftover).unwrap();
+    let target = tempfile::tempdir().unwrap();
+    std::fs::write(target.path().join("precious"), "x").unwrap();
+    let _m = bind(target.path(), &leftover);
+    let st = std::fs::metadata(&leftover).unwrap();
+    let seen = crate::sidecar_markers::reserved::Seen {
+        dev: st.dev(),
+        ino: st.ino(),
+    };
+    let e = finish_leftover(fd.as_fd(), name, seen).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EXDEV), "{e}");
+    assert!(target.path().join("precious").exists());
+}
+
+/// A file in a tree that cannot be unlinked — here a file mount point
+/// (`EBUSY`) — is an error of the removal, the one the kernel gave, never
+/// swallowed: everything else is removed, the file and what it mounts
+/// stay, and the tree's directories that hold it.
+#[test]
+fn a_file_that_cannot_be_unlinked_is_the_removals_error() {
+    let root = tempfile::tempdir().unwrap();
+    let fd = sys::open(root.path(), sys::DIR_FLAGS).unwrap();
+    let top = root.path().join("t");
+    std::fs::create_dir_all(top.join("sub")).unwrap();
+    std::fs::write(top.join("a"), "x").unwrap();
+    std::fs::write(top.join("sub/b"), "x").unwrap();
+    std::fs::write(top.join("sub/pinned"), "").unwrap();
+    let source = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(source.path(), "precious").unwrap();
+    let _m = bind(source.path(), &top.join("sub/pinned"));
+    let e = remove_tree(fd.as_fd(), c"t", 0).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EBUSY), "{e}");
+    assert!(!top.join("a").exists() && !top.join("sub/b").exists());
+    assert!(top.join("sub/pinned").exists());
+    assert_eq!(std::fs::read_to_string(source.path()).unwrap(), "precious");
+}
+
+/// Two scans may finish the same leftover at once: entries the other one
+/// removed first (files, subdirectories, the top itself) are not errors.
+/// Four removals race over one wide tree; each succeeds, and the tree is
+/// gone. (The correct code cannot fail this; code that took a vanished
+/// entry for an error fails it on nearly every run.)
+#[test]
+fn concurrent_removals_of_one_tree_all_succeed() {
+    for _ in 0..2 {
+        let root = tempfile::tempdir().unwrap();
+        let top = root.path().join("t");
+        for d in 0..4 {
+            let sub = top.join(format!("d{d}"));
+            std::fs::create_dir_all(&sub).unwrap();
+            for f in 0..100 {
+                std::fs::write(sub.join(format!("f{f}")), "").unwrap();
+                std::fs::write(top.join(format!("f{d}-{f}")), "").unwrap();
+            }
+        }
+        let barrier = std::sync::Barrier::new(4);
+        let results: Vec<io::Result<()>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        let fd = sys::open(root.path(), sys::DIR_FLAGS).unwrap();
+                        barrier.wait();
+                        remove_tree(fd.as_fd(), c"t", 0)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for r in results {
+            r.unwrap();
+        }
+        assert!(!top.exists());
+    }
+}

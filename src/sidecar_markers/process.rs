@@ -36,7 +36,7 @@ pub(crate) use super::procfs::{
     Creds, INITIAL_PID_NS_INODE, credentials, kill_probe, own_ancestors,
 };
 #[cfg(test)]
-use super::procfs::{PF_KTHREAD, parse_proc_stat, parse_stat_flags, parse_status};
+use super::procfs::{PF_KTHREAD, parse_proc_stat, parse_stat_flags, parse_status, stat_flags};
 use super::procfs::{
     StatRead, parse_boottime_offset, parse_uuid, read_proc_stat, zombie_leader_has_threads,
 };

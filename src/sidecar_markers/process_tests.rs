@@ -353,3 +353,123 @@ fn a_live_single_threaded_process_is_alive() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// The descriptor of `/proc/<pid>/stat` that a judgement leaves to the
+/// scan's `MarkerFds` (closed with the marker's others) is close-on-exec,
+/// as the kernel reports it in `/proc/self/fdinfo`: a supervisor that
+/// lists on one thread and starts a program on another leaks none.
+#[test]
+fn the_stat_descriptor_a_judgement_keeps_is_close_on_exec() {
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let rec = identity(pid).unwrap().unwrap();
+    let m = meta_for(pid, rec.boot_id, Some(rec.start_ticks));
+    let mut fds = sys::MarkerFds::default();
+    assert_eq!(
+        liveness_in(&m, &mut fds),
+        Liveness::Alive(Identity::Verified)
+    );
+    let stat = std::path::PathBuf::from(format!("/proc/{pid}/stat"));
+    let flags: Vec<u32> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            (std::fs::read_link(e.path()).ok()? == stat).then_some(e.file_name())
+        })
+        .map(|fd| {
+            let info =
+                std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.to_string_lossy()))
+                    .unwrap();
+            let flags: String = sys::proc_field(&info, "flags:").unwrap();
+            u32::from_str_radix(&flags, 8).unwrap()
+        })
+        .collect();
+    assert!(
+        !flags.is_empty(),
+        "the judgement kept no descriptor of {stat:?}"
+    );
+    for f in flags {
+        assert!(f & libc::O_CLOEXEC as u32 != 0, "flags {f:o}");
+    }
+    drop(fds);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A process that is gone has no credentials (`Ok(None)`: stop then
+/// reports it exited), never an error; nor has it an identity.
+#[test]
+fn a_reaped_process_has_no_credentials_and_no_identity() {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    assert!(credentials(pid).unwrap().is_none());
+    assert!(identity(pid).unwrap().is_none());
+    assert_eq!(stat_flags(pid).unwrap(), None);
+}
+
+/// The caller's ancestors (never signalled by `stop`): its parent first,
+/// then each one's parent as `/proc` gives it, up to the first process of
+/// the pid namespace (pid 1), no pid twice, never 0.
+#[test]
+fn own_ancestors_run_from_the_parent_up_to_pid_1() {
+    let chain = own_ancestors();
+    assert_eq!(chain.first(), Some(&std::os::unix::process::parent_id()));
+    assert_eq!(chain.last(), Some(&1), "{chain:?}");
+    assert!(!chain.contains(&0), "{chain:?}");
+    for pair in chain.windows(2) {
+        let c = credentials(pair[0]).unwrap().unwrap();
+        assert_eq!(c.ppid, pair[1], "{chain:?}");
+    }
+    let mut unique = chain.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), chain.len(), "{chain:?}");
+}
+
+/// The descriptors `credentials` and `zombie_leader_has_threads` open on
+/// `/proc/<pid>/status` (for as long as one read) are close-on-exec: a
+/// program another thread starts meanwhile inherits none. One thread
+/// reads in a loop, so the descriptor is open much of the time; each of
+/// up to 40 programs started lists what it inherited. (The correct code
+/// cannot fail this; a descriptor without close-on-exec is caught within
+/// a few programs.)
+#[test]
+fn descriptors_of_status_reads_never_leak_into_a_program_started_meanwhile() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let status = format!("/proc/{pid}/status");
+    let done = AtomicBool::new(false);
+    let leaked = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                let _ = credentials(pid);
+                let _ = zombie_leader_has_threads(pid);
+            }
+        });
+        let mut leaked = None;
+        for _ in 0..40 {
+            let out = std::process::Command::new("ls")
+                .args(["-l", "/proc/self/fd/"])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            if text.contains(&status) {
+                leaked = Some(text);
+                break;
+            }
+        }
+        done.store(true, Ordering::Relaxed);
+        leaked
+    });
+    assert_eq!(leaked, None);
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -90,6 +90,7 @@ pub fn stop(
         .run()
     })?
     .transpose()
+    .map(Option::flatten)
 }
 
 /// One stop under way.
@@ -127,7 +128,10 @@ impl Job<'_> {
         }
     }
 
-    fn run(&self) -> Result<StopOutcome> {
+    /// `Ok(None)`: the marker was gone by the time its claim was checked
+    /// (another stop or a collector removed it since it was read): there
+    /// is no such marker, and nothing was signalled.
+    fn run(&self) -> Result<Option<StopOutcome>> {
         // 1. The one liveness function, before anything else. Where the
         //    identity fields cannot prove the process, the listener of the
         //    marker's own socket may: a pidfd of it, its pid the recorded one.
@@ -140,7 +144,7 @@ impl Job<'_> {
             (Some((pidfd, pid)), _) => (Some(pidfd), pid),
             (None, here) => {
                 if let Go::Gone = self.judge(liveness)? {
-                    return self.gone();
+                    return self.gone().map(Some);
                 }
                 match here {
                     Some(here) => (None, here),
@@ -160,10 +164,34 @@ impl Job<'_> {
         // 2. Pids never signalled, whatever the marker says; then whose
         //    claim the marker is at all.
         self.refuse_pid(here)?;
-        let owner = self
-            .marker
-            .owner(self.run, self.name)
-            .map_err(|why| self.not_authorized(why))?;
+        let owner = match self.marker.owner(self.run, self.name) {
+            Ok(owner) => owner,
+            // Removed since it was read (by a concurrent stop that saw the
+            // process exit, or a collector): no marker, no claim. Never
+            // `not_authorized`, which would blame the marker's owner.
+            Err(_) if self.marker_is_gone()? => return Ok(None),
+            Err(why) => return Err(self.not_authorized(why)),
+        };
+        self.pin_and_stop(here, listener, owner).map(Some)
+    }
+
+    /// Whether the marker's directory no longer exists under its name.
+    fn marker_is_gone(&self) -> Result<bool> {
+        match sys::lstatat(self.run, self.name) {
+            Ok(_) => Ok(false),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(true),
+            Err(e) => Err(StackError::io("stat", &self.marker.path, e)),
+        }
+    }
+
+    /// Steps 3 to 5 for the process found `here` (pinned already when
+    /// `listener` is its pidfd), for a marker claimed by `owner`.
+    fn pin_and_stop(
+        &self,
+        here: u32,
+        listener: Option<OwnedFd>,
+        owner: u32,
+    ) -> Result<StopOutcome> {
         // 3. Pin the process, then prove again that it is the marker's.
         let by_socket = listener.is_some();
         let pidfd = match listener {
@@ -591,7 +619,7 @@ mod tests {
         crate::sidecar_markers::create_marker(rt.path(), &meta).unwrap();
         let file = rt.path().join("run/relock/metadata.toml");
         let opts = StopOptions::default();
-        let lock_after = |change: &dyn Fn()| {
+        let try_lock_after = |change: &dyn Fn()| {
             read::with_marker(rt.path(), "relock", None, |run, name, marker, trust| {
                 change();
                 let job = Job {
@@ -601,11 +629,12 @@ mod tests {
                     opts: &opts,
                     bounding: authority::Bounding::new(trust.bounding_owners()),
                 };
-                job.lock().unwrap().is_some()
+                job.lock().map(|lock| lock.is_some())
             })
             .unwrap()
             .unwrap()
         };
+        let lock_after = |change: &dyn Fn()| try_lock_after(change).unwrap();
         assert!(
             lock_after(&|| ()),
             "the marker as judged must give the lock"
@@ -629,6 +658,71 @@ mod tests {
         }));
         // Gone.
         assert!(!lock_after(&|| std::fs::remove_file(&file).unwrap()));
+        // The whole marker directory gone (collected by another): no
+        // lock, and no error either.
+        let dir = rt.path().join("run/relock");
+        std::fs::remove_dir_all(&dir).unwrap();
+        crate::sidecar_markers::create_marker(rt.path(), &meta).unwrap();
+        assert!(!lock_after(&|| std::fs::remove_dir_all(&dir).unwrap()));
+        // Its name now a file: the check cannot be made, an error (never
+        // taken for "no lock" nor for the lock).
+        crate::sidecar_markers::create_marker(rt.path(), &meta).unwrap();
+        let err = try_lock_after(&|| {
+            std::fs::remove_dir_all(&dir).unwrap();
+            std::fs::write(&dir, "not a marker").unwrap();
+        })
+        .expect_err("a marker name that is no directory is an error");
+        assert_eq!(err.code(), crate::sidecar_markers::ErrorCode::Io, "{err}");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// A marker removed between its reading and the check of whose claim
+    /// it is — a concurrent stop that saw the process exit collected it —
+    /// leaves no marker to stop: `Ok(None)`, nothing signalled, never
+    /// `not_authorized` (which once failed one of two concurrent stops).
+    #[test]
+    fn a_marker_removed_after_it_was_read_is_no_marker_not_a_refusal() {
+        use crate::sidecar_markers::model::MetadataFile;
+        let rt = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let rec = process::identity(child.id()).unwrap().unwrap();
+        let (pid_ns_inode, _) = process::own_namespaces();
+        let meta = MetadataFile {
+            sandbox_id: "vanished".into(),
+            agent_id: "agent".into(),
+            session_id: "session".into(),
+            authority_url: "https://authority.example".into(),
+            policy_bundle_version: "v1".into(),
+            pid: child.id(),
+            started_at: "2024-01-01T00:00:00Z".into(),
+            listen: None,
+            boot_id: rec.boot_id,
+            pid_start_ticks: Some(rec.start_ticks),
+            pid_ns_inode,
+            boottime_offset_ns: None,
+        };
+        crate::sidecar_markers::create_marker(rt.path(), &meta).unwrap();
+        let opts = StopOptions::default();
+        let dir = rt.path().join("run/vanished");
+        let out = read::with_marker(rt.path(), "vanished", None, |run, name, marker, trust| {
+            std::fs::remove_dir_all(&dir).unwrap();
+            Job {
+                run,
+                name,
+                marker,
+                opts: &opts,
+                bounding: authority::Bounding::new(trust.bounding_owners()),
+            }
+            .run()
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(out.unwrap(), None);
+        assert_eq!(child.try_wait().unwrap(), None, "the process was signalled");
         let _ = child.kill();
         let _ = child.wait();
     }

@@ -88,3 +88,32 @@ fn a_writer_needs_its_own_or_roots_directories() {
         assert!(w(me, (0, 0o755), (0, 0o755)).is_err());
     }
 }
+
+/// A private `run/` is not shared; `run_owner` is the owner of `run/`
+/// (of the runtime directory while `run/` is missing).
+#[test]
+fn shared_and_run_owner_say_what_run_is() {
+    let t = judge(0, (1000, 0o700), Some((1001, 0o700)));
+    assert!(!t.shared());
+    assert_eq!(t.run_owner(), 1001);
+    assert_eq!(judge(0, (1002, 0o700), None).run_owner(), 1002);
+}
+
+/// Only a runtime directory or `run/` that does not exist (`ENOENT`) is
+/// missing: a path through a file, or a `run` that is a file, is an
+/// error (`ENOTDIR`), never taken for "nothing there".
+#[test]
+fn only_enoent_is_missing_a_file_in_the_way_is_an_error() {
+    let rt = tempfile::tempdir().unwrap();
+    let file = rt.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let e = open_dirs(&file.join("below"))
+        .err()
+        .expect("through a file");
+    assert_eq!(e.code(), ErrorCode::Io, "{e}");
+    let dirs = open_dirs(&rt.path().join("absent")).unwrap();
+    assert!(dirs.trust.is_none() && dirs.run.is_none());
+    std::fs::write(rt.path().join("run"), "x").unwrap();
+    let e = open_dirs(rt.path()).err().expect("run/ is a file");
+    assert_eq!(e.code(), ErrorCode::Io, "{e}");
+}

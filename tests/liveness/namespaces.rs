@@ -262,3 +262,34 @@ fn hidepid_proc_and_a_non_root_reader_still_list() {
     assert!(rt.path().join("run/root-dead").exists());
     drop(live);
 }
+
+/// The same fixture, inspected: `EACCES` on `/proc/<pid>/stat` is read as
+/// "the identity cannot be checked here" (`permission_denied`, the detail
+/// saying so), never as a failed read of `/proc` (`unverifiable`) nor as
+/// a process gone.
+#[test]
+fn under_hidepid_1_a_denied_stat_is_an_unchecked_identity_not_unverifiable() {
+    let rt = root_runtime(NEED_ROOT);
+    let live = Sidecar::start(rt.path(), "root-live", &[]);
+    crate::common::open_up(rt.path());
+    let dir = rt.path().to_str().unwrap();
+    let script = format!(
+        "mount -t proc -o hidepid=1 proc /proc && \
+         exec setpriv --reuid 65534 --regid 65534 --clear-groups \
+         {FIRMA} --runtime-dir {dir} sidecar inspect --json"
+    );
+    let v = json_output(
+        Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &script]),
+        "hidepid inspect failed (or the kernel refused the mount namespace)",
+    );
+    let arr = v.as_array().unwrap();
+    assert_eq!(arr.len(), 1, "{v}");
+    assert_eq!(arr[0]["verdict"], "live", "{v}");
+    assert_eq!(arr[0]["reason"], "permission_denied", "{v}");
+    let detail = arr[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("permission denied reading /proc/<pid>/stat"),
+        "{detail}"
+    );
+    drop(live);
+}

@@ -213,3 +213,92 @@ fn the_host_stops_a_contained_sidecar_without_identity_by_its_socket() {
     assert!(out.exited && !out.killed, "{out:?}");
     assert_stopped(&pod, host, "the sidecar's host process to go");
 }
+
+/// A contained sidecar whose marker records its pid namespace but neither
+/// `boot_id` nor its start ticks: the fields cannot prove it, the
+/// listener of its own socket can — the listener is in the recorded
+/// namespace under the recorded pid (its host pid differs) — and `stop`
+/// signals it through that listener.
+#[test]
+fn a_contained_sidecar_recording_only_its_namespace_is_proved_by_its_socket() {
+    let rt = runtime();
+    let pod = Pod::start(&["-p", "-f", "--mount-proc"], rt.path(), "nsonly");
+    let host = pod.host_pid().unwrap();
+    let mut meta = pod.meta();
+    assert!(meta.pid_ns_inode.is_some(), "{meta:?}");
+    meta.boot_id = None;
+    meta.pid_start_ticks = None;
+    let path = pod.marker.join("metadata.toml");
+    std::fs::write(&path, toml::to_string(&meta).unwrap()).unwrap();
+    assert_ne!(host, meta.pid);
+    let out = stop(rt.path(), "nsonly", &opts()).unwrap().unwrap();
+    assert_eq!(out.signals, ["SIGTERM"], "{out:?}");
+    assert!(out.exited, "{out:?}");
+    wait_until("the sidecar to go", || !alive(host));
+}
+
+/// In another pid namespace too, the socket proves nothing the identity
+/// fields decided: a contained sidecar whose marker records start ticks
+/// that are not its own is `pid_reused` and keeps running, although the
+/// listener of its socket is at the recorded pid of the recorded
+/// namespace.
+#[test]
+fn a_contained_sidecar_with_other_start_ticks_is_refused_its_socket_notwithstanding() {
+    let rt = runtime();
+    let pod = Pod::start(&["-p", "-f", "--mount-proc"], rt.path(), "reticked");
+    let host = pod.host_pid().unwrap();
+    let mut meta = pod.meta();
+    meta.pid_start_ticks = meta.pid_start_ticks.map(|t| t + 9);
+    let path = pod.marker.join("metadata.toml");
+    std::fs::write(&path, toml::to_string(&meta).unwrap()).unwrap();
+    let err = stop(rt.path(), "reticked", &opts()).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PidReused, "{err}");
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(alive(host), "the contained sidecar was signalled");
+}
+
+/// A marker that says it comes from the reader's own pid namespace is
+/// proved by its socket only when the listener has the recorded pid
+/// *here*: a contained listener whose pid in its own namespace is the
+/// recorded one proves nothing (that rule is for markers that record no
+/// namespace). Refused, the contained sidecar keeps running.
+#[test]
+fn a_marker_of_our_namespace_is_not_proved_by_a_contained_listener() {
+    let rt = runtime();
+    let pod = Pod::start(&["-p", "-f", "--mount-proc"], rt.path(), "ours");
+    let host = pod.host_pid().unwrap();
+    let mut meta = pod.meta();
+    assert_eq!(meta.pid, 1);
+    let own_ns = std::fs::metadata("/proc/self/ns/pid").unwrap().ino();
+    assert_ne!(meta.pid_ns_inode, Some(own_ns));
+    meta.pid_ns_inode = Some(own_ns);
+    meta.boot_id = None;
+    meta.pid_start_ticks = None;
+    meta.boottime_offset_ns = None;
+    let path = pod.marker.join("metadata.toml");
+    std::fs::write(&path, toml::to_string(&meta).unwrap()).unwrap();
+    let err = stop(rt.path(), "ours", &opts()).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::IdentityUnverifiable, "{err}");
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(alive(host), "the contained sidecar was signalled");
+}
+
+/// A boot id that proves nothing (not a UUID) makes a contained marker
+/// unverifiable, and no socket proves it either: whatever listens at the
+/// recorded pid of the recorded namespace, the boot it was recorded in is
+/// unknown. Refused, the contained sidecar keeps running.
+#[test]
+fn a_contained_marker_whose_boot_id_proves_nothing_is_not_proved_by_its_socket() {
+    let rt = runtime();
+    let pod = Pod::start(&["-p", "-f", "--mount-proc"], rt.path(), "noboot");
+    let host = pod.host_pid().unwrap();
+    let mut meta = pod.meta();
+    meta.boot_id = Some("not-a-uuid".into());
+    let path = pod.marker.join("metadata.toml");
+    std::fs::write(&path, toml::to_string(&meta).unwrap()).unwrap();
+    let err = stop(rt.path(), "noboot", &opts()).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::IdentityUnverifiable, "{err}");
+    assert!(err.to_string().contains("not a UUID"), "{err}");
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(alive(host), "the contained sidecar was signalled");
+}

@@ -20,6 +20,11 @@ fn marked_sleeper(rt: &Path, id: &str) -> Child {
     child
 }
 
+/// Errno values the testkit takes by number (it names only the common
+/// ones).
+const ESRCH: &str = "3";
+const ENODEV: &str = "19";
+
 fn alive(pid: u32) -> bool {
     // SAFETY: signal 0 only checks existence.
     let exists = unsafe { libc::kill(pid as i32, 0) } == 0;
@@ -84,6 +89,7 @@ fn pidfd_open_failing_with_eperm_enosys_or_emfile_is_an_error_never_an_exit() {
     refused_stop("pidfd_open", "ENOSYS", "pidfd_unavailable");
     refused_stop("pidfd_open", "EMFILE", "io");
     refused_stop("pidfd_open", "EINVAL", "io");
+    refused_stop("pidfd_open", ENODEV, "pidfd_unavailable");
 }
 
 #[test]
@@ -91,6 +97,46 @@ fn pidfd_send_signal_failing_with_eperm_or_enosys_is_an_error_never_an_exit() {
     refused_stop("pidfd_send_signal", "EPERM", "not_authorized");
     refused_stop("pidfd_send_signal", "ENOSYS", "pidfd_unavailable");
     refused_stop("pidfd_send_signal", "EINVAL", "io");
+    // ENODEV means "no pidfds" only from pidfd_open.
+    refused_stop("pidfd_send_signal", ENODEV, "io");
+}
+
+/// `ESRCH` is the kernel's word that the process has exited, from
+/// `pidfd_open` (gone since the judgement) and from `pidfd_send_signal`
+/// (gone before the signal): either way this call sent nothing and says
+/// the process exited, never an error. The process, made to look gone by
+/// the seccomp filter, was not signalled.
+#[test]
+fn esrch_from_pidfd_open_or_pidfd_send_signal_is_an_exit_with_nothing_sent() {
+    for syscall in ["pidfd_open", "pidfd_send_signal"] {
+        let rt = runtime();
+        let id = format!("{syscall}-esrch").replace('_', "-");
+        let child = marked_sleeper(rt.path(), &id);
+        let pid = child.id();
+        let out = firma_seccomp(
+            ESRCH,
+            &[syscall],
+            &[
+                "--runtime-dir",
+                rt.path().to_str().unwrap(),
+                "sidecar",
+                "stop",
+                &id,
+                "--grace-ms",
+                "200",
+                "--json",
+            ],
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{syscall}: {stdout}{stderr}");
+        let outs: Vec<StopOutcome> = serde_json::from_str(&stdout).unwrap();
+        assert!(outs[0].signals.is_empty(), "{syscall}: {stdout}");
+        assert!(outs[0].exited && !outs[0].killed, "{syscall}: {stdout}");
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(alive(pid), "{syscall}: the process was signalled");
+        end(child);
+    }
 }
 
 /// Under every descriptor limit from 3 up (`prlimit --nofile`, the
@@ -276,4 +322,176 @@ fn the_descriptors_stop_holds_are_close_on_exec() {
     );
     assert_eq!(out.signals, ["SIGTERM", "SIGKILL"], "{out:?}");
     child.wait().unwrap();
+}
+
+/// Whether process `pid` holds a pidfd.
+fn holds_a_pidfd(pid: u32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .any(|t| t.to_string_lossy().contains("pidfd"))
+        })
+        .unwrap_or(false)
+}
+
+/// Without `openat2` (seccomp `ENOSYS`), the check that the marker is
+/// still the one judged does not follow a symlink either: a stop waiting
+/// for another, its `metadata.toml` meanwhile swapped for a symlink to the
+/// very file it judged (moved aside), finds the lock free when the other
+/// stop gives up, but not the marker it judged — it never takes over and
+/// sends nothing.
+#[test]
+fn without_openat2_a_metadata_swapped_for_a_symlink_is_not_the_one_judged() {
+    use firma_stack::sidecar_markers::{StopOptions, stop};
+    let testkit = testkit(); // (built first, when it must be, not while timing counts)
+    let rt = runtime();
+    let child = term_ignorer(rt.path(), "swapped");
+    let pid = child.id();
+    // The first stop: SIGTERM (ignored), 3 s of grace, no SIGKILL.
+    let path = rt.path().to_owned();
+    let first = std::thread::spawn(move || {
+        let opts = StopOptions {
+            grace: Duration::from_secs(3),
+            kill: false,
+            ..StopOptions::default()
+        };
+        stop(&path, "swapped", &opts).unwrap().unwrap()
+    });
+    wait_until("the first stop to hold its lock", || {
+        own_fds().iter().any(|(_, t)| t.ends_with("/swapped"))
+    });
+    // The second, without openat2, waits for the first.
+    let second = Command::new(testkit)
+        .args(["seccomp", "--errno", "ENOSYS", "--syscall", "openat2", "--"])
+        .arg(FIRMA)
+        .args(["--runtime-dir", rt.path().to_str().unwrap()])
+        .args(["sidecar", "stop", "swapped", "--grace-ms", "4000"])
+        .args(["--no-kill", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    // Holding a pidfd, it has judged the marker.
+    wait_until("the second stop to pin the process", || {
+        holds_a_pidfd(second.id())
+    });
+    let marker = rt.path().join("run/swapped");
+    std::fs::rename(marker.join("metadata.toml"), marker.join("judged.toml")).unwrap();
+    std::os::unix::fs::symlink("judged.toml", marker.join("metadata.toml")).unwrap();
+    assert!(
+        !first.is_finished(),
+        "the first stop ended before the swap ({:?} after the second started): this test proves nothing",
+        started.elapsed()
+    );
+    let out = first.join().unwrap();
+    assert_eq!(out.signals, ["SIGTERM"], "{out:?}");
+    assert!(!out.exited, "{out:?}");
+    let done = second.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(
+        !stderr.contains("firma-testkit seccomp: refused"),
+        "the kernel refused the seccomp filter: {stderr}"
+    );
+    let outs: Vec<StopOutcome> =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+    assert!(outs[0].signals.is_empty(), "it took over: {stdout}");
+    assert!(!outs[0].exited, "{stdout}");
+    assert!(alive(pid));
+    end(child);
+}
+
+/// A process of many threads, which takes the kernel a while to take down
+/// after SIGKILL (every thread must exit), returned once all are running.
+fn many_threads(rt: &Path, id: &str) -> Child {
+    use std::io::BufRead;
+    let mut child = Command::new("python3")
+        .args([
+            "-c",
+            "import threading, time\n\
+             for _ in range(2000):\n    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n\
+             print('ready', flush=True)\n\
+             time.sleep(60)\n",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 must be installed");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    create_marker(rt, &meta(id, child.id())).unwrap();
+    child
+}
+
+/// `--signal KILL --grace-ms 0` on a process slow to die (two thousand
+/// threads to take down): the exit is still waited for (`KILL_WAIT`), so
+/// it is reported exited and collected, not "still running". (The
+/// correct code cannot fail this; one that did not wait after its only
+/// SIGKILL fails it on nearly every run.)
+#[test]
+fn signal_kill_with_no_grace_waits_for_a_process_slow_to_die() {
+    let rt = runtime();
+    let mut child = many_threads(rt.path(), "slow");
+    let (code, stdout, stderr) = firma_in(
+        rt.path(),
+        &[
+            "sidecar",
+            "stop",
+            "slow",
+            "--signal",
+            "KILL",
+            "--grace-ms",
+            "0",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let outs: Vec<StopOutcome> = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(outs[0].signals, ["SIGKILL"], "{stdout}");
+    assert!(
+        outs[0].killed && outs[0].exited && outs[0].collected,
+        "{stdout}"
+    );
+    child.wait().unwrap();
+}
+
+/// A caller who may not read the process's credentials — a non-root user
+/// under `/proc` mounted `hidepid=1` (a private mount namespace), stopping
+/// a root process its own marker names, with the identity opt-out — is
+/// refused `not_authorized`: credentials that cannot be read are never
+/// taken for a process gone (nothing collected, the process alive).
+#[test]
+fn credentials_hidden_by_hidepid_are_a_refusal_never_an_exit() {
+    use crate::common::users::TestUser;
+    need_root("a throwaway user and a private /proc");
+    let rt = runtime();
+    let child = marked_sleeper(rt.path(), "hidden");
+    let pid = child.id();
+    let u = TestUser::new("hidecred");
+    u.own(rt.path());
+    let script = format!(
+        "mount -t proc -o hidepid=1 proc /proc && \
+         exec setpriv --reuid {uid} --regid {gid} --clear-groups \
+         {FIRMA} --runtime-dir {dir} sidecar stop hidden --no-identity-check \
+         --grace-ms 200 --json",
+        uid = u.uid,
+        gid = u.gid,
+        dir = rt.path().display(),
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .expect("unshare (util-linux) must be installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert_eq!(error_code(&stdout), "not_authorized", "{stderr}");
+    assert!(stdout.contains("credentials cannot be read"), "{stdout}");
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(alive(pid), "the process was signalled");
+    assert_eq!(run_names(rt.path()), ["hidden"]);
+    end(child);
 }

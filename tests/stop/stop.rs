@@ -688,3 +688,38 @@ fn a_waiting_stop_takes_over_when_the_other_one_leaves_the_process_running() {
     let notes = std::fs::read_to_string(&flag).unwrap();
     assert_eq!(notes.lines().count(), 2, "one SIGTERM from each stop");
 }
+
+/// Rewrites the marker of a running sidecar with `change` applied to its
+/// metadata (its socket still served by the sidecar).
+fn rewrite(marker: &Path, change: impl FnOnce(&mut MetadataFile)) {
+    let path = marker.join("metadata.toml");
+    let mut meta: MetadataFile = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    change(&mut meta);
+    std::fs::write(&path, toml::to_string(&meta).unwrap()).unwrap();
+}
+
+/// The marker's own socket proves a process only where the identity
+/// fields decide nothing: a serving sidecar whose marker records other
+/// start ticks is `pid_reused`, one whose marker records another boot is
+/// from another boot (collected, never signalled) — the listener of the
+/// socket, at the recorded pid, notwithstanding.
+#[test]
+fn a_socket_never_overrides_a_verdict_of_the_identity_fields() {
+    let rt = runtime();
+    let sc = Sidecar::start(rt.path(), "fields", &[]);
+    rewrite(&sc.marker, |m| {
+        m.pid_start_ticks = m.pid_start_ticks.map(|t| t + 9);
+    });
+    let err = stop(rt.path(), "fields", &opts(5_000)).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PidReused, "{err}");
+    assert!(alive(sc.pid), "the sidecar was signalled");
+    rewrite(&sc.marker, |m| {
+        m.pid_start_ticks = m.pid_start_ticks.map(|t| t - 9);
+        m.boot_id = Some("00000000-0000-4000-8000-000000000000".into());
+    });
+    let out = stop(rt.path(), "fields", &opts(5_000)).unwrap().unwrap();
+    assert!(out.signals.is_empty(), "{out:?}");
+    assert!(out.exited && out.collected, "{out:?}");
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(alive(sc.pid), "the sidecar was signalled");
+}
