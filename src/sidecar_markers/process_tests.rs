@@ -335,18 +335,29 @@ fn a_whole_zombie_is_stopped_a_zombie_leader_with_live_threads_is_alive() {
     let _ = leader.wait();
 }
 
+/// A `sleep 30` child: a live single-threaded process of our own.
+fn sleeper() -> std::process::Child {
+    std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap()
+}
+
+/// [`sleeper`] and a marker recording its full identity, as a writer would.
+fn recorded_sleeper() -> (std::process::Child, MetadataFile) {
+    let child = sleeper();
+    let pid = child.id();
+    let rec = identity(pid).unwrap().unwrap();
+    (child, meta_for(pid, rec.boot_id, Some(rec.start_ticks)))
+}
+
 /// A live single-threaded process (`sleep`) is alive, not a zombie: the
 /// zombie rule looks at threads only for a `Z`/`X` leader. (Found by
 /// `make mutants`: the test process itself has many threads.)
 #[test]
 fn a_live_single_threaded_process_is_alive() {
-    let mut child = std::process::Command::new("sleep")
-        .arg("30")
-        .spawn()
-        .unwrap();
+    let (mut child, m) = recorded_sleeper();
     let pid = child.id();
-    let rec = identity(pid).unwrap().unwrap();
-    let m = meta_for(pid, rec.boot_id, Some(rec.start_ticks));
     let h = host_with(host().boot_id, 0);
     assert_eq!(zombie_leader_has_threads(pid), Some(false));
     assert_eq!(judged(&m, &h), Liveness::Alive(Identity::Verified));
@@ -360,13 +371,8 @@ fn a_live_single_threaded_process_is_alive() {
 /// lists on one thread and starts a program on another leaks none.
 #[test]
 fn the_stat_descriptor_a_judgement_keeps_is_close_on_exec() {
-    let mut child = std::process::Command::new("sleep")
-        .arg("30")
-        .spawn()
-        .unwrap();
+    let (mut child, m) = recorded_sleeper();
     let pid = child.id();
-    let rec = identity(pid).unwrap().unwrap();
-    let m = meta_for(pid, rec.boot_id, Some(rec.start_ticks));
     let mut fds = sys::MarkerFds::default();
     assert_eq!(
         liveness_in(&m, &mut fds),
@@ -440,10 +446,7 @@ fn own_ancestors_run_from_the_parent_up_to_pid_1() {
 #[test]
 fn descriptors_of_status_reads_never_leak_into_a_program_started_meanwhile() {
     use std::sync::atomic::{AtomicBool, Ordering};
-    let mut child = std::process::Command::new("sleep")
-        .arg("30")
-        .spawn()
-        .unwrap();
+    let mut child = sleeper();
     let pid = child.id();
     let status = format!("/proc/{pid}/status");
     let done = AtomicBool::new(false);

@@ -9,26 +9,24 @@ use std::process::Command;
 use crate::common::kit::testkit;
 use crate::common::*;
 
-/// Runs `firma sidecar gc` on `rt` in a private mount namespace where
-/// `run/stale/sub` is a bind mount of `other`, with `openat2` failing with
-/// `ENOSYS` when `no_openat2`. Returns gc's stdout.
-fn gc_over_a_bind_mount(rt: &Path, other: &Path, no_openat2: bool) -> String {
-    let seccomp = if no_openat2 {
+/// The command prefix that makes `openat2` fail with `ENOSYS` for what it
+/// runs (the testkit's seccomp filter), or nothing.
+fn no_openat2_prefix(no_openat2: bool) -> String {
+    if no_openat2 {
         format!(
             "{} seccomp --errno ENOSYS --syscall openat2 -- ",
             testkit().display()
         )
     } else {
         String::new()
-    };
-    let script = format!(
-        "set -e; mount --bind {other} {rt}/run/stale/sub; \
-         {seccomp}{FIRMA} --runtime-dir {rt} sidecar gc",
-        other = other.display(),
-        rt = rt.display(),
-    );
+    }
+}
+
+/// Runs `script` with `sh` in a private mount namespace; fails loudly when
+/// the kernel refuses the fixture or the script fails; gives its stdout.
+fn in_private_mounts(script: &str) -> String {
     let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .args(["--mount", "--propagation", "private", "sh", "-c", script])
         .output()
         .expect("unshare (util-linux) must be installed");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -38,6 +36,20 @@ fn gc_over_a_bind_mount(rt: &Path, other: &Path, no_openat2: bool) -> String {
     );
     assert!(out.status.success(), "gc failed: {stderr}");
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs `firma sidecar gc` on `rt` in a private mount namespace where
+/// `run/stale/sub` is a bind mount of `other`, with `openat2` failing with
+/// `ENOSYS` when `no_openat2`. Returns gc's stdout.
+fn gc_over_a_bind_mount(rt: &Path, other: &Path, no_openat2: bool) -> String {
+    let seccomp = no_openat2_prefix(no_openat2);
+    let script = format!(
+        "set -e; mount --bind {other} {rt}/run/stale/sub; \
+         {seccomp}{FIRMA} --runtime-dir {rt} sidecar gc",
+        other = other.display(),
+        rt = rt.display(),
+    );
+    in_private_mounts(&script)
 }
 
 fn check(no_openat2: bool) {
@@ -77,14 +89,7 @@ fn with_openat2_removal_stays_out_of_a_bind_mount() {
 /// file, same bytes: only its being a mount point differs), with
 /// `openat2` failing with `ENOSYS` when `no_openat2`. Returns gc's stdout.
 fn gc_with_metadata_bound_over_itself(rt: &Path, no_openat2: bool) -> String {
-    let seccomp = if no_openat2 {
-        format!(
-            "{} seccomp --errno ENOSYS --syscall openat2 -- ",
-            testkit().display()
-        )
-    } else {
-        String::new()
-    };
+    let seccomp = no_openat2_prefix(no_openat2);
     let file = rt.join("run/stale/metadata.toml");
     let script = format!(
         "set -e; mount --bind {file} {file}; \
@@ -93,17 +98,7 @@ fn gc_with_metadata_bound_over_itself(rt: &Path, no_openat2: bool) -> String {
         file = file.display(),
         rt = rt.display(),
     );
-    let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-        .output()
-        .expect("unshare (util-linux) must be installed");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !stderr.contains("refused"),
-        "the kernel refused the fixture: {stderr}"
-    );
-    assert!(out.status.success(), "gc failed: {stderr}");
-    String::from_utf8(out.stdout).unwrap()
+    in_private_mounts(&script)
 }
 
 /// A stale marker whose `metadata.toml` is a mount point (of itself) is

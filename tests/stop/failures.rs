@@ -46,6 +46,23 @@ fn error_code(stdout: &str) -> String {
         .to_owned()
 }
 
+/// `firma sidecar stop ID --grace-ms 200 --json` on `rt`, with `syscall`
+/// failing with `errno` (the testkit's seccomp filter).
+fn stop_with_failing(rt: &Path, id: &str, syscall: &str, errno: &str) -> std::process::Output {
+    let rt = rt.to_str().unwrap();
+    let args = [
+        "--runtime-dir",
+        rt,
+        "sidecar",
+        "stop",
+        id,
+        "--grace-ms",
+        "200",
+        "--json",
+    ];
+    firma_seccomp(errno, &[syscall], &args)
+}
+
 /// Runs `firma sidecar stop ID --json` with `syscall` failing with `errno`
 /// and checks nothing was taken for an exit: an error with `code`, the
 /// process alive, the marker in place.
@@ -54,20 +71,7 @@ fn refused_stop(syscall: &str, errno: &str, code: &str) {
     let id = format!("{syscall}-{errno}").replace('_', "-");
     let child = marked_sleeper(rt.path(), &id);
     let pid = child.id();
-    let out = firma_seccomp(
-        errno,
-        &[syscall],
-        &[
-            "--runtime-dir",
-            rt.path().to_str().unwrap(),
-            "sidecar",
-            "stop",
-            &id,
-            "--grace-ms",
-            "200",
-            "--json",
-        ],
-    );
+    let out = stop_with_failing(rt.path(), &id, syscall, errno);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
@@ -113,20 +117,7 @@ fn esrch_from_pidfd_open_or_pidfd_send_signal_is_an_exit_with_nothing_sent() {
         let id = format!("{syscall}-esrch").replace('_', "-");
         let child = marked_sleeper(rt.path(), &id);
         let pid = child.id();
-        let out = firma_seccomp(
-            ESRCH,
-            &[syscall],
-            &[
-                "--runtime-dir",
-                rt.path().to_str().unwrap(),
-                "sidecar",
-                "stop",
-                &id,
-                "--grace-ms",
-                "200",
-                "--json",
-            ],
-        );
+        let out = stop_with_failing(rt.path(), &id, syscall, ESRCH);
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{syscall}: {stdout}{stderr}");
@@ -204,6 +195,27 @@ fn term_ignorer(rt: &Path, id: &str) -> Child {
     child
 }
 
+/// `firma sidecar stop ID --signal KILL --grace-ms 0 --json`: exit 0,
+/// one SIGKILL sent, and the sidecar reported killed, exited and collected.
+fn kill_with_no_grace(rt: &Path, id: &str) {
+    let args = [
+        "sidecar",
+        "stop",
+        id,
+        "--signal",
+        "KILL",
+        "--grace-ms",
+        "0",
+        "--json",
+    ];
+    let (code, stdout, stderr) = firma_in(rt, &args);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let outs: Vec<StopOutcome> = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(outs[0].signals, ["SIGKILL"], "{stdout}");
+    let o = &outs[0];
+    assert!(o.killed && o.exited && o.collected, "{stdout}");
+}
+
 /// `--signal KILL --grace-ms 0`: one SIGKILL, never a second one, and the
 /// exit is still waited for (`KILL_WAIT`), so it is reported exited and
 /// collected although the grace period was over at once.
@@ -211,26 +223,7 @@ fn term_ignorer(rt: &Path, id: &str) -> Child {
 fn signal_kill_with_no_grace_is_sent_once_and_still_waited_for() {
     let rt = runtime();
     let mut child = term_ignorer(rt.path(), "kill0");
-    let (code, stdout, stderr) = firma_in(
-        rt.path(),
-        &[
-            "sidecar",
-            "stop",
-            "kill0",
-            "--signal",
-            "KILL",
-            "--grace-ms",
-            "0",
-            "--json",
-        ],
-    );
-    assert_eq!(code, 0, "{stdout}{stderr}");
-    let outs: Vec<StopOutcome> = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(outs[0].signals, ["SIGKILL"], "{stdout}");
-    assert!(
-        outs[0].killed && outs[0].exited && outs[0].collected,
-        "{stdout}"
-    );
+    kill_with_no_grace(rt.path(), "kill0");
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
     assert_eq!(run_names(rt.path()), Vec::<String>::new());
@@ -435,26 +428,7 @@ fn many_threads(rt: &Path, id: &str) -> Child {
 fn signal_kill_with_no_grace_waits_for_a_process_slow_to_die() {
     let rt = runtime();
     let mut child = many_threads(rt.path(), "slow");
-    let (code, stdout, stderr) = firma_in(
-        rt.path(),
-        &[
-            "sidecar",
-            "stop",
-            "slow",
-            "--signal",
-            "KILL",
-            "--grace-ms",
-            "0",
-            "--json",
-        ],
-    );
-    assert_eq!(code, 0, "{stdout}{stderr}");
-    let outs: Vec<StopOutcome> = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(outs[0].signals, ["SIGKILL"], "{stdout}");
-    assert!(
-        outs[0].killed && outs[0].exited && outs[0].collected,
-        "{stdout}"
-    );
+    kill_with_no_grace(rt.path(), "slow");
     child.wait().unwrap();
 }
 
