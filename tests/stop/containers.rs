@@ -15,7 +15,9 @@ use std::time::Duration;
 use crate::common::pod::Pod;
 use crate::common::users::TestUser;
 use crate::common::*;
-use firma_stack::sidecar_markers::{ErrorCode, MetadataFile, State, StopOptions, get, stop};
+use firma_stack::sidecar_markers::{
+    ErrorCode, MetadataFile, StackError, State, StopOptions, get, stop,
+};
 
 fn opts() -> StopOptions {
     StopOptions {
@@ -214,6 +216,33 @@ fn the_host_stops_a_contained_sidecar_without_identity_by_its_socket() {
     assert_stopped(&pod, host, "the sidecar's host process to go");
 }
 
+/// A contained sidecar `id` whose marker `edit` rewrote (after its host
+/// pid was found from the marker as written): the pod, its host pid and
+/// the marker as it now is.
+fn edited_pod(
+    rt: &Path,
+    id: &str,
+    edit: impl FnOnce(&mut MetadataFile),
+) -> (Pod, u32, MetadataFile) {
+    let pod = Pod::start(&["-p", "-f", "--mount-proc"], rt, id);
+    let host = pod.host_pid().unwrap();
+    let mut meta = pod.meta();
+    edit(&mut meta);
+    let toml = toml::to_string(&meta).unwrap();
+    std::fs::write(pod.marker.join("metadata.toml"), toml).unwrap();
+    (pod, host, meta)
+}
+
+/// `stop` of `id` is refused with `code`, and the contained sidecar at
+/// `host` keeps running; gives the error.
+fn refused(rt: &Path, id: &str, host: u32, code: ErrorCode) -> StackError {
+    let err = stop(rt, id, &opts()).unwrap_err();
+    assert_eq!(err.code(), code, "{err}");
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(alive(host), "the contained sidecar was signalled");
+    err
+}
+
 /// A contained sidecar whose marker records its pid namespace but neither
 /// `boot_id` nor its start ticks: the fields cannot prove it, the
 /// listener of its own socket can — the listener is in the recorded
@@ -222,14 +251,11 @@ fn the_host_stops_a_contained_sidecar_without_identity_by_its_socket() {
 #[test]
 fn a_contained_sidecar_recording_only_its_namespace_is_proved_by_its_socket() {
     let rt = runtime();
-    let pod = Pod::start(&["-p", "-f", "--mount-proc"], rt.path(), "nsonly");
-    let host = pod.host_pid().unwrap();
-    let mut meta = pod.meta();
-    assert!(meta.pid_ns_inode.is_some(), "{meta:?}");
-    meta.boot_id = None;
-    meta.pid_start_ticks = None;
-    let path = pod.marker.join("metadata.toml");
-    std::fs::write(&path, toml::to_string(&meta).unwrap()).unwrap();
+    let (_pod, host, meta) = edited_pod(rt.path(), "nsonly", |meta| {
+        assert!(meta.pid_ns_inode.is_some(), "{meta:?}");
+        meta.boot_id = None;
+        meta.pid_start_ticks = None;
+    });
     assert_ne!(host, meta.pid);
     let out = stop(rt.path(), "nsonly", &opts()).unwrap().unwrap();
     assert_eq!(out.signals, ["SIGTERM"], "{out:?}");
@@ -245,16 +271,10 @@ fn a_contained_sidecar_recording_only_its_namespace_is_proved_by_its_socket() {
 #[test]
 fn a_contained_sidecar_with_other_start_ticks_is_refused_its_socket_notwithstanding() {
     let rt = runtime();
-    let pod = Pod::start(&["-p", "-f", "--mount-proc"], rt.path(), "reticked");
-    let host = pod.host_pid().unwrap();
-    let mut meta = pod.meta();
-    meta.pid_start_ticks = meta.pid_start_ticks.map(|t| t + 9);
-    let path = pod.marker.join("metadata.toml");
-    std::fs::write(&path, toml::to_string(&meta).unwrap()).unwrap();
-    let err = stop(rt.path(), "reticked", &opts()).unwrap_err();
-    assert_eq!(err.code(), ErrorCode::PidReused, "{err}");
-    std::thread::sleep(Duration::from_millis(50));
-    assert!(alive(host), "the contained sidecar was signalled");
+    let (_pod, host, _) = edited_pod(rt.path(), "reticked", |meta| {
+        meta.pid_start_ticks = meta.pid_start_ticks.map(|t| t + 9);
+    });
+    refused(rt.path(), "reticked", host, ErrorCode::PidReused);
 }
 
 /// A marker that says it comes from the reader's own pid namespace is
@@ -265,22 +285,16 @@ fn a_contained_sidecar_with_other_start_ticks_is_refused_its_socket_notwithstand
 #[test]
 fn a_marker_of_our_namespace_is_not_proved_by_a_contained_listener() {
     let rt = runtime();
-    let pod = Pod::start(&["-p", "-f", "--mount-proc"], rt.path(), "ours");
-    let host = pod.host_pid().unwrap();
-    let mut meta = pod.meta();
-    assert_eq!(meta.pid, 1);
     let own_ns = std::fs::metadata("/proc/self/ns/pid").unwrap().ino();
-    assert_ne!(meta.pid_ns_inode, Some(own_ns));
-    meta.pid_ns_inode = Some(own_ns);
-    meta.boot_id = None;
-    meta.pid_start_ticks = None;
-    meta.boottime_offset_ns = None;
-    let path = pod.marker.join("metadata.toml");
-    std::fs::write(&path, toml::to_string(&meta).unwrap()).unwrap();
-    let err = stop(rt.path(), "ours", &opts()).unwrap_err();
-    assert_eq!(err.code(), ErrorCode::IdentityUnverifiable, "{err}");
-    std::thread::sleep(Duration::from_millis(50));
-    assert!(alive(host), "the contained sidecar was signalled");
+    let (_pod, host, _) = edited_pod(rt.path(), "ours", |meta| {
+        assert_eq!(meta.pid, 1);
+        assert_ne!(meta.pid_ns_inode, Some(own_ns));
+        meta.pid_ns_inode = Some(own_ns);
+        meta.boot_id = None;
+        meta.pid_start_ticks = None;
+        meta.boottime_offset_ns = None;
+    });
+    refused(rt.path(), "ours", host, ErrorCode::IdentityUnverifiable);
 }
 
 /// A boot id that proves nothing (not a UUID) makes a contained marker
@@ -290,15 +304,9 @@ fn a_marker_of_our_namespace_is_not_proved_by_a_contained_listener() {
 #[test]
 fn a_contained_marker_whose_boot_id_proves_nothing_is_not_proved_by_its_socket() {
     let rt = runtime();
-    let pod = Pod::start(&["-p", "-f", "--mount-proc"], rt.path(), "noboot");
-    let host = pod.host_pid().unwrap();
-    let mut meta = pod.meta();
-    meta.boot_id = Some("not-a-uuid".into());
-    let path = pod.marker.join("metadata.toml");
-    std::fs::write(&path, toml::to_string(&meta).unwrap()).unwrap();
-    let err = stop(rt.path(), "noboot", &opts()).unwrap_err();
-    assert_eq!(err.code(), ErrorCode::IdentityUnverifiable, "{err}");
+    let (_pod, host, _) = edited_pod(rt.path(), "noboot", |meta| {
+        meta.boot_id = Some("not-a-uuid".into());
+    });
+    let err = refused(rt.path(), "noboot", host, ErrorCode::IdentityUnverifiable);
     assert!(err.to_string().contains("not a UUID"), "{err}");
-    std::thread::sleep(Duration::from_millis(50));
-    assert!(alive(host), "the contained sidecar was signalled");
 }
