@@ -89,20 +89,29 @@ fn refused_stop(syscall: &str, errno: &str, code: &str) {
 
 #[test]
 fn pidfd_open_failing_with_eperm_enosys_or_emfile_is_an_error_never_an_exit() {
-    refused_stop("pidfd_open", "EPERM", "pidfd_unavailable");
-    refused_stop("pidfd_open", "ENOSYS", "pidfd_unavailable");
-    refused_stop("pidfd_open", "EMFILE", "io");
-    refused_stop("pidfd_open", "EINVAL", "io");
-    refused_stop("pidfd_open", ENODEV, "pidfd_unavailable");
+    for (errno, code) in [
+        ("EPERM", "pidfd_unavailable"),
+        ("ENOSYS", "pidfd_unavailable"),
+        ("EMFILE", "io"),
+        ("EINVAL", "io"),
+        (ENODEV, "pidfd_unavailable"),
+    ] {
+        refused_stop("pidfd_open", errno, code);
+    }
 }
 
 #[test]
 fn pidfd_send_signal_failing_with_eperm_or_enosys_is_an_error_never_an_exit() {
-    refused_stop("pidfd_send_signal", "EPERM", "not_authorized");
-    refused_stop("pidfd_send_signal", "ENOSYS", "pidfd_unavailable");
-    refused_stop("pidfd_send_signal", "EINVAL", "io");
     // ENODEV means "no pidfds" only from pidfd_open.
-    refused_stop("pidfd_send_signal", ENODEV, "io");
+    let table = [
+        ("EPERM", "not_authorized"),
+        ("ENOSYS", "pidfd_unavailable"),
+        ("EINVAL", "io"),
+        (ENODEV, "io"),
+    ];
+    for (errno, code) in table {
+        refused_stop("pidfd_send_signal", errno, code);
+    }
 }
 
 /// `ESRCH` is the kernel's word that the process has exited, from
