@@ -24,8 +24,7 @@ pub struct SharedWatcher {
     fd: RawFd,
     turn: Mutex<bool>,
     free: Condvar,
-    /// Locked only while holding the turn, so never waited for; `None`
-    /// once taken back by [`SharedWatcher::into_inner`]'s callers.
+    /// Locked only while holding the turn, so never waited for.
     inner: Mutex<Watcher>,
 }
 
@@ -61,11 +60,6 @@ impl SharedWatcher {
         self.fd
     }
 
-    /// The process that started the watcher.
-    pub fn owner(&self) -> WatcherOwner {
-        self.owner
-    }
-
     /// The next event, waiting until `deadline` at most (`None`: until
     /// there is one), the wait for another thread's step included; `None`
     /// when the deadline passed. In a `fork()` child: the `forked` error,
@@ -87,18 +81,6 @@ impl SharedWatcher {
             }
             self.wait_readable(deadline);
         }
-    }
-
-    /// Runs `f` on the watcher while holding the turn (waiting for it as
-    /// long as it takes): for what reads the watcher's state.
-    pub fn with<T>(&self, f: impl FnOnce(&mut Watcher) -> T) -> T {
-        let _turn = self.take_turn(None);
-        f(&mut lock(&self.inner))
-    }
-
-    /// The watcher itself, for closing it.
-    pub fn into_inner(self) -> Watcher {
-        self.inner.into_inner().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Waits for the turn until `deadline` (`None`: as long as it takes);
