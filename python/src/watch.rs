@@ -4,8 +4,8 @@
 //! Events cross as plain tuples `(kind, sandbox_id, entry, previous,
 //! reason, at)`; the Python side turns them into typed event classes.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use firma_stack::sidecar_markers::{self as sm, Event, StackError};
@@ -90,39 +90,37 @@ fn closed_error() -> PyErr {
     pyo3::exceptions::PyValueError::new_err("the watcher is closed")
 }
 
-/// A watcher of one runtime directory (see `firma_stack.watch`).
-///
-/// The core's `SharedWatcher` steps it with a deadline per call, so a
-/// `next_event` with a timeout never waits past it behind another thread's.
-/// `owner` and `closed` live outside the locks: in a `fork()` child a lock
-/// may be held by a thread that does not exist there, so the child must be
-/// refused (`ForkedError`) and may close without ever waiting for it.
-#[pyclass(module = "firma_stack._native", name = "_Watcher", frozen)]
-pub(crate) struct Watcher {
-    /// Read while stepping, written once by `close`.
-    shared: RwLock<Option<sm::SharedWatcher>>,
-    /// The selection events pass (`None`: all); locked only to admit one.
-    filter: Mutex<Option<sm::EventFilter>>,
-    owner: sm::WatcherOwner,
-    closed: AtomicBool,
-    fd: i32,
+/// The core's watcher and the selection its events pass (`None`: all).
+struct Inner {
+    watcher: sm::Watcher,
+    filter: Option<sm::EventFilter>,
 }
 
-impl Watcher {
-    /// The next event the selection admits, waiting until `end` at most.
-    fn next_admitted(&self, w: &sm::SharedWatcher, end: Instant) -> sm::Result<Option<Event>> {
+impl Inner {
+    /// The next event the selection passes, waiting until `end` at most.
+    fn next(&mut self, end: Instant) -> sm::Result<Option<Event>> {
         loop {
-            match w.next(Some(end))? {
-                Some(ev) => {
-                    let mut filter = self.filter.lock().unwrap_or_else(|p| p.into_inner());
-                    if filter.as_mut().is_none_or(|f| f.admit(&ev)) {
-                        return Ok(Some(ev));
-                    }
-                }
-                None => return Ok(None),
+            let left = end.saturating_duration_since(Instant::now());
+            match self.watcher.next(Some(left))? {
+                Some(ev) if self.filter.as_mut().is_some_and(|f| !f.admit(&ev)) => {}
+                other => return Ok(other),
             }
         }
     }
+}
+
+/// A watcher of one runtime directory (see `firma_stack.watch`).
+///
+/// `owner` and `closed` live outside the lock: in a `fork()` child the
+/// lock may be held by a thread that does not exist there, so the child
+/// must be refused (`ForkedError`) and may close without ever waiting
+/// for it.
+#[pyclass(module = "firma_stack._native", name = "_Watcher", frozen)]
+pub(crate) struct Watcher {
+    inner: Mutex<Option<Inner>>,
+    owner: sm::WatcherOwner,
+    closed: AtomicBool,
+    fd: i32,
 }
 
 #[pymethods]
@@ -158,8 +156,7 @@ impl Watcher {
         let fd = std::os::fd::AsRawFd::as_raw_fd(&w);
         Ok(Watcher {
             owner: w.owner(),
-            shared: RwLock::new(Some(sm::SharedWatcher::new(w))),
-            filter: Mutex::new(filter),
+            inner: Mutex::new(Some(Inner { watcher: w, filter })),
             closed: AtomicBool::new(false),
             fd,
         })
@@ -188,11 +185,8 @@ impl Watcher {
             };
             let end = Instant::now() + slice;
             let got = call_core(py, || {
-                let shared = self.shared.read().unwrap_or_else(|p| p.into_inner());
-                shared
-                    .as_ref()
-                    .map(|w| self.next_admitted(w, end))
-                    .transpose()
+                let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+                guard.as_mut().map(|inner| inner.next(end)).transpose()
             })?;
             match got {
                 None => return Err(closed_error()),
@@ -223,14 +217,9 @@ impl Watcher {
     fn close(&self, py: Python<'_>) {
         self.closed.store(true, Ordering::Release);
         let w = if self.owner.check().is_ok() {
-            py.detach(|| {
-                self.shared
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .take()
-            })
+            py.detach(|| self.inner.lock().unwrap_or_else(|p| p.into_inner()).take())
         } else {
-            match self.shared.try_write() {
+            match self.inner.try_lock() {
                 Ok(mut g) => g.take(),
                 Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().take(),
                 Err(std::sync::TryLockError::WouldBlock) => None,

@@ -597,7 +597,7 @@ fn churn_with_overflow_ends_with_the_state_list_returns() {
     }
 }
 
-/// A watcher shared between threads (what the C and Python handles are):
+/// A watcher shared between threads (what the C handle is):
 /// one thread waiting for an event without a deadline holds nothing while
 /// it waits, so another thread's `next` with a deadline returns at it —
 /// were the step held across the wait, it would never return at all.

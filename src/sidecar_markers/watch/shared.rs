@@ -1,5 +1,5 @@
 //! A watcher several threads may step, each with its own deadline: the
-//! bindings' handles (C, Python) are shared by their callers' threads, and
+//! C ABI's handle is shared by its callers' threads, and
 //! a `next` with a timeout must not wait past it behind another thread's
 //! `next` that waits forever.
 //!
