@@ -179,6 +179,11 @@ impl Watcher {
             None => None,
         };
         loop {
+            // Closed by another thread since the last slice: stop stepping,
+            // so its close() gets the lock instead of waiting behind us.
+            if self.closed.load(Ordering::Acquire) {
+                return Err(closed_error());
+            }
             let slice = match deadline {
                 Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
                 None => SLICE,
