@@ -7,6 +7,7 @@
 //! a leftover under this very process's pid; readdir's `DT_UNKNOWN`
 //! (a real ext4 without the `filetype` feature); close-on-exec.
 
+use super::tests::child::{Reaped, python_ready};
 use super::tests::ext4::Ext4;
 use super::tests::{dead_pid, names, open_run, read, stale};
 use super::*;
@@ -451,39 +452,17 @@ fn the_depth_bound_holds_where_readdir_gives_no_types() {
 /// A process holding a write lease on `path` (python's `fcntl`), until
 /// dropped. Lease breaks (`SIGIO`) are ignored: the lease stands until
 /// the kernel's lease-break-time, longer than any test here.
-struct Leased(std::process::Child);
-
-impl Leased {
-    fn on(path: &Path) -> Leased {
-        use std::io::BufRead;
-        let mut child = Command::new("python3")
-            .args([
-                "-c",
-                "import fcntl, os, signal, sys, time\n\
-                 signal.signal(signal.SIGIO, signal.SIG_IGN)\n\
-                 fd = os.open(sys.argv[1], os.O_RDONLY)\n\
-                 fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)\n\
-                 print('ready', flush=True)\n\
-                 time.sleep(120)\n",
-            ])
-            .arg(path)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("python3 must be installed");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line, "ready\n", "the kernel refused the write lease");
-        Leased(child)
-    }
-}
-
-impl Drop for Leased {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn leased(path: &Path) -> Reaped {
+    python_ready(
+        "import fcntl, os, signal, sys, time\n\
+         signal.signal(signal.SIGIO, signal.SIG_IGN)\n\
+         fd = os.open(sys.argv[1], os.O_RDONLY)\n\
+         fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)\n\
+         print('ready', flush=True)\n\
+         time.sleep(120)\n",
+        &[path],
+        "a write lease",
+    )
 }
 
 /// When the check that the tomb holds the judged `metadata.toml` cannot
@@ -495,7 +474,7 @@ impl Drop for Leased {
 #[test]
 fn a_check_that_cannot_open_the_judged_metadata_is_an_error_and_puts_it_back() {
     let (_rt, run, fd, name, id) = one_judged("leased");
-    let lease = Leased::on(&run.join("leased/metadata.toml"));
+    let lease = leased(&run.join("leased/metadata.toml"));
     let err = take(fd.as_fd(), &name, Some(id)).expect_err("the check failed");
     assert_eq!(err.raw_os_error(), Some(libc::EWOULDBLOCK), "{err}");
     assert_eq!(names(&run), ["leased"]);

@@ -18,6 +18,9 @@ use std::process::Command;
 // The fixtures below are shared with the sibling module of more unit
 // tests, gc_pins_tests.rs.
 
+/// Children killed and reaped on drop, shared with the integration tests.
+#[path = "../../tests/common/child.rs"]
+pub(super) mod child;
 /// The ext4 loop-device fixture, shared with the integration tests.
 #[path = "../../tests/common/ext4.rs"]
 pub(super) mod ext4;

@@ -12,7 +12,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use crate::common::users::{TestGroup, TestUser};
 use crate::common::*;
@@ -41,15 +41,15 @@ impl Tenants {
 
 /// What a tenant does in these tests, beside [`TestUser`]'s own.
 trait Tenant {
-    fn sleeper(&self) -> Proc;
+    fn sleeper(&self) -> Reaped;
     fn write_marker(&self, run: &Path, id: &str, pid: u32) -> PathBuf;
     fn gc(&self, rt: &Path);
 }
 
 impl Tenant for TestUser {
     /// A live process of this user: its sidecar.
-    fn sleeper(&self) -> Proc {
-        Proc(self.command("sleep").arg("60").spawn().unwrap())
+    fn sleeper(&self) -> Reaped {
+        Reaped(self.command("sleep").arg("60").spawn().unwrap())
     }
 
     /// A marker this user writes by hand in `run`, for its live `pid`.
@@ -81,16 +81,6 @@ impl Tenant for TestUser {
         let mut gc = self.command(FIRMA);
         gc.arg("--runtime-dir").arg(rt).args(["sidecar", "gc"]);
         succeed(&mut gc, &format!("gc as {}", self.name));
-    }
-}
-
-/// A process this test started, killed (by its pid) and reaped on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod child;
 pub mod ext4;
 pub mod hung_fuse;
 pub mod kit;
@@ -17,6 +18,8 @@ mod testkit;
 pub mod users;
 pub mod xorshift;
 // Like the rest of this module, not used by every test file.
+#[allow(unused_imports)]
+pub use child::Reaped;
 #[allow(unused_imports)]
 pub use marker_meta::meta;
 

@@ -55,17 +55,6 @@ fn end(mut child: Child) {
     let _ = child.wait();
 }
 
-/// A child killed and reaped on drop, so a failing test leaves no sidecar
-/// holding the harness's output open.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// With `/proc/sys/kernel/random/boot_id` unreadable to the reader (an
 /// empty file bound over it in a private mount namespace), a recorded boot
 /// id proves nothing either way: a live sidecar and a dead pid that record

@@ -406,25 +406,16 @@ fn without_openat2_a_metadata_swapped_for_a_symlink_is_not_the_one_judged() {
 
 /// A process of many threads, which takes the kernel a while to take down
 /// after SIGKILL (every thread must exit), returned once all are running.
-fn many_threads(rt: &Path, id: &str) -> Child {
-    use std::io::BufRead;
-    let mut child = Command::new("python3")
-        .args([
-            "-c",
-            "import threading, time\n\
-             for _ in range(2000):\n    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n\
-             print('ready', flush=True)\n\
-             time.sleep(60)\n",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 must be installed");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line, "ready\n");
-    create_marker(rt, &meta(id, child.id())).unwrap();
+fn many_threads(rt: &Path, id: &str) -> Reaped {
+    let child = child::python_ready(
+        "import threading, time\n\
+         for _ in range(2000):\n    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n\
+         print('ready', flush=True)\n\
+         time.sleep(60)\n",
+        &[] as &[&str],
+        "two thousand threads",
+    );
+    create_marker(rt, &meta(id, child.0.id())).unwrap();
     child
 }
 
@@ -438,7 +429,7 @@ fn signal_kill_with_no_grace_waits_for_a_process_slow_to_die() {
     let rt = runtime();
     let mut child = many_threads(rt.path(), "slow");
     kill_with_no_grace(rt.path(), "slow");
-    child.wait().unwrap();
+    child.0.wait().unwrap();
 }
 
 /// A caller who may not read the process's credentials — a non-root user

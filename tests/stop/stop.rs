@@ -416,16 +416,6 @@ fn as_user(uid: u32, program: &str) -> Command {
     cmd
 }
 
-/// A child killed and reaped when dropped (a test that fails leaves none).
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// An example sidecar run by `uid` in `rt` (which `uid` owns): the child
 /// and its marker directory, once it printed `ready`.
 fn sidecar_as(uid: u32, rt: &Path, id: &str) -> (Reaped, std::path::PathBuf) {
