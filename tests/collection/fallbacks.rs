@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::kit::testkit;
+use crate::common::kit::{firma_with_nofile, testkit};
 use crate::common::*;
 
 /// The command prefix that makes `openat2` fail with `ENOSYS` for what it
@@ -138,17 +138,9 @@ fn emfile_anywhere_in_collection_is_said_or_the_marker_removed() {
     let mut kept = 0;
     let mut removed = false;
     for limit in 3..64 {
-        let out = Command::new("prlimit")
-            .arg(format!("--nofile={limit}"))
-            .arg(FIRMA)
-            .args(["--runtime-dir", rt.path().to_str().unwrap()])
-            .args(["sidecar", "gc"])
-            .output()
-            .expect("prlimit (util-linux) must be installed");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let (code, stdout, stderr) = firma_with_nofile(limit, rt.path(), &["sidecar", "gc"]);
         if stdout == "removed stale\n" {
-            assert!(out.status.success(), "limit {limit}: {stderr}");
+            assert_eq!(code, Some(0), "limit {limit}: {stderr}");
             assert_eq!(run_names(rt.path()), Vec::<String>::new());
             removed = true;
             break;
@@ -156,7 +148,7 @@ fn emfile_anywhere_in_collection_is_said_or_the_marker_removed() {
         kept += 1;
         assert_eq!(stdout, "", "limit {limit}");
         assert!(
-            !out.status.success() || stderr.contains("Too many open files"),
+            code != Some(0) || stderr.contains("Too many open files"),
             "limit {limit}: the marker was kept and nothing said why: {stderr}"
         );
         assert_eq!(run_names(rt.path()), ["stale"], "limit {limit}: {stderr}");

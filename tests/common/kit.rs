@@ -27,6 +27,25 @@ pub fn firma_seccomp(errno: &str, syscalls: &[&str], args: &[&str]) -> Output {
     out
 }
 
+/// `firma --runtime-dir RT ARGS…` under a descriptor limit of `nofile`
+/// (`prlimit --nofile`: the kernel's own `EMFILE`): its exit code, stdout
+/// and stderr.
+pub fn firma_with_nofile(nofile: u64, rt: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new("prlimit")
+        .arg(format!("--nofile={nofile}"))
+        .arg(FIRMA)
+        .arg("--runtime-dir")
+        .arg(rt)
+        .args(args)
+        .output()
+        .expect("prlimit (util-linux) must be installed");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A runtime directory laid out on `root` (mode 0700, as the writer
 /// wants it).
 pub fn runtime_on(root: &Path) -> PathBuf {

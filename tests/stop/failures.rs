@@ -63,19 +63,52 @@ fn stop_with_failing(rt: &Path, id: &str, syscall: &str, errno: &str) -> std::pr
     firma_seccomp(errno, &[syscall], &args)
 }
 
+/// A marked sleeper stopped by `firma sidecar stop ID --json` with
+/// `syscall` failing with `errno`: what the stop printed, and the sleeper.
+struct StoppedUnder {
+    rt: tempfile::TempDir,
+    id: String,
+    child: Child,
+    pid: u32,
+    status: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn stop_under(syscall: &str, errno: &str) -> StoppedUnder {
+    let rt = runtime();
+    let id = format!("{syscall}-{errno}")
+        .replace('_', "-")
+        .to_lowercase();
+    let child = marked_sleeper(rt.path(), &id);
+    let pid = child.id();
+    let out = stop_with_failing(rt.path(), &id, syscall, errno);
+    StoppedUnder {
+        status: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        rt,
+        id,
+        child,
+        pid,
+    }
+}
+
 /// Runs `firma sidecar stop ID --json` with `syscall` failing with `errno`
 /// and checks nothing was taken for an exit: an error with `code`, the
 /// process alive, the marker in place.
 fn refused_stop(syscall: &str, errno: &str, code: &str) {
-    let rt = runtime();
-    let id = format!("{syscall}-{errno}").replace('_', "-");
-    let child = marked_sleeper(rt.path(), &id);
-    let pid = child.id();
-    let out = stop_with_failing(rt.path(), &id, syscall, errno);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let StoppedUnder {
+        rt,
+        id,
+        child,
+        pid,
+        status,
+        stdout,
+        stderr,
+    } = stop_under(syscall, errno);
     assert_eq!(
-        out.status.code(),
+        status,
         Some(2),
         "{syscall} failing with {errno}: {stdout}{stderr}"
     );
@@ -122,14 +155,15 @@ fn pidfd_send_signal_failing_with_eperm_or_enosys_is_an_error_never_an_exit() {
 #[test]
 fn esrch_from_pidfd_open_or_pidfd_send_signal_is_an_exit_with_nothing_sent() {
     for syscall in ["pidfd_open", "pidfd_send_signal"] {
-        let rt = runtime();
-        let id = format!("{syscall}-esrch").replace('_', "-");
-        let child = marked_sleeper(rt.path(), &id);
-        let pid = child.id();
-        let out = stop_with_failing(rt.path(), &id, syscall, ESRCH);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(0), "{syscall}: {stdout}{stderr}");
+        let StoppedUnder {
+            child,
+            pid,
+            status,
+            stdout,
+            stderr,
+            ..
+        } = stop_under(syscall, ESRCH);
+        assert_eq!(status, Some(0), "{syscall}: {stdout}{stderr}");
         let outs: Vec<StopOutcome> = serde_json::from_str(&stdout).unwrap();
         assert!(outs[0].signals.is_empty(), "{syscall}: {stdout}");
         assert!(outs[0].exited && !outs[0].killed, "{syscall}: {stdout}");
@@ -155,16 +189,9 @@ fn emfile_from_a_descriptor_limit_is_an_error_never_an_exit() {
     let mut stopped = false;
     let mut signalled_earlier = false;
     for limit in 3..64 {
-        let out = Command::new("prlimit")
-            .arg(format!("--nofile={limit}"))
-            .arg(FIRMA)
-            .args(["--runtime-dir", rt.path().to_str().unwrap()])
-            .args(["sidecar", "stop", "emfile", "--grace-ms", "2000", "--json"])
-            .output()
-            .expect("prlimit (util-linux) must be installed");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if out.status.success() {
+        let args = ["sidecar", "stop", "emfile", "--grace-ms", "2000", "--json"];
+        let (code, stdout, stderr) = firma_with_nofile(limit, rt.path(), &args);
+        if code == Some(0) {
             let outs: Vec<StopOutcome> = serde_json::from_str(&stdout).unwrap();
             // Signalled by this call, or by an earlier one that then failed
             // (and so left the marker for this one).
