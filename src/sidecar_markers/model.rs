@@ -72,6 +72,21 @@ impl MetadataFile {
             boottime_offset_ns: None,
         }
     }
+
+    /// [`seed_for_test`](Self::seed_for_test) with the live process
+    /// `pid`'s identity recorded, as its writer would have.
+    pub(crate) fn identified_for_test(sandbox_id: &str, pid: u32) -> Self {
+        let rec = crate::sidecar_markers::process::identity(pid)
+            .expect("read the process's identity")
+            .expect("the process is alive");
+        let (pid_ns_inode, _) = crate::sidecar_markers::process::own_namespaces();
+        MetadataFile {
+            boot_id: rec.boot_id,
+            pid_start_ticks: Some(rec.start_ticks),
+            pid_ns_inode,
+            ..Self::seed_for_test(sandbox_id, pid)
+        }
+    }
 }
 
 /// Liveness and health of a sidecar, serialized lowercase.

@@ -40,6 +40,7 @@ use super::read::{self, Marker};
 use super::signal_names::signal_name;
 use super::stop_lock::{self, StopLock};
 use super::sys::pidfd::Pidfd;
+use super::trust::Trust;
 use super::{assess, authority, gc, host_pids, probe, sys};
 
 /// What one [`stop`] did. Serializes as the JSON every surface returns:
@@ -80,14 +81,7 @@ pub fn stop(
     // Refused on an untrusted directory (docs/design.md, "Trust").
     let (dir, need) = (runtime_dir.as_ref(), Some("stop a sidecar"));
     read::with_marker(dir, sandbox_id, need, |run, name, marker, trust| {
-        Job {
-            run,
-            name,
-            marker,
-            opts,
-            bounding: authority::Bounding::new(trust.bounding_owners()),
-        }
-        .run()
+        Job::new(run, name, marker, trust, opts).run()
     })?
     .transpose()
     .map(Option::flatten)
@@ -101,6 +95,27 @@ struct Job<'a> {
     opts: &'a StopOptions,
     /// The non-root owners of the directory: they bound what may be done.
     bounding: authority::Bounding,
+}
+
+impl<'a> Job<'a> {
+    /// The stop of the marker `name` of `run` as read, in a directory of
+    /// `trust`, with `opts`.
+    fn new(
+        run: BorrowedFd<'a>,
+        name: &'a CString,
+        marker: Marker,
+        trust: &Trust,
+        opts: &'a StopOptions,
+    ) -> Job<'a> {
+        let bounding = authority::Bounding::new(trust.bounding_owners());
+        Job {
+            run,
+            name,
+            marker,
+            opts,
+            bounding,
+        }
+    }
 }
 
 /// What a liveness judgement allows.

@@ -2,6 +2,28 @@
 //! exits or not, and the refusals that need no sidecar.
 
 use super::*;
+use crate::sidecar_markers::model::MetadataFile;
+
+/// A `sleep 60` and its marker `id` in a fresh runtime directory: with
+/// the process's identity recorded when `identified`, the seed fields
+/// only otherwise. The caller kills the child.
+fn marked_sleep(
+    id: &str,
+    identified: bool,
+) -> (tempfile::TempDir, std::process::Child, MetadataFile) {
+    let rt = tempfile::tempdir().unwrap();
+    let child = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let meta = if identified {
+        MetadataFile::identified_for_test(id, child.id())
+    } else {
+        MetadataFile::seed_for_test(id, child.id())
+    };
+    crate::sidecar_markers::create_marker(rt.path(), &meta).unwrap();
+    (rt, child, meta)
+}
 
 #[test]
 fn pidfd_of_a_dead_pid_is_esrch() {
@@ -50,27 +72,15 @@ fn pid_1_our_own_and_pids_above_pid_max_are_never_signalled() {
 /// signalled; for the marker as judged it gives the lock.
 #[test]
 fn the_lock_rechecks_that_the_marker_is_still_the_one_judged() {
-    use crate::sidecar_markers::model::MetadataFile;
-    let rt = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new("sleep")
-        .arg("60")
-        .spawn()
-        .unwrap();
-    let meta = MetadataFile::seed_for_test("relock", child.id());
-    crate::sidecar_markers::create_marker(rt.path(), &meta).unwrap();
+    let (rt, mut child, meta) = marked_sleep("relock", false);
     let file = rt.path().join("run/relock/metadata.toml");
     let opts = StopOptions::default();
     let try_lock_after = |change: &dyn Fn()| {
         read::with_marker(rt.path(), "relock", None, |run, name, marker, trust| {
             change();
-            let job = Job {
-                run,
-                name,
-                marker,
-                opts: &opts,
-                bounding: authority::Bounding::new(trust.bounding_owners()),
-            };
-            job.lock().map(|lock| lock.is_some())
+            Job::new(run, name, marker, trust, &opts)
+                .lock()
+                .map(|lock| lock.is_some())
         })
         .unwrap()
         .unwrap()
@@ -124,41 +134,12 @@ fn the_lock_rechecks_that_the_marker_is_still_the_one_judged() {
 /// `not_authorized` (which once failed one of two concurrent stops).
 #[test]
 fn a_marker_removed_after_it_was_read_is_no_marker_not_a_refusal() {
-    use crate::sidecar_markers::model::MetadataFile;
-    let rt = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new("sleep")
-        .arg("60")
-        .spawn()
-        .unwrap();
-    let rec = process::identity(child.id()).unwrap().unwrap();
-    let (pid_ns_inode, _) = process::own_namespaces();
-    let meta = MetadataFile {
-        sandbox_id: "vanished".into(),
-        agent_id: "agent".into(),
-        session_id: "session".into(),
-        authority_url: "https://authority.example".into(),
-        policy_bundle_version: "v1".into(),
-        pid: child.id(),
-        started_at: "2024-01-01T00:00:00Z".into(),
-        listen: None,
-        boot_id: rec.boot_id,
-        pid_start_ticks: Some(rec.start_ticks),
-        pid_ns_inode,
-        boottime_offset_ns: None,
-    };
-    crate::sidecar_markers::create_marker(rt.path(), &meta).unwrap();
+    let (rt, mut child, _) = marked_sleep("vanished", true);
     let opts = StopOptions::default();
     let dir = rt.path().join("run/vanished");
     let out = read::with_marker(rt.path(), "vanished", None, |run, name, marker, trust| {
         std::fs::remove_dir_all(&dir).unwrap();
-        Job {
-            run,
-            name,
-            marker,
-            opts: &opts,
-            bounding: authority::Bounding::new(trust.bounding_owners()),
-        }
-        .run()
+        Job::new(run, name, marker, trust, &opts).run()
     })
     .unwrap()
     .unwrap();
