@@ -288,6 +288,12 @@ mod tests {
         s
     }
 
+    /// [`scanned`] at this instant, and the instant.
+    fn scanned_now() -> (Instant, Schedule) {
+        let t0 = Instant::now();
+        (t0, scanned(t0))
+    }
+
     /// `known` reads as the markers reported so far; a probe round is
     /// the engine's to make of them.
     fn step(s: &mut Schedule, at: Instant, polling: bool, _known: &[&str]) -> Step {
@@ -303,8 +309,7 @@ mod tests {
 
     #[test]
     fn probe_rounds_and_rescans_come_at_their_intervals() {
-        let t0 = Instant::now();
-        let mut s = scanned(t0);
+        let (t0, mut s) = scanned_now();
         assert_eq!(s.due(t0), t0 + PROBE);
         assert_eq!(step(&mut s, t0, false, &["a"]), Step::Idle);
         // A probe round judges every known marker and moves the next one.
@@ -331,16 +336,14 @@ mod tests {
     /// Without inotify to rely on, a probe round is a full scan.
     #[test]
     fn polling_turns_probe_rounds_into_rescans() {
-        let t0 = Instant::now();
-        let mut s = scanned(t0);
+        let (t0, mut s) = scanned_now();
         assert_eq!(step(&mut s, t0 + PROBE / 2, true, &["a"]), Step::Idle);
         assert_eq!(step(&mut s, t0 + PROBE, true, &["a"]), Step::Rescan);
     }
 
     #[test]
     fn markers_waiting_are_examined_at_once_and_joined_to_a_probe_round() {
-        let t0 = Instant::now();
-        let mut s = scanned(t0);
+        let (t0, mut s) = scanned_now();
         s.examine("b".into());
         s.examine("a".into());
         s.examine("b".into());
@@ -362,8 +365,7 @@ mod tests {
     /// the markers waiting stay for it to clear.
     #[test]
     fn an_owed_full_scan_goes_first() {
-        let t0 = Instant::now();
-        let mut s = scanned(t0);
+        let (t0, mut s) = scanned_now();
         s.examine("a".into());
         s.rescan();
         assert_eq!(s.due(t0), t0);
@@ -415,8 +417,7 @@ mod tests {
 
     #[test]
     fn a_degradation_announced_once_stays_announced() {
-        let t0 = Instant::now();
-        let mut s = scanned(t0);
+        let (t0, mut s) = scanned_now();
         assert!(s.announce("inotify"));
         assert!(!s.announce("inotify"));
         s.degrade(degradation("inotify", "again"));
@@ -436,8 +437,7 @@ mod tests {
     /// success starts it over.
     #[test]
     fn a_failure_pauses_with_backoff() {
-        let t0 = Instant::now();
-        let mut s = scanned(t0);
+        let (t0, mut s) = scanned_now();
         s.failed(t0);
         s.examine("a".into());
         s.rescan();
@@ -476,8 +476,7 @@ mod tests {
     /// what else waits; `synced` is owed until nothing is held or owed.
     #[test]
     fn held_markers_are_retried_and_synced_waits_for_them() {
-        let t0 = Instant::now();
-        let mut s = scanned(t0);
+        let (t0, mut s) = scanned_now();
         s.resynced();
         s.retry_later(["a".to_string(), "b".to_string()], t0);
         assert!(!s.take_synced(), "a and b are held");
@@ -508,8 +507,7 @@ mod tests {
     /// A round spread over slices comes at each slice's tick.
     #[test]
     fn a_spread_round_comes_in_ticks() {
-        let t0 = Instant::now();
-        let mut s = scanned(t0);
+        let (t0, mut s) = scanned_now();
         s.spread(4);
         s.full_scan_started(t0);
         let tick = PROBE / 4;
@@ -523,8 +521,7 @@ mod tests {
     /// A degradation that is over is announced again when it comes back.
     #[test]
     fn a_recovered_degradation_is_announced_again() {
-        let t0 = Instant::now();
-        let mut s = scanned(t0);
+        let (t0, mut s) = scanned_now();
         s.degrade(degradation("watch-marker", "limit"));
         assert_eq!(
             step(&mut s, t0, false, &[]),
