@@ -18,6 +18,41 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// A directory holding one file, `precious`, that no removal may reach.
+struct Precious(tempfile::TempDir);
+
+impl Precious {
+    fn new() -> Precious {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("precious"), "x").unwrap();
+        Precious(dir)
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+
+    fn intact(&self) -> bool {
+        self.0.path().join("precious").exists()
+    }
+}
+
+/// A fresh directory, opened.
+fn opened_dir() -> (tempfile::TempDir, OwnedFd) {
+    let root = tempfile::tempdir().unwrap();
+    let fd = sys::open(root.path(), sys::DIR_FLAGS).unwrap();
+    (root, fd)
+}
+
+/// `path` (not followed) as a scan saw it.
+fn seen(path: &Path) -> crate::sidecar_markers::reserved::Seen {
+    let st = std::fs::symlink_metadata(path).unwrap();
+    crate::sidecar_markers::reserved::Seen {
+        dev: st.dev(),
+        ino: st.ino(),
+    }
+}
+
 /// The identity of the marker `name` of `run` as judged.
 fn judged(run: BorrowedFd<'_>, run_path: &Path, name: &CStr) -> MetaId {
     read(run, run_path, name).meta_id
@@ -93,13 +128,12 @@ fn bind(from: &Path, to: &Path) -> Mounted {
 #[test]
 fn a_marker_that_became_a_mount_point_after_its_judgement_is_not_taken() {
     let (_rt, run, fd, name, id) = one_judged("mounted");
-    let other = tempfile::tempdir().unwrap();
-    std::fs::write(other.path().join("precious"), "x").unwrap();
+    let other = Precious::new();
     let _m = bind(other.path(), &run.join("mounted"));
     let e = take(fd.as_fd(), &name, Some(id)).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::EBUSY), "{e}");
     assert_eq!(names(&run), ["mounted"]);
-    assert!(other.path().join("precious").exists());
+    assert!(other.intact());
 }
 
 /// `d1/d2/…/d{n}`, each level holding a file `f`, under `root/<top>`.
@@ -241,8 +275,7 @@ fn leftovers_that_are_files_or_symlinks_are_unlinked_never_followed() {
     let rt = tempfile::tempdir().unwrap();
     create_marker(rt.path(), &stale("s")).unwrap();
     let run = rt.path().join("run");
-    let elsewhere = tempfile::tempdir().unwrap();
-    std::fs::write(elsewhere.path().join("precious"), "x").unwrap();
+    let elsewhere = Precious::new();
     let dead = dead_pid();
     let file = run.join(format!(".gc-{dead}-{}-00000000000000a1", own_ns()));
     let link = run.join(format!(".gc-{dead}-{}-00000000000000a2", own_ns()));
@@ -250,22 +283,18 @@ fn leftovers_that_are_files_or_symlinks_are_unlinked_never_followed() {
     std::os::unix::fs::symlink(elsewhere.path(), &link).unwrap();
     assert_eq!(gc_stale(rt.path()).unwrap(), ["s"]);
     assert_eq!(names(&run), Vec::<String>::new());
-    assert!(elsewhere.path().join("precious").exists());
+    assert!(elsewhere.intact());
     // finish_leftover says so too, for each, directly.
     let fd = sys::open(&run, sys::DIR_FLAGS).unwrap();
     std::fs::write(&file, "x").unwrap();
     std::os::unix::fs::symlink(elsewhere.path(), &link).unwrap();
     for p in [&file, &link] {
-        let st = std::fs::symlink_metadata(p).unwrap();
-        let seen = crate::sidecar_markers::reserved::Seen {
-            dev: st.dev(),
-            ino: st.ino(),
-        };
+        let seen = seen(p);
         let n = CString::new(p.file_name().unwrap().to_str().unwrap()).unwrap();
         finish_leftover(fd.as_fd(), &n, seen).unwrap();
         assert!(std::fs::symlink_metadata(p).is_err(), "{p:?} left");
     }
-    assert!(elsewhere.path().join("precious").exists());
+    assert!(elsewhere.intact());
 }
 
 /// Close-on-exec as the kernel reports it: the octal `flags:` line of
@@ -401,30 +430,27 @@ fn a_metadata_replaced_by_a_directory_after_its_judgement_is_put_back() {
 /// nothing behind it removed. (Found by `make mutants`.)
 #[test]
 fn remove_tree_of_nothing_a_file_a_symlink_or_a_mount_point() {
-    let root = tempfile::tempdir().unwrap();
-    let fd = sys::open(root.path(), sys::DIR_FLAGS).unwrap();
+    let (root, fd) = opened_dir();
     remove_tree(fd.as_fd(), c"nothing", 0).unwrap();
     std::fs::write(root.path().join("file"), "x").unwrap();
     remove_tree(fd.as_fd(), c"file", 0).unwrap();
     assert!(!root.path().join("file").exists());
-    let target = tempfile::tempdir().unwrap();
-    std::fs::write(target.path().join("precious"), "x").unwrap();
+    let target = Precious::new();
     std::os::unix::fs::symlink(target.path(), root.path().join("link")).unwrap();
     remove_tree(fd.as_fd(), c"link", 0).unwrap();
     assert!(std::fs::symlink_metadata(root.path().join("link")).is_err());
-    assert!(target.path().join("precious").exists());
+    assert!(target.intact());
     std::fs::create_dir(root.path().join("mnt")).unwrap();
     let _m = bind(target.path(), &root.path().join("mnt"));
     let e = remove_tree(fd.as_fd(), c"mnt", 0).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::EXDEV), "{e}");
-    assert!(target.path().join("precious").exists());
+    assert!(target.intact());
 }
 
 /// A leftover another scan finished first is not an error.
 #[test]
 fn finishing_a_leftover_that_is_already_gone_is_ok() {
-    let root = tempfile::tempdir().unwrap();
-    let fd = sys::open(root.path(), sys::DIR_FLAGS).unwrap();
+    let (_root, fd) = opened_dir();
     let seen = crate::sidecar_markers::reserved::Seen { dev: 0, ino: 0 };
     finish_leftover(fd.as_fd(), c".gc-1-1-0123456789abcdef", seen).unwrap();
 }
@@ -488,22 +514,16 @@ fn a_check_that_cannot_open_the_judged_metadata_is_an_error_and_puts_it_back() {
 /// behind the mount touched.
 #[test]
 fn finishing_a_leftover_that_is_a_mount_point_fails_exdev() {
-    let root = tempfile::tempdir().unwrap();
-    let fd = sys::open(root.path(), sys::DIR_FLAGS).unwrap();
+    let (root, fd) = opened_dir();
     let name = c".gc-1-1-0123456789abcdef";
     let leftover = root.path().join(name.to_str().unwrap());
     std::fs::create_dir(&leftover).unwrap();
-    let target = tempfile::tempdir().unwrap();
-    std::fs::write(target.path().join("precious"), "x").unwrap();
+    let target = Precious::new();
     let _m = bind(target.path(), &leftover);
-    let st = std::fs::metadata(&leftover).unwrap();
-    let seen = crate::sidecar_markers::reserved::Seen {
-        dev: st.dev(),
-        ino: st.ino(),
-    };
+    let seen = seen(&leftover);
     let e = finish_leftover(fd.as_fd(), name, seen).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::EXDEV), "{e}");
-    assert!(target.path().join("precious").exists());
+    assert!(target.intact());
 }
 
 /// A file in a tree that cannot be unlinked — here a file mount point
@@ -512,8 +532,7 @@ fn finishing_a_leftover_that_is_a_mount_point_fails_exdev() {
 /// stay, and the tree's directories that hold it.
 #[test]
 fn a_file_that_cannot_be_unlinked_is_the_removals_error() {
-    let root = tempfile::tempdir().unwrap();
-    let fd = sys::open(root.path(), sys::DIR_FLAGS).unwrap();
+    let (root, fd) = opened_dir();
     let top = root.path().join("t");
     std::fs::create_dir_all(top.join("sub")).unwrap();
     std::fs::write(top.join("a"), "x").unwrap();
