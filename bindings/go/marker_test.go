@@ -27,20 +27,6 @@ func listenUnix(t *testing.T, path string) {
 	t.Cleanup(func() { l.Close() })
 }
 
-// sleeper starts a child that only waits, killed at cleanup.
-func sleeper(t *testing.T) *exec.Cmd {
-	t.Helper()
-	cmd := exec.Command("sleep", "1000")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	return cmd
-}
-
 func marker(id string, pid int, listen string) firmastack.Marker {
 	return firmastack.Marker{
 		SandboxID: id, AgentID: "agent-go", SessionID: "session-go",
@@ -56,7 +42,7 @@ func TestCreateMarkerIsRunningAndTheCLIStopsIt(t *testing.T) {
 	dir := fixture.RuntimeDir(t)
 	sock := filepath.Join(dir, "go-w.sock")
 	listenUnix(t, sock)
-	child := sleeper(t)
+	child := startProcess(t, "sleep", "1000")
 	path, err := firmastack.CreateMarker(dir, marker("go-w", child.Process.Pid, sock))
 	if err != nil || path != filepath.Join(dir, "run", "go-w") {
 		t.Fatalf("CreateMarker = %q, %v", path, err)

@@ -48,11 +48,17 @@ _T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
-class Appeared:
+class _OfSidecar:
+    """What the events about one sidecar share: its id, their first field."""
+
+    sandbox_id: str
+
+
+@dataclass(frozen=True)
+class Appeared(_OfSidecar):
     """A live sidecar found by the initial scan (or a rescan), or a new one."""
 
     kind: ClassVar[str] = "appeared"
-    sandbox_id: str
     entry: SidecarEntry
     at: str
 
@@ -67,24 +73,22 @@ class Synced:
 
 
 @dataclass(frozen=True)
-class Changed:
+class Changed(_OfSidecar):
     """A known sidecar changed state (or metadata); ``previous`` is the state
     last reported."""
 
     kind: ClassVar[str] = "changed"
-    sandbox_id: str
     entry: SidecarEntry
     previous: State
     at: str
 
 
 @dataclass(frozen=True)
-class Gone:
+class Gone(_OfSidecar):
     """A known sidecar left: ``reason`` is ``"collected"`` (this watcher
     removed its stale marker) or ``"removed"`` (by other hands)."""
 
     kind: ClassVar[str] = "gone"
-    sandbox_id: str
     reason: str
     at: str
 

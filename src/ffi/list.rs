@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{FfiError, arg_str, boundary, on_runtime_dir, to_json};
+use super::{FfiError, arg_str, boundary, on_runtime_dir, on_sandbox, to_json};
 use crate::sidecar_markers::{self as sm, ProbeOptions, StackError};
 
 /// [`on_runtime_dir`] for a call that probes, with `timeout_ms` read by
@@ -33,7 +33,7 @@ where
 
 /// `timeout_ms` argument: 0 is the core's default; anything above the
 /// core's maximum is an invalid argument.
-pub(super) fn opts(timeout_ms: u32) -> Result<ProbeOptions, FfiError> {
+pub(super) fn opts(timeout_ms: u32) -> sm::Result<ProbeOptions> {
     let timeout = match timeout_ms {
         0 => sm::DEFAULT_TIMEOUT,
         ms => Duration::from_millis(ms.into()),
@@ -45,8 +45,7 @@ pub(super) fn opts(timeout_ms: u32) -> Result<ProbeOptions, FfiError> {
                 "{timeout_ms} ms is above the maximum of {} ms",
                 sm::MAX_TIMEOUT.as_millis()
             ),
-        }
-        .into());
+        });
     }
     Ok(ProbeOptions::with_timeout(timeout))
 }
@@ -134,9 +133,8 @@ pub unsafe extern "C" fn firma_sidecar_get_with_timeout(
 ) -> i32 {
     // SAFETY: forwarded contract.
     unsafe {
-        on_runtime_dir(runtime_dir, out_json, |dir| {
-            let id = arg_str(sandbox_id, "sandbox_id")?;
-            Ok(sm::get_with(dir, id, &opts(timeout_ms)?)?)
+        on_sandbox(runtime_dir, sandbox_id, out_json, |dir, id| {
+            sm::get_with(dir, id, &opts(timeout_ms)?)
         })
     }
 }
@@ -244,7 +242,7 @@ mod tests {
         assert_eq!(opts(0).ok(), Some(ProbeOptions::default()));
         let max = opts(FIRMA_MAX_TIMEOUT_MS).ok().map(|o| o.timeout);
         assert_eq!(max, Some(sm::MAX_TIMEOUT));
-        let err = opts(FIRMA_MAX_TIMEOUT_MS + 1).err().map(|e| e.0);
+        let err = opts(FIRMA_MAX_TIMEOUT_MS + 1).err().map(|e| e.info());
         let err = err.expect("above the maximum is an error");
         assert_eq!(err.code, ErrorCode::InvalidArgument);
         assert!(err.message.contains("timeout_ms"), "{}", err.message);

@@ -356,6 +356,30 @@ where
     })
 }
 
+/// [`on_runtime_dir`] for a call about one sidecar: reads `sandbox_id` as
+/// [`arg_str`] does, after the directory, and runs `f` on both (a core
+/// function of that signature as it is).
+///
+/// # Safety
+/// As for [`on_runtime_dir`]; `sandbox_id` is NULL or a valid
+/// NUL-terminated string.
+unsafe fn on_sandbox<T: Serialize, E>(
+    runtime_dir: *const c_char,
+    sandbox_id: *const c_char,
+    out: *mut *mut c_char,
+    f: impl FnOnce(PathBuf, &str) -> Result<T, E>,
+) -> i32
+where
+    FfiError: From<E>,
+{
+    // SAFETY: forwarded contract.
+    unsafe {
+        on_runtime_dir(runtime_dir, out, |dir| {
+            Ok(f(dir, arg_str(sandbox_id, "sandbox_id")?)?)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@ use std::ffi::c_char;
 use std::time::Duration;
 
 use super::options::{options_object, parse_options};
-use super::{FfiError, arg_opt_str, arg_str, on_runtime_dir};
+use super::{FfiError, arg_opt_str, on_sandbox};
 use crate::sidecar_markers as sm;
 
 /// The JSON options of `firma_sidecar_stop`; every key optional. Each value
@@ -108,10 +108,9 @@ pub unsafe extern "C" fn firma_sidecar_stop(
 ) -> i32 {
     // SAFETY: forwarded contract.
     unsafe {
-        on_runtime_dir(runtime_dir, out_json, |dir| {
-            let id = arg_str(sandbox_id, "sandbox_id")?;
+        on_sandbox(runtime_dir, sandbox_id, out_json, |dir, id| {
             let opts = stop_options(arg_opt_str(options_json, "options_json")?)?;
-            Ok(sm::stop(dir, id, &opts)?)
+            Ok::<_, FfiError>(sm::stop(dir, id, &opts)?)
         })
     }
 }

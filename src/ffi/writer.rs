@@ -6,7 +6,7 @@
 use std::ffi::c_char;
 
 use super::options::{options_object, parse_options};
-use super::{FfiError, arg_str, on_runtime_dir};
+use super::{FfiError, arg_str, on_runtime_dir, on_sandbox};
 use crate::sidecar_markers::{self as sm, MetadataFile};
 
 /// The JSON marker of `firma_marker_create`: the five text keys are
@@ -123,11 +123,7 @@ pub unsafe extern "C" fn firma_marker_remove(
     out_json: *mut *mut c_char,
 ) -> i32 {
     // SAFETY: forwarded contract.
-    unsafe {
-        on_runtime_dir(runtime_dir, out_json, |dir| {
-            Ok(sm::remove_marker(dir, arg_str(sandbox_id, "sandbox_id")?)?)
-        })
-    }
+    unsafe { on_sandbox(runtime_dir, sandbox_id, out_json, sm::remove_marker) }
 }
 
 #[cfg(test)]
