@@ -465,11 +465,8 @@ mod tests {
         for _ in 0..10 {
             long.failed(t0);
         }
-        assert_eq!(
-            long.due(t0),
-            t0 + Duration::from_secs(5),
-            "never quiet for long"
-        );
+        let most = Duration::from_secs(5);
+        assert_eq!(long.due(t0), t0 + most, "never quiet for long");
     }
 
     /// Markers a shortage held back are judged again after a pause, with
@@ -477,31 +474,28 @@ mod tests {
     #[test]
     fn held_markers_are_retried_and_synced_waits_for_them() {
         let (t0, mut s) = scanned_now();
+        let ms = Duration::from_millis;
         s.resynced();
         s.retry_later(["a".to_string(), "b".to_string()], t0);
         assert!(!s.take_synced(), "a and b are held");
-        assert_eq!(s.due(t0), t0 + Duration::from_millis(100));
+        assert_eq!(s.due(t0), t0 + ms(100));
         assert_eq!(step(&mut s, t0, false, &[]), Step::Idle);
-        let t1 = t0 + Duration::from_millis(100);
+        let t1 = t0 + ms(100);
         assert_eq!(
             step(&mut s, t1, false, &[]),
             Step::Examine(names(&["a", "b"]))
         );
         // Held again: the pause grows.
         s.retry_later(["a".to_string()], t1);
-        assert_eq!(s.due(t1), t1 + Duration::from_millis(200));
-        let t2 = t1 + Duration::from_millis(200);
+        assert_eq!(s.due(t1), t1 + ms(200));
+        let t2 = t1 + ms(200);
         assert_eq!(step(&mut s, t2, false, &[]), Step::Examine(names(&["a"])));
         s.later_cleared();
         assert!(s.owes_synced());
         assert!(s.take_synced());
         assert!(!s.take_synced(), "once");
         s.retry_later(["c".to_string()], t2);
-        assert_eq!(
-            s.due(t2),
-            t2 + Duration::from_millis(100),
-            "cleared: short again"
-        );
+        assert_eq!(s.due(t2), t2 + ms(100), "cleared: short again");
     }
 
     /// A round spread over slices comes at each slice's tick.
