@@ -112,3 +112,233 @@ fn run_created_later_is_rescanned_quietly() {
     assert!(e.watches.watching_run(), "run/ is watched now");
     assert!(!e.watches.polling());
 }
+
+/// Long enough that no probe round or rescan comes during a test: what
+/// the engine reports then, a trigger (inotify, a pidfd) brought.
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// The "never hangs" bound for what a trigger brings.
+const BOUND: Duration = Duration::from_secs(20);
+
+/// Options with this probe interval and no rescan during a test.
+fn every(probe_interval: Duration) -> WatchOptions {
+    WatchOptions {
+        probe_interval,
+        rescan_interval: HOUR,
+        ..WatchOptions::default()
+    }
+}
+
+/// A sidecar of the tests: a process of its own and its marker `id`
+/// (identity recorded, so verified; the endpoint its own socket, which
+/// only `listen` binds: `unhealthy` until then). Killed when dropped.
+struct Sidecar {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+}
+
+impl Sidecar {
+    fn start(runtime: &std::path::Path, id: &str) -> Sidecar {
+        let child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let meta = crate::sidecar_markers::MetadataFile::seed_for_test(id, child.id());
+        let dir = crate::sidecar_markers::create_marker(runtime, &meta).unwrap();
+        Sidecar { child, dir }
+    }
+
+    /// Its endpoint, answering while the listener is held.
+    fn listen(&self) -> std::os::unix::net::UnixListener {
+        std::os::unix::net::UnixListener::bind(self.dir.join(read::DEFAULT_SOCKET)).unwrap()
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An event in brief: its kind, then its sandbox id and what changed.
+fn brief(ev: &Event) -> String {
+    match ev {
+        Event::Appeared {
+            sandbox_id, entry, ..
+        } => format!("appeared {sandbox_id} {}", entry.state.as_str()),
+        Event::Changed {
+            sandbox_id,
+            entry,
+            previous,
+            ..
+        } => format!(
+            "changed {sandbox_id} {} from {}",
+            entry.state.as_str(),
+            previous.as_str()
+        ),
+        Event::Gone {
+            sandbox_id, reason, ..
+        } => format!("gone {sandbox_id} {}", reason.as_str()),
+        Event::Resync { reason, .. } => format!("resync {reason}"),
+        Event::Synced { .. } => "synced".into(),
+    }
+}
+
+/// Every event queued now, in brief.
+fn drain(e: &mut Engine) -> Vec<String> {
+    std::iter::from_fn(|| next_now(e))
+        .map(|ev| brief(&ev))
+        .collect()
+}
+
+/// The next event within [`BOUND`], in brief.
+fn next_within_bound(e: &mut Engine) -> Option<String> {
+    e.next(Some(BOUND)).unwrap().map(|ev| brief(&ev))
+}
+
+/// Whether the engine's descriptor turns readable within `timeout_ms`.
+fn readable(e: &Engine, timeout_ms: i32) -> bool {
+    let mut p = [libc::pollfd {
+        fd: std::os::fd::AsRawFd::as_raw_fd(&e.as_fd()),
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    sys::poll(&mut p, timeout_ms).unwrap() == 1
+}
+
+/// The sidecars of the initial scan appear, each pinned by a pidfd (no
+/// degradation), and are known; an exit while `next` waits is `gone` at
+/// once, with no probe round or rescan due for an hour.
+#[test]
+fn an_exit_while_waiting_is_gone_through_its_pidfd() {
+    let rt = tempfile::tempdir().unwrap();
+    let a = Sidecar::start(rt.path(), "sb-a");
+    let _b = Sidecar::start(rt.path(), "sb-b");
+    let opts = every(HOUR);
+    let mut e = Engine::start(rt.path().to_path_buf(), &opts).unwrap();
+    assert_eq!(e.options(), &opts);
+    assert_eq!(
+        drain(&mut e),
+        [
+            "appeared sb-a unhealthy",
+            "appeared sb-b unhealthy",
+            "synced"
+        ]
+    );
+    assert_eq!(e.known().keys().collect::<Vec<_>>(), ["sb-a", "sb-b"]);
+    assert!(e.pids.pinned("sb-a") && e.pids.pinned("sb-b"));
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        drop(a);
+    });
+    let gone = next_within_bound(&mut e);
+    killer.join().unwrap();
+    assert_eq!(gone.as_deref(), Some("gone sb-a collected"));
+    assert_eq!(drain(&mut e), Vec::<String>::new());
+    assert_eq!(e.known().keys().collect::<Vec<_>>(), ["sb-b"]);
+}
+
+/// The descriptor is readable exactly while events are queued, and again
+/// when the timer says work is due.
+#[test]
+fn the_descriptor_is_readable_while_events_wait_and_when_work_is_due() {
+    let rt = tempfile::tempdir().unwrap();
+    let mut e = Engine::start(rt.path().to_path_buf(), &every(HOUR)).unwrap();
+    assert!(readable(&e, 0), "the initial synced waits");
+    assert_eq!(drain(&mut e), ["synced"]);
+    assert!(!readable(&e, 0), "nothing queued, nothing due for an hour");
+    let mut e = Engine::start(rt.path().to_path_buf(), &every(Duration::from_millis(50))).unwrap();
+    assert_eq!(drain(&mut e), ["synced"]);
+    assert!(
+        readable(&e, BOUND.as_millis() as i32),
+        "the timer armed for the next probe round"
+    );
+}
+
+/// `run/` that cannot be opened (a file in its way) is an error of `next`
+/// and one `resync` for the episode, however often it is tried again;
+/// the `synced` follows the first full scan that works.
+#[test]
+fn an_unreadable_run_dir_is_one_resync_until_it_reads_again() {
+    let rt = tempfile::tempdir().unwrap();
+    let run = rt.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    let mut e = started(rt.path());
+    std::fs::remove_dir(&run).unwrap();
+    std::fs::write(&run, b"").unwrap();
+    e.look(Look::Rescan);
+    assert!(e.next(Some(Duration::ZERO)).is_err());
+    let reason = resync_reason(next_now(&mut e));
+    assert!(reason.starts_with("cannot look at run/ ("), "{reason}");
+    assert!(e.next(Some(BOUND)).is_err(), "tried again after a pause");
+    assert_eq!(next_now(&mut e), None, "one resync per episode");
+    std::fs::remove_file(&run).unwrap();
+    std::fs::create_dir(&run).unwrap();
+    assert_eq!(next_within_bound(&mut e).as_deref(), Some("synced"));
+}
+
+/// A marker's directory is watched, whether the initial scan found it or
+/// it came later: its socket bound is seen at once (`changed` to
+/// `running`), with no probe round due for an hour.
+#[test]
+fn a_socket_bound_in_a_marker_is_seen_through_its_watch() {
+    let rt = tempfile::tempdir().unwrap();
+    let first = Sidecar::start(rt.path(), "sb-first");
+    let mut e = Engine::start(rt.path().to_path_buf(), &every(HOUR)).unwrap();
+    assert_eq!(drain(&mut e), ["appeared sb-first unhealthy", "synced"]);
+    let later = Sidecar::start(rt.path(), "sb-later");
+    assert_eq!(
+        next_within_bound(&mut e).as_deref(),
+        Some("appeared sb-later unhealthy")
+    );
+    for (s, id) in [(&first, "sb-first"), (&later, "sb-later")] {
+        let _listener = s.listen();
+        assert_eq!(
+            next_within_bound(&mut e),
+            Some(format!("changed {id} running from unhealthy"))
+        );
+    }
+}
+
+/// The sidecar `sb-a` of `runtime`, serving through the listener
+/// returned, watched by an engine with a probe round every 50 ms, past
+/// its initial scan.
+fn serving_with_rounds(
+    runtime: &std::path::Path,
+) -> (Sidecar, std::os::unix::net::UnixListener, Engine) {
+    let s = Sidecar::start(runtime, "sb-a");
+    let listener = s.listen();
+    let mut e = Engine::start(runtime.to_path_buf(), &every(Duration::from_millis(50))).unwrap();
+    assert_eq!(drain(&mut e), ["appeared sb-a running", "synced"]);
+    (s, listener, e)
+}
+
+/// A probe round probes a settled sidecar's endpoint and judges it again
+/// in full when the answer disagrees: a listener closed (no trigger
+/// sees that) is `changed` to `unhealthy` by the next round.
+#[test]
+fn a_round_sees_an_endpoint_that_stops_answering() {
+    let rt = tempfile::tempdir().unwrap();
+    let (_s, listener, mut e) = serving_with_rounds(rt.path());
+    drop(listener);
+    assert_eq!(
+        next_within_bound(&mut e).as_deref(),
+        Some("changed sb-a unhealthy from running")
+    );
+}
+
+/// A sidecar without a pidfd (over the budget, say) is judged in full by
+/// every probe round, not only probed: its exit is seen there even while
+/// its endpoint, held by another process, still answers.
+#[test]
+fn a_round_judges_an_unpinned_sidecar_in_full() {
+    let rt = tempfile::tempdir().unwrap();
+    let (s, _listener, mut e) = serving_with_rounds(rt.path());
+    e.pids.release(&e.epoll, "sb-a");
+    drop(s);
+    assert_eq!(
+        next_within_bound(&mut e).as_deref(),
+        Some("gone sb-a collected")
+    );
+}
