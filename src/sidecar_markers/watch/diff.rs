@@ -212,7 +212,7 @@ fn same_sidecar(a: &SidecarEntry, b: &SidecarEntry) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::sidecar_markers::watch::events::tests::{AT, entry};
     use crate::sidecar_markers::{MarkerReport, Reason, Verdict};
@@ -486,7 +486,8 @@ mod tests {
         );
     }
 
-    fn failed_read(name: &str, errno: i32) -> MarkerReport {
+    /// The report of the marker `name` unreadable for `errno`.
+    pub(in crate::sidecar_markers::watch) fn failed_read(name: &str, errno: i32) -> MarkerReport {
         MarkerReport {
             error: Some(crate::sidecar_markers::ErrorInfo {
                 code: crate::sidecar_markers::ErrorCode::Io,

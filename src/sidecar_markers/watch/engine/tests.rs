@@ -70,6 +70,12 @@ fn degradations_are_announced_once_in_one_resync() {
     assert!(is_synced(next_now(&mut e)));
     e.degrade(d("pidfd", "no pidfds"));
     assert_eq!(next_now(&mut e), None);
+    // A spent pidfd budget loses no event: its resync goes out at once,
+    // with no full scan owed, once.
+    e.degrade(d("pidfd-budget", "budget spent"));
+    assert_eq!(resync_reason(next_now(&mut e)), "budget spent");
+    e.degrade(d("pidfd-budget", "budget spent"));
+    assert_eq!(next_now(&mut e), None);
 }
 
 /// A round's ticks take its markers in id order, a slice of about 500
@@ -129,36 +135,54 @@ fn every(probe_interval: Duration) -> WatchOptions {
     }
 }
 
-/// A sidecar of the tests: a process of its own and its marker `id`
-/// (identity recorded, so verified; the endpoint its own socket, which
-/// only `listen` binds: `unhealthy` until then). Killed when dropped.
-struct Sidecar {
+/// Sidecars of the tests: one process of their own and a marker for
+/// each id (identity recorded, so verified; the endpoint its own socket,
+/// which only `listen` binds: `unhealthy` until then). Killed when
+/// dropped.
+struct Sidecars {
     child: std::process::Child,
-    dir: std::path::PathBuf,
+    dirs: Vec<std::path::PathBuf>,
 }
 
-impl Sidecar {
-    fn start(runtime: &std::path::Path, id: &str) -> Sidecar {
+impl Sidecars {
+    fn start(runtime: &std::path::Path, ids: &[&str]) -> Sidecars {
         let child = std::process::Command::new("sleep")
             .arg("60")
             .spawn()
             .unwrap();
-        let meta = crate::sidecar_markers::MetadataFile::seed_for_test(id, child.id());
-        let dir = crate::sidecar_markers::create_marker(runtime, &meta).unwrap();
-        Sidecar { child, dir }
+        let dirs = ids
+            .iter()
+            .map(|id| {
+                let meta = crate::sidecar_markers::MetadataFile::seed_for_test(id, child.id());
+                crate::sidecar_markers::create_marker(runtime, &meta).unwrap()
+            })
+            .collect();
+        Sidecars { child, dirs }
     }
 
-    /// Its endpoint, answering while the listener is held.
-    fn listen(&self) -> std::os::unix::net::UnixListener {
-        std::os::unix::net::UnixListener::bind(self.dir.join(read::DEFAULT_SOCKET)).unwrap()
+    /// The endpoint of the `i`th, answering while the listener is held.
+    fn listen(&self, i: usize) -> std::os::unix::net::UnixListener {
+        std::os::unix::net::UnixListener::bind(self.dirs[i].join(read::DEFAULT_SOCKET)).unwrap()
     }
 }
 
-impl Drop for Sidecar {
+impl Drop for Sidecars {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The sidecar `id` of `runtime`, watched by an engine with no probe
+/// round due for an hour, past its initial scan.
+fn watching_one(runtime: &std::path::Path, id: &str) -> (Sidecars, Engine) {
+    let s = Sidecars::start(runtime, &[id]);
+    let mut e = Engine::start(runtime.to_path_buf(), &every(HOUR)).unwrap();
+    assert_eq!(
+        drain(&mut e),
+        [format!("appeared {id} unhealthy"), "synced".into()]
+    );
+    (s, e)
 }
 
 /// An event in brief: its kind, then its sandbox id and what changed.
@@ -213,8 +237,8 @@ fn readable(e: &Engine, timeout_ms: i32) -> bool {
 #[test]
 fn an_exit_while_waiting_is_gone_through_its_pidfd() {
     let rt = tempfile::tempdir().unwrap();
-    let a = Sidecar::start(rt.path(), "sb-a");
-    let _b = Sidecar::start(rt.path(), "sb-b");
+    let a = Sidecars::start(rt.path(), &["sb-a"]);
+    let _b = Sidecars::start(rt.path(), &["sb-b"]);
     let opts = every(HOUR);
     let mut e = Engine::start(rt.path().to_path_buf(), &opts).unwrap();
     assert_eq!(e.options(), &opts);
@@ -284,16 +308,14 @@ fn an_unreadable_run_dir_is_one_resync_until_it_reads_again() {
 #[test]
 fn a_socket_bound_in_a_marker_is_seen_through_its_watch() {
     let rt = tempfile::tempdir().unwrap();
-    let first = Sidecar::start(rt.path(), "sb-first");
-    let mut e = Engine::start(rt.path().to_path_buf(), &every(HOUR)).unwrap();
-    assert_eq!(drain(&mut e), ["appeared sb-first unhealthy", "synced"]);
-    let later = Sidecar::start(rt.path(), "sb-later");
+    let (first, mut e) = watching_one(rt.path(), "sb-first");
+    let later = Sidecars::start(rt.path(), &["sb-later"]);
     assert_eq!(
         next_within_bound(&mut e).as_deref(),
         Some("appeared sb-later unhealthy")
     );
     for (s, id) in [(&first, "sb-first"), (&later, "sb-later")] {
-        let _listener = s.listen();
+        let _listener = s.listen(0);
         assert_eq!(
             next_within_bound(&mut e),
             Some(format!("changed {id} running from unhealthy"))
@@ -306,9 +328,9 @@ fn a_socket_bound_in_a_marker_is_seen_through_its_watch() {
 /// its initial scan.
 fn serving_with_rounds(
     runtime: &std::path::Path,
-) -> (Sidecar, std::os::unix::net::UnixListener, Engine) {
-    let s = Sidecar::start(runtime, "sb-a");
-    let listener = s.listen();
+) -> (Sidecars, std::os::unix::net::UnixListener, Engine) {
+    let s = Sidecars::start(runtime, &["sb-a"]);
+    let listener = s.listen(0);
     let mut e = Engine::start(runtime.to_path_buf(), &every(Duration::from_millis(50))).unwrap();
     assert_eq!(drain(&mut e), ["appeared sb-a running", "synced"]);
     (s, listener, e)
@@ -341,4 +363,99 @@ fn a_round_judges_an_unpinned_sidecar_in_full() {
         next_within_bound(&mut e).as_deref(),
         Some("gone sb-a collected")
     );
+}
+
+/// Whether a connection waits on `listener`: a probe connected to it.
+fn connected(listener: &std::os::unix::net::UnixListener) -> bool {
+    listener.set_nonblocking(true).unwrap();
+    let mut any = false;
+    while listener.accept().is_ok() {
+        any = true;
+    }
+    any
+}
+
+/// A fleet (at least [`FLEET_MIN_ENTRIES`] markers) is judged by each
+/// round's socket-diagnostics dump, with no connect: the first round
+/// finds each settled sidecar's socket file, the next ones judge by it
+/// alone, and one that stops listening is judged again in full.
+#[test]
+fn a_fleets_rounds_judge_by_the_dump_without_connecting() {
+    let rt = tempfile::tempdir().unwrap();
+    let ids: Vec<String> = (0..FLEET_MIN_ENTRIES).map(|i| format!("sb-{i}")).collect();
+    let s = Sidecars::start(
+        rt.path(),
+        &ids.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let mut listeners: Vec<_> = (0..ids.len()).map(|i| s.listen(i)).collect();
+    let mut e = Engine::start(rt.path().to_path_buf(), &every(HOUR)).unwrap();
+    let mut want: Vec<String> = ids
+        .iter()
+        .map(|id| format!("appeared {id} running"))
+        .collect();
+    want.push("synced".into());
+    assert_eq!(drain(&mut e), want);
+    for l in &listeners {
+        connected(l);
+    }
+    e.probe_round(BTreeSet::new()).unwrap();
+    assert_eq!(e.pids.quiet().count(), ids.len(), "each socket file found");
+    e.probe_round(BTreeSet::new()).unwrap();
+    assert!(
+        !listeners.iter().any(connected),
+        "no connect: the dump judged"
+    );
+    assert_eq!(drain(&mut e), Vec::<String>::new());
+    drop(listeners.remove(0));
+    e.probe_round(BTreeSet::new()).unwrap();
+    assert_eq!(drain(&mut e), ["changed sb-0 unhealthy from running"]);
+    assert!(!listeners.iter().any(connected));
+}
+
+/// Markers a shortage kept from being judged keep their last state: one
+/// `resync` says so for the episode, they are judged again after a
+/// pause, and the `synced` follows once they were.
+#[test]
+fn markers_held_by_a_shortage_are_one_resync_then_judged_again() {
+    let rt = tempfile::tempdir().unwrap();
+    let (_s, mut e) = watching_one(rt.path(), "sb-a");
+    let scope: BTreeSet<String> = ["sb-a".to_string()].into();
+    for _ in 0..2 {
+        let short = Scan {
+            reports: vec![crate::sidecar_markers::watch::diff::tests::failed_read(
+                "sb-a",
+                libc::EMFILE,
+            )],
+            ..Scan::default()
+        };
+        e.apply(short, Some(&scope));
+    }
+    assert_eq!(
+        drain(&mut e),
+        [
+            "resync out of descriptors or memory judging 1 marker(s) (first sb-a): \
+          their last state stands until they are judged again"
+        ]
+    );
+    assert_eq!(e.known()["sb-a"].state, State::Unhealthy);
+    assert_eq!(next_within_bound(&mut e).as_deref(), Some("synced"));
+    assert_eq!(e.known()["sb-a"].state, State::Unhealthy);
+}
+
+/// A fleet's initial events all come out, in order, however many: the
+/// queue's room is given back only once it is empty.
+#[test]
+fn a_fleets_initial_events_all_come_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut e = started(dir.path());
+    let ids: Vec<String> = (0..=QUEUE_KEPT).map(|i| format!("sb-{i:04}")).collect();
+    for id in &ids {
+        e.push(Event::Gone {
+            sandbox_id: id.clone(),
+            reason: super::super::events::GoneReason::Removed,
+            at: now_rfc3339(),
+        });
+    }
+    let want: Vec<String> = ids.iter().map(|id| format!("gone {id} removed")).collect();
+    assert_eq!(drain(&mut e), want);
 }
