@@ -459,3 +459,47 @@ fn a_lifted_inotify_limit_returns_the_watcher_to_events() {
         assert_eq!(w.state, listed_states(rt.path()), "{what}");
     }
 }
+
+/// `pidfd_open` refused by the kernel (the testkit's seccomp filter):
+/// `EMFILE` is the pidfd budget spent (`out of descriptors`, the budget
+/// shrunk to what is held), `ENOSYS` and `EPERM` are pidfds unavailable.
+/// Either way one `resync` says so, `synced` follows, and a sidecar's exit
+/// is still seen, at the probe interval.
+#[test]
+fn pidfd_open_refused_is_said_once_and_exits_are_still_seen() {
+    let testkit = crate::common::kit::testkit();
+    let testkit = testkit.to_str().unwrap();
+    for (errno, says) in [
+        ("EMFILE", "out of descriptors (Too many open files"),
+        ("ENOSYS", "pidfds are unavailable ("),
+        ("EPERM", "pidfds are unavailable ("),
+    ] {
+        let rt = runtime();
+        let a = Sidecar::start(rt.path(), "pf-a", &[]);
+        let _b = Sidecar::start(rt.path(), "pf-b", &[]);
+        let seccomp = [testkit, "seccomp", "--errno", errno];
+        let mut w = CliWatch::start(
+            &[&seccomp[..], &["--syscall", "pidfd_open", "--"]].concat(),
+            rt.path(),
+            &["--probe-interval-ms", "200"],
+        );
+        w.until(Duration::from_secs(30), "the first synced", |e| {
+            e["event"] == "synced"
+        });
+        a.kill_and_reap();
+        w.until_state(Duration::from_secs(10), "the exit seen", |s| {
+            !s.contains_key("pf-a")
+        });
+        w.drain(Duration::from_millis(500));
+        let resyncs: Vec<&str> = w
+            .seen
+            .iter()
+            .filter(|e| e["event"] == "resync")
+            .map(|e| e["reason"].as_str().unwrap())
+            .collect();
+        assert_eq!(resyncs.len(), 1, "{errno}: {resyncs:?}");
+        assert!(resyncs[0].starts_with(says), "{errno}: {}", resyncs[0]);
+        w.assert_resyncs_synced();
+        assert_eq!(w.state, listed_states(rt.path()), "{errno}");
+    }
+}
