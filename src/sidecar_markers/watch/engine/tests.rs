@@ -405,6 +405,11 @@ fn a_fleets_rounds_judge_by_the_dump_without_connecting() {
         !listeners.iter().any(connected),
         "no connect: the dump judged"
     );
+    assert_eq!(
+        e.pids.quiet().count(),
+        ids.len(),
+        "none judged in full (which forgets the socket file)"
+    );
     assert_eq!(drain(&mut e), Vec::<String>::new());
     drop(listeners.remove(0));
     e.probe_round(BTreeSet::new()).unwrap();
