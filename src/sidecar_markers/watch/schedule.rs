@@ -511,12 +511,12 @@ mod tests {
     /// pause starts short again only once nothing waits.
     #[test]
     fn markers_held_while_others_wait_join_them() {
+        let first = Duration::from_millis(100);
         let t0 = Instant::now();
         let mut s = scanned(t0);
         s.retry_later(Vec::new(), t0);
         assert_eq!(s.due(t0), t0 + PROBE, "nothing held: no retry");
         s.retry_later(["a".to_string()], t0);
-        let first = Duration::from_millis(100);
         let t1 = t0 + first / 2;
         s.retry_later(["b".to_string()], t1);
         s.retry_later(["a".to_string()], t1);
