@@ -423,11 +423,18 @@ fn a_lifted_inotify_limit_returns_the_watcher_to_events() {
             "{resync}"
         );
         assert_eq!(w.state.len(), 20, "{what}");
-        // Polling, the stream stays exact.
+        // Polling, the stream stays exact, and the degradation is said
+        // once however many full scans meet the limit again (a probe
+        // round is one, every second).
         fleet.add("ino-polled");
         w.until_state(Duration::from_secs(10), "a marker seen by polling", |s| {
             s.contains_key("ino-polled")
         });
+        let end = Instant::now() + Duration::from_millis(2500);
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            w.take(left);
+        }
+        assert_eq!(w.count("resync"), 1, "{what}: {:#?}", w.seen);
         // Lift the limit: within a few probe rounds the watcher is back on
         // events.
         set_user_limit(w.pid(), "max_inotify_watches", 100_000);
@@ -458,4 +465,72 @@ fn a_lifted_inotify_limit_returns_the_watcher_to_events() {
         w.drain(Duration::from_millis(500));
         assert_eq!(w.state, listed_states(rt.path()), "{what}");
     }
+}
+
+/// `pidfd_open` refused by the kernel (the testkit's seccomp filter):
+/// `EMFILE` is the pidfd budget spent (`out of descriptors`, the budget
+/// shrunk to what is held), `ENOSYS` and `EPERM` are pidfds unavailable.
+/// Either way one `resync` says so, `synced` follows, and a sidecar's exit
+/// is still seen, at the probe interval.
+#[test]
+fn pidfd_open_refused_is_said_once_and_exits_are_still_seen() {
+    let testkit = crate::common::kit::testkit();
+    let testkit = testkit.to_str().unwrap();
+    for (errno, says) in [
+        ("EMFILE", "out of descriptors (Too many open files"),
+        ("ENOSYS", "pidfds are unavailable ("),
+        ("EPERM", "pidfds are unavailable ("),
+    ] {
+        let rt = runtime();
+        let a = Sidecar::start(rt.path(), "pf-a", &[]);
+        let _b = Sidecar::start(rt.path(), "pf-b", &[]);
+        let seccomp = [testkit, "seccomp", "--errno", errno];
+        let mut w = CliWatch::start(
+            &[&seccomp[..], &["--syscall", "pidfd_open", "--"]].concat(),
+            rt.path(),
+            &["--probe-interval-ms", "200"],
+        );
+        w.until(Duration::from_secs(30), "the first synced", |e| {
+            e["event"] == "synced"
+        });
+        a.kill_and_reap();
+        w.until_state(Duration::from_secs(10), "the exit seen", |s| {
+            !s.contains_key("pf-a")
+        });
+        w.drain(Duration::from_millis(500));
+        let resyncs: Vec<&str> = w
+            .seen
+            .iter()
+            .filter(|e| e["event"] == "resync")
+            .map(|e| e["reason"].as_str().unwrap())
+            .collect();
+        assert_eq!(resyncs.len(), 1, "{errno}: {resyncs:?}");
+        assert!(resyncs[0].starts_with(says), "{errno}: {}", resyncs[0]);
+        w.assert_resyncs_synced();
+        assert_eq!(w.state, listed_states(rt.path()), "{errno}");
+    }
+}
+
+/// Only marker directories take an inotify watch: directories whose
+/// names are no sandbox id take none (nor do files: the watch is
+/// `IN_ONLYDIR`). A watcher with room for exactly the watches of `run/`
+/// and its one marker is not degraded by them.
+#[test]
+fn only_marker_directories_take_an_inotify_watch() {
+    let rt = runtime();
+    let mut fleet = SocketFleet::new(rt.path());
+    fleet.add("only-marker");
+    for i in 0..5 {
+        std::fs::write(rt.path().join(format!("run/file-{i}")), b"").unwrap();
+    }
+    for bad in ["not an id", "not-an-id!"] {
+        std::fs::create_dir(rt.path().join("run").join(bad)).unwrap();
+    }
+    let mut w = watcher_in_userns(rt.path(), 2, 128);
+    w.until(Duration::from_secs(30), "the first synced", |e| {
+        e["event"] == "synced"
+    });
+    w.drain(Duration::from_millis(1500));
+    assert_eq!(w.count("resync"), 0, "{:#?}", w.seen);
+    assert_eq!(w.state.len(), 1);
 }

@@ -212,7 +212,7 @@ fn same_sidecar(a: &SidecarEntry, b: &SidecarEntry) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::sidecar_markers::watch::events::tests::{AT, entry};
     use crate::sidecar_markers::{MarkerReport, Reason, Verdict};
@@ -486,7 +486,8 @@ mod tests {
         );
     }
 
-    fn failed_read(name: &str, errno: i32) -> MarkerReport {
+    /// The report of the marker `name` unreadable for `errno`.
+    pub(in crate::sidecar_markers::watch) fn failed_read(name: &str, errno: i32) -> MarkerReport {
         MarkerReport {
             error: Some(crate::sidecar_markers::ErrorInfo {
                 code: crate::sidecar_markers::ErrorCode::Io,
@@ -541,6 +542,67 @@ mod tests {
         let d = m.apply(s, None, AT);
         assert_eq!((d.held, d.events), (vec!["new".to_string()], vec![]));
         assert!(m.known().is_empty());
+    }
+
+    /// The report of a sidecar `name` in `state`, for `reason`, saying
+    /// `detail`.
+    fn judged(name: &str, state: State, reason: Reason, detail: &str) -> MarkerReport {
+        MarkerReport {
+            reason,
+            detail: detail.into(),
+            ..report(name, Some(entry(name, state)))
+        }
+    }
+
+    /// What is a shortage of this reader's (held) and what is the marker's
+    /// own news (judged): one row per report, whatever its entry.
+    #[test]
+    fn transient_is_a_shortage_of_this_reader_only() {
+        let probe = |reason, detail| judged("a", Unknown, reason, detail);
+        let no_errno = MarkerReport {
+            error: None,
+            ..failed_read("a", 0)
+        };
+        let unverifiable_short = "process cannot be checked: why; endpoint: \
+             the probe could not be made: out of descriptors or memory";
+        #[rustfmt::skip]
+        let table: Vec<(&str, MarkerReport, bool)> = vec![
+            ("EMFILE", failed_read("a", libc::EMFILE), true),
+            ("ENFILE", failed_read("a", libc::ENFILE), true),
+            ("ENOMEM", failed_read("a", libc::ENOMEM), true),
+            ("ENOBUFS", failed_read("a", libc::ENOBUFS), true),
+            ("EAGAIN", failed_read("a", libc::EAGAIN), true),
+            ("EINTR", failed_read("a", libc::EINTR), true),
+            ("EACCES: the marker's own", failed_read("a", libc::EACCES), false),
+            ("broken without an errno", no_errno, false),
+            ("no descriptor for a probe", probe(Reason::ProbeUnavailable, "the probe could not be made: out of descriptors or memory"), true),
+            ("no thread for a probe", probe(Reason::ProbeUnavailable, "the probe could not be made: cannot start a probe thread"), true),
+            ("probes stuck on a hung filesystem", probe(Reason::ProbeUnavailable, "the probe could not be made: too many probes are stuck on paths that do not answer"), false),
+            ("unverifiable, whatever its probe", probe(Reason::Unverifiable, unverifiable_short), false),
+            ("serving", probe(Reason::Serving, ""), false),
+        ];
+        for (what, r, want) in table {
+            assert_eq!(transient(&r), want, "{what}");
+        }
+    }
+
+    /// Each way a report says its process identity was not verified, one
+    /// at a time.
+    #[test]
+    fn verified_is_false_for_each_unverified_detail() {
+        let with = |reason, detail| judged("a", Running, reason, detail);
+        #[rustfmt::skip]
+        let table = [
+            ("verified", with(Reason::Serving, "the endpoint accepted a connection"), true),
+            ("verified, the endpoint refusing", with(Reason::ConnectionRefused, "connection refused"), true),
+            ("unverifiable", with(Reason::Unverifiable, ""), false),
+            ("serving, unverified", with(Reason::Serving, "the endpoint accepted a connection; process not verified: why"), false),
+            ("cannot be checked", with(Reason::Unverifiable, "process cannot be checked: why; endpoint: connection refused"), false),
+            ("identity not checked", with(Reason::Serving, "the endpoint accepted a connection; identity not checked: hidepid"), false),
+        ];
+        for (what, r, want) in table {
+            assert_eq!(verified(&r), want, "{what}");
+        }
     }
 
     /// Only a verified identity may be pinned by a pidfd.

@@ -409,12 +409,16 @@ mod tests {
              the exits of the other sidecars are seen at the probe interval"
         );
         assert!(pids.pinned("sb-a") && !pids.pinned("sb-b") && pids.held() == 1);
+        assert!(!pids.set_budget(1), "as many held as the budget: no room");
         assert!(pids.set_budget(2));
         assert_eq!(
             pids.track(&epoll, "sb-b", b.id(), State::Running, true),
             None
         );
         assert!(pids.pinned("sb-b"));
+        assert!(!pids.set_budget(2), "spent");
+        assert!(!pids.set_budget(1), "over it: those held stay");
+        assert_eq!(pids.held(), 2);
         // A pinned sidecar whose identity is no longer verified is let go.
         assert_eq!(
             pids.track(&epoll, "sb-b", b.id(), State::Running, false),
@@ -425,5 +429,43 @@ mod tests {
             c.kill().unwrap();
             c.wait().unwrap();
         }
+    }
+
+    /// What a probe round found of a pinned sidecar is kept until it is
+    /// judged in full again (tracked at the same pid); nothing is kept for
+    /// a sidecar that is not pinned.
+    #[test]
+    fn a_quiet_sidecar_is_kept_until_judged_in_full() {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sidecar.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let fd = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH)
+            .open(&path)
+            .unwrap();
+        let st = crate::sidecar_markers::sys::fstat(fd.as_fd()).unwrap();
+        let fleet = crate::sidecar_markers::probe::Fleet::new(Duration::from_secs(5));
+        let snap = fleet.snapshot().expect("a socket-diagnostics dump");
+        let file = snap.socket_file(&st).expect("a socket file we may write");
+        let q = Quiet {
+            file,
+            state: State::Running,
+        };
+        let epoll = Epoll::new().unwrap();
+        let mut pids = Pids::new(FIRST, 1000);
+        let mut child = sleeper();
+        pids.track(&epoll, "sb-a", child.id(), State::Running, true);
+        assert_eq!(pids.quiet().count(), 0, "none before a round");
+        pids.set_quiet("sb-a", q);
+        pids.set_quiet("sb-unpinned", q);
+        let quiet: Vec<(String, Quiet)> = pids.quiet().map(|(n, q)| (n.clone(), q)).collect();
+        assert_eq!(quiet, [("sb-a".to_string(), q)]);
+        pids.track(&epoll, "sb-a", child.id(), State::Running, true);
+        assert!(pids.pinned("sb-a"));
+        assert_eq!(pids.quiet().count(), 0, "judged in full: forgotten");
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 }

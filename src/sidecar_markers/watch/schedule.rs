@@ -170,23 +170,23 @@ impl Schedule {
 
     /// A transient error (out of descriptors, say) kept `names` from being
     /// judged at `now`: their last state stands and they are judged again
-    /// after a pause that grows while it keeps happening.
+    /// after a pause that grows while it keeps happening. Names held while
+    /// others wait join them, at the time set already.
+    ///
+    /// `later_at` is set exactly while `later` holds a name: both are set
+    /// here and cleared together by [`Schedule::step`].
     pub fn retry_later(&mut self, names: impl IntoIterator<Item = String>, now: Instant) {
-        let before = self.later.len();
         self.later.extend(names);
-        if self.later.len() == before && self.later_at.is_some() {
-            return;
-        }
-        if self.later_at.is_none() {
+        if !self.later.is_empty() && self.later_at.is_none() {
             self.later_at = Some(now + self.backoff(self.later_failures));
             self.later_failures = self.later_failures.saturating_add(1);
         }
     }
 
     /// Judging the markers held back worked: the next transient error
-    /// pauses briefly again.
+    /// pauses briefly again (unless some still wait).
     pub fn later_cleared(&mut self) {
-        if self.later.is_empty() && self.later_at.is_none() {
+        if self.later.is_empty() {
             self.later_failures = 0;
         }
     }
@@ -494,8 +494,36 @@ mod tests {
         assert!(s.owes_synced());
         assert!(s.take_synced());
         assert!(!s.take_synced(), "once");
+        assert!(!s.owes_synced(), "paid");
         s.retry_later(["c".to_string()], t2);
         assert_eq!(s.due(t2), t2 + ms(100), "cleared: short again");
+    }
+
+    /// Markers held while others wait join them, at the time set already
+    /// (the pause does not start over); nothing held sets no time; and the
+    /// pause starts short again only once nothing waits.
+    #[test]
+    fn markers_held_while_others_wait_join_them() {
+        let first = Duration::from_millis(100);
+        let t0 = Instant::now();
+        let mut s = scanned(t0);
+        s.retry_later(Vec::new(), t0);
+        assert_eq!(s.due(t0), t0 + PROBE, "nothing held: no retry");
+        s.retry_later(["a".to_string()], t0);
+        let t1 = t0 + first / 2;
+        s.retry_later(["b".to_string()], t1);
+        s.retry_later(["a".to_string()], t1);
+        assert_eq!(s.due(t1), t0 + first, "the time set already");
+        s.later_cleared();
+        assert_eq!(step(&mut s, t1, false, &[]), Step::Idle);
+        assert_eq!(
+            step(&mut s, t0 + first, false, &[]),
+            Step::Examine(names(&["a", "b"]))
+        );
+        // Held again: the second pause, as the earlier clearing came while
+        // a and b waited.
+        s.retry_later(["a".to_string()], t0 + first);
+        assert_eq!(s.due(t0 + first), t0 + first + 2 * first);
     }
 
     /// A round spread over slices comes at each slice's tick.
