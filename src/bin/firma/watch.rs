@@ -3,8 +3,9 @@
 //! With `--json`, one event object per line (NDJSON), flushed per event;
 //! without, one readable line per event: time, sandbox id, transition.
 //! SIGINT and SIGTERM are blocked and read from a signalfd, waited on
-//! together with the watcher's descriptor, so a signal ends the stream
-//! between two events and the command exits 0.
+//! together with the watcher's descriptor and looked at after every event
+//! written, so a signal ends the stream between two events (even while
+//! events never stop coming) and the command exits 0.
 
 use std::io::Write;
 use std::os::fd::AsFd;
@@ -61,6 +62,16 @@ pub fn human_line(ev: &Event) -> String {
     }
 }
 
+/// Whether a termination signal waits on `sigfd`, without waiting.
+fn pending(sigfd: &impl AsFd) -> Result<bool, String> {
+    let mut fds = [PollFd::new(sigfd.as_fd(), PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(n) => Ok(n > 0),
+        Err(Errno::EINTR) => Ok(false),
+        Err(e) => Err(format!("poll: {e}")),
+    }
+}
+
 /// Runs the stream; returns the exit code (0 after SIGINT/SIGTERM or a
 /// closed stdout).
 pub fn run(dir: &Path, probe: ProbeOptions, args: &WatchArgs) -> Result<u8, String> {
@@ -92,6 +103,10 @@ pub fn run(dir: &Path, probe: ProbeOptions, args: &WatchArgs) -> Result<u8, Stri
                         Ok(()) => {}
                         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(0),
                         Err(e) => return Err(format!("cannot write output: {e}")),
+                    }
+                    // A fleet that never quiets down still ends on a signal.
+                    if pending(&sigfd)? {
+                        return Ok(0);
                     }
                 }
                 Ok(None) => break,
