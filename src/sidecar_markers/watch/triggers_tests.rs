@@ -133,22 +133,43 @@ fn open_dir(p: &Path) -> OwnedFd {
     OwnedFd::from(std::fs::File::open(p).unwrap())
 }
 
+/// What the inotify events read at once ask for; `None` when none is
+/// queued.
+fn read_looks(w: &mut Watches) -> Option<Vec<Look>> {
+    let mut buf = vec![0u8; READ_BUF_LEN];
+    let Some(Ok(n)) = w.read(&mut buf) else {
+        return None;
+    };
+    let evs: Vec<(i32, u32, Vec<u8>)> = parse_events(&buf[..n])
+        .map(|e| (e.wd, e.mask, e.name.to_vec()))
+        .collect();
+    Some(
+        evs.into_iter()
+            .map(|(wd, mask, name)| w.on_event(wd, mask, &name))
+            .collect(),
+    )
+}
+
 /// Waits for inotify events and returns what they ask for.
 fn looks(w: &mut Watches) -> Vec<Look> {
-    let mut buf = vec![0u8; READ_BUF_LEN];
     for _ in 0..200 {
-        if let Some(Ok(n)) = w.read(&mut buf) {
-            let evs: Vec<(i32, u32, Vec<u8>)> = parse_events(&buf[..n])
-                .map(|e| (e.wd, e.mask, e.name.to_vec()))
-                .collect();
-            return evs
-                .into_iter()
-                .map(|(wd, mask, name)| w.on_event(wd, mask, &name))
-                .collect();
+        if let Some(looks) = read_looks(w) {
+            return looks;
         }
         std::thread::sleep(Duration::from_millis(10));
     }
     panic!("no inotify event");
+}
+
+/// What the events queued now ask for, without waiting (the kernel
+/// queues an event in the system call that causes it): none when
+/// nothing is queued.
+fn queued(w: &mut Watches) -> Vec<Look> {
+    let mut all = Vec::new();
+    while let Some(looks) = read_looks(w) {
+        all.extend(looks);
+    }
+    all
 }
 
 /// With the kernel: the runtime directory is watched while `run/` is
@@ -225,4 +246,109 @@ fn the_watch_limit_degrades_to_polling() {
     );
     let e = io::Error::from_raw_os_error(libc::EACCES);
     assert!(watch_failure("run/", &e).starts_with("cannot watch run/ (Permission denied"));
+}
+
+/// Each event `RUN_MASK` and `PARENT_MASK` ask the kernel for, seen
+/// happen: `run/` moved into the runtime directory; a marker moved into
+/// `run/`, out of it, created and removed; `run/` itself moved away.
+#[test]
+fn the_run_watch_sees_markers_come_and_go_and_run_itself_move() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_path = dir.path().join("run");
+    let mut w = Watches::new(Some(Inotify::new().unwrap()));
+    w.watch_parent(&run_path);
+    let staging = dir.path().join("staging");
+    std::fs::create_dir(&staging).unwrap();
+    assert_eq!(queued(&mut w), [Look::Nothing], "another entry");
+    std::fs::rename(&staging, &run_path).unwrap();
+    assert_eq!(queued(&mut w), [Look::Rescan], "run/ moved in");
+    let run = open_dir(&run_path);
+    assert_eq!(w.watch_run(run.as_fd(), &run_path), None);
+    assert_eq!(queued(&mut w), [Look::Nothing], "the parent's IN_IGNORED");
+    let outside = dir.path().join("sb-m");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::rename(&outside, run_path.join("sb-m")).unwrap();
+    assert_eq!(queued(&mut w), [marker("sb-m")], "moved in");
+    assert_eq!(w.watch_marker(run.as_fd(), c"sb-m"), None);
+    assert!(w.watches_marker("sb-m"));
+    std::fs::rename(run_path.join("sb-m"), &outside).unwrap();
+    assert_eq!(
+        queued(&mut w),
+        [marker("sb-m"), Look::Nothing],
+        "moved out: its watch removed (then the kernel's IN_IGNORED)"
+    );
+    assert!(!w.watches_marker("sb-m"));
+    std::fs::create_dir(run_path.join("sb-d")).unwrap();
+    assert_eq!(queued(&mut w), [marker("sb-d")], "created");
+    std::fs::remove_dir(run_path.join("sb-d")).unwrap();
+    assert_eq!(queued(&mut w), [marker("sb-d")], "removed");
+    std::fs::rename(&run_path, dir.path().join("run.old")).unwrap();
+    assert_eq!(
+        queued(&mut w),
+        [Look::Rescan, Look::Nothing],
+        "run/ moved away: its watch removed (then the kernel's IN_IGNORED)"
+    );
+    assert!(!w.watching_run() && w.polling());
+}
+
+/// Each event `MARKER_MASK` asks the kernel for, seen happen:
+/// `metadata.toml` renamed into place and out of it, `sidecar.pid`
+/// removed; the other names written in between ask for nothing.
+#[test]
+fn a_marker_watch_sees_its_files_replaced_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_path = dir.path().join("run");
+    let m = run_path.join("sb-a");
+    std::fs::create_dir_all(&m).unwrap();
+    let run = open_dir(&run_path);
+    let mut w = Watches::new(Some(Inotify::new().unwrap()));
+    assert_eq!(w.watch_marker(run.as_fd(), c"sb-a"), None);
+    assert!(w.watches_marker("sb-a"));
+    std::fs::write(m.join("metadata.toml.new"), b"x").unwrap();
+    assert!(queued(&mut w).iter().all(|l| *l == Look::Nothing));
+    std::fs::rename(m.join("metadata.toml.new"), m.join("metadata.toml")).unwrap();
+    assert_eq!(
+        queued(&mut w),
+        [Look::Nothing, marker("sb-a")],
+        "metadata.toml replaced"
+    );
+    std::fs::rename(m.join("metadata.toml"), m.join("metadata.toml.old")).unwrap();
+    assert_eq!(
+        queued(&mut w),
+        [marker("sb-a"), Look::Nothing],
+        "metadata.toml moved away"
+    );
+    std::fs::write(m.join("sidecar.pid"), b"1").unwrap();
+    assert!(queued(&mut w).iter().all(|l| *l == marker("sb-a")));
+    std::fs::remove_file(m.join("sidecar.pid")).unwrap();
+    assert_eq!(queued(&mut w), [marker("sb-a")], "sidecar.pid removed");
+}
+
+/// Only directories are watched, and a marker that is a symlink is not
+/// followed: `run/` through a descriptor of a file is a degradation; a
+/// marker name that is a file, or a symlink to a directory, is not
+/// watched; nor is a runtime directory that is a file.
+#[test]
+fn only_directories_are_watched_and_symlinks_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_path = dir.path().join("run");
+    std::fs::create_dir(&run_path).unwrap();
+    let file = run_path.join("sb-file");
+    std::fs::write(&file, b"").unwrap();
+    std::os::unix::fs::symlink(dir.path(), run_path.join("sb-link")).unwrap();
+    let mut w = Watches::new(Some(Inotify::new().unwrap()));
+    let not_dir = OwnedFd::from(std::fs::File::open(&file).unwrap());
+    let d = w.watch_run(not_dir.as_fd(), &file).expect("a degradation");
+    assert_eq!(d.key, "watch-run");
+    assert!(d.reason.contains("Not a directory"), "{}", d.reason);
+    assert!(!w.watching_run());
+    let run = open_dir(&run_path);
+    assert_eq!(w.watch_run(run.as_fd(), &run_path), None);
+    for name in [c"sb-file", c"sb-link"] {
+        assert_eq!(w.watch_marker(run.as_fd(), name), None);
+        assert!(!w.watches_marker(name.to_str().unwrap()), "{name:?}");
+    }
+    let mut p = Watches::new(Some(Inotify::new().unwrap()));
+    p.watch_parent(&file.join("run"));
+    assert!(p.wds.parent.is_none() && p.polling());
 }
