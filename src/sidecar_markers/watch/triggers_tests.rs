@@ -352,3 +352,111 @@ fn only_directories_are_watched_and_symlinks_not_followed() {
     p.watch_parent(&file.join("run"));
     assert!(p.wds.parent.is_none() && p.polling());
 }
+
+/// An inotify instance had later (the instance limit lifted) starts
+/// afresh; the watch limit met is tried again when asked.
+#[test]
+fn an_instance_had_later_and_the_watch_limit_retried() {
+    let mut w = Watches::new(None);
+    assert!(!w.has_inotify());
+    w.wds = wds(false, &[(10, "sb-a")]);
+    w.watch_limit = true;
+    w.set_inotify(Inotify::new().unwrap());
+    assert!(w.has_inotify() && !w.at_watch_limit());
+    assert_eq!(w.wds, Wds::default());
+    w.watch_limit = true;
+    assert!(w.at_watch_limit());
+    w.retry_watch_limit();
+    assert!(!w.at_watch_limit());
+}
+
+/// Runs the test `name` of this module again, in new namespaces
+/// (`unshare ARGS`) after the shell command `prelude` there: true in that
+/// run, where the test goes on; false in this one, once that run passed.
+fn again_in_namespaces(name: &str, unshare: &[&str], prelude: &str) -> bool {
+    const ENV: &str = "FIRMA_TRIGGERS_TEST_IN_NAMESPACES";
+    if std::env::var(ENV).is_ok_and(|n| n == name) {
+        return true;
+    }
+    let module = module_path!().split_once("::").unwrap().1;
+    let out = std::process::Command::new("unshare")
+        .args(unshare)
+        .args(["sh", "-c", &format!("{prelude} && exec \"$0\" \"$@\"")])
+        .arg(std::env::current_exe().unwrap())
+        .args([&format!("{module}::{name}"), "--exact", "--test-threads=1"])
+        .env(ENV, name)
+        .output()
+        .expect("unshare (util-linux)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("test result: ok. 1 passed"),
+        "{name} under unshare {unshare:?} after `{prelude}` failed (or the kernel refused):\n\
+         {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    false
+}
+
+/// Where `/proc` is missing (here a tmpfs over it, in a mount namespace
+/// of the test's own), `run/` is watched by its path, not given up, and
+/// a symlink in its place is not followed.
+#[test]
+fn without_proc_run_is_watched_by_its_path() {
+    let name = "without_proc_run_is_watched_by_its_path";
+    let unshare = ["--mount", "--propagation", "private"];
+    if !again_in_namespaces(name, &unshare, "mount -t tmpfs tmpfs /proc") {
+        return;
+    }
+    assert!(!Path::new("/proc/thread-self").exists(), "/proc is hidden");
+    let dir = tempfile::tempdir().unwrap();
+    let run_path = dir.path().join("run");
+    std::fs::create_dir(&run_path).unwrap();
+    let run = open_dir(&run_path);
+    let mut w = Watches::new(Some(Inotify::new().unwrap()));
+    assert_eq!(w.watch_run(run.as_fd(), &run_path), None);
+    assert!(w.watching_run());
+    std::fs::create_dir(run_path.join("sb-p")).unwrap();
+    assert_eq!(looks(&mut w), [marker("sb-p")]);
+    let link = dir.path().join("run-link");
+    std::os::unix::fs::symlink(&run_path, &link).unwrap();
+    let mut w = Watches::new(Some(Inotify::new().unwrap()));
+    let d = w.watch_run(run.as_fd(), &link).expect("a degradation");
+    assert!(d.reason.contains("Not a directory"), "{}", d.reason);
+    assert!(!w.watching_run());
+}
+
+/// At the inotify watch limit (here a user namespace allowing two
+/// watches), the marker not watched is a degradation, and no other marker
+/// is tried until the limit is retried.
+#[test]
+fn the_watch_limit_is_met_once_until_retried() {
+    let name = "the_watch_limit_is_met_once_until_retried";
+    let unshare = ["--user", "--map-root-user"];
+    if !again_in_namespaces(
+        name,
+        &unshare,
+        "echo 2 > /proc/sys/user/max_inotify_watches",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run_path = dir.path().join("run");
+    for m in ["sb-0", "sb-1", "sb-2"] {
+        std::fs::create_dir_all(run_path.join(m)).unwrap();
+    }
+    let run = open_dir(&run_path);
+    let mut w = Watches::new(Some(Inotify::new().unwrap()));
+    assert_eq!(w.watch_run(run.as_fd(), &run_path), None);
+    assert_eq!(w.watch_marker(run.as_fd(), c"sb-0"), None);
+    assert!(w.watches_marker("sb-0") && !w.polling());
+    let d = w.watch_marker(run.as_fd(), c"sb-1").expect("ENOSPC");
+    assert_eq!(d.key, "watch-marker");
+    assert!(d.reason.contains("max_user_watches"), "{}", d.reason);
+    assert!(w.at_watch_limit() && w.polling() && !w.watches_marker("sb-1"));
+    assert_eq!(w.watch_marker(run.as_fd(), c"sb-2"), None, "not tried");
+    w.retry_watch_limit();
+    assert!(
+        w.watch_marker(run.as_fd(), c"sb-2").is_some(),
+        "tried again"
+    );
+}
