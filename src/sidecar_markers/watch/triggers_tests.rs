@@ -54,6 +54,8 @@ fn each_inotify_event_does_what_it_should() {
         ..wds(false, &[])
     };
     let old_gone = wds(false, &[(12, "sb-a")]);
+    // A hidden name watched (the watcher never does): still no marker.
+    let hidden = wds(false, &[(13, ".sb-h")]);
     let look = Reaction::look;
     let unwatch = |wd, look| Reaction {
         unwatch: Some(wd),
@@ -83,6 +85,7 @@ fn each_inotify_event_does_what_it_should() {
         ("unwatched marker deleted", &two,      RUN,    IN_DELETE,                      b"sb-c",      look(marker("sb-c")),       &two),
         ("hidden name",              &two,      RUN,    IN_CREATE,                      b".sb-a.tmp", look(Nothing),              &two),
         ("no name",                  &two,      RUN,    IN_CREATE,                      b"",          look(Nothing),              &two),
+        ("hidden name moved out",    &hidden,   RUN,    IN_MOVED_FROM | IN_ISDIR,       b".sb-h",     look(Nothing),              &hidden),
         ("not UTF-8",                &two,      RUN,    IN_CREATE,                      b"sb-\xff",   look(Nothing),              &two),
         ("not a sandbox id",         &two,      RUN,    IN_CREATE,                      b"sb a",      look(Nothing),              &two),
         // A marker directory.
