@@ -185,3 +185,6 @@ impl Watcher {
         self.engine.options()
     }
 }
+
+#[cfg(test)]
+mod tests;
