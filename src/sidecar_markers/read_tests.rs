@@ -1,0 +1,189 @@
+//! Unit tests of `read.rs`: the size cap, what each odd `metadata.toml` or
+//! marker entry is reported as, and `sidecar.pid`'s age.
+
+use super::*;
+use crate::sidecar_markers::error::ErrorCode;
+use std::fs::File;
+use std::os::unix::fs::symlink;
+use std::time::UNIX_EPOCH;
+
+/// A `run/` directory in a fresh temporary directory, open.
+struct Run {
+    _tmp: tempfile::TempDir,
+    path: PathBuf,
+    fd: OwnedFd,
+}
+
+impl Run {
+    fn new() -> Run {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("run");
+        std::fs::create_dir(&path).unwrap();
+        let fd = sys::open(&path, sys::DIR_FLAGS).unwrap();
+        Run {
+            _tmp: tmp,
+            path,
+            fd,
+        }
+    }
+
+    /// The marker `id` holding `metadata` as its `metadata.toml`.
+    fn marker(&self, id: &str, metadata: &[u8]) -> PathBuf {
+        let dir = self.path.join(id);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("metadata.toml"), metadata).unwrap();
+        dir
+    }
+
+    /// Reads the entry `name` of this `run/`.
+    fn read(&self, name: &str) -> std::result::Result<Marker, Broken> {
+        let c = CString::new(name).unwrap();
+        let loc = Loc::Entry {
+            run: self.fd.as_fd(),
+            name: &c,
+        };
+        read_marker(loc, self.path.join(name), &mut sys::MarkerFds::default())
+    }
+
+    /// `sidecar.pid`'s age in the marker `id`, at `now`.
+    fn uptime(&self, id: &str, now: SystemTime) -> Result<Option<u64>> {
+        let c = CString::new(id).unwrap();
+        let loc = Loc::Entry {
+            run: self.fd.as_fd(),
+            name: &c,
+        };
+        uptime_secs(
+            loc,
+            &self.path.join(id),
+            now,
+            &mut sys::MarkerFds::default(),
+        )
+    }
+}
+
+fn seed(id: &str) -> String {
+    toml::to_string(&MetadataFile::seed_for_test(id, 42)).unwrap()
+}
+
+/// The marker's `metadata.toml` padded with a comment to `len` bytes.
+fn padded(id: &str, len: usize) -> Vec<u8> {
+    let mut text = seed(id).into_bytes();
+    text.extend_from_slice(b"#");
+    text.resize(len - 1, b'x');
+    text.push(b'\n');
+    text
+}
+
+#[test]
+fn metadata_of_exactly_the_cap_is_read_one_byte_more_is_not() {
+    let run = Run::new();
+    run.marker("at", &padded("at", MAX_METADATA_BYTES));
+    run.marker("over", &padded("over", MAX_METADATA_BYTES + 1));
+    let m = run.read("at").unwrap_or_else(|b| panic!("{}", b.error));
+    assert_eq!(m.meta.sandbox_id, "at");
+    let b = run.read("over").err().expect("one byte over the cap");
+    assert_eq!(b.reason, Reason::ParseError);
+    assert!(
+        b.error.to_string().contains("larger than 65536 bytes"),
+        "{}",
+        b.error
+    );
+}
+
+/// A `metadata.toml` that is a symlink is named as such (the file, not its
+/// marker); a marker entry that is a symlink is named as the directory.
+#[test]
+fn a_symlink_is_named_as_what_it_stands_for() {
+    let run = Run::new();
+    let real = run.marker("real", seed("real").as_bytes());
+    let dir = run.path.join("linked-file");
+    std::fs::create_dir(&dir).unwrap();
+    symlink(real.join("metadata.toml"), dir.join("metadata.toml")).unwrap();
+    symlink(&real, run.path.join("linked-dir")).unwrap();
+    for (name, path, says) in [
+        (
+            "linked-file",
+            dir.join("metadata.toml"),
+            "metadata.toml is a symlink",
+        ),
+        (
+            "linked-dir",
+            run.path.join("linked-dir"),
+            "marker directory is a symlink",
+        ),
+    ] {
+        let b = run.read(name).err().expect("a symlink is not followed");
+        assert_eq!(b.reason, Reason::Symlink, "{name}");
+        assert_eq!(b.error.path(), Some(path.as_path()), "{name}");
+        assert!(b.error.to_string().contains(says), "{name}: {}", b.error);
+    }
+}
+
+/// A marker entry that is a file is not a directory; a `metadata.toml`
+/// that is a socket (which `open` refuses with `ENXIO`) is malformed like
+/// a FIFO, not an I/O error.
+#[test]
+fn a_file_entry_and_a_socket_metadata_are_malformed_markers() {
+    let run = Run::new();
+    std::fs::write(run.path.join("file"), "x").unwrap();
+    let b = run.read("file").err().expect("a file is no marker");
+    assert_eq!(b.reason, Reason::NotADirectory, "{}", b.error);
+    assert_eq!(b.error.code(), ErrorCode::MarkerParse);
+    let dir = run.path.join("sock");
+    std::fs::create_dir(&dir).unwrap();
+    let _listener = std::os::unix::net::UnixListener::bind(dir.join("metadata.toml")).unwrap();
+    let b = run.read("sock").err().expect("a socket is no metadata");
+    assert_eq!(b.reason, Reason::ParseError, "{}", b.error);
+    assert!(
+        b.error.to_string().contains("not a regular file"),
+        "{}",
+        b.error
+    );
+}
+
+/// `sidecar.pid` that is not a regular file has no age: a directory, or a
+/// FIFO (looked at, never opened for reading: that would wait for a
+/// writer).
+#[test]
+fn a_sidecar_pid_that_is_not_a_file_has_no_age() {
+    let run = Run::new();
+    let dir = run.marker("m", seed("m").as_bytes());
+    let now = SystemTime::now();
+    assert_eq!(run.uptime("m", now).unwrap(), None, "no sidecar.pid");
+    std::fs::write(dir.join("sidecar.pid"), "42\n").unwrap();
+    assert!(run.uptime("m", now).unwrap().is_some(), "a regular file");
+    std::fs::remove_file(dir.join("sidecar.pid")).unwrap();
+    std::fs::create_dir(dir.join("sidecar.pid")).unwrap();
+    assert_eq!(run.uptime("m", now).unwrap(), None, "a directory");
+    std::fs::remove_dir(dir.join("sidecar.pid")).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(dir.join("sidecar.pid"))
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(run.uptime("m", now).map_err(|e| e.to_string())));
+    let got = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the age of a FIFO must never wait for a writer");
+    assert_eq!(got.unwrap(), None, "a FIFO");
+}
+
+/// The age is whole seconds from the mtime (nanoseconds included) to
+/// `now`; an mtime before 1970 or after `now` gives none.
+#[test]
+fn an_age_counts_from_the_mtime() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("sidecar.pid");
+    let f = File::create(&file).unwrap();
+    let now = UNIX_EPOCH + Duration::from_secs(1000);
+    let age = |mtime: SystemTime| {
+        f.set_modified(mtime).unwrap();
+        uptime(&sys::fstat(f.as_fd()).unwrap(), now)
+    };
+    assert_eq!(age(UNIX_EPOCH + Duration::from_millis(900_500)), Some(99));
+    assert_eq!(age(UNIX_EPOCH + Duration::from_secs(900)), Some(100));
+    assert_eq!(age(UNIX_EPOCH), Some(1000));
+    assert_eq!(age(UNIX_EPOCH - Duration::from_secs(1)), None);
+    assert_eq!(age(now + Duration::from_secs(1)), None);
+}
