@@ -61,6 +61,12 @@ impl Run {
     }
 }
 
+/// `b`'s error says `what`.
+fn assert_says(b: &Broken, what: &str) {
+    let msg = b.error.to_string();
+    assert!(msg.contains(what), "{msg} does not say {what:?}");
+}
+
 fn seed(id: &str) -> String {
     toml::to_string(&MetadataFile::seed_for_test(id, 42)).unwrap()
 }
@@ -83,11 +89,7 @@ fn metadata_of_exactly_the_cap_is_read_one_byte_more_is_not() {
     assert_eq!(m.meta.sandbox_id, "at");
     let b = run.read("over").err().expect("one byte over the cap");
     assert_eq!(b.reason, Reason::ParseError);
-    assert!(
-        b.error.to_string().contains("larger than 65536 bytes"),
-        "{}",
-        b.error
-    );
+    assert_says(&b, "larger than 65536 bytes");
 }
 
 /// A `metadata.toml` that is a symlink is named as such (the file, not its
@@ -115,7 +117,7 @@ fn a_symlink_is_named_as_what_it_stands_for() {
         let b = run.read(name).err().expect("a symlink is not followed");
         assert_eq!(b.reason, Reason::Symlink, "{name}");
         assert_eq!(b.error.path(), Some(path.as_path()), "{name}");
-        assert!(b.error.to_string().contains(says), "{name}: {}", b.error);
+        assert_says(&b, says);
     }
 }
 
@@ -134,11 +136,7 @@ fn a_file_entry_and_a_socket_metadata_are_malformed_markers() {
     let _listener = std::os::unix::net::UnixListener::bind(dir.join("metadata.toml")).unwrap();
     let b = run.read("sock").err().expect("a socket is no metadata");
     assert_eq!(b.reason, Reason::ParseError, "{}", b.error);
-    assert!(
-        b.error.to_string().contains("not a regular file"),
-        "{}",
-        b.error
-    );
+    assert_says(&b, "not a regular file");
 }
 
 /// `sidecar.pid` that is not a regular file has no age: a directory, or a
