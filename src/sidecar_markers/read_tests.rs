@@ -154,17 +154,46 @@ fn a_sidecar_pid_that_is_not_a_file_has_no_age() {
     std::fs::create_dir(dir.join("sidecar.pid")).unwrap();
     assert_eq!(run.uptime("m", now).unwrap(), None, "a directory");
     std::fs::remove_dir(dir.join("sidecar.pid")).unwrap();
+    mkfifo(&dir.join("sidecar.pid"));
+    let got = never_waits("the age of a FIFO", move || {
+        run.uptime("m", now).map_err(|e| e.to_string())
+    });
+    assert_eq!(got.unwrap(), None, "a FIFO");
+}
+
+fn mkfifo(path: &Path) {
     let made = std::process::Command::new("mkfifo")
-        .arg(dir.join("sidecar.pid"))
+        .arg(path)
         .status()
         .unwrap();
-    assert!(made.success(), "mkfifo");
+    assert!(made.success(), "mkfifo {path:?}");
+}
+
+/// `f()`, which must not block: a generous bound, then the test fails
+/// (the thread left blocked).
+fn never_waits<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(run.uptime("m", now).map_err(|e| e.to_string())));
-    let got = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the age of a FIFO must never wait for a writer");
-    assert_eq!(got.unwrap(), None, "a FIFO");
+    std::thread::spawn(move || tx.send(f()));
+    rx.recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("{what} waited"))
+}
+
+/// A `metadata.toml` that is a FIFO is opened without waiting for a
+/// writer (`O_NONBLOCK`) and is a parse error, not a regular file.
+#[test]
+fn a_fifo_metadata_is_malformed_without_waiting() {
+    let run = Run::new();
+    let dir = run.path.join("fifo");
+    std::fs::create_dir(&dir).unwrap();
+    mkfifo(&dir.join("metadata.toml"));
+    let got = never_waits("reading a FIFO metadata.toml", move || {
+        run.read("fifo")
+            .err()
+            .map(|b| (b.reason, b.error.to_string()))
+    });
+    let (reason, msg) = got.expect("a FIFO is no metadata");
+    assert_eq!(reason, Reason::ParseError, "{msg}");
+    assert!(msg.contains("not a regular file"), "{msg}");
 }
 
 /// The age is whole seconds from the mtime (nanoseconds included) to
