@@ -214,3 +214,18 @@ fn an_age_counts_from_the_mtime() {
     assert_eq!(age(UNIX_EPOCH - Duration::from_secs(1)), None);
     assert_eq!(age(now + Duration::from_secs(1)), None);
 }
+
+/// No marker directory at all is no marker (`None`); a marker directory
+/// without `metadata.toml` is a broken marker, an error.
+#[test]
+fn with_marker_tells_an_absent_marker_from_a_broken_one() {
+    let run = Run::new();
+    let rt = run.path.parent().unwrap();
+    let found = |id: &str| with_marker(rt, id, None, |_, _, m, _| m.meta.sandbox_id);
+    assert_eq!(found("absent").unwrap(), None);
+    std::fs::create_dir(run.path.join("empty")).unwrap();
+    let e = found("empty").expect_err("a marker without metadata.toml");
+    assert!(e.is_not_found(), "{e}");
+    run.marker("here", seed("here").as_bytes());
+    assert_eq!(found("here").unwrap().as_deref(), Some("here"));
+}
