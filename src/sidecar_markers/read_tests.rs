@@ -146,7 +146,9 @@ fn a_file_entry_and_a_socket_metadata_are_malformed_markers() {
 fn a_sidecar_pid_that_is_not_a_file_has_no_age() {
     let run = Run::new();
     let dir = run.marker("m", seed("m").as_bytes());
-    let now = SystemTime::now();
+    // An hour ahead: a file written after `now` was taken may carry a
+    // later mtime, which would have no age either.
+    let now = SystemTime::now() + Duration::from_secs(3600);
     assert_eq!(run.uptime("m", now).unwrap(), None, "no sidecar.pid");
     std::fs::write(dir.join("sidecar.pid"), "42\n").unwrap();
     assert!(run.uptime("m", now).unwrap().is_some(), "a regular file");
@@ -228,4 +230,34 @@ fn with_marker_tells_an_absent_marker_from_a_broken_one() {
     assert!(e.is_not_found(), "{e}");
     run.marker("here", seed("here").as_bytes());
     assert_eq!(found("here").unwrap().as_deref(), Some("here"));
+}
+
+/// The descriptors a read holds for its marker (`metadata.toml`,
+/// `sidecar.pid`) never leak into a program another thread starts.
+#[test]
+fn a_markers_descriptors_never_leak_into_a_program_started_meanwhile() {
+    let run = Run::new();
+    let dir = run.marker("leak", seed("leak").as_bytes());
+    std::fs::write(dir.join("sidecar.pid"), "42\n").unwrap();
+    let name = CString::new("leak").unwrap();
+    let files = [dir.join("metadata.toml"), dir.join("sidecar.pid")];
+    let leaked = crate::sidecar_markers::leak_tests::inherited_while(
+        || {
+            let loc = Loc::Entry {
+                run: run.fd.as_fd(),
+                name: &name,
+            };
+            // Each kept while the other is read.
+            let mut fds = sys::MarkerFds::default();
+            let _ = uptime_secs(loc, &dir, SystemTime::now(), &mut fds);
+            let _ = read_marker(loc, dir.clone(), &mut fds);
+            let _ = uptime_secs(loc, &dir, SystemTime::now(), &mut fds);
+        },
+        |listing| {
+            files
+                .iter()
+                .any(|f| listing.contains(&format!("-> {}\n", f.display())))
+        },
+    );
+    assert_eq!(leaked, None);
 }

@@ -245,3 +245,20 @@ fn writers_racing_to_create_run_all_get_it() {
         });
     }
 }
+
+/// The directory `open_dirs` opens on the way (the runtime directory's
+/// parent) never leaks into a program another thread starts.
+#[test]
+fn the_parent_opened_on_the_way_never_leaks_into_a_program_started_meanwhile() {
+    let base = tempfile::tempdir().unwrap();
+    let parent = base.path().join("parent-of-rt");
+    std::fs::create_dir_all(parent.join("rt/run")).unwrap();
+    let rt = parent.join("rt");
+    let leaked = crate::sidecar_markers::leak_tests::inherited_while(
+        || {
+            let _ = open_dirs(&rt);
+        },
+        |listing| listing.contains(&format!("-> {}\n", parent.display())),
+    );
+    assert_eq!(leaked, None);
+}
