@@ -236,17 +236,11 @@ mod tests {
     /// full TOML parser; inputs outside the subset fall back.
     #[test]
     fn flat_parser_agrees_with_toml_or_declines() {
-        let cases: Vec<String> = vec![
-            BASE.to_owned(),
-            format!("{BASE}listen = \"/run/x.sock\"\nboot_id = \"b\"\npid_start_ticks = 0\n"),
-            format!("# comment\r\n\n  {BASE}  # trailing\n"),
-            BASE.replace("pid = 42", "pid = 42 # the sidecar"),
-            BASE.replace("pid = 42", "pid\t=\t42"),
+        let mut cases = plain_forms();
+        cases.extend([
             BASE.replace("\"a\"", "\"日本 \\\" quote\""),
             BASE.replace("\"a\"", "'literal'"),
             BASE.replace("\"a\"", "\"\"\"multi\"\"\""),
-            BASE.replace("\"a\"", "\"tab\there\""),
-            BASE.replace("\"a\"", "\"\""),
             BASE.replace("pid = 42", "pid = 042"),
             BASE.replace("pid = 42", "pid = +42"),
             BASE.replace("pid = 42", "pid = 4_2"),
@@ -266,7 +260,7 @@ mod tests {
             BASE.replace("agent_id = \"a\"", "agent_id = \"a\" junk"),
             BASE.replace("agent_id = \"a\"", "agent_id = \"a\u{7f}\""),
             format!("\u{feff}{BASE}"),
-        ];
+        ]);
         let mut accepted = 0;
         for text in &cases {
             if let Some(fast) = parse_flat(text) {
@@ -274,7 +268,11 @@ mod tests {
                 assert_eq!(Some(fast), full(text), "fast path differs on {text:?}");
             }
         }
-        assert!(accepted >= 6, "the fast path should take the plain forms");
+        assert_eq!(
+            accepted,
+            plain_forms().len(),
+            "the fast path takes the plain forms only"
+        );
     }
 
     /// Lone CR at the end (no LF): TOML rejects it, so must the fast path.
@@ -385,5 +383,132 @@ mod tests {
         };
         let text = toml::to_string(&meta).unwrap();
         assert_eq!(parse_flat(&text), Some(meta), "{text}");
+    }
+
+    /// Each plain form is taken by the fast path and read as TOML reads it.
+    #[test]
+    fn the_fast_path_takes_every_plain_form() {
+        for text in &plain_forms() {
+            let fast = parse_flat(text);
+            assert!(fast.is_some(), "the fast path declined {text:?}");
+            assert_eq!(fast, full(text), "fast path differs on {text:?}");
+        }
+    }
+
+    /// The plain forms a writer (or a person) produces: blank lines and
+    /// comments, CRLF, a tab in a string, an empty string, every integer
+    /// key, zero and negative values.
+    fn plain_forms() -> Vec<String> {
+        let replaced = [
+            ("\n", "\r\n"),
+            ("pid = 42", "pid = 42 # the sidecar"),
+            ("pid = 42", "pid\t=\t42"),
+            ("\"a\"", "\"tab\there\""),
+            ("\"a\"", "\"\""),
+        ];
+        let appended = [
+            "pid_start_ticks = 0",
+            "pid_ns_inode = 4026531836",
+            "boottime_offset_ns = -1000",
+            "boottime_offset_ns = 0",
+            "listen = \"/run/x.sock\"\nboot_id = \"b\"",
+        ];
+        let mut forms = vec![
+            BASE.to_owned(),
+            format!("# comment\r\n\n  {BASE}  # trailing\n"),
+            format!("\n{BASE}\n# the end"),
+        ];
+        forms.extend(replaced.map(|(from, to)| BASE.replace(from, to)));
+        forms.extend(appended.map(|line| format!("{BASE}{line}\n")));
+        forms
+    }
+
+    /// What the fast path must decline, because TOML refuses it: a control
+    /// character in a string, a signed leading zero, any key given twice.
+    #[test]
+    fn the_fast_path_declines_what_toml_refuses() {
+        let mut cases = vec![
+            BASE.replace("\"a\"", "\"a\u{1}b\""),
+            // A sign does not excuse a leading zero.
+            BASE.replace("pid = 42", "pid = +042"),
+        ];
+        for line in [
+            "pid_start_ticks = 7",
+            "pid_ns_inode = 8",
+            "boottime_offset_ns = 9",
+            "listen = \"/x.sock\"",
+        ] {
+            cases.push(format!("{BASE}{line}\n{line}\n"));
+        }
+        for text in &cases {
+            assert!(full(text).is_none(), "TOML takes {text:?}");
+            assert!(parse_flat(text).is_none(), "the fast path took {text:?}");
+            assert!(parse_metadata(text.as_bytes()).is_err(), "{text:?}");
+        }
+    }
+
+    /// A TOML error names its line and column (in characters, from 1) and
+    /// the key of that line when it is a plain one, nothing else of the
+    /// input.
+    #[test]
+    fn toml_errors_name_line_column_and_a_plain_key() {
+        let cases = [
+            (
+                "this is { not toml",
+                "invalid metadata.toml at line 1, column 6: key with no value, expected `=`",
+            ),
+            (
+                "a = 1\nb = 2\nagent_id = \"x\" junk\n",
+                "invalid metadata.toml at line 3, column 16 (key agent_id): unexpected key or \
+                 value, expected newline, `#`",
+            ),
+            (
+                "a = 1\nagent-id = \"日本\" junk\n",
+                "invalid metadata.toml at line 2, column 17 (key agent-id): unexpected key or \
+                 value, expected newline, `#`",
+            ),
+            (
+                "a = 1\n\"quo ted\" = \"x\" junk\n",
+                "invalid metadata.toml at line 2, column 17: unexpected key or value, expected \
+                 newline, `#`",
+            ),
+            (
+                "a = 1\n= 3\n",
+                "invalid metadata.toml at line 2, column 1: unquoted keys cannot be empty, \
+                 expected letters, numbers, `-`, `_`",
+            ),
+            (
+                "pid = 5\npid = 6\n",
+                "invalid metadata.toml at line 2, column 1 (key pid): duplicate key",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(
+                parse_metadata(text.as_bytes()).unwrap_err(),
+                want,
+                "{text:?}"
+            );
+        }
+        // A key longer than 64 bytes is not named.
+        let long = "k".repeat(65);
+        let err = parse_metadata(format!("{long} = 1 junk\n").as_bytes()).unwrap_err();
+        assert!(
+            err.starts_with("invalid metadata.toml at line 1, column 69: "),
+            "{err}"
+        );
+        let key = "k".repeat(64);
+        let err = parse_metadata(format!("{key} = 1 junk\n").as_bytes()).unwrap_err();
+        assert!(err.contains(&format!("(key {key})")), "{err}");
+    }
+
+    /// A pid is in `1..=2^31-1`, both ends included.
+    #[test]
+    fn pids_are_checked_at_both_ends() {
+        assert!(check_pid(1).is_ok());
+        assert!(check_pid(MAX_PID).is_ok());
+        assert!(check_pid(0).is_err());
+        assert!(check_pid(MAX_PID + 1).is_err());
+        let err = check_pid(u32::MAX).unwrap_err();
+        assert_eq!(err, "pid 4294967295 is out of range 1..=2147483647");
     }
 }

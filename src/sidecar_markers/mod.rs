@@ -66,6 +66,9 @@ mod wait;
 mod watch;
 mod writer;
 
+#[cfg(test)]
+mod leak_tests;
+
 use std::os::fd::AsFd;
 use std::path::Path;
 

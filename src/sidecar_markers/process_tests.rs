@@ -445,33 +445,16 @@ fn own_ancestors_run_from_the_parent_up_to_pid_1() {
 /// a few programs.)
 #[test]
 fn descriptors_of_status_reads_never_leak_into_a_program_started_meanwhile() {
-    use std::sync::atomic::{AtomicBool, Ordering};
     let mut child = sleeper();
     let pid = child.id();
     let status = format!("/proc/{pid}/status");
-    let done = AtomicBool::new(false);
-    let leaked = std::thread::scope(|s| {
-        s.spawn(|| {
-            while !done.load(Ordering::Relaxed) {
-                let _ = credentials(pid);
-                let _ = zombie_leader_has_threads(pid);
-            }
-        });
-        let mut leaked = None;
-        for _ in 0..40 {
-            let out = std::process::Command::new("ls")
-                .args(["-l", "/proc/self/fd/"])
-                .output()
-                .unwrap();
-            let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            if text.contains(&status) {
-                leaked = Some(text);
-                break;
-            }
-        }
-        done.store(true, Ordering::Relaxed);
-        leaked
-    });
+    let leaked = crate::sidecar_markers::leak_tests::inherited_while(
+        || {
+            let _ = credentials(pid);
+            let _ = zombie_leader_has_threads(pid);
+        },
+        |fds| fds.contains(&status),
+    );
     assert_eq!(leaked, None);
     let _ = child.kill();
     let _ = child.wait();

@@ -430,3 +430,7 @@ pub(crate) fn with_marker<R>(
 pub(crate) fn is_absent(run: BorrowedFd<'_>, name: &CStr) -> bool {
     matches!(sys::lstatat(run, name), Err(e) if e.raw_os_error() == Some(libc::ENOENT))
 }
+
+#[cfg(test)]
+#[path = "read_tests.rs"]
+mod tests;

@@ -194,3 +194,40 @@ fn a_tomb_that_cannot_be_opened_for_its_check_is_put_back_and_said() {
     let (stdout, stderr) = gc();
     assert_eq!(stdout, "removed stale\n", "{stderr}");
 }
+
+/// With or without `openat2` (seccomp `ENOSYS`), a marker whose
+/// `metadata.toml` is a symlink (to a stale marker's, elsewhere) is
+/// reported as a symlink and never followed, and a marker directory that
+/// is a mount point (another stale marker bind-mounted there) is reported
+/// as one and never read: `inspect` names both, `gc` takes neither.
+#[test]
+fn symlinked_metadata_and_a_mounted_marker_are_never_read_with_or_without_openat2() {
+    need_root("bind-mounting in a private mount namespace");
+    for no_openat2 in [false, true] {
+        let rt = runtime();
+        let elsewhere = runtime();
+        let real = write_stale(elsewhere.path(), "linked", dead_pid());
+        let linked = rt.path().join("run/linked");
+        std::fs::create_dir_all(&linked).unwrap();
+        std::os::unix::fs::symlink(real.join("metadata.toml"), linked.join("metadata.toml"))
+            .unwrap();
+        let other = write_stale(elsewhere.path(), "bound", dead_pid());
+        std::fs::create_dir(rt.path().join("run/bound")).unwrap();
+        let seccomp = no_openat2_prefix(no_openat2);
+        let script = format!(
+            "set -e; mount --bind {other} {rt}/run/bound; \
+             {seccomp}{FIRMA} --runtime-dir {rt} sidecar inspect --json; \
+             {seccomp}{FIRMA} --runtime-dir {rt} sidecar gc >&2",
+            other = other.display(),
+            rt = rt.path().display(),
+        );
+        let v: serde_json::Value = serde_json::from_str(&in_private_mounts(&script)).unwrap();
+        let mut got = name_reasons(&v);
+        got.sort();
+        let want = [("bound", "mount_point"), ("linked", "symlink")];
+        let want: Vec<_> = want.map(|(n, r)| (n.to_owned(), r.to_owned())).into();
+        assert_eq!(got, want, "no_openat2={no_openat2}");
+        assert_eq!(run_names(rt.path()), ["bound", "linked"]);
+        assert!(has_metadata(&other) && has_metadata(&real));
+    }
+}

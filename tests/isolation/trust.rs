@@ -480,6 +480,26 @@ fn a_users_own_symlink_is_followed_for_that_user() {
     assert!(real.join("run/theirs").is_dir());
 }
 
+/// The runtime directory's parent, and a runtime directory named by a
+/// path ending in `..`, are opened `O_PATH`: a user reaches a runtime
+/// directory below a parent it may traverse but not read (mode 0711), as
+/// the kernel lets it, and is never refused for read permission it does
+/// not need.
+#[test]
+fn a_parent_the_user_may_traverse_but_not_read_is_no_obstacle() {
+    let (_base, parent) = scratch_dir("p", 0o711);
+    let user = TestUser::new("tv");
+    let rt = parent.join("rt");
+    user.mkdir(&rt, 0o700);
+    let line = first_line_then_kill(&mut user.sidecar(&rt, "mine"));
+    assert_eq!(line, format!("ready {}/run/mine\n", rt.display()));
+    for dir in [rt.clone(), rt.join("..")] {
+        let (code, out, err) = firma_as(&user, &dir, &["sidecar", "status", "--json"]);
+        assert_eq!(code, 0, "{}: {err}", dir.display());
+        assert!(out.starts_with('['), "{out}");
+    }
+}
+
 // ---- shared, group-writable, mixed owners -----------------------------------------
 
 /// `firma --runtime-dir RT ARGS` as `user`: (exit code, stdout, stderr).
