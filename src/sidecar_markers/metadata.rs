@@ -236,20 +236,21 @@ mod tests {
     /// full TOML parser; inputs outside the subset fall back.
     #[test]
     fn flat_parser_agrees_with_toml_or_declines() {
+        let pid = |v: &str| BASE.replace("pid = 42", &format!("pid = {v}"));
         let mut cases = plain_forms();
         cases.extend([
             BASE.replace("\"a\"", "\"日本 \\\" quote\""),
             BASE.replace("\"a\"", "'literal'"),
             BASE.replace("\"a\"", "\"\"\"multi\"\"\""),
-            BASE.replace("pid = 42", "pid = 042"),
-            BASE.replace("pid = 42", "pid = +42"),
-            BASE.replace("pid = 42", "pid = 4_2"),
-            BASE.replace("pid = 42", "pid = 0x2a"),
-            BASE.replace("pid = 42", "pid = -1"),
-            BASE.replace("pid = 42", "pid = 4294967296"),
-            BASE.replace("pid = 42", "pid = 99999999999999999999"),
-            BASE.replace("pid = 42", "pid = \"42\""),
-            BASE.replace("pid = 42", "pid = 42\npid = 43"),
+            pid("042"),
+            pid("+42"),
+            pid("4_2"),
+            pid("0x2a"),
+            pid("-1"),
+            pid("4294967296"),
+            pid("99999999999999999999"),
+            pid("\"42\""),
+            pid("42\npid = 43"),
             BASE.replace("pid = 42", ""),
             format!("{BASE}unknown = \"x\"\n"),
             format!("{BASE}[table]\nx = 1\n"),
