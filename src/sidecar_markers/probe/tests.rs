@@ -315,3 +315,151 @@ fn a_path_is_looked_up_once_stuck_paths_answer_at_once_and_answers_are_not_reuse
     }
     land(&f);
 }
+
+/// Probes the marker socket of the marker directory at `dir`, the prober
+/// being told the marker's path is `path` (the same, unless a test moved
+/// the directory): what `start` answers at once, and what `finish` gives.
+fn probe_marker_socket(
+    dir: &Path,
+    path: &Path,
+    fleet: Option<&Fleet>,
+) -> (Option<Outcome>, Vec<(usize, Outcome)>) {
+    let fd = sys::open(dir, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC).unwrap();
+    let mut fds = sys::MarkerFds::default();
+    let mut prober = Prober::new(Duration::from_secs(5), 4, fleet);
+    let at_once = prober.start(
+        7,
+        &Endpoint::MarkerSocket,
+        Loc::Dir(fd.as_fd()),
+        path,
+        &mut fds,
+    );
+    (at_once, prober.finish())
+}
+
+/// Connections waiting on `l` (accepting them).
+fn accepted(l: &std::os::unix::net::UnixListener) -> usize {
+    l.set_nonblocking(true).unwrap();
+    l.incoming().take_while(Result::is_ok).count()
+}
+
+/// The marker's own listening socket is answered at once: by one connect
+/// (exactly one: the listener sees it), or, with a fleet probe, from the
+/// dump without any connection.
+#[test]
+fn the_marker_socket_is_connected_to_once_or_judged_by_the_fleet_without_connecting() {
+    let dir = Scratch::new("marker-socket");
+    let l = std::os::unix::net::UnixListener::bind(dir.0.join("sidecar.sock")).unwrap();
+    assert_eq!(
+        probe_marker_socket(&dir.0, &dir.0, None),
+        (Some(Outcome::Serving), vec![])
+    );
+    assert_eq!(accepted(&l), 1, "one connect, no second try");
+
+    let fleet = Fleet::new(Duration::from_secs(5));
+    assert_eq!(fleet.refused(), None, "the kernel refused the dump");
+    assert_eq!(
+        probe_marker_socket(&dir.0, &dir.0, Some(&fleet)),
+        (Some(Outcome::Listening), vec![])
+    );
+    assert_eq!(accepted(&l), 0, "the fleet probe connected");
+}
+
+/// A `sidecar.sock` that is a symlink is a path the library does not
+/// control: looked up by path (guarded), which finds the listener. One
+/// that is missing is `endpoint_missing` at once, from the marker
+/// directory that was opened: never looked up again by path (where a
+/// replaced marker directory now has a listener).
+#[test]
+fn a_symlinked_marker_socket_is_looked_up_by_path_a_missing_one_is_not() {
+    let dir = Scratch::new("marker-symlink");
+    let linked = dir.0.join("linked");
+    std::fs::create_dir(&linked).unwrap();
+    let l = std::os::unix::net::UnixListener::bind(linked.join("real.sock")).unwrap();
+    std::os::unix::fs::symlink("real.sock", linked.join("sidecar.sock")).unwrap();
+    let (at_once, later) = probe_marker_socket(&linked, &linked, None);
+    let outcome = at_once.or(later.first().map(|&(k, o)| {
+        assert_eq!(k, 7);
+        o
+    }));
+    assert_eq!(outcome, Some(Outcome::Serving), "{later:?}");
+    assert_eq!(accepted(&l), 1);
+
+    let marker = dir.0.join("replaced");
+    std::fs::create_dir(&marker).unwrap();
+    let opened = dir.0.join("opened");
+    let fd = sys::open(&marker, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC).unwrap();
+    std::fs::rename(&marker, &opened).unwrap();
+    std::fs::create_dir(&marker).unwrap();
+    let l = std::os::unix::net::UnixListener::bind(marker.join("sidecar.sock")).unwrap();
+    let mut prober = Prober::new(Duration::from_secs(5), 4, None);
+    let at_once = prober.start(
+        7,
+        &Endpoint::MarkerSocket,
+        Loc::Dir(fd.as_fd()),
+        &marker,
+        &mut sys::MarkerFds::default(),
+    );
+    assert_eq!((at_once, prober.finish()), (Some(Outcome::Missing), vec![]));
+    assert_eq!(accepted(&l), 0, "the path was looked up");
+}
+
+/// A TCP listener whose accept queue is full (listen(0), filled): the
+/// kernel drops further SYNs, so a connect to it stays in progress.
+fn syn_dropping() -> (std::net::TcpListener, Vec<std::net::TcpStream>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    sys::socket::listen(l.as_fd(), 0).unwrap();
+    let addr = l.local_addr().unwrap();
+    let held: Vec<_> = (0..3)
+        .filter_map(|_| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)).ok()
+        })
+        .collect();
+    assert!(!held.is_empty(), "could not fill the TCP backlog");
+    (l, held)
+}
+
+/// TCP connects in flight are pending until settled, each timing out at
+/// its deadline; with a window of one, starting a second settles the
+/// first (the oldest) before it.
+#[test]
+fn tcp_connects_stay_pending_until_settled_and_the_window_settles_the_oldest() {
+    let (l, _held) = syn_dropping();
+    let wedged = Endpoint::Tcp(l.local_addr().unwrap());
+    let timeout = Duration::from_millis(200);
+    let dir = Scratch::new("tcp");
+    let fd = sys::open(&dir.0, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC).unwrap();
+    let loc = Loc::Dir(fd.as_fd());
+    let mut fds = sys::MarkerFds::default();
+
+    let mut prober = Prober::new(timeout, 4, None);
+    assert!(!prober.has_pending());
+    assert_eq!(prober.start(1, &wedged, loc, &dir.0, &mut fds), None);
+    assert!(prober.has_pending());
+    prober.settle_all();
+    assert!(!prober.has_pending());
+    assert_eq!(prober.finished, [(1, Outcome::Timeout)]);
+    assert_eq!(prober.finish(), [(1, Outcome::Timeout)]);
+
+    let mut prober = Prober::new(timeout, 1, None);
+    assert_eq!(prober.start(1, &wedged, loc, &dir.0, &mut fds), None);
+    assert_eq!(prober.start(2, &wedged, loc, &dir.0, &mut fds), None);
+    assert_eq!(prober.pending.len(), 1);
+    assert_eq!(prober.finished, [(1, Outcome::Timeout)]);
+    assert_eq!(
+        prober.finish(),
+        [(1, Outcome::Timeout), (2, Outcome::Timeout)]
+    );
+}
+
+/// The window is [`window_for`] the process's own soft limit: more than
+/// one connect in flight under any limit a test runs with.
+#[test]
+fn the_window_follows_the_process_soft_limit() {
+    let soft = sys::nofile_soft_limit();
+    assert!(soft.is_none_or(|s| s >= 256), "a soft limit of {soft:?}");
+    for workers in [1, 3] {
+        assert_eq!(window(workers), window_for(soft, workers), "{workers}");
+    }
+    assert!(window(1) > 1);
+}
