@@ -15,6 +15,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::common::hung_fuse::HungFuse;
+use crate::common::kit::testkit;
 use crate::common::*;
 
 /// Threads of `pid`, and its child processes (the lookups it started).
@@ -177,5 +178,61 @@ fn a_hung_path_beside_a_watcher_neither_spreads_nor_holds_status() {
 
     let _ = watcher.kill();
     let _ = watcher.wait();
+    drop(fuse);
+}
+
+/// Without `openat2` (a seccomp filter answering `ENOSYS`, as before 5.6),
+/// the marker's own socket is found with `lstat`: a real socket there is
+/// connected to by path at once, but a `sidecar.sock` that is a symlink
+/// (here into a FUSE mount whose daemon never answers) still goes to a
+/// guarded lookup, so `inspect` answers `timeout` and exits.
+#[test]
+fn without_openat2_a_symlinked_marker_socket_into_a_hung_mount_does_not_hold_inspect() {
+    let testkit = testkit();
+    let rt = runtime();
+    let hung_dir = runtime();
+    let fuse = HungFuse::mount(&hung_dir.path().join("mnt"));
+    let me = i64::from(std::process::id());
+    let m = write_marker(rt.path(), "linked", &metadata("linked", me, ""));
+    std::os::unix::fs::symlink(fuse.at.join("x.sock"), m.join("sidecar.sock")).unwrap();
+    let _serving = Sidecar::start(rt.path(), "serving", &[]);
+
+    let mut status = Command::new(testkit)
+        .args(["seccomp", "--errno", "ENOSYS", "--syscall", "openat2", "--"])
+        .arg(FIRMA)
+        .arg("--runtime-dir")
+        .arg(rt.path())
+        .args(["sidecar", "inspect", "--json", "--timeout-ms", "300"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _reap = KillOnDrop(status.id());
+    let exited = exits_within(&mut status, Duration::from_secs(10));
+    assert!(
+        exited,
+        "`firma sidecar inspect` without openat2 is stuck on the symlinked socket \
+         (state {})",
+        proc_state(status.id())
+    );
+    let got = status.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&got.stderr);
+    assert!(
+        !stderr.contains("firma-testkit seccomp: refused"),
+        "the kernel refused the seccomp filter: {stderr}"
+    );
+    assert!(got.status.success(), "{stderr}");
+    let listed: serde_json::Value = serde_json::from_slice(&got.stdout).unwrap();
+    let by_id = |id: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == id)
+            .unwrap_or_else(|| panic!("{id} not listed: {listed}"))
+            .clone()
+    };
+    assert_eq!(by_id("linked")["reason"], "timeout", "{listed}");
+    assert_eq!(by_id("serving")["reason"], "serving", "{listed}");
     drop(fuse);
 }
