@@ -463,3 +463,55 @@ fn the_window_follows_the_process_soft_limit() {
     }
     assert!(window(1) > 1);
 }
+
+/// The listener on a marker's own socket is pinned by a pidfd naming this
+/// process (which listens); nothing else there proves a listener: no
+/// socket, a regular file, a datagram socket, a symlink to the listening
+/// socket.
+#[test]
+fn the_marker_socket_listener_is_pinned_and_nothing_else_proves_one() {
+    let dir = Scratch::new("listener");
+    let marker = |name: &str| {
+        let d = dir.0.join(name);
+        std::fs::create_dir(&d).unwrap();
+        let fd = sys::open(&d, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC).unwrap();
+        (d, fd)
+    };
+    let (d, listening) = marker("listening");
+    let _l = std::os::unix::net::UnixListener::bind(d.join("sidecar.sock")).unwrap();
+    let (pidfd, pid) = socket_listener(Loc::Dir(listening.as_fd())).expect("a listener");
+    assert_eq!(pid, std::process::id());
+    assert_eq!(pidfd_pid(pidfd.as_fd()), Some(pid));
+
+    let (_, missing) = marker("missing");
+    let (d, file) = marker("file");
+    std::fs::write(d.join("sidecar.sock"), "x").unwrap();
+    let (d, datagram) = marker("datagram");
+    let _dg = std::os::unix::net::UnixDatagram::bind(d.join("sidecar.sock")).unwrap();
+    let (d, linked) = marker("linked");
+    std::os::unix::fs::symlink(dir.0.join("listening/sidecar.sock"), d.join("sidecar.sock"))
+        .unwrap();
+    for (what, fd) in [
+        ("missing", missing),
+        ("file", file),
+        ("datagram", datagram),
+        ("linked", linked),
+    ] {
+        assert!(socket_listener(Loc::Dir(fd.as_fd())).is_none(), "{what}");
+    }
+}
+
+/// A pidfd names its process's pid here while it lives, and nothing once
+/// it has been reaped.
+#[test]
+fn a_pidfd_names_its_pid_until_the_process_is_reaped() {
+    let mut child = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let pidfd = sys::pidfd::Pidfd::open(child.id()).unwrap();
+    assert_eq!(pidfd_pid(pidfd.as_fd()), Some(child.id()));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(pidfd_pid(pidfd.as_fd()), None);
+}
