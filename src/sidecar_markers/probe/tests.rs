@@ -515,3 +515,39 @@ fn a_pidfd_names_its_pid_until_the_process_is_reaped() {
     child.wait().unwrap();
     assert_eq!(pidfd_pid(pidfd.as_fd()), None);
 }
+
+/// The fleet snapshot answers for a listening socket file as its owner
+/// could connect; for root, whatever the file's mode (root's connect
+/// ignores it). The marker's socket file is `stat`ed as the prober opens
+/// it: not through a symlink; anything but a socket is not the dump's.
+#[test]
+fn the_fleet_snapshot_answers_for_the_marker_socket_file_whatever_its_mode_for_root() {
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(sys::geteuid(), 0, "run the unit tests as root");
+    let dir = Scratch::new("fleet");
+    let _l = std::os::unix::net::UnixListener::bind(dir.0.join("sidecar.sock")).unwrap();
+    std::fs::set_permissions(
+        dir.0.join("sidecar.sock"),
+        std::fs::Permissions::from_mode(0),
+    )
+    .unwrap();
+    let snap = fleet::FleetSnapshot::take(deadline_after(Instant::now(), Duration::from_secs(5)))
+        .expect("the kernel refused the socket-diagnostics dump");
+    let fd = sys::open(&dir.0, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC).unwrap();
+    let st = stat_marker_socket(Loc::Dir(fd.as_fd())).expect("the socket file");
+    assert_eq!(st.st_mode & libc::S_IFMT, libc::S_IFSOCK);
+    assert_eq!(snap.judge(&st), Some(Outcome::Listening));
+    let file = snap.socket_file(&st).expect("the dump's name for it");
+    assert_eq!(snap.judge_socket(file), Some(Outcome::Listening));
+
+    let mut not_a_socket = st;
+    not_a_socket.st_mode = libc::S_IFREG | 0o644;
+    assert_eq!(snap.socket_file(&not_a_socket), None);
+
+    std::fs::rename(dir.0.join("sidecar.sock"), dir.0.join("real.sock")).unwrap();
+    std::os::unix::fs::symlink("real.sock", dir.0.join("sidecar.sock")).unwrap();
+    assert!(
+        stat_marker_socket(Loc::Dir(fd.as_fd())).is_none(),
+        "followed"
+    );
+}
