@@ -196,6 +196,19 @@ impl Drop for Scratch {
     }
 }
 
+/// A listener at a path in `dir` too long for `sun_path`, and that path.
+fn long_listener(dir: &Scratch) -> (PathBuf, std::os::unix::net::UnixListener) {
+    let deep = dir.0.join("d".repeat(100));
+    std::fs::create_dir_all(&deep).unwrap();
+    let long = deep.join("long.sock");
+    assert!(long.as_os_str().len() >= 108, "longer than sun_path");
+    // bind(2) cannot take it either: bind through the directory's
+    // descriptor (the working directory is the other tests' too).
+    let d = std::fs::File::open(&deep).unwrap();
+    let via = format!("/proc/self/fd/{}/long.sock", d.as_raw_fd());
+    (long, std::os::unix::net::UnixListener::bind(via).unwrap())
+}
+
 /// The lookup in a child process answers as a connect here would: a
 /// listener, a path too long for `sun_path` (reached from its parent as
 /// the child's working directory), a missing path, a regular file; and the
@@ -213,15 +226,7 @@ fn a_lookup_in_a_child_process_answers_like_a_connect() {
         "the child's connection reached the listener"
     );
 
-    let deep = dir.0.join("d".repeat(100));
-    std::fs::create_dir_all(&deep).unwrap();
-    let long = deep.join("long.sock");
-    assert!(long.as_os_str().len() >= 108, "longer than sun_path");
-    // bind(2) cannot take it either: bind through the directory's
-    // descriptor (the working directory is the other tests' too).
-    let d = std::fs::File::open(&deep).unwrap();
-    let via = format!("/proc/self/fd/{}/long.sock", d.as_raw_fd());
-    let _l2 = UnixListener::bind(via).unwrap();
+    let (long, _l2) = long_listener(&dir);
     assert_eq!(connect_path_in_child(&long), Outcome::Serving);
 
     assert_eq!(
@@ -550,4 +555,51 @@ fn the_fleet_snapshot_answers_for_the_marker_socket_file_whatever_its_mode_for_r
         stat_marker_socket(Loc::Dir(fd.as_fd())).is_none(),
         "followed"
     );
+}
+
+/// A path probe made directly (no openat2, or no child process allowed)
+/// answers as a connect: a listener, one at a path too long for
+/// `sun_path` (reached through its directory's descriptor), a missing
+/// directory on the way.
+#[test]
+fn a_direct_path_probe_answers_like_a_connect_long_paths_too() {
+    use std::os::unix::net::UnixListener;
+    let dir = Scratch::new("direct");
+    let short = dir.0.join("s.sock");
+    let l = UnixListener::bind(&short).unwrap();
+    assert_eq!(path::connect_path_blocking(&short), Outcome::Serving);
+    assert_eq!(accepted(&l), 1);
+
+    let (long, l) = long_listener(&dir);
+    assert_eq!(path::connect_path_blocking(&long), Outcome::Serving);
+    assert_eq!(accepted(&l), 1);
+    assert_eq!(
+        path::connect_path_blocking(&dir.0.join("d".repeat(120)).join("x.sock")),
+        Outcome::Missing
+    );
+}
+
+/// Waiting for a flight's answer returns it when it comes before the
+/// deadline (not giving up at once), and nothing once the deadline has
+/// passed without one.
+#[test]
+fn a_flight_is_waited_for_until_its_answer_or_the_deadline() {
+    let f = Arc::new(Flight {
+        started: Instant::now(),
+        answer: Mutex::new(None),
+        answered: Condvar::new(),
+    });
+    assert!(!f.has_answered());
+    assert_eq!(f.wait_until(Instant::now()), None);
+    let g = f.clone();
+    let answering = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        g.answer(Outcome::Refused);
+    });
+    assert_eq!(
+        f.wait_until(Instant::now() + Duration::from_secs(30)),
+        Some(Outcome::Refused)
+    );
+    answering.join().unwrap();
+    assert!(f.has_answered());
 }
