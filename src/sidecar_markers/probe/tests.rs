@@ -603,3 +603,74 @@ fn a_flight_is_waited_for_until_its_answer_or_the_deadline() {
     answering.join().unwrap();
     assert!(f.has_answered());
 }
+
+/// Set in the process [`out_of_descriptors_the_prober_frees_its_own_and_tries_once_more`]
+/// runs itself in, under a lowered descriptor limit.
+const LOW_NOFILE_ENV: &str = "FIRMA_PROBE_TEST_LOW_NOFILE";
+
+/// Out of descriptors while its own TCP connects hold some, the prober
+/// settles them and tries once more: a new TCP connect and the marker's
+/// own socket (`socket(2)` failing after its `O_PATH` open) get their
+/// answer, not `probe_unavailable`. Runs in a process of its own (this
+/// test, again, under `prlimit --nofile`), where every other descriptor
+/// is taken by `/dev/null`s.
+#[test]
+fn out_of_descriptors_the_prober_frees_its_own_and_tries_once_more() {
+    if std::env::var_os(LOW_NOFILE_ENV).is_none() {
+        let name = "sidecar_markers::probe::tests::out_of_descriptors_the_prober_frees_its_own_and_tries_once_more";
+        let out = std::process::Command::new("prlimit")
+            .arg("--nofile=256:256")
+            .arg("--")
+            .arg(std::env::current_exe().unwrap())
+            .args([name, "--exact", "--nocapture", "--test-threads=1"])
+            .env(LOW_NOFILE_ENV, "1")
+            .output()
+            .expect("prlimit (util-linux) must be installed");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stdout.contains("test result: ok. 1 passed"),
+            "under a lowered descriptor limit:\n{stdout}\n{stderr}"
+        );
+        return;
+    }
+    let (l, _held) = syn_dropping();
+    let wedged = Endpoint::Tcp(l.local_addr().unwrap());
+    let dir = Scratch::new("emfile");
+    let _marker_l = std::os::unix::net::UnixListener::bind(dir.0.join("sidecar.sock")).unwrap();
+    let fd = sys::open(&dir.0, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC).unwrap();
+    let loc = Loc::Dir(fd.as_fd());
+    let mut fds = sys::MarkerFds::default();
+    let mut prober = Prober::new(Duration::from_millis(200), 4, None);
+    // Every free descriptor taken but `free`.
+    let fill = |free: usize| {
+        let mut taken = Vec::new();
+        loop {
+            match std::fs::File::open("/dev/null") {
+                Ok(f) => taken.push(f),
+                Err(e) if e.raw_os_error() == Some(libc::EMFILE) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        taken.truncate(taken.len() - free);
+        taken
+    };
+
+    assert_eq!(prober.start(1, &wedged, loc, &dir.0, &mut fds), None);
+    let taken = fill(0);
+    assert_eq!(prober.start(2, &wedged, loc, &dir.0, &mut fds), None);
+    drop(taken);
+    assert_eq!(prober.pending.len(), 1);
+    assert_eq!(prober.finished, [(1, Outcome::Timeout)]);
+
+    let taken = fill(1);
+    assert_eq!(
+        prober.start(3, &Endpoint::MarkerSocket, loc, &dir.0, &mut fds),
+        Some(Outcome::Serving)
+    );
+    drop(taken);
+    assert_eq!(
+        prober.finish(),
+        [(1, Outcome::Timeout), (2, Outcome::Timeout)]
+    );
+}
