@@ -446,6 +446,34 @@ fn tcp_connects_stay_pending_until_settled_and_the_window_settles_the_oldest() {
     assert_eq!(prober.finished, [(1, Outcome::Timeout)]);
     assert_eq!(prober.finish(), [(1, Outcome::Timeout)]);
 
+    // Settled together: a connection, a refusal and a timeout, each
+    // for its own key.
+    let serving = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let refusing = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let refused = Endpoint::Tcp(refusing.local_addr().unwrap());
+    drop(refusing);
+    let mut prober = Prober::new(Duration::from_secs(2), 4, None);
+    let mut got = Vec::new();
+    for (key, endpoint) in [
+        (1, Endpoint::Tcp(serving.local_addr().unwrap())),
+        (2, refused),
+        (3, wedged.clone()),
+    ] {
+        if let Some(o) = prober.start(key, &endpoint, loc, &dir.0, &mut fds) {
+            got.push((key, o));
+        }
+    }
+    got.extend(prober.finish());
+    got.sort_by_key(|&(k, _)| k);
+    assert_eq!(
+        got,
+        [
+            (1, Outcome::Serving),
+            (2, Outcome::Refused),
+            (3, Outcome::Timeout)
+        ]
+    );
+
     let mut prober = Prober::new(timeout, 1, None);
     assert_eq!(prober.start(1, &wedged, loc, &dir.0, &mut fds), None);
     assert_eq!(prober.start(2, &wedged, loc, &dir.0, &mut fds), None);
