@@ -702,3 +702,26 @@ fn out_of_descriptors_the_prober_frees_its_own_and_tries_once_more() {
         [(1, Outcome::Timeout), (2, Outcome::Timeout)]
     );
 }
+
+/// The dump answers root for any socket file, and another reader only for
+/// one of its own that it may write; anyone else connects.
+#[test]
+fn the_dump_answers_root_and_a_writing_owner_only() {
+    let table = [
+        (0, 0, 0o000, true),
+        (0, 1000, 0o000, true),
+        (1000, 1000, 0o600, true),
+        (1000, 1000, 0o200, true),
+        (1000, 1000, 0o400, false),
+        (1000, 1000, 0o077, false),
+        (1000, 0, 0o777, false),
+        (1000, 2000, 0o600, false),
+    ];
+    for (euid, owner, mode, want) in table {
+        assert_eq!(
+            fleet::may_connect(euid, owner, mode),
+            want,
+            "euid {euid}, owner {owner}, mode {mode:o}"
+        );
+    }
+}
