@@ -725,3 +725,37 @@ fn the_dump_answers_root_and_a_writing_owner_only() {
         );
     }
 }
+
+/// The `O_PATH` descriptor `socket_listener` opens on the marker's socket
+/// is close-on-exec: while another thread looks for the listener in a
+/// loop (so the descriptor is open much of the time), none of up to 40
+/// programs started meanwhile inherits it. (The correct code cannot fail
+/// this; a descriptor without close-on-exec is caught within a few.)
+#[test]
+fn the_listener_proofs_socket_descriptor_is_close_on_exec() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = Scratch::new("cloexec");
+    let sock = dir.0.join("sidecar.sock");
+    let l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let fd = sys::open(&dir.0, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC).unwrap();
+    let stop = AtomicBool::new(false);
+    let inherited = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                assert!(socket_listener(Loc::Dir(fd.as_fd())).is_some());
+                accepted(&l);
+            }
+        });
+        let found = (0..40).find_map(|_| {
+            let listing = std::process::Command::new("ls")
+                .args(["-l", "/proc/self/fd/"])
+                .output()
+                .unwrap();
+            let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
+            listing.contains(sock.to_str().unwrap()).then_some(listing)
+        });
+        stop.store(true, Ordering::Relaxed);
+        found
+    });
+    assert_eq!(inherited, None);
+}
