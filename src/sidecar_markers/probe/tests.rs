@@ -632,6 +632,26 @@ fn a_flight_is_waited_for_until_its_answer_or_the_deadline() {
     assert!(f.has_answered());
 }
 
+/// Runs the unit test `name` of this module again, alone, in a process of
+/// its own behind `wrapper` (a command that runs the rest of its
+/// arguments: `prlimit`, `unshare`), with `env` set; it must pass.
+fn rerun_under(wrapper: &[&str], name: &str, env: (&str, &std::ffi::OsStr)) {
+    let name = format!("sidecar_markers::probe::tests::{name}");
+    let out = std::process::Command::new(wrapper[0])
+        .args(&wrapper[1..])
+        .arg(std::env::current_exe().unwrap())
+        .args([name.as_str(), "--exact", "--nocapture", "--test-threads=1"])
+        .env(env.0, env.1)
+        .output()
+        .unwrap_or_else(|e| panic!("{} (util-linux) must be installed: {e}", wrapper[0]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("test result: ok. 1 passed"),
+        "{name} behind {wrapper:?}:\n{stdout}\n{stderr}"
+    );
+}
+
 /// Set in the process [`out_of_descriptors_the_prober_frees_its_own_and_tries_once_more`]
 /// runs itself in, under a lowered descriptor limit.
 const LOW_NOFILE_ENV: &str = "FIRMA_PROBE_TEST_LOW_NOFILE";
@@ -645,20 +665,10 @@ const LOW_NOFILE_ENV: &str = "FIRMA_PROBE_TEST_LOW_NOFILE";
 #[test]
 fn out_of_descriptors_the_prober_frees_its_own_and_tries_once_more() {
     if std::env::var_os(LOW_NOFILE_ENV).is_none() {
-        let name = "sidecar_markers::probe::tests::out_of_descriptors_the_prober_frees_its_own_and_tries_once_more";
-        let out = std::process::Command::new("prlimit")
-            .arg("--nofile=256:256")
-            .arg("--")
-            .arg(std::env::current_exe().unwrap())
-            .args([name, "--exact", "--nocapture", "--test-threads=1"])
-            .env(LOW_NOFILE_ENV, "1")
-            .output()
-            .expect("prlimit (util-linux) must be installed");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success() && stdout.contains("test result: ok. 1 passed"),
-            "under a lowered descriptor limit:\n{stdout}\n{stderr}"
+        rerun_under(
+            &["prlimit", "--nofile=256:256", "--"],
+            "out_of_descriptors_the_prober_frees_its_own_and_tries_once_more",
+            (LOW_NOFILE_ENV, "1".as_ref()),
         );
         return;
     }
@@ -758,4 +768,39 @@ fn the_listener_proofs_socket_descriptor_is_close_on_exec() {
         found
     });
     assert_eq!(inherited, None);
+}
+
+/// Set, to the directory of a socket this test's first process listens
+/// on, in the process
+/// [`a_listener_this_reader_cannot_see_is_no_proof`] runs itself in, in
+/// a pid namespace of its own (with its own `/proc`).
+const OTHER_PIDNS_ENV: &str = "FIRMA_PROBE_TEST_OTHER_PIDNS";
+
+/// A listener whose process this reader's pid namespace cannot see (a
+/// pidfd whose `Pid:` is 0 here) proves nothing: `socket_listener` gives
+/// `None`, `pidfd_pid` no pid. Checked from a child pid namespace, the
+/// listener being this test's first process outside it.
+#[test]
+fn a_listener_this_reader_cannot_see_is_no_proof() {
+    let Some(dir) = std::env::var_os(OTHER_PIDNS_ENV) else {
+        assert_eq!(sys::geteuid(), 0, "unshare --pid needs root");
+        let dir = Scratch::new("other-pidns");
+        let _l = std::os::unix::net::UnixListener::bind(dir.0.join("sidecar.sock")).unwrap();
+        rerun_under(
+            &["unshare", "--pid", "--fork", "--mount-proc", "--"],
+            "a_listener_this_reader_cannot_see_is_no_proof",
+            (OTHER_PIDNS_ENV, dir.0.as_os_str()),
+        );
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let sock = Socket::unix().unwrap();
+    let addr = UnixAddr::new(dir.join("sidecar.sock").as_os_str().as_bytes()).unwrap();
+    sock.connect_unix(&addr).unwrap();
+    let pidfd = sock.peer_pidfd().expect("SO_PEERPIDFD (Linux 6.5)");
+    let shown: Option<i64> = sys::proc_field(&sys::fdinfo(pidfd.as_fd()).unwrap(), "Pid:");
+    assert_eq!(shown, Some(0), "the listener is visible here: no fixture");
+    assert_eq!(pidfd_pid(pidfd.as_fd()), None);
+    let fd = sys::open(&dir, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC).unwrap();
+    assert!(socket_listener(Loc::Dir(fd.as_fd())).is_none());
 }
