@@ -261,6 +261,13 @@ fn a_cached_lookup_and_cached_attributes_name_the_file() {
     }
 }
 
+/// Held by each test that puts flights in [`FLIGHTS`] (process-wide):
+/// one at a time, so none sees another's.
+fn flights_alone() -> std::sync::MutexGuard<'static, ()> {
+    static ALONE: Mutex<()> = Mutex::new(());
+    ALONE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A flight in [`FLIGHTS`] for `path`, started `age` ago, with `answer`.
 fn fake_flight(path: &Path, age: Duration, answer: Option<Outcome>) -> Arc<Flight> {
     let f = Arc::new(Flight {
@@ -282,6 +289,7 @@ fn fake_flight(path: &Path, age: Duration, answer: Option<Outcome>) -> Arc<Fligh
 /// probe).
 #[test]
 fn a_path_is_looked_up_once_stuck_paths_answer_at_once_and_answers_are_not_reused() {
+    let _alone = flights_alone();
     let dir = Scratch::new("flights");
     let timeout = Duration::from_secs(1);
     let deadline = || Instant::now() + Duration::from_secs(5);
@@ -377,6 +385,7 @@ fn the_marker_socket_is_connected_to_once_or_judged_by_the_fleet_without_connect
 /// replaced marker directory now has a listener).
 #[test]
 fn a_symlinked_marker_socket_is_looked_up_by_path_a_missing_one_is_not() {
+    let _alone = flights_alone();
     let dir = Scratch::new("marker-symlink");
     let linked = dir.0.join("linked");
     std::fs::create_dir(&linked).unwrap();
@@ -803,4 +812,38 @@ fn a_listener_this_reader_cannot_see_is_no_proof() {
     assert_eq!(pidfd_pid(pidfd.as_fd()), None);
     let fd = sys::open(&dir, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC).unwrap();
     assert!(socket_listener(Loc::Dir(fd.as_fd())).is_none());
+}
+
+/// At most [`MAX_PATH_THREADS`](path::MAX_PATH_THREADS) lookups are in
+/// flight: with that many, a probe waits for one to end, until its
+/// deadline, then answers `probe_unavailable` without a lookup.
+#[test]
+fn past_the_most_lookups_in_flight_a_probe_waits_for_one_then_gives_up() {
+    let _alone = flights_alone();
+    let dir = Scratch::new("cap");
+    let timeout = Duration::from_secs(60);
+    let in_flight = FLIGHTS.lock().unwrap().len();
+    let mine: Vec<_> = (in_flight..path::MAX_PATH_THREADS)
+        .map(|i| fake_flight(&dir.0.join(format!("{i}/a.sock")), Duration::ZERO, None))
+        .collect();
+    let probe = dir.0.join("probed.sock");
+    match connect_unix_path_guarded(probe.clone(), Instant::now(), timeout) {
+        PathProbe::Done(o) => assert!(matches!(o, Outcome::Unavailable(_)), "{o:?}"),
+        PathProbe::Waiting(_) => panic!("a lookup past the most in flight"),
+    }
+    // One lands meanwhile: the probe waiting for it gets its lookup.
+    let first = mine[0].clone();
+    let landing = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        land(&first);
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    match connect_unix_path_guarded(probe, deadline, timeout) {
+        PathProbe::Waiting(g) => assert_eq!(g.wait_until(deadline), Some(Outcome::Missing)),
+        PathProbe::Done(o) => panic!("did not wait for a lookup to end: {o:?}"),
+    }
+    landing.join().unwrap();
+    for f in &mine {
+        land(f);
+    }
 }
