@@ -745,24 +745,28 @@ fn the_dump_answers_root_and_a_writing_owner_only() {
     }
 }
 
-/// The `O_PATH` descriptor `socket_listener` opens on the marker's socket
-/// is close-on-exec: while another thread looks for the listener in a
-/// loop (so the descriptor is open much of the time), none of up to 40
-/// programs started meanwhile inherits it. (The correct code cannot fail
-/// this; a descriptor without close-on-exec is caught within a few.)
+/// The `O_PATH` descriptors `socket_listener` opens on the marker's socket
+/// and a direct probe of a long path on its directory are close-on-exec:
+/// while another thread makes both in a loop (so they are open much of
+/// the time), none of up to 40 programs started meanwhile inherits one.
+/// (The correct code cannot fail this; a descriptor without close-on-exec
+/// is caught within a few.)
 #[test]
-fn the_listener_proofs_socket_descriptor_is_close_on_exec() {
+fn the_socket_path_descriptors_of_probes_are_close_on_exec() {
     use std::sync::atomic::{AtomicBool, Ordering};
     let dir = Scratch::new("cloexec");
     let sock = dir.0.join("sidecar.sock");
     let l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
     let fd = sys::open(&dir.0, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC).unwrap();
+    let (long, long_l) = long_listener(&dir);
     let stop = AtomicBool::new(false);
     let inherited = std::thread::scope(|s| {
         s.spawn(|| {
             while !stop.load(Ordering::Relaxed) {
                 assert!(socket_listener(Loc::Dir(fd.as_fd())).is_some());
                 accepted(&l);
+                assert_eq!(path::connect_path_blocking(&long), Outcome::Serving);
+                accepted(&long_l);
             }
         });
         let found = (0..40).find_map(|_| {
@@ -771,7 +775,8 @@ fn the_listener_proofs_socket_descriptor_is_close_on_exec() {
                 .output()
                 .unwrap();
             let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
-            listing.contains(sock.to_str().unwrap()).then_some(listing)
+            let deep = long.parent().unwrap().to_str().unwrap();
+            (listing.contains(sock.to_str().unwrap()) || listing.contains(deep)).then_some(listing)
         });
         stop.store(true, Ordering::Relaxed);
         found
@@ -843,6 +848,18 @@ fn past_the_most_lookups_in_flight_a_probe_waits_for_one_then_gives_up() {
         PathProbe::Done(o) => panic!("did not wait for a lookup to end: {o:?}"),
     }
     landing.join().unwrap();
+    let still: Vec<_> = FLIGHTS
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, f)| f.clone())
+        .collect();
+    assert!(
+        mine[1..]
+            .iter()
+            .all(|f| still.iter().any(|g| Arc::ptr_eq(f, g))),
+        "landing one took others with it"
+    );
     for f in &mine {
         land(f);
     }
