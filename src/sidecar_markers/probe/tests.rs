@@ -570,7 +570,7 @@ fn the_fleet_snapshot_answers_for_the_marker_socket_file_whatever_its_mode_for_r
     let _l = std::os::unix::net::UnixListener::bind(dir.0.join("sidecar.sock")).unwrap();
     std::fs::set_permissions(
         dir.0.join("sidecar.sock"),
-        std::fs::Permissions::from_mode(0),
+        std::fs::Permissions::from_mode(0o000),
     )
     .unwrap();
     let snap = fleet::FleetSnapshot::take(deadline_after(Instant::now(), Duration::from_secs(5)))
