@@ -15,6 +15,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::common::hung_fuse::HungFuse;
+use crate::common::kit::testkit;
 use crate::common::*;
 
 /// Threads of `pid`, and its child processes (the lookups it started).
@@ -64,6 +65,40 @@ impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = Command::new("kill").arg(self.0.to_string()).status();
     }
+}
+
+/// Runs `cmd` (a `firma` command printing JSON, perhaps behind a
+/// wrapper): it must exit within a bound (else `stuck` says why, and it is
+/// killed) and succeed. Its JSON output.
+fn answers_and_exits(mut cmd: Command, stuck: &str) -> serde_json::Value {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if !exits_within(&mut child, Duration::from_secs(10)) {
+        let state = proc_state(child.id());
+        let _ = child.kill();
+        panic!("{stuck} (state {state})");
+    }
+    let got = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&got.stderr);
+    assert!(
+        !stderr.contains("firma-testkit seccomp: refused"),
+        "the kernel refused the seccomp filter: {stderr}"
+    );
+    assert!(got.status.success(), "{stderr}");
+    serde_json::from_slice(&got.stdout).unwrap()
+}
+
+/// The entry of `listed` whose `key` is `id`.
+fn listed_as<'a>(listed: &'a serde_json::Value, key: &str, id: &str) -> &'a serde_json::Value {
+    listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e[key] == id)
+        .unwrap_or_else(|| panic!("{id} not listed: {listed}"))
 }
 
 #[test]
@@ -128,35 +163,21 @@ fn a_hung_path_beside_a_watcher_neither_spreads_nor_holds_status() {
 
     // `status` beside it, its own lookup of the same path queued behind
     // the watcher's, must answer and exit.
-    let mut status = Command::new(FIRMA)
-        .arg("--runtime-dir")
-        .arg(rt.path())
-        .args(["sidecar", "status", "--json", "--timeout-ms", "100"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let exited = exits_within(&mut status, Duration::from_secs(10));
-    assert!(
-        exited,
+    let mut status = Command::new(FIRMA);
+    status.arg("--runtime-dir").arg(rt.path()).args([
+        "sidecar",
+        "status",
+        "--json",
+        "--timeout-ms",
+        "100",
+    ]);
+    let listed = answers_and_exits(
+        status,
         "`firma sidecar status` answered but could not exit: its lookup waits behind \
-         the watcher's (state {})",
-        proc_state(status.id())
+         the watcher's",
     );
-    let got = status.wait_with_output().unwrap();
-    assert!(
-        got.status.success(),
-        "{}",
-        String::from_utf8_lossy(&got.stderr)
-    );
-    let listed: serde_json::Value = serde_json::from_slice(&got.stdout).unwrap();
     let status_state = |id: &str| {
-        listed
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["sandbox_id"] == id)
-            .unwrap_or_else(|| panic!("{id} not listed: {listed}"))["state"]
+        listed_as(&listed, "sandbox_id", id)["state"]
             .as_str()
             .unwrap()
             .to_owned()
@@ -177,5 +198,38 @@ fn a_hung_path_beside_a_watcher_neither_spreads_nor_holds_status() {
 
     let _ = watcher.kill();
     let _ = watcher.wait();
+    drop(fuse);
+}
+
+/// Without `openat2` (a seccomp filter answering `ENOSYS`, as before 5.6),
+/// the marker's own socket is found with `lstat`: a real socket there is
+/// connected to by path at once, but a `sidecar.sock` that is a symlink
+/// (here into a FUSE mount whose daemon never answers) still goes to a
+/// guarded lookup, so `inspect` answers `timeout` and exits.
+#[test]
+fn without_openat2_a_symlinked_marker_socket_into_a_hung_mount_does_not_hold_inspect() {
+    let testkit = testkit();
+    let rt = runtime();
+    let hung_dir = runtime();
+    let fuse = HungFuse::mount(&hung_dir.path().join("mnt"));
+    let me = i64::from(std::process::id());
+    let m = write_marker(rt.path(), "linked", &metadata("linked", me, ""));
+    std::os::unix::fs::symlink(fuse.at.join("x.sock"), m.join("sidecar.sock")).unwrap();
+    let _serving = Sidecar::start(rt.path(), "serving", &[]);
+
+    let mut inspect = Command::new(testkit);
+    inspect
+        .args(["seccomp", "--errno", "ENOSYS", "--syscall", "openat2", "--"])
+        .arg(FIRMA)
+        .arg("--runtime-dir")
+        .arg(rt.path())
+        .args(["sidecar", "inspect", "--json", "--timeout-ms", "300"]);
+    let listed = answers_and_exits(
+        inspect,
+        "`firma sidecar inspect` without openat2 is stuck on the symlinked socket",
+    );
+    let by_id = |id: &str| listed_as(&listed, "name", id).clone();
+    assert_eq!(by_id("linked")["reason"], "timeout", "{listed}");
+    assert_eq!(by_id("serving")["reason"], "serving", "{listed}");
     drop(fuse);
 }
