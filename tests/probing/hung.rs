@@ -233,3 +233,50 @@ fn without_openat2_a_symlinked_marker_socket_into_a_hung_mount_does_not_hold_ins
     assert_eq!(by_id("serving")["reason"], "serving", "{listed}");
     drop(fuse);
 }
+
+/// Where no child process with a pidfd can be made (a seccomp filter:
+/// `clone3` unknown, `clone` with `CLONE_PIDFD` refused `EPERM` or
+/// `ENOSYS`), a socket path out of the dentry cache's reach (through
+/// `/proc/self/root`, a link the cached lookup does not follow) is still
+/// probed, by a lookup on a helper thread: a serving sidecar is
+/// `running`, never `unknown` for the refused clone. A child that cannot
+/// be made for a shortage of the moment (`ENOMEM`) is not that case: the
+/// probe says `unknown` rather than look up on a thread, where a hung
+/// mount would hold it.
+#[test]
+fn without_child_processes_a_path_probe_looks_up_on_a_thread() {
+    let rt = runtime();
+    let sc = Sidecar::start(rt.path(), "real", &[]);
+    let sock = sc.marker.join("sidecar.sock");
+    let listen = format!("listen = \"/proc/self/root{}\"\n", sock.display());
+    write_marker(
+        rt.path(),
+        "via-proc",
+        &metadata("via-proc", sc.pid.into(), &listen),
+    );
+    let rt_s = rt.path().to_str().unwrap();
+    let args = [
+        "--runtime-dir",
+        rt_s,
+        "sidecar",
+        "get",
+        "via-proc",
+        "--json",
+    ];
+    for (filter, errno, want) in [
+        (None, "", "running"),
+        (Some("clone_pidfd"), "EPERM", "running"),
+        (Some("clone_pidfd"), "ENOSYS", "running"),
+        (Some("clone_pidfd"), "ENOMEM", "unknown"),
+    ] {
+        let out = match filter {
+            None => Command::new(FIRMA).args(args).output().unwrap(),
+            Some(f) => crate::common::kit::firma_seccomp(errno, &[f], &args),
+        };
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{filter:?}/{errno}: {stdout}{stderr}");
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(v["state"], want, "{filter:?}/{errno}: {stdout}");
+    }
+}

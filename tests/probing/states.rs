@@ -77,7 +77,11 @@ fn a_signal_while_a_probe_waits_is_no_error() {
         // SAFETY: the prober is not joined yet, so its id stays valid.
         unsafe { libc::pthread_kill(thread, libc::SIGUSR1) };
     }
-    let entry = prober.join().unwrap().unwrap().expect("the marker is there");
+    let entry = prober
+        .join()
+        .unwrap()
+        .unwrap()
+        .expect("the marker is there");
     assert_eq!(entry.state, State::Unhealthy, "{entry:?}");
 }
 

@@ -3,7 +3,11 @@
 //! calls fail with ERRNO (`EPERM`, `ENOSYS`, …) and allows everything else.
 //! The tests use it to make the kernel refuse `pidfd_open`,
 //! `pidfd_send_signal` or `openat2` for real, so the error paths of the
-//! core run against the kernel's own answer, not a mock.
+//! core run against the kernel's own answer, not a mock. The name
+//! `clone_pidfd` stands for no system call of its own: a child process
+//! with a pidfd (`clone3` fails with `ENOSYS`, as before Linux 5.3, so
+//! libc falls back to `clone`; `clone` with `CLONE_PIDFD` in its flags
+//! fails with ERRNO), while threads and plain children are still made.
 //!
 //! The filter is a small classic-BPF program installed with
 //! `prctl(PR_SET_NO_NEW_PRIVS)` and `seccomp(SECCOMP_SET_MODE_FILTER)` just
@@ -22,6 +26,7 @@ const SYSCALLS: &[(&str, libc::c_long)] = &[
     ("pidfd_open", libc::SYS_pidfd_open),
     ("openat2", libc::SYS_openat2),
     ("pidfd_getfd", libc::SYS_pidfd_getfd),
+    ("clone_pidfd", CLONE_PIDFD_NR as libc::c_long),
 ];
 
 /// `AUDIT_ARCH_X86_64` (`EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE`),
@@ -31,6 +36,11 @@ const AUDIT_ARCH_X86_64: u32 = 62 | 0x8000_0000 | 0x4000_0000;
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 // Offsets in struct seccomp_data.
 const NR_OFFSET: u32 = std::mem::offset_of!(libc::seccomp_data, nr) as u32;
+/// The low 32 bits of the first argument (x86_64 is little-endian): the
+/// flags of `clone`.
+const ARG0_OFFSET: u32 = std::mem::offset_of!(libc::seccomp_data, args) as u32;
+/// The pseudo system call number of `clone_pidfd` in a program's list.
+const CLONE_PIDFD_NR: u32 = u32::MAX;
 const ARCH_OFFSET: u32 = std::mem::offset_of!(libc::seccomp_data, arch) as u32;
 
 fn errno_of(name: &str) -> Option<u32> {
@@ -73,6 +83,24 @@ pub fn program(errno: u32, nrs: &[u32]) -> Vec<libc::sock_filter> {
         jump(JGE_K, X32_SYSCALL_BIT, 0, 1),
         stmt(RET_K, libc::SECCOMP_RET_KILL_PROCESS),
     ];
+    if nrs.contains(&CLONE_PIDFD_NR) {
+        const JSET_K: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
+        p.extend([
+            jump(JEQ_K, libc::SYS_clone3 as u32, 0, 1),
+            stmt(RET_K, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
+            // Not clone: on to the comparisons below, the number reloaded.
+            jump(JEQ_K, libc::SYS_clone as u32, 0, 3),
+            stmt(LD_W_ABS, ARG0_OFFSET),
+            jump(JSET_K, libc::CLONE_PIDFD as u32, 0, 1),
+            stmt(RET_K, libc::SECCOMP_RET_ERRNO | (errno & 0xffff)),
+            stmt(LD_W_ABS, NR_OFFSET),
+        ]);
+    }
+    let nrs: Vec<u32> = nrs
+        .iter()
+        .copied()
+        .filter(|&nr| nr != CLONE_PIDFD_NR)
+        .collect();
     let n = nrs.len();
     for (i, &nr) in nrs.iter().enumerate() {
         // Match: jump over the remaining comparisons and the ALLOW.
