@@ -476,3 +476,106 @@ fn descriptors_of_status_reads_never_leak_into_a_program_started_meanwhile() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// The verdicts' predicates: stale only on proof of a stop; the opt-out
+/// of `stop` only where the check could not be made; a scan's second
+/// look only for its own reason.
+#[test]
+fn the_verdicts_predicates_say_what_each_verdict_allows() {
+    let ids = [
+        (Identity::Verified, false),
+        (Identity::NotRecorded, true),
+        (Identity::Unchecked("x"), true),
+        (Identity::Foreign("x"), false),
+    ];
+    for (id, may) in ids {
+        assert_eq!(id.opt_out_may_override(), may, "{id:?}");
+        assert!(!Liveness::Alive(id).is_stale(), "{id:?}");
+    }
+    for l in [
+        Liveness::Gone,
+        Liveness::Zombie,
+        Liveness::Reused,
+        Liveness::OtherBoot,
+    ] {
+        assert!(l.is_stale(), "{l:?}");
+        assert!(!is_later(l), "{l:?}");
+    }
+    assert!(!Liveness::Unverifiable(LATER).is_stale());
+    assert!(is_later(Liveness::Unverifiable(LATER)));
+    assert!(!is_later(Liveness::Unverifiable("boot_id is not a UUID")));
+    assert!(!is_later(Liveness::Alive(Identity::Verified)));
+}
+
+/// A recorded boot id proves nothing when it is not a UUID; a UUID, this
+/// boot's or another's, is a proof (of the same boot or another one); no
+/// boot id recorded is no claim either way.
+#[test]
+fn a_boot_id_is_unproved_only_when_it_is_not_a_uuid() {
+    let (pid, ticks, boot) = me();
+    let with = |b: Option<&str>| meta_for(pid, b.map(str::to_owned), Some(ticks));
+    assert!(is_boot_unproved(&with(Some("another-boot"))));
+    assert!(!is_boot_unproved(&with(Some(&boot))));
+    assert!(!is_boot_unproved(&with(Some(
+        "00000000-0000-0000-0000-000000000001"
+    ))));
+    assert!(!is_boot_unproved(&with(None)));
+}
+
+/// What a writer records of its namespaces is what the kernel says of
+/// this process: the inode of `/proc/self/ns/pid`, and the boottime
+/// offset of `/proc/self/timens_offsets` (0 where the file is absent).
+#[test]
+fn own_namespaces_are_the_kernels_view_of_this_process() {
+    use std::os::unix::fs::MetadataExt;
+    let ns = std::fs::metadata("/proc/self/ns/pid").unwrap().ino();
+    let offset = std::fs::read_to_string("/proc/self/timens_offsets")
+        .map(|s| parse_boottime_offset(&s).unwrap())
+        .unwrap_or(0);
+    assert_eq!(own_namespaces(), (Some(ns), offset));
+    assert_ne!(ns, 0);
+    assert_ne!(ns, 1);
+}
+
+/// `judge_here` takes only pids of the reader's own pid namespace (or of
+/// none recorded): called with another one, or by a reader whose own is
+/// unknown, it proves nothing, whatever lives under that number here.
+#[test]
+fn judge_here_refuses_a_pid_of_another_or_an_unknown_namespace() {
+    let (pid, ticks, boot) = me();
+    let m = meta_for(pid, Some(boot), Some(ticks));
+    let mut fds = sys::MarkerFds::default();
+    assert_eq!(
+        judge_here(&m, &nested_host(), &mut fds).unwrap(),
+        Liveness::Unverifiable("recorded in another pid namespace than the reader's")
+    );
+    let unknown = Host {
+        pid_ns: None,
+        ..host_with(host().boot_id, 0)
+    };
+    assert_eq!(
+        judged(&m, &unknown),
+        Liveness::Unverifiable("this reader's pid namespace is unknown")
+    );
+}
+
+/// A scan's map walked before a marker was read proves nothing by a miss
+/// (the process may have started after the walk): the scan judges it
+/// again at its end ([`LATER`]), with a map walked then, whose miss
+/// proves the process gone.
+#[test]
+fn a_miss_in_a_scans_map_walked_before_the_marker_was_read_is_judged_later() {
+    let (pid, ticks, boot) = me();
+    let mut m = meta_for(pid, Some(boot), Some(ticks));
+    m.pid_ns_inode = Some(1);
+    let h = host_with(host().boot_id, 0);
+    let pids = HostPids::new();
+    // The scan's walk, before the marker is read.
+    pids.lookup(h.pid_ns.unwrap(), 1, 1, Instant::now(), true);
+    let read_at = Instant::now();
+    let mut fds = sys::MarkerFds::default();
+    let first = judge(&m, &h, &mut fds, &Foreign::of_scan(&pids, read_at, false)).unwrap();
+    assert_eq!(first, (Liveness::Unverifiable(LATER), None));
+    let again = judge(&m, &h, &mut fds, &Foreign::of_scan(&pids, read_at, true)).unwrap();
+    assert_eq!(again, (Liveness::Gone, None));
+}
