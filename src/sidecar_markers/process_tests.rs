@@ -299,7 +299,9 @@ fn a_whole_zombie_is_stopped_a_zombie_leader_with_live_threads_is_alive() {
     // A whole-process zombie: exited, not reaped.
     let mut z = std::process::Command::new("true").spawn().unwrap();
     let zpid = z.id();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while state_of(zpid) != b'Z' {
+        assert!(std::time::Instant::now() < end, "`true` never exited");
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     let zticks = identity(zpid).unwrap().unwrap().start_ticks;
