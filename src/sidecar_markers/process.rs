@@ -331,15 +331,8 @@ fn judge_mapped(
 fn judge_here(meta: &MetadataFile, host: &Host, fds: &mut sys::MarkerFds) -> io::Result<Liveness> {
     let pid = meta.pid;
     debug_assert!(pid >= 1 && pid <= i32::MAX as u32);
-    if let Some(recorded) = meta.boot_id.as_deref() {
-        match (parse_uuid(recorded), host.boot_id) {
-            (None, _) => return Ok(Liveness::Unverifiable("boot_id is not a UUID")),
-            (Some(_), None) => {
-                return Ok(Liveness::Unverifiable("this host's boot id is unreadable"));
-            }
-            (Some(r), Some(h)) if r != h => return Ok(Liveness::OtherBoot),
-            _ => {}
-        }
+    if let Some(l) = other_boot(meta, host) {
+        return Ok(l);
     }
     // Can this reader look the pid up at all? Only in the pid namespace it
     // was recorded in; for markers that do not say, only a reader in the
@@ -361,23 +354,16 @@ fn judge_here(meta: &MetadataFile, host: &Host, fds: &mut sys::MarkerFds) -> io:
     let complete = meta.boot_id.is_some() && meta.pid_start_ticks.is_some();
     match read_proc_stat(pid, fds)? {
         StatRead::Found(st) => {
-            if let Some(recorded) = meta.pid_start_ticks {
-                let a =
-                    normalised_ticks(recorded, meta.boottime_offset_ns.unwrap_or(0), host.clk_tck);
-                let b = normalised_ticks(st.start_ticks, host.boottime_offset_ns, host.clk_tck);
-                // Offsets that are not whole ticks round either way.
-                let exact =
-                    meta.boottime_offset_ns.unwrap_or(0) == 0 && host.boottime_offset_ns == 0;
-                let differs = if exact { a != b } else { (a - b).abs() > 1 };
-                if differs {
-                    return Ok(if same_ns {
-                        Liveness::Reused
-                    } else {
-                        Liveness::Unverifiable(
-                            "the pid may come from another pid namespace than the reader's",
-                        )
-                    });
-                }
+            if let Some(recorded) = meta.pid_start_ticks
+                && ticks_differ(meta, host, recorded, st.start_ticks)
+            {
+                return Ok(if same_ns {
+                    Liveness::Reused
+                } else {
+                    Liveness::Unverifiable(
+                        "the pid may come from another pid namespace than the reader's",
+                    )
+                });
             }
             if (st.state == b'Z' || st.state == b'X')
                 && zombie_leader_has_threads(pid) != Some(true)

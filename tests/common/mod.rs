@@ -412,16 +412,36 @@ pub fn name_reasons(v: &serde_json::Value) -> Vec<(String, String)> {
 /// fails saying so when it or the kernel (refusing the namespace or the
 /// mount) failed.
 pub fn json_under_hidepid(hidepid: u8, runtime: &Path, subcommand: &str) -> serde_json::Value {
+    json_under_hidepid_in(&["-m"], "", hidepid, runtime, subcommand)
+}
+
+/// [`json_under_hidepid`] in the namespaces `unshare UNSHARE…` makes (a
+/// private mount namespace among them; with `-p -f`, the `/proc` mounted
+/// is that pid namespace's), running the shell lines `before` as root
+/// after the mount.
+pub fn json_under_hidepid_in(
+    unshare: &[&str],
+    before: &str,
+    hidepid: u8,
+    runtime: &Path,
+    subcommand: &str,
+) -> serde_json::Value {
     open_up(runtime);
     let dir = runtime.to_str().unwrap();
     let script = format!(
-        "mount -t proc -o hidepid={hidepid} proc /proc && \
+        "mount -t proc -o hidepid={hidepid} proc /proc || exit 1\n{before}\n\
          exec setpriv --reuid 65534 --regid 65534 --clear-groups \
          {FIRMA} --runtime-dir {dir} sidecar {subcommand} --json"
     );
     json_output(
-        Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &script]),
-        &format!("hidepid {subcommand} failed (or the kernel refused the mount namespace)"),
+        Command::new("unshare").args(unshare).args([
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+        ]),
+        &format!("hidepid {subcommand} failed (or the kernel refused the namespaces)"),
     )
 }
 

@@ -12,8 +12,8 @@ use std::process::{Child, Command, Stdio};
 
 use crate::common::{
     FIRMA, Sidecar, boot_id, dead_pid, first_line, id_states, json_output, json_under_hidepid,
-    meta, metadata, need_root, proc_state, root_runtime, runtime, start_ticks, start_unshared,
-    wait_until, write_marker, write_stale,
+    json_under_hidepid_in, meta, metadata, need_root, proc_state, root_runtime, runtime,
+    start_ticks, start_unshared, wait_until, write_marker, write_stale,
 };
 use firma_stack::sidecar_markers::{
     MetadataFile, State, create_marker, gc_stale, get, inspect, list,
@@ -292,4 +292,39 @@ fn under_hidepid_1_a_denied_stat_is_an_unchecked_identity_not_unverifiable() {
         "{detail}"
     );
     drop(live);
+}
+
+/// A non-root reader in a pid namespace of its own (not the initial one),
+/// its `/proc` that namespace's, mounted `hidepid=1`, then `hidepid=2`: a
+/// root process lives there under the pid of a marker that records no pid
+/// namespace (as writers without the key, all in the initial one, did).
+/// That pid may name another process than the marker's: whether `/proc`
+/// denies its stat (1) or hides it (2, `kill(pid, 0)` saying `EPERM`), its
+/// identity is foreign, which no opt-out of `stop` overrides — never
+/// merely unchecked.
+#[test]
+fn a_reader_in_its_own_pid_namespace_calls_a_denied_or_hidden_unrecorded_pid_foreign() {
+    let rt = root_runtime(NEED_ROOT);
+    // In the new namespace: sh is pid 1, mount pid 2, sleep pid 3.
+    write_marker(rt.path(), "unrecorded", &metadata("unrecorded", 3, ""));
+    let sleep_at_3 = "sleep 60 &\ntest $! = 3 || { echo \"sleep is pid $!, not 3\" >&2; exit 1; }";
+    for hidepid in [1, 2] {
+        let v = json_under_hidepid_in(
+            &["-p", "-f", "-m"],
+            sleep_at_3,
+            hidepid,
+            rt.path(),
+            "inspect",
+        );
+        let arr = v.as_array().unwrap();
+        assert_eq!(arr.len(), 1, "{v}");
+        assert_eq!(arr[0]["verdict"], "live", "hidepid={hidepid}: {v}");
+        let detail = arr[0]["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(
+                "identity not checked: the marker records no pid namespace and the reader is not in the initial one"
+            ),
+            "hidepid={hidepid}: {detail}"
+        );
+    }
 }

@@ -105,7 +105,8 @@ fn a_reader_without_its_own_boot_id_calls_a_recorded_one_unverifiable() {
 /// unprivileged reader cannot see root's sidecar in `/proc`: the sidecar
 /// is alive with its identity unchecked (`kill(pid, 0)` says `EPERM`), so a
 /// non-serving one is `unhealthy` (`endpoint_missing`) — not `unknown`
-/// (`unverifiable`), and not stale. A dead pid is still gone (`ESRCH`).
+/// (`unverifiable`), and not stale; nor is its identity foreign (the
+/// reader is in the pid's namespace). A dead pid is still gone (`ESRCH`).
 #[test]
 fn under_hidepid_a_hidden_live_sidecar_is_alive_unchecked_not_unverifiable() {
     let user = TestUser::new("hidepid");
@@ -128,12 +129,20 @@ fn under_hidepid_a_hidden_live_sidecar_is_alive_unchecked_not_unverifiable() {
         pid = live.id(),
         cmd = inspect_cmd(&rt)
     );
+    let v = json_output(&mut in_private_mount_ns(&script), "inspect");
     assert_eq!(
-        reasons(&mut in_private_mount_ns(&script)),
+        name_reasons(&v),
         [
             ("gone".into(), "process_gone".into()),
             ("hidden".into(), "endpoint_missing".into()),
         ]
+    );
+    // Unchecked, as a hidden pid of the reader's own namespace is (which
+    // the opt-out of `stop` may override), not foreign.
+    let detail = v[1]["detail"].as_str().unwrap();
+    assert!(
+        detail.ends_with("identity not checked: /proc hides the process"),
+        "{detail}"
     );
     end(live);
 }
