@@ -532,3 +532,36 @@ pub fn start_ready(
         }
     }
 }
+
+extern "C" fn do_nothing(_: libc::c_int) {}
+
+/// Runs `wait` on a thread of its own while SIGUSR1 — handled, as a
+/// Python or Go program's handlers are, by a handler that does nothing,
+/// installed without `SA_RESTART` — is sent to that thread 20 times, 25 ms
+/// apart, so that some land in whatever it waits in (`EINTR`); then runs
+/// `then` (what ends the wait, if anything must) and returns what `wait`
+/// returned. SIGUSR1 is used by nothing else in the test binaries.
+pub fn interrupted<T: Send>(wait: impl FnOnce() -> T + Send, then: impl FnOnce()) -> T {
+    // SAFETY: a handler that does nothing, for a signal nothing else uses.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = do_nothing as *const () as usize;
+        assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
+    }
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = s.spawn(move || {
+            // SAFETY: no precondition.
+            tx.send(unsafe { libc::pthread_self() }).unwrap();
+            wait()
+        });
+        let thread = rx.recv().unwrap();
+        for _ in 0..20 {
+            std::thread::sleep(Duration::from_millis(25));
+            // SAFETY: the waiter is not joined yet, so its id stays valid.
+            unsafe { libc::pthread_kill(thread, libc::SIGUSR1) };
+        }
+        then();
+        waiter.join().unwrap()
+    })
+}

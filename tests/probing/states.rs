@@ -44,44 +44,18 @@ fn wedged_tcp_is_answered_at_the_timeout_not_before() {
     assert!(took < Duration::from_secs(10), "took {took:?}");
 }
 
-extern "C" fn do_nothing(_: libc::c_int) {}
-
 /// A signal the calling program handles (no `SA_RESTART`), landing in
 /// the probe's wait for its connects (`poll` fails `EINTR`), is no error:
 /// the wait goes on to the probe's deadline and the endpoint is judged by
 /// it — a timeout, `unhealthy` — never `unknown` for a failed `poll`.
 #[test]
 fn a_signal_while_a_probe_waits_is_no_error() {
-    // SAFETY: a handler that does nothing, for SIGUSR1, which nothing else
-    // in this binary uses.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = do_nothing as *const () as usize;
-        assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
-    }
     let rt = runtime();
     let _wedged = Sidecar::syn_dropping(rt.path(), "tcp-wedged");
-    let dir = rt.path().to_owned();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let prober = std::thread::spawn(move || {
-        // SAFETY: no precondition.
-        tx.send(unsafe { libc::pthread_self() }).unwrap();
-        let opts = ProbeOptions::with_timeout(Duration::from_millis(1500));
-        get_with(&dir, "tcp-wedged", &opts)
-    });
-    let thread = rx.recv().unwrap();
-    // Signals for a while, so that some land in the probe's poll (the SYN
-    // is dropped: nothing answers before the deadline).
-    for _ in 0..20 {
-        std::thread::sleep(Duration::from_millis(25));
-        // SAFETY: the prober is not joined yet, so its id stays valid.
-        unsafe { libc::pthread_kill(thread, libc::SIGUSR1) };
-    }
-    let entry = prober
-        .join()
-        .unwrap()
-        .unwrap()
-        .expect("the marker is there");
+    let opts = ProbeOptions::with_timeout(Duration::from_millis(1500));
+    // The SYN is dropped: nothing answers before the deadline.
+    let got = interrupted(|| get_with(rt.path(), "tcp-wedged", &opts), || ());
+    let entry = got.unwrap().expect("the marker is there");
     assert_eq!(entry.state, State::Unhealthy, "{entry:?}");
 }
 

@@ -633,38 +633,22 @@ fn a_shared_watcher_keeps_every_callers_deadline() {
     assert!(matches!(ev, Some(Event::Appeared { .. })), "{ev:?}");
 }
 
-extern "C" fn do_nothing(_: libc::c_int) {}
-
 /// A signal the caller's program handles (here SIGUSR1, with a handler
 /// that does nothing, without `SA_RESTART`) interrupts the wait in
 /// `next`, as a Python or Go program's handlers do: no error, `next`
 /// waits on and returns the next event.
 #[test]
 fn a_signal_while_waiting_is_no_error() {
-    // SAFETY: a handler that does nothing, for SIGUSR1, which nothing
-    // else in this binary uses.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = do_nothing as *const () as usize;
-        assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
-    }
     let rt = runtime();
     let (mut w, _) = watch_synced(rt.path(), &opts(60_000, true));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let waiter = std::thread::spawn(move || {
-        // SAFETY: no precondition.
-        tx.send(unsafe { libc::pthread_self() }).unwrap();
-        w.next(Some(Duration::from_secs(30)))
-            .map(|ev| ev.map(|e| e.kind()))
-    });
-    let thread = rx.recv().unwrap();
-    // Signals for a while, so that some land in the wait (nothing comes
-    // before the sidecar below).
-    for _ in 0..20 {
-        std::thread::sleep(Duration::from_millis(25));
-        // SAFETY: the waiter is not joined yet, so its id stays valid.
-        unsafe { libc::pthread_kill(thread, libc::SIGUSR1) };
-    }
-    let _sc = Sidecar::start(rt.path(), "after", &[]);
-    assert_eq!(waiter.join().unwrap().unwrap(), Some("appeared"));
+    let mut sidecar = None;
+    // Nothing comes before the sidecar started once the signals were sent.
+    let got = interrupted(
+        || {
+            w.next(Some(Duration::from_secs(30)))
+                .map(|ev| ev.map(|e| e.kind()))
+        },
+        || sidecar = Some(Sidecar::start(rt.path(), "after", &[])),
+    );
+    assert_eq!(got.unwrap(), Some("appeared"));
 }
