@@ -31,10 +31,17 @@ pub fn python_ready<S: AsRef<OsStr>>(script: &str, args: &[S], what: &str) -> Re
             .spawn()
             .expect("python3 must be installed"),
     );
-    let mut line = String::new();
-    BufReader::new(child.0.stdout.take().expect("stdout is piped"))
-        .read_line(&mut line)
-        .expect("read the child's first line");
+    let line = first_line(&mut child.0);
     assert_eq!(line, "ready\n", "{what}: the child never stood ready");
     child
+}
+
+/// The first line a child prints on its (piped) stdout, with its newline;
+/// empty when it closed stdout without printing one.
+pub fn first_line(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout is piped"))
+        .read_line(&mut line)
+        .expect("read the child's first line");
+    line
 }

@@ -2,7 +2,6 @@
 //! pids, zombies and hand-written markers.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -19,7 +18,7 @@ pub mod users;
 pub mod xorshift;
 // Like the rest of this module, not used by every test file.
 #[allow(unused_imports)]
-pub use child::Reaped;
+pub use child::{Reaped, first_line};
 #[allow(unused_imports)]
 pub use marker_meta::meta;
 
@@ -128,16 +127,6 @@ impl Drop for Victim {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// The first line a child prints on its (piped) stdout, with its newline;
-/// empty when it closed stdout without printing one.
-pub fn first_line(child: &mut Child) -> String {
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout is piped"))
-        .read_line(&mut line)
-        .expect("read the child's first line");
-    line
 }
 
 /// The fields of `/proc/<pid>/stat` after the command name: index 0 is the
