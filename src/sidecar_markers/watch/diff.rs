@@ -140,17 +140,22 @@ impl Model {
                         at: at.to_owned(),
                     });
                 }
-                Some(old) if !same_sidecar(old, &entry) => {
-                    let previous = old.state;
-                    *old = entry.clone();
-                    diff.events.push(Event::Changed {
-                        sandbox_id: name,
-                        entry,
-                        previous,
-                        at: at.to_owned(),
-                    });
+                Some(old) => {
+                    // The uptime moves on its own and is no change: take
+                    // it first, so that the entries' own equality (every
+                    // field, a new one too) says whether anything else did.
+                    old.uptime_secs = entry.uptime_secs;
+                    if *old != entry {
+                        let previous = old.state;
+                        *old = entry.clone();
+                        diff.events.push(Event::Changed {
+                            sandbox_id: name,
+                            entry,
+                            previous,
+                            at: at.to_owned(),
+                        });
+                    }
                 }
-                Some(old) => old.uptime_secs = entry.uptime_secs,
             }
         }
         diff.gone = match scope {
@@ -183,32 +188,6 @@ impl Model {
             .sort_by(|a, b| a.sandbox_id().cmp(&b.sandbox_id()));
         diff
     }
-}
-
-/// The same sidecar in the same state: everything but the uptime equal.
-fn same_sidecar(a: &SidecarEntry, b: &SidecarEntry) -> bool {
-    // Every field named, so that a new one is not forgotten here.
-    let SidecarEntry {
-        sandbox_id,
-        agent_id,
-        session_id,
-        authority_url,
-        policy_bundle_version,
-        pid,
-        started_at,
-        state,
-        listen,
-        uptime_secs: _,
-    } = a;
-    *sandbox_id == b.sandbox_id
-        && *agent_id == b.agent_id
-        && *session_id == b.session_id
-        && *authority_url == b.authority_url
-        && *policy_bundle_version == b.policy_bundle_version
-        && *pid == b.pid
-        && *started_at == b.started_at
-        && *state == b.state
-        && *listen == b.listen
 }
 
 #[cfg(test)]
