@@ -10,7 +10,7 @@ use super::error::Result;
 use super::model::{Reason, SidecarEntry, State, Verdict};
 use super::options::ProbeOptions;
 use super::probe::{Outcome, Prober};
-use super::process::{self, Liveness};
+use super::process::{self, Foreign, Liveness};
 use super::read::{self, Loc, Marker};
 use super::{sys, text};
 
@@ -47,7 +47,7 @@ pub(crate) fn by_id(
 pub(crate) fn assess_one(loc: Loc<'_>, marker: Marker, opts: &ProbeOptions) -> Assessment {
     let mut fds = sys::MarkerFds::default();
     let uptime = read::uptime_secs(loc, &marker.path, SystemTime::now(), &mut fds).unwrap_or(None);
-    let liveness = socket_proof(loc, &marker, process::liveness_in(&marker.meta, &mut fds));
+    let (liveness, _) = liveness(loc, &marker, &mut fds, &Foreign::now());
     let outcome = if liveness.is_stale() {
         None
     } else {
@@ -60,6 +60,23 @@ pub(crate) fn assess_one(loc: Loc<'_>, marker: Marker, opts: &ProbeOptions) -> A
     assess(marker, liveness, outcome, uptime)
 }
 
+/// The one liveness function for a marker read from `run/`: the judgement
+/// of its recorded process ([`process::resolve_in`]), then, where that
+/// calls a marker without identity gone, the proof of its own socket
+/// ([`socket_proof`]). `list`, `get`, `inspect`, `gc_stale`, `watch` and
+/// `stop` all judge a marker here. Gives the pid that names the process
+/// here (see [`process::resolve_in`]); `foreign` is how a pid of another
+/// namespace is found (a scan's map, or [`Foreign::now`] for one marker).
+pub(crate) fn liveness(
+    loc: Loc<'_>,
+    marker: &Marker,
+    fds: &mut sys::MarkerFds,
+    foreign: &Foreign<'_>,
+) -> (Liveness, Option<u32>) {
+    let (judged, here) = process::resolve_in(&marker.meta, fds, foreign);
+    (socket_proof(loc, marker, judged), here)
+}
+
 /// What the marker's own socket proves where the pid alone would call a
 /// sidecar gone: a marker that records no identity (the upstream
 /// launcher's seven seed fields) may come from a container, its pid that
@@ -70,7 +87,7 @@ pub(crate) fn assess_one(loc: Loc<'_>, marker: Marker, opts: &ProbeOptions) -> A
 /// and every marker with identity fields, keeps its judgement. The same
 /// proof `stop` uses (docs/design.md, "Trust"); costs a connect only for
 /// such markers judged gone.
-pub(crate) fn socket_proof(loc: Loc<'_>, marker: &Marker, liveness: Liveness) -> Liveness {
+fn socket_proof(loc: Loc<'_>, marker: &Marker, liveness: Liveness) -> Liveness {
     let meta = &marker.meta;
     let no_identity =
         meta.pid_ns_inode.is_none() && meta.pid_start_ticks.is_none() && meta.boot_id.is_none();

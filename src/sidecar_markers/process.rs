@@ -156,13 +156,6 @@ pub(crate) fn liveness_in(meta: &MetadataFile, fds: &mut sys::MarkerFds) -> Live
     resolve_in(meta, fds, &Foreign::now()).0
 }
 
-/// [`liveness`], and the pid that names the process *here*: the recorded
-/// one, or, for a marker of another pid namespace, the reader's pid of the
-/// process there (`None` when there is none). What `stop` signals.
-pub(crate) fn resolve(meta: &MetadataFile) -> (Liveness, Option<u32>) {
-    resolve_in(meta, &mut sys::MarkerFds::default(), &Foreign::now())
-}
-
 /// How a judgement finds pids recorded in another pid namespace: the map
 /// of the scan, and when the marker was read (see [`HostPids::lookup`]).
 pub(crate) struct Foreign<'a> {
@@ -216,7 +209,12 @@ pub(crate) fn is_later(l: Liveness) -> bool {
     matches!(l, Liveness::Unverifiable(why) if why == LATER)
 }
 
-/// [`liveness_in`] with the scan's map; see [`resolve`].
+/// [`liveness`] with `foreign`'s way of finding a pid of another pid
+/// namespace, and the pid that names the process *here*: the recorded
+/// one, or, for a marker of another pid namespace, the reader's pid of the
+/// process there (`None` when there is none), what `stop` signals. Only
+/// the marker's recorded fields count here: `assess::liveness` adds the
+/// proof of the marker's own socket.
 pub(crate) fn resolve_in(
     meta: &MetadataFile,
     fds: &mut sys::MarkerFds,

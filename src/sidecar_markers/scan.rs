@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
-use super::assess::{Assessment, assess, socket_proof};
+use super::assess::{self, Assessment, assess};
 use super::endpoint::Endpoint;
 use super::error::{Result, StackError};
 use super::host_pids::HostPids;
@@ -366,8 +366,7 @@ fn scan_part<'e>(
             }
         };
         let foreign = process::Foreign::of_scan(pids, read_at, false);
-        let (liveness, here) = process::resolve_in(&marker.meta, &mut fds, &foreign);
-        let liveness = socket_proof(loc, &marker, liveness);
+        let (liveness, here) = assess::liveness(loc, &marker, &mut fds, &foreign);
         if process::is_later(liveness) {
             // Walked before this marker was read: judged at the end.
             later.push((name, marker));
@@ -381,8 +380,8 @@ fn scan_part<'e>(
     for (name, marker) in later {
         let mut fds = sys::MarkerFds::default();
         let foreign = process::Foreign::of_scan(pids, read_at, true);
-        let (liveness, here) = process::resolve_in(&marker.meta, &mut fds, &foreign);
-        let liveness = socket_proof(Loc::Entry { run, name }, &marker, liveness);
+        let loc = Loc::Entry { run, name };
+        let (liveness, here) = assess::liveness(loc, &marker, &mut fds, &foreign);
         part.judged(name, marker, (liveness, here), &mut fds);
     }
     if let Some(prober) = prober {

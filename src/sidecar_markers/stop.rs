@@ -265,17 +265,15 @@ impl Job<'_> {
         }
     }
 
-    /// The one liveness function, with the proof of the marker's own socket
-    /// for a marker without identity judged gone (see
-    /// [`assess::socket_proof`]): the pid of a container's sidecar is not
-    /// this reader's.
+    /// The marker judged by the one liveness function
+    /// ([`assess::liveness`]), and the pid that names its process here.
     fn resolve(&self) -> (Liveness, Option<u32>) {
-        let (liveness, here) = process::resolve(&self.marker.meta);
         let loc = read::Loc::Entry {
             run: self.run,
             name: self.name,
         };
-        (assess::socket_proof(loc, &self.marker, liveness), here)
+        let mut fds = sys::MarkerFds::default();
+        assess::liveness(loc, &self.marker, &mut fds, &process::Foreign::now())
     }
 
     /// The proof the marker's own socket gives where the identity fields
