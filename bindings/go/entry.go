@@ -2,23 +2,6 @@ package firmastack
 
 import "time"
 
-// State is the liveness and health of a sidecar, as the core reports it.
-type State string
-
-const (
-	// StateRunning: the process exists and its endpoint accepted a
-	// connection within the probe timeout.
-	StateRunning State = "running"
-	// StateUnhealthy: the process exists, but its endpoint is missing,
-	// refuses, is saturated or timed out.
-	StateUnhealthy State = "unhealthy"
-	// StateStopped: no such process, a zombie, or a reused pid.
-	StateStopped State = "stopped"
-	// StateUnknown: the process exists but the probe could not be performed
-	// (for example permission denied on the socket).
-	StateUnknown State = "unknown"
-)
-
 // SidecarEntry is one sidecar as the core reports it. The fields, their
 // order and their json tags are those of the C ABI's JSON, so json.Marshal
 // of an entry (or a slice of entries) reproduces the core's JSON — exactly
@@ -48,4 +31,24 @@ type SidecarEntry struct {
 // StartedTime parses StartedAt as an RFC 3339 time.
 func (e *SidecarEntry) StartedTime() (time.Time, error) {
 	return time.Parse(time.RFC3339Nano, e.StartedAt)
+}
+
+// MarkerReport is one entry of run/ as [Inspect] reports it. The fields,
+// their order and their json tags are those of the C ABI's JSON, so
+// json.Marshal of a report reproduces the core's JSON (with the same
+// caveat about <, >, &, U+2028 and U+2029 as [SidecarEntry]).
+type MarkerReport struct {
+	// Name is the entry's name in run/ (bytes that are not UTF-8 as \xNN).
+	Name    string  `json:"name"`
+	Verdict Verdict `json:"verdict"`
+	// State is the entry's state; nil for a broken marker.
+	State  *State `json:"state"`
+	Reason Reason `json:"reason"`
+	// Detail is one line for a person; control characters are escaped.
+	Detail string `json:"detail"`
+	// Entry is the sidecar as List and Get report it; nil when broken.
+	Entry *SidecarEntry `json:"entry"`
+	// Error says why the marker is broken (ErrMarkerParse, ErrIO, ...);
+	// nil unless broken.
+	Error *Error `json:"error"`
 }

@@ -335,9 +335,10 @@ func sameSet(t *testing.T, what string, core []string, goConsts map[string]strin
 	}
 }
 
-func TestEveryVerdictAndReasonHasAConstant(t *testing.T) {
-	sameSet(t, "Verdict", coreCodes(t, "Verdict"), goConstants(t, "report.go", "Verdict"))
-	sameSet(t, "Reason", coreCodes(t, "Reason"), goConstants(t, "report.go", "Reason"))
+func TestEveryStateVerdictAndReasonHasAConstant(t *testing.T) {
+	sameSet(t, "Verdict", coreCodes(t, "Verdict"), goConstants(t, "codes.go", "Verdict"))
+	sameSet(t, "Reason", coreCodes(t, "Reason"), goConstants(t, "codes.go", "Reason"))
+	sameSet(t, "State", coreCodes(t, "State"), goConstants(t, "codes.go", "State"))
 }
 
 // Every code the linked library reports (firma_error_codes) has an
@@ -352,11 +353,11 @@ func TestEveryLibraryErrorCodeHasAConstantAndSentinel(t *testing.T) {
 	for _, c := range codes {
 		lib = append(lib, string(c))
 	}
-	consts := goConstants(t, "errors.go", "ErrorCode")
+	consts := goConstants(t, "codes.go", "ErrorCode")
 	sameSet(t, "ErrorCode", lib, consts)
 
 	// Sentinels: `ErrX = &Error{Code: CodeX}`, one per constant.
-	f, err := parser.ParseFile(token.NewFileSet(), "errors.go", nil, 0)
+	f, err := parser.ParseFile(token.NewFileSet(), "codes.go", nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

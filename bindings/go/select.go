@@ -60,17 +60,6 @@ func InspectFiltered(ctx context.Context, runtimeDir string, f Filter) ([]Marker
 		})
 }
 
-// WaitFor is what [Wait] waits for.
-type WaitFor string
-
-const (
-	// WaitRunning: the sidecar's marker exists and its state is running.
-	WaitRunning WaitFor = "running"
-	// WaitGone: the sidecar has no marker, or its process has provably
-	// stopped (its marker is left for GCStale).
-	WaitGone WaitFor = "gone"
-)
-
 // WaitStatus is one id as [Wait] last saw it.
 type WaitStatus struct {
 	SandboxID string `json:"sandbox_id"`
@@ -129,20 +118,6 @@ func Wait(ctx context.Context, runtimeDir string, sandboxIDs []string, cond Wait
 		return decodeResult(status, out, (*WaitOutcome)(nil))
 	})
 }
-
-// DirState says whether a runtime directory is there to be read
-// ([RuntimeDirState]).
-type DirState string
-
-const (
-	// DirPresent: a directory that can be listed (its run/ too, when it
-	// exists).
-	DirPresent DirState = "present"
-	// DirMissing: nothing at that path.
-	DirMissing DirState = "missing"
-	// DirUnreadable: not a directory, or it (or its run/) cannot be listed.
-	DirUnreadable DirState = "unreadable"
-)
 
 // RuntimeDirState tells a missing runtime directory ("" means the default)
 // from an idle one: the reading calls answer a directory that does not

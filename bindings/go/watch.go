@@ -12,50 +12,6 @@ import (
 	"time"
 )
 
-// EventKind says what an [Event] reports.
-type EventKind string
-
-// The kinds of [Event], as in the JSON "event" field of every surface.
-const (
-	// EventAppeared: a live sidecar found by the initial scan (or a
-	// rescan), or a new one. Entry is set.
-	EventAppeared EventKind = "appeared"
-	// EventSynced: the events before it describe the whole directory; the
-	// stream is complete from here on. Once after the initial scan and
-	// after each EventResync.
-	EventSynced EventKind = "synced"
-	// EventChanged: a known sidecar changed state (or metadata). Entry and
-	// Previous are set.
-	EventChanged EventKind = "changed"
-	// EventGone: a known sidecar left. Reason is [GoneCollected] (this
-	// watcher removed its stale marker) or [GoneRemoved] (by other hands).
-	EventGone EventKind = "gone"
-	// EventResync: the watcher lost track (or runs degraded, as Reason
-	// says) and rescans; the events that follow correct the state, then
-	// EventSynced.
-	EventResync EventKind = "resync"
-	// EventError: a step of the watcher failed (say, run/ became
-	// unreadable or was replaced by a symlink); Err says why. It is not
-	// the end of the stream: the watcher keeps its state, tries again one
-	// probe interval later, and the events that follow bring the caller
-	// back to the true state. Go's form of a failed next on the other
-	// surfaces (C's error status, Python's exception); not a JSON kind.
-	EventError EventKind = "error"
-)
-
-// EventReason is the reason of an [EventGone] (one of the Gone
-// constants) or of an [EventResync] (one line for a person, saying how the
-// watcher lost track or which degraded mode it entered).
-type EventReason string
-
-// The reasons of an [EventGone].
-const (
-	// GoneCollected: this watcher removed the sidecar's stale marker.
-	GoneCollected EventReason = "collected"
-	// GoneRemoved: the marker was removed by other hands.
-	GoneRemoved EventReason = "removed"
-)
-
 // Event is one event of a [Watch] stream: the JSON object of every surface.
 type Event struct {
 	Kind      EventKind     `json:"event"`
