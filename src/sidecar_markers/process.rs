@@ -429,5 +429,8 @@ pub(crate) fn identity(pid: u32) -> io::Result<Option<Recorded>> {
 }
 
 #[cfg(test)]
+#[path = "process_ns_tests.rs"]
+mod ns_tests;
+#[cfg(test)]
 #[path = "process_tests.rs"]
 mod tests;

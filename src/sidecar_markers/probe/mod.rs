@@ -515,4 +515,8 @@ fn connect_via_fd_at(loc: Loc<'_>, rel: &std::ffi::CStr) -> Outcome {
 }
 
 #[cfg(test)]
+mod path_tests;
+#[cfg(test)]
+mod socket_tests;
+#[cfg(test)]
 mod tests;
