@@ -1,10 +1,12 @@
-//! `_Watcher`: the core's watcher behind a lock, for `firma_stack.watch`
+//! `_Watcher`: the core's shared watcher (`SharedWatcher`: any thread may
+//! step it, each with its own deadline, none holding a lock while it
+//! waits, the selection applied inside the step), for `firma_stack.watch`
 //! and `firma_stack.awatch` (python/firma_stack/_watch.py).
 //!
 //! Events cross as plain tuples `(kind, sandbox_id, entry, previous,
 //! reason, at)`; the Python side turns them into typed event classes.
 
-use std::sync::Mutex;
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -90,26 +92,11 @@ fn closed_error() -> PyErr {
     pyo3::exceptions::PyValueError::new_err("the watcher is closed")
 }
 
-/// The core's watcher and the selection its events pass (`None`: all).
-struct Inner {
-    watcher: sm::Watcher,
-    filter: Option<sm::EventFilter>,
-}
-
-impl Inner {
-    /// The next event the selection passes, waiting until `end` at most.
-    fn next(&mut self, end: Instant) -> sm::Result<Option<Event>> {
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            match self.watcher.next(Some(left))? {
-                Some(ev) if self.filter.as_mut().is_some_and(|f| !f.admit(&ev)) => {}
-                other => return Ok(other),
-            }
-        }
-    }
-}
-
 /// A watcher of one runtime directory (see `firma_stack.watch`).
+///
+/// Each `next_event` holds the read side of `shared` for one slice of its
+/// wait (many threads may), `close` the write side to take the watcher
+/// out: it waits for the slices under way, at most one each.
 ///
 /// `owner` and `closed` live outside the lock: in a `fork()` child the
 /// lock may be held by a thread that does not exist there, so the child
@@ -117,7 +104,7 @@ impl Inner {
 /// for it.
 #[pyclass(module = "firma_stack._native", name = "_Watcher", frozen)]
 pub(crate) struct Watcher {
-    inner: Mutex<Option<Inner>>,
+    shared: RwLock<Option<sm::SharedWatcher>>,
     owner: sm::WatcherOwner,
     closed: AtomicBool,
     fd: i32,
@@ -156,16 +143,17 @@ impl Watcher {
         let fd = std::os::fd::AsRawFd::as_raw_fd(&w);
         Ok(Watcher {
             owner: w.owner(),
-            inner: Mutex::new(Some(Inner { watcher: w, filter })),
+            shared: RwLock::new(Some(sm::SharedWatcher::filtered(w, filter))),
             closed: AtomicBool::new(false),
             fd,
         })
     }
 
     /// The next event as a tuple, waiting at most `timeout` seconds (`None`:
-    /// until there is one); `None` when the timeout passed. The GIL is
-    /// released while waiting; signals are checked every 0.2 s. In a
-    /// `fork()` child: `ForkedError`, before any lock is taken.
+    /// until there is one); `None` when the timeout passed, also while
+    /// other threads wait on the same watcher. The GIL is released while
+    /// waiting; signals are checked every 0.2 s. In a `fork()` child:
+    /// `ForkedError`, before any lock is taken.
     #[pyo3(signature = (timeout=None))]
     fn next_event(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<EventTuple>> {
         if self.closed.load(Ordering::Acquire) {
@@ -180,7 +168,8 @@ impl Watcher {
         };
         loop {
             // Closed by another thread since the last slice: stop stepping,
-            // so its close() gets the lock instead of waiting behind us.
+            // so its close() gets the write side instead of waiting
+            // behind us.
             if self.closed.load(Ordering::Acquire) {
                 return Err(closed_error());
             }
@@ -190,8 +179,8 @@ impl Watcher {
             };
             let end = Instant::now() + slice;
             let got = call_core(py, || {
-                let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-                guard.as_mut().map(|inner| inner.next(end)).transpose()
+                let guard = self.shared.read().unwrap_or_else(|p| p.into_inner());
+                guard.as_ref().map(|w| w.next(Some(end))).transpose()
             })?;
             match got {
                 None => return Err(closed_error()),
@@ -214,17 +203,22 @@ impl Watcher {
         Ok(self.fd)
     }
 
-    /// Stops watching and closes every descriptor; idempotent. Waits for a
-    /// `next_event` running in another thread (at most one step of the
-    /// watcher). In a `fork()` child it never waits: it closes the child's
+    /// Stops watching and closes every descriptor; idempotent. Waits for
+    /// the `next_event` calls running in other threads (at most one slice
+    /// of their wait, 0.2 s). In a `fork()` child it never waits: it closes the child's
     /// copies of the descriptors if the lock is free, and otherwise leaves
     /// them to the child's exit; the parent's watcher is untouched.
     fn close(&self, py: Python<'_>) {
         self.closed.store(true, Ordering::Release);
         let w = if self.owner.check().is_ok() {
-            py.detach(|| self.inner.lock().unwrap_or_else(|p| p.into_inner()).take())
+            py.detach(|| {
+                self.shared
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take()
+            })
         } else {
-            match self.inner.try_lock() {
+            match self.shared.try_write() {
                 Ok(mut g) => g.take(),
                 Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().take(),
                 Err(std::sync::TryLockError::WouldBlock) => None,

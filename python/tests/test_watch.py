@@ -156,6 +156,35 @@ def test_close_from_another_thread_while_waiting(firma_runtime_dir: str) -> None
     assert len(errors) == 1
 
 
+def test_a_next_keeps_its_timeout_while_another_thread_waits(firma_runtime_dir: str) -> None:
+    # One thread waits for events that never come; the other's next(0)
+    # calls must not queue behind its wait (they used to, for up to a
+    # 0.2 s slice each: 20 calls took seconds). The bound only proves they
+    # do not wait: it is no speed claim.
+    w = firma_stack.watch(firma_runtime_dir, probe_interval=60)
+    assert isinstance(w.next(BOUND), Synced)
+    closed: List[BaseException] = []
+
+    def blocked() -> None:
+        try:
+            w.next(None)
+        except ValueError as e:  # closed underneath
+            closed.append(e)
+
+    t = threading.Thread(target=blocked)
+    t.start()
+    try:
+        time.sleep(0.3)
+        start = time.monotonic()
+        for _ in range(20):
+            assert w.next(0) is None
+        assert time.monotonic() - start < 1.0, "next(0) waited behind another thread's next"
+    finally:
+        w.close()
+        t.join(BOUND)
+    assert not t.is_alive() and len(closed) == 1
+
+
 @pytest.mark.parametrize("option", ["probe_interval", "rescan_interval", "timeout"])
 @pytest.mark.parametrize("value", [0, 1e-12, -1.0, float("nan"), float("inf"), 1e9])
 def test_bad_options_raise_invalid_argument_in_seconds(

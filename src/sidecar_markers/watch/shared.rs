@@ -1,7 +1,9 @@
 //! A watcher several threads may step, each with its own deadline: the
-//! C ABI's handle is shared by its callers' threads, and
-//! a `next` with a timeout must not wait past it behind another thread's
-//! `next` that waits forever.
+//! C ABI's handle and the Python watcher are shared by their callers'
+//! threads, and a `next` with a timeout must not wait past it behind
+//! another thread's `next` that waits forever. An [`EventFilter`] given
+//! at the start is applied inside the step, so that the events it sees
+//! are the stream's, in order, whichever thread takes them.
 //!
 //! The right to step the watcher is a *turn*, taken with a deadline (std's
 //! `Mutex` has no timed lock). A step never waits (`next(0)`: an event
@@ -15,6 +17,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::{Event, Watcher, WatcherOwner};
+use crate::sidecar_markers::EventFilter;
 use crate::sidecar_markers::error::Result;
 use crate::sidecar_markers::sys;
 
@@ -25,7 +28,25 @@ pub struct SharedWatcher {
     turn: Mutex<bool>,
     free: Condvar,
     /// Locked only while holding the turn, so never waited for.
-    inner: Mutex<Watcher>,
+    inner: Mutex<Stepped>,
+}
+
+/// The watcher and the selection its events pass (`None`: all).
+struct Stepped {
+    watcher: Watcher,
+    filter: Option<EventFilter>,
+}
+
+impl Stepped {
+    /// The next event the selection passes, without waiting.
+    fn step(&mut self) -> Result<Option<Event>> {
+        loop {
+            match self.watcher.next(Some(Duration::ZERO))? {
+                Some(ev) if self.filter.as_mut().is_some_and(|f| !f.admit(&ev)) => {}
+                other => return Ok(other),
+            }
+        }
+    }
 }
 
 /// A poisoned lock here only guards a flag or a watcher whose own state a
@@ -45,12 +66,18 @@ impl Drop for TurnHeld<'_> {
 
 impl SharedWatcher {
     pub fn new(watcher: Watcher) -> SharedWatcher {
+        SharedWatcher::filtered(watcher, None)
+    }
+
+    /// A shared watcher whose `next` gives only the events `filter`
+    /// passes (`None`: every event).
+    pub fn filtered(watcher: Watcher, filter: Option<EventFilter>) -> SharedWatcher {
         SharedWatcher {
             owner: watcher.owner(),
             fd: watcher.as_fd().as_raw_fd(),
             turn: Mutex::new(false),
             free: Condvar::new(),
-            inner: Mutex::new(watcher),
+            inner: Mutex::new(Stepped { watcher, filter }),
         }
     }
 
@@ -71,7 +98,7 @@ impl SharedWatcher {
             let Some(turn) = self.take_turn(deadline) else {
                 return Ok(None);
             };
-            let got = lock(&self.inner).next(Some(Duration::ZERO));
+            let got = lock(&self.inner).step();
             drop(turn);
             if let Some(ev) = got? {
                 return Ok(Some(ev));

@@ -3,6 +3,7 @@
 //! [`SharedWatcher`] the C handle steps from several threads.
 
 use super::*;
+use crate::sidecar_markers::EventFilter;
 use crate::sidecar_markers::create_marker;
 use crate::sidecar_markers::model::MetadataFile;
 use std::sync::Arc;
@@ -84,6 +85,31 @@ fn a_shared_watcher_steps_one_event_after_another() {
     assert!(appeared(&shared.next(soon()).unwrap(), "sb-s"));
     let ev = shared.next(soon()).unwrap();
     assert!(matches!(ev, Some(Event::Synced { .. })), "{ev:?}");
+}
+
+/// A filtered shared watcher gives only the events its filter passes,
+/// the rest of the stream (`synced`) included, whichever thread steps.
+#[test]
+fn a_filtered_shared_watcher_gives_only_the_selected_sidecars() {
+    let rt = tempfile::tempdir().unwrap();
+    for id in ["sb-a", "sb-b", "sb-c"] {
+        add_marker(rt.path(), id);
+    }
+    let filter = crate::sidecar_markers::Filter {
+        sandbox_ids: vec!["sb-b".into()],
+        ..Default::default()
+    };
+    let w = watch(rt.path(), &quiet()).unwrap();
+    let shared = Arc::new(SharedWatcher::filtered(w, Some(EventFilter::new(filter))));
+    let soon = || Some(Instant::now() + Duration::from_secs(10));
+    let other = Arc::clone(&shared);
+    let first = std::thread::spawn(move || other.next(soon()).unwrap())
+        .join()
+        .unwrap();
+    assert!(appeared(&first, "sb-b"), "{first:?}");
+    let ev = shared.next(soon()).unwrap();
+    assert!(matches!(ev, Some(Event::Synced { .. })), "{ev:?}");
+    assert_eq!(shared.next(Some(Instant::now())).unwrap(), None);
 }
 
 /// The utime + stime ticks and the voluntary context switches of the
