@@ -9,7 +9,7 @@ import os
 import select
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pytest
 
@@ -136,19 +136,26 @@ def test_gil_is_released_while_waiting(firma_runtime_dir: str) -> None:
     assert during > 10_000, during
 
 
-def test_close_from_another_thread_while_waiting(firma_runtime_dir: str) -> None:
-    w = firma_stack.watch(firma_runtime_dir, probe_interval=60)
-    assert isinstance(w.next(BOUND), Synced)
+def waiting_until_closed(w: Watch) -> Tuple[threading.Thread, List[BaseException]]:
+    """A thread blocked in ``w.next(None)``, and the ``ValueError`` it ends
+    with once ``w`` is closed underneath it."""
     errors: List[BaseException] = []
 
     def blocked() -> None:
         try:
             w.next(None)
-        except ValueError as e:  # closed underneath
+        except ValueError as e:
             errors.append(e)
 
     t = threading.Thread(target=blocked)
     t.start()
+    return t, errors
+
+
+def test_close_from_another_thread_while_waiting(firma_runtime_dir: str) -> None:
+    w = firma_stack.watch(firma_runtime_dir, probe_interval=60)
+    assert isinstance(w.next(BOUND), Synced)
+    t, errors = waiting_until_closed(w)
     time.sleep(0.3)
     w.close()
     t.join(BOUND)
@@ -164,14 +171,7 @@ def test_a_next_keeps_its_timeout_while_another_thread_waits(firma_runtime_dir: 
     # it is no speed claim.
     w = firma_stack.watch(firma_runtime_dir, probe_interval=60)
     assert isinstance(w.next(BOUND), Synced)
-    closed: List[BaseException] = []
     took: List[float] = []
-
-    def blocked() -> None:
-        try:
-            w.next(None)
-        except ValueError as e:  # closed underneath
-            closed.append(e)
 
     def twenty_short_ones() -> None:
         start = time.monotonic()
@@ -179,8 +179,7 @@ def test_a_next_keeps_its_timeout_while_another_thread_waits(firma_runtime_dir: 
             assert w.next(0) is None
         took.append(time.monotonic() - start)
 
-    waiter = threading.Thread(target=blocked)
-    waiter.start()
+    waiter, closed = waiting_until_closed(w)
     time.sleep(0.3)
     short = threading.Thread(target=twenty_short_ones)
     short.start()
