@@ -205,9 +205,10 @@ impl Watcher {
 
     /// Stops watching and closes every descriptor; idempotent. Waits for
     /// the `next_event` calls running in other threads (at most one slice
-    /// of their wait, 0.2 s). In a `fork()` child it never waits: it closes the child's
-    /// copies of the descriptors if the lock is free, and otherwise leaves
-    /// them to the child's exit; the parent's watcher is untouched.
+    /// of their wait, 0.2 s). In a `fork()` child it never waits: it
+    /// closes the child's copies of the descriptors if the lock is free,
+    /// and otherwise leaves them to the child's exit; the parent's watcher
+    /// is untouched.
     fn close(&self, py: Python<'_>) {
         self.closed.store(true, Ordering::Release);
         let w = if self.owner.check().is_ok() {

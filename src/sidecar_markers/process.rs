@@ -1,9 +1,11 @@
 //! Is the sidecar's process alive, and is it still the process the marker
 //! was written for — as far as *this reader* can prove?
 //!
-//! [`liveness`] is the one function that decides, for every operation
-//! (`list`, `get`, `gc_stale`, `probe_entry`, `inspect`, `watch`, `stop`).
-//! Its rule: a sidecar is stopped only on proof that holds from the
+//! [`resolve_in`] decides what a marker's recorded fields prove, for every
+//! operation (`list`, `get`, `gc_stale`, `probe_entry`, `inspect`,
+//! `watch`, `stop`), through the one liveness function
+//! `assess::liveness`, which adds the proof of the marker's own socket.
+//! The rule: a sidecar is stopped only on proof that holds from the
 //! reader's point of view (docs/design.md, "Liveness"):
 //!
 //! - a recorded boot id that is a UUID and differs from this boot's proves
@@ -142,18 +144,13 @@ fn normalised_ticks(ticks: u64, offset_ns: i64, clk_tck: u64) -> i128 {
     ticks as i128 - offset_ticks
 }
 
-/// Decides whether the marker's pid is the live process it describes, from
-/// this reader's point of view. An `Err` is a failure of ours reading
-/// `/proc` (it makes the marker unverifiable, never stale).
-#[cfg_attr(not(test), allow(dead_code))] // the name the docs give the judgement
+/// What the recorded fields prove of the marker's pid, from this reader's
+/// point of view ([`resolve_in`] for one marker, its descriptors closed at
+/// once). For tests: every operation judges through `assess::liveness`,
+/// which adds the proof of the marker's own socket.
+#[cfg(test)]
 pub(crate) fn liveness(meta: &MetadataFile) -> Liveness {
-    liveness_in(meta, &mut sys::MarkerFds::default())
-}
-
-/// [`liveness`], leaving the descriptor of `/proc/<pid>/stat` to `fds`
-/// (a scan closes a marker's descriptors together).
-pub(crate) fn liveness_in(meta: &MetadataFile, fds: &mut sys::MarkerFds) -> Liveness {
-    resolve_in(meta, fds, &Foreign::now()).0
+    resolve_in(meta, &mut sys::MarkerFds::default(), &Foreign::now()).0
 }
 
 /// How a judgement finds pids recorded in another pid namespace: the map
@@ -209,8 +206,9 @@ pub(crate) fn is_later(l: Liveness) -> bool {
     matches!(l, Liveness::Unverifiable(why) if why == LATER)
 }
 
-/// [`liveness`] with `foreign`'s way of finding a pid of another pid
-/// namespace, and the pid that names the process *here*: the recorded
+/// Decides whether the marker's pid is the live process it describes, from
+/// this reader's point of view, finding a pid of another pid namespace
+/// `foreign`'s way, and the pid that names the process *here*: the recorded
 /// one, or, for a marker of another pid namespace, the reader's pid of the
 /// process there (`None` when there is none), what `stop` signals. Only
 /// the marker's recorded fields count here: `assess::liveness` adds the

@@ -377,7 +377,7 @@ fn the_stat_descriptor_a_judgement_keeps_is_close_on_exec() {
     let pid = child.id();
     let mut fds = sys::MarkerFds::default();
     assert_eq!(
-        liveness_in(&m, &mut fds),
+        resolve_in(&m, &mut fds, &Foreign::now()).0,
         Liveness::Alive(Identity::Verified)
     );
     let stat = std::path::PathBuf::from(format!("/proc/{pid}/stat"));
